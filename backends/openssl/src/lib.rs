@@ -1,0 +1,1 @@
+//! tlsresume over OpenSSL

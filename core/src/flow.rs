@@ -1,0 +1,413 @@
+//! The resumption decisions every backend makes the same way around its library's handshake:
+//! which bits a connection starts with, which cached session a client offers, and what a
+//! resumed session reports.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::backend::{
+    BackendKind, ClientParams, ClientSettings, OcspMode, ServerParams, ServerSettings, VerifyMode,
+};
+use crate::cache::{CacheEntry, CacheKey};
+use crate::info::{OcspStatus, ProtocolVersion, Verification};
+use crate::resumption::Resumption;
+use crate::store::StoreError;
+
+/// Why a client did not offer a cached session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NoOffer {
+    /// The stored entry was corrupt; it was removed.
+    CorruptEntry,
+    /// The stored entry had expired; it was removed.
+    Expired,
+    /// Nothing stored under this connection's cache key.
+    Missing,
+    /// The policy does not resume with this server.
+    NotAllowed,
+    /// OCSP is required and the stored session's status was not "verified" (hardened).
+    OcspRequired,
+    /// The store failed.
+    StoreFailed,
+    /// The stored session belongs to another backend.
+    OtherBackend,
+}
+
+impl NoOffer {
+    /// A short reason for logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::CorruptEntry => "stored session corrupt (removed)",
+            Self::Expired => "stored session expired (removed)",
+            Self::Missing => "no stored session",
+            Self::NotAllowed => "resumption not allowed with this host",
+            Self::OcspRequired => "OCSP required and stored session not OCSP-verified",
+            Self::StoreFailed => "session store failed",
+            Self::OtherBackend => "stored session belongs to another backend",
+        }
+    }
+}
+
+/// What a client decided before its handshake.
+#[derive(Clone, Debug)]
+pub struct ClientOffer {
+    /// The connection's cache key.
+    pub key: CacheKey,
+    /// Whether the policy resumes with this server (tickets asked for, sessions stored).
+    pub may_resume: bool,
+    /// The session to offer, if any.
+    pub entry: Option<CacheEntry>,
+    /// Why none is offered.
+    pub no_offer: Option<NoOffer>,
+    /// The client's bits so far: SUPPORTED, CLIENT_REQUESTED when allowed, CLIENT_SUGGESTED
+    /// when a session is offered.
+    pub bits: Resumption,
+}
+
+impl ClientSettings {
+    /// The cache key for a connection made by `backend` with these settings.
+    pub fn cache_key(&self, backend: BackendKind, params: &ClientParams) -> CacheKey {
+        let mut builder = CacheKey::builder(params.peer)
+            .options(format!(
+                "{backend};{}-{}",
+                self.versions.min.wire(),
+                self.versions.max.wire()
+            ))
+            .sni(params.server_name.clone())
+            .alpn(&self.alpn);
+        if let Some(lb) = &params.lb_name {
+            builder = builder.lb_name(lb.clone());
+        }
+        if let Some(dane) = &params.dane {
+            builder = builder.dane(dane.clone());
+        }
+        if let Some(local) = params.local {
+            builder = builder.local(local);
+        }
+        builder.build()
+    }
+
+    /// Looks up the session to offer.
+    ///
+    /// `library_filters_expiry` says whether this backend drops a session past store time +
+    /// lifetime hint by itself (OpenSSL as Exim drives it, rustls); GnuTLS does not, and only
+    /// the hardened policy filters for it. A corrupt or expired entry is removed; a store
+    /// failure is a miss, never an error that stops the connection.
+    pub fn offer(
+        &self,
+        backend: BackendKind,
+        params: &ClientParams,
+        library_filters_expiry: bool,
+    ) -> ClientOffer {
+        let key = self.cache_key(backend, params);
+        let mut offer = ClientOffer {
+            key,
+            may_resume: false,
+            entry: None,
+            no_offer: Some(NoOffer::NotAllowed),
+            bits: Resumption::SUPPORTED,
+        };
+        if !self.resumption.client_may_resume(
+            params.peer.ip(),
+            Some(&params.server_name),
+            params.peer.port(),
+        ) {
+            return offer;
+        }
+        offer.may_resume = true;
+        offer.bits |= Resumption::CLIENT_REQUESTED;
+        let entry = match self.store.get(&key) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => {
+                offer.no_offer = Some(NoOffer::Missing);
+                return offer;
+            }
+            Err(StoreError::Corrupt(_)) => {
+                let _ = self.store.remove(&key);
+                offer.no_offer = Some(NoOffer::CorruptEntry);
+                return offer;
+            }
+            Err(_) => {
+                offer.no_offer = Some(NoOffer::StoreFailed);
+                return offer;
+            }
+        };
+        let issues = self.resumption.known_issues();
+        let refusal = if entry.backend != backend {
+            Some(NoOffer::OtherBackend)
+        } else if (library_filters_expiry || issues.client_expiry_filter)
+            && entry.is_expired(self.clock.now())
+        {
+            let _ = self.store.remove(&key);
+            Some(NoOffer::Expired)
+        } else if self.ocsp == OcspMode::Require
+            && issues.avoid_resumption_when_ocsp_required
+            && entry.ocsp != OcspStatus::Verified
+        {
+            Some(NoOffer::OcspRequired)
+        } else {
+            None
+        };
+        if refusal.is_none() {
+            offer.bits |= Resumption::CLIENT_SUGGESTED;
+            offer.entry = Some(entry);
+        }
+        offer.no_offer = refusal;
+        offer
+    }
+
+    /// The verification a connection reports, from what the library saw on this handshake.
+    ///
+    /// On a resumed handshake under a policy that carries verification, the stored result is
+    /// reported instead; a session stored with verify-override never reports "verified".
+    pub fn reported_verification(
+        &self,
+        offer: &ClientOffer,
+        resumed: bool,
+        seen: Verification,
+    ) -> Verification {
+        match (&offer.entry, resumed) {
+            (Some(entry), true) if self.resumption.known_issues().carry_verification => {
+                carried_verification(entry)
+            }
+            _ => seen,
+        }
+    }
+
+    /// The OCSP status a connection reports, from what the library saw on this handshake.
+    pub fn reported_ocsp(
+        &self,
+        offer: &ClientOffer,
+        resumed: bool,
+        seen: OcspStatus,
+    ) -> OcspStatus {
+        match (&offer.entry, resumed) {
+            (Some(entry), true) if self.resumption.known_issues().carry_ocsp => entry.ocsp,
+            _ => seen,
+        }
+    }
+
+    /// Whether a connection with this outcome must fail: OCSP required and not verified.
+    pub fn ocsp_requirement_failed(&self, reported: OcspStatus) -> bool {
+        self.ocsp == OcspMode::Require && reported != OcspStatus::Verified
+    }
+
+    /// The OCSP status when no staple was seen.
+    pub fn ocsp_without_staple(&self) -> OcspStatus {
+        match self.ocsp {
+            OcspMode::Off => OcspStatus::NotRequested,
+            OcspMode::Request | OcspMode::Require => OcspStatus::NoResponse,
+        }
+    }
+
+    /// The cache entry to store for a session (or a new ticket) received on a connection.
+    ///
+    /// On a resumed connection the verification and OCSP status of the original handshake are
+    /// kept, so a chain of resumptions never upgrades what the first handshake established.
+    #[allow(clippy::too_many_arguments)]
+    pub fn entry_for(
+        &self,
+        backend: BackendKind,
+        offer: &ClientOffer,
+        resumed: bool,
+        verification: Verification,
+        ocsp: OcspStatus,
+        protocol: ProtocolVersion,
+        lifetime_hint: Duration,
+        session: Vec<u8>,
+    ) -> CacheEntry {
+        let (verification, verify_override, ocsp) = match (&offer.entry, resumed) {
+            (Some(entry), true) => (entry.verification, entry.verify_override, entry.ocsp),
+            _ => (
+                verification,
+                self.verify == VerifyMode::Try && verification != Verification::Verified,
+                ocsp,
+            ),
+        };
+        CacheEntry {
+            stored_at: self.clock.now(),
+            lifetime_hint,
+            verify_override,
+            verification,
+            ocsp,
+            backend,
+            protocol: protocol.wire(),
+            session,
+        }
+    }
+}
+
+fn carried_verification(entry: &CacheEntry) -> Verification {
+    if entry.verify_override && entry.verification == Verification::Verified {
+        Verification::Failed
+    } else {
+        entry.verification
+    }
+}
+
+/// What a server decided before its handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerStart {
+    /// Whether this client gets tickets (and may resume).
+    pub may_issue: bool,
+    /// The server's bits so far: SUPPORTED, and SERVER_TICKET when tickets are given.
+    pub bits: Resumption,
+}
+
+impl ServerSettings {
+    /// The starting decision for a connection from `params.peer`.
+    pub fn start(&self, params: &ServerParams) -> ServerStart {
+        let may_issue = self.resumption.server_may_issue(
+            params.peer.ip(),
+            params.peer_name.as_deref(),
+            params.local.port(),
+        );
+        let mut bits = Resumption::SUPPORTED;
+        if may_issue {
+            bits |= Resumption::SERVER_TICKET;
+        }
+        ServerStart { may_issue, bits }
+    }
+}
+
+/// A loopback address pair for tests and examples: `127.0.0.1:port`.
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{ManualClock, UnixTime};
+    use crate::store::{MemoryStore, SessionStore};
+    use std::sync::Arc;
+
+    fn settings(
+        policy: crate::ResumptionPolicy,
+    ) -> (ClientSettings, ManualClock, Arc<MemoryStore>) {
+        let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
+        let store = Arc::new(MemoryStore::new(10));
+        let mut s = ClientSettings::new(vec![]);
+        s.clock = Arc::new(clock.clone());
+        s.store = store.clone();
+        s.resumption = policy;
+        (s, clock, store)
+    }
+
+    fn params() -> ClientParams {
+        ClientParams {
+            peer: loopback(25),
+            local: None,
+            server_name: "mx.example".into(),
+            lb_name: Some("mx1".into()),
+            dane: None,
+        }
+    }
+
+    fn entry(s: &ClientSettings, backend: BackendKind) -> CacheEntry {
+        let offer = s.offer(backend, &params(), true);
+        s.entry_for(
+            backend,
+            &offer,
+            false,
+            Verification::Verified,
+            OcspStatus::NotRequested,
+            ProtocolVersion::Tls13,
+            Duration::from_secs(7200),
+            vec![1],
+        )
+    }
+
+    #[test]
+    fn offers_a_stored_session_with_requested_and_suggested_bits() {
+        let (s, _, store) = settings(crate::ResumptionPolicy::exim_compatible());
+        let offer = s.offer(BackendKind::Openssl, &params(), true);
+        assert_eq!(offer.bits.bits(), 0x03);
+        assert_eq!(offer.no_offer, Some(NoOffer::Missing));
+        store
+            .put(&offer.key, entry(&s, BackendKind::Openssl))
+            .expect("put");
+        let offer = s.offer(BackendKind::Openssl, &params(), true);
+        assert_eq!(offer.bits.bits(), 0x07);
+        assert!(offer.entry.is_some());
+        // Another backend's session is not offered.
+        let other = s.offer(BackendKind::Rustls, &params(), true);
+        assert!(other.entry.is_none());
+    }
+
+    #[test]
+    fn expiry_filter_depends_on_library_or_hardened_policy() {
+        let (s, clock, store) = settings(crate::ResumptionPolicy::exim_compatible());
+        let key = s.cache_key(BackendKind::Gnutls, &params());
+        store
+            .put(&key, entry(&s, BackendKind::Gnutls))
+            .expect("put");
+        clock.advance(Duration::from_secs(7201));
+        // GnuTLS under Exim: offered although expired.
+        assert!(s
+            .offer(BackendKind::Gnutls, &params(), false)
+            .entry
+            .is_some());
+        let (h, clock, store) = settings(crate::ResumptionPolicy::hardened());
+        store
+            .put(&key, entry(&h, BackendKind::Gnutls))
+            .expect("put");
+        clock.advance(Duration::from_secs(7201));
+        let offer = h.offer(BackendKind::Gnutls, &params(), false);
+        assert_eq!(offer.no_offer, Some(NoOffer::Expired));
+        assert!(store.is_empty());
+    }
+
+    #[test]
+    fn not_allowed_hosts_get_supported_only() {
+        let (s, _, _) = settings(
+            crate::ResumptionPolicy::exim_compatible().with_client_hosts(crate::HostList::none()),
+        );
+        let offer = s.offer(BackendKind::Openssl, &params(), true);
+        assert!(!offer.may_resume);
+        assert_eq!(offer.bits, Resumption::SUPPORTED);
+    }
+
+    #[test]
+    fn hardened_does_not_offer_when_ocsp_required_and_not_verified() {
+        let (mut s, _, store) = settings(crate::ResumptionPolicy::hardened());
+        s.ocsp = OcspMode::Require;
+        let key = s.cache_key(BackendKind::Openssl, &params());
+        store
+            .put(&key, entry(&s, BackendKind::Openssl))
+            .expect("put");
+        let offer = s.offer(BackendKind::Openssl, &params(), true);
+        assert_eq!(offer.no_offer, Some(NoOffer::OcspRequired));
+    }
+
+    #[test]
+    fn carried_verification_never_upgrades_an_override() {
+        let (mut s, _, store) = settings(crate::ResumptionPolicy::hardened());
+        s.verify = VerifyMode::Try;
+        let first = s.offer(BackendKind::Openssl, &params(), true);
+        let e = s.entry_for(
+            BackendKind::Openssl,
+            &first,
+            false,
+            Verification::Failed,
+            OcspStatus::NotRequested,
+            ProtocolVersion::Tls12,
+            Duration::from_secs(7200),
+            vec![],
+        );
+        assert!(e.verify_override);
+        store.put(&first.key, e).expect("put");
+        let offer = s.offer(BackendKind::Openssl, &params(), true);
+        assert_eq!(
+            s.reported_verification(&offer, true, Verification::NotChecked),
+            Verification::Failed
+        );
+        let exim = ClientSettings {
+            resumption: crate::ResumptionPolicy::exim_compatible(),
+            ..s.clone()
+        };
+        assert_eq!(
+            exim.reported_verification(&offer, true, Verification::NotChecked),
+            Verification::NotChecked
+        );
+    }
+}

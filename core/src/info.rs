@@ -1,0 +1,390 @@
+//! What a handshake produced: [`SessionInfo`] and its parts, the same for every backend.
+
+use core::fmt;
+use std::time::Duration;
+
+use crate::resumption::Resumption;
+
+/// The TLS version a connection negotiated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProtocolVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+    /// Anything else, by its wire code.
+    Other(u16),
+}
+
+impl ProtocolVersion {
+    /// The version from its wire code (`0x0303`, `0x0304`).
+    pub fn from_wire(code: u16) -> Self {
+        match code {
+            0x0303 => Self::Tls12,
+            0x0304 => Self::Tls13,
+            other => Self::Other(other),
+        }
+    }
+
+    /// The wire code.
+    pub fn wire(self) -> u16 {
+        match self {
+            Self::Tls12 => 0x0303,
+            Self::Tls13 => 0x0304,
+            Self::Other(code) => code,
+        }
+    }
+
+    /// The short form used in the CLI and JSON: `1.2`, `1.3`.
+    pub fn short(self) -> String {
+        match self {
+            Self::Tls12 => "1.2".into(),
+            Self::Tls13 => "1.3".into(),
+            Self::Other(code) => format!("{code:#06x}"),
+        }
+    }
+}
+
+impl fmt::Display for ProtocolVersion {
+    /// Exim's form: `TLS1.2`, `TLS1.3`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tls12 => f.write_str("TLS1.2"),
+            Self::Tls13 => f.write_str("TLS1.3"),
+            Self::Other(code) => write!(f, "TLS({code:#06x})"),
+        }
+    }
+}
+
+/// A negotiated cipher suite under its three names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CipherNames {
+    /// The library's own name (`ECDHE-RSA-AES256-GCM-SHA384` for OpenSSL, GnuTLS's session
+    /// description, rustls's suite name).
+    pub native: String,
+    /// The string Exim puts in `$tls_{in,out}_cipher` and the `X=` log element for this
+    /// library, e.g. `TLS1.3:TLS_AES_256_GCM_SHA384:256`. Differs between full and resumed
+    /// handshakes on GnuTLS (the known issue).
+    pub exim: String,
+    /// The IANA name (`TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`), stable on every backend.
+    pub iana: String,
+    /// The cipher's key size in bits.
+    pub bits: u32,
+}
+
+/// Exim's cipher string for OpenSSL and rustls: `<version>:<cipher name>:<bits>`.
+///
+/// ```
+/// use tlsresume_core::{exim_cipher_string, ProtocolVersion};
+/// assert_eq!(
+///     exim_cipher_string(ProtocolVersion::Tls12, "ECDHE-RSA-AES256-GCM-SHA384", 256),
+///     "TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256"
+/// );
+/// ```
+pub fn exim_cipher_string(version: ProtocolVersion, name: &str, bits: u32) -> String {
+    format!("{version}:{name}:{bits}")
+}
+
+/// Exim's cipher string for GnuTLS, built from `gnutls_session_get_desc` exactly as Exim does.
+///
+/// Skip the leading `(`; copy the version up to its `)`; append `:`; then for each following
+/// group skip two characters (the `-` and the group's `(`), copy up to the group's `)` turning
+/// each `-` into `_`, and append `__` when another `-` follows; finally `:` and the key size.
+/// The algorithm is applied literally, so an unusual description gives the same unusual string
+/// Exim would log.
+///
+/// ```
+/// use tlsresume_core::exim_cipher_from_gnutls_desc;
+/// assert_eq!(
+///     exim_cipher_from_gnutls_desc("(TLS1.2)-(ECDHE-SECP256R1)-(RSA-SHA256)-(AES-256-GCM)", 256),
+///     "TLS1.2:ECDHE_SECP256R1__RSA_SHA256__AES_256_GCM:256"
+/// );
+/// // A resumed TLS 1.2 session has no signature group.
+/// assert_eq!(
+///     exim_cipher_from_gnutls_desc("(TLS1.2)-(ECDHE-SECP256R1)-(AES-256-GCM)", 256),
+///     "TLS1.2:ECDHE_SECP256R1__AES_256_GCM:256"
+/// );
+/// ```
+pub fn exim_cipher_from_gnutls_desc(desc: &str, bits: u32) -> String {
+    let b = desc.as_bytes();
+    let mut out = Vec::with_capacity(b.len() + 8);
+    let mut i = usize::from(b.first() == Some(&b'('));
+    while i < b.len() && b[i] != b')' {
+        out.push(b[i]);
+        i += 1;
+    }
+    out.push(b':');
+    // Past the version's ')'.
+    i += 1;
+    while i < b.len() {
+        // The separator '-' and the group's '('.
+        i += 2;
+        while i < b.len() && b[i] != b')' {
+            out.push(if b[i] == b'-' { b'_' } else { b[i] });
+            i += 1;
+        }
+        // Past the group's ')'.
+        i += 1;
+        if i < b.len() && b[i] == b'-' {
+            out.extend_from_slice(b"__");
+        } else {
+            break;
+        }
+    }
+    let mut text = String::from_utf8_lossy(&out).into_owned();
+    text.push(':');
+    text.push_str(&bits.to_string());
+    text
+}
+
+/// The state of the peer certificate's verification, as this handshake saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verification {
+    /// The chain was checked and did not verify (the connection went on only because
+    /// verification was not required, like Exim's `tls_try_verify_hosts`).
+    Failed,
+    /// Not checked on this handshake: a resumed handshake does not see the certificate
+    /// verified again (the OpenSSL known issue), or verification was off.
+    NotChecked,
+    /// The chain verified against the trust anchors, and the name matched.
+    Verified,
+}
+
+impl Verification {
+    /// The JSON and CLI name: `verified`, `failed`, `not_checked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Failed => "failed",
+            Self::NotChecked => "not_checked",
+            Self::Verified => "verified",
+        }
+    }
+
+    /// Exim's `CV=` log value: `yes` only when verified.
+    pub fn exim_cv(self) -> &'static str {
+        if self == Self::Verified {
+            "yes"
+        } else {
+            "no"
+        }
+    }
+
+    /// The code stored in cache entries.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::NotChecked => 0,
+            Self::Verified => 1,
+            Self::Failed => 2,
+        }
+    }
+
+    /// The state for a stored code.
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Self::NotChecked),
+            1 => Some(Self::Verified),
+            2 => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Verification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// OCSP status with Exim's values (`$tls_{in,out}_ocsp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OcspStatus {
+    /// 0: no status was requested.
+    NotRequested,
+    /// 1: requested, no response came (always so on a resumed handshake: no staple is sent).
+    NoResponse,
+    /// 2: a response came but verification was not tried.
+    NotVerified,
+    /// 3: the response did not verify, or said the certificate is revoked.
+    Failed,
+    /// 4: the response verified and says the certificate is good.
+    Verified,
+}
+
+impl OcspStatus {
+    /// Exim's number, 0 to 4.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::NotRequested => 0,
+            Self::NoResponse => 1,
+            Self::NotVerified => 2,
+            Self::Failed => 3,
+            Self::Verified => 4,
+        }
+    }
+
+    /// The status for Exim's number.
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Self::NotRequested),
+            1 => Some(Self::NoResponse),
+            2 => Some(Self::NotVerified),
+            3 => Some(Self::Failed),
+            4 => Some(Self::Verified),
+            _ => None,
+        }
+    }
+
+    /// Exim's words for the value.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::NotRequested => "not requested",
+            Self::NoResponse => "no response",
+            Self::NotVerified => "verification not tried",
+            Self::Failed => "failed",
+            Self::Verified => "verified",
+        }
+    }
+}
+
+impl fmt::Display for OcspStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.code(), self.describe())
+    }
+}
+
+/// Which end of the connection a [`SessionInfo`] describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The client.
+    Client,
+    /// The server.
+    Server,
+}
+
+/// Everything tlsresume reports about a TLS connection, the same for every backend.
+///
+/// TLS 1.3 tickets arrive after the handshake, so the client's
+/// [`Resumption::SERVER_TICKET`] bit (and the store write) can appear only after the first
+/// read; ask the stream again after reading.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// This end.
+    pub side: Side,
+    /// The negotiated version.
+    pub protocol: ProtocolVersion,
+    /// The negotiated cipher suite.
+    pub cipher: CipherNames,
+    /// Exim's resumption bits for this connection.
+    pub resumption: Resumption,
+    /// Whether the session was resumed.
+    pub resumed: bool,
+    /// The peer certificate's verification (clients; servers that ask for client certificates).
+    pub verification: Verification,
+    /// OCSP status (client: of the staple received; server: whether one was stapled).
+    pub ocsp: OcspStatus,
+    /// The peer's certificate chain, leaf first, DER. Present on resumed handshakes too where
+    /// the library keeps it in the session.
+    pub peer_certificates: Vec<Vec<u8>>,
+    /// The server name the client sent.
+    pub sni: Option<String>,
+    /// The negotiated ALPN protocol.
+    pub alpn: Option<Vec<u8>>,
+    /// The ticket lifetime hint of the newest ticket (client) or the one issued (server).
+    pub ticket_lifetime: Option<Duration>,
+}
+
+impl SessionInfo {
+    /// Exim's `X=` log element: the Exim cipher string, with `*` when resumed.
+    pub fn exim_x(&self) -> String {
+        if self.resumed {
+            format!("{}*", self.cipher.exim)
+        } else {
+            self.cipher.exim.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gnutls_desc_transformation_matches_the_reference_examples() {
+        let cases = [
+            (
+                "(TLS1.3)-(ECDHE-SECP256R1)-(RSA-PSS-RSAE-SHA256)-(AES-256-GCM)",
+                "TLS1.3:ECDHE_SECP256R1__RSA_PSS_RSAE_SHA256__AES_256_GCM:256",
+            ),
+            (
+                "(TLS1.2)-(ECDHE-SECP256R1)-(RSA-SHA256)-(AES-256-GCM)",
+                "TLS1.2:ECDHE_SECP256R1__RSA_SHA256__AES_256_GCM:256",
+            ),
+            (
+                "(TLS1.2)-(ECDHE-SECP256R1)-(AES-256-GCM)",
+                "TLS1.2:ECDHE_SECP256R1__AES_256_GCM:256",
+            ),
+            (
+                "(TLS1.3)-(ECDHE-PSK-SECP256R1)-(AES-256-GCM)-(AEAD)",
+                "TLS1.3:ECDHE_PSK_SECP256R1__AES_256_GCM__AEAD:256",
+            ),
+        ];
+        for (desc, exim) in cases {
+            assert_eq!(exim_cipher_from_gnutls_desc(desc, 256), exim, "{desc}");
+        }
+    }
+
+    #[test]
+    fn gnutls_desc_transformation_is_literal_on_odd_input() {
+        assert_eq!(exim_cipher_from_gnutls_desc("", 0), "::0");
+        assert_eq!(exim_cipher_from_gnutls_desc("(TLS1.2)", 128), "TLS1.2::128");
+        // An empty group still gets its separator.
+        assert_eq!(
+            exim_cipher_from_gnutls_desc("(TLS1.2)-()-(AES)", 1),
+            "TLS1.2:__AES:1"
+        );
+        // Truncated input never panics.
+        assert_eq!(exim_cipher_from_gnutls_desc("(TLS1.2)-(A", 1), "TLS1.2:A:1");
+        assert_eq!(exim_cipher_from_gnutls_desc("(TLS1.2)-", 1), "TLS1.2::1");
+    }
+
+    #[test]
+    fn codes_roundtrip() {
+        for code in 0..=4 {
+            assert_eq!(OcspStatus::from_code(code).map(|s| s.code()), Some(code));
+        }
+        assert_eq!(OcspStatus::from_code(5), None);
+        for v in [
+            Verification::Failed,
+            Verification::NotChecked,
+            Verification::Verified,
+        ] {
+            assert_eq!(Verification::from_code(v.code()), Some(v));
+        }
+        assert_eq!(Verification::from_code(3), None);
+    }
+
+    #[test]
+    fn exim_x_marks_resumption() {
+        let mut info = SessionInfo {
+            side: Side::Server,
+            protocol: ProtocolVersion::Tls13,
+            cipher: CipherNames {
+                native: "TLS13_AES_256_GCM_SHA384".into(),
+                exim: "TLS1.3:TLS_AES_256_GCM_SHA384:256".into(),
+                iana: "TLS_AES_256_GCM_SHA384".into(),
+                bits: 256,
+            },
+            resumption: Resumption::all(),
+            resumed: true,
+            verification: Verification::NotChecked,
+            ocsp: OcspStatus::NotRequested,
+            peer_certificates: vec![],
+            sni: None,
+            alpn: None,
+            ticket_lifetime: None,
+        };
+        assert_eq!(info.exim_x(), "TLS1.3:TLS_AES_256_GCM_SHA384:256*");
+        info.resumed = false;
+        assert_eq!(info.exim_x(), "TLS1.3:TLS_AES_256_GCM_SHA384:256");
+    }
+}

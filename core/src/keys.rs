@@ -1,0 +1,313 @@
+//! Session-ticket encryption keys (STEKs): their material, and where it comes from.
+
+use core::fmt;
+use std::sync::Mutex;
+
+use ring::rand::{SecureRandom, SystemRandom};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::clock::UnixTime;
+
+/// The 16-byte name a ticket carries in clear so the server can find the key that sealed it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyName(pub [u8; 16]);
+
+impl KeyName {
+    /// The name's bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// A name from exactly 16 bytes; `None` for any other length.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        <[u8; 16]>::try_from(bytes).ok().map(Self)
+    }
+}
+
+impl fmt::Debug for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyName({self})")
+    }
+}
+
+impl fmt::Display for KeyName {
+    /// Hex: key names are public (they travel in every ticket), so printing them is safe.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The secret half of a ticket key: 32 bytes of cipher key and 32 bytes of MAC key.
+///
+/// OpenSSL's ticket callback takes the two as an AES-256-CBC key and an HMAC-SHA256 key;
+/// tlsresume's own sealing (rustls) uses the cipher key with AES-256-GCM. Zeroised on drop;
+/// `Debug` never shows the bytes.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct KeySecret {
+    cipher: [u8; 32],
+    mac: [u8; 32],
+}
+
+impl KeySecret {
+    /// Wraps 64 secret bytes: the first 32 are the cipher key, the last 32 the MAC key.
+    pub fn new(mut bytes: [u8; 64]) -> Self {
+        let mut secret = Self {
+            cipher: [0; 32],
+            mac: [0; 32],
+        };
+        secret.cipher.copy_from_slice(&bytes[..32]);
+        secret.mac.copy_from_slice(&bytes[32..]);
+        bytes.zeroize();
+        secret
+    }
+
+    /// The 32-byte cipher key.
+    pub fn cipher_key(&self) -> &[u8; 32] {
+        &self.cipher
+    }
+
+    /// The 32-byte MAC key.
+    pub fn mac_key(&self) -> &[u8; 32] {
+        &self.mac
+    }
+}
+
+impl fmt::Debug for KeySecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeySecret(<redacted>)")
+    }
+}
+
+/// A key as a [`KeySource`] hands it over: a name and its secret.
+#[derive(Clone, Debug)]
+pub struct KeyMaterial {
+    /// The public name tickets carry.
+    pub name: KeyName,
+    /// The secret.
+    pub secret: KeySecret,
+}
+
+/// The 64-byte master secret of the periodic (GnuTLS) schedule, from which each period's key
+/// is derived. GnuTLS takes it as its session-ticket master key. Zeroised on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct MasterSecret([u8; 64]);
+
+impl MasterSecret {
+    /// Wraps 64 secret bytes.
+    pub fn new(bytes: [u8; 64]) -> Self {
+        Self(bytes)
+    }
+
+    /// The secret bytes, for handing to a TLS library.
+    pub fn as_bytes(&self) -> &[u8; 64] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for MasterSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterSecret(<redacted>)")
+    }
+}
+
+/// A ticket key in a key ring, with the times that govern it.
+#[derive(Debug)]
+pub struct TicketKey {
+    name: KeyName,
+    secret: KeySecret,
+    created: UnixTime,
+    renew_at: Option<UnixTime>,
+    rotate_at: UnixTime,
+    expires_at: UnixTime,
+}
+
+impl TicketKey {
+    pub(crate) fn new(
+        material: KeyMaterial,
+        created: UnixTime,
+        renew_at: Option<UnixTime>,
+        rotate_at: UnixTime,
+        expires_at: UnixTime,
+    ) -> Self {
+        Self {
+            name: material.name,
+            secret: material.secret,
+            created,
+            renew_at,
+            rotate_at,
+            expires_at,
+        }
+    }
+
+    /// The key's public name.
+    pub fn name(&self) -> &KeyName {
+        &self.name
+    }
+
+    /// The key's secret.
+    pub fn secret(&self) -> &KeySecret {
+        &self.secret
+    }
+
+    /// When the key started encrypting tickets.
+    pub fn created(&self) -> UnixTime {
+        self.created
+    }
+
+    /// From when a ticket under this key is renewed on resumption (Exim's `renew`).
+    pub fn renew_at(&self) -> Option<UnixTime> {
+        self.renew_at
+    }
+
+    /// When a new key takes over encryption from this one.
+    pub fn rotate_at(&self) -> UnixTime {
+        self.rotate_at
+    }
+
+    /// From when this key no longer decrypts tickets (Exim's `expire`).
+    pub fn expires_at(&self) -> UnixTime {
+        self.expires_at
+    }
+}
+
+/// Why no key could be had.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key source failed (e.g. the random generator, or a shared store).
+    #[error("ticket key source failed: {0}")]
+    Source(String),
+}
+
+/// Where ticket keys come from.
+///
+/// The default, [`ProcessKeySource`], makes random keys in the process: tickets then resume
+/// only on this process. A fleet of servers behind one name shares keys through a source backed
+/// by a shared store, so that a client resumes on any node.
+pub trait KeySource: fmt::Debug + Send + Sync {
+    /// A new key for the rolling schedule, taking over at `created`.
+    ///
+    /// A shared source should give every caller asking for the same rotation slot the same key.
+    fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError>;
+
+    /// The master secret for the periodic schedule (and for GnuTLS's own key derivation).
+    /// Must be the same on every call.
+    fn master_secret(&self) -> Result<MasterSecret, KeyError>;
+}
+
+/// Random keys made in this process from the system's CSPRNG. Nothing is ever written out.
+pub struct ProcessKeySource {
+    rng: SystemRandom,
+    master: Mutex<Option<MasterSecret>>,
+}
+
+impl ProcessKeySource {
+    /// A source with no keys made yet.
+    pub fn new() -> Self {
+        Self {
+            rng: SystemRandom::new(),
+            master: Mutex::new(None),
+        }
+    }
+
+    fn random<const N: usize>(&self) -> Result<[u8; N], KeyError> {
+        let mut bytes = [0u8; N];
+        self.rng
+            .fill(&mut bytes)
+            .map_err(|_| KeyError::Source("the system random generator failed".into()))?;
+        Ok(bytes)
+    }
+}
+
+impl Default for ProcessKeySource {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for ProcessKeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProcessKeySource")
+    }
+}
+
+impl KeySource for ProcessKeySource {
+    fn new_key(&self, _created: UnixTime) -> Result<KeyMaterial, KeyError> {
+        let mut name = self.random::<16>()?;
+        // Exim's key names start with 'E'; keeping that makes tickets recognisable in captures.
+        name[0] = b'E';
+        let mut secret = self.random::<64>()?;
+        let material = KeyMaterial {
+            name: KeyName(name),
+            secret: KeySecret::new(secret),
+        };
+        secret.zeroize();
+        Ok(material)
+    }
+
+    fn master_secret(&self) -> Result<MasterSecret, KeyError> {
+        let mut guard = self
+            .master
+            .lock()
+            .map_err(|_| KeyError::Source("master secret lock poisoned".into()))?;
+        if let Some(master) = guard.as_ref() {
+            return Ok(master.clone());
+        }
+        let mut bytes = self.random::<64>()?;
+        let master = MasterSecret::new(bytes);
+        bytes.zeroize();
+        *guard = Some(master.clone());
+        Ok(master)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_secret_bytes() {
+        let secret = KeySecret::new([0xAB; 64]);
+        let text = format!("{secret:?}");
+        assert!(
+            !text.contains("171") && !text.to_lowercase().contains("ab"),
+            "{text}"
+        );
+        let master = MasterSecret::new([0xCD; 64]);
+        let text = format!("{master:?}");
+        assert!(
+            !text.contains("205") && !text.to_lowercase().contains("cd,"),
+            "{text}"
+        );
+        let source = ProcessKeySource::new();
+        let material = source.new_key(UnixTime::EPOCH).expect("key");
+        let text = format!("{material:?}");
+        assert!(text.contains("redacted"), "{text}");
+    }
+
+    #[test]
+    fn process_source_makes_distinct_keys_and_one_master() {
+        let source = ProcessKeySource::new();
+        let a = source.new_key(UnixTime::EPOCH).expect("key");
+        let b = source.new_key(UnixTime::EPOCH).expect("key");
+        assert_ne!(a.name, b.name);
+        assert_ne!(a.secret.cipher_key(), b.secret.cipher_key());
+        assert_eq!(a.name.0[0], b'E');
+        let m1 = source.master_secret().expect("master");
+        let m2 = source.master_secret().expect("master");
+        assert_eq!(m1.as_bytes(), m2.as_bytes());
+    }
+
+    #[test]
+    fn secret_halves() {
+        let mut bytes = [0u8; 64];
+        bytes[..32].fill(1);
+        bytes[32..].fill(2);
+        let secret = KeySecret::new(bytes);
+        assert_eq!(secret.cipher_key(), &[1; 32]);
+        assert_eq!(secret.mac_key(), &[2; 32]);
+    }
+}

@@ -1,0 +1,550 @@
+//! The ticket lifecycle: which key seals a new ticket, and what becomes of a presented one.
+
+use core::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ring::hmac;
+
+use crate::clock::UnixTime;
+use crate::keys::{KeyError, KeyMaterial, KeyName, KeySecret, KeySource, TicketKey};
+use crate::ticket_policy::{KeySchedule, TicketPolicy};
+
+/// What to do with a ticket a client presented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Decision {
+    /// Refuse it: the handshake falls back to a full one.
+    Reject(RejectReason),
+    /// Resume the session.
+    Resume,
+    /// Resume the session and issue a fresh ticket (OpenSSL's callback return value 2).
+    ResumeAndRenew,
+}
+
+impl Decision {
+    /// Whether the session is resumed.
+    pub fn resumes(self) -> bool {
+        !matches!(self, Decision::Reject(_))
+    }
+}
+
+/// Why a presented ticket was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// The ticket's key is known but too old to decrypt tickets.
+    KeyExpired,
+    /// The ticket is older than the ticket lifetime.
+    TicketExpired,
+    /// No key with the ticket's name (another server's, or garbage).
+    UnknownKey,
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RejectReason::KeyExpired => "ticket key expired",
+            RejectReason::TicketExpired => "ticket expired",
+            RejectReason::UnknownKey => "unknown ticket key",
+        })
+    }
+}
+
+/// The decisions of the ticket lifecycle, made the same way for every backend.
+///
+/// Backends whose library asks for a key by name first and shows the ticket's contents later
+/// (OpenSSL) call [`find_key`](Self::find_key) and then [`check_age`](Self::check_age);
+/// backends that see the whole ticket at once call [`decide`](Self::decide).
+///
+/// The `key_name` and `issued` arguments come from a client: treat them as hostile. Nothing
+/// here panics on any input.
+pub trait TicketLifecycle: fmt::Debug + Send + Sync {
+    /// The policy the decisions follow.
+    fn policy(&self) -> &TicketPolicy;
+
+    /// The key that seals a ticket issued at `now` (rotating keys first if due).
+    fn encrypting_key(&self, now: UnixTime) -> Result<Arc<TicketKey>, KeyError>;
+
+    /// The key named `key_name`, if it still decrypts tickets at `now`, and whether a ticket
+    /// under it is to be renewed.
+    fn find_key(
+        &self,
+        key_name: &KeyName,
+        now: UnixTime,
+    ) -> Result<(Arc<TicketKey>, bool), RejectReason>;
+
+    /// Whether a ticket issued at `issued` is still within the ticket lifetime at `now`.
+    fn check_age(&self, issued: UnixTime, now: UnixTime) -> Result<(), RejectReason> {
+        if now.saturating_since(issued) >= self.policy().lifetime() {
+            Err(RejectReason::TicketExpired)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The whole decision for a ticket sealed under `key_name` at `issued`, presented at `now`.
+    fn decide(&self, key_name: &KeyName, issued: UnixTime, now: UnixTime) -> Decision {
+        match self.find_key(key_name, now) {
+            Err(reason) => Decision::Reject(reason),
+            Ok((_, renew)) => match self.check_age(issued, now) {
+                Err(reason) => Decision::Reject(reason),
+                Ok(()) if renew => Decision::ResumeAndRenew,
+                Ok(()) => Decision::Resume,
+            },
+        }
+    }
+}
+
+/// A ring of ticket keys following a [`TicketPolicy`]: the standard [`TicketLifecycle`].
+///
+/// Keys rotate lazily: the first call at or after a rotation time makes the next key. Lookups
+/// take a read lock only; the write lock is taken once per rotation. When the key source fails
+/// at a rotation, the ring keeps sealing with the key it has (tickets then live a little past
+/// the rotation) and tries again on the next call, as rustls's `TicketRotator` does.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use tlsresume_core::{Decision, KeyRing, ProcessKeySource, TicketLifecycle, TicketPolicy, UnixTime};
+///
+/// let ring = KeyRing::new(TicketPolicy::OPENSSL, Arc::new(ProcessKeySource::new()));
+/// let t0 = UnixTime::from_secs(1_700_000_000);
+/// let key = ring.encrypting_key(t0)?;
+/// let name = *key.name();
+/// let at = |mins: u64| t0 + Duration::from_secs(mins * 60);
+/// assert_eq!(ring.decide(&name, t0, at(10)), Decision::Resume);
+/// assert_eq!(ring.decide(&name, t0, at(61)), Decision::ResumeAndRenew);
+/// assert!(!ring.decide(&name, t0, at(121)).resumes());
+/// # Ok::<(), tlsresume_core::KeyError>(())
+/// ```
+pub struct KeyRing {
+    policy: TicketPolicy,
+    source: Arc<dyn KeySource>,
+    state: RwLock<Ring>,
+}
+
+#[derive(Default)]
+struct Ring {
+    /// Rolling: newest first. Periodic: the current period's key, then earlier periods'.
+    keys: Vec<Arc<TicketKey>>,
+    /// Periodic: the period `keys[0]` belongs to.
+    period: Option<u64>,
+}
+
+impl KeyRing {
+    /// An empty ring; the first key is made on first use.
+    pub fn new(policy: TicketPolicy, source: Arc<dyn KeySource>) -> Self {
+        Self {
+            policy,
+            source,
+            state: RwLock::new(Ring::default()),
+        }
+    }
+
+    /// The names of the keys that decrypt tickets at `now`, current first (for diagnostics and
+    /// timelines).
+    pub fn key_names(&self, now: UnixTime) -> Vec<KeyName> {
+        // A failed maintenance leaves the ring as it was; list what is there.
+        let _ = self.maintain(now);
+        self.read()
+            .keys
+            .iter()
+            .filter(|k| k.expires_at() > now)
+            .map(|k| *k.name())
+            .collect()
+    }
+
+    /// The rotation period number of the periodic schedule at `now`: `floor(now / rotation)`.
+    pub fn period_at(&self, now: UnixTime) -> u64 {
+        let rotation = self.policy.rotation().as_secs().max(1);
+        now.as_secs() / rotation
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Ring> {
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Ring> {
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn due(&self, ring: &Ring, now: UnixTime) -> bool {
+        match self.policy.schedule() {
+            KeySchedule::Rolling => ring.keys.first().is_none_or(|k| now >= k.rotate_at()),
+            KeySchedule::Periodic => ring.period != Some(self.period_at(now)),
+        }
+    }
+
+    /// Rotates if due. Errors only when there is no usable key at all.
+    fn maintain(&self, now: UnixTime) -> Result<(), KeyError> {
+        if !self.due(&self.read(), now) {
+            return Ok(());
+        }
+        let mut ring = self.write();
+        if !self.due(&ring, now) {
+            return Ok(());
+        }
+        match self.policy.schedule() {
+            KeySchedule::Rolling => self.rotate_rolling(&mut ring, now),
+            KeySchedule::Periodic => self.derive_periodic(&mut ring, now),
+        }
+    }
+
+    fn rotate_rolling(&self, ring: &mut Ring, now: UnixTime) -> Result<(), KeyError> {
+        match self.source.new_key(now) {
+            Ok(material) => {
+                let key = TicketKey::new(
+                    material,
+                    now,
+                    self.policy.renew_after().map(|r| now + r),
+                    now + self.policy.rotation(),
+                    now + self.policy.key_lifetime(),
+                );
+                ring.keys.insert(0, Arc::new(key));
+                let keep = usize::try_from(self.policy.previous_keys())
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(1);
+                ring.keys.truncate(keep);
+                ring.keys.retain(|k| k.expires_at() > now);
+                Ok(())
+            }
+            // Keep sealing with the key we have while it still decrypts.
+            Err(e) => match ring.keys.first() {
+                Some(current) if current.expires_at() > now => Ok(()),
+                _ => Err(e),
+            },
+        }
+    }
+
+    fn derive_periodic(&self, ring: &mut Ring, now: UnixTime) -> Result<(), KeyError> {
+        let master = self.source.master_secret()?;
+        let mac_key = hmac::Key::new(hmac::HMAC_SHA256, master.as_bytes());
+        let period = self.period_at(now);
+        let rotation = self.policy.rotation();
+        let kept = u64::from(self.policy.previous_keys());
+        ring.keys = (0..=kept)
+            .filter_map(|back| period.checked_sub(back))
+            .map(|p| Arc::new(periodic_key(&mac_key, p, rotation, kept)))
+            .collect();
+        ring.period = Some(period);
+        Ok(())
+    }
+}
+
+/// Derives period `p`'s key: HMAC-SHA256(master, label ‖ p) for each part.
+fn periodic_key(master: &hmac::Key, p: u64, rotation: Duration, kept: u64) -> TicketKey {
+    let part = |label: &[u8]| {
+        let mut ctx = hmac::Context::with_key(master);
+        ctx.update(label);
+        ctx.update(&p.to_be_bytes());
+        ctx.sign()
+    };
+    let name_tag = part(b"tlsresume stek name");
+    let cipher_tag = part(b"tlsresume stek cipher");
+    let mac_tag = part(b"tlsresume stek mac");
+    let mut name = [0u8; 16];
+    name.copy_from_slice(&name_tag.as_ref()[..16]);
+    let mut secret = [0u8; 64];
+    secret[..32].copy_from_slice(&cipher_tag.as_ref()[..32]);
+    secret[32..].copy_from_slice(&mac_tag.as_ref()[..32]);
+    let start = UnixTime::from_secs(p.saturating_mul(rotation.as_secs()));
+    TicketKey::new(
+        KeyMaterial {
+            name: KeyName(name),
+            secret: KeySecret::new(secret),
+        },
+        start,
+        None,
+        start + rotation,
+        start + rotation.saturating_mul(u32::try_from(kept.saturating_add(1)).unwrap_or(u32::MAX)),
+    )
+}
+
+impl TicketLifecycle for KeyRing {
+    fn policy(&self) -> &TicketPolicy {
+        &self.policy
+    }
+
+    fn encrypting_key(&self, now: UnixTime) -> Result<Arc<TicketKey>, KeyError> {
+        self.maintain(now)?;
+        self.read()
+            .keys
+            .first()
+            .cloned()
+            .ok_or_else(|| KeyError::Source("no ticket key available".into()))
+    }
+
+    fn find_key(
+        &self,
+        key_name: &KeyName,
+        now: UnixTime,
+    ) -> Result<(Arc<TicketKey>, bool), RejectReason> {
+        // With no key at all nothing decrypts; the name is then unknown.
+        let _ = self.maintain(now);
+        let ring = self.read();
+        let key = ring
+            .keys
+            .iter()
+            .find(|k| k.name() == key_name)
+            .ok_or(RejectReason::UnknownKey)?;
+        if now >= key.expires_at() {
+            return Err(RejectReason::KeyExpired);
+        }
+        let renew = key.renew_at().is_some_and(|at| now >= at);
+        Ok((Arc::clone(key), renew))
+    }
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ring = self.read();
+        f.debug_struct("KeyRing")
+            .field("policy", &self.policy)
+            .field(
+                "keys",
+                &ring.keys.iter().map(|k| *k.name()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{MasterSecret, ProcessKeySource};
+    use proptest::prelude::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const T0: u64 = 1_700_000_000;
+    const MIN: u64 = 60;
+    const HOUR: u64 = 3600;
+
+    fn at(secs: u64) -> UnixTime {
+        UnixTime::from_secs(T0 + secs)
+    }
+
+    fn openssl_ring() -> KeyRing {
+        KeyRing::new(TicketPolicy::OPENSSL, Arc::new(ProcessKeySource::new()))
+    }
+
+    #[test]
+    fn openssl_exim_scenario_times() {
+        let ring = openssl_ring();
+        let k1 = *ring.encrypting_key(at(0)).expect("key").name();
+        assert_eq!(ring.decide(&k1, at(0), at(10 * MIN)), Decision::Resume);
+        // 61 min: rotation happened; k1 is previous, past its renew time.
+        assert_eq!(
+            ring.decide(&k1, at(0), at(61 * MIN)),
+            Decision::ResumeAndRenew
+        );
+        let k2 = *ring.encrypting_key(at(61 * MIN)).expect("key").name();
+        assert_ne!(k1, k2);
+        assert_eq!(
+            ring.decide(&k2, at(61 * MIN), at(62 * MIN)),
+            Decision::Resume
+        );
+        // k1 expired at 2 h.
+        // 2 h 1 min: k1 has left the ring (two rotations since it was made).
+        assert_eq!(
+            ring.decide(&k1, at(0), at(2 * HOUR + MIN)),
+            Decision::Reject(RejectReason::UnknownKey)
+        );
+        // A ring that saw no traffic in between still refuses: the key expired.
+        let quiet = openssl_ring();
+        let q1 = *quiet.encrypting_key(at(0)).expect("key").name();
+        assert_eq!(
+            quiet.find_key(&q1, at(2 * HOUR)).map(|_| ()),
+            Err(RejectReason::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn previous_key_decrypts_after_one_rotation_not_after_two() {
+        let ring = openssl_ring();
+        let k1 = *ring.encrypting_key(at(0)).expect("key").name();
+        let _k2 = ring.encrypting_key(at(HOUR)).expect("key");
+        assert!(ring.find_key(&k1, at(HOUR + 30 * MIN)).is_ok());
+        let _k3 = ring.encrypting_key(at(2 * HOUR)).expect("key");
+        assert_eq!(
+            ring.find_key(&k1, at(2 * HOUR)).map(|_| ()),
+            Err(RejectReason::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_rejected() {
+        let ring = openssl_ring();
+        let _ = ring.encrypting_key(at(0));
+        assert_eq!(
+            ring.decide(&KeyName([7; 16]), at(0), at(1)),
+            Decision::Reject(RejectReason::UnknownKey)
+        );
+    }
+
+    #[derive(Debug)]
+    struct FlakySource {
+        inner: ProcessKeySource,
+        fail: AtomicBool,
+    }
+
+    impl KeySource for FlakySource {
+        fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError> {
+            if self.fail.load(Ordering::SeqCst) {
+                Err(KeyError::Source("down".into()))
+            } else {
+                self.inner.new_key(created)
+            }
+        }
+        fn master_secret(&self) -> Result<MasterSecret, KeyError> {
+            self.inner.master_secret()
+        }
+    }
+
+    #[test]
+    fn ring_remains_usable_over_temporary_key_source_failure() {
+        let source = Arc::new(FlakySource {
+            inner: ProcessKeySource::new(),
+            fail: AtomicBool::new(false),
+        });
+        let ring = KeyRing::new(TicketPolicy::OPENSSL, source.clone());
+        let k1 = *ring.encrypting_key(at(0)).expect("key").name();
+        source.fail.store(true, Ordering::SeqCst);
+        // Rotation due, source down: keep sealing with k1 while it decrypts.
+        assert_eq!(*ring.encrypting_key(at(HOUR + 1)).expect("key").name(), k1);
+        // Past k1's expiry there is nothing left to seal with.
+        assert!(ring.encrypting_key(at(2 * HOUR)).is_err());
+        source.fail.store(false, Ordering::SeqCst);
+        assert_ne!(*ring.encrypting_key(at(2 * HOUR)).expect("key").name(), k1);
+    }
+
+    #[test]
+    fn periodic_keys_are_deterministic_from_the_master_secret() {
+        #[derive(Debug)]
+        struct Fixed;
+        impl KeySource for Fixed {
+            fn new_key(&self, _: UnixTime) -> Result<KeyMaterial, KeyError> {
+                Err(KeyError::Source("periodic only".into()))
+            }
+            fn master_secret(&self) -> Result<MasterSecret, KeyError> {
+                Ok(MasterSecret::new([9; 64]))
+            }
+        }
+        let a = KeyRing::new(TicketPolicy::GNUTLS, Arc::new(Fixed));
+        let b = KeyRing::new(TicketPolicy::GNUTLS, Arc::new(Fixed));
+        let now = at(0);
+        assert_eq!(a.key_names(now), b.key_names(now));
+        assert_eq!(a.key_names(now).len(), 2);
+        let ka = a.encrypting_key(now).expect("key");
+        let kb = b.encrypting_key(now).expect("key");
+        assert_eq!(ka.secret().cipher_key(), kb.secret().cipher_key());
+    }
+
+    #[test]
+    fn periodic_schedule_accepts_current_and_previous_period_only() {
+        let ring = KeyRing::new(TicketPolicy::GNUTLS, Arc::new(ProcessKeySource::new()));
+        let six = 6 * HOUR;
+        // Start exactly at a period boundary.
+        let start = UnixTime::from_secs((T0 / six + 1) * six);
+        let key = *ring.encrypting_key(start).expect("key").name();
+        let later = |s: u64| start + Duration::from_secs(s);
+        // Within the lifetime, same period.
+        assert_eq!(ring.decide(&key, start, later(HOUR)), Decision::Resume);
+        // Next period: key is previous, still accepted, but the ticket is now too old.
+        assert_eq!(ring.find_key(&key, later(six)).map(|(_, r)| r), Ok(false));
+        assert_eq!(
+            ring.decide(&key, start, later(six)),
+            Decision::Reject(RejectReason::TicketExpired)
+        );
+        // A ticket issued late in the period, presented early in the next: accepted.
+        let late = later(six - 10 * MIN);
+        assert_eq!(
+            ring.decide(&key, late, later(six + 10 * MIN)),
+            Decision::Resume
+        );
+        // Two periods on: the key is gone.
+        assert_eq!(
+            ring.find_key(&key, later(2 * six)).map(|_| ()),
+            Err(RejectReason::UnknownKey)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn no_ticket_is_accepted_past_its_lifetime(
+            issue_offset in 0u64..(20 * HOUR),
+            age in 0u64..(10 * HOUR),
+            periodic in any::<bool>(),
+        ) {
+            let policy = if periodic { TicketPolicy::GNUTLS } else { TicketPolicy::OPENSSL };
+            let ring = KeyRing::new(policy, Arc::new(ProcessKeySource::new()));
+            let issued = at(issue_offset);
+            let key = *ring.encrypting_key(issued).expect("key").name();
+            let decision = ring.decide(&key, issued, issued + Duration::from_secs(age));
+            if age >= policy.lifetime().as_secs() {
+                prop_assert!(!decision.resumes(), "{:?} at age {}", decision, age);
+            }
+        }
+
+        #[test]
+        fn openssl_accepts_while_current_or_previous_and_renews_exactly_after_renew_time(
+            steps in proptest::collection::vec(1u64..(90 * MIN), 1..8),
+        ) {
+            let ring = openssl_ring();
+            let issued = at(0);
+            let key = ring.encrypting_key(issued).expect("key");
+            let name = *key.name();
+            let created = key.created();
+            let mut now_secs = 0;
+            for step in steps {
+                now_secs += step;
+                let now = at(now_secs);
+                // Keep the ring busy as a server would: every step seals a ticket.
+                let current = ring.encrypting_key(now).expect("key");
+                let key_age = now.saturating_since(created);
+                let decision = ring.decide(&name, issued, now);
+                let held = ring.key_names(now).contains(&name);
+                if key_age >= Duration::from_secs(2 * HOUR) {
+                    prop_assert!(!decision.resumes());
+                } else if held {
+                    prop_assert!(decision.resumes());
+                    let renew_due = key_age >= Duration::from_secs(HOUR);
+                    prop_assert_eq!(decision == Decision::ResumeAndRenew, renew_due);
+                    // Held means current or the one previous key.
+                    let names = ring.key_names(now);
+                    prop_assert!(names.len() <= 2);
+                    prop_assert!(names[0] == *current.name());
+                }
+            }
+        }
+
+        #[test]
+        fn gnutls_accepts_keys_by_period_arithmetic(
+            issue_offset in 0u64..(48 * HOUR),
+            later_by in 0u64..(24 * HOUR),
+        ) {
+            let ring = KeyRing::new(TicketPolicy::GNUTLS, Arc::new(ProcessKeySource::new()));
+            let issued = at(issue_offset);
+            let key = *ring.encrypting_key(issued).expect("key").name();
+            let now = issued + Duration::from_secs(later_by);
+            let issued_period = ring.period_at(issued);
+            let now_period = ring.period_at(now);
+            let found = ring.find_key(&key, now).is_ok();
+            prop_assert_eq!(found, now_period - issued_period <= 1);
+            prop_assert_eq!(
+                ring.decide(&key, issued, now).resumes(),
+                found && later_by < 2 * HOUR
+            );
+            prop_assert_ne!(ring.decide(&key, issued, now), Decision::ResumeAndRenew);
+        }
+
+        #[test]
+        fn hostile_key_names_never_panic(name in any::<[u8; 16]>(), issued in any::<u64>(), now in any::<u64>()) {
+            let ring = openssl_ring();
+            let now = UnixTime::from_micros(now);
+            let _ = ring.decide(&KeyName(name), UnixTime::from_micros(issued), now);
+        }
+    }
+}

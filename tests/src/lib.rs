@@ -1,0 +1,1 @@
+//! The tlsresume scenario engine.
