@@ -1,1 +1,78 @@
-//! tlsresume over rustls (ring provider)
+//! # tlsresume-rustls
+//!
+//! tlsresume over [rustls] with the ring provider: the ticket lifecycle of
+//! `tlsresume-core` (rotation, overlap, lifetime, renewal on a `Clock`), Exim's resumption
+//! bits, and the client session cache, in pure Rust.
+//!
+//! ```no_run
+//! use std::net::TcpStream;
+//! use std::sync::Arc;
+//! use tlsresume_core::*;
+//! use tlsresume_rustls::Client;
+//!
+//! let roots = certificates_from_pem_file("ca.pem".as_ref())?;
+//! let client = Client::new(ClientSettings::new(roots))?;
+//! let params = ClientParams {
+//!     peer: "192.0.2.10:465".parse().unwrap(),
+//!     local: None,
+//!     server_name: "mx.example.net".into(),
+//!     lb_name: None,
+//!     dane: None,
+//! };
+//! for _ in 0..2 {
+//!     let tcp = TcpStream::connect(params.peer)?;
+//!     let mut tls = client.connect(Box::new(tcp), &params)?;
+//!     // ... SMTP over `tls` ...
+//!     println!("{}", tls.info().resumption); // the second prints "0x17 (session resumed)"
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Where the resumption bits come from
+//!
+//! | bit | server | client |
+//! |---|---|---|
+//! | `SUPPORTED` | always | always |
+//! | `CLIENT_REQUESTED` | the ticketer sealed a ticket for this connection | the policy allows resumption with this server (tickets asked for, sessions stored) |
+//! | `CLIENT_SUGGESTED` | the ticketer was asked to open a presented ticket | a session held by this process was handed to rustls |
+//! | `SERVER_TICKET` | the policy gives this client tickets (set up front, as Exim does) | a session received from the server was stored |
+//! | `USED` | `handshake_kind() == Resumed` | `handshake_kind() == Resumed` |
+//!
+//! ## How rustls differs from the C libraries
+//!
+//! - **Renewal.** TLS 1.2: rustls re-issues a ticket on every resumption where the client sent
+//!   the ticket extension; tlsresume declines (an empty NewSessionTicket, which clients read as
+//!   "keep your ticket") unless the lifecycle says `ResumeAndRenew`, so renewal happens exactly
+//!   when the OpenSSL flavour's does. TLS 1.3: a new ticket follows every handshake, resumed or
+//!   not (as in OpenSSL), so a resumption always shows `CLIENT_REQUESTED` on the server.
+//! - **Client sessions live in this process.** rustls 0.23 cannot serialise client sessions
+//!   (rustls issue #2287): the session store holds the core entry with a handle to the rustls
+//!   value kept by the [`Client`]. Another process (or a new `Client`) sharing the store makes
+//!   a full handshake. TLS 1.3 tickets are single-use in rustls: each resumption uses the ticket
+//!   up and stores the new one the server sends.
+//! - **Verification on resumption.** rustls does not verify the certificate again on a resumed
+//!   handshake; under `exim_compatible()` the client reports "not checked", under `hardened()`
+//!   the stored result.
+//! - **OCSP.** rustls passes the staple to the verifier without checking it; a staple is
+//!   reported as received, verification not tried (2).
+//! - **Not-allowed clients** still receive TLS 1.3 tickets (rustls always offers PSK modes, as
+//!   GnuTLS always requests tickets); they are not stored and no bit is set.
+
+#![deny(missing_docs)]
+
+mod client;
+mod config;
+mod error;
+mod info;
+mod ocsp;
+mod server;
+mod stream;
+mod tickets;
+mod verify;
+
+pub use client::Client;
+pub use server::Server;
+pub use stream::Stream;
+
+/// This backend.
+pub const BACKEND: tlsresume_core::BackendKind = tlsresume_core::BackendKind::Rustls;

@@ -1,0 +1,355 @@
+//! The client: `Client` and the bridge between rustls's session store and the core cache.
+//!
+//! rustls 0.23 cannot serialise client sessions (rustls issue #2287), so the rustls session
+//! values stay in this process, in a table owned by the `Client`; the core `SessionStore`
+//! holds the entry (store time, lifetime hint, verification, OCSP status) with a handle to the
+//! in-process value as its session bytes. Another process reading the same store finds the
+//! entry but not the value, and makes a full handshake. rustls 0.24 serialises sessions; with
+//! it the value itself can go into the entry and resumption works across processes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::client::{
+    ClientSessionStore, Resumption as RustlsResumption, Tls12ClientSessionValue,
+    Tls13ClientSessionValue, WebPkiServerVerifier,
+};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, NamedGroup, RootCertStore, StreamOwned};
+use tlsresume_core::{
+    BackendKind, CacheKey, ClientContext, ClientOffer, ClientParams, ClientSettings, Error,
+    NoOffer, OcspMode, ProtocolVersion, Resumption, TlsStream, Transport, Verification,
+};
+
+use crate::config::{provider, versions, ClockTime};
+use crate::error::{handshake, tls};
+use crate::stream::{ClientState, Stream};
+use crate::verify::{RecordScope, RecordingVerifier, VerifyRecord};
+
+const HANDLE_PREFIX: &[u8] = b"rustls-in-process:";
+/// Lifetime hint used when rustls's session value does not show one.
+const FALLBACK_LIFETIME: Duration = Duration::from_secs(7200);
+
+/// A rustls client that offers cached sessions as the settings' policy says.
+#[derive(Debug)]
+pub struct Client {
+    settings: ClientSettings,
+    base: Arc<ClientConfig>,
+    sessions: Arc<Mutex<InProcess>>,
+}
+
+/// rustls session values held in this process.
+#[derive(Debug, Default)]
+struct InProcess {
+    next: u64,
+    slots: HashMap<u64, Slot>,
+    by_key: HashMap<CacheKey, u64>,
+    kx_hints: HashMap<String, NamedGroup>,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Tls12(Tls12ClientSessionValue),
+    /// TLS 1.3 tickets are single-use in rustls: taking one empties the slot.
+    Tls13(Option<Tls13ClientSessionValue>),
+}
+
+impl InProcess {
+    fn insert(&mut self, key: CacheKey, slot: Slot) -> u64 {
+        self.next += 1;
+        let handle = self.next;
+        if let Some(old) = self.by_key.insert(key, handle) {
+            self.slots.remove(&old);
+        }
+        self.slots.insert(handle, slot);
+        handle
+    }
+
+    fn usable(&self, handle: u64) -> bool {
+        matches!(
+            self.slots.get(&handle),
+            Some(Slot::Tls12(_)) | Some(Slot::Tls13(Some(_)))
+        )
+    }
+}
+
+fn encode_handle(handle: u64) -> Vec<u8> {
+    let mut out = HANDLE_PREFIX.to_vec();
+    out.extend_from_slice(&handle.to_be_bytes());
+    out
+}
+
+fn decode_handle(bytes: &[u8]) -> Option<u64> {
+    let rest = bytes.strip_prefix(HANDLE_PREFIX)?;
+    Some(u64::from_be_bytes(rest.try_into().ok()?))
+}
+
+/// Reads a field from rustls's `Debug` output of a session value. rustls 0.23 keeps the
+/// ticket and its lifetime hint private; its `Debug` shows them.
+fn debug_field(debug: &str, field: &str) -> Option<String> {
+    let start = debug.find(&format!("{field}: "))? + field.len() + 2;
+    let rest = &debug[start..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    Some(rest[..end].trim().to_owned())
+}
+
+fn lifetime_of(debug: &str) -> Duration {
+    debug_field(debug, "lifetime_secs")
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(FALLBACK_LIFETIME)
+}
+
+impl Client {
+    /// Builds the client. Fails when no trust anchor parses or the version range is empty.
+    pub fn new(settings: ClientSettings) -> Result<Self, Error> {
+        let mut roots = RootCertStore::empty();
+        for (i, der) in settings.roots.iter().enumerate() {
+            roots
+                .add(CertificateDer::from(der.clone()))
+                .map_err(|e| Error::Config(format!("trust anchor {i}: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(Error::Config("no trust anchors given".into()));
+        }
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| Error::Config(format!("certificate verifier: {e}")))?;
+        let verifier = Arc::new(RecordingVerifier {
+            inner: webpki,
+            mode: settings.verify,
+            roots: Arc::new(settings.roots.clone()),
+            request_ocsp: settings.ocsp != OcspMode::Off,
+        });
+        let mut base = ClientConfig::builder_with_details(
+            provider(),
+            Arc::new(ClockTime(settings.clock.clone())),
+        )
+        .with_protocol_versions(&versions(&settings.versions)?)
+        .map_err(tls)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+        base.alpn_protocols = settings.alpn.clone();
+        Ok(Self {
+            settings,
+            base: Arc::new(base),
+            sessions: Arc::new(Mutex::new(InProcess::default())),
+        })
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, InProcess> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs a handshake and returns the concrete stream.
+    pub fn connect_stream(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ClientParams,
+    ) -> Result<Stream, Error> {
+        let mut offer = self.settings.offer(BackendKind::Rustls, params, true);
+        let handle = offer
+            .entry
+            .as_ref()
+            .and_then(|e| decode_handle(&e.session))
+            .filter(|h| self.sessions().usable(*h));
+        if offer.entry.is_some() && handle.is_none() {
+            // The entry names a session this process does not hold (another process's, or
+            // one already used): nothing to offer.
+            offer.entry = None;
+            offer.bits.remove(Resumption::CLIENT_SUGGESTED);
+            offer.no_offer = Some(NoOffer::Missing);
+        }
+        let verify = Arc::new(Mutex::new(VerifyRecord::default()));
+        let state = Arc::new(Mutex::new(ClientState::default()));
+        // Per connection: only the session store differs from the base configuration.
+        let mut config = (*self.base).clone();
+        config.resumption = if offer.may_resume {
+            RustlsResumption::store(Arc::new(Bridge {
+                settings: self.settings.clone(),
+                offer: offer.clone(),
+                offered: handle,
+                sessions: self.sessions.clone(),
+                verify: verify.clone(),
+                state: state.clone(),
+            }))
+        } else {
+            RustlsResumption::disabled()
+        };
+        let name = ServerName::try_from(params.server_name.clone())
+            .map_err(|e| Error::Config(format!("server name '{}': {e}", params.server_name)))?;
+        let conn = ClientConnection::new(Arc::new(config), name).map_err(tls)?;
+        let mut stream = StreamOwned::new(conn, transport);
+        {
+            let _scope = RecordScope::enter(verify.clone());
+            while stream.conn.is_handshaking() {
+                stream
+                    .conn
+                    .complete_io(&mut stream.sock)
+                    .map_err(handshake)?;
+            }
+        }
+        let stream = Stream::client(
+            stream,
+            self.settings.clone(),
+            offer,
+            verify,
+            state,
+            params.server_name.clone(),
+        );
+        let info = stream.info();
+        if self.settings.ocsp_requirement_failed(info.ocsp) {
+            return Err(Error::tls(
+                "rustls",
+                format!("OCSP required but status is {}", info.ocsp),
+            ));
+        }
+        Ok(stream)
+    }
+}
+
+impl ClientContext for Client {
+    fn backend(&self) -> BackendKind {
+        BackendKind::Rustls
+    }
+
+    fn connect(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ClientParams,
+    ) -> Result<Box<dyn TlsStream>, Error> {
+        Ok(Box::new(self.connect_stream(transport, params)?))
+    }
+}
+
+/// One connection's rustls session store: hands rustls the offered session and turns the
+/// sessions rustls receives into core cache entries.
+#[derive(Debug)]
+struct Bridge {
+    settings: ClientSettings,
+    offer: ClientOffer,
+    offered: Option<u64>,
+    sessions: Arc<Mutex<InProcess>>,
+    verify: Arc<Mutex<VerifyRecord>>,
+    state: Arc<Mutex<ClientState>>,
+}
+
+impl Bridge {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, InProcess> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores a session rustls received, as a core entry pointing at the in-process value.
+    fn save(&self, slot: Slot, protocol: ProtocolVersion, lifetime: Duration) {
+        let (seen_verification, seen_ocsp) = {
+            let record = self.verify.lock().unwrap_or_else(|p| p.into_inner());
+            (record.verification, record.ocsp)
+        };
+        // The verifier runs on full handshakes only.
+        let resumed = seen_verification.is_none();
+        let handle = self.sessions().insert(self.offer.key, slot);
+        let entry = self.settings.entry_for(
+            BackendKind::Rustls,
+            &self.offer,
+            resumed,
+            seen_verification.unwrap_or(Verification::NotChecked),
+            seen_ocsp.unwrap_or_else(|| self.settings.ocsp_without_staple()),
+            protocol,
+            lifetime,
+            encode_handle(handle),
+        );
+        let stored = self.settings.store.put(&self.offer.key, entry);
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match stored {
+            Ok(()) => {
+                state.bits |= Resumption::SERVER_TICKET;
+                state.lifetime = Some(lifetime);
+            }
+            Err(e) => state.store_error = Some(e.to_string()),
+        }
+    }
+}
+
+impl ClientSessionStore for Bridge {
+    fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
+        self.sessions()
+            .kx_hints
+            .insert(server_name.to_str().into_owned(), group);
+    }
+
+    fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
+        self.sessions()
+            .kx_hints
+            .get(server_name.to_str().as_ref())
+            .copied()
+    }
+
+    fn set_tls12_session(&self, _server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
+        let debug = format!("{value:?}");
+        // On a resumption without a new ticket rustls saves the old ticket again; that is
+        // no new session.
+        if let Some(handle) = self.offered {
+            if let Some(Slot::Tls12(old)) = self.sessions().slots.get(&handle) {
+                let old_debug = format!("{old:?}");
+                if debug_field(&old_debug, "ticket") == debug_field(&debug, "ticket") {
+                    return;
+                }
+            }
+        }
+        let lifetime = lifetime_of(&debug);
+        self.save(Slot::Tls12(value), ProtocolVersion::Tls12, lifetime);
+    }
+
+    fn tls12_session(&self, _server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        match self.sessions().slots.get(&self.offered?) {
+            Some(Slot::Tls12(value)) => Some(value.clone()),
+            _ => None,
+        }
+    }
+
+    fn remove_tls12_session(&self, _server_name: &ServerName<'static>) {}
+
+    fn insert_tls13_ticket(
+        &self,
+        _server_name: ServerName<'static>,
+        value: Tls13ClientSessionValue,
+    ) {
+        let lifetime = lifetime_of(&format!("{value:?}"));
+        self.save(Slot::Tls13(Some(value)), ProtocolVersion::Tls13, lifetime);
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        _server_name: &ServerName<'static>,
+    ) -> Option<Tls13ClientSessionValue> {
+        match self.sessions().slots.get_mut(&self.offered?) {
+            Some(Slot::Tls13(value)) => value.take(),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_roundtrip_and_reject_garbage() {
+        assert_eq!(decode_handle(&encode_handle(42)), Some(42));
+        assert_eq!(decode_handle(b"rustls-in-process:123"), None);
+        assert_eq!(decode_handle(b""), None);
+        assert_eq!(decode_handle(&[0xff; 40]), None);
+    }
+
+    #[test]
+    fn debug_fields_are_read() {
+        let text = "Tls12ClientSessionValue { common: ClientSessionCommon { ticket: 0102ab, epoch: 5, lifetime_secs: 7200, server_cert_chain: .. } }";
+        assert_eq!(debug_field(text, "lifetime_secs").as_deref(), Some("7200"));
+        assert_eq!(debug_field(text, "epoch").as_deref(), Some("5"));
+        assert_eq!(lifetime_of(text), Duration::from_secs(7200));
+        assert_eq!(lifetime_of("nothing"), FALLBACK_LIFETIME);
+    }
+}

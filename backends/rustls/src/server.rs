@@ -1,0 +1,127 @@
+//! The server: `Server` builds two rustls configurations (tickets for allowed clients, none
+//! for the rest) and runs handshakes with a per-connection ticketer.
+
+use std::sync::{Arc, Mutex};
+
+use rustls::server::NoServerSessionStorage;
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use tlsresume_core::{
+    BackendKind, Error, KeyRing, ServerContext, ServerParams, ServerSettings, TicketSealer,
+    TlsStream, Transport,
+};
+
+use crate::config::{chain_and_key, provider, versions, ClockTime};
+use crate::error::{handshake, tls};
+use crate::stream::{ServerState, Stream};
+use crate::tickets::{ConnTicketer, TicketRecord};
+
+/// A rustls server whose tickets follow the settings' `TicketPolicy` on the settings' clock.
+///
+/// Session IDs are off (no server-side session cache): resumption is by stateless tickets only,
+/// sealed by the core `KeyRing`.
+#[derive(Debug)]
+pub struct Server {
+    settings: ServerSettings,
+    with_tickets: Arc<ServerConfig>,
+    without_tickets: Arc<ServerConfig>,
+    ring: Arc<KeyRing>,
+    sealer: TicketSealer,
+}
+
+impl Server {
+    /// Builds the server. Fails on an invalid ticket policy, a key that does not match the
+    /// certificate, or a version range rustls cannot serve.
+    pub fn new(settings: ServerSettings) -> Result<Self, Error> {
+        settings.ticket_policy.validate()?;
+        let (chain, key) = chain_and_key(&settings.identity);
+        let builder = ServerConfig::builder_with_details(
+            provider(),
+            Arc::new(ClockTime(settings.clock.clone())),
+        )
+        .with_protocol_versions(&versions(&settings.versions)?)
+        .map_err(tls)?
+        .with_no_client_auth();
+        let built = match &settings.ocsp_response {
+            Some(ocsp) => builder.with_single_cert_with_ocsp(chain, key, ocsp.clone()),
+            None => builder.with_single_cert(chain, key),
+        };
+        let mut config =
+            built.map_err(|e| Error::Config(format!("server certificate and private key: {e}")))?;
+        config.session_storage = Arc::new(NoServerSessionStorage {});
+        config.alpn_protocols = settings.alpn.clone();
+        config.send_tls13_tickets = 1;
+        let mut without = config.clone();
+        without.send_tls13_tickets = 0;
+        let ring = Arc::new(KeyRing::new(
+            settings.ticket_policy,
+            settings.key_source.clone(),
+        ));
+        let sealer = TicketSealer::new(ring.clone());
+        Ok(Self {
+            settings,
+            with_tickets: Arc::new(config),
+            without_tickets: Arc::new(without),
+            ring,
+            sealer,
+        })
+    }
+
+    /// The key ring sealing this server's tickets.
+    pub fn key_ring(&self) -> &Arc<KeyRing> {
+        &self.ring
+    }
+
+    /// Runs a handshake and returns the concrete stream.
+    pub fn accept_stream(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ServerParams,
+    ) -> Result<Stream, Error> {
+        let start = self.settings.start(params);
+        let record = Arc::new(Mutex::new(TicketRecord::default()));
+        let config = if start.may_issue {
+            let mut config = (*self.with_tickets).clone();
+            config.ticketer = Arc::new(ConnTicketer {
+                sealer: self.sealer.clone(),
+                clock: self.settings.clock.clone(),
+                lifetime_secs: u32::try_from(self.settings.ticket_policy.lifetime().as_secs())
+                    .unwrap_or(u32::MAX),
+                record: record.clone(),
+            });
+            Arc::new(config)
+        } else {
+            self.without_tickets.clone()
+        };
+        let conn = ServerConnection::new(config).map_err(tls)?;
+        let mut stream = StreamOwned::new(conn, transport);
+        while stream.conn.is_handshaking() {
+            stream
+                .conn
+                .complete_io(&mut stream.sock)
+                .map_err(handshake)?;
+        }
+        Ok(Stream::server(
+            stream,
+            ServerState {
+                start,
+                record,
+                stapling: self.settings.ocsp_response.is_some(),
+                lifetime: self.settings.ticket_policy.lifetime(),
+            },
+        ))
+    }
+}
+
+impl ServerContext for Server {
+    fn backend(&self) -> BackendKind {
+        BackendKind::Rustls
+    }
+
+    fn accept(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ServerParams,
+    ) -> Result<Box<dyn TlsStream>, Error> {
+        Ok(Box::new(self.accept_stream(transport, params)?))
+    }
+}
