@@ -1,1 +1,33 @@
-//! The tlsresume scenario engine.
+//! # tlsresume-compare
+//!
+//! The scenario engine behind `tlsresume compare` and the backend comparison suite: Exim's
+//! resumption tests (getticket, resume, renewal, timeout, …) run between every server backend
+//! and every client backend, over real loopback sockets and an SMTP dialogue (TLS-on-connect
+//! or STARTTLS), on a virtual clock, recording what both ends report.
+//!
+//! ```no_run
+//! use tlsresume_compare::{report, run, Pki, Plan};
+//!
+//! let outcomes = run(&Plan::all(), &Pki::committed()?, &mut |_, _| {});
+//! print!("{}", report::table(&outcomes));
+//! # Ok::<(), tlsresume_core::Error>(())
+//! ```
+//!
+//! It also holds the run-time choice among the compiled-in backends ([`backends`]), which the
+//! `tlsresume` facade re-exports.
+//!
+//! | feature | default | backend |
+//! |---|---|---|
+//! | `openssl` | yes | `tlsresume-openssl` (system OpenSSL 3) |
+//! | `gnutls` | yes | `tlsresume-gnutls` (system GnuTLS 3.7) |
+//! | `rustls` | yes | `tlsresume-rustls` (pure Rust) |
+
+#![deny(missing_docs)]
+
+pub mod backends;
+mod engine;
+pub mod report;
+mod scenario;
+
+pub use engine::{run, run_case, Outcome, Pki, Plan};
+pub use scenario::{parse_version, Case, PolicyKind, Scenario, Wire};

@@ -1,0 +1,146 @@
+//! The `extern "C"` trampolines libssl calls for the server's tickets.
+//!
+//! Each body runs inside `catch_unwind`: a panic never crosses into C; it becomes the return
+//! value that fails the handshake cleanly (`-1` from the key callback, `0` from the generate
+//! callback, `SSL_TICKET_RETURN_ABORT` from the decrypt callback). The state comes from the
+//! SSL's ex_data ([`crate::tickets::server_conn`]); an SSL without it is refused the same way.
+//!
+//! The other callbacks (verification, OCSP status, new session, ALPN) go through the `openssl`
+//! crate's safe setters; their closures catch panics themselves.
+
+#![allow(unsafe_code)]
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use libc::{c_int, c_uchar, c_void, size_t};
+use openssl_sys::{EVP_CIPHER_CTX, EVP_MAC_CTX, SSL, SSL_SESSION};
+
+use crate::ffi::{self, ticket_return, ticket_status};
+use crate::info::protocol_of;
+use crate::tickets::server_conn;
+
+/// The ticket key callback (SSL_CTX_set_tlsext_ticket_key_evp_cb(3)).
+///
+/// Encryption (`enc == 1`): the key ring's current key, a random IV; returns 1, or 0 (no
+/// ticket) when there is no key. Decryption: the key named by the ticket; returns 1, 2 when
+/// the key's renew time has passed (a new ticket is issued), 0 when the key is unknown or
+/// expired (a full handshake).
+pub(crate) extern "C" fn raw_ticket_key_evp_cb(
+    ssl: *mut SSL,
+    key_name: *mut c_uchar,
+    iv: *mut c_uchar,
+    ctx: *mut EVP_CIPHER_CTX,
+    hctx: *mut EVP_MAC_CTX,
+    enc: c_int,
+) -> c_int {
+    // AssertUnwindSafe: on a panic nothing captured is used again; the state behind the
+    // connection's mutex is plain data whose poisoning is tolerated by its readers.
+    catch_unwind(AssertUnwindSafe(|| {
+        if ssl.is_null() || key_name.is_null() || iv.is_null() || ctx.is_null() || hctx.is_null() {
+            return -1;
+        }
+        // SAFETY: libssl passes the live SSL of the handshake it is running.
+        let ssl_ref = unsafe { ffi::ssl_ref(ssl) };
+        let Some(conn) = server_conn(ssl_ref) else {
+            return -1;
+        };
+        if enc == 1 {
+            let Some(key) = conn.encrypting_key() else {
+                return 0;
+            };
+            let secret = key.secret();
+            // SAFETY: libssl provides 16 bytes of key name and an IV buffer of
+            // EVP_MAX_IV_LENGTH (16) bytes.
+            if !unsafe { ffi::write_name_and_iv(key_name, key.name().as_bytes(), iv) } {
+                return -1;
+            }
+            // SAFETY: the contexts are the ones libssl handed to this callback; `iv` holds
+            // the 16 bytes just written.
+            if unsafe {
+                ffi::init_ticket_crypto(ctx, hctx, secret.cipher_key(), secret.mac_key(), iv, true)
+            } {
+                1
+            } else {
+                -1
+            }
+        } else {
+            // SAFETY: libssl passes the ticket's 16-byte key name.
+            let name = unsafe { ffi::read_name(key_name) };
+            let Some((key, renew)) = conn.decrypting_key(name) else {
+                return 0;
+            };
+            let secret = key.secret();
+            // SAFETY: the contexts are the ones libssl handed to this callback; `iv` points
+            // at the ticket's 16-byte IV.
+            if unsafe {
+                ffi::init_ticket_crypto(ctx, hctx, secret.cipher_key(), secret.mac_key(), iv, false)
+            } {
+                if renew {
+                    2
+                } else {
+                    1
+                }
+            } else {
+                0
+            }
+        }
+    }))
+    .unwrap_or(-1)
+}
+
+/// The generate-ticket callback (SSL_CTX_set_session_ticket_cb(3)): puts the issue time on
+/// the core clock into the ticket's app data.
+pub(crate) extern "C" fn raw_generate_ticket(ssl: *mut SSL, _arg: *mut c_void) -> c_int {
+    // AssertUnwindSafe: as in `raw_ticket_key_evp_cb`.
+    catch_unwind(AssertUnwindSafe(|| {
+        if ssl.is_null() {
+            return 0;
+        }
+        // SAFETY: libssl passes the live SSL of the handshake it is running.
+        let ssl_ref = unsafe { ffi::ssl_ref(ssl) };
+        let Some(conn) = server_conn(ssl_ref) else {
+            return 0;
+        };
+        let protocol = protocol_of(ssl_ref);
+        let resumed = ssl_ref.session_reused();
+        // SAFETY: `ssl` is valid for this callback.
+        let existing = unsafe { ffi::current_ticket_appdata(ssl) };
+        let data = conn.ticket_appdata(protocol, resumed, existing);
+        // SAFETY: `ssl` is valid for this callback.
+        c_int::from(unsafe { ffi::set_ticket_appdata(ssl, &data) })
+    }))
+    .unwrap_or(0)
+}
+
+/// The decrypt-ticket callback (SSL_CTX_set_session_ticket_cb(3)): applies the ticket
+/// lifetime on the core clock to a decrypted ticket; a ticket that did not decrypt, or is too
+/// old, means a full handshake and a new ticket.
+pub(crate) extern "C" fn raw_decrypt_ticket(
+    ssl: *mut SSL,
+    session: *mut SSL_SESSION,
+    _key_name: *const c_uchar,
+    _key_name_len: size_t,
+    status: c_int,
+    _arg: *mut c_void,
+) -> c_int {
+    // AssertUnwindSafe: as in `raw_ticket_key_evp_cb`.
+    catch_unwind(AssertUnwindSafe(|| {
+        if ssl.is_null() {
+            return ticket_return::ABORT;
+        }
+        // SAFETY: libssl passes the live SSL of the handshake it is running.
+        let ssl_ref = unsafe { ffi::ssl_ref(ssl) };
+        let Some(conn) = server_conn(ssl_ref) else {
+            return ticket_return::ABORT;
+        };
+        let decrypted = status == ticket_status::SUCCESS || status == ticket_status::SUCCESS_RENEW;
+        let appdata = if decrypted {
+            // SAFETY: on success libssl passes the decrypted session (or NULL).
+            unsafe { ffi::ticket_appdata(session) }
+        } else {
+            None
+        };
+        conn.decrypt_decision(decrypted, status == ticket_status::SUCCESS_RENEW, appdata)
+    }))
+    .unwrap_or(ticket_return::ABORT)
+}

@@ -1,0 +1,145 @@
+//! Settings → OpenSSL configuration: identity, versions, trust anchors, ALPN.
+
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{SslContextBuilder, SslVersion};
+use openssl::x509::store::{X509Store, X509StoreBuilder};
+use openssl::x509::X509;
+use tlsresume_core::{Error, Identity, KeyFormat, ProtocolVersion, Versions};
+
+use crate::error::config;
+
+fn ssl_version(v: ProtocolVersion) -> Result<SslVersion, Error> {
+    match v {
+        ProtocolVersion::Tls12 => Ok(SslVersion::TLS1_2),
+        ProtocolVersion::Tls13 => Ok(SslVersion::TLS1_3),
+        ProtocolVersion::Other(code) => Err(Error::Config(format!(
+            "TLS version {code:#06x} is not supported by this backend (TLS 1.2 and 1.3 are)"
+        ))),
+    }
+}
+
+/// Limits the context to `versions`.
+pub(crate) fn set_versions(ctx: &mut SslContextBuilder, versions: Versions) -> Result<(), Error> {
+    if versions.min > versions.max {
+        return Err(Error::Config(format!(
+            "minimum TLS version {} is above maximum {}",
+            versions.min, versions.max
+        )));
+    }
+    ctx.set_min_proto_version(Some(ssl_version(versions.min)?))
+        .map_err(|e| config("minimum TLS version", e))?;
+    ctx.set_max_proto_version(Some(ssl_version(versions.max)?))
+        .map_err(|e| config("maximum TLS version", e))
+}
+
+/// The private key of an identity.
+fn private_key(identity: &Identity) -> Result<PKey<Private>, Error> {
+    let der = identity.key_der();
+    let parsed = match identity.key_format() {
+        KeyFormat::Pkcs8 => PKey::private_key_from_pkcs8(der),
+        KeyFormat::Pkcs1 => openssl::rsa::Rsa::private_key_from_der(der).and_then(PKey::from_rsa),
+        KeyFormat::Sec1 => {
+            openssl::ec::EcKey::private_key_from_der(der).and_then(PKey::from_ec_key)
+        }
+    };
+    parsed
+        .or_else(|_| PKey::private_key_from_der(der))
+        .map_err(|e| {
+            Error::Config(format!(
+                "the private key ({:?}) could not be loaded: {e}",
+                identity.key_format()
+            ))
+        })
+}
+
+/// Loads the certificate chain and key; a key that does not match the certificate is an
+/// [`Error::Config`].
+pub(crate) fn load_identity(ctx: &mut SslContextBuilder, identity: &Identity) -> Result<(), Error> {
+    let mut chain = identity.chain().iter().enumerate().map(|(i, der)| {
+        X509::from_der(der).map_err(|e| {
+            Error::Config(format!(
+                "certificate {i} of the chain is not valid DER X.509: {e}"
+            ))
+        })
+    });
+    let leaf = chain
+        .next()
+        .ok_or_else(|| Error::Config("the certificate chain is empty".into()))??;
+    ctx.set_certificate(&leaf)
+        .map_err(|e| config("server certificate", e))?;
+    for cert in chain {
+        ctx.add_extra_chain_cert(cert?)
+            .map_err(|e| config("chain certificate", e))?;
+    }
+    let key = private_key(identity)?;
+    ctx.set_private_key(&key)
+        .map_err(|e| config("private key", e))?;
+    ctx.check_private_key().map_err(|e| {
+        Error::Config(format!(
+            "the private key does not match the certificate ({e})"
+        ))
+    })
+}
+
+/// The trust anchors as a store and as certificates (OCSP issuer lookup).
+pub(crate) fn roots(roots: &[Vec<u8>]) -> Result<(X509Store, Vec<X509>), Error> {
+    let mut builder = X509StoreBuilder::new().map_err(|e| config("certificate store", e))?;
+    let mut certs = Vec::with_capacity(roots.len());
+    for (i, der) in roots.iter().enumerate() {
+        let cert = X509::from_der(der)
+            .map_err(|e| Error::Config(format!("trust anchor {i} is not valid DER X.509: {e}")))?;
+        builder
+            .add_cert(cert.clone())
+            .map_err(|e| config("trust anchor", e))?;
+        certs.push(cert);
+    }
+    Ok((builder.build(), certs))
+}
+
+/// ALPN protocols in wire format (length-prefixed).
+pub(crate) fn alpn_wire(protocols: &[Vec<u8>]) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    for p in protocols {
+        let len = u8::try_from(p.len())
+            .ok()
+            .filter(|&l| l > 0)
+            .ok_or_else(|| Error::Config("an ALPN protocol name must be 1 to 255 bytes".into()))?;
+        out.push(len);
+        out.extend_from_slice(p);
+    }
+    Ok(out)
+}
+
+/// The server's ALPN choice: its first preference the client offers, as a slice of the
+/// client's list.
+pub(crate) fn select_alpn<'a>(server: &[Vec<u8>], client: &'a [u8]) -> Option<&'a [u8]> {
+    let mut offered = Vec::new();
+    let mut rest = client;
+    while let Some((&len, tail)) = rest.split_first() {
+        let len = usize::from(len);
+        if tail.len() < len {
+            break;
+        }
+        let (name, tail) = tail.split_at(len);
+        offered.push(name);
+        rest = tail;
+    }
+    server
+        .iter()
+        .find_map(|want| offered.iter().copied().find(|o| *o == want.as_slice()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alpn_selection_follows_server_preference() {
+        let client = alpn_wire(&[b"h2".to_vec(), b"smtp".to_vec()]).expect("wire");
+        let server = [b"smtp".to_vec(), b"h2".to_vec()];
+        assert_eq!(select_alpn(&server, &client), Some(&b"smtp"[..]));
+        assert_eq!(select_alpn(&[b"x".to_vec()], &client), None);
+        assert_eq!(select_alpn(&server, &[5, b'a']), None);
+        assert!(alpn_wire(&[vec![]]).is_err());
+    }
+}

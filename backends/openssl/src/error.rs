@@ -1,0 +1,64 @@
+//! OpenSSL errors → [`tlsresume_core::Error`].
+
+use std::io;
+
+use openssl::error::ErrorStack;
+use openssl::ssl::{self, HandshakeError};
+use tlsresume_core::Error;
+
+/// The backend name in [`Error::Tls`].
+pub(crate) const NAME: &str = "openssl";
+
+/// A TLS error with our backend name.
+pub(crate) fn tls(message: impl Into<String>) -> Error {
+    Error::tls(NAME, message)
+}
+
+/// An error stack from a configuration call, with what was being done.
+pub(crate) fn config(what: &str, stack: ErrorStack) -> Error {
+    Error::Config(format!("{what}: {stack}"))
+}
+
+/// An error stack from a connection-time call.
+pub(crate) fn stack(what: &str, stack: ErrorStack) -> Error {
+    tls(format!("{what}: {stack}"))
+}
+
+/// A handshake failure: an I/O error stays [`Error::Io`]; a TLS failure says why, with the
+/// certificate verification result when that is what failed.
+pub(crate) fn handshake<S>(err: HandshakeError<S>) -> Error {
+    match err {
+        HandshakeError::SetupFailure(s) => stack("handshake setup", s),
+        HandshakeError::WouldBlock(_) => Error::Io(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "the transport would block during the handshake",
+        )),
+        HandshakeError::Failure(mid) => {
+            let verify = mid.ssl().verify_result();
+            let verify = if verify.as_raw() == 0 {
+                String::new()
+            } else {
+                format!(" (certificate verification: {})", verify.error_string())
+            };
+            from_ssl("handshake", mid.into_error(), &verify)
+        }
+    }
+}
+
+/// An [`ssl::Error`] from a handshake or I/O call.
+pub(crate) fn from_ssl(what: &str, err: ssl::Error, extra: &str) -> Error {
+    if err.code() == ssl::ErrorCode::SYSCALL || err.code() == ssl::ErrorCode::ZERO_RETURN {
+        if let Some(io) = err.io_error() {
+            return Error::Io(io::Error::new(io.kind(), format!("{what}: {io}{extra}")));
+        }
+    }
+    tls(format!("{what} failed: {err}{extra}"))
+}
+
+/// An [`ssl::Error`] as an [`io::Error`] for `Read`/`Write`.
+pub(crate) fn to_io(err: ssl::Error) -> io::Error {
+    match err.into_io_error() {
+        Ok(io) => io,
+        Err(err) => io::Error::other(err.to_string()),
+    }
+}

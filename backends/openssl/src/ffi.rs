@@ -1,0 +1,369 @@
+//! Every libssl function the `openssl` crate does not wrap, declared over `openssl-sys`, and
+//! thin safe wrappers around them. All `unsafe` of the crate lives here and in
+//! [`crate::callbacks`].
+//!
+//! The declarations follow the OpenSSL 3.0 manual pages named on each item.
+
+#![allow(unsafe_code)]
+
+use std::ptr;
+
+use foreign_types::ForeignTypeRef;
+use libc::{c_char, c_int, c_long, c_uchar, c_ulong, c_void, size_t};
+use openssl::error::ErrorStack;
+use openssl::ssl::{SslContextBuilder, SslRef, SslSession, SslSessionRef};
+use openssl_sys::{EVP_CIPHER_CTX, EVP_MAC_CTX, OSSL_PARAM, SSL, SSL_CTX, SSL_SESSION};
+
+/// `SSL_TICKET_STATUS` values (SSL_CTX_set_session_ticket_cb(3)).
+pub(crate) mod ticket_status {
+    use libc::c_int;
+    /// The ticket decrypted.
+    pub(crate) const SUCCESS: c_int = 5;
+    /// The ticket decrypted and the key callback asked for renewal.
+    pub(crate) const SUCCESS_RENEW: c_int = 6;
+}
+
+/// `SSL_TICKET_RETURN` values (SSL_CTX_set_session_ticket_cb(3)).
+pub(crate) mod ticket_return {
+    use libc::c_int;
+    /// Fatal: abort the handshake.
+    pub(crate) const ABORT: c_int = 0;
+    /// Do not use the ticket; no new ticket either.
+    pub(crate) const IGNORE: c_int = 1;
+    /// Do not use the ticket; issue a new one (full handshake).
+    pub(crate) const IGNORE_RENEW: c_int = 2;
+    /// Use the ticket.
+    pub(crate) const USE: c_int = 3;
+    /// Use the ticket and issue a new one.
+    pub(crate) const USE_RENEW: c_int = 4;
+}
+
+/// `SSL_OP_NO_TICKET`.
+pub(crate) const SSL_OP_NO_TICKET: u64 = 0x0000_4000;
+
+/// The ticket key callback type of `SSL_CTX_set_tlsext_ticket_key_evp_cb(3)`.
+pub(crate) type TicketKeyEvpCb = unsafe extern "C" fn(
+    ssl: *mut SSL,
+    key_name: *mut c_uchar,
+    iv: *mut c_uchar,
+    ctx: *mut EVP_CIPHER_CTX,
+    hctx: *mut EVP_MAC_CTX,
+    enc: c_int,
+) -> c_int;
+
+/// `SSL_CTX_generate_session_ticket_fn`.
+pub(crate) type GenerateTicketCb = unsafe extern "C" fn(ssl: *mut SSL, arg: *mut c_void) -> c_int;
+
+/// `SSL_CTX_decrypt_session_ticket_fn`.
+pub(crate) type DecryptTicketCb = unsafe extern "C" fn(
+    ssl: *mut SSL,
+    session: *mut SSL_SESSION,
+    key_name: *const c_uchar,
+    key_name_len: size_t,
+    status: c_int,
+    arg: *mut c_void,
+) -> c_int;
+
+extern "C" {
+    /// SSL_CTX_set_tlsext_ticket_key_evp_cb(3): a function (not a macro) in libssl 3.
+    fn SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx: *mut SSL_CTX, cb: Option<TicketKeyEvpCb>)
+        -> c_int;
+    /// SSL_CTX_set_session_ticket_cb(3).
+    fn SSL_CTX_set_session_ticket_cb(
+        ctx: *mut SSL_CTX,
+        gen_cb: Option<GenerateTicketCb>,
+        dec_cb: Option<DecryptTicketCb>,
+        arg: *mut c_void,
+    ) -> c_int;
+    /// SSL_SESSION_set1_ticket_appdata(3).
+    fn SSL_SESSION_set1_ticket_appdata(
+        session: *mut SSL_SESSION,
+        data: *const c_void,
+        len: size_t,
+    ) -> c_int;
+    /// SSL_SESSION_get0_ticket_appdata(3).
+    fn SSL_SESSION_get0_ticket_appdata(
+        session: *mut SSL_SESSION,
+        data: *mut *mut c_void,
+        len: *mut size_t,
+    ) -> c_int;
+    /// SSL_CTX_set_timeout(3).
+    fn SSL_CTX_set_timeout(ctx: *mut SSL_CTX, t: c_long) -> c_long;
+    /// SSL_SESSION_get_ticket_lifetime_hint(3).
+    fn SSL_SESSION_get_ticket_lifetime_hint(session: *const SSL_SESSION) -> c_ulong;
+    /// SSL_SESSION_get0_ticket(3).
+    fn SSL_SESSION_get0_ticket(
+        session: *const SSL_SESSION,
+        tick: *mut *const c_uchar,
+        len: *mut size_t,
+    );
+    /// SSL_SESSION_is_resumable(3).
+    fn SSL_SESSION_is_resumable(session: *const SSL_SESSION) -> c_int;
+    /// SSL_set_options(3) (a function in libssl 3, taking `uint64_t`).
+    fn SSL_set_options(ssl: *mut SSL, op: u64) -> u64;
+    /// OSSL_PARAM_construct_utf8_string(3).
+    fn OSSL_PARAM_construct_utf8_string(
+        key: *const c_char,
+        buf: *mut c_char,
+        bsize: size_t,
+    ) -> OSSL_PARAM;
+}
+
+/// Maps a libssl "1 is success, anything else failure" return to a `Result`, draining the
+/// thread's error queue (the `cvt` convention of the `openssl` crate; see ERR_get_error(3)).
+#[inline]
+fn cvt(r: c_int) -> Result<c_int, ErrorStack> {
+    if r <= 0 {
+        Err(ErrorStack::get())
+    } else {
+        Ok(r)
+    }
+}
+
+/// A byte slice from a C pointer and length that accepts `(NULL, 0)` (the `util::from_raw_parts`
+/// pattern of the `openssl` crate).
+///
+/// # Safety
+///
+/// Unless `len` is 0, `data` must point at `len` readable bytes that live for `'a`.
+unsafe fn from_raw_parts<'a>(data: *const u8, len: usize) -> &'a [u8] {
+    if data.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: non-NULL with `len` readable bytes living for 'a (caller).
+        unsafe { std::slice::from_raw_parts(data, len) }
+    }
+}
+
+/// Installs [`crate::callbacks::raw_ticket_key_evp_cb`] as the context's ticket key callback.
+pub(crate) fn set_ticket_key_evp_cb(ctx: &mut SslContextBuilder) -> Result<(), ErrorStack> {
+    // SAFETY: `ctx.as_ptr()` is a valid SSL_CTX owned by the builder, and the callback is a
+    // plain function with the exact signature libssl 3 declares.
+    cvt(unsafe {
+        SSL_CTX_set_tlsext_ticket_key_evp_cb(
+            ctx.as_ptr(),
+            Some(crate::callbacks::raw_ticket_key_evp_cb),
+        )
+    })
+    .map(|_| ())
+}
+
+/// Installs the session ticket app-data callbacks ([`crate::callbacks::raw_generate_ticket`],
+/// [`crate::callbacks::raw_decrypt_ticket`]); their state comes from the SSL's ex_data, so
+/// no callback argument is passed.
+pub(crate) fn set_session_ticket_cb(ctx: &mut SslContextBuilder) -> Result<(), ErrorStack> {
+    // SAFETY: valid SSL_CTX; the callbacks have the declared signatures and a NULL argument
+    // that they never dereference.
+    cvt(unsafe {
+        SSL_CTX_set_session_ticket_cb(
+            ctx.as_ptr(),
+            Some(crate::callbacks::raw_generate_ticket),
+            Some(crate::callbacks::raw_decrypt_ticket),
+            ptr::null_mut(),
+        )
+    })
+    .map(|_| ())
+}
+
+/// Sets the context's session timeout (the lifetime hint of the tickets it issues).
+pub(crate) fn set_ctx_timeout(ctx: &mut SslContextBuilder, secs: u64) {
+    let secs = c_long::try_from(secs).unwrap_or(c_long::MAX);
+    // SAFETY: valid SSL_CTX; SSL_CTX_set_timeout only stores the number.
+    unsafe {
+        SSL_CTX_set_timeout(ctx.as_ptr(), secs);
+    }
+}
+
+/// `SSL_set_options(ssl, SSL_OP_NO_TICKET)`: no ticket for this connection.
+pub(crate) fn set_no_ticket(ssl: &mut SslRef) {
+    // SAFETY: `ssl` is a valid SSL; setting an option bit has no other precondition.
+    unsafe {
+        SSL_set_options(ssl.as_ptr(), SSL_OP_NO_TICKET);
+    }
+}
+
+/// The ticket lifetime hint the server gave for `session`, in seconds.
+// `c_ulong` is `u64` here but `u32` on some targets.
+#[allow(clippy::useless_conversion)]
+pub(crate) fn ticket_lifetime_hint(session: &SslSessionRef) -> u64 {
+    // SAFETY: valid SSL_SESSION borrowed for the call.
+    u64::from(unsafe { SSL_SESSION_get_ticket_lifetime_hint(session.as_ptr()) })
+}
+
+/// The opaque ticket a client holds for `session` (empty when none).
+pub(crate) fn session_ticket(session: &SslSessionRef) -> Vec<u8> {
+    let mut tick: *const c_uchar = ptr::null();
+    let mut len: size_t = 0;
+    // SAFETY: valid SSL_SESSION; the out pointers point at live locals.
+    unsafe { SSL_SESSION_get0_ticket(session.as_ptr(), &mut tick, &mut len) };
+    // SAFETY: libssl returned NULL or `len` readable bytes owned by the session, which
+    // outlives this copy.
+    unsafe { from_raw_parts(tick, len) }.to_vec()
+}
+
+/// Whether `session` can be resumed (SSL_SESSION_is_resumable(3)).
+pub(crate) fn session_is_resumable(session: &SslSessionRef) -> bool {
+    // SAFETY: valid SSL_SESSION borrowed for the call.
+    unsafe { SSL_SESSION_is_resumable(session.as_ptr()) == 1 }
+}
+
+/// `SSL_set_session`: offers `session` on this connection.
+///
+/// The `openssl` crate marks this `unsafe` because the session must come from a context
+/// compatible with the connection's; our sessions are decoded from DER that this backend wrote
+/// and are not attached to any context, and libssl checks version and cipher compatibility
+/// when it builds the ClientHello (an incompatible session means a full handshake).
+pub(crate) fn set_session(ssl: &mut SslRef, session: &SslSessionRef) -> Result<(), ErrorStack> {
+    // SAFETY: see above; SSL_set_session takes its own reference to the session.
+    unsafe { ssl.set_session(session) }
+}
+
+/// Decodes a DER session (d2i_SSL_SESSION(3)); any malformed input is an error.
+pub(crate) fn session_from_der(der: &[u8]) -> Result<SslSession, ErrorStack> {
+    SslSession::from_der(der)
+}
+
+/// Sets the app data a new ticket carries on the connection's current session.
+///
+/// # Safety
+///
+/// `ssl` must be a valid SSL pointer handed to a libssl callback.
+pub(crate) unsafe fn set_ticket_appdata(ssl: *mut SSL, data: &[u8]) -> bool {
+    // SAFETY: the caller guarantees `ssl` is valid; SSL_get_session returns NULL or a session
+    // owned by the SSL.
+    let session = unsafe { openssl_sys::SSL_get_session(ssl) };
+    if session.is_null() {
+        return false;
+    }
+    // SAFETY: `session` is live; libssl copies `data`.
+    unsafe { SSL_SESSION_set1_ticket_appdata(session, data.as_ptr().cast(), data.len()) == 1 }
+}
+
+/// The app data a decrypted ticket carried.
+///
+/// # Safety
+///
+/// `session` must be NULL or a valid SSL_SESSION pointer handed to a libssl callback.
+pub(crate) unsafe fn ticket_appdata(session: *mut SSL_SESSION) -> Option<Vec<u8>> {
+    if session.is_null() {
+        return None;
+    }
+    let mut data: *mut c_void = ptr::null_mut();
+    let mut len: size_t = 0;
+    // SAFETY: `session` is valid (caller); the out pointers point at live locals.
+    let ok = unsafe { SSL_SESSION_get0_ticket_appdata(session, &mut data, &mut len) };
+    if ok != 1 {
+        return None;
+    }
+    // SAFETY: libssl returned NULL or `len` readable bytes owned by the session.
+    Some(unsafe { from_raw_parts(data.cast::<u8>().cast_const(), len) }.to_vec())
+}
+
+/// The app data of the connection's current session (for a TLS 1.2 renewal, which keeps the
+/// resumed session's issue time).
+///
+/// # Safety
+///
+/// `ssl` must be a valid SSL pointer handed to a libssl callback.
+pub(crate) unsafe fn current_ticket_appdata(ssl: *mut SSL) -> Option<Vec<u8>> {
+    // SAFETY: `ssl` is valid (caller).
+    let session = unsafe { openssl_sys::SSL_get_session(ssl) };
+    // SAFETY: NULL or a session owned by the SSL.
+    unsafe { ticket_appdata(session) }
+}
+
+/// Sets up the ticket cipher (AES-256-CBC) and MAC (HMAC-SHA256) contexts libssl handed to
+/// the ticket key callback.
+///
+/// # Safety
+///
+/// `ctx` and `hctx` must be the valid contexts handed to the callback; `iv` must point at the
+/// 16 bytes of IV libssl passed (written when `enc`, read otherwise).
+pub(crate) unsafe fn init_ticket_crypto(
+    ctx: *mut EVP_CIPHER_CTX,
+    hctx: *mut EVP_MAC_CTX,
+    cipher_key: &[u8; 32],
+    mac_key: &[u8; 32],
+    iv: *mut c_uchar,
+    enc: bool,
+) -> bool {
+    // SAFETY: EVP_aes_256_cbc returns a static cipher; the key is 32 bytes and the IV 16, as
+    // AES-256-CBC needs; `ctx` is valid (caller).
+    let cipher_ok = unsafe {
+        if enc {
+            openssl_sys::EVP_EncryptInit_ex(
+                ctx,
+                openssl_sys::EVP_aes_256_cbc(),
+                ptr::null_mut(),
+                cipher_key.as_ptr(),
+                iv,
+            )
+        } else {
+            openssl_sys::EVP_DecryptInit_ex(
+                ctx,
+                openssl_sys::EVP_aes_256_cbc(),
+                ptr::null_mut(),
+                cipher_key.as_ptr(),
+                iv,
+            )
+        }
+    };
+    if cipher_ok != 1 {
+        return false;
+    }
+    let mut digest = *b"SHA256\0";
+    // SAFETY: the parameter constructors only record the pointers; `mac_key` and `digest` live
+    // until EVP_MAC_CTX_set_params has copied them below.
+    let params = unsafe {
+        [
+            openssl_sys::OSSL_PARAM_construct_octet_string(
+                c"key".as_ptr(),
+                mac_key.as_ptr().cast_mut().cast(),
+                mac_key.len(),
+            ),
+            OSSL_PARAM_construct_utf8_string(c"digest".as_ptr(), digest.as_mut_ptr().cast(), 0),
+            openssl_sys::OSSL_PARAM_construct_end(),
+        ]
+    };
+    // SAFETY: `hctx` is valid (caller); `params` is END-terminated and its buffers are live.
+    unsafe { openssl_sys::EVP_MAC_CTX_set_params(hctx, params.as_ptr()) == 1 }
+}
+
+/// Copies a key name into the 16 bytes libssl provides, and random bytes into the IV.
+///
+/// # Safety
+///
+/// `key_name` and `iv` must point at 16 writable bytes each.
+pub(crate) unsafe fn write_name_and_iv(
+    key_name: *mut c_uchar,
+    name: &[u8; 16],
+    iv: *mut c_uchar,
+) -> bool {
+    // SAFETY: 16 writable bytes (caller), not overlapping `name`.
+    unsafe { ptr::copy_nonoverlapping(name.as_ptr(), key_name, 16) };
+    // SAFETY: 16 writable bytes (caller).
+    let iv = unsafe { std::slice::from_raw_parts_mut(iv, 16) };
+    openssl::rand::rand_bytes(iv).is_ok()
+}
+
+/// Reads the 16-byte key name libssl passes to the ticket key callback on decryption.
+///
+/// # Safety
+///
+/// `key_name` must point at 16 readable bytes.
+pub(crate) unsafe fn read_name(key_name: *const c_uchar) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    // SAFETY: 16 readable bytes (caller).
+    unsafe { ptr::copy_nonoverlapping(key_name, out.as_mut_ptr(), 16) };
+    out
+}
+
+/// Borrows the `SslRef` of an SSL pointer handed to a callback.
+///
+/// # Safety
+///
+/// `ssl` must be a valid, non-NULL SSL pointer that stays valid for `'a`.
+pub(crate) unsafe fn ssl_ref<'a>(ssl: *mut SSL) -> &'a mut SslRef {
+    // SAFETY: the caller guarantees validity for 'a.
+    unsafe { SslRef::from_ptr_mut(ssl) }
+}

@@ -1,0 +1,172 @@
+//! [`SessionInfo`] from OpenSSL, and the [`Stream`] that reports it.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use openssl::ssl::{NameType, SslRef, SslStream, SslVersion};
+use tlsresume_core::{
+    exim_cipher_string, CipherNames, OcspStatus, ProtocolVersion, SessionInfo, Side, TlsStream,
+    Transport, Verification,
+};
+
+use crate::client::ClientConn;
+use crate::error;
+use crate::tickets::ServerConn;
+
+/// The negotiated version.
+pub(crate) fn protocol_of(ssl: &SslRef) -> Option<ProtocolVersion> {
+    let v = ssl.version2()?;
+    Some(if v == SslVersion::TLS1_3 {
+        ProtocolVersion::Tls13
+    } else if v == SslVersion::TLS1_2 {
+        ProtocolVersion::Tls12
+    } else if v == SslVersion::TLS1_1 {
+        ProtocolVersion::Other(0x0302)
+    } else if v == SslVersion::TLS1 {
+        ProtocolVersion::Other(0x0301)
+    } else {
+        ProtocolVersion::Other(0)
+    })
+}
+
+/// The cipher under its three names: OpenSSL's (`ECDHE-RSA-AES256-GCM-SHA384`), IANA's
+/// (`TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`), and Exim's `<version>:<name>:<bits>`.
+fn cipher_names(ssl: &SslRef, protocol: ProtocolVersion) -> CipherNames {
+    match ssl.current_cipher() {
+        Some(c) => {
+            let bits = u32::try_from(c.bits().secret).unwrap_or(0);
+            CipherNames {
+                native: c.name().to_owned(),
+                exim: exim_cipher_string(protocol, c.name(), bits),
+                iana: c.standard_name().unwrap_or_default().to_owned(),
+                bits,
+            }
+        }
+        None => CipherNames::default(),
+    }
+}
+
+/// The peer's chain, leaf first, DER.
+fn peer_chain(ssl: &SslRef) -> Vec<Vec<u8>> {
+    let mut certs: Vec<Vec<u8>> = ssl
+        .peer_cert_chain()
+        .map(|chain| chain.iter().filter_map(|c| c.to_der().ok()).collect())
+        .unwrap_or_default();
+    if certs.is_empty() {
+        if let Some(leaf) = ssl.peer_certificate().and_then(|c| c.to_der().ok()) {
+            certs.push(leaf);
+        }
+    }
+    certs
+}
+
+/// Which side a stream is, with its shared state.
+#[derive(Debug)]
+pub(crate) enum Conn {
+    Server(Arc<ServerConn>),
+    Client(Arc<ClientConn>),
+}
+
+/// An established TLS connection over OpenSSL.
+///
+/// [`TlsStream::info`] reads the connection's state each time it is called, so tickets that
+/// arrive after the handshake (TLS 1.3, processed on a read) show up in the client's bits and
+/// ticket lifetime.
+pub struct Stream {
+    inner: SslStream<Box<dyn Transport>>,
+    conn: Conn,
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stream")
+            .field("info", &self.info())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream {
+    pub(crate) fn new(inner: SslStream<Box<dyn Transport>>, conn: Conn) -> Self {
+        Self { inner, conn }
+    }
+
+    /// The underlying OpenSSL connection (read-only).
+    pub fn ssl(&self) -> &SslRef {
+        self.inner.ssl()
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl TlsStream for Stream {
+    fn info(&self) -> SessionInfo {
+        let ssl = self.inner.ssl();
+        let protocol = protocol_of(ssl).unwrap_or(ProtocolVersion::Other(0));
+        let cipher = cipher_names(ssl, protocol);
+        let sni = ssl.servername(NameType::HOST_NAME).map(str::to_owned);
+        let alpn = ssl.selected_alpn_protocol().map(<[u8]>::to_vec);
+        let resumed = ssl.session_reused();
+        match &self.conn {
+            Conn::Server(conn) => {
+                let st = conn.state();
+                let ocsp = match (st.ocsp_requested, st.ocsp_stapled && !resumed) {
+                    (false, _) => OcspStatus::NotRequested,
+                    (true, true) => OcspStatus::NotVerified,
+                    (true, false) => OcspStatus::NoResponse,
+                };
+                let issued = st
+                    .bits
+                    .contains(tlsresume_core::Resumption::CLIENT_REQUESTED)
+                    && conn.may_issue;
+                SessionInfo {
+                    side: Side::Server,
+                    protocol,
+                    cipher,
+                    resumption: st.bits,
+                    resumed,
+                    verification: Verification::NotChecked,
+                    ocsp,
+                    peer_certificates: peer_chain(ssl),
+                    sni,
+                    alpn,
+                    ticket_lifetime: issued.then(|| conn.ring_lifetime()),
+                }
+            }
+            Conn::Client(conn) => {
+                let st = conn.state();
+                SessionInfo {
+                    side: Side::Client,
+                    protocol,
+                    cipher,
+                    resumption: st.bits,
+                    resumed: st.resumed,
+                    verification: st.verification,
+                    ocsp: st.ocsp,
+                    peer_certificates: peer_chain(ssl),
+                    sni,
+                    alpn,
+                    ticket_lifetime: st.ticket_lifetime,
+                }
+            }
+        }
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        self.inner.shutdown().map(|_| ()).map_err(error::to_io)
+    }
+}

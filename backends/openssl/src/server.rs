@@ -1,0 +1,156 @@
+//! The server: [`Server`], stateless tickets under the core key ring.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+use openssl::ssl::{AlpnError, Ssl, SslContext, SslMethod, SslRef, SslSessionCacheMode};
+use tlsresume_core::{
+    BackendKind, Error, KeyRing, ServerContext, ServerParams, ServerSettings, TlsStream, Transport,
+};
+
+use crate::config;
+use crate::error;
+use crate::ffi;
+use crate::info::{Conn, Stream};
+use crate::tickets::{server_conn, server_index, ServerConn, ServerState};
+use crate::BACKEND;
+
+/// An OpenSSL server configuration: identity, versions, ALPN, the OCSP staple, and ticket keys
+/// from a core [`KeyRing`] through the ticket key callback. OpenSSL's server-side session cache
+/// is off: resumption is by stateless tickets only.
+pub struct Server {
+    ctx: SslContext,
+    settings: Arc<ServerSettings>,
+    ring: Arc<KeyRing>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("backend", &BACKEND)
+            .field("ring", &self.ring)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A server from the common settings.
+    pub fn new(settings: ServerSettings) -> Result<Self, Error> {
+        settings.ticket_policy.validate()?;
+        if server_index().is_none() {
+            return Err(error::tls("could not allocate an SSL ex_data index"));
+        }
+        let mut ctx = SslContext::builder(SslMethod::tls_server())
+            .map_err(|e| error::config("SSL context", e))?;
+        config::load_identity(&mut ctx, &settings.identity)?;
+        config::set_versions(&mut ctx, settings.versions)?;
+        ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
+        ffi::set_ctx_timeout(&mut ctx, settings.ticket_policy.lifetime().as_secs());
+        ffi::set_ticket_key_evp_cb(&mut ctx)
+            .map_err(|e| error::config("ticket key callback", e))?;
+        ffi::set_session_ticket_cb(&mut ctx)
+            .map_err(|e| error::config("session ticket callbacks", e))?;
+        ctx.set_status_callback(|ssl: &mut SslRef| {
+            // AssertUnwindSafe: the connection state is plain data behind a mutex whose
+            // poisoning its readers tolerate. A panic means no staple.
+            catch_unwind(AssertUnwindSafe(|| staple(ssl))).unwrap_or(Ok(false))
+        })
+        .map_err(|e| error::config("OCSP status callback", e))?;
+        if !settings.alpn.is_empty() {
+            let protocols = settings.alpn.clone();
+            ctx.set_alpn_select_callback(move |_ssl, client| {
+                // AssertUnwindSafe: reads an immutable list only.
+                catch_unwind(AssertUnwindSafe(|| config::select_alpn(&protocols, client)))
+                    .ok()
+                    .flatten()
+                    .ok_or(AlpnError::NOACK)
+            });
+        }
+        let ring = Arc::new(KeyRing::new(
+            settings.ticket_policy,
+            Arc::clone(&settings.key_source),
+        ));
+        Ok(Self {
+            ctx: ctx.build(),
+            settings: Arc::new(settings),
+            ring,
+        })
+    }
+
+    /// The key ring sealing this server's tickets (for diagnostics and timelines).
+    pub fn key_ring(&self) -> &Arc<KeyRing> {
+        &self.ring
+    }
+
+    /// Runs the server side of a handshake.
+    ///
+    /// Clients the policy gives tickets get one TLS 1.3 ticket (and TLS 1.2 tickets); others
+    /// get none (`num_tickets` 0, `SSL_OP_NO_TICKET`) and their tickets are not accepted.
+    pub fn accept(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ServerParams,
+    ) -> Result<Stream, Error> {
+        let index = server_index().ok_or_else(|| error::tls("no SSL ex_data index"))?;
+        let start = self.settings.start(params);
+        let mut ssl = Ssl::new(&self.ctx).map_err(|e| error::stack("SSL", e))?;
+        let conn = Arc::new(ServerConn {
+            ring: Arc::clone(&self.ring),
+            clock: Arc::clone(&self.settings.clock),
+            may_issue: start.may_issue,
+            ocsp_response: self.settings.ocsp_response.clone().map(Arc::new),
+            state: Mutex::new(ServerState {
+                bits: start.bits,
+                ..ServerState::default()
+            }),
+        });
+        ssl.set_ex_data(index, Arc::clone(&conn));
+        if start.may_issue {
+            ssl.set_num_tickets(1)
+                .map_err(|e| error::stack("num_tickets", e))?;
+        } else {
+            ssl.set_num_tickets(0)
+                .map_err(|e| error::stack("num_tickets", e))?;
+            ffi::set_no_ticket(&mut ssl);
+        }
+        let stream = ssl.accept(transport).map_err(error::handshake)?;
+        if stream.ssl().session_reused() {
+            conn.state().bits |= tlsresume_core::Resumption::USED;
+        }
+        Ok(Stream::new(stream, Conn::Server(conn)))
+    }
+}
+
+/// The server's status callback: staples the configured response on full handshakes.
+fn staple(ssl: &mut SslRef) -> Result<bool, openssl::error::ErrorStack> {
+    let Some(conn) = server_conn(ssl) else {
+        return Ok(false);
+    };
+    conn.state().ocsp_requested = true;
+    if ssl.session_reused() {
+        return Ok(false);
+    }
+    match &conn.ocsp_response {
+        Some(der) => {
+            ssl.set_ocsp_status(der)?;
+            conn.state().ocsp_stapled = true;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+impl ServerContext for Server {
+    fn backend(&self) -> BackendKind {
+        BACKEND
+    }
+
+    fn accept(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ServerParams,
+    ) -> Result<Box<dyn TlsStream>, Error> {
+        Server::accept(self, transport, params).map(|s| Box::new(s) as Box<dyn TlsStream>)
+    }
+}

@@ -1,0 +1,181 @@
+//! Ticket-key glue: the server's per-connection state, and the decisions the ticket callbacks
+//! in [`crate::callbacks`] take from the core [`KeyRing`] on the settings' clock.
+//!
+//! OpenSSL asks for a key by name first (the ticket key callback) and shows the decrypted
+//! session later (the session ticket decrypt callback), so the two halves of
+//! [`TicketLifecycle::decide`] are taken apart: [`TicketLifecycle::find_key`] in the key
+//! callback (unknown or expired key → return 0, a full handshake; renew time passed → return
+//! 2), and [`TicketLifecycle::check_age`] in the decrypt callback, on the issue time the
+//! ticket carries in its app data (written by the generate callback).
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use openssl::ex_data::Index;
+use openssl::ssl::{Ssl, SslRef};
+use tlsresume_core::{
+    KeyName, KeyRing, ProtocolVersion, RejectReason, Resumption, SharedClock, TicketKey,
+    TicketLifecycle, UnixTime,
+};
+
+use crate::ffi::ticket_return;
+
+/// What the server side of one connection has seen, shared with the callbacks.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ServerState {
+    /// Exim's bits so far.
+    pub(crate) bits: Resumption,
+    /// The client asked for an OCSP staple.
+    pub(crate) ocsp_requested: bool,
+    /// A staple was set on a full handshake.
+    pub(crate) ocsp_stapled: bool,
+    /// Why a presented ticket was refused, if one was.
+    pub(crate) rejected: Option<RejectReason>,
+}
+
+/// The server side of one connection: the key ring and clock for the callbacks, the policy
+/// decision, and the state the callbacks write.
+#[derive(Debug)]
+pub(crate) struct ServerConn {
+    pub(crate) ring: Arc<KeyRing>,
+    pub(crate) clock: SharedClock,
+    pub(crate) may_issue: bool,
+    pub(crate) ocsp_response: Option<Arc<Vec<u8>>>,
+    pub(crate) state: Mutex<ServerState>,
+}
+
+/// The magic of the app data a ticket carries: `TR` + version 1, then the issue time in
+/// microseconds (big endian).
+const APPDATA_MAGIC: &[u8; 4] = b"TRt1";
+
+/// Encodes an issue time for a ticket's app data.
+pub(crate) fn encode_issue_time(issued: UnixTime) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12);
+    out.extend_from_slice(APPDATA_MAGIC);
+    out.extend_from_slice(&issued.as_micros().to_be_bytes());
+    out
+}
+
+/// Decodes a ticket's issue time; `None` for anything else (a ticket from another program).
+pub(crate) fn decode_issue_time(data: &[u8]) -> Option<UnixTime> {
+    let rest = data.strip_prefix(APPDATA_MAGIC)?;
+    let micros: [u8; 8] = rest.try_into().ok()?;
+    Some(UnixTime::from_micros(u64::from_be_bytes(micros)))
+}
+
+impl ServerConn {
+    /// Locks the state; a poisoned lock (a panic in another callback) still gives the data.
+    pub(crate) fn state(&self) -> MutexGuard<'_, ServerState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The ticket lifetime of the policy (the lifetime hint of the tickets issued).
+    pub(crate) fn ring_lifetime(&self) -> std::time::Duration {
+        self.ring.policy().lifetime()
+    }
+
+    fn set(&self, bit: Resumption) {
+        self.state().bits |= bit;
+    }
+
+    /// Ticket encryption: sets CLIENT_REQUESTED and returns the key to seal with, or `None`
+    /// (no ticket) when the key source has nothing.
+    pub(crate) fn encrypting_key(&self) -> Option<Arc<TicketKey>> {
+        self.set(Resumption::CLIENT_REQUESTED);
+        if !self.may_issue {
+            return None;
+        }
+        self.ring.encrypting_key(self.clock.now()).ok()
+    }
+
+    /// Ticket decryption: sets CLIENT_SUGGESTED and returns the named key and whether to renew,
+    /// or `None` (a full handshake) for an unknown or expired key or a client not allowed to
+    /// resume.
+    pub(crate) fn decrypting_key(&self, name: [u8; 16]) -> Option<(Arc<TicketKey>, bool)> {
+        self.set(Resumption::CLIENT_SUGGESTED);
+        if !self.may_issue {
+            self.state().rejected = Some(RejectReason::UnknownKey);
+            return None;
+        }
+        match self.ring.find_key(&KeyName(name), self.clock.now()) {
+            Ok(found) => Some(found),
+            Err(reason) => {
+                self.state().rejected = Some(reason);
+                None
+            }
+        }
+    }
+
+    /// The app data for a ticket about to be sealed: the issue time.
+    ///
+    /// OpenSSL resets a session's time when it issues a TLS 1.3 ticket, but a TLS 1.2 ticket
+    /// renewed on a resumed handshake keeps the resumed session's time; `existing` is the
+    /// resumed session's app data in that case, kept as it is.
+    pub(crate) fn ticket_appdata(
+        &self,
+        protocol: Option<ProtocolVersion>,
+        resumed: bool,
+        existing: Option<Vec<u8>>,
+    ) -> Vec<u8> {
+        if protocol == Some(ProtocolVersion::Tls12) && resumed {
+            if let Some(existing) = existing.filter(|d| decode_issue_time(d).is_some()) {
+                return existing;
+            }
+        }
+        encode_issue_time(self.clock.now())
+    }
+
+    /// The decrypt callback's answer for a ticket whose key was found (`decrypted`), with the
+    /// key callback's renewal wish, from the issue time the ticket carries.
+    pub(crate) fn decrypt_decision(
+        &self,
+        decrypted: bool,
+        renew: bool,
+        appdata: Option<Vec<u8>>,
+    ) -> libc::c_int {
+        if !self.may_issue {
+            return ticket_return::IGNORE;
+        }
+        if !decrypted {
+            return ticket_return::IGNORE_RENEW;
+        }
+        let Some(issued) = appdata.as_deref().and_then(decode_issue_time) else {
+            self.state().rejected = Some(RejectReason::UnknownKey);
+            return ticket_return::IGNORE_RENEW;
+        };
+        match self.ring.check_age(issued, self.clock.now()) {
+            Err(reason) => {
+                self.state().rejected = Some(reason);
+                ticket_return::IGNORE_RENEW
+            }
+            Ok(()) if renew => ticket_return::USE_RENEW,
+            Ok(()) => ticket_return::USE,
+        }
+    }
+}
+
+/// The ex_data slot holding each server connection's [`ServerConn`].
+pub(crate) fn server_index() -> Option<Index<Ssl, Arc<ServerConn>>> {
+    static INDEX: OnceLock<Option<Index<Ssl, Arc<ServerConn>>>> = OnceLock::new();
+    *INDEX.get_or_init(|| Ssl::new_ex_index().ok())
+}
+
+/// The connection state of a server SSL, if it is one of ours.
+pub(crate) fn server_conn(ssl: &SslRef) -> Option<Arc<ServerConn>> {
+    ssl.ex_data(server_index()?).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_time_roundtrips_and_rejects_garbage() {
+        let t = UnixTime::from_micros(1_700_000_000_123_456);
+        assert_eq!(decode_issue_time(&encode_issue_time(t)), Some(t));
+        assert_eq!(decode_issue_time(b""), None);
+        assert_eq!(decode_issue_time(b"TRt1short"), None);
+        assert_eq!(decode_issue_time(b"XXXX12345678"), None);
+    }
+}

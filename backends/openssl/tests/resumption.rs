@@ -1,0 +1,538 @@
+//! Full and resumed handshakes over loopback on a virtual clock: ticket lifecycle, bits,
+//! verification and OCSP on resumption, broken sessions and tickets.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tlsresume_core::*;
+
+const T12: ProtocolVersion = ProtocolVersion::Tls12;
+const T13: ProtocolVersion = ProtocolVersion::Tls13;
+
+fn bits(info: &SessionInfo) -> u8 {
+    info.resumption.bits()
+}
+
+/// Bits of a resumed handshake, the same in TLS 1.2 and 1.3. Server: 0x1D (SUPPORTED,
+/// SERVER_TICKET, CLIENT_SUGGESTED, USED): OpenSSL 3.0 issues no new ticket on a resumption
+/// unless the key callback asks for renewal (it sets `ticket_expected` only for
+/// NO_DECRYPT/SUCCESS_RENEW/EMPTY), in TLS 1.3 too. Client: 0x17 (SUPPORTED, REQUESTED,
+/// SUGGESTED, USED).
+fn resumed_bits(_v: ProtocolVersion) -> (u8, u8) {
+    (0x1D, 0x17)
+}
+
+fn full_then_resumed(v: ProtocolVersion) {
+    let pair = Setup::new(v).build();
+    let first = pair.connect();
+    assert_eq!(first.server.protocol, v);
+    assert!(!first.server.resumed && !first.client.resumed);
+    assert_eq!(bits(&first.server), 0x0B, "server, full");
+    assert_eq!(bits(&first.client), 0x0B, "client, full");
+    assert_eq!(first.client.verification, Verification::Verified);
+    let entry = pair.entry().expect("session stored");
+    assert_eq!(entry.protocol, v.wire());
+    assert_eq!(entry.lifetime_hint, Duration::from_secs(7200));
+    assert_eq!(
+        first.client.ticket_lifetime,
+        Some(Duration::from_secs(7200))
+    );
+    if v == T13 {
+        // TLS 1.3 tickets arrive after the handshake: nothing before the first read.
+        assert_eq!(bits(&first.client_before_read), 0x03);
+    } else {
+        assert_eq!(bits(&first.client_before_read), 0x0B);
+    }
+
+    pair.advance_mins(10);
+    let second = pair.connect();
+    assert!(second.server.resumed && second.client.resumed);
+    let (s, c) = resumed_bits(v);
+    assert_eq!(bits(&second.server), s, "server, resumed");
+    assert_eq!(bits(&second.client), c, "client, resumed");
+    assert!(second.client.exim_x().ends_with('*'));
+    assert_eq!(second.server.cipher, first.server.cipher);
+}
+
+#[test]
+fn tls12_full_then_resumed() {
+    full_then_resumed(T12);
+}
+
+#[test]
+fn tls13_full_then_resumed() {
+    full_then_resumed(T13);
+}
+
+fn renewal_at_61_minutes(v: ProtocolVersion) {
+    let pair = Setup::new(v).build();
+    pair.connect();
+    let original = pair.entry().expect("stored");
+    pair.advance_mins(61);
+    let renewed = pair.connect();
+    assert!(renewed.server.resumed && renewed.client.resumed);
+    // The key's renew time has passed: a new ticket is issued on the resumed handshake.
+    assert_eq!(bits(&renewed.server), 0x1F);
+    assert_eq!(bits(&renewed.client), 0x1F);
+    let new = pair.entry().expect("stored");
+    assert!(
+        new.stored_at > original.stored_at,
+        "the new session was stored"
+    );
+    assert_ne!(new.session, original.session);
+    // And it resumes.
+    pair.advance_mins(1);
+    let again = pair.connect();
+    assert!(again.client.resumed);
+}
+
+#[test]
+fn tls12_renewal_at_61_minutes() {
+    renewal_at_61_minutes(T12);
+}
+
+#[test]
+fn tls13_renewal_at_61_minutes() {
+    renewal_at_61_minutes(T13);
+}
+
+/// The original ticket at 2 h 1 min: the client's own expiry filter drops it; presented anyway
+/// (its entry re-stored as new), the server refuses it and a full handshake gives a new ticket.
+fn rejection_after_lifetime(v: ProtocolVersion) {
+    let pair = Setup::new(v).build();
+    pair.connect();
+    let original = pair.entry().expect("stored");
+    pair.advance_mins(121);
+    // The OpenSSL flavour filters expired entries on the client.
+    let offer = pair
+        .client
+        .settings()
+        .offer(tlsresume_openssl::BACKEND, &pair.params(), true);
+    assert_eq!(offer.no_offer, Some(NoOffer::Expired));
+    pair.put(CacheEntry {
+        stored_at: pair.clock.now(),
+        ..original
+    });
+    let late = pair.connect();
+    assert!(!late.server.resumed && !late.client.resumed);
+    assert_eq!(bits(&late.server), 0x0F, "offered, refused, new ticket");
+    assert_eq!(bits(&late.client), 0x0F);
+}
+
+#[test]
+fn tls12_rejection_after_lifetime() {
+    rejection_after_lifetime(T12);
+}
+
+#[test]
+fn tls13_rejection_after_lifetime() {
+    rejection_after_lifetime(T13);
+}
+
+/// Keys that live long enough (1 h rotation, 3 previous keys) isolate the ticket age check:
+/// the key still decrypts at 2 h 1 min, the issue time carried in the ticket is too old.
+fn ticket_age_on_virtual_clock(v: ProtocolVersion) {
+    let mut setup = Setup::new(v);
+    setup.ticket_policy = TicketPolicy::rolling(
+        Duration::from_secs(3600),
+        3,
+        Duration::from_secs(7200),
+        None,
+    )
+    .expect("policy");
+    let pair = setup.build();
+    pair.connect();
+    let original = pair.entry().expect("stored");
+    pair.advance_mins(119);
+    pair.put(CacheEntry {
+        stored_at: pair.clock.now(),
+        ..original.clone()
+    });
+    assert!(
+        pair.connect().client.resumed,
+        "1 h 59 min: still within the lifetime"
+    );
+    pair.advance_mins(2);
+    pair.put(CacheEntry {
+        stored_at: pair.clock.now(),
+        ..original
+    });
+    let late = pair.connect();
+    assert!(!late.client.resumed, "2 h 1 min: too old");
+    assert_eq!(bits(&late.server), 0x0F);
+}
+
+#[test]
+fn tls12_ticket_age_on_virtual_clock() {
+    ticket_age_on_virtual_clock(T12);
+}
+
+#[test]
+fn tls13_ticket_age_on_virtual_clock() {
+    ticket_age_on_virtual_clock(T13);
+}
+
+/// 20 min rotation, one previous key: the ticket's key decrypts after one rotation, not after
+/// two.
+fn previous_key_overlap(v: ProtocolVersion) {
+    let mut setup = Setup::new(v);
+    setup.ticket_policy = TicketPolicy::rolling(
+        Duration::from_secs(1200),
+        1,
+        Duration::from_secs(7200),
+        None,
+    )
+    .expect("policy");
+    let pair = setup.build();
+    pair.connect();
+    let original = pair.entry().expect("stored");
+    let k1 = pair.server.key_ring().key_names(pair.clock.now())[0];
+    pair.advance_mins(21);
+    let one = pair.connect();
+    assert!(
+        one.server.resumed,
+        "previous key decrypts after one rotation"
+    );
+    let names = pair.server.key_ring().key_names(pair.clock.now());
+    assert_eq!(names.len(), 2);
+    assert_eq!(names[1], k1);
+    pair.advance_mins(20);
+    pair.put(CacheEntry {
+        stored_at: pair.clock.now(),
+        ..original
+    });
+    let two = pair.connect();
+    assert!(!two.server.resumed, "not after two rotations");
+    assert!(!pair
+        .server
+        .key_ring()
+        .key_names(pair.clock.now())
+        .contains(&k1));
+    assert_eq!(bits(&two.server), 0x0F);
+}
+
+#[test]
+fn tls12_previous_key_overlap() {
+    previous_key_overlap(T12);
+}
+
+#[test]
+fn tls13_previous_key_overlap() {
+    previous_key_overlap(T13);
+}
+
+/// A TLS 1.2 ticket renewed on a resumed handshake keeps its session's issue time (OpenSSL
+/// keeps the session's time), so it expires with the original; a TLS 1.3 ticket is re-issued
+/// with a fresh time.
+#[test]
+fn renewed_ticket_lifetime_differs_by_version() {
+    for v in [T12, T13] {
+        let pair = Setup::new(v).build();
+        pair.connect();
+        pair.advance_mins(61);
+        assert_eq!(bits(&pair.connect().server), 0x1F);
+        pair.advance_mins(60);
+        let late = pair.connect();
+        match v {
+            ProtocolVersion::Tls12 => assert!(!late.client.resumed, "{v}: original issue time"),
+            _ => assert!(late.client.resumed, "{v}: fresh issue time"),
+        }
+    }
+}
+
+fn corrupt_stored_session(v: ProtocolVersion) {
+    let pair = Setup::new(v).build();
+    pair.connect();
+    let entry = pair.entry().expect("stored");
+    // Not DER at all.
+    pair.put(CacheEntry {
+        session: b"garbage".to_vec(),
+        ..entry.clone()
+    });
+    let out = pair.connect();
+    assert!(!out.client.resumed);
+    assert_eq!(
+        bits(&out.client),
+        0x0B,
+        "the refused session is not counted as offered"
+    );
+    assert_eq!(bits(&out.server), 0x0B);
+    // Truncated DER.
+    pair.put(CacheEntry {
+        session: entry.session[..entry.session.len() / 2].to_vec(),
+        ..entry.clone()
+    });
+    assert!(!pair.connect().client.resumed);
+    assert!(pair.entry().is_some(), "replaced by the new session");
+}
+
+#[test]
+fn tls12_corrupt_stored_session() {
+    corrupt_stored_session(T12);
+}
+
+#[test]
+fn tls13_corrupt_stored_session() {
+    corrupt_stored_session(T13);
+}
+
+fn tampered_ticket(v: ProtocolVersion) {
+    let pair = Setup::new(v).build();
+    pair.connect();
+    let entry = pair.entry().expect("stored");
+    let (at, len) = common::ticket_span(&entry.session).expect("ticket in DER");
+    assert!(len > 32);
+    // A byte of the encrypted state: the HMAC fails.
+    let mut body = entry.session.clone();
+    body[at + len / 2] ^= 0x55;
+    // A byte of the key name: an unknown key.
+    let mut name = entry.session.clone();
+    name[at] ^= 0x55;
+    for (what, session) in [("body", body), ("key name", name)] {
+        pair.put(CacheEntry {
+            session,
+            ..entry.clone()
+        });
+        let out = pair.connect();
+        assert!(!out.server.resumed && !out.client.resumed, "{what}");
+        // Offered (and a decryption attempted), refused, a new ticket issued.
+        assert_eq!(bits(&out.server), 0x0F, "{what}");
+        assert_eq!(bits(&out.client), 0x0F, "{what}");
+    }
+}
+
+#[test]
+fn tls12_tampered_ticket() {
+    tampered_ticket(T12);
+}
+
+#[test]
+fn tls13_tampered_ticket() {
+    tampered_ticket(T13);
+}
+
+fn verification_on_resumption(v: ProtocolVersion) {
+    // Exim-compatible: the verify callback is not called on resumption.
+    let pair = Setup::new(v).build();
+    assert_eq!(pair.connect().client.verification, Verification::Verified);
+    let resumed = pair.connect();
+    assert!(resumed.client.resumed);
+    assert_eq!(resumed.client.verification, Verification::NotChecked);
+    assert_eq!(resumed.client.verification.exim_cv(), "no");
+
+    // Hardened: the stored result is carried.
+    let mut setup = Setup::new(v);
+    setup.client_policy = ResumptionPolicy::hardened();
+    let pair = setup.build();
+    pair.connect();
+    let resumed = pair.connect();
+    assert!(resumed.client.resumed);
+    assert_eq!(resumed.client.verification, Verification::Verified);
+}
+
+#[test]
+fn tls12_verification_on_resumption() {
+    verification_on_resumption(T12);
+}
+
+#[test]
+fn tls13_verification_on_resumption() {
+    verification_on_resumption(T13);
+}
+
+fn ocsp_on_resumption(v: ProtocolVersion) {
+    let mut setup = Setup::new(v);
+    setup.ocsp_response = Some(ocsp_response("ecdsa"));
+    setup.ocsp = OcspMode::Request;
+    let pair = setup.build();
+    let full = pair.connect();
+    assert_eq!(full.client.ocsp, OcspStatus::Verified);
+    assert_eq!(full.server.ocsp, OcspStatus::NotVerified, "stapled");
+    let resumed = pair.connect();
+    assert!(resumed.client.resumed);
+    assert_eq!(
+        resumed.client.ocsp,
+        OcspStatus::NoResponse,
+        "no staple on resumption"
+    );
+    // OpenSSL does not call the server's status callback on a resumed handshake, so the
+    // server sees no request at all (Exim's `tls_in_ocsp` stays "not requested").
+    assert_eq!(resumed.server.ocsp, OcspStatus::NotRequested);
+    // The entry keeps the original handshake's status.
+    assert_eq!(pair.entry().expect("stored").ocsp, OcspStatus::Verified);
+}
+
+#[test]
+fn tls12_ocsp_on_resumption() {
+    ocsp_on_resumption(T12);
+}
+
+#[test]
+fn tls13_ocsp_on_resumption() {
+    ocsp_on_resumption(T13);
+}
+
+#[test]
+fn required_ocsp_fails_resumption_unless_hardened() {
+    for v in [T12, T13] {
+        let mut setup = Setup::new(v);
+        setup.ocsp_response = Some(ocsp_response("ecdsa"));
+        setup.ocsp = OcspMode::Require;
+        let pair = setup.build();
+        assert_eq!(pair.connect().client.ocsp, OcspStatus::Verified);
+        let (_, client) = pair.try_connect();
+        let err = client
+            .err()
+            .expect("resumed without staple: OCSP requirement fails");
+        assert!(err.to_string().contains("OCSP"), "{err}");
+
+        let mut setup = Setup::new(v);
+        setup.ocsp_response = Some(ocsp_response("ecdsa"));
+        setup.ocsp = OcspMode::Require;
+        setup.client_policy = ResumptionPolicy::hardened();
+        let pair = setup.build();
+        pair.connect();
+        let resumed = pair.connect();
+        assert!(resumed.client.resumed);
+        assert_eq!(resumed.client.ocsp, OcspStatus::Verified, "carried");
+    }
+}
+
+#[test]
+fn required_ocsp_without_staple_fails_the_full_handshake() {
+    let mut setup = Setup::new(T13);
+    setup.ocsp = OcspMode::Require;
+    let pair = setup.build();
+    let (_, client) = pair.try_connect();
+    assert!(client.is_err());
+    assert!(pair.entry().is_none());
+}
+
+#[test]
+fn wrong_ocsp_response_is_failed() {
+    let mut setup = Setup::new(T12);
+    setup.ocsp_response = Some(ocsp_response("rsa"));
+    setup.ocsp = OcspMode::Request;
+    let pair = setup.build();
+    assert_eq!(pair.connect().client.ocsp, OcspStatus::Failed);
+}
+
+#[test]
+fn try_verify_reports_failure_and_goes_on() {
+    for v in [T12, T13] {
+        let mut setup = Setup::new(v);
+        setup.identity = Identity::from_pem_files(&pki("untrusted.pem"), &pki("untrusted.key"))
+            .expect("identity");
+        setup.verify = VerifyMode::Try;
+        let pair = setup.build();
+        let out = pair.connect();
+        assert_eq!(out.client.verification, Verification::Failed);
+        let entry = pair.entry().expect("stored");
+        assert!(entry.verify_override);
+        // Resumed under hardened: still not verified.
+        let mut setup = Setup::new(v);
+        setup.identity = Identity::from_pem_files(&pki("untrusted.pem"), &pki("untrusted.key"))
+            .expect("identity");
+        setup.verify = VerifyMode::Require;
+        let pair = setup.build();
+        let (_, client) = pair.try_connect();
+        let err = client.err().expect("untrusted certificate refused");
+        assert!(err.to_string().contains("verif"), "{err}");
+    }
+}
+
+#[test]
+fn name_mismatch_is_a_verification_failure() {
+    let mut setup = Setup::new(T13);
+    setup.verify = VerifyMode::Try;
+    let mut pair = setup.build();
+    pair.server_name = "other.example".into();
+    assert_eq!(pair.connect().client.verification, Verification::Failed);
+    pair.server_name = "localhost".into();
+    assert_eq!(pair.connect().client.verification, Verification::Verified);
+    pair.server_name = "127.0.0.1".into();
+    assert_eq!(pair.connect().client.verification, Verification::Verified);
+}
+
+#[test]
+fn clients_not_allowed_get_no_tickets() {
+    for v in [T12, T13] {
+        let mut setup = Setup::new(v);
+        setup.server_policy =
+            ResumptionPolicy::exim_compatible().with_server_hosts(HostList::none());
+        let pair = setup.build();
+        let out = pair.connect();
+        assert_eq!(bits(&out.server), 0x01, "{v}");
+        // The client asked, nothing came.
+        assert_eq!(bits(&out.client), 0x03, "{v}");
+        assert!(pair.entry().is_none());
+    }
+}
+
+#[test]
+fn client_not_resuming_requests_nothing() {
+    for v in [T12, T13] {
+        let mut setup = Setup::new(v);
+        setup.client_policy =
+            ResumptionPolicy::exim_compatible().with_client_hosts(HostList::none());
+        let pair = setup.build();
+        let out = pair.connect();
+        assert_eq!(bits(&out.client), 0x01, "{v}");
+        assert!(pair.entry().is_none());
+        // TLS 1.2: SSL_OP_NO_TICKET, no ticket extension, no ticket. TLS 1.3: a client cannot
+        // refuse tickets; the server sends one anyway (it is not stored).
+        let expect = if v == T12 { 0x09 } else { 0x0B };
+        assert_eq!(bits(&out.server), expect, "{v}");
+    }
+}
+
+#[test]
+fn session_info_names_and_peer() {
+    let mut setup = Setup::new(T12);
+    setup.identity = identity("rsa");
+    setup.alpn = vec![b"smtp".to_vec()];
+    let id = identity("rsa");
+    let pair = setup.build();
+    let out = pair.connect();
+    for info in [&out.server, &out.client] {
+        assert_eq!(info.cipher.native, "ECDHE-RSA-AES256-GCM-SHA384");
+        assert_eq!(info.cipher.iana, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384");
+        assert_eq!(info.cipher.exim, "TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256");
+        assert_eq!(info.cipher.bits, 256);
+        assert_eq!(info.alpn.as_deref(), Some(&b"smtp"[..]));
+    }
+    assert_eq!(out.server.sni.as_deref(), Some("mx.tlsresume.test"));
+    assert_eq!(out.client.peer_certificates.first(), id.chain().first());
+    assert_eq!(out.server.ticket_lifetime, Some(Duration::from_secs(7200)));
+
+    let mut setup = Setup::new(T13);
+    setup.identity = identity("rsa");
+    let out = setup.build().connect();
+    assert_eq!(out.client.cipher.native, "TLS_AES_256_GCM_SHA384");
+    assert_eq!(out.client.cipher.exim, "TLS1.3:TLS_AES_256_GCM_SHA384:256");
+}
+
+#[test]
+fn key_not_matching_certificate_is_a_config_error() {
+    let rsa = identity("rsa");
+    let ecdsa = identity("ecdsa");
+    let mixed = Identity::from_der(
+        rsa.chain().to_vec(),
+        ecdsa.key_der().to_vec(),
+        ecdsa.key_format(),
+    )
+    .expect("identity");
+    let err = tlsresume_openssl::Server::new(ServerSettings::new(mixed)).expect_err("mismatch");
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    assert!(err.to_string().contains("does not match"), "{err}");
+}
+
+#[test]
+fn version_range_negotiates_tls13() {
+    let mut setup = Setup::new(T13);
+    setup.version = None;
+    let out = setup.build().connect();
+    assert_eq!(out.client.protocol, T13);
+}

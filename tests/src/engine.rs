@@ -1,0 +1,555 @@
+//! The scenario engine: runs Exim's resumption scenarios between a server backend and a client
+//! backend over real loopback sockets, on a virtual clock, and records what each end reports.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use tlsresume_core::{
+    BackendKind, ClientContext, ClientParams, ClientSettings, Error, HostList, Identity,
+    KeySchedule, ManualClock, MemoryStore, OcspMode, ProtocolVersion, ServerContext, ServerParams,
+    ServerSettings, SessionInfo, TlsStream, UnixTime, VerifyMode, Versions,
+};
+
+use crate::backends;
+use crate::scenario::{Case, PolicyKind, Scenario, Wire, MIN};
+
+/// Certificates for a run: trust anchors, the server's identity, an identity that does not
+/// verify, and a stapled OCSP response for the server's certificate.
+#[derive(Clone, Debug)]
+pub struct Pki {
+    /// Trust anchors (DER).
+    pub roots: Vec<Vec<u8>>,
+    /// The server certificate and key.
+    pub server: Identity,
+    /// A self-signed certificate the roots do not cover.
+    pub untrusted: Identity,
+    /// A "good" OCSP response for the server certificate, signed by the CA.
+    pub ocsp: Vec<u8>,
+}
+
+impl Pki {
+    /// The committed test PKI (`tests/pki/`, valid for 20 years from when it was made): an
+    /// ECDSA P-256 CA and server certificate for `mx.tlsresume.test`, `localhost` and
+    /// `127.0.0.1`.
+    pub fn committed() -> Result<Self, Error> {
+        Self::committed_with(
+            include_bytes!("../pki/server-ecdsa.pem"),
+            include_bytes!("../pki/server-ecdsa.key"),
+            include_bytes!("../pki/server-ecdsa.ocsp.der"),
+        )
+    }
+
+    /// The committed test PKI with the RSA-2048 server certificate.
+    pub fn committed_rsa() -> Result<Self, Error> {
+        Self::committed_with(
+            include_bytes!("../pki/server-rsa.pem"),
+            include_bytes!("../pki/server-rsa.key"),
+            include_bytes!("../pki/server-rsa.ocsp.der"),
+        )
+    }
+
+    fn committed_with(cert: &[u8], key: &[u8], ocsp: &[u8]) -> Result<Self, Error> {
+        Ok(Self {
+            roots: tlsresume_core::certificates_from_pem(
+                include_bytes!("../pki/ca.pem"),
+                "ca.pem",
+            )?,
+            server: Identity::from_pem(cert, key)?,
+            untrusted: Identity::from_pem(
+                include_bytes!("../pki/untrusted.pem"),
+                include_bytes!("../pki/untrusted.key"),
+            )?,
+            ocsp: ocsp.to_vec(),
+        })
+    }
+}
+
+/// What one scenario connection produced.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The pair, version, wire and policy.
+    pub case: Case,
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Virtual time since the sequence started.
+    pub at: Duration,
+    /// The server's ticket-key flavour.
+    pub flavour: KeySchedule,
+    /// What the client reported, if its handshake completed.
+    pub client: Option<SessionInfo>,
+    /// What the server reported, if its handshake completed.
+    pub server: Option<SessionInfo>,
+    /// Why the connection failed, if it did.
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    /// Whether both ends report a resumed session.
+    pub fn resumed(&self) -> bool {
+        self.client.as_ref().is_some_and(|c| c.resumed)
+            && self.server.as_ref().is_some_and(|s| s.resumed)
+    }
+}
+
+/// Which cases and scenarios to run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Server backends.
+    pub servers: Vec<BackendKind>,
+    /// Client backends.
+    pub clients: Vec<BackendKind>,
+    /// TLS versions.
+    pub versions: Vec<ProtocolVersion>,
+    /// How TLS starts.
+    pub wires: Vec<Wire>,
+    /// Policies.
+    pub policies: Vec<PolicyKind>,
+    /// Scenarios.
+    pub scenarios: Vec<Scenario>,
+}
+
+impl Plan {
+    /// Everything: every compiled-in pair, both versions, both wires, both policies, every
+    /// scenario.
+    pub fn all() -> Self {
+        Self {
+            servers: backends::available(),
+            clients: backends::available(),
+            versions: vec![ProtocolVersion::Tls12, ProtocolVersion::Tls13],
+            wires: Wire::ALL.to_vec(),
+            policies: PolicyKind::ALL.to_vec(),
+            scenarios: Scenario::ALL.to_vec(),
+        }
+    }
+
+    /// The cases, in report order.
+    pub fn cases(&self) -> Vec<Case> {
+        let mut out = Vec::new();
+        for &server in &self.servers {
+            for &client in &self.clients {
+                for &tls in &self.versions {
+                    for &wire in &self.wires {
+                        for &policy in &self.policies {
+                            out.push(Case {
+                                server,
+                                client,
+                                tls,
+                                wire,
+                                policy,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Runs a plan; `progress` is told (cases done, cases in all) after each case.
+pub fn run(plan: &Plan, pki: &Pki, progress: &mut dyn FnMut(usize, usize)) -> Vec<Outcome> {
+    let cases = plan.cases();
+    let mut out = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        out.extend(run_case(*case, &plan.scenarios, pki));
+        progress(i + 1, cases.len());
+    }
+    out
+}
+
+/// The virtual start of every sequence: one hour into a GnuTLS-flavour (6 h) key period that
+/// starts after now, so a sequence's first five hours stay in one period and the period
+/// boundary falls at +5 h. In the future, so certificates made today are valid.
+fn sequence_start() -> UnixTime {
+    let period = 6 * 3600;
+    let now = UnixTime::now().as_secs();
+    UnixTime::from_secs((now / period + 1) * period + 3600)
+}
+
+const PERIOD_BOUNDARY: Duration = Duration::from_secs(5 * 3600);
+
+/// Runs the wanted scenarios of one case, each sequence on a fresh server, client, store and
+/// clock.
+pub fn run_case(case: Case, wanted: &[Scenario], pki: &Pki) -> Vec<Outcome> {
+    let flavour = case.server.default_ticket_policy().schedule();
+    let mut out = Vec::new();
+    let sequences = sequences(case, flavour);
+    for seq in sequences {
+        let last = seq
+            .steps
+            .iter()
+            .rposition(|s| s.report.is_some_and(|sc| wanted.contains(&sc)));
+        let Some(last) = last else { continue };
+        let rig = match Rig::new(case, pki, &seq) {
+            Ok(rig) => rig,
+            Err(e) => {
+                for step in &seq.steps[..=last] {
+                    if let Some(sc) = step.report.filter(|sc| wanted.contains(sc)) {
+                        out.push(Outcome {
+                            case,
+                            scenario: sc,
+                            at: step.at,
+                            flavour,
+                            client: None,
+                            server: None,
+                            error: Some(format!("setup: {e}")),
+                        });
+                    }
+                }
+                continue;
+            }
+        };
+        for step in &seq.steps[..=last] {
+            rig.clock.set(rig.start + step.at);
+            let client = if step.stranger {
+                &rig.stranger
+            } else {
+                &rig.client
+            };
+            let (client_info, server_info, error) = rig.connect(client, &step.ehlo_name);
+            if let Some(sc) = step.report.filter(|sc| wanted.contains(sc)) {
+                out.push(Outcome {
+                    case,
+                    scenario: sc,
+                    at: step.at,
+                    flavour,
+                    client: client_info,
+                    server: server_info,
+                    error,
+                });
+            }
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Setup {
+    Plain,
+    ClientExcludes,
+    ServerExcludes,
+    Untrusted,
+    Ocsp,
+}
+
+struct Step {
+    at: Duration,
+    report: Option<Scenario>,
+    ehlo_name: String,
+    stranger: bool,
+}
+
+struct Sequence {
+    setup: Setup,
+    steps: Vec<Step>,
+}
+
+fn step(mins: u64, report: Option<Scenario>) -> Step {
+    Step {
+        at: MIN * u32::try_from(mins).unwrap_or(u32::MAX),
+        report,
+        ehlo_name: "mx1.tlsresume.test".into(),
+        stranger: false,
+    }
+}
+
+fn sequences(case: Case, flavour: KeySchedule) -> Vec<Sequence> {
+    use Scenario::*;
+    let mut seqs = vec![
+        Sequence {
+            setup: Setup::Plain,
+            steps: vec![
+                step(0, Some(Getticket)),
+                step(10, Some(Resume)),
+                step(61, Some(Renewal)),
+                step(62, Some(Postrenewal)),
+            ],
+        },
+        Sequence {
+            setup: Setup::Plain,
+            steps: vec![step(0, None), step(121, Some(Timeout))],
+        },
+        Sequence {
+            setup: Setup::ClientExcludes,
+            steps: vec![step(0, None), step(10, Some(Notreq))],
+        },
+        Sequence {
+            setup: Setup::ServerExcludes,
+            steps: vec![step(0, None), step(10, Some(ServerExcludes))],
+        },
+        Sequence {
+            setup: Setup::Untrusted,
+            steps: vec![
+                step(0, Some(NoverifyGetticket)),
+                step(10, Some(NoverifyResume)),
+            ],
+        },
+        Sequence {
+            setup: Setup::Ocsp,
+            steps: vec![step(0, Some(OcspGetticket)), step(10, Some(OcspResume))],
+        },
+    ];
+    if case.wire == Wire::Starttls {
+        let mut change = step(10, Some(LbserverChange));
+        change.ehlo_name = "mx2.tlsresume.test".into();
+        seqs.push(Sequence {
+            setup: Setup::Plain,
+            steps: vec![step(0, None), change],
+        });
+    }
+    let boundary = PERIOD_BOUNDARY.as_secs() / 60;
+    let rotation = match flavour {
+        // A stranger makes the first key at 0; our ticket is sealed under it at 59 min; at
+        // 2 h 1 min the ticket is 62 min old but its key expired at 2 h (second rotation).
+        KeySchedule::Rolling => {
+            let mut warm = step(0, None);
+            warm.stranger = true;
+            vec![warm, step(59, None), step(121, Some(Rotation))]
+        }
+        // A ticket sealed 30 min before the 6 h period boundary, presented 30 min after it.
+        KeySchedule::Periodic => vec![
+            step(boundary - 30, None),
+            step(boundary + 30, Some(Rotation)),
+        ],
+    };
+    seqs.push(Sequence {
+        setup: Setup::Plain,
+        steps: rotation,
+    });
+    seqs
+}
+
+/// One sequence's server, clients, store and clock.
+struct Rig {
+    case: Case,
+    clock: ManualClock,
+    start: UnixTime,
+    listener: TcpListener,
+    server: Arc<dyn ServerContext>,
+    client: Arc<dyn ClientContext>,
+    stranger: Arc<dyn ClientContext>,
+}
+
+const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Rig {
+    fn new(case: Case, pki: &Pki, seq: &Sequence) -> Result<Self, Error> {
+        let start = sequence_start();
+        let clock = ManualClock::new(start);
+        let versions = Versions::only(case.tls);
+        let mut ss = ServerSettings::new(match seq.setup {
+            Setup::Untrusted => pki.untrusted.clone(),
+            _ => pki.server.clone(),
+        });
+        ss.clock = Arc::new(clock.clone());
+        ss.versions = versions;
+        ss.ticket_policy = case.server.default_ticket_policy();
+        ss.resumption = case.policy.policy();
+        if seq.setup == Setup::ServerExcludes {
+            ss.resumption = ss.resumption.with_server_hosts("!127.0.0.1".parse()?);
+        }
+        if seq.setup == Setup::Ocsp {
+            ss.ocsp_response = Some(pki.ocsp.clone());
+        }
+        let mut cs = ClientSettings::new(pki.roots.clone());
+        cs.clock = Arc::new(clock.clone());
+        cs.versions = versions;
+        cs.resumption = case.policy.policy();
+        cs.store = Arc::new(MemoryStore::new(64));
+        match seq.setup {
+            Setup::ClientExcludes => {
+                cs.resumption = cs.resumption.with_client_hosts(HostList::none());
+            }
+            Setup::Untrusted => cs.verify = VerifyMode::Try,
+            Setup::Ocsp => cs.ocsp = OcspMode::Require,
+            Setup::Plain | Setup::ServerExcludes => {}
+        }
+        let mut stranger_settings = cs.clone();
+        stranger_settings.store = Arc::new(MemoryStore::new(4));
+        Ok(Self {
+            case,
+            clock,
+            start,
+            listener: TcpListener::bind("127.0.0.1:0")?,
+            server: backends::server(case.server, ss)?,
+            client: backends::client(case.client, cs)?,
+            stranger: backends::client(case.client, stranger_settings)?,
+        })
+    }
+
+    /// One connection through the SMTP dialogue; (client info, server info, error).
+    fn connect(
+        &self,
+        client: &Arc<dyn ClientContext>,
+        ehlo_name: &str,
+    ) -> (Option<SessionInfo>, Option<SessionInfo>, Option<String>) {
+        let listener = match self.listener.try_clone() {
+            Ok(l) => l,
+            Err(e) => return (None, None, Some(format!("listener: {e}"))),
+        };
+        let server = self.server.clone();
+        let wire = self.case.wire;
+        let name = ehlo_name.to_owned();
+        let server_side = thread::spawn(move || serve_one(&listener, server.as_ref(), wire, &name));
+        let peer = match self.listener.local_addr() {
+            Ok(a) => a,
+            Err(e) => return (None, None, Some(format!("listener: {e}"))),
+        };
+        let mut connected = false;
+        let client_result = client_one(peer, client.as_ref(), wire, &mut connected);
+        if !connected {
+            // Unblock a server still waiting in accept for a client that never came.
+            let _ = TcpStream::connect(peer);
+        }
+        let server_result = server_side
+            .join()
+            .unwrap_or_else(|_| Err("server thread panicked".into()));
+        let error = match (&client_result, &server_result) {
+            (Err(c), _) => Some(format!("client: {c}")),
+            (_, Err(s)) => Some(format!("server: {s}")),
+            _ => None,
+        };
+        (client_result.ok(), server_result.ok(), error)
+    }
+}
+
+fn read_line(r: &mut dyn Read) -> io::Result<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        if r.read(&mut byte)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
+        }
+        line.push(byte[0]);
+        if byte[0] == b'\n' || line.len() > 1000 {
+            return Ok(String::from_utf8_lossy(&line).trim_end().to_owned());
+        }
+    }
+}
+
+/// Reads an SMTP reply (all its lines); returns the lines.
+fn read_reply(r: &mut dyn Read, code: &str) -> io::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    loop {
+        let line = read_line(r)?;
+        if !line.starts_with(code) {
+            return Err(io::Error::other(format!("expected {code}, got '{line}'")));
+        }
+        let last = line.as_bytes().get(3) != Some(&b'-');
+        lines.push(line);
+        if last {
+            return Ok(lines);
+        }
+    }
+}
+
+fn expect_command(r: &mut dyn Read, verb: &str) -> io::Result<()> {
+    let line = read_line(r)?;
+    if line.to_ascii_uppercase().starts_with(verb) {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("expected {verb}, got '{line}'")))
+    }
+}
+
+fn serve_one(
+    listener: &TcpListener,
+    server: &dyn ServerContext,
+    wire: Wire,
+    name: &str,
+) -> Result<SessionInfo, String> {
+    let (mut tcp, peer) = listener.accept().map_err(|e| e.to_string())?;
+    let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));
+    let local = tcp.local_addr().map_err(|e| e.to_string())?;
+    let params = ServerParams {
+        peer,
+        local,
+        peer_name: None,
+    };
+    let io = |e: io::Error| e.to_string();
+    if wire == Wire::Starttls {
+        write!(tcp, "220 {name} ESMTP tlsresume\r\n").map_err(io)?;
+        expect_command(&mut tcp, "EHLO").map_err(io)?;
+        write!(
+            tcp,
+            "250-{name} hello\r\n250-PIPELINING\r\n250 STARTTLS\r\n"
+        )
+        .map_err(io)?;
+        expect_command(&mut tcp, "STARTTLS").map_err(io)?;
+        tcp.write_all(b"220 TLS go ahead\r\n").map_err(io)?;
+    }
+    let mut tls = server
+        .accept(Box::new(tcp), &params)
+        .map_err(|e| e.to_string())?;
+    if wire == Wire::TlsOnConnect {
+        write!(tls, "220 {name} ESMTP tlsresume\r\n").map_err(io)?;
+        tls.flush().map_err(io)?;
+    }
+    expect_command(&mut tls, "EHLO").map_err(io)?;
+    write!(tls, "250-{name} hello\r\n250 SIZE 52428800\r\n").map_err(io)?;
+    tls.flush().map_err(io)?;
+    expect_command(&mut tls, "QUIT").map_err(io)?;
+    tls.write_all(b"221 bye\r\n").map_err(io)?;
+    tls.flush().map_err(io)?;
+    let info = tls.info();
+    let _ = tls.shutdown();
+    Ok(info)
+}
+
+fn client_one(
+    peer: SocketAddr,
+    client: &dyn ClientContext,
+    wire: Wire,
+    connected: &mut bool,
+) -> Result<SessionInfo, String> {
+    let io = |e: io::Error| e.to_string();
+    let mut tcp = TcpStream::connect(peer).map_err(io)?;
+    *connected = true;
+    let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));
+    let mut lb_name = None;
+    if wire == Wire::Starttls {
+        read_reply(&mut tcp, "220").map_err(io)?;
+        tcp.write_all(b"EHLO client.tlsresume.test\r\n")
+            .map_err(io)?;
+        let ehlo = read_reply(&mut tcp, "250").map_err(io)?;
+        // Exim's host_name_extract: the name in the first line of the EHLO response.
+        lb_name = ehlo
+            .first()
+            .and_then(|l| l.get(4..))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned);
+        tcp.write_all(b"STARTTLS\r\n").map_err(io)?;
+        read_reply(&mut tcp, "220").map_err(io)?;
+    }
+    let params = ClientParams {
+        peer,
+        local: None,
+        server_name: "mx.tlsresume.test".into(),
+        lb_name,
+        dane: None,
+    };
+    let mut tls: Box<dyn TlsStream> = client
+        .connect(Box::new(tcp), &params)
+        .map_err(|e| e.to_string())?;
+    if wire == Wire::TlsOnConnect {
+        read_reply(&mut tls, "220").map_err(io)?;
+    }
+    tls.write_all(b"EHLO client.tlsresume.test\r\n")
+        .map_err(io)?;
+    tls.flush().map_err(io)?;
+    read_reply(&mut tls, "250").map_err(io)?;
+    tls.write_all(b"QUIT\r\n").map_err(io)?;
+    tls.flush().map_err(io)?;
+    read_reply(&mut tls, "221").map_err(io)?;
+    let info = tls.info();
+    let _ = tls.shutdown();
+    Ok(info)
+}
