@@ -53,8 +53,9 @@
 //! - **Verification on resumption.** rustls does not verify the certificate again on a resumed
 //!   handshake; under `exim_compatible()` the client reports "not checked", under `hardened()`
 //!   the stored result.
-//! - **OCSP.** rustls passes the staple to the verifier without checking it; a staple is
-//!   reported as received, verification not tried (2).
+//! - **OCSP.** rustls passes the staple to the verifier without checking it; tlsresume checks
+//!   it (signature by the issuing CA, certificate ID, status, validity window) with ring.
+//!   Responses from a delegated responder are reported as failed.
 //! - **Not-allowed clients** still receive TLS 1.3 tickets (rustls always offers PSK modes, as
 //!   GnuTLS always requests tickets); they are not stored and no bit is set.
 

@@ -2,7 +2,7 @@
 //! connection can report it, and letting a failure through in `VerifyMode::Try`.
 //!
 //! rustls has no OCSP verification of its own; the staple it hands the verifier is checked by
-//! [`crate::ocsp`].
+//! the `ocsp` module.
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};

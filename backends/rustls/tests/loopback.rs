@@ -540,19 +540,74 @@ fn ocsp_staple_on_full_handshake_only() {
         let (c, s) = h.connect();
         assert_eq!(
             c.ocsp,
-            OcspStatus::NotVerified,
-            "staple received, rustls does not verify"
+            OcspStatus::Verified,
+            "the staple verifies against the CA"
         );
-        assert_eq!(s.ocsp, OcspStatus::NotVerified);
+        assert_eq!(s.ocsp, OcspStatus::NotVerified, "server: stapled");
         let (c, s) = h.connect();
         assert!(c.resumed);
         assert_eq!(s.ocsp, OcspStatus::NoResponse, "no staple on resumption");
         let expected = if policy.name() == "hardened" {
-            OcspStatus::NotVerified
+            OcspStatus::Verified
         } else {
             OcspStatus::NoResponse
         };
         assert_eq!(c.ocsp, expected, "{}", policy.name());
+    }
+}
+
+#[test]
+fn required_ocsp_fails_on_resumption_under_exim_and_not_under_hardened() {
+    let staple = std::fs::read(pki("server-ecdsa.ocsp.der")).expect("ocsp");
+    for (policy, resumes) in [
+        (ResumptionPolicy::exim_compatible(), false),
+        (ResumptionPolicy::hardened(), true),
+    ] {
+        let staple = staple.clone();
+        let h = Harness::with(
+            ProtocolVersion::Tls12,
+            TicketPolicy::OPENSSL,
+            |s| s.ocsp_response = Some(staple),
+            |c| {
+                c.ocsp = OcspMode::Require;
+                c.resumption = policy.clone();
+            },
+        );
+        let (c, _) = h.connect();
+        assert_eq!(c.ocsp, OcspStatus::Verified);
+        let listener = h.listener.try_clone().expect("clone");
+        let server = h.server.clone();
+        let t = thread::spawn(move || {
+            let (tcp, peer) = listener.accept().expect("accept");
+            let local = tcp.local_addr().expect("addr");
+            let mut tls = server
+                .accept(
+                    Box::new(tcp),
+                    &ServerParams {
+                        peer,
+                        local,
+                        peer_name: None,
+                    },
+                )
+                .expect("server handshake");
+            let _ = tls.write_all(b"220 hello\r\n");
+            let _ = tls.flush();
+            let mut rest = Vec::new();
+            let _ = tls.read_to_end(&mut rest);
+        });
+        let tcp = TcpStream::connect(h.params().peer).expect("connect");
+        let outcome = h.client.connect(Box::new(tcp), &h.params());
+        match (&outcome, resumes) {
+            (Ok(tls), true) => {
+                assert!(tls.info().resumed);
+                assert_eq!(tls.info().ocsp, OcspStatus::Verified);
+            }
+            (Err(e), false) => assert!(e.to_string().contains("OCSP required"), "{e}"),
+            (Ok(_), false) => panic!("exim: required OCSP must fail on the resumed handshake"),
+            (Err(e), true) => panic!("hardened: must resume: {e}"),
+        }
+        drop(outcome);
+        t.join().expect("server thread");
     }
 }
 
