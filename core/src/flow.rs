@@ -13,6 +13,10 @@ use crate::info::{OcspStatus, ProtocolVersion, Verification};
 use crate::resumption::Resumption;
 use crate::store::StoreError;
 
+/// The lifetime given to a session whose ticket carried no lifetime hint: 2 h, the ticket
+/// lifetime of both Exim flavours.
+pub const DEFAULT_LIFETIME_HINT: Duration = Duration::from_secs(7200);
+
 /// Why a client did not offer a cached session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NoOffer {
@@ -203,6 +207,10 @@ impl ClientSettings {
     ///
     /// On a resumed connection the verification and OCSP status of the original handshake are
     /// kept, so a chain of resumptions never upgrades what the first handshake established.
+    ///
+    /// A zero lifetime hint means "unspecified" (RFC 5077; OpenSSL sends it on every TLS 1.2
+    /// ticket issued on a resumed handshake): the entry then keeps the lifetime of the session it
+    /// renews, or [`DEFAULT_LIFETIME_HINT`] for a new one.
     #[allow(clippy::too_many_arguments)]
     pub fn entry_for(
         &self,
@@ -215,6 +223,11 @@ impl ClientSettings {
         lifetime_hint: Duration,
         session: Vec<u8>,
     ) -> CacheEntry {
+        let lifetime_hint = match (&offer.entry, resumed) {
+            (_, _) if !lifetime_hint.is_zero() => lifetime_hint,
+            (Some(entry), true) if !entry.lifetime_hint.is_zero() => entry.lifetime_hint,
+            _ => DEFAULT_LIFETIME_HINT,
+        };
         let (verification, verify_override, ocsp) = match (&offer.entry, resumed) {
             (Some(entry), true) => (entry.verification, entry.verify_override, entry.ocsp),
             _ => (
@@ -355,6 +368,32 @@ mod tests {
         let offer = h.offer(BackendKind::Gnutls, &params(), false);
         assert_eq!(offer.no_offer, Some(NoOffer::Expired));
         assert!(store.is_empty());
+    }
+
+    #[test]
+    fn zero_lifetime_hint_means_unspecified() {
+        let (s, _, store) = settings(crate::ResumptionPolicy::exim_compatible());
+        let fresh = s.offer(BackendKind::Openssl, &params(), true);
+        let mk = |offer: &ClientOffer, resumed: bool, hint: u64| {
+            s.entry_for(
+                BackendKind::Openssl,
+                offer,
+                resumed,
+                Verification::Verified,
+                OcspStatus::NotRequested,
+                ProtocolVersion::Tls12,
+                Duration::from_secs(hint),
+                vec![],
+            )
+        };
+        assert_eq!(mk(&fresh, false, 0).lifetime_hint, DEFAULT_LIFETIME_HINT);
+        assert_eq!(
+            mk(&fresh, false, 300).lifetime_hint,
+            Duration::from_secs(300)
+        );
+        store.put(&fresh.key, mk(&fresh, false, 600)).expect("put");
+        let offer = s.offer(BackendKind::Openssl, &params(), true);
+        assert_eq!(mk(&offer, true, 0).lifetime_hint, Duration::from_secs(600));
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub use backend::{
 pub use cache::{CacheEntry, CacheKey, CacheKeyBuilder, CodecError, NEVER_LB};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
 pub use error::Error;
-pub use flow::{loopback, ClientOffer, NoOffer, ServerStart};
+pub use flow::{loopback, ClientOffer, NoOffer, ServerStart, DEFAULT_LIFETIME_HINT};
 pub use hostlist::{HostList, HostListError};
 pub use info::{
     exim_cipher_from_gnutls_desc, exim_cipher_string, CipherNames, OcspStatus, ProtocolVersion,

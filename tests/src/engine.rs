@@ -467,6 +467,7 @@ fn serve_one(
     let (mut tcp, peer) = listener.accept().map_err(|e| e.to_string())?;
     let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
     let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));
+    let _ = tcp.set_nodelay(true);
     let local = tcp.local_addr().map_err(|e| e.to_string())?;
     let params = ServerParams {
         peer,
@@ -514,6 +515,7 @@ fn client_one(
     *connected = true;
     let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
     let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));
+    let _ = tcp.set_nodelay(true);
     let mut lb_name = None;
     if wire == Wire::Starttls {
         read_reply(&mut tcp, "220").map_err(io)?;

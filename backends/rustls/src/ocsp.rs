@@ -311,12 +311,24 @@ mod tests {
             Some(false)
         );
         assert_eq!(
-            check_inner(&pki("server-rsa.ocsp.der"), &rsa, &[], std::slice::from_ref(&ca), now()),
+            check_inner(
+                &pki("server-rsa.ocsp.der"),
+                &rsa,
+                &[],
+                std::slice::from_ref(&ca),
+                now()
+            ),
             Some(true)
         );
         // Not current 30 years from now.
         assert_ne!(
-            check_inner(&staple, &ee, &[], std::slice::from_ref(&ca), now() + 30 * 365 * 86_400),
+            check_inner(
+                &staple,
+                &ee,
+                &[],
+                std::slice::from_ref(&ca),
+                now() + 30 * 365 * 86_400
+            ),
             Some(true)
         );
         // Unknown issuer.

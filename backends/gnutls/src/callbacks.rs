@@ -1,0 +1,196 @@
+//! `extern "C"` trampolines handed to GnuTLS: transport push/pull, handshake hooks and the
+//! time function. Every body runs inside `catch_unwind`; a panic is stashed and re-raised
+//! once GnuTLS has returned (transport, hooks) or turned into a neutral value (time).
+
+use std::any::Any;
+use std::cell::Cell;
+use std::ffi::{c_int, c_uint, c_void};
+use std::io::{self, Read, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::RwLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tlsresume_core::{SharedClock, Transport};
+
+/// The state behind the transport pointer of one session.
+pub(crate) struct TransportState {
+    /// The byte stream.
+    pub(crate) transport: Box<dyn Transport>,
+    /// The session, for `gnutls_transport_set_errno`.
+    pub(crate) session: sys::gnutls_session_t,
+    /// The last I/O error, reported once GnuTLS returns.
+    pub(crate) error: Option<io::Error>,
+    /// A panic caught in a callback, re-raised once GnuTLS returns.
+    pub(crate) panic: Option<Box<dyn Any + Send>>,
+    /// The transport itself reported "would block" (so `GNUTLS_E_AGAIN` is the transport's,
+    /// not GnuTLS asking to be called again after a post-handshake message).
+    pub(crate) would_block: bool,
+}
+
+// SAFETY: the raw session pointer is only used from the thread currently driving the session
+// (inside GnuTLS calls made through `&mut Connection`); the session itself is `Send`.
+unsafe impl Send for TransportState {}
+
+/// The state behind the session's user pointer: what the handshake hooks saw.
+#[derive(Default)]
+pub(crate) struct HookState {
+    /// A NewSessionTicket message was sent (server) on this connection.
+    pub(crate) ticket_sent: Cell<bool>,
+    /// How many NewSessionTicket messages were received (client).
+    pub(crate) tickets_received: Cell<u32>,
+    /// The lifetime (first four bytes of the message body) of the newest ticket seen.
+    pub(crate) ticket_lifetime: Cell<Option<u32>>,
+    /// A panic caught in a hook.
+    pub(crate) panic: Cell<Option<Box<dyn Any + Send>>>,
+}
+
+fn errno_for(err: &io::Error) -> c_int {
+    match err.kind() {
+        io::ErrorKind::WouldBlock => libc::EAGAIN,
+        io::ErrorKind::Interrupted => libc::EINTR,
+        _ => err.raw_os_error().unwrap_or(libc::EIO),
+    }
+}
+
+/// Records `err` for the session and tells GnuTLS the errno to act on (EAGAIN and EINTR make it
+/// return `GNUTLS_E_AGAIN` / `GNUTLS_E_INTERRUPTED`; anything else is a push/pull error).
+fn fail(state: &mut TransportState, err: io::Error) -> isize {
+    let errno = errno_for(&err);
+    state.would_block = errno == libc::EAGAIN;
+    if errno != libc::EAGAIN && errno != libc::EINTR {
+        state.error = Some(err);
+    }
+    // SAFETY: `state.session` is the live session this transport belongs to: the state is
+    // owned by the same `Connection` and dropped after the session.
+    unsafe { sys::gnutls_transport_set_errno(state.session, errno) };
+    -1
+}
+
+/// `gnutls_push_func`: writes to the Rust transport.
+///
+/// # Safety
+/// `ptr` must be the `TransportState` set with `gnutls_transport_set_ptr`, and `data`/`len`
+/// a readable buffer, as GnuTLS guarantees.
+pub(crate) unsafe extern "C" fn raw_push(
+    ptr: *mut c_void,
+    data: *const c_void,
+    len: usize,
+) -> isize {
+    // SAFETY: GnuTLS passes back the pointer we set, to a `TransportState` that outlives the
+    // session; no other reference to it exists while GnuTLS runs.
+    let state = unsafe { &mut *ptr.cast::<TransportState>() };
+    let buf = crate::ffi::slice_from_raw(data.cast::<u8>(), len);
+    // AssertUnwindSafe: a panic leaves the transport in whatever state the writer left it;
+    // the session is failed with -1 and the panic re-raised, so nothing observes it.
+    match catch_unwind(AssertUnwindSafe(|| state.transport.write(buf))) {
+        Ok(Ok(n)) => isize::try_from(n).unwrap_or(isize::MAX),
+        Ok(Err(err)) => fail(state, err),
+        Err(panic) => {
+            state.panic = Some(panic);
+            fail(state, io::Error::other("panic in transport write"))
+        }
+    }
+}
+
+/// `gnutls_pull_func`: reads from the Rust transport.
+///
+/// # Safety
+/// As for [`raw_push`], with `data`/`len` a writable buffer.
+pub(crate) unsafe extern "C" fn raw_pull(ptr: *mut c_void, data: *mut c_void, len: usize) -> isize {
+    // SAFETY: as in `raw_push`.
+    let state = unsafe { &mut *ptr.cast::<TransportState>() };
+    let buf = crate::ffi::slice_from_raw_mut(data.cast::<u8>(), len);
+    // AssertUnwindSafe: as in `raw_push`.
+    match catch_unwind(AssertUnwindSafe(|| state.transport.read(buf))) {
+        Ok(Ok(n)) => isize::try_from(n).unwrap_or(isize::MAX),
+        Ok(Err(err)) => fail(state, err),
+        Err(panic) => {
+            state.panic = Some(panic);
+            fail(state, io::Error::other("panic in transport read"))
+        }
+    }
+}
+
+/// `gnutls_handshake_hook_func` on NEW_SESSION_TICKET: records that a ticket was sent or
+/// received, and the lifetime it carries (the first four bytes of the body in TLS 1.2 and 1.3).
+///
+/// # Safety
+/// `session` must carry a `HookState` as its user pointer; `msg` is NULL or a valid datum.
+pub(crate) unsafe extern "C" fn raw_ticket_hook(
+    session: sys::gnutls_session_t,
+    htype: c_uint,
+    _when: c_uint,
+    incoming: c_uint,
+    msg: *const sys::gnutls_datum_t,
+) -> c_int {
+    // SAFETY: the user pointer is the `HookState` boxed in the `Connection` that owns this
+    // session, set before the hook was registered and alive until after `gnutls_deinit`.
+    let state = unsafe { &*sys::gnutls_session_get_ptr(session).cast::<HookState>() };
+    // SAFETY: GnuTLS passes NULL or a datum valid for the duration of the call.
+    let body = unsafe { msg.as_ref() }
+        .map(crate::ffi::datum_slice)
+        .unwrap_or(&[]);
+    // AssertUnwindSafe: only `Cell`s are written, each with a complete value.
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        if htype != sys::GNUTLS_HANDSHAKE_NEW_SESSION_TICKET {
+            return;
+        }
+        if incoming != 0 {
+            state.tickets_received.set(state.tickets_received.get() + 1);
+        } else {
+            state.ticket_sent.set(true);
+        }
+        if let Some(b) = body.get(..4) {
+            state
+                .ticket_lifetime
+                .set(Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]])));
+        }
+    }));
+    if let Err(panic) = result {
+        state.panic.set(Some(panic));
+    }
+    0
+}
+
+/// The clock GnuTLS reads, process-wide.
+static CLOCK: RwLock<Option<SharedClock>> = RwLock::new(None);
+
+/// Makes `clock` the time source of every GnuTLS session in the process.
+pub(crate) fn install_clock(clock: SharedClock) {
+    let mut slot = CLOCK
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    *slot = Some(clock);
+}
+
+fn now_secs() -> i64 {
+    let slot = CLOCK
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match slot.as_ref() {
+        Some(clock) => i64::try_from(clock.now().as_secs()).unwrap_or(i64::MAX),
+        None => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0),
+    }
+}
+
+/// `gnutls_time_func`: the installed clock's time in seconds.
+///
+/// # Safety
+/// `t` must be NULL or writable, as GnuTLS guarantees.
+pub(crate) unsafe extern "C" fn raw_time(t: *mut sys::time_t) -> sys::time_t {
+    // AssertUnwindSafe: reads only; a panicking clock yields the system time.
+    let now = catch_unwind(AssertUnwindSafe(now_secs)).unwrap_or_else(|_| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }) as sys::time_t;
+    // SAFETY: `t` is NULL or points to a `time_t` GnuTLS wants filled in.
+    if let Some(out) = unsafe { t.as_mut() } {
+        *out = now;
+    }
+    now
+}

@@ -1,0 +1,269 @@
+//! [`Client`]: makes connections, offering and storing sessions through the
+//! [`SessionStore`](tlsresume_core::SessionStore) in the settings.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tlsresume_core::{
+    BackendKind, ClientContext, ClientOffer, ClientParams, ClientSettings, Error, OcspMode,
+    OcspStatus, ProtocolVersion, Resumption, SessionInfo, Side, TicketPolicy, TlsStream, Transport,
+    Verification, VerifyMode,
+};
+
+use crate::callbacks::install_clock;
+use crate::config;
+use crate::error::{from_io, handshake};
+use crate::ffi::{Connection, Credentials, End, Session};
+use crate::info::{cipher_names, Stream};
+use crate::BACKEND;
+
+/// A GnuTLS client context.
+///
+/// Creating one makes `settings.clock` GnuTLS's process-wide time source.
+pub struct Client {
+    settings: Arc<ClientSettings>,
+    credentials: Arc<Credentials>,
+    priority: String,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("priority", &self.priority)
+            .field("verify", &self.settings.verify)
+            .field("ocsp", &self.settings.ocsp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first bytes of [`seal_session_data`]'s output.
+const SESSION_MAGIC: &[u8; 4] = b"TRG1";
+const DIGEST_LEN: usize = 16;
+
+/// This backend's serialisation of a GnuTLS session for the cache: `TRG1`, the first 16 bytes
+/// of SHA-256 over the data, then `gnutls_session_get_data2`'s bytes.
+///
+/// The digest is there because GnuTLS 3.7.9 trusts the data it is given: a single flipped
+/// byte in the security parameters of a TLS 1.2 session made `gnutls_session_set_data`
+/// succeed, the session resume, and `gnutls_session_get_data2` crash (SIGSEGV) afterwards.
+/// A cache entry that does not open is not offered (full handshake).
+pub fn seal_session_data(data: &[u8]) -> Vec<u8> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = Vec::with_capacity(SESSION_MAGIC.len() + DIGEST_LEN + data.len());
+    out.extend_from_slice(SESSION_MAGIC);
+    out.extend_from_slice(&digest.as_ref()[..DIGEST_LEN]);
+    out.extend_from_slice(data);
+    out
+}
+
+/// The GnuTLS session data inside [`seal_session_data`]'s output, or `None` when it is not
+/// such output or was damaged.
+pub fn open_session_data(sealed: &[u8]) -> Option<&[u8]> {
+    let rest = sealed.strip_prefix(SESSION_MAGIC)?;
+    if rest.len() < DIGEST_LEN {
+        return None;
+    }
+    let (digest, data) = rest.split_at(DIGEST_LEN);
+    let want = ring::digest::digest(&ring::digest::SHA256, data);
+    (want.as_ref()[..DIGEST_LEN] == *digest).then_some(data)
+}
+
+/// Stores the session whenever GnuTLS has a ticket for it: after the handshake and after each
+/// read on which the NEW_SESSION_TICKET hook saw a ticket (TLS 1.3).
+#[derive(Debug)]
+pub(crate) struct TicketSaver {
+    settings: Arc<ClientSettings>,
+    offer: ClientOffer,
+    resumed: bool,
+    verification: Verification,
+    ocsp: OcspStatus,
+    protocol: ProtocolVersion,
+    saved_tickets: u32,
+}
+
+impl TicketSaver {
+    /// Saves if the session carries a ticket GnuTLS has not handed over yet.
+    fn save(&mut self, conn: &Connection, info: &mut SessionInfo) {
+        let session = conn.session();
+        if !self.offer.may_resume || !session.has_ticket_flag() {
+            return;
+        }
+        // In TLS 1.3 get_data2 returns placeholder data until a ticket has arrived.
+        if self.protocol == ProtocolVersion::Tls13 && conn.tickets_received() == 0 {
+            return;
+        }
+        let Ok(data) = session.session_data() else {
+            return;
+        };
+        let lifetime = conn
+            .ticket_lifetime()
+            .map(|secs| Duration::from_secs(u64::from(secs)))
+            .unwrap_or_else(|| TicketPolicy::GNUTLS.lifetime());
+        let entry = self.settings.entry_for(
+            BACKEND,
+            &self.offer,
+            self.resumed,
+            self.verification,
+            self.ocsp,
+            self.protocol,
+            lifetime,
+            seal_session_data(data.as_slice()),
+        );
+        // A store failure loses the session, never the connection.
+        if self.settings.store.put(&self.offer.key, entry).is_ok() {
+            info.resumption |= Resumption::SERVER_TICKET;
+            info.ticket_lifetime = Some(lifetime);
+        }
+        self.saved_tickets = conn.tickets_received();
+    }
+
+    /// Called by the stream after each read.
+    pub(crate) fn after_read(&mut self, conn: &Connection, info: &mut SessionInfo) {
+        if conn.tickets_received() > self.saved_tickets {
+            self.save(conn, info);
+        }
+    }
+}
+
+impl Client {
+    /// Loads the trust anchors.
+    pub fn new(settings: ClientSettings) -> Result<Self, Error> {
+        let credentials = config::client_credentials(&settings)?;
+        let priority = config::priority(&settings.versions)?;
+        install_clock(settings.clock.clone());
+        Ok(Self {
+            settings: Arc::new(settings),
+            credentials,
+            priority,
+        })
+    }
+
+    /// Runs the client side of a handshake, offering a cached session when the policy allows.
+    pub fn connect(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ClientParams,
+    ) -> Result<Stream, Error> {
+        let settings = &self.settings;
+        // GnuTLS does no expiry filtering of its own; only the hardened policy filters.
+        let offer = settings.offer(BACKEND, params, false);
+        let mut session = Session::new(End::Client)?;
+        session.set_priority(&self.priority)?;
+        if params.server_name.parse::<IpAddr>().is_err() {
+            session.set_server_name(&params.server_name)?;
+        }
+        session.set_alpn(&settings.alpn)?;
+        if settings.ocsp != OcspMode::Off {
+            session.enable_ocsp_request()?;
+        }
+        if let Some(data) = offer
+            .entry
+            .as_ref()
+            .and_then(|e| open_session_data(&e.session))
+        {
+            // A session GnuTLS refuses to load means a full handshake, never an error.
+            let _ = session.set_session_data(data);
+        }
+        let mut conn = Connection::new(session, self.credentials.clone(), transport)?;
+        conn.handshake().map_err(from_io)?;
+
+        let s = conn.session();
+        let resumed = s.is_resumed();
+        let protocol = s.protocol();
+        let peer_certificates = s.peer_certificates();
+        let seen = if peer_certificates.is_empty() {
+            Verification::NotChecked
+        } else {
+            match s.verify_peers(Some(&params.server_name)) {
+                Ok(0) => Verification::Verified,
+                _ => Verification::Failed,
+            }
+        };
+        if seen == Verification::Failed && settings.verify == VerifyMode::Require {
+            let _ = conn.bye();
+            return Err(handshake(format!(
+                "the certificate of {} did not verify",
+                params.server_name
+            )));
+        }
+        let ocsp_seen = if settings.ocsp == OcspMode::Off {
+            OcspStatus::NotRequested
+        } else if s.ocsp_verified() {
+            OcspStatus::Verified
+        } else if s.ocsp_received() {
+            OcspStatus::Failed
+        } else {
+            OcspStatus::NoResponse
+        };
+        let verification = settings.reported_verification(&offer, resumed, seen);
+        let ocsp = settings.reported_ocsp(&offer, resumed, ocsp_seen);
+        if settings.ocsp_requirement_failed(ocsp) {
+            let _ = conn.bye();
+            return Err(handshake(format!(
+                "OCSP required and the status is {ocsp} (resumed: {resumed})"
+            )));
+        }
+        let mut bits = offer.bits;
+        if resumed {
+            bits |= Resumption::USED;
+        }
+        let mut info = SessionInfo {
+            side: Side::Client,
+            protocol,
+            cipher: cipher_names(s, settings.resumption.known_issues().iana_cipher_names),
+            resumption: bits,
+            resumed,
+            verification,
+            ocsp,
+            peer_certificates,
+            sni: Some(params.server_name.clone()),
+            alpn: s.alpn_selected(),
+            ticket_lifetime: None,
+        };
+        let mut saver = TicketSaver {
+            settings: settings.clone(),
+            offer,
+            resumed,
+            verification,
+            ocsp,
+            protocol,
+            saved_tickets: 0,
+        };
+        saver.save(&conn, &mut info);
+        Ok(Stream::new(conn, info, Some(saver)))
+    }
+}
+
+impl ClientContext for Client {
+    fn backend(&self) -> BackendKind {
+        BACKEND
+    }
+
+    fn connect(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ClientParams,
+    ) -> Result<Box<dyn TlsStream>, Error> {
+        Client::connect(self, transport, params).map(|s| Box::new(s) as Box<dyn TlsStream>)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_session_data_opens_and_damage_is_detected() {
+        let sealed = seal_session_data(b"gnutls session");
+        assert_eq!(open_session_data(&sealed), Some(&b"gnutls session"[..]));
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            assert_eq!(open_session_data(&bad), None, "byte {i}");
+        }
+        assert_eq!(open_session_data(b""), None);
+        assert_eq!(open_session_data(b"TRG1short"), None);
+    }
+}

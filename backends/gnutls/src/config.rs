@@ -1,0 +1,128 @@
+//! Settings → GnuTLS configuration: priority strings, credentials.
+
+use std::sync::Arc;
+
+use tlsresume_core::{
+    ClientSettings, Error, Identity, KeyFormat, ProtocolVersion, ServerSettings, Versions,
+};
+
+use crate::ffi::Credentials;
+
+/// The priority string allowing exactly `versions` (TLS 1.2 and/or 1.3) over GnuTLS's `NORMAL`.
+pub(crate) fn priority(versions: &Versions) -> Result<String, Error> {
+    let mut text = String::from("NORMAL:-VERS-ALL");
+    if versions.allows(ProtocolVersion::Tls13) {
+        text.push_str(":+VERS-TLS1.3");
+    }
+    if versions.allows(ProtocolVersion::Tls12) {
+        text.push_str(":+VERS-TLS1.2");
+    }
+    if !text.contains('+') {
+        return Err(Error::Config(format!(
+            "no TLS version GnuTLS supports in {:?}..={:?}",
+            versions.min, versions.max
+        )));
+    }
+    Ok(text)
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// One PEM block.
+fn pem(label: &str, der: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("-----BEGIN {label}-----\n").as_bytes());
+    for (i, chunk) in der.chunks(3).enumerate() {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for j in 0..4 {
+            if j <= chunk.len() {
+                out.push(B64[((n >> (18 - 6 * j)) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+        if (i + 1) % 16 == 0 {
+            out.push(b'\n');
+        }
+    }
+    if out.last() != Some(&b'\n') {
+        out.push(b'\n');
+    }
+    out.extend_from_slice(format!("-----END {label}-----\n").as_bytes());
+}
+
+/// The identity as PEM (chain, key) for `gnutls_certificate_set_x509_key_mem2`, which takes a
+/// whole chain only in PEM.
+fn identity_pem(identity: &Identity) -> (Vec<u8>, Vec<u8>) {
+    let mut chain = Vec::new();
+    for cert in identity.chain() {
+        pem("CERTIFICATE", cert, &mut chain);
+    }
+    let label = match identity.key_format() {
+        KeyFormat::Pkcs8 => "PRIVATE KEY",
+        KeyFormat::Pkcs1 => "RSA PRIVATE KEY",
+        KeyFormat::Sec1 => "EC PRIVATE KEY",
+    };
+    let mut key = Vec::new();
+    pem(label, identity.key_der(), &mut key);
+    (chain, key)
+}
+
+/// The server's credentials: identity and, when configured, the OCSP staple.
+pub(crate) fn server_credentials(settings: &ServerSettings) -> Result<Arc<Credentials>, Error> {
+    let mut creds = Credentials::new()?;
+    let (chain, mut key) = identity_pem(&settings.identity);
+    let result = creds.set_key_pem(&chain, &key);
+    key.iter_mut().for_each(|b| *b = 0);
+    result?;
+    if let Some(ocsp) = &settings.ocsp_response {
+        creds.set_ocsp_response_der(ocsp)?;
+    }
+    Ok(Arc::new(creds))
+}
+
+/// The client's credentials: the trust anchors.
+pub(crate) fn client_credentials(settings: &ClientSettings) -> Result<Arc<Credentials>, Error> {
+    let mut creds = Credentials::new()?;
+    for root in &settings.roots {
+        creds.add_trust_der(root)?;
+    }
+    Ok(Arc::new(creds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_encoding_matches_base64() {
+        let mut out = Vec::new();
+        pem("X", b"hello world", &mut out);
+        assert_eq!(
+            out,
+            b"-----BEGIN X-----\naGVsbG8gd29ybGQ=\n-----END X-----\n"
+        );
+        let mut out = Vec::new();
+        pem("X", b"ab", &mut out);
+        assert!(String::from_utf8_lossy(&out).contains("\nYWI=\n"));
+    }
+
+    #[test]
+    fn priority_strings_limit_versions() {
+        assert_eq!(
+            priority(&Versions::ALL).ok().as_deref(),
+            Some("NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2")
+        );
+        assert_eq!(
+            priority(&Versions::only(ProtocolVersion::Tls12))
+                .ok()
+                .as_deref(),
+            Some("NORMAL:-VERS-ALL:+VERS-TLS1.2")
+        );
+        assert!(priority(&Versions::only(ProtocolVersion::Other(0x0301))).is_err());
+    }
+}

@@ -1,0 +1,731 @@
+//! The safe layer over the raw GnuTLS declarations, in the foreign-types style: owned types
+//! whose `Drop` calls the C free function, borrowed `…Ref` types carrying the methods, the
+//! `cvt` helper for GnuTLS's "negative is an error" convention, and [`Connection`], which ties a
+//! session to the Rust state its callbacks use so that every pointer handed to C outlives it.
+//!
+//! All of this crate's `unsafe` lives here and in `callbacks.rs`.
+
+use std::ffi::{c_int, c_uint, c_void, CStr, CString};
+use std::fmt;
+use std::io;
+use std::panic::resume_unwind;
+use std::ptr;
+use std::sync::{Arc, OnceLock};
+
+use foreign_types::{foreign_type, ForeignType, ForeignTypeRef};
+
+use crate::callbacks::{self, HookState, TransportState};
+
+/// A GnuTLS error code (always negative), kept as a number so unknown codes pass through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct GnutlsError {
+    code: c_int,
+}
+
+impl GnutlsError {
+    /// `GNUTLS_E_AGAIN`: the transport would block.
+    pub const AGAIN: c_int = sys::GNUTLS_E_AGAIN;
+    /// `GNUTLS_E_INTERRUPTED`: a signal interrupted the transport.
+    pub const INTERRUPTED: c_int = sys::GNUTLS_E_INTERRUPTED;
+    /// `GNUTLS_E_PREMATURE_TERMINATION`: the peer closed without close_notify.
+    pub const PREMATURE_TERMINATION: c_int = sys::GNUTLS_E_PREMATURE_TERMINATION;
+
+    /// The error for a code.
+    pub fn from_code(code: c_int) -> Self {
+        Self { code }
+    }
+
+    /// The raw code.
+    pub fn code(self) -> c_int {
+        self.code
+    }
+
+    /// GnuTLS's own text (`gnutls_strerror`).
+    pub fn message(self) -> String {
+        // SAFETY: gnutls_strerror returns a static NUL-terminated string (or NULL) for any code.
+        let text = unsafe { sys::gnutls_strerror(self.code) };
+        if text.is_null() {
+            return format!("GnuTLS error {}", self.code);
+        }
+        // SAFETY: non-NULL, static and NUL-terminated, per the GnuTLS manual.
+        unsafe { CStr::from_ptr(text) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Whether GnuTLS calls the code fatal (`gnutls_error_is_fatal`).
+    pub fn is_fatal(self) -> bool {
+        // SAFETY: a pure function of the integer.
+        unsafe { sys::gnutls_error_is_fatal(self.code) != 0 }
+    }
+}
+
+impl fmt::Debug for GnutlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GnutlsError({}: {})", self.code, self.message())
+    }
+}
+
+impl fmt::Display for GnutlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message(), self.code)
+    }
+}
+
+impl std::error::Error for GnutlsError {}
+
+/// GnuTLS's convention: a negative return is an error, zero or positive is success or a count.
+/// See <https://www.gnutls.org/manual/html_node/Error-handling.html>.
+#[inline]
+pub fn cvt(ret: c_int) -> Result<c_int, GnutlsError> {
+    if ret < 0 {
+        Err(GnutlsError::from_code(ret))
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A slice from a C pointer and length; `(NULL, _)` and `(_, 0)` are empty.
+pub(crate) fn slice_from_raw<'a>(data: *const u8, len: usize) -> &'a [u8] {
+    if data.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: callers pass a pointer/length pair GnuTLS guarantees readable for 'a.
+        unsafe { std::slice::from_raw_parts(data, len) }
+    }
+}
+
+/// A mutable slice from a C pointer and length; `(NULL, _)` and `(_, 0)` are empty.
+pub(crate) fn slice_from_raw_mut<'a>(data: *mut u8, len: usize) -> &'a mut [u8] {
+    if data.is_null() || len == 0 {
+        &mut []
+    } else {
+        // SAFETY: callers pass a pointer/length pair GnuTLS guarantees writable for 'a.
+        unsafe { std::slice::from_raw_parts_mut(data, len) }
+    }
+}
+
+/// The bytes of a borrowed datum.
+pub(crate) fn datum_slice(datum: &sys::gnutls_datum_t) -> &[u8] {
+    slice_from_raw(datum.data, datum.size as usize)
+}
+
+/// A borrowed datum over Rust bytes, for GnuTLS calls that copy their input.
+fn borrowed_datum(bytes: &[u8]) -> Result<sys::gnutls_datum_t, GnutlsError> {
+    Ok(sys::gnutls_datum_t {
+        data: bytes.as_ptr().cast_mut(),
+        size: c_uint::try_from(bytes.len()).map_err(|_| GnutlsError::from_code(-1))?,
+    })
+}
+
+/// Frees memory GnuTLS allocated, through the `gnutls_free` function-pointer variable.
+fn gnutls_free(p: *mut c_void) {
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: `gnutls_free` is a variable GnuTLS initialises before any allocation is handed
+    // out; reading it races with nothing (it is set once, at library load).
+    let free = unsafe { sys::gnutls_free };
+    if let Some(free) = free {
+        // SAFETY: `p` was allocated by GnuTLS and is freed exactly once, here.
+        unsafe { free(p) };
+    }
+}
+
+/// A datum whose memory GnuTLS allocated; `Drop` frees it with `gnutls_free`.
+pub struct Datum(sys::gnutls_datum_t);
+
+impl Datum {
+    fn empty() -> Self {
+        Self(sys::gnutls_datum_t {
+            data: ptr::null_mut(),
+            size: 0,
+        })
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        datum_slice(&self.0)
+    }
+}
+
+impl Drop for Datum {
+    fn drop(&mut self) {
+        gnutls_free(self.0.data.cast());
+        self.0.data = ptr::null_mut();
+    }
+}
+
+impl fmt::Debug for Datum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Datum")
+            .field("len", &self.0.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Initialises GnuTLS once per process and installs the time function (which reads the
+/// clock slot in `callbacks`).
+pub fn init() -> Result<(), GnutlsError> {
+    static INIT: OnceLock<c_int> = OnceLock::new();
+    let ret = *INIT.get_or_init(|| {
+        // SAFETY: gnutls_global_init is reference counted and thread-safe since 3.3; the time
+        // function is a plain `extern "C" fn` valid for the whole process.
+        unsafe {
+            let ret = sys::gnutls_global_init();
+            sys::gnutls_global_set_time_function(Some(callbacks::raw_time));
+            ret
+        }
+    });
+    cvt(ret).map(|_| ())
+}
+
+/// The library version string (`gnutls_check_version(NULL)`).
+pub fn version() -> String {
+    // SAFETY: with NULL the function returns the static version string.
+    let text = unsafe { sys::gnutls_check_version(ptr::null()) };
+    if text.is_null() {
+        return String::new();
+    }
+    // SAFETY: static and NUL-terminated.
+    unsafe { CStr::from_ptr(text) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+foreign_type! {
+    type CType = sys::gnutls_certificate_credentials_st;
+    fn drop = sys::gnutls_certificate_free_credentials;
+    /// Certificate credentials (`gnutls_certificate_credentials_t`).
+    pub struct Credentials;
+    /// A borrowed [`Credentials`].
+    pub struct CredentialsRef;
+}
+
+// SAFETY: GnuTLS documents credentials as shareable between sessions in different threads once
+// set up; we only mutate them (`&mut self`) before they are shared behind an `Arc`.
+unsafe impl Send for Credentials {}
+// SAFETY: as above: shared use is read-only.
+unsafe impl Sync for Credentials {}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials").finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// Empty certificate credentials (`gnutls_certificate_allocate_credentials`).
+    pub fn new() -> Result<Self, GnutlsError> {
+        init()?;
+        let mut raw = ptr::null_mut();
+        // SAFETY: `raw` is a valid out-pointer; on success it owns a new credentials object.
+        cvt(unsafe { sys::gnutls_certificate_allocate_credentials(&mut raw) })?;
+        // SAFETY: allocated above, uniquely owned from here.
+        Ok(unsafe { Credentials::from_ptr(raw) })
+    }
+
+    /// Sets the certificate chain and key from PEM text (`gnutls_certificate_set_x509_key_mem2`).
+    pub fn set_key_pem(&mut self, chain_pem: &[u8], key_pem: &[u8]) -> Result<(), GnutlsError> {
+        let cert = borrowed_datum(chain_pem)?;
+        let key = borrowed_datum(key_pem)?;
+        // SAFETY: the datums point at live Rust buffers; GnuTLS copies them.
+        cvt(unsafe {
+            sys::gnutls_certificate_set_x509_key_mem2(
+                self.as_ptr(),
+                &cert,
+                &key,
+                sys::GNUTLS_X509_FMT_PEM,
+                ptr::null(),
+                sys::GNUTLS_PKCS_PLAIN,
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// Adds a trusted CA certificate in DER (`gnutls_certificate_set_x509_trust_mem`).
+    pub fn add_trust_der(&mut self, der: &[u8]) -> Result<(), GnutlsError> {
+        let ca = borrowed_datum(der)?;
+        // SAFETY: as above; GnuTLS copies the certificate.
+        cvt(unsafe {
+            sys::gnutls_certificate_set_x509_trust_mem(self.as_ptr(), &ca, sys::GNUTLS_X509_FMT_DER)
+        })
+        .map(|_| ())
+    }
+
+    /// Sets the DER OCSP response stapled for the first certificate chain
+    /// (`gnutls_certificate_set_ocsp_status_request_mem`).
+    pub fn set_ocsp_response_der(&mut self, der: &[u8]) -> Result<(), GnutlsError> {
+        let resp = borrowed_datum(der)?;
+        // SAFETY: as above; GnuTLS copies the response.
+        cvt(unsafe {
+            sys::gnutls_certificate_set_ocsp_status_request_mem(
+                self.as_ptr(),
+                &resp,
+                0,
+                sys::GNUTLS_X509_FMT_DER,
+            )
+        })
+        .map(|_| ())
+    }
+}
+
+foreign_type! {
+    type CType = sys::gnutls_session_int;
+    fn drop = sys::gnutls_deinit;
+    /// A TLS session (`gnutls_session_t`).
+    pub struct Session;
+    /// A borrowed [`Session`].
+    pub struct SessionRef;
+}
+
+// SAFETY: a GnuTLS session may move between threads as long as it is used by one at a time;
+// `Session` is not `Sync`, and every use goes through `&mut`/`&` of one owner.
+unsafe impl Send for Session {}
+
+/// Which end a session is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// `GNUTLS_CLIENT`.
+    Client,
+    /// `GNUTLS_SERVER`.
+    Server,
+}
+
+impl Session {
+    /// A new session (`gnutls_init`).
+    pub fn new(end: End) -> Result<Self, GnutlsError> {
+        init()?;
+        let flags = match end {
+            End::Client => sys::GNUTLS_CLIENT,
+            End::Server => sys::GNUTLS_SERVER,
+        };
+        let mut raw = ptr::null_mut();
+        // SAFETY: `raw` is a valid out-pointer; on success it owns a new session.
+        cvt(unsafe { sys::gnutls_init(&mut raw, flags) })?;
+        // SAFETY: allocated above, uniquely owned from here.
+        Ok(unsafe { Session::from_ptr(raw) })
+    }
+}
+
+fn c_string(text: &str) -> Result<CString, GnutlsError> {
+    CString::new(text).map_err(|_| GnutlsError::from_code(-1))
+}
+
+impl SessionRef {
+    /// `gnutls_priority_set_direct`.
+    pub fn set_priority(&mut self, priority: &str) -> Result<(), GnutlsError> {
+        let text = c_string(priority)?;
+        let mut err_pos = ptr::null();
+        // SAFETY: the string is NUL-terminated and lives across the call.
+        cvt(unsafe { sys::gnutls_priority_set_direct(self.as_ptr(), text.as_ptr(), &mut err_pos) })
+            .map(|_| ())
+    }
+
+    /// `gnutls_server_name_set` (DNS type).
+    pub fn set_server_name(&mut self, name: &str) -> Result<(), GnutlsError> {
+        // SAFETY: GnuTLS copies `name.len()` bytes.
+        cvt(unsafe {
+            sys::gnutls_server_name_set(
+                self.as_ptr(),
+                sys::GNUTLS_NAME_DNS,
+                name.as_ptr().cast(),
+                name.len(),
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// `gnutls_alpn_set_protocols`.
+    pub fn set_alpn(&mut self, protocols: &[Vec<u8>]) -> Result<(), GnutlsError> {
+        if protocols.is_empty() {
+            return Ok(());
+        }
+        let datums = protocols
+            .iter()
+            .map(|p| borrowed_datum(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let count = c_uint::try_from(datums.len()).map_err(|_| GnutlsError::from_code(-1))?;
+        // SAFETY: the datums point at live Rust buffers; GnuTLS copies them.
+        cvt(unsafe { sys::gnutls_alpn_set_protocols(self.as_ptr(), datums.as_ptr(), count, 0) })
+            .map(|_| ())
+    }
+
+    /// `gnutls_ocsp_status_request_enable_client` with no responder IDs or extensions.
+    pub fn enable_ocsp_request(&mut self) -> Result<(), GnutlsError> {
+        // SAFETY: NULL responder list and extensions are documented as allowed.
+        cvt(unsafe {
+            sys::gnutls_ocsp_status_request_enable_client(
+                self.as_ptr(),
+                ptr::null_mut(),
+                0,
+                ptr::null_mut(),
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// `gnutls_session_ticket_enable_server` with a 64-byte master key.
+    pub fn enable_tickets_server(&mut self, master_key: &[u8]) -> Result<(), GnutlsError> {
+        let key = borrowed_datum(master_key)?;
+        // SAFETY: GnuTLS copies the key into the session.
+        cvt(unsafe { sys::gnutls_session_ticket_enable_server(self.as_ptr(), &key) }).map(|_| ())
+    }
+
+    /// `gnutls_db_set_cache_expiration`: ticket lifetime (and 3× that as key rotation period).
+    pub fn set_cache_expiration(&mut self, seconds: u32) {
+        let secs = c_int::try_from(seconds).unwrap_or(c_int::MAX);
+        // SAFETY: a plain setter on a live session.
+        unsafe { sys::gnutls_db_set_cache_expiration(self.as_ptr(), secs) };
+    }
+
+    /// `gnutls_session_set_data`: the client offers a saved session.
+    pub fn set_session_data(&mut self, data: &[u8]) -> Result<(), GnutlsError> {
+        // SAFETY: GnuTLS parses (and copies) `data.len()` bytes; garbage gives an error code.
+        cvt(unsafe {
+            sys::gnutls_session_set_data(self.as_ptr(), data.as_ptr().cast(), data.len())
+        })
+        .map(|_| ())
+    }
+
+    /// `gnutls_session_get_data2`: the resumable session (placeholder in TLS 1.3 until a
+    /// ticket arrived).
+    pub fn session_data(&self) -> Result<Datum, GnutlsError> {
+        let mut datum = Datum::empty();
+        // SAFETY: `datum.0` is an out-parameter; GnuTLS allocates its data, freed by `Datum`.
+        cvt(unsafe { sys::gnutls_session_get_data2(self.as_ptr(), &mut datum.0) })?;
+        Ok(datum)
+    }
+
+    /// `gnutls_session_get_flags`.
+    pub fn flags(&self) -> c_uint {
+        // SAFETY: a getter on a live session.
+        unsafe { sys::gnutls_session_get_flags(self.as_ptr()) }
+    }
+
+    /// Whether a ticket arrived (client) / was exchanged (`GNUTLS_SFLAGS_SESSION_TICKET`).
+    pub fn has_ticket_flag(&self) -> bool {
+        self.flags() & sys::GNUTLS_SFLAGS_SESSION_TICKET != 0
+    }
+
+    /// Whether the client asked for OCSP (`GNUTLS_SFLAGS_CLI_REQUESTED_OCSP`, server side).
+    pub fn client_requested_ocsp(&self) -> bool {
+        self.flags() & sys::GNUTLS_SFLAGS_CLI_REQUESTED_OCSP != 0
+    }
+
+    /// `gnutls_session_is_resumed`.
+    pub fn is_resumed(&self) -> bool {
+        // SAFETY: a getter on a live session.
+        unsafe { sys::gnutls_session_is_resumed(self.as_ptr()) != 0 }
+    }
+
+    /// `gnutls_session_resumption_requested` (also true for a plain ticket request).
+    pub fn resumption_requested(&self) -> bool {
+        // SAFETY: a getter on a live session.
+        unsafe { sys::gnutls_session_resumption_requested(self.as_ptr()) != 0 }
+    }
+
+    /// `gnutls_protocol_get_version`.
+    pub fn protocol(&self) -> tlsresume_core::ProtocolVersion {
+        // SAFETY: a getter on a live session.
+        match unsafe { sys::gnutls_protocol_get_version(self.as_ptr()) } {
+            sys::GNUTLS_TLS1_2 => tlsresume_core::ProtocolVersion::Tls12,
+            sys::GNUTLS_TLS1_3 => tlsresume_core::ProtocolVersion::Tls13,
+            other => tlsresume_core::ProtocolVersion::Other(u16::try_from(other).unwrap_or(0)),
+        }
+    }
+
+    /// `gnutls_session_get_desc`, e.g. `(TLS1.3)-(ECDHE-SECP256R1)-(RSA-PSS-RSAE-SHA256)-(AES-256-GCM)`.
+    pub fn description(&self) -> String {
+        // SAFETY: returns a NUL-terminated string allocated with gnutls_malloc, or NULL.
+        let text = unsafe { sys::gnutls_session_get_desc(self.as_ptr()) };
+        if text.is_null() {
+            return String::new();
+        }
+        // SAFETY: non-NULL and NUL-terminated.
+        let owned = unsafe { CStr::from_ptr(text) }
+            .to_string_lossy()
+            .into_owned();
+        gnutls_free(text.cast());
+        owned
+    }
+
+    /// `gnutls_ciphersuite_get`: the IANA-style suite name (3.7.4+).
+    pub fn ciphersuite(&self) -> Option<String> {
+        // SAFETY: returns a static string or NULL.
+        let text = unsafe { sys::gnutls_ciphersuite_get(self.as_ptr()) };
+        if text.is_null() {
+            return None;
+        }
+        // SAFETY: non-NULL, static, NUL-terminated.
+        Some(
+            unsafe { CStr::from_ptr(text) }
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+
+    /// The cipher's key size in bits (`gnutls_cipher_get_key_size(gnutls_cipher_get()) * 8`).
+    pub fn cipher_bits(&self) -> u32 {
+        // SAFETY: getters on a live session / a pure function of the algorithm number.
+        let bytes =
+            unsafe { sys::gnutls_cipher_get_key_size(sys::gnutls_cipher_get(self.as_ptr())) };
+        u32::try_from(bytes.saturating_mul(8)).unwrap_or(0)
+    }
+
+    /// `gnutls_server_name_get` (index 0, DNS).
+    pub fn server_name(&self) -> Option<String> {
+        let mut buf = [0u8; 256];
+        let mut len = buf.len();
+        let mut kind: c_uint = 0;
+        // SAFETY: `buf`/`len` describe a writable buffer; GnuTLS NUL-terminates within it.
+        let ret = unsafe {
+            sys::gnutls_server_name_get(
+                self.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                &mut len,
+                &mut kind,
+                0,
+            )
+        };
+        if ret < 0 || kind != sys::GNUTLS_NAME_DNS {
+            return None;
+        }
+        let name = buf.get(..len.min(buf.len()))?;
+        let name = name.split(|b| *b == 0).next().unwrap_or(name);
+        Some(String::from_utf8_lossy(name).into_owned())
+    }
+
+    /// `gnutls_alpn_get_selected_protocol`.
+    pub fn alpn_selected(&self) -> Option<Vec<u8>> {
+        let mut datum = sys::gnutls_datum_t {
+            data: ptr::null_mut(),
+            size: 0,
+        };
+        // SAFETY: out-parameter; on success it points into session memory (not to be freed).
+        let ret = unsafe { sys::gnutls_alpn_get_selected_protocol(self.as_ptr(), &mut datum) };
+        (ret >= 0).then(|| datum_slice(&datum).to_vec())
+    }
+
+    /// `gnutls_certificate_get_peers`: the peer's chain, leaf first, DER.
+    pub fn peer_certificates(&self) -> Vec<Vec<u8>> {
+        let mut count: c_uint = 0;
+        // SAFETY: returns NULL or an array of `count` datums owned by the session.
+        let list = unsafe { sys::gnutls_certificate_get_peers(self.as_ptr(), &mut count) };
+        if list.is_null() {
+            return Vec::new();
+        }
+        (0..count as usize)
+            // SAFETY: `i < count`, within the array GnuTLS returned.
+            .map(|i| datum_slice(unsafe { &*list.add(i) }).to_vec())
+            .collect()
+    }
+
+    /// `gnutls_certificate_verify_peers3`: the verification status bits (0 = verified).
+    pub fn verify_peers(&self, hostname: Option<&str>) -> Result<c_uint, GnutlsError> {
+        let host = hostname.map(c_string).transpose()?;
+        let mut status: c_uint = 0;
+        // SAFETY: the hostname is NULL or a NUL-terminated string living across the call.
+        cvt(unsafe {
+            sys::gnutls_certificate_verify_peers3(
+                self.as_ptr(),
+                host.as_ref().map_or(ptr::null(), |h| h.as_ptr()),
+                &mut status,
+            )
+        })?;
+        Ok(status)
+    }
+
+    /// `gnutls_ocsp_status_request_is_checked(session, 0)`: a staple was received and verified.
+    pub fn ocsp_verified(&self) -> bool {
+        // SAFETY: a getter on a live session.
+        unsafe { sys::gnutls_ocsp_status_request_is_checked(self.as_ptr(), 0) != 0 }
+    }
+
+    /// `gnutls_ocsp_status_request_is_checked(session, GNUTLS_OCSP_SR_IS_AVAIL)`: a staple came.
+    pub fn ocsp_received(&self) -> bool {
+        // SAFETY: a getter on a live session.
+        unsafe {
+            sys::gnutls_ocsp_status_request_is_checked(self.as_ptr(), sys::GNUTLS_OCSP_SR_IS_AVAIL)
+                != 0
+        }
+    }
+}
+
+/// A session with its credentials, transport and hook state: the unit a `Stream` owns.
+///
+/// Field order is drop order: the session is deinitialised before the state its callbacks
+/// point at and before the credentials it references.
+pub struct Connection {
+    session: Session,
+    transport: Box<TransportState>,
+    hooks: Box<HookState>,
+    _credentials: Arc<Credentials>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("transport", &self.transport.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Wires `session` to `credentials`, `transport` and the NEW_SESSION_TICKET hook.
+    pub fn new(
+        session: Session,
+        credentials: Arc<Credentials>,
+        transport: Box<dyn tlsresume_core::Transport>,
+    ) -> Result<Self, GnutlsError> {
+        let raw = session.as_ptr();
+        let mut state = Box::new(TransportState {
+            transport,
+            session: raw,
+            error: None,
+            panic: None,
+            would_block: false,
+        });
+        let hooks = Box::<HookState>::default();
+        // SAFETY: the credentials are kept alive by the `Arc` stored next to the session and
+        // dropped after it; the boxed states have stable addresses and are also dropped after
+        // the session; the callbacks are `extern "C"` fns matching GnuTLS's typedefs.
+        unsafe {
+            cvt(sys::gnutls_credentials_set(
+                raw,
+                sys::GNUTLS_CRD_CERTIFICATE,
+                credentials.as_ptr().cast(),
+            ))?;
+            sys::gnutls_transport_set_ptr(raw, ptr::addr_of_mut!(*state).cast());
+            sys::gnutls_transport_set_push_function(raw, Some(callbacks::raw_push));
+            sys::gnutls_transport_set_pull_function(raw, Some(callbacks::raw_pull));
+            sys::gnutls_session_set_ptr(raw, ptr::addr_of!(*hooks).cast_mut().cast());
+            sys::gnutls_handshake_set_hook_function(
+                raw,
+                sys::GNUTLS_HANDSHAKE_NEW_SESSION_TICKET,
+                sys::GNUTLS_HOOK_POST as c_int,
+                Some(callbacks::raw_ticket_hook),
+            );
+        }
+        Ok(Self {
+            session,
+            transport: state,
+            hooks,
+            _credentials: credentials,
+        })
+    }
+
+    /// The session.
+    pub fn session(&self) -> &SessionRef {
+        &self.session
+    }
+
+    /// Whether this server sent a NewSessionTicket.
+    pub fn ticket_sent(&self) -> bool {
+        self.hooks.ticket_sent.get()
+    }
+
+    /// How many NewSessionTicket messages this client received.
+    pub fn tickets_received(&self) -> u32 {
+        self.hooks.tickets_received.get()
+    }
+
+    /// The lifetime carried by the newest ticket seen, in seconds.
+    pub fn ticket_lifetime(&self) -> Option<u32> {
+        self.hooks.ticket_lifetime.get()
+    }
+
+    /// Re-raises a panic caught in a callback; turns a transport error into the I/O error.
+    fn after_call(&mut self, ret: isize) -> io::Result<isize> {
+        if let Some(panic) = self.transport.panic.take() {
+            resume_unwind(panic);
+        }
+        if let Some(panic) = self.hooks.panic.take() {
+            resume_unwind(panic);
+        }
+        let would_block = std::mem::take(&mut self.transport.would_block);
+        if ret >= 0 {
+            self.transport.error = None;
+            return Ok(ret);
+        }
+        if let Some(err) = self.transport.error.take() {
+            return Err(err);
+        }
+        let code = c_int::try_from(ret).unwrap_or(c_int::MIN);
+        let err = GnutlsError::from_code(code);
+        let kind = match code {
+            // GnuTLS also returns "again" after handling a record that carried no data for the
+            // caller (e.g. a TLS 1.3 NewSessionTicket); only the transport's EAGAIN blocks.
+            GnutlsError::AGAIN if would_block => io::ErrorKind::WouldBlock,
+            GnutlsError::AGAIN => io::ErrorKind::Interrupted,
+            GnutlsError::INTERRUPTED => io::ErrorKind::Interrupted,
+            GnutlsError::PREMATURE_TERMINATION => io::ErrorKind::UnexpectedEof,
+            _ => io::ErrorKind::Other,
+        };
+        Err(io::Error::new(kind, err))
+    }
+
+    /// `gnutls_handshake`, repeated while it returns a non-fatal code other than "would block".
+    pub fn handshake(&mut self) -> io::Result<()> {
+        loop {
+            // SAFETY: the session and all state it points at are alive (owned by `self`).
+            let ret = unsafe { sys::gnutls_handshake(self.session.as_ptr()) };
+            match self.after_call(ret as isize) {
+                Ok(_) => return Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Err(err),
+                Err(err) => {
+                    let code = err
+                        .get_ref()
+                        .and_then(|e| e.downcast_ref::<GnutlsError>())
+                        .copied();
+                    match code {
+                        Some(code) if !code.is_fatal() => continue,
+                        _ => return Err(err),
+                    }
+                }
+            }
+        }
+    }
+
+    /// `gnutls_record_recv`; 0 is a clean close (close_notify), retried on EINTR.
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: `buf` is writable for its length; the session state is alive.
+            let ret = unsafe {
+                sys::gnutls_record_recv(self.session.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+            };
+            match self.after_call(ret) {
+                Ok(n) => return Ok(usize::try_from(n).unwrap_or(0)),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// `gnutls_record_send`, retried on EINTR.
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: `buf` is readable for its length; the session state is alive.
+            let ret = unsafe {
+                sys::gnutls_record_send(self.session.as_ptr(), buf.as_ptr().cast(), buf.len())
+            };
+            match self.after_call(ret) {
+                Ok(n) => return Ok(usize::try_from(n).unwrap_or(0)),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Flushes the underlying transport.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.transport.transport.flush()
+    }
+
+    /// `gnutls_bye(GNUTLS_SHUT_WR)`: sends close_notify.
+    pub fn bye(&mut self) -> io::Result<()> {
+        // SAFETY: the session state is alive.
+        let ret = unsafe { sys::gnutls_bye(self.session.as_ptr(), sys::GNUTLS_SHUT_WR) };
+        self.after_call(ret as isize).map(|_| ())
+    }
+}

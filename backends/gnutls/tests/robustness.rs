@@ -1,0 +1,151 @@
+//! Garbage session data given to the client, damaged tickets given to the server: always a
+//! full handshake, never an error or a panic.
+
+mod common;
+
+use common::*;
+use tlsresume_core::*;
+
+fn params(pair: &Pair) -> ClientParams {
+    ClientParams {
+        peer: pair.listener.local_addr().expect("addr"),
+        local: None,
+        server_name: "mx.tlsresume.test".into(),
+        lb_name: None,
+        dane: None,
+    }
+}
+
+fn replace_session(pair: &Pair, f: impl Fn(&mut Vec<u8>)) {
+    let key = pair
+        .client
+        .cache_key(tlsresume_gnutls::BACKEND, &params(pair));
+    let mut entry = pair
+        .store
+        .get(&key)
+        .expect("store")
+        .expect("stored session");
+    f(&mut entry.session);
+    pair.store.put(&key, entry).expect("put");
+}
+
+fn stored_session(pair: &Pair) -> Vec<u8> {
+    let key = pair
+        .client
+        .cache_key(tlsresume_gnutls::BACKEND, &params(pair));
+    pair.store
+        .get(&key)
+        .expect("store")
+        .expect("stored session")
+        .session
+}
+
+#[test]
+fn garbage_session_data_gives_a_full_handshake() {
+    let _g = serial();
+    for v in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
+        let pair = Pair::new(
+            "server-ecdsa",
+            Versions::only(v),
+            ResumptionPolicy::exim_compatible(),
+        );
+        pair.connect().expect("full");
+        for garbage in [
+            vec![],
+            vec![0u8; 3],
+            b"not a gnutls session at all".repeat(20),
+        ] {
+            replace_session(&pair, |s| *s = garbage.clone());
+            let (c, s) = pair.connect().expect("garbage is not an error");
+            assert!(!c.resumed && !s.resumed, "{v}");
+            // Offered from the store (0x04), but GnuTLS sent no ticket: the server saw none.
+            assert_eq!(c.resumption.bits(), 0x0f, "{v}");
+            assert_eq!(s.resumption.bits(), 0x0b, "{v}");
+        }
+    }
+}
+
+/// Where GnuTLS 3.7.9 keeps the TLS 1.2 ticket inside its session data: the session-ticket
+/// extension's block, `u32 len+4`, `u32 len`, then the ticket. Found by its shape.
+fn ticket_range(data: &[u8]) -> Option<std::ops::Range<usize>> {
+    let u32_at = |i: usize| -> Option<usize> {
+        Some(u32::from_be_bytes(data.get(i..i + 4)?.try_into().ok()?) as usize)
+    };
+    (0..data.len().saturating_sub(8)).find_map(|i| {
+        let outer = u32_at(i)?;
+        let inner = u32_at(i + 4)?;
+        (inner >= 64 && outer == inner + 4 && i + 8 + inner == data.len().min(i + 8 + inner))
+            .then_some(i + 8..i + 8 + inner)
+    })
+}
+
+#[test]
+fn damaged_session_data_is_not_given_to_gnutls() {
+    let _g = serial();
+    let pair = Pair::new(
+        "server-ecdsa",
+        Versions::only(ProtocolVersion::Tls12),
+        ResumptionPolicy::exim_compatible(),
+    );
+    pair.connect().expect("full");
+    let good = stored_session(&pair);
+    // Every flipped byte outside the ticket (GnuTLS would crash on some of them).
+    let step = (good.len() / 40).max(1);
+    for offset in (0..good.len()).step_by(step) {
+        replace_session(&pair, |s| {
+            *s = good.clone();
+            s[offset] ^= 0x5a;
+        });
+        let (c, s) = pair
+            .connect()
+            .unwrap_or_else(|e| panic!("offset {offset}: {e}"));
+        assert!(!c.resumed && !s.resumed, "offset {offset}");
+        assert!(
+            !s.resumption.contains(Resumption::CLIENT_SUGGESTED),
+            "offset {offset}"
+        );
+        replace_session(&pair, |s| *s = good.clone());
+    }
+}
+
+#[test]
+fn a_damaged_ticket_is_refused_by_the_server_with_a_full_handshake() {
+    let _g = serial();
+    let pair = Pair::new(
+        "server-ecdsa",
+        Versions::only(ProtocolVersion::Tls12),
+        ResumptionPolicy::exim_compatible(),
+    );
+    pair.connect().expect("full");
+    let good = tlsresume_gnutls::open_session_data(&stored_session(&pair))
+        .expect("sealed")
+        .to_vec();
+    let ticket = ticket_range(&good).expect("ticket inside the session data");
+    let step = (ticket.len() / 12).max(1);
+    for offset in ticket.clone().step_by(step) {
+        let mut damaged = good.clone();
+        damaged[offset] ^= 0x5a;
+        replace_session(&pair, |s| {
+            *s = tlsresume_gnutls::seal_session_data(&damaged)
+        });
+        let (c, s) = pair
+            .connect()
+            .unwrap_or_else(|e| panic!("offset {offset}: {e}"));
+        assert!(!c.resumed && !s.resumed, "offset {offset}");
+        // The server saw a ticket it could not use: 0x0f on both sides.
+        assert_eq!(s.resumption.bits(), 0x0f, "offset {offset}");
+        assert_eq!(c.resumption.bits(), 0x0f, "offset {offset}");
+    }
+    // Garbage of the ticket's own length in its place.
+    let mut damaged = good.clone();
+    damaged[ticket.clone()]
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = i as u8);
+    replace_session(&pair, |s| {
+        *s = tlsresume_gnutls::seal_session_data(&damaged)
+    });
+    let (c, s) = pair.connect().expect("garbage ticket");
+    assert!(!c.resumed && !s.resumed);
+    assert_eq!(s.resumption.bits(), 0x0f);
+}
