@@ -2,7 +2,7 @@
 //! bounded in-memory [`MemoryStore`].
 
 use core::fmt;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::cache::{CacheEntry, CacheKey, CodecError};
@@ -55,7 +55,12 @@ pub trait SessionStore: fmt::Debug + Send + Sync {
     }
 }
 
-/// A bounded in-memory [`SessionStore`] that evicts the least recently used entry when full.
+/// A bounded in-memory [`SessionStore`] that evicts a least recently used entry when full.
+///
+/// Eviction is approximately LRU, as Redis does it: when the store is full, a handful of
+/// entries are sampled and the least recently used of them goes. A lookup then only stamps
+/// the entry it finds (no ordered index to maintain), which keeps `get` cheap at 100 000
+/// entries; the evicted entry is always among the oldest few percent.
 ///
 /// ```
 /// use std::time::Duration;
@@ -84,22 +89,108 @@ pub struct MemoryStore {
     inner: Mutex<Lru>,
 }
 
+/// How many entries eviction samples.
+const EVICTION_SAMPLES: usize = 8;
+
+struct Slot {
+    entry: CacheEntry,
+    stamp: u64,
+    /// Position in `Lru::keys`.
+    index: usize,
+}
+
 #[derive(Default)]
 struct Lru {
-    entries: HashMap<CacheKey, (CacheEntry, u64)>,
-    /// Use stamp → key; the first is the least recently used.
-    order: BTreeMap<u64, CacheKey>,
+    entries: HashMap<CacheKey, Slot, DigestHasher>,
+    /// Every key, for sampling.
+    keys: Vec<CacheKey>,
     next_stamp: u64,
+    rng: u64,
 }
 
 impl Lru {
-    fn touch(&mut self, key: &CacheKey) {
-        let stamp = self.next_stamp;
+    fn stamp(&mut self) -> u64 {
         self.next_stamp += 1;
-        if let Some((_, old)) = self.entries.get_mut(key) {
-            self.order.remove(old);
-            *old = stamp;
-            self.order.insert(stamp, *key);
+        self.next_stamp
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64*: sampling needs spread, not secrecy.
+        if self.rng == 0 {
+            self.rng = 0x9E37_79B9_7F4A_7C15;
+        }
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn remove(&mut self, key: &CacheKey) -> Option<Slot> {
+        let slot = self.entries.remove(key)?;
+        self.keys.swap_remove(slot.index);
+        if let Some(moved) = self.keys.get(slot.index).copied() {
+            if let Some(m) = self.entries.get_mut(&moved) {
+                m.index = slot.index;
+            }
+        }
+        Some(slot)
+    }
+
+    fn evict_one(&mut self) {
+        let len = self.keys.len();
+        if len == 0 {
+            return;
+        }
+        let mut victim: Option<(u64, CacheKey)> = None;
+        // Small stores are scanned whole (exact LRU); larger ones sampled.
+        let mut picks = [0usize; EVICTION_SAMPLES];
+        let count = len.min(EVICTION_SAMPLES);
+        for (n, pick) in picks.iter_mut().enumerate().take(count) {
+            *pick = if len <= EVICTION_SAMPLES {
+                n
+            } else {
+                usize::try_from(self.random() % len as u64).unwrap_or(0)
+            };
+        }
+        for &i in &picks[..count] {
+            let key = self.keys[i];
+            if let Some(slot) = self.entries.get(&key) {
+                if victim.is_none_or(|(stamp, _)| slot.stamp < stamp) {
+                    victim = Some((slot.stamp, key));
+                }
+            }
+        }
+        if let Some((_, key)) = victim {
+            self.remove(&key);
+        }
+    }
+}
+
+/// Hashes a [`CacheKey`] by its first eight bytes: keys are SHA-256 digests already, so no
+/// further mixing is needed.
+#[derive(Clone, Copy, Default)]
+struct DigestHasher;
+
+impl std::hash::BuildHasher for DigestHasher {
+    type Hasher = DigestHash;
+
+    fn build_hasher(&self) -> DigestHash {
+        DigestHash(0)
+    }
+}
+
+struct DigestHash(u64);
+
+impl std::hash::Hasher for DigestHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
         }
     }
 }
@@ -131,15 +222,14 @@ impl MemoryStore {
     /// Removes every entry expired at `now`; returns how many.
     pub fn purge(&self, now: UnixTime) -> usize {
         let mut lru = self.lock();
-        let expired: Vec<(CacheKey, u64)> = lru
+        let expired: Vec<CacheKey> = lru
             .entries
             .iter()
-            .filter(|(_, (e, _))| e.is_expired(now))
-            .map(|(k, (_, stamp))| (*k, *stamp))
+            .filter(|(_, slot)| slot.entry.is_expired(now))
+            .map(|(k, _)| *k)
             .collect();
-        for (key, stamp) in &expired {
-            lru.entries.remove(key);
-            lru.order.remove(stamp);
+        for key in &expired {
+            lru.remove(key);
         }
         expired.len()
     }
@@ -170,34 +260,39 @@ impl fmt::Debug for MemoryStore {
 impl SessionStore for MemoryStore {
     fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
         let mut lru = self.lock();
-        lru.touch(key);
-        Ok(lru.entries.get(key).map(|(e, _)| e.clone()))
+        let stamp = lru.stamp();
+        Ok(lru.entries.get_mut(key).map(|slot| {
+            slot.stamp = stamp;
+            slot.entry.clone()
+        }))
     }
 
     fn put(&self, key: &CacheKey, entry: CacheEntry) -> Result<(), StoreError> {
         let mut lru = self.lock();
-        let stamp = lru.next_stamp;
-        lru.next_stamp += 1;
-        if let Some((_, old)) = lru.entries.insert(*key, (entry, stamp)) {
-            lru.order.remove(&old);
+        let stamp = lru.stamp();
+        if let Some(slot) = lru.entries.get_mut(key) {
+            slot.entry = entry;
+            slot.stamp = stamp;
+            return Ok(());
         }
-        lru.order.insert(stamp, *key);
-        while lru.entries.len() > self.capacity {
-            match lru.order.pop_first() {
-                Some((_, oldest)) => {
-                    lru.entries.remove(&oldest);
-                }
-                None => break,
-            }
+        while lru.entries.len() >= self.capacity {
+            lru.evict_one();
         }
+        let index = lru.keys.len();
+        lru.keys.push(*key);
+        lru.entries.insert(
+            *key,
+            Slot {
+                entry,
+                stamp,
+                index,
+            },
+        );
         Ok(())
     }
 
     fn remove(&self, key: &CacheKey) -> Result<(), StoreError> {
-        let mut lru = self.lock();
-        if let Some((_, stamp)) = lru.entries.remove(key) {
-            lru.order.remove(&stamp);
-        }
+        self.lock().remove(key);
         Ok(())
     }
 }
@@ -224,6 +319,27 @@ mod tests {
             protocol: 0x0303,
             session: vec![at as u8],
         }
+    }
+
+    #[test]
+    fn evicts_the_least_recently_used_of_the_sample() {
+        // With fewer entries than samples, the sample (with replacement) usually covers all;
+        // check the bound and that recently used entries survive far more often.
+        let store = MemoryStore::new(100);
+        for i in 0..100 {
+            store.put(&key(i), entry(u64::from(i))).expect("put");
+        }
+        // Touch the upper half.
+        for i in 50..100 {
+            assert!(store.get(&key(i)).expect("get").is_some());
+        }
+        for i in 100..150 {
+            store.put(&key(i), entry(u64::from(i))).expect("put");
+        }
+        assert_eq!(store.len(), 100);
+        let touched_kept = (50..100).filter(|i| store.get(&key(*i)).ok().flatten().is_some()).count();
+        let untouched_kept = (0..50).filter(|i| store.get(&key(*i)).ok().flatten().is_some()).count();
+        assert!(touched_kept > untouched_kept, "{touched_kept} vs {untouched_kept}");
     }
 
     #[test]
