@@ -1,6 +1,8 @@
 //! The `tlsresume` command: compare the backends' resumption behaviour, decode resumption
 //! values, serve and probe.
 
+mod cli;
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -16,6 +18,7 @@ struct Cli {
     command: Command,
 }
 
+/// The subcommands.
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run Exim's resumption scenarios between every server and client backend (real
@@ -26,8 +29,16 @@ enum Command {
         /// The value, e.g. 23 or 0x17.
         value: String,
     },
+    /// Run a real TLS server (TLS-on-connect or SMTP STARTTLS sink) for testing clients,
+    /// logging one Exim-style line per connection with the server's resumption bits.
+    Serve(cli::serve::ServeArgs),
+    /// Connect to a server N times sharing one session cache and report, per connection, the
+    /// Exim-style cipher, verification and client resumption bits, then why sessions did or
+    /// did not resume.
+    Probe(cli::probe::ProbeArgs),
 }
 
+/// Options of `compare`.
 #[derive(clap::Args, Debug)]
 struct CompareArgs {
     /// Server backends, comma-separated (default: all compiled in).
@@ -58,6 +69,7 @@ struct CompareArgs {
     json: bool,
 }
 
+/// Parses a comma-separated option's items, or gives `default` when none were given.
 fn parse_list<T>(
     items: &[String],
     default: Vec<T>,
@@ -69,6 +81,7 @@ fn parse_list<T>(
     items.iter().map(|s| parse(s)).collect()
 }
 
+/// The cases and scenarios `compare` runs, from its options.
 fn plan(args: &CompareArgs) -> Result<Plan, Error> {
     let all = Plan::all();
     Ok(Plan {
@@ -94,6 +107,7 @@ fn plan(args: &CompareArgs) -> Result<Plan, Error> {
     })
 }
 
+/// Runs `compare`.
 fn compare_cmd(args: &CompareArgs) -> Result<(), Error> {
     let plan = plan(args)?;
     let pki = Pki::committed()?;
@@ -140,6 +154,7 @@ fn compare_cmd(args: &CompareArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// Runs `decode`.
 fn decode_cmd(value: &str) -> Result<(), Error> {
     let bits = Resumption::parse_value(value).map_err(|e| Error::Config(e.to_string()))?;
     let names: Vec<&str> = bits.iter_names().map(|(name, _)| name).collect();
@@ -150,14 +165,24 @@ fn decode_cmd(value: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Exit status: 0 on success, 1 when a `probe` connection failed, 2 on bad arguments or
+/// setup errors (one line `tlsresume: …` on stderr).
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Compare(args) => compare_cmd(args),
-        Command::Decode { value } => decode_cmd(value),
+        Command::Compare(args) => compare_cmd(args).map(|()| ExitCode::SUCCESS),
+        Command::Decode { value } => decode_cmd(value).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => cli::serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Probe(args) => cli::probe::run(args).map(|all_ok| {
+            if all_ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("tlsresume: {e}");
             ExitCode::from(2)

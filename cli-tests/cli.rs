@@ -1,0 +1,480 @@
+//! Integration tests of the `tlsresume` binary: every subcommand run as a real process, `serve`
+//! probed by `probe` over loopback with each backend. Every child is bounded in time and
+//! killed when its test ends.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tlsresume");
+
+/// The longest a command may run before the test fails.
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// The longest to wait for one line of a server's log.
+const LINE_WAIT: Duration = Duration::from_secs(60);
+
+/// A finished command.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn drain(mut r: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut s = String::new();
+        let _ = r.read_to_string(&mut s);
+        s
+    })
+}
+
+/// Runs the binary with `args`, killing it if it runs past [`LIMIT`].
+fn run(args: &[&str]) -> Run {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tlsresume");
+    let out = drain(child.stdout.take().expect("stdout"));
+    let err = drain(child.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tlsresume {args:?} ran longer than {LIMIT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        code: status.code(),
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// Asserts a bad-argument failure: exit 2, one line `tlsresume: …` on stderr, nothing on
+/// stdout, no panic.
+fn assert_one_line_error(run: &Run, mentions: &str) {
+    assert_eq!(run.code, Some(2), "{run:?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{run:?}");
+    assert!(lines[0].starts_with("tlsresume: "), "{run:?}");
+    assert!(lines[0].contains(mentions), "{run:?}");
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+}
+
+/// A running `tlsresume serve`, killed on drop.
+struct Server {
+    child: Child,
+    lines: Receiver<String>,
+    addr: String,
+}
+
+impl Server {
+    /// Starts `serve --listen 127.0.0.1:0` with `args` and waits for its `listening on` line.
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--timeout", "30"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tlsresume serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Self {
+            child,
+            lines,
+            addr: String::new(),
+        };
+        let first = server.line();
+        server.addr = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line '{first}'"))
+            .to_owned();
+        assert!(server.addr.starts_with("127.0.0.1:"), "{first}");
+        assert!(!server.addr.ends_with(":0"), "{first}");
+        server
+    }
+
+    /// The next log line, waiting at most [`LINE_WAIT`].
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(LINE_WAIT)
+            .expect("a server log line in time")
+    }
+
+    /// Waits for the server to exit by itself (after --max-connections); its status code.
+    fn wait_exit(mut self) -> Option<i32> {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "serve did not exit");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pki(file: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/pki")
+        .join(file)
+        .display()
+        .to_string()
+}
+
+/// A fresh scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tlsresume-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+#[test]
+fn decode_prints_exim_text() {
+    let r = run(&["decode", "0x1d"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("session resumed"), "{r:?}");
+}
+
+#[test]
+fn decode_rejects_bad_values_with_one_line() {
+    for bad in ["32", "abc"] {
+        assert_one_line_error(&run(&["decode", bad]), bad);
+    }
+}
+
+#[test]
+fn compare_json_reports_a_resumed_session() {
+    let r = run(&[
+        "compare",
+        "--server",
+        "rustls",
+        "--client",
+        "rustls",
+        "--tls",
+        "1.3",
+        "--transport",
+        "starttls",
+        "--scenario",
+        "getticket,resume",
+        "--json",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("\"scenario\":\"resume\""), "{r:?}");
+    assert!(r.stdout.contains("\"resumed\":true"), "{r:?}");
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [
+        &["--help"][..],
+        &["compare", "--help"],
+        &["decode", "--help"],
+        &["serve", "--help"],
+        &["probe", "--help"],
+    ] {
+        let r = run(args);
+        assert_eq!(r.code, Some(0), "{args:?}: {r:?}");
+        assert!(r.stdout.contains("Usage:"), "{args:?}: {r:?}");
+    }
+    let serve = run(&["serve", "--help"]).stdout;
+    for option in [
+        "--backend",
+        "--listen",
+        "--cert",
+        "--key",
+        "--ocsp",
+        "--tls-on-connect",
+        "--starttls",
+        "--resumption-hosts",
+        "--policy",
+        "--max-connections",
+    ] {
+        assert!(serve.contains(option), "serve --help lacks {option}");
+    }
+    let probe = run(&["probe", "--help"]).stdout;
+    for option in [
+        "--backend",
+        "--starttls",
+        "--count",
+        "--sni",
+        "--ca",
+        "--insecure",
+        "--cache",
+    ] {
+        assert!(probe.contains(option), "probe --help lacks {option}");
+    }
+}
+
+#[test]
+fn bad_arguments_give_one_clear_line() {
+    let listen = ["--listen", "127.0.0.1:0", "--max-connections", "1"];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut v = vec!["serve"];
+        v.extend_from_slice(&listen);
+        v.extend_from_slice(extra);
+        v
+    };
+    assert_one_line_error(&run(&with(&["--backend", "nosuch"])), "nosuch");
+    assert_one_line_error(&run(&with(&["--cert", "/nonexistent"])), "/nonexistent");
+    assert_one_line_error(
+        &run(&with(&["--resumption-hosts", "192.0.2.0/99"])),
+        "192.0.2.0/99",
+    );
+    assert_one_line_error(&run(&with(&["--policy", "lax"])), "lax");
+    assert_one_line_error(
+        &run(&with(&["--ocsp", "/nonexistent.der"])),
+        "/nonexistent.der",
+    );
+    assert_one_line_error(
+        &run(&["probe", "127.0.0.1:9", "--backend", "nosuch"]),
+        "nosuch",
+    );
+    assert_one_line_error(
+        &run(&["probe", "127.0.0.1:9", "--ca", "/nonexistent.pem"]),
+        "/nonexistent.pem",
+    );
+    assert_one_line_error(&run(&["probe", "no-port-here"]), "no-port-here");
+}
+
+/// `serve` with `server` probed twice by `probe` with `client`: the second connection resumes,
+/// on both ends.
+fn serve_and_probe(server: &str, client: &str, starttls: bool) {
+    let mut serve_args = vec!["--backend", server, "--max-connections", "2"];
+    let mut probe_args = vec!["--backend", client];
+    if starttls {
+        serve_args.extend(["--starttls", "smtp"]);
+        probe_args.extend(["--starttls", "smtp"]);
+    }
+    let srv = Server::start(&serve_args);
+    let mut args = vec!["probe", srv.addr.as_str()];
+    args.extend(probe_args);
+    let r = run(&args);
+    let case = format!("server {server}, client {client}, starttls {starttls}");
+    assert_eq!(r.code, Some(0), "{case}: {r:?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines.len() >= 3, "{case}: {r:?}");
+    assert!(
+        lines[0].contains(" X=TLS1.") && !lines[0].contains('*'),
+        "{case}: {r:?}"
+    );
+    assert!(lines[0].contains("CV=yes"), "{case}: {r:?}");
+    assert!(
+        lines[1].contains("* CV=") && lines[1].contains("resumption=0x1"),
+        "{case}: {r:?}"
+    );
+    assert!(lines[1].contains("(session resumed"), "{case}: {r:?}");
+    assert!(
+        lines[2].starts_with("summary: 2 connections") && lines[2].contains(": 1 resumed"),
+        "{case}: {r:?}"
+    );
+    assert!(lines[2].contains("ticket lifetime hint: "), "{case}: {r:?}");
+    assert!(
+        r.stdout
+            .contains("connection 1 not resumed: no stored session"),
+        "{case}: {r:?}"
+    );
+    let first = srv.line();
+    let second = srv.line();
+    assert!(
+        first.starts_with("H=[127.0.0.1]:") && first.contains(" X=") && !first.contains('*'),
+        "{case}: {first}"
+    );
+    assert!(
+        second.starts_with("H=[127.0.0.1]:")
+            && second.contains("* CV=no resumption=0x1")
+            && second.contains("session resumed"),
+        "{case}: {second}"
+    );
+    assert_eq!(srv.wait_exit(), Some(0), "{case}");
+}
+
+#[test]
+fn openssl_probe_resumes_with_rustls_server_on_connect() {
+    serve_and_probe("rustls", "openssl", false);
+}
+
+#[test]
+fn gnutls_probe_resumes_with_openssl_server_starttls() {
+    serve_and_probe("openssl", "gnutls", true);
+}
+
+#[test]
+fn rustls_probe_resumes_with_openssl_server_on_connect() {
+    serve_and_probe("openssl", "rustls", false);
+}
+
+#[test]
+fn rustls_probe_resumes_with_gnutls_server_starttls() {
+    serve_and_probe("gnutls", "rustls", true);
+}
+
+#[test]
+fn openssl_probe_resumes_with_gnutls_server_on_connect() {
+    serve_and_probe("gnutls", "openssl", false);
+}
+
+#[test]
+fn excluded_client_gets_no_ticket_and_probe_says_why() {
+    let srv = Server::start(&[
+        "--backend",
+        "openssl",
+        "--max-connections",
+        "2",
+        "--resumption-hosts",
+        "!127.0.0.1",
+    ]);
+    let r = run(&["probe", &srv.addr, "--backend", "rustls"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains(": 0 resumed, 2 full"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("connection 2 not resumed: no stored session: the server sent no ticket on connection 1"),
+        "{r:?}"
+    );
+    for _ in 0..2 {
+        let line = srv.line();
+        assert!(
+            !line.contains('*') && line.contains("resumption=0x"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn cache_file_carries_sessions_between_runs() {
+    let dir = scratch("cache");
+    let cache = dir.join("sessions");
+    let cache_arg = cache.display().to_string();
+    let srv = Server::start(&["--backend", "openssl", "--max-connections", "2"]);
+    for (run_no, resumed) in [(1, false), (2, true)] {
+        let r = run(&[
+            "probe",
+            &srv.addr,
+            "--backend",
+            "openssl",
+            "--count",
+            "1",
+            "--cache",
+            &cache_arg,
+        ]);
+        assert_eq!(r.code, Some(0), "run {run_no}: {r:?}");
+        let first = r.stdout.lines().next().unwrap_or_default();
+        assert_eq!(first.contains("* CV="), resumed, "run {run_no}: {r:?}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&cache)
+            .expect("cache file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(srv.line().contains("resumption=0x"));
+    assert!(srv.line().contains('*'));
+    std::fs::write(&cache, b"not a cache").expect("corrupt the cache");
+    let r = run(&["probe", "127.0.0.1:9", "--cache", &cache_arg]);
+    assert_one_line_error(&r, &cache_arg);
+    assert_eq!(
+        std::fs::read(&cache).expect("cache file"),
+        b"not a cache",
+        "a corrupt cache is not overwritten"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn untrusted_certificate_fails_unless_insecure() {
+    let cert = pki("untrusted.pem");
+    let key = pki("untrusted.key");
+    let srv = Server::start(&[
+        "--backend",
+        "rustls",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "--max-connections",
+        "2",
+    ]);
+    let r = run(&["probe", &srv.addr, "--backend", "openssl", "--count", "1"]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stdout.contains("failed: TLS error"), "{r:?}");
+    assert!(r.stdout.contains("1 failed"), "{r:?}");
+    let line = srv.line();
+    assert!(line.contains("TLS error"), "{line}");
+    // The server goes on after a failed handshake.
+    let r = run(&[
+        "probe",
+        &srv.addr,
+        "--backend",
+        "openssl",
+        "--count",
+        "1",
+        "--insecure",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("CV=no"), "{r:?}");
+    assert!(srv.line().contains(" X=TLS1."));
+    assert_eq!(srv.wait_exit(), Some(0));
+}
+
+#[test]
+fn stapled_ocsp_is_reported_to_the_probe() {
+    let ocsp = pki("server-ecdsa.ocsp.der");
+    let srv = Server::start(&[
+        "--backend",
+        "openssl",
+        "--ocsp",
+        &ocsp,
+        "--max-connections",
+        "1",
+    ]);
+    let r = run(&[
+        "probe",
+        &srv.addr,
+        "--backend",
+        "gnutls",
+        "--count",
+        "1",
+        "--ocsp",
+        "require",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("OCSP=4"), "{r:?}");
+    assert!(srv.line().contains(" X=TLS1."));
+}

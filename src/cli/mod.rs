@@ -1,0 +1,80 @@
+//! The `serve` and `probe` subcommands and what they share: the SMTP dialogue, argument
+//! helpers, the log writer and the file-backed session cache behind `probe --cache`.
+
+pub mod filestore;
+pub mod probe;
+pub mod serve;
+pub mod smtp;
+
+use std::io::Write;
+
+use clap::ValueEnum;
+use tlsresume::compare::{self, PolicyKind};
+use tlsresume::{BackendKind, Error, Versions};
+
+/// The protocol spoken before STARTTLS (only SMTP for now).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StartProtocol {
+    /// SMTP: banner, EHLO advertising STARTTLS, STARTTLS, then TLS.
+    Smtp,
+}
+
+/// How TLS starts on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    /// TLS from the first byte (SMTPS, port 465 style); the SMTP banner comes over TLS.
+    TlsOnConnect,
+    /// Plain SMTP until STARTTLS.
+    Starttls,
+}
+
+impl Wire {
+    /// The wire from the `--starttls` option (absent: TLS-on-connect).
+    pub fn from_option(starttls: Option<StartProtocol>) -> Self {
+        match starttls {
+            Some(StartProtocol::Smtp) => Self::Starttls,
+            None => Self::TlsOnConnect,
+        }
+    }
+
+    /// `tls-on-connect` or `starttls`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TlsOnConnect => "tls-on-connect",
+            Self::Starttls => "starttls",
+        }
+    }
+}
+
+/// The backend named on the command line, or the first compiled in when none is named.
+pub fn backend(name: Option<&str>) -> Result<BackendKind, Error> {
+    match name {
+        Some(name) => compare::backends::parse(name),
+        None => compare::backends::available()
+            .first()
+            .copied()
+            .ok_or_else(|| Error::Config("no TLS backend is compiled in".into())),
+    }
+}
+
+/// The TLS versions allowed: both, or only the one given with `--tls`.
+pub fn versions(tls: Option<&str>) -> Result<Versions, Error> {
+    match tls {
+        Some(v) => Ok(Versions::only(compare::parse_version(v)?)),
+        None => Ok(Versions::ALL),
+    }
+}
+
+/// The resumption policy preset named with `--policy`.
+pub fn policy(name: &str) -> Result<PolicyKind, Error> {
+    name.parse::<PolicyKind>()
+}
+
+/// Writes one line to stdout and flushes it, so scripts and tests reading the output as a
+/// pipe see each line when it happens. A closed stdout is ignored.
+pub fn log_line(line: &str) {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}

@@ -1,0 +1,201 @@
+//! `tlsresume serve`: a real TLS server (TLS-on-connect or SMTP STARTTLS) for testing clients,
+//! logging one Exim-style line per connection.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use tlsresume::compare::Pki;
+use tlsresume::{Error, HostList, Identity, ServerContext, ServerParams, ServerSettings};
+
+use super::smtp::{serve_plain_until_starttls, Sink};
+use super::{log_line, StartProtocol, Wire};
+
+/// Arguments of `tlsresume serve`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Each connection is handled in its own thread and logged on stdout when it ends \
+(or when the client sends QUIT), in Exim's style:\n\n  \
+H=[127.0.0.1]:54321 X=TLS1.3:TLS_AES_256_GCM_SHA384:256* CV=no resumption=0x1D (session resumed)\n\n\
+X= is Exim's cipher string for the backend, with '*' when the session was resumed; resumption= \
+is the server's five resumption bits ($tls_in_resumption) in hex with Exim's text. SNI= (the name the client sent) and messages= (mail accepted and discarded) follow when there are any. A failed \
+handshake logs one line with the error and the server goes on. The first line printed is \
+'listening on ADDR' (with the real port when --listen asks for port 0).\n\n\
+Example: tlsresume serve --backend openssl --starttls smtp --listen 127.0.0.1:8025"
+)]
+pub struct ServeArgs {
+    /// TLS library: openssl, gnutls or rustls (default: the first compiled in, normally
+    /// openssl). Ticket keys follow that library's flavour as Exim drives it.
+    #[arg(long, value_name = "BACKEND")]
+    pub backend: Option<String>,
+    /// Address to listen on; port 0 picks a free port (printed on the first line).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8465")]
+    pub listen: String,
+    /// PEM certificate chain, leaf first (default: the committed test certificate for
+    /// mx.tlsresume.test, localhost and 127.0.0.1, signed by the test CA in tests/pki/ca.pem).
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key for --cert: PKCS#8, PKCS#1 or SEC1 (default: read from the --cert
+    /// file, for a PEM holding both).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// A DER OCSP response to staple on full handshakes (for the default certificate, the
+    /// committed one is tests/pki/server-ecdsa.ocsp.der).
+    #[arg(long, value_name = "FILE")]
+    pub ocsp: Option<PathBuf>,
+    /// TLS from the first byte, SMTP banner over TLS (the default).
+    #[arg(long, conflicts_with = "starttls")]
+    pub tls_on_connect: bool,
+    /// Speak PROTOCOL in clear until STARTTLS. smtp: banner, EHLO advertising STARTTLS,
+    /// STARTTLS; then EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP and QUIT over TLS, every message
+    /// accepted and discarded.
+    #[arg(long, value_name = "PROTOCOL", value_enum)]
+    pub starttls: Option<StartProtocol>,
+    /// Exim host list of the clients given session tickets (Exim's tls_resumption_hosts),
+    /// e.g. '127.0.0.1 : 192.0.2.0/24' or '!127.0.0.1'; others get no ticket and their
+    /// tickets are not accepted. Names never match: the server does no reverse lookups.
+    /// Default: every client.
+    #[arg(long, value_name = "LIST")]
+    pub resumption_hosts: Option<String>,
+    /// Resumption policy: exim (Exim's known issues reproduced) or hardened (fixed).
+    #[arg(long, value_name = "POLICY", default_value = "exim")]
+    pub policy: String,
+    /// Allow only this TLS version: 1.2 or 1.3 (default: both).
+    #[arg(long, value_name = "VERSION")]
+    pub tls: Option<String>,
+    /// Host name in the SMTP banner and EHLO reply (clients use the EHLO name in their
+    /// session cache key).
+    #[arg(long, value_name = "NAME", default_value = "mx.tlsresume.test")]
+    pub hostname: String,
+    /// Exit after this many connections have ended (for scripts and tests); default: run
+    /// until interrupted.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<u64>,
+    /// Seconds a connection may wait for the client before it is dropped.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub timeout: u64,
+}
+
+/// What every connection thread needs.
+#[derive(Debug)]
+struct Shared {
+    server: Arc<dyn ServerContext>,
+    wire: Wire,
+    hostname: String,
+    timeout: Duration,
+}
+
+/// Builds the server from the arguments (every argument error surfaces here, before
+/// listening).
+fn settings(args: &ServeArgs) -> Result<(ServerSettings, tlsresume::BackendKind), Error> {
+    let kind = super::backend(args.backend.as_deref())?;
+    let identity = match (&args.cert, &args.key) {
+        (Some(cert), key) => Identity::from_pem_files(cert, key.as_ref().unwrap_or(cert))?,
+        (None, Some(_)) => return Err(Error::Config("--key needs --cert".into())),
+        (None, None) => Pki::committed()?.server,
+    };
+    let mut settings = ServerSettings::new(identity);
+    settings.ticket_policy = kind.default_ticket_policy();
+    settings.resumption = super::policy(&args.policy)?.policy();
+    if let Some(list) = &args.resumption_hosts {
+        let hosts: HostList = list
+            .parse()
+            .map_err(|e| Error::Config(format!("--resumption-hosts: {e}")))?;
+        settings.resumption = settings.resumption.with_server_hosts(hosts);
+    }
+    if let Some(path) = &args.ocsp {
+        settings.ocsp_response = Some(tlsresume::read_file(path)?);
+    }
+    settings.versions = super::versions(args.tls.as_deref())?;
+    Ok((settings, kind))
+}
+
+/// Runs `serve`.
+pub fn run(args: &ServeArgs) -> Result<(), Error> {
+    let (settings, kind) = settings(args)?;
+    let server = tlsresume::backends::server(kind, settings)?;
+    let listener = TcpListener::bind(&args.listen)
+        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", args.listen)))?;
+    let local = listener.local_addr()?;
+    log_line(&format!("listening on {local}"));
+    let shared = Arc::new(Shared {
+        server,
+        wire: Wire::from_option(args.starttls),
+        hostname: args.hostname.clone(),
+        timeout: Duration::from_secs(args.timeout.max(1)),
+    });
+    let mut threads = Vec::new();
+    let mut accepted = 0u64;
+    while args.max_connections.is_none_or(|max| accepted < max) {
+        let (tcp, peer) = match listener.accept() {
+            Ok(conn) => conn,
+            Err(e) => {
+                log_line(&format!("accept failed: {e}"));
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        accepted += 1;
+        let shared = shared.clone();
+        threads.push(thread::spawn(move || connection(&shared, tcp, peer)));
+        // Forget the threads that have ended, so a long run does not pile up handles.
+        threads.retain(|t| !t.is_finished());
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+/// One connection, start to end; logs its line.
+fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr) {
+    let h = format!("H=[{}]:{}", peer.ip(), peer.port());
+    let _ = tcp.set_read_timeout(Some(shared.timeout));
+    let _ = tcp.set_write_timeout(Some(shared.timeout));
+    let _ = tcp.set_nodelay(true);
+    let local = match tcp.local_addr() {
+        Ok(a) => a,
+        Err(e) => return log_line(&format!("{h} connection lost: {e}")),
+    };
+    if shared.wire == Wire::Starttls {
+        match serve_plain_until_starttls(&mut tcp, &shared.hostname) {
+            Ok(true) => {}
+            Ok(false) => return log_line(&format!("{h} QUIT before STARTTLS, no TLS")),
+            Err(e) => return log_line(&format!("{h} SMTP error before STARTTLS: {e}")),
+        }
+    }
+    let params = ServerParams {
+        peer,
+        local,
+        peer_name: None,
+    };
+    let tls = match shared.server.accept(Box::new(tcp), &params) {
+        Ok(tls) => tls,
+        Err(e) => return log_line(&format!("{h} TLS error on connection: {e}")),
+    };
+    let mut sink = Sink::new(tls, &shared.hostname);
+    let ended = sink.run(shared.wire == Wire::TlsOnConnect);
+    // Logged before QUIT is answered, so a client's next connection comes after this line.
+    let info = sink.info();
+    let mut line = format!(
+        "{h} X={} CV={} resumption={}",
+        info.exim_x(),
+        info.verification.exim_cv(),
+        info.resumption
+    );
+    if let Some(sni) = &info.sni {
+        line.push_str(&format!(" SNI={sni}"));
+    }
+    if sink.messages > 0 {
+        line.push_str(&format!(" messages={}", sink.messages));
+    }
+    if let Err(e) = &ended {
+        line.push_str(&format!(" (session ended: {e})"));
+    }
+    log_line(&line);
+    if ended.is_ok() {
+        sink.finish();
+    }
+}
