@@ -337,9 +337,16 @@ mod tests {
             store.put(&key(i), entry(u64::from(i))).expect("put");
         }
         assert_eq!(store.len(), 100);
-        let touched_kept = (50..100).filter(|i| store.get(&key(*i)).ok().flatten().is_some()).count();
-        let untouched_kept = (0..50).filter(|i| store.get(&key(*i)).ok().flatten().is_some()).count();
-        assert!(touched_kept > untouched_kept, "{touched_kept} vs {untouched_kept}");
+        let touched_kept = (50..100)
+            .filter(|i| store.get(&key(*i)).ok().flatten().is_some())
+            .count();
+        let untouched_kept = (0..50)
+            .filter(|i| store.get(&key(*i)).ok().flatten().is_some())
+            .count();
+        assert!(
+            touched_kept > untouched_kept,
+            "{touched_kept} vs {untouched_kept}"
+        );
     }
 
     #[test]
