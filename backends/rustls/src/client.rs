@@ -24,7 +24,7 @@ use tlsresume_core::{
 
 use crate::config::{provider, versions, ClockTime};
 use crate::error::{handshake, tls};
-use crate::stream::{ClientState, Stream};
+use crate::info::{ClientState, Stream};
 use crate::verify::{RecordScope, RecordingVerifier, VerifyRecord};
 
 const HANDLE_PREFIX: &[u8] = b"rustls-in-process:";

@@ -1,5 +1,18 @@
-//! `SessionInfo` from a rustls connection.
+//! `SessionInfo` from a rustls connection, and `Stream`, the connection that reports it.
 
+use core::fmt;
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::{ClientConnection, ServerConnection, StreamOwned};
+use tlsresume_core::{
+    ClientOffer, ClientSettings, OcspStatus, Resumption, ServerStart, SessionInfo, Side, TlsStream,
+    Transport, Verification,
+};
+
+use crate::tickets::TicketRecord;
+use crate::verify::VerifyRecord;
 use rustls::{CipherSuite, CommonState, HandshakeKind, SupportedCipherSuite};
 use tlsresume_core::{exim_cipher_string, CipherNames, ProtocolVersion};
 
@@ -42,5 +55,217 @@ fn key_bits(suite: &SupportedCipherSuite) -> u32 {
     } else {
         // AES-256 and ChaCha20 both have 256-bit keys.
         256
+    }
+}
+
+/// What a server connection needs to report itself.
+#[derive(Debug)]
+pub(crate) struct ServerState {
+    pub(crate) start: ServerStart,
+    pub(crate) record: Arc<Mutex<TicketRecord>>,
+    pub(crate) stapling: bool,
+    pub(crate) lifetime: Duration,
+}
+
+/// What the session-store bridge recorded on a client connection.
+#[derive(Debug, Default)]
+pub(crate) struct ClientState {
+    /// SERVER_TICKET once a session was stored.
+    pub(crate) bits: Resumption,
+    pub(crate) lifetime: Option<Duration>,
+    pub(crate) store_error: Option<String>,
+}
+
+// One stream per connection, so the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Inner {
+    Client {
+        stream: StreamOwned<ClientConnection, Box<dyn Transport>>,
+        settings: ClientSettings,
+        offer: ClientOffer,
+        verify: Arc<Mutex<VerifyRecord>>,
+        state: Arc<Mutex<ClientState>>,
+        server_name: String,
+    },
+    Server {
+        stream: StreamOwned<ServerConnection, Box<dyn Transport>>,
+        state: ServerState,
+    },
+}
+
+/// An established TLS connection over rustls.
+///
+/// On a client, TLS 1.3 tickets arrive with the first read after the handshake; `info()`
+/// then shows `SERVER_TICKET` and the session is in the store.
+pub struct Stream {
+    inner: Inner,
+}
+
+impl Stream {
+    pub(crate) fn client(
+        stream: StreamOwned<ClientConnection, Box<dyn Transport>>,
+        settings: ClientSettings,
+        offer: ClientOffer,
+        verify: Arc<Mutex<VerifyRecord>>,
+        state: Arc<Mutex<ClientState>>,
+        server_name: String,
+    ) -> Self {
+        Self {
+            inner: Inner::Client {
+                stream,
+                settings,
+                offer,
+                verify,
+                state,
+                server_name,
+            },
+        }
+    }
+
+    pub(crate) fn server(
+        stream: StreamOwned<ServerConnection, Box<dyn Transport>>,
+        state: ServerState,
+    ) -> Self {
+        Self {
+            inner: Inner::Server { stream, state },
+        }
+    }
+
+    /// Why the client offered no session, if it offered none.
+    pub fn no_offer(&self) -> Option<tlsresume_core::NoOffer> {
+        match &self.inner {
+            Inner::Client { offer, .. } => offer.no_offer,
+            Inner::Server { .. } => None,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl TlsStream for Stream {
+    fn info(&self) -> SessionInfo {
+        match &self.inner {
+            Inner::Client {
+                stream,
+                settings,
+                offer,
+                verify,
+                state,
+                server_name,
+            } => {
+                let conn = &stream.conn;
+                let was_resumed = resumed(conn);
+                let record = lock(verify);
+                let state = lock(state);
+                let mut bits = offer.bits | state.bits;
+                if was_resumed {
+                    bits |= Resumption::USED;
+                }
+                let seen_ocsp = record
+                    .ocsp
+                    .unwrap_or_else(|| settings.ocsp_without_staple());
+                SessionInfo {
+                    side: Side::Client,
+                    protocol: protocol(conn),
+                    cipher: cipher(conn),
+                    resumption: bits,
+                    resumed: was_resumed,
+                    verification: settings.reported_verification(
+                        offer,
+                        was_resumed,
+                        record.verification.unwrap_or(Verification::NotChecked),
+                    ),
+                    ocsp: settings.reported_ocsp(offer, was_resumed, seen_ocsp),
+                    peer_certificates: conn
+                        .peer_certificates()
+                        .map(|c| c.iter().map(|c| c.to_vec()).collect())
+                        .unwrap_or_default(),
+                    sni: Some(server_name.clone()),
+                    alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
+                    ticket_lifetime: state.lifetime,
+                }
+            }
+            Inner::Server { stream, state } => {
+                let conn = &stream.conn;
+                let was_resumed = resumed(conn);
+                let record = lock(&state.record);
+                let mut bits = state.start.bits | record.bits;
+                if was_resumed {
+                    bits |= Resumption::USED;
+                }
+                let ocsp = match (state.stapling, was_resumed) {
+                    (false, _) => OcspStatus::NotRequested,
+                    (true, true) => OcspStatus::NoResponse,
+                    (true, false) => OcspStatus::NotVerified,
+                };
+                SessionInfo {
+                    side: Side::Server,
+                    protocol: protocol(conn),
+                    cipher: cipher(conn),
+                    resumption: bits,
+                    resumed: was_resumed,
+                    verification: Verification::NotChecked,
+                    ocsp,
+                    peer_certificates: Vec::new(),
+                    sni: conn.server_name().map(str::to_owned),
+                    alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
+                    ticket_lifetime: record
+                        .bits
+                        .contains(Resumption::CLIENT_REQUESTED)
+                        .then_some(state.lifetime),
+                }
+            }
+        }
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        match &mut self.inner {
+            Inner::Client { stream, .. } => {
+                stream.conn.send_close_notify();
+                stream.flush()
+            }
+            Inner::Server { stream, .. } => {
+                stream.conn.send_close_notify();
+                stream.flush()
+            }
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            Inner::Client { stream, .. } => stream.read(buf),
+            Inner::Server { stream, .. } => stream.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            Inner::Client { stream, .. } => stream.write(buf),
+            Inner::Server { stream, .. } => stream.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.inner {
+            Inner::Client { stream, .. } => stream.flush(),
+            Inner::Server { stream, .. } => stream.flush(),
+        }
+    }
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let info = self.info();
+        f.debug_struct("Stream")
+            .field("side", &info.side)
+            .field("protocol", &info.protocol)
+            .field("resumption", &info.resumption)
+            .finish_non_exhaustive()
     }
 }

@@ -67,13 +67,12 @@ mod error;
 mod info;
 mod ocsp;
 mod server;
-mod stream;
 mod tickets;
 mod verify;
 
 pub use client::Client;
+pub use info::Stream;
 pub use server::Server;
-pub use stream::Stream;
 
 /// This backend.
 pub const BACKEND: tlsresume_core::BackendKind = tlsresume_core::BackendKind::Rustls;

@@ -12,7 +12,7 @@ use tlsresume_core::{
 
 use crate::config::{chain_and_key, provider, versions, ClockTime};
 use crate::error::{handshake, tls};
-use crate::stream::{ServerState, Stream};
+use crate::info::{ServerState, Stream};
 use crate::tickets::{ConnTicketer, TicketRecord};
 
 /// A rustls server whose tickets follow the settings' `TicketPolicy` on the settings' clock.
