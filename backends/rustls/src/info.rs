@@ -5,16 +5,17 @@ use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rustls::{ClientConnection, ServerConnection, StreamOwned};
+use rustls::{
+    CipherSuite, ClientConnection, CommonState, HandshakeKind, ServerConnection, StreamOwned,
+    SupportedCipherSuite,
+};
 use tlsresume_core::{
-    ClientOffer, ClientSettings, OcspStatus, Resumption, ServerStart, SessionInfo, Side, TlsStream,
-    Transport, Verification,
+    exim_cipher_string, CipherNames, ClientOffer, ClientSettings, OcspStatus, ProtocolVersion,
+    Resumption, ServerStart, SessionInfo, Side, TlsStream, Transport, Verification,
 };
 
 use crate::tickets::TicketRecord;
 use crate::verify::VerifyRecord;
-use rustls::{CipherSuite, CommonState, HandshakeKind, SupportedCipherSuite};
-use tlsresume_core::{exim_cipher_string, CipherNames, ProtocolVersion};
 
 /// Whether the handshake resumed a session.
 pub(crate) fn resumed(conn: &CommonState) -> bool {
