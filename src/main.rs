@@ -67,6 +67,10 @@ struct CompareArgs {
     /// Print one JSON object `{"results": [...]}` instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also write an SVG picture of the ticket lifecycle per key flavour (key windows over the
+    /// virtual hours, and each scenario's ticket issued / accepted / renewed / rejected).
+    #[arg(long, value_name = "FILE.svg")]
+    timeline: Option<std::path::PathBuf>,
 }
 
 /// Parses a comma-separated option's items, or gives `default` when none were given.
@@ -126,6 +130,12 @@ fn compare_cmd(args: &CompareArgs) -> Result<(), Error> {
             }
         }
     });
+    if let Some(path) = &args.timeline {
+        std::fs::write(path, compare::timeline_svg(&outcomes)).map_err(|e| Error::File {
+            path: path.display().to_string(),
+            why: format!("cannot write the timeline: {e}"),
+        })?;
+    }
     if args.json {
         print!("{}", report::json(&outcomes));
     } else if args.markdown {

@@ -28,6 +28,8 @@ pub mod backends;
 mod engine;
 pub mod report;
 mod scenario;
+mod timeline;
 
 pub use engine::{run, run_case, Outcome, Pki, Plan};
 pub use scenario::{parse_version, Case, PolicyKind, Scenario, Wire};
+pub use timeline::timeline_svg;

@@ -397,3 +397,17 @@ fn cipher_names_per_backend() {
     }
     f.assert_none();
 }
+
+#[test]
+fn timeline_shows_both_flavours_and_every_event() {
+    let svg = tlsresume_compare::timeline_svg(outcomes());
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("OpenSSL flavour") && svg.contains("GnuTLS flavour"));
+    for needle in [
+        "renewal +61m: resumed, new ticket",
+        "rotation +121m: ticket refused",
+        "rotation +330m: resumed",
+    ] {
+        assert!(svg.contains(needle), "{needle}");
+    }
+}
