@@ -3,50 +3,14 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
+pub use tlsresume::compare::smtp::{read_line_unbuffered, read_reply};
 use tlsresume::{SessionInfo, TlsStream};
 
-/// The longest command or reply line read (RFC 5321 allows 512 for commands; some slack).
+/// The longest command line read by the sink (RFC 5321 allows 512; some slack).
 const MAX_LINE: u64 = 2048;
 
 /// The longest message line read inside DATA (RFC 5321: 1000 with CRLF; some slack).
 const MAX_DATA_LINE: u64 = 64 * 1024;
-
-/// Reads one line byte by byte, so nothing after it is consumed: before STARTTLS the bytes
-/// after the command belong to the TLS handshake. The line is returned without CR LF.
-pub fn read_line_unbuffered<R: Read + ?Sized>(r: &mut R) -> io::Result<String> {
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    loop {
-        if r.read(&mut byte)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed",
-            ));
-        }
-        line.push(byte[0]);
-        if byte[0] == b'\n' || line.len() as u64 >= MAX_LINE {
-            return Ok(String::from_utf8_lossy(&line).trim_end().to_owned());
-        }
-    }
-}
-
-/// Reads a whole SMTP reply (every continuation line) and checks its code; returns the lines.
-pub fn read_reply<R: Read + ?Sized>(r: &mut R, code: &str) -> io::Result<Vec<String>> {
-    let mut lines = Vec::new();
-    loop {
-        let line = read_line_unbuffered(r)?;
-        if !line.starts_with(code) {
-            return Err(io::Error::other(format!(
-                "expected an SMTP {code} reply, got '{line}'"
-            )));
-        }
-        let last = line.as_bytes().get(3) != Some(&b'-');
-        lines.push(line);
-        if last {
-            return Ok(lines);
-        }
-    }
-}
 
 /// The command verb of a line, upper-cased (`MAIL` for `mail from:<a@b>`).
 fn verb(line: &str) -> String {

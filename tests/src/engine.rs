@@ -15,6 +15,7 @@ use tlsresume_core::{
 
 use crate::backends;
 use crate::scenario::{Case, PolicyKind, Scenario, Wire, MIN};
+use crate::smtp::{read_line_unbuffered, read_reply};
 
 /// Certificates for a run: trust anchors, the server's identity, an identity that does not
 /// verify, and a stapled OCSP response for the server's certificate.
@@ -416,41 +417,8 @@ impl Rig {
     }
 }
 
-fn read_line(r: &mut dyn Read) -> io::Result<String> {
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    loop {
-        if r.read(&mut byte)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed",
-            ));
-        }
-        line.push(byte[0]);
-        if byte[0] == b'\n' || line.len() > 1000 {
-            return Ok(String::from_utf8_lossy(&line).trim_end().to_owned());
-        }
-    }
-}
-
-/// Reads an SMTP reply (all its lines); returns the lines.
-fn read_reply(r: &mut dyn Read, code: &str) -> io::Result<Vec<String>> {
-    let mut lines = Vec::new();
-    loop {
-        let line = read_line(r)?;
-        if !line.starts_with(code) {
-            return Err(io::Error::other(format!("expected {code}, got '{line}'")));
-        }
-        let last = line.as_bytes().get(3) != Some(&b'-');
-        lines.push(line);
-        if last {
-            return Ok(lines);
-        }
-    }
-}
-
 fn expect_command(r: &mut dyn Read, verb: &str) -> io::Result<()> {
-    let line = read_line(r)?;
+    let line = read_line_unbuffered(r)?;
     if line.to_ascii_uppercase().starts_with(verb) {
         Ok(())
     } else {

@@ -28,6 +28,7 @@ pub mod backends;
 mod engine;
 pub mod report;
 mod scenario;
+pub mod smtp;
 mod timeline;
 
 pub use engine::{run, run_case, Outcome, Pki, Plan};
