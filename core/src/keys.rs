@@ -196,6 +196,15 @@ pub trait KeySource: fmt::Debug + Send + Sync {
     /// The master secret for the periodic schedule (and for GnuTLS's own key derivation).
     /// Must be the same on every call.
     fn master_secret(&self) -> Result<MasterSecret, KeyError>;
+
+    /// Whether keys belong to fixed rotation slots (`floor(time / rotation)`), as a source
+    /// shared by a fleet hands them out. A [`KeyRing`](crate::KeyRing) over such a source
+    /// starts each key at its slot's start and rotates at slot boundaries, so every node of the
+    /// fleet switches keys at the same moment. The default, `false`, starts a key when it is
+    /// first needed, as Exim does.
+    fn slot_aligned(&self) -> bool {
+        false
+    }
 }
 
 /// Random keys made in this process from the system's CSPRNG. Nothing is ever written out.

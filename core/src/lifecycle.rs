@@ -194,14 +194,20 @@ impl KeyRing {
     }
 
     fn rotate_rolling(&self, ring: &mut Ring, now: UnixTime) -> Result<(), KeyError> {
-        match self.source.new_key(now) {
+        let created = if self.source.slot_aligned() {
+            let rotation = self.policy.rotation().as_secs().max(1);
+            UnixTime::from_secs(now.as_secs() / rotation * rotation)
+        } else {
+            now
+        };
+        match self.source.new_key(created) {
             Ok(material) => {
                 let key = TicketKey::new(
                     material,
-                    now,
-                    self.policy.renew_after().map(|r| now + r),
-                    now + self.policy.rotation(),
-                    now + self.policy.key_lifetime(),
+                    created,
+                    self.policy.renew_after().map(|r| created + r),
+                    created + self.policy.rotation(),
+                    created + self.policy.key_lifetime(),
                 );
                 ring.keys.insert(0, Arc::new(key));
                 let keep = usize::try_from(self.policy.previous_keys())
@@ -418,6 +424,41 @@ mod tests {
         assert!(ring.encrypting_key(at(2 * HOUR)).is_err());
         source.fail.store(false, Ordering::SeqCst);
         assert_ne!(*ring.encrypting_key(at(2 * HOUR)).expect("key").name(), k1);
+    }
+
+    #[test]
+    fn slot_aligned_sources_rotate_at_slot_boundaries() {
+        #[derive(Debug)]
+        struct Aligned(ProcessKeySource);
+        impl KeySource for Aligned {
+            fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError> {
+                assert_eq!(created.as_secs() % 3600, 0, "asked for a slot start");
+                self.0.new_key(created)
+            }
+            fn master_secret(&self) -> Result<MasterSecret, KeyError> {
+                self.0.master_secret()
+            }
+            fn slot_aligned(&self) -> bool {
+                true
+            }
+        }
+        let ring = KeyRing::new(
+            TicketPolicy::OPENSSL,
+            Arc::new(Aligned(ProcessKeySource::new())),
+        );
+        let slot = UnixTime::from_secs(T0 / HOUR * HOUR);
+        let key = ring
+            .encrypting_key(slot + Duration::from_secs(25 * MIN))
+            .expect("key");
+        assert_eq!(key.created(), slot);
+        assert_eq!(key.rotate_at(), slot + Duration::from_secs(HOUR));
+        assert_eq!(key.renew_at(), Some(slot + Duration::from_secs(HOUR)));
+        // Rotates at the boundary, not an hour after first use.
+        let next = ring
+            .encrypting_key(slot + Duration::from_secs(HOUR))
+            .expect("key");
+        assert_ne!(next.name(), key.name());
+        assert_eq!(next.created(), slot + Duration::from_secs(HOUR));
     }
 
     #[test]

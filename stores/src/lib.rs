@@ -1,1 +1,89 @@
-//! Stores that outlive a process for tlsresume.
+//! # tlsresume-stores
+//!
+//! Stores that outlive a process for tlsresume:
+//!
+//! - [`DiskStore`]: the default persistent client session cache, one SQLite file (compiled
+//!   in, WAL mode) that many processes read and write at once, as an MTA's delivery processes
+//!   share Exim's hints database, and that survives `kill -9` at any point with every
+//!   committed entry. Why SQLite: see the crate's `README.md`.
+//! - [`RedisKeySource`]: session-ticket keys shared by a fleet of servers, so a client resumes
+//!   on any node; keys are wrapped under a [`Kek`] and cached in process.
+//! - [`RedisStore`]: a client session cache shared by a fleet of clients, expired by Redis.
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `disk` | yes | [`DiskStore`] (builds SQLite from source through `rusqlite`'s `bundled`) |
+//! | `redis` | yes | [`RedisKeySource`], [`RedisStore`], [`Kek`], [`RedisConfig`] (`redis` crate, sync API) |
+//!
+//! ```
+//! # #[cfg(feature = "disk")] {
+//! use std::time::Duration;
+//! use tlsresume_core::*;
+//! use tlsresume_stores::DiskStore;
+//!
+//! let dir = std::env::temp_dir().join(format!("tlsresume-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let store = DiskStore::open(dir.join("sessions.db"))?;
+//! let key = CacheKey::builder("192.0.2.1:25".parse().unwrap()).build();
+//! let t0 = UnixTime::from_secs(1_700_000_000);
+//! store.put(&key, CacheEntry {
+//!     stored_at: t0,
+//!     lifetime_hint: Duration::from_secs(7200),
+//!     verify_override: false,
+//!     verification: Verification::Verified,
+//!     ocsp: OcspStatus::NotRequested,
+//!     backend: BackendKind::Rustls,
+//!     protocol: 0x0304,
+//!     session: vec![1, 2, 3],
+//! })?;
+//! // Another process opening the same file sees the entry.
+//! let other = DiskStore::open(dir.join("sessions.db"))?;
+//! assert!(other.get_unexpired(&key, t0 + Duration::from_secs(60))?.is_some());
+//! assert!(other.get_unexpired(&key, t0 + Duration::from_secs(7200))?.is_none());
+//! # drop((store, other));
+//! # std::fs::remove_dir_all(&dir)?;
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A fleet of servers sharing ticket keys (needs a Redis server):
+//!
+//! ```no_run
+//! # #[cfg(feature = "redis")] {
+//! use std::sync::Arc;
+//! use tlsresume_core::{KeyRing, TicketPolicy};
+//! use tlsresume_stores::{Kek, RedisConfig, RedisKeySource};
+//!
+//! let policy = TicketPolicy::OPENSSL;
+//! let kek = Kek::from_file("/etc/tlsresume/kek")?; // 64 hex digits, mode 0600
+//! let source = RedisKeySource::new(RedisConfig::new("redis://10.0.0.5:6379"), kek, &policy)?;
+//! let ring = KeyRing::new(policy, Arc::new(source));
+//! # let _ = ring;
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(feature = "disk")]
+mod disk;
+#[cfg(feature = "redis")]
+mod kek;
+#[cfg(feature = "redis")]
+mod link;
+#[cfg(feature = "redis")]
+mod redis_keys;
+#[cfg(feature = "redis")]
+mod redis_store;
+
+#[cfg(feature = "disk")]
+pub use disk::{DiskOptions, DiskStore};
+#[cfg(feature = "redis")]
+pub use kek::{Kek, KekError};
+#[cfg(feature = "redis")]
+pub use link::RedisConfig;
+#[cfg(feature = "redis")]
+pub use redis_keys::{KeySourceStats, RedisKeySource};
+#[cfg(feature = "redis")]
+pub use redis_store::RedisStore;

@@ -1,0 +1,469 @@
+//! The on-disk client session cache: one SQLite file in WAL mode, shared by many processes.
+
+use core::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+use tlsresume_core::{CacheEntry, CacheKey, SessionStore, StoreError, UnixTime};
+
+/// SQLite's `application_id` of a tlsresume session cache ("TLSR").
+const APPLICATION_ID: i64 = 0x544c_5352;
+/// The schema version this build writes and reads (SQLite's `user_version`).
+const SCHEMA_VERSION: i64 = 1;
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// How a [`DiskStore`] is opened.
+#[derive(Clone, Debug)]
+pub struct DiskOptions {
+    /// The most entries kept; the oldest stored are evicted first. Default 10 000.
+    pub capacity: usize,
+    /// How long an operation waits for another process's write lock before failing.
+    /// Default 5 s.
+    pub busy_timeout: Duration,
+    /// `true`: every commit is synced to disk (`synchronous=FULL`), so committed entries also
+    /// survive a power loss. `false` (default): `synchronous=NORMAL`, which keeps every
+    /// committed entry across a process crash (`kill -9`) and keeps the file consistent across
+    /// a power loss, where the last commits may be lost.
+    pub full_sync: bool,
+}
+
+impl Default for DiskOptions {
+    fn default() -> Self {
+        Self {
+            capacity: 10_000,
+            busy_timeout: Duration::from_secs(5),
+            full_sync: false,
+        }
+    }
+}
+
+impl DiskOptions {
+    /// The default options with another capacity.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            capacity,
+            ..Self::default()
+        }
+    }
+}
+
+/// A [`SessionStore`] in one file that several processes open and use at once, as an MTA's
+/// delivery processes share Exim's hints database.
+///
+/// The file is an SQLite database in WAL mode (SQLite compiled in, no system library): readers
+/// never wait for writers, writers take turns through SQLite's file locks, and every
+/// acknowledged [`put`](SessionStore::put) is a committed transaction that survives the
+/// process being killed at any point. See the crate's README for why SQLite was chosen.
+///
+/// - The file is created with mode 0600 (SQLite gives its `-wal` and `-shm` files the same).
+/// - Expired entries are removed when met by [`get_unexpired`](SessionStore::get_unexpired),
+///   and all at once by [`purge`](Self::purge).
+/// - At most [`DiskOptions::capacity`] entries are kept; the least recently stored go first.
+/// - An entry whose bytes do not decode is reported on stderr, counted
+///   ([`corrupt_skipped`](Self::corrupt_skipped)), removed, and treated as absent.
+/// - A file that is not a tlsresume session cache (garbage, truncated, another program's
+///   database) is an error naming the file.
+///
+/// Only session state is kept here, never ticket keys.
+pub struct DiskStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    capacity: u64,
+    corrupt: AtomicU64,
+}
+
+impl DiskStore {
+    /// Opens (creating if missing) the cache at `path` with [`DiskOptions::default`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, &DiskOptions::default())
+    }
+
+    /// Opens (creating if missing) the cache at `path`.
+    pub fn open_with(path: impl AsRef<Path>, options: &DiskOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        create_private(&path)?;
+        check_header(&path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(|e| sql_error(&path, &e))?;
+        let store = Self {
+            path,
+            conn: Mutex::new(conn),
+            capacity: u64::try_from(options.capacity.max(1)).unwrap_or(u64::MAX),
+            corrupt: AtomicU64::new(0),
+        };
+        store.init(options)?;
+        Ok(store)
+    }
+
+    fn init(&self, options: &DiskOptions) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        conn.busy_timeout(options.busy_timeout)
+            .map_err(|e| self.error(&e))?;
+        // Processes opening a new file at once race to create the schema and to switch it to
+        // WAL; SQLite reports some of those collisions as busy without waiting. Retry them.
+        let deadline = Instant::now() + options.busy_timeout;
+        loop {
+            match self.init_once(&mut conn, options) {
+                Ok(()) => return Ok(()),
+                Err(Init::Sql(e)) if is_busy(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(Init::Sql(e)) => return Err(self.error(&e)),
+                Err(Init::Store(e)) => return Err(e),
+            }
+        }
+    }
+
+    fn init_once(&self, conn: &mut Connection, options: &DiskOptions) -> Result<(), Init> {
+        // Refuse another program's database before changing anything in it (one snapshot).
+        let tx = conn.transaction()?;
+        let app: i64 = tx.pragma_query_value(None, "application_id", |r| r.get(0))?;
+        let tables: i64 = tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        tx.commit()?;
+        if app != 0 && app != APPLICATION_ID {
+            return Err(self.foreign("another program's SQLite database").into());
+        }
+        if app == 0 && tables != 0 {
+            return Err(self.foreign("an SQLite database with other tables").into());
+        }
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Other(format!(
+                "session cache {}: cannot switch to WAL mode (journal mode is {mode})",
+                self.path.display()
+            ))
+            .into());
+        }
+        let sync = if options.full_sync { "FULL" } else { "NORMAL" };
+        conn.pragma_update(None, "synchronous", sync)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let app: i64 = tx.pragma_query_value(None, "application_id", |r| r.get(0))?;
+        if app == 0 {
+            let tables: i64 =
+                tx.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+            if tables != 0 {
+                return Err(self.foreign("an SQLite database with other tables").into());
+            }
+            tx.execute_batch(
+                "CREATE TABLE sessions (
+                     key BLOB PRIMARY KEY NOT NULL,
+                     entry BLOB NOT NULL,
+                     expires_at INTEGER NOT NULL
+                 );
+                 CREATE INDEX sessions_expiry ON sessions (expires_at);",
+            )?;
+            tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        } else if app != APPLICATION_ID {
+            return Err(self.foreign("another program's SQLite database").into());
+        } else {
+            let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if version != SCHEMA_VERSION {
+                return Err(StoreError::Other(format!(
+                    "session cache {}: schema version {version} is not supported (this build reads {SCHEMA_VERSION})",
+                    self.path.display()
+                ))
+                .into());
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many entries the file holds (expired ones included until purged).
+    pub fn len(&self) -> Result<usize, StoreError> {
+        let conn = self.lock();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+            .map_err(|e| self.error(&e))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Whether the file holds no entry.
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Removes every entry expired at `now`; returns how many.
+    pub fn purge(&self, now: UnixTime) -> Result<usize, StoreError> {
+        let conn = self.lock();
+        conn.execute(
+            "DELETE FROM sessions WHERE expires_at <= ?1",
+            params![micros(now)],
+        )
+        .map_err(|e| self.error(&e))
+    }
+
+    /// How many corrupt entries this handle has met, skipped and removed.
+    pub fn corrupt_skipped(&self) -> u64 {
+        self.corrupt.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A connection stays usable after a panic elsewhere: SQLite rolls back any open
+        // transaction when its guard is dropped.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn error(&self, e: &rusqlite::Error) -> StoreError {
+        sql_error(&self.path, e)
+    }
+
+    fn foreign(&self, what: &str) -> StoreError {
+        StoreError::Other(format!(
+            "session cache {}: not a tlsresume session cache ({what})",
+            self.path.display()
+        ))
+    }
+
+    /// Decodes `bytes` stored under `key`; a corrupt entry is reported, counted and removed.
+    fn decode(
+        &self,
+        conn: &Connection,
+        key: &CacheKey,
+        bytes: &[u8],
+    ) -> Result<Option<CacheEntry>, StoreError> {
+        match CacheEntry::decode(bytes) {
+            Ok(entry) => Ok(Some(entry)),
+            Err(err) => {
+                self.corrupt.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "tlsresume-stores: warning: session cache {}: skipping corrupt entry {}: {err}; removed",
+                    self.path.display(),
+                    key.to_hex()
+                );
+                conn.execute(
+                    "DELETE FROM sessions WHERE key = ?1 AND entry = ?2",
+                    params![key.as_bytes().as_slice(), bytes],
+                )
+                .map_err(|e| self.error(&e))?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl SessionStore for DiskStore {
+    fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
+        let conn = self.lock();
+        let bytes: Option<Vec<u8>> = conn
+            .query_row(
+                "SELECT entry FROM sessions WHERE key = ?1",
+                params![key.as_bytes().as_slice()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.error(&e))?;
+        match bytes {
+            Some(bytes) => self.decode(&conn, key, &bytes),
+            None => Ok(None),
+        }
+    }
+
+    fn put(&self, key: &CacheKey, entry: CacheEntry) -> Result<(), StoreError> {
+        let bytes = entry.encode();
+        let mut conn = self.lock();
+        let e = |e: rusqlite::Error| sql_error(&self.path, &e);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(e)?;
+        // REPLACE deletes the old row and inserts a new one with the next rowid, so rowid order
+        // is store order.
+        tx.execute(
+            "INSERT OR REPLACE INTO sessions (key, entry, expires_at) VALUES (?1, ?2, ?3)",
+            params![key.as_bytes().as_slice(), bytes, micros(entry.expires_at())],
+        )
+        .map_err(e)?;
+        let count: i64 = tx
+            .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+            .map_err(e)?;
+        let count = u64::try_from(count).unwrap_or(0);
+        if count > self.capacity {
+            // Over the bound: drop what has expired by this entry's store time, then the
+            // oldest stored.
+            let purged = tx
+                .execute(
+                    "DELETE FROM sessions WHERE expires_at <= ?1",
+                    params![micros(entry.stored_at)],
+                )
+                .map_err(e)?;
+            let excess = count
+                .saturating_sub(u64::try_from(purged).unwrap_or(0))
+                .saturating_sub(self.capacity);
+            if excess > 0 {
+                tx.execute(
+                    "DELETE FROM sessions WHERE rowid IN
+                         (SELECT rowid FROM sessions ORDER BY rowid LIMIT ?1)",
+                    params![i64::try_from(excess).unwrap_or(i64::MAX)],
+                )
+                .map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    fn remove(&self, key: &CacheKey) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.execute(
+            "DELETE FROM sessions WHERE key = ?1",
+            params![key.as_bytes().as_slice()],
+        )
+        .map_err(|e| self.error(&e))?;
+        Ok(())
+    }
+
+    fn get_unexpired(
+        &self,
+        key: &CacheKey,
+        now: UnixTime,
+    ) -> Result<Option<CacheEntry>, StoreError> {
+        let conn = self.lock();
+        let row: Option<(Vec<u8>, i64)> = conn
+            .query_row(
+                "SELECT entry, expires_at FROM sessions WHERE key = ?1",
+                params![key.as_bytes().as_slice()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.error(&e))?;
+        let Some((bytes, expires_at)) = row else {
+            return Ok(None);
+        };
+        if expires_at <= micros(now) {
+            conn.execute(
+                "DELETE FROM sessions WHERE key = ?1 AND expires_at <= ?2",
+                params![key.as_bytes().as_slice(), micros(now)],
+            )
+            .map_err(|e| self.error(&e))?;
+            return Ok(None);
+        }
+        match self.decode(&conn, key, &bytes)? {
+            Some(entry) if entry.is_expired(now) => {
+                conn.execute(
+                    "DELETE FROM sessions WHERE key = ?1",
+                    params![key.as_bytes().as_slice()],
+                )
+                .map_err(|e| self.error(&e))?;
+                Ok(None)
+            }
+            other => Ok(other),
+        }
+    }
+}
+
+impl fmt::Debug for DiskStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiskStore")
+            .field("path", &self.path)
+            .field("capacity", &self.capacity)
+            .field("corrupt_skipped", &self.corrupt_skipped())
+            .finish()
+    }
+}
+
+/// A failure while opening: SQLite's (some retried) or ours.
+enum Init {
+    Sql(rusqlite::Error),
+    Store(StoreError),
+}
+
+impl From<rusqlite::Error> for Init {
+    fn from(e: rusqlite::Error) -> Self {
+        Init::Sql(e)
+    }
+}
+
+impl From<StoreError> for Init {
+    fn from(e: StoreError) -> Self {
+        Init::Store(e)
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Times are kept as signed microseconds (SQLite integers are i64).
+fn micros(t: UnixTime) -> i64 {
+    i64::try_from(t.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn io_error(path: &Path, what: &str, e: &io::Error) -> StoreError {
+    StoreError::Io(io::Error::new(
+        e.kind(),
+        format!("session cache {}: {what}: {e}", path.display()),
+    ))
+}
+
+/// Creates the file with mode 0600 if it does not exist (never widening an existing file).
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(file) => {
+            // The umask may only have removed bits; make the mode exact.
+            file.set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(|e| io_error(path, "cannot set permissions", &e))?;
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io_error(path, "cannot create", &e)),
+    }
+}
+
+/// Rejects a file that is neither empty (just created) nor an SQLite database, with a message
+/// naming it, before SQLite sees it.
+fn check_header(path: &Path) -> Result<(), StoreError> {
+    let mut file = fs::File::open(path).map_err(|e| io_error(path, "cannot open", &e))?;
+    let mut header = [0u8; 100];
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_error(path, "cannot read", &e)),
+        }
+    }
+    if read == 0 {
+        return Ok(());
+    }
+    if read < header.len() || &header[..16] != SQLITE_MAGIC {
+        return Err(StoreError::Other(format!(
+            "session cache {}: not a tlsresume session cache (not an SQLite database, or truncated)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn sql_error(path: &Path, e: &rusqlite::Error) -> StoreError {
+    let hint = match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => {
+            " (the file is corrupt or not a tlsresume session cache; remove it to start afresh)"
+        }
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+            " (another process held the lock past the busy timeout)"
+        }
+        _ => "",
+    };
+    StoreError::Other(format!("session cache {}: {e}{hint}", path.display()))
+}

@@ -1,0 +1,391 @@
+//! Ticket keys shared by a fleet of servers through Redis.
+
+use core::fmt;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use redis::{Connection, RedisError};
+use ring::rand::{SecureRandom, SystemRandom};
+use tlsresume_core::{
+    KeyError, KeyMaterial, KeyName, KeySecret, KeySource, MasterSecret, ProcessKeySource,
+    TicketPolicy, UnixTime,
+};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::kek::{Kek, KekError};
+use crate::link::{Link, RedisConfig};
+
+/// A [`KeySource`] shared by every server of a fleet through Redis.
+///
+/// - **Rolling schedule** (OpenSSL, rustls): the key for rotation slot
+///   `floor(created / rotation)` is made by whichever node asks first, with one atomic
+///   `SET … NX PX`; the others read it. Racing nodes therefore agree on exactly one key per
+///   slot. The next slot's key is fetched (or made) at the same time and held, so a Redis
+///   outage at the next rotation still yields the fleet's key.
+/// - **Periodic schedule** (GnuTLS): one master secret, stored once with `SET … NX` (no
+///   expiry); every node derives the same per-period keys from it.
+/// - Keys are sealed with AES-256-GCM under the [`Kek`] and bound to their Redis key name;
+///   Redis never holds them in clear.
+/// - Keys are cached in the process: [`KeyRing`](tlsresume_core::KeyRing) asks only at
+///   rotation, [`master_secret`](KeySource::master_secret) goes to Redis once, so no
+///   handshake waits for Redis except the one that triggers a rotation (bounded by the
+///   configured timeouts).
+/// - **Redis unreachable**: keys already held keep serving; a slot with no held key gets a
+///   process-local key (tickets then resume on this node only) and the master secret falls
+///   back to a process-local one, never an error. Redis is tried again after
+///   [`RedisConfig::retry_after`], and the fleet's keys are used again from the next rotation.
+///   A node that holds the master secret puts it back (`SET NX`) at each rotation, in case
+///   Redis restarted empty.
+///
+/// Needs Redis 6.2 or later. Run it with persistence (`appendonly yes`) so that a restart does
+/// not make nodes that held no key create new ones.
+pub struct RedisKeySource {
+    link: Link,
+    kek: Kek,
+    rotation_secs: u64,
+    key_ttl: Duration,
+    cache: Mutex<Held>,
+    local: ProcessKeySource,
+    rng: SystemRandom,
+    shared: AtomicU64,
+    local_keys: AtomicU64,
+}
+
+#[derive(Default)]
+struct Held {
+    /// Shared keys by slot: at most the current one, the next and the previous.
+    slots: BTreeMap<u64, KeyMaterial>,
+    master: Option<MasterSecret>,
+}
+
+/// What a [`RedisKeySource`] has handed out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeySourceStats {
+    /// Keys (and master secrets) the fleet shares.
+    pub shared: u64,
+    /// Process-local fallbacks, each because Redis was unreachable or its value did not open.
+    pub local: u64,
+}
+
+impl RedisKeySource {
+    /// A key source for servers following `policy` (its rotation period fixes the slots).
+    /// Nothing is sent to Redis until a key is asked for; only a malformed URL fails here.
+    pub fn new(config: RedisConfig, kek: Kek, policy: &TicketPolicy) -> Result<Self, KeyError> {
+        let link = Link::new(config).map_err(|e| KeyError::Source(format!("redis: {e}")))?;
+        let rotation = policy.rotation().max(Duration::from_secs(1));
+        Ok(Self {
+            link,
+            kek,
+            rotation_secs: rotation.as_secs().max(1),
+            // From being made ahead of its slot to the end of its last use by a late ring.
+            key_ttl: policy
+                .key_lifetime()
+                .saturating_add(rotation.saturating_mul(2)),
+            cache: Mutex::new(Held::default()),
+            local: ProcessKeySource::new(),
+            rng: SystemRandom::new(),
+            shared: AtomicU64::new(0),
+            local_keys: AtomicU64::new(0),
+        })
+    }
+
+    /// The rotation slot of `t`: `floor(t / rotation)`.
+    pub fn slot_at(&self, t: UnixTime) -> u64 {
+        t.as_secs() / self.rotation_secs
+    }
+
+    /// The Redis key the wrapped ticket key of `slot` is stored under.
+    pub fn redis_key_for_slot(&self, slot: u64) -> String {
+        self.link
+            .key(&format!("stek:{}:{slot}", self.rotation_secs))
+    }
+
+    /// The Redis key the wrapped master secret is stored under.
+    pub fn redis_master_key(&self) -> String {
+        self.link.key("master")
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &RedisConfig {
+        self.link.config()
+    }
+
+    /// What has been handed out so far.
+    pub fn stats(&self) -> KeySourceStats {
+        KeySourceStats {
+            shared: self.shared.load(Ordering::Relaxed),
+            local: self.local_keys.load(Ordering::Relaxed),
+        }
+    }
+
+    fn held(&self) -> MutexGuard<'_, Held> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn random<const N: usize>(&self) -> Result<Zeroizing<[u8; N]>, KeyError> {
+        let mut bytes = Zeroizing::new([0u8; N]);
+        self.rng
+            .fill(bytes.as_mut())
+            .map_err(|_| KeyError::Source("the system random generator failed".into()))?;
+        Ok(bytes)
+    }
+
+    fn fresh_key(&self) -> Result<KeyMaterial, KeyError> {
+        let mut plain = self.random::<80>()?;
+        // Exim's key names start with 'E'.
+        plain[0] = b'E';
+        material_from(plain.as_ref()).ok_or_else(|| KeyError::Source("key length".into()))
+    }
+
+    /// Stores `candidate` under `key` unless a value is there; returns the value Redis holds
+    /// afterwards (wrapped).
+    fn set_nx_or_get(
+        conn: &mut Connection,
+        key: &str,
+        candidate: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<Vec<u8>>, RedisError> {
+        for _ in 0..3 {
+            let mut set = redis::cmd("SET");
+            set.arg(key).arg(candidate).arg("NX");
+            if let Some(ttl) = ttl {
+                set.arg("PX")
+                    .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+            }
+            let stored: Option<String> = set.query(conn)?;
+            if stored.is_some() {
+                return Ok(Some(candidate.to_vec()));
+            }
+            let current: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(conn)?;
+            if current.is_some() {
+                return Ok(current);
+            }
+            // Expired between the two calls: try again.
+        }
+        Ok(None)
+    }
+
+    /// The fleet's key for `slot`: held `known` is offered (re-seeding a Redis that lost
+    /// it), else a fresh candidate; whatever Redis holds wins.
+    fn shared_slot_key(
+        &self,
+        conn: &mut Connection,
+        slot: u64,
+        known: Option<&KeyMaterial>,
+    ) -> Result<Result<KeyMaterial, SlotError>, RedisError> {
+        let key = self.redis_key_for_slot(slot);
+        let candidate = match known {
+            Some(k) => k.clone(),
+            None => match self.fresh_key() {
+                Ok(k) => k,
+                Err(e) => return Ok(Err(SlotError::Key(e))),
+            },
+        };
+        let mut plain = Zeroizing::new([0u8; 80]);
+        plain[..16].copy_from_slice(candidate.name.as_bytes());
+        plain[16..48].copy_from_slice(candidate.secret.cipher_key());
+        plain[48..].copy_from_slice(candidate.secret.mac_key());
+        let wrapped = match self.kek.wrap(key.as_bytes(), plain.as_ref()) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(SlotError::Kek(key, e))),
+        };
+        let Some(held) = Self::set_nx_or_get(conn, &key, &wrapped, Some(self.key_ttl))? else {
+            return Ok(Err(SlotError::Vanished(key)));
+        };
+        if held == wrapped {
+            return Ok(Ok(candidate));
+        }
+        Ok(match self.kek.unwrap(key.as_bytes(), &held) {
+            Ok(plain) => material_from(&plain).ok_or(SlotError::Kek(key, KekError::Unwrap)),
+            Err(e) => Err(SlotError::Kek(key, e)),
+        })
+    }
+
+    fn fall_back_key(&self, created: UnixTime, why: &str) -> Result<KeyMaterial, KeyError> {
+        self.local_keys.fetch_add(1, Ordering::Relaxed);
+        eprintln!(
+            "tlsresume-stores: warning: ticket key for slot {} is process-local ({why}); tickets from it resume on this node only",
+            self.slot_at(created)
+        );
+        self.local.new_key(created)
+    }
+
+    /// Puts the held master secret back if Redis lost it (a restart without persistence), so
+    /// nodes that start later derive the same keys as this one.
+    fn reseed_master(
+        &self,
+        conn: &mut Connection,
+        master: &MasterSecret,
+    ) -> Result<(), RedisError> {
+        let key = self.redis_master_key();
+        if let Ok(wrapped) = self.kek.wrap(key.as_bytes(), master.as_bytes()) {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(wrapped)
+                .arg("NX")
+                .query::<Option<String>>(conn)?;
+        }
+        Ok(())
+    }
+
+    fn shared_master(
+        &self,
+        conn: &mut Connection,
+    ) -> Result<Result<MasterSecret, SlotError>, RedisError> {
+        let key = self.redis_master_key();
+        let candidate = match self.random::<64>() {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(SlotError::Key(e))),
+        };
+        let wrapped = match self.kek.wrap(key.as_bytes(), candidate.as_ref()) {
+            Ok(w) => w,
+            Err(e) => return Ok(Err(SlotError::Kek(key, e))),
+        };
+        let Some(held) = Self::set_nx_or_get(conn, &key, &wrapped, None)? else {
+            return Ok(Err(SlotError::Vanished(key)));
+        };
+        let plain = if held == wrapped {
+            Zeroizing::new(candidate.to_vec())
+        } else {
+            match self.kek.unwrap(key.as_bytes(), &held) {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(SlotError::Kek(key, e))),
+            }
+        };
+        let mut bytes: [u8; 64] = match plain.as_slice().try_into() {
+            Ok(b) => b,
+            Err(_) => return Ok(Err(SlotError::Kek(key, KekError::Unwrap))),
+        };
+        let master = MasterSecret::new(bytes);
+        bytes.zeroize();
+        Ok(Ok(master))
+    }
+}
+
+enum SlotError {
+    Key(KeyError),
+    Kek(String, KekError),
+    Vanished(String),
+}
+
+impl fmt::Display for SlotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SlotError::Key(e) => write!(f, "{e}"),
+            SlotError::Kek(key, e) => write!(f, "redis key {key}: {e}"),
+            SlotError::Vanished(key) => write!(f, "redis key {key} keeps vanishing"),
+        }
+    }
+}
+
+/// Name (16) ‖ cipher key (32) ‖ MAC key (32).
+fn material_from(plain: &[u8]) -> Option<KeyMaterial> {
+    if plain.len() != 80 {
+        return None;
+    }
+    let name = KeyName::from_slice(&plain[..16])?;
+    let mut secret = [0u8; 64];
+    secret.copy_from_slice(&plain[16..]);
+    let material = KeyMaterial {
+        name,
+        secret: KeySecret::new(secret),
+    };
+    secret.zeroize();
+    Some(material)
+}
+
+impl KeySource for RedisKeySource {
+    fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError> {
+        let slot = self.slot_at(created);
+        let (known, known_next, master) = {
+            let held = self.held();
+            (
+                held.slots.get(&slot).cloned(),
+                held.slots.get(&slot.saturating_add(1)).cloned(),
+                held.master.clone(),
+            )
+        };
+        let result = self.link.with(|conn| {
+            let current = self.shared_slot_key(conn, slot, known.as_ref())?;
+            let next = self.shared_slot_key(conn, slot.saturating_add(1), known_next.as_ref())?;
+            if let Some(master) = &master {
+                self.reseed_master(conn, master)?;
+            }
+            Ok((current, next))
+        });
+        match result {
+            Ok((current, next)) => {
+                let mut held = self.held();
+                if let Ok(next) = next {
+                    held.slots.insert(slot.saturating_add(1), next);
+                }
+                held.slots
+                    .retain(|s, _| s.saturating_add(1) >= slot && *s <= slot.saturating_add(1));
+                match current {
+                    Ok(key) => {
+                        held.slots.insert(slot, key.clone());
+                        drop(held);
+                        self.shared.fetch_add(1, Ordering::Relaxed);
+                        Ok(key)
+                    }
+                    Err(e) => {
+                        drop(held);
+                        self.fall_back_key(created, &e.to_string())
+                    }
+                }
+            }
+            Err(e) => match known {
+                // The fleet's key for this slot was fetched ahead: still shared.
+                Some(key) => {
+                    self.shared.fetch_add(1, Ordering::Relaxed);
+                    Ok(key)
+                }
+                None => self.fall_back_key(created, &format!("redis {e}")),
+            },
+        }
+    }
+
+    /// Keys belong to rotation slots, so every node's ring rotates at the same boundaries.
+    fn slot_aligned(&self) -> bool {
+        true
+    }
+
+    fn master_secret(&self) -> Result<MasterSecret, KeyError> {
+        if let Some(master) = self.held().master.clone() {
+            return Ok(master);
+        }
+        let why = match self.link.with(|conn| self.shared_master(conn)) {
+            Ok(Ok(master)) => {
+                let mut held = self.held();
+                // Another thread may have fetched it meanwhile: both are Redis's value.
+                let master = held.master.get_or_insert(master).clone();
+                drop(held);
+                self.shared.fetch_add(1, Ordering::Relaxed);
+                return Ok(master);
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("redis {e}"),
+        };
+        self.local_keys.fetch_add(1, Ordering::Relaxed);
+        eprintln!(
+            "tlsresume-stores: warning: ticket master secret is process-local ({why}); tickets resume on this node only until Redis is back"
+        );
+        self.local.master_secret()
+    }
+}
+
+impl fmt::Debug for RedisKeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let held = self.held();
+        f.debug_struct("RedisKeySource")
+            .field("redis", &self.link)
+            .field("rotation_secs", &self.rotation_secs)
+            .field("held_slots", &held.slots.keys().collect::<Vec<_>>())
+            .field("master_held", &held.master.is_some())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

@@ -1,0 +1,441 @@
+//! The on-disk store across real processes: this test binary re-executes itself with
+//! `TLSRESUME_STORES_ROLE` set to run a worker role.
+#![cfg(feature = "disk")]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tlsresume_core::{
+    BackendKind, CacheEntry, CacheKey, OcspStatus, SessionStore, UnixTime, Verification,
+};
+use tlsresume_stores::{DiskOptions, DiskStore};
+
+const ROLE: &str = "TLSRESUME_STORES_ROLE";
+const FILE: &str = "TLSRESUME_STORES_FILE";
+const T0: u64 = 1_700_000_000;
+
+fn key(worker: u32, n: u32) -> CacheKey {
+    let mut bytes = [0u8; 32];
+    bytes[..4].copy_from_slice(&worker.to_be_bytes());
+    bytes[4..8].copy_from_slice(&n.to_be_bytes());
+    CacheKey::from_bytes(bytes)
+}
+
+fn entry(worker: u32, n: u32, session: Vec<u8>) -> CacheEntry {
+    CacheEntry {
+        stored_at: UnixTime::from_secs(T0 + u64::from(n)),
+        lifetime_hint: Duration::from_secs(7200),
+        verify_override: false,
+        verification: Verification::Verified,
+        ocsp: OcspStatus::NotRequested,
+        backend: BackendKind::Openssl,
+        protocol: 0x0304,
+        session: [worker.to_be_bytes().as_slice(), &n.to_be_bytes(), &session].concat(),
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "tlsresume-stores-{name}-{}-{}",
+            std::process::id(),
+            UnixTime::now().as_micros()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn worker(role: &str, file: &Path, extra: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args(["worker_role", "--exact", "--nocapture", "--test-threads=1"])
+        .env(ROLE, role)
+        .env(FILE, file);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Not a test of its own: the body of the worker processes (does nothing unless
+/// `TLSRESUME_STORES_ROLE` is set).
+#[test]
+fn worker_role() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let file = PathBuf::from(std::env::var(FILE).expect("file"));
+    let id: u32 = std::env::var("WORKER_ID")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let count: u32 = std::env::var("WORKER_COUNT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u32::MAX);
+    let store = DiskStore::open_with(
+        &file,
+        &DiskOptions {
+            capacity: 1_000_000,
+            busy_timeout: Duration::from_secs(30),
+            ..DiskOptions::default()
+        },
+    )
+    .expect("open");
+    let mut out = std::io::stdout().lock();
+    match role.as_str() {
+        // Writes entries, reading each back and reading the other writers' entries too;
+        // prints "ok N" after each acknowledged put.
+        "writer" => {
+            for n in 0..count {
+                store
+                    .put(&key(id, n), entry(id, n, vec![0x5a; 300]))
+                    .expect("put");
+                writeln!(out, "ok {n}").expect("stdout");
+                out.flush().expect("flush");
+                let back = store.get(&key(id, n)).expect("get").expect("own entry");
+                assert_eq!(back, entry(id, n, vec![0x5a; 300]));
+                let other = (id + 1) % 4;
+                if let Some(e) = store.get(&key(other, n / 2)).expect("get other") {
+                    assert_eq!(e, entry(other, n / 2, vec![0x5a; 300]));
+                }
+            }
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn concurrent_processes_lose_nothing() {
+    let dir = TempDir::new("concurrent");
+    let file = dir.file("cache.db");
+    const WORKERS: u32 = 4;
+    const PER: u32 = 250;
+    let started = Instant::now();
+    let children: Vec<_> = (0..WORKERS)
+        .map(|id| {
+            worker(
+                "writer",
+                &file,
+                &[
+                    ("WORKER_ID", id.to_string()),
+                    ("WORKER_COUNT", PER.to_string()),
+                ],
+            )
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().expect("wait").success(), "a worker failed");
+    }
+    let elapsed = started.elapsed();
+    let store = DiskStore::open(&file).expect("reopen");
+    assert_eq!(store.len().expect("len"), (WORKERS * PER) as usize);
+    for id in 0..WORKERS {
+        for n in 0..PER {
+            assert_eq!(
+                store.get(&key(id, n)).expect("get"),
+                Some(entry(id, n, vec![0x5a; 300])),
+                "worker {id} entry {n}"
+            );
+        }
+    }
+    eprintln!(
+        "{} puts (each with 2 gets) from {WORKERS} processes in {elapsed:?}",
+        WORKERS * PER
+    );
+}
+
+#[test]
+fn kill_9_during_writes_keeps_every_acknowledged_entry() {
+    let dir = TempDir::new("kill9");
+    let file = dir.file("cache.db");
+    let mut acked_total = 0;
+    for round in 0..10u32 {
+        let mut child = worker("writer", &file, &[("WORKER_ID", round.to_string())])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut acked = Vec::new();
+        // Kill at a different point each round.
+        let kill_after = 20 + (round * 37) % 200;
+        for line in lines.by_ref() {
+            let line = line.expect("line");
+            if let Some(n) = line.strip_prefix("ok ") {
+                acked.push(n.parse::<u32>().expect("n"));
+                if acked.len() as u32 >= kill_after {
+                    break;
+                }
+            }
+        }
+        child.kill().expect("SIGKILL");
+        // Lines printed before the kill were acknowledged too.
+        for line in lines.map_while(Result::ok) {
+            if let Some(n) = line.strip_prefix("ok ") {
+                acked.push(n.parse::<u32>().expect("n"));
+            }
+        }
+        let status = child.wait().expect("wait");
+        assert!(!status.success(), "the writer was killed");
+        let store = DiskStore::open(&file).expect("the store opens after kill -9");
+        for &n in &acked {
+            assert_eq!(
+                store.get(&key(round, n)).expect("get"),
+                Some(entry(round, n, vec![0x5a; 300])),
+                "round {round}: acknowledged entry {n} lost"
+            );
+        }
+        acked_total += acked.len();
+    }
+    let store = DiskStore::open(&file).expect("reopen");
+    assert!(store.len().expect("len") >= acked_total);
+}
+
+#[test]
+fn file_and_wal_are_private() {
+    let dir = TempDir::new("perm");
+    let file = dir.file("cache.db");
+    let store = DiskStore::open(&file).expect("open");
+    store.put(&key(0, 0), entry(0, 0, vec![1])).expect("put");
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
+    let wal = dir.file("cache.db-wal");
+    assert!(wal.exists());
+    assert_eq!(mode(&wal), 0o600);
+    assert_eq!(mode(&dir.file("cache.db-shm")), 0o600);
+}
+
+#[test]
+fn corrupt_entry_bytes_in_the_file_are_skipped_and_removed() {
+    let dir = TempDir::new("corrupt");
+    let file = dir.file("cache.db");
+    let marker = b"CORRUPT-ME-MARKER-0123456789".to_vec();
+    {
+        let store = DiskStore::open(&file).expect("open");
+        store
+            .put(&key(0, 1), entry(0, 1, marker.clone()))
+            .expect("put");
+        store
+            .put(&key(0, 2), entry(0, 2, vec![7; 40]))
+            .expect("put");
+        // Closing the last connection checkpoints the WAL into the main file.
+    }
+    let mut bytes = std::fs::read(&file).expect("read");
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker.as_slice())
+        .expect("the entry is in the main file");
+    bytes[at + 3] ^= 0xff;
+    std::fs::write(&file, &bytes).expect("write");
+
+    let store = DiskStore::open(&file).expect("open");
+    assert_eq!(
+        store.get(&key(0, 1)).expect("a corrupt entry is no error"),
+        None
+    );
+    assert_eq!(store.corrupt_skipped(), 1);
+    assert_eq!(
+        store.len().expect("len"),
+        1,
+        "the corrupt entry was removed"
+    );
+    assert!(store.get(&key(0, 2)).expect("get").is_some());
+    assert_eq!(store.get(&key(0, 1)).expect("get"), None);
+    assert_eq!(store.corrupt_skipped(), 1);
+}
+
+#[test]
+fn garbage_truncated_and_foreign_files_are_errors_naming_the_file() {
+    let dir = TempDir::new("garbage");
+    let garbage = dir.file("garbage.db");
+    std::fs::write(&garbage, vec![0x42; 8192]).expect("write");
+    let err = DiskStore::open(&garbage).expect_err("garbage");
+    eprintln!("garbage: {err}");
+    assert!(
+        err.to_string().contains(&garbage.display().to_string()),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("not a tlsresume session cache"),
+        "{err}"
+    );
+
+    let truncated = dir.file("truncated.db");
+    {
+        let store = DiskStore::open(&truncated).expect("open");
+        for n in 0..200 {
+            store
+                .put(&key(0, n), entry(0, n, vec![3; 500]))
+                .expect("put");
+        }
+    }
+    let len = std::fs::metadata(&truncated).expect("meta").len();
+    assert!(len > 8192);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&truncated)
+        .expect("open");
+    f.set_len(len / 3).expect("truncate");
+    drop(f);
+    // Opening may succeed (the header is intact); then reading fails. Either way the error
+    // names the file and nothing panics.
+    let result = DiskStore::open(&truncated).and_then(|store| {
+        for n in 0..200 {
+            store.get(&key(0, n))?;
+        }
+        store.len()
+    });
+    let err = result.expect_err("truncated");
+    eprintln!("truncated: {err}");
+    assert!(
+        err.to_string().contains(&truncated.display().to_string()),
+        "{err}"
+    );
+
+    let short = dir.file("short.db");
+    std::fs::write(&short, b"SQLite format 3\0abc").expect("write");
+    let err = DiskStore::open(&short).expect_err("short");
+    assert!(
+        err.to_string().contains(&short.display().to_string()),
+        "{err}"
+    );
+
+    let foreign = dir.file("foreign.db");
+    {
+        let conn = rusqlite::Connection::open(&foreign).expect("sqlite");
+        conn.execute_batch("CREATE TABLE mail (id INTEGER PRIMARY KEY, body TEXT);")
+            .expect("schema");
+    }
+    let err = DiskStore::open(&foreign).expect_err("foreign");
+    eprintln!("foreign: {err}");
+    assert!(
+        err.to_string().contains(&foreign.display().to_string()),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("not a tlsresume session cache"),
+        "{err}"
+    );
+    // The foreign database was left alone.
+    let conn = rusqlite::Connection::open(&foreign).expect("sqlite");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("mode");
+    assert_eq!(mode, "delete");
+}
+
+#[test]
+fn expiry_purge_and_size_bound() {
+    let dir = TempDir::new("expiry");
+    let file = dir.file("cache.db");
+    let store = DiskStore::open_with(&file, &DiskOptions::with_capacity(3)).expect("open");
+    let short = |n: u32, hint: u64| CacheEntry {
+        lifetime_hint: Duration::from_secs(hint),
+        ..entry(0, n, vec![])
+    };
+    store.put(&key(0, 1), short(1, 10)).expect("put");
+    store.put(&key(0, 2), short(2, 1000)).expect("put");
+    let t = |s: u64| UnixTime::from_secs(T0 + s);
+    // Expired on access: removed and not returned; get() still sees an unexpired one.
+    assert!(store
+        .get_unexpired(&key(0, 1), t(11))
+        .expect("get")
+        .is_none());
+    assert_eq!(store.len().expect("len"), 1);
+    assert!(store
+        .get_unexpired(&key(0, 2), t(11))
+        .expect("get")
+        .is_some());
+    // Explicit purge.
+    store.put(&key(0, 3), short(3, 10)).expect("put");
+    assert_eq!(store.purge(t(100)).expect("purge"), 1);
+    assert_eq!(store.len().expect("len"), 1);
+    // Size bound: the oldest stored goes first; re-storing makes an entry young again.
+    for n in 10..13 {
+        store.put(&key(0, n), short(n, 1000)).expect("put");
+    }
+    assert_eq!(store.len().expect("len"), 3);
+    assert!(
+        store.get(&key(0, 2)).expect("get").is_none(),
+        "oldest evicted"
+    );
+    store.put(&key(0, 10), short(10, 1000)).expect("put");
+    store.put(&key(0, 20), short(20, 1000)).expect("put");
+    assert!(store.get(&key(0, 10)).expect("get").is_some());
+    assert!(store.get(&key(0, 11)).expect("get").is_none());
+    assert_eq!(store.len().expect("len"), 3);
+    store.remove(&key(0, 10)).expect("remove");
+    assert!(store.get(&key(0, 10)).expect("get").is_none());
+}
+
+#[test]
+fn many_threads_with_their_own_handles() {
+    let dir = TempDir::new("threads");
+    let file = dir.file("cache.db");
+    DiskStore::open(&file).expect("create");
+    std::thread::scope(|s| {
+        for id in 0..4u32 {
+            let file = file.clone();
+            s.spawn(move || {
+                let store = DiskStore::open(&file).expect("open");
+                for n in 0..50 {
+                    store
+                        .put(&key(id, n), entry(id, n, vec![1; 64]))
+                        .expect("put");
+                }
+            });
+        }
+    });
+    let store = DiskStore::open(&file).expect("open");
+    assert_eq!(store.len().expect("len"), 200);
+}
+
+/// Figures for the README: `cargo test --release -p tlsresume-stores --test disk -- --ignored
+/// --nocapture throughput`.
+#[test]
+#[ignore]
+fn throughput() {
+    let dir = TempDir::new("throughput");
+    let file = dir.file("cache.db");
+    let store = DiskStore::open(&file).expect("open");
+    const N: u32 = 5000;
+    let started = Instant::now();
+    for n in 0..N {
+        store
+            .put(&key(0, n), entry(0, n, vec![0x5a; 1000]))
+            .expect("put");
+    }
+    let put = started.elapsed();
+    let started = Instant::now();
+    for n in 0..N {
+        assert!(store.get(&key(0, n)).expect("get").is_some());
+    }
+    let get = started.elapsed();
+    eprintln!(
+        "{N} puts of 1 KB sessions: {put:?} ({:.0}/s); {N} gets: {get:?} ({:.0}/s); file {} KB",
+        f64::from(N) / put.as_secs_f64(),
+        f64::from(N) / get.as_secs_f64(),
+        std::fs::metadata(&file)
+            .map(|m| m.len() / 1024)
+            .unwrap_or(0)
+    );
+}
