@@ -33,6 +33,7 @@
 //! | `openssl` | yes | the OpenSSL backend ([`openssl`] module; system libssl 3, Debian `libssl-dev`) |
 //! | `gnutls` | yes | the GnuTLS backend ([`gnutls`] module; system GnuTLS 3.7, Debian `libgnutls28-dev`) |
 //! | `rustls` | yes | the rustls backend ([`rustls`] module; pure Rust, ring provider) |
+//! | `stores` | yes | stores that outlive a process ([`stores`] module): the on-disk session cache shared by processes, Redis ticket keys and sessions for fleets |
 //!
 //! With `default-features = false` and one feature, only that library is linked.
 //! [`backends::available`] lists what this build has; [`backends::parse`] turns a name into a
@@ -62,3 +63,7 @@ pub use tlsresume_gnutls as gnutls;
 /// The rustls backend.
 #[cfg(feature = "rustls")]
 pub use tlsresume_rustls as rustls;
+
+/// Stores that outlive a process: the on-disk session cache and Redis.
+#[cfg(feature = "stores")]
+pub use tlsresume_stores as stores;

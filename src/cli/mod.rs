@@ -1,7 +1,6 @@
 //! The `serve` and `probe` subcommands and what they share: the SMTP dialogue, argument
 //! helpers, the log writer and the file-backed session cache behind `probe --cache`.
 
-pub mod filestore;
 pub mod probe;
 pub mod serve;
 pub mod smtp;

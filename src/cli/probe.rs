@@ -13,7 +13,6 @@ use tlsresume::{
     NoOffer, OcspMode, Resumption, SessionInfo, VerifyMode,
 };
 
-use super::filestore::FileStore;
 use super::smtp::{client_session, client_starttls};
 use super::{log_line, StartProtocol, Wire};
 
@@ -164,7 +163,7 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
     settings.resumption = super::policy(&args.policy)?.policy();
     settings.versions = super::versions(args.tls.as_deref())?;
     settings.store = match &args.cache {
-        Some(path) => Arc::new(FileStore::open(path)?),
+        Some(path) => open_cache(path)?,
         None => Arc::new(MemoryStore::new(64)),
     };
     let client = tlsresume::backends::client(kind, settings.clone())?;
@@ -350,4 +349,23 @@ fn summary(kind: BackendKind, wire: Wire, outcomes: &[Outcome]) {
             Err(e) => log_line(&format!("  connection {} failed: {e}", i + 1)),
         }
     }
+}
+
+/// The on-disk session cache: shared safely by concurrent probes (SQLite, WAL mode).
+#[cfg(feature = "stores")]
+fn open_cache(
+    path: &std::path::Path,
+) -> Result<Arc<dyn tlsresume::SessionStore>, tlsresume::Error> {
+    Ok(Arc::new(tlsresume::stores::DiskStore::open(path)?))
+}
+
+/// Without the `stores` feature there is no on-disk cache.
+#[cfg(not(feature = "stores"))]
+fn open_cache(
+    path: &std::path::Path,
+) -> Result<Arc<dyn tlsresume::SessionStore>, tlsresume::Error> {
+    Err(tlsresume::Error::Config(format!(
+        "--cache {}: this build has no on-disk store (enable the cargo feature \"stores\")",
+        path.display()
+    )))
 }
