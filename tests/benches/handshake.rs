@@ -246,8 +246,8 @@ impl Rig {
         }
     }
 
-    /// `iters` handshakes: the wall time, recording CPU times on the side.
-    fn batch(&mut self, iters: u64) -> Duration {
+    /// `iters` handshakes: wall time, client thread CPU, server thread CPU.
+    fn timed(&mut self, iters: u64) -> (Duration, Duration, Duration) {
         let server0 = self.server_cpu();
         let client0 = ThreadTime::now();
         let start = Instant::now();
@@ -257,6 +257,12 @@ impl Rig {
         let wall = start.elapsed();
         let client = client0.elapsed();
         let server = self.server_cpu().saturating_sub(server0);
+        (wall, client, server)
+    }
+
+    /// `iters` handshakes for criterion: the wall time, recording CPU times on the side.
+    fn batch(&mut self, iters: u64) -> Duration {
+        let (wall, client, server) = self.timed(iters);
         let mut stats = STATS.lock().unwrap_or_else(|p| p.into_inner());
         let s = stats.entry(self.key).or_default();
         s.iters += iters;
@@ -649,6 +655,175 @@ fn summary() {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Paired rounds: the figures that hold on a shared, noisy machine.
+//
+// Criterion measures one benchmark after another, so a neighbour's load that comes and goes
+// between `tlsresume` and `raw` shows up as overhead (or as a negative one). Here every rig of
+// one backend/version/certificate is alive at once, and each round runs `PAIR_BLOCK` handshakes
+// on each of them in turn; a ratio is taken within each round and the median over rounds is
+// reported, with the quartiles.
+
+const PAIR_ROUNDS: usize = 40;
+const PAIR_BLOCK: u64 = 5;
+
+/// Per handshake, µs: wall, client CPU, server CPU.
+type Sample = [f64; 3];
+
+fn per_handshake(t: (Duration, Duration, Duration), iters: u64) -> Sample {
+    let us = |d: Duration| d.as_secs_f64() * 1e6 / iters as f64;
+    [us(t.0), us(t.1), us(t.2)]
+}
+
+/// Median and quartiles of `values`.
+fn quartiles(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.25), at(0.75))
+}
+
+fn show(values: Vec<f64>) -> String {
+    let (median, q1, q3) = quartiles(values);
+    format!("{median:.3} ({q1:.2}–{q3:.2})")
+}
+
+/// Ratios `a / b` per round, for each metric.
+fn ratios(a: &[Sample], b: &[Sample], metric: usize) -> Vec<f64> {
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| a[metric] / b[metric])
+        .collect()
+}
+
+fn paired(filter: Option<&str>) {
+    let mut overhead = Vec::new();
+    let mut multiples = Vec::new();
+    for case in cases().into_iter().filter(|c| c.mode == Mode::Full) {
+        let resumed_case = Case {
+            mode: Mode::Resumed,
+            ..case
+        };
+        let wanted = |c: &Case| filter.is_none_or(|f| c.group().contains(f));
+        if !wanted(&case) && !wanted(&resumed_case) {
+            continue;
+        }
+        let mut rigs: Vec<((Case, Imp), Rig)> = Vec::new();
+        for c in [case, resumed_case] {
+            for imp in imps(c) {
+                rigs.push(((c, imp), rig(c, imp)));
+            }
+        }
+        let mut samples: BTreeMap<(Case, Imp), Vec<Sample>> = BTreeMap::new();
+        for round in 0..PAIR_ROUNDS {
+            // Rotate the order so no rig always follows the same one.
+            let n = rigs.len();
+            for i in 0..n {
+                let (key, rig) = &mut rigs[(i + round) % n];
+                let t = rig.timed(PAIR_BLOCK);
+                samples
+                    .entry(*key)
+                    .or_default()
+                    .push(per_handshake(t, PAIR_BLOCK));
+            }
+        }
+        drop(rigs);
+        for c in [case, resumed_case] {
+            let Some(tl) = samples.get(&(c, Imp::Tlsresume)) else {
+                continue;
+            };
+            for imp in [Imp::Raw, Imp::RawServer] {
+                if let Some(raw) = samples.get(&(c, imp)) {
+                    overhead.push(format!(
+                        "| {} | {} | {} | {} | {} |",
+                        c.group(),
+                        imp.name(),
+                        show(ratios(raw, tl, 0)),
+                        if imp == Imp::RawServer {
+                            "(same client)".to_owned()
+                        } else {
+                            show(ratios(raw, tl, 1))
+                        },
+                        show(ratios(raw, tl, 2)),
+                    ));
+                }
+            }
+        }
+        for (full_imp, resumed_imp) in [
+            (Imp::Tlsresume, Imp::Tlsresume),
+            (Imp::Raw, Imp::Raw),
+            (Imp::Raw, Imp::RawServer),
+        ] {
+            let (Some(full), Some(resumed)) = (
+                samples.get(&(case, full_imp)),
+                samples.get(&(resumed_case, resumed_imp)),
+            ) else {
+                continue;
+            };
+            let name = case.group();
+            multiples.push(format!(
+                "| {} | {} | {} | {} | {} |",
+                name.trim_end_matches("/full"),
+                resumed_imp.name(),
+                show(ratios(full, resumed, 0)),
+                show(ratios(full, resumed, 1)),
+                show(ratios(full, resumed, 2)),
+            ));
+        }
+    }
+    if overhead.is_empty() && multiples.is_empty() {
+        return;
+    }
+    println!(
+        "\n## Paired rounds ({PAIR_ROUNDS} rounds of {PAIR_BLOCK} handshakes per rig): median (quartiles)\n"
+    );
+    println!("### Overhead: throughput tlsresume / raw (target >= 0.97)\n");
+    println!("| case | vs | wall | client CPU | server CPU |");
+    println!("|---|---|---:|---:|---:|");
+    for line in overhead {
+        println!("{line}");
+    }
+    println!("\n### Resumed / full throughput (target: server CPU >= 2 for RSA-2048)\n");
+    println!("| backend/version/cert | impl | wall | client CPU | server CPU |");
+    println!("|---|---|---:|---:|---:|");
+    for line in multiples {
+        println!("{line}");
+    }
+}
+
+/// Criterion's name filter: the first argument that is neither an option nor an option's value.
+fn name_filter(args: &[String]) -> Option<&str> {
+    const WITH_VALUE: &[&str] = &[
+        "--warm-up-time",
+        "--measurement-time",
+        "--sample-size",
+        "--nresamples",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--save-baseline",
+        "--baseline",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--profile-time",
+        "--output-format",
+        "--color",
+        "--plotting-backend",
+        "--format",
+        "--logfile",
+    ];
+    let mut skip = false;
+    for arg in args {
+        if skip {
+            skip = false;
+        } else if WITH_VALUE.contains(&arg.as_str()) {
+            skip = true;
+        } else if !arg.starts_with('-') {
+            return Some(arg);
+        }
+    }
+    None
+}
+
 fn main() {
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -658,4 +833,10 @@ fn main() {
     handshakes(&mut c);
     c.final_summary();
     summary();
+    // Only under `cargo bench` (not `cargo test --benches`), with criterion's name filter (the
+    // first free argument) applied as a substring.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--list") {
+        paired(name_filter(&args));
+    }
 }
