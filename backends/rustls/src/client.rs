@@ -34,7 +34,7 @@ const FALLBACK_LIFETIME: Duration = Duration::from_secs(7200);
 /// A rustls client that offers cached sessions as the settings' policy says.
 #[derive(Debug)]
 pub struct Client {
-    settings: ClientSettings,
+    settings: Arc<ClientSettings>,
     base: Arc<ClientConfig>,
     sessions: Arc<Mutex<InProcess>>,
 }
@@ -85,8 +85,31 @@ fn decode_handle(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(rest.try_into().ok()?))
 }
 
-/// Reads a field from rustls's `Debug` output of a session value. rustls 0.23 keeps the
-/// ticket and its lifetime hint private; its `Debug` shows them.
+/// The start of rustls's `Debug` output of a session value, up to and including its lifetime
+/// hint. rustls 0.23 keeps the ticket and its lifetime hint private; its `Debug` shows them,
+/// before the certificate chain. Formatting stops there: the chain (printed in hex) is never
+/// formatted, which would cost more than the rest of a resumed handshake.
+fn debug_prefix(value: &dyn std::fmt::Debug) -> String {
+    struct UntilLifetime(String);
+    impl std::fmt::Write for UntilLifetime {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.push_str(s);
+            match self.0.find("lifetime_secs: ") {
+                Some(at) if self.0[at + 15..].contains(|c: char| !c.is_ascii_digit()) => {
+                    Err(std::fmt::Error)
+                }
+                _ if self.0.len() > 64 * 1024 => Err(std::fmt::Error),
+                _ => Ok(()),
+            }
+        }
+    }
+    let mut out = UntilLifetime(String::new());
+    // The error is the early stop.
+    let _ = std::fmt::write(&mut out, format_args!("{value:?}"));
+    out.0
+}
+
+/// Reads a field from (a prefix of) rustls's `Debug` output of a session value.
 fn debug_field(debug: &str, field: &str) -> Option<String> {
     let start = debug.find(&format!("{field}: "))? + field.len() + 2;
     let rest = &debug[start..];
@@ -134,7 +157,7 @@ impl Client {
         .with_no_client_auth();
         base.alpn_protocols = settings.alpn.clone();
         Ok(Self {
-            settings,
+            settings: Arc::new(settings),
             base: Arc::new(base),
             sessions: Arc::new(Mutex::new(InProcess::default())),
         })
@@ -229,7 +252,7 @@ impl ClientContext for Client {
 /// sessions rustls receives into core cache entries.
 #[derive(Debug)]
 struct Bridge {
-    settings: ClientSettings,
+    settings: Arc<ClientSettings>,
     offer: ClientOffer,
     offered: Option<u64>,
     sessions: Arc<Mutex<InProcess>>,
@@ -288,12 +311,12 @@ impl ClientSessionStore for Bridge {
     }
 
     fn set_tls12_session(&self, _server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
-        let debug = format!("{value:?}");
+        let debug = debug_prefix(&value);
         // On a resumption without a new ticket rustls saves the old ticket again; that is
         // no new session.
         if let Some(handle) = self.offered {
             if let Some(Slot::Tls12(old)) = self.sessions().slots.get(&handle) {
-                let old_debug = format!("{old:?}");
+                let old_debug = debug_prefix(old);
                 if debug_field(&old_debug, "ticket") == debug_field(&debug, "ticket") {
                     return;
                 }
@@ -317,7 +340,7 @@ impl ClientSessionStore for Bridge {
         _server_name: ServerName<'static>,
         value: Tls13ClientSessionValue,
     ) {
-        let lifetime = lifetime_of(&format!("{value:?}"));
+        let lifetime = lifetime_of(&debug_prefix(&value));
         self.save(Slot::Tls13(Some(value)), ProtocolVersion::Tls13, lifetime);
     }
 
@@ -342,6 +365,30 @@ mod tests {
         assert_eq!(decode_handle(b"rustls-in-process:123"), None);
         assert_eq!(decode_handle(b""), None);
         assert_eq!(decode_handle(&[0xff; 40]), None);
+    }
+
+    #[test]
+    fn debug_prefix_stops_after_the_lifetime() {
+        struct Explodes;
+        impl std::fmt::Debug for Explodes {
+            fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                panic!("formatted past the lifetime");
+            }
+        }
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        struct Value {
+            ticket: u8,
+            lifetime_secs: u32,
+            server_cert_chain: Explodes,
+        }
+        let text = debug_prefix(&Value {
+            ticket: 7,
+            lifetime_secs: 7200,
+            server_cert_chain: Explodes,
+        });
+        assert_eq!(lifetime_of(&text), Duration::from_secs(7200));
+        assert_eq!(debug_field(&text, "ticket").as_deref(), Some("7"));
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub(crate) struct ClientState {
 enum Inner {
     Client {
         stream: StreamOwned<ClientConnection, Box<dyn Transport>>,
-        settings: ClientSettings,
+        settings: Arc<ClientSettings>,
         offer: ClientOffer,
         verify: Arc<Mutex<VerifyRecord>>,
         state: Arc<Mutex<ClientState>>,
@@ -105,7 +105,7 @@ pub struct Stream {
 impl Stream {
     pub(crate) fn client(
         stream: StreamOwned<ClientConnection, Box<dyn Transport>>,
-        settings: ClientSettings,
+        settings: Arc<ClientSettings>,
         offer: ClientOffer,
         verify: Arc<Mutex<VerifyRecord>>,
         state: Arc<Mutex<ClientState>>,

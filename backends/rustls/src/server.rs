@@ -13,7 +13,7 @@ use tlsresume_core::{
 use crate::config::{chain_and_key, provider, versions, ClockTime};
 use crate::error::{handshake, tls};
 use crate::info::{ServerState, Stream};
-use crate::tickets::{ConnTicketer, TicketRecord};
+use crate::tickets::{TicketRecord, TicketScope, Ticketer};
 
 /// A rustls server whose tickets follow the settings' `TicketPolicy` on the settings' clock.
 ///
@@ -25,7 +25,6 @@ pub struct Server {
     with_tickets: Arc<ServerConfig>,
     without_tickets: Arc<ServerConfig>,
     ring: Arc<KeyRing>,
-    sealer: TicketSealer,
 }
 
 impl Server {
@@ -49,7 +48,6 @@ impl Server {
             built.map_err(|e| Error::Config(format!("server certificate and private key: {e}")))?;
         config.session_storage = Arc::new(NoServerSessionStorage {});
         config.alpn_protocols = settings.alpn.clone();
-        config.send_tls13_tickets = 1;
         let mut without = config.clone();
         without.send_tls13_tickets = 0;
         let ring = Arc::new(KeyRing::new(
@@ -57,12 +55,18 @@ impl Server {
             settings.key_source.clone(),
         ));
         let sealer = TicketSealer::new(ring.clone());
+        config.send_tls13_tickets = 1;
+        config.ticketer = Arc::new(Ticketer {
+            sealer: sealer.clone(),
+            clock: settings.clock.clone(),
+            lifetime_secs: u32::try_from(settings.ticket_policy.lifetime().as_secs())
+                .unwrap_or(u32::MAX),
+        });
         Ok(Self {
             settings,
             with_tickets: Arc::new(config),
             without_tickets: Arc::new(without),
             ring,
-            sealer,
         })
     }
 
@@ -80,25 +84,20 @@ impl Server {
         let start = self.settings.start(params);
         let record = Arc::new(Mutex::new(TicketRecord::default()));
         let config = if start.may_issue {
-            let mut config = (*self.with_tickets).clone();
-            config.ticketer = Arc::new(ConnTicketer {
-                sealer: self.sealer.clone(),
-                clock: self.settings.clock.clone(),
-                lifetime_secs: u32::try_from(self.settings.ticket_policy.lifetime().as_secs())
-                    .unwrap_or(u32::MAX),
-                record: record.clone(),
-            });
-            Arc::new(config)
+            self.with_tickets.clone()
         } else {
             self.without_tickets.clone()
         };
         let conn = ServerConnection::new(config).map_err(tls)?;
         let mut stream = StreamOwned::new(conn, transport);
-        while stream.conn.is_handshaking() {
-            stream
-                .conn
-                .complete_io(&mut stream.sock)
-                .map_err(handshake)?;
+        {
+            let _scope = TicketScope::enter(record.clone());
+            while stream.conn.is_handshaking() {
+                stream
+                    .conn
+                    .complete_io(&mut stream.sock)
+                    .map_err(handshake)?;
+            }
         }
         Ok(Stream::server(
             stream,

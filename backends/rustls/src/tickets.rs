@@ -1,6 +1,7 @@
 //! Ticket-key glue: a rustls `ProducesTickets` over the core key ring and sealer, recording the
 //! resumption bits of the connection it serves.
 
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use rustls::server::ProducesTickets;
@@ -17,23 +18,48 @@ pub(crate) struct TicketRecord {
     pub(crate) rejected: Option<OpenError>,
 }
 
-/// One connection's ticketer: the shared sealer plus this connection's record.
+thread_local! {
+    /// The record of the connection whose handshake runs on this thread.
+    static CURRENT: RefCell<Option<Arc<Mutex<TicketRecord>>>> = const { RefCell::new(None) };
+}
+
+/// Points the ticketer at one connection's record while its handshake runs on this thread.
 ///
-/// rustls asks the ticketer, not the connection, for tickets; a per-connection instance (in a
-/// per-connection clone of the config) attributes each call to its connection without any
-/// thread-local state.
+/// rustls asks the configuration's ticketer, not the connection, for tickets. Handshakes are
+/// driven synchronously on the caller's thread (tickets are sealed and opened inside them, TLS
+/// 1.3 ones included), so a thread-local tells the one shared ticketer whose handshake it
+/// serves, and the configuration is shared by every connection instead of copied.
+pub(crate) struct TicketScope(());
+
+impl TicketScope {
+    pub(crate) fn enter(record: Arc<Mutex<TicketRecord>>) -> Self {
+        CURRENT.with(|c| *c.borrow_mut() = Some(record));
+        Self(())
+    }
+}
+
+impl Drop for TicketScope {
+    fn drop(&mut self) {
+        CURRENT.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+/// The server's ticketer: the core sealer, recording each call in the current connection's
+/// record.
 #[derive(Debug)]
-pub(crate) struct ConnTicketer {
+pub(crate) struct Ticketer {
     pub(crate) sealer: TicketSealer,
     pub(crate) clock: SharedClock,
     pub(crate) lifetime_secs: u32,
-    pub(crate) record: Arc<Mutex<TicketRecord>>,
 }
 
-impl ConnTicketer {
-    fn record(&self) -> std::sync::MutexGuard<'_, TicketRecord> {
-        self.record.lock().unwrap_or_else(|p| p.into_inner())
-    }
+/// Runs `f` on the current connection's record; a call outside any handshake (none expected)
+/// is served with a throwaway record.
+fn with_record<T>(f: impl FnOnce(&mut TicketRecord) -> T) -> T {
+    CURRENT.with(|current| match current.borrow().as_ref() {
+        Some(record) => f(&mut record.lock().unwrap_or_else(|p| p.into_inner())),
+        None => f(&mut TicketRecord::default()),
+    })
 }
 
 /// The TLS version inside rustls 0.23's encoded server session value: an SNI flag byte (and
@@ -49,7 +75,7 @@ fn session_version(plain: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([bytes[0], bytes[1]]))
 }
 
-impl ProducesTickets for ConnTicketer {
+impl ProducesTickets for Ticketer {
     fn enabled(&self) -> bool {
         true
     }
@@ -59,7 +85,16 @@ impl ProducesTickets for ConnTicketer {
     }
 
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
-        let mut record = self.record();
+        with_record(|record| self.encrypt_for(record, plain))
+    }
+
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        with_record(|record| self.decrypt_for(record, cipher))
+    }
+}
+
+impl Ticketer {
+    fn encrypt_for(&self, record: &mut TicketRecord, plain: &[u8]) -> Option<Vec<u8>> {
         // TLS 1.2: a resumption whose key is not yet due for renewal keeps its ticket, as
         // OpenSSL's ticket callback does without return value 2. rustls then sends an empty
         // NewSessionTicket, which clients read as "keep the ticket you have". TLS 1.3 issues a
@@ -72,8 +107,7 @@ impl ProducesTickets for ConnTicketer {
         Some(ticket)
     }
 
-    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        let mut record = self.record();
+    fn decrypt_for(&self, record: &mut TicketRecord, cipher: &[u8]) -> Option<Vec<u8>> {
         record.bits |= Resumption::CLIENT_SUGGESTED;
         match self.sealer.open(cipher, self.clock.now()) {
             Ok(opened) => {
