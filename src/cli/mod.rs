@@ -1,5 +1,5 @@
 //! The `serve` and `probe` subcommands and what they share: the SMTP dialogue, argument
-//! helpers, the log writer and the file-backed session cache behind `probe --cache`.
+//! helpers, the log writer; `probe --cache` uses the on-disk store of `tlsresume-stores`.
 
 pub mod probe;
 pub mod serve;
