@@ -50,7 +50,9 @@ struct InProcess {
 
 #[derive(Debug)]
 enum Slot {
-    Tls12(Tls12ClientSessionValue),
+    /// The session and its ticket (as rustls's `Debug` shows it), to tell a new ticket from
+    /// the same one saved again.
+    Tls12(Tls12ClientSessionValue, Option<String>),
     /// TLS 1.3 tickets are single-use in rustls: taking one empties the slot.
     Tls13(Option<Tls13ClientSessionValue>),
 }
@@ -69,7 +71,7 @@ impl InProcess {
     fn usable(&self, handle: u64) -> bool {
         matches!(
             self.slots.get(&handle),
-            Some(Slot::Tls12(_)) | Some(Slot::Tls13(Some(_)))
+            Some(Slot::Tls12(..)) | Some(Slot::Tls13(Some(_)))
         )
     }
 }
@@ -90,23 +92,40 @@ fn decode_handle(bytes: &[u8]) -> Option<u64> {
 /// before the certificate chain. Formatting stops there: the chain (printed in hex) is never
 /// formatted, which would cost more than the rest of a resumed handshake.
 fn debug_prefix(value: &dyn std::fmt::Debug) -> String {
-    struct UntilLifetime(String);
+    /// Collects output until the lifetime field's value is complete. `derive(Debug)` writes
+    /// each field name as one piece, so spotting the name costs a comparison per write, not a
+    /// search; `value_at` is where the text after the name starts.
+    struct UntilLifetime {
+        text: String,
+        value_at: Option<usize>,
+    }
     impl std::fmt::Write for UntilLifetime {
         fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            self.0.push_str(s);
-            match self.0.find("lifetime_secs: ") {
-                Some(at) if self.0[at + 15..].contains(|c: char| !c.is_ascii_digit()) => {
-                    Err(std::fmt::Error)
+            self.text.push_str(s);
+            match self.value_at {
+                None if s == "lifetime_secs" => self.value_at = Some(self.text.len()),
+                Some(at) => {
+                    let value = self.text[at..].trim_start_matches([':', ' ']);
+                    let digits = value.bytes().take_while(u8::is_ascii_digit).count();
+                    if digits > 0 && digits < value.len() {
+                        return Err(std::fmt::Error);
+                    }
                 }
-                _ if self.0.len() > 64 * 1024 => Err(std::fmt::Error),
-                _ => Ok(()),
+                None => {}
             }
+            if self.text.len() > 64 * 1024 {
+                return Err(std::fmt::Error);
+            }
+            Ok(())
         }
     }
-    let mut out = UntilLifetime(String::new());
+    let mut out = UntilLifetime {
+        text: String::new(),
+        value_at: None,
+    };
     // The error is the early stop.
     let _ = std::fmt::write(&mut out, format_args!("{value:?}"));
-    out.0
+    out.text
 }
 
 /// Reads a field from (a prefix of) rustls's `Debug` output of a session value.
@@ -223,12 +242,14 @@ impl Client {
             state,
             params.server_name.clone(),
         );
-        let info = stream.info();
-        if self.settings.ocsp_requirement_failed(info.ocsp) {
-            return Err(Error::tls(
-                "rustls",
-                format!("OCSP required but status is {}", info.ocsp),
-            ));
+        if self.settings.ocsp == OcspMode::Require {
+            let info = stream.info();
+            if self.settings.ocsp_requirement_failed(info.ocsp) {
+                return Err(Error::tls(
+                    "rustls",
+                    format!("OCSP required but status is {}", info.ocsp),
+                ));
+            }
         }
         Ok(stream)
     }
@@ -312,23 +333,23 @@ impl ClientSessionStore for Bridge {
 
     fn set_tls12_session(&self, _server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
         let debug = debug_prefix(&value);
+        let ticket = debug_field(&debug, "ticket");
         // On a resumption without a new ticket rustls saves the old ticket again; that is
         // no new session.
         if let Some(handle) = self.offered {
-            if let Some(Slot::Tls12(old)) = self.sessions().slots.get(&handle) {
-                let old_debug = debug_prefix(old);
-                if debug_field(&old_debug, "ticket") == debug_field(&debug, "ticket") {
+            if let Some(Slot::Tls12(_, old_ticket)) = self.sessions().slots.get(&handle) {
+                if *old_ticket == ticket {
                     return;
                 }
             }
         }
         let lifetime = lifetime_of(&debug);
-        self.save(Slot::Tls12(value), ProtocolVersion::Tls12, lifetime);
+        self.save(Slot::Tls12(value, ticket), ProtocolVersion::Tls12, lifetime);
     }
 
     fn tls12_session(&self, _server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
         match self.sessions().slots.get(&self.offered?) {
-            Some(Slot::Tls12(value)) => Some(value.clone()),
+            Some(Slot::Tls12(value, _)) => Some(value.clone()),
             _ => None,
         }
     }
