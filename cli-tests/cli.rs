@@ -478,3 +478,400 @@ fn stapled_ocsp_is_reported_to_the_probe() {
     assert!(r.stdout.contains("OCSP=4"), "{r:?}");
     assert!(srv.line().contains(" X=TLS1."));
 }
+
+/// A private `redis-server` on a free loopback port, no persistence, killed on drop.
+#[cfg(feature = "stores")]
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+#[cfg(feature = "stores")]
+impl Redis {
+    /// A fresh server, or `None` (with a message) when `redis-server` is not installed or
+    /// `TLSRESUME_SKIP_REDIS` is set.
+    fn start() -> Option<Self> {
+        Self::start_with(false)
+    }
+
+    /// With `tls`, the server listens only on a TLS port, with the committed test certificate
+    /// (valid for 127.0.0.1, signed by tests/pki/ca.pem).
+    fn start_with(tls: bool) -> Option<Self> {
+        use std::io::Write;
+        if std::env::var_os("TLSRESUME_SKIP_REDIS").is_some() {
+            eprintln!("TLSRESUME_SKIP_REDIS is set: skipping");
+            return None;
+        }
+        let port = free_port();
+        let mut cmd = Command::new("redis-server");
+        if tls {
+            cmd.args(["--port", "0", "--tls-port", &port.to_string()])
+                .args(["--tls-auth-clients", "no"])
+                .args(["--tls-cert-file", &pki("server-ecdsa.pem")])
+                .args(["--tls-key-file", &pki("server-ecdsa.key")])
+                .args(["--tls-ca-cert-file", &pki("ca.pem")]);
+        } else {
+            cmd.args(["--port", &port.to_string()]);
+        }
+        let child = match cmd
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) => {
+                eprintln!(
+                    "skipping: cannot run redis-server ({e}); install it (Debian: apt-get install -y redis-server)"
+                );
+                return None;
+            }
+        };
+        let redis = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if tls {
+                // Listening is enough: the TLS handshake is the test's.
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(redis);
+                }
+                assert!(Instant::now() < deadline, "redis-server did not start");
+                thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            let pong = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_millis(500)))?;
+                s.write_all(b"PING\r\n")?;
+                let mut buf = [0u8; 7];
+                s.read_exact(&mut buf)?;
+                Ok(&buf == b"+PONG\r\n")
+            });
+            if matches!(pong, Ok(true)) {
+                return Some(redis);
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+#[cfg(feature = "stores")]
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port that was free a moment ago.
+#[cfg(feature = "stores")]
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Starts `serve --listen ADDR` with `args` (a fixed address, so a restarted node keeps its
+/// port, which the probe's session cache key includes).
+#[cfg(feature = "stores")]
+fn start_node(listen: &str, args: &[&str]) -> Server {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(["--listen", listen, "--timeout", "30"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn tlsresume serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let server = Server {
+        child,
+        lines,
+        addr: listen.to_owned(),
+    };
+    assert_eq!(server.line(), format!("listening on {listen}"));
+    server
+}
+
+/// A KEK file (64 hex digits) with `mode`.
+#[cfg(feature = "stores")]
+fn kek_file(dir: &Path, name: &str, mode: u32) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+    )
+    .expect("write the KEK");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    path.display().to_string()
+}
+
+/// One node of a fleet (`server` backend) restarted on the same port, sharing ticket keys
+/// through Redis: the ticket `probe` (`client` backend, on-disk cache) got before the restart
+/// resumes after it. A node with keys of its own (no `--ticket-keys`) then refuses it.
+#[cfg(feature = "stores")]
+fn restarted_node_resumes_with_fleet_keys(server: &str, client: &str) {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let dir = scratch(&format!("fleet-{server}-{client}"));
+    let kek = kek_file(&dir, "kek", 0o600);
+    let cache = dir.join("sessions").display().to_string();
+    let url = redis.url();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let fleet = [
+        "--backend",
+        server,
+        "--max-connections",
+        "1",
+        "--ticket-keys",
+        &url,
+        "--kek-file",
+        &kek,
+    ];
+    let probe = |srv: &Server| {
+        run(&[
+            "probe",
+            &srv.addr,
+            "--backend",
+            client,
+            "--count",
+            "1",
+            "--cache",
+            &cache,
+        ])
+    };
+    let case = format!("server {server}, client {client}");
+
+    // Node A: a full handshake, a ticket sealed under the fleet's key; then A exits.
+    let a = start_node(&listen, &fleet);
+    let r = probe(&a);
+    assert_eq!(r.code, Some(0), "{case}, node A: {r:?}");
+    assert!(
+        r.stdout.contains(": 0 resumed, 1 full"),
+        "{case}, node A: {r:?}"
+    );
+    let line = a.line();
+    assert!(
+        line.contains(" X=TLS1.") && !line.contains('*'),
+        "{case}: {line}"
+    );
+    assert_eq!(a.wait_exit(), Some(0), "{case}");
+
+    // Node B, a new process on the same address: it knows the key only through Redis.
+    let b = start_node(&listen, &fleet);
+    let r = probe(&b);
+    assert_eq!(r.code, Some(0), "{case}, node B: {r:?}");
+    let first = r.stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("* CV=") && first.contains("(session resumed"),
+        "{case}, node B: {r:?}"
+    );
+    assert!(
+        r.stdout.contains(": 1 resumed, 0 full"),
+        "{case}, node B: {r:?}"
+    );
+    let line = b.line();
+    assert!(
+        line.contains("* CV=no resumption=0x1") && line.contains("session resumed"),
+        "{case}, node B: {line}"
+    );
+    assert_eq!(b.wait_exit(), Some(0), "{case}");
+
+    // Control: a node with process-local keys cannot open the fleet's tickets.
+    let c = start_node(&listen, &["--backend", server, "--max-connections", "1"]);
+    let r = probe(&c);
+    assert_eq!(r.code, Some(0), "{case}, node C: {r:?}");
+    assert!(
+        r.stdout.contains(": 0 resumed, 1 full"),
+        "{case}, node C: {r:?}"
+    );
+    assert!(
+        r.stdout.contains("server refused it (full handshake)"),
+        "{case}, node C: {r:?}"
+    );
+    assert!(!c.line().contains('*'), "{case}");
+    assert_eq!(c.wait_exit(), Some(0), "{case}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "stores")]
+#[test]
+fn openssl_node_restart_resumes_through_redis_ticket_keys() {
+    restarted_node_resumes_with_fleet_keys("openssl", "openssl");
+}
+
+#[cfg(feature = "stores")]
+#[test]
+fn gnutls_node_restart_resumes_through_redis_ticket_keys() {
+    restarted_node_resumes_with_fleet_keys("gnutls", "gnutls");
+}
+
+#[cfg(feature = "stores")]
+#[test]
+fn rustls_node_restart_resumes_through_redis_ticket_keys() {
+    restarted_node_resumes_with_fleet_keys("rustls", "openssl");
+}
+
+#[cfg(feature = "stores")]
+#[test]
+fn ticket_keys_bad_arguments_give_one_clear_line() {
+    let dir = scratch("ticket-keys-args");
+    let private = kek_file(&dir, "kek", 0o600);
+    let open = kek_file(&dir, "kek-open", 0o644);
+    let missing = dir.join("no-kek").display().to_string();
+    let serve = |extra: &[&str]| {
+        let mut v = vec!["serve", "--listen", "127.0.0.1:0", "--max-connections", "1"];
+        v.extend_from_slice(extra);
+        run(&v)
+    };
+    // Nothing here reaches Redis: port 9 (discard) is never contacted.
+    let url = "redis://127.0.0.1:9";
+    assert_one_line_error(
+        &serve(&[
+            "--ticket-keys",
+            "http://127.0.0.1:9",
+            "--kek-file",
+            &private,
+        ]),
+        "--ticket-keys http://127.0.0.1:9",
+    );
+    assert_one_line_error(
+        &serve(&["--ticket-keys", "not a url", "--kek-file", &private]),
+        "--ticket-keys not a url",
+    );
+    let r = serve(&["--ticket-keys", url, "--kek-file", &open]);
+    assert_one_line_error(&r, &open);
+    assert!(r.stderr.contains("chmod 600"), "{r:?}");
+    assert_one_line_error(
+        &serve(&["--ticket-keys", url, "--kek-file", &missing]),
+        &missing,
+    );
+    assert_one_line_error(
+        &serve(&[
+            "--ticket-keys",
+            url,
+            "--kek-env",
+            "TLSRESUME_TEST_NO_SUCH_VAR",
+        ]),
+        "TLSRESUME_TEST_NO_SUCH_VAR",
+    );
+    assert_one_line_error(&serve(&["--ticket-keys", url]), "--kek-file");
+    assert_one_line_error(&serve(&["--kek-file", &private]), "--ticket-keys");
+    assert_one_line_error(
+        &serve(&[
+            "--ticket-keys",
+            "redis://:s3cret@127.0.0.1:9",
+            "--kek-file",
+            &open,
+        ]),
+        &open,
+    );
+    let r = serve(&[
+        "--ticket-keys",
+        "redis://:s3cret@127.0.0.1:9/x",
+        "--kek-file",
+        &private,
+    ]);
+    assert_one_line_error(&r, "--ticket-keys");
+    assert!(
+        !r.stderr.contains("s3cret"),
+        "the password is not shown: {r:?}"
+    );
+    let help = run(&["serve", "--help"]).stdout;
+    for option in [
+        "--ticket-keys",
+        "--kek-file",
+        "--kek-env",
+        "--ticket-keys-ca",
+    ] {
+        assert!(help.contains(option), "serve --help lacks {option}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--ticket-keys rediss://` with `--ticket-keys-ca`, in a build with the
+/// `tlsresume-stores/redis-tls` feature (`cargo test -p tlsresume --features
+/// tlsresume-stores/redis-tls`); other builds must refuse rediss:// with one line naming the
+/// feature, and the test stops there.
+#[cfg(feature = "stores")]
+#[test]
+fn rediss_ticket_keys_with_a_private_ca() {
+    let dir = scratch("rediss");
+    let kek = kek_file(&dir, "kek", 0o600);
+    let ca = pki("ca.pem");
+    let check = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--max-connections",
+        "0",
+        "--ticket-keys",
+        "rediss://127.0.0.1:9",
+        "--ticket-keys-ca",
+        &ca,
+        "--kek-file",
+        &kek,
+    ]);
+    if check.code == Some(2) {
+        assert_one_line_error(&check, "redis-tls");
+        eprintln!("skipping: this build has no rediss:// (feature tlsresume-stores/redis-tls)");
+        return;
+    }
+    assert_eq!(check.code, Some(0), "{check:?}");
+    let Some(redis) = Redis::start_with(true) else {
+        return;
+    };
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let cache = dir.join("sessions").display().to_string();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let fleet = [
+        "--backend",
+        "openssl",
+        "--max-connections",
+        "1",
+        "--ticket-keys",
+        &url,
+        "--ticket-keys-ca",
+        &ca,
+        "--kek-file",
+        &kek,
+    ];
+    for (node, resumed) in [("A", false), ("B", true)] {
+        let srv = start_node(&listen, &fleet);
+        let r = run(&[
+            "probe",
+            &srv.addr,
+            "--backend",
+            "openssl",
+            "--count",
+            "1",
+            "--cache",
+            &cache,
+        ]);
+        assert_eq!(r.code, Some(0), "node {node}: {r:?}");
+        let first = r.stdout.lines().next().unwrap_or_default();
+        assert_eq!(first.contains("* CV="), resumed, "node {node}: {r:?}");
+        assert_eq!(srv.line().contains('*'), resumed, "node {node}");
+        assert_eq!(srv.wait_exit(), Some(0), "node {node}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -34,6 +34,7 @@
 //! | `gnutls` | yes | the GnuTLS backend ([`gnutls`] module; system GnuTLS 3.7, Debian `libgnutls28-dev`) |
 //! | `rustls` | yes | the rustls backend ([`rustls`] module; pure Rust, ring provider) |
 //! | `stores` | yes | stores that outlive a process ([`stores`] module): the on-disk session cache shared by processes, Redis ticket keys and sessions for fleets |
+//! | `redis-tls` | no | Redis over TLS (`rediss://`) for those stores |
 //!
 //! With `default-features = false` and one feature, only that library is linked.
 //! [`backends::available`] lists what this build has; [`backends::parse`] turns a name into a

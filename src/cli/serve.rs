@@ -23,7 +23,16 @@ X= is Exim's cipher string for the backend, with '*' when the session was resume
 is the server's five resumption bits ($tls_in_resumption) in hex with Exim's text. SNI= (the name the client sent) and messages= (mail accepted and discarded) follow when there are any. A failed \
 handshake logs one line with the error and the server goes on. The first line printed is \
 'listening on ADDR' (with the real port when --listen asks for port 0).\n\n\
-Example: tlsresume serve --backend openssl --starttls smtp --listen 127.0.0.1:8025"
+With --ticket-keys, the session-ticket keys come from Redis, shared by every server given the \
+same URL, prefix and key-encryption key (a fleet behind a load balancer, or one node across \
+restarts): a client resumes on any node running the same backend. If Redis cannot be reached, \
+the server keeps serving with keys of its own (a warning on stderr) and shares again once Redis \
+is back.\n\n\
+Example: tlsresume serve --backend openssl --starttls smtp --listen 127.0.0.1:8025\n\n\
+Fleet example (the same on every node; make the KEK once, e.g. \
+`openssl rand -hex 32 > /etc/tlsresume/kek; chmod 600 /etc/tlsresume/kek`):\n  \
+tlsresume serve --backend openssl --listen 0.0.0.0:465 --ticket-keys redis://10.0.0.5:6379 \
+--kek-file /etc/tlsresume/kek"
 )]
 pub struct ServeArgs {
     /// TLS library: openssl, gnutls or rustls (default: the first compiled in, normally
@@ -76,6 +85,34 @@ pub struct ServeArgs {
     /// Seconds a connection may wait for the client before it is dropped.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub timeout: u64,
+    /// Share session-ticket keys with the other servers of a fleet through the Redis at URL
+    /// (redis://[user][:password@]host:port[/db], redis+unix:///path; rediss:// for TLS
+    /// only in a build with the tlsresume-stores/redis-tls feature), so a ticket from one node (or from
+    /// before a restart) resumes on every node running the same backend. Keys are wrapped
+    /// with the key-encryption key of --kek-file or --kek-env before they reach Redis.
+    /// Default: keys made in this process, forgotten when it exits.
+    #[cfg(feature = "stores")]
+    #[arg(long, value_name = "URL")]
+    pub ticket_keys: Option<String>,
+    /// File holding the fleet's key-encryption key for --ticket-keys: 64 hex digits (or 32
+    /// raw bytes), mode 0600 (refused when group or others may read it).
+    #[cfg(feature = "stores")]
+    #[arg(long, value_name = "FILE")]
+    pub kek_file: Option<PathBuf>,
+    /// Environment variable holding the key-encryption key for --ticket-keys (64 hex digits),
+    /// instead of --kek-file.
+    #[cfg(feature = "stores")]
+    #[arg(long, value_name = "VAR")]
+    pub kek_env: Option<String>,
+    /// PEM file of the CA certificates that Redis's certificate must chain to, for a
+    /// rediss:// --ticket-keys URL (default: the system's trust store).
+    #[cfg(feature = "stores")]
+    #[arg(long, value_name = "FILE")]
+    pub ticket_keys_ca: Option<PathBuf>,
+    /// Prefix of the Redis keys written by --ticket-keys (to share one Redis between fleets).
+    #[cfg(feature = "stores")]
+    #[arg(long, value_name = "PREFIX", default_value = "tlsresume:")]
+    pub ticket_keys_prefix: String,
 }
 
 /// What every connection thread needs.
@@ -109,7 +146,70 @@ fn settings(args: &ServeArgs) -> Result<(ServerSettings, tlsresume::BackendKind)
         settings.ocsp_response = Some(tlsresume::read_file(path)?);
     }
     settings.versions = super::versions(args.tls.as_deref())?;
+    if let Some(source) = fleet_key_source(args, &settings.ticket_policy)? {
+        settings.key_source = source;
+    }
     Ok((settings, kind))
+}
+
+/// The Redis key source of `--ticket-keys` with the KEK of `--kek-file` / `--kek-env`, or
+/// `None` (keys made in process) when `--ticket-keys` is not given.
+#[cfg(feature = "stores")]
+fn fleet_key_source(
+    args: &ServeArgs,
+    policy: &tlsresume::TicketPolicy,
+) -> Result<Option<Arc<dyn tlsresume::KeySource>>, Error> {
+    use tlsresume::stores::{Kek, RedisConfig, RedisKeySource};
+
+    let Some(url) = &args.ticket_keys else {
+        if args.kek_file.is_some() || args.kek_env.is_some() || args.ticket_keys_ca.is_some() {
+            return Err(Error::Config(
+                "--kek-file, --kek-env and --ticket-keys-ca go with --ticket-keys".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let (kek, option, kek_from) = match (&args.kek_file, &args.kek_env) {
+        (Some(path), None) => (
+            Kek::from_file(path),
+            "--kek-file",
+            path.display().to_string(),
+        ),
+        (None, Some(var)) => (Kek::from_env(var), "--kek-env", format!("${var}")),
+        (Some(_), Some(_)) => {
+            return Err(Error::Config(
+                "give one of --kek-file and --kek-env, not both".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(Error::Config(
+                "--ticket-keys needs the key-encryption key: --kek-file FILE or --kek-env VAR"
+                    .into(),
+            ))
+        }
+    };
+    let kek = kek.map_err(|e| Error::Config(format!("{option}: {e}")))?;
+    let mut config = RedisConfig::new(url.as_str()).prefix(args.ticket_keys_prefix.as_str());
+    if let Some(path) = &args.ticket_keys_ca {
+        config = config.tls_ca_pem(tlsresume::read_file(path)?);
+    }
+    let shown = config.redacted_url();
+    let source = RedisKeySource::new(config, kek, policy)
+        .map_err(|e| Error::Config(format!("--ticket-keys {shown}: {e}")))?;
+    eprintln!(
+        "tlsresume serve: ticket keys shared through redis {shown} (prefix {}), wrapped with the key-encryption key from {kek_from}",
+        args.ticket_keys_prefix
+    );
+    Ok(Some(Arc::new(source)))
+}
+
+/// Without the `stores` feature there are no shared ticket keys.
+#[cfg(not(feature = "stores"))]
+fn fleet_key_source(
+    _args: &ServeArgs,
+    _policy: &tlsresume::TicketPolicy,
+) -> Result<Option<Arc<dyn tlsresume::KeySource>>, Error> {
+    Ok(None)
 }
 
 /// Runs `serve`.

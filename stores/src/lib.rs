@@ -14,6 +14,19 @@
 //! |---|---|---|
 //! | `disk` | yes | [`DiskStore`] (builds SQLite from source through `rusqlite`'s `bundled`) |
 //! | `redis` | yes | [`RedisKeySource`], [`RedisStore`], [`Kek`], [`RedisConfig`] (`redis` crate, sync API) |
+//! | `redis-tls` | no | `rediss://` URLs: TLS to Redis (the `redis` crate's rustls support, ring provider) |
+//!
+//! ## TLS to Redis (`rediss://`, feature `redis-tls`)
+//!
+//! `RedisConfig::new("rediss://[user][:password@]host:port[/db]")` speaks TLS to Redis. The
+//! server's certificate is verified against the system's trust store (read with
+//! `rustls-native-certs`) and must be valid for the URL's host (a name or an IP address), or,
+//! with [`RedisConfig::tls_ca_pem`], against a private CA's certificates instead. Unverified TLS
+//! (the redis crate's `#insecure` URL fragment) is refused; client certificates (Redis
+//! `tls-auth-clients yes`) are not supported. The TLS handshake counts against the connect
+//! timeout. Without the feature a `rediss://` URL is an error naming the feature. rustls needs
+//! a process-wide crypto provider: unless the application installed one, ring's is installed
+//! when the first `rediss://` configuration is opened.
 //!
 //! ```
 //! # #[cfg(feature = "disk")] {

@@ -4,7 +4,7 @@ use core::fmt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use redis::{Client, Connection, ConnectionLike, RedisError};
+use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError};
 
 /// Where Redis is and how long to wait for it.
 ///
@@ -25,12 +25,17 @@ pub struct RedisConfig {
     io_timeout: Duration,
     retry_after: Duration,
     prefix: String,
+    /// PEM trust anchors for `rediss://` instead of the system's.
+    tls_ca: Option<Vec<u8>>,
 }
 
 impl RedisConfig {
     /// A configuration for the server at `url` (`redis://[user][:password@]host:port[/db]`,
-    /// or `redis+unix:///path`). Defaults: connect timeout 500 ms, read/write timeout 500 ms,
-    /// retry 5 s after a failure, key prefix `tlsresume:`.
+    /// or `redis+unix:///path`; with the `redis-tls` feature also
+    /// `rediss://[user][:password@]host:port[/db]`, TLS with the server's certificate verified
+    /// against the system's trust store, or [`tls_ca_pem`](Self::tls_ca_pem)'s). Defaults:
+    /// connect timeout 500 ms (TLS handshake included), read/write timeout 500 ms, retry 5 s
+    /// after a failure, key prefix `tlsresume:`.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -38,7 +43,24 @@ impl RedisConfig {
             io_timeout: Duration::from_millis(500),
             retry_after: Duration::from_secs(5),
             prefix: "tlsresume:".into(),
+            tls_ca: None,
         }
+    }
+
+    /// Trusts only the CA certificates in `pem` (PEM text, one or more certificates) for a
+    /// `rediss://` URL, instead of the system's trust store: for a Redis whose certificate a
+    /// private CA issued. The host in the URL must still match the certificate (a name, or an
+    /// IP address in its subjectAltName). `rediss://` needs the `redis-tls` feature; a CA with
+    /// a `redis://` URL is refused.
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_ca = Some(pem.into());
+        self
+    }
+
+    /// Whether the URL asks for TLS (`rediss://` or `valkeys://`).
+    pub fn is_tls(&self) -> bool {
+        let scheme = self.url.split_once("://").map_or("", |(s, _)| s);
+        scheme.eq_ignore_ascii_case("rediss") || scheme.eq_ignore_ascii_case("valkeys")
     }
 
     /// How long connecting may take.
@@ -90,6 +112,7 @@ impl fmt::Debug for RedisConfig {
             .field("io_timeout", &self.io_timeout)
             .field("retry_after", &self.retry_after)
             .field("prefix", &self.prefix)
+            .field("tls_ca", &self.tls_ca.as_ref().map(|_| "<pem>"))
             .finish()
     }
 }
@@ -112,6 +135,65 @@ impl fmt::Display for LinkError {
     }
 }
 
+/// The client for `config`: plain, or TLS (with its trust anchors) for `rediss://`.
+fn open_client(config: &RedisConfig) -> Result<Client, RedisError> {
+    if !config.is_tls() {
+        if config.tls_ca.is_some() {
+            return Err(RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "a TLS CA is given but the URL is not rediss://",
+            )));
+        }
+        return Client::open(config.url.as_str());
+    }
+    #[cfg(not(feature = "redis-tls"))]
+    {
+        Err(RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "rediss:// (TLS) needs the redis-tls feature of tlsresume-stores",
+        )))
+    }
+    #[cfg(feature = "redis-tls")]
+    {
+        // The redis crate builds its rustls configuration from the process-wide provider;
+        // install ring's unless the application chose one.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let client = match &config.tls_ca {
+            Some(pem) => {
+                use rustls::pki_types::pem::PemObject;
+                use rustls::pki_types::CertificateDer;
+                let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem).collect();
+                if certs.map_or(true, |c| c.is_empty()) {
+                    return Err(RedisError::from((
+                        ErrorKind::InvalidClientConfig,
+                        "the TLS CA for Redis holds no PEM certificate",
+                    )));
+                }
+                Client::build_with_tls(
+                    config.url.as_str(),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem.clone()),
+                    },
+                )?
+            }
+            None => Client::open(config.url.as_str())?,
+        };
+        if matches!(
+            client.get_connection_info().addr(),
+            redis::ConnectionAddr::TcpTls { insecure: true, .. }
+        ) {
+            return Err(RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "rediss://...#insecure (no certificate verification) is not supported; give the CA with RedisConfig::tls_ca_pem",
+            )));
+        }
+        Ok(client)
+    }
+}
+
 struct State {
     conn: Option<Connection>,
     down_until: Option<Instant>,
@@ -128,7 +210,7 @@ pub(crate) struct Link {
 
 impl Link {
     pub(crate) fn new(config: RedisConfig) -> Result<Self, RedisError> {
-        let client = Client::open(config.url.as_str())?;
+        let client = open_client(&config)?;
         Ok(Self {
             config,
             client,
@@ -239,5 +321,49 @@ impl fmt::Debug for Link {
             .field("connected", &state.conn.is_some())
             .field("down", &state.down)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_urls_are_recognised() {
+        assert!(RedisConfig::new("rediss://127.0.0.1:6380").is_tls());
+        assert!(RedisConfig::new("REDISS://h:1/0").is_tls());
+        assert!(RedisConfig::new("valkeys://h:1").is_tls());
+        assert!(!RedisConfig::new("redis://127.0.0.1:6379").is_tls());
+        assert!(!RedisConfig::new("redis+unix:///run/redis.sock").is_tls());
+    }
+
+    #[test]
+    fn a_ca_needs_rediss() {
+        let ca = RedisConfig::new("redis://127.0.0.1:6379").tls_ca_pem(b"x".to_vec());
+        let err = Link::new(ca).expect_err("a CA needs rediss://");
+        assert!(err.to_string().contains("rediss://"), "{err}");
+    }
+
+    #[cfg(not(feature = "redis-tls"))]
+    #[test]
+    fn rediss_without_the_feature_says_which_feature() {
+        let err = Link::new(RedisConfig::new("rediss://127.0.0.1:6380")).expect_err("no TLS");
+        assert!(err.to_string().contains("redis-tls"), "{err}");
+    }
+
+    #[cfg(feature = "redis-tls")]
+    #[test]
+    fn insecure_and_bad_ca_are_refused_up_front() {
+        let err = Link::new(RedisConfig::new("rediss://127.0.0.1:6380/#insecure"))
+            .expect_err("#insecure");
+        assert!(err.to_string().contains("insecure"), "{err}");
+        assert!(Link::new(RedisConfig::new("rediss://127.0.0.1:6380")).is_ok());
+        let garbage = RedisConfig::new("rediss://127.0.0.1:6380").tls_ca_pem(b"x".to_vec());
+        assert!(Link::new(garbage).is_err(), "no certificate in the PEM");
+        assert!(!format!(
+            "{:?}",
+            RedisConfig::new("rediss://h:1").tls_ca_pem(b"PEM".to_vec())
+        )
+        .contains("PEM\""));
     }
 }
