@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tlsresume::compare::{self, report, Pki, Plan, PolicyKind, Scenario, Wire};
-use tlsresume::{BackendKind, Error, ProtocolVersion, Resumption};
+use tlsresume::{Error, Resumption};
 
 /// TLS session resumption over OpenSSL, GnuTLS and rustls, observed the way Exim reports it.
 #[derive(Parser, Debug)]
@@ -199,9 +199,3 @@ fn main() -> ExitCode {
         }
     }
 }
-
-// Keep the kinds in the binary's vocabulary visible to readers of --help texts.
-#[allow(dead_code)]
-const _KINDS: [BackendKind; 3] = BackendKind::ALL;
-#[allow(dead_code)]
-const _V: ProtocolVersion = ProtocolVersion::Tls13;
