@@ -71,6 +71,20 @@ struct CompareArgs {
     /// virtual hours, and each scenario's ticket issued / accepted / renewed / rejected).
     #[arg(long, value_name = "FILE.svg")]
     timeline: Option<std::path::PathBuf>,
+    /// Certificates to run with: `generated` (default), a throwaway CA and server certificate
+    /// made at run time, with an OCSP response; `committed`, the test PKI committed in
+    /// `tests/pki/` (built into the binary).
+    #[arg(long, value_enum, default_value_t = PkiChoice::Generated)]
+    pki: PkiChoice,
+}
+
+/// Where `compare` gets its certificates.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum PkiChoice {
+    /// A throwaway CA and server certificate made at run time, with an OCSP response.
+    Generated,
+    /// The test PKI committed in `tests/pki/`.
+    Committed,
 }
 
 /// Parses a comma-separated option's items, or gives `default` when none were given.
@@ -114,7 +128,10 @@ fn plan(args: &CompareArgs) -> Result<Plan, Error> {
 /// Runs `compare`.
 fn compare_cmd(args: &CompareArgs) -> Result<(), Error> {
     let plan = plan(args)?;
-    let pki = Pki::committed()?;
+    let pki = match args.pki {
+        PkiChoice::Generated => Pki::generate()?,
+        PkiChoice::Committed => Pki::committed()?,
+    };
     let show_progress = std::io::stderr().is_terminal();
     let outcomes = compare::run(&plan, &pki, &mut |done, total| {
         if show_progress {

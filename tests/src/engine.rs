@@ -8,8 +8,8 @@ use std::thread;
 use std::time::Duration;
 
 use tlsresume_core::{
-    BackendKind, ClientContext, ClientParams, ClientSettings, Error, HostList, Identity,
-    KeySchedule, ManualClock, MemoryStore, OcspMode, ProtocolVersion, ServerContext, ServerParams,
+    BackendKind, ClientContext, ClientParams, ClientSettings, Error, HostList, KeySchedule,
+    ManualClock, MemoryStore, OcspMode, ProtocolVersion, ServerContext, ServerParams,
     ServerSettings, SessionInfo, TlsStream, UnixTime, VerifyMode, Versions,
 };
 
@@ -17,56 +17,7 @@ use crate::backends;
 use crate::scenario::{Case, PolicyKind, Scenario, Wire, MIN};
 use crate::smtp::{read_line_unbuffered, read_reply};
 
-/// Certificates for a run: trust anchors, the server's identity, an identity that does not
-/// verify, and a stapled OCSP response for the server's certificate.
-#[derive(Clone, Debug)]
-pub struct Pki {
-    /// Trust anchors (DER).
-    pub roots: Vec<Vec<u8>>,
-    /// The server certificate and key.
-    pub server: Identity,
-    /// A self-signed certificate the roots do not cover.
-    pub untrusted: Identity,
-    /// A "good" OCSP response for the server certificate, signed by the CA.
-    pub ocsp: Vec<u8>,
-}
-
-impl Pki {
-    /// The committed test PKI (`tests/pki/`, valid for 20 years from when it was made): an
-    /// ECDSA P-256 CA and server certificate for `mx.tlsresume.test`, `localhost` and
-    /// `127.0.0.1`.
-    pub fn committed() -> Result<Self, Error> {
-        Self::committed_with(
-            include_bytes!("../pki/server-ecdsa.pem"),
-            include_bytes!("../pki/server-ecdsa.key"),
-            include_bytes!("../pki/server-ecdsa.ocsp.der"),
-        )
-    }
-
-    /// The committed test PKI with the RSA-2048 server certificate.
-    pub fn committed_rsa() -> Result<Self, Error> {
-        Self::committed_with(
-            include_bytes!("../pki/server-rsa.pem"),
-            include_bytes!("../pki/server-rsa.key"),
-            include_bytes!("../pki/server-rsa.ocsp.der"),
-        )
-    }
-
-    fn committed_with(cert: &[u8], key: &[u8], ocsp: &[u8]) -> Result<Self, Error> {
-        Ok(Self {
-            roots: tlsresume_core::certificates_from_pem(
-                include_bytes!("../pki/ca.pem"),
-                "ca.pem",
-            )?,
-            server: Identity::from_pem(cert, key)?,
-            untrusted: Identity::from_pem(
-                include_bytes!("../pki/untrusted.pem"),
-                include_bytes!("../pki/untrusted.key"),
-            )?,
-            ocsp: ocsp.to_vec(),
-        })
-    }
-}
+pub use crate::pki::Pki;
 
 /// What one scenario connection produced.
 #[derive(Clone, Debug)]

@@ -26,6 +26,7 @@
 
 pub mod backends;
 mod engine;
+mod pki;
 pub mod report;
 mod scenario;
 pub mod smtp;
