@@ -45,6 +45,7 @@
 mod backend;
 mod cache;
 mod clock;
+pub mod der;
 mod error;
 mod flow;
 mod hostlist;

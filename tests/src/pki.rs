@@ -192,17 +192,13 @@ fn random_serial(rng: &SystemRandom) -> Result<SerialNumber, Error> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-/// A minimal DER writer and reader: enough to build one OCSP response and to pick the parts
-/// of a certificate it names.
+/// A minimal DER writer, enough to build one OCSP response (reading comes from
+/// `tlsresume_core::der`).
 mod der {
-    pub(super) const INTEGER: u8 = 0x02;
-    pub(super) const BIT_STRING: u8 = 0x03;
-    pub(super) const OCTET_STRING: u8 = 0x04;
-    pub(super) const NULL: u8 = 0x05;
-    pub(super) const OID: u8 = 0x06;
-    pub(super) const ENUMERATED: u8 = 0x0a;
-    pub(super) const GENERALIZED_TIME: u8 = 0x18;
-    pub(super) const SEQUENCE: u8 = 0x30;
+    pub(super) use tlsresume_core::der::{
+        cert_parts, BIT_STRING, ENUMERATED, GENERALIZED_TIME, INTEGER, NULL, OCTET_STRING, OID,
+        SEQUENCE,
+    };
 
     /// One element: tag, length (short form below 128, long form above), contents.
     pub(super) fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
@@ -264,89 +260,6 @@ mod der {
         let m = if mp < 10 { mp + 3 } else { mp - 9 };
         let y = yoe + era * 400 + u64::from(m <= 2);
         (y, m, d)
-    }
-
-    /// A read element: tag, contents, and the whole encoding.
-    #[derive(Clone, Copy, Debug)]
-    pub(super) struct Tlv<'a> {
-        pub(super) tag: u8,
-        pub(super) contents: &'a [u8],
-        pub(super) whole: &'a [u8],
-    }
-
-    /// Reads one element from the front of `input`; returns it and the rest.
-    pub(super) fn read(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
-        let tag = *input.first()?;
-        let first = *input.get(1)?;
-        let (len, header) = if first < 0x80 {
-            (usize::from(first), 2)
-        } else {
-            let n = usize::from(first & 0x7f);
-            if n == 0 || n > 4 {
-                return None;
-            }
-            let mut len = 0usize;
-            for i in 0..n {
-                len = (len << 8) | usize::from(*input.get(2 + i)?);
-            }
-            (len, 2 + n)
-        };
-        let whole = input.get(..header.checked_add(len)?)?;
-        Some((
-            Tlv {
-                tag,
-                contents: whole.get(header..)?,
-                whole,
-            },
-            input.get(whole.len()..)?,
-        ))
-    }
-
-    /// Reads an element that must have `tag`.
-    pub(super) fn expect(input: &[u8], tag: u8) -> Option<(Tlv<'_>, &[u8])> {
-        let (t, rest) = read(input)?;
-        (t.tag == tag).then_some((t, rest))
-    }
-
-    /// The parts of a certificate an OCSP response names.
-    #[derive(Debug)]
-    pub(super) struct CertParts<'a> {
-        /// The serialNumber INTEGER's contents.
-        pub(super) serial: &'a [u8],
-        /// The issuer Name, whole DER.
-        pub(super) issuer: &'a [u8],
-        /// The subject Name, whole DER.
-        pub(super) subject: &'a [u8],
-        /// The subjectPublicKey BIT STRING's bytes (without the unused-bits byte).
-        pub(super) key: &'a [u8],
-    }
-
-    /// Picks a certificate apart.
-    pub(super) fn cert_parts(der: &[u8]) -> Option<CertParts<'_>> {
-        let (cert, _) = expect(der, SEQUENCE)?;
-        let (tbs, _) = expect(cert.contents, SEQUENCE)?;
-        let mut rest = tbs.contents;
-        if rest.first() == Some(&0xa0) {
-            rest = read(rest)?.1;
-        }
-        let (serial, rest) = expect(rest, INTEGER)?;
-        let (_sig_alg, rest) = expect(rest, SEQUENCE)?;
-        let (issuer, rest) = expect(rest, SEQUENCE)?;
-        let (_validity, rest) = expect(rest, SEQUENCE)?;
-        let (subject, rest) = expect(rest, SEQUENCE)?;
-        let (spki, _) = expect(rest, SEQUENCE)?;
-        let (_alg, bits) = expect(spki.contents, SEQUENCE)?;
-        let (bits, _) = expect(bits, BIT_STRING)?;
-        let key = match bits.contents.split_first()? {
-            (0, key) => key,
-            _ => return None,
-        };
-        Some(CertParts {
-            serial: serial.contents,
-            issuer: issuer.whole,
-            subject: subject.whole,
-            key,
-        })
     }
 }
 
@@ -450,7 +363,7 @@ mod tests {
         assert_eq!(tlv(0x04, &[7; 0x100])[..4], [0x04, 0x82, 0x01, 0x00]);
         assert_eq!(tlv(0x04, &[7; 70_000])[..5], [0x04, 0x83, 0x01, 0x11, 0x70]);
         let long = tlv(0x30, &[1; 300]);
-        let (t, rest) = der::read(&long).expect("reads back");
+        let (t, rest) = tlsresume_core::der::read(&long).expect("reads back");
         assert_eq!((t.tag, t.contents.len(), rest.len()), (0x30, 300, 0));
     }
 
@@ -488,7 +401,7 @@ mod tests {
         assert!(contains(&generalized_time(now - 3600)));
         assert!(contains(&tlv(0xa0, &generalized_time(now + 30 * DAY))));
         // Strict DER at the top: one element, nothing after it.
-        let (top, rest) = der::read(&pki.ocsp).expect("ocsp");
+        let (top, rest) = tlsresume_core::der::read(&pki.ocsp).expect("ocsp");
         assert_eq!((top.tag, rest.len()), (0x30, 0));
     }
 }

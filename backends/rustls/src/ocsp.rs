@@ -9,53 +9,10 @@
 
 use ring::{digest, signature};
 use rustls::pki_types::{CertificateDer, UnixTime};
+use tlsresume_core::der::{
+    bit_string, cert_parts, expect, generalized_time, read, CertParts, OID, SEQUENCE as SEQ,
+};
 use tlsresume_core::OcspStatus;
-
-/// A DER element: its tag, its contents, and the whole encoding.
-#[derive(Clone, Copy)]
-struct Tlv<'a> {
-    tag: u8,
-    contents: &'a [u8],
-    whole: &'a [u8],
-}
-
-/// Reads one DER element from the front of `input`; returns it and the rest.
-fn tlv(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
-    let tag = *input.first()?;
-    let first = *input.get(1)?;
-    let (len, header) = if first < 0x80 {
-        (usize::from(first), 2)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | usize::from(*input.get(2 + i)?);
-        }
-        (len, 2 + n)
-    };
-    let end = header.checked_add(len)?;
-    let whole = input.get(..end)?;
-    Some((
-        Tlv {
-            tag,
-            contents: &whole[header..],
-            whole,
-        },
-        &input[end..],
-    ))
-}
-
-/// Reads an element that must have `tag`.
-fn expect(input: &[u8], tag: u8) -> Option<(Tlv<'_>, &[u8])> {
-    let (t, rest) = tlv(input)?;
-    (t.tag == tag).then_some((t, rest))
-}
-
-const SEQ: u8 = 0x30;
-const OID: u8 = 0x06;
 
 const OID_OCSP_BASIC: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01];
 const OID_SHA1: &[u8] = &[0x2b, 0x0e, 0x03, 0x02, 0x1a];
@@ -68,80 +25,7 @@ const OID_RSA_SHA512: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 
 const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
 
-/// The parts of a certificate OCSP checking needs.
-struct Cert<'a> {
-    serial: &'a [u8],
-    issuer: &'a [u8],
-    subject: &'a [u8],
-    /// The SubjectPublicKeyInfo's algorithm parameters (the curve OID for EC keys).
-    key_params: Option<&'a [u8]>,
-    /// The subject public key bits (without the unused-bits byte).
-    key: &'a [u8],
-}
-
-fn parse_cert(der: &[u8]) -> Option<Cert<'_>> {
-    let (cert, _) = expect(der, SEQ)?;
-    let (tbs, _) = expect(cert.contents, SEQ)?;
-    let mut rest = tbs.contents;
-    if rest.first() == Some(&0xa0) {
-        rest = tlv(rest)?.1;
-    }
-    let (serial, rest) = expect(rest, 0x02)?;
-    let (_sig_alg, rest) = expect(rest, SEQ)?;
-    let (issuer, rest) = expect(rest, SEQ)?;
-    let (_validity, rest) = expect(rest, SEQ)?;
-    let (subject, rest) = expect(rest, SEQ)?;
-    let (spki, _) = expect(rest, SEQ)?;
-    let (alg, bits) = expect(spki.contents, SEQ)?;
-    let (_alg_oid, params) = expect(alg.contents, OID)?;
-    let key_params = expect(params, OID).map(|(p, _)| p.contents);
-    let (bits, _) = expect(bits, 0x03)?;
-    Some(Cert {
-        serial: serial.contents,
-        issuer: issuer.whole,
-        subject: subject.whole,
-        key_params,
-        key: bit_string(bits.contents)?,
-    })
-}
-
-/// The bytes of a BIT STRING whose bit count is a multiple of eight (the only kind keys and
-/// signatures use).
-fn bit_string(contents: &[u8]) -> Option<&[u8]> {
-    match contents.split_first()? {
-        (0, bytes) => Some(bytes),
-        _ => None,
-    }
-}
-
-/// Seconds since the epoch of a GeneralizedTime `YYYYMMDDHHMMSSZ`.
-fn generalized_time(t: &[u8]) -> Option<u64> {
-    if t.len() != 15 || t[14] != b'Z' {
-        return None;
-    }
-    let num = |a: usize, b: usize| -> Option<u64> {
-        std::str::from_utf8(t.get(a..b)?).ok()?.parse().ok()
-    };
-    let (y, mo, d) = (num(0, 4)?, num(4, 6)?, num(6, 8)?);
-    let (h, mi, s) = (num(8, 10)?, num(10, 12)?, num(12, 14)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    // Days from civil date (proleptic Gregorian), 1970-01-01 = 0.
-    let (y, m) = if mo <= 2 {
-        (y - 1, mo + 9)
-    } else {
-        (y, mo - 3)
-    };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = (era * 146_097 + doe).checked_sub(719_468)?;
-    Some(days * 86_400 + h * 3600 + mi * 60 + s)
-}
-
-fn verify_signature(issuer: &Cert<'_>, sig_alg: &[u8], message: &[u8], sig: &[u8]) -> bool {
+fn verify_signature(issuer: &CertParts<'_>, sig_alg: &[u8], message: &[u8], sig: &[u8]) -> bool {
     let alg: &dyn signature::VerificationAlgorithm = match (sig_alg, issuer.key_params) {
         (OID_ECDSA_SHA256, Some(OID_P256)) => &signature::ECDSA_P256_SHA256_ASN1,
         (OID_ECDSA_SHA384, Some(OID_P256)) => &signature::ECDSA_P256_SHA384_ASN1,
@@ -180,12 +64,12 @@ fn check_inner(
     roots: &[Vec<u8>],
     now: u64,
 ) -> Option<bool> {
-    let ee = parse_cert(end_entity)?;
+    let ee = cert_parts(end_entity)?;
     let issuer = intermediates
         .iter()
         .map(|c| c.as_ref())
         .chain(roots.iter().map(Vec::as_slice))
-        .filter_map(parse_cert)
+        .filter_map(cert_parts)
         .find(|c| c.subject == ee.issuer)?;
 
     // OCSPResponse: status successful (0), basic response bytes.
@@ -216,7 +100,7 @@ fn check_inner(
     let (sig_oid, _) = expect(sig_alg.contents, OID)?;
     let (sig, rest) = expect(rest, 0x03)?;
     // Only the optional certificates may follow, and they must parse as one element.
-    if !rest.is_empty() && !matches!(tlv(rest), Some((t, r)) if t.tag == 0xa0 && r.is_empty()) {
+    if !rest.is_empty() && !matches!(read(rest), Some((t, r)) if t.tag == 0xa0 && r.is_empty()) {
         return Some(false);
     }
     let sig_bits = bit_string(sig.contents)?;
@@ -227,9 +111,9 @@ fn check_inner(
     // ResponseData: find this certificate's SingleResponse.
     let mut rest = tbs.contents;
     if rest.first() == Some(&0xa0) {
-        rest = tlv(rest)?.1;
+        rest = read(rest)?.1;
     }
-    let (_responder, rest) = tlv(rest)?;
+    let (_responder, rest) = read(rest)?;
     let (_produced, rest) = expect(rest, 0x18)?;
     let (responses, _) = expect(rest, SEQ)?;
     let mut list = responses.contents;
@@ -253,7 +137,7 @@ fn check_inner(
         if key_hash.contents != expected_key_hash.as_ref() {
             continue;
         }
-        let (status, rest) = tlv(rest)?;
+        let (status, rest) = read(rest)?;
         if status.tag != 0x80 {
             // revoked [1] or unknown [2]
             return Some(false);
@@ -359,14 +243,5 @@ mod tests {
             );
         }
         assert_eq!(check_inner(b"garbage", b"garbage", &[], &[], 0), None);
-    }
-
-    #[test]
-    fn generalized_time_matches_known_values() {
-        assert_eq!(generalized_time(b"19700101000000Z"), Some(0));
-        assert_eq!(generalized_time(b"20000301000000Z"), Some(951_868_800));
-        assert_eq!(generalized_time(b"20461124175807Z"), Some(2_426_695_087));
-        assert_eq!(generalized_time(b"2046112417580Z"), None);
-        assert_eq!(generalized_time(b"20461324175807Z"), None);
     }
 }
