@@ -156,10 +156,9 @@ pub fn run_case(case: Case, wanted: &[Scenario], pki: &Pki) -> Vec<Outcome> {
         };
         for step in &seq.steps[..=last] {
             rig.clock.set(rig.start + step.at);
-            let client = if step.stranger {
-                &rig.stranger
-            } else {
-                &rig.client
+            let client = match (&rig.stranger, step.stranger) {
+                (Some(stranger), true) => stranger,
+                _ => &rig.client,
             };
             let (client_info, server_info, error) = rig.connect(client, &step.ehlo_name);
             if let Some(sc) = step.report.filter(|sc| wanted.contains(sc)) {
@@ -282,7 +281,8 @@ struct Rig {
     listener: TcpListener,
     server: Arc<dyn ServerContext>,
     client: Arc<dyn ClientContext>,
-    stranger: Arc<dyn ClientContext>,
+    /// A second client with its own cache, made only for sequences that use one.
+    stranger: Option<Arc<dyn ClientContext>>,
 }
 
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
@@ -319,8 +319,13 @@ impl Rig {
             Setup::Ocsp => cs.ocsp = OcspMode::Require,
             Setup::Plain | Setup::ServerExcludes => {}
         }
-        let mut stranger_settings = cs.clone();
-        stranger_settings.store = Arc::new(MemoryStore::new(4));
+        let stranger = if seq.steps.iter().any(|s| s.stranger) {
+            let mut settings = cs.clone();
+            settings.store = Arc::new(MemoryStore::new(4));
+            Some(backends::client(case.client, settings)?)
+        } else {
+            None
+        };
         Ok(Self {
             case,
             clock,
@@ -328,7 +333,7 @@ impl Rig {
             listener: TcpListener::bind("127.0.0.1:0")?,
             server: backends::server(case.server, ss)?,
             client: backends::client(case.client, cs)?,
-            stranger: backends::client(case.client, stranger_settings)?,
+            stranger,
         })
     }
 

@@ -187,7 +187,7 @@ impl Client {
     }
 
     /// Runs a handshake and returns the concrete stream.
-    pub fn connect_stream(
+    pub fn connect(
         &self,
         transport: Box<dyn Transport>,
         params: &ClientParams,
@@ -265,7 +265,7 @@ impl ClientContext for Client {
         transport: Box<dyn Transport>,
         params: &ClientParams,
     ) -> Result<Box<dyn TlsStream>, Error> {
-        Ok(Box::new(self.connect_stream(transport, params)?))
+        Client::connect(self, transport, params).map(|s| Box::new(s) as Box<dyn TlsStream>)
     }
 }
 

@@ -76,7 +76,7 @@ impl Server {
     }
 
     /// Runs a handshake and returns the concrete stream.
-    pub fn accept_stream(
+    pub fn accept(
         &self,
         transport: Box<dyn Transport>,
         params: &ServerParams,
@@ -121,6 +121,6 @@ impl ServerContext for Server {
         transport: Box<dyn Transport>,
         params: &ServerParams,
     ) -> Result<Box<dyn TlsStream>, Error> {
-        Ok(Box::new(self.accept_stream(transport, params)?))
+        Server::accept(self, transport, params).map(|s| Box::new(s) as Box<dyn TlsStream>)
     }
 }

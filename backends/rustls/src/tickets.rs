@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use rustls::server::ProducesTickets;
-use tlsresume_core::{Decision, OpenError, Resumption, SharedClock, TicketSealer};
+use tlsresume_core::{Decision, Resumption, SharedClock, TicketSealer};
 
 /// What the ticketer saw on one connection.
 #[derive(Debug, Default)]
@@ -14,8 +14,6 @@ pub(crate) struct TicketRecord {
     pub(crate) bits: Resumption,
     /// The decision on the presented ticket, if one opened.
     pub(crate) decision: Option<Decision>,
-    /// Why a presented ticket did not open.
-    pub(crate) rejected: Option<OpenError>,
 }
 
 thread_local! {
@@ -114,10 +112,8 @@ impl Ticketer {
                 record.decision = Some(opened.decision);
                 Some(opened.state)
             }
-            Err(e) => {
-                record.rejected = Some(e);
-                None
-            }
+            // Refused or garbage: a full handshake follows.
+            Err(_) => None,
         }
     }
 }
