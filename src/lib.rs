@@ -41,17 +41,15 @@
 //! [`BackendKind`] with an error naming the available ones.
 //!
 //! The model itself (ticket keys, lifecycle, cache, policy) is [`tlsresume_core`], re-exported
-//! here; the scenario engine behind `tlsresume compare` is [`compare`].
+//! here. The `tlsresume` command and the scenario engine behind `tlsresume compare` live in
+//! packages of their own (`tlsresume-cli`, `tlsresume-compare`): depending on this crate pulls
+//! in neither.
 
 #![deny(missing_docs)]
 
 pub use tlsresume_core::*;
 
-/// The scenario engine and reports behind `tlsresume compare`.
-pub use tlsresume_compare as compare;
-
-/// Run-time choice among the compiled-in backends.
-pub use tlsresume_compare::backends;
+pub mod backends;
 
 /// The OpenSSL backend.
 #[cfg(feature = "openssl")]

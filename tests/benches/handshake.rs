@@ -55,7 +55,8 @@ use rustls::{
     ClientConfig, ClientConnection, HandshakeKind, RootCertStore, ServerConfig, ServerConnection,
     StreamOwned,
 };
-use tlsresume_compare::{backends, Pki};
+use tlsresume::backends;
+use tlsresume_compare::Pki;
 use tlsresume_core::{
     loopback, BackendKind, ClientParams, ClientSettings, HostList, Identity, KeyFormat,
     ProtocolVersion, ResumptionPolicy, ServerParams, ServerSettings, Versions,

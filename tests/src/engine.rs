@@ -13,9 +13,9 @@ use tlsresume_core::{
     ServerSettings, SessionInfo, TlsStream, UnixTime, VerifyMode, Versions,
 };
 
-use crate::backends;
 use crate::scenario::{Case, PolicyKind, Scenario, Wire, MIN};
 use crate::smtp::{read_line_unbuffered, read_reply};
+use tlsresume::backends;
 
 pub use crate::pki::Pki;
 

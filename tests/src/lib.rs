@@ -13,8 +13,8 @@
 //! # Ok::<(), tlsresume_core::Error>(())
 //! ```
 //!
-//! It also holds the run-time choice among the compiled-in backends ([`backends`]), which the
-//! `tlsresume` facade re-exports.
+//! Backends are chosen at run time through the facade's `tlsresume::backends`; this crate is
+//! never a dependency of a library crate (`publish = false`).
 //!
 //! | feature | default | backend |
 //! |---|---|---|
@@ -24,7 +24,6 @@
 
 #![deny(missing_docs)]
 
-pub mod backends;
 mod engine;
 mod pki;
 pub mod report;

@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 mod process;
 
 use process::{listen, run_tool, tool_present, ExternalServer, TempDir, TOOL_TIMEOUT};
-use tlsresume_compare::{backends, Pki};
+use tlsresume::backends;
+use tlsresume_compare::Pki;
 use tlsresume_core::{
     BackendKind, ClientContext, ClientParams, ClientSettings, MemoryStore, ProtocolVersion,
     ServerContext, ServerParams, ServerSettings, SessionInfo, Versions,

@@ -2,7 +2,8 @@
 //! compiled-in client backend (OpenSSL, GnuTLS and rustls check OCSP each with their own
 //! code), and the scenarios come out as they do with the committed PKI.
 
-use tlsresume_compare::{backends, run_case, Case, Outcome, Pki, PolicyKind, Scenario, Wire};
+use tlsresume::backends;
+use tlsresume_compare::{run_case, Case, Outcome, Pki, PolicyKind, Scenario, Wire};
 use tlsresume_core::{OcspStatus, ProtocolVersion, Verification};
 
 const SCENARIOS: [Scenario; 4] = [

@@ -148,7 +148,7 @@ impl Drop for Server {
 
 fn pki(file: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/pki")
+        .join("../tests/pki")
         .join(file)
         .display()
         .to_string()

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::ValueEnum;
-use tlsresume::compare::Pki;
 use tlsresume::{
     BackendKind, ClientContext, ClientOffer, ClientParams, ClientSettings, Error, MemoryStore,
     NoOffer, OcspMode, Resumption, SessionInfo, VerifyMode,
 };
+use tlsresume_compare::Pki;
 
 use super::smtp::{client_session, client_starttls};
 use super::{log_line, StartProtocol, Wire};

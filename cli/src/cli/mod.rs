@@ -8,8 +8,8 @@ pub mod smtp;
 use std::io::Write;
 
 use clap::ValueEnum;
-use tlsresume::compare::{self, PolicyKind};
 use tlsresume::{BackendKind, Error, Versions};
+use tlsresume_compare::{self as compare, PolicyKind};
 
 /// The protocol spoken before STARTTLS (only SMTP for now).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -48,8 +48,8 @@ impl Wire {
 /// The backend named on the command line, or the first compiled in when none is named.
 pub fn backend(name: Option<&str>) -> Result<BackendKind, Error> {
     match name {
-        Some(name) => compare::backends::parse(name),
-        None => compare::backends::available()
+        Some(name) => tlsresume::backends::parse(name),
+        None => tlsresume::backends::available()
             .first()
             .copied()
             .ok_or_else(|| Error::Config("no TLS backend is compiled in".into())),

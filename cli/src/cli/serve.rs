@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use tlsresume::compare::Pki;
 use tlsresume::{Error, HostList, Identity, ServerContext, ServerParams, ServerSettings};
+use tlsresume_compare::Pki;
 
 use super::smtp::{serve_plain_until_starttls, Sink};
 use super::{log_line, StartProtocol, Wire};

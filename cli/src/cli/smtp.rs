@@ -3,8 +3,8 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-pub use tlsresume::compare::smtp::{read_line_unbuffered, read_reply};
 use tlsresume::{SessionInfo, TlsStream};
+pub use tlsresume_compare::smtp::{read_line_unbuffered, read_reply};
 
 /// The longest command line read by the sink (RFC 5321 allows 512; some slack).
 const MAX_LINE: u64 = 2048;

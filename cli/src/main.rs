@@ -7,8 +7,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tlsresume::compare::{self, report, Pki, Plan, PolicyKind, Scenario, Wire};
 use tlsresume::{Error, Resumption};
+use tlsresume_compare as compare;
+use tlsresume_compare::{report, Pki, Plan, PolicyKind, Scenario, Wire};
 
 /// TLS session resumption over OpenSSL, GnuTLS and rustls, observed the way Exim reports it.
 #[derive(Parser, Debug)]
@@ -103,8 +104,16 @@ fn parse_list<T>(
 fn plan(args: &CompareArgs) -> Result<Plan, Error> {
     let all = Plan::all();
     Ok(Plan {
-        servers: parse_list(&args.server, all.servers.clone(), compare::backends::parse)?,
-        clients: parse_list(&args.client, all.clients.clone(), compare::backends::parse)?,
+        servers: parse_list(
+            &args.server,
+            all.servers.clone(),
+            tlsresume::backends::parse,
+        )?,
+        clients: parse_list(
+            &args.client,
+            all.clients.clone(),
+            tlsresume::backends::parse,
+        )?,
         versions: parse_list(&args.tls, all.versions.clone(), compare::parse_version)?,
         wires: parse_list(&args.transport, all.wires.clone(), |s| {
             Wire::ALL
@@ -158,7 +167,7 @@ fn compare_cmd(args: &CompareArgs) -> Result<(), Error> {
     } else if args.markdown {
         print!("{}", report::markdown(&outcomes));
     } else {
-        let backends: Vec<&str> = compare::backends::available()
+        let backends: Vec<&str> = tlsresume::backends::available()
             .iter()
             .map(|k| k.name())
             .collect();
