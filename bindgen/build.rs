@@ -9,6 +9,7 @@ const MIN_VERSION: &str = "3.7.4";
 
 /// Every function the safe wrapper calls, and nothing else.
 pub const FUNCTIONS: &[&str] = &[
+    "gnutls_alert_send_appropriate",
     "gnutls_alpn_get_selected_protocol",
     "gnutls_alpn_set_protocols",
     "gnutls_bye",
@@ -76,6 +77,9 @@ pub const TYPES: &[&str] = &[
 pub const VARS: &[&str] = &[
     "gnutls_free",
     "GNUTLS_E_AGAIN",
+    "GNUTLS_E_CERTIFICATE_ERROR",
+    "GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR",
+    "GNUTLS_E_FATAL_ALERT_RECEIVED",
     "GNUTLS_E_INTERRUPTED",
     "GNUTLS_E_PREMATURE_TERMINATION",
     "GNUTLS_E_SUCCESS",

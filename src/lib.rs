@@ -8,23 +8,29 @@
 //!
 //! ```no_run
 //! use std::net::TcpStream;
-//! use tlsresume::{BackendKind, ClientParams, ClientSettings};
+//! use tlsresume::{ClientParams, ClientSettings};
 //!
 //! let roots = tlsresume::certificates_from_pem_file("ca.pem".as_ref())?;
-//! // Pick the library at run time, e.g. from a configuration file.
-//! let backend: BackendKind = tlsresume::backends::parse("rustls")?;
-//! let client = tlsresume::backends::client(backend, ClientSettings::new(roots))?;
-//! let params = ClientParams {
-//!     peer: "192.0.2.10:465".parse()?,
-//!     local: None,
-//!     server_name: "mx.example.net".into(),
-//!     lb_name: None,
-//!     dane: None,
-//! };
-//! let tls = client.connect(Box::new(TcpStream::connect(params.peer)?), &params)?;
+//! let client = tlsresume::openssl::Client::new(ClientSettings::builder(roots).build()?)?;
+//! let peer = "192.0.2.10:465".parse()?;
+//! let mut tls = client.connect(TcpStream::connect(peer)?, &ClientParams::new("mx.example.net", peer))?;
+//! tls.get_mut().set_nodelay(true)?; // the socket is still reachable
 //! println!("X={} resumption={}", tls.info().exim_x(), tls.info().resumption);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Each backend's `Client::connect` and `Server::accept` take any `Read + Write` transport and
+//! return a `Stream<S>` with `get_ref`, `get_mut`, `info` and `shutdown`, as
+//! `openssl::ssl::SslStream<S>` does. To choose the library at run time, [`backends`] makes a
+//! type-erased [`ClientContext`] or [`ServerContext`] over a `Box<dyn Transport>`, whose
+//! [`TlsStream`] gives the transport back with `transport_mut::<TcpStream>()`.
+//!
+//! Settings are checked once, in core ([`ClientSettings::builder`], [`ServerSettings::builder`];
+//! every backend runs the same checks again when it is made): an empty trust store, an empty
+//! version range, a ticket policy GnuTLS cannot carry out, a second GnuTLS clock, each gets an
+//! [`Error::Setting`] naming the field. Handshake failures have an [`ErrorKind`] (I/O —
+//! timeouts included — certificate, OCSP, alert, protocol, configuration) and keep the
+//! library's own error as their `source()`.
 //!
 //! ## Features
 //!
@@ -46,6 +52,11 @@
 //! in neither.
 
 #![deny(missing_docs)]
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub use tlsresume_core::*;
 

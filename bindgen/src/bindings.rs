@@ -8,9 +8,12 @@ pub const GNUTLS_HOOK_PRE: u32 = 0;
 pub const GNUTLS_HOOK_BOTH: i32 = -1;
 pub const GNUTLS_OCSP_SR_IS_AVAIL: u32 = 1;
 pub const GNUTLS_E_SUCCESS: u32 = 0;
+pub const GNUTLS_E_FATAL_ALERT_RECEIVED: i32 = -12;
 pub const GNUTLS_E_AGAIN: i32 = -28;
 pub const GNUTLS_E_INTERRUPTED: i32 = -52;
+pub const GNUTLS_E_CERTIFICATE_ERROR: i32 = -43;
 pub const GNUTLS_E_PREMATURE_TERMINATION: i32 = -110;
+pub const GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR: i32 = -348;
 pub type __time_t = ::core::ffi::c_long;
 pub type time_t = __time_t;
 pub const GNUTLS_CIPHER_UNKNOWN: gnutls_cipher_algorithm = 0;
@@ -187,6 +190,12 @@ unsafe extern "C" {
 }
 unsafe extern "C" {
     pub fn gnutls_handshake(session: gnutls_session_t) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn gnutls_alert_send_appropriate(
+        session: gnutls_session_t,
+        err: ::core::ffi::c_int,
+    ) -> ::core::ffi::c_int;
 }
 unsafe extern "C" {
     pub fn gnutls_cipher_get(session: gnutls_session_t) -> gnutls_cipher_algorithm_t;

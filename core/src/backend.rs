@@ -1,5 +1,6 @@
 //! The seams every backend implements: settings, contexts, streams, and [`BackendKind`].
 
+use core::any::Any;
 use core::fmt;
 use core::str::FromStr;
 use std::io::{self, Read, Write};
@@ -153,14 +154,20 @@ pub enum OcspMode {
 }
 
 /// Everything a server context is made from, the same for every backend.
+///
+/// Made with [`ServerSettings::builder`] (which checks every field) or [`ServerSettings::new`]
+/// (safe defaults); every backend checks the settings again with [`ServerSettings::check_for`]
+/// when it builds a server, so a field changed after building cannot slip through.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ServerSettings {
     /// The certificate chain and private key.
     pub identity: Identity,
     /// A DER OCSP response to staple on full handshakes.
     pub ocsp_response: Option<Vec<u8>>,
-    /// Ticket key and lifetime rules.
-    pub ticket_policy: TicketPolicy,
+    /// Ticket key and lifetime rules; `None` (the default) is the backend's own library's
+    /// flavour ([`BackendKind::default_ticket_policy`]).
+    pub ticket_policy: Option<TicketPolicy>,
     /// Which clients get tickets; known-issue treatment.
     pub resumption: ResumptionPolicy,
     /// The clock every time decision uses.
@@ -174,13 +181,13 @@ pub struct ServerSettings {
 }
 
 impl ServerSettings {
-    /// Safe defaults around an identity: OpenSSL-flavour tickets, Exim-compatible policy, the
-    /// system clock, keys made in-process, TLS 1.2 and 1.3.
+    /// Safe defaults around an identity: the backend's own ticket flavour, Exim-compatible
+    /// policy, the system clock, keys made in-process, TLS 1.2 and 1.3.
     pub fn new(identity: Identity) -> Self {
         Self {
             identity,
             ocsp_response: None,
-            ticket_policy: TicketPolicy::OPENSSL,
+            ticket_policy: None,
             resumption: ResumptionPolicy::exim_compatible(),
             clock: Arc::new(SystemClock),
             key_source: Arc::new(ProcessKeySource::new()),
@@ -188,10 +195,113 @@ impl ServerSettings {
             alpn: Vec::new(),
         }
     }
+
+    /// A builder starting from [`ServerSettings::new`]'s defaults.
+    pub fn builder(identity: Identity) -> ServerSettingsBuilder {
+        ServerSettingsBuilder(Self::new(identity))
+    }
+
+    /// The ticket policy a server of `backend` runs: the one set, or the backend's own.
+    pub fn ticket_policy_for(&self, backend: BackendKind) -> TicketPolicy {
+        self.ticket_policy
+            .unwrap_or_else(|| backend.default_ticket_policy())
+    }
+
+    /// Checks every field, and that `backend` can carry the settings out; the error names the
+    /// field and says what would do instead.
+    ///
+    /// GnuTLS derives its ticket keys itself, one per period of three ticket lifetimes, keeps
+    /// the previous period's key and never renews a ticket early: only
+    /// [`TicketPolicy::GNUTLS`] and [`TicketPolicy::periodic`] policies can run on it.
+    pub fn check_for(&self, backend: BackendKind) -> Result<(), Error> {
+        if self.ocsp_response.as_ref().is_some_and(Vec::is_empty) {
+            return Err(Error::setting(
+                "ocsp_response",
+                "empty; give a DER OCSP response or None",
+            ));
+        }
+        check_versions(self.versions)?;
+        check_alpn(&self.alpn)?;
+        if let Some(policy) = &self.ticket_policy {
+            policy.validate()?;
+            if backend == BackendKind::Gnutls && !policy.is_gnutls_compatible() {
+                return Err(Error::setting(
+                    "ticket_policy",
+                    format!(
+                        "GnuTLS cannot carry out {policy}: it derives its ticket keys itself, one \
+                         per period of 3 x the ticket lifetime, keeps the previous period's key \
+                         and never renews early; use TicketPolicy::GNUTLS or \
+                         TicketPolicy::periodic(lifetime) on GnuTLS, or the OpenSSL or rustls \
+                         backend for rolling keys"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds [`ServerSettings`], checking them in [`build`](Self::build).
+#[derive(Clone, Debug)]
+pub struct ServerSettingsBuilder(ServerSettings);
+
+impl ServerSettingsBuilder {
+    /// A DER OCSP response to staple on full handshakes.
+    pub fn ocsp_response(mut self, der: Vec<u8>) -> Self {
+        self.0.ocsp_response = Some(der);
+        self
+    }
+
+    /// A ticket policy other than the backend's own.
+    pub fn ticket_policy(mut self, policy: TicketPolicy) -> Self {
+        self.0.ticket_policy = Some(policy);
+        self
+    }
+
+    /// Which clients get tickets, and the known-issue treatment.
+    pub fn resumption(mut self, policy: ResumptionPolicy) -> Self {
+        self.0.resumption = policy;
+        self
+    }
+
+    /// The clock (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.0.clock = clock;
+        self
+    }
+
+    /// Where ticket keys come from (a shared source for a fleet).
+    pub fn key_source(mut self, source: Arc<dyn KeySource>) -> Self {
+        self.0.key_source = source;
+        self
+    }
+
+    /// Allowed versions.
+    pub fn versions(mut self, versions: Versions) -> Self {
+        self.0.versions = versions;
+        self
+    }
+
+    /// ALPN protocols, in preference order.
+    pub fn alpn(mut self, protocols: Vec<Vec<u8>>) -> Self {
+        self.0.alpn = protocols;
+        self
+    }
+
+    /// The settings, checked for any backend ([`ServerSettings::check_for`] is run again, for
+    /// the backend's own limits, when a server is made).
+    pub fn build(self) -> Result<ServerSettings, Error> {
+        self.0.check_for(BackendKind::Openssl)?;
+        Ok(self.0)
+    }
 }
 
 /// Everything a client context is made from, the same for every backend.
+///
+/// Made with [`ClientSettings::builder`] (which checks every field) or [`ClientSettings::new`];
+/// every backend checks them again with [`ClientSettings::check`] when it builds a client.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ClientSettings {
     /// Trust anchors (DER certificates).
     pub roots: Vec<Vec<u8>>,
@@ -226,10 +336,128 @@ impl ClientSettings {
             alpn: Vec::new(),
         }
     }
+
+    /// A builder starting from [`ClientSettings::new`]'s defaults.
+    pub fn builder(roots: Vec<Vec<u8>>) -> ClientSettingsBuilder {
+        ClientSettingsBuilder(Self::new(roots))
+    }
+
+    /// Checks every field; the error names the field. The same checks run for every backend,
+    /// so a setting one library would accept and another refuse is refused everywhere.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.roots.is_empty() {
+            return Err(Error::setting(
+                "roots",
+                "no trust anchors given; load a CA file with certificates_from_pem_file",
+            ));
+        }
+        for (i, der) in self.roots.iter().enumerate() {
+            // Every X.509 certificate is a DER SEQUENCE; anything else is a mistake such as
+            // PEM text passed as DER.
+            if der.len() < 16 || der[0] != 0x30 {
+                return Err(Error::setting(
+                    "roots",
+                    format!("trust anchor {i} is not a DER certificate"),
+                ));
+            }
+        }
+        check_versions(self.versions)?;
+        check_alpn(&self.alpn)
+    }
+}
+
+/// Builds [`ClientSettings`], checking them in [`build`](Self::build).
+#[derive(Clone, Debug)]
+pub struct ClientSettingsBuilder(ClientSettings);
+
+impl ClientSettingsBuilder {
+    /// Certificate verification.
+    pub fn verify(mut self, mode: VerifyMode) -> Self {
+        self.0.verify = mode;
+        self
+    }
+
+    /// OCSP.
+    pub fn ocsp(mut self, mode: OcspMode) -> Self {
+        self.0.ocsp = mode;
+        self
+    }
+
+    /// Which servers are offered sessions, and the known-issue treatment.
+    pub fn resumption(mut self, policy: ResumptionPolicy) -> Self {
+        self.0.resumption = policy;
+        self
+    }
+
+    /// The session cache (shared by processes with `tlsresume-stores`).
+    pub fn store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.0.store = store;
+        self
+    }
+
+    /// The clock (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.0.clock = clock;
+        self
+    }
+
+    /// Allowed versions.
+    pub fn versions(mut self, versions: Versions) -> Self {
+        self.0.versions = versions;
+        self
+    }
+
+    /// ALPN protocols offered.
+    pub fn alpn(mut self, protocols: Vec<Vec<u8>>) -> Self {
+        self.0.alpn = protocols;
+        self
+    }
+
+    /// The settings, checked.
+    pub fn build(self) -> Result<ClientSettings, Error> {
+        self.0.check()?;
+        Ok(self.0)
+    }
+}
+
+fn check_versions(versions: Versions) -> Result<(), Error> {
+    let known = |v: ProtocolVersion| matches!(v, ProtocolVersion::Tls12 | ProtocolVersion::Tls13);
+    if !known(versions.min) || !known(versions.max) {
+        return Err(Error::setting(
+            "versions",
+            format!(
+                "only TLS 1.2 and 1.3 are supported (got {} to {})",
+                versions.min, versions.max
+            ),
+        ));
+    }
+    if versions.min > versions.max {
+        return Err(Error::setting(
+            "versions",
+            format!("the range {} to {} is empty", versions.min, versions.max),
+        ));
+    }
+    Ok(())
+}
+
+fn check_alpn(protocols: &[Vec<u8>]) -> Result<(), Error> {
+    for p in protocols {
+        if p.is_empty() || p.len() > 255 {
+            return Err(Error::setting(
+                "alpn",
+                format!(
+                    "each protocol name must be 1 to 255 bytes (got {} bytes)",
+                    p.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What a server knows about one incoming connection.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ServerParams {
     /// The client's address.
     pub peer: SocketAddr,
@@ -239,8 +467,27 @@ pub struct ServerParams {
     pub peer_name: Option<String>,
 }
 
+impl ServerParams {
+    /// A connection from `peer` arriving on `local` (a `TcpStream`'s `peer_addr()` and
+    /// `local_addr()`).
+    pub fn new(peer: SocketAddr, local: SocketAddr) -> Self {
+        Self {
+            peer,
+            local,
+            peer_name: None,
+        }
+    }
+
+    /// The client's host name, as looked up (host lists may match on it).
+    pub fn peer_name(mut self, name: impl Into<String>) -> Self {
+        self.peer_name = Some(name.into());
+        self
+    }
+}
+
 /// What a client knows about one outgoing connection.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ClientParams {
     /// The server's address.
     pub peer: SocketAddr,
@@ -255,18 +502,118 @@ pub struct ClientParams {
     pub dane: Option<Vec<u8>>,
 }
 
-/// A byte stream TLS runs over: a `TcpStream`, a Unix socket, an in-memory pipe.
-pub trait Transport: Read + Write + Send + fmt::Debug {}
+impl ClientParams {
+    /// A connection to `server_name` at `peer`.
+    pub fn new(server_name: impl Into<String>, peer: SocketAddr) -> Self {
+        Self {
+            peer,
+            local: None,
+            server_name: server_name.into(),
+            lb_name: None,
+            dane: None,
+        }
+    }
 
-impl<T: Read + Write + Send + fmt::Debug> Transport for T {}
+    /// The local address the connection is made from (part of the cache key, as in Exim).
+    pub fn local(mut self, local: IpAddr) -> Self {
+        self.local = Some(local);
+        self
+    }
 
-/// An established TLS connection.
+    /// The host name the server gave in its EHLO response (SMTP STARTTLS).
+    pub fn lb_name(mut self, name: impl Into<String>) -> Self {
+        self.lb_name = Some(name.into());
+        self
+    }
+
+    /// The DANE TLSA answer.
+    pub fn dane(mut self, tlsa: Vec<u8>) -> Self {
+        self.dane = Some(tlsa);
+        self
+    }
+}
+
+/// A byte stream TLS runs over, type-erased: a `TcpStream`, a Unix socket, an in-memory pipe.
+///
+/// The backends' own `Client::connect` and `Server::accept` take any `Read + Write` value and
+/// give it back through `Stream::get_ref`/`get_mut`; this trait is for the run-time choice of
+/// backend ([`ClientContext`], [`ServerContext`]), where the stream is a `Box<dyn Transport>`.
+pub trait Transport: Read + Write + Send + fmt::Debug + 'static {
+    /// The transport as [`Any`], to get the concrete type back.
+    fn as_any(&self) -> &(dyn Any + 'static);
+    /// The transport as mutable [`Any`].
+    fn as_any_mut(&mut self) -> &mut (dyn Any + 'static);
+}
+
+impl<T: Read + Write + Send + fmt::Debug + 'static> Transport for T {
+    fn as_any(&self) -> &(dyn Any + 'static) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + 'static) {
+        self
+    }
+}
+
+fn downcast_ref<'a, T: 'static>(transport: &'a (dyn Transport + 'static)) -> Option<&'a T> {
+    let any = (*transport).as_any();
+    if let Some(found) = any.downcast_ref::<T>() {
+        return Some(found);
+    }
+    any.downcast_ref::<Box<dyn Transport>>()
+        .and_then(|inner| downcast_ref(&**inner))
+}
+
+fn downcast_mut<'a, T: 'static>(transport: &'a mut (dyn Transport + 'static)) -> Option<&'a mut T> {
+    // Through `*transport`: `&mut dyn Transport` is itself a `Transport`.
+    if (*transport).as_any().is::<T>() {
+        return (*transport).as_any_mut().downcast_mut::<T>();
+    }
+    (*transport)
+        .as_any_mut()
+        .downcast_mut::<Box<dyn Transport>>()
+        .and_then(|inner| downcast_mut(&mut **inner))
+}
+
+/// An established TLS connection, type-erased (a backend chosen at run time).
+///
+/// ```no_run
+/// # fn f(tls: &mut dyn tlsresume_core::TlsStream) -> std::io::Result<()> {
+/// use std::net::TcpStream;
+/// use std::time::Duration;
+///
+/// // Back to the socket: a longer read timeout for DATA, the peer's address.
+/// let tcp = tls.transport_mut::<TcpStream>().expect("a TCP connection");
+/// tcp.set_read_timeout(Some(Duration::from_secs(600)))?;
+/// println!("{}", tcp.peer_addr()?);
+/// # Ok(()) }
+/// ```
 pub trait TlsStream: Read + Write + Send + fmt::Debug {
     /// What the handshake (and any tickets since) produced.
     fn info(&self) -> SessionInfo;
 
     /// Sends close_notify.
     fn shutdown(&mut self) -> io::Result<()>;
+
+    /// The transport underneath.
+    fn transport_dyn(&self) -> &dyn Transport;
+
+    /// The transport underneath, mutable. Reading or writing it directly corrupts the TLS
+    /// connection; setting timeouts or shutting down the socket is what it is for.
+    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static);
+}
+
+impl<'a> dyn TlsStream + 'a {
+    /// The transport as its concrete type (looking through a `Box<dyn Transport>`), or `None`
+    /// when it is another type.
+    pub fn transport<T: 'static>(&self) -> Option<&T> {
+        downcast_ref(self.transport_dyn())
+    }
+
+    /// The transport as its concrete type, mutable.
+    pub fn transport_mut<T: 'static>(&mut self) -> Option<&mut T> {
+        downcast_mut(self.transport_dyn_mut())
+    }
 }
 
 /// A server configuration that accepts TLS connections.

@@ -87,6 +87,38 @@ impl fmt::Display for UnixTime {
 pub trait Clock: fmt::Debug + Send + Sync {
     /// The current time.
     fn now(&self) -> UnixTime;
+
+    /// Which time this clock tells, for libraries that read one clock process-wide (GnuTLS):
+    /// two clocks with the same identity always agree. [`ClockIdentity::System`] for the real
+    /// clock; the default, [`ClockIdentity::Unknown`], makes only the same `Arc` count as the
+    /// same clock.
+    fn identity(&self) -> ClockIdentity {
+        ClockIdentity::Unknown
+    }
+}
+
+/// What [`Clock::identity`] says about a clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClockIdentity {
+    /// The system's real time.
+    System,
+    /// A virtual clock; clocks with the same number share their time (clones of one
+    /// [`ManualClock`]).
+    Virtual(usize),
+    /// Not known: only the same handle is the same clock.
+    Unknown,
+}
+
+/// Whether two clock handles tell the same time: the same handle, or the same
+/// [`Clock::identity`] other than [`ClockIdentity::Unknown`].
+pub fn same_clock(a: &SharedClock, b: &SharedClock) -> bool {
+    if Arc::ptr_eq(a, b) {
+        return true;
+    }
+    match (a.identity(), b.identity()) {
+        (ClockIdentity::Unknown, _) | (_, ClockIdentity::Unknown) => false,
+        (x, y) => x == y,
+    }
 }
 
 /// A shareable clock handle.
@@ -102,6 +134,10 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO);
         UnixTime(duration_micros(since))
+    }
+
+    fn identity(&self) -> ClockIdentity {
+        ClockIdentity::System
     }
 }
 
@@ -158,6 +194,11 @@ impl Clock for ManualClock {
     fn now(&self) -> UnixTime {
         UnixTime(self.micros.load(Ordering::SeqCst))
     }
+
+    fn identity(&self) -> ClockIdentity {
+        // The shared counter's address: the same for every clone, different for other clocks.
+        ClockIdentity::Virtual(Arc::as_ptr(&self.micros) as usize)
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +230,20 @@ mod tests {
             UnixTime::from_secs(20).saturating_since(t),
             Duration::from_secs(10)
         );
+    }
+
+    #[test]
+    fn clock_identity_follows_shared_time() {
+        let a = ManualClock::new(UnixTime::from_secs(1));
+        let a1: SharedClock = Arc::new(a.clone());
+        let a2: SharedClock = Arc::new(a);
+        let b: SharedClock = Arc::new(ManualClock::new(UnixTime::from_secs(1)));
+        let s1: SharedClock = Arc::new(SystemClock);
+        let s2: SharedClock = Arc::new(SystemClock);
+        assert!(same_clock(&a1, &a2));
+        assert!(!same_clock(&a1, &b));
+        assert!(same_clock(&s1, &s2));
+        assert!(!same_clock(&s1, &a1));
     }
 
     #[test]

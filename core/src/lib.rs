@@ -37,7 +37,10 @@
 //! | [`CacheKey`], [`CacheEntry`], [`SessionStore`] | the client session cache |
 //! | [`ResumptionPolicy`], [`HostList`] | who resumes with whom; known-issue treatment |
 //! | [`SessionInfo`] | what a handshake produced |
-//! | [`ServerContext`], [`ClientContext`], [`TlsStream`] | the backend seams |
+//! | [`ClientSettings::builder`], [`ServerSettings::builder`] | settings, checked once, here |
+//! | [`Error`], [`ErrorKind`] | failures an application can act on |
+//! | [`ServerContext`], [`ClientContext`], [`TlsStream`] | the type-erased seams, for a backend chosen at run time |
+//! | [`contract`] | the decisions every backend carries out the same way (for backend crates) |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -45,9 +48,9 @@
 mod backend;
 mod cache;
 mod clock;
+pub mod contract;
 pub mod der;
 mod error;
-mod flow;
 mod hostlist;
 mod info;
 mod keys;
@@ -60,13 +63,16 @@ mod store;
 mod ticket_policy;
 
 pub use backend::{
-    BackendKind, ClientContext, ClientParams, ClientSettings, OcspMode, ServerContext,
-    ServerParams, ServerSettings, TlsStream, Transport, VerifyMode, Versions,
+    BackendKind, ClientContext, ClientParams, ClientSettings, ClientSettingsBuilder, OcspMode,
+    ServerContext, ServerParams, ServerSettings, ServerSettingsBuilder, TlsStream, Transport,
+    VerifyMode, Versions,
 };
 pub use cache::{CacheEntry, CacheKey, CacheKeyBuilder, CodecError, NEVER_LB};
-pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
-pub use error::Error;
-pub use flow::{loopback, ClientOffer, NoOffer, ServerStart, DEFAULT_LIFETIME_HINT};
+pub use clock::{
+    same_clock, Clock, ClockIdentity, ManualClock, SharedClock, SystemClock, UnixTime,
+};
+pub use contract::{loopback, ClientOffer, NoOffer, ServerStart, DEFAULT_LIFETIME_HINT};
+pub use error::{Error, ErrorKind, TlsError, TlsFailure};
 pub use hostlist::{HostList, HostListError};
 pub use info::{
     exim_cipher_from_gnutls_desc, exim_cipher_string, CipherNames, OcspStatus, ProtocolVersion,

@@ -138,6 +138,16 @@ impl TicketPolicy {
         Ok(self)
     }
 
+    /// Whether GnuTLS can carry this policy out: periodic keys rotating every 3 × the ticket
+    /// lifetime, the previous period's key kept, no early renewal (what
+    /// [`TicketPolicy::periodic`] makes).
+    pub fn is_gnutls_compatible(&self) -> bool {
+        self.schedule == KeySchedule::Periodic
+            && self.rotation == self.lifetime.saturating_mul(3)
+            && self.previous_keys == 1
+            && self.renew_after.is_none()
+    }
+
     /// Checks a policy (the presets always pass).
     pub fn validate(&self) -> Result<(), TicketPolicyError> {
         self.validated().map(|_| ())

@@ -312,21 +312,11 @@ static STATS: Mutex<BTreeMap<(Case, Imp), Stat>> = Mutex::new(BTreeMap::new());
 // tlsresume
 
 fn server_params() -> ServerParams {
-    ServerParams {
-        peer: loopback(40_000),
-        local: loopback(465),
-        peer_name: None,
-    }
+    ServerParams::new(loopback(40_000), loopback(465))
 }
 
 fn client_params() -> ClientParams {
-    ClientParams {
-        peer: loopback(465),
-        local: None,
-        server_name: SERVER_NAME.into(),
-        lb_name: None,
-        dane: None,
-    }
+    ClientParams::new(SERVER_NAME, loopback(465))
 }
 
 fn tlsresume_server(case: Case, pki: &Pki) -> ServeFn {

@@ -433,13 +433,7 @@ fn client_once(client: &dyn ClientContext, peer: SocketAddr) -> Result<SessionIn
     tcp.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
     tcp.set_write_timeout(Some(IO_TIMEOUT)).map_err(io)?;
     let _ = tcp.set_nodelay(true);
-    let params = ClientParams {
-        peer,
-        local: None,
-        server_name: SERVER_NAME.into(),
-        lb_name: None,
-        dane: None,
-    };
+    let params = ClientParams::new(SERVER_NAME, peer);
     let mut tls = client
         .connect(Box::new(tcp), &params)
         .map_err(|e| format!("handshake: {e}"))?;
@@ -467,7 +461,7 @@ fn backend_server(
     resumable: bool,
 ) -> Arc<dyn ServerContext> {
     let mut settings = ServerSettings::new(pki.server.clone());
-    settings.ticket_policy = kind.default_ticket_policy();
+    settings.ticket_policy = Some(kind.default_ticket_policy());
     settings.versions = Versions::only(version);
     if !resumable {
         settings.resumption = settings
@@ -509,11 +503,7 @@ fn serve_one(listener: &TcpListener, server: &dyn ServerContext) -> Result<Sessi
     tcp.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
     tcp.set_write_timeout(Some(IO_TIMEOUT)).map_err(io)?;
     let _ = tcp.set_nodelay(true);
-    let params = ServerParams {
-        peer,
-        local: tcp.local_addr().map_err(io)?,
-        peer_name: None,
-    };
+    let params = ServerParams::new(peer, tcp.local_addr().map_err(io)?);
     let mut tls = server
         .accept(Box::new(tcp), &params)
         .map_err(|e| format!("handshake: {e}"))?;

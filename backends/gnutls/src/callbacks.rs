@@ -10,12 +10,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tlsresume_core::{SharedClock, Transport};
+use tlsresume_core::SharedClock;
 
-/// The state behind the transport pointer of one session.
-pub(crate) struct TransportState {
+/// The state behind the transport pointer of one session, over the caller's transport `S`.
+pub(crate) struct TransportState<S> {
     /// The byte stream.
-    pub(crate) transport: Box<dyn Transport>,
+    pub(crate) transport: S,
     /// The session, for `gnutls_transport_set_errno`.
     pub(crate) session: sys::gnutls_session_t,
     /// The last I/O error, reported once GnuTLS returns.
@@ -28,8 +28,9 @@ pub(crate) struct TransportState {
 }
 
 // SAFETY: the raw session pointer is only used from the thread currently driving the session
-// (inside GnuTLS calls made through `&mut Connection`); the session itself is `Send`.
-unsafe impl Send for TransportState {}
+// (inside GnuTLS calls made through `&mut Connection`); the session itself is `Send`, and so is
+// the transport when `S` is.
+unsafe impl<S: Send> Send for TransportState<S> {}
 
 /// The state behind the session's user pointer: what the handshake hooks saw.
 #[derive(Default)]
@@ -54,7 +55,7 @@ fn errno_for(err: &io::Error) -> c_int {
 
 /// Records `err` for the session and tells GnuTLS the errno to act on (EAGAIN and EINTR make it
 /// return `GNUTLS_E_AGAIN` / `GNUTLS_E_INTERRUPTED`; anything else is a push/pull error).
-fn fail(state: &mut TransportState, err: io::Error) -> isize {
+fn fail<S>(state: &mut TransportState<S>, err: io::Error) -> isize {
     let errno = errno_for(&err);
     state.would_block = errno == libc::EAGAIN;
     if errno != libc::EAGAIN && errno != libc::EINTR {
@@ -71,15 +72,17 @@ fn fail(state: &mut TransportState, err: io::Error) -> isize {
 /// # Safety
 /// `ptr` must be the `TransportState` set with `gnutls_transport_set_ptr`, and `data`/`len`
 /// a readable buffer, as GnuTLS guarantees.
-pub(crate) unsafe extern "C" fn raw_push(
+pub(crate) unsafe extern "C" fn raw_push<S: Write>(
     ptr: *mut c_void,
     data: *const c_void,
     len: usize,
 ) -> isize {
-    // SAFETY: GnuTLS passes back the pointer we set, to a `TransportState` that outlives the
-    // session; no other reference to it exists while GnuTLS runs.
-    let state = unsafe { &mut *ptr.cast::<TransportState>() };
-    let buf = crate::ffi::slice_from_raw(data.cast::<u8>(), len);
+    // SAFETY: GnuTLS passes back the pointer we set, to a `TransportState<S>` (this function is
+    // registered for the same `S`) that outlives the session; no other reference to it exists
+    // while GnuTLS runs.
+    let state = unsafe { &mut *ptr.cast::<TransportState<S>>() };
+    // SAFETY: GnuTLS hands a buffer readable for `len` bytes for the duration of the call.
+    let buf = unsafe { crate::ffi::slice_from_raw(data.cast::<u8>(), len) };
     // AssertUnwindSafe: a panic leaves the transport in whatever state the writer left it;
     // the session is failed with -1 and the panic re-raised, so nothing observes it.
     match catch_unwind(AssertUnwindSafe(|| state.transport.write(buf))) {
@@ -96,10 +99,15 @@ pub(crate) unsafe extern "C" fn raw_push(
 ///
 /// # Safety
 /// As for [`raw_push`], with `data`/`len` a writable buffer.
-pub(crate) unsafe extern "C" fn raw_pull(ptr: *mut c_void, data: *mut c_void, len: usize) -> isize {
+pub(crate) unsafe extern "C" fn raw_pull<S: Read>(
+    ptr: *mut c_void,
+    data: *mut c_void,
+    len: usize,
+) -> isize {
     // SAFETY: as in `raw_push`.
-    let state = unsafe { &mut *ptr.cast::<TransportState>() };
-    let buf = crate::ffi::slice_from_raw_mut(data.cast::<u8>(), len);
+    let state = unsafe { &mut *ptr.cast::<TransportState<S>>() };
+    // SAFETY: GnuTLS hands a buffer writable for `len` bytes for the duration of the call.
+    let buf = unsafe { crate::ffi::slice_from_raw_mut(data.cast::<u8>(), len) };
     // AssertUnwindSafe: as in `raw_push`.
     match catch_unwind(AssertUnwindSafe(|| state.transport.read(buf))) {
         Ok(Ok(n)) => isize::try_from(n).unwrap_or(isize::MAX),
@@ -126,10 +134,9 @@ pub(crate) unsafe extern "C" fn raw_ticket_hook(
     // SAFETY: the user pointer is the `HookState` boxed in the `Connection` that owns this
     // session, set before the hook was registered and alive until after `gnutls_deinit`.
     let state = unsafe { &*sys::gnutls_session_get_ptr(session).cast::<HookState>() };
-    // SAFETY: GnuTLS passes NULL or a datum valid for the duration of the call.
-    let body = unsafe { msg.as_ref() }
-        .map(crate::ffi::datum_slice)
-        .unwrap_or(&[]);
+    // SAFETY: GnuTLS passes NULL or a datum, and the bytes it points at, valid for the duration
+    // of the call.
+    let body = unsafe { msg.as_ref().map(|d| crate::ffi::datum_slice(d)) }.unwrap_or(&[]);
     // AssertUnwindSafe: only `Cell`s are written, each with a complete value.
     let result = catch_unwind(AssertUnwindSafe(|| {
         if htype != sys::GNUTLS_HANDSHAKE_NEW_SESSION_TICKET {
@@ -152,15 +159,61 @@ pub(crate) unsafe extern "C" fn raw_ticket_hook(
     0
 }
 
-/// The clock GnuTLS reads, process-wide.
-static CLOCK: RwLock<Option<SharedClock>> = RwLock::new(None);
+/// The clock GnuTLS reads, process-wide, and how many live GnuTLS objects use it.
+struct InstalledClock {
+    clock: SharedClock,
+    users: usize,
+}
 
-/// Makes `clock` the time source of every GnuTLS session in the process.
-pub(crate) fn install_clock(clock: SharedClock) {
+static CLOCK: RwLock<Option<InstalledClock>> = RwLock::new(None);
+
+/// A live GnuTLS client or server's claim on the process-wide clock; dropping it releases the
+/// claim, and once no claim is left another clock may be installed.
+#[derive(Debug)]
+pub(crate) struct ClockClaim(());
+
+impl Drop for ClockClaim {
+    fn drop(&mut self) {
+        let mut slot = CLOCK
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(installed) = slot.as_mut() {
+            installed.users = installed.users.saturating_sub(1);
+        }
+    }
+}
+
+/// Makes `clock` the time source of every GnuTLS session in the process, or refuses when a
+/// live GnuTLS client or server uses another clock (GnuTLS has one time function for the whole
+/// process: installing a second clock would silently re-clock the first object's sessions).
+pub(crate) fn install_clock(clock: &SharedClock) -> Result<ClockClaim, tlsresume_core::Error> {
     let mut slot = CLOCK
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    *slot = Some(clock);
+    match slot.as_mut() {
+        Some(installed) if installed.users > 0 => {
+            if !tlsresume_core::same_clock(&installed.clock, clock) {
+                return Err(tlsresume_core::Error::setting(
+                    "clock",
+                    format!(
+                        "GnuTLS reads time through one function for the whole process, and {} \
+                         live GnuTLS client(s)/server(s) use another clock ({:?}); drop them \
+                         first, or give every GnuTLS object the same clock (clones of one \
+                         ManualClock count as the same)",
+                        installed.users, installed.clock
+                    ),
+                ));
+            }
+            installed.users += 1;
+        }
+        _ => {
+            *slot = Some(InstalledClock {
+                clock: clock.clone(),
+                users: 1,
+            });
+        }
+    }
+    Ok(ClockClaim(()))
 }
 
 fn now_secs() -> i64 {
@@ -168,7 +221,7 @@ fn now_secs() -> i64 {
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     match slot.as_ref() {
-        Some(clock) => i64::try_from(clock.now().as_secs()).unwrap_or(i64::MAX),
+        Some(installed) => i64::try_from(installed.clock.now().as_secs()).unwrap_or(i64::MAX),
         None => SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -2,17 +2,19 @@
 //! [`SessionStore`](tlsresume_core::SessionStore) in the settings.
 
 use std::fmt;
+use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tlsresume_core::contract::ClientContract;
 use tlsresume_core::{
     BackendKind, ClientContext, ClientOffer, ClientParams, ClientSettings, Error, OcspMode,
-    OcspStatus, ProtocolVersion, Resumption, SessionInfo, Side, TicketPolicy, TlsStream, Transport,
-    Verification, VerifyMode,
+    OcspStatus, ProtocolVersion, Resumption, SessionInfo, Side, TicketPolicy, TlsFailure,
+    TlsStream, Transport, Verification, VerifyMode,
 };
 
-use crate::callbacks::install_clock;
+use crate::callbacks::{install_clock, ClockClaim};
 use crate::config;
 use crate::error::{from_io, handshake};
 use crate::ffi::{Connection, Credentials, End, Session};
@@ -24,6 +26,7 @@ use crate::BACKEND;
 /// Creating one makes `settings.clock` GnuTLS's process-wide time source.
 pub struct Client {
     settings: Arc<ClientSettings>,
+    clock: Arc<ClockClaim>,
     credentials: Arc<Credentials>,
     priority: String,
 }
@@ -85,7 +88,7 @@ pub(crate) struct TicketSaver {
 
 impl TicketSaver {
     /// Saves if the session carries a ticket GnuTLS has not handed over yet.
-    fn save(&mut self, conn: &Connection, info: &mut SessionInfo) {
+    fn save<S>(&mut self, conn: &Connection<S>, info: &mut SessionInfo) {
         let session = conn.session();
         if !self.offer.may_resume || !session.has_ticket_flag() {
             return;
@@ -120,7 +123,7 @@ impl TicketSaver {
     }
 
     /// Called by the stream after each read.
-    pub(crate) fn after_read(&mut self, conn: &Connection, info: &mut SessionInfo) {
+    pub(crate) fn after_read<S>(&mut self, conn: &Connection<S>, info: &mut SessionInfo) {
         if conn.tickets_received() > self.saved_tickets {
             self.save(conn, info);
         }
@@ -130,22 +133,24 @@ impl TicketSaver {
 impl Client {
     /// Loads the trust anchors.
     pub fn new(settings: ClientSettings) -> Result<Self, Error> {
+        settings.check()?;
+        let clock = Arc::new(install_clock(&settings.clock)?);
         let credentials = config::client_credentials(&settings)?;
         let priority = config::priority(&settings.versions)?;
-        install_clock(settings.clock.clone());
         Ok(Self {
             settings: Arc::new(settings),
+            clock,
             credentials,
             priority,
         })
     }
 
     /// Runs the client side of a handshake, offering a cached session when the policy allows.
-    pub fn connect(
+    pub fn connect<S: Read + Write>(
         &self,
-        transport: Box<dyn Transport>,
+        transport: S,
         params: &ClientParams,
-    ) -> Result<Stream, Error> {
+    ) -> Result<Stream<S>, Error> {
         let settings = &self.settings;
         // GnuTLS does no expiry filtering of its own; only the hardened policy filters.
         let offer = settings.offer(BACKEND, params, false);
@@ -183,10 +188,10 @@ impl Client {
         };
         if seen == Verification::Failed && settings.verify == VerifyMode::Require {
             let _ = conn.bye();
-            return Err(handshake(format!(
-                "the certificate of {} did not verify",
-                params.server_name
-            )));
+            return Err(handshake(
+                TlsFailure::Certificate,
+                format!("the certificate of {} did not verify", params.server_name),
+            ));
         }
         let ocsp_seen = if settings.ocsp == OcspMode::Off {
             OcspStatus::NotRequested
@@ -201,9 +206,10 @@ impl Client {
         let ocsp = settings.reported_ocsp(&offer, resumed, ocsp_seen);
         if settings.ocsp_requirement_failed(ocsp) {
             let _ = conn.bye();
-            return Err(handshake(format!(
-                "OCSP required and the status is {ocsp} (resumed: {resumed})"
-            )));
+            return Err(handshake(
+                TlsFailure::Ocsp,
+                format!("OCSP required and the status is {ocsp} (resumed: {resumed})"),
+            ));
         }
         let mut bits = offer.bits;
         if resumed {
@@ -232,7 +238,7 @@ impl Client {
             saved_tickets: 0,
         };
         saver.save(&conn, &mut info);
-        Ok(Stream::new(conn, info, Some(saver)))
+        Ok(Stream::new(conn, info, Some(saver), self.clock.clone()))
     }
 }
 

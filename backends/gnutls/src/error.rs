@@ -2,7 +2,7 @@
 
 use std::io;
 
-use tlsresume_core::Error;
+use tlsresume_core::{Error, TlsError, TlsFailure};
 
 use crate::ffi::GnutlsError;
 
@@ -12,13 +12,30 @@ pub(crate) const NAME: &str = "gnutls";
 impl From<GnutlsError> for Error {
     /// GnuTLS's own message (`gnutls_strerror`) and code.
     fn from(err: GnutlsError) -> Self {
-        Error::tls(NAME, err.to_string())
+        let failure = match err.code() {
+            GnutlsError::FATAL_ALERT_RECEIVED => TlsFailure::Alert,
+            GnutlsError::CERTIFICATE_ERROR | GnutlsError::CERTIFICATE_VERIFICATION_ERROR => {
+                TlsFailure::Certificate
+            }
+            _ => TlsFailure::Protocol,
+        };
+        Error::Tls(TlsError::new(NAME, failure, err.to_string()).with_source(err))
     }
 }
 
 /// An I/O error from a GnuTLS call: a GnuTLS code becomes [`Error::Tls`], a transport error
 /// stays [`Error::Io`].
+///
+/// The transport blocking past its timeout (`GNUTLS_E_AGAIN` from our push/pull) and the peer
+/// closing without close_notify (`GNUTLS_E_PREMATURE_TERMINATION`) are I/O, as they are on the
+/// other backends.
 pub(crate) fn from_io(err: io::Error) -> Error {
+    if matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::UnexpectedEof
+    ) {
+        return Error::Io(err);
+    }
     match err.get_ref().and_then(|e| e.downcast_ref::<GnutlsError>()) {
         Some(code) => Error::from(*code),
         None => Error::Io(err),
@@ -26,6 +43,6 @@ pub(crate) fn from_io(err: io::Error) -> Error {
 }
 
 /// A handshake that failed for a reason of ours (verification, OCSP).
-pub(crate) fn handshake(message: impl Into<String>) -> Error {
-    Error::tls(NAME, message)
+pub(crate) fn handshake(failure: TlsFailure, message: impl Into<String>) -> Error {
+    Error::tls_failure(NAME, failure, message)
 }

@@ -8,8 +8,9 @@
 use std::ffi::{c_int, c_uint, c_void, CStr, CString};
 use std::fmt;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::panic::resume_unwind;
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::sync::{Arc, OnceLock};
 
 use foreign_types::{foreign_type, ForeignType, ForeignTypeRef};
@@ -29,6 +30,12 @@ impl GnutlsError {
     pub const INTERRUPTED: c_int = sys::GNUTLS_E_INTERRUPTED;
     /// `GNUTLS_E_PREMATURE_TERMINATION`: the peer closed without close_notify.
     pub const PREMATURE_TERMINATION: c_int = sys::GNUTLS_E_PREMATURE_TERMINATION;
+    /// `GNUTLS_E_FATAL_ALERT_RECEIVED`.
+    pub const FATAL_ALERT_RECEIVED: c_int = sys::GNUTLS_E_FATAL_ALERT_RECEIVED;
+    /// `GNUTLS_E_CERTIFICATE_ERROR`.
+    pub const CERTIFICATE_ERROR: c_int = sys::GNUTLS_E_CERTIFICATE_ERROR;
+    /// `GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR`.
+    pub const CERTIFICATE_VERIFICATION_ERROR: c_int = sys::GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR;
 
     /// The error for a code.
     pub fn from_code(code: c_int) -> Self {
@@ -86,28 +93,41 @@ pub fn cvt(ret: c_int) -> Result<c_int, GnutlsError> {
 }
 
 /// A slice from a C pointer and length; `(NULL, _)` and `(_, 0)` are empty.
-pub(crate) fn slice_from_raw<'a>(data: *const u8, len: usize) -> &'a [u8] {
+///
+/// # Safety
+/// Unless NULL or `len` is 0, `data` must point to `len` initialised bytes that stay valid and
+/// unmodified for `'a`.
+pub(crate) unsafe fn slice_from_raw<'a>(data: *const u8, len: usize) -> &'a [u8] {
     if data.is_null() || len == 0 {
         &[]
     } else {
-        // SAFETY: callers pass a pointer/length pair GnuTLS guarantees readable for 'a.
+        // SAFETY: the caller guarantees `data` is readable for `len` bytes for 'a.
         unsafe { std::slice::from_raw_parts(data, len) }
     }
 }
 
 /// A mutable slice from a C pointer and length; `(NULL, _)` and `(_, 0)` are empty.
-pub(crate) fn slice_from_raw_mut<'a>(data: *mut u8, len: usize) -> &'a mut [u8] {
+///
+/// # Safety
+/// Unless NULL or `len` is 0, `data` must point to `len` bytes writable for `'a` with no other
+/// reference to them.
+pub(crate) unsafe fn slice_from_raw_mut<'a>(data: *mut u8, len: usize) -> &'a mut [u8] {
     if data.is_null() || len == 0 {
         &mut []
     } else {
-        // SAFETY: callers pass a pointer/length pair GnuTLS guarantees writable for 'a.
+        // SAFETY: the caller guarantees `data` is writable and unaliased for `len` bytes for 'a.
         unsafe { std::slice::from_raw_parts_mut(data, len) }
     }
 }
 
-/// The bytes of a borrowed datum.
-pub(crate) fn datum_slice(datum: &sys::gnutls_datum_t) -> &[u8] {
-    slice_from_raw(datum.data, datum.size as usize)
+/// The bytes of a datum.
+///
+/// # Safety
+/// `datum.data` must be NULL or point to `datum.size` bytes valid for as long as `datum` is
+/// borrowed.
+pub(crate) unsafe fn datum_slice(datum: &sys::gnutls_datum_t) -> &[u8] {
+    // SAFETY: the caller's contract is `slice_from_raw`'s.
+    unsafe { slice_from_raw(datum.data, datum.size as usize) }
 }
 
 /// A borrowed datum over Rust bytes, for GnuTLS calls that copy their input.
@@ -145,7 +165,8 @@ impl Datum {
 
     /// The bytes.
     pub fn as_slice(&self) -> &[u8] {
-        datum_slice(&self.0)
+        // SAFETY: the datum was filled in by GnuTLS (or is empty) and is owned by `self`.
+        unsafe { datum_slice(&self.0) }
     }
 }
 
@@ -504,7 +525,8 @@ impl SessionRef {
         };
         // SAFETY: out-parameter; on success it points into session memory (not to be freed).
         let ret = unsafe { sys::gnutls_alpn_get_selected_protocol(self.as_ptr(), &mut datum) };
-        (ret >= 0).then(|| datum_slice(&datum).to_vec())
+        // SAFETY: on success the datum points into session memory alive while `self` is.
+        (ret >= 0).then(|| unsafe { datum_slice(&datum) }.to_vec())
     }
 
     /// `gnutls_certificate_get_peers`: the peer's chain, leaf first, DER.
@@ -516,8 +538,9 @@ impl SessionRef {
             return Vec::new();
         }
         (0..count as usize)
-            // SAFETY: `i < count`, within the array GnuTLS returned.
-            .map(|i| datum_slice(unsafe { &*list.add(i) }).to_vec())
+            // SAFETY: `i < count`, within the array GnuTLS returned, whose datums point into
+            // session memory alive while `self` is.
+            .map(|i| unsafe { datum_slice(&*list.add(i)) }.to_vec())
             .collect()
     }
 
@@ -554,52 +577,80 @@ impl SessionRef {
 
 /// A session with its credentials, transport and hook state: the unit a `Stream` owns.
 ///
-/// Field order is drop order: the session is deinitialised before the state its callbacks
-/// point at and before the credentials it references.
-pub struct Connection {
-    session: Session,
-    transport: Box<TransportState>,
-    hooks: Box<HookState>,
+/// The transport and hook states are heap allocations owned through raw pointers (made with
+/// `Box::into_raw`), because GnuTLS keeps pointers to them: moving a `Box` would assert unique
+/// ownership while C still holds an alias. `Drop` deinitialises the session first, then frees
+/// the states, then the credentials go.
+pub struct Connection<S> {
+    session: ManuallyDrop<Session>,
+    transport: NonNull<TransportState<S>>,
+    hooks: NonNull<HookState>,
     _credentials: Arc<Credentials>,
 }
 
-impl fmt::Debug for Connection {
+// SAFETY: the connection owns its session (which is `Send`) and the states behind the two
+// pointers outright; they are only touched through `&self`/`&mut self`, on one thread at a time.
+unsafe impl<S: Send> Send for Connection<S> {}
+
+impl<S: fmt::Debug> fmt::Debug for Connection<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
-            .field("transport", &self.transport.transport)
+            .field("transport", self.transport())
             .finish_non_exhaustive()
     }
 }
 
-impl Connection {
+impl<S> Drop for Connection<S> {
+    fn drop(&mut self) {
+        // SAFETY: the session is dropped exactly once, here, before the states its callbacks
+        // point at.
+        unsafe { ManuallyDrop::drop(&mut self.session) };
+        // SAFETY: both pointers came from `Box::into_raw` in `new` and are freed exactly once;
+        // no GnuTLS session refers to them any more.
+        unsafe {
+            drop(Box::from_raw(self.transport.as_ptr()));
+            drop(Box::from_raw(self.hooks.as_ptr()));
+        }
+    }
+}
+
+impl<S: io::Read + io::Write> Connection<S> {
     /// Wires `session` to `credentials`, `transport` and the NEW_SESSION_TICKET hook.
     pub fn new(
         session: Session,
         credentials: Arc<Credentials>,
-        transport: Box<dyn tlsresume_core::Transport>,
+        transport: S,
     ) -> Result<Self, GnutlsError> {
         let raw = session.as_ptr();
-        let mut state = Box::new(TransportState {
+        let state = NonNull::from(Box::leak(Box::new(TransportState {
             transport,
             session: raw,
             error: None,
             panic: None,
             would_block: false,
-        });
-        let hooks = Box::<HookState>::default();
-        // SAFETY: the credentials are kept alive by the `Arc` stored next to the session and
-        // dropped after it; the boxed states have stable addresses and are also dropped after
-        // the session; the callbacks are `extern "C"` fns matching GnuTLS's typedefs.
+        })));
+        let hooks = NonNull::from(Box::leak(Box::<HookState>::default()));
+        // Owned from here on: `Drop` frees the states (and the session) whatever happens next.
+        let conn = Self {
+            session: ManuallyDrop::new(session),
+            transport: state,
+            hooks,
+            _credentials: credentials,
+        };
+        // SAFETY: the credentials are kept alive by the `Arc` in `conn` and dropped after the
+        // session; the states live at fixed heap addresses until `Drop` frees them after
+        // deinitialising the session; the callbacks are `extern "C"` fns matching GnuTLS's
+        // typedefs, instantiated for this `S`.
         unsafe {
             cvt(sys::gnutls_credentials_set(
                 raw,
                 sys::GNUTLS_CRD_CERTIFICATE,
-                credentials.as_ptr().cast(),
+                conn._credentials.as_ptr().cast(),
             ))?;
-            sys::gnutls_transport_set_ptr(raw, ptr::addr_of_mut!(*state).cast());
-            sys::gnutls_transport_set_push_function(raw, Some(callbacks::raw_push));
-            sys::gnutls_transport_set_pull_function(raw, Some(callbacks::raw_pull));
-            sys::gnutls_session_set_ptr(raw, ptr::addr_of!(*hooks).cast_mut().cast());
+            sys::gnutls_transport_set_ptr(raw, state.as_ptr().cast());
+            sys::gnutls_transport_set_push_function(raw, Some(callbacks::raw_push::<S>));
+            sys::gnutls_transport_set_pull_function(raw, Some(callbacks::raw_pull::<S>));
+            sys::gnutls_session_set_ptr(raw, hooks.as_ptr().cast());
             sys::gnutls_handshake_set_hook_function(
                 raw,
                 sys::GNUTLS_HANDSHAKE_NEW_SESSION_TICKET,
@@ -607,12 +658,36 @@ impl Connection {
                 Some(callbacks::raw_ticket_hook),
             );
         }
-        Ok(Self {
-            session,
-            transport: state,
-            hooks,
-            _credentials: credentials,
-        })
+        Ok(conn)
+    }
+}
+
+impl<S> Connection<S> {
+    fn state(&self) -> &TransportState<S> {
+        // SAFETY: the pointer is valid until `Drop`; GnuTLS only uses it during calls made
+        // through `&mut self`, so no mutable alias exists while `&self` is borrowed.
+        unsafe { self.transport.as_ref() }
+    }
+
+    fn state_mut(&mut self) -> &mut TransportState<S> {
+        // SAFETY: as in `state`, and `&mut self` excludes every other Rust reference.
+        unsafe { self.transport.as_mut() }
+    }
+
+    fn hooks(&self) -> &HookState {
+        // SAFETY: valid until `Drop`; GnuTLS's hook only reads and sets `Cell`s during calls
+        // made through `&mut self`.
+        unsafe { self.hooks.as_ref() }
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &S {
+        &self.state().transport
+    }
+
+    /// The transport, mutable.
+    pub fn transport_mut(&mut self) -> &mut S {
+        &mut self.state_mut().transport
     }
 
     /// The session.
@@ -622,33 +697,33 @@ impl Connection {
 
     /// Whether this server sent a NewSessionTicket.
     pub fn ticket_sent(&self) -> bool {
-        self.hooks.ticket_sent.get()
+        self.hooks().ticket_sent.get()
     }
 
     /// How many NewSessionTicket messages this client received.
     pub fn tickets_received(&self) -> u32 {
-        self.hooks.tickets_received.get()
+        self.hooks().tickets_received.get()
     }
 
     /// The lifetime carried by the newest ticket seen, in seconds.
     pub fn ticket_lifetime(&self) -> Option<u32> {
-        self.hooks.ticket_lifetime.get()
+        self.hooks().ticket_lifetime.get()
     }
 
     /// Re-raises a panic caught in a callback; turns a transport error into the I/O error.
     fn after_call(&mut self, ret: isize) -> io::Result<isize> {
-        if let Some(panic) = self.transport.panic.take() {
+        if let Some(panic) = self.state_mut().panic.take() {
             resume_unwind(panic);
         }
-        if let Some(panic) = self.hooks.panic.take() {
+        if let Some(panic) = self.hooks().panic.take() {
             resume_unwind(panic);
         }
-        let would_block = std::mem::take(&mut self.transport.would_block);
+        let would_block = std::mem::take(&mut self.state_mut().would_block);
         if ret >= 0 {
-            self.transport.error = None;
+            self.state_mut().error = None;
             return Ok(ret);
         }
-        if let Some(err) = self.transport.error.take() {
+        if let Some(err) = self.state_mut().error.take() {
             return Err(err);
         }
         let code = c_int::try_from(ret).unwrap_or(c_int::MIN);
@@ -680,7 +755,21 @@ impl Connection {
                         .copied();
                     match code {
                         Some(code) if !code.is_fatal() => continue,
-                        _ => return Err(err),
+                        Some(code) => {
+                            // GnuTLS leaves the alert to the application: tell the peer why
+                            // (as `gnutls-serv` does), best effort, then report the error.
+                            // SAFETY: the session is alive; the call sends at most one alert
+                            // record through our push function.
+                            unsafe {
+                                sys::gnutls_alert_send_appropriate(
+                                    self.session.as_ptr(),
+                                    code.code(),
+                                );
+                            }
+                            let _ = self.state_mut().error.take();
+                            return Err(err);
+                        }
+                        None => return Err(err),
                     }
                 }
             }
@@ -718,8 +807,11 @@ impl Connection {
     }
 
     /// Flushes the underlying transport.
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.transport.transport.flush()
+    pub fn flush(&mut self) -> io::Result<()>
+    where
+        S: io::Write,
+    {
+        self.state_mut().transport.flush()
     }
 
     /// `gnutls_bye(GNUTLS_SHUT_WR)`: sends close_notify.

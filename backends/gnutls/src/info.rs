@@ -1,11 +1,14 @@
 //! [`SessionInfo`] from a GnuTLS session, and the [`Stream`] that carries it.
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 use tlsresume_core::{
     exim_cipher_from_gnutls_desc, exim_cipher_string, CipherNames, SessionInfo, TlsStream,
+    Transport,
 };
 
+use crate::callbacks::ClockClaim;
 use crate::client::TicketSaver;
 use crate::ffi::{Connection, SessionRef};
 
@@ -31,25 +34,52 @@ pub(crate) fn cipher_names(session: &SessionRef, iana_names: bool) -> CipherName
     }
 }
 
-/// An established GnuTLS connection (either side).
+/// An established GnuTLS connection (either side), on the transport `S` it was made on.
 ///
 /// A client stream stores the session again whenever a TLS 1.3 ticket arrives during a read
-/// (the NEW_SESSION_TICKET hook counts them), updating [`TlsStream::info`].
+/// (the NEW_SESSION_TICKET hook counts them), updating [`Stream::info`].
 #[derive(Debug)]
-pub struct Stream {
-    conn: Connection,
+pub struct Stream<S> {
+    conn: Connection<S>,
     info: SessionInfo,
     saver: Option<TicketSaver>,
+    _clock: Arc<ClockClaim>,
 }
 
-impl Stream {
-    pub(crate) fn new(conn: Connection, info: SessionInfo, saver: Option<TicketSaver>) -> Self {
-        Self { conn, info, saver }
+impl<S: Read + Write> Stream<S> {
+    pub(crate) fn new(
+        conn: Connection<S>,
+        info: SessionInfo,
+        saver: Option<TicketSaver>,
+        clock: Arc<ClockClaim>,
+    ) -> Self {
+        Self {
+            conn,
+            info,
+            saver,
+            _clock: clock,
+        }
     }
 
     /// What the handshake (and any tickets since) produced.
     pub fn info(&self) -> &SessionInfo {
         &self.info
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &S {
+        self.conn.transport()
+    }
+
+    /// The transport, mutable: for timeouts and socket options. Reading or writing it directly
+    /// corrupts the TLS connection.
+    pub fn get_mut(&mut self) -> &mut S {
+        self.conn.transport_mut()
+    }
+
+    /// Sends close_notify (`gnutls_bye(GNUTLS_SHUT_WR)`).
+    pub fn shutdown(&mut self) -> io::Result<()> {
+        self.conn.bye()
     }
 
     fn tickets_arrived(&mut self) {
@@ -59,7 +89,7 @@ impl Stream {
     }
 }
 
-impl Read for Stream {
+impl<S: Read + Write> Read for Stream<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let result = self.conn.read(buf);
         self.tickets_arrived();
@@ -67,7 +97,7 @@ impl Read for Stream {
     }
 }
 
-impl Write for Stream {
+impl<S: Read + Write> Write for Stream<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.conn.write(buf)
     }
@@ -77,12 +107,20 @@ impl Write for Stream {
     }
 }
 
-impl TlsStream for Stream {
+impl<S: Transport> TlsStream for Stream<S> {
     fn info(&self) -> SessionInfo {
         self.info.clone()
     }
 
     fn shutdown(&mut self) -> io::Result<()> {
         self.conn.bye()
+    }
+
+    fn transport_dyn(&self) -> &dyn Transport {
+        self.conn.transport()
+    }
+
+    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
+        self.conn.transport_mut()
     }
 }

@@ -15,14 +15,8 @@
 //! let roots = tlsresume_core::certificates_from_pem_file("ca.pem".as_ref())?;
 //! let client = Client::new(ClientSettings::new(roots))?;
 //! let tcp = TcpStream::connect("127.0.0.1:465")?;
-//! let params = ClientParams {
-//!     peer: tcp.peer_addr()?,
-//!     local: None,
-//!     server_name: "mx.tlsresume.test".into(),
-//!     lb_name: None,
-//!     dane: None,
-//! };
-//! let stream = client.connect(Box::new(tcp), &params)?;
+//! let params = ClientParams::new("mx.tlsresume.test", tcp.peer_addr()?);
+//! let stream = client.connect(tcp, &params)?;
 //! println!("{} {}", stream.info().exim_x(), stream.info().resumption.describe());
 //! # Ok(())
 //! # }
@@ -42,10 +36,21 @@
 //!
 //! GnuTLS reads time through one function for the whole process
 //! (`gnutls_global_set_time_function`). This crate installs a trampoline once and points it at
-//! a process-global slot holding a [`SharedClock`](tlsresume_core::SharedClock);
-//! [`Server::new`] and [`Client::new`] put their `settings.clock` in that slot (the last one
-//! created wins). Tests that move a [`ManualClock`](tlsresume_core::ManualClock) must be
-//! serialised (this crate's tests share one mutex).
+//! the clock of the live GnuTLS objects. [`Server::new`] and [`Client::new`] claim that clock
+//! for as long as the object (and its streams) live; making one with a *different* clock while
+//! another is alive is refused with [`Error::Setting`](tlsresume_core::Error::Setting) for
+//! `clock` — never a silent re-clock of the first object's sessions. The system clock is one
+//! clock however many handles it has, and so are clones of one
+//! [`ManualClock`](tlsresume_core::ManualClock); tests that use different virtual clocks take
+//! turns (this crate's tests share one mutex).
+//!
+//! ## Ticket policies GnuTLS can carry out
+//!
+//! GnuTLS derives its ticket keys itself, one per period of three ticket lifetimes, keeps the
+//! previous period's key and never renews early. A server defaults to that flavour
+//! ([`TicketPolicy::GNUTLS`](tlsresume_core::TicketPolicy::GNUTLS)); a
+//! [`TicketPolicy::periodic`](tlsresume_core::TicketPolicy::periodic) policy sets another
+//! lifetime; a rolling-key policy is refused with an error saying so.
 //!
 //! ## Ticket keys across GnuTLS's rotation (measured on 3.7.9)
 //!

@@ -2,15 +2,17 @@
 //! derivation from the key source's master secret.
 
 use std::fmt;
+use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tlsresume_core::contract::ServerContract;
 use tlsresume_core::{
     BackendKind, Error, MasterSecret, OcspStatus, Resumption, ServerContext, ServerParams,
     ServerSettings, SessionInfo, Side, TlsStream, Transport, Verification,
 };
 
-use crate::callbacks::install_clock;
+use crate::callbacks::{install_clock, ClockClaim};
 use crate::config;
 use crate::error::from_io;
 use crate::ffi::{Connection, Credentials, End, Session};
@@ -23,6 +25,7 @@ use crate::BACKEND;
 /// Creating one makes `settings.clock` GnuTLS's process-wide time source.
 pub struct Server {
     settings: ServerSettings,
+    clock: Arc<ClockClaim>,
     credentials: Arc<Credentials>,
     master: MasterSecret,
     priority: String,
@@ -32,7 +35,7 @@ impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
             .field("priority", &self.priority)
-            .field("ticket_policy", &self.settings.ticket_policy)
+            .field("ticket_policy", &self.settings.ticket_policy_for(BACKEND))
             .finish_non_exhaustive()
     }
 }
@@ -40,12 +43,14 @@ impl fmt::Debug for Server {
 impl Server {
     /// Loads the identity (and OCSP staple) and fetches the master ticket key.
     pub fn new(settings: ServerSettings) -> Result<Self, Error> {
+        settings.check_for(BACKEND)?;
+        let clock = Arc::new(install_clock(&settings.clock)?);
         let credentials = config::server_credentials(&settings)?;
         let priority = config::priority(&settings.versions)?;
         let master = tickets::master_key(&settings)?;
-        install_clock(settings.clock.clone());
         Ok(Self {
             settings,
+            clock,
             credentials,
             master,
             priority,
@@ -53,11 +58,11 @@ impl Server {
     }
 
     /// Runs the server side of a handshake.
-    pub fn accept(
+    pub fn accept<S: Read + Write>(
         &self,
-        transport: Box<dyn Transport>,
+        transport: S,
         params: &ServerParams,
-    ) -> Result<Stream, Error> {
+    ) -> Result<Stream<S>, Error> {
         let start = self.settings.start(params);
         let mut session = Session::new(End::Server)?;
         session.set_priority(&self.priority)?;
@@ -105,7 +110,7 @@ impl Server {
                 .ticket_sent()
                 .then(|| Duration::from_secs(u64::from(lifetime))),
         };
-        Ok(Stream::new(conn, info, None))
+        Ok(Stream::new(conn, info, None, self.clock.clone()))
     }
 }
 

@@ -23,7 +23,7 @@ pub(crate) fn master_key(settings: &ServerSettings) -> Result<MasterSecret, Erro
 /// (GnuTLS's rotation period is always three times this; the policy's own rotation setting
 /// cannot be expressed to GnuTLS).
 pub(crate) fn expiration_secs(settings: &ServerSettings) -> u32 {
-    lifetime_secs(settings.ticket_policy.lifetime())
+    lifetime_secs(settings.ticket_policy_for(crate::BACKEND).lifetime())
 }
 
 fn lifetime_secs(lifetime: Duration) -> u32 {

@@ -141,7 +141,7 @@ fn the_derived_key_depends_on_the_period_number() {
         let (c, _) = pair.connect().expect("resume");
         assert!(c.resumed, "{v}");
         pair.server.ticket_policy =
-            TicketPolicy::periodic(std::time::Duration::from_secs(7201)).expect("policy");
+            Some(TicketPolicy::periodic(std::time::Duration::from_secs(7201)).expect("policy"));
         let (c, _) = pair.connect().expect("other period length");
         assert!(!c.resumed, "{v}: other derived key");
     }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use tlsresume_core::contract::ClientContract as _;
 use tlsresume_core::*;
 
 const R: fn(u8) -> Resumption = Resumption::from_bits_truncate;
@@ -206,13 +207,10 @@ fn server_not_issuing_shows_the_gnutls_0x05_quirk_and_refuses_tickets() {
         // A client with nothing stored only asks for a ticket.
         let _ = pair.store.remove(&pair.client.cache_key(
             tlsresume_gnutls::BACKEND,
-            &ClientParams {
-                peer: pair.listener.local_addr().expect("addr"),
-                local: None,
-                server_name: "mx.tlsresume.test".into(),
-                lb_name: None,
-                dane: None,
-            },
+            &ClientParams::new(
+                "mx.tlsresume.test",
+                pair.listener.local_addr().expect("addr"),
+            ),
         ));
         assert!(pair.store.is_empty());
         let (c, s) = pair.connect().expect("plain ticket request");

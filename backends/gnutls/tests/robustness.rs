@@ -4,16 +4,14 @@
 mod common;
 
 use common::*;
+use tlsresume_core::contract::ClientContract as _;
 use tlsresume_core::*;
 
 fn params(pair: &Pair) -> ClientParams {
-    ClientParams {
-        peer: pair.listener.local_addr().expect("addr"),
-        local: None,
-        server_name: "mx.tlsresume.test".into(),
-        lb_name: None,
-        dane: None,
-    }
+    ClientParams::new(
+        "mx.tlsresume.test",
+        pair.listener.local_addr().expect("addr"),
+    )
 }
 
 fn replace_session(pair: &Pair, f: impl Fn(&mut Vec<u8>)) {

@@ -18,9 +18,13 @@ use openssl::ssl::{
 use openssl::stack::StackRef;
 use openssl::x509::store::X509Store;
 use openssl::x509::{X509Ref, X509VerifyResult, X509};
+use std::io::{Read, Write};
+
+use tlsresume_core::contract::ClientContract;
 use tlsresume_core::{
     BackendKind, ClientContext, ClientOffer, ClientParams, ClientSettings, Error, OcspMode,
-    OcspStatus, ProtocolVersion, Resumption, TlsStream, Transport, Verification, VerifyMode,
+    OcspStatus, ProtocolVersion, Resumption, TlsFailure, TlsStream, Transport, Verification,
+    VerifyMode,
 };
 
 use crate::config;
@@ -235,6 +239,7 @@ impl fmt::Debug for Client {
 impl Client {
     /// A client from the common settings.
     pub fn new(settings: ClientSettings) -> Result<Self, Error> {
+        settings.check()?;
         if client_index().is_none() {
             return Err(error::tls("could not allocate an SSL ex_data index"));
         }
@@ -281,11 +286,11 @@ impl Client {
     ///
     /// A stored session OpenSSL cannot load is dropped (a full handshake, never an error). The
     /// connection fails when OCSP is required and the reported status is not "verified".
-    pub fn connect(
+    pub fn connect<S: Read + Write>(
         &self,
-        transport: Box<dyn Transport>,
+        transport: S,
         params: &ClientParams,
-    ) -> Result<Stream, Error> {
+    ) -> Result<Stream<S>, Error> {
         let index = client_index().ok_or_else(|| error::tls("no SSL ex_data index"))?;
         let settings = &self.settings;
         let mut offer = settings.offer(BACKEND, params, true);
@@ -368,7 +373,7 @@ impl Client {
 /// After the handshake: USED, the reported verification and OCSP status, the OCSP
 /// requirement, and a TLS 1.2 ticket renewed on resumption (for which OpenSSL calls no
 /// new-session callback).
-fn finish(conn: &ClientConn, stream: &SslStream<Box<dyn Transport>>) -> Result<(), Error> {
+fn finish<S>(conn: &ClientConn, stream: &SslStream<S>) -> Result<(), Error> {
     let ssl = stream.ssl();
     let settings = &conn.settings;
     let resumed = ssl.session_reused();
@@ -389,9 +394,11 @@ fn finish(conn: &ClientConn, stream: &SslStream<Box<dyn Transport>>) -> Result<(
         (st.ocsp, renewal.then(|| st.offered_ticket.clone()))
     };
     if settings.ocsp_requirement_failed(reported_ocsp) {
-        return Err(error::tls(format!(
-            "OCSP is required and the status is {reported_ocsp}"
-        )));
+        return Err(Error::tls_failure(
+            error::NAME,
+            TlsFailure::Ocsp,
+            format!("OCSP is required and the status is {reported_ocsp}"),
+        ));
     }
     if let (Some(offered), Some(session)) = (renewal_check, ssl.session()) {
         let ticket = ffi::session_ticket(session);

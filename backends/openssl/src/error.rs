@@ -4,7 +4,7 @@ use std::io;
 
 use openssl::error::ErrorStack;
 use openssl::ssl::{self, HandshakeError};
-use tlsresume_core::Error;
+use tlsresume_core::{Error, TlsError, TlsFailure};
 
 /// The backend name in [`Error::Tls`].
 pub(crate) const NAME: &str = "openssl";
@@ -35,13 +35,34 @@ pub(crate) fn handshake<S>(err: HandshakeError<S>) -> Error {
         )),
         HandshakeError::Failure(mid) => {
             let verify = mid.ssl().verify_result();
-            let verify = if verify.as_raw() == 0 {
-                String::new()
+            if verify.as_raw() == 0 {
+                from_ssl("handshake", mid.into_error(), "")
             } else {
-                format!(" (certificate verification: {})", verify.error_string())
-            };
-            from_ssl("handshake", mid.into_error(), &verify)
+                let extra = format!(" (certificate verification: {})", verify.error_string());
+                match from_ssl("handshake", mid.into_error(), &extra) {
+                    Error::Tls(e) => Error::Tls(e.with_failure(TlsFailure::Certificate)),
+                    other => other,
+                }
+            }
         }
+    }
+}
+
+/// OpenSSL's reason codes for a received alert are `SSL_AD_REASON_OFFSET` (1000) + the alert.
+const ALERT_REASON_OFFSET: i32 = 1000;
+
+/// The kind of a failed handshake or record call, from OpenSSL's error queue.
+fn failure_of(err: &ssl::Error) -> TlsFailure {
+    let alert = err.ssl_error().is_some_and(|stack| {
+        stack.errors().iter().any(|e| {
+            let reason = e.reason_code();
+            (ALERT_REASON_OFFSET..ALERT_REASON_OFFSET + 256).contains(&reason)
+        })
+    });
+    if alert {
+        TlsFailure::Alert
+    } else {
+        TlsFailure::Protocol
     }
 }
 
@@ -52,7 +73,9 @@ pub(crate) fn from_ssl(what: &str, err: ssl::Error, extra: &str) -> Error {
             return Error::Io(io::Error::new(io.kind(), format!("{what}: {io}{extra}")));
         }
     }
-    tls(format!("{what} failed: {err}{extra}"))
+    let failure = failure_of(&err);
+    let message = format!("{what} failed: {err}{extra}");
+    Error::Tls(TlsError::new(NAME, failure, message).with_source(err))
 }
 
 /// An [`ssl::Error`] as an [`io::Error`] for `Read`/`Write`.

@@ -68,42 +68,80 @@ pub(crate) enum Conn {
     Client(Arc<ClientConn>),
 }
 
-/// An established TLS connection over OpenSSL.
+/// An established TLS connection over OpenSSL, on the transport `S` it was made on.
 ///
-/// [`TlsStream::info`] reads the connection's state each time it is called, so tickets that
-/// arrive after the handshake (TLS 1.3, processed on a read) show up in the client's bits and
-/// ticket lifetime.
-pub struct Stream {
-    inner: SslStream<Box<dyn Transport>>,
+/// [`Stream::info`] is kept current: tickets that arrive after the handshake (TLS 1.3,
+/// processed on a read) show up in the client's bits and ticket lifetime.
+pub struct Stream<S> {
+    inner: SslStream<S>,
     conn: Conn,
+    info: SessionInfo,
 }
 
-impl fmt::Debug for Stream {
+impl<S> fmt::Debug for Stream<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stream")
-            .field("info", &self.info())
+            .field("info", &self.info)
             .finish_non_exhaustive()
     }
 }
 
-impl Stream {
-    pub(crate) fn new(inner: SslStream<Box<dyn Transport>>, conn: Conn) -> Self {
-        Self { inner, conn }
+impl<S: Read + Write> Stream<S> {
+    pub(crate) fn new(inner: SslStream<S>, conn: Conn) -> Self {
+        let info = session_info(inner.ssl(), &conn);
+        Self { inner, conn, info }
+    }
+
+    /// What the handshake (and any tickets since) produced.
+    pub fn info(&self) -> &SessionInfo {
+        &self.info
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &S {
+        self.inner.get_ref()
+    }
+
+    /// The transport, mutable: for timeouts and socket options. Reading or writing it directly
+    /// corrupts the TLS connection.
+    pub fn get_mut(&mut self) -> &mut S {
+        self.inner.get_mut()
     }
 
     /// The underlying OpenSSL connection (read-only).
     pub fn ssl(&self) -> &SslRef {
         self.inner.ssl()
     }
-}
 
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
+    /// Sends close_notify.
+    pub fn shutdown(&mut self) -> io::Result<()> {
+        self.inner.shutdown().map(|_| ()).map_err(error::to_io)
+    }
+
+    /// Picks up what changed since the handshake (a ticket stored on a read).
+    fn refresh(&mut self) {
+        let (bits, lifetime) = match &self.conn {
+            Conn::Server(conn) => (conn.state().bits, self.info.ticket_lifetime),
+            Conn::Client(conn) => {
+                let st = conn.state();
+                (st.bits, st.ticket_lifetime)
+            }
+        };
+        if bits != self.info.resumption || lifetime != self.info.ticket_lifetime {
+            self.info = session_info(self.inner.ssl(), &self.conn);
+        }
     }
 }
 
-impl Write for Stream {
+impl<S: Read + Write> Read for Stream<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let result = self.inner.read(buf);
+        self.refresh();
+        result
+    }
+}
+
+impl<S: Read + Write> Write for Stream<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.inner.write(buf)
     }
@@ -113,60 +151,72 @@ impl Write for Stream {
     }
 }
 
-impl TlsStream for Stream {
+impl<S: Transport> TlsStream for Stream<S> {
     fn info(&self) -> SessionInfo {
-        let ssl = self.inner.ssl();
-        let protocol = protocol_of(ssl).unwrap_or(ProtocolVersion::Other(0));
-        let cipher = cipher_names(ssl, protocol);
-        let sni = ssl.servername(NameType::HOST_NAME).map(str::to_owned);
-        let alpn = ssl.selected_alpn_protocol().map(<[u8]>::to_vec);
-        let resumed = ssl.session_reused();
-        match &self.conn {
-            Conn::Server(conn) => {
-                let st = conn.state();
-                let ocsp = match (st.ocsp_requested, st.ocsp_stapled && !resumed) {
-                    (false, _) => OcspStatus::NotRequested,
-                    (true, true) => OcspStatus::NotVerified,
-                    (true, false) => OcspStatus::NoResponse,
-                };
-                let issued = st
-                    .bits
-                    .contains(tlsresume_core::Resumption::CLIENT_REQUESTED)
-                    && conn.may_issue;
-                SessionInfo {
-                    side: Side::Server,
-                    protocol,
-                    cipher,
-                    resumption: st.bits,
-                    resumed,
-                    verification: Verification::NotChecked,
-                    ocsp,
-                    peer_certificates: peer_chain(ssl),
-                    sni,
-                    alpn,
-                    ticket_lifetime: issued.then(|| conn.ring_lifetime()),
-                }
-            }
-            Conn::Client(conn) => {
-                let st = conn.state();
-                SessionInfo {
-                    side: Side::Client,
-                    protocol,
-                    cipher,
-                    resumption: st.bits,
-                    resumed: st.resumed,
-                    verification: st.verification,
-                    ocsp: st.ocsp,
-                    peer_certificates: peer_chain(ssl),
-                    sni,
-                    alpn,
-                    ticket_lifetime: st.ticket_lifetime,
-                }
-            }
-        }
+        self.info.clone()
     }
 
     fn shutdown(&mut self) -> io::Result<()> {
-        self.inner.shutdown().map(|_| ()).map_err(error::to_io)
+        Stream::shutdown(self)
+    }
+
+    fn transport_dyn(&self) -> &dyn Transport {
+        self.inner.get_ref()
+    }
+
+    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
+        self.inner.get_mut()
+    }
+}
+
+/// What OpenSSL and the connection's state say now.
+fn session_info(ssl: &SslRef, conn: &Conn) -> SessionInfo {
+    let protocol = protocol_of(ssl).unwrap_or(ProtocolVersion::Other(0));
+    let cipher = cipher_names(ssl, protocol);
+    let sni = ssl.servername(NameType::HOST_NAME).map(str::to_owned);
+    let alpn = ssl.selected_alpn_protocol().map(<[u8]>::to_vec);
+    let resumed = ssl.session_reused();
+    match conn {
+        Conn::Server(conn) => {
+            let st = conn.state();
+            let ocsp = match (st.ocsp_requested, st.ocsp_stapled && !resumed) {
+                (false, _) => OcspStatus::NotRequested,
+                (true, true) => OcspStatus::NotVerified,
+                (true, false) => OcspStatus::NoResponse,
+            };
+            let issued = st
+                .bits
+                .contains(tlsresume_core::Resumption::CLIENT_REQUESTED)
+                && conn.may_issue;
+            SessionInfo {
+                side: Side::Server,
+                protocol,
+                cipher,
+                resumption: st.bits,
+                resumed,
+                verification: Verification::NotChecked,
+                ocsp,
+                peer_certificates: peer_chain(ssl),
+                sni,
+                alpn,
+                ticket_lifetime: issued.then(|| conn.ring_lifetime()),
+            }
+        }
+        Conn::Client(conn) => {
+            let st = conn.state();
+            SessionInfo {
+                side: Side::Client,
+                protocol,
+                cipher,
+                resumption: st.bits,
+                resumed: st.resumed,
+                verification: st.verification,
+                ocsp: st.ocsp,
+                peer_certificates: peer_chain(ssl),
+                sni,
+                alpn,
+                ticket_lifetime: st.ticket_lifetime,
+            }
+        }
     }
 }

@@ -19,14 +19,8 @@
 //! let roots = certificates_from_pem_file(Path::new("tests/pki/ca.pem"))?;
 //! let client = Client::new(ClientSettings::new(roots))?;
 //! let tcp = TcpStream::connect("127.0.0.1:25")?;
-//! let params = ClientParams {
-//!     peer: tcp.peer_addr()?,
-//!     local: None,
-//!     server_name: "mx.tlsresume.test".into(),
-//!     lb_name: None,
-//!     dane: None,
-//! };
-//! let stream = client.connect(Box::new(tcp), &params)?;
+//! let params = ClientParams::new("mx.tlsresume.test", tcp.peer_addr()?);
+//! let stream = client.connect(tcp, &params)?;
 //! println!("{} {}", stream.info().exim_x(), stream.info().resumption.describe());
 //! # Ok(())
 //! # }
@@ -55,8 +49,8 @@
 //! [`ResumptionPolicy::exim_compatible`] and the stored result under
 //! [`ResumptionPolicy::hardened`]. No OCSP staple is sent on a resumed handshake.
 //!
-//! [`ServerSettings::start`]: tlsresume_core::ServerSettings::start
-//! [`ClientSettings::offer`]: tlsresume_core::ClientSettings::offer
+//! [`ServerSettings::start`]: tlsresume_core::contract::ServerContract::start
+//! [`ClientSettings::offer`]: tlsresume_core::contract::ClientContract::offer
 //! [`TicketLifecycle::find_key`]: tlsresume_core::TicketLifecycle::find_key
 //! [`TicketLifecycle::check_age`]: tlsresume_core::TicketLifecycle::check_age
 //! [`Verification::NotChecked`]: tlsresume_core::Verification::NotChecked

@@ -5,6 +5,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 use openssl::ssl::{AlpnError, Ssl, SslContext, SslMethod, SslRef, SslSessionCacheMode};
+use std::io::{Read, Write};
+
+use tlsresume_core::contract::ServerContract;
 use tlsresume_core::{
     BackendKind, Error, KeyRing, ServerContext, ServerParams, ServerSettings, TlsStream, Transport,
 };
@@ -37,7 +40,8 @@ impl fmt::Debug for Server {
 impl Server {
     /// A server from the common settings.
     pub fn new(settings: ServerSettings) -> Result<Self, Error> {
-        settings.ticket_policy.validate()?;
+        settings.check_for(BACKEND)?;
+        let policy = settings.ticket_policy_for(BACKEND);
         if server_index().is_none() {
             return Err(error::tls("could not allocate an SSL ex_data index"));
         }
@@ -46,7 +50,7 @@ impl Server {
         config::load_identity(&mut ctx, &settings.identity)?;
         config::set_versions(&mut ctx, settings.versions)?;
         ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
-        ffi::set_ctx_timeout(&mut ctx, settings.ticket_policy.lifetime().as_secs());
+        ffi::set_ctx_timeout(&mut ctx, policy.lifetime().as_secs());
         ffi::set_ticket_key_evp_cb(&mut ctx)
             .map_err(|e| error::config("ticket key callback", e))?;
         ffi::set_session_ticket_cb(&mut ctx)
@@ -67,10 +71,7 @@ impl Server {
                     .ok_or(AlpnError::NOACK)
             });
         }
-        let ring = Arc::new(KeyRing::new(
-            settings.ticket_policy,
-            Arc::clone(&settings.key_source),
-        ));
+        let ring = Arc::new(KeyRing::new(policy, Arc::clone(&settings.key_source)));
         Ok(Self {
             ctx: ctx.build(),
             settings: Arc::new(settings),
@@ -87,11 +88,11 @@ impl Server {
     ///
     /// Clients the policy gives tickets get one TLS 1.3 ticket (and TLS 1.2 tickets); others
     /// get none (`num_tickets` 0, `SSL_OP_NO_TICKET`) and their tickets are not accepted.
-    pub fn accept(
+    pub fn accept<S: Read + Write>(
         &self,
-        transport: Box<dyn Transport>,
+        transport: S,
         params: &ServerParams,
-    ) -> Result<Stream, Error> {
+    ) -> Result<Stream<S>, Error> {
         let index = server_index().ok_or_else(|| error::tls("no SSL ex_data index"))?;
         let start = self.settings.start(params);
         let mut ssl = Ssl::new(&self.ctx).map_err(|e| error::stack("SSL", e))?;

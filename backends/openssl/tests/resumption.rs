@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use tlsresume_core::contract::ClientContract;
 use tlsresume_core::*;
 
 const T12: ProtocolVersion = ProtocolVersion::Tls12;

@@ -8,6 +8,7 @@
 //! it the value itself can go into the entry and resumption works across processes.
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,19 +18,19 @@ use rustls::client::{
 };
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, NamedGroup, RootCertStore, StreamOwned};
+use tlsresume_core::contract::ClientContract;
 use tlsresume_core::{
     BackendKind, CacheKey, ClientContext, ClientOffer, ClientParams, ClientSettings, Error,
-    NoOffer, OcspMode, ProtocolVersion, Resumption, TlsStream, Transport, Verification,
+    NoOffer, OcspMode, ProtocolVersion, Resumption, TlsFailure, TlsStream, Transport, Verification,
 };
 
 use crate::config::{provider, versions, ClockTime};
 use crate::error::{handshake, tls};
 use crate::info::{ClientState, Stream};
 use crate::verify::{RecordScope, RecordingVerifier, VerifyRecord};
+use crate::wire::{Tap, WireRecord};
 
 const HANDLE_PREFIX: &[u8] = b"rustls-in-process:";
-/// Lifetime hint used when rustls's session value does not show one.
-const FALLBACK_LIFETIME: Duration = Duration::from_secs(7200);
 
 /// A rustls client that offers cached sessions as the settings' policy says.
 #[derive(Debug)]
@@ -50,9 +51,8 @@ struct InProcess {
 
 #[derive(Debug)]
 enum Slot {
-    /// The session and its ticket (as rustls's `Debug` shows it), to tell a new ticket from
-    /// the same one saved again.
-    Tls12(Tls12ClientSessionValue, Option<String>),
+    /// A TLS 1.2 session (reusable until it expires or a newer ticket replaces it).
+    Tls12(Tls12ClientSessionValue),
     /// TLS 1.3 tickets are single-use in rustls: taking one empties the slot.
     Tls13(Option<Tls13ClientSessionValue>),
 }
@@ -71,7 +71,7 @@ impl InProcess {
     fn usable(&self, handle: u64) -> bool {
         matches!(
             self.slots.get(&handle),
-            Some(Slot::Tls12(..)) | Some(Slot::Tls13(Some(_)))
+            Some(Slot::Tls12(_)) | Some(Slot::Tls13(Some(_)))
         )
     }
 }
@@ -87,66 +87,10 @@ fn decode_handle(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(rest.try_into().ok()?))
 }
 
-/// The start of rustls's `Debug` output of a session value, up to and including its lifetime
-/// hint. rustls 0.23 keeps the ticket and its lifetime hint private; its `Debug` shows them,
-/// before the certificate chain. Formatting stops there: the chain (printed in hex) is never
-/// formatted, which would cost more than the rest of a resumed handshake.
-fn debug_prefix(value: &dyn std::fmt::Debug) -> String {
-    /// Collects output until the lifetime field's value is complete. `derive(Debug)` writes
-    /// each field name as one piece, so spotting the name costs a comparison per write, not a
-    /// search; `value_at` is where the text after the name starts.
-    struct UntilLifetime {
-        text: String,
-        value_at: Option<usize>,
-    }
-    impl std::fmt::Write for UntilLifetime {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            self.text.push_str(s);
-            match self.value_at {
-                None if s == "lifetime_secs" => self.value_at = Some(self.text.len()),
-                Some(at) => {
-                    let value = self.text[at..].trim_start_matches([':', ' ']);
-                    let digits = value.bytes().take_while(u8::is_ascii_digit).count();
-                    if digits > 0 && digits < value.len() {
-                        return Err(std::fmt::Error);
-                    }
-                }
-                None => {}
-            }
-            if self.text.len() > 64 * 1024 {
-                return Err(std::fmt::Error);
-            }
-            Ok(())
-        }
-    }
-    let mut out = UntilLifetime {
-        text: String::new(),
-        value_at: None,
-    };
-    // The error is the early stop.
-    let _ = std::fmt::write(&mut out, format_args!("{value:?}"));
-    out.text
-}
-
-/// Reads a field from (a prefix of) rustls's `Debug` output of a session value.
-fn debug_field(debug: &str, field: &str) -> Option<String> {
-    let start = debug.find(&format!("{field}: "))? + field.len() + 2;
-    let rest = &debug[start..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    Some(rest[..end].trim().to_owned())
-}
-
-fn lifetime_of(debug: &str) -> Duration {
-    debug_field(debug, "lifetime_secs")
-        .and_then(|s| s.parse::<u64>().ok())
-        .filter(|s| *s > 0)
-        .map(Duration::from_secs)
-        .unwrap_or(FALLBACK_LIFETIME)
-}
-
 impl Client {
     /// Builds the client. Fails when no trust anchor parses or the version range is empty.
     pub fn new(settings: ClientSettings) -> Result<Self, Error> {
+        settings.check()?;
         let mut roots = RootCertStore::empty();
         for (i, der) in settings.roots.iter().enumerate() {
             roots
@@ -186,12 +130,12 @@ impl Client {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs a handshake and returns the concrete stream.
-    pub fn connect(
+    /// Runs a handshake on `transport`, offering a cached session when the policy allows.
+    pub fn connect<S: Read + Write>(
         &self,
-        transport: Box<dyn Transport>,
+        transport: S,
         params: &ClientParams,
-    ) -> Result<Stream, Error> {
+    ) -> Result<Stream<S>, Error> {
         let mut offer = self.settings.offer(BackendKind::Rustls, params, true);
         let handle = offer
             .entry
@@ -206,6 +150,7 @@ impl Client {
             offer.no_offer = Some(NoOffer::Missing);
         }
         let verify = Arc::new(Mutex::new(VerifyRecord::default()));
+        let wire = Arc::new(Mutex::new(WireRecord::default()));
         let state = Arc::new(Mutex::new(ClientState::default()));
         // Per connection: only the session store differs from the base configuration.
         let mut config = (*self.base).clone();
@@ -217,6 +162,7 @@ impl Client {
                 sessions: self.sessions.clone(),
                 verify: verify.clone(),
                 state: state.clone(),
+                wire: wire.clone(),
             }))
         } else {
             RustlsResumption::disabled()
@@ -224,7 +170,7 @@ impl Client {
         let name = ServerName::try_from(params.server_name.clone())
             .map_err(|e| Error::Config(format!("server name '{}': {e}", params.server_name)))?;
         let conn = ClientConnection::new(Arc::new(config), name).map_err(tls)?;
-        let mut stream = StreamOwned::new(conn, transport);
+        let mut stream = StreamOwned::new(conn, Tap::new(transport, wire));
         {
             let _scope = RecordScope::enter(verify.clone());
             while stream.conn.is_handshaking() {
@@ -234,6 +180,7 @@ impl Client {
                     .map_err(handshake)?;
             }
         }
+        stream.sock.stop();
         let stream = Stream::client(
             stream,
             self.settings.clone(),
@@ -245,8 +192,9 @@ impl Client {
         if self.settings.ocsp == OcspMode::Require {
             let info = stream.info();
             if self.settings.ocsp_requirement_failed(info.ocsp) {
-                return Err(Error::tls(
+                return Err(Error::tls_failure(
                     "rustls",
+                    TlsFailure::Ocsp,
                     format!("OCSP required but status is {}", info.ocsp),
                 ));
             }
@@ -279,6 +227,7 @@ struct Bridge {
     sessions: Arc<Mutex<InProcess>>,
     verify: Arc<Mutex<VerifyRecord>>,
     state: Arc<Mutex<ClientState>>,
+    wire: Arc<Mutex<WireRecord>>,
 }
 
 impl Bridge {
@@ -332,24 +281,31 @@ impl ClientSessionStore for Bridge {
     }
 
     fn set_tls12_session(&self, _server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
-        let debug = debug_prefix(&value);
-        let ticket = debug_field(&debug, "ticket");
-        // On a resumption without a new ticket rustls saves the old ticket again; that is
-        // no new session.
-        if let Some(handle) = self.offered {
-            if let Some(Slot::Tls12(_, old_ticket)) = self.sessions().slots.get(&handle) {
-                if *old_ticket == ticket {
-                    return;
-                }
-            }
+        // rustls saves a session after every TLS 1.2 handshake on which the server gave a
+        // ticket or a session ID. When this connection offered a session and the server sent
+        // no new ticket, rustls puts the offered ticket into what it saves (after a resumption,
+        // and after a full handshake that refused it): that is no new session. What the server
+        // sent is read off the wire (`wire`).
+        let sent = self
+            .wire
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ticket
+            .take();
+        let new_ticket = sent.filter(|t| !t.ticket.is_empty());
+        if self.offered.is_some() && new_ticket.is_none() {
+            return;
         }
-        let lifetime = lifetime_of(&debug);
-        self.save(Slot::Tls12(value, ticket), ProtocolVersion::Tls12, lifetime);
+        // 0 ("unspecified", RFC 5077, or no ticket at all) keeps the renewed session's lifetime
+        // or gives the default.
+        let hint = new_ticket.map_or(0, |t| t.lifetime_hint);
+        let lifetime = Duration::from_secs(u64::from(hint));
+        self.save(Slot::Tls12(value), ProtocolVersion::Tls12, lifetime);
     }
 
     fn tls12_session(&self, _server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
         match self.sessions().slots.get(&self.offered?) {
-            Some(Slot::Tls12(value, _)) => Some(value.clone()),
+            Some(Slot::Tls12(value)) => Some(value.clone()),
             _ => None,
         }
     }
@@ -361,8 +317,14 @@ impl ClientSessionStore for Bridge {
         _server_name: ServerName<'static>,
         value: Tls13ClientSessionValue,
     ) {
-        let lifetime = lifetime_of(&debug_prefix(&value));
-        self.save(Slot::Tls13(Some(value)), ProtocolVersion::Tls13, lifetime);
+        // A TLS 1.3 NewSessionTicket is encrypted and rustls 0.23 keeps its lifetime private:
+        // zero ("unspecified") gives the entry the default 2 h (inferred, not read). rustls
+        // itself still refuses to offer a ticket past the lifetime the server gave.
+        self.save(
+            Slot::Tls13(Some(value)),
+            ProtocolVersion::Tls13,
+            Duration::ZERO,
+        );
     }
 
     fn take_tls13_ticket(
@@ -386,38 +348,5 @@ mod tests {
         assert_eq!(decode_handle(b"rustls-in-process:123"), None);
         assert_eq!(decode_handle(b""), None);
         assert_eq!(decode_handle(&[0xff; 40]), None);
-    }
-
-    #[test]
-    fn debug_prefix_stops_after_the_lifetime() {
-        struct Explodes;
-        impl std::fmt::Debug for Explodes {
-            fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                panic!("formatted past the lifetime");
-            }
-        }
-        #[derive(Debug)]
-        #[allow(dead_code)]
-        struct Value {
-            ticket: u8,
-            lifetime_secs: u32,
-            server_cert_chain: Explodes,
-        }
-        let text = debug_prefix(&Value {
-            ticket: 7,
-            lifetime_secs: 7200,
-            server_cert_chain: Explodes,
-        });
-        assert_eq!(lifetime_of(&text), Duration::from_secs(7200));
-        assert_eq!(debug_field(&text, "ticket").as_deref(), Some("7"));
-    }
-
-    #[test]
-    fn debug_fields_are_read() {
-        let text = "Tls12ClientSessionValue { common: ClientSessionCommon { ticket: 0102ab, epoch: 5, lifetime_secs: 7200, server_cert_chain: .. } }";
-        assert_eq!(debug_field(text, "lifetime_secs").as_deref(), Some("7200"));
-        assert_eq!(debug_field(text, "epoch").as_deref(), Some("5"));
-        assert_eq!(lifetime_of(text), Duration::from_secs(7200));
-        assert_eq!(lifetime_of("nothing"), FALLBACK_LIFETIME);
     }
 }

@@ -1,19 +1,38 @@
-//! rustls errors as tlsresume errors.
+//! rustls errors as tlsresume errors: the kind (certificate, alert, protocol) from rustls's
+//! own error, which stays reachable as the source.
 
-use tlsresume_core::Error;
+use rustls::Error as RustlsError;
+use tlsresume_core::{Error, TlsError, TlsFailure};
 
-/// A rustls error, named for the backend.
-pub(crate) fn tls(err: rustls::Error) -> Error {
-    Error::tls("rustls", err.to_string())
+const NAME: &str = "rustls";
+
+fn failure_of(err: &RustlsError) -> TlsFailure {
+    match err {
+        RustlsError::InvalidCertificate(_) => TlsFailure::Certificate,
+        RustlsError::AlertReceived(_) => TlsFailure::Alert,
+        _ => TlsFailure::Protocol,
+    }
 }
 
-/// An I/O error during the handshake: a TLS alert or a transport failure.
+/// A rustls error, named for the backend.
+pub(crate) fn tls(err: RustlsError) -> Error {
+    let failure = failure_of(&err);
+    Error::Tls(TlsError::new(NAME, failure, err.to_string()).with_source(err))
+}
+
+/// An I/O error during the handshake: a TLS failure (rustls wraps its errors in I/O errors of
+/// kind `InvalidData`) or a transport failure, which stays [`Error::Io`] (timeouts included).
 pub(crate) fn handshake(err: std::io::Error) -> Error {
-    match err
+    let tls_err = err
         .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(tls_err) => Error::tls("rustls", format!("handshake failed: {tls_err}")),
-        None => Error::tls("rustls", format!("handshake failed: {err}")),
+        .and_then(|inner| inner.downcast_ref::<RustlsError>())
+        .cloned();
+    match tls_err {
+        Some(tls_err) => {
+            let failure = failure_of(&tls_err);
+            let message = format!("handshake failed: {tls_err}");
+            Error::Tls(TlsError::new(NAME, failure, message).with_source(tls_err))
+        }
+        None => Error::Io(err),
     }
 }

@@ -9,6 +9,7 @@ use rustls::{
     CipherSuite, ClientConnection, CommonState, HandshakeKind, ServerConnection, StreamOwned,
     SupportedCipherSuite,
 };
+use tlsresume_core::contract::ClientContract;
 use tlsresume_core::{
     exim_cipher_string, CipherNames, ClientOffer, ClientSettings, OcspStatus, ProtocolVersion,
     Resumption, ServerStart, SessionInfo, Side, TlsStream, Transport, Verification,
@@ -16,6 +17,7 @@ use tlsresume_core::{
 
 use crate::tickets::TicketRecord;
 use crate::verify::VerifyRecord;
+use crate::wire::Tap;
 
 /// Whether the handshake resumed a session.
 pub(crate) fn resumed(conn: &CommonState) -> bool {
@@ -79,9 +81,9 @@ pub(crate) struct ClientState {
 
 // One stream per connection, so the size difference between the variants costs nothing.
 #[allow(clippy::large_enum_variant)]
-enum Inner {
+enum Inner<S: Read + Write> {
     Client {
-        stream: StreamOwned<ClientConnection, Box<dyn Transport>>,
+        stream: StreamOwned<ClientConnection, Tap<S>>,
         settings: Arc<ClientSettings>,
         offer: ClientOffer,
         verify: Arc<Mutex<VerifyRecord>>,
@@ -89,47 +91,45 @@ enum Inner {
         server_name: String,
     },
     Server {
-        stream: StreamOwned<ServerConnection, Box<dyn Transport>>,
+        stream: StreamOwned<ServerConnection, S>,
         state: ServerState,
     },
 }
 
-/// An established TLS connection over rustls.
+/// An established TLS connection over rustls, on the transport `S` it was made on.
 ///
-/// On a client, TLS 1.3 tickets arrive with the first read after the handshake; `info()`
+/// On a client, TLS 1.3 tickets arrive with the first read after the handshake; [`Stream::info`]
 /// then shows `SERVER_TICKET` and the session is in the store.
-pub struct Stream {
-    inner: Inner,
+pub struct Stream<S: Read + Write> {
+    inner: Inner<S>,
+    info: SessionInfo,
 }
 
-impl Stream {
+impl<S: Read + Write> Stream<S> {
     pub(crate) fn client(
-        stream: StreamOwned<ClientConnection, Box<dyn Transport>>,
+        stream: StreamOwned<ClientConnection, Tap<S>>,
         settings: Arc<ClientSettings>,
         offer: ClientOffer,
         verify: Arc<Mutex<VerifyRecord>>,
         state: Arc<Mutex<ClientState>>,
         server_name: String,
     ) -> Self {
-        Self {
-            inner: Inner::Client {
-                stream,
-                settings,
-                offer,
-                verify,
-                state,
-                server_name,
-            },
-        }
+        let inner = Inner::Client {
+            stream,
+            settings,
+            offer,
+            verify,
+            state,
+            server_name,
+        };
+        let info = session_info(&inner);
+        Self { inner, info }
     }
 
-    pub(crate) fn server(
-        stream: StreamOwned<ServerConnection, Box<dyn Transport>>,
-        state: ServerState,
-    ) -> Self {
-        Self {
-            inner: Inner::Server { stream, state },
-        }
+    pub(crate) fn server(stream: StreamOwned<ServerConnection, S>, state: ServerState) -> Self {
+        let inner = Inner::Server { stream, state };
+        let info = session_info(&inner);
+        Self { inner, info }
     }
 
     /// Why the client offered no session, if it offered none.
@@ -139,89 +139,31 @@ impl Stream {
             Inner::Server { .. } => None,
         }
     }
-}
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+    /// What the handshake (and any tickets since) produced.
+    pub fn info(&self) -> &SessionInfo {
+        &self.info
+    }
 
-impl TlsStream for Stream {
-    fn info(&self) -> SessionInfo {
+    /// The transport.
+    pub fn get_ref(&self) -> &S {
         match &self.inner {
-            Inner::Client {
-                stream,
-                settings,
-                offer,
-                verify,
-                state,
-                server_name,
-            } => {
-                let conn = &stream.conn;
-                let was_resumed = resumed(conn);
-                let record = lock(verify);
-                let state = lock(state);
-                let mut bits = offer.bits | state.bits;
-                if was_resumed {
-                    bits |= Resumption::USED;
-                }
-                let seen_ocsp = record
-                    .ocsp
-                    .unwrap_or_else(|| settings.ocsp_without_staple());
-                SessionInfo {
-                    side: Side::Client,
-                    protocol: protocol(conn),
-                    cipher: cipher(conn),
-                    resumption: bits,
-                    resumed: was_resumed,
-                    verification: settings.reported_verification(
-                        offer,
-                        was_resumed,
-                        record.verification.unwrap_or(Verification::NotChecked),
-                    ),
-                    ocsp: settings.reported_ocsp(offer, was_resumed, seen_ocsp),
-                    peer_certificates: conn
-                        .peer_certificates()
-                        .map(|c| c.iter().map(|c| c.to_vec()).collect())
-                        .unwrap_or_default(),
-                    sni: Some(server_name.clone()),
-                    alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
-                    ticket_lifetime: state.lifetime,
-                }
-            }
-            Inner::Server { stream, state } => {
-                let conn = &stream.conn;
-                let was_resumed = resumed(conn);
-                let record = lock(&state.record);
-                let mut bits = state.start.bits | record.bits;
-                if was_resumed {
-                    bits |= Resumption::USED;
-                }
-                let ocsp = match (state.stapling, was_resumed) {
-                    (false, _) => OcspStatus::NotRequested,
-                    (true, true) => OcspStatus::NoResponse,
-                    (true, false) => OcspStatus::NotVerified,
-                };
-                SessionInfo {
-                    side: Side::Server,
-                    protocol: protocol(conn),
-                    cipher: cipher(conn),
-                    resumption: bits,
-                    resumed: was_resumed,
-                    verification: Verification::NotChecked,
-                    ocsp,
-                    peer_certificates: Vec::new(),
-                    sni: conn.server_name().map(str::to_owned),
-                    alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
-                    ticket_lifetime: record
-                        .bits
-                        .contains(Resumption::CLIENT_REQUESTED)
-                        .then_some(state.lifetime),
-                }
-            }
+            Inner::Client { stream, .. } => stream.sock.get_ref(),
+            Inner::Server { stream, .. } => &stream.sock,
         }
     }
 
-    fn shutdown(&mut self) -> io::Result<()> {
+    /// The transport, mutable: for timeouts and socket options. Reading or writing it directly
+    /// corrupts the TLS connection.
+    pub fn get_mut(&mut self) -> &mut S {
+        match &mut self.inner {
+            Inner::Client { stream, .. } => stream.sock.get_mut(),
+            Inner::Server { stream, .. } => &mut stream.sock,
+        }
+    }
+
+    /// Sends close_notify.
+    pub fn shutdown(&mut self) -> io::Result<()> {
         match &mut self.inner {
             Inner::Client { stream, .. } => {
                 stream.conn.send_close_notify();
@@ -233,18 +175,131 @@ impl TlsStream for Stream {
             }
         }
     }
-}
 
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &mut self.inner {
-            Inner::Client { stream, .. } => stream.read(buf),
-            Inner::Server { stream, .. } => stream.read(buf),
+    /// Picks up a session stored on a read (a TLS 1.3 ticket).
+    fn refresh(&mut self) {
+        let changed = match &self.inner {
+            Inner::Client { state, .. } => {
+                let st = lock(state);
+                !self.info.resumption.contains(st.bits) || st.lifetime != self.info.ticket_lifetime
+            }
+            Inner::Server { state, .. } => !self.info.resumption.contains(lock(&state.record).bits),
+        };
+        if changed {
+            self.info = session_info(&self.inner);
         }
     }
 }
 
-impl Write for Stream {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
+    match inner {
+        Inner::Client {
+            stream,
+            settings,
+            offer,
+            verify,
+            state,
+            server_name,
+        } => {
+            let conn = &stream.conn;
+            let was_resumed = resumed(conn);
+            let record = lock(verify);
+            let state = lock(state);
+            let mut bits = offer.bits | state.bits;
+            if was_resumed {
+                bits |= Resumption::USED;
+            }
+            let seen_ocsp = record
+                .ocsp
+                .unwrap_or_else(|| settings.ocsp_without_staple());
+            SessionInfo {
+                side: Side::Client,
+                protocol: protocol(conn),
+                cipher: cipher(conn),
+                resumption: bits,
+                resumed: was_resumed,
+                verification: settings.reported_verification(
+                    offer,
+                    was_resumed,
+                    record.verification.unwrap_or(Verification::NotChecked),
+                ),
+                ocsp: settings.reported_ocsp(offer, was_resumed, seen_ocsp),
+                peer_certificates: conn
+                    .peer_certificates()
+                    .map(|c| c.iter().map(|c| c.to_vec()).collect())
+                    .unwrap_or_default(),
+                sni: Some(server_name.clone()),
+                alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
+                ticket_lifetime: state.lifetime,
+            }
+        }
+        Inner::Server { stream, state } => {
+            let conn = &stream.conn;
+            let was_resumed = resumed(conn);
+            let record = lock(&state.record);
+            let mut bits = state.start.bits | record.bits;
+            if was_resumed {
+                bits |= Resumption::USED;
+            }
+            let ocsp = match (state.stapling, was_resumed) {
+                (false, _) => OcspStatus::NotRequested,
+                (true, true) => OcspStatus::NoResponse,
+                (true, false) => OcspStatus::NotVerified,
+            };
+            SessionInfo {
+                side: Side::Server,
+                protocol: protocol(conn),
+                cipher: cipher(conn),
+                resumption: bits,
+                resumed: was_resumed,
+                verification: Verification::NotChecked,
+                ocsp,
+                peer_certificates: Vec::new(),
+                sni: conn.server_name().map(str::to_owned),
+                alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
+                ticket_lifetime: record
+                    .bits
+                    .contains(Resumption::CLIENT_REQUESTED)
+                    .then_some(state.lifetime),
+            }
+        }
+    }
+}
+
+impl<S: Transport> TlsStream for Stream<S> {
+    fn info(&self) -> SessionInfo {
+        self.info.clone()
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        Stream::shutdown(self)
+    }
+
+    fn transport_dyn(&self) -> &dyn Transport {
+        self.get_ref()
+    }
+
+    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
+        self.get_mut()
+    }
+}
+
+impl<S: Read + Write> Read for Stream<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let result = match &mut self.inner {
+            Inner::Client { stream, .. } => stream.read(buf),
+            Inner::Server { stream, .. } => stream.read(buf),
+        };
+        self.refresh();
+        result
+    }
+}
+
+impl<S: Read + Write> Write for Stream<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.inner {
             Inner::Client { stream, .. } => stream.write(buf),
@@ -260,13 +315,12 @@ impl Write for Stream {
     }
 }
 
-impl fmt::Debug for Stream {
+impl<S: Read + Write> fmt::Debug for Stream<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let info = self.info();
         f.debug_struct("Stream")
-            .field("side", &info.side)
-            .field("protocol", &info.protocol)
-            .field("resumption", &info.resumption)
+            .field("side", &self.info.side)
+            .field("protocol", &self.info.protocol)
+            .field("resumption", &self.info.resumption)
             .finish_non_exhaustive()
     }
 }

@@ -12,16 +12,10 @@
 //!
 //! let roots = certificates_from_pem_file("ca.pem".as_ref())?;
 //! let client = Client::new(ClientSettings::new(roots))?;
-//! let params = ClientParams {
-//!     peer: "192.0.2.10:465".parse().unwrap(),
-//!     local: None,
-//!     server_name: "mx.example.net".into(),
-//!     lb_name: None,
-//!     dane: None,
-//! };
+//! let params = ClientParams::new("mx.example.net", "192.0.2.10:465".parse()?);
 //! for _ in 0..2 {
 //!     let tcp = TcpStream::connect(params.peer)?;
-//!     let mut tls = client.connect(Box::new(tcp), &params)?;
+//!     let mut tls = client.connect(tcp, &params)?;
 //!     // ... SMTP over `tls` ...
 //!     println!("{}", tls.info().resumption); // the second prints "0x17 (session resumed)"
 //! }
@@ -50,6 +44,14 @@
 //!   value kept by the [`Client`]. Another process (or a new `Client`) sharing the store makes
 //!   a full handshake. TLS 1.3 tickets are single-use in rustls: each resumption uses the ticket
 //!   up and stores the new one the server sends.
+//! - **What the server sent.** rustls 0.23 keeps a session's ticket and lifetime hint private
+//!   (and this crate never reads another crate's `Debug` output). A TLS 1.2 NewSessionTicket
+//!   travels in clear, so the client reads the server's lifetime hint and ticket off the
+//!   records it receives during the handshake: a renewed ticket is stored with the lifetime
+//!   the server sent, and a handshake on which the server sent no new ticket (rustls saves the
+//!   old one again) stores nothing. A TLS 1.3 NewSessionTicket is encrypted: the stored entry
+//!   gets the default 2 h lifetime (**inferred**, not read; both Exim flavours send 2 h), and
+//!   rustls itself still refuses to offer a ticket past the lifetime the server gave.
 //! - **Verification on resumption.** rustls does not verify the certificate again on a resumed
 //!   handshake; under `exim_compatible()` the client reports "not checked", under `hardened()`
 //!   the stored result.
@@ -69,6 +71,7 @@ mod ocsp;
 mod server;
 mod tickets;
 mod verify;
+mod wire;
 
 pub use client::Client;
 pub use info::Stream;

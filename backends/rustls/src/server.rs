@@ -1,10 +1,13 @@
 //! The server: `Server` builds two rustls configurations (tickets for allowed clients, none
 //! for the rest) and runs handshakes with a per-connection ticketer.
 
+use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rustls::server::NoServerSessionStorage;
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use tlsresume_core::contract::ServerContract;
 use tlsresume_core::{
     BackendKind, Error, KeyRing, ServerContext, ServerParams, ServerSettings, TicketSealer,
     TlsStream, Transport,
@@ -25,13 +28,15 @@ pub struct Server {
     with_tickets: Arc<ServerConfig>,
     without_tickets: Arc<ServerConfig>,
     ring: Arc<KeyRing>,
+    lifetime: Duration,
 }
 
 impl Server {
     /// Builds the server. Fails on an invalid ticket policy, a key that does not match the
     /// certificate, or a version range rustls cannot serve.
     pub fn new(settings: ServerSettings) -> Result<Self, Error> {
-        settings.ticket_policy.validate()?;
+        settings.check_for(crate::BACKEND)?;
+        let policy = settings.ticket_policy_for(crate::BACKEND);
         let (chain, key) = chain_and_key(&settings.identity);
         let builder = ServerConfig::builder_with_details(
             provider(),
@@ -50,23 +55,20 @@ impl Server {
         config.alpn_protocols = settings.alpn.clone();
         let mut without = config.clone();
         without.send_tls13_tickets = 0;
-        let ring = Arc::new(KeyRing::new(
-            settings.ticket_policy,
-            settings.key_source.clone(),
-        ));
+        let ring = Arc::new(KeyRing::new(policy, settings.key_source.clone()));
         let sealer = TicketSealer::new(ring.clone());
         config.send_tls13_tickets = 1;
         config.ticketer = Arc::new(Ticketer {
             sealer: sealer.clone(),
             clock: settings.clock.clone(),
-            lifetime_secs: u32::try_from(settings.ticket_policy.lifetime().as_secs())
-                .unwrap_or(u32::MAX),
+            lifetime_secs: u32::try_from(policy.lifetime().as_secs()).unwrap_or(u32::MAX),
         });
         Ok(Self {
             settings,
             with_tickets: Arc::new(config),
             without_tickets: Arc::new(without),
             ring,
+            lifetime: policy.lifetime(),
         })
     }
 
@@ -75,12 +77,12 @@ impl Server {
         &self.ring
     }
 
-    /// Runs a handshake and returns the concrete stream.
-    pub fn accept(
+    /// Runs the server side of a handshake on `transport`.
+    pub fn accept<S: Read + Write>(
         &self,
-        transport: Box<dyn Transport>,
+        transport: S,
         params: &ServerParams,
-    ) -> Result<Stream, Error> {
+    ) -> Result<Stream<S>, Error> {
         let start = self.settings.start(params);
         let record = Arc::new(Mutex::new(TicketRecord::default()));
         let config = if start.may_issue {
@@ -105,7 +107,7 @@ impl Server {
                 start,
                 record,
                 stapling: self.settings.ocsp_response.is_some(),
-                lifetime: self.settings.ticket_policy.lifetime(),
+                lifetime: self.lifetime,
             },
         ))
     }

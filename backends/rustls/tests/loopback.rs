@@ -37,7 +37,7 @@ fn server_settings(
     let mut s = ServerSettings::new(identity);
     s.clock = Arc::new(clock.clone());
     s.versions = versions;
-    s.ticket_policy = policy;
+    s.ticket_policy = Some(policy);
     s
 }
 
@@ -83,13 +83,10 @@ impl Harness {
     }
 
     fn params(&self) -> ClientParams {
-        ClientParams {
-            peer: self.listener.local_addr().expect("addr"),
-            local: None,
-            server_name: "mx.tlsresume.test".into(),
-            lb_name: None,
-            dane: None,
-        }
+        ClientParams::new(
+            "mx.tlsresume.test",
+            self.listener.local_addr().expect("addr"),
+        )
     }
 
     fn advance_mins(&self, mins: u64) {
@@ -112,11 +109,7 @@ impl Harness {
         let listener = self.listener.try_clone().expect("clone");
         let handle = thread::spawn(move || -> io::Result<SessionInfo> {
             let (tcp, peer) = listener.accept()?;
-            let params = ServerParams {
-                peer,
-                local: tcp.local_addr()?,
-                peer_name: None,
-            };
+            let params = ServerParams::new(peer, tcp.local_addr()?);
             let mut tls = server
                 .accept(Box::new(tcp), &params)
                 .map_err(io::Error::other)?;
@@ -125,7 +118,7 @@ impl Harness {
             let mut line = String::new();
             BufReader::new(&mut tls).read_line(&mut line)?;
             assert_eq!(line, "QUIT\r\n");
-            let info = tls.info();
+            let info = tls.info().clone();
             let _ = tls.shutdown();
             Ok(info)
         });
@@ -136,7 +129,7 @@ impl Harness {
         assert_eq!(&greeting, b"220 hello\r\n");
         tls.write_all(b"QUIT\r\n").expect("quit");
         tls.flush().expect("flush");
-        let client_info = tls.info();
+        let client_info = tls.info().clone();
         let server_info = handle.join().expect("server thread").expect("server");
         (client_info, server_info)
     }
@@ -310,14 +303,7 @@ fn ticket_tampered_on_the_wire_fails_cleanly_and_the_server_carries_on() {
         let t = thread::spawn(move || {
             let (tcp, peer) = listener.accept().expect("accept");
             let local = tcp.local_addr().expect("addr");
-            match server.accept(
-                Box::new(tcp),
-                &ServerParams {
-                    peer,
-                    local,
-                    peer_name: None,
-                },
-            ) {
+            match server.accept(Box::new(tcp), &ServerParams::new(peer, local)) {
                 Ok(mut tls) => {
                     // TLS 1.3: the server's handshake may finish before the client's Finished
                     // is checked; the failure then shows on read.
@@ -501,14 +487,7 @@ fn verification_required_and_failing_stops_the_handshake() {
         let (tcp, peer) = listener.accept().expect("accept");
         let local = tcp.local_addr().expect("addr");
         server
-            .accept(
-                Box::new(tcp),
-                &ServerParams {
-                    peer,
-                    local,
-                    peer_name: None,
-                },
-            )
+            .accept(Box::new(tcp), &ServerParams::new(peer, local))
             .is_err()
     });
     let tcp = TcpStream::connect(h.params().peer).expect("connect");
@@ -581,14 +560,7 @@ fn required_ocsp_fails_on_resumption_under_exim_and_not_under_hardened() {
             let (tcp, peer) = listener.accept().expect("accept");
             let local = tcp.local_addr().expect("addr");
             let mut tls = server
-                .accept(
-                    Box::new(tcp),
-                    &ServerParams {
-                        peer,
-                        local,
-                        peer_name: None,
-                    },
-                )
+                .accept(Box::new(tcp), &ServerParams::new(peer, local))
                 .expect("server handshake");
             let _ = tls.write_all(b"220 hello\r\n");
             let _ = tls.flush();

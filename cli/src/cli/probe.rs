@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::ValueEnum;
+use tlsresume::contract::ClientContract;
 use tlsresume::{
     BackendKind, ClientContext, ClientOffer, ClientParams, ClientSettings, Error, MemoryStore,
     NoOffer, OcspMode, Resumption, SessionInfo, VerifyMode,
@@ -240,12 +241,10 @@ fn connect(
             }
         }
     }
-    let params = ClientParams {
-        peer,
-        local: None,
-        server_name: server_name.to_owned(),
-        lb_name,
-        dane: None,
+    let params = {
+        let mut p = ClientParams::new(server_name.to_owned(), peer);
+        p.lb_name = lb_name;
+        p
     };
     // The decision the backend is about to make, for the summary's "why not resumed" (the
     // same store and rules; GnuTLS leaves expiry to the policy).

@@ -134,7 +134,7 @@ fn settings(args: &ServeArgs) -> Result<(ServerSettings, tlsresume::BackendKind)
         (None, None) => Pki::committed()?.server,
     };
     let mut settings = ServerSettings::new(identity);
-    settings.ticket_policy = kind.default_ticket_policy();
+    settings.ticket_policy = Some(kind.default_ticket_policy());
     settings.resumption = super::policy(&args.policy)?.policy();
     if let Some(list) = &args.resumption_hosts {
         let hosts: HostList = list
@@ -146,7 +146,7 @@ fn settings(args: &ServeArgs) -> Result<(ServerSettings, tlsresume::BackendKind)
         settings.ocsp_response = Some(tlsresume::read_file(path)?);
     }
     settings.versions = super::versions(args.tls.as_deref())?;
-    if let Some(source) = fleet_key_source(args, &settings.ticket_policy)? {
+    if let Some(source) = fleet_key_source(args, &settings.ticket_policy_for(kind))? {
         settings.key_source = source;
     }
     Ok((settings, kind))
@@ -266,11 +266,7 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr) {
             Err(e) => return log_line(&format!("{h} SMTP error before STARTTLS: {e}")),
         }
     }
-    let params = ServerParams {
-        peer,
-        local,
-        peer_name: None,
-    };
+    let params = ServerParams::new(peer, local);
     let tls = match shared.server.accept(Box::new(tcp), &params) {
         Ok(tls) => tls,
         Err(e) => return log_line(&format!("{h} TLS error on connection: {e}")),

@@ -50,7 +50,7 @@ impl Pair {
     pub fn new(kind: &str, versions: Versions, policy: ResumptionPolicy) -> Self {
         let clock = ManualClock::new(UnixTime::now());
         let mut server = ServerSettings::new(identity(kind));
-        server.ticket_policy = TicketPolicy::GNUTLS;
+        server.ticket_policy = Some(TicketPolicy::GNUTLS);
         server.clock = Arc::new(clock.clone());
         server.versions = versions;
         server.resumption = policy.clone();
@@ -89,11 +89,7 @@ pub fn run(
         let handle = scope.spawn(move || -> Result<SessionInfo, String> {
             let (tcp, peer) = listener.accept().map_err(|e| e.to_string())?;
             tcp.set_read_timeout(Some(Duration::from_secs(10))).ok();
-            let params = ServerParams {
-                peer,
-                local: addr,
-                peer_name: None,
-            };
+            let params = ServerParams::new(peer, addr);
             let mut stream = server
                 .accept(Box::new(tcp), &params)
                 .map_err(|e| format!("server: {e}"))?;
@@ -107,13 +103,7 @@ pub fn run(
         });
         let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
         tcp.set_read_timeout(Some(Duration::from_secs(10))).ok();
-        let params = ClientParams {
-            peer: addr,
-            local: None,
-            server_name: name.into(),
-            lb_name: None,
-            dane: None,
-        };
+        let params = ClientParams::new(name, addr);
         let client_result = (|| -> Result<SessionInfo, String> {
             let mut stream = client
                 .connect(Box::new(tcp), &params)

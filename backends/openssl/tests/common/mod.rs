@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use tlsresume_core::contract::ClientContract;
 use tlsresume_core::*;
 use tlsresume_openssl::{Client, Server};
 
@@ -84,7 +85,7 @@ impl Setup {
         ss.clock = Arc::new(clock.clone());
         ss.versions = versions;
         ss.resumption = self.server_policy;
-        ss.ticket_policy = self.ticket_policy;
+        ss.ticket_policy = Some(self.ticket_policy);
         ss.ocsp_response = self.ocsp_response;
         ss.alpn = self.alpn.clone();
         let mut cs = ClientSettings::new(self.roots);
@@ -115,13 +116,10 @@ pub struct Outcome {
 
 impl Pair {
     pub fn params(&self) -> ClientParams {
-        ClientParams {
-            peer: self.listener.local_addr().expect("addr"),
-            local: None,
-            server_name: self.server_name.clone(),
-            lb_name: None,
-            dane: None,
-        }
+        ClientParams::new(
+            self.server_name.clone(),
+            self.listener.local_addr().expect("addr"),
+        )
     }
 
     pub fn key(&self) -> CacheKey {
@@ -150,16 +148,12 @@ impl Pair {
         let handle = thread::spawn(move || -> Result<SessionInfo, Error> {
             let (tcp, peer) = listener.accept()?;
             tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
-            let params = ServerParams {
-                peer,
-                local: tcp.local_addr()?,
-                peer_name: None,
-            };
+            let params = ServerParams::new(peer, tcp.local_addr()?);
             let mut stream = server.accept(Box::new(tcp), &params)?;
             stream.write_all(b"hello")?;
             let mut buf = [0u8; 2];
             let _ = stream.read_exact(&mut buf);
-            let info = stream.info();
+            let info = stream.info().clone();
             let _ = stream.shutdown();
             Ok(info)
         });
@@ -167,12 +161,12 @@ impl Pair {
             let tcp = TcpStream::connect(self.listener.local_addr()?)?;
             tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
             let mut stream = self.client.connect(Box::new(tcp), &self.params())?;
-            let before = stream.info();
+            let before = stream.info().clone();
             let mut buf = [0u8; 5];
             stream.read_exact(&mut buf)?;
             assert_eq!(&buf, b"hello");
             stream.write_all(b"ok")?;
-            let after = stream.info();
+            let after = stream.info().clone();
             let _ = stream.shutdown();
             Ok(Outcome2 { before, after })
         })();

@@ -1,6 +1,15 @@
-//! The resumption decisions every backend makes the same way around its library's handshake:
-//! which bits a connection starts with, which cached session a client offers, and what a
-//! resumed session reports.
+//! The contract for backends: the resumption decisions every backend makes the same way around
+//! its library's handshake — which bits a connection starts with, which cached session a client
+//! offers, what a resumed session reports, what is stored.
+//!
+//! A backend crate (`tlsresume-openssl`, `tlsresume-gnutls`, `tlsresume-rustls`) does, for a
+//! client connection: [`ClientContract::offer`] before the handshake (and hands the offered
+//! entry's session to its library, dropping the offer if the library refuses it), then after the
+//! handshake [`ClientContract::reported_verification`] and [`ClientContract::reported_ocsp`] from
+//! what the library saw, fails the connection when [`ClientContract::ocsp_requirement_failed`],
+//! and stores each session the library hands over as [`ClientContract::entry_for`]. For a server
+//! connection, [`ServerContract::start`] gives the starting bits. Applications use the backends'
+//! `Client`/`Server` and never call these.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -67,9 +76,70 @@ pub struct ClientOffer {
     pub bits: Resumption,
 }
 
-impl ClientSettings {
+/// The client half of the backend contract: the decisions every backend makes the same way
+/// around its library's handshake (which session to offer, what a resumed session reports,
+/// what is stored). Implemented for [`ClientSettings`]; applications do not call it.
+pub trait ClientContract {
     /// The cache key for a connection made by `backend` with these settings.
-    pub fn cache_key(&self, backend: BackendKind, params: &ClientParams) -> CacheKey {
+    fn cache_key(&self, backend: BackendKind, params: &ClientParams) -> CacheKey;
+
+    /// Looks up the session to offer.
+    ///
+    /// `library_filters_expiry` says whether this backend drops a session past store time +
+    /// lifetime hint by itself (OpenSSL as Exim drives it, rustls); GnuTLS does not, and only
+    /// the hardened policy filters for it. A corrupt or expired entry is removed; a store
+    /// failure is a miss, never an error that stops the connection.
+    fn offer(
+        &self,
+        backend: BackendKind,
+        params: &ClientParams,
+        library_filters_expiry: bool,
+    ) -> ClientOffer;
+
+    /// The verification a connection reports, from what the library saw on this handshake.
+    ///
+    /// On a resumed handshake under a policy that carries verification, the stored result is
+    /// reported instead; a session stored with verify-override never reports "verified".
+    fn reported_verification(
+        &self,
+        offer: &ClientOffer,
+        resumed: bool,
+        seen: Verification,
+    ) -> Verification;
+
+    /// The OCSP status a connection reports, from what the library saw on this handshake.
+    fn reported_ocsp(&self, offer: &ClientOffer, resumed: bool, seen: OcspStatus) -> OcspStatus;
+
+    /// Whether a connection with this outcome must fail: OCSP required and not verified.
+    fn ocsp_requirement_failed(&self, reported: OcspStatus) -> bool;
+
+    /// The OCSP status when no staple was seen.
+    fn ocsp_without_staple(&self) -> OcspStatus;
+
+    /// The cache entry to store for a session (or a new ticket) received on a connection.
+    ///
+    /// On a resumed connection the verification and OCSP status of the original handshake are
+    /// kept, so a chain of resumptions never upgrades what the first handshake established.
+    ///
+    /// A zero lifetime hint means "unspecified" (RFC 5077; OpenSSL sends it on every TLS 1.2
+    /// ticket issued on a resumed handshake): the entry then keeps the lifetime of the session it
+    /// renews, or [`DEFAULT_LIFETIME_HINT`] for a new one.
+    #[allow(clippy::too_many_arguments)]
+    fn entry_for(
+        &self,
+        backend: BackendKind,
+        offer: &ClientOffer,
+        resumed: bool,
+        verification: Verification,
+        ocsp: OcspStatus,
+        protocol: ProtocolVersion,
+        lifetime_hint: Duration,
+        session: Vec<u8>,
+    ) -> CacheEntry;
+}
+
+impl ClientContract for ClientSettings {
+    fn cache_key(&self, backend: BackendKind, params: &ClientParams) -> CacheKey {
         let mut builder = CacheKey::builder(params.peer)
             .options(format!(
                 "{backend};{}-{}",
@@ -90,13 +160,7 @@ impl ClientSettings {
         builder.build()
     }
 
-    /// Looks up the session to offer.
-    ///
-    /// `library_filters_expiry` says whether this backend drops a session past store time +
-    /// lifetime hint by itself (OpenSSL as Exim drives it, rustls); GnuTLS does not, and only
-    /// the hardened policy filters for it. A corrupt or expired entry is removed; a store
-    /// failure is a miss, never an error that stops the connection.
-    pub fn offer(
+    fn offer(
         &self,
         backend: BackendKind,
         params: &ClientParams,
@@ -159,11 +223,7 @@ impl ClientSettings {
         offer
     }
 
-    /// The verification a connection reports, from what the library saw on this handshake.
-    ///
-    /// On a resumed handshake under a policy that carries verification, the stored result is
-    /// reported instead; a session stored with verify-override never reports "verified".
-    pub fn reported_verification(
+    fn reported_verification(
         &self,
         offer: &ClientOffer,
         resumed: bool,
@@ -177,42 +237,26 @@ impl ClientSettings {
         }
     }
 
-    /// The OCSP status a connection reports, from what the library saw on this handshake.
-    pub fn reported_ocsp(
-        &self,
-        offer: &ClientOffer,
-        resumed: bool,
-        seen: OcspStatus,
-    ) -> OcspStatus {
+    fn reported_ocsp(&self, offer: &ClientOffer, resumed: bool, seen: OcspStatus) -> OcspStatus {
         match (&offer.entry, resumed) {
             (Some(entry), true) if self.resumption.known_issues().carry_ocsp => entry.ocsp,
             _ => seen,
         }
     }
 
-    /// Whether a connection with this outcome must fail: OCSP required and not verified.
-    pub fn ocsp_requirement_failed(&self, reported: OcspStatus) -> bool {
+    fn ocsp_requirement_failed(&self, reported: OcspStatus) -> bool {
         self.ocsp == OcspMode::Require && reported != OcspStatus::Verified
     }
 
-    /// The OCSP status when no staple was seen.
-    pub fn ocsp_without_staple(&self) -> OcspStatus {
+    fn ocsp_without_staple(&self) -> OcspStatus {
         match self.ocsp {
             OcspMode::Off => OcspStatus::NotRequested,
             OcspMode::Request | OcspMode::Require => OcspStatus::NoResponse,
         }
     }
 
-    /// The cache entry to store for a session (or a new ticket) received on a connection.
-    ///
-    /// On a resumed connection the verification and OCSP status of the original handshake are
-    /// kept, so a chain of resumptions never upgrades what the first handshake established.
-    ///
-    /// A zero lifetime hint means "unspecified" (RFC 5077; OpenSSL sends it on every TLS 1.2
-    /// ticket issued on a resumed handshake): the entry then keeps the lifetime of the session it
-    /// renews, or [`DEFAULT_LIFETIME_HINT`] for a new one.
     #[allow(clippy::too_many_arguments)]
-    pub fn entry_for(
+    fn entry_for(
         &self,
         backend: BackendKind,
         offer: &ClientOffer,
@@ -266,9 +310,15 @@ pub struct ServerStart {
     pub bits: Resumption,
 }
 
-impl ServerSettings {
+/// The server half of the backend contract: the bits a connection starts with. Implemented for
+/// [`ServerSettings`]; applications do not call it.
+pub trait ServerContract {
     /// The starting decision for a connection from `params.peer`.
-    pub fn start(&self, params: &ServerParams) -> ServerStart {
+    fn start(&self, params: &ServerParams) -> ServerStart;
+}
+
+impl ServerContract for ServerSettings {
+    fn start(&self, params: &ServerParams) -> ServerStart {
         let may_issue = self.resumption.server_may_issue(
             params.peer.ip(),
             params.peer_name.as_deref(),

@@ -1,0 +1,259 @@
+//! What the server sent on the wire, read while the handshake runs: the TLS 1.2
+//! NewSessionTicket (its lifetime hint and ticket).
+//!
+//! rustls 0.23 keeps a session value's ticket and lifetime hint private. In TLS 1.2 the
+//! NewSessionTicket message travels before the server's ChangeCipherSpec, in clear, so the
+//! client reads it off the records it receives: that is the value the server sent, whatever
+//! rustls does with it. A TLS 1.3 NewSessionTicket is encrypted; its lifetime is not known to
+//! this backend (see the crate docs).
+//!
+//! The reader only looks at handshake records until the server's ChangeCipherSpec (or until
+//! [`Tap::stop`]), keeps at most [`MAX_BUFFERED`] bytes, and ignores anything it cannot parse:
+//! the bytes always pass through to rustls unchanged.
+
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
+
+/// The most handshake bytes kept while looking for a NewSessionTicket.
+const MAX_BUFFERED: usize = 64 * 1024;
+
+const CONTENT_CHANGE_CIPHER_SPEC: u8 = 20;
+const CONTENT_HANDSHAKE: u8 = 22;
+const HANDSHAKE_NEW_SESSION_TICKET: u8 = 4;
+
+/// A TLS 1.2 NewSessionTicket as the server sent it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SentTicket {
+    /// `ticket_lifetime_hint`, seconds (0: unspecified).
+    pub(crate) lifetime_hint: u32,
+    /// The ticket; empty when the server keeps the client's ticket (RFC 5077 §3.3).
+    pub(crate) ticket: Vec<u8>,
+}
+
+/// What the reader found, shared with the session-store bridge.
+#[derive(Debug, Default)]
+pub(crate) struct WireRecord {
+    /// The last NewSessionTicket received in clear on this connection.
+    pub(crate) ticket: Option<SentTicket>,
+}
+
+/// Record and handshake-message reassembly for the incoming direction.
+#[derive(Debug, Default)]
+struct Reader {
+    records: Vec<u8>,
+    messages: Vec<u8>,
+    done: bool,
+}
+
+impl Reader {
+    fn feed(&mut self, bytes: &[u8], out: &Mutex<WireRecord>) {
+        if self.done {
+            return;
+        }
+        self.records.extend_from_slice(bytes);
+        while let Some(header) = self.records.get(..5) {
+            let kind = header[0];
+            let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+            let Some(body) = self.records.get(5..5 + len) else {
+                break;
+            };
+            match kind {
+                CONTENT_HANDSHAKE => {
+                    self.messages.extend_from_slice(body);
+                    self.messages_ready(out);
+                }
+                CONTENT_CHANGE_CIPHER_SPEC => {
+                    // Everything after this from the server is encrypted.
+                    self.stop();
+                    return;
+                }
+                _ => {}
+            }
+            self.records.drain(..5 + len);
+        }
+        if self.records.len() + self.messages.len() > MAX_BUFFERED {
+            self.stop();
+        }
+    }
+
+    fn messages_ready(&mut self, out: &Mutex<WireRecord>) {
+        while let Some(header) = self.messages.get(..4) {
+            let kind = header[0];
+            let len =
+                usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
+            let Some(body) = self.messages.get(4..4 + len) else {
+                return;
+            };
+            if kind == HANDSHAKE_NEW_SESSION_TICKET {
+                if let Some(ticket) = parse_tls12_ticket(body) {
+                    out.lock().unwrap_or_else(|p| p.into_inner()).ticket = Some(ticket);
+                }
+            }
+            self.messages.drain(..4 + len);
+        }
+    }
+
+    fn stop(&mut self) {
+        self.done = true;
+        self.records = Vec::new();
+        self.messages = Vec::new();
+    }
+}
+
+/// `struct { uint32 ticket_lifetime_hint; opaque ticket<0..2^16-1>; }` (RFC 5077 §3.3).
+fn parse_tls12_ticket(body: &[u8]) -> Option<SentTicket> {
+    let hint = body.get(..4)?;
+    let len = usize::from(u16::from_be_bytes([*body.get(4)?, *body.get(5)?]));
+    let ticket = body.get(6..6 + len)?;
+    if body.len() != 6 + len {
+        return None;
+    }
+    Some(SentTicket {
+        lifetime_hint: u32::from_be_bytes([hint[0], hint[1], hint[2], hint[3]]),
+        ticket: ticket.to_vec(),
+    })
+}
+
+/// A transport that reads the server's clear handshake records on their way to rustls.
+#[derive(Debug)]
+pub(crate) struct Tap<S> {
+    inner: S,
+    reader: Reader,
+    record: Arc<Mutex<WireRecord>>,
+}
+
+impl<S> Tap<S> {
+    pub(crate) fn new(inner: S, record: Arc<Mutex<WireRecord>>) -> Self {
+        Self {
+            inner,
+            reader: Reader::default(),
+            record,
+        }
+    }
+
+    /// Stops looking (the handshake is over: nothing more is sent in clear).
+    pub(crate) fn stop(&mut self) {
+        self.reader.stop();
+    }
+
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+}
+
+impl<S: Read> Read for Tap<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if !self.reader.done {
+            self.reader.feed(&buf[..n], &self.record);
+        }
+        Ok(n)
+    }
+}
+
+impl<S: Write> Write for Tap<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![kind, 3, 3];
+        out.extend_from_slice(&u16::try_from(body.len()).expect("len").to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn nst(hint: u32, ticket: &[u8]) -> Vec<u8> {
+        let mut body = hint.to_be_bytes().to_vec();
+        body.extend_from_slice(&u16::try_from(ticket.len()).expect("len").to_be_bytes());
+        body.extend_from_slice(ticket);
+        let mut msg = vec![
+            HANDSHAKE_NEW_SESSION_TICKET,
+            0,
+            0,
+            u8::try_from(body.len()).expect("len"),
+        ];
+        msg.extend_from_slice(&body);
+        msg
+    }
+
+    #[test]
+    fn finds_a_ticket_split_across_reads_and_records_and_stops_at_ccs() {
+        let msg = nst(7200, b"ticket-bytes");
+        let (a, b) = msg.split_at(5);
+        let mut wire = record(CONTENT_HANDSHAKE, a);
+        wire.extend(record(CONTENT_HANDSHAKE, b));
+        wire.extend(record(CONTENT_CHANGE_CIPHER_SPEC, &[1]));
+        // After the CCS: never parsed, even if it looks like a ticket.
+        wire.extend(record(CONTENT_HANDSHAKE, &nst(1, b"later")));
+        let out = Mutex::new(WireRecord::default());
+        let mut reader = Reader::default();
+        for chunk in wire.chunks(3) {
+            reader.feed(chunk, &out);
+        }
+        let got = out.lock().expect("lock").ticket.clone();
+        assert_eq!(
+            got,
+            Some(SentTicket {
+                lifetime_hint: 7200,
+                ticket: b"ticket-bytes".to_vec()
+            })
+        );
+        assert!(reader.done);
+    }
+
+    #[test]
+    fn garbage_is_ignored_and_bounded() {
+        let out = Mutex::new(WireRecord::default());
+        let mut reader = Reader::default();
+        reader.feed(
+            &[
+                CONTENT_HANDSHAKE,
+                3,
+                3,
+                0,
+                3,
+                HANDSHAKE_NEW_SESSION_TICKET,
+                0,
+                0,
+            ],
+            &out,
+        );
+        reader.feed(
+            &record(
+                CONTENT_HANDSHAKE,
+                &[HANDSHAKE_NEW_SESSION_TICKET, 0, 0, 2, 0, 0],
+            ),
+            &out,
+        );
+        assert_eq!(out.lock().expect("lock").ticket, None);
+        // A message that claims 16 MB never completes: the reader gives up past the bound.
+        let mut big = Reader::default();
+        big.feed(
+            &record(
+                CONTENT_HANDSHAKE,
+                &[HANDSHAKE_NEW_SESSION_TICKET, 0xff, 0xff, 0xff],
+            ),
+            &out,
+        );
+        for _ in 0..20 {
+            big.feed(&record(CONTENT_HANDSHAKE, &[0u8; 4096]), &out);
+        }
+        assert!(big.done);
+        assert_eq!(out.lock().expect("lock").ticket, None);
+        assert!(parse_tls12_ticket(&[0, 0, 0, 1, 0, 5, 1]).is_none());
+    }
+}
