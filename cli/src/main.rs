@@ -68,6 +68,10 @@ struct CompareArgs {
     /// Print one JSON object `{"results": [...]}` instead of the table.
     #[arg(long)]
     json: bool,
+    /// After the summary, list every connection: both ends' decoded bits, resumed or not, the
+    /// Exim cipher string, verification and OCSP.
+    #[arg(long, conflicts_with_all = ["json", "markdown"])]
+    detail: bool,
     /// Also write an SVG picture of the ticket lifecycle per key flavour (key windows over the
     /// virtual hours, and each scenario's ticket issued / accepted / renewed / rejected).
     #[arg(long, value_name = "FILE.svg")]
@@ -162,32 +166,38 @@ fn compare_cmd(args: &CompareArgs) -> Result<(), Error> {
             why: format!("cannot write the timeline: {e}"),
         })?;
     }
-    if args.json {
-        print!("{}", report::json(&outcomes));
+    let text = if args.json {
+        report::json(&outcomes)
     } else if args.markdown {
-        print!("{}", report::markdown(&outcomes));
+        report::markdown(&outcomes)
     } else {
         let backends: Vec<&str> = tlsresume::backends::available()
             .iter()
             .map(|k| k.name())
             .collect();
-        println!(
-            "tlsresume compare: {} connections over {} cases (backends: {})",
-            outcomes.len(),
+        let colour = std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let mut text = format!(
+            "tlsresume compare: {} cases (backends: {}); --detail lists every connection\n",
             plan.cases().len(),
             backends.join(", ")
         );
-        print!("{}", report::table(&outcomes));
-        let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
-        let resumed = outcomes.iter().filter(|o| o.resumed()).count();
-        println!(
-            "\n{} resumed, {} full, {} failed (failures on ocsp_resume under `exim` are the known issue: required OCSP fails on a resumed handshake)",
-            resumed,
-            outcomes.len() - resumed - failed,
-            failed
-        );
-    }
+        text.push_str(&report::summary(&outcomes, colour));
+        if args.detail {
+            text.push_str("\nEvery connection:\n");
+            text.push_str(&report::table(&outcomes));
+        }
+        text
+    };
+    print_out(&text);
     Ok(())
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) ends the output quietly.
+fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// Runs `decode`.

@@ -875,3 +875,187 @@ fn rediss_ticket_keys_with_a_private_ca() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Whether `tool` can be run; when it cannot, fails under `CI` and otherwise says the test is
+/// skipped (never a silent pass).
+fn have_tool(tool: &str, args: &[&str], package: &str) -> bool {
+    let ok = Command::new(tool)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is needed under CI (Debian package {package})"
+        );
+        eprintln!("skipping: {tool} is not installed (Debian: apt-get install -y {package})");
+    }
+    ok
+}
+
+/// The summary's cell for a JSON result, derived from the JSON fields alone.
+fn json_cell(r: &serde_json::Value) -> String {
+    if !r["error"].is_null() {
+        return "✗".into();
+    }
+    format!(
+        "{} {:02X}/{:02X}",
+        if r["resumed"].as_bool().expect("resumed") {
+            "R"
+        } else {
+            "F"
+        },
+        r["server_flags"].as_u64().expect("server_flags"),
+        r["client_flags"].as_u64().expect("client_flags")
+    )
+}
+
+#[test]
+fn compare_summary_fits_a_terminal_and_names_every_difference() {
+    let r = run(&["compare"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines.len() < 80, "{} lines:\n{}", lines.len(), r.stdout);
+    for l in &lines {
+        assert!(l.chars().count() <= 120, "too wide: {l}");
+    }
+    assert!(!r.stdout.contains('\x1b'), "colour on a pipe: {}", r.stdout);
+    assert!(!r.stdout.contains("not explained"), "{}", r.stdout);
+    // Independently of the summary, find the rows where the backend pairs disagree.
+    let json = run(&["compare", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("compare --json parses");
+    let results = v["results"].as_array().expect("results");
+    let mut rows: std::collections::BTreeMap<(String, String, String, String), Vec<String>> =
+        Default::default();
+    for res in results {
+        let key = ["tls", "policy", "transport", "scenario"]
+            .map(|k| res[k].as_str().expect(k).to_owned());
+        rows.entry(key.into()).or_default().push(json_cell(res));
+    }
+    let grids: Vec<&str> = r.stdout.split("\nTLS ").skip(1).collect();
+    assert_eq!(grids.len(), 2, "{}", r.stdout);
+    let why = r.stdout.split("Why they differ").nth(1).expect("reasons");
+    for ((tls, policy, transport, scenario), cells) in &rows {
+        let mut distinct = cells.clone();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() < 2 {
+            continue;
+        }
+        let grid = grids
+            .iter()
+            .find(|g| g.starts_with(tls.as_str()))
+            .expect("grid");
+        // The summary row for this scenario (and this policy or transport, when split).
+        let marked = grid.lines().any(|l| {
+            let label = l.split('│').next().unwrap_or("");
+            let mut words = label.split_whitespace();
+            words.next() == Some(scenario.as_str())
+                && words.all(|w| w == policy || w == transport)
+                && l.split('│').skip(1).any(|group| {
+                    // Cells are 9 columns each, after one space.
+                    let chars: Vec<char> = group.chars().skip(1).collect();
+                    chars.chunks(9).any(|cell| {
+                        let cell: String = cell.iter().collect();
+                        let cell = cell.trim();
+                        let last = cell.chars().last().unwrap_or(' ');
+                        cell.len() > 2 && last.is_ascii_lowercase() && {
+                            let letter = format!("  {last}  ");
+                            why.contains(&letter)
+                        }
+                    })
+                })
+        });
+        assert!(
+            marked,
+            "TLS {tls} {policy} {transport} {scenario}: pairs differ ({distinct:?}) but no marked cell\n{}",
+            r.stdout
+        );
+    }
+    assert!(why.contains("docs/differences.md"));
+}
+
+#[test]
+fn compare_detail_lists_every_connection_after_the_summary() {
+    let args = [
+        "compare",
+        "--server",
+        "openssl",
+        "--client",
+        "gnutls",
+        "--tls",
+        "1.2",
+        "--policy",
+        "exim",
+        "--transport",
+        "starttls",
+    ];
+    let short = run(&args);
+    let mut with = args.to_vec();
+    with.push("--detail");
+    let long = run(&with);
+    assert_eq!(long.code, Some(0), "{long:?}");
+    assert!(long.stdout.starts_with(&short.stdout), "{long:?}");
+    let listing = &long.stdout[short.stdout.len()..];
+    for sc in ["getticket", "resume", "timeout", "ocsp_resume"] {
+        assert!(
+            listing.lines().any(|l| l.trim_start().starts_with(sc)),
+            "{sc} missing: {listing}"
+        );
+    }
+    assert!(listing.contains("X=TLS1.2:"), "{listing}");
+    assert_one_line_error_like(&run(&["compare", "--detail", "--json"]), "--detail");
+}
+
+/// A clap usage error: exit 2, mentions `what`.
+fn assert_one_line_error_like(run: &Run, what: &str) {
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains(what), "{run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+}
+
+#[test]
+fn compare_markdown_is_the_committed_matrix() {
+    let r = run(&["compare", "--markdown"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let committed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/behaviour-matrix.md"),
+    )
+    .expect("docs/behaviour-matrix.md");
+    assert!(
+        r.stdout == committed,
+        "compare --markdown differs from docs/behaviour-matrix.md"
+    );
+}
+
+#[test]
+fn compare_colours_only_on_a_terminal_and_honours_no_color() {
+    // `script` (util-linux) gives the command a terminal.
+    if !have_tool("script", &["--version"], "bsdutils") {
+        return;
+    }
+    let cmd = format!(
+        "{BIN} compare --server rustls --client rustls --tls 1.3 --scenario getticket,resume"
+    );
+    let tty = |no_color: Option<&str>| {
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]).stdin(Stdio::null());
+        c.env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        let out = c.output().expect("script");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coloured = tty(None);
+    assert!(coloured.contains("\x1b[32mR 1F/1F"), "{coloured}");
+    let plain = tty(Some("1"));
+    assert!(
+        plain.contains("R 1F/1F") && !plain.contains("\x1b["),
+        "{plain}"
+    );
+}
