@@ -1059,3 +1059,79 @@ fn compare_colours_only_on_a_terminal_and_honours_no_color() {
         "{plain}"
     );
 }
+
+#[test]
+fn decode_takes_hex_decimal_and_whole_log_lines() {
+    let hex = run(&["decode", "0x1d"]);
+    let dec = run(&["decode", "29"]);
+    assert_eq!(hex.code, Some(0), "{hex:?}");
+    assert_eq!(hex.stdout, dec.stdout);
+    assert!(hex.stdout.starts_with("0x1D session resumed\n"), "{hex:?}");
+    assert!(hex.stdout.contains("USED"), "{hex:?}");
+    // An Exim delivery line, in the format of Exim's main log with +tls_resumption.
+    let exim = "2024-05-01 10:00:00 1sABCD-000123-00 => a@example.net R=dnslookup T=remote_smtp \
+                H=mx.example.net [192.0.2.1] X=TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256* CV=no \
+                DN=\"/CN=mx.example.net\" C=\"250 OK id=1sABCE-000456-00\"";
+    let r = run(&["decode", exim]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("client side"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("TLS 1.2 ECDHE-RSA-AES256-GCM-SHA384, 256 bits"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("session was resumed"), "{r:?}");
+    assert!(r.stdout.contains("CV=no"), "{r:?}");
+    // The same line as separate words, and a received line without '*'.
+    let words: Vec<&str> = exim.split(' ').collect();
+    let mut args = vec!["decode"];
+    args.extend(&words);
+    assert_eq!(run(&args).stdout, r.stdout);
+    let full = run(&[
+        "decode",
+        "1sABCD-000123-00 <= a@b.example H=(c) [192.0.2.9] P=esmtps X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=no S=1",
+    ]);
+    assert!(full.stdout.contains("server side"), "{full:?}");
+    assert!(full.stdout.contains("full handshake"), "{full:?}");
+    // Exim's test-suite form: the variable's name and its words.
+    let r = run(&[
+        "decode",
+        "1999-03-02 09:44:33 tls_in_resumption\tsession resumed, also new ticket",
+    ]);
+    assert!(r.stdout.contains("0x1F"), "{r:?}");
+    // Lines from stdin, with a line that has nothing to explain.
+    let mut child = Command::new(BIN)
+        .args(["decode", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("decode -");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{exim}\nnothing here").expect("write");
+    }
+    let out = child.wait_with_output().expect("decode - output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("session was resumed") && text.contains("(configuration:"),
+        "{text}"
+    );
+    assert_one_line_error(&run(&["decode", "no fields here"]), "no fields here");
+    assert_one_line_error(&run(&["decode", "X=TLS1.3:A:256 resumption=0x40"]), "0x40");
+}
+
+#[test]
+fn decode_explains_a_real_serve_line() {
+    let srv = Server::start(&["--backend", "rustls", "--max-connections", "2"]);
+    let r = run(&["probe", &srv.addr, "--backend", "rustls"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let _first = srv.line();
+    let second = srv.line();
+    let d = run(&["decode", &second]);
+    assert_eq!(d.code, Some(0), "{d:?}");
+    assert!(d.stdout.contains("session was resumed"), "{second}: {d:?}");
+    assert!(d.stdout.contains("resumption value 0x1"), "{second}: {d:?}");
+    assert!(!d.stdout.contains("disagree"), "{second}: {d:?}");
+}
