@@ -361,8 +361,9 @@ fn excluded_client_gets_no_ticket_and_probe_says_why() {
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stdout.contains(": 0 resumed, 2 full"), "{r:?}");
     assert!(
-        r.stdout
-            .contains("connection 2 not resumed: no stored session: the server sent no ticket on connection 1"),
+        r.stdout.contains(
+            "connection 2 not resumed: no stored session: no ticket was issued on connection 1"
+        ),
         "{r:?}"
     );
     for _ in 0..2 {
@@ -1134,4 +1135,213 @@ fn decode_explains_a_real_serve_line() {
     assert!(d.stdout.contains("session was resumed"), "{second}: {d:?}");
     assert!(d.stdout.contains("resumption value 0x1"), "{second}: {d:?}");
     assert!(!d.stdout.contains("disagree"), "{second}: {d:?}");
+}
+
+/// Runs `probe` against `addr` with `args`; the "not resumed" reason of each connection.
+fn probe_reasons(addr: &str, args: &[&str]) -> (Run, Vec<String>) {
+    let mut all = vec!["probe", addr];
+    all.extend_from_slice(args);
+    let r = run(&all);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let reasons = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("connection "))
+        .map(str::to_owned)
+        .collect();
+    (r, reasons)
+}
+
+#[test]
+fn probe_json_gives_one_object_per_connection_and_a_summary() {
+    let srv = Server::start(&["--backend", "gnutls", "--max-connections", "3"]);
+    let r = run(&[
+        "probe",
+        &srv.addr,
+        "--backend",
+        "openssl",
+        "--count",
+        "3",
+        "--json",
+        "--ocsp",
+        "request",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let objects: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(objects.len(), 4, "{r:?}");
+    for (i, o) in objects[..3].iter().enumerate() {
+        let server_line = srv.line();
+        assert_eq!(o["connection"], i + 1);
+        assert_eq!(o["address"], "127.0.0.1");
+        assert_eq!(o["host"], "mx.tlsresume.test");
+        let resumed = o["resumed"].as_bool().expect("resumed");
+        // The server's own log line says whether it resumed.
+        assert_eq!(
+            resumed,
+            server_line.contains("* CV="),
+            "{o} vs {server_line}"
+        );
+        let x = o["x"].as_str().expect("x");
+        assert_eq!(x.ends_with('*'), resumed, "{o}");
+        let bits = o["resumption"].as_u64().expect("resumption");
+        assert_eq!(o["resumption_hex"], format!("0x{bits:02X}"));
+        assert_eq!(bits & 0x10 != 0, resumed, "{o}");
+        assert!(o["cv"] == "yes" || o["cv"] == "no", "{o}");
+        assert!(o["ocsp"].is_u64(), "{o}");
+        assert_eq!(o["why_not_resumed"].is_string(), !resumed, "{o}");
+    }
+    let summary = &objects[3]["summary"];
+    assert_eq!(summary["connections"], 3, "{summary}");
+    assert_eq!(summary["resumed"], 2, "{summary}");
+    assert_eq!(summary["full"], 1, "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert_eq!(summary["backend"], "openssl", "{summary}");
+}
+
+#[test]
+fn probe_says_a_tls13_ticket_was_used_up() {
+    let srv = Server::start(&[
+        "--backend",
+        "openssl",
+        "--max-connections",
+        "3",
+        "--tls",
+        "1.3",
+    ]);
+    let (r, reasons) = probe_reasons(&srv.addr, &["--backend", "rustls", "--count", "3"]);
+    assert_eq!(reasons.len(), 2, "{r:?}");
+    assert!(
+        reasons[1].starts_with("3 not resumed: the TLS 1.3 ticket was used up on connection 2"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn probe_says_the_stored_session_expired() {
+    let srv = Server::start(&["--backend", "rustls", "--max-connections", "2"]);
+    let (r, reasons) = probe_reasons(&srv.addr, &["--backend", "openssl", "--advance", "7300"]);
+    assert!(r.stdout.contains(": 0 resumed, 2 full"), "{r:?}");
+    assert!(
+        reasons[1].starts_with(
+            "2 not resumed: the stored session expired (stored 7300 s ago, lifetime 7200 s)"
+        ),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn probe_says_the_policy_forbids_it() {
+    let srv = Server::start(&["--backend", "openssl", "--max-connections", "2"]);
+    let (r, reasons) = probe_reasons(
+        &srv.addr,
+        &["--backend", "gnutls", "--resumption-hosts", "!127.0.0.1"],
+    );
+    assert!(r.stdout.contains(": 0 resumed, 2 full"), "{r:?}");
+    for (i, reason) in reasons.iter().enumerate() {
+        assert!(
+            reason.starts_with(&format!("{} not resumed: the policy forbids it", i + 1)),
+            "{r:?}"
+        );
+    }
+    // The client asked for no ticket: the client bits are 0x01.
+    assert!(
+        r.stdout
+            .lines()
+            .take(2)
+            .all(|l| l.contains("resumption=0x01")),
+        "{r:?}"
+    );
+    assert_one_line_error(
+        &run(&["probe", &srv.addr, "--resumption-hosts", "10.0.0.0/99"]),
+        "10.0.0.0/99",
+    );
+}
+
+/// A TCP forwarder on a free port that sends its `n`-th connection to `targets[n % len]`, as a
+/// load balancer in front of servers with different host names would.
+fn balancer(targets: Vec<String>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(client) = conn else { break };
+            let Ok(server) = std::net::TcpStream::connect(&targets[n % targets.len()]) else {
+                break;
+            };
+            let (mut c2, mut s2) = (
+                client.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
+            let (mut c1, mut s1) = (client, server);
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut c1, &mut s1);
+                let _ = s1.shutdown(std::net::Shutdown::Write);
+            });
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn probe_says_the_cache_key_changed_and_which_input() {
+    let a = Server::start(&[
+        "--backend",
+        "openssl",
+        "--starttls",
+        "smtp",
+        "--hostname",
+        "mx1.tlsresume.test",
+    ]);
+    let b = Server::start(&[
+        "--backend",
+        "openssl",
+        "--starttls",
+        "smtp",
+        "--hostname",
+        "mx2.tlsresume.test",
+    ]);
+    let lb = balancer(vec![a.addr.clone(), b.addr.clone()]);
+    let (r, reasons) = probe_reasons(&lb, &["--backend", "openssl", "--starttls", "smtp"]);
+    assert_eq!(reasons.len(), 2, "{r:?}");
+    assert!(
+        reasons[1].starts_with("2 not resumed: the cache key changed since connection 1: host name in the server's EHLO reply mx1.tlsresume.test → mx2.tlsresume.test"),
+        "{r:?}"
+    );
+    assert!(a.line().contains(" X="));
+    assert!(b.line().contains(" X="));
+}
+
+#[cfg(feature = "stores")]
+#[test]
+fn probe_says_the_server_refused_the_offered_session() {
+    let dir = scratch("refused");
+    let cache = dir.join("sessions").display().to_string();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let first = start_node(&listen, &["--backend", "openssl", "--max-connections", "1"]);
+    let (r, _) = probe_reasons(
+        &listen,
+        &["--backend", "gnutls", "--count", "1", "--cache", &cache],
+    );
+    assert!(r.stdout.contains(": 0 resumed, 1 full"), "{r:?}");
+    assert_eq!(first.wait_exit(), Some(0));
+    // A restarted server has new ticket keys: the stored session is offered and refused.
+    let _second = start_node(&listen, &["--backend", "openssl", "--max-connections", "1"]);
+    let (r, reasons) = probe_reasons(
+        &listen,
+        &["--backend", "gnutls", "--count", "1", "--cache", &cache],
+    );
+    assert!(r.stdout.contains("resumption=0x0F"), "{r:?}");
+    assert!(
+        reasons[0].starts_with("1 not resumed: the server refused the offered session"),
+        "{r:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
