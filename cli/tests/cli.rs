@@ -85,10 +85,20 @@ struct Server {
 impl Server {
     /// Starts `serve --listen 127.0.0.1:0` with `args` and waits for its `listening on` line.
     fn start(args: &[&str]) -> Self {
+        Self::start_with(args, false)
+    }
+
+    /// Starts `serve --json`: the first line is `{"listening": ADDR}`.
+    fn start_json(args: &[&str]) -> Self {
+        Self::start_with(args, true)
+    }
+
+    fn start_with(args: &[&str], json: bool) -> Self {
         let mut child = Command::new(BIN)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--timeout", "30"])
             .args(args)
+            .args(json.then_some("--json"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -110,10 +120,15 @@ impl Server {
             addr: String::new(),
         };
         let first = server.line();
-        server.addr = first
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line '{first}'"))
-            .to_owned();
+        server.addr = if json {
+            let v: serde_json::Value = serde_json::from_str(&first).expect("JSON first line");
+            v["listening"].as_str().expect("listening").to_owned()
+        } else {
+            first
+                .strip_prefix("listening on ")
+                .unwrap_or_else(|| panic!("unexpected first line '{first}'"))
+                .to_owned()
+        };
         assert!(server.addr.starts_with("127.0.0.1:"), "{first}");
         assert!(!server.addr.ends_with(":0"), "{first}");
         server
@@ -1344,4 +1359,209 @@ fn probe_says_the_server_refused_the_offered_session() {
         "{r:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The pages in a run of curl or s_client output, split at each page's first line.
+fn pages(out: &str) -> Vec<&str> {
+    out.split("tlsresume serve --http (").skip(1).collect()
+}
+
+fn curl_second_url_resumes(backend: &str) {
+    if !have_tool("curl", &["--version"], "curl") {
+        return;
+    }
+    let srv = Server::start(&["--backend", backend, "--http", "--max-connections", "2"]);
+    let url = |p: &str| format!("https://{}/{p}", srv.addr);
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "--cacert", &pki("ca.pem")])
+        .args([url("a"), url("b")])
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{backend}: {out:?}");
+    let p = pages(&text);
+    assert_eq!(p.len(), 2, "{backend}: {text}");
+    assert!(p[0].starts_with(&format!("{backend} backend)")), "{text}");
+    assert!(
+        p[0].contains("GET /a") && p[0].contains("resumed: no\n"),
+        "{backend}: {text}"
+    );
+    assert!(
+        p[1].contains("GET /b") && p[1].contains("resumed: yes\n"),
+        "{backend}: {text}"
+    );
+    assert!(p[1].contains("resumption: 0x1"), "{backend}: {text}");
+    let first = srv.line();
+    let second = srv.line();
+    assert!(
+        !first.contains('*') && first.contains("requests=1"),
+        "{first}"
+    );
+    assert!(
+        second.contains("* CV=") && second.contains("requests=1") && !second.contains("ended"),
+        "{second}"
+    );
+    assert_eq!(srv.wait_exit(), Some(0));
+}
+
+#[test]
+fn curl_resumes_on_the_second_url_with_an_openssl_server() {
+    curl_second_url_resumes("openssl");
+}
+
+#[test]
+fn curl_resumes_on_the_second_url_with_a_gnutls_server() {
+    curl_second_url_resumes("gnutls");
+}
+
+#[test]
+fn curl_resumes_on_the_second_url_with_a_rustls_server() {
+    curl_second_url_resumes("rustls");
+}
+
+/// `openssl s_client` sending `input`, with `session` as -sess_out (first) or -sess_in.
+fn s_client(addr: &str, session: &Path, resume: bool, input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-connect", addr, "-servername", "localhost"])
+        .args(["-CAfile", &pki("ca.pem"), "-ign_eof"])
+        .args([if resume { "-sess_in" } else { "-sess_out" }])
+        .arg(session)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("s_client output");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn serve_http_keeps_alive_when_asked_and_resumes_with_openssl_s_client() {
+    if !have_tool("openssl", &["version"], "openssl") {
+        return;
+    }
+    let dir = scratch("http-s-client");
+    let session = dir.join("session.pem");
+    let srv = Server::start(&["--backend", "rustls", "--http", "--max-connections", "2"]);
+    let two = "GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let out = s_client(&srv.addr, &session, false, two);
+    let p = pages(&out);
+    assert_eq!(p.len(), 2, "{out}");
+    assert!(out.contains("Connection: keep-alive\r\n"), "{out}");
+    assert!(
+        p[0].contains("request 1 on this connection: GET /1"),
+        "{out}"
+    );
+    assert!(
+        p[1].contains("request 2 on this connection: GET /2"),
+        "{out}"
+    );
+    assert!(
+        p[1].contains("resumed: no\n") && p[1].contains("SNI: localhost"),
+        "{out}"
+    );
+    assert!(srv.line().contains("requests=2"));
+    let out = s_client(&srv.addr, &session, true, "GET /3 HTTP/1.0\r\n\r\n");
+    assert!(out.contains("Reused, TLSv1.3"), "{out}");
+    let p = pages(&out);
+    assert_eq!(p.len(), 1, "{out}");
+    assert!(p[0].contains("resumed: yes\n"), "{out}");
+    assert!(srv.line().contains('*'));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_http_answers_close_notify_with_close_notify() {
+    use std::io::{Read as _, Write as _};
+    let srv = Server::start(&["--backend", "openssl", "--http", "--max-connections", "2"]);
+    let roots = tlsresume::certificates_from_pem_file(pki("ca.pem").as_ref()).expect("ca");
+    let client = tlsresume::backends::client(
+        tlsresume::backends::parse("rustls").expect("rustls"),
+        tlsresume::ClientSettings::new(roots),
+    )
+    .expect("client");
+    let peer: std::net::SocketAddr = srv.addr.parse().expect("addr");
+    let params = tlsresume::ClientParams {
+        peer,
+        local: None,
+        server_name: "localhost".into(),
+        lb_name: None,
+        dane: None,
+    };
+    let tcp = std::net::TcpStream::connect(peer).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut tls = client.connect(Box::new(tcp), &params).expect("handshake");
+    tls.write_all(b"GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n")
+        .expect("request");
+    // Read the head, then exactly Content-Length bytes: the connection stays open.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tls.read_exact(&mut byte).expect("head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("Content-Length")
+        .parse()
+        .expect("number");
+    let mut body = vec![0u8; len];
+    tls.read_exact(&mut body).expect("body");
+    assert!(String::from_utf8_lossy(&body).contains("GET /x"));
+    // Our close_notify is answered with the server's: a clean end of stream, not an error.
+    tls.shutdown().expect("close_notify");
+    let mut rest = Vec::new();
+    let n = tls
+        .read_to_end(&mut rest)
+        .expect("the server's close_notify");
+    assert_eq!(n, 0);
+    let line = srv.line();
+    assert!(
+        line.contains("requests=1") && !line.contains("ended"),
+        "{line}"
+    );
+    // A malformed request gets 400 and the line says why.
+    let tcp = std::net::TcpStream::connect(peer).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut tls = client.connect(Box::new(tcp), &params).expect("handshake");
+    tls.write_all(b"NONSENSE\r\n\r\n").expect("request");
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer);
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.0 400 Bad Request"));
+    let line = srv.line();
+    assert!(line.contains("malformed request line"), "{line}");
+}
+
+#[test]
+fn serve_json_logs_one_object_per_connection() {
+    let srv = Server::start_json(&["--backend", "gnutls", "--max-connections", "2"]);
+    let r = run(&["probe", &srv.addr, "--backend", "gnutls"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    for resumed in [false, true] {
+        let line = srv.line();
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["peer"], "127.0.0.1", "{v}");
+        assert_eq!(v["resumed"], resumed, "{v}");
+        assert_eq!(v["x"].as_str().expect("x").ends_with('*'), resumed, "{v}");
+        let bits = v["resumption"].as_u64().expect("bits");
+        assert_eq!(bits & 0x10 != 0, resumed, "{v}");
+        assert_eq!(v["sni"], "mx.tlsresume.test", "{v}");
+        assert_eq!(v["messages"], 0, "{v}");
+        assert!(v["error"].is_null(), "{v}");
+    }
+    assert_eq!(srv.wait_exit(), Some(0));
 }

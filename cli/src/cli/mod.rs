@@ -2,6 +2,7 @@
 //! helpers, the log writer; `probe --cache` uses the on-disk store of `tlsresume-stores`.
 
 pub mod decode;
+pub mod http;
 pub mod probe;
 pub mod serve;
 pub mod smtp;
