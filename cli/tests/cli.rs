@@ -237,6 +237,8 @@ fn every_subcommand_has_help() {
         "--resumption-hosts",
         "--policy",
         "--max-connections",
+        "--http",
+        "--json",
     ] {
         assert!(serve.contains(option), "serve --help lacks {option}");
     }
@@ -249,9 +251,21 @@ fn every_subcommand_has_help() {
         "--ca",
         "--insecure",
         "--cache",
+        "--json",
+        "--resumption-hosts",
+        "--advance",
     ] {
         assert!(probe.contains(option), "probe --help lacks {option}");
     }
+    let compare = run(&["compare", "--help"]).stdout;
+    assert!(
+        compare.contains("--detail"),
+        "compare --help lacks --detail"
+    );
+    // --http speaks HTTP from the first byte: not with --starttls.
+    let r = run(&["serve", "--http", "--starttls", "smtp"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("--http"), "{r:?}");
 }
 
 #[test]
@@ -721,7 +735,7 @@ fn restarted_node_resumes_with_fleet_keys(server: &str, client: &str) {
         "{case}, node C: {r:?}"
     );
     assert!(
-        r.stdout.contains("server refused it (full handshake)"),
+        r.stdout.contains("the server refused the offered session"),
         "{case}, node C: {r:?}"
     );
     assert!(!c.line().contains('*'), "{case}");
@@ -1564,4 +1578,116 @@ fn serve_json_logs_one_object_per_connection() {
         assert!(v["error"].is_null(), "{v}");
     }
     assert_eq!(srv.wait_exit(), Some(0));
+}
+
+/// The value of attribute `name` in one SVG element's text.
+fn attr(element: &str, name: &str) -> Option<f64> {
+    let at = element.find(&format!(" {name}=\""))? + name.len() + 3;
+    element[at..].split('"').next()?.parse().ok()
+}
+
+#[test]
+fn timeline_svg_renders_has_a_legend_and_no_label_crosses_a_bar() {
+    let dir = scratch("timeline");
+    let svg_path = dir.join("timeline.svg");
+    let svg_arg = svg_path.display().to_string();
+    let r = run(&[
+        "compare",
+        "--tls",
+        "1.2",
+        "--transport",
+        "tls-on-connect",
+        "--timeline",
+        &svg_arg,
+    ]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let svg = std::fs::read_to_string(&svg_path).expect("timeline written");
+    for colour_meaning in [
+        "ticket key: current",
+        "ticket key: previous",
+        "resumed, new ticket",
+        "ticket refused",
+        "connection failed",
+        "a ticket's lifetime",
+    ] {
+        assert!(
+            svg.contains(colour_meaning),
+            "legend lacks {colour_meaning}"
+        );
+    }
+    // Bars: the key windows (rect) and ticket lifetimes (line) marked class="bar".
+    let mut bars = Vec::new();
+    let mut texts = Vec::new();
+    for element in svg.split('<').skip(1) {
+        let tag = element.split([' ', '>']).next().unwrap_or("");
+        if element.contains("class=\"bar\"") {
+            let b = match tag {
+                "rect" => (|| {
+                    let (x, y) = (attr(element, "x")?, attr(element, "y")?);
+                    Some((
+                        x,
+                        y,
+                        x + attr(element, "width")?,
+                        y + attr(element, "height")?,
+                    ))
+                })(),
+                "line" => (|| {
+                    let y = attr(element, "y1")?;
+                    Some((attr(element, "x1")?, y - 1.5, attr(element, "x2")?, y + 1.5))
+                })(),
+                _ => None,
+            };
+            bars.push(b.unwrap_or_else(|| panic!("bar without geometry: {element}")));
+        } else if tag == "text" {
+            let (Some(x), Some(y)) = (attr(element, "x"), attr(element, "y")) else {
+                continue;
+            };
+            let content = element.split_once('>').map(|(_, t)| t).unwrap_or("");
+            let size = attr(element, "font-size").unwrap_or(11.0);
+            // A generous box for sans-serif glyphs.
+            let width = content.chars().count() as f64 * 0.62 * size;
+            texts.push((x, y - size, x + width, y + 0.3 * size, content.to_owned()));
+        }
+    }
+    assert!(bars.len() > 10, "{} bars", bars.len());
+    assert!(
+        texts.iter().any(|t| t.4.starts_with("renewal +61m")),
+        "no scenario labels"
+    );
+    for (tx0, ty0, tx1, ty1, content) in &texts {
+        for (bx0, by0, bx1, by1) in &bars {
+            let overlap = tx0 < bx1 && bx0 < tx1 && ty0 < by1 && by0 < ty1;
+            assert!(
+                !overlap,
+                "label '{content}' crosses a bar at x {bx0}..{bx1}, y {by0}..{by1}"
+            );
+        }
+    }
+    // A real renderer must accept it.
+    if have_tool("rsvg-convert", &["--version"], "librsvg2-bin") {
+        let png = dir.join("timeline.png");
+        let out = Command::new("rsvg-convert")
+            .arg(&svg_path)
+            .arg("-o")
+            .arg(&png)
+            .output()
+            .expect("rsvg-convert");
+        assert!(out.status.success(), "rsvg-convert failed: {out:?}");
+        let bytes = std::fs::read(&png).expect("png");
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+            "{} bytes",
+            bytes.len()
+        );
+        // A broken file is refused, so the check above can fail.
+        std::fs::write(&svg_path, &svg[..svg.len() / 2]).expect("truncate");
+        let bad = Command::new("rsvg-convert")
+            .arg(&svg_path)
+            .arg("-o")
+            .arg(&png)
+            .output()
+            .expect("rsvg-convert");
+        assert!(!bad.status.success(), "a truncated SVG rendered");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -51,8 +51,10 @@ impl OcspArg {
 client's resumption bits ($tls_out_resumption):\n\n  \
 H=mx.tlsresume.test [127.0.0.1]:8465 X=TLS1.3:TLS_AES_256_GCM_SHA384:256* CV=yes resumption=0x17 (session resumed)\n\n\
 then a summary: how many connections resumed, the ticket lifetime hint the server gave, and for \
-each connection that did not resume, why (no stored session, the server sent no ticket, the \
-stored session expired, offered but refused by the server, ...).\n\n\
+each connection that did not resume, why: no ticket was issued, the server refused the offered \
+session, the stored session expired, the cache key changed (and which input), a TLS 1.3 ticket \
+was used up, or the policy forbids it. With --json, one JSON object per connection (with \
+why_not_resumed) and a final {\"summary\": ...} object.\n\n\
 Exit status: 0 when every connection succeeded (resumed or not), 1 when one failed, 2 on bad \
 arguments.\n\n\
 Example: tlsresume probe 127.0.0.1:8465 --backend gnutls --count 3"
