@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tlsresume::{Error, Resumption};
+use tlsresume::Error;
 use tlsresume_compare as compare;
 use tlsresume_compare::{report, Pki, Plan, PolicyKind, Scenario, Wire};
 
@@ -25,10 +25,19 @@ enum Command {
     /// Run Exim's resumption scenarios between every server and client backend (real
     /// handshakes on loopback, virtual clock) and print what each end reports.
     Compare(CompareArgs),
-    /// Print Exim's text for a resumption value (`$tls_in_resumption`), decimal or 0x hex.
+    /// Print Exim's text for a resumption value (`$tls_in_resumption`), decimal or 0x hex, or
+    /// explain the TLS fields of a whole log line (Exim's or tlsresume's): X= with its `*`,
+    /// CV=, and the resumption value.
+    #[command(
+        after_help = "Examples:\n  tlsresume decode 0x1d\n  tlsresume decode 29\n  \
+tlsresume decode '2024-05-01 10:00:00 1sABCD-000123-00 => a@example.net R=dnslookup T=remote_smtp H=mx.example.net [192.0.2.1] X=TLS1.3:TLS_AES_256_GCM_SHA384:256* CV=no'\n  \
+grep 'X=' /var/log/exim4/mainlog | tlsresume decode -"
+    )]
     Decode {
-        /// The value, e.g. 23 or 0x17.
-        value: String,
+        /// The value (23, 0x17), a whole log line (quoted, or as several words), or `-` to
+        /// explain each line read from stdin.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        value: Vec<String>,
     },
     /// Run a real TLS server (TLS-on-connect or SMTP STARTTLS sink) for testing clients,
     /// logging one Exim-style line per connection with the server's resumption bits.
@@ -68,6 +77,10 @@ struct CompareArgs {
     /// Print one JSON object `{"results": [...]}` instead of the table.
     #[arg(long)]
     json: bool,
+    /// After the summary, list every connection: both ends' decoded bits, resumed or not, the
+    /// Exim cipher string, verification and OCSP.
+    #[arg(long, conflicts_with_all = ["json", "markdown"])]
+    detail: bool,
     /// Also write an SVG picture of the ticket lifecycle per key flavour (key windows over the
     /// virtual hours, and each scenario's ticket issued / accepted / renewed / rejected).
     #[arg(long, value_name = "FILE.svg")]
@@ -162,42 +175,66 @@ fn compare_cmd(args: &CompareArgs) -> Result<(), Error> {
             why: format!("cannot write the timeline: {e}"),
         })?;
     }
-    if args.json {
-        print!("{}", report::json(&outcomes));
+    let text = if args.json {
+        report::json(&outcomes)
     } else if args.markdown {
-        print!("{}", report::markdown(&outcomes));
+        report::markdown(&outcomes)
     } else {
         let backends: Vec<&str> = tlsresume::backends::available()
             .iter()
             .map(|k| k.name())
             .collect();
-        println!(
-            "tlsresume compare: {} connections over {} cases (backends: {})",
-            outcomes.len(),
+        let colour = std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let mut text = format!(
+            "tlsresume compare: {} cases (backends: {}); --detail lists every connection\n",
             plan.cases().len(),
             backends.join(", ")
         );
-        print!("{}", report::table(&outcomes));
-        let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
-        let resumed = outcomes.iter().filter(|o| o.resumed()).count();
-        println!(
-            "\n{} resumed, {} full, {} failed (failures on ocsp_resume under `exim` are the known issue: required OCSP fails on a resumed handshake)",
-            resumed,
-            outcomes.len() - resumed - failed,
-            failed
-        );
-    }
+        text.push_str(&report::summary(&outcomes, colour));
+        if args.detail {
+            text.push_str("\nEvery connection:\n");
+            text.push_str(&report::table(&outcomes));
+        }
+        text
+    };
+    print_out(&text);
     Ok(())
 }
 
-/// Runs `decode`.
-fn decode_cmd(value: &str) -> Result<(), Error> {
-    let bits = Resumption::parse_value(value).map_err(|e| Error::Config(e.to_string()))?;
-    let names: Vec<&str> = bits.iter_names().map(|(name, _)| name).collect();
-    println!("0x{:02X} {}", bits.bits(), bits.describe());
-    if !names.is_empty() {
-        println!("  bits: {}", names.join(" | "));
+/// Writes `text` to stdout; a closed pipe (`| head`) ends the output quietly.
+fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// Runs `decode`: one value or line from the arguments, or every line of stdin with `-`.
+fn decode_cmd(words: &[String]) -> Result<(), Error> {
+    if words.len() == 1 && words[0] == "-" {
+        use std::io::BufRead;
+        let mut text = String::new();
+        for line in std::io::stdin().lock().lines() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            text.push_str(&line);
+            text.push('\n');
+            match cli::decode::explain(&line) {
+                Ok(lines) => lines.iter().for_each(|l| {
+                    text.push_str("  ");
+                    text.push_str(l);
+                    text.push('\n');
+                }),
+                Err(e) => text.push_str(&format!("  ({e})\n")),
+            }
+        }
+        print_out(&text);
+        return Ok(());
     }
+    let lines = cli::decode::explain(&words.join(" "))?;
+    print_out(&(lines.join("\n") + "\n"));
     Ok(())
 }
 

@@ -85,10 +85,20 @@ struct Server {
 impl Server {
     /// Starts `serve --listen 127.0.0.1:0` with `args` and waits for its `listening on` line.
     fn start(args: &[&str]) -> Self {
+        Self::start_with(args, false)
+    }
+
+    /// Starts `serve --json`: the first line is `{"listening": ADDR}`.
+    fn start_json(args: &[&str]) -> Self {
+        Self::start_with(args, true)
+    }
+
+    fn start_with(args: &[&str], json: bool) -> Self {
         let mut child = Command::new(BIN)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--timeout", "30"])
             .args(args)
+            .args(json.then_some("--json"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -110,10 +120,15 @@ impl Server {
             addr: String::new(),
         };
         let first = server.line();
-        server.addr = first
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line '{first}'"))
-            .to_owned();
+        server.addr = if json {
+            let v: serde_json::Value = serde_json::from_str(&first).expect("JSON first line");
+            v["listening"].as_str().expect("listening").to_owned()
+        } else {
+            first
+                .strip_prefix("listening on ")
+                .unwrap_or_else(|| panic!("unexpected first line '{first}'"))
+                .to_owned()
+        };
         assert!(server.addr.starts_with("127.0.0.1:"), "{first}");
         assert!(!server.addr.ends_with(":0"), "{first}");
         server
@@ -222,6 +237,8 @@ fn every_subcommand_has_help() {
         "--resumption-hosts",
         "--policy",
         "--max-connections",
+        "--http",
+        "--json",
     ] {
         assert!(serve.contains(option), "serve --help lacks {option}");
     }
@@ -234,9 +251,21 @@ fn every_subcommand_has_help() {
         "--ca",
         "--insecure",
         "--cache",
+        "--json",
+        "--resumption-hosts",
+        "--advance",
     ] {
         assert!(probe.contains(option), "probe --help lacks {option}");
     }
+    let compare = run(&["compare", "--help"]).stdout;
+    assert!(
+        compare.contains("--detail"),
+        "compare --help lacks --detail"
+    );
+    // --http speaks HTTP from the first byte: not with --starttls.
+    let r = run(&["serve", "--http", "--starttls", "smtp"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("--http"), "{r:?}");
 }
 
 #[test]
@@ -361,8 +390,9 @@ fn excluded_client_gets_no_ticket_and_probe_says_why() {
     assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stdout.contains(": 0 resumed, 2 full"), "{r:?}");
     assert!(
-        r.stdout
-            .contains("connection 2 not resumed: no stored session: the server sent no ticket on connection 1"),
+        r.stdout.contains(
+            "connection 2 not resumed: no stored session: no ticket was issued on connection 1"
+        ),
         "{r:?}"
     );
     for _ in 0..2 {
@@ -705,7 +735,7 @@ fn restarted_node_resumes_with_fleet_keys(server: &str, client: &str) {
         "{case}, node C: {r:?}"
     );
     assert!(
-        r.stdout.contains("server refused it (full handshake)"),
+        r.stdout.contains("the server refused the offered session"),
         "{case}, node C: {r:?}"
     );
     assert!(!c.line().contains('*'), "{case}");
@@ -872,6 +902,786 @@ fn rediss_ticket_keys_with_a_private_ca() {
         assert_eq!(first.contains("* CV="), resumed, "node {node}: {r:?}");
         assert_eq!(srv.line().contains('*'), resumed, "node {node}");
         assert_eq!(srv.wait_exit(), Some(0), "node {node}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether `tool` can be run; when it cannot, fails under `CI` and otherwise says the test is
+/// skipped (never a silent pass).
+fn have_tool(tool: &str, args: &[&str], package: &str) -> bool {
+    let ok = Command::new(tool)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is needed under CI (Debian package {package})"
+        );
+        eprintln!("skipping: {tool} is not installed (Debian: apt-get install -y {package})");
+    }
+    ok
+}
+
+/// The summary's cell for a JSON result, derived from the JSON fields alone.
+fn json_cell(r: &serde_json::Value) -> String {
+    if !r["error"].is_null() {
+        return "✗".into();
+    }
+    format!(
+        "{} {:02X}/{:02X}",
+        if r["resumed"].as_bool().expect("resumed") {
+            "R"
+        } else {
+            "F"
+        },
+        r["server_flags"].as_u64().expect("server_flags"),
+        r["client_flags"].as_u64().expect("client_flags")
+    )
+}
+
+#[test]
+fn compare_summary_fits_a_terminal_and_names_every_difference() {
+    let r = run(&["compare"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines.len() < 80, "{} lines:\n{}", lines.len(), r.stdout);
+    for l in &lines {
+        assert!(l.chars().count() <= 120, "too wide: {l}");
+    }
+    assert!(!r.stdout.contains('\x1b'), "colour on a pipe: {}", r.stdout);
+    assert!(!r.stdout.contains("not explained"), "{}", r.stdout);
+    // Independently of the summary, find the rows where the backend pairs disagree.
+    let json = run(&["compare", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("compare --json parses");
+    let results = v["results"].as_array().expect("results");
+    let mut rows: std::collections::BTreeMap<(String, String, String, String), Vec<String>> =
+        Default::default();
+    for res in results {
+        let key = ["tls", "policy", "transport", "scenario"]
+            .map(|k| res[k].as_str().expect(k).to_owned());
+        rows.entry(key.into()).or_default().push(json_cell(res));
+    }
+    let grids: Vec<&str> = r.stdout.split("\nTLS ").skip(1).collect();
+    assert_eq!(grids.len(), 2, "{}", r.stdout);
+    let why = r.stdout.split("Why they differ").nth(1).expect("reasons");
+    for ((tls, policy, transport, scenario), cells) in &rows {
+        let mut distinct = cells.clone();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() < 2 {
+            continue;
+        }
+        let grid = grids
+            .iter()
+            .find(|g| g.starts_with(tls.as_str()))
+            .expect("grid");
+        // The summary row for this scenario (and this policy or transport, when split).
+        let marked = grid.lines().any(|l| {
+            let label = l.split('│').next().unwrap_or("");
+            let mut words = label.split_whitespace();
+            words.next() == Some(scenario.as_str())
+                && words.all(|w| w == policy || w == transport)
+                && l.split('│').skip(1).any(|group| {
+                    // Cells are 9 columns each, after one space.
+                    let chars: Vec<char> = group.chars().skip(1).collect();
+                    chars.chunks(9).any(|cell| {
+                        let cell: String = cell.iter().collect();
+                        let cell = cell.trim();
+                        let last = cell.chars().last().unwrap_or(' ');
+                        cell.len() > 2 && last.is_ascii_lowercase() && {
+                            let letter = format!("  {last}  ");
+                            why.contains(&letter)
+                        }
+                    })
+                })
+        });
+        assert!(
+            marked,
+            "TLS {tls} {policy} {transport} {scenario}: pairs differ ({distinct:?}) but no marked cell\n{}",
+            r.stdout
+        );
+    }
+    assert!(why.contains("docs/differences.md"));
+}
+
+#[test]
+fn compare_detail_lists_every_connection_after_the_summary() {
+    let args = [
+        "compare",
+        "--server",
+        "openssl",
+        "--client",
+        "gnutls",
+        "--tls",
+        "1.2",
+        "--policy",
+        "exim",
+        "--transport",
+        "starttls",
+    ];
+    let short = run(&args);
+    let mut with = args.to_vec();
+    with.push("--detail");
+    let long = run(&with);
+    assert_eq!(long.code, Some(0), "{long:?}");
+    assert!(long.stdout.starts_with(&short.stdout), "{long:?}");
+    let listing = &long.stdout[short.stdout.len()..];
+    for sc in ["getticket", "resume", "timeout", "ocsp_resume"] {
+        assert!(
+            listing.lines().any(|l| l.trim_start().starts_with(sc)),
+            "{sc} missing: {listing}"
+        );
+    }
+    assert!(listing.contains("X=TLS1.2:"), "{listing}");
+    assert_one_line_error_like(&run(&["compare", "--detail", "--json"]), "--detail");
+}
+
+/// A clap usage error: exit 2, mentions `what`.
+fn assert_one_line_error_like(run: &Run, what: &str) {
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains(what), "{run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+}
+
+#[test]
+fn compare_markdown_is_the_committed_matrix() {
+    let r = run(&["compare", "--markdown"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let committed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/behaviour-matrix.md"),
+    )
+    .expect("docs/behaviour-matrix.md");
+    assert!(
+        r.stdout == committed,
+        "compare --markdown differs from docs/behaviour-matrix.md"
+    );
+}
+
+#[test]
+fn compare_colours_only_on_a_terminal_and_honours_no_color() {
+    // `script` (util-linux) gives the command a terminal.
+    if !have_tool("script", &["--version"], "bsdutils") {
+        return;
+    }
+    let cmd = format!(
+        "{BIN} compare --server rustls --client rustls --tls 1.3 --scenario getticket,resume"
+    );
+    let tty = |no_color: Option<&str>| {
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]).stdin(Stdio::null());
+        c.env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        let out = c.output().expect("script");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coloured = tty(None);
+    assert!(coloured.contains("\x1b[32mR 1F/1F"), "{coloured}");
+    let plain = tty(Some("1"));
+    assert!(
+        plain.contains("R 1F/1F") && !plain.contains("\x1b["),
+        "{plain}"
+    );
+}
+
+#[test]
+fn decode_takes_hex_decimal_and_whole_log_lines() {
+    let hex = run(&["decode", "0x1d"]);
+    let dec = run(&["decode", "29"]);
+    assert_eq!(hex.code, Some(0), "{hex:?}");
+    assert_eq!(hex.stdout, dec.stdout);
+    assert!(hex.stdout.starts_with("0x1D session resumed\n"), "{hex:?}");
+    assert!(hex.stdout.contains("USED"), "{hex:?}");
+    // An Exim delivery line, in the format of Exim's main log with +tls_resumption.
+    let exim = "2024-05-01 10:00:00 1sABCD-000123-00 => a@example.net R=dnslookup T=remote_smtp \
+                H=mx.example.net [192.0.2.1] X=TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256* CV=no \
+                DN=\"/CN=mx.example.net\" C=\"250 OK id=1sABCE-000456-00\"";
+    let r = run(&["decode", exim]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("client side"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("TLS 1.2 ECDHE-RSA-AES256-GCM-SHA384, 256 bits"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("session was resumed"), "{r:?}");
+    assert!(r.stdout.contains("CV=no"), "{r:?}");
+    // The same line as separate words, and a received line without '*'.
+    let words: Vec<&str> = exim.split(' ').collect();
+    let mut args = vec!["decode"];
+    args.extend(&words);
+    assert_eq!(run(&args).stdout, r.stdout);
+    let full = run(&[
+        "decode",
+        "1sABCD-000123-00 <= a@b.example H=(c) [192.0.2.9] P=esmtps X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=no S=1",
+    ]);
+    assert!(full.stdout.contains("server side"), "{full:?}");
+    assert!(full.stdout.contains("full handshake"), "{full:?}");
+    // Exim's test-suite form: the variable's name and its words.
+    let r = run(&[
+        "decode",
+        "1999-03-02 09:44:33 tls_in_resumption\tsession resumed, also new ticket",
+    ]);
+    assert!(r.stdout.contains("0x1F"), "{r:?}");
+    // Lines from stdin, with a line that has nothing to explain.
+    let mut child = Command::new(BIN)
+        .args(["decode", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("decode -");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{exim}\nnothing here").expect("write");
+    }
+    let out = child.wait_with_output().expect("decode - output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("session was resumed") && text.contains("(configuration:"),
+        "{text}"
+    );
+    assert_one_line_error(&run(&["decode", "no fields here"]), "no fields here");
+    assert_one_line_error(&run(&["decode", "X=TLS1.3:A:256 resumption=0x40"]), "0x40");
+}
+
+#[test]
+fn decode_explains_a_real_serve_line() {
+    let srv = Server::start(&["--backend", "rustls", "--max-connections", "2"]);
+    let r = run(&["probe", &srv.addr, "--backend", "rustls"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let _first = srv.line();
+    let second = srv.line();
+    let d = run(&["decode", &second]);
+    assert_eq!(d.code, Some(0), "{d:?}");
+    assert!(d.stdout.contains("session was resumed"), "{second}: {d:?}");
+    assert!(d.stdout.contains("resumption value 0x1"), "{second}: {d:?}");
+    assert!(!d.stdout.contains("disagree"), "{second}: {d:?}");
+}
+
+/// Runs `probe` against `addr` with `args`; the "not resumed" reason of each connection.
+fn probe_reasons(addr: &str, args: &[&str]) -> (Run, Vec<String>) {
+    let mut all = vec!["probe", addr];
+    all.extend_from_slice(args);
+    let r = run(&all);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let reasons = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("connection "))
+        .map(str::to_owned)
+        .collect();
+    (r, reasons)
+}
+
+#[test]
+fn probe_json_gives_one_object_per_connection_and_a_summary() {
+    let srv = Server::start(&["--backend", "gnutls", "--max-connections", "3"]);
+    let r = run(&[
+        "probe",
+        &srv.addr,
+        "--backend",
+        "openssl",
+        "--count",
+        "3",
+        "--json",
+        "--ocsp",
+        "request",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let objects: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(objects.len(), 4, "{r:?}");
+    for (i, o) in objects[..3].iter().enumerate() {
+        let server_line = srv.line();
+        assert_eq!(o["connection"], i + 1);
+        assert_eq!(o["address"], "127.0.0.1");
+        assert_eq!(o["host"], "mx.tlsresume.test");
+        let resumed = o["resumed"].as_bool().expect("resumed");
+        // The server's own log line says whether it resumed.
+        assert_eq!(
+            resumed,
+            server_line.contains("* CV="),
+            "{o} vs {server_line}"
+        );
+        let x = o["x"].as_str().expect("x");
+        assert_eq!(x.ends_with('*'), resumed, "{o}");
+        let bits = o["resumption"].as_u64().expect("resumption");
+        assert_eq!(o["resumption_hex"], format!("0x{bits:02X}"));
+        assert_eq!(bits & 0x10 != 0, resumed, "{o}");
+        assert!(o["cv"] == "yes" || o["cv"] == "no", "{o}");
+        assert!(o["ocsp"].is_u64(), "{o}");
+        assert_eq!(o["why_not_resumed"].is_string(), !resumed, "{o}");
+    }
+    let summary = &objects[3]["summary"];
+    assert_eq!(summary["connections"], 3, "{summary}");
+    assert_eq!(summary["resumed"], 2, "{summary}");
+    assert_eq!(summary["full"], 1, "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert_eq!(summary["backend"], "openssl", "{summary}");
+}
+
+#[test]
+fn probe_says_a_tls13_ticket_was_used_up() {
+    let srv = Server::start(&[
+        "--backend",
+        "openssl",
+        "--max-connections",
+        "3",
+        "--tls",
+        "1.3",
+    ]);
+    let (r, reasons) = probe_reasons(&srv.addr, &["--backend", "rustls", "--count", "3"]);
+    assert_eq!(reasons.len(), 2, "{r:?}");
+    assert!(
+        reasons[1].starts_with("3 not resumed: the TLS 1.3 ticket was used up on connection 2"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn probe_says_the_stored_session_expired() {
+    let srv = Server::start(&["--backend", "rustls", "--max-connections", "2"]);
+    let (r, reasons) = probe_reasons(&srv.addr, &["--backend", "openssl", "--advance", "7300"]);
+    assert!(r.stdout.contains(": 0 resumed, 2 full"), "{r:?}");
+    assert!(
+        reasons[1].starts_with(
+            "2 not resumed: the stored session expired (stored 7300 s ago, lifetime 7200 s)"
+        ),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn probe_says_the_policy_forbids_it() {
+    let srv = Server::start(&["--backend", "openssl", "--max-connections", "2"]);
+    let (r, reasons) = probe_reasons(
+        &srv.addr,
+        &["--backend", "gnutls", "--resumption-hosts", "!127.0.0.1"],
+    );
+    assert!(r.stdout.contains(": 0 resumed, 2 full"), "{r:?}");
+    for (i, reason) in reasons.iter().enumerate() {
+        assert!(
+            reason.starts_with(&format!("{} not resumed: the policy forbids it", i + 1)),
+            "{r:?}"
+        );
+    }
+    // The client asked for no ticket: the client bits are 0x01.
+    assert!(
+        r.stdout
+            .lines()
+            .take(2)
+            .all(|l| l.contains("resumption=0x01")),
+        "{r:?}"
+    );
+    assert_one_line_error(
+        &run(&["probe", &srv.addr, "--resumption-hosts", "10.0.0.0/99"]),
+        "10.0.0.0/99",
+    );
+}
+
+/// A TCP forwarder on a free port that sends its `n`-th connection to `targets[n % len]`, as a
+/// load balancer in front of servers with different host names would.
+fn balancer(targets: Vec<String>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(client) = conn else { break };
+            let Ok(server) = std::net::TcpStream::connect(&targets[n % targets.len()]) else {
+                break;
+            };
+            let (mut c2, mut s2) = (
+                client.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
+            let (mut c1, mut s1) = (client, server);
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut c1, &mut s1);
+                let _ = s1.shutdown(std::net::Shutdown::Write);
+            });
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn probe_says_the_cache_key_changed_and_which_input() {
+    let a = Server::start(&[
+        "--backend",
+        "openssl",
+        "--starttls",
+        "smtp",
+        "--hostname",
+        "mx1.tlsresume.test",
+    ]);
+    let b = Server::start(&[
+        "--backend",
+        "openssl",
+        "--starttls",
+        "smtp",
+        "--hostname",
+        "mx2.tlsresume.test",
+    ]);
+    let lb = balancer(vec![a.addr.clone(), b.addr.clone()]);
+    let (r, reasons) = probe_reasons(&lb, &["--backend", "openssl", "--starttls", "smtp"]);
+    assert_eq!(reasons.len(), 2, "{r:?}");
+    assert!(
+        reasons[1].starts_with("2 not resumed: the cache key changed since connection 1: host name in the server's EHLO reply mx1.tlsresume.test → mx2.tlsresume.test"),
+        "{r:?}"
+    );
+    assert!(a.line().contains(" X="));
+    assert!(b.line().contains(" X="));
+}
+
+#[cfg(feature = "stores")]
+#[test]
+fn probe_says_the_server_refused_the_offered_session() {
+    let dir = scratch("refused");
+    let cache = dir.join("sessions").display().to_string();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let first = start_node(&listen, &["--backend", "openssl", "--max-connections", "1"]);
+    let (r, _) = probe_reasons(
+        &listen,
+        &["--backend", "gnutls", "--count", "1", "--cache", &cache],
+    );
+    assert!(r.stdout.contains(": 0 resumed, 1 full"), "{r:?}");
+    assert_eq!(first.wait_exit(), Some(0));
+    // A restarted server has new ticket keys: the stored session is offered and refused.
+    let _second = start_node(&listen, &["--backend", "openssl", "--max-connections", "1"]);
+    let (r, reasons) = probe_reasons(
+        &listen,
+        &["--backend", "gnutls", "--count", "1", "--cache", &cache],
+    );
+    assert!(r.stdout.contains("resumption=0x0F"), "{r:?}");
+    assert!(
+        reasons[0].starts_with("1 not resumed: the server refused the offered session"),
+        "{r:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The pages in a run of curl or s_client output, split at each page's first line.
+fn pages(out: &str) -> Vec<&str> {
+    out.split("tlsresume serve --http (").skip(1).collect()
+}
+
+fn curl_second_url_resumes(backend: &str) {
+    if !have_tool("curl", &["--version"], "curl") {
+        return;
+    }
+    let srv = Server::start(&["--backend", backend, "--http", "--max-connections", "2"]);
+    let url = |p: &str| format!("https://{}/{p}", srv.addr);
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "--cacert", &pki("ca.pem")])
+        .args([url("a"), url("b")])
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{backend}: {out:?}");
+    let p = pages(&text);
+    assert_eq!(p.len(), 2, "{backend}: {text}");
+    assert!(p[0].starts_with(&format!("{backend} backend)")), "{text}");
+    assert!(
+        p[0].contains("GET /a") && p[0].contains("resumed: no\n"),
+        "{backend}: {text}"
+    );
+    assert!(
+        p[1].contains("GET /b") && p[1].contains("resumed: yes\n"),
+        "{backend}: {text}"
+    );
+    assert!(p[1].contains("resumption: 0x1"), "{backend}: {text}");
+    let first = srv.line();
+    let second = srv.line();
+    assert!(
+        !first.contains('*') && first.contains("requests=1"),
+        "{first}"
+    );
+    assert!(
+        second.contains("* CV=") && second.contains("requests=1") && !second.contains("ended"),
+        "{second}"
+    );
+    assert_eq!(srv.wait_exit(), Some(0));
+}
+
+#[test]
+fn curl_resumes_on_the_second_url_with_an_openssl_server() {
+    curl_second_url_resumes("openssl");
+}
+
+#[test]
+fn curl_resumes_on_the_second_url_with_a_gnutls_server() {
+    curl_second_url_resumes("gnutls");
+}
+
+#[test]
+fn curl_resumes_on_the_second_url_with_a_rustls_server() {
+    curl_second_url_resumes("rustls");
+}
+
+/// `openssl s_client` sending `input`, with `session` as -sess_out (first) or -sess_in.
+fn s_client(addr: &str, session: &Path, resume: bool, input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-connect", addr, "-servername", "localhost"])
+        .args(["-CAfile", &pki("ca.pem"), "-ign_eof"])
+        .args([if resume { "-sess_in" } else { "-sess_out" }])
+        .arg(session)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("s_client output");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn serve_http_keeps_alive_when_asked_and_resumes_with_openssl_s_client() {
+    if !have_tool("openssl", &["version"], "openssl") {
+        return;
+    }
+    let dir = scratch("http-s-client");
+    let session = dir.join("session.pem");
+    let srv = Server::start(&["--backend", "rustls", "--http", "--max-connections", "2"]);
+    let two = "GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let out = s_client(&srv.addr, &session, false, two);
+    let p = pages(&out);
+    assert_eq!(p.len(), 2, "{out}");
+    assert!(out.contains("Connection: keep-alive\r\n"), "{out}");
+    assert!(
+        p[0].contains("request 1 on this connection: GET /1"),
+        "{out}"
+    );
+    assert!(
+        p[1].contains("request 2 on this connection: GET /2"),
+        "{out}"
+    );
+    assert!(
+        p[1].contains("resumed: no\n") && p[1].contains("SNI: localhost"),
+        "{out}"
+    );
+    assert!(srv.line().contains("requests=2"));
+    let out = s_client(&srv.addr, &session, true, "GET /3 HTTP/1.0\r\n\r\n");
+    assert!(out.contains("Reused, TLSv1.3"), "{out}");
+    let p = pages(&out);
+    assert_eq!(p.len(), 1, "{out}");
+    assert!(p[0].contains("resumed: yes\n"), "{out}");
+    assert!(srv.line().contains('*'));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_http_answers_close_notify_with_close_notify() {
+    use std::io::{Read as _, Write as _};
+    let srv = Server::start(&["--backend", "openssl", "--http", "--max-connections", "2"]);
+    let roots = tlsresume::certificates_from_pem_file(pki("ca.pem").as_ref()).expect("ca");
+    let client = tlsresume::backends::client(
+        tlsresume::backends::parse("rustls").expect("rustls"),
+        tlsresume::ClientSettings::new(roots),
+    )
+    .expect("client");
+    let peer: std::net::SocketAddr = srv.addr.parse().expect("addr");
+    let params = tlsresume::ClientParams::new("localhost", peer);
+    let tcp = std::net::TcpStream::connect(peer).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut tls = client.connect(Box::new(tcp), &params).expect("handshake");
+    tls.write_all(b"GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n")
+        .expect("request");
+    // Read the head, then exactly Content-Length bytes: the connection stays open.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tls.read_exact(&mut byte).expect("head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("Content-Length")
+        .parse()
+        .expect("number");
+    let mut body = vec![0u8; len];
+    tls.read_exact(&mut body).expect("body");
+    assert!(String::from_utf8_lossy(&body).contains("GET /x"));
+    // Our close_notify is answered with the server's: a clean end of stream, not an error.
+    tls.shutdown().expect("close_notify");
+    let mut rest = Vec::new();
+    let n = tls
+        .read_to_end(&mut rest)
+        .expect("the server's close_notify");
+    assert_eq!(n, 0);
+    let line = srv.line();
+    assert!(
+        line.contains("requests=1") && !line.contains("ended"),
+        "{line}"
+    );
+    // A malformed request gets 400 and the line says why.
+    let tcp = std::net::TcpStream::connect(peer).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut tls = client.connect(Box::new(tcp), &params).expect("handshake");
+    tls.write_all(b"NONSENSE\r\n\r\n").expect("request");
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer);
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.0 400 Bad Request"));
+    let line = srv.line();
+    assert!(line.contains("malformed request line"), "{line}");
+}
+
+#[test]
+fn serve_json_logs_one_object_per_connection() {
+    let srv = Server::start_json(&["--backend", "gnutls", "--max-connections", "2"]);
+    let r = run(&["probe", &srv.addr, "--backend", "gnutls"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    for resumed in [false, true] {
+        let line = srv.line();
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["peer"], "127.0.0.1", "{v}");
+        assert_eq!(v["resumed"], resumed, "{v}");
+        assert_eq!(v["x"].as_str().expect("x").ends_with('*'), resumed, "{v}");
+        let bits = v["resumption"].as_u64().expect("bits");
+        assert_eq!(bits & 0x10 != 0, resumed, "{v}");
+        assert_eq!(v["sni"], "mx.tlsresume.test", "{v}");
+        assert_eq!(v["messages"], 0, "{v}");
+        assert!(v["error"].is_null(), "{v}");
+    }
+    assert_eq!(srv.wait_exit(), Some(0));
+}
+
+/// The value of attribute `name` in one SVG element's text.
+fn attr(element: &str, name: &str) -> Option<f64> {
+    let at = element.find(&format!(" {name}=\""))? + name.len() + 3;
+    element[at..].split('"').next()?.parse().ok()
+}
+
+#[test]
+fn timeline_svg_renders_has_a_legend_and_no_label_crosses_a_bar() {
+    let dir = scratch("timeline");
+    let svg_path = dir.join("timeline.svg");
+    let svg_arg = svg_path.display().to_string();
+    let r = run(&[
+        "compare",
+        "--tls",
+        "1.2",
+        "--transport",
+        "tls-on-connect",
+        "--timeline",
+        &svg_arg,
+    ]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let svg = std::fs::read_to_string(&svg_path).expect("timeline written");
+    for colour_meaning in [
+        "ticket key: current",
+        "ticket key: previous",
+        "resumed, new ticket",
+        "ticket refused",
+        "connection failed",
+        "a ticket's lifetime",
+    ] {
+        assert!(
+            svg.contains(colour_meaning),
+            "legend lacks {colour_meaning}"
+        );
+    }
+    // Bars: the key windows (rect) and ticket lifetimes (line) marked class="bar".
+    let mut bars = Vec::new();
+    let mut texts = Vec::new();
+    for element in svg.split('<').skip(1) {
+        let tag = element.split([' ', '>']).next().unwrap_or("");
+        if element.contains("class=\"bar\"") {
+            let b = match tag {
+                "rect" => (|| {
+                    let (x, y) = (attr(element, "x")?, attr(element, "y")?);
+                    Some((
+                        x,
+                        y,
+                        x + attr(element, "width")?,
+                        y + attr(element, "height")?,
+                    ))
+                })(),
+                "line" => (|| {
+                    let y = attr(element, "y1")?;
+                    Some((attr(element, "x1")?, y - 1.5, attr(element, "x2")?, y + 1.5))
+                })(),
+                _ => None,
+            };
+            bars.push(b.unwrap_or_else(|| panic!("bar without geometry: {element}")));
+        } else if tag == "text" {
+            let (Some(x), Some(y)) = (attr(element, "x"), attr(element, "y")) else {
+                continue;
+            };
+            let content = element.split_once('>').map(|(_, t)| t).unwrap_or("");
+            let size = attr(element, "font-size").unwrap_or(11.0);
+            // A generous box for sans-serif glyphs.
+            let width = content.chars().count() as f64 * 0.62 * size;
+            texts.push((x, y - size, x + width, y + 0.3 * size, content.to_owned()));
+        }
+    }
+    assert!(bars.len() > 10, "{} bars", bars.len());
+    assert!(
+        texts.iter().any(|t| t.4.starts_with("renewal +61m")),
+        "no scenario labels"
+    );
+    for (tx0, ty0, tx1, ty1, content) in &texts {
+        for (bx0, by0, bx1, by1) in &bars {
+            let overlap = tx0 < bx1 && bx0 < tx1 && ty0 < by1 && by0 < ty1;
+            assert!(
+                !overlap,
+                "label '{content}' crosses a bar at x {bx0}..{bx1}, y {by0}..{by1}"
+            );
+        }
+    }
+    // A real renderer must accept it.
+    if have_tool("rsvg-convert", &["--version"], "librsvg2-bin") {
+        let png = dir.join("timeline.png");
+        let out = Command::new("rsvg-convert")
+            .arg(&svg_path)
+            .arg("-o")
+            .arg(&png)
+            .output()
+            .expect("rsvg-convert");
+        assert!(out.status.success(), "rsvg-convert failed: {out:?}");
+        let bytes = std::fs::read(&png).expect("png");
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+            "{} bytes",
+            bytes.len()
+        );
+        // A broken file is refused, so the check above can fail.
+        std::fs::write(&svg_path, &svg[..svg.len() / 2]).expect("truncate");
+        let bad = Command::new("rsvg-convert")
+            .arg(&svg_path)
+            .arg("-o")
+            .arg(&png)
+            .output()
+            .expect("rsvg-convert");
+        assert!(!bad.status.success(), "a truncated SVG rendered");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

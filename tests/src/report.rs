@@ -1,4 +1,5 @@
-//! Renders outcomes: a terminal table, the behaviour-matrix Markdown, and JSON.
+//! Renders outcomes: the summary grid `compare` opens with, the per-connection table of
+//! `--detail`, the behaviour-matrix Markdown, and JSON.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -7,6 +8,9 @@ use tlsresume_core::{CipherNames, KeySchedule, SessionInfo};
 
 use crate::engine::Outcome;
 use crate::scenario::{Case, Scenario};
+
+mod summary;
+pub use summary::{summary, MAX_WIDTH};
 
 fn bits(info: Option<&SessionInfo>) -> String {
     match info {

@@ -14,13 +14,91 @@ use crate::engine::Outcome;
 use crate::scenario::{PolicyKind, Wire};
 
 const WIDTH: f64 = 1000.0;
-const LEFT: f64 = 150.0;
+/// Labels live left of this line, bars and dots right of it, so no label crosses a bar.
+const LEFT: f64 = 230.0;
 const RIGHT: f64 = 30.0;
 const HOURS: f64 = 7.0;
-const PANEL: f64 = 320.0;
+const PANEL: f64 = 330.0;
+/// Height of the legend under the title.
+const LEGEND: f64 = 56.0;
+/// The label font size, and the widest a character of it is drawn (sans-serif, generous), for
+/// keeping labels inside the label column.
+const FONT: f64 = 11.0;
+const CHAR_WIDTH: f64 = 0.62 * FONT;
 
 fn x(at: Duration) -> f64 {
-    LEFT + at.as_secs_f64() / 3600.0 * (WIDTH - LEFT - RIGHT) / HOURS
+    (LEFT + at.as_secs_f64() / 3600.0 * (WIDTH - LEFT - RIGHT) / HOURS).min(WIDTH - RIGHT)
+}
+
+/// Cuts a label to the label column's width.
+fn fit(label: &str) -> String {
+    let max = ((LEFT - 20.0) / CHAR_WIDTH) as usize;
+    if label.chars().count() <= max {
+        return label.to_owned();
+    }
+    let mut cut: String = label.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The colours of the key bars and the scenario events, for the legend.
+const KEY_CURRENT: &str = "#4a7";
+const KEY_PREVIOUS: &str = "#bdb";
+const EVENTS: [(&str, &str); 6] = [
+    ("full handshake, ticket issued", "#555"),
+    ("full handshake, no ticket", "#999"),
+    ("resumed", "#080"),
+    ("resumed, new ticket", "#06c"),
+    ("ticket refused, full handshake", "#c00"),
+    ("connection failed", "#80a"),
+];
+
+/// The legend: what each colour means.
+fn legend(svg: &mut String, top: f64) {
+    let _ = writeln!(
+        svg,
+        r#"<g class="legend"><text x="10" y="{}" font-weight="bold">Legend</text>"#,
+        top + 12.0
+    );
+    let items: Vec<(&str, &str, bool)> = [
+        ("ticket key: current (encrypts)", KEY_CURRENT, true),
+        ("ticket key: previous (still decrypts)", KEY_PREVIOUS, true),
+    ]
+    .into_iter()
+    .chain(EVENTS.iter().map(|(what, colour)| (*what, *colour, false)))
+    .collect();
+    for (i, (what, colour, bar)) in items.iter().enumerate() {
+        let col = (i % 4) as f64;
+        let row = (i / 4) as f64;
+        let ix = 80.0 + col * 225.0;
+        let iy = top + 4.0 + row * 18.0;
+        if *bar {
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{ix}" y="{iy}" width="14" height="10" fill="{colour}"/>"#
+            );
+        } else {
+            let _ = writeln!(
+                svg,
+                r#"<circle cx="{}" cy="{}" r="4" fill="{colour}"/>"#,
+                ix + 7.0,
+                iy + 5.0
+            );
+        }
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{}">{}</text>"#,
+            ix + 20.0,
+            iy + 9.0,
+            escape(what)
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r##"<line x1="80" y1="{y}" x2="94" y2="{y}" stroke="#555" stroke-opacity="0.35" stroke-width="3"/><text x="100" y="{}">a ticket's lifetime after it was issued</text></g>"##,
+        top + 44.0,
+        y = top + 40.0,
+    );
 }
 
 fn escape(s: &str) -> String {
@@ -29,22 +107,24 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// What a scenario connection did with the ticket it presented, if any.
+/// What a scenario connection did with the ticket it presented, if any: an entry of
+/// [`EVENTS`].
 fn event(o: &Outcome) -> (&'static str, &'static str) {
     let server = o.server.as_ref().map(|s| s.resumption).unwrap_or_default();
-    if o.error.is_some() {
-        ("connection failed", "#b00")
+    let index = if o.error.is_some() {
+        5
     } else if o.resumed() && server.contains(Resumption::CLIENT_REQUESTED) {
-        ("resumed, new ticket", "#06c")
+        3
     } else if o.resumed() {
-        ("resumed", "#080")
+        2
     } else if server.contains(Resumption::CLIENT_SUGGESTED) {
-        ("ticket refused, full handshake", "#c00")
+        4
     } else if server.contains(Resumption::CLIENT_REQUESTED) {
-        ("full handshake, ticket issued", "#555")
+        0
     } else {
-        ("full handshake, no ticket", "#999")
-    }
+        1
+    };
+    EVENTS[index]
 }
 
 /// An SVG picture of both flavours' lifecycles, from a run's outcomes: for each flavour it takes
@@ -55,19 +135,20 @@ pub fn timeline_svg(outcomes: &[Outcome]) -> String {
         (KeySchedule::Rolling, TicketPolicy::OPENSSL, "OpenSSL flavour: 1 h rotation, 1 previous key, 2 h tickets, renewal after 1 h"),
         (KeySchedule::Periodic, TicketPolicy::GNUTLS, "GnuTLS flavour: keys per 6 h period (previous period accepted), 2 h tickets, no renewal"),
     ];
-    let height = 40.0 + PANEL * flavours.len() as f64;
+    let height = 40.0 + LEGEND + PANEL * flavours.len() as f64;
     let mut svg = String::new();
     let _ = writeln!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="11">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="{FONT}">"#
     );
     let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         svg,
         r#"<text x="10" y="20" font-size="14" font-weight="bold">tlsresume ticket lifecycle (virtual hours since the sequence start)</text>"#
     );
+    legend(&mut svg, 30.0);
     for (i, (schedule, policy, title)) in flavours.iter().enumerate() {
-        let top = 40.0 + PANEL * i as f64;
+        let top = 40.0 + LEGEND + PANEL * i as f64;
         let _ = writeln!(
             svg,
             r#"<text x="10" y="{}" font-size="12" font-weight="bold">{}</text>"#,
@@ -121,63 +202,65 @@ pub fn timeline_svg(outcomes: &[Outcome]) -> String {
         let lane_top = top + 28.0;
         let _ = writeln!(
             svg,
-            r#"<text x="10" y="{}">ticket keys</text>"#,
-            lane_top + 10.0
+            r#"<text x="10" y="{}" font-weight="bold">ticket keys</text>"#,
+            lane_top + 9.0
         );
+        let lane_top = lane_top + 14.0;
         for (k, (name, created, rotate, expires)) in keys.iter().enumerate() {
             let y = lane_top + 14.0 * k as f64;
             let (x0, x1, x2) = (x(rel(*created)), x(rel(*rotate)), x(rel(*expires)));
             let short = &name.to_string()[..8];
             let _ = writeln!(
                 svg,
-                r##"<rect x="{x0}" y="{y}" width="{}" height="10" fill="#4a7"><title>key {short}: current</title></rect>"##,
+                r#"<text class="label" x="20" y="{}">{}</text>"#,
+                y + 9.0,
+                escape(&fit(&format!("key {short}")))
+            );
+            let _ = writeln!(
+                svg,
+                r##"<rect class="bar" x="{x0}" y="{y}" width="{}" height="10" fill="{KEY_CURRENT}"><title>key {short}: current</title></rect>"##,
                 (x1 - x0).max(1.0)
             );
             let _ = writeln!(
                 svg,
-                r##"<rect x="{x1}" y="{y}" width="{}" height="10" fill="#bdb"><title>key {short}: previous, still decrypts</title></rect>"##,
+                r##"<rect class="bar" x="{x1}" y="{y}" width="{}" height="10" fill="{KEY_PREVIOUS}"><title>key {short}: previous, still decrypts</title></rect>"##,
                 (x2 - x1).max(1.0)
             );
-            let _ = writeln!(
-                svg,
-                r#"<text x="{}" y="{}" font-size="9">{short}</text>"#,
-                x0 + 2.0,
-                y + 8.5
-            );
         }
-        // Scenario events.
-        let ev_top = lane_top + 14.0 * keys.len().max(1) as f64 + 16.0;
+        // Scenario events: the label in the left column, the dot and the ticket's lifetime on
+        // the time axis.
+        let ev_top = lane_top + 14.0 * keys.len().max(1) as f64 + 8.0;
         let _ = writeln!(
             svg,
-            r#"<text x="10" y="{}">scenarios</text>"#,
-            ev_top + 10.0
+            r#"<text x="10" y="{}" font-weight="bold">scenarios</text>"#,
+            ev_top + 9.0
         );
+        let ev_top = ev_top + 14.0;
         for (k, o) in chosen.iter().enumerate() {
             let y = ev_top + 13.0 * k as f64;
             let ex = x(o.at);
             let (what, colour) = event(o);
-            if what == "full handshake, ticket issued" || what == "resumed, new ticket" {
+            let _ = writeln!(
+                svg,
+                r#"<text class="label" x="20" y="{}" fill="{colour}">{}</text>"#,
+                y + 9.0,
+                escape(&fit(&format!("{} +{}m", o.scenario, o.at.as_secs() / 60)))
+            );
+            if what == EVENTS[0].0 || what == EVENTS[3].0 {
                 // The ticket issued here lives for the policy's lifetime.
                 let end = x(o.at + policy.lifetime());
                 let _ = writeln!(
                     svg,
-                    r##"<line x1="{ex}" y1="{}" x2="{end}" y2="{}" stroke="{colour}" stroke-opacity="0.35" stroke-width="3"/>"##,
+                    r##"<line class="bar" x1="{ex}" y1="{}" x2="{end}" y2="{}" stroke="{colour}" stroke-opacity="0.35" stroke-width="3"/>"##,
                     y + 5.0,
                     y + 5.0
                 );
             }
             let _ = writeln!(
                 svg,
-                r#"<circle cx="{ex}" cy="{}" r="4" fill="{colour}"/>"#,
-                y + 5.0
-            );
-            let _ = writeln!(
-                svg,
-                r#"<text x="{}" y="{}" fill="{colour}">{} +{}m: {what}</text>"#,
-                ex + 7.0,
-                y + 9.0,
-                o.scenario,
-                o.at.as_secs() / 60
+                r#"<circle cx="{ex}" cy="{}" r="4" fill="{colour}"><title>{}</title></circle>"#,
+                y + 5.0,
+                escape(&format!("{} +{}m: {what}", o.scenario, o.at.as_secs() / 60))
             );
         }
         let decision_note = match policy.renew_after() {

@@ -1,6 +1,8 @@
-//! The `serve` and `probe` subcommands and what they share: the SMTP dialogue, argument
+//! The `serve`, `probe` and `decode` subcommands and what they share: the SMTP dialogue, argument
 //! helpers, the log writer; `probe --cache` uses the on-disk store of `tlsresume-stores`.
 
+pub mod decode;
+pub mod http;
 pub mod probe;
 pub mod serve;
 pub mod smtp;

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::ValueEnum;
+use serde_json::json;
 use tlsresume::contract::ClientContract;
 use tlsresume::{
-    BackendKind, ClientContext, ClientOffer, ClientParams, ClientSettings, Error, MemoryStore,
-    NoOffer, OcspMode, Resumption, SessionInfo, VerifyMode,
+    BackendKind, CacheEntry, ClientContext, ClientOffer, ClientParams, ClientSettings, Error,
+    HostList, ManualClock, MemoryStore, NoOffer, OcspMode, ProtocolVersion, Resumption,
+    SessionInfo, VerifyMode,
 };
 use tlsresume_compare::Pki;
 
@@ -50,8 +52,10 @@ impl OcspArg {
 client's resumption bits ($tls_out_resumption):\n\n  \
 H=mx.tlsresume.test [127.0.0.1]:8465 X=TLS1.3:TLS_AES_256_GCM_SHA384:256* CV=yes resumption=0x17 (session resumed)\n\n\
 then a summary: how many connections resumed, the ticket lifetime hint the server gave, and for \
-each connection that did not resume, why (no stored session, the server sent no ticket, the \
-stored session expired, offered but refused by the server, ...).\n\n\
+each connection that did not resume, why: no ticket was issued, the server refused the offered \
+session, the stored session expired, the cache key changed (and which input), a TLS 1.3 ticket \
+was used up, or the policy forbids it. With --json, one JSON object per connection (with \
+why_not_resumed) and a final {\"summary\": ...} object.\n\n\
 Exit status: 0 when every connection succeeded (resumed or not), 1 when one failed, 2 on bad \
 arguments.\n\n\
 Example: tlsresume probe 127.0.0.1:8465 --backend gnutls --count 3"
@@ -106,6 +110,20 @@ pub struct ProbeArgs {
     /// Seconds to wait for the server on each step before the connection fails.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub timeout: u64,
+    /// Exim host list of the servers this client resumes with (Exim's transport option
+    /// tls_resumption_hosts), e.g. '!192.0.2.1'; with others it asks for no ticket and
+    /// offers no session. Default: every server.
+    #[arg(long, value_name = "LIST")]
+    pub resumption_hosts: Option<String>,
+    /// Move the probe's clock forward by SECONDS before each connection after the first
+    /// (the client's view of time only; the server's clock is its own), to see what the
+    /// client does with an older stored session, e.g. 7201 to pass a 2 h ticket lifetime.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub advance: u64,
+    /// Print one JSON object per line instead of text: one per connection (the fields of the
+    /// text line, and why it did not resume), then {"summary": {...}}.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The server's address and the name to send, from HOST:PORT and --sni.
@@ -136,6 +154,37 @@ fn resolve(target: &str, sni: Option<&str>) -> Result<(SocketAddr, String), Erro
     Ok((peer, name))
 }
 
+/// The inputs of a connection's cache key that can change between connections of one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct KeyInputs {
+    /// The server's address and port.
+    peer: SocketAddr,
+    /// The name sent as SNI.
+    sni: String,
+    /// The host name in the server's EHLO reply (STARTTLS only).
+    lb_name: Option<String>,
+}
+
+impl KeyInputs {
+    /// The first input that differs from `earlier`, as `what: old → new`.
+    fn changed_from(&self, earlier: &KeyInputs) -> Option<String> {
+        let show = |o: &Option<String>| o.clone().unwrap_or_else(|| "none".into());
+        if self.peer != earlier.peer {
+            Some(format!("server address {} → {}", earlier.peer, self.peer))
+        } else if self.sni != earlier.sni {
+            Some(format!("server name (SNI) {} → {}", earlier.sni, self.sni))
+        } else if self.lb_name != earlier.lb_name {
+            Some(format!(
+                "host name in the server's EHLO reply {} → {}",
+                show(&earlier.lb_name),
+                show(&self.lb_name)
+            ))
+        } else {
+            None
+        }
+    }
+}
+
 /// One connection's result.
 #[derive(Debug)]
 struct Outcome {
@@ -144,6 +193,13 @@ struct Outcome {
     /// What the client had to offer before the handshake (known once the plain-text phase is
     /// over; `None` when the connection failed before).
     offer: Option<ClientOffer>,
+    /// The store's entry under this connection's key before the offer was made (the offer
+    /// removes an expired one).
+    stored_before: Option<CacheEntry>,
+    /// The cache-key inputs of this connection.
+    inputs: Option<KeyInputs>,
+    /// The probe's clock when the offer was made.
+    now: tlsresume::UnixTime,
 }
 
 /// Runs `probe`; `Ok(true)` when every connection succeeded.
@@ -162,6 +218,14 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
     };
     settings.ocsp = args.ocsp.mode();
     settings.resumption = super::policy(&args.policy)?.policy();
+    if let Some(list) = &args.resumption_hosts {
+        let hosts: HostList = list
+            .parse()
+            .map_err(|e| Error::Config(format!("--resumption-hosts: {e}")))?;
+        settings.resumption = settings.resumption.with_client_hosts(hosts);
+    }
+    let clock = Arc::new(ManualClock::starting_now());
+    settings.clock = clock.clone();
     settings.versions = super::versions(args.tls.as_deref())?;
     settings.store = match &args.cache {
         Some(path) => open_cache(path)?,
@@ -172,7 +236,10 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
     let timeout = Duration::from_secs(args.timeout.max(1));
     let h = format!("H={server_name} [{}]:{}", peer.ip(), peer.port());
     let mut outcomes: Vec<Outcome> = Vec::new();
-    for _ in 0..args.count {
+    for n in 0..args.count {
+        if n > 0 && args.advance > 0 {
+            clock.advance(Duration::from_secs(args.advance));
+        }
         let outcome = connect(
             client.as_ref(),
             &settings,
@@ -183,6 +250,24 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
             &args.ehlo,
             timeout,
         );
+        outcomes.push(outcome);
+        let i = outcomes.len() - 1;
+        let why = match &outcomes[i].result {
+            Ok(info) if !info.resumed => Some(why_not(kind, &outcomes, i, info)),
+            _ => None,
+        };
+        let outcome = &outcomes[i];
+        if args.json {
+            log_line(&connection_json(
+                i + 1,
+                &server_name,
+                peer,
+                outcome,
+                settings.ocsp,
+                why.as_deref(),
+            ));
+            continue;
+        }
         let line = match &outcome.result {
             Ok(info) => {
                 let mut line = format!(
@@ -199,10 +284,48 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
             Err(e) => format!("{h} failed: {e}"),
         };
         log_line(&line);
-        outcomes.push(outcome);
     }
-    summary(kind, wire, &outcomes);
+    summary(kind, wire, &outcomes, args.json);
     Ok(outcomes.iter().all(|o| o.result.is_ok()))
+}
+
+/// The JSON object of one connection: the text line's fields, and why it did not resume.
+fn connection_json(
+    n: usize,
+    server_name: &str,
+    peer: SocketAddr,
+    outcome: &Outcome,
+    ocsp: OcspMode,
+    why_not: Option<&str>,
+) -> String {
+    let mut v = json!({
+        "connection": n,
+        "host": server_name,
+        "address": peer.ip().to_string(),
+        "port": peer.port(),
+    });
+    match &outcome.result {
+        Ok(info) => {
+            v["x"] = json!(info.exim_x());
+            v["cipher"] = json!(info.cipher.exim);
+            v["cipher_iana"] = json!(info.cipher.iana);
+            v["tls"] = json!(info.protocol.short());
+            v["cv"] = json!(info.verification.exim_cv());
+            v["verification"] = json!(info.verification.as_str());
+            v["resumption"] = json!(info.resumption.bits());
+            v["resumption_hex"] = json!(format!("0x{:02X}", info.resumption.bits()));
+            v["resumption_text"] = json!(info.resumption.describe());
+            v["resumed"] = json!(info.resumed);
+            v["ticket_lifetime_seconds"] = json!(info.ticket_lifetime.map(|d| d.as_secs()));
+            if ocsp != OcspMode::Off {
+                v["ocsp"] = json!(info.ocsp.code());
+                v["ocsp_text"] = json!(info.ocsp.describe());
+            }
+            v["why_not_resumed"] = json!(why_not);
+        }
+        Err(e) => v["error"] = json!(e),
+    }
+    v.to_string()
 }
 
 /// One connection: TCP, the plain-text phase, the handshake, EHLO and QUIT.
@@ -220,6 +343,9 @@ fn connect(
     let mut outcome = Outcome {
         result: Err(String::new()),
         offer: None,
+        stored_before: None,
+        inputs: None,
+        now: settings.clock.now(),
     };
     let mut tcp = match TcpStream::connect_timeout(&peer, timeout) {
         Ok(tcp) => tcp,
@@ -246,8 +372,16 @@ fn connect(
         p.lb_name = lb_name;
         p
     };
-    // The decision the backend is about to make, for the summary's "why not resumed" (the
-    // same store and rules; GnuTLS leaves expiry to the policy).
+    // The decision the backend is about to make, for "why not resumed" (the same store and
+    // rules; GnuTLS leaves expiry to the policy). The entry is read first: the offer removes
+    // an expired one.
+    let key = settings.cache_key(kind, &params);
+    outcome.stored_before = settings.store.get(&key).ok().flatten();
+    outcome.inputs = Some(KeyInputs {
+        peer,
+        sni: params.server_name.clone(),
+        lb_name: params.lb_name.clone(),
+    });
     outcome.offer = Some(settings.offer(kind, &params, kind != BackendKind::Gnutls));
     let mut tls = match client.connect(Box::new(tcp), &params) {
         Ok(tls) => tls,
@@ -264,51 +398,118 @@ fn connect(
     outcome
 }
 
-/// Why connection `index` (0-based) did not resume.
+/// Why connection `index` (0-based) did not resume, in plain words, from what the client
+/// saw: its bits, its offer decision, and the store before and after.
 fn why_not(kind: BackendKind, outcomes: &[Outcome], index: usize, info: &SessionInfo) -> String {
-    let Some(offer) = outcomes.get(index).and_then(|o| o.offer.as_ref()) else {
+    let Some(this) = outcomes.get(index) else {
+        return "unknown".into();
+    };
+    let Some(offer) = this.offer.as_ref() else {
         return "unknown".into();
     };
     if let Some(entry) = &offer.entry {
         if !info.resumption.contains(Resumption::CLIENT_SUGGESTED) {
+            if let Some(n) = used_up_on(outcomes, index) {
+                return used_up(n);
+            }
             let mut why = format!("stored session could not be loaded by the {kind} library");
             if kind == BackendKind::Rustls {
                 why.push_str(" (rustls sessions live in memory and do not outlive the process)");
             }
             return why;
         }
-        let expired = if entry.is_expired(tlsresume::UnixTime::now()) {
-            "expired session offered"
-        } else {
-            "session offered"
-        };
-        return format!("{expired}, server refused it (full handshake)");
+        if entry.is_expired(this.now) {
+            return format!(
+                "the server refused the offered session, which had expired ({}); \
+                 the {kind} client offers expired sessions under the exim policy",
+                age(entry, this.now)
+            );
+        }
+        return "the server refused the offered session: it no longer accepts the ticket \
+                (its ticket key was rotated or lost, e.g. a restart, or it keeps no session cache)"
+            .into();
     }
     match offer.no_offer {
-        Some(NoOffer::Missing) => {
-            // The newest earlier connection that completed: did the server give a ticket?
-            let earlier = outcomes[..index]
-                .iter()
-                .enumerate()
-                .rev()
-                .find_map(|(i, o)| o.result.as_ref().ok().map(|info| (i, info)));
-            match earlier {
-                Some((i, prev)) if !prev.resumption.contains(Resumption::SERVER_TICKET) => {
-                    format!(
-                        "no stored session: the server sent no ticket on connection {}",
-                        i + 1
-                    )
-                }
-                _ => NoOffer::Missing.describe().into(),
-            }
-        }
+        Some(NoOffer::Expired) => match &this.stored_before {
+            Some(entry) => format!(
+                "the stored session expired ({}); it was removed, not offered",
+                age(entry, this.now)
+            ),
+            None => NoOffer::Expired.describe().into(),
+        },
+        Some(NoOffer::NotAllowed) => "the policy forbids it: the client does not resume with \
+             this server (not in its resumption hosts or ports); no ticket asked for"
+            .into(),
+        Some(NoOffer::OcspRequired) => "the policy forbids it: OCSP is required and the stored \
+             session was not OCSP-verified, so it is not offered (hardened)"
+            .into(),
+        Some(NoOffer::Missing) => missing(outcomes, index),
         Some(reason) => reason.describe().into(),
         None => "unknown".into(),
     }
 }
 
+/// The connection (1-based) whose TLS 1.3 resumption used the stored ticket up: the newest
+/// earlier completed connection, when it resumed on TLS 1.3 and received no new ticket.
+fn used_up_on(outcomes: &[Outcome], index: usize) -> Option<usize> {
+    let (i, info) = outcomes[..index]
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, o)| o.result.as_ref().ok().map(|info| (i, info)))?;
+    (info.resumed
+        && info.protocol == ProtocolVersion::Tls13
+        && !info.resumption.contains(Resumption::SERVER_TICKET))
+    .then_some(i + 1)
+}
+
+fn used_up(n: usize) -> String {
+    format!(
+        "the TLS 1.3 ticket was used up on connection {n} (this client uses a ticket once) and \
+         the server sent no new one"
+    )
+}
+
+/// `stored 7300 s ago, lifetime 7200 s`.
+fn age(entry: &CacheEntry, now: tlsresume::UnixTime) -> String {
+    format!(
+        "stored {} s ago, lifetime {} s",
+        now.saturating_since(entry.stored_at).as_secs(),
+        entry.lifetime_hint.as_secs()
+    )
+}
+
+/// Why nothing was stored under connection `index`'s key.
+fn missing(outcomes: &[Outcome], index: usize) -> String {
+    // The newest earlier connection that completed.
+    let earlier = outcomes[..index]
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, o)| o.result.as_ref().ok().map(|info| (i, o, info)));
+    let Some((i, prev, prev_info)) = earlier else {
+        return "no stored session yet: nothing was stored before this connection".into();
+    };
+    let n = i + 1;
+    if let (Some(now), Some(then)) = (&outcomes[index].inputs, &prev.inputs) {
+        if let Some(change) = now.changed_from(then) {
+            return format!(
+                "the cache key changed since connection {n}: {change}, so its session is not \
+                 looked up"
+            );
+        }
+    }
+    if !prev_info.resumption.contains(Resumption::SERVER_TICKET) {
+        if used_up_on(outcomes, index).is_some() {
+            return used_up(n);
+        }
+        return format!("no stored session: no ticket was issued on connection {n}");
+    }
+    format!("no stored session: the ticket of connection {n} was not kept")
+}
+
 /// Prints the summary lines.
-fn summary(kind: BackendKind, wire: Wire, outcomes: &[Outcome]) {
+fn summary(kind: BackendKind, wire: Wire, outcomes: &[Outcome], as_json: bool) {
     let resumed = outcomes
         .iter()
         .filter(|o| o.result.as_ref().is_ok_and(|i| i.resumed))
@@ -325,12 +526,33 @@ fn summary(kind: BackendKind, wire: Wire, outcomes: &[Outcome]) {
         .rev()
         .find_map(|o| o.offer.as_ref().and_then(|of| of.entry.as_ref()))
         .map(|e| e.lifetime_hint);
+    let n = outcomes.len();
+    if as_json {
+        let (hint_seconds, hint_from) = match (hint, stored) {
+            (Some(d), _) => (Some(d.as_secs()), "ticket"),
+            (None, Some(d)) => (Some(d.as_secs()), "stored session"),
+            (None, None) => (None, "none received"),
+        };
+        log_line(
+            &json!({"summary": {
+                "connections": n,
+                "backend": kind.name(),
+                "transport": wire.name(),
+                "resumed": resumed,
+                "full": n - resumed - failed,
+                "failed": failed,
+                "ticket_lifetime_seconds": hint_seconds,
+                "ticket_lifetime_from": hint_from,
+            }})
+            .to_string(),
+        );
+        return;
+    }
     let hint = match (hint, stored) {
         (Some(d), _) => format!("{}s", d.as_secs()),
         (None, Some(d)) => format!("{}s (of the stored session; no new ticket)", d.as_secs()),
         (None, None) => "none received".into(),
     };
-    let n = outcomes.len();
     log_line(&format!(
         "summary: {n} connection{} ({kind} client, {}): {resumed} resumed, {} full, {failed} failed; ticket lifetime hint: {hint}",
         if n == 1 { "" } else { "s" },

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use tlsresume::{Error, HostList, Identity, ServerContext, ServerParams, ServerSettings};
+use serde_json::json;
+use tlsresume::{
+    Error, HostList, Identity, ServerContext, ServerParams, ServerSettings, SessionInfo,
+};
 use tlsresume_compare::Pki;
 
 use super::smtp::{serve_plain_until_starttls, Sink};
@@ -74,6 +77,18 @@ pub struct ServeArgs {
     /// Allow only this TLS version: 1.2 or 1.3 (default: both).
     #[arg(long, value_name = "VERSION")]
     pub tls: Option<String>,
+    /// Speak HTTP over TLS-on-connect instead of SMTP: each request (GET or HEAD) is
+    /// answered with a short `HTTP/1.0 200` text page saying what the connection was
+    /// (resumption bits and Exim's text, resumed or not, Exim cipher string, verification,
+    /// OCSP), as `openssl s_server -www` does. The connection stays open for another request
+    /// when the request says `Connection: keep-alive`, and is closed (with close_notify)
+    /// otherwise, so `curl URL1 URL2` resumes its session on the second connection.
+    #[arg(long, conflicts_with = "starttls")]
+    pub http: bool,
+    /// Log one JSON object per line instead of text: {"listening": ADDR} first, then one
+    /// object per connection with the fields of the text line.
+    #[arg(long)]
+    pub json: bool,
     /// Host name in the SMTP banner and EHLO reply (clients use the EHLO name in their
     /// session cache key).
     #[arg(long, value_name = "NAME", default_value = "mx.tlsresume.test")]
@@ -119,6 +134,9 @@ pub struct ServeArgs {
 #[derive(Debug)]
 struct Shared {
     server: Arc<dyn ServerContext>,
+    backend: tlsresume::BackendKind,
+    http: bool,
+    json: bool,
     wire: Wire,
     hostname: String,
     timeout: Duration,
@@ -219,9 +237,16 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
     let listener = TcpListener::bind(&args.listen)
         .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", args.listen)))?;
     let local = listener.local_addr()?;
-    log_line(&format!("listening on {local}"));
+    if args.json {
+        log_line(&json!({ "listening": local.to_string() }).to_string());
+    } else {
+        log_line(&format!("listening on {local}"));
+    }
     let shared = Arc::new(Shared {
         server,
+        backend: kind,
+        http: args.http,
+        json: args.json,
         wire: Wire::from_option(args.starttls),
         hostname: args.hostname.clone(),
         timeout: Duration::from_secs(args.timeout.max(1)),
@@ -249,32 +274,54 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// One connection, start to end; logs its line.
-fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr) {
+/// What one connection was, for its log line.
+#[derive(Debug, Default)]
+struct Record {
+    /// The TLS session, when the handshake completed.
+    info: Option<SessionInfo>,
+    /// What went wrong, if anything: before TLS, in the handshake, or after.
+    problem: Option<String>,
+    /// Messages accepted (SMTP).
+    messages: usize,
+    /// Requests answered (HTTP).
+    requests: Option<usize>,
+}
+
+/// Logs a connection's line: Exim-style text, or one JSON object with the same fields.
+fn log_connection(shared: &Shared, peer: SocketAddr, rec: &Record) {
     let h = format!("H=[{}]:{}", peer.ip(), peer.port());
-    let _ = tcp.set_read_timeout(Some(shared.timeout));
-    let _ = tcp.set_write_timeout(Some(shared.timeout));
-    let _ = tcp.set_nodelay(true);
-    let local = match tcp.local_addr() {
-        Ok(a) => a,
-        Err(e) => return log_line(&format!("{h} connection lost: {e}")),
-    };
-    if shared.wire == Wire::Starttls {
-        match serve_plain_until_starttls(&mut tcp, &shared.hostname) {
-            Ok(true) => {}
-            Ok(false) => return log_line(&format!("{h} QUIT before STARTTLS, no TLS")),
-            Err(e) => return log_line(&format!("{h} SMTP error before STARTTLS: {e}")),
+    if shared.json {
+        let mut v = json!({
+            "peer": peer.ip().to_string(),
+            "port": peer.port(),
+        });
+        if let Some(info) = &rec.info {
+            v["x"] = json!(info.exim_x());
+            v["cipher"] = json!(info.cipher.exim);
+            v["cipher_iana"] = json!(info.cipher.iana);
+            v["tls"] = json!(info.protocol.short());
+            v["cv"] = json!(info.verification.exim_cv());
+            v["resumption"] = json!(info.resumption.bits());
+            v["resumption_hex"] = json!(format!("0x{:02X}", info.resumption.bits()));
+            v["resumption_text"] = json!(info.resumption.describe());
+            v["resumed"] = json!(info.resumed);
+            v["ocsp"] = json!(info.ocsp.code());
+            v["sni"] = json!(info.sni);
         }
+        if shared.http {
+            v["requests"] = json!(rec.requests.unwrap_or(0));
+        } else {
+            v["messages"] = json!(rec.messages);
+        }
+        v["error"] = json!(rec.problem);
+        return log_line(&v.to_string());
     }
-    let params = ServerParams::new(peer, local);
-    let tls = match shared.server.accept(Box::new(tcp), &params) {
-        Ok(tls) => tls,
-        Err(e) => return log_line(&format!("{h} TLS error on connection: {e}")),
+    let Some(info) = &rec.info else {
+        return log_line(&format!(
+            "{h} {}",
+            rec.problem.as_deref().unwrap_or("no TLS")
+        ));
     };
-    let mut sink = Sink::new(tls, &shared.hostname);
-    let ended = sink.run(shared.wire == Wire::TlsOnConnect);
-    // Logged before QUIT is answered, so a client's next connection comes after this line.
-    let info = sink.info();
     let mut line = format!(
         "{h} X={} CV={} resumption={}",
         info.exim_x(),
@@ -284,13 +331,76 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr) {
     if let Some(sni) = &info.sni {
         line.push_str(&format!(" SNI={sni}"));
     }
-    if sink.messages > 0 {
-        line.push_str(&format!(" messages={}", sink.messages));
+    if rec.messages > 0 {
+        line.push_str(&format!(" messages={}", rec.messages));
     }
-    if let Err(e) = &ended {
+    if let Some(n) = rec.requests {
+        line.push_str(&format!(" requests={n}"));
+    }
+    if let Some(e) = &rec.problem {
         line.push_str(&format!(" (session ended: {e})"));
     }
     log_line(&line);
+}
+
+/// One connection, start to end; logs its line.
+fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr) {
+    let fail = |problem: String| {
+        log_connection(
+            shared,
+            peer,
+            &Record {
+                problem: Some(problem),
+                ..Record::default()
+            },
+        )
+    };
+    let _ = tcp.set_read_timeout(Some(shared.timeout));
+    let _ = tcp.set_write_timeout(Some(shared.timeout));
+    let _ = tcp.set_nodelay(true);
+    let local = match tcp.local_addr() {
+        Ok(a) => a,
+        Err(e) => return fail(format!("connection lost: {e}")),
+    };
+    if shared.wire == Wire::Starttls {
+        match serve_plain_until_starttls(&mut tcp, &shared.hostname) {
+            Ok(true) => {}
+            Ok(false) => return fail("QUIT before STARTTLS, no TLS".into()),
+            Err(e) => return fail(format!("SMTP error before STARTTLS: {e}")),
+        }
+    }
+    let params = ServerParams::new(peer, local);
+    let tls = match shared.server.accept(Box::new(tcp), &params) {
+        Ok(tls) => tls,
+        Err(e) => return fail(format!("TLS error on connection: {e}")),
+    };
+    if shared.http {
+        let shown = format!("[{}]:{}", peer.ip(), peer.port());
+        let (ended, info) = super::http::serve(tls, &shown, shared.backend.name());
+        return log_connection(
+            shared,
+            peer,
+            &Record {
+                info: Some(info),
+                problem: ended.result.err().map(|e| e.to_string()),
+                messages: 0,
+                requests: Some(ended.requests),
+            },
+        );
+    }
+    let mut sink = Sink::new(tls, &shared.hostname);
+    let ended = sink.run(shared.wire == Wire::TlsOnConnect);
+    // Logged before QUIT is answered, so a client's next connection comes after this line.
+    log_connection(
+        shared,
+        peer,
+        &Record {
+            info: Some(sink.info()),
+            problem: ended.as_ref().err().map(|e| e.to_string()),
+            messages: sink.messages,
+            requests: None,
+        },
+    );
     if ended.is_ok() {
         sink.finish();
     }
