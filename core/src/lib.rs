@@ -37,6 +37,7 @@
 //! | [`CacheKey`], [`CacheEntry`], [`SessionStore`] | the client session cache |
 //! | [`ResumptionPolicy`], [`HostList`] | who resumes with whom; known-issue treatment |
 //! | [`SessionInfo`] | what a handshake produced |
+//! | [`EhloResponse`], [`EhloEntry`], [`EhloKey`], [`EhloStore`], [`EhloCache`] | early pipelining (PIPECONNECT): the EHLO-response cache and its rules |
 //! | [`ServerContext`], [`ClientContext`], [`TlsStream`] | the backend seams |
 
 #![forbid(unsafe_code)]
@@ -46,6 +47,7 @@ mod backend;
 mod cache;
 mod clock;
 pub mod der;
+mod ehlo;
 mod error;
 mod flow;
 mod hostlist;
@@ -65,6 +67,11 @@ pub use backend::{
 };
 pub use cache::{CacheEntry, CacheKey, CacheKeyBuilder, CodecError, NEVER_LB};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
+pub use ehlo::{
+    ehlo_verdict, DeleteReason, EhloCache, EhloEntry, EhloFeatures, EhloKey, EhloParseError,
+    EhloResponse, EhloStore, EhloView, Limits, MemoryEhloStore, Observed, Phase, Verdict,
+    DEFAULT_RETRY_DATA_EXPIRE,
+};
 pub use error::Error;
 pub use flow::{loopback, ClientOffer, NoOffer, ServerStart, DEFAULT_LIFETIME_HINT};
 pub use hostlist::{HostList, HostListError};
