@@ -706,6 +706,9 @@ impl Run<'_> {
             self.cached = None;
         }
         if !self.report.sent_early.is_empty() || !self.report.sent_early_tls.is_empty() {
+            // Spoken early to a server that did not greet as the cache said: the retry, with
+            // the entry gone, goes the normal way, so this failure is temporary.
+            self.mismatch = true;
             for _ in 0..outstanding {
                 if conn.read_reply().is_err() {
                     break;
