@@ -45,11 +45,7 @@ fn client(pipe_connect: &str) -> Setup {
 }
 
 fn server(plans: Vec<ConnPlan>) -> TestServer {
-    TestServer::start(ServerConfig {
-        plans,
-        pre_banner_wait: Duration::from_millis(500),
-        tls: None,
-    })
+    TestServer::start(ServerConfig::clear(plans, Duration::from_millis(500)))
 }
 
 fn send(setup: &Setup, server: &TestServer) -> Result<tlsresume_smtp::Delivery, SendError> {
@@ -144,11 +140,10 @@ fn an_expired_entry_is_deleted_and_the_connection_goes_the_normal_way() {
 fn waits_over_a_delayed_link_are_counted_exactly() {
     let setup = client("*");
     let plain = server(vec![ConnPlan::new(&["PIPELINING"], &[])]);
-    let early = TestServer::start(ServerConfig {
-        plans: vec![ConnPlan::new(OFFER, &[])],
-        pre_banner_wait: Duration::ZERO,
-        tls: None,
-    });
+    let early = TestServer::start(ServerConfig::clear(
+        vec![ConnPlan::new(OFFER, &[])],
+        Duration::ZERO,
+    ));
     let no_pipelining = server(vec![ConnPlan::new(&["8BITMIME"], &[])]);
     let rtt = Duration::from_millis(20);
     let via = |s: &TestServer| DelayProxy::start(s.addr, rtt);
@@ -209,6 +204,7 @@ fn starttls_early_and_resumed_through_rustls() {
         )],
         pre_banner_wait: Duration::from_millis(500),
         tls: Some(common::rustls_server()),
+        tls_on_connect: false,
     });
     let tls = RustlsStartTls::new();
     let first = setup
@@ -308,14 +304,13 @@ fn changed_features_rewrite_the_entry_and_withdrawn_pipeconnect_deletes_it() {
 fn pipeconnect_gone_from_a_still_friendly_server_deletes_the_entry() {
     let setup = client("*");
     // The server stops advertising PIPECONNECT but (unlike most) tolerates the early talk.
-    let server = TestServer::start(ServerConfig {
-        plans: vec![
+    let server = TestServer::start(ServerConfig::clear(
+        vec![
             ConnPlan::new(OFFER, &[]),
             ConnPlan::new(&["PIPELINING"], &[]).banner(Banner::Late(Duration::ZERO)),
         ],
-        pre_banner_wait: Duration::from_millis(500),
-        tls: None,
-    });
+        Duration::from_millis(500),
+    ));
     send(&setup, &server).expect("1");
     let d = send(&setup, &server).expect("2: still delivered");
     assert!(!d.sent_early.is_empty());
@@ -516,4 +511,45 @@ fn refused_recipients_and_mail_never_deliver_and_say_why() {
         assert_eq!(d.rejected[0].1.code(), 550);
     }
     assert_eq!(server.message_count(), 3, "seed + one per round");
+}
+
+#[test]
+fn tls_on_connect_caches_the_tls_response_and_speaks_before_the_banner() {
+    let setup = client("*");
+    let server = TestServer::start(ServerConfig {
+        plans: vec![ConnPlan::new(&[], OFFER)],
+        pre_banner_wait: Duration::ZERO,
+        tls: Some(common::rustls_server()),
+        tls_on_connect: true,
+    });
+    let tls = RustlsStartTls::new();
+    let mut deliveries = Vec::new();
+    for _ in 0..2 {
+        let tcp = std::net::TcpStream::connect(server.addr).expect("connect");
+        let stream = tls.connect(tcp).expect("handshake");
+        deliveries.push(
+            setup
+                .client
+                .send(
+                    server.addr,
+                    None,
+                    stream,
+                    tlsresume_smtp::Start::TlsOnConnect,
+                    None::<&NoTls>,
+                    &message(),
+                )
+                .expect("send"),
+        );
+    }
+    assert_eq!(deliveries[0].cache, [(Phase::Tls, Verdict::Stored)]);
+    assert!(deliveries[0].sent_early.is_empty() && deliveries[0].tls);
+    assert_eq!(deliveries[0].waits_before_data, 3);
+    assert_eq!(
+        deliveries[1].sent_early,
+        ["EHLO", "MAIL", "RCPT", "RCPT", "DATA"]
+    );
+    assert_eq!(deliveries[1].waits_before_data, 1);
+    let handshakes = tls.handshakes.lock().expect("handshakes").clone();
+    assert!(handshakes[1].resumption.contains(Resumption::USED));
+    assert_eq!(server.message_count(), 2);
 }

@@ -95,8 +95,22 @@ pub struct ServerConfig {
     /// How long the server waits for early client bytes before its banner (returns at once
     /// when they come). Zero: it only looks whether they are there already.
     pub pre_banner_wait: Duration,
-    /// TLS for STARTTLS.
+    /// TLS for STARTTLS (or, with `tls_on_connect`, from the first byte).
     pub tls: Option<Arc<tlsresume_rustls::Server>>,
+    /// TLS-on-connect (port 465 style): the handshake first, then the banner.
+    pub tls_on_connect: bool,
+}
+
+impl ServerConfig {
+    /// Clear SMTP, no TLS.
+    pub fn clear(plans: Vec<ConnPlan>, pre_banner_wait: Duration) -> Self {
+        Self {
+            plans,
+            pre_banner_wait,
+            tls: None,
+            tls_on_connect: false,
+        }
+    }
 }
 
 impl TestServer {
@@ -168,9 +182,23 @@ struct Session {
 impl Session {
     fn run(&mut self, stream: TcpStream) -> io::Result<()> {
         stream.set_nodelay(true)?;
-        self.record.early = input_within(&stream, self.config.pre_banner_wait);
-        let advertised_early = self.plan.clear.iter().any(|k| k == "PIPECONNECT");
+        // Early bytes are only seen in clear: under TLS-on-connect the first bytes are the
+        // handshake's, and the server does not look into TLS before its banner.
+        self.record.early =
+            !self.config.tls_on_connect && input_within(&stream, self.config.pre_banner_wait);
+        let first = if self.config.tls_on_connect {
+            &self.plan.tls
+        } else {
+            &self.plan.clear
+        };
+        let advertised_early = first.iter().any(|k| k == "PIPECONNECT");
         let mut io: Box<dyn Io> = Box::new(stream.try_clone()?);
+        let mut tls = false;
+        if self.config.tls_on_connect {
+            io = Box::new(self.handshake(&stream)?);
+            tls = true;
+            self.record.tls = true;
+        }
         match &self.plan.banner {
             Banner::Late(d) => {
                 thread::sleep(*d);
@@ -193,7 +221,6 @@ impl Session {
             return Ok(());
         }
         let refuse_all = matches!(self.plan.banner, Banner::Line(_));
-        let mut tls = false;
         let mut rcpts = 0;
         let mut pipelined = false;
         loop {
@@ -229,17 +256,8 @@ impl Session {
                 "HELO" => write!(io, "250 test.server\r\n")?,
                 "STARTTLS" if !tls && self.config.tls.is_some() => {
                     write!(io, "220 ready to start TLS\r\n")?;
-                    let server = self.config.tls.clone().expect("tls");
                     drop(io);
-                    let params = ServerParams {
-                        peer: stream.peer_addr()?,
-                        local: stream.local_addr()?,
-                        peer_name: None,
-                    };
-                    let tls_stream = server
-                        .accept(Box::new(stream.try_clone()?), &params)
-                        .map_err(io::Error::other)?;
-                    io = Box::new(tls_stream);
+                    io = Box::new(self.handshake(&stream)?);
                     tls = true;
                     self.record.tls = true;
                 }
@@ -298,6 +316,22 @@ impl Session {
                 _ => write!(io, "500 unrecognised command\r\n")?,
             }
         }
+    }
+
+    fn handshake(&self, stream: &TcpStream) -> io::Result<tlsresume_rustls::Stream> {
+        let server = self
+            .config
+            .tls
+            .clone()
+            .ok_or_else(|| io::Error::other("no TLS"))?;
+        let params = ServerParams {
+            peer: stream.peer_addr()?,
+            local: stream.local_addr()?,
+            peer_name: None,
+        };
+        server
+            .accept(Box::new(stream.try_clone()?), &params)
+            .map_err(io::Error::other)
     }
 
     fn accept(
