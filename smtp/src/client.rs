@@ -568,7 +568,7 @@ impl Run<'_> {
                 SendError::new(
                     Stage::StartTls,
                     true,
-                    format!("the server sent {extra} byte(s) after its 220 to STARTTLS, before TLS (refused: possible command injection)"),
+                    format!("the server sent {extra} byte(s) after its 220 to STARTTLS, before TLS (refused: possible STARTTLS response injection)"),
                 )
             })?;
             return Ok(Phase1::Upgrade((plain, waits), upgrade));

@@ -105,8 +105,8 @@ impl<S: Read + Write> Conn<S> {
     }
 
     /// The stream, for STARTTLS; `Err` with the count of bytes the server sent past its
-    /// "ready to start TLS" reply, which must not be taken as part of the TLS session (the
-    /// STARTTLS response injection of CVE-2011-0411 and its kin).
+    /// "ready to start TLS" reply, which must not be taken as part of the TLS session (STARTTLS
+    /// response injection: a man in the middle's plaintext passed off as the server's).
     pub(crate) fn into_inner(self) -> Result<S, usize> {
         let extra = self.rbuf.len() - self.rpos;
         if extra > 0 {
