@@ -41,6 +41,7 @@
 //! | `rustls` | yes | the rustls backend ([`rustls`] module; pure Rust, ring provider) |
 //! | `stores` | yes | stores that outlive a process ([`stores`] module): the on-disk session cache shared by processes, Redis ticket keys and sessions for fleets |
 //! | `redis-tls` | no | Redis over TLS (`rediss://`) for those stores |
+//! | `smtp` | yes | the SMTP client ([`smtp`] module): early pipelining (PIPECONNECT) with its EHLO cache, RFC 2920 pipelining, STARTTLS through any backend |
 //!
 //! With `default-features = false` and one feature, only that library is linked.
 //! [`backends::available`] lists what this build has; [`backends::parse`] turns a name into a
@@ -77,3 +78,7 @@ pub use tlsresume_rustls as rustls;
 /// Stores that outlive a process: the on-disk session cache and Redis.
 #[cfg(feature = "stores")]
 pub use tlsresume_stores as stores;
+
+/// The SMTP client: early pipelining (PIPECONNECT), pipelining, STARTTLS through a backend.
+#[cfg(feature = "smtp")]
+pub use tlsresume_smtp as smtp;

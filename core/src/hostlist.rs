@@ -232,7 +232,7 @@ fn parse_item(raw: &str) -> Result<Item, HostListError> {
 }
 
 /// IPv4-mapped IPv6 addresses compare as IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6
             .to_ipv4_mapped()

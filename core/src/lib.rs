@@ -41,6 +41,7 @@
 //! | [`Error`], [`ErrorKind`] | failures an application can act on |
 //! | [`ServerContext`], [`ClientContext`], [`TlsStream`] | the type-erased seams, for a backend chosen at run time |
 //! | [`contract`] | the decisions every backend carries out the same way (for backend crates) |
+//! | [`EhloResponse`], [`EhloEntry`], [`EhloKey`], [`EhloStore`], [`EhloCache`] | early pipelining (PIPECONNECT): the EHLO-response cache and its rules |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -50,6 +51,7 @@ mod cache;
 mod clock;
 pub mod contract;
 pub mod der;
+mod ehlo;
 mod error;
 mod hostlist;
 mod info;
@@ -72,6 +74,11 @@ pub use clock::{
     same_clock, Clock, ClockIdentity, ManualClock, SharedClock, SystemClock, UnixTime,
 };
 pub use contract::{loopback, ClientOffer, NoOffer, ServerStart, DEFAULT_LIFETIME_HINT};
+pub use ehlo::{
+    ehlo_verdict, DeleteReason, EhloCache, EhloEntry, EhloFeatures, EhloKey, EhloParseError,
+    EhloResponse, EhloStore, EhloView, Limits, MemoryEhloStore, Observed, Phase, Verdict,
+    DEFAULT_RETRY_DATA_EXPIRE,
+};
 pub use error::{Error, ErrorKind, TlsError, TlsFailure};
 pub use hostlist::{HostList, HostListError};
 pub use info::{

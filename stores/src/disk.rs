@@ -10,12 +10,22 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
-use tlsresume_core::{CacheEntry, CacheKey, SessionStore, StoreError, UnixTime};
+use tlsresume_core::{
+    CacheEntry, CacheKey, EhloEntry, EhloKey, EhloStore, SessionStore, StoreError, UnixTime,
+};
 
 /// SQLite's `application_id` of a tlsresume session cache ("TLSR").
 const APPLICATION_ID: i64 = 0x544c_5352;
-/// The schema version this build writes and reads (SQLite's `user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes and reads (SQLite's `user_version`). Version 1 held
+/// only `sessions`; version 2 adds `ehlo` (early pipelining's EHLO-response cache). A version 1
+/// file is migrated in place when opened.
+const SCHEMA_VERSION: i64 = 2;
+/// The `ehlo` table: one row per server (`EhloKey`'s text, as Exim names its record).
+const EHLO_SCHEMA: &str = "CREATE TABLE ehlo (
+         key TEXT PRIMARY KEY NOT NULL,
+         entry BLOB NOT NULL,
+         stored_at INTEGER NOT NULL
+     );";
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 /// How a [`DiskStore`] is opened.
@@ -70,7 +80,8 @@ impl DiskOptions {
 /// - A file that is not a tlsresume session cache (garbage, truncated, another program's
 ///   database) is an error naming the file.
 ///
-/// Only session state is kept here, never ticket keys.
+/// The same file keeps early pipelining's cached EHLO responses ([`EhloStore`], table
+/// `ehlo`). Only session state and EHLO responses are kept here, never ticket keys.
 pub struct DiskStore {
     path: PathBuf,
     conn: Mutex<Connection>,
@@ -159,13 +170,18 @@ impl DiskStore {
                  );
                  CREATE INDEX sessions_expiry ON sessions (expires_at);",
             )?;
+            tx.execute_batch(EHLO_SCHEMA)?;
             tx.pragma_update(None, "application_id", APPLICATION_ID)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         } else if app != APPLICATION_ID {
             return Err(self.foreign("another program's SQLite database").into());
         } else {
             let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-            if version != SCHEMA_VERSION {
+            if version == 1 {
+                // Written by a build without the EHLO cache: add its table, keep every session.
+                tx.execute_batch(EHLO_SCHEMA)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            } else if version != SCHEMA_VERSION {
                 return Err(StoreError::Other(format!(
                     "session cache {}: schema version {version} is not supported (this build reads {SCHEMA_VERSION})",
                     self.path.display()
@@ -360,6 +376,91 @@ impl SessionStore for DiskStore {
             }
             other => Ok(other),
         }
+    }
+}
+
+/// EHLO entries live in the same file as sessions (table `ehlo`), so one cache file serves a
+/// client's resumption and its early pipelining. The size bound applies to this table on its
+/// own; expiry is [`tlsresume_core::EhloCache`]'s decision, not the store's. A row that does
+/// not decode is reported, counted in [`DiskStore::corrupt_skipped`], deleted and treated as
+/// absent.
+impl EhloStore for DiskStore {
+    fn get_ehlo(&self, key: &EhloKey) -> Result<Option<EhloEntry>, StoreError> {
+        let conn = self.lock();
+        let name = key.to_string();
+        let bytes: Option<Vec<u8>> = conn
+            .query_row(
+                "SELECT entry FROM ehlo WHERE key = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.error(&e))?;
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        match EhloEntry::decode(&bytes) {
+            Ok(entry) => Ok(Some(entry)),
+            Err(err) => {
+                self.corrupt.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "tlsresume-stores: warning: session cache {}: skipping corrupt EHLO entry {name}: {err}; removed",
+                    self.path.display(),
+                );
+                conn.execute(
+                    "DELETE FROM ehlo WHERE key = ?1 AND entry = ?2",
+                    params![name, bytes],
+                )
+                .map_err(|e| self.error(&e))?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn put_ehlo(&self, key: &EhloKey, entry: &EhloEntry) -> Result<(), StoreError> {
+        let bytes = entry.encode();
+        let mut conn = self.lock();
+        let e = |e: rusqlite::Error| sql_error(&self.path, &e);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(e)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO ehlo (key, entry, stored_at) VALUES (?1, ?2, ?3)",
+            params![key.to_string(), bytes, micros(entry.stored_at)],
+        )
+        .map_err(e)?;
+        let count: i64 = tx
+            .query_row("SELECT count(*) FROM ehlo", [], |r| r.get(0))
+            .map_err(e)?;
+        let excess = u64::try_from(count)
+            .unwrap_or(0)
+            .saturating_sub(self.capacity);
+        if excess > 0 {
+            tx.execute(
+                "DELETE FROM ehlo WHERE rowid IN (SELECT rowid FROM ehlo ORDER BY rowid LIMIT ?1)",
+                params![i64::try_from(excess).unwrap_or(i64::MAX)],
+            )
+            .map_err(e)?;
+        }
+        tx.commit().map_err(e)
+    }
+
+    fn remove_ehlo(&self, key: &EhloKey) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.execute("DELETE FROM ehlo WHERE key = ?1", params![key.to_string()])
+            .map_err(|e| self.error(&e))?;
+        Ok(())
+    }
+}
+
+impl DiskStore {
+    /// How many EHLO entries the file holds.
+    pub fn ehlo_len(&self) -> Result<usize, StoreError> {
+        let conn = self.lock();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM ehlo", [], |r| r.get(0))
+            .map_err(|e| self.error(&e))?;
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 }
 

@@ -3,8 +3,11 @@
 use core::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::time::Duration;
+
 use tlsresume_core::{
-    CacheEntry, CacheKey, Clock, SessionStore, StoreError, SystemClock, UnixTime,
+    CacheEntry, CacheKey, Clock, EhloEntry, EhloKey, EhloStore, SessionStore, StoreError,
+    SystemClock, UnixTime, DEFAULT_RETRY_DATA_EXPIRE,
 };
 
 use crate::link::{Link, LinkError, RedisConfig};
@@ -17,9 +20,15 @@ use crate::link::{Link, LinkError, RedisConfig};
 /// call is bounded by the configured timeouts; while Redis is unreachable calls fail at once
 /// (no resumption, no hang) and Redis is tried again after
 /// [`RedisConfig::retry_after`]. Needs Redis 6.2 or later (`PXAT`).
+///
+/// It also keeps early pipelining's EHLO entries ([`EhloStore`]) under
+/// `{prefix}ehlo:{ip}:{port}.EHLO`, expired by Redis at the entry's store time plus
+/// [`ehlo_expire`](Self::with_ehlo_expire) (Exim's `retry_data_expire`, default 7 days), so a
+/// fleet shares what it learnt of each server and nobody has to purge.
 pub struct RedisStore {
     link: Link,
     corrupt: AtomicU64,
+    ehlo_expire: Duration,
 }
 
 impl RedisStore {
@@ -29,7 +38,72 @@ impl RedisStore {
         Ok(Self {
             link: Link::new(config).map_err(|e| StoreError::Other(format!("redis: {e}")))?,
             corrupt: AtomicU64::new(0),
+            ehlo_expire: DEFAULT_RETRY_DATA_EXPIRE,
         })
+    }
+
+    /// The same store with EHLO entries expiring `expire` after they were written; set it to
+    /// the `retry_data_expire` of the [`tlsresume_core::EhloCache`] using this store.
+    pub fn with_ehlo_expire(mut self, expire: Duration) -> Self {
+        self.ehlo_expire = expire;
+        self
+    }
+
+    /// The Redis key an EHLO entry is stored under.
+    pub fn redis_ehlo_key(&self, key: &EhloKey) -> String {
+        self.link.key(&format!("ehlo:{key}"))
+    }
+
+    /// Reads `rkey`; a value that does not decode is reported, counted, deleted, absent.
+    fn get_decoded<T, E: fmt::Display>(
+        &self,
+        rkey: &str,
+        what: &str,
+        decode: impl Fn(&[u8]) -> Result<T, E>,
+    ) -> Result<Option<T>, StoreError> {
+        let bytes: Option<Vec<u8>> = self
+            .link
+            .with(|conn| redis::cmd("GET").arg(rkey).query(conn))
+            .map_err(|e| self.error(&e))?;
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        match decode(&bytes) {
+            Ok(entry) => Ok(Some(entry)),
+            Err(err) => {
+                self.corrupt.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "tlsresume-stores: warning: redis {}: skipping corrupt {what} {rkey}: {err}; removed",
+                    self.link.config().redacted_url()
+                );
+                self.del(rkey)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Writes `bytes` under `rkey` until `expires` (wall clock); an expired value is deleted.
+    fn set_until(&self, rkey: &str, bytes: &[u8], expires: UnixTime) -> Result<(), StoreError> {
+        let expires = millis(expires);
+        if expires <= millis(SystemClock.now()) {
+            return self.del(rkey);
+        }
+        self.link
+            .with(|conn| {
+                redis::cmd("SET")
+                    .arg(rkey)
+                    .arg(bytes)
+                    .arg("PXAT")
+                    .arg(expires)
+                    .query::<()>(conn)
+            })
+            .map_err(|e| self.error(&e))
+    }
+
+    fn del(&self, rkey: &str) -> Result<(), StoreError> {
+        self.link
+            .with(|conn| redis::cmd("DEL").arg(rkey).query::<()>(conn))
+            .map_err(|e| self.error(&e))
     }
 
     /// The Redis key a session is stored under.
@@ -53,54 +127,33 @@ fn millis(t: UnixTime) -> u64 {
 
 impl SessionStore for RedisStore {
     fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
-        let rkey = self.redis_key(key);
-        let bytes: Option<Vec<u8>> = self
-            .link
-            .with(|conn| redis::cmd("GET").arg(&rkey).query(conn))
-            .map_err(|e| self.error(&e))?;
-        let Some(bytes) = bytes else {
-            return Ok(None);
-        };
-        match CacheEntry::decode(&bytes) {
-            Ok(entry) => Ok(Some(entry)),
-            Err(err) => {
-                self.corrupt.fetch_add(1, Ordering::Relaxed);
-                eprintln!(
-                    "tlsresume-stores: warning: redis {}: skipping corrupt entry {rkey}: {err}; removed",
-                    self.link.config().redacted_url()
-                );
-                self.link
-                    .with(|conn| redis::cmd("DEL").arg(&rkey).query::<()>(conn))
-                    .map_err(|e| self.error(&e))?;
-                Ok(None)
-            }
-        }
+        self.get_decoded(&self.redis_key(key), "entry", CacheEntry::decode)
     }
 
     fn put(&self, key: &CacheKey, entry: CacheEntry) -> Result<(), StoreError> {
-        let rkey = self.redis_key(key);
-        let expires = millis(entry.expires_at());
-        if expires <= millis(SystemClock.now()) {
-            return self.remove(key);
-        }
-        let bytes = entry.encode();
-        self.link
-            .with(|conn| {
-                redis::cmd("SET")
-                    .arg(&rkey)
-                    .arg(bytes.as_slice())
-                    .arg("PXAT")
-                    .arg(expires)
-                    .query::<()>(conn)
-            })
-            .map_err(|e| self.error(&e))
+        self.set_until(&self.redis_key(key), &entry.encode(), entry.expires_at())
     }
 
     fn remove(&self, key: &CacheKey) -> Result<(), StoreError> {
-        let rkey = self.redis_key(key);
-        self.link
-            .with(|conn| redis::cmd("DEL").arg(&rkey).query::<()>(conn))
-            .map_err(|e| self.error(&e))
+        self.del(&self.redis_key(key))
+    }
+}
+
+impl EhloStore for RedisStore {
+    fn get_ehlo(&self, key: &EhloKey) -> Result<Option<EhloEntry>, StoreError> {
+        self.get_decoded(&self.redis_ehlo_key(key), "EHLO entry", EhloEntry::decode)
+    }
+
+    fn put_ehlo(&self, key: &EhloKey, entry: &EhloEntry) -> Result<(), StoreError> {
+        self.set_until(
+            &self.redis_ehlo_key(key),
+            &entry.encode(),
+            entry.stored_at + self.ehlo_expire,
+        )
+    }
+
+    fn remove_ehlo(&self, key: &EhloKey) -> Result<(), StoreError> {
+        self.del(&self.redis_ehlo_key(key))
     }
 }
 

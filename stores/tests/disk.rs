@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tlsresume_core::{
-    BackendKind, CacheEntry, CacheKey, OcspStatus, SessionStore, UnixTime, Verification,
+    BackendKind, CacheEntry, CacheKey, EhloCache, EhloEntry, EhloKey, EhloResponse, EhloStore,
+    ManualClock, OcspStatus, Phase, SessionStore, UnixTime, Verification,
 };
 use tlsresume_stores::{DiskOptions, DiskStore};
 
@@ -438,4 +439,150 @@ fn throughput() {
             .map(|m| m.len() / 1024)
             .unwrap_or(0)
     );
+}
+
+fn ehlo_key(port: u16) -> EhloKey {
+    EhloKey::new(std::net::SocketAddr::from(([192, 0, 2, 9], port)))
+}
+
+fn ehlo_response(auth: &str) -> EhloResponse {
+    EhloResponse::parse(&[
+        "250-mx.example.net".to_owned(),
+        "250-PIPELINING".to_owned(),
+        "250-PIPECONNECT".to_owned(),
+        format!("250 AUTH {auth}"),
+    ])
+    .expect("ehlo")
+}
+
+#[test]
+fn one_file_holds_sessions_and_ehlo_entries() {
+    let dir = TempDir::new("ehlo");
+    let file = dir.file("cache.db");
+    let clock = ManualClock::new(UnixTime::from_secs(T0));
+    {
+        let store = std::sync::Arc::new(DiskStore::open(&file).expect("open"));
+        store.put(&key(0, 1), entry(0, 1, vec![1])).expect("put");
+        let cache = EhloCache::new(store.clone(), std::sync::Arc::new(clock.clone()));
+        cache
+            .record(&ehlo_key(25), Phase::Clear, &ehlo_response("PLAIN"))
+            .expect("record");
+        assert_eq!(store.ehlo_len().expect("len"), 1);
+        assert_eq!(store.len().expect("len"), 1, "sessions are counted apart");
+    }
+    // Another handle (another process) sees both.
+    let store = std::sync::Arc::new(DiskStore::open(&file).expect("reopen"));
+    assert!(store.get(&key(0, 1)).expect("get").is_some());
+    let got = store.get_ehlo(&ehlo_key(25)).expect("get").expect("stored");
+    assert_eq!(got.clear, Some(ehlo_response("PLAIN").view()));
+    assert_eq!(got.stored_at, UnixTime::from_secs(T0));
+    assert_eq!(store.get_ehlo(&ehlo_key(26)).expect("get"), None);
+    // The cache's rules work through the disk store: 7 days later the entry is gone.
+    let cache = EhloCache::new(store.clone(), std::sync::Arc::new(clock.clone()));
+    clock.advance(tlsresume_core::DEFAULT_RETRY_DATA_EXPIRE);
+    assert!(cache.lookup(&ehlo_key(25)).expect("lookup").is_none());
+    assert_eq!(store.ehlo_len().expect("len"), 0, "deleted, not hidden");
+    assert!(
+        store.get(&key(0, 1)).expect("get").is_some(),
+        "sessions untouched"
+    );
+    store
+        .remove_ehlo(&ehlo_key(25))
+        .expect("removing nothing is fine");
+}
+
+#[test]
+fn corrupt_ehlo_rows_are_skipped_deleted_and_rewritten_later() {
+    let dir = TempDir::new("ehlo-corrupt");
+    let file = dir.file("cache.db");
+    let marker = "MARKERMARKERMARKER";
+    {
+        let store = DiskStore::open(&file).expect("open");
+        let mut entry = EhloEntry {
+            stored_at: UnixTime::from_secs(T0),
+            clear: Some(ehlo_response(marker).view()),
+            tls: None,
+        };
+        store.put_ehlo(&ehlo_key(25), &entry).expect("put");
+        entry.clear = Some(ehlo_response("PLAIN").view());
+        store.put_ehlo(&ehlo_key(26), &entry).expect("put");
+    }
+    let mut bytes = std::fs::read(&file).expect("read");
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker.as_bytes())
+        .expect("the entry is in the main file");
+    bytes[at + 2] ^= 0x01;
+    std::fs::write(&file, &bytes).expect("write");
+
+    let store = DiskStore::open(&file).expect("open");
+    assert_eq!(store.get_ehlo(&ehlo_key(25)).expect("no error"), None);
+    assert_eq!(store.corrupt_skipped(), 1);
+    assert_eq!(
+        store.ehlo_len().expect("len"),
+        1,
+        "the corrupt row was deleted"
+    );
+    assert!(store.get_ehlo(&ehlo_key(26)).expect("get").is_some());
+    // The next normal EHLO writes a good entry again.
+    let store = std::sync::Arc::new(store);
+    let cache = EhloCache::new(
+        store.clone(),
+        std::sync::Arc::new(ManualClock::new(UnixTime::from_secs(T0))),
+    );
+    cache
+        .record(&ehlo_key(25), Phase::Clear, &ehlo_response("PLAIN"))
+        .expect("record");
+    assert!(store.get_ehlo(&ehlo_key(25)).expect("get").is_some());
+    assert_eq!(store.corrupt_skipped(), 1);
+}
+
+#[test]
+fn a_version_1_file_is_migrated_keeping_its_sessions() {
+    let dir = TempDir::new("migrate");
+    let file = dir.file("v1.db");
+    // A file as the sessions-only schema (version 1) wrote it.
+    let session = entry(3, 4, vec![5; 16]);
+    {
+        let conn = rusqlite::Connection::open(&file).expect("sqlite");
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE sessions (
+                 key BLOB PRIMARY KEY NOT NULL,
+                 entry BLOB NOT NULL,
+                 expires_at INTEGER NOT NULL
+             );
+             CREATE INDEX sessions_expiry ON sessions (expires_at);
+             PRAGMA application_id = 1414288210;
+             PRAGMA user_version = 1;",
+        )
+        .expect("v1 schema");
+        let expires = i64::try_from(session.expires_at().as_micros()).expect("fits");
+        conn.execute(
+            "INSERT INTO sessions (key, entry, expires_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![key(3, 4).as_bytes().as_slice(), session.encode(), expires],
+        )
+        .expect("insert");
+    }
+    let store = DiskStore::open(&file).expect("a version 1 file opens");
+    assert_eq!(store.get(&key(3, 4)).expect("get"), Some(session));
+    let entry = EhloEntry {
+        stored_at: UnixTime::from_secs(T0),
+        clear: Some(ehlo_response("PLAIN").view()),
+        tls: None,
+    };
+    store
+        .put_ehlo(&ehlo_key(25), &entry)
+        .expect("the ehlo table exists now");
+    drop(store);
+    let conn = rusqlite::Connection::open(&file).expect("sqlite");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 2);
+    drop(conn);
+    // Reopening a migrated file is a no-op.
+    let store = DiskStore::open(&file).expect("reopen");
+    assert_eq!(store.get_ehlo(&ehlo_key(25)).expect("get"), Some(entry));
+    assert_eq!(store.len().expect("len"), 1);
 }

@@ -11,8 +11,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use tlsresume_core::{
-    BackendKind, CacheEntry, CacheKey, KeyRing, KeySource, OcspStatus, SessionStore, TicketPolicy,
-    TicketSealer, UnixTime, Verification,
+    BackendKind, CacheEntry, CacheKey, EhloEntry, EhloKey, EhloResponse, EhloStore, KeyRing,
+    KeySource, OcspStatus, SessionStore, TicketPolicy, TicketSealer, UnixTime, Verification,
 };
 use tlsresume_stores::{Kek, RedisConfig, RedisKeySource, RedisStore};
 
@@ -436,4 +436,75 @@ fn handshakes_keep_sealing_through_an_outage() {
         b.lifecycle()
     );
     assert!(r.is_ok());
+}
+
+fn ehlo_entry(stored_at: UnixTime) -> EhloEntry {
+    let offered = EhloResponse::parse(&[
+        "250-mx.example.net",
+        "250-PIPELINING",
+        "250-PIPECONNECT",
+        "250 AUTH PLAIN",
+    ])
+    .expect("ehlo");
+    EhloEntry {
+        stored_at,
+        clear: Some(offered.view()),
+        tls: None,
+    }
+}
+
+#[test]
+fn redis_ehlo_entries_expire_at_retry_data_expire_and_corrupt_ones_are_deleted() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::new(config(&server))
+        .expect("store")
+        .with_ehlo_expire(Duration::from_secs(3600));
+    let key = EhloKey::new("192.0.2.7:25".parse().expect("addr"));
+    let now = UnixTime::now();
+    assert_eq!(store.get_ehlo(&key).expect("get"), None);
+    store.put_ehlo(&key, &ehlo_entry(now)).expect("put");
+    assert_eq!(store.get_ehlo(&key).expect("get"), Some(ehlo_entry(now)));
+    assert_eq!(
+        store.redis_ehlo_key(&key),
+        "tlsresume:ehlo:192.0.2.7:25.EHLO"
+    );
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(store.redis_ehlo_key(&key))
+        .query(&mut server.conn())
+        .expect("pttl");
+    assert!(
+        ttl > 3_500_000 && ttl <= 3_600_000,
+        "TTL is the expiry: {ttl}"
+    );
+    // Sessions and EHLO entries of the same server do not collide.
+    store.put(&cache_key(25), entry(now, 7200)).expect("put");
+    assert!(store.get_ehlo(&key).expect("get").is_some());
+    store.remove_ehlo(&key).expect("remove");
+    assert_eq!(store.get_ehlo(&key).expect("get"), None);
+    assert!(store.get(&cache_key(25)).expect("get").is_some());
+    // Written longer ago than the expiry: not kept.
+    store
+        .put_ehlo(&key, &ehlo_entry(now - Duration::from_secs(3601)))
+        .expect("put");
+    assert_eq!(store.get_ehlo(&key).expect("get"), None);
+    // A corrupt value is skipped and removed.
+    let mut bytes = ehlo_entry(now).encode();
+    bytes[8] ^= 1;
+    let _: () = redis::cmd("SET")
+        .arg(store.redis_ehlo_key(&key))
+        .arg(bytes.as_slice())
+        .query(&mut server.conn())
+        .expect("set");
+    assert_eq!(
+        store.get_ehlo(&key).expect("a corrupt entry is no error"),
+        None
+    );
+    assert_eq!(store.corrupt_skipped(), 1);
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(store.redis_ehlo_key(&key))
+        .query(&mut server.conn())
+        .expect("exists");
+    assert_eq!(exists, 0);
 }

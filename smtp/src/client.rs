@@ -1,0 +1,929 @@
+//! The SMTP client: one message per connection, early pipelining when allowed, RFC 2920
+//! pipelining whenever offered, STARTTLS through a caller-supplied upgrade.
+
+use core::fmt;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tlsresume_core::{
+    EhloCache, EhloEntry, EhloFeatures, EhloKey, EhloResponse, HostList, MemoryEhloStore, Observed,
+    Phase, SystemClock, Verdict,
+};
+
+use crate::conn::Conn;
+use crate::reply::{Reply, ReplyError};
+
+/// Turns the plain connection into a TLS one after the server's `220` to STARTTLS.
+///
+/// Any tlsresume backend's client plugs in here (its `connect` over the plain stream, with
+/// session resumption from its own store), as does any other TLS library.
+pub trait StartTls<S> {
+    /// The encrypted stream.
+    type Stream: Read + Write;
+    /// Why the handshake failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Runs the TLS handshake over `plain`.
+    fn upgrade(&self, plain: S) -> Result<Self::Stream, Self::Error>;
+}
+
+/// The [`StartTls`] of a client that never starts TLS (for [`Client::send`] without TLS).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoTls;
+
+impl<S: Read + Write> StartTls<S> for NoTls {
+    type Stream = S;
+    type Error = io::Error;
+
+    fn upgrade(&self, _plain: S) -> Result<S, io::Error> {
+        Err(io::Error::other("no TLS configured"))
+    }
+}
+
+/// Whether the connection starts in clear or is TLS from its first byte (port 465).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// SMTP in clear, STARTTLS if an upgrade is given.
+    Clear,
+    /// The stream given is TLS already (TLS-on-connect); its EHLO response is cached as the
+    /// under-TLS one.
+    TlsOnConnect,
+}
+
+/// How the client behaves; fixed before any connection.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    helo_name: String,
+    /// Servers the client may speak early to (Exim's `hosts_pipe_connect`). Default: none,
+    /// early pipelining is opt-in.
+    pub hosts_pipe_connect: HostList,
+    /// The EHLO-response cache and its rules (store, clock, `retry_data_expire`). Default: in
+    /// memory, the system clock, 7 days.
+    pub ehlo_cache: EhloCache,
+    /// Send the message with BDAT (RFC 3030) when the server offers CHUNKING. Default: yes.
+    pub chunking: bool,
+    /// Read and write timeout set on connections [`Client::connect`] makes. Default 5 minutes
+    /// (RFC 5321 §4.5.3.2's minimum for most replies).
+    pub timeout: Duration,
+}
+
+/// A bad EHLO name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("bad EHLO name '{0}': it must be a non-empty domain or address literal without spaces or control characters")]
+pub struct HeloNameError(pub String);
+
+impl ClientConfig {
+    /// A configuration saying `EHLO helo_name`.
+    ///
+    /// The name is fixed here, before any connection exists: early pipelining sends EHLO
+    /// before the connection is up, so the name cannot depend on the local address used
+    /// (Exim's `$sending_ip_address`).
+    pub fn new(helo_name: impl Into<String>) -> Result<Self, HeloNameError> {
+        let helo_name = helo_name.into();
+        if helo_name.is_empty()
+            || helo_name.len() > 255
+            || !helo_name.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(HeloNameError(helo_name));
+        }
+        Ok(Self {
+            helo_name,
+            hosts_pipe_connect: HostList::none(),
+            ehlo_cache: EhloCache::new(Arc::new(MemoryEhloStore::default()), Arc::new(SystemClock)),
+            chunking: true,
+            timeout: Duration::from_secs(300),
+        })
+    }
+
+    /// The EHLO name.
+    pub fn helo_name(&self) -> &str {
+        &self.helo_name
+    }
+}
+
+/// One message: envelope and content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The envelope sender (`MAIL FROM:<…>`), empty for a bounce.
+    pub mail_from: String,
+    /// The envelope recipients (at least one).
+    pub rcpt_to: Vec<String>,
+    /// The message (header and body), lines ending in LF or CR LF. Dot-stuffing is done here.
+    pub content: Vec<u8>,
+}
+
+/// Where a connection failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Connecting.
+    Connect,
+    /// The server's greeting.
+    Banner,
+    /// EHLO (or HELO).
+    Ehlo,
+    /// STARTTLS and the TLS handshake.
+    StartTls,
+    /// MAIL FROM.
+    Mail,
+    /// RCPT TO (every recipient refused, or the replies could not be read).
+    Rcpt,
+    /// DATA or BDAT, before the content was sent.
+    Data,
+    /// After the content was sent, before the server's final reply. The server may or may
+    /// not have taken the message (RFC 1047); see [`SendError`].
+    Content,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Connect => "connect",
+            Stage::Banner => "banner",
+            Stage::Ehlo => "EHLO",
+            Stage::StartTls => "STARTTLS",
+            Stage::Mail => "MAIL FROM",
+            Stage::Rcpt => "RCPT TO",
+            Stage::Data => "DATA",
+            Stage::Content => "end of data",
+        })
+    }
+}
+
+/// A failed delivery attempt.
+///
+/// Nothing was delivered unless the stage is [`Stage::Content`]: every other failure happens
+/// before the server's final reply to the message was due, so the caller may retry it
+/// without sending the message twice. [`is_temporary`](Self::is_temporary) says whether a
+/// retry can succeed:
+///
+/// - **temporary**: a 4xx reply; the connection lost, timed out or talking garbage; a TLS
+///   failure; and any failure on a connection that spoke early while the server's features
+///   had changed (the cache entry was rewritten or deleted, so the retry goes the normal way).
+/// - **permanent**: a 5xx reply (for the banner too: the server refuses this client; try
+///   another MX host if there is one).
+///
+/// At [`Stage::Content`] with a temporary error the outcome is unknown: the connection broke
+/// after the whole message was sent and before the server's reply. Retrying may duplicate
+/// the message, not retrying may lose it; RFC 5321 §4.1.1.4 and RFC 1047 leave it to the
+/// caller, and MTAs (Exim too) retry.
+#[derive(Debug)]
+pub struct SendError {
+    /// Where it failed.
+    pub stage: Stage,
+    /// Whether a retry may succeed.
+    pub temporary: bool,
+    /// The server's reply, when the failure was one.
+    pub reply: Option<Reply>,
+    /// What went wrong, in words.
+    pub detail: String,
+    /// Whether commands were sent before the banner on this connection.
+    pub early: bool,
+}
+
+impl SendError {
+    /// Whether a retry may succeed (see the type's documentation).
+    pub fn is_temporary(&self) -> bool {
+        self.temporary
+    }
+
+    fn new(stage: Stage, temporary: bool, detail: impl Into<String>) -> Self {
+        Self {
+            stage,
+            temporary,
+            reply: None,
+            detail: detail.into(),
+            early: false,
+        }
+    }
+
+    fn io(stage: Stage, e: &io::Error) -> Self {
+        Self::new(stage, true, format!("connection failed: {e}"))
+    }
+
+    fn read(stage: Stage, e: ReplyError) -> Self {
+        Self::new(stage, true, format!("no valid reply: {e}"))
+    }
+
+    fn refused(stage: Stage, reply: Reply) -> Self {
+        Self {
+            stage,
+            temporary: !reply.is_permanent(),
+            detail: format!("refused by the server: {reply}"),
+            reply: Some(reply),
+            early: false,
+        }
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SMTP {} failed ({}{}): {}",
+            self.stage,
+            if self.temporary {
+                "temporary"
+            } else {
+                "permanent"
+            },
+            if self.early { ", early pipelining" } else { "" },
+            self.detail
+        )
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// What one connection did, for the caller's log.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The commands sent before the banner arrived (empty when early pipelining was not used).
+    pub sent_early: Vec<&'static str>,
+    /// The commands sent after the TLS handshake without waiting for the EHLO response, from
+    /// the cached under-TLS response.
+    pub sent_early_tls: Vec<&'static str>,
+    /// How many times the client waited for the server before DATA was accepted (the `354`,
+    /// or the reply to BDAT): every read that had to follow a write, plus the banner. The
+    /// TLS handshake's own waits are not in it (1 for TLS 1.3, 2 for a full TLS 1.2 one).
+    pub waits_before_data: u32,
+    /// Waits over the whole connection, up to the final reply to the message.
+    pub waits: u32,
+    /// Time from the start of [`Client::send`] (or of [`Client::connect`]'s connect) to DATA
+    /// being accepted.
+    pub time_to_data: Duration,
+    /// Whether MAIL/RCPT/DATA were pipelined (the server offered PIPELINING).
+    pub pipelining: bool,
+    /// Whether the message went under TLS.
+    pub tls: bool,
+    /// Whether BDAT was used.
+    pub chunking: bool,
+    /// What happened to the cached EHLO response, per phase.
+    pub cache: Vec<(Phase, Verdict)>,
+    /// The recipients the server accepted.
+    pub accepted: Vec<String>,
+    /// The recipients it refused, with its replies.
+    pub rejected: Vec<(String, Reply)>,
+    /// The server's final reply to the message.
+    pub reply: Reply,
+    /// The last EHLO response.
+    pub ehlo: EhloResponse,
+}
+
+impl Delivery {
+    /// Whether early pipelining was used.
+    pub fn early(&self) -> bool {
+        !self.sent_early.is_empty() || !self.sent_early_tls.is_empty()
+    }
+
+    /// Exim's `L` field for the client's `=>` log line: `L*` when early pipelining was used,
+    /// `L` when pipelining was, nothing otherwise.
+    pub fn l_field(&self) -> Option<&'static str> {
+        if self.early() {
+            Some("L*")
+        } else if self.pipelining {
+            Some("L")
+        } else {
+            None
+        }
+    }
+}
+
+/// A blocking SMTP client.
+///
+/// ```no_run
+/// use tlsresume_smtp::{Client, ClientConfig, Message, NoTls};
+///
+/// let mut config = ClientConfig::new("client.example.net")?;
+/// config.hosts_pipe_connect = "*".parse()?;
+/// let client = Client::new(config);
+/// let message = Message {
+///     mail_from: "a@example.net".into(),
+///     rcpt_to: vec!["b@example.org".into()],
+///     content: b"Subject: hi\r\n\r\nhello\r\n".to_vec(),
+/// };
+/// for _ in 0..2 {
+///     // The second connection speaks before the banner.
+///     let d = client.connect::<NoTls>("192.0.2.1:25".parse()?, None, None, &message)?;
+///     println!("early={:?} waits={} {:?}", d.sent_early, d.waits_before_data, d.l_field());
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    config: ClientConfig,
+}
+
+/// Where one connection stands.
+struct Run<'a> {
+    config: &'a ClientConfig,
+    key: EhloKey,
+    willing: bool,
+    cached: Option<EhloEntry>,
+    started: Instant,
+    report: Report,
+    /// The cache disagreed with the server on an early connection: failures are temporary.
+    mismatch: bool,
+    /// PIPECONNECT was withdrawn: no more early pipelining on this connection.
+    early_off: bool,
+}
+
+#[derive(Default)]
+struct Report {
+    sent_early: Vec<&'static str>,
+    sent_early_tls: Vec<&'static str>,
+    waits_before_data: u32,
+    time_to_data: Duration,
+    pipelining: bool,
+    tls: bool,
+    chunking: bool,
+    cache: Vec<(Phase, Verdict)>,
+    accepted: Vec<String>,
+    rejected: Vec<(String, Reply)>,
+}
+
+impl Client {
+    /// A client with `config`.
+    pub fn new(config: ClientConfig) -> Self {
+        Self { config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Connects to `peer` over TCP (the configured timeout on connect, reads and writes;
+    /// Nagle off, so pipelined commands leave at once) and sends `message`; with `tls`,
+    /// through STARTTLS. `peer_name` is the server's host name if known, for
+    /// [`ClientConfig::hosts_pipe_connect`] name items.
+    pub fn connect<U: StartTls<TcpStream>>(
+        &self,
+        peer: SocketAddr,
+        peer_name: Option<&str>,
+        tls: Option<&U>,
+        message: &Message,
+    ) -> Result<Delivery, SendError> {
+        let started = Instant::now();
+        let stream = TcpStream::connect_timeout(&peer, self.config.timeout)
+            .map_err(|e| SendError::new(Stage::Connect, true, format!("{peer}: {e}")))?;
+        let setup = || -> io::Result<()> {
+            stream.set_read_timeout(Some(self.config.timeout))?;
+            stream.set_write_timeout(Some(self.config.timeout))?;
+            stream.set_nodelay(true)
+        };
+        setup().map_err(|e| SendError::io(Stage::Connect, &e))?;
+        self.run(peer, peer_name, stream, Start::Clear, tls, message, started)
+    }
+
+    /// Sends `message` over `stream`, a connection to `peer` made by the caller (a TCP
+    /// stream, or anything `Read + Write`; for [`Start::TlsOnConnect`] a TLS stream already).
+    /// With `tls` the client requires STARTTLS; without, it stays in clear. The caller sets
+    /// the stream's timeouts.
+    pub fn send<S: Read + Write, U: StartTls<S>>(
+        &self,
+        peer: SocketAddr,
+        peer_name: Option<&str>,
+        stream: S,
+        start: Start,
+        tls: Option<&U>,
+        message: &Message,
+    ) -> Result<Delivery, SendError> {
+        self.run(peer, peer_name, stream, start, tls, message, Instant::now())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run<S: Read + Write, U: StartTls<S>>(
+        &self,
+        peer: SocketAddr,
+        peer_name: Option<&str>,
+        stream: S,
+        start: Start,
+        tls: Option<&U>,
+        message: &Message,
+        started: Instant,
+    ) -> Result<Delivery, SendError> {
+        if message.rcpt_to.is_empty() {
+            return Err(SendError::new(Stage::Rcpt, false, "no recipients given"));
+        }
+        let key = EhloKey::new(peer);
+        let willing = self.config.hosts_pipe_connect.matches(peer.ip(), peer_name);
+        // A store that fails is a cache miss, not a failed delivery.
+        let cached = if willing {
+            self.config.ehlo_cache.lookup(&key).ok().flatten()
+        } else {
+            None
+        };
+        let mut run = Run {
+            config: &self.config,
+            key,
+            willing,
+            cached,
+            started,
+            report: Report::default(),
+            mismatch: false,
+            early_off: false,
+        };
+        let first = match start {
+            Start::Clear => Phase::Clear,
+            Start::TlsOnConnect => Phase::Tls,
+        };
+        let starttls = tls.filter(|_| start == Start::Clear);
+        let result = run.first_phase(Conn::new(stream, 0), first, starttls, message);
+        let (ehlo, reply, waits) = match result {
+            Ok(Phase1::Done(done)) => done,
+            Ok(Phase1::Upgrade(conn, upgrade)) => {
+                run.report.tls = true;
+                run.tls_phase(conn, upgrade, message)?
+            }
+            Err(mut e) => {
+                e.early =
+                    !run.report.sent_early.is_empty() || !run.report.sent_early_tls.is_empty();
+                if run.mismatch && !e.temporary {
+                    e.temporary = true;
+                    e.detail
+                        .push_str(" (the server's EHLO response differed from the cached one)");
+                }
+                return Err(e);
+            }
+        };
+        let r = run.report;
+        Ok(Delivery {
+            sent_early: r.sent_early,
+            sent_early_tls: r.sent_early_tls,
+            waits_before_data: r.waits_before_data,
+            waits,
+            time_to_data: r.time_to_data,
+            pipelining: r.pipelining,
+            tls: r.tls || start == Start::TlsOnConnect,
+            chunking: r.chunking,
+            cache: r.cache,
+            accepted: r.accepted,
+            rejected: r.rejected,
+            reply,
+            ehlo,
+        })
+    }
+}
+
+type Done = (EhloResponse, Reply, u32);
+
+enum Phase1<'u, S, U> {
+    Done(Done),
+    Upgrade((S, u32), &'u U),
+}
+
+/// What was sent ahead of the replies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ahead {
+    /// Nothing: each reply is read after its command.
+    Nothing,
+    /// The transaction (MAIL, RCPT…, DATA or BDAT) follows EHLO in the queue.
+    Transaction,
+    /// STARTTLS follows EHLO.
+    StartTls,
+}
+
+impl Run<'_> {
+    fn fail_tls<E: fmt::Display>(e: E) -> SendError {
+        SendError::new(Stage::StartTls, true, format!("TLS handshake failed: {e}"))
+    }
+
+    fn first_phase<'u, S: Read + Write, U: StartTls<S>>(
+        &mut self,
+        mut conn: Conn<S>,
+        phase: Phase,
+        starttls: Option<&'u U>,
+        message: &Message,
+    ) -> Result<Phase1<'u, S, U>, SendError> {
+        let entry_view = self.cached.as_ref().and_then(|e| e.view(phase)).cloned();
+        let early_view = entry_view.filter(|v| {
+            v.permits_early() && (starttls.is_none() || v.features.contains(EhloFeatures::STARTTLS))
+        });
+        let ahead = match (&early_view, starttls) {
+            (None, _) => Ahead::Nothing,
+            (Some(_), Some(_)) => Ahead::StartTls,
+            (Some(_), None) => Ahead::Transaction,
+        };
+        let mut plan = None;
+        if let Some(view) = &early_view {
+            conn.queue(&format!("EHLO {}", self.config.helo_name));
+            let mut sent = vec!["EHLO"];
+            if ahead == Ahead::StartTls {
+                conn.queue("STARTTLS");
+                sent.push("STARTTLS");
+            } else {
+                let p = self.plan(view.features, message);
+                p.queue(&mut conn, &mut sent);
+                plan = Some(p);
+            }
+            self.report.sent_early = sent;
+            // Outstanding replies: banner, EHLO, then STARTTLS or the transaction's.
+        }
+        let outstanding = 2 + match (&ahead, &plan) {
+            (Ahead::StartTls, _) => 1,
+            (_, Some(p)) => p.replies(),
+            _ => 0,
+        };
+
+        // The banner.
+        match conn.read_reply() {
+            Ok(r) if r.code() == 220 => {}
+            Ok(r) => {
+                self.bad_greeting(phase, Observed::BadBanner, &mut conn, outstanding - 1);
+                return Err(SendError::refused(Stage::Banner, r));
+            }
+            Err(e) => {
+                self.bad_greeting(phase, Observed::BadBanner, &mut conn, outstanding - 1);
+                return Err(SendError::read(Stage::Banner, e));
+            }
+        }
+
+        // EHLO.
+        if early_view.is_none() {
+            conn.queue(&format!("EHLO {}", self.config.helo_name));
+        }
+        let ehlo = self.read_ehlo(&mut conn, phase, ahead != Ahead::Nothing, outstanding - 2)?;
+
+        if let Some(upgrade) = starttls {
+            if ahead != Ahead::StartTls {
+                if !ehlo.features.contains(EhloFeatures::STARTTLS) {
+                    return Err(SendError::new(
+                        Stage::StartTls,
+                        true,
+                        "TLS required but the server does not offer STARTTLS",
+                    ));
+                }
+                conn.queue("STARTTLS");
+            }
+            let reply = conn
+                .read_reply()
+                .map_err(|e| SendError::read(Stage::StartTls, e))?;
+            if reply.code() != 220 {
+                return Err(SendError::refused(Stage::StartTls, reply));
+            }
+            let waits = conn.waits();
+            let plain = conn.into_inner().map_err(|extra| {
+                SendError::new(
+                    Stage::StartTls,
+                    true,
+                    format!("the server sent {extra} byte(s) after its 220 to STARTTLS, before TLS (refused: possible STARTTLS response injection)"),
+                )
+            })?;
+            return Ok(Phase1::Upgrade((plain, waits), upgrade));
+        }
+
+        let sent = plan.is_some();
+        let plan = plan.unwrap_or_else(|| self.plan(ehlo.features, message));
+        let (reply, waits) = self.transaction(&mut conn, &plan, sent)?;
+        Ok(Phase1::Done((ehlo, reply, waits)))
+    }
+
+    fn tls_phase<S, U: StartTls<S>>(
+        &mut self,
+        (plain, waits): (S, u32),
+        upgrade: &U,
+        message: &Message,
+    ) -> Result<Done, SendError> {
+        let tls = upgrade.upgrade(plain).map_err(Self::fail_tls)?;
+        let mut conn = Conn::new(tls, waits);
+        let view = self
+            .cached
+            .as_ref()
+            .and_then(|e| e.view(Phase::Tls))
+            .filter(|v| v.permits_early() && !self.early_off)
+            .cloned();
+        conn.queue(&format!("EHLO {}", self.config.helo_name));
+        let mut plan = None;
+        if let Some(view) = &view {
+            let mut sent = vec!["EHLO"];
+            let p = self.plan(view.features, message);
+            p.queue(&mut conn, &mut sent);
+            plan = Some(p);
+            self.report.sent_early_tls = sent;
+        }
+        let outstanding = plan.as_ref().map_or(0, Plan::replies);
+        let ehlo = self.read_ehlo(&mut conn, Phase::Tls, view.is_some(), outstanding)?;
+        let sent = plan.is_some();
+        let plan = plan.unwrap_or_else(|| self.plan(ehlo.features, message));
+        let (reply, waits) = self.transaction(&mut conn, &plan, sent)?;
+        Ok((ehlo, reply, waits))
+    }
+
+    /// Reads and judges the EHLO reply; applies the cache rules. `early`: EHLO was sent from
+    /// the cache; `outstanding`: replies queued behind it, read and discarded on failure.
+    fn read_ehlo<S: Read + Write>(
+        &mut self,
+        conn: &mut Conn<S>,
+        phase: Phase,
+        early: bool,
+        outstanding: usize,
+    ) -> Result<EhloResponse, SendError> {
+        let reply = match conn.read_reply() {
+            Ok(r) => r,
+            Err(e) => {
+                self.bad_greeting(phase, Observed::BadEhlo, conn, outstanding);
+                return Err(SendError::read(Stage::Ehlo, e));
+            }
+        };
+        let parsed = if reply.code() == 250 {
+            EhloResponse::parse(reply.lines()).ok()
+        } else {
+            None
+        };
+        let Some(ehlo) = parsed else {
+            self.bad_greeting(phase, Observed::BadEhlo, conn, outstanding);
+            if !early && reply.is_permanent() {
+                // Not early: a server that does not know EHLO gets HELO (RFC 5321 §3.2).
+                return self.helo(conn);
+            }
+            let mut e = SendError::refused(Stage::Ehlo, reply);
+            // Over TLS a bad EHLO reply is a temporary failure (Exim: DEFER).
+            e.temporary |= phase == Phase::Tls;
+            return Err(e);
+        };
+        if self.willing {
+            let verdict = self
+                .config
+                .ehlo_cache
+                .reconcile(
+                    &self.key,
+                    self.cached.as_ref(),
+                    phase,
+                    Observed::Ehlo(&ehlo),
+                )
+                .unwrap_or(Verdict::Nothing);
+            if early && verdict != Verdict::Keep {
+                self.mismatch = true;
+            }
+            if matches!(verdict, Verdict::Deleted(_)) {
+                self.early_off = true;
+                self.cached = None;
+            } else if matches!(verdict, Verdict::Stored | Verdict::Rewritten) {
+                self.cached = self.config.ehlo_cache.lookup(&self.key).ok().flatten();
+            }
+            self.report.cache.push((phase, verdict));
+        }
+        Ok(ehlo)
+    }
+
+    fn helo<S: Read + Write>(&mut self, conn: &mut Conn<S>) -> Result<EhloResponse, SendError> {
+        conn.queue(&format!("HELO {}", self.config.helo_name));
+        let reply = conn
+            .read_reply()
+            .map_err(|e| SendError::read(Stage::Ehlo, e))?;
+        if reply.code() != 250 {
+            return Err(SendError::refused(Stage::Ehlo, reply));
+        }
+        // A HELO reply names the server and offers nothing.
+        let first = format!("250 {}", reply.texts().next().unwrap_or(""));
+        let mut ehlo = EhloResponse::parse(&[first])
+            .map_err(|e| SendError::new(Stage::Ehlo, true, e.to_string()))?;
+        ehlo.keywords.clear();
+        ehlo.features = EhloFeatures::empty();
+        ehlo.auth.clear();
+        ehlo.limits = Default::default();
+        Ok(ehlo)
+    }
+
+    /// A bad banner or EHLO reply: the entry goes, the replies still owed are read and
+    /// thrown away (so nothing queued is mistaken for later), as Exim does.
+    fn bad_greeting<S: Read + Write>(
+        &mut self,
+        phase: Phase,
+        observed: Observed<'_>,
+        conn: &mut Conn<S>,
+        outstanding: usize,
+    ) {
+        if self.willing && self.cached.is_some() {
+            let verdict = self
+                .config
+                .ehlo_cache
+                .reconcile(&self.key, self.cached.as_ref(), phase, observed)
+                .unwrap_or(Verdict::Nothing);
+            self.report.cache.push((phase, verdict));
+            self.cached = None;
+        }
+        if !self.report.sent_early.is_empty() || !self.report.sent_early_tls.is_empty() {
+            // Spoken early to a server that did not greet as the cache said: the retry, with
+            // the entry gone, goes the normal way, so this failure is temporary.
+            self.mismatch = true;
+            for _ in 0..outstanding {
+                if conn.read_reply().is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn plan(&self, features: EhloFeatures, message: &Message) -> Plan {
+        let chunking = self.config.chunking && features.contains(EhloFeatures::CHUNKING);
+        Plan {
+            pipelining: features.contains(EhloFeatures::PIPELINING),
+            chunking,
+            body: if chunking {
+                normalise(&message.content)
+            } else {
+                dot_stuff(&message.content)
+            },
+            mail: format!("MAIL FROM:<{}>", message.mail_from),
+            rcpts: message
+                .rcpt_to
+                .iter()
+                .map(|r| (r.clone(), format!("RCPT TO:<{r}>")))
+                .collect(),
+        }
+    }
+
+    /// MAIL, RCPT…, DATA/BDAT and the content; `sent`: the commands are queued already.
+    fn transaction<S: Read + Write>(
+        &mut self,
+        conn: &mut Conn<S>,
+        plan: &Plan,
+        sent: bool,
+    ) -> Result<(Reply, u32), SendError> {
+        self.report.pipelining = plan.pipelining;
+        self.report.chunking = plan.chunking;
+        if plan.pipelining && !sent {
+            plan.queue(conn, &mut Vec::new());
+        }
+        // Replies are read in the order the commands went; `owed` counts those not yet read.
+        let mut owed = plan.replies();
+        let mut step = |conn: &mut Conn<S>, cmd: &str, stage: Stage| {
+            if !plan.pipelining {
+                conn.queue(cmd);
+            }
+            owed -= 1;
+            conn.read_reply().map_err(|e| SendError::read(stage, e))
+        };
+        let reply = step(conn, &plan.mail, Stage::Mail)?;
+        if !reply.is_positive() {
+            drain(conn, plan.pipelining, plan.replies() - 1);
+            return Err(SendError::refused(Stage::Mail, reply));
+        }
+        let mut worst: Option<Reply> = None;
+        for (rcpt, cmd) in &plan.rcpts {
+            let reply = step(conn, cmd, Stage::Rcpt)?;
+            if reply.is_positive() {
+                self.report.accepted.push(rcpt.clone());
+            } else {
+                // A 4xx among 5xx makes the whole refusal temporary.
+                if worst
+                    .as_ref()
+                    .is_none_or(|w| w.is_permanent() && reply.is_transient())
+                {
+                    worst = Some(reply.clone());
+                }
+                self.report.rejected.push((rcpt.clone(), reply));
+            }
+        }
+        let refused = |worst: Option<Reply>| match worst {
+            Some(r) => SendError::refused(Stage::Rcpt, r),
+            None => SendError::new(Stage::Rcpt, false, "every recipient refused"),
+        };
+        if self.report.accepted.is_empty() && !plan.pipelining {
+            return Err(refused(worst));
+        }
+        if !plan.pipelining {
+            plan.queue_data(conn);
+        }
+        let stage = if plan.chunking {
+            Stage::Content
+        } else {
+            Stage::Data
+        };
+        let reply = conn.read_reply().map_err(|e| SendError::read(stage, e))?;
+        if self.report.accepted.is_empty() {
+            // Pipelined, and every recipient refused. A server that still says 354 is left
+            // waiting for content that never comes: closing drops it, nothing is delivered.
+            return Err(refused(worst));
+        }
+        self.report.waits_before_data = conn.waits();
+        self.report.time_to_data = self.started.elapsed();
+        let final_reply = if plan.chunking {
+            reply
+        } else {
+            if reply.code() != 354 {
+                return Err(SendError::refused(Stage::Data, reply));
+            }
+            conn.queue_bytes(&plan.body);
+            conn.queue(".");
+            conn.read_reply()
+                .map_err(|e| SendError::read(Stage::Content, e))?
+        };
+        if !final_reply.is_positive() {
+            return Err(SendError::refused(Stage::Content, final_reply));
+        }
+        let waits = conn.waits();
+        // A polite end; the message is the server's already, so a failure here changes nothing.
+        conn.queue("QUIT");
+        let _ = conn.flush();
+        Ok((final_reply, waits))
+    }
+}
+
+/// Reads and drops the replies still owed after a failure, when the commands were sent.
+fn drain<S: Read + Write>(conn: &mut Conn<S>, pipelined: bool, owed: usize) {
+    if pipelined {
+        for _ in 0..owed {
+            if conn.read_reply().is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// How the transaction goes.
+struct Plan {
+    pipelining: bool,
+    chunking: bool,
+    /// The content, ready for the wire (dot-stuffed for DATA).
+    body: Vec<u8>,
+    mail: String,
+    /// (recipient, its RCPT command)
+    rcpts: Vec<(String, String)>,
+}
+
+impl Plan {
+    /// Replies the commands get up to DATA's 354 (or BDAT's final reply).
+    fn replies(&self) -> usize {
+        self.rcpts.len() + 2
+    }
+
+    /// Queues DATA, or BDAT with the content.
+    fn queue_data<S: Read + Write>(&self, conn: &mut Conn<S>) {
+        if self.chunking {
+            conn.queue(&format!("BDAT {} LAST", self.body.len()));
+            conn.queue_bytes(&self.body);
+        } else {
+            conn.queue("DATA");
+        }
+    }
+
+    /// Queues MAIL, RCPT…, DATA (or BDAT and the content) at once. RFC 2920: DATA and BDAT
+    /// end a group; nothing may follow DATA before its 354.
+    fn queue<S: Read + Write>(&self, conn: &mut Conn<S>, sent: &mut Vec<&'static str>) {
+        conn.queue(&self.mail);
+        sent.push("MAIL");
+        for (_, cmd) in &self.rcpts {
+            conn.queue(cmd);
+            sent.push("RCPT");
+        }
+        self.queue_data(conn);
+        sent.push(if self.chunking { "BDAT" } else { "DATA" });
+    }
+}
+
+/// Lines end in CR LF, and the content ends with one.
+fn normalise(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 16);
+    let mut prev = 0u8;
+    for &b in content {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// [`normalise`]d, with a `.` doubled at the start of each line (RFC 5321 §4.5.2).
+fn dot_stuff(content: &[u8]) -> Vec<u8> {
+    let lines = normalise(content);
+    let mut out = Vec::with_capacity(lines.len() + 16);
+    let mut at_start = true;
+    for &b in &lines {
+        if at_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_start = b == b'\n';
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_is_normalised_and_dot_stuffed() {
+        assert_eq!(dot_stuff(b".a\n..b\r\nc"), b"..a\r\n...b\r\nc\r\n");
+        assert_eq!(normalise(b".a\nb"), b".a\r\nb\r\n");
+        assert_eq!(dot_stuff(b""), b"\r\n");
+    }
+
+    #[test]
+    fn helo_names_are_checked() {
+        assert!(ClientConfig::new("client.example.net").is_ok());
+        assert!(ClientConfig::new("[192.0.2.1]").is_ok());
+        for bad in ["", "a b", "a\r\nMAIL FROM:<x>", "é"] {
+            assert!(ClientConfig::new(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! # tlsresume-smtp
+//!
+//! A blocking SMTP client that takes round trips out of repeat connections: **early
+//! pipelining** (PIPECONNECT, draft-harris-early-pipe, as Exim does it) with its EHLO-response
+//! cache, RFC 2920 **pipelining** of MAIL/RCPT/DATA whenever the server offers it, and
+//! **STARTTLS** through a caller-supplied upgrade ([`StartTls`]) so any tlsresume backend's
+//! client — with its session resumption — or any other TLS library plugs in.
+//!
+//! | item | job |
+//! |---|---|
+//! | [`Client`], [`ClientConfig`] | one message per connection; `hosts_pipe_connect`, the EHLO cache |
+//! | [`Message`], [`Delivery`] | what is sent; what the connection did (sent early, waits, `L` field) |
+//! | [`SendError`], [`Stage`] | where it failed, and whether a retry may succeed |
+//! | [`StartTls`], [`NoTls`], [`Start`] | the TLS seam |
+//! | [`reply`] | the SMTP reply parser (the workspace's only one) |
+//!
+//! The cache, its key and its rules are `tlsresume-core`'s ([`tlsresume_core::EhloCache`]);
+//! its stores are core's in-memory one and `tlsresume-stores`' SQLite file and Redis. This
+//! crate depends on `tlsresume-core` alone: no TLS library, no backend.
+//!
+//! ## Early pipelining
+//!
+//! Towards a server matching [`ClientConfig::hosts_pipe_connect`] (default none) whose cached
+//! EHLO response (fresher than `retry_data_expire`, 7 days by default) offered PIPELINING and
+//! PIPECONNECT, the client sends before the banner arrives:
+//!
+//! - `EHLO`, `STARTTLS` when TLS is asked for; after the handshake, with a cached under-TLS
+//!   response, `EHLO`, `MAIL`, `RCPT`…, `DATA` at once;
+//! - otherwise `EHLO`, `MAIL`, `RCPT`…, `DATA` (or `BDAT … LAST` with the content).
+//!
+//! It then reads the banner and every reply in order and checks each. What the real EHLO
+//! response shows updates the cache (rewritten, or deleted) as Exim does; a bad banner or
+//! EHLO response deletes the entry, the replies still owed are read and discarded, and the
+//! attempt fails with an error the caller can retry, which then goes the normal way.
+//!
+//! A connection without a usable entry goes the normal way and, towards a server in the list,
+//! writes one when the server offers both keywords.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod client;
+mod conn;
+pub mod reply;
+
+pub use client::{
+    Client, ClientConfig, Delivery, HeloNameError, Message, NoTls, SendError, Stage, Start,
+    StartTls,
+};
+pub use reply::{read_line_unbuffered, read_reply_lines, read_reply_unbuffered, Reply, ReplyError};

@@ -1,0 +1,555 @@
+//! The SMTP client against a real SMTP server on loopback: early pipelining used, refused,
+//! counted; STARTTLS through rustls with session resumption; and bad input.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Banner, ConnPlan, DelayProxy, RustlsStartTls, ServerConfig, TestServer};
+use tlsresume_core::{
+    Clock, DeleteReason, EhloCache, EhloEntry, EhloKey, EhloStore, ManualClock, MemoryEhloStore,
+    Phase, Resumption, UnixTime, Verdict,
+};
+use tlsresume_smtp::{Client, ClientConfig, Message, NoTls, SendError, Stage};
+
+const OFFER: &[&str] = &["PIPELINING", "PIPECONNECT", "8BITMIME"];
+const OFFER_TLS: &[&str] = &["PIPELINING", "PIPECONNECT", "STARTTLS"];
+
+fn message() -> Message {
+    Message {
+        mail_from: "sender@client.test".into(),
+        rcpt_to: vec!["one@server.test".into(), "two@server.test".into()],
+        content: b"Subject: test\n\n.leading dot\nbody\n".to_vec(),
+    }
+}
+
+struct Setup {
+    client: Client,
+    store: Arc<MemoryEhloStore>,
+    clock: ManualClock,
+}
+
+fn client(pipe_connect: &str) -> Setup {
+    let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
+    let store = Arc::new(MemoryEhloStore::default());
+    let mut config = ClientConfig::new("client.test").expect("name");
+    config.hosts_pipe_connect = pipe_connect.parse().expect("host list");
+    config.ehlo_cache = EhloCache::new(store.clone(), Arc::new(clock.clone()));
+    config.timeout = Duration::from_secs(10);
+    Setup {
+        client: Client::new(config),
+        store,
+        clock,
+    }
+}
+
+fn server(plans: Vec<ConnPlan>) -> TestServer {
+    TestServer::start(ServerConfig::clear(plans, Duration::from_millis(500)))
+}
+
+fn send(setup: &Setup, server: &TestServer) -> Result<tlsresume_smtp::Delivery, SendError> {
+    setup
+        .client
+        .connect::<NoTls>(server.addr, None, None, &message())
+}
+
+fn key(server: &TestServer) -> EhloKey {
+    EhloKey::new(server.addr)
+}
+
+#[test]
+fn second_connection_speaks_before_the_banner() {
+    let setup = client("127.0.0.1");
+    let server = server(vec![ConnPlan::new(OFFER, &[])]);
+
+    let first = send(&setup, &server).expect("first");
+    assert!(first.sent_early.is_empty());
+    assert_eq!(first.l_field(), Some("L"));
+    assert_eq!(first.cache, [(Phase::Clear, Verdict::Stored)]);
+    assert_eq!(
+        first.waits_before_data, 3,
+        "banner, EHLO, MAIL+RCPT+RCPT+DATA"
+    );
+
+    let second = send(&setup, &server).expect("second");
+    assert_eq!(second.sent_early, ["EHLO", "MAIL", "RCPT", "RCPT", "DATA"]);
+    assert_eq!(second.l_field(), Some("L*"));
+    assert_eq!(second.cache, [(Phase::Clear, Verdict::Keep)]);
+    assert_eq!(
+        second.waits_before_data, 1,
+        "one wait: everything went before the banner"
+    );
+    assert_eq!(second.accepted, ["one@server.test", "two@server.test"]);
+
+    let records = server.records(2);
+    assert!(!records[0].early, "the first client waited for the banner");
+    assert!(records[1].early, "the second talked before the banner");
+    assert_eq!(records[0].l_field, "L.");
+    assert_eq!(records[1].l_field, "L*");
+    assert_eq!(records[1].commands[0], "EHLO client.test");
+    // Exactly two messages, content un-stuffed by the server as sent.
+    let messages = server.messages.lock().expect("messages").clone();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(
+        messages[1],
+        b"Subject: test\r\n\r\n.leading dot\r\nbody\r\n"
+    );
+}
+
+#[test]
+fn early_pipelining_is_opt_in_and_needs_both_keywords() {
+    // Not in hosts_pipe_connect (default: none): never early, nothing cached.
+    let setup = client("");
+    let server = server(vec![ConnPlan::new(OFFER, &[])]);
+    for _ in 0..2 {
+        let d = send(&setup, &server).expect("send");
+        assert!(d.sent_early.is_empty());
+        assert!(d.cache.is_empty());
+    }
+    assert!(setup.store.is_empty());
+    // PIPELINING without PIPECONNECT: nothing cached, never early.
+    let setup = client("*");
+    let server2 = self::server(vec![ConnPlan::new(&["PIPELINING"], &[])]);
+    for _ in 0..2 {
+        let d = send(&setup, &server2).expect("send");
+        assert!(d.sent_early.is_empty());
+        assert_eq!(d.cache, [(Phase::Clear, Verdict::Nothing)]);
+    }
+    assert!(server2.records(2).iter().all(|r| !r.early));
+}
+
+#[test]
+fn an_expired_entry_is_deleted_and_the_connection_goes_the_normal_way() {
+    let setup = client("*");
+    let server = server(vec![ConnPlan::new(OFFER, &[])]);
+    send(&setup, &server).expect("first");
+    setup.clock.advance(Duration::from_secs(7 * 24 * 3600));
+    let d = send(&setup, &server).expect("7 days later");
+    assert!(d.sent_early.is_empty(), "the expired entry was not used");
+    assert_eq!(
+        d.cache,
+        [(Phase::Clear, Verdict::Stored)],
+        "and written anew"
+    );
+    assert!(!server.records(2)[1].early);
+}
+
+/// Clear SMTP over a link with 20 ms round trips: the waits are exact whatever the timing.
+#[test]
+fn waits_over_a_delayed_link_are_counted_exactly() {
+    let setup = client("*");
+    let plain = server(vec![ConnPlan::new(&["PIPELINING"], &[])]);
+    let early = TestServer::start(ServerConfig::clear(
+        vec![ConnPlan::new(OFFER, &[])],
+        Duration::ZERO,
+    ));
+    let no_pipelining = server(vec![ConnPlan::new(&["8BITMIME"], &[])]);
+    let rtt = Duration::from_millis(20);
+    let via = |s: &TestServer| DelayProxy::start(s.addr, rtt);
+    let (p_plain, p_early, p_none) = (via(&plain), via(&early), via(&no_pipelining));
+    let over = |proxy: &DelayProxy| {
+        setup
+            .client
+            .connect::<NoTls>(proxy.addr, None, None, &message())
+            .expect("send")
+    };
+    let none = over(&p_none);
+    assert_eq!(
+        none.waits_before_data, 6,
+        "banner, EHLO, MAIL, RCPT, RCPT, DATA one by one"
+    );
+    assert_eq!(none.l_field(), None);
+    let pipelined = over(&p_plain);
+    assert_eq!(pipelined.waits_before_data, 3);
+    assert_eq!(pipelined.waits, 4, "and the end of data");
+    let first = over(&p_early);
+    assert_eq!(first.waits_before_data, 3);
+    let second = over(&p_early);
+    assert_eq!(second.waits_before_data, 1);
+    assert_eq!(second.waits, 2);
+    assert_eq!(early.message_count(), 2);
+}
+
+#[test]
+fn bdat_goes_in_the_early_flight_too() {
+    let setup = client("*");
+    let server = server(vec![ConnPlan::new(
+        &["PIPELINING", "PIPECONNECT", "CHUNKING"],
+        &[],
+    )]);
+    send(&setup, &server).expect("first");
+    let d = send(&setup, &server).expect("second");
+    assert_eq!(d.sent_early, ["EHLO", "MAIL", "RCPT", "RCPT", "BDAT"]);
+    assert!(d.chunking);
+    assert_eq!(
+        d.waits, 1,
+        "the whole message in one round trip after connect"
+    );
+    let messages = server.messages.lock().expect("messages").clone();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(
+        messages[1], b"Subject: test\r\n\r\n.leading dot\r\nbody\r\n",
+        "BDAT is not dot-stuffed"
+    );
+}
+
+#[test]
+fn starttls_early_and_resumed_through_rustls() {
+    let setup = client("*");
+    let server = TestServer::start(ServerConfig {
+        plans: vec![ConnPlan::new(
+            OFFER_TLS,
+            &["PIPELINING", "PIPECONNECT", "AUTH PLAIN"],
+        )],
+        pre_banner_wait: Duration::from_millis(500),
+        tls: Some(common::rustls_server()),
+        tls_on_connect: false,
+    });
+    let tls = RustlsStartTls::new();
+    let first = setup
+        .client
+        .connect(server.addr, None, Some(&tls), &message())
+        .expect("first");
+    assert!(first.tls && first.sent_early.is_empty());
+    assert_eq!(
+        first.cache,
+        [
+            (Phase::Clear, Verdict::Stored),
+            (Phase::Tls, Verdict::Stored)
+        ]
+    );
+    assert_eq!(
+        first.waits_before_data, 5,
+        "banner, EHLO, STARTTLS, EHLO, MAIL..DATA"
+    );
+    let second = setup
+        .client
+        .connect(server.addr, None, Some(&tls), &message())
+        .expect("second");
+    assert_eq!(second.sent_early, ["EHLO", "STARTTLS"]);
+    assert_eq!(
+        second.sent_early_tls,
+        ["EHLO", "MAIL", "RCPT", "RCPT", "DATA"]
+    );
+    assert_eq!(
+        second.waits_before_data, 2,
+        "EHLO+STARTTLS, then EHLO+MAIL..DATA under TLS"
+    );
+    assert_eq!(second.l_field(), Some("L*"));
+    let handshakes = tls.handshakes.lock().expect("handshakes").clone();
+    assert!(!handshakes[0].resumption.contains(Resumption::USED));
+    assert!(
+        handshakes[1].resumption.contains(Resumption::USED),
+        "the second connection resumed TLS as well: {}",
+        handshakes[1].resumption
+    );
+    let records = server.records(2);
+    assert!(records[1].early && records[1].tls);
+    assert_eq!(server.message_count(), 2);
+}
+
+// ---- bad input ----
+
+#[test]
+fn changed_features_rewrite_the_entry_and_withdrawn_pipeconnect_deletes_it() {
+    let setup = client("*");
+    let server = server(vec![
+        ConnPlan::new(OFFER, &[]),
+        ConnPlan::new(OFFER, &[]),
+        // Features changed, PIPECONNECT still offered.
+        ConnPlan::new(&["PIPELINING", "PIPECONNECT", "SIZE 1000000"], &[]),
+        ConnPlan::new(&["PIPELINING", "PIPECONNECT", "SIZE 1000000"], &[]),
+        // PIPECONNECT withdrawn: an early talker now gets a synchronization error.
+        ConnPlan::new(&["PIPELINING"], &[]),
+        ConnPlan::new(&["PIPELINING"], &[]),
+    ]);
+    send(&setup, &server).expect("1");
+    send(&setup, &server).expect("2: early");
+    let third = send(&setup, &server).expect("3: early, features changed, still delivered");
+    assert!(!third.sent_early.is_empty());
+    assert_eq!(third.cache, [(Phase::Clear, Verdict::Rewritten)]);
+    let entry = setup
+        .store
+        .get_ehlo(&key(&server))
+        .expect("get")
+        .expect("rewritten");
+    assert!(entry
+        .clear
+        .expect("clear")
+        .features
+        .contains(tlsresume_core::EhloFeatures::SIZE));
+    let fourth = send(&setup, &server).expect("4: early from the rewritten entry");
+    assert_eq!(fourth.cache, [(Phase::Clear, Verdict::Keep)]);
+
+    let err = send(&setup, &server).expect_err("5: the server refuses the early talker");
+    assert_eq!(err.stage, Stage::Banner);
+    assert!(err.is_temporary(), "a retry goes the normal way: {err}");
+    assert!(err.early);
+    assert!(
+        err.to_string().contains("554 SMTP synchronization error"),
+        "{err}"
+    );
+    assert!(setup.store.is_empty(), "a bad banner deletes the entry");
+    let sixth = send(&setup, &server).expect("6: the retry, normal");
+    assert!(sixth.sent_early.is_empty());
+    assert_eq!(
+        server.message_count(),
+        5,
+        "four before and the retry: none lost, none twice"
+    );
+}
+
+#[test]
+fn pipeconnect_gone_from_a_still_friendly_server_deletes_the_entry() {
+    let setup = client("*");
+    // The server stops advertising PIPECONNECT but (unlike most) tolerates the early talk.
+    let server = TestServer::start(ServerConfig::clear(
+        vec![
+            ConnPlan::new(OFFER, &[]),
+            ConnPlan::new(&["PIPELINING"], &[]).banner(Banner::Late(Duration::ZERO)),
+        ],
+        Duration::from_millis(500),
+    ));
+    send(&setup, &server).expect("1");
+    let d = send(&setup, &server).expect("2: still delivered");
+    assert!(!d.sent_early.is_empty());
+    assert_eq!(
+        d.cache,
+        [(
+            Phase::Clear,
+            Verdict::Deleted(DeleteReason::NoLongerOffered)
+        )]
+    );
+    assert!(setup.store.is_empty());
+    assert_eq!(server.message_count(), 2);
+}
+
+fn bad_banner(line: &str, temporary: bool) {
+    for early in [false, true] {
+        let setup = client("*");
+        let server = server(vec![
+            ConnPlan::new(OFFER, &[]),
+            ConnPlan::new(OFFER, &[]).banner(Banner::Line(line.into())),
+        ]);
+        if early {
+            send(&setup, &server).expect("seed the cache");
+        } else {
+            let d = send(&setup, &server).expect("1");
+            assert!(d.sent_early.is_empty());
+            setup.store.remove_ehlo(&key(&server)).expect("remove");
+        }
+        let err = send(&setup, &server).expect_err("bad banner");
+        eprintln!("{line:?} early={early}: {err}");
+        assert_eq!(err.stage, Stage::Banner, "{err}");
+        assert_eq!(err.is_temporary(), temporary || early, "{err}");
+        assert_eq!(err.early, early);
+        assert!(setup.store.is_empty(), "no entry left: {err}");
+        assert_eq!(
+            server.message_count(),
+            1,
+            "nothing delivered on the bad connection"
+        );
+        let records = server.records(2);
+        if early {
+            // Every pipelined reply was read (and discarded) before the client closed.
+            assert_eq!(records[1].commands.len(), 5, "{:?}", records[1].commands);
+        }
+    }
+}
+
+#[test]
+fn a_4xx_banner_is_temporary() {
+    bad_banner("421 busy, try later", true);
+}
+
+#[test]
+fn a_5xx_banner_is_permanent_unless_the_client_spoke_early() {
+    bad_banner("554 no mail from you", false);
+}
+
+#[test]
+fn a_garbage_banner_is_a_temporary_protocol_error() {
+    bad_banner("SSH-2.0-OpenSSH_9.2", true);
+}
+
+#[test]
+fn a_server_closing_after_the_banner_fails_cleanly() {
+    for early in [false, true] {
+        let setup = client("*");
+        let server = server(vec![
+            ConnPlan::new(OFFER, &[]),
+            ConnPlan::new(OFFER, &[]).banner(Banner::CloseAfter),
+        ]);
+        let first = send(&setup, &server).expect("1");
+        assert!(first.sent_early.is_empty());
+        if !early {
+            setup.store.remove_ehlo(&key(&server)).expect("remove");
+        }
+        let err = send(&setup, &server).expect_err("closed");
+        eprintln!("early={early}: {err}");
+        assert_eq!(err.stage, Stage::Ehlo);
+        assert!(err.is_temporary());
+        assert!(
+            err.to_string().contains("closed") || err.to_string().contains("reset"),
+            "{err}"
+        );
+        assert!(
+            setup.store.is_empty(),
+            "a bad EHLO response deletes the entry"
+        );
+        assert_eq!(server.message_count(), 1);
+    }
+}
+
+#[test]
+fn a_late_banner_is_waited_for() {
+    let setup = client("*");
+    let server = server(vec![
+        ConnPlan::new(OFFER, &[]),
+        ConnPlan::new(OFFER, &[]).banner(Banner::Late(Duration::from_millis(300))),
+    ]);
+    send(&setup, &server).expect("1");
+    let d = send(&setup, &server).expect("late banner, early client");
+    assert!(!d.sent_early.is_empty());
+    assert_eq!(d.waits_before_data, 1);
+    assert_eq!(server.message_count(), 2);
+    // A late banner with a client that waits for it: same message count, normal flow.
+    let normal = client("");
+    let d = send(&normal, &server).expect("late banner, normal client");
+    assert!(d.sent_early.is_empty());
+    assert_eq!(server.message_count(), 3);
+}
+
+#[test]
+fn a_corrupted_stored_entry_is_ignored_deleted_and_rewritten() {
+    // The on-disk store: corrupt bytes in the file.
+    let dir = std::env::temp_dir().join(format!("tlsresume-smtp-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("cache.db");
+    let _ = std::fs::remove_file(&file);
+    let server = server(vec![ConnPlan::new(OFFER, &[])]);
+    let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
+    let client_with = |store: Arc<dyn EhloStore>| {
+        let mut config = ClientConfig::new("client.test").expect("name");
+        config.hosts_pipe_connect = "*".parse().expect("list");
+        config.ehlo_cache = EhloCache::new(store, Arc::new(clock.clone()));
+        Client::new(config)
+    };
+    {
+        let store = Arc::new(tlsresume_stores::DiskStore::open(&file).expect("open"));
+        let marker = EhloEntry {
+            stored_at: clock.now(),
+            clear: Some(
+                tlsresume_core::EhloResponse::parse(&[
+                    "250-x",
+                    "250-PIPELINING",
+                    "250-PIPECONNECT",
+                    "250 AUTH MARKERMARKERMARKER",
+                ])
+                .expect("ehlo")
+                .view(),
+            ),
+            tls: None,
+        };
+        store.put_ehlo(&key(&server), &marker).expect("put");
+    }
+    let mut bytes = std::fs::read(&file).expect("read");
+    let at = bytes
+        .windows(6)
+        .position(|w| w == b"MARKER")
+        .expect("the entry is in the file");
+    bytes[at] ^= 0x20;
+    std::fs::write(&file, &bytes).expect("write");
+
+    let store = Arc::new(tlsresume_stores::DiskStore::open(&file).expect("open"));
+    let c = client_with(store.clone());
+    let d = c
+        .connect::<NoTls>(server.addr, None, None, &message())
+        .expect("a corrupt entry is no failure");
+    assert!(d.sent_early.is_empty(), "the corrupt entry was not used");
+    assert_eq!(store.corrupt_skipped(), 1);
+    assert_eq!(
+        d.cache,
+        [(Phase::Clear, Verdict::Stored)],
+        "rewritten after a normal EHLO"
+    );
+    let d = c
+        .connect::<NoTls>(server.addr, None, None, &message())
+        .expect("second");
+    assert!(!d.sent_early.is_empty(), "the rewritten entry is used");
+    assert_eq!(server.message_count(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn refused_recipients_and_mail_never_deliver_and_say_why() {
+    let setup = client("*");
+    let server = server(vec![ConnPlan::new(OFFER, &[])]);
+    send(&setup, &server).expect("seed");
+    for early_round in 0..2 {
+        let mut m = message();
+        m.rcpt_to = vec!["reject@server.test".into(), "defer@server.test".into()];
+        let err = setup
+            .client
+            .connect::<NoTls>(server.addr, None, None, &m)
+            .expect_err("every recipient refused");
+        assert_eq!(err.stage, Stage::Rcpt, "round {early_round}: {err}");
+        assert!(err.is_temporary(), "a 451 among the refusals: {err}");
+        m.rcpt_to = vec!["reject@server.test".into()];
+        let err = setup
+            .client
+            .connect::<NoTls>(server.addr, None, None, &m)
+            .expect_err("refused");
+        assert!(!err.is_temporary(), "550 only: {err}");
+        m.rcpt_to = vec!["reject@server.test".into(), "ok@server.test".into()];
+        let d = setup
+            .client
+            .connect::<NoTls>(server.addr, None, None, &m)
+            .expect("one accepted");
+        assert_eq!(d.accepted, ["ok@server.test"]);
+        assert_eq!(d.rejected[0].1.code(), 550);
+    }
+    assert_eq!(server.message_count(), 3, "seed + one per round");
+}
+
+#[test]
+fn tls_on_connect_caches_the_tls_response_and_speaks_before_the_banner() {
+    let setup = client("*");
+    let server = TestServer::start(ServerConfig {
+        plans: vec![ConnPlan::new(&[], OFFER)],
+        pre_banner_wait: Duration::ZERO,
+        tls: Some(common::rustls_server()),
+        tls_on_connect: true,
+    });
+    let tls = RustlsStartTls::new();
+    let mut deliveries = Vec::new();
+    for _ in 0..2 {
+        let tcp = std::net::TcpStream::connect(server.addr).expect("connect");
+        let stream = tls.connect(tcp).expect("handshake");
+        deliveries.push(
+            setup
+                .client
+                .send(
+                    server.addr,
+                    None,
+                    stream,
+                    tlsresume_smtp::Start::TlsOnConnect,
+                    None::<&NoTls>,
+                    &message(),
+                )
+                .expect("send"),
+        );
+    }
+    assert_eq!(deliveries[0].cache, [(Phase::Tls, Verdict::Stored)]);
+    assert!(deliveries[0].sent_early.is_empty() && deliveries[0].tls);
+    assert_eq!(deliveries[0].waits_before_data, 3);
+    assert_eq!(
+        deliveries[1].sent_early,
+        ["EHLO", "MAIL", "RCPT", "RCPT", "DATA"]
+    );
+    assert_eq!(deliveries[1].waits_before_data, 1);
+    let handshakes = tls.handshakes.lock().expect("handshakes").clone();
+    assert!(handshakes[1].resumption.contains(Resumption::USED));
+    assert_eq!(server.message_count(), 2);
+}
