@@ -4,7 +4,8 @@ use core::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use ring::hmac;
+use ring::digest;
+use zeroize::Zeroizing;
 
 use crate::clock::UnixTime;
 use crate::keys::{KeyError, KeyMaterial, KeyName, KeySecret, KeySource, TicketKey};
@@ -227,7 +228,7 @@ impl KeyRing {
 
     fn derive_periodic(&self, ring: &mut Ring, now: UnixTime) -> Result<(), KeyError> {
         let master = self.source.master_secret()?;
-        let mac_key = hmac::Key::new(hmac::HMAC_SHA256, master.as_bytes());
+        let mac_key = HmacKey::new(master.as_bytes());
         let period = self.period_at(now);
         let rotation = self.policy.rotation();
         let kept = u64::from(self.policy.previous_keys());
@@ -240,27 +241,58 @@ impl KeyRing {
     }
 }
 
+/// HMAC-SHA256 (RFC 2104) with a 64-byte key, over ring's SHA-256, with the key's inner and outer
+/// pads in buffers cleared on drop (ring's own `hmac::Key` cannot be cleared). ring's SHA-256
+/// contexts are not cleared either; they live only for the call.
+struct HmacKey {
+    ipad: Zeroizing<[u8; 64]>,
+    opad: Zeroizing<[u8; 64]>,
+}
+
+impl HmacKey {
+    fn new(key: &[u8; 64]) -> Self {
+        let mut ipad = Zeroizing::new([0x36u8; 64]);
+        let mut opad = Zeroizing::new([0x5cu8; 64]);
+        for (i, k) in key.iter().enumerate() {
+            ipad[i] ^= k;
+            opad[i] ^= k;
+        }
+        Self { ipad, opad }
+    }
+
+    /// The tag over `parts`, in a buffer cleared on drop.
+    fn sign(&self, parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {
+        let mut inner = digest::Context::new(&digest::SHA256);
+        inner.update(&*self.ipad);
+        for part in parts {
+            inner.update(part);
+        }
+        let inner = inner.finish();
+        let mut outer = digest::Context::new(&digest::SHA256);
+        outer.update(&*self.opad);
+        outer.update(inner.as_ref());
+        let mut tag = Zeroizing::new([0u8; 32]);
+        tag.copy_from_slice(outer.finish().as_ref());
+        tag
+    }
+}
+
 /// Derives period `p`'s key: HMAC-SHA256(master, label ‖ p) for each part.
-fn periodic_key(master: &hmac::Key, p: u64, rotation: Duration, kept: u64) -> TicketKey {
-    let part = |label: &[u8]| {
-        let mut ctx = hmac::Context::with_key(master);
-        ctx.update(label);
-        ctx.update(&p.to_be_bytes());
-        ctx.sign()
-    };
+fn periodic_key(master: &HmacKey, p: u64, rotation: Duration, kept: u64) -> TicketKey {
+    let part = |label: &[u8]| master.sign(&[label, &p.to_be_bytes()]);
     let name_tag = part(b"tlsresume stek name");
     let cipher_tag = part(b"tlsresume stek cipher");
     let mac_tag = part(b"tlsresume stek mac");
     let mut name = [0u8; 16];
-    name.copy_from_slice(&name_tag.as_ref()[..16]);
-    let mut secret = [0u8; 64];
-    secret[..32].copy_from_slice(&cipher_tag.as_ref()[..32]);
-    secret[32..].copy_from_slice(&mac_tag.as_ref()[..32]);
+    name.copy_from_slice(&name_tag[..16]);
+    let mut secret = Zeroizing::new([0u8; 64]);
+    secret[..32].copy_from_slice(&cipher_tag[..]);
+    secret[32..].copy_from_slice(&mac_tag[..]);
     let start = UnixTime::from_secs(p.saturating_mul(rotation.as_secs()));
     TicketKey::new(
         KeyMaterial {
             name: KeyName(name),
-            secret: KeySecret::new(secret),
+            secret: KeySecret::new(*secret),
         },
         start,
         None,
@@ -319,6 +351,17 @@ impl fmt::Debug for KeyRing {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_clearable_hmac_is_hmac_sha256() {
+        // Fleets derive the same keys from one master secret: the derivation must not change.
+        let key = [0xa5u8; 64];
+        let ours = super::HmacKey::new(&key).sign(&[b"tlsresume stek name", &7u64.to_be_bytes()]);
+        let ring_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+        let mut msg = b"tlsresume stek name".to_vec();
+        msg.extend_from_slice(&7u64.to_be_bytes());
+        assert_eq!(&ours[..], ring::hmac::sign(&ring_key, &msg).as_ref());
+    }
+
     use super::*;
     use crate::keys::{MasterSecret, ProcessKeySource};
     use proptest::prelude::*;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
+use zeroize::Zeroizing;
 
 use crate::clock::UnixTime;
 use crate::keys::{KeyError, KeyName};
@@ -30,8 +31,9 @@ pub struct TicketSealer {
 /// A ticket that opened and may be resumed.
 #[derive(Debug)]
 pub struct Opened {
-    /// The session state sealed inside.
-    pub state: Vec<u8>,
+    /// The session state sealed inside (secret: it holds the session's master secret), cleared
+    /// from memory when dropped.
+    pub state: Zeroizing<Vec<u8>>,
     /// When the ticket was issued.
     pub issued: UnixTime,
     /// [`Decision::Resume`] or [`Decision::ResumeAndRenew`].
@@ -111,7 +113,8 @@ impl TicketSealer {
                 })?;
         let aead_key = aead_key(key.secret().cipher_key()).map_err(|_| OpenError::Malformed)?;
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| OpenError::Malformed)?;
-        let mut body = sealed.to_vec();
+        // Decrypted in place: the buffer holds the session's secrets once opened.
+        let mut body = Zeroizing::new(sealed.to_vec());
         let plain = aead_key
             .open_in_place(nonce, Aad::from(key_name.as_bytes()), &mut body)
             .map_err(|_| OpenError::Malformed)?;
@@ -123,7 +126,7 @@ impl TicketSealer {
             .check_age(issued, now)
             .map_err(OpenError::Rejected)?;
         Ok(Opened {
-            state: state.to_vec(),
+            state: Zeroizing::new(state.to_vec()),
             issued,
             decision: if renew {
                 Decision::ResumeAndRenew
@@ -167,7 +170,7 @@ mod tests {
         let opened = s
             .open(&ticket, T0 + Duration::from_secs(600))
             .expect("open");
-        assert_eq!(opened.state, b"session state");
+        assert_eq!(opened.state.as_slice(), b"session state");
         assert_eq!(opened.issued, T0);
         assert_eq!(opened.decision, Decision::Resume);
         let renewed = s

@@ -2,6 +2,8 @@
 //! time function. Every body runs inside `catch_unwind`; a panic is stashed and re-raised
 //! once GnuTLS has returned (transport, hooks) or turned into a neutral value (time).
 
+#![allow(unsafe_code)]
+
 use std::any::Any;
 use std::cell::Cell;
 use std::ffi::{c_int, c_uint, c_void};

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use zeroize::Zeroizing;
+
 use tlsresume_core::{
     ClientSettings, Error, Identity, KeyFormat, ProtocolVersion, ServerSettings, Versions,
 };
@@ -57,7 +59,7 @@ fn pem(label: &str, der: &[u8], out: &mut Vec<u8>) {
 
 /// The identity as PEM (chain, key) for `gnutls_certificate_set_x509_key_mem2`, which takes a
 /// whole chain only in PEM.
-fn identity_pem(identity: &Identity) -> (Vec<u8>, Vec<u8>) {
+fn identity_pem(identity: &Identity) -> (Vec<u8>, Zeroizing<Vec<u8>>) {
     let mut chain = Vec::new();
     for cert in identity.chain() {
         pem("CERTIFICATE", cert, &mut chain);
@@ -67,18 +69,24 @@ fn identity_pem(identity: &Identity) -> (Vec<u8>, Vec<u8>) {
         KeyFormat::Pkcs1 => "RSA PRIVATE KEY",
         KeyFormat::Sec1 => "EC PRIVATE KEY",
     };
-    let mut key = Vec::new();
-    pem(label, identity.key_der(), &mut key);
+    // Sized up front so the buffer holding the key never reallocates (a reallocation would
+    // leave a copy behind that is not cleared).
+    let der = identity.key_der();
+    let lines = der.len().div_ceil(48);
+    let mut key = Zeroizing::new(Vec::with_capacity(
+        der.len().div_ceil(3) * 4 + lines + 2 * (label.len() + 17),
+    ));
+    let capacity = key.capacity();
+    pem(label, der, &mut key);
+    debug_assert_eq!(key.capacity(), capacity, "the key PEM buffer reallocated");
     (chain, key)
 }
 
 /// The server's credentials: identity and, when configured, the OCSP staple.
 pub(crate) fn server_credentials(settings: &ServerSettings) -> Result<Arc<Credentials>, Error> {
     let mut creds = Credentials::new()?;
-    let (chain, mut key) = identity_pem(&settings.identity);
-    let result = creds.set_key_pem(&chain, &key);
-    key.iter_mut().for_each(|b| *b = 0);
-    result?;
+    let (chain, key) = identity_pem(&settings.identity);
+    creds.set_key_pem(&chain, &key)?;
     if let Some(ocsp) = &settings.ocsp_response {
         creds.set_ocsp_response_der(ocsp)?;
     }

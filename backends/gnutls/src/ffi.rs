@@ -5,6 +5,8 @@
 //!
 //! All of this crate's `unsafe` lives here and in `callbacks.rs`.
 
+#![allow(unsafe_code)]
+
 use std::ffi::{c_int, c_uint, c_void, CStr, CString};
 use std::fmt;
 use std::io;

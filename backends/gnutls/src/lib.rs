@@ -64,8 +64,9 @@
 //! [`seal_session_data`] that avoids it) are listed in `README.md` beside this crate.
 
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod callbacks;
 mod client;

@@ -62,6 +62,7 @@
 //!   GnuTLS always requests tickets); they are not stored and no bit is set.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod client;
 mod config;

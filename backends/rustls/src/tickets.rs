@@ -108,9 +108,10 @@ impl Ticketer {
     fn decrypt_for(&self, record: &mut TicketRecord, cipher: &[u8]) -> Option<Vec<u8>> {
         record.bits |= Resumption::CLIENT_SUGGESTED;
         match self.sealer.open(cipher, self.clock.now()) {
-            Ok(opened) => {
+            Ok(mut opened) => {
                 record.decision = Some(opened.decision);
-                Some(opened.state)
+                // Moved out, not copied: rustls takes ownership of the plaintext.
+                Some(std::mem::take(&mut *opened.state))
             }
             // Refused or garbage: a full handshake follows.
             Err(_) => None,
