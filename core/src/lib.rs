@@ -45,7 +45,6 @@
 mod backend;
 mod cache;
 mod clock;
-pub mod der;
 mod error;
 mod flow;
 mod hostlist;

@@ -179,6 +179,7 @@ impl TlsStream for Stream {
                         record.verification.unwrap_or(Verification::NotChecked),
                     ),
                     ocsp: settings.reported_ocsp(offer, was_resumed, seen_ocsp),
+                    ocsp_detail: record.ocsp_detail.clone(),
                     peer_certificates: conn
                         .peer_certificates()
                         .map(|c| c.iter().map(|c| c.to_vec()).collect())
@@ -209,6 +210,7 @@ impl TlsStream for Stream {
                     resumed: was_resumed,
                     verification: Verification::NotChecked,
                     ocsp,
+                    ocsp_detail: None,
                     peer_certificates: Vec::new(),
                     sni: conn.server_name().map(str::to_owned),
                     alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
