@@ -180,6 +180,10 @@ pub fn check_response(
     let now = now.as_secs();
     let leaf_cert =
         Certificate::from_der(leaf).map_err(|e| OcspRejection::BadLeaf(e.to_string()))?;
+    let basic_der = basic_response(response)?;
+    let basic = BasicOcspResponse::from_der(&basic_der).map_err(malformed)?;
+    let signed = Signed::from_der(&basic_der).map_err(malformed)?;
+
     let candidates: Vec<Parsed> = issuers.iter().filter_map(|d| Parsed::new(d)).collect();
     let issuer = candidates
         .iter()
@@ -187,10 +191,6 @@ pub fn check_response(
             c.cert.tbs_certificate.subject == leaf_cert.tbs_certificate.issuer && c.issued(leaf)
         })
         .ok_or(OcspRejection::IssuerNotFound)?;
-
-    let basic_der = basic_response(response)?;
-    let basic = BasicOcspResponse::from_der(&basic_der).map_err(malformed)?;
-    let signed = Signed::from_der(&basic_der).map_err(malformed)?;
     let carried: Vec<Parsed> = signed
         .certs
         .iter()
