@@ -184,28 +184,30 @@ pub fn check_response(
     let basic = BasicOcspResponse::from_der(&basic_der).map_err(malformed)?;
     let signed = Signed::from_der(&basic_der).map_err(malformed)?;
 
-    let candidates: Vec<Parsed> = issuers.iter().filter_map(|d| Parsed::new(d)).collect();
-    let issuer = candidates
-        .iter()
+    // Parsed lazily: a trust store can be large, and most lookups stop early.
+    let parsed = || issuers.iter().filter_map(|d| Parsed::new(d));
+    let issuer = parsed()
         .find(|c| {
             c.cert.tbs_certificate.subject == leaf_cert.tbs_certificate.issuer && c.issued(leaf)
         })
         .ok_or(OcspRejection::IssuerNotFound)?;
-    let carried: Vec<Parsed> = signed
-        .certs
-        .iter()
-        .flatten()
-        .filter_map(|c| Parsed::new(&c.to_der().ok()?))
-        .collect();
-    let responder = find_responder(
-        &basic.tbs_response_data.responder_id,
-        issuer,
-        &carried,
-        &candidates,
-    )?;
-    if !std::ptr::eq(responder, issuer) {
-        authorize_delegate(responder, issuer, now)?;
-    }
+    let id = &basic.tbs_response_data.responder_id;
+    let delegate = if names_responder(id, &issuer) {
+        None
+    } else {
+        let carried = signed
+            .certs
+            .iter()
+            .flatten()
+            .filter_map(|c| Parsed::new(&c.to_der().ok()?));
+        let delegate = carried
+            .chain(parsed())
+            .find(|c| names_responder(id, c))
+            .ok_or(OcspRejection::ResponderNotFound)?;
+        authorize_delegate(&delegate, &issuer, now)?;
+        Some(delegate)
+    };
+    let responder = delegate.as_ref().unwrap_or(&issuer);
     responder.verify(&signed).map_err(|e| match e {
         SignatureError::Unsupported(alg) => OcspRejection::UnsupportedSignatureAlgorithm(alg),
         SignatureError::Bad => OcspRejection::BadSignature,
@@ -215,7 +217,7 @@ pub fn check_response(
         .tbs_response_data
         .responses
         .iter()
-        .find(|s| names_leaf(s, &leaf_cert, issuer))
+        .find(|s| names_leaf(s, &leaf_cert, &issuer))
         .ok_or(OcspRejection::NoStatusForCertificate)?;
     match &single.cert_status {
         CertStatus::Good(_) => {}
@@ -384,29 +386,15 @@ fn verify_signature(
         .map_err(|_| SignatureError::Bad)
 }
 
-/// The certificate the response's responder ID names: the issuer, one the response carries,
-/// or one of the given certificates.
-fn find_responder<'c>(
-    id: &ResponderId,
-    issuer: &'c Parsed,
-    carried: &'c [Parsed],
-    candidates: &'c [Parsed],
-) -> Result<&'c Parsed, OcspRejection> {
-    let named = |c: &Parsed| match id {
-        ResponderId::ByName(name) => c.cert.tbs_certificate.subject == *name,
+/// Whether the responder ID names `cert`: its subject, or the SHA-1 of its key bits.
+fn names_responder(id: &ResponderId, cert: &Parsed) -> bool {
+    match id {
+        ResponderId::ByName(name) => cert.cert.tbs_certificate.subject == *name,
         ResponderId::ByKey(hash) => {
-            digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, c.key_bits()).as_ref()
+            digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, cert.key_bits()).as_ref()
                 == hash.as_bytes()
         }
-    };
-    if named(issuer) {
-        return Ok(issuer);
     }
-    carried
-        .iter()
-        .chain(candidates)
-        .find(|c| named(c))
-        .ok_or(OcspRejection::ResponderNotFound)
 }
 
 /// RFC 6960 §4.2.2.2: a delegated responder's certificate is issued by the CA that issued the
