@@ -282,6 +282,11 @@ pub struct SessionInfo {
     pub verification: Verification,
     /// OCSP status (client: of the staple received; server: whether one was stapled).
     pub ocsp: OcspStatus,
+    /// Why a stapled OCSP response was rejected (`ocsp` is then [`OcspStatus::Failed`]), in
+    /// words fit for a log line: "certificate revoked at …", "response expired at …".
+    /// Only a backend that checks the staple itself rather than through its library sets it
+    /// (rustls); `None` otherwise, and whenever nothing was rejected.
+    pub ocsp_detail: Option<String>,
     /// The peer's certificate chain, leaf first, DER. Present on resumed handshakes too where
     /// the library keeps it in the session.
     pub peer_certificates: Vec<Vec<u8>>,
@@ -378,6 +383,7 @@ mod tests {
             resumed: true,
             verification: Verification::NotChecked,
             ocsp: OcspStatus::NotRequested,
+            ocsp_detail: None,
             peer_certificates: vec![],
             sni: None,
             alpn: None,

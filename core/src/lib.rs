@@ -50,7 +50,6 @@ mod backend;
 mod cache;
 mod clock;
 pub mod contract;
-pub mod der;
 mod ehlo;
 mod error;
 mod hostlist;

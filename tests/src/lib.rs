@@ -32,5 +32,6 @@ pub mod smtp;
 mod timeline;
 
 pub use engine::{run, run_case, Outcome, Pki, Plan};
+pub use pki::OcspKind;
 pub use scenario::{parse_version, Case, PolicyKind, Scenario, Wire};
 pub use timeline::timeline_svg;

@@ -1,6 +1,10 @@
 //! The certificates a run uses: the committed test PKI (`tests/pki/`), or a throwaway one made
-//! at run time ([`Pki::generate`]) with its own OCSP response.
+//! at run time ([`Pki::generate`]) that also makes OCSP responses of every kind
+//! ([`OcspKind`]), built with RustCrypto's `x509-ocsp` (the library the rustls backend reads
+//! them with).
 
+use core::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
@@ -23,6 +27,83 @@ pub struct Pki {
     pub untrusted: Identity,
     /// A "good" OCSP response for the server certificate, signed by the CA.
     pub ocsp: Vec<u8>,
+    /// The CA's certificate and key, for more OCSP responses (generated PKIs only).
+    ca: Option<Arc<Ca>>,
+}
+
+/// The OCSP responses a throwaway PKI makes for its server certificate
+/// ([`Pki::ocsp_response`]): one that a client must accept and one for each way a staple can
+/// be wrong. Unless said otherwise a response is signed by the CA (ECDSA P-256 SHA-256), names
+/// the responder by the CA's key hash, carries the CA certificate, names the server
+/// certificate with a SHA-1 certificate ID, and is current from an hour before it is made for
+/// 30 days.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OcspKind {
+    /// "good": the one a client must accept (the kind in [`Pki::ocsp`]).
+    Good,
+    /// "good", with a SHA-256 certificate ID.
+    GoodSha256,
+    /// "revoked" a day before it is made, reason keyCompromise.
+    Revoked,
+    /// "unknown".
+    Unknown,
+    /// "good", but its nextUpdate was a day before it is made (thisUpdate two days).
+    Expired,
+    /// "good", but its thisUpdate is a day after it is made.
+    NotYetValid,
+    /// "good", signed by another CA, which the client does not trust, carrying that CA's
+    /// certificate.
+    WrongIssuer,
+    /// "good", with a signature made by the CA over other response data.
+    BadSignature,
+    /// "good", signed by a delegated responder: a certificate the CA issued with the
+    /// OCSP-signing extended key usage, carried in the response.
+    Delegated,
+    /// "good", signed by a certificate the CA issued without the OCSP-signing extended key
+    /// usage.
+    DelegatedWithoutEku,
+    /// No status: the responder answered `tryLater`.
+    TryLater,
+}
+
+impl OcspKind {
+    /// Every kind.
+    pub const ALL: [Self; 11] = [
+        Self::Good,
+        Self::GoodSha256,
+        Self::Revoked,
+        Self::Unknown,
+        Self::Expired,
+        Self::NotYetValid,
+        Self::WrongIssuer,
+        Self::BadSignature,
+        Self::Delegated,
+        Self::DelegatedWithoutEku,
+        Self::TryLater,
+    ];
+
+    /// A short name: `good`, `good_sha256`, `revoked`, …
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Good => "good",
+            Self::GoodSha256 => "good_sha256",
+            Self::Revoked => "revoked",
+            Self::Unknown => "unknown",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::BadSignature => "bad_signature",
+            Self::Delegated => "delegated",
+            Self::DelegatedWithoutEku => "delegated_without_eku",
+            Self::TryLater => "try_later",
+        }
+    }
+}
+
+impl fmt::Display for OcspKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The names every server certificate (trusted or not) is made for.
@@ -63,6 +144,7 @@ impl Pki {
                 include_bytes!("../pki/untrusted.key"),
             )?,
             ocsp: ocsp.to_vec(),
+            ca: None,
         })
     }
 
@@ -70,15 +152,11 @@ impl Pki {
     /// ("tlsresume throwaway CA"), a server certificate it signs for `mx.tlsresume.test`,
     /// `localhost` and `127.0.0.1` (ECDSA P-256, serverAuth, random serial), a self-signed
     /// certificate for the same names, and a "good" OCSP response for the server certificate
-    /// signed by the CA key. Certificates are valid from a day ago for 30 days, which covers
+    /// ([`OcspKind::Good`]). Certificates are valid from a day ago for 30 days, which covers
     /// the engine's virtual clock (at most about 12 h ahead); the OCSP response from an hour
     /// ago for 30 days. Nothing is written to disk.
     pub fn generate() -> Result<Self, Error> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_err(|e| gen_error(format!("the system clock is before 1970: {e}")))?
-            .as_secs();
-        Self::generate_at(now)
+        Self::generate_at(system_now()?)
     }
 
     /// [`Pki::generate`] with `now` in seconds since the epoch.
@@ -88,7 +166,7 @@ impl Pki {
         let not_after = now + 30 * DAY;
 
         // The CA. Its key identifier is the SHA-1 of its public key bits (RFC 5280 method
-        // 1), the same value the OCSP response names its responder by.
+        // 1), the same value the OCSP responses name their responder by.
         let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_error)?;
         let mut ca_params = params(&rng, "tlsresume throwaway CA", not_before, not_after)?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -102,16 +180,22 @@ impl Pki {
                 .as_ref()
                 .to_vec(),
         );
-        let ca_cert = ca_params.self_signed(&ca_key).map_err(rcgen_error)?;
-        let ca_der = ca_cert.der().to_vec();
-        let issuer = Issuer::from_params(&ca_params, &ca_key);
+        let ca_der = ca_params
+            .self_signed(&ca_key)
+            .map_err(rcgen_error)?
+            .der()
+            .to_vec();
+        let ca = Ca {
+            issuer: Issuer::new(ca_params, ca_key),
+            der: ca_der,
+        };
 
         // The server certificate.
         let server_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_error)?;
         let mut leaf_params = server_params(&rng, not_before, not_after)?;
         leaf_params.use_authority_key_identifier_extension = true;
         let server_der = leaf_params
-            .signed_by(&server_key, &issuer)
+            .signed_by(&server_key, &ca.issuer)
             .map_err(rcgen_error)?
             .der()
             .to_vec();
@@ -124,9 +208,9 @@ impl Pki {
             .der()
             .to_vec();
 
-        let ocsp = ocsp::good_response(&ca_der, &ca_key.serialize_der(), &server_der, now, &rng)?;
+        let ocsp = ocsp::response(&ca, &server_der, OcspKind::Good, now, &rng)?;
         Ok(Self {
-            roots: vec![ca_der],
+            roots: vec![ca.der.clone()],
             server: Identity::from_der(
                 vec![server_der],
                 server_key.serialize_der(),
@@ -138,8 +222,51 @@ impl Pki {
                 KeyFormat::Pkcs8,
             )?,
             ocsp,
+            ca: Some(Arc::new(ca)),
         })
     }
+
+    /// An OCSP response of `kind` for the server certificate, made now. Only a generated PKI
+    /// can: the committed one has no CA key loaded.
+    pub fn ocsp_response(&self, kind: OcspKind) -> Result<Vec<u8>, Error> {
+        self.ocsp_response_at(kind, system_now()?)
+    }
+
+    /// [`Pki::ocsp_response`] as if made at `now`, in seconds since the epoch (for a client
+    /// on a virtual clock).
+    pub fn ocsp_response_at(&self, kind: OcspKind, now: u64) -> Result<Vec<u8>, Error> {
+        let ca = self.ca.as_ref().ok_or_else(|| {
+            gen_error("only a generated PKI (Pki::generate) makes OCSP responses")
+        })?;
+        let server = self
+            .server
+            .chain()
+            .first()
+            .ok_or_else(|| gen_error("the server chain is empty"))?;
+        ocsp::response(ca, server, kind, now, &SystemRandom::new())
+    }
+}
+
+/// A CA that signs certificates and OCSP responses.
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    der: Vec<u8>,
+}
+
+impl fmt::Debug for Ca {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ca")
+            .field("der_len", &self.der.len())
+            .field("key", &format_args!("<redacted>"))
+            .finish()
+    }
+}
+
+fn system_now() -> Result<u64, Error> {
+    Ok(SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| gen_error(format!("the system clock is before 1970: {e}")))?
+        .as_secs())
 }
 
 fn gen_error(why: impl core::fmt::Display) -> Error {
@@ -192,92 +319,48 @@ fn random_serial(rng: &SystemRandom) -> Result<SerialNumber, Error> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-/// A minimal DER writer, enough to build one OCSP response (reading comes from
-/// `tlsresume_core::der`).
-mod der {
-    pub(super) use tlsresume_core::der::{
-        cert_parts, BIT_STRING, ENUMERATED, GENERALIZED_TIME, INTEGER, NULL, OCTET_STRING, OID,
-        SEQUENCE,
-    };
-
-    /// One element: tag, length (short form below 128, long form above), contents.
-    pub(super) fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(contents.len() + 10);
-        out.push(tag);
-        let len = contents.len();
-        if let Ok(short @ 0..=0x7f) = u8::try_from(len) {
-            out.push(short);
-        } else {
-            let bytes = len.to_be_bytes();
-            let skip = bytes.iter().take_while(|b| **b == 0).count();
-            let n = bytes.len() - skip;
-            // At most size_of::<usize>() (8) length bytes, so the count fits in 7 bits.
-            out.push(0x80 | (n as u8));
-            out.extend_from_slice(&bytes[skip..]);
-        }
-        out.extend_from_slice(contents);
-        out
-    }
-
-    /// A SEQUENCE of already-encoded elements.
-    pub(super) fn seq(parts: &[&[u8]]) -> Vec<u8> {
-        tlv(SEQUENCE, &parts.concat())
-    }
-
-    /// A context-specific constructed (EXPLICIT) tag `[n]` around an encoded element.
-    pub(super) fn explicit(n: u8, inner: &[u8]) -> Vec<u8> {
-        tlv(0xa0 | n, inner)
-    }
-
-    /// A BIT STRING of whole bytes.
-    pub(super) fn bit_string(bytes: &[u8]) -> Vec<u8> {
-        tlv(BIT_STRING, &[&[0u8][..], bytes].concat())
-    }
-
-    /// A GeneralizedTime `YYYYMMDDHHMMSSZ` for `secs` since the epoch.
-    pub(super) fn generalized_time(secs: u64) -> Vec<u8> {
-        let days = secs / 86_400;
-        let rest = secs % 86_400;
-        let (y, m, d) = civil_from_days(days);
-        let text = format!(
-            "{y:04}{m:02}{d:02}{:02}{:02}{:02}Z",
-            rest / 3600,
-            rest / 60 % 60,
-            rest % 60
-        );
-        tlv(GENERALIZED_TIME, text.as_bytes())
-    }
-
-    /// (year, month, day) of `days` since 1970-01-01, proleptic Gregorian.
-    pub(super) fn civil_from_days(days: u64) -> (u64, u64, u64) {
-        let z = days + 719_468;
-        let era = z / 146_097;
-        let doe = z % 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + u64::from(m <= 2);
-        (y, m, d)
-    }
-}
-
-/// The OCSP response (RFC 6960) for the generated server certificate.
+/// OCSP responses (RFC 6960) for the generated server certificate, built with `x509-ocsp`.
 mod ocsp {
-    use super::der::{self, *};
-    use super::{gen_error, DAY};
+    use super::{gen_error, params, rcgen_error, Ca, OcspKind, DAY};
+    use const_oid::db::rfc5912::{ECDSA_WITH_SHA_256, ID_SHA_1, ID_SHA_256};
+    use der::asn1::{BitString, GeneralizedTime, Null, OctetString};
+    use der::{Decode, Encode};
+    use rcgen::{
+        BasicConstraints, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SigningKey,
+        PKCS_ECDSA_P256_SHA256,
+    };
     use ring::digest;
     use ring::rand::SystemRandom;
-    use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+    use std::time::Duration;
     use tlsresume_core::Error;
+    use x509_cert::ext::pkix::CrlReason;
+    use x509_cert::spki::AlgorithmIdentifierOwned;
+    use x509_cert::Certificate;
+    use x509_ocsp::{
+        BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspResponse, ResponderId,
+        ResponseData, RevokedInfo, SingleResponse, Version,
+    };
 
-    /// id-pkix-ocsp-basic, 1.3.6.1.5.5.7.48.1.1.
-    const OID_OCSP_BASIC: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01];
-    /// id-sha1, 1.3.14.3.2.26.
-    const OID_SHA1: &[u8] = &[0x2b, 0x0e, 0x03, 0x02, 0x1a];
-    /// ecdsa-with-SHA256, 1.2.840.10045.4.3.2.
-    const OID_ECDSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+    fn der_error(what: &str) -> impl Fn(der::Error) -> Error + '_ {
+        move |e| gen_error(format!("{what}: {e}"))
+    }
+
+    fn time(secs: u64) -> Result<OcspGeneralizedTime, Error> {
+        GeneralizedTime::from_unix_duration(Duration::from_secs(secs))
+            .map(OcspGeneralizedTime)
+            .map_err(der_error("a time"))
+    }
+
+    fn octets(bytes: &[u8]) -> Result<OctetString, Error> {
+        OctetString::new(bytes).map_err(der_error("an OCTET STRING"))
+    }
+
+    fn key_bits(cert: &Certificate) -> &[u8] {
+        cert.tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes()
+    }
 
     fn sha1(data: &[u8]) -> Vec<u8> {
         digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, data)
@@ -285,95 +368,189 @@ mod ocsp {
             .to_vec()
     }
 
-    /// A successful basic OCSP response saying `cert` (issued by `ca`) is good, produced at
-    /// `now`, current from an hour ago for 30 days, with the responder named by the CA's key
-    /// hash and signed with the CA's key (ECDSA P-256 SHA-256). The CA certificate rides
-    /// along in `certs`: OpenSSL looks for the signer only among the peer's chain and the
-    /// response's certificates, never in the trust store.
-    pub(crate) fn good_response(
-        ca: &[u8],
-        ca_pkcs8: &[u8],
+    /// Who signs a response: its key, its certificate (carried in the response).
+    struct Signer {
+        key: KeyPair,
+        cert: Vec<u8>,
+    }
+
+    /// A certificate and key for a signer other than the CA: another CA (`issuer` None), or
+    /// a responder the CA issues, with or without the OCSP-signing extended key usage.
+    fn other_signer(
+        ca: Option<&Ca>,
+        ocsp_signing: bool,
+        now: u64,
+        rng: &SystemRandom,
+    ) -> Result<Signer, Error> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_error)?;
+        let (from, to) = (now.saturating_sub(DAY), now + 30 * DAY);
+        let cert = match ca {
+            None => {
+                let mut p = params(rng, "tlsresume impostor CA", from, to)?;
+                p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                p.key_usages = vec![
+                    KeyUsagePurpose::KeyCertSign,
+                    KeyUsagePurpose::DigitalSignature,
+                ];
+                p.self_signed(&key).map_err(rcgen_error)?
+            }
+            Some(ca) => {
+                let mut p = params(rng, "tlsresume OCSP responder", from, to)?;
+                p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+                if ocsp_signing {
+                    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
+                }
+                p.use_authority_key_identifier_extension = true;
+                p.signed_by(&key, &ca.issuer).map_err(rcgen_error)?
+            }
+        };
+        Ok(Signer {
+            cert: cert.der().to_vec(),
+            key,
+        })
+    }
+
+    /// An OCSP response of `kind` for `cert` (issued by `ca`), produced at `now`.
+    pub(crate) fn response(
+        ca: &Ca,
         cert: &[u8],
+        kind: OcspKind,
         now: u64,
         rng: &SystemRandom,
     ) -> Result<Vec<u8>, Error> {
-        let ca_parts =
-            der::cert_parts(ca).ok_or_else(|| gen_error("cannot parse the CA certificate"))?;
-        let cert_parts = der::cert_parts(cert)
-            .ok_or_else(|| gen_error("cannot parse the server certificate"))?;
-        if cert_parts.issuer != ca_parts.subject {
+        if kind == OcspKind::TryLater {
+            return OcspResponse::try_later()
+                .to_der()
+                .map_err(der_error("the response"));
+        }
+        let ca_cert = Certificate::from_der(&ca.der).map_err(der_error("the CA certificate"))?;
+        let leaf = Certificate::from_der(cert).map_err(der_error("the server certificate"))?;
+        if leaf.tbs_certificate.issuer != ca_cert.tbs_certificate.subject {
             return Err(gen_error("the server certificate's issuer is not the CA"));
         }
-        let key_hash = sha1(ca_parts.key);
 
-        let sha1_alg = seq(&[&tlv(OID, OID_SHA1), &tlv(NULL, &[])]);
-        let cert_id = seq(&[
-            &sha1_alg,
-            &tlv(OCTET_STRING, &sha1(ca_parts.subject)),
-            &tlv(OCTET_STRING, &key_hash),
-            &tlv(INTEGER, cert_parts.serial),
-        ]);
-        let single = seq(&[
-            &cert_id,
-            // good [0] IMPLICIT NULL
-            &tlv(0x80, &[]),
-            &generalized_time(now.saturating_sub(3600)),
-            &explicit(0, &generalized_time(now + 30 * DAY)),
-        ]);
-        let tbs = seq(&[
-            // responderID byKey [2] EXPLICIT KeyHash
-            &explicit(2, &tlv(OCTET_STRING, &key_hash)),
-            &generalized_time(now),
-            &seq(&[&single]),
-        ]);
+        let (hash_oid, hash) = match kind {
+            OcspKind::GoodSha256 => (ID_SHA_256, &digest::SHA256),
+            _ => (ID_SHA_1, &digest::SHA1_FOR_LEGACY_USE_ONLY),
+        };
+        let ca_name = ca_cert
+            .tbs_certificate
+            .subject
+            .to_der()
+            .map_err(der_error("the CA name"))?;
+        let cert_id = CertId {
+            hash_algorithm: AlgorithmIdentifierOwned {
+                oid: hash_oid,
+                parameters: Some(Null.into()),
+            },
+            issuer_name_hash: octets(digest::digest(hash, &ca_name).as_ref())?,
+            issuer_key_hash: octets(digest::digest(hash, key_bits(&ca_cert)).as_ref())?,
+            serial_number: leaf.tbs_certificate.serial_number.clone(),
+        };
+        let cert_status = match kind {
+            OcspKind::Revoked => CertStatus::Revoked(RevokedInfo {
+                revocation_time: time(now.saturating_sub(DAY))?,
+                revocation_reason: Some(CrlReason::KeyCompromise),
+            }),
+            OcspKind::Unknown => CertStatus::unknown(),
+            _ => CertStatus::good(),
+        };
+        let (this_update, next_update) = match kind {
+            OcspKind::Expired => (now.saturating_sub(2 * DAY), now.saturating_sub(DAY)),
+            OcspKind::NotYetValid => (now + DAY, now + 30 * DAY),
+            _ => (now.saturating_sub(3600), now + 30 * DAY),
+        };
+        let single = SingleResponse {
+            cert_id,
+            cert_status,
+            this_update: time(this_update)?,
+            next_update: Some(time(next_update)?),
+            single_extensions: None,
+        };
 
-        let signer = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, ca_pkcs8, rng)
-            .map_err(|e| gen_error(format!("the CA key: {e}")))?;
-        let signature = signer
-            .sign(rng, &tbs)
-            .map_err(|_| gen_error("cannot sign the OCSP response"))?;
-        let basic = seq(&[
-            &tbs,
-            &seq(&[&tlv(OID, OID_ECDSA_SHA256)]),
-            &bit_string(signature.as_ref()),
-            &explicit(0, &seq(&[ca])),
-        ]);
-        Ok(seq(&[
-            // responseStatus successful (0)
-            &tlv(ENUMERATED, &[0]),
-            &explicit(
-                0,
-                &seq(&[&tlv(OID, OID_OCSP_BASIC), &tlv(OCTET_STRING, &basic)]),
-            ),
-        ]))
+        let delegate;
+        let (signer_key, signer_cert) = match kind {
+            OcspKind::WrongIssuer => {
+                delegate = other_signer(None, false, now, rng)?;
+                (&delegate.key, delegate.cert.as_slice())
+            }
+            OcspKind::Delegated | OcspKind::DelegatedWithoutEku => {
+                let eku = kind == OcspKind::Delegated;
+                delegate = other_signer(Some(ca), eku, now, rng)?;
+                (&delegate.key, delegate.cert.as_slice())
+            }
+            _ => (ca.issuer.key(), ca.der.as_slice()),
+        };
+        let signer = Certificate::from_der(signer_cert).map_err(der_error("the signer"))?;
+        let data = |produced_at: u64| -> Result<ResponseData, Error> {
+            Ok(ResponseData {
+                version: Version::V1,
+                responder_id: ResponderId::ByKey(octets(&sha1(key_bits(&signer)))?),
+                produced_at: time(produced_at)?,
+                responses: vec![single.clone()],
+                response_extensions: None,
+            })
+        };
+        let tbs = data(now)?;
+        // A bad signature is a real one over other data: the same response a second later.
+        let signed = match kind {
+            OcspKind::BadSignature => data(now + 1)?,
+            _ => tbs.clone(),
+        };
+        let signature = signer_key
+            .sign(&signed.to_der().map_err(der_error("the response data"))?)
+            .map_err(rcgen_error)?;
+        let basic = BasicOcspResponse {
+            tbs_response_data: tbs,
+            signature_algorithm: AlgorithmIdentifierOwned {
+                oid: ECDSA_WITH_SHA_256,
+                parameters: None,
+            },
+            signature: BitString::from_bytes(&signature).map_err(der_error("the signature"))?,
+            // OpenSSL looks for the signer only among the peer's chain and the response's
+            // certificates, never in the trust store: the signer rides along.
+            certs: Some(vec![signer]),
+        };
+        OcspResponse::successful(basic)
+            .and_then(|r| r.to_der())
+            .map_err(der_error("the response"))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::der::{self, civil_from_days, generalized_time, tlv};
     use super::*;
+    use der::{Decode, Encode};
+    use x509_cert::Certificate;
+    use x509_ocsp::{BasicOcspResponse, CertStatus, OcspResponse, OcspResponseStatus, ResponderId};
 
-    #[test]
-    fn der_lengths_use_short_and_long_forms() {
-        assert_eq!(tlv(0x04, &[]), [0x04, 0x00]);
-        assert_eq!(tlv(0x04, &[7; 0x7f])[..2], [0x04, 0x7f]);
-        assert_eq!(tlv(0x04, &[7; 0x80])[..3], [0x04, 0x81, 0x80]);
-        assert_eq!(tlv(0x04, &[7; 0xff])[..3], [0x04, 0x81, 0xff]);
-        assert_eq!(tlv(0x04, &[7; 0x100])[..4], [0x04, 0x82, 0x01, 0x00]);
-        assert_eq!(tlv(0x04, &[7; 70_000])[..5], [0x04, 0x83, 0x01, 0x11, 0x70]);
-        let long = tlv(0x30, &[1; 300]);
-        let (t, rest) = tlsresume_core::der::read(&long).expect("reads back");
-        assert_eq!((t.tag, t.contents.len(), rest.len()), (0x30, 300, 0));
+    fn cert(der: &[u8]) -> Certificate {
+        Certificate::from_der(der).expect("certificate")
     }
 
-    #[test]
-    fn generalized_time_matches_known_values() {
-        assert_eq!(generalized_time(0), b"\x18\x0f19700101000000Z");
-        assert_eq!(&generalized_time(951_868_800)[2..], b"20000301000000Z");
-        assert_eq!(&generalized_time(2_426_695_087)[2..], b"20461124175807Z");
-        assert_eq!(&generalized_time(951_782_399)[2..], b"20000228235959Z");
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    fn basic(response: &[u8]) -> BasicOcspResponse {
+        let response = OcspResponse::from_der(response).expect("OCSP response");
+        assert_eq!(response.response_status, OcspResponseStatus::Successful);
+        let bytes = response.response_bytes.expect("body");
+        BasicOcspResponse::from_der(bytes.response.as_bytes()).expect("basic response")
+    }
+
+    fn key_bits(c: &Certificate) -> Vec<u8> {
+        c.tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes()
+            .to_vec()
+    }
+
+    fn sha1(d: &[u8]) -> Vec<u8> {
+        digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, d)
+            .as_ref()
+            .to_vec()
+    }
+
+    fn secs(t: &x509_ocsp::OcspGeneralizedTime) -> u64 {
+        t.0.to_unix_duration().as_secs()
     }
 
     #[test]
@@ -381,27 +558,105 @@ mod tests {
         let now = 1_760_000_000;
         let pki = Pki::generate_at(now).expect("generate");
         assert_eq!(pki.roots.len(), 1);
-        let ca = der::cert_parts(&pki.roots[0]).expect("ca");
-        let server = der::cert_parts(&pki.server.chain()[0]).expect("server");
-        let untrusted = der::cert_parts(&pki.untrusted.chain()[0]).expect("untrusted");
-        assert_eq!(ca.issuer, ca.subject);
-        assert_eq!(server.issuer, ca.subject);
-        assert_eq!(untrusted.issuer, untrusted.subject);
-        assert_ne!(untrusted.key, server.key);
-        assert_eq!(server.serial.len(), 16);
+        let ca = cert(&pki.roots[0]);
+        let server = cert(&pki.server.chain()[0]);
+        let untrusted = cert(&pki.untrusted.chain()[0]);
+        assert_eq!(ca.tbs_certificate.issuer, ca.tbs_certificate.subject);
+        assert_eq!(server.tbs_certificate.issuer, ca.tbs_certificate.subject);
+        assert_eq!(
+            untrusted.tbs_certificate.issuer,
+            untrusted.tbs_certificate.subject
+        );
+        assert_ne!(key_bits(&untrusted), key_bits(&server));
+        assert_eq!(server.tbs_certificate.serial_number.as_bytes().len(), 16);
         assert_eq!(pki.server.key_format(), KeyFormat::Pkcs8);
+
         // The OCSP response names the CA's name and key and the server certificate's serial,
         // and carries the promised times.
-        let sha1 = |d: &[u8]| digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, d);
-        let contains = |needle: &[u8]| pki.ocsp.windows(needle.len()).any(|w| w == needle);
-        assert!(contains(&tlv(0xa2, &tlv(0x04, sha1(ca.key).as_ref()))));
-        assert!(contains(&tlv(0x04, sha1(ca.subject).as_ref())));
-        assert!(contains(&tlv(0x02, server.serial)));
-        assert!(contains(&generalized_time(now)));
-        assert!(contains(&generalized_time(now - 3600)));
-        assert!(contains(&tlv(0xa0, &generalized_time(now + 30 * DAY))));
-        // Strict DER at the top: one element, nothing after it.
-        let (top, rest) = tlsresume_core::der::read(&pki.ocsp).expect("ocsp");
-        assert_eq!((top.tag, rest.len()), (0x30, 0));
+        let basic = basic(&pki.ocsp);
+        let data = &basic.tbs_response_data;
+        assert_eq!(
+            data.responder_id,
+            ResponderId::ByKey(der::asn1::OctetString::new(sha1(&key_bits(&ca))).expect("hash"))
+        );
+        assert_eq!(secs(&data.produced_at), now);
+        assert_eq!(data.responses.len(), 1);
+        let single = &data.responses[0];
+        let id = &single.cert_id;
+        assert_eq!(id.hash_algorithm.oid, const_oid::db::rfc5912::ID_SHA_1);
+        let ca_name = ca.tbs_certificate.subject.to_der().expect("name");
+        assert_eq!(id.issuer_name_hash.as_bytes(), sha1(&ca_name));
+        assert_eq!(id.issuer_key_hash.as_bytes(), sha1(&key_bits(&ca)));
+        assert_eq!(id.serial_number, server.tbs_certificate.serial_number);
+        assert_eq!(single.cert_status, CertStatus::good());
+        assert_eq!(secs(&single.this_update), now - 3600);
+        assert_eq!(single.next_update.as_ref().map(secs), Some(now + 30 * DAY));
+        assert_eq!(basic.certs, Some(vec![ca]));
+    }
+
+    #[test]
+    fn every_kind_is_made_as_described() {
+        let now = 1_760_000_000;
+        let pki = Pki::generate_at(now).expect("generate");
+        let ca = cert(&pki.roots[0]);
+        for kind in OcspKind::ALL {
+            let der = pki.ocsp_response_at(kind, now).expect("response");
+            if kind == OcspKind::TryLater {
+                let response = OcspResponse::from_der(&der).expect("decodes");
+                assert_eq!(response.response_status, OcspResponseStatus::TryLater);
+                assert_eq!(response.response_bytes, None);
+                continue;
+            }
+            let basic = basic(&der);
+            let single = &basic.tbs_response_data.responses[0];
+            let signer = &basic.certs.as_ref().expect("certs")[0];
+            let status = match single.cert_status {
+                CertStatus::Good(_) => "good",
+                CertStatus::Revoked(_) => "revoked",
+                CertStatus::Unknown(_) => "unknown",
+            };
+            let expected_status = match kind {
+                OcspKind::Revoked => "revoked",
+                OcspKind::Unknown => "unknown",
+                _ => "good",
+            };
+            assert_eq!(status, expected_status, "{kind}");
+            let this_update = secs(&single.this_update);
+            let next_update = single.next_update.as_ref().map(secs).expect("next");
+            match kind {
+                OcspKind::Expired => assert!(next_update < now, "{kind}"),
+                OcspKind::NotYetValid => assert!(this_update > now + 300, "{kind}"),
+                _ => assert!(this_update <= now && next_update > now, "{kind}"),
+            }
+            let hash = single.cert_id.hash_algorithm.oid;
+            assert_eq!(
+                hash == const_oid::db::rfc5912::ID_SHA_256,
+                kind == OcspKind::GoodSha256,
+                "{kind}"
+            );
+            let by_ca = *signer == ca;
+            let by_ca_issued = signer.tbs_certificate.issuer == ca.tbs_certificate.subject;
+            match kind {
+                OcspKind::WrongIssuer => assert!(!by_ca && !by_ca_issued, "{kind}"),
+                OcspKind::Delegated | OcspKind::DelegatedWithoutEku => {
+                    assert!(!by_ca && by_ca_issued, "{kind}")
+                }
+                _ => assert!(by_ca, "{kind}"),
+            }
+        }
+        assert!(Pki::committed()
+            .expect("committed")
+            .ocsp_response(OcspKind::Good)
+            .is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_ca_key() {
+        let pki = Pki::generate().expect("generate");
+        let text = format!("{pki:?}");
+        let key = pki.ca.as_ref().expect("ca").issuer.key().serialize_der();
+        assert!(text.contains("Ca { der_len"), "{text}");
+        assert!(!text.contains(&format!("{key:?}")), "{text}");
+        assert!(!text.contains(&format!("{:?}", &key[key.len() - 16..])[1..]));
     }
 }

@@ -223,6 +223,7 @@ impl Client {
             resumed,
             verification,
             ocsp,
+            ocsp_detail: None,
             peer_certificates,
             sni: Some(params.server_name.clone()),
             alpn: s.alpn_selected(),

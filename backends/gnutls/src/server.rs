@@ -103,6 +103,7 @@ impl Server {
             resumed,
             verification: Verification::NotChecked,
             ocsp,
+            ocsp_detail: None,
             peer_certificates: s.peer_certificates(),
             sni: s.server_name(),
             alpn: s.alpn_selected(),

@@ -228,6 +228,7 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
                     record.verification.unwrap_or(Verification::NotChecked),
                 ),
                 ocsp: settings.reported_ocsp(offer, was_resumed, seen_ocsp),
+                ocsp_detail: record.ocsp_detail.clone(),
                 peer_certificates: conn
                     .peer_certificates()
                     .map(|c| c.iter().map(|c| c.to_vec()).collect())
@@ -258,6 +259,7 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
                 resumed: was_resumed,
                 verification: Verification::NotChecked,
                 ocsp,
+                ocsp_detail: None,
                 peer_certificates: Vec::new(),
                 sni: conn.server_name().map(str::to_owned),
                 alpn: conn.alpn_protocol().map(<[u8]>::to_vec),

@@ -56,8 +56,9 @@
 //!   handshake; under `exim_compatible()` the client reports "not checked", under `hardened()`
 //!   the stored result.
 //! - **OCSP.** rustls passes the staple to the verifier without checking it; tlsresume checks
-//!   it (signature by the issuing CA, certificate ID, status, validity window) with ring.
-//!   Responses from a delegated responder are reported as failed.
+//!   it in [`ocsp`] (responder: the issuer or a delegated responder; signature, certificate
+//!   ID, status, validity window with 5 minutes' skew), parsing with RustCrypto's `x509-ocsp`
+//!   and verifying with ring. A rejection's reason is in `SessionInfo::ocsp_detail`.
 //! - **Not-allowed clients** still receive TLS 1.3 tickets (rustls always offers PSK modes, as
 //!   GnuTLS always requests tickets); they are not stored and no bit is set.
 
@@ -68,7 +69,7 @@ mod client;
 mod config;
 mod error;
 mod info;
-mod ocsp;
+pub mod ocsp;
 mod server;
 mod tickets;
 mod verify;

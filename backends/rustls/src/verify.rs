@@ -20,6 +20,8 @@ pub(crate) struct VerifyRecord {
     pub(crate) verification: Option<Verification>,
     /// The OCSP status of the staple, when the verifier was called.
     pub(crate) ocsp: Option<OcspStatus>,
+    /// Why the staple was rejected, when it was.
+    pub(crate) ocsp_detail: Option<String>,
 }
 
 thread_local! {
@@ -71,10 +73,14 @@ impl ServerCertVerifier for RecordingVerifier {
             ocsp_response,
             now,
         );
-        let ocsp = if !self.request_ocsp {
-            OcspStatus::NotRequested
+        let (ocsp, ocsp_detail) = if !self.request_ocsp {
+            (OcspStatus::NotRequested, None)
         } else if ocsp_response.is_empty() {
-            OcspStatus::NoResponse
+            (OcspStatus::NoResponse, None)
+        } else if result.is_err() {
+            // The staple is only as good as the chain that vouches for its issuer.
+            let why = "the certificate chain did not verify".to_owned();
+            (OcspStatus::Failed, Some(why))
         } else {
             crate::ocsp::check(ocsp_response, end_entity, intermediates, &self.roots, now)
         };
@@ -87,6 +93,7 @@ impl ServerCertVerifier for RecordingVerifier {
             if let Some(record) = current.borrow().as_ref() {
                 let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
                 record.ocsp = Some(ocsp);
+                record.ocsp_detail = ocsp_detail;
                 record.verification = Some(verification);
             }
         });

@@ -278,6 +278,9 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
                 );
                 if settings.ocsp != OcspMode::Off {
                     line.push_str(&format!(" OCSP={}", info.ocsp));
+                    if let Some(why) = &info.ocsp_detail {
+                        line.push_str(&format!(": {why}"));
+                    }
                 }
                 line
             }
