@@ -195,7 +195,10 @@ impl Client {
                 return Err(Error::tls_failure(
                     "rustls",
                     TlsFailure::Ocsp,
-                    format!("OCSP required but status is {}", info.ocsp),
+                    match &info.ocsp_detail {
+                        Some(why) => format!("OCSP required but status is {}: {why}", info.ocsp),
+                        None => format!("OCSP required but status is {}", info.ocsp),
+                    },
                 ));
             }
         }
