@@ -28,6 +28,7 @@ pub const DEFAULT_LIFETIME_HINT: Duration = Duration::from_secs(7200);
 
 /// Why a client did not offer a cached session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum NoOffer {
     /// The stored entry was corrupt; it was removed.
     CorruptEntry,
@@ -43,6 +44,8 @@ pub enum NoOffer {
     StoreFailed,
     /// The stored session belongs to another backend.
     OtherBackend,
+    /// The TLS library refused to load the stored session; it was removed.
+    LibraryRefused,
 }
 
 impl NoOffer {
@@ -56,6 +59,7 @@ impl NoOffer {
             Self::OcspRequired => "OCSP required and stored session not OCSP-verified",
             Self::StoreFailed => "session store failed",
             Self::OtherBackend => "stored session belongs to another backend",
+            Self::LibraryRefused => "the TLS library refused the stored session (removed)",
         }
     }
 }
@@ -74,6 +78,18 @@ pub struct ClientOffer {
     /// The client's bits so far: SUPPORTED, CLIENT_REQUESTED when allowed, CLIENT_SUGGESTED
     /// when a session is offered.
     pub bits: Resumption,
+}
+
+impl ClientOffer {
+    /// The library refused the offered session (it did not load): the entry is dropped, the
+    /// offer is withdrawn (`CLIENT_SUGGESTED` cleared) and the reason recorded. The caller
+    /// removes the entry from the store.
+    pub fn withdraw(&mut self) {
+        if self.entry.take().is_some() {
+            self.bits.remove(Resumption::CLIENT_SUGGESTED);
+            self.no_offer = Some(NoOffer::LibraryRefused);
+        }
+    }
 }
 
 /// The client half of the backend contract: the decisions every backend makes the same way

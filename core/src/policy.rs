@@ -27,6 +27,11 @@ pub struct KnownIssues {
     /// Filter expired sessions on the client before offering them (GnuTLS does not: Exim's
     /// GnuTLS client offers an expired session and the server refuses it).
     pub client_expiry_filter: bool,
+    /// Store a TLS 1.2 ticket the server renewed on a resumed handshake. OpenSSL calls a
+    /// client's new-session callback only after a full handshake in TLS 1.2, so Exim's OpenSSL
+    /// client never sees the renewed ticket: it reports 0x17 while the server reports 0x1F, and
+    /// keeps presenting the old ticket until it expires.
+    pub store_renewed_tls12_ticket: bool,
 }
 
 /// Which peers resume, and how resumed sessions are reported.
@@ -63,6 +68,7 @@ impl ResumptionPolicy {
                 avoid_resumption_when_ocsp_required: false,
                 iana_cipher_names: false,
                 client_expiry_filter: false,
+                store_renewed_tls12_ticket: false,
             },
         }
     }
@@ -76,6 +82,7 @@ impl ResumptionPolicy {
                 avoid_resumption_when_ocsp_required: true,
                 iana_cipher_names: true,
                 client_expiry_filter: true,
+                store_renewed_tls12_ticket: true,
             },
             ..Self::exim_compatible()
         }

@@ -90,11 +90,18 @@ impl TicketSaver {
     /// Saves if the session carries a ticket GnuTLS has not handed over yet.
     fn save<S>(&mut self, conn: &Connection<S>, info: &mut SessionInfo) {
         let session = conn.session();
-        if !self.offer.may_resume || !session.has_ticket_flag() {
+        // In TLS 1.3 a ticket has arrived only once the NEW_SESSION_TICKET hook saw one (and
+        // `get_data2` returns placeholder data until then).
+        let tls13_waiting = self.protocol == ProtocolVersion::Tls13 && conn.tickets_received() == 0;
+        if !session.has_ticket_flag() || tls13_waiting {
             return;
         }
-        // In TLS 1.3 get_data2 returns placeholder data until a ticket has arrived.
-        if self.protocol == ProtocolVersion::Tls13 && conn.tickets_received() == 0 {
+        // GnuTLS always asks for tickets, and Exim's GnuTLS client sets SERVER_TICKET whenever
+        // one arrived (`GNUTLS_SFLAGS_SESSION_TICKET`), also when it is not configured to
+        // resume (0x09, "no client request"); it only stores the session when it may resume.
+        info.resumption |= Resumption::SERVER_TICKET;
+        if !self.offer.may_resume {
+            self.saved_tickets = conn.tickets_received();
             return;
         }
         let Ok(data) = session.session_data() else {
@@ -116,7 +123,6 @@ impl TicketSaver {
         );
         // A store failure loses the session, never the connection.
         if self.settings.store.put(&self.offer.key, entry).is_ok() {
-            info.resumption |= Resumption::SERVER_TICKET;
             info.ticket_lifetime = Some(lifetime);
         }
         self.saved_tickets = conn.tickets_received();
@@ -153,7 +159,7 @@ impl Client {
     ) -> Result<Stream<S>, Error> {
         let settings = &self.settings;
         // GnuTLS does no expiry filtering of its own; only the hardened policy filters.
-        let offer = settings.offer(BACKEND, params, false);
+        let mut offer = settings.offer(BACKEND, params, false);
         let mut session = Session::new(End::Client)?;
         session.set_priority(&self.priority)?;
         if params.server_name.parse::<IpAddr>().is_err() {
@@ -163,13 +169,16 @@ impl Client {
         if settings.ocsp != OcspMode::Off {
             session.enable_ocsp_request()?;
         }
-        if let Some(data) = offer
-            .entry
-            .as_ref()
-            .and_then(|e| open_session_data(&e.session))
-        {
-            // A session GnuTLS refuses to load means a full handshake, never an error.
-            let _ = session.set_session_data(data);
+        // CLIENT_SUGGESTED only when GnuTLS took the stored session (as Exim sets it after
+        // `gnutls_session_set_data` succeeds); one that does not open or load is removed and the
+        // handshake is a full one, never an error.
+        if let Some(entry) = &offer.entry {
+            let loaded = open_session_data(&entry.session)
+                .is_some_and(|data| session.set_session_data(data).is_ok());
+            if !loaded {
+                let _ = settings.store.remove(&offer.key);
+                offer.withdraw();
+            }
         }
         let mut conn = Connection::new(session, self.credentials.clone(), transport)?;
         conn.handshake().map_err(from_io)?;

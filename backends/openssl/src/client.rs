@@ -304,8 +304,7 @@ impl Client {
                 Ok(s) if ffi::set_session(&mut ssl, &s).is_ok() => session = Some(s),
                 _ => {
                     let _ = settings.store.remove(&offer.key);
-                    offer.entry = None;
-                    offer.bits.remove(Resumption::CLIENT_SUGGESTED);
+                    offer.withdraw();
                 }
             }
         }
@@ -371,8 +370,8 @@ impl Client {
 }
 
 /// After the handshake: USED, the reported verification and OCSP status, the OCSP
-/// requirement, and a TLS 1.2 ticket renewed on resumption (for which OpenSSL calls no
-/// new-session callback).
+/// requirement, and, when the policy stores them, a TLS 1.2 ticket renewed on resumption (for
+/// which OpenSSL calls no new-session callback).
 fn finish<S>(conn: &ClientConn, stream: &SslStream<S>) -> Result<(), Error> {
     let ssl = stream.ssl();
     let settings = &conn.settings;
@@ -389,8 +388,13 @@ fn finish<S>(conn: &ClientConn, stream: &SslStream<S>) -> Result<(), Error> {
             .ocsp_seen
             .unwrap_or_else(|| settings.ocsp_without_staple());
         st.ocsp = settings.reported_ocsp(&st.offer, resumed, seen_o);
-        let renewal =
-            resumed && st.offer.may_resume && protocol_of(ssl) == Some(ProtocolVersion::Tls12);
+        // OpenSSL calls the new-session callback only after a full TLS 1.2 handshake: a ticket
+        // renewed on a resumed one is not handed over (Exim's client keeps the old ticket).
+        // Under a policy that fixes that, the renewed ticket is read off the session.
+        let renewal = resumed
+            && st.offer.may_resume
+            && settings.resumption.known_issues().store_renewed_tls12_ticket
+            && protocol_of(ssl) == Some(ProtocolVersion::Tls12);
         (st.ocsp, renewal.then(|| st.offered_ticket.clone()))
     };
     if settings.ocsp_requirement_failed(reported_ocsp) {

@@ -60,6 +60,19 @@ const CAUSES: &[Cause] = &[
     },
     Cause {
         section: "tickets",
+        reason: "OpenSSL gives its TLS 1.2 client no renewed ticket: kept the old one under exim",
+        shows: |o, _| {
+            tls12(o)
+                && matches!(o.scenario, Scenario::Renewal | Scenario::Postrenewal)
+                && o.case.client == BackendKind::Openssl
+                && o.case.policy == PolicyKind::Exim
+                && server_bits(o).contains(Resumption::CLIENT_REQUESTED)
+                && !client_bits(o).contains(Resumption::SERVER_TICKET)
+        },
+        in_cells: true,
+    },
+    Cause {
+        section: "tickets",
         reason: "GnuTLS clients keep presenting their first ticket, so the server renews again",
         shows: |o, _| {
             tls12(o)
@@ -102,7 +115,7 @@ const CAUSES: &[Cause] = &[
     Cause {
         section: "clients",
         reason:
-            "a client not allowed to resume: GnuTLS clients still ask for a ticket, one is issued",
+            "a client not allowed to resume: GnuTLS clients still ask for a ticket, report it (09)",
         shows: |o, _| {
             o.scenario == Scenario::Notreq
                 && o.case.client == BackendKind::Gnutls
