@@ -209,6 +209,9 @@ pub(crate) fn install_clock(clock: &SharedClock) -> Result<ClockClaim, tlsresume
             installed.users += 1;
         }
         _ => {
+            if clock.identity() != tlsresume_core::ClockIdentity::System {
+                crate::ffi::install_time_hooks();
+            }
             *slot = Some(InstalledClock {
                 clock: clock.clone(),
                 users: 1,
@@ -216,6 +219,32 @@ pub(crate) fn install_clock(clock: &SharedClock) -> Result<ClockClaim, tlsresume
         }
     }
     Ok(ClockClaim(()))
+}
+
+/// The installed clock's time (or the system's) in microseconds.
+fn now_micros() -> u64 {
+    let slot = CLOCK
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match slot.as_ref() {
+        Some(installed) => installed.clock.now().as_micros(),
+        None => tlsresume_core::UnixTime::now().as_micros(),
+    }
+}
+
+/// `gnutls_gettime_func`: the installed clock's time, to the microsecond.
+///
+/// # Safety
+/// `ts` must be NULL or writable, as GnuTLS guarantees.
+pub(crate) unsafe extern "C" fn raw_gettime(ts: *mut libc::timespec) {
+    // AssertUnwindSafe: reads only; a panicking clock yields the system time.
+    let micros = catch_unwind(AssertUnwindSafe(now_micros))
+        .unwrap_or_else(|_| tlsresume_core::UnixTime::now().as_micros());
+    // SAFETY: `ts` is NULL or points to a `timespec` GnuTLS wants filled in.
+    if let Some(out) = unsafe { ts.as_mut() } {
+        out.tv_sec = libc::time_t::try_from(micros / 1_000_000).unwrap_or(libc::time_t::MAX);
+        out.tv_nsec = libc::c_long::try_from((micros % 1_000_000) * 1000).unwrap_or(0);
+    }
 }
 
 fn now_secs() -> i64 {

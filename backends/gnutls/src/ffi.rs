@@ -187,20 +187,64 @@ impl fmt::Debug for Datum {
     }
 }
 
-/// Initialises GnuTLS once per process and installs the time function (which reads the
-/// clock slot in `callbacks`).
+/// Initialises GnuTLS once per process.
 pub fn init() -> Result<(), GnutlsError> {
     static INIT: OnceLock<c_int> = OnceLock::new();
-    let ret = *INIT.get_or_init(|| {
-        // SAFETY: gnutls_global_init is reference counted and thread-safe since 3.3; the time
-        // function is a plain `extern "C" fn` valid for the whole process.
+    // SAFETY: gnutls_global_init is reference counted and thread-safe since 3.3.
+    let ret = *INIT.get_or_init(|| unsafe { sys::gnutls_global_init() });
+    cvt(ret).map(|_| ())
+}
+
+/// `void _gnutls_global_set_gettime_function(void (*)(struct timespec *))`.
+type SetGettime = unsafe extern "C" fn(Option<unsafe extern "C" fn(*mut libc::timespec)>);
+
+/// GnuTLS's high-precision clock hook, looked up at run time.
+///
+/// `_gnutls_global_set_gettime_function` is exported by GnuTLS 3.7 under the version node
+/// `GNUTLS_PRIVATE_3_4` for GnuTLS's own test suite, and declared in no public header. It sets
+/// `gnutls_gettime`, which GnuTLS uses for TLS 1.3 ticket ages, the client's check that a
+/// stored ticket is still fresh, and the lifetime of tickets issued on resumed handshakes;
+/// `gnutls_global_set_time_function` covers only `gnutls_time` (seconds). Looked up with
+/// `dlsym` so that a GnuTLS without it still links: there, a virtual clock covers `gnutls_time`
+/// only, and [`gettime_hook_available`] says so.
+fn set_gettime() -> Option<SetGettime> {
+    static FOUND: OnceLock<Option<SetGettime>> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        let name = c"_gnutls_global_set_gettime_function";
+        // SAFETY: dlsym with RTLD_DEFAULT searches the loaded objects (libgnutls is linked into
+        // this process); `name` is NUL-terminated.
+        let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+        if sym.is_null() {
+            None
+        } else {
+            // SAFETY: the symbol is GnuTLS's function with exactly this signature (GnuTLS
+            // 3.4 onwards, lib/global.c); a data pointer from dlsym is a function address here.
+            Some(unsafe { std::mem::transmute::<*mut c_void, SetGettime>(sym) })
+        }
+    })
+}
+
+/// Whether this GnuTLS has the private high-precision clock hook (see [`install_time_hooks`]).
+pub fn gettime_hook_available() -> bool {
+    set_gettime().is_some()
+}
+
+/// Points GnuTLS's two clocks (`gnutls_time` and, where available, `gnutls_gettime`) at the
+/// trampolines that read the installed clock. Done once, the first time a clock other than the
+/// system's is installed; a process that only ever uses the real clock leaves GnuTLS's own.
+pub(crate) fn install_time_hooks() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        // SAFETY: both trampolines are `extern "C"` fns valid for the whole process, with
+        // GnuTLS's typedefs; setting the hooks races with nothing GnuTLS does concurrently
+        // (plain pointer stores, done before any session runs on the virtual clock).
         unsafe {
-            let ret = sys::gnutls_global_init();
             sys::gnutls_global_set_time_function(Some(callbacks::raw_time));
-            ret
+            if let Some(set) = set_gettime() {
+                set(Some(callbacks::raw_gettime));
+            }
         }
     });
-    cvt(ret).map(|_| ())
 }
 
 /// The library version string (`gnutls_check_version(NULL)`).

@@ -34,9 +34,16 @@
 //!
 //! ## GnuTLS's clock is process-wide
 //!
-//! GnuTLS reads time through one function for the whole process
-//! (`gnutls_global_set_time_function`). This crate installs a trampoline once and points it at
-//! the clock of the live GnuTLS objects. [`Server::new`] and [`Client::new`] claim that clock
+//! GnuTLS reads time through two process-wide functions: `gnutls_time` (seconds; ticket and
+//! key lifetimes, set with `gnutls_global_set_time_function`) and `gnutls_gettime` (TLS 1.3
+//! ticket ages, the client's own check that a stored ticket is fresh, the lifetime of a ticket
+//! issued on a resumed handshake). The second can only be set through
+//! `_gnutls_global_set_gettime_function`, a private symbol GnuTLS 3.7 exports (version node
+//! `GNUTLS_PRIVATE_3_4`) for its own test suite; this crate looks it up at run time, so a GnuTLS
+//! without it still works, with a virtual clock then covering `gnutls_time` only
+//! ([`gettime_hook_available`] tells). Both trampolines are installed the first time a clock
+//! other than the system's is used; a process on the real clock leaves GnuTLS's own clocks
+//! alone. They read the clock of the live GnuTLS objects. [`Server::new`] and [`Client::new`] claim that clock
 //! for as long as the object (and its streams) live; making one with a *different* clock while
 //! another is alive is refused with [`Error::Setting`](tlsresume_core::Error::Setting) for
 //! `clock` — never a silent re-clock of the first object's sessions. The system clock is one
@@ -80,7 +87,7 @@ mod tickets;
 use tlsresume_core::BackendKind;
 
 pub use client::{open_session_data, seal_session_data, Client};
-pub use ffi::version as gnutls_version;
+pub use ffi::{gettime_hook_available, version as gnutls_version};
 pub use info::Stream;
 pub use server::Server;
 

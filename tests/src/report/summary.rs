@@ -104,7 +104,7 @@ const CAUSES: &[Cause] = &[
     },
     Cause {
         section: "clients",
-        reason: "GnuTLS clients offer an expired session under exim, refused; hardened filters it",
+        reason: "GnuTLS clients offer an expired session under exim (1.3: GnuTLS drops it itself)",
         shows: |o, _| {
             o.scenario == Scenario::Timeout
                 && o.case.client == BackendKind::Gnutls
