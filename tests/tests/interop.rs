@@ -12,8 +12,8 @@
 //! must agree with our server's `SessionInfo::resumed`.
 //!
 //! Every external process runs under a kill-on-drop guard and every wait has a deadline. A test
-//! whose tool is not installed prints `SKIPPED` and passes (CI installs `openssl` and
-//! `gnutls-bin`). Each test prints its table of results (`--nocapture` to see it).
+//! whose tool is not installed fails when `CI` is set, and elsewhere prints `SKIPPED` (CI
+//! installs `openssl` and `gnutls-bin`). Each test prints its table of results (`--nocapture` to see it).
 
 use std::fmt;
 use std::io::{self, Read, Write};
