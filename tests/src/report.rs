@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use tlsresume_core::{CipherNames, KeySchedule, SessionInfo};
+use tlsresume_core::{CipherNames, KeySchedule, SessionInfo, Verification};
 
 use crate::engine::Outcome;
 use crate::scenario::{Case, Scenario};
@@ -92,8 +92,12 @@ pub fn markdown(outcomes: &[Outcome]) -> String {
     out.push_str(
         "Each cell is `resumed?` then the server's and the client's resumption bits \
          (`$tls_in_resumption` / `$tls_out_resumption`): `R 1D/17` means resumed, server 0x1D, \
-         client 0x17; `F 0B/0B` a full handshake; `✗` a failed connection (the known issue \
-         where required OCSP fails on a resumed handshake). Columns are `server←client`. \
+         client 0x17; `F 0B/0B` a full handshake; then the client's `CV=` (Exim's log field: \
+         `yes` verified, `no` failed, `nc` not checked on this handshake, which Exim also logs as \
+         `no`) and `OCSP=` \
+         (`$tls_out_ocsp`: 0 not requested, 1 no response, 2 not verified, 3 failed, 4 \
+         verified); `✗` a failed connection, with why (the known issue where required OCSP \
+         fails on a resumed handshake). Columns are `server←client`. \
          Why the backends differ, and which policy changes what: `docs/differences.md`.\n\n",
     );
     out.push_str("Bit values: 0x01 supported, 0x02 client requested a ticket, 0x04 client offered a session, 0x08 server issued a ticket, 0x10 session resumed.\n\n");
@@ -136,7 +140,7 @@ pub fn markdown(outcomes: &[Outcome]) -> String {
                 let cell = row
                     .iter()
                     .find(|o| o.case.server.name() == s && o.case.client.name() == c)
-                    .map(|o| cell(o))
+                    .map(|o| matrix_cell(o))
                     .unwrap_or_default();
                 let _ = write!(out, " {cell} |");
             }
@@ -196,10 +200,15 @@ pub fn markdown(outcomes: &[Outcome]) -> String {
     out
 }
 
+/// A summary cell: resumed mark and bits (`R 1D/17`), or `✗`.
 fn cell(o: &Outcome) -> String {
     if o.error.is_some() {
         return "✗".into();
     }
+    bits_cell(o)
+}
+
+fn bits_cell(o: &Outcome) -> String {
     let short = |i: Option<&SessionInfo>| match i {
         Some(i) => format!("{:02X}", i.resumption.bits()),
         None => "-".into(),
@@ -210,6 +219,39 @@ fn cell(o: &Outcome) -> String {
         short(o.server.as_ref()),
         short(o.client.as_ref())
     )
+}
+
+/// A behaviour-matrix cell: the bits, then the client's verification and OCSP status; a failed
+/// connection says why.
+fn matrix_cell(o: &Outcome) -> String {
+    if let Some(error) = &o.error {
+        return format!("✗ {}", failure_reason(error));
+    }
+    let mut text = bits_cell(o);
+    if let Some(c) = &o.client {
+        // Exim logs CV=no for both; the matrix tells "not checked on this handshake" (the
+        // known issue) from "failed".
+        let cv = match c.verification {
+            Verification::Verified => "yes",
+            Verification::Failed => "no",
+            Verification::NotChecked => "nc",
+        };
+        let _ = write!(text, " CV={cv} OCSP={}", c.ocsp.code());
+    }
+    text
+}
+
+/// Why a connection failed, in a few words for a matrix cell.
+fn failure_reason(error: &str) -> String {
+    if let (Some(_), Some(at)) = (error.find("OCSP"), error.find("status is ")) {
+        // Each backend words it its own way; the status is what matters ("1 (no response)").
+        let status = &error[at + "status is ".len()..];
+        let status = status.split([':', ',']).next().unwrap_or(status);
+        let status = status.split(" (resumed").next().unwrap_or(status).trim();
+        return format!("OCSP required, status {status}");
+    }
+    // The message without the side and backend prefixes.
+    error.rsplit(": ").next().unwrap_or(error).to_owned()
 }
 
 fn json_str(s: &str) -> String {
