@@ -10,8 +10,8 @@ use std::time::Duration;
 use tlsresume_core::contract::ClientContract;
 use tlsresume_core::{
     BackendKind, ClientContext, ClientOffer, ClientParams, ClientSettings, Error, OcspMode,
-    OcspStatus, ProtocolVersion, Resumption, SessionInfo, Side, TicketPolicy, TlsFailure,
-    TlsStream, Transport, Verification, VerifyMode,
+    OcspStatus, ProtocolVersion, Resumption, SessionInfo, Side, TlsFailure, TlsStream, Transport,
+    Verification, VerifyMode,
 };
 
 use crate::callbacks::{install_clock, ClockClaim};
@@ -107,10 +107,12 @@ impl TicketSaver {
         let Ok(data) = session.session_data() else {
             return;
         };
-        let lifetime = conn
+        // The lifetime the NewSessionTicket carried (read by the handshake hook); when the hook
+        // saw none, "unspecified" (0), which `entry_for` resolves for the store.
+        let sent = conn
             .ticket_lifetime()
-            .map(|secs| Duration::from_secs(u64::from(secs)))
-            .unwrap_or_else(|| TicketPolicy::GNUTLS.lifetime());
+            .map(|secs| Duration::from_secs(u64::from(secs)));
+        let lifetime = sent.unwrap_or(Duration::ZERO);
         let entry = self.settings.entry_for(
             BACKEND,
             &self.offer,
@@ -123,7 +125,7 @@ impl TicketSaver {
         );
         // A store failure loses the session, never the connection.
         if self.settings.store.put(&self.offer.key, entry).is_ok() {
-            info.ticket_lifetime = Some(lifetime);
+            info.ticket_lifetime = sent;
         }
         self.saved_tickets = conn.tickets_received();
     }

@@ -88,6 +88,9 @@ impl Server {
         if resumed {
             bits |= Resumption::USED;
         }
+        // "Asked for" is GnuTLS's status-request state; whether a response went out is inferred:
+        // GnuTLS 3.7 staples the configured response on full handshakes only and says nothing
+        // about it afterwards.
         let ocsp = if !s.client_requested_ocsp() {
             OcspStatus::NotRequested
         } else if self.settings.ocsp_response.is_some() && !resumed {
@@ -107,9 +110,12 @@ impl Server {
             peer_certificates: s.peer_certificates(),
             sni: s.server_name(),
             alpn: s.alpn_selected(),
+            // The lifetime in the NewSessionTicket GnuTLS sent (read by the handshake hook).
             ticket_lifetime: conn
                 .ticket_sent()
-                .then(|| Duration::from_secs(u64::from(lifetime))),
+                .then(|| conn.ticket_lifetime())
+                .flatten()
+                .map(|secs| Duration::from_secs(u64::from(secs))),
         };
         Ok(Stream::new(conn, info, None, self.clock.clone()))
     }

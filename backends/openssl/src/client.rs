@@ -140,12 +140,9 @@ impl ClientConn {
         if settings.ocsp_requirement_failed(settings.reported_ocsp(&st.offer, resumed, ocsp)) {
             return;
         }
-        // A hint of 0 means "unspecified" (RFC 5077; OpenSSL sends it on TLS 1.2 tickets
-        // renewed on resumption): the session's own timeout stands in.
-        let hint = match ffi::ticket_lifetime_hint(session) {
-            0 => u64::try_from(session.timeout()).unwrap_or(0),
-            hint => hint,
-        };
+        // The hint as the server sent it; 0 means "unspecified" (RFC 5077; OpenSSL sends it on
+        // TLS 1.2 tickets renewed on resumption), which `entry_for` resolves for the store.
+        let hint = ffi::ticket_lifetime_hint(session);
         let Ok(der) = session.to_der() else {
             return;
         };

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
+use std::time::Duration;
 
 use openssl::ssl::{NameType, SslRef, SslStream, SslVersion};
 use tlsresume_core::{
@@ -169,6 +170,17 @@ impl<S: Transport> TlsStream for Stream<S> {
     }
 }
 
+/// The lifetime hint OpenSSL put in the NewSessionTicket it sent: the session's timeout, except
+/// on a resumed TLS 1.2 handshake, where OpenSSL 3 sends 0 ("unspecified"; `statem_srvr.c`,
+/// `tls_construct_new_session_ticket`). Read from the session, not from the ticket policy.
+fn sent_lifetime_hint(ssl: &SslRef, protocol: ProtocolVersion, resumed: bool) -> Duration {
+    if resumed && protocol == ProtocolVersion::Tls12 {
+        return Duration::ZERO;
+    }
+    let secs = ssl.session().map(|s| s.timeout()).unwrap_or(0);
+    Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}
+
 /// What OpenSSL and the connection's state say now.
 fn session_info(ssl: &SslRef, conn: &Conn) -> SessionInfo {
     let protocol = protocol_of(ssl).unwrap_or(ProtocolVersion::Other(0));
@@ -179,7 +191,8 @@ fn session_info(ssl: &SslRef, conn: &Conn) -> SessionInfo {
     match conn {
         Conn::Server(conn) => {
             let st = conn.state();
-            let ocsp = match (st.ocsp_requested, st.ocsp_stapled && !resumed) {
+            // Both from the status callback: asked for, and stapled.
+            let ocsp = match (st.ocsp_requested, st.ocsp_stapled) {
                 (false, _) => OcspStatus::NotRequested,
                 (true, true) => OcspStatus::NotVerified,
                 (true, false) => OcspStatus::NoResponse,
@@ -200,7 +213,7 @@ fn session_info(ssl: &SslRef, conn: &Conn) -> SessionInfo {
                 peer_certificates: peer_chain(ssl),
                 sni,
                 alpn,
-                ticket_lifetime: issued.then(|| conn.ring_lifetime()),
+                ticket_lifetime: issued.then(|| sent_lifetime_hint(ssl, protocol, resumed)),
             }
         }
         Conn::Client(conn) => {

@@ -70,11 +70,6 @@ impl ServerConn {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The ticket lifetime of the policy (the lifetime hint of the tickets issued).
-    pub(crate) fn ring_lifetime(&self) -> std::time::Duration {
-        self.ring.policy().lifetime()
-    }
-
     fn set(&self, bit: Resumption) {
         self.state().bits |= bit;
     }

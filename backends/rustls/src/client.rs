@@ -262,7 +262,9 @@ impl Bridge {
         match stored {
             Ok(()) => {
                 state.bits |= Resumption::SERVER_TICKET;
-                state.lifetime = Some(lifetime);
+                // Reported as sent: read off the wire in TLS 1.2; not known in TLS 1.3 (the
+                // NewSessionTicket is encrypted and rustls keeps its lifetime private).
+                state.lifetime = (protocol == ProtocolVersion::Tls12).then_some(lifetime);
             }
             Err(e) => state.store_error = Some(e.to_string()),
         }

@@ -246,6 +246,9 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
             if was_resumed {
                 bits |= Resumption::USED;
             }
+            // Inferred from the configuration: rustls tells neither whether the client asked for
+            // a status nor whether it stapled; it staples the configured response on full
+            // handshakes only.
             let ocsp = match (state.stapling, was_resumed) {
                 (false, _) => OcspStatus::NotRequested,
                 (true, true) => OcspStatus::NoResponse,
