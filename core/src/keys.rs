@@ -114,7 +114,6 @@ impl fmt::Debug for MasterSecret {
 }
 
 /// A ticket key in a key ring, with the times that govern it.
-#[derive(Debug)]
 pub struct TicketKey {
     name: KeyName,
     secret: KeySecret,
@@ -122,6 +121,22 @@ pub struct TicketKey {
     renew_at: Option<UnixTime>,
     rotate_at: UnixTime,
     expires_at: UnixTime,
+    /// The AES-256-GCM key made from the cipher secret, once, for every ticket this key seals
+    /// or opens (ring's key schedule cannot be cleared; making one per ticket would leave a
+    /// copy per ticket).
+    aead: std::sync::OnceLock<Option<ring::aead::LessSafeKey>>,
+}
+
+impl fmt::Debug for TicketKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TicketKey")
+            .field("name", &self.name)
+            .field("created", &self.created)
+            .field("renew_at", &self.renew_at)
+            .field("rotate_at", &self.rotate_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TicketKey {
@@ -139,7 +154,19 @@ impl TicketKey {
             renew_at,
             rotate_at,
             expires_at,
+            aead: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The AES-256-GCM key for sealing and opening tickets, made on first use.
+    pub(crate) fn aead_key(&self) -> Option<&ring::aead::LessSafeKey> {
+        self.aead
+            .get_or_init(|| {
+                ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, self.secret.cipher_key())
+                    .ok()
+                    .map(ring::aead::LessSafeKey::new)
+            })
+            .as_ref()
     }
 
     /// The key's public name.

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, NONCE_LEN};
+use ring::aead::{Aad, Nonce, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
@@ -75,7 +75,9 @@ impl TicketSealer {
         self.rng
             .fill(&mut nonce)
             .map_err(|_| KeyError::Source("the system random generator failed".into()))?;
-        let aead_key = aead_key(key.secret().cipher_key())?;
+        let aead_key = key
+            .aead_key()
+            .ok_or_else(|| KeyError::Source("bad ticket cipher key".into()))?;
         let mut out = Vec::with_capacity(state.len() + SEAL_OVERHEAD);
         out.extend_from_slice(key.name().as_bytes());
         out.extend_from_slice(&nonce);
@@ -111,7 +113,7 @@ impl TicketSealer {
                     RejectReason::UnknownKey => OpenError::Malformed,
                     other => OpenError::Rejected(other),
                 })?;
-        let aead_key = aead_key(key.secret().cipher_key()).map_err(|_| OpenError::Malformed)?;
+        let aead_key = key.aead_key().ok_or(OpenError::Malformed)?;
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| OpenError::Malformed)?;
         // Decrypted in place: the buffer holds the session's secrets once opened.
         let mut body = Zeroizing::new(sealed.to_vec());
@@ -136,12 +138,6 @@ impl TicketSealer {
             key_name,
         })
     }
-}
-
-fn aead_key(bytes: &[u8; 32]) -> Result<LessSafeKey, KeyError> {
-    UnboundKey::new(&aead::AES_256_GCM, bytes)
-        .map(LessSafeKey::new)
-        .map_err(|_| KeyError::Source("bad ticket cipher key".into()))
 }
 
 #[cfg(test)]
