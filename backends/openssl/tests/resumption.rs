@@ -79,6 +79,21 @@ fn renewal_at_61_minutes(v: ProtocolVersion, client_policy: ResumptionPolicy) {
     assert!(renewed.server.resumed && renewed.client.resumed);
     // The key's renew time has passed: a new ticket is issued on the resumed handshake.
     assert_eq!(bits(&renewed.server), 0x1F);
+    // The lifetime reported is the hint on the wire: OpenSSL sends 0 ("unspecified") on a
+    // TLS 1.2 ticket issued on a resumed handshake, the session timeout otherwise.
+    let hint = if v == T12 { 0 } else { 7200 };
+    assert_eq!(
+        renewed.server.ticket_lifetime,
+        Some(Duration::from_secs(hint)),
+        "{v}"
+    );
+    if stores_renewal {
+        assert_eq!(
+            renewed.client.ticket_lifetime,
+            Some(Duration::from_secs(hint)),
+            "{v}"
+        );
+    }
     let new = pair.entry().expect("stored");
     if stores_renewal {
         assert_eq!(bits(&renewed.client), 0x1F);
