@@ -224,7 +224,8 @@ fn set_gettime() -> Option<SetGettime> {
     })
 }
 
-/// Whether this GnuTLS has the private high-precision clock hook (see [`install_time_hooks`]).
+/// Whether this GnuTLS has the private high-precision clock hook `_gnutls_global_set_gettime_function`
+/// (without it a virtual clock covers `gnutls_time` only; see the crate docs).
 pub fn gettime_hook_available() -> bool {
     set_gettime().is_some()
 }
