@@ -67,8 +67,7 @@ pub trait StartTls<S> {
 
     /// Runs the TLS handshake over `plain`; `context` carries what the SMTP dialogue learnt
     /// (the EHLO host name, for the session cache key).
-    fn upgrade(&self, plain: S, context: &UpgradeContext<'_>)
-        -> Result<Self::Stream, Self::Error>;
+    fn upgrade(&self, plain: S, context: &UpgradeContext<'_>) -> Result<Self::Stream, Self::Error>;
 
     /// What the TLS session was, read at the end of the dialogue (TLS 1.3 tickets arrive
     /// after the handshake), for [`Delivery::tls_info`]. Default: nothing known.
@@ -649,9 +648,7 @@ impl Run<'_> {
         let context = UpgradeContext::new(self.peer)
             .peer_name(self.peer_name)
             .ehlo_host(Some(ehlo_host).filter(|h| !h.is_empty()));
-        let tls = upgrade
-            .upgrade(plain, &context)
-            .map_err(Self::fail_tls)?;
+        let tls = upgrade.upgrade(plain, &context).map_err(Self::fail_tls)?;
         let mut conn = Conn::new(tls, waits);
         let view = self
             .cached

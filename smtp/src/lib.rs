@@ -49,5 +49,5 @@ pub use client::{
     Client, ClientConfig, Delivery, HeloNameError, Message, NoTls, SendError, Stage, Start,
     StartTls, UpgradeContext,
 };
-pub use tls::TlsUpgrade;
 pub use reply::{read_line_unbuffered, read_reply_lines, read_reply_unbuffered, Reply, ReplyError};
+pub use tls::TlsUpgrade;

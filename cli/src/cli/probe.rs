@@ -361,7 +361,11 @@ impl Mail {
 /// An envelope address from the command line: printable ASCII, no spaces or angle brackets
 /// (it goes into `MAIL FROM:<…>` as it is).
 fn address(option: &str, addr: &str) -> Result<String, Error> {
-    if addr.len() > 254 || !addr.bytes().all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>') {
+    if addr.len() > 254
+        || !addr
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+    {
         return Err(Error::Config(format!(
             "{option} '{}': not an address (printable ASCII without spaces or <>)",
             addr.escape_debug()
@@ -668,8 +672,8 @@ impl Target<'_> {
 
     /// A TCP connection with the probe's timeouts.
     fn tcp(&self, timeout: Duration) -> Result<TcpStream, String> {
-        let tcp = TcpStream::connect_timeout(&self.peer, timeout)
-            .map_err(|e| format!("connect: {e}"))?;
+        let tcp =
+            TcpStream::connect_timeout(&self.peer, timeout).map_err(|e| format!("connect: {e}"))?;
         let _ = tcp.set_read_timeout(Some(timeout));
         let _ = tcp.set_write_timeout(Some(timeout));
         let _ = tcp.set_nodelay(true);
