@@ -879,9 +879,11 @@ impl Run<'_> {
             return Err(SendError::refused(Stage::Content, final_reply));
         }
         let waits = conn.waits();
-        // A polite end; the message is the server's already, so a failure here changes nothing.
+        // A polite end, waiting for the reply before closing (RFC 5321 §4.1.1.10: the client
+        // SHOULD), so the server has finished with this connection when the next one starts.
+        // The message is the server's already, so a failure here changes nothing.
         conn.queue("QUIT");
-        let _ = conn.flush();
+        let _ = conn.read_reply();
         Ok((final_reply, waits))
     }
 }

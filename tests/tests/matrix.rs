@@ -281,8 +281,7 @@ fn openssl_flavour_renews_after_an_hour() {
             // again; other clients present the renewed ticket.
             Scenario::Postrenewal if o.case.tls == ProtocolVersion::Tls12 => {
                 let keeps_old = o.case.client == BackendKind::Gnutls
-                    || (o.case.client == BackendKind::Openssl
-                        && o.case.policy == PolicyKind::Exim);
+                    || (o.case.client == BackendKind::Openssl && o.case.policy == PolicyKind::Exim);
                 f.check(
                     server_issued(o) == keeps_old,
                     o,

@@ -60,7 +60,11 @@ fn garbage_session_data_gives_a_full_handshake() {
             // the server saw no session and issued a new ticket, which was stored.
             assert_eq!(c.resumption.bits(), 0x0b, "{v}");
             assert_eq!(s.resumption.bits(), 0x0b, "{v}");
-            assert_ne!(stored_session(&pair), garbage, "{v}: the garbage entry is gone");
+            assert_ne!(
+                stored_session(&pair),
+                garbage,
+                "{v}: the garbage entry is gone"
+            );
         }
     }
 }

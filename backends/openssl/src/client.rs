@@ -393,7 +393,10 @@ fn finish<S>(conn: &ClientConn, stream: &SslStream<S>) -> Result<(), Error> {
         // Under a policy that fixes that, the renewed ticket is read off the session.
         let renewal = resumed
             && st.offer.may_resume
-            && settings.resumption.known_issues().store_renewed_tls12_ticket
+            && settings
+                .resumption
+                .known_issues()
+                .store_renewed_tls12_ticket
             && protocol_of(ssl) == Some(ProtocolVersion::Tls12);
         (st.ocsp, renewal.then(|| st.offered_ticket.clone()))
     };

@@ -63,7 +63,9 @@ was used up, or the policy forbids it. With --json, one JSON object per connecti
 why_not_resumed) and a final {\"summary\": ...} object.\n\n\
 Exit status: 0 when every connection succeeded (resumed or not), 1 when one failed, 2 on bad \
 arguments.\n\n\
-Example: tlsresume probe 127.0.0.1:8465 --backend gnutls --count 3"
+Example: tlsresume probe 127.0.0.1:8465 --backend gnutls --count 3\n\n\
+With a test message and early pipelining (the second line shows L* early=EHLO,STARTTLS):\n  \
+tlsresume probe 127.0.0.1:8025 --starttls smtp --pipe-connect --mail-from a@example.test --rcpt-to b@example.test"
 )]
 pub struct ProbeArgs {
     /// The server: HOST:PORT, e.g. 127.0.0.1:8465, mx.example.net:465, [::1]:25.

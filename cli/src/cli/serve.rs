@@ -24,7 +24,7 @@ use super::{log_line, StartProtocol, Wire};
 (or when the client sends QUIT), in Exim's style:\n\n  \
 H=[127.0.0.1]:54321 X=TLS1.3:TLS_AES_256_GCM_SHA384:256* CV=no resumption=0x1D (session resumed)\n\n\
 X= is Exim's cipher string for the backend, with '*' when the session was resumed; resumption= \
-is the server's five resumption bits ($tls_in_resumption) in hex with Exim's text. SNI= (the name the client sent) and messages= (mail accepted and discarded) follow when there are any. A failed \
+is the server's five resumption bits ($tls_in_resumption) in hex with Exim's text. SNI= (the name the client sent), Exim's L field (SMTP: L* early pipelining used, L. early pipelining advertised but not used, L pipelining used) and messages= (mail accepted and discarded) follow when there are any. A failed \
 handshake logs one line with the error and the server goes on. The first line printed is \
 'listening on ADDR' (with the real port when --listen asks for port 0).\n\n\
 With --ticket-keys, the session-ticket keys come from Redis, shared by every server given the \
@@ -33,6 +33,7 @@ restarts): a client resumes on any node running the same backend. If Redis canno
 the server keeps serving with keys of its own (a warning on stderr) and shares again once Redis \
 is back.\n\n\
 Example: tlsresume serve --backend openssl --starttls smtp --listen 127.0.0.1:8025\n\n\
+Early pipelining (PIPECONNECT): tlsresume serve --starttls smtp --pipe-connect --listen 127.0.0.1:8025\n\n\
 Fleet example (the same on every node; make the KEK once, e.g. \
 `openssl rand -hex 32 > /etc/tlsresume/kek; chmod 600 /etc/tlsresume/kek`):\n  \
 tlsresume serve --backend openssl --listen 0.0.0.0:465 --ticket-keys redis://10.0.0.5:6379 \
