@@ -239,6 +239,10 @@ fn every_subcommand_has_help() {
         "--max-connections",
         "--http",
         "--json",
+        "--plain",
+        "--pipe-connect",
+        "--pipe-connect-hosts",
+        "--pre-banner-wait",
     ] {
         assert!(serve.contains(option), "serve --help lacks {option}");
     }
@@ -254,6 +258,11 @@ fn every_subcommand_has_help() {
         "--json",
         "--resumption-hosts",
         "--advance",
+        "--plain",
+        "--pipe-connect",
+        "--mail-from",
+        "--rcpt-to",
+        "--no-chunking",
     ] {
         assert!(probe.contains(option), "probe --help lacks {option}");
     }
@@ -297,6 +306,43 @@ fn bad_arguments_give_one_clear_line() {
         "/nonexistent.pem",
     );
     assert_one_line_error(&run(&["probe", "no-port-here"]), "no-port-here");
+    // Early pipelining and the test message.
+    assert_one_line_error(
+        &run(&with(&["--pipe-connect-hosts", "127.0.0.1"])),
+        "--pipe-connect-hosts goes with --pipe-connect",
+    );
+    assert_one_line_error(
+        &run(&with(&[
+            "--pipe-connect",
+            "--pipe-connect-hosts",
+            "10.0.0.0/33",
+        ])),
+        "10.0.0.0/33",
+    );
+    assert_one_line_error(
+        &run(&["probe", "127.0.0.1:9", "--pipe-connect"]),
+        "--mail-from",
+    );
+    assert_one_line_error(&run(&["probe", "127.0.0.1:9", "--plain"]), "--mail-from");
+    assert_one_line_error(
+        &run(&["probe", "127.0.0.1:9", "--mail-from", "a@example.test"]),
+        "--rcpt-to",
+    );
+    assert_one_line_error(
+        &run(&["probe", "127.0.0.1:9", "--rcpt-to", "b@example.test"]),
+        "--mail-from",
+    );
+    assert_one_line_error(
+        &run(&[
+            "probe",
+            "127.0.0.1:9",
+            "--mail-from",
+            "a@example.test>\r\nRSET",
+            "--rcpt-to",
+            "b@example.test",
+        ]),
+        "--mail-from",
+    );
 }
 
 /// `serve` with `server` probed twice by `probe` with `client`: the second connection resumes,
@@ -1694,4 +1740,372 @@ fn timeline_svg_renders_has_a_legend_and_no_label_crosses_a_bar() {
         assert!(!bad.status.success(), "a truncated SVG rendered");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// How long `serve` waits for early commands before its banner in these tests (milliseconds):
+/// a client speaking early is seen at once; without the wait the server only looks, and a
+/// client scheduled a moment late would be logged `L.` rather than `L*`.
+const PRE_BANNER_WAIT: &str = "500";
+
+/// `probe --pipe-connect --count 2` with a test message against `serve --starttls smtp
+/// --pipe-connect`: the first connection goes the normal way and is logged `L.` by the server;
+/// the second sends EHLO and STARTTLS before the banner (and EHLO, MAIL, RCPT, BDAT right
+/// after the handshake), resumes TLS, and is logged `L*`.
+fn pipe_connect_pair(server: &str, client: &str) {
+    let case = format!("server {server}, client {client}");
+    let srv = Server::start(&[
+        "--backend",
+        server,
+        "--starttls",
+        "smtp",
+        "--pipe-connect",
+        "--pre-banner-wait",
+        PRE_BANNER_WAIT,
+        "--max-connections",
+        "2",
+    ]);
+    let r = run(&[
+        "probe",
+        &srv.addr,
+        "--backend",
+        client,
+        "--starttls",
+        "smtp",
+        "--pipe-connect",
+        "--count",
+        "2",
+        "--mail-from",
+        "a@example.test",
+        "--rcpt-to",
+        "b@example.test",
+    ]);
+    assert_eq!(r.code, Some(0), "{case}: {r:?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines.len() >= 3, "{case}: {r:?}");
+    assert!(
+        lines[0].contains(" early=none ") && !lines[0].contains("L*"),
+        "{case}: {r:?}"
+    );
+    assert!(
+        lines[0].contains(" L early=") && lines[0].contains("waits-before-data=5"),
+        "first: banner, EHLO, STARTTLS, EHLO, MAIL..BDAT: {case}: {r:?}"
+    );
+    assert!(
+        lines[1].contains(" L* early=EHLO,STARTTLS tls-early=EHLO,MAIL,RCPT,BDAT ")
+            && lines[1].contains("waits-before-data=2")
+            && lines[1].contains("C=\"250 "),
+        "{case}: {r:?}"
+    );
+    assert!(
+        lines[1].contains("* CV=") && lines[1].contains("(session resumed"),
+        "the second connection resumes TLS as well: {case}: {r:?}"
+    );
+    assert!(
+        lines[2].contains("2 messages accepted, early pipelining on 1"),
+        "{case}: {r:?}"
+    );
+    let first = srv.line();
+    let second = srv.line();
+    assert!(
+        first.contains(" L. messages=1") && !first.contains('*'),
+        "{case}: {first}"
+    );
+    assert!(
+        second.contains(" L* messages=1") && second.contains("session resumed"),
+        "{case}: {second}"
+    );
+    assert_eq!(srv.wait_exit(), Some(0), "{case}");
+}
+
+macro_rules! pipe_connect_pairs {
+    ($($name:ident: $server:literal, $client:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            pipe_connect_pair($server, $client);
+        }
+    )*};
+}
+
+pipe_connect_pairs! {
+    pipe_connect_openssl_server_openssl_probe: "openssl", "openssl";
+    pipe_connect_openssl_server_gnutls_probe: "openssl", "gnutls";
+    pipe_connect_openssl_server_rustls_probe: "openssl", "rustls";
+    pipe_connect_gnutls_server_openssl_probe: "gnutls", "openssl";
+    pipe_connect_gnutls_server_gnutls_probe: "gnutls", "gnutls";
+    pipe_connect_gnutls_server_rustls_probe: "gnutls", "rustls";
+    pipe_connect_rustls_server_openssl_probe: "rustls", "openssl";
+    pipe_connect_rustls_server_gnutls_probe: "rustls", "gnutls";
+    pipe_connect_rustls_server_rustls_probe: "rustls", "rustls";
+}
+
+/// Connects to `addr`, sends `line` at once (before any banner can be read), and returns
+/// everything the server says until it closes or 10 s pass.
+fn talk_early(addr: &str, line: &str) -> String {
+    use std::io::Write;
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+    tcp.write_all(line.as_bytes()).expect("write early");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tcp.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        // Enough once the EHLO reply (or the rejection) is complete.
+        let text = String::from_utf8_lossy(&got);
+        if text.contains("554 ") || text.contains("250 STARTTLS\r\n") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn early_talkers_are_rejected_unless_offered_pipe_connect() {
+    // Not in --pipe-connect-hosts: no PIPECONNECT for the probe, and an early talker is
+    // dropped with Exim's reply.
+    let srv = Server::start(&[
+        "--starttls",
+        "smtp",
+        "--pipe-connect",
+        "--pipe-connect-hosts",
+        "!127.0.0.1 : *",
+        "--pre-banner-wait",
+        "1000",
+        "--max-connections",
+        "3",
+    ]);
+    let reply = talk_early(&srv.addr, "EHLO early.test\r\n");
+    assert!(
+        reply.starts_with("554 SMTP synchronization error") && !reply.contains("220 "),
+        "{reply:?}"
+    );
+    let line = srv.line();
+    assert!(line.contains("SMTP synchronization error"), "{line}");
+    let r = run(&[
+        "probe",
+        &srv.addr,
+        "--starttls",
+        "smtp",
+        "--pipe-connect",
+        "--count",
+        "2",
+        "--mail-from",
+        "a@example.test",
+        "--rcpt-to",
+        "b@example.test",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(
+        !r.stdout.contains("L*") && r.stdout.contains("early pipelining on 0"),
+        "{r:?}"
+    );
+    for _ in 0..2 {
+        let line = srv.line();
+        // Pipelined (MAIL..BDAT in one go), but PIPECONNECT never advertised.
+        assert!(line.contains(" L messages=1"), "{line}");
+    }
+
+    // In the list: PIPECONNECT is advertised and the early talker is answered.
+    let srv = Server::start(&[
+        "--starttls",
+        "smtp",
+        "--pipe-connect",
+        "--pipe-connect-hosts",
+        "127.0.0.1",
+        "--pre-banner-wait",
+        "1000",
+        "--max-connections",
+        "1",
+    ]);
+    let reply = talk_early(&srv.addr, "EHLO early.test\r\n");
+    assert!(reply.starts_with("220 "), "{reply:?}");
+    assert!(reply.contains("250-PIPECONNECT\r\n"), "{reply:?}");
+    assert!(reply.contains("250-PIPELINING\r\n"), "{reply:?}");
+}
+
+#[test]
+fn without_pipe_connect_nothing_is_advertised_and_early_talkers_are_rejected() {
+    let srv = Server::start(&[
+        "--starttls",
+        "smtp",
+        "--pre-banner-wait",
+        "1000",
+        "--max-connections",
+        "3",
+    ]);
+    let reply = talk_early(&srv.addr, "EHLO early.test\r\n");
+    assert!(
+        reply.starts_with("554 SMTP synchronization error"),
+        "{reply:?}"
+    );
+    assert!(srv.line().contains("SMTP synchronization error"));
+    let r = run(&[
+        "probe",
+        &srv.addr,
+        "--starttls",
+        "smtp",
+        "--pipe-connect",
+        "--count",
+        "2",
+        "--mail-from",
+        "a@example.test",
+        "--rcpt-to",
+        "b@example.test",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stdout.contains("L*"), "{r:?}");
+    for _ in 0..2 {
+        let line = srv.line();
+        assert!(!line.contains("L.") && !line.contains("L*"), "{line}");
+    }
+}
+
+#[test]
+fn cache_file_carries_the_ehlo_entry_and_the_session_between_runs() {
+    let dir = scratch("ehlo-cache");
+    let cache = dir.join("cache.sqlite");
+    let cache_arg = cache.display().to_string();
+    let srv = Server::start(&[
+        "--backend",
+        "openssl",
+        "--starttls",
+        "smtp",
+        "--pipe-connect",
+        "--pre-banner-wait",
+        PRE_BANNER_WAIT,
+        "--max-connections",
+        "2",
+    ]);
+    for (run_no, again) in [(1, false), (2, true)] {
+        let r = run(&[
+            "probe",
+            &srv.addr,
+            "--backend",
+            "openssl",
+            "--starttls",
+            "smtp",
+            "--pipe-connect",
+            "--count",
+            "1",
+            "--cache",
+            &cache_arg,
+            "--mail-from",
+            "a@example.test",
+            "--rcpt-to",
+            "b@example.test",
+        ]);
+        assert_eq!(r.code, Some(0), "run {run_no}: {r:?}");
+        let first = r.stdout.lines().next().unwrap_or_default();
+        assert_eq!(
+            first.contains(" L* early=EHLO,STARTTLS"),
+            again,
+            "run {run_no}: {r:?}"
+        );
+        assert_eq!(first.contains("* CV="), again, "run {run_no}: {r:?}");
+    }
+    assert!(srv.line().contains(" L. messages=1"));
+    let second = srv.line();
+    assert!(
+        second.contains(" L* messages=1") && second.contains("session resumed"),
+        "{second}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn plain_smtp_pipe_connect_with_data_and_json() {
+    let srv = Server::start_json(&[
+        "--plain",
+        "--pipe-connect",
+        "--pre-banner-wait",
+        PRE_BANNER_WAIT,
+        "--max-connections",
+        "2",
+    ]);
+    let r = run(&[
+        "probe",
+        &srv.addr,
+        "--plain",
+        "--pipe-connect",
+        "--no-chunking",
+        "--json",
+        "--mail-from",
+        "a@example.test",
+        "--rcpt-to",
+        "b@example.test",
+        "--rcpt-to",
+        "c@example.test",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let objects: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(objects.len(), 3, "{r:?}");
+    assert_eq!(objects[0]["l"], "L", "{r:?}");
+    assert_eq!(objects[0]["sent_early"], serde_json::json!([]), "{r:?}");
+    assert_eq!(
+        objects[0]["waits_before_data"], 3,
+        "banner, EHLO, MAIL..DATA: {r:?}"
+    );
+    assert_eq!(objects[1]["l"], "L*", "{r:?}");
+    assert_eq!(
+        objects[1]["sent_early"],
+        serde_json::json!(["EHLO", "MAIL", "RCPT", "RCPT", "DATA"]),
+        "--no-chunking: DATA, not BDAT: {r:?}"
+    );
+    assert_eq!(objects[1]["waits_before_data"], 1, "{r:?}");
+    assert_eq!(objects[1]["chunking"], false, "{r:?}");
+    assert!(objects[0].get("x").is_none(), "no TLS: {r:?}");
+    assert_eq!(objects[2]["summary"]["early_pipelining"], 1, "{r:?}");
+    assert_eq!(objects[2]["summary"]["messages"], 2, "{r:?}");
+    assert_eq!(objects[2]["summary"]["transport"], "plain", "{r:?}");
+    for l in ["L.", "L*"] {
+        let line = srv.line();
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["l"], l, "{v}");
+        assert_eq!(v["messages"], 1, "{v}");
+        assert_eq!(v["transport"], "plain", "{v}");
+        assert!(v["x"].is_null() && v["error"].is_null(), "{v}");
+    }
+    assert_eq!(srv.wait_exit(), Some(0));
+}
+
+#[test]
+fn tls_on_connect_probe_sends_the_message_over_tls_and_pipelines_it() {
+    let srv = Server::start(&[
+        "--backend",
+        "rustls",
+        "--pipe-connect",
+        "--max-connections",
+        "2",
+    ]);
+    let r = run(&[
+        "probe",
+        &srv.addr,
+        "--backend",
+        "gnutls",
+        "--pipe-connect",
+        "--mail-from",
+        "",
+        "--rcpt-to",
+        "b@example.test",
+    ]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(
+        lines[0].contains(" early=none ") && !lines[0].contains('*'),
+        "{r:?}"
+    );
+    assert!(
+        lines[1].contains("* CV=") && lines[1].contains(" L* early=EHLO,MAIL,RCPT,BDAT "),
+        "the under-TLS view goes before the banner over TLS: {r:?}"
+    );
+    assert!(srv.line().contains(" L. messages=1"));
+    assert!(srv.line().contains("messages=1"));
 }

@@ -9,24 +9,71 @@ use std::time::{Duration, Instant};
 
 use tlsresume_core::{
     EhloCache, EhloEntry, EhloFeatures, EhloKey, EhloResponse, HostList, MemoryEhloStore, Observed,
-    Phase, SystemClock, Verdict,
+    Phase, SessionInfo, SystemClock, Verdict,
 };
 
 use crate::conn::Conn;
 use crate::reply::{Reply, ReplyError};
 
+/// What the SMTP dialogue knows when TLS starts: the inputs of a TLS session cache key that
+/// only the SMTP layer sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UpgradeContext<'a> {
+    /// The server's address and port.
+    pub peer: SocketAddr,
+    /// The server's host name as the caller gave it (for SNI and certificate checks when the
+    /// upgrade has no name of its own), if any.
+    pub peer_name: Option<&'a str>,
+    /// The host name from the first line of the server's EHLO response, when it gave one.
+    /// Exim keys its client session cache on it (the "load balancer" name: a pool of servers
+    /// behind one address that answer with different names keep separate sessions).
+    pub ehlo_host: Option<&'a str>,
+}
+
+impl<'a> UpgradeContext<'a> {
+    /// The context of a connection to `peer`.
+    pub fn new(peer: SocketAddr) -> Self {
+        Self {
+            peer,
+            peer_name: None,
+            ehlo_host: None,
+        }
+    }
+
+    /// With the server's host name as the caller knows it.
+    pub fn peer_name(mut self, name: Option<&'a str>) -> Self {
+        self.peer_name = name;
+        self
+    }
+
+    /// With the host name from the server's EHLO response.
+    pub fn ehlo_host(mut self, name: Option<&'a str>) -> Self {
+        self.ehlo_host = name;
+        self
+    }
+}
+
 /// Turns the plain connection into a TLS one after the server's `220` to STARTTLS.
 ///
-/// Any tlsresume backend's client plugs in here (its `connect` over the plain stream, with
-/// session resumption from its own store), as does any other TLS library.
+/// Any tlsresume backend's client plugs in through [`crate::TlsUpgrade`] (its `connect` over
+/// the plain stream, with session resumption from its own store), as does any other TLS
+/// library.
 pub trait StartTls<S> {
     /// The encrypted stream.
     type Stream: Read + Write;
     /// Why the handshake failed.
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// Runs the TLS handshake over `plain`.
-    fn upgrade(&self, plain: S) -> Result<Self::Stream, Self::Error>;
+    /// Runs the TLS handshake over `plain`; `context` carries what the SMTP dialogue learnt
+    /// (the EHLO host name, for the session cache key).
+    fn upgrade(&self, plain: S, context: &UpgradeContext<'_>) -> Result<Self::Stream, Self::Error>;
+
+    /// What the TLS session was, read at the end of the dialogue (TLS 1.3 tickets arrive
+    /// after the handshake), for [`Delivery::tls_info`]. Default: nothing known.
+    fn session_info(_stream: &Self::Stream) -> Option<SessionInfo> {
+        None
+    }
 }
 
 /// The [`StartTls`] of a client that never starts TLS (for [`Client::send`] without TLS).
@@ -37,7 +84,7 @@ impl<S: Read + Write> StartTls<S> for NoTls {
     type Stream = S;
     type Error = io::Error;
 
-    fn upgrade(&self, _plain: S) -> Result<S, io::Error> {
+    fn upgrade(&self, _plain: S, _context: &UpgradeContext<'_>) -> Result<S, io::Error> {
         Err(io::Error::other("no TLS configured"))
     }
 }
@@ -269,6 +316,10 @@ pub struct Delivery {
     pub reply: Reply,
     /// The last EHLO response.
     pub ehlo: EhloResponse,
+    /// The TLS session as the upgrade reported it at the end ([`StartTls::session_info`]);
+    /// `None` in clear, for TLS-on-connect (the caller holds that stream) or when the upgrade
+    /// does not say.
+    pub tls_info: Option<SessionInfo>,
 }
 
 impl Delivery {
@@ -319,6 +370,9 @@ pub struct Client {
 struct Run<'a> {
     config: &'a ClientConfig,
     key: EhloKey,
+    peer: SocketAddr,
+    peer_name: Option<&'a str>,
+    tls_info: Option<SessionInfo>,
     willing: bool,
     cached: Option<EhloEntry>,
     started: Instant,
@@ -418,6 +472,9 @@ impl Client {
         let mut run = Run {
             config: &self.config,
             key,
+            peer,
+            peer_name,
+            tls_info: None,
             willing,
             cached,
             started,
@@ -433,9 +490,9 @@ impl Client {
         let result = run.first_phase(Conn::new(stream, 0), first, starttls, message);
         let (ehlo, reply, waits) = match result {
             Ok(Phase1::Done(done)) => done,
-            Ok(Phase1::Upgrade(conn, upgrade)) => {
+            Ok(Phase1::Upgrade(conn, upgrade, ehlo_host)) => {
                 run.report.tls = true;
-                run.tls_phase(conn, upgrade, message)?
+                run.tls_phase(conn, upgrade, &ehlo_host, message)?
             }
             Err(mut e) => {
                 e.early =
@@ -463,6 +520,7 @@ impl Client {
             rejected: r.rejected,
             reply,
             ehlo,
+            tls_info: run.tls_info,
         })
     }
 }
@@ -471,7 +529,7 @@ type Done = (EhloResponse, Reply, u32);
 
 enum Phase1<'u, S, U> {
     Done(Done),
-    Upgrade((S, u32), &'u U),
+    Upgrade((S, u32), &'u U, String),
 }
 
 /// What was sent ahead of the replies.
@@ -571,7 +629,7 @@ impl Run<'_> {
                     format!("the server sent {extra} byte(s) after its 220 to STARTTLS, before TLS (refused: possible STARTTLS response injection)"),
                 )
             })?;
-            return Ok(Phase1::Upgrade((plain, waits), upgrade));
+            return Ok(Phase1::Upgrade((plain, waits), upgrade, ehlo.host));
         }
 
         let sent = plan.is_some();
@@ -584,9 +642,13 @@ impl Run<'_> {
         &mut self,
         (plain, waits): (S, u32),
         upgrade: &U,
+        ehlo_host: &str,
         message: &Message,
     ) -> Result<Done, SendError> {
-        let tls = upgrade.upgrade(plain).map_err(Self::fail_tls)?;
+        let context = UpgradeContext::new(self.peer)
+            .peer_name(self.peer_name)
+            .ehlo_host(Some(ehlo_host).filter(|h| !h.is_empty()));
+        let tls = upgrade.upgrade(plain, &context).map_err(Self::fail_tls)?;
         let mut conn = Conn::new(tls, waits);
         let view = self
             .cached
@@ -608,6 +670,7 @@ impl Run<'_> {
         let sent = plan.is_some();
         let plan = plan.unwrap_or_else(|| self.plan(ehlo.features, message));
         let (reply, waits) = self.transaction(&mut conn, &plan, sent)?;
+        self.tls_info = U::session_info(conn.get_ref());
         Ok((ehlo, reply, waits))
     }
 
@@ -816,9 +879,11 @@ impl Run<'_> {
             return Err(SendError::refused(Stage::Content, final_reply));
         }
         let waits = conn.waits();
-        // A polite end; the message is the server's already, so a failure here changes nothing.
+        // A polite end, waiting for the reply before closing (RFC 5321 §4.1.1.10: the client
+        // SHOULD), so the server has finished with this connection when the next one starts.
+        // The message is the server's already, so a failure here changes nothing.
         conn.queue("QUIT");
-        let _ = conn.flush();
+        let _ = conn.read_reply();
         Ok((final_reply, waits))
     }
 }

@@ -104,6 +104,11 @@ impl<S: Read + Write> Conn<S> {
         }
     }
 
+    /// The stream underneath.
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
     /// The stream, for STARTTLS; `Err` with the count of bytes the server sent past its
     /// "ready to start TLS" reply, which must not be taken as part of the TLS session (STARTTLS
     /// response injection: a man in the middle's plaintext passed off as the server's).

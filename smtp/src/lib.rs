@@ -11,7 +11,8 @@
 //! | [`Client`], [`ClientConfig`] | one message per connection; `hosts_pipe_connect`, the EHLO cache |
 //! | [`Message`], [`Delivery`] | what is sent; what the connection did (sent early, waits, `L` field) |
 //! | [`SendError`], [`Stage`] | where it failed, and whether a retry may succeed |
-//! | [`StartTls`], [`NoTls`], [`Start`] | the TLS seam |
+//! | [`StartTls`], [`UpgradeContext`], [`NoTls`], [`Start`] | the TLS seam |
+//! | [`TlsUpgrade`] | STARTTLS through any tlsresume backend (a `ClientContext`), the EHLO host name in its session cache key |
 //! | [`reply`] | the SMTP reply parser (the workspace's only one) |
 //!
 //! The cache, its key and its rules are `tlsresume-core`'s ([`tlsresume_core::EhloCache`]);
@@ -42,9 +43,11 @@
 mod client;
 mod conn;
 pub mod reply;
+mod tls;
 
 pub use client::{
     Client, ClientConfig, Delivery, HeloNameError, Message, NoTls, SendError, Stage, Start,
-    StartTls,
+    StartTls, UpgradeContext,
 };
 pub use reply::{read_line_unbuffered, read_reply_lines, read_reply_unbuffered, Reply, ReplyError};
+pub use tls::TlsUpgrade;

@@ -553,3 +553,62 @@ fn tls_on_connect_caches_the_tls_response_and_speaks_before_the_banner() {
     assert!(handshakes[1].resumption.contains(Resumption::USED));
     assert_eq!(server.message_count(), 2);
 }
+
+#[test]
+fn tls_upgrade_keys_sessions_on_the_ehlo_host_name_and_reports_them() {
+    use tlsresume_core::contract::ClientContract;
+    use tlsresume_core::{
+        certificates_from_pem_file, BackendKind, ClientContext, ClientParams, ClientSettings,
+        MemoryStore,
+    };
+    use tlsresume_smtp::TlsUpgrade;
+
+    let setup = client("*");
+    let server = TestServer::start(ServerConfig {
+        plans: vec![ConnPlan::new(OFFER_TLS, &["PIPELINING", "PIPECONNECT"])],
+        pre_banner_wait: Duration::from_millis(500),
+        tls: Some(common::rustls_server()),
+        tls_on_connect: false,
+    });
+    let roots = certificates_from_pem_file(&common::pki("ca.pem")).expect("ca");
+    let store = Arc::new(MemoryStore::new(8));
+    let settings = ClientSettings::builder(roots)
+        .store(store.clone())
+        .build()
+        .expect("settings");
+    let backend: Arc<dyn ClientContext> =
+        Arc::new(tlsresume_rustls::Client::new(settings.clone()).expect("client"));
+    let tls = TlsUpgrade::new(backend);
+    // No server name anywhere: a clear error, nothing sent.
+    let err = setup
+        .client
+        .connect(server.addr, None, Some(&tls), &message())
+        .expect_err("no server name");
+    assert_eq!(err.stage, Stage::StartTls);
+    assert!(err.detail.contains("no server name"), "{err}");
+    let tls = tls.server_name("mx.tlsresume.test");
+    let first = setup
+        .client
+        .connect(server.addr, None, Some(&tls), &message())
+        .expect("first");
+    let info = first.tls_info.expect("the upgrade reports its session");
+    assert!(!info.resumed);
+    let with_lb = ClientParams::new("mx.tlsresume.test", server.addr).lb_name("test.server");
+    let without = ClientParams::new("mx.tlsresume.test", server.addr);
+    let stored = |p: &ClientParams| {
+        tlsresume_core::SessionStore::get(&*store, &settings.cache_key(BackendKind::Rustls, p))
+            .expect("store")
+            .is_some()
+    };
+    assert!(
+        stored(&with_lb) && !stored(&without),
+        "the session is keyed on the EHLO host name"
+    );
+    let second = setup
+        .client
+        .connect(server.addr, None, Some(&tls), &message())
+        .expect("second");
+    assert_eq!(second.l_field(), Some("L*"));
+    assert!(second.tls_info.expect("info").resumed, "TLS resumed too");
+    assert_eq!(server.message_count(), 2);
+}

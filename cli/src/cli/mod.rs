@@ -27,22 +27,26 @@ pub enum Wire {
     TlsOnConnect,
     /// Plain SMTP until STARTTLS.
     Starttls,
+    /// SMTP in clear throughout, no TLS (`--plain`).
+    Plain,
 }
 
 impl Wire {
-    /// The wire from the `--starttls` option (absent: TLS-on-connect).
-    pub fn from_option(starttls: Option<StartProtocol>) -> Self {
-        match starttls {
-            Some(StartProtocol::Smtp) => Self::Starttls,
-            None => Self::TlsOnConnect,
+    /// The wire from the `--starttls` and `--plain` options (neither: TLS-on-connect).
+    pub fn from_options(starttls: Option<StartProtocol>, plain: bool) -> Self {
+        match (starttls, plain) {
+            (_, true) => Self::Plain,
+            (Some(StartProtocol::Smtp), false) => Self::Starttls,
+            (None, false) => Self::TlsOnConnect,
         }
     }
 
-    /// `tls-on-connect` or `starttls`.
+    /// `tls-on-connect`, `starttls` or `plain`.
     pub fn name(self) -> &'static str {
         match self {
             Self::TlsOnConnect => "tls-on-connect",
             Self::Starttls => "starttls",
+            Self::Plain => "plain",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `tlsresume probe`: connects to a server several times sharing one session cache, prints one
 //! Exim-style line per connection and a summary of what resumed and why not.
 
+use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,10 +10,14 @@ use std::time::Duration;
 use clap::ValueEnum;
 use serde_json::json;
 use tlsresume::contract::ClientContract;
+use tlsresume::smtp::{
+    Client as SmtpClient, ClientConfig, Delivery, Message, NoTls, Start, StartTls, TlsUpgrade,
+    UpgradeContext,
+};
 use tlsresume::{
-    BackendKind, CacheEntry, ClientContext, ClientOffer, ClientParams, ClientSettings, Error,
-    HostList, ManualClock, MemoryStore, NoOffer, OcspMode, ProtocolVersion, Resumption,
-    SessionInfo, VerifyMode,
+    BackendKind, CacheEntry, ClientContext, ClientOffer, ClientParams, ClientSettings, EhloCache,
+    EhloStore, Error, HostList, ManualClock, MemoryEhloStore, MemoryStore, NoOffer, OcspMode,
+    ProtocolVersion, Resumption, SessionInfo, SharedClock, TlsStream, Verdict, VerifyMode,
 };
 use tlsresume_compare::Pki;
 
@@ -58,7 +63,9 @@ was used up, or the policy forbids it. With --json, one JSON object per connecti
 why_not_resumed) and a final {\"summary\": ...} object.\n\n\
 Exit status: 0 when every connection succeeded (resumed or not), 1 when one failed, 2 on bad \
 arguments.\n\n\
-Example: tlsresume probe 127.0.0.1:8465 --backend gnutls --count 3"
+Example: tlsresume probe 127.0.0.1:8465 --backend gnutls --count 3\n\n\
+With a test message and early pipelining (the second line shows L* early=EHLO,STARTTLS):\n  \
+tlsresume probe 127.0.0.1:8025 --starttls smtp --pipe-connect --mail-from a@example.test --rcpt-to b@example.test"
 )]
 pub struct ProbeArgs {
     /// The server: HOST:PORT, e.g. 127.0.0.1:8465, mx.example.net:465, [::1]:25.
@@ -124,6 +131,30 @@ pub struct ProbeArgs {
     /// text line, and why it did not resume), then {"summary": {...}}.
     #[arg(long)]
     pub json: bool,
+    /// SMTP in clear, no TLS at all (needs --mail-from and --rcpt-to): to see pipelining and
+    /// early pipelining without TLS.
+    #[arg(long, conflicts_with = "starttls")]
+    pub plain: bool,
+    /// Early pipelining (Exim's PIPECONNECT, needs --mail-from and --rcpt-to): remember the
+    /// server's EHLO response when it offers PIPELINING and PIPECONNECT, and on the next
+    /// connection send EHLO (and STARTTLS, or the message's MAIL, RCPT and DATA/BDAT) before
+    /// the banner arrives. The EHLO cache lives in memory for the run, in --cache FILE across
+    /// runs; entries expire after 7 days.
+    #[arg(long)]
+    pub pipe_connect: bool,
+    /// Send a small test message from ADDR on each connection (as swaks does), through the
+    /// SMTP client: MAIL, RCPT and DATA (or BDAT when the server offers CHUNKING) pipelined
+    /// when the server offers PIPELINING. Each line then says what was sent early, how many
+    /// times the client waited for the server before DATA was accepted, Exim's L field (L*
+    /// early pipelining used, L pipelining used) and the server's final reply (C=).
+    #[arg(long, value_name = "ADDR")]
+    pub mail_from: Option<String>,
+    /// Recipient of the test message; repeat for more.
+    #[arg(long, value_name = "ADDR")]
+    pub rcpt_to: Vec<String>,
+    /// Send the test message with DATA even when the server offers CHUNKING (BDAT).
+    #[arg(long)]
+    pub no_chunking: bool,
 }
 
 /// The server's address and the name to send, from HOST:PORT and --sni.
@@ -200,6 +231,196 @@ struct Outcome {
     inputs: Option<KeyInputs>,
     /// The probe's clock when the offer was made.
     now: tlsresume::UnixTime,
+    /// What the SMTP client did, when it sent a test message.
+    smtp: Option<SmtpReport>,
+}
+
+/// What the SMTP client reported for one connection's test message.
+#[derive(Debug)]
+struct SmtpReport {
+    /// Commands sent before the banner.
+    sent_early: Vec<&'static str>,
+    /// Commands sent right after the TLS handshake, from the cached under-TLS EHLO response.
+    sent_early_tls: Vec<&'static str>,
+    /// Times the client waited for the server before DATA was accepted.
+    waits_before_data: u32,
+    /// Exim's client `L` field.
+    l_field: Option<&'static str>,
+    /// Whether MAIL/RCPT/DATA were pipelined; whether BDAT was used.
+    pipelining: bool,
+    chunking: bool,
+    /// What happened to the cached EHLO response, per phase (`clear: stored`).
+    cache: Vec<String>,
+    /// The server's final reply to the message.
+    reply: String,
+}
+
+impl SmtpReport {
+    fn new(d: &Delivery) -> Self {
+        Self {
+            sent_early: d.sent_early.clone(),
+            sent_early_tls: d.sent_early_tls.clone(),
+            waits_before_data: d.waits_before_data,
+            l_field: d.l_field(),
+            pipelining: d.pipelining,
+            chunking: d.chunking,
+            cache: d
+                .cache
+                .iter()
+                .map(|(phase, v)| format!("{phase}: {}", verdict(v)))
+                .collect(),
+            reply: d.reply.to_string(),
+        }
+    }
+
+    fn early(&self) -> bool {
+        !self.sent_early.is_empty() || !self.sent_early_tls.is_empty()
+    }
+
+    /// ` L* early=EHLO,STARTTLS tls-early=EHLO,MAIL,RCPT,BDAT waits-before-data=2 C="250 OK"`.
+    fn text(&self) -> String {
+        let list = |v: &[&str]| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(",")
+            }
+        };
+        let mut t = String::new();
+        if let Some(l) = self.l_field {
+            t.push_str(&format!(" {l}"));
+        }
+        t.push_str(&format!(" early={}", list(&self.sent_early)));
+        if !self.sent_early_tls.is_empty() {
+            t.push_str(&format!(" tls-early={}", list(&self.sent_early_tls)));
+        }
+        t.push_str(&format!(
+            " waits-before-data={} C=\"{}\"",
+            self.waits_before_data,
+            self.reply.replace('"', "'")
+        ));
+        t
+    }
+
+    fn json(&self, v: &mut serde_json::Value) {
+        v["l"] = json!(self.l_field);
+        v["early_pipelining"] = json!(self.early());
+        v["sent_early"] = json!(self.sent_early);
+        v["sent_early_tls"] = json!(self.sent_early_tls);
+        v["waits_before_data"] = json!(self.waits_before_data);
+        v["pipelining"] = json!(self.pipelining);
+        v["chunking"] = json!(self.chunking);
+        v["ehlo_cache"] = json!(self.cache);
+        v["reply"] = json!(self.reply);
+    }
+}
+
+/// A cache verdict in words.
+fn verdict(v: &Verdict) -> String {
+    match v {
+        Verdict::Keep => "kept".into(),
+        Verdict::Stored => "stored".into(),
+        Verdict::Rewritten => "rewritten".into(),
+        Verdict::Deleted(why) => format!("deleted ({why:?})"),
+        Verdict::Nothing => "nothing".into(),
+    }
+}
+
+/// The test message and the SMTP client, when `--mail-from` is given.
+struct Mail {
+    client: SmtpClient,
+    from: String,
+    to: Vec<String>,
+    ehlo: String,
+}
+
+impl Mail {
+    /// Connection `n`'s message (1-based).
+    fn message(&self, n: u32) -> Message {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let content = format!(
+            "From: <{}>\r\nTo: {}\r\nSubject: tlsresume probe, connection {n}\r\n\
+             Message-ID: <{stamp}.{}.{n}@{}>\r\n\r\nA test message from tlsresume probe.\r\n",
+            self.from,
+            self.to
+                .iter()
+                .map(|r| format!("<{r}>"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            std::process::id(),
+            self.ehlo,
+        );
+        Message {
+            mail_from: self.from.clone(),
+            rcpt_to: self.to.clone(),
+            content: content.into_bytes(),
+        }
+    }
+}
+
+/// An envelope address from the command line: printable ASCII, no spaces or angle brackets
+/// (it goes into `MAIL FROM:<…>` as it is).
+fn address(option: &str, addr: &str) -> Result<String, Error> {
+    if addr.len() > 254
+        || !addr
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+    {
+        return Err(Error::Config(format!(
+            "{option} '{}': not an address (printable ASCII without spaces or <>)",
+            addr.escape_debug()
+        )));
+    }
+    Ok(addr.to_owned())
+}
+
+/// The SMTP client of `--mail-from`, `--pipe-connect`, `--plain`; `None` when the probe only
+/// says EHLO and QUIT.
+fn mail(
+    args: &ProbeArgs,
+    ehlo_store: Arc<dyn EhloStore>,
+    clock: SharedClock,
+    timeout: Duration,
+) -> Result<Option<Mail>, Error> {
+    let Some(from) = &args.mail_from else {
+        if args.pipe_connect || args.plain || !args.rcpt_to.is_empty() || args.no_chunking {
+            return Err(Error::Config(
+                "--pipe-connect, --plain, --rcpt-to and --no-chunking send a test message: give \
+                 --mail-from ADDR and --rcpt-to ADDR"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    };
+    if args.rcpt_to.is_empty() {
+        return Err(Error::Config("--mail-from needs --rcpt-to ADDR".into()));
+    }
+    let from = if from.is_empty() {
+        String::new() // the null sender, as for a bounce
+    } else {
+        address("--mail-from", from)?
+    };
+    let to = args
+        .rcpt_to
+        .iter()
+        .map(|r| address("--rcpt-to", r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut config =
+        ClientConfig::new(args.ehlo.as_str()).map_err(|e| Error::Config(format!("--ehlo: {e}")))?;
+    if args.pipe_connect {
+        config.hosts_pipe_connect = HostList::any();
+    }
+    config.ehlo_cache = EhloCache::new(ehlo_store, clock);
+    config.chunking = !args.no_chunking;
+    config.timeout = timeout;
+    Ok(Some(Mail {
+        client: SmtpClient::new(config),
+        from,
+        to,
+        ehlo: args.ehlo.clone(),
+    }))
 }
 
 /// Runs `probe`; `Ok(true)` when every connection succeeded.
@@ -227,29 +448,38 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
     let clock = Arc::new(ManualClock::starting_now());
     settings.clock = clock.clone();
     settings.versions = super::versions(args.tls.as_deref())?;
-    settings.store = match &args.cache {
+    let (store, ehlo_store): Stores = match &args.cache {
         Some(path) => open_cache(path)?,
-        None => Arc::new(MemoryStore::new(64)),
+        None => (
+            Arc::new(MemoryStore::new(64)),
+            Arc::new(MemoryEhloStore::default()),
+        ),
     };
-    let client = tlsresume::backends::client(kind, settings.clone())?;
-    let wire = Wire::from_option(args.starttls);
+    settings.store = store;
+    let wire = Wire::from_options(args.starttls, args.plain);
     let timeout = Duration::from_secs(args.timeout.max(1));
+    let mail = mail(args, ehlo_store, clock.clone(), timeout)?;
+    if wire == Wire::Plain {
+        return Ok(run_plain(args, &server_name, peer, &mail, &clock));
+    }
+    let client = tlsresume::backends::client(kind, settings.clone())?;
     let h = format!("H={server_name} [{}]:{}", peer.ip(), peer.port());
     let mut outcomes: Vec<Outcome> = Vec::new();
     for n in 0..args.count {
         if n > 0 && args.advance > 0 {
             clock.advance(Duration::from_secs(args.advance));
         }
-        let outcome = connect(
-            client.as_ref(),
-            &settings,
+        let target = Target {
+            client: &client,
+            settings: &settings,
             kind,
             peer,
-            &server_name,
-            wire,
-            &args.ehlo,
-            timeout,
-        );
+            server_name: &server_name,
+        };
+        let outcome = match &mail {
+            Some(mail) => send(&target, wire, timeout, mail, n + 1),
+            None => connect(&target, wire, &args.ehlo, timeout),
+        };
         outcomes.push(outcome);
         let i = outcomes.len() - 1;
         let why = match &outcomes[i].result {
@@ -282,6 +512,9 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
                         line.push_str(&format!(": {why}"));
                     }
                 }
+                if let Some(smtp) = &outcome.smtp {
+                    line.push_str(&smtp.text());
+                }
                 line
             }
             Err(e) => format!("{h} failed: {e}"),
@@ -290,6 +523,70 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
     }
     summary(kind, wire, &outcomes, args.json);
     Ok(outcomes.iter().all(|o| o.result.is_ok()))
+}
+
+/// `probe --plain`: the test message in clear on each connection, one line each, a summary.
+fn run_plain(
+    args: &ProbeArgs,
+    server_name: &str,
+    peer: SocketAddr,
+    mail: &Option<Mail>,
+    clock: &ManualClock,
+) -> bool {
+    let Some(mail) = mail else {
+        return false; // `mail()` refuses --plain without a message
+    };
+    let h = format!("H={server_name} [{}]:{}", peer.ip(), peer.port());
+    let (mut failed, mut early, mut messages) = (0usize, 0usize, 0usize);
+    for n in 1..=args.count {
+        if n > 1 && args.advance > 0 {
+            clock.advance(Duration::from_secs(args.advance));
+        }
+        let sent = mail
+            .client
+            .connect::<NoTls>(peer, Some(server_name), None, &mail.message(n));
+        let mut v = json!({
+            "connection": n,
+            "host": server_name,
+            "address": peer.ip().to_string(),
+            "port": peer.port(),
+        });
+        let line = match sent {
+            Ok(d) => {
+                let report = SmtpReport::new(&d);
+                early += usize::from(report.early());
+                messages += 1;
+                report.json(&mut v);
+                format!("{h} plain{}", report.text())
+            }
+            Err(e) => {
+                failed += 1;
+                v["error"] = json!(e.to_string());
+                format!("{h} failed: {e}")
+            }
+        };
+        log_line(&if args.json { v.to_string() } else { line });
+    }
+    let n = args.count as usize;
+    if args.json {
+        log_line(
+            &json!({"summary": {
+                "connections": n,
+                "transport": Wire::Plain.name(),
+                "failed": failed,
+                "early_pipelining": early,
+                "messages": messages,
+            }})
+            .to_string(),
+        );
+    } else {
+        log_line(&format!(
+            "summary: {n} connection{} (plain SMTP): {messages} message{} accepted, early pipelining on {early}, {failed} failed",
+            if n == 1 { "" } else { "s" },
+            if messages == 1 { "" } else { "s" },
+        ));
+    }
+    failed == 0
 }
 
 /// The JSON object of one connection: the text line's fields, and why it did not resume.
@@ -325,41 +622,165 @@ fn connection_json(
                 v["ocsp_text"] = json!(info.ocsp.describe());
             }
             v["why_not_resumed"] = json!(why_not);
+            if let Some(smtp) = &outcome.smtp {
+                smtp.json(&mut v);
+            }
         }
         Err(e) => v["error"] = json!(e),
     }
     v.to_string()
 }
 
-/// One connection: TCP, the plain-text phase, the handshake, EHLO and QUIT.
-#[allow(clippy::too_many_arguments)]
-fn connect(
-    client: &dyn ClientContext,
-    settings: &ClientSettings,
+/// The server and the TLS client of a run.
+struct Target<'a> {
+    client: &'a Arc<dyn ClientContext>,
+    settings: &'a ClientSettings,
     kind: BackendKind,
     peer: SocketAddr,
-    server_name: &str,
-    wire: Wire,
-    ehlo: &str,
-    timeout: Duration,
-) -> Outcome {
-    let mut outcome = Outcome {
-        result: Err(String::new()),
-        offer: None,
-        stored_before: None,
-        inputs: None,
-        now: settings.clock.now(),
-    };
-    let mut tcp = match TcpStream::connect_timeout(&peer, timeout) {
+    server_name: &'a str,
+}
+
+impl Target<'_> {
+    /// An outcome not filled in yet.
+    fn outcome(&self) -> Outcome {
+        Outcome {
+            result: Err(String::new()),
+            offer: None,
+            stored_before: None,
+            inputs: None,
+            now: self.settings.clock.now(),
+            smtp: None,
+        }
+    }
+
+    /// Notes, just before the handshake, what the client is about to offer with `params`.
+    fn note_offer(&self, params: &ClientParams, outcome: &mut Outcome) {
+        // The decision the backend is about to make, for "why not resumed" (the same store and
+        // rules; GnuTLS leaves expiry to the policy). The entry is read first: the offer
+        // removes an expired one.
+        let key = self.settings.cache_key(self.kind, params);
+        outcome.stored_before = self.settings.store.get(&key).ok().flatten();
+        outcome.inputs = Some(KeyInputs {
+            peer: params.peer,
+            sni: params.server_name.clone(),
+            lb_name: params.lb_name.clone(),
+        });
+        outcome.offer = Some(self.settings.offer(
+            self.kind,
+            params,
+            self.kind != BackendKind::Gnutls,
+        ));
+    }
+
+    /// A TCP connection with the probe's timeouts.
+    fn tcp(&self, timeout: Duration) -> Result<TcpStream, String> {
+        let tcp =
+            TcpStream::connect_timeout(&self.peer, timeout).map_err(|e| format!("connect: {e}"))?;
+        let _ = tcp.set_read_timeout(Some(timeout));
+        let _ = tcp.set_write_timeout(Some(timeout));
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+}
+
+/// STARTTLS for the SMTP client: the backend's handshake, noting the offer first.
+struct ProbeTls<'a> {
+    target: &'a Target<'a>,
+    upgrade: TlsUpgrade,
+    outcome: RefCell<Outcome>,
+}
+
+impl StartTls<TcpStream> for ProbeTls<'_> {
+    type Stream = Box<dyn TlsStream>;
+    type Error = Error;
+
+    fn upgrade(
+        &self,
+        plain: TcpStream,
+        context: &UpgradeContext<'_>,
+    ) -> Result<Self::Stream, Error> {
+        let params = self.upgrade.params(context)?;
+        self.target
+            .note_offer(&params, &mut self.outcome.borrow_mut());
+        StartTls::<TcpStream>::upgrade(&self.upgrade, plain, context)
+    }
+
+    fn session_info(stream: &Self::Stream) -> Option<SessionInfo> {
+        Some(stream.info())
+    }
+}
+
+/// One connection with a test message through the SMTP client: STARTTLS through
+/// [`ProbeTls`], or TLS-on-connect with the SMTP client over the TLS stream.
+fn send(target: &Target<'_>, wire: Wire, timeout: Duration, mail: &Mail, n: u32) -> Outcome {
+    let message = mail.message(n);
+    let peer_name = Some(target.server_name);
+    if wire == Wire::Starttls {
+        let tls = ProbeTls {
+            target,
+            upgrade: TlsUpgrade::new(target.client.clone()).server_name(target.server_name),
+            outcome: RefCell::new(target.outcome()),
+        };
+        let sent = mail
+            .client
+            .connect(target.peer, peer_name, Some(&tls), &message);
+        let mut outcome = tls.outcome.into_inner();
+        outcome.result = match sent {
+            Ok(d) => {
+                outcome.smtp = Some(SmtpReport::new(&d));
+                d.tls_info
+                    .ok_or_else(|| "the server did not start TLS".to_owned())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        return outcome;
+    }
+    let mut outcome = target.outcome();
+    let tcp = match target.tcp(timeout) {
         Ok(tcp) => tcp,
         Err(e) => {
-            outcome.result = Err(format!("connect: {e}"));
+            outcome.result = Err(e);
             return outcome;
         }
     };
-    let _ = tcp.set_read_timeout(Some(timeout));
-    let _ = tcp.set_write_timeout(Some(timeout));
-    let _ = tcp.set_nodelay(true);
+    let params = ClientParams::new(target.server_name, target.peer);
+    target.note_offer(&params, &mut outcome);
+    let mut tls = match target.client.connect(Box::new(tcp), &params) {
+        Ok(tls) => tls,
+        Err(e) => {
+            outcome.result = Err(format!("TLS error: {e}"));
+            return outcome;
+        }
+    };
+    let sent = mail.client.send::<_, NoTls>(
+        target.peer,
+        peer_name,
+        &mut tls,
+        Start::TlsOnConnect,
+        None,
+        &message,
+    );
+    outcome.result = match sent {
+        Ok(d) => {
+            outcome.smtp = Some(SmtpReport::new(&d));
+            Ok(tls.info())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    let _ = tls.shutdown();
+    outcome
+}
+
+/// One connection: TCP, the plain-text phase, the handshake, EHLO and QUIT.
+fn connect(target: &Target<'_>, wire: Wire, ehlo: &str, timeout: Duration) -> Outcome {
+    let mut outcome = target.outcome();
+    let mut tcp = match target.tcp(timeout) {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            outcome.result = Err(e);
+            return outcome;
+        }
+    };
     let mut lb_name = None;
     if wire == Wire::Starttls {
         match client_starttls(&mut tcp, ehlo) {
@@ -371,22 +792,12 @@ fn connect(
         }
     }
     let params = {
-        let mut p = ClientParams::new(server_name.to_owned(), peer);
+        let mut p = ClientParams::new(target.server_name.to_owned(), target.peer);
         p.lb_name = lb_name;
         p
     };
-    // The decision the backend is about to make, for "why not resumed" (the same store and
-    // rules; GnuTLS leaves expiry to the policy). The entry is read first: the offer removes
-    // an expired one.
-    let key = settings.cache_key(kind, &params);
-    outcome.stored_before = settings.store.get(&key).ok().flatten();
-    outcome.inputs = Some(KeyInputs {
-        peer,
-        sni: params.server_name.clone(),
-        lb_name: params.lb_name.clone(),
-    });
-    outcome.offer = Some(settings.offer(kind, &params, kind != BackendKind::Gnutls));
-    let mut tls = match client.connect(Box::new(tcp), &params) {
+    target.note_offer(&params, &mut outcome);
+    let mut tls = match target.client.connect(Box::new(tcp), &params) {
         Ok(tls) => tls,
         Err(e) => {
             outcome.result = Err(format!("TLS error: {e}"));
@@ -530,6 +941,8 @@ fn summary(kind: BackendKind, wire: Wire, outcomes: &[Outcome], as_json: bool) {
         .find_map(|o| o.offer.as_ref().and_then(|of| of.entry.as_ref()))
         .map(|e| e.lifetime_hint);
     let n = outcomes.len();
+    let smtp: Vec<&SmtpReport> = outcomes.iter().filter_map(|o| o.smtp.as_ref()).collect();
+    let early = smtp.iter().filter(|r| r.early()).count();
     if as_json {
         let (hint_seconds, hint_from) = match (hint, stored) {
             (Some(d), _) => (Some(d.as_secs()), "ticket"),
@@ -546,6 +959,8 @@ fn summary(kind: BackendKind, wire: Wire, outcomes: &[Outcome], as_json: bool) {
                 "failed": failed,
                 "ticket_lifetime_seconds": hint_seconds,
                 "ticket_lifetime_from": hint_from,
+                "messages": smtp.len(),
+                "early_pipelining": early,
             }})
             .to_string(),
         );
@@ -556,8 +971,17 @@ fn summary(kind: BackendKind, wire: Wire, outcomes: &[Outcome], as_json: bool) {
         (None, Some(d)) => format!("{}s (of the stored session; no new ticket)", d.as_secs()),
         (None, None) => "none received".into(),
     };
+    let mail = if smtp.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} message{} accepted, early pipelining on {early}",
+            smtp.len(),
+            if smtp.len() == 1 { "" } else { "s" }
+        )
+    };
     log_line(&format!(
-        "summary: {n} connection{} ({kind} client, {}): {resumed} resumed, {} full, {failed} failed; ticket lifetime hint: {hint}",
+        "summary: {n} connection{} ({kind} client, {}): {resumed} resumed, {} full, {failed} failed; ticket lifetime hint: {hint}{mail}",
         if n == 1 { "" } else { "s" },
         wire.name(),
         n - resumed - failed
@@ -575,19 +999,20 @@ fn summary(kind: BackendKind, wire: Wire, outcomes: &[Outcome], as_json: bool) {
     }
 }
 
-/// The on-disk session cache: shared safely by concurrent probes (SQLite, WAL mode).
+/// The stores of `--cache FILE`: TLS sessions and EHLO responses.
+type Stores = (Arc<dyn tlsresume::SessionStore>, Arc<dyn EhloStore>);
+
+/// The on-disk cache: sessions and EHLO responses in one SQLite file, shared safely by
+/// concurrent probes (WAL mode).
 #[cfg(feature = "stores")]
-fn open_cache(
-    path: &std::path::Path,
-) -> Result<Arc<dyn tlsresume::SessionStore>, tlsresume::Error> {
-    Ok(Arc::new(tlsresume::stores::DiskStore::open(path)?))
+fn open_cache(path: &std::path::Path) -> Result<Stores, tlsresume::Error> {
+    let store = Arc::new(tlsresume::stores::DiskStore::open(path)?);
+    Ok((store.clone(), store))
 }
 
 /// Without the `stores` feature there is no on-disk cache.
 #[cfg(not(feature = "stores"))]
-fn open_cache(
-    path: &std::path::Path,
-) -> Result<Arc<dyn tlsresume::SessionStore>, tlsresume::Error> {
+fn open_cache(path: &std::path::Path) -> Result<Stores, tlsresume::Error> {
     Err(tlsresume::Error::Config(format!(
         "--cache {}: this build has no on-disk store (enable the cargo feature \"stores\")",
         path.display()

@@ -1,6 +1,7 @@
 //! `tlsresume serve`: a real TLS server (TLS-on-connect or SMTP STARTTLS) for testing clients,
 //! logging one Exim-style line per connection.
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use tlsresume::{
 };
 use tlsresume_compare::Pki;
 
-use super::smtp::{serve_plain_until_starttls, Sink};
+use super::smtp::{input_within, serve_plain_until_starttls, Pipelining, Sink, SYNC_ERROR};
 use super::{log_line, StartProtocol, Wire};
 
 /// Arguments of `tlsresume serve`.
@@ -23,7 +24,7 @@ use super::{log_line, StartProtocol, Wire};
 (or when the client sends QUIT), in Exim's style:\n\n  \
 H=[127.0.0.1]:54321 X=TLS1.3:TLS_AES_256_GCM_SHA384:256* CV=no resumption=0x1D (session resumed)\n\n\
 X= is Exim's cipher string for the backend, with '*' when the session was resumed; resumption= \
-is the server's five resumption bits ($tls_in_resumption) in hex with Exim's text. SNI= (the name the client sent) and messages= (mail accepted and discarded) follow when there are any. A failed \
+is the server's five resumption bits ($tls_in_resumption) in hex with Exim's text. SNI= (the name the client sent), Exim's L field (SMTP: L* early pipelining used, L. early pipelining advertised but not used, L pipelining used) and messages= (mail accepted and discarded) follow when there are any. A failed \
 handshake logs one line with the error and the server goes on. The first line printed is \
 'listening on ADDR' (with the real port when --listen asks for port 0).\n\n\
 With --ticket-keys, the session-ticket keys come from Redis, shared by every server given the \
@@ -32,6 +33,7 @@ restarts): a client resumes on any node running the same backend. If Redis canno
 the server keeps serving with keys of its own (a warning on stderr) and shares again once Redis \
 is back.\n\n\
 Example: tlsresume serve --backend openssl --starttls smtp --listen 127.0.0.1:8025\n\n\
+Early pipelining (PIPECONNECT): tlsresume serve --starttls smtp --pipe-connect --listen 127.0.0.1:8025\n\n\
 Fleet example (the same on every node; make the KEK once, e.g. \
 `openssl rand -hex 32 > /etc/tlsresume/kek; chmod 600 /etc/tlsresume/kek`):\n  \
 tlsresume serve --backend openssl --listen 0.0.0.0:465 --ticket-keys redis://10.0.0.5:6379 \
@@ -60,6 +62,29 @@ pub struct ServeArgs {
     /// TLS from the first byte, SMTP banner over TLS (the default).
     #[arg(long, conflicts_with = "starttls")]
     pub tls_on_connect: bool,
+    /// SMTP in clear throughout, no TLS (STARTTLS not offered): every message accepted and
+    /// discarded, for clients that test pipelining without TLS.
+    #[arg(long, conflicts_with_all = ["starttls", "tls_on_connect", "http"])]
+    pub plain: bool,
+    /// Early pipelining (Exim's PIPECONNECT): advertise PIPECONNECT, with PIPELINING, in the
+    /// EHLO responses to the clients of --pipe-connect-hosts and accept their commands when
+    /// they come before the banner. A client that talks before the banner without having been
+    /// offered it gets "554 SMTP synchronization error" and is dropped, as Exim does. The log
+    /// line gets Exim's L field: L* early pipelining used, L. advertised but not used, L
+    /// pipelining used. Without it, PIPECONNECT is never advertised.
+    #[arg(long, conflicts_with = "http")]
+    pub pipe_connect: bool,
+    /// Exim host list of the clients offered early pipelining with --pipe-connect (Exim's
+    /// pipelining_connect_advertise_hosts), e.g. '127.0.0.1 : 192.0.2.0/24' or '!127.0.0.1'.
+    /// Default: every client.
+    #[arg(long, value_name = "LIST")]
+    pub pipe_connect_hosts: Option<String>,
+    /// Milliseconds to wait for a client's first bytes before sending the banner (returns at
+    /// once when they come), to catch early talkers reliably (Postfix postscreen's pregreet
+    /// test waits too). Default 0: the server only looks whether they are there already, as
+    /// Exim does.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub pre_banner_wait: u64,
     /// Speak PROTOCOL in clear until STARTTLS. smtp: banner, EHLO advertising STARTTLS,
     /// STARTTLS; then EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP and QUIT over TLS, every message
     /// accepted and discarded.
@@ -140,6 +165,9 @@ struct Shared {
     wire: Wire,
     hostname: String,
     timeout: Duration,
+    /// The clients offered PIPECONNECT (`None`: early pipelining off).
+    pipe_connect: Option<HostList>,
+    pre_banner_wait: Duration,
 }
 
 /// Builds the server from the arguments (every argument error surfaces here, before
@@ -233,6 +261,19 @@ fn fleet_key_source(
 /// Runs `serve`.
 pub fn run(args: &ServeArgs) -> Result<(), Error> {
     let (settings, kind) = settings(args)?;
+    let pipe_connect = match (&args.pipe_connect_hosts, args.pipe_connect) {
+        (Some(list), true) => Some(
+            list.parse::<HostList>()
+                .map_err(|e| Error::Config(format!("--pipe-connect-hosts: {e}")))?,
+        ),
+        (None, true) => Some(HostList::any()),
+        (Some(_), false) => {
+            return Err(Error::Config(
+                "--pipe-connect-hosts goes with --pipe-connect".into(),
+            ))
+        }
+        (None, false) => None,
+    };
     let server = tlsresume::backends::server(kind, settings)?;
     let listener = TcpListener::bind(&args.listen)
         .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -247,9 +288,11 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
         backend: kind,
         http: args.http,
         json: args.json,
-        wire: Wire::from_option(args.starttls),
+        wire: Wire::from_options(args.starttls, args.plain),
         hostname: args.hostname.clone(),
         timeout: Duration::from_secs(args.timeout.max(1)),
+        pipe_connect,
+        pre_banner_wait: Duration::from_millis(args.pre_banner_wait),
     });
     let mut threads = Vec::new();
     let mut accepted = 0u64;
@@ -285,6 +328,8 @@ struct Record {
     messages: usize,
     /// Requests answered (HTTP).
     requests: Option<usize>,
+    /// Early pipelining and pipelining (SMTP), for the `L` field.
+    pipe: Pipelining,
 }
 
 /// Logs a connection's line: Exim-style text, or one JSON object with the same fields.
@@ -312,24 +357,39 @@ fn log_connection(shared: &Shared, peer: SocketAddr, rec: &Record) {
             v["requests"] = json!(rec.requests.unwrap_or(0));
         } else {
             v["messages"] = json!(rec.messages);
+            v["l"] = json!(rec.pipe.l_field());
+            v["early_pipelining"] = json!(rec.pipe.early);
+            v["pipe_connect_advertised"] = json!(rec.pipe.advertised);
         }
+        v["transport"] = json!(shared.wire.name());
         v["error"] = json!(rec.problem);
         return log_line(&v.to_string());
     }
-    let Some(info) = &rec.info else {
-        return log_line(&format!(
-            "{h} {}",
-            rec.problem.as_deref().unwrap_or("no TLS")
-        ));
+    let mut line = match (&rec.info, shared.wire) {
+        (Some(info), _) => {
+            let mut line = format!(
+                "{h} X={} CV={} resumption={}",
+                info.exim_x(),
+                info.verification.exim_cv(),
+                info.resumption
+            );
+            if let Some(sni) = &info.sni {
+                line.push_str(&format!(" SNI={sni}"));
+            }
+            line
+        }
+        (None, Wire::Plain) if rec.messages > 0 || rec.pipe.l_field().is_some() => {
+            format!("{h} plain")
+        }
+        (None, _) => {
+            return log_line(&format!(
+                "{h} {}",
+                rec.problem.as_deref().unwrap_or("no TLS")
+            ))
+        }
     };
-    let mut line = format!(
-        "{h} X={} CV={} resumption={}",
-        info.exim_x(),
-        info.verification.exim_cv(),
-        info.resumption
-    );
-    if let Some(sni) = &info.sni {
-        line.push_str(&format!(" SNI={sni}"));
+    if let Some(l) = rec.pipe.l_field() {
+        line.push_str(&format!(" {l}"));
     }
     if rec.messages > 0 {
         line.push_str(&format!(" messages={}", rec.messages));
@@ -362,8 +422,49 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr) {
         Ok(a) => a,
         Err(e) => return fail(format!("connection lost: {e}")),
     };
+    let mut pipe = Pipelining {
+        offer: !shared.http
+            && shared
+                .pipe_connect
+                .as_ref()
+                .is_some_and(|hosts| hosts.matches(peer.ip(), None)),
+        ..Pipelining::default()
+    };
+    if shared.wire != Wire::TlsOnConnect {
+        // Before the banner: a client that talks now uses early pipelining if it was offered,
+        // and is an early talker to be dropped if not.
+        pipe.early = input_within(&tcp, shared.pre_banner_wait);
+        if pipe.early && !pipe.offer {
+            let _ = tcp.write_all(SYNC_ERROR.as_bytes());
+            let _ = tcp.flush();
+            let _ = tcp.shutdown(std::net::Shutdown::Both);
+            return fail(
+                "rejected: SMTP synchronization error (input sent without waiting for the banner)"
+                    .into(),
+            );
+        }
+    }
+    if shared.wire == Wire::Plain {
+        let mut sink = Sink::new(tcp, &shared.hostname, pipe, false);
+        let ended = sink.run(true);
+        log_connection(
+            shared,
+            peer,
+            &Record {
+                info: None,
+                problem: ended.as_ref().err().map(|e| e.to_string()),
+                messages: sink.messages,
+                requests: None,
+                pipe: sink.pipe,
+            },
+        );
+        if ended.is_ok() {
+            sink.quit();
+        }
+        return;
+    }
     if shared.wire == Wire::Starttls {
-        match serve_plain_until_starttls(&mut tcp, &shared.hostname) {
+        match serve_plain_until_starttls(&mut tcp, &shared.hostname, &mut pipe) {
             Ok(true) => {}
             Ok(false) => return fail("QUIT before STARTTLS, no TLS".into()),
             Err(e) => return fail(format!("SMTP error before STARTTLS: {e}")),
@@ -385,10 +486,19 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr) {
                 problem: ended.result.err().map(|e| e.to_string()),
                 messages: 0,
                 requests: Some(ended.requests),
+                pipe: Pipelining::default(),
             },
         );
     }
-    let mut sink = Sink::new(tls, &shared.hostname);
+    let mut tls = tls;
+    if shared.wire == Wire::TlsOnConnect {
+        // Commands already sent over the new TLS session, before its banner.
+        pipe.early = tls
+            .as_mut()
+            .transport_mut::<TcpStream>()
+            .is_some_and(|tcp| input_within(tcp, Duration::ZERO));
+    }
+    let mut sink = Sink::new(tls, &shared.hostname, pipe, true);
     let ended = sink.run(shared.wire == Wire::TlsOnConnect);
     // Logged before QUIT is answered, so a client's next connection comes after this line.
     log_connection(
@@ -399,6 +509,7 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr) {
             problem: ended.as_ref().err().map(|e| e.to_string()),
             messages: sink.messages,
             requests: None,
+            pipe: sink.pipe,
         },
     );
     if ended.is_ok() {

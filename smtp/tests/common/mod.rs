@@ -15,7 +15,7 @@ use tlsresume_core::{
     certificates_from_pem_file, ClientParams, ClientSettings, Identity, ServerParams,
     ServerSettings, SessionInfo, TlsStream,
 };
-use tlsresume_smtp::{read_line_unbuffered, StartTls};
+use tlsresume_smtp::{read_line_unbuffered, StartTls, UpgradeContext};
 
 /// The committed test PKI.
 pub fn pki(name: &str) -> PathBuf {
@@ -458,12 +458,24 @@ impl RustlsStartTls {
         }
     }
 
+    /// TLS-on-connect: the handshake on a fresh connection (no EHLO yet, so no host name).
     pub fn connect(
         &self,
         plain: TcpStream,
     ) -> Result<tlsresume_rustls::Stream<TcpStream>, tlsresume_core::Error> {
+        self.handshake(plain, None)
+    }
+
+    fn handshake(
+        &self,
+        plain: TcpStream,
+        ehlo_host: Option<&str>,
+    ) -> Result<tlsresume_rustls::Stream<TcpStream>, tlsresume_core::Error> {
         let peer = plain.peer_addr().map_err(tlsresume_core::Error::Io)?;
-        let params = ClientParams::new("mx.tlsresume.test", peer).lb_name("test.server");
+        let mut params = ClientParams::new("mx.tlsresume.test", peer);
+        if let Some(host) = ehlo_host {
+            params = params.lb_name(host);
+        }
         let stream = self.client.connect(plain, &params)?;
         self.handshakes
             .lock()
@@ -477,8 +489,16 @@ impl StartTls<TcpStream> for RustlsStartTls {
     type Stream = tlsresume_rustls::Stream<TcpStream>;
     type Error = tlsresume_core::Error;
 
-    fn upgrade(&self, plain: TcpStream) -> Result<Self::Stream, Self::Error> {
-        self.connect(plain)
+    fn upgrade(
+        &self,
+        plain: TcpStream,
+        context: &UpgradeContext<'_>,
+    ) -> Result<Self::Stream, Self::Error> {
+        self.handshake(plain, context.ehlo_host)
+    }
+
+    fn session_info(stream: &Self::Stream) -> Option<SessionInfo> {
+        Some(stream.info().clone())
     }
 }
 

@@ -1,0 +1,107 @@
+//! STARTTLS through any tlsresume backend: the [`StartTls`] of a [`ClientContext`].
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tlsresume_core::{ClientContext, ClientParams, Error, SessionInfo, TlsStream, Transport};
+
+use crate::client::{StartTls, UpgradeContext};
+
+/// STARTTLS with a tlsresume client: a backend chosen at run time
+/// (`tlsresume::backends::client`) or any backend's `Client` (each is a [`ClientContext`]),
+/// with its session cache and resumption policy.
+///
+/// The cache key gets what only the SMTP dialogue knows: the server's address, and the host
+/// name from its EHLO response as the load-balancer name ([`ClientParams::lb_name`]), as Exim
+/// keys its client sessions. It lives here, on core alone, so the SMTP client needs no TLS
+/// library of its own.
+///
+/// ```no_run
+/// # fn f(client: std::sync::Arc<dyn tlsresume_core::ClientContext>) -> Result<(), Box<dyn std::error::Error>> {
+/// use tlsresume_smtp::{Client, ClientConfig, Message, TlsUpgrade};
+///
+/// let smtp = Client::new(ClientConfig::new("client.example.net")?);
+/// let tls = TlsUpgrade::new(client).server_name("mx.example.org");
+/// let message = Message {
+///     mail_from: "a@example.net".into(),
+///     rcpt_to: vec!["b@example.org".into()],
+///     content: b"Subject: hi\r\n\r\nhello\r\n".to_vec(),
+/// };
+/// let d = smtp.connect("192.0.2.1:25".parse()?, Some("mx.example.org"), Some(&tls), &message)?;
+/// println!("{:?} resumed={:?}", d.l_field(), d.tls_info.map(|i| i.resumed));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct TlsUpgrade {
+    client: Arc<dyn ClientContext>,
+    server_name: Option<String>,
+    local: Option<IpAddr>,
+}
+
+impl TlsUpgrade {
+    /// STARTTLS with `client`. The server name (SNI, certificate check) is the one given to
+    /// [`Client::connect`](crate::Client::connect) as `peer_name`, unless
+    /// [`server_name`](Self::server_name) sets one.
+    pub fn new(client: Arc<dyn ClientContext>) -> Self {
+        Self {
+            client,
+            server_name: None,
+            local: None,
+        }
+    }
+
+    /// The name sent as SNI and checked against the certificate.
+    pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// The local address connections are made from (part of the session cache key).
+    pub fn local(mut self, local: IpAddr) -> Self {
+        self.local = Some(local);
+        self
+    }
+
+    /// The TLS client underneath.
+    pub fn client(&self) -> &Arc<dyn ClientContext> {
+        &self.client
+    }
+
+    /// The parameters a handshake in `context` is made with (its session cache key inputs),
+    /// for callers that look at the cache before the handshake. Fails when no server name is
+    /// known (neither set here nor given as the peer's name).
+    pub fn params(&self, context: &UpgradeContext<'_>) -> Result<ClientParams, Error> {
+        let name = self
+            .server_name
+            .as_deref()
+            .or(context.peer_name)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "STARTTLS to {}: no server name to verify the certificate against",
+                    context.peer
+                ))
+            })?;
+        let mut params = ClientParams::new(name, context.peer);
+        if let Some(local) = self.local {
+            params = params.local(local);
+        }
+        if let Some(host) = context.ehlo_host {
+            params = params.lb_name(host);
+        }
+        Ok(params)
+    }
+}
+
+impl<S: Transport> StartTls<S> for TlsUpgrade {
+    type Stream = Box<dyn TlsStream>;
+    type Error = Error;
+
+    fn upgrade(&self, plain: S, context: &UpgradeContext<'_>) -> Result<Self::Stream, Error> {
+        let params = self.params(context)?;
+        self.client.connect(Box::new(plain), &params)
+    }
+
+    fn session_info(stream: &Self::Stream) -> Option<SessionInfo> {
+        Some(stream.info())
+    }
+}
