@@ -638,11 +638,12 @@ pub trait ServerContext: Send + Sync + fmt::Debug {
         params: &ServerParams,
     ) -> Result<Box<dyn MidHandshake>, Error>;
 
-    /// The key ring sealing this server's tickets, when the server seals them through one
-    /// (OpenSSL, rustls; GnuTLS derives its keys itself from a master secret fetched when the
-    /// server is made). An async server rotates it off the runtime before a handshake, so a
-    /// key source that blocks (Redis) is never asked from inside the library's callbacks.
-    fn ticket_key_ring(&self) -> Option<Arc<KeyRing>>;
+    /// The key ring sealing this server's tickets and the clock its decisions read, when the
+    /// server seals them through one (OpenSSL, rustls; GnuTLS derives its keys itself from a
+    /// master secret fetched when the server is made). An async server rotates the ring off
+    /// the runtime before a handshake, so a key source that blocks (Redis) is not asked from
+    /// inside the library's callbacks.
+    fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)>;
 }
 
 /// A client configuration that makes TLS connections.

@@ -39,6 +39,8 @@ impl StoreOp {
 pub struct DeferredStore {
     key: CacheKey,
     state: Mutex<State>,
+    /// Held while writes are carried out, so two flushes of one connection keep their order.
+    flushing: Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -91,6 +93,7 @@ impl DeferredStore {
                 current: Lookup::from_result(current),
                 ops: Vec::new(),
             }),
+            flushing: Mutex::new(()),
         }
     }
 
@@ -111,6 +114,7 @@ impl DeferredStore {
     /// Carries the collected writes out on `store`, in order (this may block). The first
     /// failure is returned; the writes after it are still tried.
     pub fn flush_to(&self, store: &dyn SessionStore) -> Result<(), StoreError> {
+        let _order = self.flushing.lock().unwrap_or_else(|p| p.into_inner());
         let mut first = Ok(());
         for op in self.take_ops() {
             if let Err(e) = op.apply(store) {

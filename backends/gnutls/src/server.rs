@@ -9,7 +9,8 @@ use std::time::Duration;
 use tlsresume_core::contract::ServerContract;
 use tlsresume_core::{
     BackendKind, Error, KeyRing, MasterSecret, MidHandshake, OcspStatus, Resumption, ServerContext,
-    ServerParams, ServerSettings, SessionInfo, Side, TlsStream, Transport, Verification,
+    ServerParams, ServerSettings, SessionInfo, SharedClock, Side, TlsStream, Transport,
+    Verification,
 };
 
 use crate::callbacks::{install_clock, ClockClaim};
@@ -177,7 +178,7 @@ impl ServerContext for Server {
 
     /// GnuTLS derives its ticket keys itself from the master secret fetched in
     /// [`Server::new`]: no key source is asked during a handshake.
-    fn ticket_key_ring(&self) -> Option<Arc<KeyRing>> {
+    fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)> {
         None
     }
 }

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use tlsresume_core::contract::ServerContract;
 use tlsresume_core::{
     BackendKind, Error, KeyRing, MidHandshake, ServerContext, ServerParams, ServerSettings,
-    TlsStream, Transport,
+    SharedClock, TlsStream, Transport,
 };
 
 use crate::config;
@@ -171,7 +171,7 @@ impl ServerContext for Server {
         Server::start(self, transport, params).map(|h| Box::new(h) as Box<dyn MidHandshake>)
     }
 
-    fn ticket_key_ring(&self) -> Option<Arc<KeyRing>> {
-        Some(Arc::clone(&self.ring))
+    fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)> {
+        Some((Arc::clone(&self.ring), Arc::clone(&self.settings.clock)))
     }
 }

@@ -10,7 +10,7 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use tlsresume_core::contract::ServerContract;
 use tlsresume_core::{
     BackendKind, Error, KeyRing, MidHandshake, ServerContext, ServerParams, ServerSettings,
-    TicketSealer, TlsStream, Transport,
+    SharedClock, TicketSealer, TlsStream, Transport,
 };
 
 use crate::config::{chain_and_key, provider, versions, ClockTime};
@@ -144,7 +144,7 @@ impl ServerContext for Server {
         Server::start(self, transport, params).map(|h| Box::new(h) as Box<dyn MidHandshake>)
     }
 
-    fn ticket_key_ring(&self) -> Option<Arc<KeyRing>> {
-        Some(self.ring.clone())
+    fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)> {
+        Some((self.ring.clone(), self.settings.clock.clone()))
     }
 }
