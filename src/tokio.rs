@@ -2,11 +2,11 @@
 //! blocking API.
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use tlsresume::tokio::{TlsAcceptor, TlsConnector};
 //! use tlsresume::{ClientParams, ClientSettings, ServerParams};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let roots = tlsresume::certificates_from_pem_file("ca.pem".as_ref())?;
 //! // By type ...
 //! let connector = TlsConnector::from(tlsresume::rustls::Client::new(
@@ -23,8 +23,16 @@
 //! tls.write_all(b"QUIT\r\n").await?;
 //! println!("{} bytes; resumption={}", n, tls.info().resumption);
 //! tls.get_ref().peer_addr()?; // the socket is still reachable
-//! # let _ = (TlsAcceptor::from, ServerParams::new);
 //! # Ok(()) }
+//!
+//! // Server side: any backend's `Server` (TlsAcceptor::from), or backends::server(kind, ..).
+//! async fn serve(acceptor: TlsAcceptor, tcp: tokio::net::TcpStream) -> Result<(), tlsresume::Error> {
+//!     let params = ServerParams::new(tcp.peer_addr()?, tcp.local_addr()?);
+//!     let mut tls = acceptor.accept(&params, tcp).await?;
+//!     tls.write_all(b"220 mx.example.net ESMTP\r\n").await?;
+//!     println!("resumed: {}", tls.info().resumed);
+//!     Ok(())
+//! }
 //! ```
 //!
 //! # How each library is driven
