@@ -293,8 +293,8 @@ impl Client {
     }
 
     /// Sets up the client side of a handshake without running it: [`Handshake::resume`] drives
-    /// it, over a transport that may report `WouldBlock` (the async layer's). [`connect`]
-    /// (Self::connect) is this, resumed once.
+    /// it, over a transport that may report `WouldBlock` (the async layer's).
+    /// [`connect`](Self::connect) is this, resumed once.
     pub fn start<S: Read + Write>(
         &self,
         transport: S,
