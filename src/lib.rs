@@ -41,6 +41,7 @@
 //! | `rustls` | yes | the rustls backend ([`rustls`] module; pure Rust, ring provider) |
 //! | `stores` | yes | stores that outlive a process ([`stores`] module): the on-disk session cache shared by processes, Redis ticket keys and sessions for fleets |
 //! | `redis-tls` | no | Redis over TLS (`rediss://`) for those stores |
+//! | `tokio` | no | async streams on tokio ([`tokio`] module): `TlsConnector` / `TlsAcceptor` for every backend, with the same resumption behaviour |
 //! | `smtp` | yes | the SMTP client ([`smtp`] module): early pipelining (PIPECONNECT) with its EHLO cache, RFC 2920 pipelining, STARTTLS through any backend |
 //!
 //! With `default-features = false` and one feature, only that library is linked.
@@ -74,6 +75,9 @@ pub use tlsresume_gnutls as gnutls;
 /// The rustls backend.
 #[cfg(feature = "rustls")]
 pub use tlsresume_rustls as rustls;
+
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 /// Stores that outlive a process: the on-disk session cache and Redis.
 #[cfg(feature = "stores")]

@@ -11,6 +11,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::error::Error;
 use crate::info::{ProtocolVersion, SessionInfo};
 use crate::keys::{KeySource, ProcessKeySource};
+use crate::lifecycle::KeyRing;
 use crate::pki::Identity;
 use crate::policy::ResumptionPolicy;
 use crate::store::{MemoryStore, SessionStore};
@@ -627,6 +628,22 @@ pub trait ServerContext: Send + Sync + fmt::Debug {
         transport: Box<dyn Transport>,
         params: &ServerParams,
     ) -> Result<Box<dyn TlsStream>, Error>;
+
+    /// Sets up the server side of a handshake on `transport` without running it: the
+    /// handshake is driven by [`MidHandshake::resume`], over a transport that may block.
+    /// [`accept`](Self::accept) is this, resumed until done.
+    fn start_accept(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ServerParams,
+    ) -> Result<Box<dyn MidHandshake>, Error>;
+
+    /// The key ring sealing this server's tickets and the clock its decisions read, when the
+    /// server seals them through one (OpenSSL, rustls; GnuTLS derives its keys itself from a
+    /// master secret fetched when the server is made). An async server rotates the ring off
+    /// the runtime before a handshake, so a key source that blocks (Redis) is not asked from
+    /// inside the library's callbacks.
+    fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)>;
 }
 
 /// A client configuration that makes TLS connections.
@@ -641,6 +658,73 @@ pub trait ClientContext: Send + Sync + fmt::Debug {
         transport: Box<dyn Transport>,
         params: &ClientParams,
     ) -> Result<Box<dyn TlsStream>, Error>;
+
+    /// Sets up the client side of a handshake on `transport` without running it, with `store`
+    /// in place of the settings' session store for this connection (`None`: the settings'
+    /// store). The handshake is driven by [`MidHandshake::resume`];
+    /// [`connect`](Self::connect) is this, resumed until done.
+    ///
+    /// The async layer passes a [`DeferredStore`](crate::DeferredStore) here so a store that
+    /// blocks (SQLite, Redis) is never called from inside the library's callbacks.
+    fn start_connect(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ClientParams,
+        store: Option<Arc<dyn SessionStore>>,
+    ) -> Result<Box<dyn MidHandshake>, Error>;
+
+    /// The settings this client was made from.
+    fn client_settings(&self) -> &ClientSettings;
+}
+
+/// How far a handshake driven on a transport that may not block got: finished, or stopped
+/// because the transport would block, with the handshake handed back to be resumed once the
+/// transport is ready.
+///
+/// `WouldBlock` is never an error: the same handshake (the same callbacks, the same resumption
+/// decisions) goes on from where it stopped when `resume` is called again.
+#[derive(Debug)]
+pub enum Handshaking<H, T> {
+    /// The handshake is complete.
+    Done(T),
+    /// The transport would block; resume `H` when it is ready.
+    WouldBlock(H),
+}
+
+impl<H, T> Handshaking<H, T> {
+    /// The finished value on a blocking transport, where "would block" can only mean a read or
+    /// write timeout set on the socket: an [`Error::Io`] of kind `WouldBlock`, as the blocking
+    /// `connect`/`accept` have always reported it.
+    pub fn blocking(self) -> Result<T, Error> {
+        match self {
+            Self::Done(value) => Ok(value),
+            Self::WouldBlock(_) => Err(Error::Io(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "the transport would block during the handshake",
+            ))),
+        }
+    }
+}
+
+/// A handshake in progress, type-erased (a backend chosen at run time), over a transport that
+/// may report `WouldBlock`. Made by [`ClientContext::start_connect`] and
+/// [`ServerContext::start_accept`]; the async layer resumes it whenever its socket is ready.
+pub trait MidHandshake: Send + fmt::Debug {
+    /// Drives the handshake as far as the transport allows.
+    #[allow(clippy::type_complexity)]
+    fn resume(
+        self: Box<Self>,
+    ) -> Result<Handshaking<Box<dyn MidHandshake>, Box<dyn TlsStream>>, Error>;
+
+    /// The transport underneath, mutable (to hand it a waker between calls).
+    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static);
+}
+
+impl<'a> dyn MidHandshake + 'a {
+    /// The transport as its concrete type (looking through a `Box<dyn Transport>`).
+    pub fn transport_mut<T: 'static>(&mut self) -> Option<&mut T> {
+        downcast_mut(self.transport_dyn_mut())
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! `Client`/`Server` and never call these.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::{
@@ -20,7 +21,7 @@ use crate::backend::{
 use crate::cache::{CacheEntry, CacheKey};
 use crate::info::{OcspStatus, ProtocolVersion, Verification};
 use crate::resumption::Resumption;
-use crate::store::StoreError;
+use crate::store::{SessionStore, StoreError};
 
 /// The lifetime given to a session whose ticket carried no lifetime hint: 2 h, the ticket
 /// lifetime of both Exim flavours.
@@ -345,6 +346,23 @@ impl ServerContract for ServerSettings {
             bits |= Resumption::SERVER_TICKET;
         }
         ServerStart { may_issue, bits }
+    }
+}
+
+/// The settings one client connection runs with: `settings` itself, or a copy with `store` in
+/// place of the session store (the async layer's [`DeferredStore`](crate::DeferredStore)).
+/// Every decision is then taken by the same code over the connection's store.
+pub fn connection_settings(
+    settings: &Arc<ClientSettings>,
+    store: Option<Arc<dyn SessionStore>>,
+) -> Arc<ClientSettings> {
+    match store {
+        None => Arc::clone(settings),
+        Some(store) => {
+            let mut own = ClientSettings::clone(settings);
+            own.store = store;
+            Arc::new(own)
+        }
     }
 }
 

@@ -50,6 +50,7 @@ mod backend;
 mod cache;
 mod clock;
 pub mod contract;
+mod deferred;
 mod ehlo;
 mod error;
 mod hostlist;
@@ -64,15 +65,16 @@ mod store;
 mod ticket_policy;
 
 pub use backend::{
-    BackendKind, ClientContext, ClientParams, ClientSettings, ClientSettingsBuilder, OcspMode,
-    ServerContext, ServerParams, ServerSettings, ServerSettingsBuilder, TlsStream, Transport,
-    VerifyMode, Versions,
+    BackendKind, ClientContext, ClientParams, ClientSettings, ClientSettingsBuilder, Handshaking,
+    MidHandshake, OcspMode, ServerContext, ServerParams, ServerSettings, ServerSettingsBuilder,
+    TlsStream, Transport, VerifyMode, Versions,
 };
 pub use cache::{CacheEntry, CacheKey, CacheKeyBuilder, CodecError, NEVER_LB};
 pub use clock::{
     same_clock, Clock, ClockIdentity, ManualClock, SharedClock, SystemClock, UnixTime,
 };
 pub use contract::{loopback, ClientOffer, NoOffer, ServerStart, DEFAULT_LIFETIME_HINT};
+pub use deferred::{DeferredStore, StoreOp};
 pub use ehlo::{
     ehlo_verdict, DeleteReason, EhloCache, EhloEntry, EhloFeatures, EhloKey, EhloParseError,
     EhloResponse, EhloStore, EhloView, Limits, MemoryEhloStore, Observed, Phase, Verdict,

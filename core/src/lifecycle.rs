@@ -154,6 +154,21 @@ impl KeyRing {
             .collect()
     }
 
+    /// Whether the next ticket call at `now` would ask the key source for a key (a rotation
+    /// is due). An async server checks this before a handshake and then calls
+    /// [`rotate_if_due`](Self::rotate_if_due) on a blocking-task thread, so a key source that
+    /// blocks (Redis) is not asked from inside the TLS library's ticket callbacks.
+    pub fn rotation_due(&self, now: UnixTime) -> bool {
+        self.due(&self.read(), now)
+    }
+
+    /// Rotates the ring if a rotation is due at `now` (this may call the key source, which
+    /// may block). Fails only when there is no usable key at all; the ticket callbacks then
+    /// give no ticket, as they would have.
+    pub fn rotate_if_due(&self, now: UnixTime) -> Result<(), KeyError> {
+        self.maintain(now)
+    }
+
     /// The rotation period number of the periodic schedule at `now`: `floor(now / rotation)`.
     pub fn period_at(&self, now: UnixTime) -> u64 {
         let rotation = self.policy.rotation().as_secs().max(1);

@@ -38,6 +38,15 @@ pub trait SessionStore: fmt::Debug + Send + Sync {
     /// Removes the entry under `key`, if any.
     fn remove(&self, key: &CacheKey) -> Result<(), StoreError>;
 
+    /// Whether a call may block its thread on I/O (a file, a network round trip). The async
+    /// layer never calls a blocking store on a runtime thread: it looks the session up and
+    /// writes what the handshake stored on a blocking-task thread, around the handshake (see
+    /// [`DeferredStore`](crate::DeferredStore)). The default, `true`, is the safe answer for a
+    /// store that does not say; [`MemoryStore`] answers `false`.
+    fn blocks(&self) -> bool {
+        true
+    }
+
     /// The entry under `key` if it has not expired at `now`; an expired entry is removed and
     /// never returned.
     fn get_unexpired(
@@ -258,6 +267,10 @@ impl fmt::Debug for MemoryStore {
 }
 
 impl SessionStore for MemoryStore {
+    fn blocks(&self) -> bool {
+        false
+    }
+
     fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
         let mut lru = self.lock();
         let stamp = lru.stamp();

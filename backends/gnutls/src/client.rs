@@ -7,17 +7,18 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tlsresume_core::contract::ClientContract;
+use tlsresume_core::contract::{connection_settings, ClientContract};
 use tlsresume_core::{
-    BackendKind, ClientContext, ClientOffer, ClientParams, ClientSettings, Error, OcspMode,
-    OcspStatus, ProtocolVersion, Resumption, SessionInfo, Side, TlsFailure, TlsStream, Transport,
-    Verification, VerifyMode,
+    BackendKind, ClientContext, ClientOffer, ClientParams, ClientSettings, Error, MidHandshake,
+    OcspMode, OcspStatus, ProtocolVersion, Resumption, SessionInfo, SessionStore, Side, TlsFailure,
+    TlsStream, Transport, Verification, VerifyMode,
 };
 
 use crate::callbacks::{install_clock, ClockClaim};
 use crate::config;
-use crate::error::{from_io, handshake};
+use crate::error::handshake;
 use crate::ffi::{Connection, Credentials, End, Session};
+use crate::handshake::Handshake;
 use crate::info::{cipher_names, Stream};
 use crate::BACKEND;
 
@@ -159,7 +160,30 @@ impl Client {
         transport: S,
         params: &ClientParams,
     ) -> Result<Stream<S>, Error> {
-        let settings = &self.settings;
+        self.start(transport, params)?.resume()?.blocking()
+    }
+
+    /// Sets up the client side of a handshake without running it: [`Handshake::resume`] drives
+    /// it, over a transport that may report `WouldBlock` (GnuTLS's pull/push then return
+    /// EAGAIN and `gnutls_handshake` is called again). [`connect`](Self::connect) is this,
+    /// resumed once.
+    pub fn start<S: Read + Write>(
+        &self,
+        transport: S,
+        params: &ClientParams,
+    ) -> Result<Handshake<S>, Error> {
+        self.start_with_store(transport, params, None)
+    }
+
+    /// [`start`](Self::start) with `store` in place of the settings' session store for this
+    /// connection (a [`DeferredStore`](tlsresume_core::DeferredStore) in the async layer).
+    pub fn start_with_store<S: Read + Write>(
+        &self,
+        transport: S,
+        params: &ClientParams,
+        store: Option<Arc<dyn SessionStore>>,
+    ) -> Result<Handshake<S>, Error> {
+        let settings = &connection_settings(&self.settings, store);
         // GnuTLS does no expiry filtering of its own; only the hardened policy filters.
         let mut offer = settings.offer(BACKEND, params, false);
         let mut session = Session::new(End::Client)?;
@@ -182,9 +206,41 @@ impl Client {
                 offer.withdraw();
             }
         }
-        let mut conn = Connection::new(session, self.credentials.clone(), transport)?;
-        conn.handshake().map_err(from_io)?;
+        let conn = Connection::new(session, self.credentials.clone(), transport)?;
+        Ok(Handshake::client(
+            conn,
+            ClientPending {
+                settings: Arc::clone(settings),
+                offer,
+                server_name: params.server_name.clone(),
+                clock: self.clock.clone(),
+            },
+        ))
+    }
+}
 
+/// What a client handshake needs once GnuTLS has finished it.
+#[derive(Debug)]
+pub(crate) struct ClientPending {
+    settings: Arc<ClientSettings>,
+    offer: ClientOffer,
+    server_name: String,
+    clock: Arc<ClockClaim>,
+}
+
+impl ClientPending {
+    /// After the handshake: verification, OCSP, the bits, the first session stored.
+    pub(crate) fn finish<S: Read + Write>(
+        self,
+        mut conn: Connection<S>,
+    ) -> Result<Stream<S>, Error> {
+        let Self {
+            settings,
+            offer,
+            server_name,
+            clock,
+        } = self;
+        let settings = &settings;
         let s = conn.session();
         let resumed = s.is_resumed();
         let protocol = s.protocol();
@@ -192,7 +248,7 @@ impl Client {
         let seen = if peer_certificates.is_empty() {
             Verification::NotChecked
         } else {
-            match s.verify_peers(Some(&params.server_name)) {
+            match s.verify_peers(Some(&server_name)) {
                 Ok(0) => Verification::Verified,
                 _ => Verification::Failed,
             }
@@ -201,7 +257,7 @@ impl Client {
             let _ = conn.bye();
             return Err(handshake(
                 TlsFailure::Certificate,
-                format!("the certificate of {} did not verify", params.server_name),
+                format!("the certificate of {server_name} did not verify"),
             ));
         }
         let ocsp_seen = if settings.ocsp == OcspMode::Off {
@@ -236,7 +292,7 @@ impl Client {
             ocsp,
             ocsp_detail: None,
             peer_certificates,
-            sni: Some(params.server_name.clone()),
+            sni: Some(server_name.clone()),
             alpn: s.alpn_selected(),
             ticket_lifetime: None,
         };
@@ -250,7 +306,7 @@ impl Client {
             saved_tickets: 0,
         };
         saver.save(&conn, &mut info);
-        Ok(Stream::new(conn, info, Some(saver), self.clock.clone()))
+        Ok(Stream::new(conn, info, Some(saver), clock))
     }
 }
 
@@ -265,6 +321,20 @@ impl ClientContext for Client {
         params: &ClientParams,
     ) -> Result<Box<dyn TlsStream>, Error> {
         Client::connect(self, transport, params).map(|s| Box::new(s) as Box<dyn TlsStream>)
+    }
+
+    fn start_connect(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ClientParams,
+        store: Option<Arc<dyn SessionStore>>,
+    ) -> Result<Box<dyn MidHandshake>, Error> {
+        Client::start_with_store(self, transport, params, store)
+            .map(|h| Box::new(h) as Box<dyn MidHandshake>)
+    }
+
+    fn client_settings(&self) -> &ClientSettings {
+        &self.settings
     }
 }
 

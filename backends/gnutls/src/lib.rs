@@ -80,6 +80,7 @@ mod client;
 mod config;
 mod error;
 mod ffi;
+mod handshake;
 mod info;
 mod server;
 mod tickets;
@@ -88,6 +89,7 @@ use tlsresume_core::BackendKind;
 
 pub use client::{open_session_data, seal_session_data, Client};
 pub use ffi::{gettime_hook_available, version as gnutls_version};
+pub use handshake::Handshake;
 pub use info::Stream;
 pub use server::Server;
 

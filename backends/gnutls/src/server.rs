@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use tlsresume_core::contract::ServerContract;
 use tlsresume_core::{
-    BackendKind, Error, MasterSecret, OcspStatus, Resumption, ServerContext, ServerParams,
-    ServerSettings, SessionInfo, Side, TlsStream, Transport, Verification,
+    BackendKind, Error, KeyRing, MasterSecret, MidHandshake, OcspStatus, Resumption, ServerContext,
+    ServerParams, ServerSettings, SessionInfo, SharedClock, Side, TlsStream, Transport,
+    Verification,
 };
 
 use crate::callbacks::{install_clock, ClockClaim};
 use crate::config;
-use crate::error::from_io;
 use crate::ffi::{Connection, Credentials, End, Session};
+use crate::handshake::Handshake;
 use crate::info::{cipher_names, Stream};
 use crate::tickets;
 use crate::BACKEND;
@@ -63,6 +64,17 @@ impl Server {
         transport: S,
         params: &ServerParams,
     ) -> Result<Stream<S>, Error> {
+        self.start(transport, params)?.resume()?.blocking()
+    }
+
+    /// Sets up the server side of a handshake without running it: [`Handshake::resume`] drives
+    /// it, over a transport that may report `WouldBlock`. [`accept`](Self::accept) is this,
+    /// resumed once.
+    pub fn start<S: Read + Write>(
+        &self,
+        transport: S,
+        params: &ServerParams,
+    ) -> Result<Handshake<S>, Error> {
         let start = self.settings.start(params);
         let mut session = Session::new(End::Server)?;
         session.set_priority(&self.priority)?;
@@ -72,12 +84,34 @@ impl Server {
             session.enable_tickets_server(self.master.as_bytes())?;
             session.set_cache_expiration(lifetime);
         }
-        let mut conn = Connection::new(session, self.credentials.clone(), transport)?;
-        conn.handshake().map_err(from_io)?;
+        let conn = Connection::new(session, self.credentials.clone(), transport)?;
+        Ok(Handshake::server(
+            conn,
+            ServerPending {
+                bits: start.bits,
+                stapling: self.settings.ocsp_response.is_some(),
+                iana_names: self.settings.resumption.known_issues().iana_cipher_names,
+                clock: self.clock.clone(),
+            },
+        ))
+    }
+}
 
+/// What a server handshake needs once GnuTLS has finished it.
+#[derive(Debug)]
+pub(crate) struct ServerPending {
+    bits: Resumption,
+    stapling: bool,
+    iana_names: bool,
+    clock: Arc<ClockClaim>,
+}
+
+impl ServerPending {
+    /// After the handshake: the bits and what the session reports.
+    pub(crate) fn finish<S: Read + Write>(self, conn: Connection<S>) -> Stream<S> {
         let s = conn.session();
         let resumed = s.is_resumed();
-        let mut bits = start.bits;
+        let mut bits = self.bits;
         if conn.ticket_sent() {
             bits |= Resumption::CLIENT_REQUESTED;
         }
@@ -93,7 +127,7 @@ impl Server {
         // about it afterwards.
         let ocsp = if !s.client_requested_ocsp() {
             OcspStatus::NotRequested
-        } else if self.settings.ocsp_response.is_some() && !resumed {
+        } else if self.stapling && !resumed {
             OcspStatus::NotVerified
         } else {
             OcspStatus::NoResponse
@@ -101,7 +135,7 @@ impl Server {
         let info = SessionInfo {
             side: Side::Server,
             protocol: s.protocol(),
-            cipher: cipher_names(s, self.settings.resumption.known_issues().iana_cipher_names),
+            cipher: cipher_names(s, self.iana_names),
             resumption: bits,
             resumed,
             verification: Verification::NotChecked,
@@ -117,7 +151,7 @@ impl Server {
                 .flatten()
                 .map(|secs| Duration::from_secs(u64::from(secs))),
         };
-        Ok(Stream::new(conn, info, None, self.clock.clone()))
+        Stream::new(conn, info, None, self.clock)
     }
 }
 
@@ -132,5 +166,19 @@ impl ServerContext for Server {
         params: &ServerParams,
     ) -> Result<Box<dyn TlsStream>, Error> {
         Server::accept(self, transport, params).map(|s| Box::new(s) as Box<dyn TlsStream>)
+    }
+
+    fn start_accept(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ServerParams,
+    ) -> Result<Box<dyn MidHandshake>, Error> {
+        Server::start(self, transport, params).map(|h| Box::new(h) as Box<dyn MidHandshake>)
+    }
+
+    /// GnuTLS derives its ticket keys itself from the master secret fetched in
+    /// [`Server::new`]: no key source is asked during a handshake.
+    fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)> {
+        None
     }
 }

@@ -20,17 +20,18 @@ use openssl::x509::store::X509Store;
 use openssl::x509::{X509Ref, X509VerifyResult, X509};
 use std::io::{Read, Write};
 
-use tlsresume_core::contract::ClientContract;
+use tlsresume_core::contract::{connection_settings, ClientContract};
 use tlsresume_core::{
-    BackendKind, ClientContext, ClientOffer, ClientParams, ClientSettings, Error, OcspMode,
-    OcspStatus, ProtocolVersion, Resumption, TlsFailure, TlsStream, Transport, Verification,
-    VerifyMode,
+    BackendKind, ClientContext, ClientOffer, ClientParams, ClientSettings, Error, MidHandshake,
+    OcspMode, OcspStatus, ProtocolVersion, Resumption, SessionStore, TlsFailure, TlsStream,
+    Transport, Verification, VerifyMode,
 };
 
 use crate::config;
 use crate::error;
 use crate::ffi;
-use crate::info::{protocol_of, Conn, Stream};
+use crate::handshake::Handshake;
+use crate::info::{protocol_of, Stream};
 use crate::BACKEND;
 
 /// The trust anchors: a store for chain and OCSP verification, and the certificates for
@@ -288,8 +289,30 @@ impl Client {
         transport: S,
         params: &ClientParams,
     ) -> Result<Stream<S>, Error> {
+        self.start(transport, params)?.resume()?.blocking()
+    }
+
+    /// Sets up the client side of a handshake without running it: [`Handshake::resume`] drives
+    /// it, over a transport that may report `WouldBlock` (the async layer's).
+    /// [`connect`](Self::connect) is this, resumed once.
+    pub fn start<S: Read + Write>(
+        &self,
+        transport: S,
+        params: &ClientParams,
+    ) -> Result<Handshake<S>, Error> {
+        self.start_with_store(transport, params, None)
+    }
+
+    /// [`start`](Self::start) with `store` in place of the settings' session store for this
+    /// connection (a [`DeferredStore`](tlsresume_core::DeferredStore) in the async layer).
+    pub fn start_with_store<S: Read + Write>(
+        &self,
+        transport: S,
+        params: &ClientParams,
+        store: Option<Arc<dyn SessionStore>>,
+    ) -> Result<Handshake<S>, Error> {
         let index = client_index().ok_or_else(|| error::tls("no SSL ex_data index"))?;
-        let settings = &self.settings;
+        let settings = &connection_settings(&self.settings, store);
         let mut offer = settings.offer(BACKEND, params, true);
         let mut ssl = Ssl::new(&self.ctx).map_err(|e| error::stack("SSL", e))?;
 
@@ -359,17 +382,14 @@ impl Client {
                 .map_err(|e| error::stack("ALPN", e))?;
         }
 
-        let stream = ssl.connect(transport).map_err(error::handshake)?;
-        drop(session);
-        finish(&conn, &stream)?;
-        Ok(Stream::new(stream, Conn::Client(conn)))
+        Ok(Handshake::client(ssl, transport, conn, session))
     }
 }
 
 /// After the handshake: USED, the reported verification and OCSP status, the OCSP
 /// requirement, and, when the policy stores them, a TLS 1.2 ticket renewed on resumption (for
 /// which OpenSSL calls no new-session callback).
-fn finish<S>(conn: &ClientConn, stream: &SslStream<S>) -> Result<(), Error> {
+pub(crate) fn finish<S>(conn: &ClientConn, stream: &SslStream<S>) -> Result<(), Error> {
     let ssl = stream.ssl();
     let settings = &conn.settings;
     let resumed = ssl.session_reused();
@@ -424,5 +444,19 @@ impl ClientContext for Client {
         params: &ClientParams,
     ) -> Result<Box<dyn TlsStream>, Error> {
         Client::connect(self, transport, params).map(|s| Box::new(s) as Box<dyn TlsStream>)
+    }
+
+    fn start_connect(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ClientParams,
+        store: Option<Arc<dyn SessionStore>>,
+    ) -> Result<Box<dyn MidHandshake>, Error> {
+        Client::start_with_store(self, transport, params, store)
+            .map(|h| Box::new(h) as Box<dyn MidHandshake>)
+    }
+
+    fn client_settings(&self) -> &ClientSettings {
+        &self.settings
     }
 }

@@ -67,11 +67,13 @@ mod client;
 mod config;
 mod error;
 mod ffi;
+mod handshake;
 mod info;
 mod server;
 mod tickets;
 
 pub use client::Client;
+pub use handshake::Handshake;
 pub use info::Stream;
 pub use server::Server;
 

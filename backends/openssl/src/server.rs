@@ -9,13 +9,15 @@ use std::io::{Read, Write};
 
 use tlsresume_core::contract::ServerContract;
 use tlsresume_core::{
-    BackendKind, Error, KeyRing, ServerContext, ServerParams, ServerSettings, TlsStream, Transport,
+    BackendKind, Error, KeyRing, MidHandshake, ServerContext, ServerParams, ServerSettings,
+    SharedClock, TlsStream, Transport,
 };
 
 use crate::config;
 use crate::error;
 use crate::ffi;
-use crate::info::{Conn, Stream};
+use crate::handshake::Handshake;
+use crate::info::Stream;
 use crate::tickets::{server_conn, server_index, ServerConn, ServerState};
 use crate::BACKEND;
 
@@ -93,6 +95,17 @@ impl Server {
         transport: S,
         params: &ServerParams,
     ) -> Result<Stream<S>, Error> {
+        self.start(transport, params)?.resume()?.blocking()
+    }
+
+    /// Sets up the server side of a handshake without running it: [`Handshake::resume`] drives
+    /// it, over a transport that may report `WouldBlock`. [`accept`](Self::accept) is this,
+    /// resumed once.
+    pub fn start<S: Read + Write>(
+        &self,
+        transport: S,
+        params: &ServerParams,
+    ) -> Result<Handshake<S>, Error> {
         let index = server_index().ok_or_else(|| error::tls("no SSL ex_data index"))?;
         let start = self.settings.start(params);
         let mut ssl = Ssl::new(&self.ctx).map_err(|e| error::stack("SSL", e))?;
@@ -115,11 +128,7 @@ impl Server {
                 .map_err(|e| error::stack("num_tickets", e))?;
             ffi::set_no_ticket(&mut ssl);
         }
-        let stream = ssl.accept(transport).map_err(error::handshake)?;
-        if stream.ssl().session_reused() {
-            conn.state().bits |= tlsresume_core::Resumption::USED;
-        }
-        Ok(Stream::new(stream, Conn::Server(conn)))
+        Ok(Handshake::server(ssl, transport, conn))
     }
 }
 
@@ -152,5 +161,17 @@ impl ServerContext for Server {
         params: &ServerParams,
     ) -> Result<Box<dyn TlsStream>, Error> {
         Server::accept(self, transport, params).map(|s| Box::new(s) as Box<dyn TlsStream>)
+    }
+
+    fn start_accept(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ServerParams,
+    ) -> Result<Box<dyn MidHandshake>, Error> {
+        Server::start(self, transport, params).map(|h| Box::new(h) as Box<dyn MidHandshake>)
+    }
+
+    fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)> {
+        Some((Arc::clone(&self.ring), Arc::clone(&self.settings.clock)))
     }
 }

@@ -18,16 +18,18 @@ use rustls::client::{
 };
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, NamedGroup, RootCertStore, StreamOwned};
-use tlsresume_core::contract::ClientContract;
+use tlsresume_core::contract::{connection_settings, ClientContract};
 use tlsresume_core::{
     BackendKind, CacheKey, ClientContext, ClientOffer, ClientParams, ClientSettings, Error,
-    NoOffer, OcspMode, ProtocolVersion, Resumption, TlsFailure, TlsStream, Transport, Verification,
+    MidHandshake, NoOffer, OcspMode, ProtocolVersion, Resumption, SessionStore, TlsStream,
+    Transport, Verification,
 };
 
 use crate::config::{provider, versions, ClockTime};
-use crate::error::{handshake, tls};
+use crate::error::tls;
+use crate::handshake::{ClientParts, Handshake};
 use crate::info::{ClientState, Stream};
-use crate::verify::{RecordScope, RecordingVerifier, VerifyRecord};
+use crate::verify::{RecordingVerifier, VerifyRecord};
 use crate::wire::{Tap, WireRecord};
 
 const HANDLE_PREFIX: &[u8] = b"rustls-in-process:";
@@ -37,6 +39,9 @@ const HANDLE_PREFIX: &[u8] = b"rustls-in-process:";
 pub struct Client {
     settings: Arc<ClientSettings>,
     base: Arc<ClientConfig>,
+    /// The checks every connection's verifier makes (each connection gets its own, or the one
+    /// kept with the session it offers).
+    verifier: Arc<RecordingVerifier>,
     sessions: Arc<Mutex<InProcess>>,
 }
 
@@ -44,7 +49,7 @@ pub struct Client {
 #[derive(Debug, Default)]
 struct InProcess {
     next: u64,
-    slots: HashMap<u64, Slot>,
+    slots: HashMap<u64, Held>,
     by_key: HashMap<CacheKey, u64>,
     kx_hints: HashMap<String, NamedGroup>,
 }
@@ -57,22 +62,75 @@ enum Slot {
     Tls13(Option<Tls13ClientSessionValue>),
 }
 
+/// A stored session with the verifier it was made under (rustls resumes it under no other),
+/// and whether a handshake is using it now.
+#[derive(Debug)]
+struct Held {
+    slot: Slot,
+    verifier: Arc<RecordingVerifier>,
+    lent: bool,
+}
+
+/// The session a connection offers, taken out of the table before its handshake starts.
+#[derive(Debug)]
+enum Taken {
+    Tls12(Tls12ClientSessionValue),
+    Tls13(Mutex<Option<Tls13ClientSessionValue>>),
+}
+
+/// A TLS 1.2 session lent to one handshake; dropping this (when the handshake is over, or is
+/// dropped half-way) hands it back. While it is lent no other handshake is offered it, so the
+/// verifier kept with it serves one handshake at a time.
+#[derive(Debug)]
+pub(crate) struct Lend {
+    sessions: Arc<Mutex<InProcess>>,
+    handle: u64,
+}
+
+impl Drop for Lend {
+    fn drop(&mut self) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(held) = sessions.slots.get_mut(&self.handle) {
+            held.lent = false;
+        }
+    }
+}
+
 impl InProcess {
-    fn insert(&mut self, key: CacheKey, slot: Slot) -> u64 {
+    fn insert(&mut self, key: CacheKey, slot: Slot, verifier: Arc<RecordingVerifier>) -> u64 {
         self.next += 1;
         let handle = self.next;
         if let Some(old) = self.by_key.insert(key, handle) {
             self.slots.remove(&old);
         }
-        self.slots.insert(handle, slot);
+        self.slots.insert(
+            handle,
+            Held {
+                slot,
+                verifier,
+                lent: false,
+            },
+        );
         handle
     }
 
-    fn usable(&self, handle: u64) -> bool {
-        matches!(
-            self.slots.get(&handle),
-            Some(Slot::Tls12(_)) | Some(Slot::Tls13(Some(_)))
-        )
+    /// Takes the session under `handle` for one handshake: a TLS 1.3 ticket leaves the table
+    /// (single use), a TLS 1.2 session is lent. `None` when there is none, it was used, or
+    /// another handshake holds it now (that one connection then makes a full handshake).
+    fn take(&mut self, handle: u64) -> Option<(Taken, Arc<RecordingVerifier>, bool)> {
+        let held = self.slots.get_mut(&handle)?;
+        if held.lent {
+            return None;
+        }
+        let taken = match &mut held.slot {
+            Slot::Tls12(value) => {
+                held.lent = true;
+                Taken::Tls12(value.clone())
+            }
+            Slot::Tls13(value) => Taken::Tls13(Mutex::new(Some(value.take()?))),
+        };
+        let lent = held.lent;
+        Some((taken, held.verifier.clone(), lent))
     }
 }
 
@@ -108,6 +166,7 @@ impl Client {
             mode: settings.verify,
             roots: Arc::new(settings.roots.clone()),
             request_ocsp: settings.ocsp != OcspMode::Off,
+            record: Mutex::new(Arc::default()),
         });
         let mut base = ClientConfig::builder_with_details(
             provider(),
@@ -116,12 +175,13 @@ impl Client {
         .with_protocol_versions(&versions(&settings.versions)?)
         .map_err(tls)?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
+        .with_custom_certificate_verifier(verifier.clone())
         .with_no_client_auth();
         base.alpn_protocols = settings.alpn.clone();
         Ok(Self {
             settings: Arc::new(settings),
             base: Arc::new(base),
+            verifier,
             sessions: Arc::new(Mutex::new(InProcess::default())),
         })
     }
@@ -136,29 +196,73 @@ impl Client {
         transport: S,
         params: &ClientParams,
     ) -> Result<Stream<S>, Error> {
-        let mut offer = self.settings.offer(BackendKind::Rustls, params, true);
-        let handle = offer
-            .entry
-            .as_ref()
-            .and_then(|e| decode_handle(&e.session))
-            .filter(|h| self.sessions().usable(*h));
-        if offer.entry.is_some() && handle.is_none() {
+        self.start(transport, params)?.resume()?.blocking()
+    }
+
+    /// Sets up the client side of a handshake without running it: [`Handshake::resume`] drives
+    /// rustls's state machine as far as the transport allows. [`connect`](Self::connect) is
+    /// this, resumed once.
+    pub fn start<S: Read + Write>(
+        &self,
+        transport: S,
+        params: &ClientParams,
+    ) -> Result<Handshake<S>, Error> {
+        self.start_with_store(transport, params, None)
+    }
+
+    /// [`start`](Self::start) with `store` in place of the settings' session store for this
+    /// connection (a [`DeferredStore`](tlsresume_core::DeferredStore) in the async layer).
+    ///
+    /// The connection's verifier records into this connection's state: a new one, or, when a
+    /// stored session is offered, the one kept with that session (rustls resumes a session only
+    /// under the verifier that made it), pointed at this connection.
+    pub fn start_with_store<S: Read + Write>(
+        &self,
+        transport: S,
+        params: &ClientParams,
+        store: Option<Arc<dyn SessionStore>>,
+    ) -> Result<Handshake<S>, Error> {
+        let settings = connection_settings(&self.settings, store);
+        let mut offer = settings.offer(BackendKind::Rustls, params, true);
+        let verify = Arc::new(Mutex::new(VerifyRecord::default()));
+        let handle = offer.entry.as_ref().and_then(|e| decode_handle(&e.session));
+        let taken = handle.and_then(|h| self.sessions().take(h).map(|t| (h, t)));
+        let (taken, verifier, lend) = match taken {
+            Some((handle, (taken, verifier, lent))) => {
+                verifier.point_at(verify.clone());
+                let lend = lent.then(|| Lend {
+                    sessions: self.sessions.clone(),
+                    handle,
+                });
+                (Some(taken), verifier, lend)
+            }
+            None => (
+                None,
+                Arc::new(self.verifier.with_record(verify.clone())),
+                None,
+            ),
+        };
+        if offer.entry.is_some() && taken.is_none() {
             // The entry names a session this process does not hold (another process's, or
-            // one already used): nothing to offer.
+            // one already used or in use): nothing to offer.
             offer.entry = None;
             offer.bits.remove(Resumption::CLIENT_SUGGESTED);
             offer.no_offer = Some(NoOffer::Missing);
         }
-        let verify = Arc::new(Mutex::new(VerifyRecord::default()));
         let wire = Arc::new(Mutex::new(WireRecord::default()));
         let state = Arc::new(Mutex::new(ClientState::default()));
-        // Per connection: only the session store differs from the base configuration.
+        // Per connection: the session store and the verifier differ from the base
+        // configuration.
         let mut config = (*self.base).clone();
+        config
+            .dangerous()
+            .set_certificate_verifier(verifier.clone());
         config.resumption = if offer.may_resume {
             RustlsResumption::store(Arc::new(Bridge {
-                settings: self.settings.clone(),
+                settings: settings.clone(),
                 offer: offer.clone(),
-                offered: handle,
+                offered: taken,
+                verifier,
                 sessions: self.sessions.clone(),
                 verify: verify.clone(),
                 state: state.clone(),
@@ -170,39 +274,17 @@ impl Client {
         let name = ServerName::try_from(params.server_name.clone())
             .map_err(|e| Error::Config(format!("server name '{}': {e}", params.server_name)))?;
         let conn = ClientConnection::new(Arc::new(config), name).map_err(tls)?;
-        let mut stream = StreamOwned::new(conn, Tap::new(transport, wire));
-        {
-            let _scope = RecordScope::enter(verify.clone());
-            while stream.conn.is_handshaking() {
-                stream
-                    .conn
-                    .complete_io(&mut stream.sock)
-                    .map_err(handshake)?;
-            }
-        }
-        stream.sock.stop();
-        let stream = Stream::client(
-            stream,
-            self.settings.clone(),
-            offer,
-            verify,
-            state,
-            params.server_name.clone(),
-        );
-        if self.settings.ocsp == OcspMode::Require {
-            let info = stream.info();
-            if self.settings.ocsp_requirement_failed(info.ocsp) {
-                return Err(Error::tls_failure(
-                    "rustls",
-                    TlsFailure::Ocsp,
-                    match &info.ocsp_detail {
-                        Some(why) => format!("OCSP required but status is {}: {why}", info.ocsp),
-                        None => format!("OCSP required but status is {}", info.ocsp),
-                    },
-                ));
-            }
-        }
-        Ok(stream)
+        Ok(Handshake::client(
+            StreamOwned::new(conn, Tap::new(transport, wire)),
+            ClientParts {
+                settings,
+                offer,
+                verify,
+                state,
+                server_name: params.server_name.clone(),
+                lend,
+            },
+        ))
     }
 }
 
@@ -218,6 +300,20 @@ impl ClientContext for Client {
     ) -> Result<Box<dyn TlsStream>, Error> {
         Client::connect(self, transport, params).map(|s| Box::new(s) as Box<dyn TlsStream>)
     }
+
+    fn start_connect(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ClientParams,
+        store: Option<Arc<dyn SessionStore>>,
+    ) -> Result<Box<dyn MidHandshake>, Error> {
+        Client::start_with_store(self, transport, params, store)
+            .map(|h| Box::new(h) as Box<dyn MidHandshake>)
+    }
+
+    fn client_settings(&self) -> &ClientSettings {
+        &self.settings
+    }
 }
 
 /// One connection's rustls session store: hands rustls the offered session and turns the
@@ -226,7 +322,10 @@ impl ClientContext for Client {
 struct Bridge {
     settings: Arc<ClientSettings>,
     offer: ClientOffer,
-    offered: Option<u64>,
+    /// The session offered, taken out of the table for this handshake.
+    offered: Option<Taken>,
+    /// This connection's verifier, kept with the sessions it stores.
+    verifier: Arc<RecordingVerifier>,
     sessions: Arc<Mutex<InProcess>>,
     verify: Arc<Mutex<VerifyRecord>>,
     state: Arc<Mutex<ClientState>>,
@@ -246,7 +345,9 @@ impl Bridge {
         };
         // The verifier runs on full handshakes only.
         let resumed = seen_verification.is_none();
-        let handle = self.sessions().insert(self.offer.key, slot);
+        let handle = self
+            .sessions()
+            .insert(self.offer.key, slot, self.verifier.clone());
         let entry = self.settings.entry_for(
             BackendKind::Rustls,
             &self.offer,
@@ -309,9 +410,9 @@ impl ClientSessionStore for Bridge {
     }
 
     fn tls12_session(&self, _server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
-        match self.sessions().slots.get(&self.offered?) {
-            Some(Slot::Tls12(value)) => Some(value.clone()),
-            _ => None,
+        match self.offered.as_ref()? {
+            Taken::Tls12(value) => Some(value.clone()),
+            Taken::Tls13(_) => None,
         }
     }
 
@@ -336,9 +437,9 @@ impl ClientSessionStore for Bridge {
         &self,
         _server_name: &ServerName<'static>,
     ) -> Option<Tls13ClientSessionValue> {
-        match self.sessions().slots.get_mut(&self.offered?) {
-            Some(Slot::Tls13(value)) => value.take(),
-            _ => None,
+        match self.offered.as_ref()? {
+            Taken::Tls13(value) => value.lock().unwrap_or_else(|p| p.into_inner()).take(),
+            Taken::Tls12(_) => None,
         }
     }
 }

@@ -68,6 +68,7 @@
 mod client;
 mod config;
 mod error;
+mod handshake;
 mod info;
 pub mod ocsp;
 mod server;
@@ -76,6 +77,7 @@ mod verify;
 mod wire;
 
 pub use client::Client;
+pub use handshake::Handshake;
 pub use info::Stream;
 pub use server::Server;
 

@@ -9,14 +9,15 @@ use rustls::server::NoServerSessionStorage;
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use tlsresume_core::contract::ServerContract;
 use tlsresume_core::{
-    BackendKind, Error, KeyRing, ServerContext, ServerParams, ServerSettings, TicketSealer,
-    TlsStream, Transport,
+    BackendKind, Error, KeyRing, MidHandshake, ServerContext, ServerParams, ServerSettings,
+    SharedClock, TicketSealer, TlsStream, Transport,
 };
 
 use crate::config::{chain_and_key, provider, versions, ClockTime};
-use crate::error::{handshake, tls};
+use crate::error::tls;
+use crate::handshake::Handshake;
 use crate::info::{ServerState, Stream};
-use crate::tickets::{TicketRecord, TicketScope, Ticketer};
+use crate::tickets::{TicketRecord, Ticketer};
 
 /// A rustls server whose tickets follow the settings' `TicketPolicy` on the settings' clock.
 ///
@@ -28,6 +29,7 @@ pub struct Server {
     with_tickets: Arc<ServerConfig>,
     without_tickets: Arc<ServerConfig>,
     ring: Arc<KeyRing>,
+    sealer: TicketSealer,
     lifetime: Duration,
 }
 
@@ -58,16 +60,12 @@ impl Server {
         let ring = Arc::new(KeyRing::new(policy, settings.key_source.clone()));
         let sealer = TicketSealer::new(ring.clone());
         config.send_tls13_tickets = 1;
-        config.ticketer = Arc::new(Ticketer {
-            sealer: sealer.clone(),
-            clock: settings.clock.clone(),
-            lifetime_secs: u32::try_from(policy.lifetime().as_secs()).unwrap_or(u32::MAX),
-        });
         Ok(Self {
             settings,
             with_tickets: Arc::new(config),
             without_tickets: Arc::new(without),
             ring,
+            sealer,
             lifetime: policy.lifetime(),
         })
     }
@@ -83,26 +81,38 @@ impl Server {
         transport: S,
         params: &ServerParams,
     ) -> Result<Stream<S>, Error> {
+        self.start(transport, params)?.resume()?.blocking()
+    }
+
+    /// Sets up the server side of a handshake without running it: [`Handshake::resume`] drives
+    /// rustls's state machine as far as the transport allows. [`accept`](Self::accept) is
+    /// this, resumed once.
+    ///
+    /// Clients given tickets run under a copy of the server's configuration whose ticketer
+    /// records into this connection's state (a configuration clone shares every `Arc` and
+    /// costs a few hundred nanoseconds; see `docs/performance.md`).
+    pub fn start<S: Read + Write>(
+        &self,
+        transport: S,
+        params: &ServerParams,
+    ) -> Result<Handshake<S>, Error> {
         let start = self.settings.start(params);
         let record = Arc::new(Mutex::new(TicketRecord::default()));
         let config = if start.may_issue {
-            self.with_tickets.clone()
+            let mut config = ServerConfig::clone(&self.with_tickets);
+            config.ticketer = Arc::new(Ticketer {
+                sealer: self.sealer.clone(),
+                clock: self.settings.clock.clone(),
+                lifetime_secs: u32::try_from(self.lifetime.as_secs()).unwrap_or(u32::MAX),
+                record: record.clone(),
+            });
+            Arc::new(config)
         } else {
             self.without_tickets.clone()
         };
         let conn = ServerConnection::new(config).map_err(tls)?;
-        let mut stream = StreamOwned::new(conn, transport);
-        {
-            let _scope = TicketScope::enter(record.clone());
-            while stream.conn.is_handshaking() {
-                stream
-                    .conn
-                    .complete_io(&mut stream.sock)
-                    .map_err(handshake)?;
-            }
-        }
-        Ok(Stream::server(
-            stream,
+        Ok(Handshake::server(
+            StreamOwned::new(conn, transport),
             ServerState {
                 start,
                 record,
@@ -124,5 +134,17 @@ impl ServerContext for Server {
         params: &ServerParams,
     ) -> Result<Box<dyn TlsStream>, Error> {
         Server::accept(self, transport, params).map(|s| Box::new(s) as Box<dyn TlsStream>)
+    }
+
+    fn start_accept(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ServerParams,
+    ) -> Result<Box<dyn MidHandshake>, Error> {
+        Server::start(self, transport, params).map(|h| Box::new(h) as Box<dyn MidHandshake>)
+    }
+
+    fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)> {
+        Some((self.ring.clone(), self.settings.clock.clone()))
     }
 }

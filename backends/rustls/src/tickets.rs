@@ -1,7 +1,6 @@
 //! Ticket-key glue: a rustls `ProducesTickets` over the core key ring and sealer, recording the
 //! resumption bits of the connection it serves.
 
-use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use rustls::server::ProducesTickets;
@@ -16,48 +15,18 @@ pub(crate) struct TicketRecord {
     pub(crate) decision: Option<Decision>,
 }
 
-thread_local! {
-    /// The record of the connection whose handshake runs on this thread.
-    static CURRENT: RefCell<Option<Arc<Mutex<TicketRecord>>>> = const { RefCell::new(None) };
-}
-
-/// Points the ticketer at one connection's record while its handshake runs on this thread.
+/// The server's ticketer: the core sealer, recording each call in its connection's record.
 ///
-/// rustls asks the configuration's ticketer, not the connection, for tickets. Handshakes are
-/// driven synchronously on the caller's thread (tickets are sealed and opened inside them, TLS
-/// 1.3 ones included), so a thread-local tells the one shared ticketer whose handshake it
-/// serves, and the configuration is shared by every connection instead of copied.
-pub(crate) struct TicketScope(());
-
-impl TicketScope {
-    pub(crate) fn enter(record: Arc<Mutex<TicketRecord>>) -> Self {
-        CURRENT.with(|c| *c.borrow_mut() = Some(record));
-        Self(())
-    }
-}
-
-impl Drop for TicketScope {
-    fn drop(&mut self) {
-        CURRENT.with(|c| *c.borrow_mut() = None);
-    }
-}
-
-/// The server's ticketer: the core sealer, recording each call in the current connection's
-/// record.
+/// rustls asks the configuration's ticketer, not the connection, for tickets, so each
+/// connection runs under a configuration of its own (a clone of the server's, sharing
+/// everything but this ticketer): the record travels with the connection, whichever thread or
+/// task drives it.
 #[derive(Debug)]
 pub(crate) struct Ticketer {
     pub(crate) sealer: TicketSealer,
     pub(crate) clock: SharedClock,
     pub(crate) lifetime_secs: u32,
-}
-
-/// Runs `f` on the current connection's record; a call outside any handshake (none expected)
-/// is served with a throwaway record.
-fn with_record<T>(f: impl FnOnce(&mut TicketRecord) -> T) -> T {
-    CURRENT.with(|current| match current.borrow().as_ref() {
-        Some(record) => f(&mut record.lock().unwrap_or_else(|p| p.into_inner())),
-        None => f(&mut TicketRecord::default()),
-    })
+    pub(crate) record: Arc<Mutex<TicketRecord>>,
 }
 
 /// The TLS version inside rustls 0.23's encoded server session value: an SNI flag byte (and
@@ -83,15 +52,19 @@ impl ProducesTickets for Ticketer {
     }
 
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
-        with_record(|record| self.encrypt_for(record, plain))
+        self.encrypt_for(&mut self.lock(), plain)
     }
 
     fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        with_record(|record| self.decrypt_for(record, cipher))
+        self.decrypt_for(&mut self.lock(), cipher)
     }
 }
 
 impl Ticketer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TicketRecord> {
+        self.record.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn encrypt_for(&self, record: &mut TicketRecord, plain: &[u8]) -> Option<Vec<u8>> {
         // TLS 1.2: a resumption whose key is not yet due for renewal keeps its ticket, as
         // OpenSSL's ticket callback does without return value 2. rustls then sends an empty

@@ -4,7 +4,6 @@
 //! rustls has no OCSP verification of its own; the staple it hands the verifier is checked by
 //! the `ocsp` module.
 
-use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -24,30 +23,16 @@ pub(crate) struct VerifyRecord {
     pub(crate) ocsp_detail: Option<String>,
 }
 
-thread_local! {
-    /// The record of the connection whose handshake runs on this thread.
-    static CURRENT: RefCell<Option<Arc<Mutex<VerifyRecord>>>> = const { RefCell::new(None) };
-}
-
-/// Points the verifier at one connection's record while its handshake runs on this thread.
+/// The record a verifier writes to: re-pointed to the connection whose handshake uses the
+/// verifier.
 ///
-/// rustls only resumes a session under the very verifier (the same `Arc`) that made it, so
-/// a `Client` has one verifier for all its connections; handshakes are driven synchronously
-/// on the caller's thread, so a thread-local tells the verifier whose handshake it is checking.
-pub(crate) struct RecordScope(());
-
-impl RecordScope {
-    pub(crate) fn enter(record: Arc<Mutex<VerifyRecord>>) -> Self {
-        CURRENT.with(|c| *c.borrow_mut() = Some(record));
-        Self(())
-    }
-}
-
-impl Drop for RecordScope {
-    fn drop(&mut self) {
-        CURRENT.with(|c| *c.borrow_mut() = None);
-    }
-}
+/// rustls only resumes a session under the very verifier (the same `Arc`) that made it
+/// (`compatible_config` compares the pointers), so the verifier cannot simply be made per
+/// connection: a connection that offers a stored session runs under the verifier kept with
+/// that session, pointed at its own record. A session is lent to one handshake at a time (see
+/// the client module), so a verifier never serves two handshakes at once, whatever thread or
+/// task drives them.
+pub(crate) type RecordSlot = Mutex<Arc<Mutex<VerifyRecord>>>;
 
 #[derive(Debug)]
 pub(crate) struct RecordingVerifier {
@@ -55,6 +40,26 @@ pub(crate) struct RecordingVerifier {
     pub(crate) mode: VerifyMode,
     pub(crate) roots: Arc<Vec<Vec<u8>>>,
     pub(crate) request_ocsp: bool,
+    /// The record of the connection this verifier serves now.
+    pub(crate) record: RecordSlot,
+}
+
+impl RecordingVerifier {
+    /// A new verifier with the same checks, writing to `record`.
+    pub(crate) fn with_record(&self, record: Arc<Mutex<VerifyRecord>>) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            mode: self.mode,
+            roots: Arc::clone(&self.roots),
+            request_ocsp: self.request_ocsp,
+            record: Mutex::new(record),
+        }
+    }
+
+    /// Points the verifier at another connection's record.
+    pub(crate) fn point_at(&self, record: Arc<Mutex<VerifyRecord>>) {
+        *self.record.lock().unwrap_or_else(|p| p.into_inner()) = record;
+    }
 }
 
 impl ServerCertVerifier for RecordingVerifier {
@@ -89,14 +94,13 @@ impl ServerCertVerifier for RecordingVerifier {
         } else {
             Verification::Failed
         };
-        CURRENT.with(|current| {
-            if let Some(record) = current.borrow().as_ref() {
-                let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
-                record.ocsp = Some(ocsp);
-                record.ocsp_detail = ocsp_detail;
-                record.verification = Some(verification);
-            }
-        });
+        let record = Arc::clone(&self.record.lock().unwrap_or_else(|p| p.into_inner()));
+        {
+            let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
+            record.ocsp = Some(ocsp);
+            record.ocsp_detail = ocsp_detail;
+            record.verification = Some(verification);
+        }
         match result {
             Ok(ok) => Ok(ok),
             Err(e) => match self.mode {

@@ -1,0 +1,88 @@
+//! [`Handshake`]: a handshake in progress, resumable over a transport that may block.
+//!
+//! GnuTLS is driven as it is meant to be on a non-blocking socket: the pull/push functions
+//! set EAGAIN when the transport reports `WouldBlock`, `gnutls_handshake` returns
+//! `GNUTLS_E_AGAIN`, and the same session is handed back to be handshaken again when the
+//! transport is ready. The blocking `connect`/`accept` run this very code.
+
+use std::io::{self, Read, Write};
+
+use tlsresume_core::{Error, Handshaking, MidHandshake, TlsStream, Transport};
+
+use crate::client::ClientPending;
+use crate::error::from_io;
+use crate::ffi::Connection;
+use crate::info::Stream;
+use crate::server::ServerPending;
+
+#[derive(Debug)]
+enum Pending {
+    Client(ClientPending),
+    Server(ServerPending),
+}
+
+/// A client or server handshake in progress over GnuTLS.
+///
+/// [`resume`](Self::resume) drives it as far as the transport allows; on "would block" the
+/// handshake comes back to be resumed when the transport is ready.
+#[derive(Debug)]
+pub struct Handshake<S> {
+    conn: Connection<S>,
+    pending: Pending,
+}
+
+impl<S: Read + Write> Handshake<S> {
+    pub(crate) fn client(conn: Connection<S>, pending: ClientPending) -> Self {
+        Self {
+            conn,
+            pending: Pending::Client(pending),
+        }
+    }
+
+    pub(crate) fn server(conn: Connection<S>, pending: ServerPending) -> Self {
+        Self {
+            conn,
+            pending: Pending::Server(pending),
+        }
+    }
+
+    /// Drives the handshake until it is done or the transport would block.
+    pub fn resume(mut self) -> Result<Handshaking<Self, Stream<S>>, Error> {
+        match self.conn.handshake() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Ok(Handshaking::WouldBlock(self))
+            }
+            Err(e) => return Err(from_io(e)),
+        }
+        Ok(Handshaking::Done(match self.pending {
+            Pending::Client(pending) => pending.finish(self.conn)?,
+            Pending::Server(pending) => pending.finish(self.conn),
+        }))
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &S {
+        self.conn.transport()
+    }
+
+    /// The transport, mutable.
+    pub fn get_mut(&mut self) -> &mut S {
+        self.conn.transport_mut()
+    }
+}
+
+impl<S: Transport> MidHandshake for Handshake<S> {
+    fn resume(
+        self: Box<Self>,
+    ) -> Result<Handshaking<Box<dyn MidHandshake>, Box<dyn TlsStream>>, Error> {
+        Ok(match Handshake::resume(*self)? {
+            Handshaking::Done(stream) => Handshaking::Done(Box::new(stream)),
+            Handshaking::WouldBlock(h) => Handshaking::WouldBlock(Box::new(h)),
+        })
+    }
+
+    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
+        self.get_mut()
+    }
+}

@@ -1,0 +1,136 @@
+//! [`Handshake`]: a handshake in progress, resumable over a transport that may block.
+//!
+//! OpenSSL is driven as it is meant to be on a non-blocking socket: `SSL_connect`/`SSL_accept`
+//! return "want read/write" when the transport reports `WouldBlock`, the openssl crate hands
+//! the connection back as a `MidHandshakeSslStream`, and the same `SSL` (with the same
+//! callbacks and per-connection state) is resumed when the transport is ready. The blocking
+//! `connect`/`accept` run this very code, so the resumption decisions cannot differ.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use openssl::ssl::{HandshakeError, MidHandshakeSslStream, Ssl, SslSession};
+use tlsresume_core::{Error, Handshaking, MidHandshake, Resumption, TlsStream, Transport};
+
+use crate::client::{finish, ClientConn};
+use crate::error;
+use crate::info::{Conn, Stream};
+use crate::tickets::ServerConn;
+
+enum Phase<S> {
+    /// Set up, not started.
+    Fresh(Ssl, S),
+    /// Started; the transport would block.
+    Mid(MidHandshakeSslStream<S>),
+}
+
+/// A client or server handshake in progress over OpenSSL.
+///
+/// [`resume`](Self::resume) drives it as far as the transport allows; on "would block" the
+/// handshake comes back to be resumed when the transport is ready.
+pub struct Handshake<S> {
+    phase: Phase<S>,
+    conn: Conn,
+    /// The offered session, kept alive until the handshake is over.
+    _session: Option<SslSession>,
+}
+
+impl<S> fmt::Debug for Handshake<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let started = matches!(self.phase, Phase::Mid(_));
+        f.debug_struct("Handshake")
+            .field("started", &started)
+            .field("conn", &self.conn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Read + Write> Handshake<S> {
+    pub(crate) fn client(
+        ssl: Ssl,
+        transport: S,
+        conn: Arc<ClientConn>,
+        session: Option<SslSession>,
+    ) -> Self {
+        Self {
+            phase: Phase::Fresh(ssl, transport),
+            conn: Conn::Client(conn),
+            _session: session,
+        }
+    }
+
+    pub(crate) fn server(ssl: Ssl, transport: S, conn: Arc<ServerConn>) -> Self {
+        Self {
+            phase: Phase::Fresh(ssl, transport),
+            conn: Conn::Server(conn),
+            _session: None,
+        }
+    }
+
+    /// Drives the handshake until it is done or the transport would block.
+    pub fn resume(self) -> Result<Handshaking<Self, Stream<S>>, Error> {
+        let Self {
+            phase,
+            conn,
+            _session,
+        } = self;
+        let result = match phase {
+            Phase::Fresh(ssl, transport) => match conn {
+                Conn::Client(_) => ssl.connect(transport),
+                Conn::Server(_) => ssl.accept(transport),
+            },
+            Phase::Mid(mid) => mid.handshake(),
+        };
+        match result {
+            Ok(stream) => {
+                match &conn {
+                    Conn::Client(client) => finish(client, &stream)?,
+                    Conn::Server(server) => {
+                        if stream.ssl().session_reused() {
+                            server.state().bits |= Resumption::USED;
+                        }
+                    }
+                }
+                Ok(Handshaking::Done(Stream::new(stream, conn)))
+            }
+            Err(HandshakeError::WouldBlock(mid)) => Ok(Handshaking::WouldBlock(Self {
+                phase: Phase::Mid(mid),
+                conn,
+                _session,
+            })),
+            Err(e) => Err(error::handshake(e)),
+        }
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &S {
+        match &self.phase {
+            Phase::Fresh(_, transport) => transport,
+            Phase::Mid(mid) => mid.get_ref(),
+        }
+    }
+
+    /// The transport, mutable.
+    pub fn get_mut(&mut self) -> &mut S {
+        match &mut self.phase {
+            Phase::Fresh(_, transport) => transport,
+            Phase::Mid(mid) => mid.get_mut(),
+        }
+    }
+}
+
+impl<S: Transport> MidHandshake for Handshake<S> {
+    fn resume(
+        self: Box<Self>,
+    ) -> Result<Handshaking<Box<dyn MidHandshake>, Box<dyn TlsStream>>, Error> {
+        Ok(match Handshake::resume(*self)? {
+            Handshaking::Done(stream) => Handshaking::Done(Box::new(stream)),
+            Handshaking::WouldBlock(h) => Handshaking::WouldBlock(Box::new(h)),
+        })
+    }
+
+    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
+        self.get_mut()
+    }
+}

@@ -1,0 +1,184 @@
+//! [`Handshake`]: a handshake in progress, resumable over a transport that may block.
+//!
+//! rustls is a state machine that does no I/O of its own: `complete_io` writes what it has
+//! queued (`write_tls`), reads what the transport has (`read_tls`) and processes it
+//! (`process_new_packets`); a transport reporting `WouldBlock` stops it with nothing lost, and
+//! the same connection goes on when the transport is ready (tokio-rustls drives it the same
+//! way). The blocking `connect`/`accept` run this very code.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
+
+use std::ops::DerefMut;
+
+use rustls::{ClientConnection, ConnectionCommon, ServerConnection, SideData, StreamOwned};
+use tlsresume_core::contract::ClientContract;
+use tlsresume_core::{
+    ClientOffer, ClientSettings, Error, Handshaking, MidHandshake, OcspMode, TlsFailure, TlsStream,
+    Transport,
+};
+
+use crate::client::Lend;
+use crate::error::handshake;
+use crate::info::{ClientState, ServerState, Stream};
+use crate::verify::VerifyRecord;
+use crate::wire::Tap;
+
+/// What a client handshake carries to its stream.
+pub(crate) struct ClientParts {
+    pub(crate) settings: Arc<ClientSettings>,
+    pub(crate) offer: ClientOffer,
+    pub(crate) verify: Arc<Mutex<VerifyRecord>>,
+    pub(crate) state: Arc<Mutex<ClientState>>,
+    pub(crate) server_name: String,
+    /// The stored TLS 1.2 session this handshake offers, lent to it until it is over.
+    pub(crate) lend: Option<Lend>,
+}
+
+// One handshake per connection, so the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Side<S: Read + Write> {
+    Client {
+        stream: StreamOwned<ClientConnection, Tap<S>>,
+        parts: ClientParts,
+    },
+    Server {
+        stream: StreamOwned<ServerConnection, S>,
+        state: ServerState,
+    },
+}
+
+/// A client or server handshake in progress over rustls.
+///
+/// [`resume`](Self::resume) drives it as far as the transport allows; on "would block" the
+/// handshake comes back to be resumed when the transport is ready.
+pub struct Handshake<S: Read + Write> {
+    side: Side<S>,
+}
+
+impl<S: Read + Write> fmt::Debug for Handshake<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let side = match &self.side {
+            Side::Client { .. } => "client",
+            Side::Server { .. } => "server",
+        };
+        f.debug_struct("Handshake")
+            .field("side", &side)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs `complete_io` until the handshake is over; `Ok(false)` when the transport would block
+/// first. What rustls queued after the handshake (a TLS 1.3 ticket, the last flight) goes out
+/// with the stream's next read or write if the transport blocked on it.
+fn drive<C, D, S>(stream: &mut StreamOwned<C, S>) -> Result<bool, Error>
+where
+    C: DerefMut<Target = ConnectionCommon<D>>,
+    D: SideData,
+    S: Read + Write,
+{
+    while stream.conn.is_handshaking() {
+        match stream.conn.complete_io(&mut stream.sock) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Ok(!stream.conn.is_handshaking());
+            }
+            Err(e) => return Err(handshake(e)),
+        }
+    }
+    Ok(true)
+}
+
+impl<S: Read + Write> Handshake<S> {
+    pub(crate) fn client(
+        stream: StreamOwned<ClientConnection, Tap<S>>,
+        parts: ClientParts,
+    ) -> Self {
+        Self {
+            side: Side::Client { stream, parts },
+        }
+    }
+
+    pub(crate) fn server(stream: StreamOwned<ServerConnection, S>, state: ServerState) -> Self {
+        Self {
+            side: Side::Server { stream, state },
+        }
+    }
+
+    /// Drives the handshake until it is done or the transport would block.
+    pub fn resume(mut self) -> Result<Handshaking<Self, Stream<S>>, Error> {
+        let done = match &mut self.side {
+            Side::Client { stream, .. } => drive(stream)?,
+            Side::Server { stream, .. } => drive(stream)?,
+        };
+        if !done {
+            return Ok(Handshaking::WouldBlock(self));
+        }
+        Ok(Handshaking::Done(match self.side {
+            Side::Server { stream, state } => Stream::server(stream, state),
+            Side::Client { mut stream, parts } => {
+                stream.sock.stop();
+                let ClientParts {
+                    settings,
+                    offer,
+                    verify,
+                    state,
+                    server_name,
+                    lend,
+                } = parts;
+                // The session offered is handed back for other connections.
+                drop(lend);
+                let stream =
+                    Stream::client(stream, settings.clone(), offer, verify, state, server_name);
+                if settings.ocsp == OcspMode::Require {
+                    let info = stream.info();
+                    if settings.ocsp_requirement_failed(info.ocsp) {
+                        return Err(Error::tls_failure(
+                            "rustls",
+                            TlsFailure::Ocsp,
+                            match &info.ocsp_detail {
+                                Some(why) => {
+                                    format!("OCSP required but status is {}: {why}", info.ocsp)
+                                }
+                                None => format!("OCSP required but status is {}", info.ocsp),
+                            },
+                        ));
+                    }
+                }
+                stream
+            }
+        }))
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &S {
+        match &self.side {
+            Side::Client { stream, .. } => stream.sock.get_ref(),
+            Side::Server { stream, .. } => &stream.sock,
+        }
+    }
+
+    /// The transport, mutable.
+    pub fn get_mut(&mut self) -> &mut S {
+        match &mut self.side {
+            Side::Client { stream, .. } => stream.sock.get_mut(),
+            Side::Server { stream, .. } => &mut stream.sock,
+        }
+    }
+}
+
+impl<S: Transport> MidHandshake for Handshake<S> {
+    fn resume(
+        self: Box<Self>,
+    ) -> Result<Handshaking<Box<dyn MidHandshake>, Box<dyn TlsStream>>, Error> {
+        Ok(match Handshake::resume(*self)? {
+            Handshaking::Done(stream) => Handshaking::Done(Box::new(stream)),
+            Handshaking::WouldBlock(h) => Handshaking::WouldBlock(Box::new(h)),
+        })
+    }
+
+    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
+        self.get_mut()
+    }
+}

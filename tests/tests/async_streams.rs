@@ -1,0 +1,440 @@
+//! The async API (`tlsresume::tokio`) on every compiled-in backend, over real loopback
+//! sockets: 200 concurrent handshakes on a 2-worker runtime (half of them resuming) with the
+//! same outcomes as a sequential blocking run, connections that move between worker threads,
+//! a blocking store written only around the handshake, and a connect dropped half-way.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+
+use tlsresume::backends;
+use tlsresume::tokio::{TlsAcceptor, TlsConnector};
+use tlsresume_compare::Pki;
+use tlsresume_core::{
+    BackendKind, CacheEntry, CacheKey, ClientContext, ClientParams, ClientSettings, ManualClock,
+    MemoryStore, ProtocolVersion, Resumption, ServerContext, ServerParams, ServerSettings,
+    SessionStore, StoreError, UnixTime, Versions,
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+const NAME: &str = "mx.tlsresume.test";
+const PAIRS: usize = 100;
+
+fn gnutls_turn() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A store that says it blocks (as the disk and Redis stores do) and counts its calls, over a
+/// memory store: the async layer must go through its deferred path with it.
+#[derive(Debug, Default)]
+struct BlockingStore {
+    inner: MemoryStore,
+    calls: AtomicUsize,
+}
+
+impl SessionStore for BlockingStore {
+    fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.get(key)
+    }
+
+    fn put(&self, key: &CacheKey, entry: CacheEntry) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.put(key, entry)
+    }
+
+    fn remove(&self, key: &CacheKey) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.remove(key)
+    }
+}
+
+struct Rig {
+    server: Arc<dyn ServerContext>,
+    client: Arc<dyn ClientContext>,
+}
+
+fn rig(
+    kind: BackendKind,
+    tls: ProtocolVersion,
+    clock: &ManualClock,
+    store: Arc<dyn SessionStore>,
+) -> Rig {
+    let pki = Pki::committed().expect("committed test PKI");
+    let mut ss = ServerSettings::new(pki.server.clone());
+    ss.clock = Arc::new(clock.clone());
+    ss.versions = Versions::only(tls);
+    let mut cs = ClientSettings::new(pki.roots.clone());
+    cs.clock = Arc::new(clock.clone());
+    cs.versions = Versions::only(tls);
+    cs.store = store;
+    Rig {
+        server: backends::server(kind, ss).expect("server"),
+        client: backends::client(kind, cs).expect("client"),
+    }
+}
+
+fn params(peer: SocketAddr, lb: &str) -> ClientParams {
+    ClientParams::new(NAME, peer).lb_name(lb)
+}
+
+/// What one connection reported: (client resumed, client bits, server resumed).
+type Seen = (bool, Resumption, bool);
+
+/// The reference: every connection one after the other, on the blocking API.
+fn sequential(rig: &Rig, names: &[String]) -> BTreeMap<String, Seen> {
+    let listener = StdListener::bind("127.0.0.1:0").expect("bind");
+    let peer = listener.local_addr().expect("addr");
+    let server = rig.server.clone();
+    let count = names.len();
+    let served = thread::spawn(move || {
+        let mut resumed = Vec::new();
+        for _ in 0..count {
+            let (tcp, from) = listener.accept().expect("accept");
+            let local = tcp.local_addr().expect("local");
+            let mut tls = server
+                .accept(Box::new(tcp), &ServerParams::new(from, local))
+                .expect("blocking accept");
+            tls.write_all(b"hello\n").expect("write");
+            tls.flush().expect("flush");
+            let mut line = String::new();
+            BufReader::new(&mut tls).read_line(&mut line).expect("read");
+            resumed.push(tls.info().resumed);
+            let _ = tls.shutdown();
+        }
+        resumed
+    });
+    let mut out = BTreeMap::new();
+    let mut client_side = Vec::new();
+    for name in names {
+        let tcp = StdStream::connect(peer).expect("connect");
+        let mut tls = rig
+            .client
+            .connect(Box::new(tcp), &params(peer, name))
+            .expect("blocking connect");
+        let mut line = String::new();
+        BufReader::new(&mut tls).read_line(&mut line).expect("read");
+        tls.write_all(b"bye\n").expect("write");
+        tls.flush().expect("flush");
+        let info = tls.info();
+        let _ = tls.shutdown();
+        client_side.push((name.clone(), info.resumed, info.resumption));
+    }
+    let server_resumed = served.join().expect("server thread");
+    for ((name, resumed, bits), server) in client_side.into_iter().zip(server_resumed) {
+        out.insert(name, (resumed, bits, server));
+    }
+    out
+}
+
+/// A server task per connection; each connection yields between steps so tasks move between
+/// the two workers.
+async fn serve(listener: TcpListener, acceptor: TlsAcceptor, failures: Arc<AtomicUsize>) {
+    loop {
+        let Ok((tcp, from)) = listener.accept().await else {
+            return;
+        };
+        let acceptor = acceptor.clone();
+        let failures = failures.clone();
+        tokio::spawn(async move {
+            let result: Result<(), String> = async {
+                let local = tcp.local_addr().map_err(|e| e.to_string())?;
+                let tls = acceptor
+                    .accept(&ServerParams::new(from, local), tcp)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokio::task::yield_now().await;
+                let mut tls = AsyncBufReader::new(tls);
+                tls.write_all(b"hello\n").await.map_err(|e| e.to_string())?;
+                tls.flush().await.map_err(|e| e.to_string())?;
+                tokio::task::yield_now().await;
+                let mut line = String::new();
+                tls.read_line(&mut line).await.map_err(|e| e.to_string())?;
+                let _ = tls.shutdown().await;
+                Ok(())
+            }
+            .await;
+            if let Err(e) = result {
+                eprintln!("server: {e}");
+                failures.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+}
+
+async fn client_once(
+    connector: &TlsConnector,
+    peer: SocketAddr,
+    name: &str,
+) -> Result<(bool, Resumption), String> {
+    let tcp = TcpStream::connect(peer).await.map_err(|e| e.to_string())?;
+    let tls = connector
+        .connect(&params(peer, name), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::task::yield_now().await;
+    let mut tls = AsyncBufReader::new(tls);
+    let mut line = String::new();
+    tls.read_line(&mut line).await.map_err(|e| e.to_string())?;
+    if line != "hello\n" {
+        return Err(format!("got {line:?}"));
+    }
+    tokio::task::yield_now().await;
+    tls.write_all(b"bye\n").await.map_err(|e| e.to_string())?;
+    tls.flush().await.map_err(|e| e.to_string())?;
+    let info = tls.get_ref().info();
+    let _ = tls.shutdown().await;
+    Ok((info.resumed, info.resumption))
+}
+
+/// The same connections on the async API: the first half primes sessions one by one, then all
+/// run at once.
+fn concurrent(
+    rig: &Rig,
+    primes: &[String],
+    names: &[String],
+) -> (BTreeMap<String, (bool, Resumption)>, usize) {
+    let rt = runtime();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let peer = listener.local_addr().expect("addr");
+        let failures = Arc::new(AtomicUsize::new(0));
+        let server = tokio::spawn(serve(
+            listener,
+            TlsAcceptor::new(rig.server.clone()),
+            failures.clone(),
+        ));
+        let connector = TlsConnector::new(rig.client.clone());
+        for name in primes {
+            client_once(&connector, peer, name)
+                .await
+                .expect("priming connection");
+        }
+        let mut tasks = Vec::new();
+        for name in names {
+            let connector = connector.clone();
+            let name = name.clone();
+            tasks.push(tokio::spawn(async move {
+                let seen = client_once(&connector, peer, &name).await;
+                (name, seen)
+            }));
+        }
+        let mut out = BTreeMap::new();
+        for task in tasks {
+            let (name, seen) = task.await.expect("client task");
+            match seen {
+                Ok(seen) => {
+                    out.insert(name, seen);
+                }
+                Err(e) => {
+                    eprintln!("client {name}: {e}");
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        server.abort();
+        (out, failures.load(Ordering::Relaxed))
+    })
+}
+
+fn check_backend(kind: BackendKind, tls: ProtocolVersion, blocking_store: bool) {
+    let _turn = gnutls_turn();
+    let clock = ManualClock::new(UnixTime::now());
+    let primes: Vec<String> = (0..PAIRS).map(|i| format!("mx{i}.prime.test")).collect();
+    let fresh: Vec<String> = (0..PAIRS).map(|i| format!("mx{i}.fresh.test")).collect();
+    let all: Vec<String> = primes.iter().chain(&fresh).cloned().collect();
+    let store = |blocks: bool| -> Arc<dyn SessionStore> {
+        if blocks {
+            Arc::new(BlockingStore::default())
+        } else {
+            Arc::new(MemoryStore::new(1000))
+        }
+    };
+
+    let reference = {
+        let rig = rig(kind, tls, &clock, store(false));
+        // The same connections, primes first (the later outcome of a name is kept).
+        let run: Vec<String> = primes.iter().chain(&all).cloned().collect();
+        sequential(&rig, &run)
+    };
+    let blocking = Arc::new(BlockingStore::default());
+    let async_store: Arc<dyn SessionStore> = if blocking_store {
+        blocking.clone()
+    } else {
+        store(false)
+    };
+    let rig = rig(kind, tls, &clock, async_store);
+    let (seen, failures) = concurrent(&rig, &primes, &all);
+    assert_eq!(failures, 0, "{kind} {tls}: failed connections");
+    assert_eq!(seen.len(), all.len());
+    let resumed = seen.values().filter(|s| s.0).count();
+    assert_eq!(resumed, PAIRS, "{kind} {tls}: half resume");
+    for (name, (resumed, bits)) in &seen {
+        let (want_resumed, want_bits, server_resumed) = reference[name];
+        assert_eq!(
+            (*resumed, *bits),
+            (want_resumed, want_bits),
+            "{kind} {tls} {name}: async differs from the sequential blocking run"
+        );
+        assert_eq!(
+            want_resumed, server_resumed,
+            "{kind} {tls} {name}: server disagrees"
+        );
+        assert_eq!(want_resumed, name.contains("prime"), "{kind} {tls} {name}");
+    }
+    if blocking_store {
+        assert!(blocking.calls.load(Ordering::Relaxed) > 0);
+    }
+}
+
+#[test]
+fn concurrent_handshakes_match_the_sequential_run_on_every_backend() {
+    for kind in backends::available() {
+        check_backend(kind, ProtocolVersion::Tls13, false);
+    }
+}
+
+#[test]
+fn a_blocking_store_gives_the_same_outcomes_through_the_deferred_path() {
+    // TLS 1.2: sessions stored during the handshake, and on rustls lent to one handshake at a
+    // time.
+    for kind in backends::available() {
+        check_backend(kind, ProtocolVersion::Tls12, true);
+    }
+}
+
+/// A connect dropped after its ClientHello left (offering the stored session) leaves the
+/// on-disk store as it was; the next connect works.
+#[test]
+fn a_connect_dropped_half_way_leaves_the_store_consistent() {
+    let dir = std::env::temp_dir().join(format!("tlsresume-async-drop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for kind in backends::available() {
+        let _turn = gnutls_turn();
+        let clock = ManualClock::new(UnixTime::now());
+        let path = dir.join(format!("{kind}.sqlite"));
+        let disk: Arc<dyn SessionStore> =
+            Arc::new(tlsresume_stores::DiskStore::open(&path).expect("disk store"));
+        assert!(disk.blocks());
+        let rig = rig(kind, ProtocolVersion::Tls13, &clock, disk.clone());
+        let rt = runtime();
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let peer = listener.local_addr().expect("addr");
+            let failures = Arc::new(AtomicUsize::new(0));
+            let connector = TlsConnector::new(rig.client.clone());
+            let settings = rig.client.client_settings();
+            let key = tlsresume_core::contract::ClientContract::cache_key(
+                settings,
+                kind,
+                &params(peer, "mx1.tlsresume.test"),
+            );
+            // 1: a full handshake stores a session.
+            let acceptor = TlsAcceptor::new(rig.server.clone());
+            let (tcp, from) = {
+                let connect = TcpStream::connect(peer);
+                let (a, b) = tokio::join!(listener.accept(), connect);
+                let (server_tcp, from) = a.expect("accept");
+                (
+                    (server_tcp, b.expect("connect")),
+                    from,
+                )
+            };
+            let (server_tcp, client_tcp) = tcp;
+            let local = server_tcp.local_addr().expect("local");
+            let serve = tokio::spawn({
+                let acceptor = acceptor.clone();
+                async move {
+                    let tls = acceptor
+                        .accept(&ServerParams::new(from, local), server_tcp)
+                        .await
+                        .expect("accept");
+                    let mut tls = AsyncBufReader::new(tls);
+                    tls.write_all(b"hello\n").await.expect("write");
+                    tls.flush().await.expect("flush");
+                    let mut line = String::new();
+                    tls.read_line(&mut line).await.expect("read");
+                }
+            });
+            let tls = connector
+                .connect(&params(peer, "mx1.tlsresume.test"), client_tcp)
+                .await
+                .expect("first connect");
+            let mut tls = AsyncBufReader::new(tls);
+            let mut line = String::new();
+            tls.read_line(&mut line).await.expect("read");
+            tls.write_all(b"bye\n").await.expect("write");
+            tls.flush().await.expect("flush");
+            serve.await.expect("server");
+            drop(tls);
+            // Let the write started by the read land (the next connect waits for it too).
+            let before = loop {
+                match disk.get(&key).expect("store readable") {
+                    Some(entry) => break entry,
+                    None => tokio::task::yield_now().await,
+                }
+            };
+
+            // 2: the server reads the ClientHello and goes silent; the connect is dropped then.
+            let (hello_tx, hello_rx) = tokio::sync::oneshot::channel();
+            let stall = tokio::spawn({
+                async move {
+                    let (mut tcp, _) = listener.accept().await.expect("accept");
+                    let mut buf = [0u8; 512];
+                    let n = tokio::io::AsyncReadExt::read(&mut tcp, &mut buf)
+                        .await
+                        .expect("read hello");
+                    let _ = hello_tx.send(n);
+                    // Swallow the rest, answer nothing, until the client goes away.
+                    let _ = tokio::io::copy(&mut tcp, &mut tokio::io::sink()).await;
+                    listener
+                }
+            });
+            let tcp = TcpStream::connect(peer).await.expect("connect");
+            let connect = connector.connect(&params(peer, "mx1.tlsresume.test"), tcp);
+            tokio::select! {
+                r = connect => panic!("{kind}: the handshake cannot finish against a silent server: {r:?}"),
+                n = hello_rx => assert!(n.expect("hello seen") > 0),
+            }
+            // The dropped connect wrote nothing: the entry is whole and unchanged.
+            let after = disk.get(&key).expect("store readable").expect("entry kept");
+            assert_eq!(after.session, before.session, "{kind}: entry changed");
+            assert_eq!(after.stored_at, before.stored_at, "{kind}: entry changed");
+            let listener = stall.await.expect("stall task");
+
+            // 3: the next connect works.
+            tokio::spawn(serve_loop_once(listener, acceptor, failures.clone()));
+            let tcp = TcpStream::connect(peer).await.expect("connect");
+            let tls = connector
+                .connect(&params(peer, "mx1.tlsresume.test"), tcp)
+                .await
+                .expect("connect after the dropped one");
+            let mut tls = AsyncBufReader::new(tls);
+            let mut line = String::new();
+            tls.read_line(&mut line).await.expect("read");
+            assert_eq!(line, "hello\n");
+            assert_eq!(failures.load(Ordering::Relaxed), 0);
+        });
+        drop(rig);
+        let _ = std::fs::remove_file(&path);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn serve_loop_once(listener: TcpListener, acceptor: TlsAcceptor, failures: Arc<AtomicUsize>) {
+    serve(listener, acceptor, failures).await;
+}
