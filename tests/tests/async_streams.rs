@@ -104,6 +104,8 @@ fn sequential(rig: &Rig, names: &[String]) -> BTreeMap<String, Seen> {
         let mut resumed = Vec::new();
         for _ in 0..count {
             let (tcp, from) = listener.accept().expect("accept");
+            // No Nagle: small writes answered by small writes would each wait for a delayed ACK.
+            let _ = tcp.set_nodelay(true);
             let local = tcp.local_addr().expect("local");
             let mut tls = server
                 .accept(Box::new(tcp), &ServerParams::new(from, local))
@@ -121,6 +123,7 @@ fn sequential(rig: &Rig, names: &[String]) -> BTreeMap<String, Seen> {
     let mut client_side = Vec::new();
     for name in names {
         let tcp = StdStream::connect(peer).expect("connect");
+        let _ = tcp.set_nodelay(true);
         let mut tls = rig
             .client
             .connect(Box::new(tcp), &params(peer, name))
@@ -147,6 +150,7 @@ async fn serve(listener: TcpListener, acceptor: TlsAcceptor, failures: Arc<Atomi
         let Ok((tcp, from)) = listener.accept().await else {
             return;
         };
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let failures = failures.clone();
         tokio::spawn(async move {
@@ -181,6 +185,7 @@ async fn client_once(
     name: &str,
 ) -> Result<(bool, Resumption), String> {
     let tcp = TcpStream::connect(peer).await.map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
     let tls = connector
         .connect(&params(peer, name), tcp)
         .await
