@@ -90,6 +90,11 @@ struct CompareArgs {
     /// `tests/pki/` (built into the binary).
     #[arg(long, value_enum, default_value_t = PkiChoice::Generated)]
     pki: PkiChoice,
+    /// Run every case through the async (tokio) API as well: both ends async, then an async
+    /// server with a blocking client and a blocking server with an async client. The async run
+    /// is reported; a cell where the runs disagree is reported failed, saying how.
+    #[arg(long = "async")]
+    async_io: bool,
 }
 
 /// Where `compare` gets its certificates.
@@ -144,6 +149,11 @@ fn plan(args: &CompareArgs) -> Result<Plan, Error> {
         scenarios: parse_list(&args.scenario, all.scenarios.clone(), |s| {
             s.parse::<Scenario>()
         })?,
+        io: if args.async_io {
+            compare::Io::Async
+        } else {
+            compare::Io::Blocking
+        },
     })
 }
 

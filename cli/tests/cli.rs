@@ -192,6 +192,31 @@ fn decode_rejects_bad_values_with_one_line() {
 }
 
 #[test]
+fn compare_async_reports_what_the_blocking_api_reports() {
+    // Every pair, through the async API (and mixed with the blocking one): the same JSON.
+    let args = [
+        "compare",
+        "--tls",
+        "1.2",
+        "--transport",
+        "starttls",
+        "--policy",
+        "exim",
+        "--scenario",
+        "getticket,resume,renewal,timeout",
+        "--json",
+    ];
+    let blocking = run(&args);
+    assert_eq!(blocking.code, Some(0), "{blocking:?}");
+    let mut with_async = args.to_vec();
+    with_async.push("--async");
+    let asynchronous = run(&with_async);
+    assert_eq!(asynchronous.code, Some(0), "{asynchronous:?}");
+    assert!(asynchronous.stdout.contains("\"resumed\":true"));
+    assert_eq!(blocking.stdout, asynchronous.stdout);
+}
+
+#[test]
 fn compare_json_reports_a_resumed_session() {
     let r = run(&[
         "compare",

@@ -16,6 +16,8 @@ use tlsresume_core::{
 use crate::scenario::{Case, PolicyKind, Scenario, Wire, MIN};
 use crate::smtp::{read_line_unbuffered, read_reply};
 use tlsresume::backends;
+use tlsresume::tokio::{TlsAcceptor, TlsConnector};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt};
 
 pub use crate::pki::Pki;
 
@@ -61,6 +63,27 @@ pub struct Plan {
     pub policies: Vec<PolicyKind>,
     /// Scenarios.
     pub scenarios: Vec<Scenario>,
+    /// Blocking API only, or every case also through the async one.
+    pub io: Io,
+}
+
+/// Which API the two ends use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Io {
+    /// Both ends on the blocking API.
+    #[default]
+    Blocking,
+    /// Every case three times: both ends on the async (tokio) API, then an async server with a
+    /// blocking client, then a blocking server with an async client. The async/async run is
+    /// reported; a cell where the three disagree is reported failed, saying how.
+    Async,
+}
+
+/// The API of one end of one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Blocking,
+    Async,
 }
 
 impl Plan {
@@ -74,6 +97,7 @@ impl Plan {
             wires: Wire::ALL.to_vec(),
             policies: PolicyKind::ALL.to_vec(),
             scenarios: Scenario::ALL.to_vec(),
+            io: Io::Blocking,
         }
     }
 
@@ -106,10 +130,72 @@ pub fn run(plan: &Plan, pki: &Pki, progress: &mut dyn FnMut(usize, usize)) -> Ve
     let cases = plan.cases();
     let mut out = Vec::new();
     for (i, case) in cases.iter().enumerate() {
-        out.extend(run_case(*case, &plan.scenarios, pki));
+        out.extend(match plan.io {
+            Io::Blocking => run_case(*case, &plan.scenarios, pki),
+            Io::Async => run_case_async(*case, &plan.scenarios, pki),
+        });
         progress(i + 1, cases.len());
     }
     out
+}
+
+/// One case through the async API (both ends, and each end alone against a blocking peer); the
+/// async/async outcomes, with an error on every cell where the mixed runs disagree.
+pub fn run_case_async(case: Case, wanted: &[Scenario], pki: &Pki) -> Vec<Outcome> {
+    let both = run_case_with(case, wanted, pki, (End::Async, End::Async));
+    let mixed = [
+        ("async server, blocking client", (End::Async, End::Blocking)),
+        ("blocking server, async client", (End::Blocking, End::Async)),
+    ];
+    let mut out = both;
+    for (label, ends) in mixed {
+        let other = run_case_with(case, wanted, pki, ends);
+        for (mine, theirs) in out.iter_mut().zip(&other) {
+            if let Some(diff) = difference(mine, theirs) {
+                mine.error.get_or_insert_with(|| format!("{label}: {diff}"));
+            }
+        }
+        if other.len() != out.len() {
+            for o in &mut out {
+                o.error
+                    .get_or_insert_with(|| format!("{label}: another number of outcomes"));
+            }
+        }
+    }
+    out
+}
+
+/// What differs between two runs of one cell, in the values the reports show.
+fn difference(a: &Outcome, b: &Outcome) -> Option<String> {
+    let view = |o: &Outcome| {
+        let side = |i: Option<&SessionInfo>| {
+            i.map(|i| {
+                (
+                    i.resumption.bits(),
+                    i.resumed,
+                    i.cipher.exim.clone(),
+                    i.verification,
+                    i.ocsp,
+                )
+            })
+        };
+        (
+            o.scenario,
+            side(o.client.as_ref()),
+            side(o.server.as_ref()),
+            o.error.is_some(),
+        )
+    };
+    (view(a) != view(b)).then(|| {
+        format!(
+            "{}: client {:?} server {:?} vs client {:?} server {:?}",
+            a.scenario,
+            a.client.as_ref().map(|c| c.resumption),
+            a.server.as_ref().map(|s| s.resumption),
+            b.client.as_ref().map(|c| c.resumption),
+            b.server.as_ref().map(|s| s.resumption),
+        )
+    })
 }
 
 /// The virtual start of every sequence: one hour into a GnuTLS-flavour (6 h) key period that
@@ -126,6 +212,10 @@ const PERIOD_BOUNDARY: Duration = Duration::from_secs(5 * 3600);
 /// Runs the wanted scenarios of one case, each sequence on a fresh server, client, store and
 /// clock.
 pub fn run_case(case: Case, wanted: &[Scenario], pki: &Pki) -> Vec<Outcome> {
+    run_case_with(case, wanted, pki, (End::Blocking, End::Blocking))
+}
+
+fn run_case_with(case: Case, wanted: &[Scenario], pki: &Pki, ends: (End, End)) -> Vec<Outcome> {
     // GnuTLS reads one clock for the whole process and refuses a second clock while objects
     // with another are alive: cases with a GnuTLS end run one at a time, whichever thread runs
     // them.
@@ -166,7 +256,7 @@ pub fn run_case(case: Case, wanted: &[Scenario], pki: &Pki) -> Vec<Outcome> {
                 (Some(stranger), true) => stranger,
                 _ => &rig.client,
             };
-            let (client_info, server_info, error) = rig.connect(client, &step.ehlo_name);
+            let (client_info, server_info, error) = rig.connect(client, &step.ehlo_name, ends);
             if let Some(sc) = step.report.filter(|sc| wanted.contains(sc)) {
                 out.push(Outcome {
                     case,
@@ -348,6 +438,7 @@ impl Rig {
         &self,
         client: &Arc<dyn ClientContext>,
         ehlo_name: &str,
+        (server_end, client_end): (End, End),
     ) -> (Option<SessionInfo>, Option<SessionInfo>, Option<String>) {
         let listener = match self.listener.try_clone() {
             Ok(l) => l,
@@ -356,13 +447,19 @@ impl Rig {
         let server = self.server.clone();
         let wire = self.case.wire;
         let name = ehlo_name.to_owned();
-        let server_side = thread::spawn(move || serve_one(&listener, server.as_ref(), wire, &name));
+        let server_side = thread::spawn(move || match server_end {
+            End::Blocking => serve_one(&listener, server.as_ref(), wire, &name),
+            End::Async => serve_one_async(&listener, server, wire, &name),
+        });
         let peer = match self.listener.local_addr() {
             Ok(a) => a,
             Err(e) => return (None, None, Some(format!("listener: {e}"))),
         };
         let mut connected = false;
-        let client_result = client_one(peer, client.as_ref(), wire, &mut connected);
+        let client_result = match client_end {
+            End::Blocking => client_one(peer, client.as_ref(), wire, &mut connected),
+            End::Async => client_one_async(peer, client.clone(), wire, &mut connected),
+        };
         if !connected {
             // Unblock a server still waiting in accept for a client that never came.
             let _ = TcpStream::connect(peer);
@@ -388,30 +485,38 @@ fn expect_command(r: &mut dyn Read, verb: &str) -> io::Result<()> {
     }
 }
 
+/// The clear part of a server connection: accept, then (STARTTLS) banner, EHLO, STARTTLS.
+fn serve_plain(
+    listener: &TcpListener,
+    wire: Wire,
+    name: &str,
+) -> io::Result<(TcpStream, ServerParams)> {
+    let (mut tcp, peer) = listener.accept()?;
+    let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));
+    let _ = tcp.set_nodelay(true);
+    let local = tcp.local_addr()?;
+    if wire == Wire::Starttls {
+        write!(tcp, "220 {name} ESMTP tlsresume\r\n")?;
+        expect_command(&mut tcp, "EHLO")?;
+        write!(
+            tcp,
+            "250-{name} hello\r\n250-PIPELINING\r\n250 STARTTLS\r\n"
+        )?;
+        expect_command(&mut tcp, "STARTTLS")?;
+        tcp.write_all(b"220 TLS go ahead\r\n")?;
+    }
+    Ok((tcp, ServerParams::new(peer, local)))
+}
+
 fn serve_one(
     listener: &TcpListener,
     server: &dyn ServerContext,
     wire: Wire,
     name: &str,
 ) -> Result<SessionInfo, String> {
-    let (mut tcp, peer) = listener.accept().map_err(|e| e.to_string())?;
-    let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
-    let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));
-    let _ = tcp.set_nodelay(true);
-    let local = tcp.local_addr().map_err(|e| e.to_string())?;
-    let params = ServerParams::new(peer, local);
     let io = |e: io::Error| e.to_string();
-    if wire == Wire::Starttls {
-        write!(tcp, "220 {name} ESMTP tlsresume\r\n").map_err(io)?;
-        expect_command(&mut tcp, "EHLO").map_err(io)?;
-        write!(
-            tcp,
-            "250-{name} hello\r\n250-PIPELINING\r\n250 STARTTLS\r\n"
-        )
-        .map_err(io)?;
-        expect_command(&mut tcp, "STARTTLS").map_err(io)?;
-        tcp.write_all(b"220 TLS go ahead\r\n").map_err(io)?;
-    }
+    let (tcp, params) = serve_plain(listener, wire, name).map_err(io)?;
     let mut tls = server
         .accept(Box::new(tcp), &params)
         .map_err(|e| e.to_string())?;
@@ -430,6 +535,79 @@ fn serve_one(
     Ok(info)
 }
 
+/// The server side through `tlsresume::tokio`.
+fn serve_one_async(
+    listener: &TcpListener,
+    server: Arc<dyn ServerContext>,
+    wire: Wire,
+    name: &str,
+) -> Result<SessionInfo, String> {
+    let io = |e: io::Error| e.to_string();
+    let (tcp, params) = serve_plain(listener, wire, name).map_err(io)?;
+    tcp.set_nonblocking(true).map_err(io)?;
+    let rt = runtime().map_err(io)?;
+    rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::from_std(tcp).map_err(io)?;
+        let tls = TlsAcceptor::new(server)
+            .accept(&params, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut tls = tokio::io::BufReader::new(tls);
+        if wire == Wire::TlsOnConnect {
+            tls.write_all(format!("220 {name} ESMTP tlsresume\r\n").as_bytes())
+                .await
+                .map_err(io)?;
+            tls.flush().await.map_err(io)?;
+        }
+        expect_command_async(&mut tls, "EHLO").await.map_err(io)?;
+        tls.write_all(format!("250-{name} hello\r\n250 SIZE 52428800\r\n").as_bytes())
+            .await
+            .map_err(io)?;
+        tls.flush().await.map_err(io)?;
+        expect_command_async(&mut tls, "QUIT").await.map_err(io)?;
+        tls.write_all(b"221 bye\r\n").await.map_err(io)?;
+        tls.flush().await.map_err(io)?;
+        let info = tls.get_ref().info();
+        let _ = tls.shutdown().await;
+        Ok(info)
+    })
+}
+
+/// The clear part of a client connection: TCP, then (STARTTLS) banner, EHLO, STARTTLS; the
+/// socket and the EHLO host name for the cache key.
+fn client_plain(
+    peer: SocketAddr,
+    wire: Wire,
+    connected: &mut bool,
+) -> io::Result<(TcpStream, Option<String>)> {
+    let mut tcp = TcpStream::connect(peer)?;
+    *connected = true;
+    let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));
+    let _ = tcp.set_nodelay(true);
+    let mut lb_name = None;
+    if wire == Wire::Starttls {
+        read_reply(&mut tcp, "220")?;
+        tcp.write_all(b"EHLO client.tlsresume.test\r\n")?;
+        let ehlo = read_reply(&mut tcp, "250")?;
+        // Exim's host_name_extract: the name in the first line of the EHLO response.
+        lb_name = ehlo
+            .first()
+            .and_then(|l| l.get(4..))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned);
+        tcp.write_all(b"STARTTLS\r\n")?;
+        read_reply(&mut tcp, "220")?;
+    }
+    Ok((tcp, lb_name))
+}
+
+fn client_params(peer: SocketAddr, lb_name: Option<String>) -> ClientParams {
+    let mut p = ClientParams::new("mx.tlsresume.test", peer);
+    p.lb_name = lb_name;
+    p
+}
+
 fn client_one(
     peer: SocketAddr,
     client: &dyn ClientContext,
@@ -437,31 +615,8 @@ fn client_one(
     connected: &mut bool,
 ) -> Result<SessionInfo, String> {
     let io = |e: io::Error| e.to_string();
-    let mut tcp = TcpStream::connect(peer).map_err(io)?;
-    *connected = true;
-    let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
-    let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));
-    let _ = tcp.set_nodelay(true);
-    let mut lb_name = None;
-    if wire == Wire::Starttls {
-        read_reply(&mut tcp, "220").map_err(io)?;
-        tcp.write_all(b"EHLO client.tlsresume.test\r\n")
-            .map_err(io)?;
-        let ehlo = read_reply(&mut tcp, "250").map_err(io)?;
-        // Exim's host_name_extract: the name in the first line of the EHLO response.
-        lb_name = ehlo
-            .first()
-            .and_then(|l| l.get(4..))
-            .and_then(|rest| rest.split_whitespace().next())
-            .map(str::to_owned);
-        tcp.write_all(b"STARTTLS\r\n").map_err(io)?;
-        read_reply(&mut tcp, "220").map_err(io)?;
-    }
-    let params = {
-        let mut p = ClientParams::new("mx.tlsresume.test", peer);
-        p.lb_name = lb_name;
-        p
-    };
+    let (tcp, lb_name) = client_plain(peer, wire, connected).map_err(io)?;
+    let params = client_params(peer, lb_name);
     let mut tls: Box<dyn TlsStream> = client
         .connect(Box::new(tcp), &params)
         .map_err(|e| e.to_string())?;
@@ -478,4 +633,89 @@ fn client_one(
     let info = tls.info();
     let _ = tls.shutdown();
     Ok(info)
+}
+
+/// A current-thread runtime for one end of one connection.
+fn runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// An SMTP reply read from an async stream, checked against `code`.
+async fn read_reply_async<R: AsyncBufRead + Unpin>(r: &mut R, code: &str) -> io::Result<()> {
+    loop {
+        let mut line = String::new();
+        if tokio::time::timeout(IO_TIMEOUT, r.read_line(&mut line))
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??
+            == 0
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("connection closed waiting for {code}"),
+            ));
+        }
+        if !line.starts_with(code) {
+            return Err(io::Error::other(format!(
+                "expected {code}, got '{}'",
+                line.trim_end()
+            )));
+        }
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok(());
+        }
+    }
+}
+
+async fn expect_command_async<R: AsyncBufRead + Unpin>(r: &mut R, verb: &str) -> io::Result<()> {
+    let mut line = String::new();
+    tokio::time::timeout(IO_TIMEOUT, r.read_line(&mut line))
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    if line.to_ascii_uppercase().starts_with(verb) {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "expected {verb}, got '{}'",
+            line.trim_end()
+        )))
+    }
+}
+
+/// The client side through `tlsresume::tokio`: the clear part blocking (it is not TLS), the
+/// handshake and the TLS dialogue async.
+fn client_one_async(
+    peer: SocketAddr,
+    client: Arc<dyn ClientContext>,
+    wire: Wire,
+    connected: &mut bool,
+) -> Result<SessionInfo, String> {
+    let io = |e: io::Error| e.to_string();
+    let (tcp, lb_name) = client_plain(peer, wire, connected).map_err(io)?;
+    let params = client_params(peer, lb_name);
+    tcp.set_nonblocking(true).map_err(io)?;
+    let rt = runtime().map_err(io)?;
+    rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::from_std(tcp).map_err(io)?;
+        let tls = TlsConnector::new(client)
+            .connect(&params, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut tls = tokio::io::BufReader::new(tls);
+        if wire == Wire::TlsOnConnect {
+            read_reply_async(&mut tls, "220").await.map_err(io)?;
+        }
+        tls.write_all(b"EHLO client.tlsresume.test\r\n")
+            .await
+            .map_err(io)?;
+        tls.flush().await.map_err(io)?;
+        read_reply_async(&mut tls, "250").await.map_err(io)?;
+        tls.write_all(b"QUIT\r\n").await.map_err(io)?;
+        tls.flush().await.map_err(io)?;
+        read_reply_async(&mut tls, "221").await.map_err(io)?;
+        let info = tls.get_ref().info();
+        let _ = tls.shutdown().await;
+        Ok(info)
+    })
 }

@@ -31,7 +31,7 @@ mod scenario;
 pub mod smtp;
 mod timeline;
 
-pub use engine::{run, run_case, Outcome, Pki, Plan};
+pub use engine::{run, run_case, run_case_async, Io, Outcome, Pki, Plan};
 pub use pki::OcspKind;
 pub use scenario::{parse_version, Case, PolicyKind, Scenario, Wire};
 pub use timeline::timeline_svg;
