@@ -122,9 +122,15 @@ pub struct ServeArgs {
     /// until interrupted.
     #[arg(long, value_name = "N")]
     pub max_connections: Option<u64>,
-    /// Seconds a connection may wait for the client before it is dropped.
+    /// Seconds a connection may wait for the client before it is dropped (the TLS handshake
+    /// included).
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub timeout: u64,
+    /// Connections served at once. Past it, in clear SMTP (--starttls smtp, --plain) a new
+    /// connection is answered `421` and closed, as an MTA does; with TLS from the first byte
+    /// it waits in the listen backlog until a connection ends.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_concurrent: usize,
     /// Share session-ticket keys with the other servers of a fleet through the Redis at URL
     /// (redis://[user][:password@]host:port[/db], redis+unix:///path; rediss:// for TLS
     /// only in a build with the tlsresume-stores/redis-tls feature), so a ticket from one node (or from
@@ -294,10 +300,19 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
         pipe_connect,
         pre_banner_wait: Duration::from_millis(args.pre_banner_wait),
     });
+    if args.max_concurrent == 0 {
+        return Err(Error::Config("--max-concurrent must be at least 1".into()));
+    }
+    let slots = Arc::new(Slots::new(args.max_concurrent));
+    let clear_smtp = matches!(shared.wire, Wire::Starttls | Wire::Plain) && !shared.http;
     let mut threads = Vec::new();
     let mut accepted = 0u64;
     while args.max_connections.is_none_or(|max| accepted < max) {
-        let (tcp, peer) = match listener.accept() {
+        // TLS from the first byte: no free slot, no accept (the kernel's backlog holds them).
+        if !clear_smtp {
+            slots.wait_free();
+        }
+        let (mut tcp, peer) = match listener.accept() {
             Ok(conn) => conn,
             Err(e) => {
                 log_line(&format!("accept failed: {e}"));
@@ -306,8 +321,41 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
             }
         };
         accepted += 1;
+        let Some(slot) = slots.take() else {
+            // Clear SMTP: say so and close, as an MTA past its connection limit does.
+            let _ = tcp.set_write_timeout(Some(Duration::from_secs(5)));
+            let _ = write!(
+                tcp,
+                "421 {} too many connections ({} at once), try again later\r\n",
+                shared.hostname, args.max_concurrent
+            );
+            log_connection(
+                &shared,
+                peer,
+                &Record {
+                    problem: Some(format!(
+                        "refused with 421: {} connections already served at once",
+                        args.max_concurrent
+                    )),
+                    ..Record::default()
+                },
+            );
+            continue;
+        };
         let shared = shared.clone();
-        threads.push(thread::spawn(move || connection(&shared, tcp, peer)));
+        let spawned = thread::Builder::new().spawn(move || {
+            let _slot = slot;
+            connection(&shared, tcp, peer)
+        });
+        match spawned {
+            Ok(t) => threads.push(t),
+            // Out of threads: the connection (moved into the closure) is dropped, its slot freed.
+            Err(e) => log_line(&format!(
+                "H=[{}]:{} no thread for the connection: {e}",
+                peer.ip(),
+                peer.port()
+            )),
+        }
         // Forget the threads that have ended, so a long run does not pile up handles.
         threads.retain(|t| !t.is_finished());
     }
@@ -315,6 +363,58 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
         let _ = t.join();
     }
     Ok(())
+}
+
+/// A bound on the connections served at once.
+#[derive(Debug)]
+struct Slots {
+    max: usize,
+    busy: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+/// One connection's place; freed when dropped.
+#[derive(Debug)]
+struct Slot(Arc<Slots>);
+
+impl Slots {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            busy: std::sync::Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.busy.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Blocks until a place is free.
+    fn wait_free(&self) {
+        let mut busy = self.lock();
+        while *busy >= self.max {
+            busy = self.freed.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// A place, if one is free.
+    fn take(self: &Arc<Self>) -> Option<Slot> {
+        let mut busy = self.lock();
+        if *busy >= self.max {
+            return None;
+        }
+        *busy += 1;
+        Some(Slot(self.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut busy = self.0.lock();
+        *busy = busy.saturating_sub(1);
+        self.0.freed.notify_one();
+    }
 }
 
 /// What one connection was, for its log line.

@@ -1,0 +1,262 @@
+//! `tlsresume serve` under load and past its connection bound, over loopback, on every backend:
+//! concurrent resuming clients with idle connections held open beside them, `421` past
+//! `--max-concurrent` in clear SMTP, waiting in the backlog with TLS from the first byte, and the
+//! idle timeout during the handshake.
+//!
+//! The sizes fit CI (a few hundred handshakes); the full-size run of issue 16 (64 clients × 50
+//! connections, 500 idle) is `TLSRESUME_LOAD=full cargo test -p tlsresume-cli --release --test
+//! load -- --nocapture`, which also prints handshakes per second.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tlsresume::{ClientParams, ClientSettings};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tlsresume");
+const LINE_WAIT: Duration = Duration::from_secs(30);
+
+fn pki(file: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/pki")
+        .join(file)
+        .display()
+        .to_string()
+}
+
+struct Serve {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    addr: SocketAddr,
+}
+
+impl Serve {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tlsresume serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = lines.recv_timeout(LINE_WAIT).expect("listening line");
+        let addr = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line '{first}'"))
+            .parse()
+            .expect("address");
+        Self { child, lines, addr }
+    }
+
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(LINE_WAIT)
+            .expect("a server log line in time")
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client(backend: &str) -> std::sync::Arc<dyn tlsresume::ClientContext> {
+    let roots = tlsresume::certificates_from_pem_file(pki("ca.pem").as_ref()).expect("CA");
+    let settings = ClientSettings::builder(roots).build().expect("settings");
+    tlsresume::backends::client(
+        tlsresume::backends::parse(backend).expect("backend"),
+        settings,
+    )
+    .expect("client")
+}
+
+/// One TLS-on-connect SMTP connection: banner, QUIT; whether it resumed.
+fn smtp_over_tls(client: &dyn tlsresume::ClientContext, addr: SocketAddr) -> Result<bool, String> {
+    let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    let mut tls = client
+        .connect(Box::new(tcp), &ClientParams::new("mx.tlsresume.test", addr))
+        .map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(&mut tls);
+    let mut banner = String::new();
+    reader.read_line(&mut banner).map_err(|e| e.to_string())?;
+    if !banner.starts_with("220") {
+        return Err(format!("banner {banner:?}"));
+    }
+    drop(reader);
+    tls.write_all(b"QUIT\r\n").map_err(|e| e.to_string())?;
+    let mut rest = String::new();
+    let _ = BufReader::new(&mut tls).read_line(&mut rest);
+    let resumed = tls.info().resumed;
+    let _ = tls.shutdown();
+    Ok(resumed)
+}
+
+fn sizes() -> (usize, usize, usize) {
+    match std::env::var("TLSRESUME_LOAD").as_deref() {
+        Ok("full") => (64, 50, 500),
+        _ => (8, 8, 100),
+    }
+}
+
+fn load(backend: &str) {
+    let (clients, per_client, idle) = sizes();
+    let srv = Serve::start(&[
+        "--backend",
+        backend,
+        "--cert",
+        &pki("server-ecdsa.pem"),
+        "--key",
+        &pki("server-ecdsa.key"),
+        "--timeout",
+        "60",
+    ]);
+    // Connections that never send a byte, held open the whole time.
+    let held: Vec<TcpStream> = (0..idle)
+        .map(|_| TcpStream::connect(srv.addr).expect("idle connection"))
+        .collect();
+    let start = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let addr = srv.addr;
+            let backend = backend.to_owned();
+            thread::spawn(move || {
+                let client = client(&backend);
+                let mut outcomes = Vec::new();
+                for _ in 0..per_client {
+                    outcomes.push(smtp_over_tls(client.as_ref(), addr));
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut failed = Vec::new();
+    let mut later = 0usize;
+    let mut later_resumed = 0usize;
+    for w in workers {
+        let outcomes = w.join().expect("client thread");
+        for (i, o) in outcomes.into_iter().enumerate() {
+            match o {
+                Ok(resumed) => {
+                    if i > 0 {
+                        later += 1;
+                        later_resumed += usize::from(resumed);
+                    }
+                }
+                Err(e) => failed.push(e),
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    let total = clients * per_client;
+    println!(
+        "{backend}: {total} handshakes ({clients} clients x {per_client}, {idle} idle held) in \
+         {:.2} s: {:.0} handshakes/s; later connections resumed: {later_resumed}/{later}",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    assert!(
+        failed.is_empty(),
+        "{backend}: failed handshakes: {failed:?}"
+    );
+    assert!(
+        later_resumed * 100 >= later * 99,
+        "{backend}: only {later_resumed} of {later} later connections resumed"
+    );
+    drop(held);
+}
+
+#[test]
+fn openssl_serve_holds_under_load_with_idle_connections() {
+    load("openssl");
+}
+
+#[test]
+fn gnutls_serve_holds_under_load_with_idle_connections() {
+    load("gnutls");
+}
+
+#[test]
+fn rustls_serve_holds_under_load_with_idle_connections() {
+    load("rustls");
+}
+
+#[test]
+fn past_max_concurrent_clear_smtp_gets_421_and_the_server_carries_on() {
+    let srv = Serve::start(&["--starttls", "smtp", "--max-concurrent", "1"]);
+    // The first connection takes the only place (banner read, then held).
+    let mut first = TcpStream::connect(srv.addr).expect("connect");
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut banner = [0u8; 3];
+    first.read_exact(&mut banner).expect("banner");
+    assert_eq!(&banner, b"220");
+    // The second is told to come back later, in one SMTP reply, and closed.
+    let mut second = TcpStream::connect(srv.addr).expect("connect");
+    second
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut reply = String::new();
+    second.read_to_string(&mut reply).expect("421 then close");
+    assert!(
+        reply.starts_with("421 ") && reply.ends_with("\r\n"),
+        "{reply:?}"
+    );
+    assert_eq!(reply.matches("\r\n").count(), 1, "{reply:?}");
+    let logged = srv.line();
+    assert!(logged.contains("421"), "{logged}");
+    // Once the first ends, the place is free again.
+    first.write_all(b"QUIT\r\n").expect("quit");
+    let mut rest = String::new();
+    let _ = first.read_to_string(&mut rest);
+    let _ = srv.line();
+    let mut third = TcpStream::connect(srv.addr).expect("connect");
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut banner = [0u8; 3];
+    third.read_exact(&mut banner).expect("banner");
+    assert_eq!(&banner, b"220", "served again after the first ended");
+}
+
+#[test]
+fn with_tls_first_a_full_server_keeps_new_clients_in_the_backlog_until_the_idle_one_times_out() {
+    let srv = Serve::start(&["--max-concurrent", "1", "--timeout", "1"]);
+    // Takes the only place and never sends a ClientHello: the handshake times out after 1 s.
+    let idle = TcpStream::connect(srv.addr).expect("idle");
+    let client = client("rustls");
+    let started = Instant::now();
+    let resumed = smtp_over_tls(client.as_ref(), srv.addr).expect("served after the idle one");
+    assert!(!resumed);
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "the second client waited for the place"
+    );
+    let first = srv.line();
+    assert!(
+        first.contains("TLS error") || first.contains("timed out") || first.contains("error"),
+        "the idle connection is dropped with a reason: {first}"
+    );
+    drop(idle);
+}
