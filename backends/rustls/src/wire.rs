@@ -160,6 +160,12 @@ impl<S: Write> Write for Tap<S> {
         self.inner.write(buf)
     }
 
+    // rustls writes its records with `write_vectored`: passed through, or every record would
+    // be a system call of its own.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.inner.write_vectored(bufs)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
