@@ -390,10 +390,7 @@ fn paired(filter: Option<&str>) {
                 }
             }
         }
-        for (full_imp, resumed_imp) in [
-            (Imp::Tlsresume, Imp::Tlsresume),
-            (Imp::Raw, Imp::Raw),
-        ] {
+        for (full_imp, resumed_imp) in [(Imp::Tlsresume, Imp::Tlsresume), (Imp::Raw, Imp::Raw)] {
             let (Some(full), Some(resumed)) = (
                 samples.get(&(case, full_imp)),
                 samples.get(&(resumed_case, resumed_imp)),

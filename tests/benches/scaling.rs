@@ -166,11 +166,17 @@ fn main() {
     );
     println!("| case | impl | 2 threads / 1 | 1 thread, handshakes/s | resumed (2 threads) |");
     println!("|---|---|---:|---:|---:|");
-    let wanted = cases().into_iter().filter(|c| {
-        c.cert == Cert::Ecdsa && filter.is_none_or(|f| c.group().contains(f.as_str()))
-    });
+    let wanted = cases()
+        .into_iter()
+        .filter(|c| c.cert == Cert::Ecdsa && filter.is_none_or(|f| c.group().contains(f.as_str())));
     let mut ordered: Vec<Case> = wanted.collect();
-    ordered.sort_by_key(|c| (c.backend, std::cmp::Reverse(c.tls == ProtocolVersion::Tls13), c.mode));
+    ordered.sort_by_key(|c| {
+        (
+            c.backend,
+            std::cmp::Reverse(c.tls == ProtocolVersion::Tls13),
+            c.mode,
+        )
+    });
     for case in ordered {
         for imp in [Imp::Tlsresume, Imp::Raw] {
             let (ratios, single, resumed, total) = measure(case, imp);

@@ -113,8 +113,7 @@ pub use client::{open_session_data, seal_session_data, Client};
 /// [`SessionInfo`]: tlsresume_core::SessionInfo
 pub mod raw {
     pub use crate::ffi::{
-        init, Connection, Credentials, CredentialsRef, Datum, End, GnutlsError, Session,
-        SessionRef,
+        init, Connection, Credentials, CredentialsRef, Datum, End, GnutlsError, Session, SessionRef,
     };
 }
 pub use ffi::{gettime_hook_available, version as gnutls_version};
