@@ -1,6 +1,7 @@
 //! The client session cache's key and entry, and the entry's binary codec.
 
 use core::fmt;
+use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -79,7 +80,11 @@ impl fmt::Debug for CacheKey {
 }
 
 /// The inputs of a [`CacheKey`].
-#[derive(Clone, Debug)]
+///
+/// Equal inputs give equal keys, so [`build`](Self::build) remembers the last few keys it made
+/// on each thread: a client connecting to the same server again (the case resumption is for)
+/// gets its key by comparing inputs instead of hashing them again.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheKeyBuilder {
     lb_name: String,
     dane: Option<Vec<u8>>,
@@ -136,7 +141,36 @@ impl CacheKeyBuilder {
     }
 
     /// The key.
+    ///
+    /// The digest of inputs seen recently on this thread is taken from a small per-thread memo
+    /// (the [`MEMO_ENTRIES`] most recently used input sets, compared field by field), which
+    /// costs a few hundred instructions where the SHA-256 and address formatting cost about
+    /// ten thousand; any other input is hashed and remembered in place of the least recently
+    /// used one.
     pub fn build(&self) -> CacheKey {
+        MEMO.try_with(|memo| {
+            let Ok(mut memo) = memo.try_borrow_mut() else {
+                return self.digest();
+            };
+            if let Some(i) = memo.iter().position(|(inputs, _)| inputs == self) {
+                let key = memo[i].1;
+                // Most recently used last.
+                let hit = memo.remove(i);
+                memo.push(hit);
+                return key;
+            }
+            let key = self.digest();
+            if memo.len() >= MEMO_ENTRIES {
+                memo.remove(0);
+            }
+            memo.push((self.clone(), key));
+            key
+        })
+        .unwrap_or_else(|_| self.digest())
+    }
+
+    /// SHA-256 over the inputs, each length-prefixed and tagged.
+    fn digest(&self) -> CacheKey {
         let mut ctx = digest::Context::new(&digest::SHA256);
         let mut field = |tag: u8, bytes: &[u8]| {
             ctx.update(&[tag]);
@@ -164,6 +198,14 @@ impl CacheKeyBuilder {
         out.copy_from_slice(ctx.finish().as_ref());
         CacheKey(out)
     }
+}
+
+/// How many input sets [`CacheKeyBuilder::build`] remembers per thread.
+const MEMO_ENTRIES: usize = 8;
+
+thread_local! {
+    /// Recently built keys and their inputs, most recently used last.
+    static MEMO: RefCell<Vec<(CacheKeyBuilder, CacheKey)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A cached client session and what was known about it when it was stored.
@@ -417,6 +459,37 @@ mod tests {
             p.clone().options("ab").ciphers("c").build(),
             p.options("a").ciphers("bc").build()
         );
+    }
+
+    #[test]
+    fn remembered_keys_are_the_digest_of_their_inputs() {
+        // More input sets than the memo holds, built twice in a row and again after eviction:
+        // every key equals the freshly computed digest of its own inputs.
+        let builders: Vec<CacheKeyBuilder> = (0..(MEMO_ENTRIES as u16 * 2 + 1))
+            .map(|port| {
+                CacheKey::builder(SocketAddr::from(([192, 0, 2, 1], port)))
+                    .sni("mx")
+                    .options(format!("o{}", port % 3))
+            })
+            .collect();
+        for _ in 0..3 {
+            for b in &builders {
+                assert_eq!(b.build(), b.digest());
+                assert_eq!(b.build(), b.digest());
+            }
+        }
+        let keys: std::collections::BTreeSet<CacheKey> =
+            builders.iter().map(CacheKeyBuilder::build).collect();
+        assert_eq!(keys.len(), builders.len());
+        // The key of a fixed input set is the one the codec has always given (written down
+        // before the memo existed), so keys in persistent stores stay valid.
+        let fixed = CacheKey::builder("192.0.2.1:25".parse().expect("addr")).sni("mx");
+        for _ in 0..2 {
+            assert_eq!(
+                fixed.build().to_hex(),
+                "fe8b2f7263f7dc4ef9a8a311f51ef70370341f365919aa3f717cb3bbcfdb4d3b"
+            );
+        }
     }
 
     proptest! {

@@ -18,134 +18,27 @@
 //! - `resumed`: the client's store holds a session (one full handshake before measuring); every
 //!   measured handshake resumes, and receives the ticket the next one uses (rustls TLS 1.3
 //!   tickets are single-use).
-//! - `raw` for OpenSSL, resumed: the `openssl` crate's only way to offer a session,
-//!   `SslRef::set_session`, is `unsafe`, which this crate does not allow, so that variant is
-//!   `raw-server`: the raw OpenSSL server against the tlsresume OpenSSL client. Only its server
-//!   CPU ratio is an overhead figure.
-//! - GnuTLS has no raw variant: the backend's safe wrapper (`ffi`) is private and the bindings
-//!   are `unsafe`. See `docs/performance.md`.
+//! - `raw`: the library driven directly, configured as the backend configures it (see
+//!   `common/mod.rs`): rustls and OpenSSL through their crates, GnuTLS through the backend's
+//!   safe wrapper (`tlsresume_gnutls::raw`); a resuming raw OpenSSL client offers its session
+//!   through `tlsresume_openssl::raw::set_session_der`.
 //!
 //! Besides criterion's wall-clock estimates, each benchmark records the CPU time of the client
 //! thread and of the server thread (`CLOCK_THREAD_CPUTIME_ID`) over all its iterations; a table
 //! of ratios and resumed/full multiples is printed at the end.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use cpu_time::ThreadTime;
 use criterion::{Criterion, Throughput};
-use openssl::pkey::PKey;
-use openssl::ssl::{
-    Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslSessionCacheMode, SslVerifyMode,
-    SslVersion,
-};
-use openssl::x509::store::X509StoreBuilder;
-use openssl::x509::X509;
-use rustls::client::Resumption as RustlsResumption;
-use rustls::pki_types::{
-    CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
-    ServerName,
-};
-use rustls::server::NoServerSessionStorage;
-use rustls::{
-    ClientConfig, ClientConnection, HandshakeKind, RootCertStore, ServerConfig, ServerConnection,
-    StreamOwned,
-};
-use tlsresume::backends;
-use tlsresume_compare::Pki;
-use tlsresume_core::{
-    loopback, BackendKind, ClientParams, ClientSettings, HostList, Identity, KeyFormat,
-    ProtocolVersion, ResumptionPolicy, ServerParams, ServerSettings, Versions,
-};
 
-const SERVER_NAME: &str = "mx.tlsresume.test";
+mod common;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Res<T> = Result<T, BoxError>;
-
-/// The server side of one connection.
-type ServeFn = Box<dyn FnMut(UnixStream) -> Res<()> + Send>;
-/// The client side of one connection; with `check`, reports whether it resumed.
-type ConnectFn = Box<dyn FnMut(UnixStream, bool) -> Res<Option<bool>>>;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Cert {
-    Ecdsa,
-    Rsa,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Mode {
-    Full,
-    Resumed,
-}
-
-/// One benchmark's case.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Case {
-    backend: BackendKind,
-    tls: ProtocolVersion,
-    cert: Cert,
-    mode: Mode,
-}
-
-impl Case {
-    fn group(&self) -> String {
-        format!(
-            "handshake/{}/{}/{}/{}",
-            self.backend,
-            match self.tls {
-                ProtocolVersion::Tls12 => "tls12",
-                _ => "tls13",
-            },
-            match self.cert {
-                Cert::Ecdsa => "ecdsa",
-                Cert::Rsa => "rsa",
-            },
-            match self.mode {
-                Mode::Full => "full",
-                Mode::Resumed => "resumed",
-            }
-        )
-    }
-
-    fn pki(&self) -> Pki {
-        match self.cert {
-            Cert::Ecdsa => Pki::committed(),
-            Cert::Rsa => Pki::committed_rsa(),
-        }
-        .expect("committed test PKI")
-    }
-
-    fn resumes(&self) -> bool {
-        self.mode == Mode::Resumed
-    }
-}
-
-/// Which implementation runs a case.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Imp {
-    /// Both ends through the tlsresume API.
-    Tlsresume,
-    /// Both ends through the library directly.
-    Raw,
-    /// The raw server against the tlsresume client (OpenSSL resumed: see the module docs).
-    RawServer,
-}
-
-impl Imp {
-    fn name(self) -> &'static str {
-        match self {
-            Imp::Tlsresume => "tlsresume",
-            Imp::Raw => "raw",
-            Imp::RawServer => "raw-server",
-        }
-    }
-}
+use common::{cases, ends, Case, ConnectFn, Imp, Mode, ServeFn};
 
 // ---------------------------------------------------------------------------------------------
 // The rig: a server worker thread and a client closure.
@@ -164,7 +57,7 @@ struct Rig {
 }
 
 impl Rig {
-    fn new(key: (Case, Imp), mut serve: ServeFn, client: ConnectFn) -> Self {
+    fn new(key: (Case, Imp), serve: ServeFn, client: ConnectFn) -> Self {
         let (to_server, rx) = mpsc::channel::<ToServer>();
         let (done, served) = mpsc::channel();
         let worker = thread::Builder::new()
@@ -309,247 +202,17 @@ impl Stat {
 static STATS: Mutex<BTreeMap<(Case, Imp), Stat>> = Mutex::new(BTreeMap::new());
 
 // ---------------------------------------------------------------------------------------------
-// tlsresume
-
-fn server_params() -> ServerParams {
-    ServerParams::new(loopback(40_000), loopback(465))
-}
-
-fn client_params() -> ClientParams {
-    ClientParams::new(SERVER_NAME, loopback(465))
-}
-
-fn tlsresume_server(case: Case, pki: &Pki) -> ServeFn {
-    let mut settings = ServerSettings::new(pki.server.clone());
-    settings.versions = Versions::only(case.tls);
-    let server = backends::server(case.backend, settings).expect("tlsresume server");
-    let params = server_params();
-    Box::new(move |sock| {
-        let mut stream = server.accept(Box::new(sock), &params)?;
-        stream.write_all(b"x")?;
-        stream.flush()?;
-        Ok(())
-    })
-}
-
-fn tlsresume_client(case: Case, pki: &Pki) -> ConnectFn {
-    let mut settings = ClientSettings::new(pki.roots.clone());
-    settings.versions = Versions::only(case.tls);
-    if !case.resumes() {
-        settings.resumption =
-            ResumptionPolicy::exim_compatible().with_client_hosts(HostList::none());
-    }
-    let client = backends::client(case.backend, settings).expect("tlsresume client");
-    let params = client_params();
-    Box::new(move |sock, check| {
-        let mut stream = client.connect(Box::new(sock), &params)?;
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte)?;
-        Ok(check.then(|| stream.info().resumed))
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
-// raw rustls (ring provider), configured like the rustls backend
-
-fn rustls_provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn rustls_version(v: ProtocolVersion) -> &'static rustls::SupportedProtocolVersion {
-    match v {
-        ProtocolVersion::Tls12 => &rustls::version::TLS12,
-        _ => &rustls::version::TLS13,
-    }
-}
-
-fn rustls_key(identity: &Identity) -> PrivateKeyDer<'static> {
-    let der = identity.key_der().to_vec();
-    match identity.key_format() {
-        KeyFormat::Pkcs8 => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)),
-        KeyFormat::Pkcs1 => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der)),
-        KeyFormat::Sec1 => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der)),
-    }
-}
-
-fn rustls_server(case: Case, pki: &Pki) -> ServeFn {
-    let chain = pki
-        .server
-        .chain()
-        .iter()
-        .map(|c| CertificateDer::from(c.clone()))
-        .collect();
-    let mut config = ServerConfig::builder_with_provider(rustls_provider())
-        .with_protocol_versions(&[rustls_version(case.tls)])
-        .expect("rustls versions")
-        .with_no_client_auth()
-        .with_single_cert(chain, rustls_key(&pki.server))
-        .expect("rustls server cert");
-    config.session_storage = Arc::new(NoServerSessionStorage {});
-    config.ticketer = rustls::crypto::ring::Ticketer::new().expect("rustls ticketer");
-    config.send_tls13_tickets = 1;
-    let config = Arc::new(config);
-    Box::new(move |sock| {
-        let conn = ServerConnection::new(config.clone())?;
-        let mut stream = StreamOwned::new(conn, sock);
-        while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock)?;
-        }
-        stream.write_all(b"x")?;
-        stream.flush()?;
-        Ok(())
-    })
-}
-
-fn rustls_client(case: Case, pki: &Pki) -> ConnectFn {
-    let mut roots = RootCertStore::empty();
-    for der in &pki.roots {
-        roots
-            .add(CertificateDer::from(der.clone()))
-            .expect("trust anchor");
-    }
-    let mut config = ClientConfig::builder_with_provider(rustls_provider())
-        .with_protocol_versions(&[rustls_version(case.tls)])
-        .expect("rustls versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.resumption = if case.resumes() {
-        RustlsResumption::in_memory_sessions(256)
-    } else {
-        RustlsResumption::disabled()
-    };
-    let config = Arc::new(config);
-    let name = ServerName::try_from(SERVER_NAME).expect("server name");
-    Box::new(move |sock, check| {
-        let conn = ClientConnection::new(config.clone(), name.clone())?;
-        let mut stream = StreamOwned::new(conn, sock);
-        while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock)?;
-        }
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte)?;
-        Ok(check.then(|| stream.conn.handshake_kind() == Some(HandshakeKind::Resumed)))
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
-// raw OpenSSL, configured like the OpenSSL backend (plain contexts, as the backend builds)
-
-fn ssl_version(v: ProtocolVersion) -> SslVersion {
-    match v {
-        ProtocolVersion::Tls12 => SslVersion::TLS1_2,
-        _ => SslVersion::TLS1_3,
-    }
-}
-
-fn set_versions(ctx: &mut SslContextBuilder, v: ProtocolVersion) {
-    ctx.set_min_proto_version(Some(ssl_version(v)))
-        .expect("min version");
-    ctx.set_max_proto_version(Some(ssl_version(v)))
-        .expect("max version");
-}
-
-fn openssl_server(case: Case, pki: &Pki) -> ServeFn {
-    let mut ctx = SslContext::builder(SslMethod::tls_server()).expect("SSL context");
-    let mut chain = pki.server.chain().iter();
-    let leaf = X509::from_der(chain.next().expect("leaf")).expect("leaf DER");
-    ctx.set_certificate(&leaf).expect("certificate");
-    for der in chain {
-        ctx.add_extra_chain_cert(X509::from_der(der).expect("chain DER"))
-            .expect("chain");
-    }
-    let key = PKey::private_key_from_der(pki.server.key_der()).expect("key DER");
-    ctx.set_private_key(&key).expect("private key");
-    ctx.check_private_key().expect("key matches");
-    set_versions(&mut ctx, case.tls);
-    // Stateless tickets only, one per connection, as the backend.
-    ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
-    ctx.set_num_tickets(1).expect("num_tickets");
-    let ctx = ctx.build();
-    Box::new(move |sock| {
-        let ssl = Ssl::new(&ctx)?;
-        let mut stream = ssl.accept(sock).map_err(|e| e.to_string())?;
-        stream.write_all(b"x")?;
-        stream.flush()?;
-        Ok(())
-    })
-}
-
-fn openssl_client(case: Case, pki: &Pki) -> ConnectFn {
-    let mut ctx = SslContext::builder(SslMethod::tls_client()).expect("SSL context");
-    set_versions(&mut ctx, case.tls);
-    let mut store = X509StoreBuilder::new().expect("store");
-    for der in &pki.roots {
-        store
-            .add_cert(X509::from_der(der).expect("root DER"))
-            .expect("root");
-    }
-    ctx.set_cert_store(store.build());
-    ctx.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL);
-    assert!(
-        !case.resumes(),
-        "raw OpenSSL cannot offer a session without unsafe"
-    );
-    // The backend sets NO_TICKET on connections whose policy does not resume.
-    ctx.set_options(SslOptions::NO_TICKET);
-    let ctx = ctx.build();
-    Box::new(move |sock, check| {
-        let mut ssl = Ssl::new(&ctx)?;
-        ssl.set_hostname(SERVER_NAME)?;
-        ssl.param_mut().set_host(SERVER_NAME)?;
-        ssl.set_verify(SslVerifyMode::PEER);
-        let mut stream = ssl.connect(sock).map_err(|e| e.to_string())?;
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte)?;
-        Ok(check.then(|| stream.ssl().session_reused()))
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
 
 fn rig(case: Case, imp: Imp) -> Rig {
-    let pki = case.pki();
-    let (serve, connect) = match (imp, case.backend) {
-        (Imp::Tlsresume, _) => (tlsresume_server(case, &pki), tlsresume_client(case, &pki)),
-        (Imp::Raw, BackendKind::Rustls) => (rustls_server(case, &pki), rustls_client(case, &pki)),
-        (Imp::Raw, BackendKind::Openssl) => {
-            (openssl_server(case, &pki), openssl_client(case, &pki))
-        }
-        (Imp::RawServer, BackendKind::Openssl) => {
-            (openssl_server(case, &pki), tlsresume_client(case, &pki))
-        }
-        other => panic!("no rig for {other:?}"),
-    };
+    let (serve, connect) = ends(case, imp);
     let mut rig = Rig::new((case, imp), serve, connect);
     rig.prime_and_check();
     rig
 }
 
-fn imps(case: Case) -> Vec<Imp> {
-    match (case.backend, case.mode) {
-        (BackendKind::Gnutls, _) => vec![Imp::Tlsresume],
-        (BackendKind::Openssl, Mode::Resumed) => vec![Imp::Tlsresume, Imp::RawServer],
-        _ => vec![Imp::Tlsresume, Imp::Raw],
-    }
-}
-
-fn cases() -> Vec<Case> {
-    let mut out = Vec::new();
-    for backend in backends::available() {
-        for tls in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
-            for cert in [Cert::Ecdsa, Cert::Rsa] {
-                for mode in [Mode::Full, Mode::Resumed] {
-                    out.push(Case {
-                        backend,
-                        tls,
-                        cert,
-                        mode,
-                    });
-                }
-            }
-        }
-    }
-    out
+/// Both implementations, every backend.
+fn imps(_case: Case) -> Vec<Imp> {
+    vec![Imp::Tlsresume, Imp::Raw]
 }
 
 fn handshakes(c: &mut Criterion) {
@@ -600,11 +263,7 @@ fn summary() {
         let Some(tl) = stats.get(&(*case, Imp::Tlsresume)) else {
             continue;
         };
-        let client = if *imp == Imp::RawServer {
-            "(same client)".to_owned()
-        } else {
-            format!("{:.3}", raw.client_us() / tl.client_us())
-        };
+        let client = format!("{:.3}", raw.client_us() / tl.client_us());
         println!(
             "| {} | {} | {:.3} | {} | {:.3} |",
             case.group(),
@@ -625,11 +284,7 @@ fn summary() {
             mode: Mode::Full,
             ..*case
         };
-        let full_imp = if *imp == Imp::RawServer {
-            Imp::Raw
-        } else {
-            *imp
-        };
+        let full_imp = *imp;
         let Some(full) = stats.get(&(full_case, full_imp)) else {
             continue;
         };
@@ -722,28 +377,20 @@ fn paired(filter: Option<&str>) {
             let Some(tl) = samples.get(&(c, Imp::Tlsresume)) else {
                 continue;
             };
-            for imp in [Imp::Raw, Imp::RawServer] {
+            for imp in [Imp::Raw] {
                 if let Some(raw) = samples.get(&(c, imp)) {
                     overhead.push(format!(
                         "| {} | {} | {} | {} | {} |",
                         c.group(),
                         imp.name(),
                         show(ratios(raw, tl, 0)),
-                        if imp == Imp::RawServer {
-                            "(same client)".to_owned()
-                        } else {
-                            show(ratios(raw, tl, 1))
-                        },
+                        show(ratios(raw, tl, 1)),
                         show(ratios(raw, tl, 2)),
                     ));
                 }
             }
         }
-        for (full_imp, resumed_imp) in [
-            (Imp::Tlsresume, Imp::Tlsresume),
-            (Imp::Raw, Imp::Raw),
-            (Imp::Raw, Imp::RawServer),
-        ] {
+        for (full_imp, resumed_imp) in [(Imp::Tlsresume, Imp::Tlsresume), (Imp::Raw, Imp::Raw)] {
             let (Some(full), Some(resumed)) = (
                 samples.get(&(case, full_imp)),
                 samples.get(&(resumed_case, resumed_imp)),

@@ -88,6 +88,34 @@ mod tickets;
 use tlsresume_core::BackendKind;
 
 pub use client::{open_session_data, seal_session_data, Client};
+
+/// GnuTLS driven directly, for baselines: the backend's own safe wrapper of the library, with
+/// no tlsresume policy, session store, ticket-key source or [`SessionInfo`] around it.
+///
+/// This is what `tests/benches/handshake.rs` measures tlsresume against, so that "abstraction
+/// cost" means what [`Client`] and [`Server`] add over the same library calls (priority string,
+/// credentials, `gnutls_session_ticket_enable_server`, `gnutls_db_set_cache_expiration`,
+/// `gnutls_session_get_data2` / `gnutls_session_set_data`). Every item is safe; nothing here
+/// decides whether a session may be offered, checks its age or seals it against damage
+/// ([`seal_session_data`] does that in the backend), so it is not meant for applications.
+///
+/// ```no_run
+/// use tlsresume_gnutls::raw::{Credentials, End, Session};
+///
+/// # fn main() -> Result<(), tlsresume_gnutls::raw::GnutlsError> {
+/// let mut session = Session::new(End::Client)?;
+/// session.set_priority("NORMAL:-VERS-ALL:+VERS-TLS1.3")?;
+/// let _credentials = Credentials::new()?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// [`SessionInfo`]: tlsresume_core::SessionInfo
+pub mod raw {
+    pub use crate::ffi::{
+        init, Connection, Credentials, CredentialsRef, Datum, End, GnutlsError, Session, SessionRef,
+    };
+}
 pub use ffi::{gettime_hook_available, version as gnutls_version};
 pub use handshake::Handshake;
 pub use info::Stream;

@@ -218,6 +218,23 @@ pub(crate) fn set_session(ssl: &mut SslRef, session: &SslSessionRef) -> Result<(
     unsafe { ssl.set_session(session) }
 }
 
+/// Decodes the DER session `der` (d2i_SSL_SESSION(3)) and offers it on `ssl`
+/// (SSL_set_session(3)): the one way to resume with OpenSSL driven directly, without `unsafe`.
+///
+/// The `openssl` crate's `SslRef::set_session` is `unsafe` because a session must not be
+/// shared with another context's internal session cache. Taking DER instead of a session keeps
+/// that contract by construction: the session is decoded here, belongs to no context and no
+/// cache, and only `ssl` (which takes its own reference) holds it once this returns. Malformed
+/// DER is an error; a session libssl cannot use with this connection's versions or ciphers is
+/// not an error but a full handshake, decided when the ClientHello is built.
+///
+/// This is what the backend does for every resumed connection (its store holds DER); it is
+/// public as [`crate::raw::set_session_der`] for baselines that drive OpenSSL directly.
+pub fn set_session_der(ssl: &mut SslRef, der: &[u8]) -> Result<(), ErrorStack> {
+    let session = session_from_der(der)?;
+    set_session(ssl, &session)
+}
+
 /// Decodes a DER session (d2i_SSL_SESSION(3)); any malformed input is an error.
 pub(crate) fn session_from_der(der: &[u8]) -> Result<SslSession, ErrorStack> {
     SslSession::from_der(der)

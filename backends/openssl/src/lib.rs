@@ -74,6 +74,17 @@ mod tickets;
 
 pub use client::Client;
 pub use handshake::Handshake;
+
+/// OpenSSL driven directly, for baselines: the libssl call the `openssl` crate only offers as
+/// `unsafe`, behind a safe wrapper, with no tlsresume policy, store or
+/// [`SessionInfo`](tlsresume_core::SessionInfo) around it.
+///
+/// `tests/benches/handshake.rs` measures the backend against plain `openssl` contexts
+/// configured alike; resuming there needs [`set_session_der`](raw::set_session_der).
+/// Applications use [`Client`], which decides whether a session may be offered at all.
+pub mod raw {
+    pub use crate::ffi::set_session_der;
+}
 pub use info::Stream;
 pub use server::Server;
 
