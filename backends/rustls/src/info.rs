@@ -47,18 +47,22 @@ pub(crate) fn cipher(conn: &CommonState) -> CipherNames {
     }
 }
 
+/// rustls's name of the suite (`CipherSuite::as_str`), or its code point for one rustls has no
+/// name for.
 fn suite_name(suite: CipherSuite) -> String {
-    format!("{suite:?}")
+    match suite.as_str() {
+        Some(name) => name.to_owned(),
+        None => format!("0x{:04X}", u16::from(suite)),
+    }
 }
 
+/// The AEAD key length in bits, from the suite's algorithm.
 fn key_bits(suite: &SupportedCipherSuite) -> u32 {
-    let name = suite_name(suite.suite());
-    if name.contains("AES_128") {
-        128
-    } else {
-        // AES-256 and ChaCha20 both have 256-bit keys.
-        256
-    }
+    let bytes = match suite {
+        SupportedCipherSuite::Tls13(s) => s.aead_alg.key_len(),
+        SupportedCipherSuite::Tls12(s) => s.aead_alg.key_block_shape().enc_key_len,
+    };
+    u32::try_from(bytes.saturating_mul(8)).unwrap_or(0)
 }
 
 /// What a server connection needs to report itself.
