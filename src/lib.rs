@@ -32,6 +32,14 @@
 //! timeouts included — certificate, OCSP, alert, protocol, configuration) and keep the
 //! library's own error as their `source()`.
 //!
+//! ## Async
+//!
+//! With the `tokio` feature, [`tokio`](crate::tokio) has `TlsConnector` / `TlsAcceptor` in
+//! tokio-rustls's shape for every backend (by type or from [`backends`]), driving each library
+//! non-blocking with the same resumption decisions; its docs open with a runnable example and
+//! say where store and key-source I/O happens (never on a runtime thread for a store that
+//! blocks).
+//!
 //! ## Features
 //!
 //! | feature | default | what it compiles in |
