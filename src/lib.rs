@@ -34,7 +34,7 @@
 //!
 //! ## Async
 //!
-//! With the `tokio` feature, [`tokio`](crate::tokio) has `TlsConnector` / `TlsAcceptor` in
+//! With the `tokio` feature, [`tokio`] has `TlsConnector` / `TlsAcceptor` in
 //! tokio-rustls's shape for every backend (by type or from [`backends`]), driving each library
 //! non-blocking with the same resumption decisions; its docs open with a runnable example and
 //! say where store and key-source I/O happens (never on a runtime thread for a store that
