@@ -143,7 +143,7 @@ impl CacheKeyBuilder {
     /// The key.
     ///
     /// The digest of inputs seen recently on this thread is taken from a small per-thread memo
-    /// (the [`MEMO_ENTRIES`] most recently used input sets, compared field by field), which
+    /// (the 8 most recently used input sets, compared field by field), which
     /// costs a few hundred instructions where the SHA-256 and address formatting cost about
     /// ten thousand; any other input is hashed and remembered in place of the least recently
     /// used one.
