@@ -18,7 +18,7 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConnection};
 use tlsresume::stores::DiskStore;
 use tlsresume::{
     BackendKind, CacheEntry, ClientParams, ClientSettings, Identity, ManualClock, ProtocolVersion,
-    ServerParams, ServerSettings, SessionInfo, SessionStore, Versions,
+    ServerParams, ServerSettings, SessionInfo, Versions,
 };
 use tlsresume_fuzz::hello::{server_config, Ticketer};
 use tlsresume_fuzz::{sealer, NOW};
@@ -206,10 +206,12 @@ fn pump(client: &mut ClientConnection, server: &mut ServerConnection) -> Result<
             client.read_tls(&mut to_client)?;
             client.process_new_packets()?;
         }
-        if !client.is_handshaking() && !server.is_handshaking() && !client.wants_write() {
-            if !server.wants_write() {
-                return Ok(());
-            }
+        if !client.is_handshaking()
+            && !server.is_handshaking()
+            && !client.wants_write()
+            && !server.wants_write()
+        {
+            return Ok(());
         }
     }
     Err("handshake did not finish".into())
