@@ -292,6 +292,14 @@ fn texts(out: &Corpus) -> Result<()> {
         "!192.0.2.1",
         "0.0.0.0/0 : ::/0",
     ];
+    // The test PKI's committed OCSP responses (`openssl ocsp`, `tests/pki/regenerate.sh`), for
+    // their own leaf (pick 0: ECDSA, 1: RSA) and for the other.
+    for (pick, file) in [(0u8, "server-ecdsa.ocsp.der"), (1, "server-rsa.ocsp.der")] {
+        let der = std::fs::read(pki(file))?;
+        for leaf in [pick, 1 - pick] {
+            out.add("ocsp_response", &[&[leaf, 0, 0, 0, 0], der.as_slice()].concat())?;
+        }
+    }
     for (i, list) in lists.into_iter().enumerate() {
         let mut seed = vec![u8::try_from(i).unwrap_or(0)];
         seed.extend_from_slice(list.as_bytes());
