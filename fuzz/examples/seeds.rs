@@ -60,11 +60,7 @@ fn connect(
     let listener = listener.try_clone()?;
     let handle = thread::spawn(move || -> io::Result<SessionInfo> {
         let (tcp, peer) = listener.accept()?;
-        let params = ServerParams {
-            peer,
-            local: tcp.local_addr()?,
-            peer_name: None,
-        };
+        let params = ServerParams::new(peer, tcp.local_addr()?);
         let mut tls = server
             .accept(Box::new(tcp), &params)
             .map_err(io::Error::other)?;
@@ -76,13 +72,7 @@ fn connect(
         let _ = tls.shutdown();
         Ok(info)
     });
-    let params = ClientParams {
-        peer: addr,
-        local: None,
-        server_name: "mx.tlsresume.test".into(),
-        lb_name: None,
-        dane: None,
-    };
+    let params = ClientParams::new("mx.tlsresume.test", addr);
     let mut tls = client.connect(Box::new(TcpStream::connect(addr)?), &params)?;
     let mut greeting = [0u8; 39];
     tls.read_exact(&mut greeting)?;
@@ -261,7 +251,7 @@ fn rustls_states(out: &Corpus) -> Result<()> {
 /// SMTP replies as the scenario engine's server and common MTAs send them, and host lists as
 /// the documentation and tests write them.
 fn texts(out: &Corpus) -> Result<()> {
-    let replies: [(u8, &str); 8] = [
+    let replies: [(u8, &str); 9] = [
         (0, "220 mx.tlsresume.test ESMTP tlsresume\r\n"),
         (
             1,
@@ -276,11 +266,42 @@ fn texts(out: &Corpus) -> Result<()> {
         (2, "421 mx.example.net too many connections, try later\r\n"),
         (3, "220-mx.example.net ESMTP\r\n220 ready\r\n"),
         (1, "250 ok\nrest of the stream"),
+        (
+            1,
+            "250-mx.example.net\r\n250-PIPELINING\r\n250-PIPECONNECT\r\n250-AUTH PLAIN LOGIN\r\n250-LIMITS MAILMAX=10 RCPTMAX=100\r\n250-STARTTLS\r\n250 SMTPUTF8\r\n",
+        ),
     ];
     for (pick, reply) in replies {
         let mut seed = vec![pick];
         seed.extend_from_slice(reply.as_bytes());
         out.add("smtp_reply", &seed)?;
+        if pick == 1 {
+            out.add("ehlo_response", reply.as_bytes())?;
+            // The cache entry the EHLO cache writes for this response.
+            let mut input = reply.as_bytes();
+            let read = tlsresume_smtp::read_reply_unbuffered(&mut input)?;
+            let view = tlsresume::EhloResponse::parse(read.lines())?.view();
+            for (clear, tls) in [
+                (Some(view.clone()), None),
+                (None, Some(view.clone())),
+                (Some(view.clone()), Some(view)),
+            ] {
+                let entry = tlsresume::EhloEntry {
+                    stored_at: NOW,
+                    clear,
+                    tls,
+                }
+                .encode();
+                for mode in [0u8, 1] {
+                    out.add("ehlo_entry", &[&[mode], entry.as_slice()].concat())?;
+                }
+                let mut row = vec![0u8];
+                row.extend_from_slice(&[0; 8]);
+                row.extend_from_slice(&[0; 4]);
+                row.extend_from_slice(&entry);
+                out.add("disk_row", &row)?;
+            }
+        }
     }
     let lists = [
         "*",
@@ -297,7 +318,10 @@ fn texts(out: &Corpus) -> Result<()> {
     for (pick, file) in [(0u8, "server-ecdsa.ocsp.der"), (1, "server-rsa.ocsp.der")] {
         let der = std::fs::read(pki(file))?;
         for leaf in [pick, 1 - pick] {
-            out.add("ocsp_response", &[&[leaf, 0, 0, 0, 0], der.as_slice()].concat())?;
+            out.add(
+                "ocsp_response",
+                &[&[leaf, 0, 0, 0, 0], der.as_slice()].concat(),
+            )?;
         }
     }
     for (i, list) in lists.into_iter().enumerate() {

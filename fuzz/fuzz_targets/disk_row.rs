@@ -5,12 +5,12 @@
 //! `cache_entry` target), 8 bytes of expiry (microseconds), 4 bytes of clock
 //! offset, then the entry bytes. Properties: no panic; a lookup either returns an entry that
 //! re-encodes to the stored bytes, or nothing; a row that did not decode is gone afterwards
-//! (the store heals, it never stays corrupt).
+//! (the store heals, it never stays corrupt). The same bytes go into the EHLO table too.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tlsresume_core::{CacheEntry, SessionStore};
-use tlsresume_fuzz::disk::{fixture, key, value};
+use tlsresume_core::{CacheEntry, EhloEntry, EhloStore, SessionStore};
+use tlsresume_fuzz::disk::{ehlo_key, fixture, key, value};
 use tlsresume_fuzz::take_time;
 
 fuzz_target!(|data: &[u8]| {
@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
     let entry = value(selector % 5, entry_bytes, expiry);
     // Selector 0: a BLOB entry and an INTEGER expiry, as the store writes them.
     let expires_at = value((selector & 0x3f) / 5 + 1, &expiry.to_be_bytes(), expiry);
+    ehlo(fx, selector, entry.clone(), expires_at.clone(), entry_bytes);
     if !fx.write_row(entry, expires_at) {
         return;
     }
@@ -63,3 +64,36 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// The same row in the EHLO table (same file): the same properties.
+fn ehlo(
+    fx: &tlsresume_fuzz::disk::DiskFixture,
+    selector: u8,
+    entry: rusqlite::types::Value,
+    stored_at: rusqlite::types::Value,
+    entry_bytes: &[u8],
+) {
+    if !fx.write_ehlo_row(entry, stored_at) {
+        return;
+    }
+    let decodes = selector % 5 == 0 && EhloEntry::decode(entry_bytes).is_ok();
+    match fx.store.get_ehlo(&ehlo_key()) {
+        Ok(Some(entry)) => {
+            assert!(decodes, "an EHLO entry that does not decode was returned");
+            assert_eq!(entry.encode(), entry_bytes);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            let again = fx.store.get_ehlo(&ehlo_key());
+            assert!(again.is_ok(), "EHLO row stays unreadable: {e} / {again:?}");
+        }
+    }
+    if !decodes {
+        if let Ok(None) = fx.store.get_ehlo(&ehlo_key()) {
+            assert!(
+                !fx.ehlo_row_present(),
+                "a corrupt EHLO row was left in the file"
+            );
+        }
+    }
+}

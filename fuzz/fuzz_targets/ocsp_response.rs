@@ -46,7 +46,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (skew, response) = match rest.split_first_chunk::<4>() {
-        Some((head, response)) => (u64::from(u32::from_be_bytes(*head)) % (2 * 86_400), response),
+        Some((head, response)) => (
+            u64::from(u32::from_be_bytes(*head)) % (2 * 86_400),
+            response,
+        ),
         None => (0, rest),
     };
     let pki = pki();

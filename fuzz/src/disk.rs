@@ -1,4 +1,4 @@
-//! A real on-disk session cache and a second, raw SQLite connection to the same file that
+//! A real on-disk session cache (sessions and EHLO entries) and a second, raw SQLite connection to the same file that
 //! writes whatever row a fuzz input describes, as a damaged disk, another program or an attacker
 //! with write access to the file would.
 
@@ -7,7 +7,7 @@ use std::sync::{Mutex, OnceLock};
 
 use rusqlite::types::Value;
 use rusqlite::{params, Connection};
-use tlsresume_core::CacheKey;
+use tlsresume_core::{CacheKey, EhloKey};
 use tlsresume_stores::DiskStore;
 
 /// The store under test and the raw writer.
@@ -25,6 +25,11 @@ pub const KEY: [u8; 32] = [0x42; 32];
 /// The cache key of [`KEY`].
 pub fn key() -> CacheKey {
     CacheKey::from_bytes(KEY)
+}
+
+/// The EHLO-cache key every garbage EHLO row is written under.
+pub fn ehlo_key() -> EhloKey {
+    EhloKey::new(std::net::SocketAddr::from(([192, 0, 2, 25], 25)))
 }
 
 /// Opens the fixture once per process: a fresh file in `/dev/shm` when it exists (no disk
@@ -77,6 +82,28 @@ impl DiskFixture {
             params![KEY.as_slice(), entry, expires_at],
         )
         .is_ok()
+    }
+
+    /// Replaces the EHLO row under [`ehlo_key`]; `false` when SQLite refuses it.
+    pub fn write_ehlo_row(&self, entry: Value, stored_at: Value) -> bool {
+        let raw = self.raw.lock().unwrap_or_else(|p| p.into_inner());
+        raw.execute(
+            "INSERT OR REPLACE INTO ehlo (key, entry, stored_at) VALUES (?1, ?2, ?3)",
+            params![ehlo_key().to_string(), entry, stored_at],
+        )
+        .is_ok()
+    }
+
+    /// Whether an EHLO row under [`ehlo_key`] is left.
+    pub fn ehlo_row_present(&self) -> bool {
+        let raw = self.raw.lock().unwrap_or_else(|p| p.into_inner());
+        raw.query_row(
+            "SELECT count(*) FROM ehlo WHERE key = ?1",
+            params![ehlo_key().to_string()],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .unwrap_or(false)
     }
 
     /// Whether a row under [`KEY`] is left.

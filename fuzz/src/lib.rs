@@ -78,8 +78,10 @@ pub fn fix_checksum(bytes: &mut [u8]) {
     check.copy_from_slice(&digest.as_ref()[..8]);
 }
 
-/// The SMTP reply reader under test, wrapped here only: when it moves to a crate of its own,
-/// this is the one line to change.
-pub fn read_smtp_reply(input: &mut &[u8], code: &str) -> std::io::Result<Vec<String>> {
-    tlsresume_compare::smtp::read_reply(input, code)
+/// The SMTP reply reader under test (`tlsresume-smtp`'s, the workspace's one reply parser),
+/// named here only: the targets call it through this function.
+pub fn read_smtp_reply(
+    input: &mut &[u8],
+) -> Result<tlsresume_smtp::Reply, tlsresume_smtp::ReplyError> {
+    tlsresume_smtp::read_reply_unbuffered(input)
 }

@@ -411,13 +411,13 @@ impl SessionStore for DiskStore {
 /// EHLO entries live in the same file as sessions (table `ehlo`), so one cache file serves a
 /// client's resumption and its early pipelining. The size bound applies to this table on its
 /// own; expiry is [`tlsresume_core::EhloCache`]'s decision, not the store's. A row that does
-/// not decode is reported, counted in [`DiskStore::corrupt_skipped`], deleted and treated as
+/// not decode (or whose entry column is not a BLOB) is reported, counted in [`DiskStore::corrupt_skipped`], deleted and treated as
 /// absent.
 impl EhloStore for DiskStore {
     fn get_ehlo(&self, key: &EhloKey) -> Result<Option<EhloEntry>, StoreError> {
         let conn = self.lock();
         let name = key.to_string();
-        let bytes: Option<Vec<u8>> = conn
+        let entry: Option<Value> = conn
             .query_row(
                 "SELECT entry FROM ehlo WHERE key = ?1",
                 params![name],
@@ -425,8 +425,23 @@ impl EhloStore for DiskStore {
             )
             .optional()
             .map_err(|e| self.error(&e))?;
-        let Some(bytes) = bytes else {
-            return Ok(None);
+        let bytes = match entry {
+            None => return Ok(None),
+            Some(Value::Blob(bytes)) => bytes,
+            Some(_) => {
+                // Another type where the bytes belong: corrupt, as below.
+                self.corrupt.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "tlsresume-stores: warning: session cache {}: skipping corrupt EHLO entry {name}: the entry column has the wrong type; removed",
+                    self.path.display(),
+                );
+                conn.execute(
+                    "DELETE FROM ehlo WHERE key = ?1 AND typeof(entry) != 'blob'",
+                    params![name],
+                )
+                .map_err(|e| self.error(&e))?;
+                return Ok(None);
+            }
         };
         match EhloEntry::decode(&bytes) {
             Ok(entry) => Ok(Some(entry)),

@@ -302,6 +302,20 @@ fn rows_with_wrong_column_types_are_skipped_and_removed() {
     assert_eq!(store.corrupt_skipped(), 4);
     assert_eq!(store.len().expect("len"), 1, "only the good row is left");
     assert!(store.get(&key(0, 9)).expect("get").is_some());
+
+    // The EHLO table had the same flaw.
+    let ehlo = ehlo_key(2525);
+    raw.execute(
+        "INSERT INTO ehlo (key, entry, stored_at) VALUES (?1, ?2, ?3)",
+        rusqlite::params![ehlo.to_string(), 3.25, 0i64],
+    )
+    .expect("insert");
+    assert_eq!(
+        store.get_ehlo(&ehlo).expect("a mistyped row is no error"),
+        None
+    );
+    assert_eq!(store.get_ehlo(&ehlo).expect("again"), None);
+    assert_eq!(store.corrupt_skipped(), 5);
 }
 
 #[test]
