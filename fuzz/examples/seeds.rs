@@ -160,13 +160,9 @@ fn rows(out: &Corpus, path: &Path) -> Result<()> {
         match entry.backend {
             BackendKind::Openssl => out.add("openssl_session", &entry.session)?,
             BackendKind::Gnutls => {
-                let mut stored = vec![0u8];
-                stored.extend_from_slice(&entry.session);
-                out.add("gnutls_session", &stored)?;
+                out.add("gnutls_session", &entry.session)?;
                 if let Some(inner) = tlsresume::gnutls::open_session_data(&entry.session) {
-                    let mut raw = vec![1u8];
-                    raw.extend_from_slice(inner);
-                    out.add("gnutls_session", &raw)?;
+                    out.add("gnutls_set_data", inner)?;
                 }
             }
             BackendKind::Rustls => {}

@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
     if !fx.write_row(entry, expires_at) {
         return;
     }
-    let decodes = selector % 5 == 0 && CacheEntry::decode(entry_bytes).is_ok();
+    let decodes = selector.is_multiple_of(5) && CacheEntry::decode(entry_bytes).is_ok();
     let found = if selector & 0x80 == 0 {
         fx.store.get_unexpired(&key(), now)
     } else {
@@ -76,7 +76,7 @@ fn ehlo(
     if !fx.write_ehlo_row(entry, stored_at) {
         return;
     }
-    let decodes = selector % 5 == 0 && EhloEntry::decode(entry_bytes).is_ok();
+    let decodes = selector.is_multiple_of(5) && EhloEntry::decode(entry_bytes).is_ok();
     match fx.store.get_ehlo(&ehlo_key()) {
         Ok(Some(entry)) => {
             assert!(decodes, "an EHLO entry that does not decode was returned");
