@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use tlsresume_core::{
     CacheEntry, CacheKey, EhloEntry, EhloKey, EhloStore, SessionStore, StoreError, UnixTime,
@@ -75,8 +76,9 @@ impl DiskOptions {
 /// - Expired entries are removed when met by [`get_unexpired`](SessionStore::get_unexpired),
 ///   and all at once by [`purge`](Self::purge).
 /// - At most [`DiskOptions::capacity`] entries are kept; the least recently stored go first.
-/// - An entry whose bytes do not decode is reported on stderr, counted
-///   ([`corrupt_skipped`](Self::corrupt_skipped)), removed, and treated as absent.
+/// - An entry whose bytes do not decode, or a row whose columns hold the wrong SQLite types,
+///   is reported on stderr, counted ([`corrupt_skipped`](Self::corrupt_skipped)), removed,
+///   and treated as absent.
 /// - A file that is not a tlsresume session cache (garbage, truncated, another program's
 ///   database) is an error naming the file.
 ///
@@ -244,6 +246,30 @@ impl DiskStore {
         ))
     }
 
+    /// A row under `key` whose columns hold types this crate never writes (SQLite keeps any
+    /// type in any column: another writer or a damaged file can leave a number or text where
+    /// the entry's bytes or its expiry belong). Such a row is corrupt: reported, counted and
+    /// removed like an entry that does not decode, so a lookup never fails on it twice.
+    fn remove_mistyped(
+        &self,
+        conn: &Connection,
+        key: &CacheKey,
+    ) -> Result<Option<CacheEntry>, StoreError> {
+        self.corrupt.fetch_add(1, Ordering::Relaxed);
+        eprintln!(
+            "tlsresume-stores: warning: session cache {}: skipping corrupt entry {}: a column has the wrong type; removed",
+            self.path.display(),
+            key.to_hex()
+        );
+        conn.execute(
+            "DELETE FROM sessions WHERE key = ?1
+                 AND (typeof(entry) != 'blob' OR typeof(expires_at) != 'integer')",
+            params![key.as_bytes().as_slice()],
+        )
+        .map_err(|e| self.error(&e))?;
+        Ok(None)
+    }
+
     /// Decodes `bytes` stored under `key`; a corrupt entry is reported, counted and removed.
     fn decode(
         &self,
@@ -274,7 +300,7 @@ impl DiskStore {
 impl SessionStore for DiskStore {
     fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
         let conn = self.lock();
-        let bytes: Option<Vec<u8>> = conn
+        let entry: Option<Value> = conn
             .query_row(
                 "SELECT entry FROM sessions WHERE key = ?1",
                 params![key.as_bytes().as_slice()],
@@ -282,8 +308,9 @@ impl SessionStore for DiskStore {
             )
             .optional()
             .map_err(|e| self.error(&e))?;
-        match bytes {
-            Some(bytes) => self.decode(&conn, key, &bytes),
+        match entry {
+            Some(Value::Blob(bytes)) => self.decode(&conn, key, &bytes),
+            Some(_) => self.remove_mistyped(&conn, key),
             None => Ok(None),
         }
     }
@@ -346,7 +373,7 @@ impl SessionStore for DiskStore {
         now: UnixTime,
     ) -> Result<Option<CacheEntry>, StoreError> {
         let conn = self.lock();
-        let row: Option<(Vec<u8>, i64)> = conn
+        let row: Option<(Value, Value)> = conn
             .query_row(
                 "SELECT entry, expires_at FROM sessions WHERE key = ?1",
                 params![key.as_bytes().as_slice()],
@@ -354,8 +381,10 @@ impl SessionStore for DiskStore {
             )
             .optional()
             .map_err(|e| self.error(&e))?;
-        let Some((bytes, expires_at)) = row else {
-            return Ok(None);
+        let (bytes, expires_at) = match row {
+            None => return Ok(None),
+            Some((Value::Blob(bytes), Value::Integer(expires_at))) => (bytes, expires_at),
+            Some(_) => return self.remove_mistyped(&conn, key),
         };
         if expires_at <= micros(now) {
             conn.execute(
@@ -382,13 +411,13 @@ impl SessionStore for DiskStore {
 /// EHLO entries live in the same file as sessions (table `ehlo`), so one cache file serves a
 /// client's resumption and its early pipelining. The size bound applies to this table on its
 /// own; expiry is [`tlsresume_core::EhloCache`]'s decision, not the store's. A row that does
-/// not decode is reported, counted in [`DiskStore::corrupt_skipped`], deleted and treated as
+/// not decode (or whose entry column is not a BLOB) is reported, counted in [`DiskStore::corrupt_skipped`], deleted and treated as
 /// absent.
 impl EhloStore for DiskStore {
     fn get_ehlo(&self, key: &EhloKey) -> Result<Option<EhloEntry>, StoreError> {
         let conn = self.lock();
         let name = key.to_string();
-        let bytes: Option<Vec<u8>> = conn
+        let entry: Option<Value> = conn
             .query_row(
                 "SELECT entry FROM ehlo WHERE key = ?1",
                 params![name],
@@ -396,8 +425,23 @@ impl EhloStore for DiskStore {
             )
             .optional()
             .map_err(|e| self.error(&e))?;
-        let Some(bytes) = bytes else {
-            return Ok(None);
+        let bytes = match entry {
+            None => return Ok(None),
+            Some(Value::Blob(bytes)) => bytes,
+            Some(_) => {
+                // Another type where the bytes belong: corrupt, as below.
+                self.corrupt.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "tlsresume-stores: warning: session cache {}: skipping corrupt EHLO entry {name}: the entry column has the wrong type; removed",
+                    self.path.display(),
+                );
+                conn.execute(
+                    "DELETE FROM ehlo WHERE key = ?1 AND typeof(entry) != 'blob'",
+                    params![name],
+                )
+                .map_err(|e| self.error(&e))?;
+                return Ok(None);
+            }
         };
         match EhloEntry::decode(&bytes) {
             Ok(entry) => Ok(Some(entry)),

@@ -264,6 +264,60 @@ fn corrupt_entry_bytes_in_the_file_are_skipped_and_removed() {
     assert_eq!(store.corrupt_skipped(), 1);
 }
 
+/// Found by the `disk_row` fuzz target: SQLite keeps any type in any column, and a row whose
+/// `entry` was a number (or whose expiry was text) made every lookup of its key fail, forever.
+/// Such a row is corrupt: skipped, counted, removed.
+#[test]
+fn rows_with_wrong_column_types_are_skipped_and_removed() {
+    let dir = TempDir::new("mistyped");
+    let file = dir.file("cache.db");
+    let store = DiskStore::open(&file).expect("open");
+    store
+        .put(&key(0, 9), entry(0, 9, vec![1; 16]))
+        .expect("put");
+    let raw = rusqlite::Connection::open(&file).expect("raw connection");
+    let rows: [(u32, rusqlite::types::Value, rusqlite::types::Value); 4] = [
+        (1, 0.0.into(), 0i64.into()), // the fuzzer's input: a REAL entry
+        (2, "text entry".to_owned().into(), 0i64.into()),
+        (3, vec![1u8; 8].into(), "soon".to_owned().into()),
+        (4, 7i64.into(), 1.5.into()),
+    ];
+    for (n, entry, expires_at) in rows {
+        raw.execute(
+            "INSERT INTO sessions (key, entry, expires_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![key(0, n).as_bytes().as_slice(), entry, expires_at],
+        )
+        .expect("insert");
+    }
+    let now = UnixTime::from_secs(T0);
+    for n in 1..=4 {
+        let lookup = if n % 2 == 0 {
+            store.get(&key(0, n))
+        } else {
+            store.get_unexpired(&key(0, n), now)
+        };
+        assert_eq!(lookup.expect("a mistyped row is no error"), None, "row {n}");
+        assert_eq!(store.get(&key(0, n)).expect("again"), None, "row {n}");
+    }
+    assert_eq!(store.corrupt_skipped(), 4);
+    assert_eq!(store.len().expect("len"), 1, "only the good row is left");
+    assert!(store.get(&key(0, 9)).expect("get").is_some());
+
+    // The EHLO table had the same flaw.
+    let ehlo = ehlo_key(2525);
+    raw.execute(
+        "INSERT INTO ehlo (key, entry, stored_at) VALUES (?1, ?2, ?3)",
+        rusqlite::params![ehlo.to_string(), 3.25, 0i64],
+    )
+    .expect("insert");
+    assert_eq!(
+        store.get_ehlo(&ehlo).expect("a mistyped row is no error"),
+        None
+    );
+    assert_eq!(store.get_ehlo(&ehlo).expect("again"), None);
+    assert_eq!(store.corrupt_skipped(), 5);
+}
+
 #[test]
 fn garbage_truncated_and_foreign_files_are_errors_naming_the_file() {
     let dir = TempDir::new("garbage");
