@@ -504,9 +504,24 @@ fn cache_file_carries_sessions_between_runs() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        // The key that authenticates the sessions in the file, beside it, private too.
+        let key = dir.join("sessions.key");
+        assert_eq!(std::fs::read(&key).expect("session key").len(), 32);
+        let mode = std::fs::metadata(&key).expect("key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
     assert!(srv.line().contains("resumption=0x"));
     assert!(srv.line().contains('*'));
+    // A damaged key file is a one-line error naming it, never a silent new key.
+    let key_path = dir.join("sessions.key");
+    let good_key = std::fs::read(&key_path).expect("key");
+    std::fs::write(&key_path, b"short").expect("damage the key");
+    let key_arg = key_path.display().to_string();
+    assert_one_line_error(
+        &run(&["probe", "127.0.0.1:9", "--cache", &cache_arg]),
+        &key_arg,
+    );
+    std::fs::write(&key_path, good_key).expect("restore the key");
     std::fs::write(&cache, b"not a cache").expect("corrupt the cache");
     let r = run(&["probe", "127.0.0.1:9", "--cache", &cache_arg]);
     assert_one_line_error(&r, &cache_arg);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::Error;
 use crate::info::{ProtocolVersion, SessionInfo};
-use crate::keys::{KeySource, ProcessKeySource};
+use crate::keys::{KeySource, ProcessKeySource, SessionKey};
 use crate::lifecycle::KeyRing;
 use crate::pki::Identity;
 use crate::policy::ResumptionPolicy;
@@ -320,6 +320,8 @@ pub struct ClientSettings {
     pub versions: Versions,
     /// ALPN protocols offered.
     pub alpn: Vec<Vec<u8>>,
+    /// Authenticates the session data stored in the cache (see [`SessionKey`]).
+    pub session_key: SessionKey,
 }
 
 impl ClientSettings {
@@ -335,6 +337,7 @@ impl ClientSettings {
             clock: Arc::new(SystemClock),
             versions: Versions::ALL,
             alpn: Vec::new(),
+            session_key: SessionKey::process(),
         }
     }
 
@@ -411,6 +414,12 @@ impl ClientSettingsBuilder {
     /// ALPN protocols offered.
     pub fn alpn(mut self, protocols: Vec<Vec<u8>>) -> Self {
         self.0.alpn = protocols;
+        self
+    }
+
+    /// The key authenticating stored session data, shared by the processes that share a cache.
+    pub fn session_key(mut self, key: SessionKey) -> Self {
+        self.0.session_key = key;
         self
     }
 

@@ -113,6 +113,63 @@ impl fmt::Debug for MasterSecret {
     }
 }
 
+/// The key that authenticates the session data a client stores in its cache, for libraries that
+/// trust the session data they are given (GnuTLS 3.7 crashes on some forged data: found by
+/// fuzzing). A writer of the cache without this key cannot make an entry that reaches the
+/// library. Cleared from memory when dropped.
+///
+/// [`SessionKey::process`] (the default in `ClientSettings`) is made once per process, so
+/// sessions written by another process are not trusted; processes sharing a cache (an on-disk
+/// file, Redis) share a key with [`SessionKey::from_bytes`] (the `tlsresume` command keeps one
+/// beside its `--cache` file, mode 0600).
+#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+pub struct SessionKey([u8; 32]);
+
+impl SessionKey {
+    /// A key from 32 secret bytes (the input is cleared).
+    pub fn from_bytes(mut bytes: [u8; 32]) -> Self {
+        let key = Self(bytes);
+        bytes.zeroize();
+        key
+    }
+
+    /// A fresh random key.
+    pub fn random() -> Result<Self, KeyError> {
+        let mut bytes = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| KeyError::Source("the system random generator failed".into()))?;
+        Ok(Self::from_bytes(bytes))
+    }
+
+    /// This process's key: random, made on first use, the same for every caller.
+    pub fn process() -> Self {
+        static KEY: std::sync::OnceLock<SessionKey> = std::sync::OnceLock::new();
+        KEY.get_or_init(|| {
+            // A failing system RNG leaves a key derived from the time:
+            // weaker, but the integrity check still stops accidental damage.
+            Self::random().unwrap_or_else(|_| {
+                let seed = crate::clock::UnixTime::now().as_micros();
+                let mut bytes = [0u8; 32];
+                bytes[..8].copy_from_slice(&seed.to_be_bytes());
+                Self::from_bytes(bytes)
+            })
+        })
+        .clone()
+    }
+
+    /// The secret bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionKey(<redacted>)")
+    }
+}
+
 /// A ticket key in a key ring, with the times that govern it.
 pub struct TicketKey {
     name: KeyName,

@@ -87,7 +87,8 @@ pub use info::{
     SessionInfo, Side, Verification,
 };
 pub use keys::{
-    KeyError, KeyMaterial, KeyName, KeySecret, KeySource, MasterSecret, ProcessKeySource, TicketKey,
+    KeyError, KeyMaterial, KeyName, KeySecret, KeySource, MasterSecret, ProcessKeySource,
+    SessionKey, TicketKey,
 };
 pub use lifecycle::{Decision, KeyRing, RejectReason, TicketLifecycle};
 pub use pki::{certificates_from_pem, certificates_from_pem_file, read_file, Identity, KeyFormat};

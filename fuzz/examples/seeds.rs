@@ -104,6 +104,8 @@ fn backends(out: &Corpus, dir: &Path) -> Result<()> {
             ss.clock = Arc::new(clock.clone());
             ss.versions = Versions::only(version);
             let mut cs = ClientSettings::new(roots.clone());
+            // The key the GnuTLS targets open cache entries with.
+            cs.session_key = tlsresume_fuzz::session_key();
             cs.clock = Arc::new(clock.clone());
             cs.versions = Versions::only(version);
             cs.store = store.clone();
@@ -157,11 +159,12 @@ fn rows(out: &Corpus, path: &Path) -> Result<()> {
             out.add("cache_entry", &[&[mode], bytes.as_slice()].concat())?;
         }
         let entry = CacheEntry::decode(&bytes)?;
+        let session_key = tlsresume_fuzz::session_key();
         match entry.backend {
             BackendKind::Openssl => out.add("openssl_session", &entry.session)?,
             BackendKind::Gnutls => {
                 out.add("gnutls_session", &entry.session)?;
-                if let Some(inner) = tlsresume::gnutls::open_session_data(&entry.session) {
+                if let Some(inner) = tlsresume::gnutls::open_session_data(&session_key, &entry.session) {
                     out.add("gnutls_set_data", inner)?;
                 }
             }

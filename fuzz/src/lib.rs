@@ -42,6 +42,11 @@ impl KeySource for FixedSource {
     }
 }
 
+/// The session key the GnuTLS targets and the seeds use (a fixed one, so seeds open).
+pub fn session_key() -> tlsresume_core::SessionKey {
+    tlsresume_core::SessionKey::from_bytes([0x5e; 32])
+}
+
 /// The sealer every ticket target uses: the GnuTLS-flavoured periodic key ring (6 h tickets,
 /// keys for the current and the previous 18 h period) over [`FixedSource`].
 pub fn sealer() -> &'static TicketSealer {

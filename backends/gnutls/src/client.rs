@@ -10,8 +10,8 @@ use std::time::Duration;
 use tlsresume_core::contract::{connection_settings, ClientContract};
 use tlsresume_core::{
     BackendKind, ClientContext, ClientOffer, ClientParams, ClientSettings, Error, MidHandshake,
-    OcspMode, OcspStatus, ProtocolVersion, Resumption, SessionInfo, SessionStore, Side, TlsFailure,
-    TlsStream, Transport, Verification, VerifyMode,
+    OcspMode, OcspStatus, ProtocolVersion, Resumption, SessionInfo, SessionKey, SessionStore, Side,
+    TlsFailure, TlsStream, Transport, Verification, VerifyMode,
 };
 
 use crate::callbacks::{install_clock, ClockClaim};
@@ -42,36 +42,43 @@ impl fmt::Debug for Client {
     }
 }
 
-/// The first bytes of [`seal_session_data`]'s output.
-const SESSION_MAGIC: &[u8; 4] = b"TRG1";
-const DIGEST_LEN: usize = 16;
+/// The first bytes of [`seal_session_data`]'s output (`2`: keyed; the unkeyed `TRG1` of
+/// earlier versions no longer opens, so such entries give a full handshake).
+const SESSION_MAGIC: &[u8; 4] = b"TRG2";
+const TAG_LEN: usize = 32;
 
-/// This backend's serialisation of a GnuTLS session for the cache: `TRG1`, the first 16 bytes
-/// of SHA-256 over the data, then `gnutls_session_get_data2`'s bytes.
+/// This backend's serialisation of a GnuTLS session for the cache: `TRG2`, HMAC-SHA256 of the
+/// data under the client's [`SessionKey`], then `gnutls_session_get_data2`'s bytes.
 ///
-/// The digest is there because GnuTLS 3.7.9 trusts the data it is given: a single flipped
-/// byte in the security parameters of a TLS 1.2 session made `gnutls_session_set_data`
-/// succeed, the session resume, and `gnutls_session_get_data2` crash (SIGSEGV) afterwards.
-/// A cache entry that does not open is not offered (full handshake).
-pub fn seal_session_data(data: &[u8]) -> Vec<u8> {
-    let digest = ring::digest::digest(&ring::digest::SHA256, data);
-    let mut out = Vec::with_capacity(SESSION_MAGIC.len() + DIGEST_LEN + data.len());
+/// GnuTLS 3.7.9 trusts the session data it is given: a flipped byte in a TLS 1.2 session made
+/// `gnutls_session_set_data` succeed and `gnutls_session_get_data2` crash later, and forged data
+/// found by fuzzing crashes `gnutls_deinit` or makes GnuTLS use a failed 47 GB allocation
+/// (`fuzz/regressions/gnutls_*`). An unkeyed digest stops only accidents: a writer of the
+/// cache (the file, Redis) can compute it. The key can be shared only by the processes that
+/// share the cache, so what does not open under it is never given to GnuTLS (a full handshake).
+pub fn seal_session_data(key: &SessionKey, data: &[u8]) -> Vec<u8> {
+    let tag = ring::hmac::sign(&hmac_key(key), data);
+    let mut out = Vec::with_capacity(SESSION_MAGIC.len() + TAG_LEN + data.len());
     out.extend_from_slice(SESSION_MAGIC);
-    out.extend_from_slice(&digest.as_ref()[..DIGEST_LEN]);
+    out.extend_from_slice(tag.as_ref());
     out.extend_from_slice(data);
     out
 }
 
-/// The GnuTLS session data inside [`seal_session_data`]'s output, or `None` when it is not
-/// such output or was damaged.
-pub fn open_session_data(sealed: &[u8]) -> Option<&[u8]> {
+/// The GnuTLS session data inside [`seal_session_data`]'s output under `key`, or `None` when it
+/// is not such output, was damaged, or was sealed under another key.
+pub fn open_session_data<'a>(key: &SessionKey, sealed: &'a [u8]) -> Option<&'a [u8]> {
     let rest = sealed.strip_prefix(SESSION_MAGIC)?;
-    if rest.len() < DIGEST_LEN {
+    if rest.len() < TAG_LEN {
         return None;
     }
-    let (digest, data) = rest.split_at(DIGEST_LEN);
-    let want = ring::digest::digest(&ring::digest::SHA256, data);
-    (want.as_ref()[..DIGEST_LEN] == *digest).then_some(data)
+    let (tag, data) = rest.split_at(TAG_LEN);
+    ring::hmac::verify(&hmac_key(key), data, tag).ok()?;
+    Some(data)
+}
+
+fn hmac_key(key: &SessionKey) -> ring::hmac::Key {
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes())
 }
 
 /// Stores the session whenever GnuTLS has a ticket for it: after the handshake and after each
@@ -122,7 +129,7 @@ impl TicketSaver {
             self.ocsp,
             self.protocol,
             lifetime,
-            seal_session_data(data.as_slice()),
+            seal_session_data(&self.settings.session_key, data.as_slice()),
         );
         // A store failure loses the session, never the connection.
         if self.settings.store.put(&self.offer.key, entry).is_ok() {
@@ -199,7 +206,7 @@ impl Client {
         // `gnutls_session_set_data` succeeds); one that does not open or load is removed and the
         // handshake is a full one, never an error.
         if let Some(entry) = &offer.entry {
-            let loaded = open_session_data(&entry.session)
+            let loaded = open_session_data(&settings.session_key, &entry.session)
                 .is_some_and(|data| session.set_session_data(data).is_ok());
             if !loaded {
                 let _ = settings.store.remove(&offer.key);
@@ -344,14 +351,26 @@ mod tests {
 
     #[test]
     fn sealed_session_data_opens_and_damage_is_detected() {
-        let sealed = seal_session_data(b"gnutls session");
-        assert_eq!(open_session_data(&sealed), Some(&b"gnutls session"[..]));
+        let key = SessionKey::from_bytes([7; 32]);
+        let sealed = seal_session_data(&key, b"gnutls session");
+        assert_eq!(
+            open_session_data(&key, &sealed),
+            Some(&b"gnutls session"[..])
+        );
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
-            assert_eq!(open_session_data(&bad), None, "byte {i}");
+            assert_eq!(open_session_data(&key, &bad), None, "byte {i}");
         }
-        assert_eq!(open_session_data(b""), None);
-        assert_eq!(open_session_data(b"TRG1short"), None);
+        assert_eq!(open_session_data(&key, b""), None);
+        assert_eq!(open_session_data(&key, b"TRG2short"), None);
+        // Another key, or the old unkeyed format: never opens.
+        let other = SessionKey::from_bytes([8; 32]);
+        assert_eq!(open_session_data(&other, &sealed), None);
+        let digest = ring::digest::digest(&ring::digest::SHA256, b"gnutls session");
+        let mut old = b"TRG1".to_vec();
+        old.extend_from_slice(&digest.as_ref()[..16]);
+        old.extend_from_slice(b"gnutls session");
+        assert_eq!(open_session_data(&key, &old), None);
     }
 }

@@ -128,16 +128,17 @@ fn a_damaged_ticket_is_refused_by_the_server_with_a_full_handshake() {
         ResumptionPolicy::exim_compatible(),
     );
     pair.connect().expect("full");
-    let good = tlsresume_gnutls::open_session_data(&stored_session(&pair))
-        .expect("sealed")
-        .to_vec();
+    let good =
+        tlsresume_gnutls::open_session_data(&pair.client.session_key, &stored_session(&pair))
+            .expect("sealed")
+            .to_vec();
     let ticket = ticket_range(&good).expect("ticket inside the session data");
     let step = (ticket.len() / 12).max(1);
     for offset in ticket.clone().step_by(step) {
         let mut damaged = good.clone();
         damaged[offset] ^= 0x5a;
         replace_session(&pair, |s| {
-            *s = tlsresume_gnutls::seal_session_data(&damaged)
+            *s = tlsresume_gnutls::seal_session_data(&pair.client.session_key, &damaged)
         });
         let (c, s) = pair
             .connect()
@@ -154,9 +155,42 @@ fn a_damaged_ticket_is_refused_by_the_server_with_a_full_handshake() {
         .enumerate()
         .for_each(|(i, b)| *b = i as u8);
     replace_session(&pair, |s| {
-        *s = tlsresume_gnutls::seal_session_data(&damaged)
+        *s = tlsresume_gnutls::seal_session_data(&pair.client.session_key, &damaged)
     });
     let (c, s) = pair.connect().expect("garbage ticket");
     assert!(!c.resumed && !s.resumed);
     assert_eq!(s.resumption.bits(), 0x0f);
+}
+
+/// The two inputs with which fuzzing crashed GnuTLS 3.7.9 (`fuzz/regressions/`): a forged
+/// cache entry in the unkeyed format, and raw GnuTLS session data. Sealed with the digest anyone
+/// can compute, or under a key other than the client's, neither reaches GnuTLS: a full
+/// handshake, and the process lives.
+#[test]
+fn forged_session_data_that_crashed_gnutls_never_reaches_it() {
+    let _g = serial();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions");
+    let entry_field = std::fs::read(dir.join("gnutls_session/segv-in-deinit")).expect("input");
+    let raw_data = std::fs::read(dir.join("gnutls_set_data/segv-huge-calloc")).expect("input");
+    let pair = Pair::new(
+        "server-ecdsa",
+        Versions::only(ProtocolVersion::Tls12),
+        ResumptionPolicy::exim_compatible(),
+    );
+    pair.connect().expect("full");
+    let forger = tlsresume_core::SessionKey::from_bytes([0x42; 32]);
+    for forged in [
+        entry_field.clone(),
+        tlsresume_gnutls::seal_session_data(&forger, &raw_data),
+        tlsresume_gnutls::seal_session_data(&forger, &entry_field),
+    ] {
+        replace_session(&pair, |s| *s = forged.clone());
+        let (c, s) = pair.connect().expect("a forged entry is a full handshake");
+        assert!(!c.resumed && !s.resumed);
+        assert!(
+            !c.resumption.contains(Resumption::CLIENT_SUGGESTED),
+            "{}",
+            c.resumption
+        );
+    }
 }

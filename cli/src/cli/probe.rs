@@ -456,6 +456,10 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
         ),
     };
     settings.store = store;
+    if let Some(path) = &args.cache {
+        // Processes sharing the file share the key that authenticates the sessions in it.
+        settings.session_key = session_key_beside(path)?;
+    }
     let wire = Wire::from_options(args.starttls, args.plain);
     let timeout = Duration::from_secs(args.timeout.max(1));
     let mail = mail(args, ehlo_store, clock.clone(), timeout)?;
@@ -996,6 +1000,55 @@ fn summary(kind: BackendKind, wire: Wire, outcomes: &[Outcome], as_json: bool) {
             Ok(_) => {}
             Err(e) => log_line(&format!("  connection {} failed: {e}", i + 1)),
         }
+    }
+}
+
+/// The session key of `--cache FILE`, kept in `FILE.key` (32 bytes, mode 0600, made on first
+/// use): the processes sharing a cache file trust each other's sessions, and a writer of the
+/// file alone cannot forge one (GnuTLS trusts session data it is given).
+fn session_key_beside(cache: &std::path::Path) -> Result<tlsresume::SessionKey, tlsresume::Error> {
+    use std::io::Write as _;
+    let mut name = cache.as_os_str().to_owned();
+    name.push(".key");
+    let path = std::path::PathBuf::from(name);
+    let named = |why: String| tlsresume::Error::File {
+        path: path.display().to_string(),
+        why,
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let bytes: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+                named(format!("holds {} bytes, a session key is 32", b.len()))
+            })?;
+            return Ok(tlsresume::SessionKey::from_bytes(bytes));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(named(format!("cannot read the session key: {e}"))),
+    }
+    let key = tlsresume::SessionKey::random().map_err(|e| named(e.to_string()))?;
+    // Written whole under a private name, then linked into place: a concurrent probe sees no
+    // file or the whole key, never a part of it.
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp_name);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options
+        .open(&tmp)
+        .and_then(|mut file| file.write_all(key.as_bytes()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(named(format!("cannot write the session key: {e}")));
+    }
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(key),
+        // Another probe made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => session_key_beside(cache),
+        Err(e) => Err(named(format!("cannot create the session key: {e}"))),
     }
 }
 
