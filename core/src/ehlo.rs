@@ -244,6 +244,9 @@ impl EhloResponse {
         }
         out.auth.sort();
         out.auth.dedup();
+        // The cache entry keeps at most this many; a server offering more is not one whose
+        // extra mechanisms matter, and the parsed view must be what the entry stores.
+        out.auth.truncate(MAX_AUTH_MECHANISMS);
         Ok(out)
     }
 
@@ -261,11 +264,13 @@ impl EhloResponse {
             self.features |= f;
         }
         match word.as_str() {
+            // SASL mechanism names are 1 to 20 of A-Z, 0-9, '-', '_' (RFC 4422 §3.1); anything
+            // else is not a mechanism a client could use (and would not fit the cache entry).
             "AUTH" => self.auth.extend(
                 params
                     .split_ascii_whitespace()
-                    .filter(|m| m.bytes().all(|b| b.is_ascii_graphic()))
-                    .map(str::to_ascii_uppercase),
+                    .map(str::to_ascii_uppercase)
+                    .filter(|m| is_sasl_mechanism(m)),
             ),
             "LIMITS" => self.limits = Limits::parse(params),
             _ => {}
@@ -475,7 +480,7 @@ fn encode_view(v: &EhloView, out: &mut Vec<u8>) {
         .auth
         .iter()
         .map(|m| &m.as_bytes()[..m.len().min(255)])
-        .take(255)
+        .take(MAX_AUTH_MECHANISMS)
         .collect();
     out.push(u8::try_from(mechs.len()).unwrap_or(u8::MAX));
     for m in mechs {
@@ -791,6 +796,17 @@ pub fn ehlo_verdict(cached: Option<&EhloEntry>, phase: Phase, observed: Observed
     }
 }
 
+/// The most AUTH mechanisms an entry keeps.
+const MAX_AUTH_MECHANISMS: usize = 255;
+
+/// A SASL mechanism name (RFC 4422 §3.1): 1 to 20 of `A-Z`, `0-9`, `-`, `_`.
+fn is_sasl_mechanism(name: &str) -> bool {
+    (1..=20).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -842,6 +858,20 @@ mod tests {
         assert!(!ehlo(&["PIPELINING", "XPIPECONNECT"])
             .features
             .permits_early());
+        // Found by fuzzing: a name longer than the entry can hold made the stored view differ
+        // from the parsed one. Names that are not SASL mechanisms are not kept.
+        let long = "A".repeat(300);
+        let r = ehlo(&[&format!("AUTH PLAIN {long} OK[ SCRAM-SHA-256 X_Y-2")]);
+        assert_eq!(r.auth, ["PLAIN", "SCRAM-SHA-256", "X_Y-2"]);
+        let many: Vec<String> = (0..300).map(|i| format!("M{i:03}")).collect();
+        let r = ehlo(&[&format!("AUTH {}", many.join(" "))]);
+        assert_eq!(r.auth.len(), MAX_AUTH_MECHANISMS);
+        let entry = EhloEntry {
+            stored_at: UnixTime::from_secs(1),
+            clear: Some(r.view()),
+            tls: None,
+        };
+        assert_eq!(EhloEntry::decode(&entry.encode()).expect("decodes"), entry);
         let r = ehlo(&["AUTH=LOGIN", "AUTH CRAM-MD5 plain", "SIZE 1000"]);
         assert_eq!(r.auth, ["CRAM-MD5", "LOGIN", "PLAIN"]);
         assert!(r.features.contains(EhloFeatures::SIZE));
