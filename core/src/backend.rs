@@ -215,16 +215,8 @@ impl ServerSettings {
     /// the previous period's key and never renews a ticket early: only
     /// [`TicketPolicy::GNUTLS`] and [`TicketPolicy::periodic`] policies can run on it.
     pub fn check_for(&self, backend: BackendKind) -> Result<(), Error> {
-        if self.ocsp_response.as_ref().is_some_and(Vec::is_empty) {
-            return Err(Error::setting(
-                "ocsp_response",
-                "empty; give a DER OCSP response or None",
-            ));
-        }
-        check_versions(self.versions)?;
-        check_alpn(&self.alpn)?;
+        self.check()?;
         if let Some(policy) = &self.ticket_policy {
-            policy.validate()?;
             if backend == BackendKind::Gnutls && !policy.is_gnutls_compatible() {
                 return Err(Error::setting(
                     "ticket_policy",
@@ -237,6 +229,25 @@ impl ServerSettings {
                     ),
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+impl ServerSettings {
+    /// The checks that hold for every backend ([`check_for`](Self::check_for) adds the
+    /// backend's own limits).
+    pub fn check(&self) -> Result<(), Error> {
+        if self.ocsp_response.as_ref().is_some_and(Vec::is_empty) {
+            return Err(Error::setting(
+                "ocsp_response",
+                "empty; give a DER OCSP response or None",
+            ));
+        }
+        check_versions(self.versions)?;
+        check_alpn(&self.alpn)?;
+        if let Some(policy) = &self.ticket_policy {
+            policy.validate()?;
         }
         Ok(())
     }
@@ -292,7 +303,7 @@ impl ServerSettingsBuilder {
     /// The settings, checked for any backend ([`ServerSettings::check_for`] is run again, for
     /// the backend's own limits, when a server is made).
     pub fn build(self) -> Result<ServerSettings, Error> {
-        self.0.check_for(BackendKind::Openssl)?;
+        self.0.check()?;
         Ok(self.0)
     }
 }
