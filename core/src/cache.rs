@@ -1,6 +1,7 @@
 //! The client session cache's key and entry, and the entry's binary codec.
 
 use core::fmt;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -37,12 +38,12 @@ impl CacheKey {
     /// Starts a key for a connection to `peer`.
     pub fn builder(peer: SocketAddr) -> CacheKeyBuilder {
         CacheKeyBuilder {
-            lb_name: NEVER_LB.to_owned(),
+            lb_name: Cow::Borrowed(NEVER_LB),
             dane: None,
             peer,
             local: None,
-            options: String::new(),
-            ciphers: String::new(),
+            options: Cow::Borrowed(""),
+            ciphers: Cow::Borrowed(""),
             sni: None,
             alpn: Vec::new(),
         }
@@ -86,12 +87,12 @@ impl fmt::Debug for CacheKey {
 /// gets its key by comparing inputs instead of hashing them again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheKeyBuilder {
-    lb_name: String,
+    lb_name: Cow<'static, str>,
     dane: Option<Vec<u8>>,
     peer: SocketAddr,
     local: Option<IpAddr>,
-    options: String,
-    ciphers: String,
+    options: Cow<'static, str>,
+    ciphers: Cow<'static, str>,
     sni: Option<String>,
     alpn: Vec<Vec<u8>>,
 }
@@ -99,7 +100,7 @@ pub struct CacheKeyBuilder {
 impl CacheKeyBuilder {
     /// The host name the server gave in its EHLO response (differs per node behind a load
     /// balancer). Defaults to [`NEVER_LB`].
-    pub fn lb_name(mut self, name: impl Into<String>) -> Self {
+    pub fn lb_name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.lb_name = name.into();
         self
     }
@@ -117,13 +118,13 @@ impl CacheKeyBuilder {
     }
 
     /// The TLS library options in force.
-    pub fn options(mut self, options: impl Into<String>) -> Self {
+    pub fn options(mut self, options: impl Into<Cow<'static, str>>) -> Self {
         self.options = options.into();
         self
     }
 
     /// The required ciphers.
-    pub fn ciphers(mut self, ciphers: impl Into<String>) -> Self {
+    pub fn ciphers(mut self, ciphers: impl Into<Cow<'static, str>>) -> Self {
         self.ciphers = ciphers.into();
         self
     }

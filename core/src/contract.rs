@@ -11,12 +11,14 @@
 //! connection, [`ServerContract::start`] gives the starting bits. Applications use the backends'
 //! `Client`/`Server` and never call these.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::{
     BackendKind, ClientParams, ClientSettings, OcspMode, ServerParams, ServerSettings, VerifyMode,
+    Versions,
 };
 use crate::cache::{CacheEntry, CacheKey};
 use crate::info::{OcspStatus, ProtocolVersion, Verification};
@@ -155,14 +157,36 @@ pub trait ClientContract {
     ) -> CacheEntry;
 }
 
+/// The library-options input of the cache key: `"{backend};{min}-{max}"` with the versions'
+/// wire codes. The ranges settings can hold are spelt out, so a connection formats nothing;
+/// any other range is formatted (and gives the same text).
+fn key_options(backend: BackendKind, versions: Versions) -> Cow<'static, str> {
+    use BackendKind::{Gnutls, Openssl, Rustls};
+    use ProtocolVersion::{Tls12, Tls13};
+    Cow::Borrowed(match (backend, versions.min, versions.max) {
+        (Openssl, Tls12, Tls12) => "openssl;771-771",
+        (Openssl, Tls12, Tls13) => "openssl;771-772",
+        (Openssl, Tls13, Tls13) => "openssl;772-772",
+        (Gnutls, Tls12, Tls12) => "gnutls;771-771",
+        (Gnutls, Tls12, Tls13) => "gnutls;771-772",
+        (Gnutls, Tls13, Tls13) => "gnutls;772-772",
+        (Rustls, Tls12, Tls12) => "rustls;771-771",
+        (Rustls, Tls12, Tls13) => "rustls;771-772",
+        (Rustls, Tls13, Tls13) => "rustls;772-772",
+        _ => {
+            return Cow::Owned(format!(
+                "{backend};{}-{}",
+                versions.min.wire(),
+                versions.max.wire()
+            ))
+        }
+    })
+}
+
 impl ClientContract for ClientSettings {
     fn cache_key(&self, backend: BackendKind, params: &ClientParams) -> CacheKey {
         let mut builder = CacheKey::builder(params.peer)
-            .options(format!(
-                "{backend};{}-{}",
-                self.versions.min.wire(),
-                self.versions.max.wire()
-            ))
+            .options(key_options(backend, self.versions))
             .sni(params.server_name.clone())
             .alpn(&self.alpn);
         if let Some(lb) = &params.lb_name {
@@ -388,6 +412,23 @@ mod tests {
         s.store = store.clone();
         s.resumption = policy;
         (s, clock, store)
+    }
+
+    #[test]
+    fn key_options_spelt_out_are_the_formatted_text() {
+        let versions = [ProtocolVersion::Tls12, ProtocolVersion::Tls13];
+        for backend in BackendKind::ALL {
+            for min in versions {
+                for max in versions {
+                    let range = Versions { min, max };
+                    assert_eq!(
+                        key_options(backend, range),
+                        format!("{backend};{}-{}", min.wire(), max.wire()),
+                        "{backend} {min}-{max}"
+                    );
+                }
+            }
+        }
     }
 
     fn params() -> ClientParams {

@@ -5,7 +5,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,11 @@ impl DiskOptions {
 /// - An entry whose bytes do not decode, or a row whose columns hold the wrong SQLite types,
 ///   is reported on stderr, counted ([`corrupt_skipped`](Self::corrupt_skipped)), removed,
 ///   and treated as absent.
+/// - A write that fails (the disk full, the file or its file system made read-only, the file
+///   deleted with its directory) returns the error, which the backends ignore: the handshake
+///   goes on and only that session is not kept. One warning goes to stderr when writes start
+///   failing and one when they work again, not one per handshake; the failed writes are
+///   counted ([`write_failures`](Self::write_failures)).
 /// - A file that is not a tlsresume session cache (garbage, truncated, another program's
 ///   database) is an error naming the file.
 ///
@@ -89,6 +94,10 @@ pub struct DiskStore {
     conn: Mutex<Connection>,
     capacity: u64,
     corrupt: AtomicU64,
+    /// Failed writes (sessions and EHLO entries) since the store was opened.
+    write_failures: AtomicU64,
+    /// Whether the last write failed (a warning was given when it started).
+    writes_failing: AtomicBool,
 }
 
 impl DiskStore {
@@ -109,6 +118,8 @@ impl DiskStore {
             conn: Mutex::new(conn),
             capacity: u64::try_from(options.capacity.max(1)).unwrap_or(u64::MAX),
             corrupt: AtomicU64::new(0),
+            write_failures: AtomicU64::new(0),
+            writes_failing: AtomicBool::new(false),
         };
         store.init(options)?;
         Ok(store)
@@ -229,6 +240,42 @@ impl DiskStore {
         self.corrupt.load(Ordering::Relaxed)
     }
 
+    /// How many writes (of sessions or EHLO entries) failed since the store was opened.
+    pub fn write_failures(&self) -> u64 {
+        self.write_failures.load(Ordering::Relaxed)
+    }
+
+    /// Whether the last write failed: the disk is full, the file is read-only, or similar,
+    /// and new sessions are not being kept.
+    pub fn writes_failing(&self) -> bool {
+        self.writes_failing.load(Ordering::Relaxed)
+    }
+
+    /// Counts a write's outcome and warns once when writes start failing and once when they
+    /// work again.
+    fn written(&self, result: Result<(), StoreError>) -> Result<(), StoreError> {
+        match &result {
+            Ok(()) => {
+                if self.writes_failing.swap(false, Ordering::Relaxed) {
+                    eprintln!(
+                        "tlsresume-stores: session cache {}: writes work again ({} failed)",
+                        self.path.display(),
+                        self.write_failures()
+                    );
+                }
+            }
+            Err(e) => {
+                self.write_failures.fetch_add(1, Ordering::Relaxed);
+                if !self.writes_failing.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "tlsresume-stores: warning: {e}; handshakes go on, but new sessions are not kept until writes work again"
+                    );
+                }
+            }
+        }
+        result
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A connection stays usable after a panic elsewhere: SQLite rolls back any open
         // transaction when its guard is dropped.
@@ -297,25 +344,8 @@ impl DiskStore {
     }
 }
 
-impl SessionStore for DiskStore {
-    fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
-        let conn = self.lock();
-        let entry: Option<Value> = conn
-            .query_row(
-                "SELECT entry FROM sessions WHERE key = ?1",
-                params![key.as_bytes().as_slice()],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.error(&e))?;
-        match entry {
-            Some(Value::Blob(bytes)) => self.decode(&conn, key, &bytes),
-            Some(_) => self.remove_mistyped(&conn, key),
-            None => Ok(None),
-        }
-    }
-
-    fn put(&self, key: &CacheKey, entry: CacheEntry) -> Result<(), StoreError> {
+impl DiskStore {
+    fn put_session(&self, key: &CacheKey, entry: &CacheEntry) -> Result<(), StoreError> {
         let bytes = entry.encode();
         let mut conn = self.lock();
         let e = |e: rusqlite::Error| sql_error(&self.path, &e);
@@ -355,6 +385,29 @@ impl SessionStore for DiskStore {
             }
         }
         tx.commit().map_err(e)
+    }
+}
+
+impl SessionStore for DiskStore {
+    fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
+        let conn = self.lock();
+        let entry: Option<Value> = conn
+            .query_row(
+                "SELECT entry FROM sessions WHERE key = ?1",
+                params![key.as_bytes().as_slice()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.error(&e))?;
+        match entry {
+            Some(Value::Blob(bytes)) => self.decode(&conn, key, &bytes),
+            Some(_) => self.remove_mistyped(&conn, key),
+            None => Ok(None),
+        }
+    }
+
+    fn put(&self, key: &CacheKey, entry: CacheEntry) -> Result<(), StoreError> {
+        self.written(self.put_session(key, &entry))
     }
 
     fn remove(&self, key: &CacheKey) -> Result<(), StoreError> {
@@ -462,6 +515,19 @@ impl EhloStore for DiskStore {
     }
 
     fn put_ehlo(&self, key: &EhloKey, entry: &EhloEntry) -> Result<(), StoreError> {
+        self.written(self.put_ehlo_row(key, entry))
+    }
+
+    fn remove_ehlo(&self, key: &EhloKey) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.execute("DELETE FROM ehlo WHERE key = ?1", params![key.to_string()])
+            .map_err(|e| self.error(&e))?;
+        Ok(())
+    }
+}
+
+impl DiskStore {
+    fn put_ehlo_row(&self, key: &EhloKey, entry: &EhloEntry) -> Result<(), StoreError> {
         let bytes = entry.encode();
         let mut conn = self.lock();
         let e = |e: rusqlite::Error| sql_error(&self.path, &e);
@@ -489,15 +555,6 @@ impl EhloStore for DiskStore {
         tx.commit().map_err(e)
     }
 
-    fn remove_ehlo(&self, key: &EhloKey) -> Result<(), StoreError> {
-        let conn = self.lock();
-        conn.execute("DELETE FROM ehlo WHERE key = ?1", params![key.to_string()])
-            .map_err(|e| self.error(&e))?;
-        Ok(())
-    }
-}
-
-impl DiskStore {
     /// How many EHLO entries the file holds.
     pub fn ehlo_len(&self) -> Result<usize, StoreError> {
         let conn = self.lock();
@@ -514,6 +571,7 @@ impl fmt::Debug for DiskStore {
             .field("path", &self.path)
             .field("capacity", &self.capacity)
             .field("corrupt_skipped", &self.corrupt_skipped())
+            .field("write_failures", &self.write_failures())
             .finish()
     }
 }
@@ -607,6 +665,11 @@ fn sql_error(path: &Path, e: &rusqlite::Error) -> StoreError {
         }
         Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
             " (another process held the lock past the busy timeout)"
+        }
+        Some(ErrorCode::DiskFull) => " (the disk is full)",
+        Some(ErrorCode::ReadOnly) => " (the file or its file system is read-only)",
+        Some(ErrorCode::CannotOpen) => {
+            " (cannot open it for reading and writing: a read-only file system, or permissions)"
         }
         _ => "",
     };

@@ -245,7 +245,8 @@ impl Link {
 
     /// Runs `f` on the connection, connecting first if needed. A kept connection that turns
     /// out dead (Redis restarted) is replaced once and `f` run again, so `f` must be safe to
-    /// repeat. A failure drops the connection and makes calls fail at once for
+    /// repeat; a call that timed out is not repeated, so one call waits at most the connect
+    /// timeout and the I/O timeout. A failure drops the connection and makes calls fail at once for
     /// [`RedisConfig::retry_after`].
     pub(crate) fn with<T>(
         &self,
@@ -261,7 +262,9 @@ impl Link {
         let kept = state.conn.take().filter(|c| c.is_open());
         let reused = kept.is_some();
         let mut result = Self::run(kept.map_or_else(|| self.connect(), Ok), &mut f, &mut state);
-        if reused && matches!(&result, Err(e) if is_link_failure(e)) {
+        // A timeout is no sign of a dead connection (Redis is slow, not gone): repeating the
+        // call would double the wait the timeouts are there to bound.
+        if reused && matches!(&result, Err(e) if is_link_failure(e) && !e.is_timeout()) {
             result = Self::run(self.connect(), &mut f, &mut state);
         }
         match &result {

@@ -26,6 +26,7 @@
 
 mod engine;
 mod pki;
+pub mod redis;
 pub mod report;
 mod scenario;
 pub mod smtp;

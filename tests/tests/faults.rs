@@ -169,3 +169,152 @@ fn failing_store_writes_never_fail_a_handshake() {
     }
     let _ = BackendKind::ALL;
 }
+
+/// A small tmpfs mounted on a scratch directory for one test, unmounted on drop: a real file
+/// system to fill up and to make read-only. Mounting needs root (or `CAP_SYS_ADMIN`); without
+/// it the test says it is skipped, or fails when `TLSRESUME_TMPFS=required` (set by `.ci/run`
+/// on a machine where a tmpfs mounts).
+struct Tmpfs {
+    dir: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(name: &str, size_kib: u32) -> Option<Self> {
+        let dir = scratch(name);
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size_kib}k,mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Self { dir }),
+            other => {
+                let why = match other {
+                    Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                assert!(
+                    std::env::var("TLSRESUME_TMPFS").as_deref() != Ok("required"),
+                    "cannot mount a tmpfs ({why}) and TLSRESUME_TMPFS=required: the disk-full checks must run here"
+                );
+                eprintln!(
+                    "SKIPPED: cannot mount a tmpfs ({why}); run as root to check a full disk"
+                );
+                None
+            }
+        }
+    }
+
+    fn remount(&self, mode: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&self.dir)
+            .status()
+            .expect("mount");
+        assert!(status.success(), "remount {mode}");
+    }
+
+    /// Fills the file system with one file until a write fails: the disk is full.
+    fn fill(&self) -> std::path::PathBuf {
+        let path = self.dir.join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let chunk = [0x5au8; 4096];
+        loop {
+            match file.write(&chunk) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+        let _ = file.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazily: a store of a failed test may still hold its file open.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_full_disk_under_a_running_client_fails_no_handshake_and_loses_no_stored_session() {
+    let _turn = gnutls_turn();
+    let pki = Pki::committed().expect("PKI");
+    for kind in backends::available() {
+        let Some(fs) = Tmpfs::mount(&format!("full-{}", kind.name()), 512) else {
+            return;
+        };
+        let path = fs.dir.join("cache.sqlite");
+        let store = Arc::new(DiskStore::open(&path).expect("open"));
+        let mut settings = ClientSettings::new(pki.roots.clone());
+        settings.store = store.clone();
+        let client = backends::client(kind, settings).expect("client");
+        let server =
+            backends::server(kind, ServerSettings::new(pki.server.clone())).expect("server");
+        let kept = serve(server.clone());
+        assert!(!connect(client.as_ref(), kept), "{kind}: first is full");
+        assert!(
+            connect(client.as_ref(), kept),
+            "{kind}: resumes from the file"
+        );
+
+        // The disk fills up. A destination with nothing stored yet: each full handshake's
+        // session must be written, and every write fails.
+        let filler = fs.fill();
+        let fresh = serve(server.clone());
+        let before = store.write_failures();
+        for i in 0..5 {
+            assert!(
+                !connect(client.as_ref(), fresh),
+                "{kind}: connection {i}: nothing could be kept, so nothing resumes"
+            );
+        }
+        let failed = store.write_failures() - before;
+        eprintln!("{kind}: disk full: 5 handshakes, {failed} failed writes");
+        assert!(
+            failed >= 5,
+            "{kind}: one failed write per handshake at least"
+        );
+        assert!(
+            store.writes_failing(),
+            "{kind}: the store knows its writes fail"
+        );
+        // What was stored before is not lost: the first destination still resumes.
+        assert!(
+            connect(client.as_ref(), kept),
+            "{kind}: the session stored before the disk filled still resumes"
+        );
+
+        // Space again: the next session is kept and resumes.
+        std::fs::remove_file(&filler).expect("free space");
+        assert!(!connect(client.as_ref(), fresh), "{kind}");
+        assert!(!store.writes_failing(), "{kind}: writes work again");
+        assert!(
+            connect(client.as_ref(), fresh),
+            "{kind}: resumes once the disk has space"
+        );
+        drop(client);
+        drop(store);
+        // A file system that is read-only when a process starts (Linux refuses to make one
+        // read-only while a store holds its file open for writing): a clear error naming the
+        // file, nothing written.
+        fs.remount("ro");
+        let err = DiskStore::open(&path).expect_err("a read-only file system");
+        eprintln!("{kind}: open on a read-only file system: {err}");
+        assert!(
+            err.to_string().contains("cache.sqlite") && err.to_string().contains("read-only"),
+            "{err}"
+        );
+        fs.remount("rw");
+    }
+}

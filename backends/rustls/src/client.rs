@@ -275,7 +275,7 @@ impl Client {
             .map_err(|e| Error::Config(format!("server name '{}': {e}", params.server_name)))?;
         let conn = ClientConnection::new(Arc::new(config), name).map_err(tls)?;
         Ok(Handshake::client(
-            StreamOwned::new(conn, Tap::new(transport, wire)),
+            Box::new(StreamOwned::new(conn, Tap::new(transport, wire))),
             ClientParts {
                 settings,
                 offer,

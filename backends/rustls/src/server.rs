@@ -112,7 +112,7 @@ impl Server {
         };
         let conn = ServerConnection::new(config).map_err(tls)?;
         Ok(Handshake::server(
-            StreamOwned::new(conn, transport),
+            Box::new(StreamOwned::new(conn, transport)),
             ServerState {
                 start,
                 record,

@@ -1,0 +1,433 @@
+//! Redis faults under a fleet, with real handshakes on every backend: two server nodes behind
+//! one address (a round-robin balancer on loopback, so consecutive connections land on
+//! different nodes) share their ticket keys through Redis ([`RedisKeySource`]), and the client
+//! keeps its sessions in Redis ([`RedisStore`]). Several client threads connect while Redis is
+//! stopped, started again empty, or answers slowly.
+//!
+//! What must hold: no handshake fails because of Redis; while Redis answers slowly, no
+//! handshake waits much longer than the configured timeouts; once Redis is back, a session
+//! made on one node resumes on the other again.
+//!
+//! Needs `redis-server` (see [`tlsresume_compare::redis`]); skipped, and said so, without it,
+//! except under CI.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tlsresume::backends;
+use tlsresume_compare::redis::{RedisServer, SlowLink};
+use tlsresume_compare::Pki;
+use tlsresume_core::{
+    BackendKind, ClientContext, ClientParams, ClientSettings, ManualClock, ServerContext,
+    ServerParams, ServerSettings, UnixTime, Versions,
+};
+use tlsresume_stores::{Kek, RedisConfig, RedisKeySource, RedisStore};
+
+/// GnuTLS objects with different clocks cannot live at once: one test at a time.
+fn gnutls_turn() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The virtual clock's start: the next slot boundary of both flavours (6 h is a multiple of
+/// 1 h) after the real time. Redis expires entries on its own clock (`SET … PXAT`), so the
+/// virtual clock runs ahead of the real one, never behind: what the client stores is not
+/// expired in Redis's eyes.
+fn start() -> UnixTime {
+    let now = UnixTime::now().as_secs();
+    UnixTime::from_secs(now - now % 21_600 + 21_600)
+}
+const HOUR: Duration = Duration::from_secs(3600);
+/// The Redis timeouts of these tests (connect and every call).
+const TIMEOUT: Duration = Duration::from_millis(200);
+/// How long a Redis link fails at once after a failure before it tries again (wall clock).
+const RETRY: Duration = Duration::from_millis(600);
+
+fn config(url: &str) -> RedisConfig {
+    RedisConfig::new(url)
+        .connect_timeout(TIMEOUT)
+        .io_timeout(TIMEOUT)
+        .retry_after(RETRY)
+}
+
+/// One server node: answers "hi" and waits for "ok" on each connection, until dropped.
+struct Node {
+    addr: SocketAddr,
+    server: Arc<dyn ServerContext>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Node {
+    fn start(server: Arc<dyn ServerContext>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, flag) = (server.clone(), stop.clone());
+        thread::spawn(move || {
+            for tcp in listener.incoming() {
+                if flag.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(tcp) = tcp else { return };
+                let server = s.clone();
+                thread::spawn(move || answer(server.as_ref(), tcp));
+            }
+        });
+        Self { addr, server, stop }
+    }
+}
+
+impl Drop for Node {
+    /// Stops accepting and waits until no connection holds the server any more (GnuTLS
+    /// objects on another clock cannot be made while these live).
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.server) > 1 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn answer(server: &dyn ServerContext, tcp: TcpStream) {
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    let (Ok(peer), Ok(local)) = (tcp.peer_addr(), tcp.local_addr()) else {
+        return;
+    };
+    if let Ok(mut tls) = server.accept(Box::new(tcp), &ServerParams::new(peer, local)) {
+        let _ = tls.write_all(b"hi");
+        let _ = tls.flush();
+        let mut buf = [0u8; 2];
+        let _ = tls.read_exact(&mut buf);
+        let _ = tls.shutdown();
+    }
+}
+
+/// The fleet's one address: connection `n` goes to node `n % 2`.
+fn balancer(nodes: [SocketAddr; 2]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    thread::spawn(move || {
+        for (n, client) in listener.incoming().enumerate() {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect(nodes[n % 2]) else {
+                continue;
+            };
+            let _ = client.set_nodelay(true);
+            let _ = server.set_nodelay(true);
+            let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                continue;
+            };
+            thread::spawn(move || copy(client, server));
+            thread::spawn(move || copy(s2, c2));
+        }
+    });
+    addr
+}
+
+fn copy(mut from: TcpStream, mut to: TcpStream) {
+    let _ = std::io::copy(&mut from, &mut to);
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+struct Fleet {
+    clock: ManualClock,
+    addr: SocketAddr,
+    client: Arc<dyn ClientContext>,
+    _nodes: Vec<Node>,
+    sources: Vec<Arc<RedisKeySource>>,
+    store: Arc<RedisStore>,
+}
+
+impl Fleet {
+    /// Two nodes of `kind` and a client of `kind`, all on Redis at `url`, on one virtual clock.
+    fn new(kind: BackendKind, versions: Versions, url: &str, pki: &Pki) -> Self {
+        let clock = ManualClock::new(start());
+        let policy = kind.default_ticket_policy();
+        let mut sources = Vec::new();
+        let mut nodes = Vec::new();
+        for _ in 0..2 {
+            let source = Arc::new(
+                RedisKeySource::new(config(url), Kek::from_bytes([0x4b; 32]), &policy)
+                    .expect("source"),
+            );
+            let mut settings = ServerSettings::new(pki.server.clone());
+            settings.clock = Arc::new(clock.clone());
+            settings.key_source = source.clone();
+            settings.versions = versions;
+            nodes.push(Node::start(
+                backends::server(kind, settings).expect("server"),
+            ));
+            sources.push(source);
+        }
+        let store = Arc::new(RedisStore::new(config(url)).expect("store"));
+        let mut settings = ClientSettings::new(pki.roots.clone());
+        settings.clock = Arc::new(clock.clone());
+        settings.store = store.clone();
+        settings.versions = versions;
+        let client = backends::client(kind, settings).expect("client");
+        Self {
+            clock,
+            addr: balancer([nodes[0].addr, nodes[1].addr]),
+            client,
+            _nodes: nodes,
+            sources,
+            store,
+        }
+    }
+
+    /// One connection through the balancer: whether it resumed, or why the handshake failed.
+    fn connect(&self) -> Result<bool, String> {
+        connect(self.client.as_ref(), self.addr)
+    }
+
+    /// Connects until a session made on one node resumes on the other (`true`), or `within`
+    /// has passed without it (the Redis link retries on a wall-clock back-off, so recovery
+    /// is a matter of real milliseconds).
+    fn resumes_across_nodes(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let mut last = false;
+        while Instant::now() < deadline {
+            let resumed = self.connect().unwrap_or(false);
+            // Consecutive connections are on different nodes: two resumptions in a row are
+            // a ticket of each node opened by the other.
+            if resumed && last {
+                return true;
+            }
+            last = resumed;
+        }
+        false
+    }
+}
+
+fn connect(client: &dyn ClientContext, addr: SocketAddr) -> Result<bool, String> {
+    let tcp = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut tls = client
+        .connect(Box::new(tcp), &ClientParams::new("mx.tlsresume.test", addr))
+        .map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 2];
+    tls.read_exact(&mut buf).map_err(|e| format!("read: {e}"))?;
+    tls.write_all(b"ok").map_err(|e| format!("write: {e}"))?;
+    let resumed = tls.info().resumed;
+    let _ = tls.shutdown();
+    Ok(resumed)
+}
+
+/// Client threads connecting through the fleet until stopped; counts per phase.
+struct Load {
+    stop: Arc<AtomicBool>,
+    phase: Arc<AtomicUsize>,
+    done: Arc<AtomicUsize>,
+    tally: Arc<Mutex<Vec<Tally>>>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Tally {
+    handshakes: usize,
+    resumed: usize,
+    failures: Vec<String>,
+}
+
+impl Load {
+    fn start(fleet: &Fleet, threads: usize, phases: usize) -> Self {
+        let load = Self {
+            stop: Arc::new(AtomicBool::new(false)),
+            phase: Arc::new(AtomicUsize::new(0)),
+            done: Arc::new(AtomicUsize::new(0)),
+            tally: Arc::new(Mutex::new(vec![Tally::default(); phases])),
+            threads: Vec::new(),
+        };
+        let mut handles = Vec::new();
+        for _ in 0..threads {
+            let (stop, phase, done, tally) = (
+                load.stop.clone(),
+                load.phase.clone(),
+                load.done.clone(),
+                load.tally.clone(),
+            );
+            let (client, addr) = (fleet.client.clone(), fleet.addr);
+            handles.push(thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let p = phase.load(Ordering::SeqCst);
+                    let outcome = connect(client.as_ref(), addr);
+                    let mut tally = tally.lock().unwrap_or_else(|e| e.into_inner());
+                    let t = &mut tally[p];
+                    t.handshakes += 1;
+                    match outcome {
+                        Ok(resumed) => t.resumed += usize::from(resumed),
+                        Err(e) => t.failures.push(e),
+                    }
+                    drop(tally);
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+            }));
+        }
+        Self {
+            threads: handles,
+            ..load
+        }
+    }
+
+    /// Waits until `n` more handshakes completed (30 s at most).
+    fn wait_for(&self, n: usize) {
+        let target = self.done.load(Ordering::SeqCst) + n;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.done.load(Ordering::SeqCst) < target {
+            assert!(Instant::now() < deadline, "the load stalled");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn next_phase(&self) {
+        self.phase.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn finish(self) -> Vec<Tally> {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            t.join().expect("load thread");
+        }
+        let tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        tally.clone()
+    }
+}
+
+#[test]
+fn redis_stopped_and_restarted_under_load_fails_no_handshake_and_fleet_resumption_recovers() {
+    let _turn = gnutls_turn();
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let pki = Pki::committed().expect("PKI");
+    for kind in backends::available() {
+        for versions in [
+            Versions::only(tlsresume_core::ProtocolVersion::Tls12),
+            Versions::ALL,
+        ] {
+            let case = format!("{kind} {}-{}", versions.min, versions.max);
+            redis.restart();
+            let fleet = Fleet::new(kind, versions, &redis.url(), &pki);
+            assert!(
+                fleet.resumes_across_nodes(Duration::from_secs(5)),
+                "{case}: the fleet resumes across nodes with Redis up"
+            );
+            let load = Load::start(&fleet, 4, 4);
+            load.wait_for(24);
+            // Outage: the nodes keep the keys they hold, the client's store fails at once.
+            redis.stop();
+            load.next_phase();
+            load.wait_for(24);
+            // Two rotations later: past the keys held ahead, nodes fall back to keys of their
+            // own (the GnuTLS flavour keeps deriving from the master secret it holds).
+            fleet.clock.advance(2 * HOUR + Duration::from_secs(60));
+            load.next_phase();
+            load.wait_for(24);
+            // Back, empty. From the next rotation on, the nodes share keys again: once their
+            // links try Redis again (the back-off is real time), a rotation fetches the
+            // fleet's key. A node that rotated before that holds a key of its own until the
+            // rotation after.
+            load.next_phase();
+            redis.restart();
+            thread::sleep(RETRY + RETRY / 2);
+            fleet.clock.advance(HOUR);
+            load.wait_for(24);
+            let tally = load.finish();
+            eprintln!(
+                "{case}: handshakes (resumed) up {} ({}), down {} ({}), down after rotations {} ({}), back {} ({})",
+                tally[0].handshakes,
+                tally[0].resumed,
+                tally[1].handshakes,
+                tally[1].resumed,
+                tally[2].handshakes,
+                tally[2].resumed,
+                tally[3].handshakes,
+                tally[3].resumed
+            );
+            for (phase, t) in ["up", "down", "down after rotations", "back"]
+                .iter()
+                .zip(&tally)
+            {
+                assert!(
+                    t.failures.is_empty(),
+                    "{case}, Redis {phase}: {} of {} handshakes failed: {:?}",
+                    t.failures.len(),
+                    t.handshakes,
+                    &t.failures[..t.failures.len().min(3)]
+                );
+            }
+            assert!(
+                tally[0].resumed > 0,
+                "{case}: connections resumed under load with Redis up"
+            );
+            // Down: the client's store cannot give or keep sessions (nothing to offer).
+            assert_eq!(
+                tally[2].resumed, 0,
+                "{case}: nothing resumes with the client's store gone"
+            );
+            assert!(
+                fleet.resumes_across_nodes(Duration::from_secs(10)),
+                "{case}: resumption across nodes recovers once Redis is back"
+            );
+            let stats: Vec<_> = fleet.sources.iter().map(|s| s.stats()).collect();
+            eprintln!("{case}: key sources {stats:?}; store {:?}", fleet.store);
+        }
+    }
+}
+
+#[test]
+fn a_slow_redis_bounds_the_handshake_wait_and_fails_none() {
+    let _turn = gnutls_turn();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let link = SlowLink::start(redis.port()).expect("proxy");
+    let pki = Pki::committed().expect("PKI");
+    // Far past the timeouts: a handshake that waited for Redis would show it.
+    let slow = Duration::from_secs(3);
+    // A handshake may pay one Redis call's timeout (and a reconnect's) before the link backs
+    // off; the loopback handshake itself takes milliseconds.
+    let bound = 4 * TIMEOUT + Duration::from_millis(700);
+    for kind in backends::available() {
+        link.set_delay(Duration::ZERO);
+        let fleet = Fleet::new(kind, Versions::ALL, &link.url(), &pki);
+        assert!(
+            fleet.resumes_across_nodes(Duration::from_secs(5)),
+            "{kind}: resumes across nodes through the proxy"
+        );
+        link.set_delay(slow);
+        // Across a rotation too: a node that must fetch a key asks a Redis that does not
+        // answer in time.
+        fleet.clock.advance(HOUR + Duration::from_secs(60));
+        let mut slowest = Duration::ZERO;
+        for i in 0..12 {
+            let started = Instant::now();
+            let outcome = fleet.connect();
+            let took = started.elapsed();
+            assert!(
+                outcome.is_ok(),
+                "{kind}: handshake {i} failed with a slow Redis: {outcome:?}"
+            );
+            assert!(
+                took < bound,
+                "{kind}: handshake {i} waited {took:?} on a Redis answering in {slow:?} (timeouts {TIMEOUT:?})"
+            );
+            slowest = slowest.max(took);
+        }
+        eprintln!("{kind}: slowest handshake with Redis answering in {slow:?}: {slowest:?}");
+        link.set_delay(Duration::ZERO);
+        // The link retries after its back-off, then the fleet is whole again.
+        assert!(
+            fleet.resumes_across_nodes(Duration::from_secs(10)),
+            "{kind}: resumption across nodes recovers once Redis answers in time"
+        );
+    }
+}
