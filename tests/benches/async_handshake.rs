@@ -7,8 +7,13 @@
 //! TlsConnector}` on a current-thread runtime per side), with the same backend objects' settings.
 //! Groups are `async/<backend>/<tls12|tls13>/<full|resumed>`.
 //!
-//! After criterion, paired rounds (both rigs alive, 30 rounds of 5 handshakes each, alternating)
-//! give `async / blocking` throughput with quartiles: the figure to read on a shared machine.
+//! For rustls the same is measured on the library alone: raw rustls blocking (`StreamOwned`, the
+//! handshake bench's raw rig) against tokio-rustls (`raw-blocking`, `raw-async`), so the cost of
+//! going async at all and the cost of tlsresume's async layer are told apart.
+//!
+//! After criterion, paired rounds (all rigs of a case alive, 30 rounds of 5 handshakes each,
+//! rotating which goes first) give `async / blocking` throughput with quartiles, and for rustls
+//! `raw-async / raw-blocking` and `async / raw-async`: the figures to read on a shared machine.
 //!
 //!     cargo bench -p tlsresume-compare --bench async_handshake -- FILTER
 
@@ -19,6 +24,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use common::{Cert, Imp, Mode};
 use criterion::Criterion;
 use tlsresume::backends;
 use tlsresume::tokio::{TlsAcceptor, TlsConnector};
@@ -28,6 +34,8 @@ use tlsresume_core::{
     ResumptionPolicy, ServerContext, ServerParams, ServerSettings, Versions,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod common;
 
 const SERVER_NAME: &str = "mx.tlsresume.test";
 
@@ -50,12 +58,30 @@ impl Case {
             if self.resumed { "resumed" } else { "full" }
         )
     }
+
+    /// The handshake bench's case (ECDSA), for its raw rigs.
+    fn raw(&self) -> common::Case {
+        common::Case {
+            backend: self.backend,
+            tls: self.tls,
+            cert: Cert::Ecdsa,
+            mode: if self.resumed {
+                Mode::Resumed
+            } else {
+                Mode::Full
+            },
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Api {
     Blocking,
     Async,
+    /// rustls alone, blocking (`StreamOwned`).
+    RawBlocking,
+    /// rustls alone on tokio (tokio-rustls).
+    RawAsync,
 }
 
 impl Api {
@@ -63,6 +89,8 @@ impl Api {
         match self {
             Api::Blocking => "blocking",
             Api::Async => "async",
+            Api::RawBlocking => "raw-blocking",
+            Api::RawAsync => "raw-async",
         }
     }
 }
@@ -72,10 +100,19 @@ struct Rig {
     to_server: Option<mpsc::Sender<UnixStream>>,
     served: mpsc::Receiver<Result<(), String>>,
     worker: Option<JoinHandle<()>>,
-    client: Arc<dyn ClientContext>,
-    connector: TlsConnector,
+    client: Client,
     api: Api,
     runtime: tokio::runtime::Runtime,
+}
+
+/// The client end of a rig.
+enum Client {
+    Tlsresume {
+        client: Arc<dyn ClientContext>,
+        connector: TlsConnector,
+    },
+    RawBlocking(common::ConnectFn),
+    RawAsync(tokio_rustls::TlsConnector),
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -106,43 +143,96 @@ async fn serve_async(acceptor: &TlsAcceptor, sock: UnixStream) -> Result<(), Str
     tls.flush().await.map_err(|e| e.to_string())
 }
 
+async fn serve_raw_async(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    sock: UnixStream,
+) -> Result<(), String> {
+    sock.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let sock = tokio::net::UnixStream::from_std(sock).map_err(|e| e.to_string())?;
+    let mut tls = acceptor.accept(sock).await.map_err(|e| e.to_string())?;
+    tls.write_all(b"x").await.map_err(|e| e.to_string())?;
+    tls.flush().await.map_err(|e| e.to_string())
+}
+
 impl Rig {
     fn new(case: Case, api: Api, pki: &Pki) -> Self {
-        let mut ss = ServerSettings::new(pki.server.clone());
-        ss.versions = Versions::only(case.tls);
-        let server = backends::server(case.backend, ss).expect("server");
-        let mut cs = ClientSettings::new(pki.roots.clone());
-        cs.versions = Versions::only(case.tls);
-        if !case.resumed {
-            cs.resumption = ResumptionPolicy::exim_compatible().with_client_hosts(HostList::none());
-        }
-        let client = backends::client(case.backend, cs).expect("client");
         let (to_server, rx) = mpsc::channel::<UnixStream>();
         let (done, served) = mpsc::channel();
-        let worker = thread::spawn(move || match api {
-            Api::Blocking => {
-                for sock in rx {
-                    if done.send(serve_blocking(server.as_ref(), sock)).is_err() {
-                        return;
-                    }
+        let client = match api {
+            Api::Blocking | Api::Async => {
+                let mut cs = ClientSettings::new(pki.roots.clone());
+                cs.versions = Versions::only(case.tls);
+                if !case.resumed {
+                    cs.resumption =
+                        ResumptionPolicy::exim_compatible().with_client_hosts(HostList::none());
+                }
+                let client = backends::client(case.backend, cs).expect("client");
+                Client::Tlsresume {
+                    connector: TlsConnector::new(client.clone()),
+                    client,
                 }
             }
-            Api::Async => {
-                let rt = runtime();
-                let acceptor = TlsAcceptor::new(server);
-                for sock in rx {
-                    let result = rt.block_on(serve_async(&acceptor, sock));
-                    if done.send(result).is_err() {
-                        return;
+            Api::RawBlocking => Client::RawBlocking(common::ends(case.raw(), Imp::Raw).1),
+            Api::RawAsync => Client::RawAsync(tokio_rustls::TlsConnector::from(
+                common::rustls_client_config(case.raw(), pki),
+            )),
+        };
+        let worker = match api {
+            Api::Blocking | Api::Async => {
+                let mut ss = ServerSettings::new(pki.server.clone());
+                ss.versions = Versions::only(case.tls);
+                let server = backends::server(case.backend, ss).expect("server");
+                thread::spawn(move || {
+                    if api == Api::Blocking {
+                        for sock in rx {
+                            if done.send(serve_blocking(server.as_ref(), sock)).is_err() {
+                                return;
+                            }
+                        }
+                    } else {
+                        let rt = runtime();
+                        let acceptor = TlsAcceptor::new(server);
+                        for sock in rx {
+                            if done
+                                .send(rt.block_on(serve_async(&acceptor, sock)))
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
                     }
-                }
+                })
             }
-        });
+            Api::RawBlocking => {
+                let serve = common::ends(case.raw(), Imp::Raw).0;
+                thread::spawn(move || {
+                    for sock in rx {
+                        if done.send(serve(sock).map_err(|e| e.to_string())).is_err() {
+                            return;
+                        }
+                    }
+                })
+            }
+            Api::RawAsync => {
+                let acceptor =
+                    tokio_rustls::TlsAcceptor::from(common::rustls_server_config(case.raw(), pki));
+                thread::spawn(move || {
+                    let rt = runtime();
+                    for sock in rx {
+                        if done
+                            .send(rt.block_on(serve_raw_async(&acceptor, sock)))
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                })
+            }
+        };
         Self {
             to_server: Some(to_server),
             served,
             worker: Some(worker),
-            connector: TlsConnector::new(client.clone()),
             client,
             api,
             runtime: runtime(),
@@ -158,27 +248,35 @@ impl Rig {
             .send(server_end)
             .expect("server alive");
         let params = ClientParams::new(SERVER_NAME, loopback(465));
-        let resumed = match self.api {
-            Api::Blocking => {
-                let mut tls = self
-                    .client
+        let resumed = match &self.client {
+            Client::Tlsresume { client, .. } if self.api == Api::Blocking => {
+                let mut tls = client
                     .connect(Box::new(client_end), &params)
                     .expect("client");
                 let mut byte = [0u8; 1];
                 tls.read_exact(&mut byte).expect("read");
                 tls.info().resumed
             }
-            Api::Async => {
-                let connector = &self.connector;
-                self.runtime.block_on(async {
-                    client_end.set_nonblocking(true).expect("nonblocking");
-                    let sock = tokio::net::UnixStream::from_std(client_end).expect("tokio");
-                    let mut tls = connector.connect(&params, sock).await.expect("client");
-                    let mut byte = [0u8; 1];
-                    tls.read_exact(&mut byte).await.expect("read");
-                    tls.info().resumed
-                })
-            }
+            Client::Tlsresume { connector, .. } => self.runtime.block_on(async {
+                client_end.set_nonblocking(true).expect("nonblocking");
+                let sock = tokio::net::UnixStream::from_std(client_end).expect("tokio");
+                let mut tls = connector.connect(&params, sock).await.expect("client");
+                let mut byte = [0u8; 1];
+                tls.read_exact(&mut byte).await.expect("read");
+                tls.info().resumed
+            }),
+            Client::RawBlocking(connect) => connect(client_end, true)
+                .expect("raw client")
+                .unwrap_or(false),
+            Client::RawAsync(connector) => self.runtime.block_on(async {
+                client_end.set_nonblocking(true).expect("nonblocking");
+                let sock = tokio::net::UnixStream::from_std(client_end).expect("tokio");
+                let name = rustls::pki_types::ServerName::try_from(SERVER_NAME).expect("name");
+                let mut tls = connector.connect(name, sock).await.expect("raw client");
+                let mut byte = [0u8; 1];
+                tls.read_exact(&mut byte).await.expect("read");
+                tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+            }),
         };
         self.served
             .recv()
@@ -221,12 +319,22 @@ fn cases() -> Vec<Case> {
     out
 }
 
-/// Both rigs of a case, primed and checked: resumed cases resume, full ones do not.
-fn rigs(case: Case, pki: &Pki) -> [Rig; 2] {
-    let mut out = [
-        Rig::new(case, Api::Blocking, pki),
-        Rig::new(case, Api::Async, pki),
-    ];
+/// The APIs measured for a case: tlsresume blocking and async, and for rustls the library alone
+/// blocking and on tokio-rustls.
+fn apis(case: Case) -> &'static [Api] {
+    if case.backend == BackendKind::Rustls {
+        &[Api::Blocking, Api::Async, Api::RawBlocking, Api::RawAsync]
+    } else {
+        &[Api::Blocking, Api::Async]
+    }
+}
+
+/// The rigs of a case, primed and checked: resumed cases resume, full ones do not.
+fn rigs(case: Case, pki: &Pki) -> Vec<Rig> {
+    let mut out: Vec<Rig> = apis(case)
+        .iter()
+        .map(|&api| Rig::new(case, api, pki))
+        .collect();
     for rig in &mut out {
         rig.handshake();
         for _ in 0..3 {
@@ -259,6 +367,13 @@ fn benches(c: &mut Criterion, filter: Option<&str>) {
 const ROUNDS: usize = 30;
 const BLOCK: u64 = 5;
 
+/// Median and quartiles.
+fn quartiles(mut ratios: Vec<f64>) -> (f64, f64, f64) {
+    ratios.sort_by(f64::total_cmp);
+    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.25), at(0.75))
+}
+
 fn paired(filter: Option<&str>) {
     let pki = Pki::committed().expect("test PKI");
     let mut rows = BTreeMap::new();
@@ -266,28 +381,41 @@ fn paired(filter: Option<&str>) {
         if filter.is_some_and(|f| !case.group().contains(f)) {
             continue;
         }
-        let [mut blocking, mut asynchronous] = rigs(case, &pki);
-        let mut ratios = Vec::with_capacity(ROUNDS);
+        let mut rigs = rigs(case, &pki);
+        let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); rigs.len()];
         for round in 0..ROUNDS {
-            // Alternate which goes first, so a load change inside a round evens out.
-            let (b, a) = if round % 2 == 0 {
-                let b = blocking.timed(BLOCK);
-                (b, asynchronous.timed(BLOCK))
-            } else {
-                let a = asynchronous.timed(BLOCK);
-                (blocking.timed(BLOCK), a)
-            };
-            // Throughput async / blocking = time blocking / time async.
-            ratios.push(b.as_secs_f64() / a.as_secs_f64());
+            // Rotate which goes first, so a load change inside a round evens out.
+            for k in 0..rigs.len() {
+                let i = (round + k) % rigs.len();
+                times[i].push(rigs[i].timed(BLOCK).as_secs_f64());
+            }
         }
-        ratios.sort_by(f64::total_cmp);
-        let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
-        rows.insert(case, (at(0.5), at(0.25), at(0.75)));
+        // Throughput a / b = time b / time a, per round.
+        let ratio = |a: usize, b: usize| {
+            quartiles(
+                (0..ROUNDS)
+                    .map(|r| times[b][r] / times[a][r])
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let tlsresume = ratio(1, 0);
+        let raw = (rigs.len() == 4).then(|| (ratio(3, 2), ratio(1, 3)));
+        rows.insert(case, (tlsresume, raw));
     }
+    let cell = |(m, q1, q3): (f64, f64, f64)| format!("{m:.3} ({q1:.2}–{q3:.2})");
     println!("\n## Async / blocking handshake throughput (paired; target >= 0.95)\n");
-    println!("| case | async / blocking |\n|---|---:|");
-    for (case, (median, q1, q3)) in rows {
-        println!("| {} | {median:.3} ({q1:.2}–{q3:.2}) |", case.group());
+    println!("| case | async / blocking | raw-async / raw-blocking | async / raw-async |");
+    println!("|---|---:|---:|---:|");
+    for (case, (tlsresume, raw)) in rows {
+        let (raw_ratio, against_raw) = match raw {
+            Some((r, a)) => (cell(r), cell(a)),
+            None => ("—".into(), "—".into()),
+        };
+        println!(
+            "| {} | {} | {raw_ratio} | {against_raw} |",
+            case.group(),
+            cell(tlsresume)
+        );
     }
 }
 

@@ -242,7 +242,9 @@ fn rustls_key(identity: &Identity) -> PrivateKeyDer<'static> {
     }
 }
 
-fn rustls_server(case: Case, pki: &Pki) -> ServeFn {
+/// The raw rustls server configuration of a case (also driven by tokio-rustls in the async
+/// bench).
+pub fn rustls_server_config(case: Case, pki: &Pki) -> Arc<ServerConfig> {
     let chain = pki
         .server
         .chain()
@@ -258,7 +260,11 @@ fn rustls_server(case: Case, pki: &Pki) -> ServeFn {
     config.session_storage = Arc::new(NoServerSessionStorage {});
     config.ticketer = rustls::crypto::ring::Ticketer::new().expect("rustls ticketer");
     config.send_tls13_tickets = 1;
-    let config = Arc::new(config);
+    Arc::new(config)
+}
+
+fn rustls_server(case: Case, pki: &Pki) -> ServeFn {
+    let config = rustls_server_config(case, pki);
     Arc::new(move |sock| {
         let conn = ServerConnection::new(config.clone())?;
         let mut stream = StreamOwned::new(conn, sock);
@@ -271,7 +277,9 @@ fn rustls_server(case: Case, pki: &Pki) -> ServeFn {
     })
 }
 
-fn rustls_client(case: Case, pki: &Pki) -> ConnectFn {
+/// The raw rustls client configuration of a case (also driven by tokio-rustls in the async
+/// bench).
+pub fn rustls_client_config(case: Case, pki: &Pki) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
     for der in &pki.roots {
         roots
@@ -288,7 +296,11 @@ fn rustls_client(case: Case, pki: &Pki) -> ConnectFn {
     } else {
         RustlsResumption::disabled()
     };
-    let config = Arc::new(config);
+    Arc::new(config)
+}
+
+fn rustls_client(case: Case, pki: &Pki) -> ConnectFn {
+    let config = rustls_client_config(case, pki);
     let name = ServerName::try_from(SERVER_NAME).expect("server name");
     Arc::new(move |sock, check| {
         let conn = ClientConnection::new(config.clone(), name.clone())?;
