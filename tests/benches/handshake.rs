@@ -306,12 +306,21 @@ fn summary() {
 //
 // Criterion measures one benchmark after another, so a neighbour's load that comes and goes
 // between `tlsresume` and `raw` shows up as overhead (or as a negative one). Here every rig of
-// one backend/version/certificate is alive at once, and each round runs `PAIR_BLOCK` handshakes
+// one backend/version/certificate is alive at once, and each round runs a block of handshakes
 // on each of them in turn; a ratio is taken within each round and the median over rounds is
-// reported, with the quartiles.
+// reported, with the quartiles. A block lasts about `PAIR_BLOCK_TIME` (its size is set per rig
+// from a timed block of 5): blocks of 5 resumed handshakes (~0.3 ms) were at the mercy of a
+// single scheduler hiccup, and their ratios scattered from 0.6 to 1.3 between runs.
 
 const PAIR_ROUNDS: usize = 40;
-const PAIR_BLOCK: u64 = 5;
+const PAIR_BLOCK_TIME: Duration = Duration::from_millis(10);
+
+/// How many handshakes of `rig` take about [`PAIR_BLOCK_TIME`] (5 to 500).
+fn block_size(rig: &mut Rig) -> u64 {
+    let five = rig.timed(5).0.as_secs_f64();
+    let per = five / 5.0;
+    ((PAIR_BLOCK_TIME.as_secs_f64() / per.max(1e-9)) as u64).clamp(5, 500)
+}
 
 /// Per handshake, µs: wall, client CPU, server CPU.
 type Sample = [f64; 3];
@@ -353,10 +362,12 @@ fn paired(filter: Option<&str>) {
         if !wanted(&case) && !wanted(&resumed_case) {
             continue;
         }
-        let mut rigs: Vec<((Case, Imp), Rig)> = Vec::new();
+        let mut rigs: Vec<((Case, Imp), Rig, u64)> = Vec::new();
         for c in [case, resumed_case] {
             for imp in imps(c) {
-                rigs.push(((c, imp), rig(c, imp)));
+                let mut r = rig(c, imp);
+                let block = block_size(&mut r);
+                rigs.push(((c, imp), r, block));
             }
         }
         let mut samples: BTreeMap<(Case, Imp), Vec<Sample>> = BTreeMap::new();
@@ -364,12 +375,12 @@ fn paired(filter: Option<&str>) {
             // Rotate the order so no rig always follows the same one.
             let n = rigs.len();
             for i in 0..n {
-                let (key, rig) = &mut rigs[(i + round) % n];
-                let t = rig.timed(PAIR_BLOCK);
+                let (key, rig, block) = &mut rigs[(i + round) % n];
+                let t = rig.timed(*block);
                 samples
                     .entry(*key)
                     .or_default()
-                    .push(per_handshake(t, PAIR_BLOCK));
+                    .push(per_handshake(t, *block));
             }
         }
         drop(rigs);
@@ -412,7 +423,8 @@ fn paired(filter: Option<&str>) {
         return;
     }
     println!(
-        "\n## Paired rounds ({PAIR_ROUNDS} rounds of {PAIR_BLOCK} handshakes per rig): median (quartiles)\n"
+        "\n## Paired rounds ({PAIR_ROUNDS} rounds of ~{} ms per rig): median (quartiles)\n",
+        PAIR_BLOCK_TIME.as_millis()
     );
     println!("### Overhead: throughput tlsresume / raw (target >= 0.97)\n");
     println!("| case | vs | wall | client CPU | server CPU |");

@@ -39,9 +39,6 @@ const HANDLE_PREFIX: &[u8] = b"rustls-in-process:";
 pub struct Client {
     settings: Arc<ClientSettings>,
     base: Arc<ClientConfig>,
-    /// The checks every connection's verifier makes (each connection gets its own, or the one
-    /// kept with the session it offers).
-    verifier: Arc<RecordingVerifier>,
     sessions: Arc<Mutex<InProcess>>,
 }
 
@@ -49,26 +46,18 @@ pub struct Client {
 #[derive(Debug, Default)]
 struct InProcess {
     next: u64,
-    slots: HashMap<u64, Held>,
+    slots: HashMap<u64, Slot>,
     by_key: HashMap<CacheKey, u64>,
     kx_hints: HashMap<String, NamedGroup>,
 }
 
 #[derive(Debug)]
 enum Slot {
-    /// A TLS 1.2 session (reusable until it expires or a newer ticket replaces it).
+    /// A TLS 1.2 session (reusable, by any number of handshakes at once, until it expires or a
+    /// newer ticket replaces it).
     Tls12(Tls12ClientSessionValue),
     /// TLS 1.3 tickets are single-use in rustls: taking one empties the slot.
     Tls13(Option<Tls13ClientSessionValue>),
-}
-
-/// A stored session with the verifier it was made under (rustls resumes it under no other),
-/// and whether a handshake is using it now.
-#[derive(Debug)]
-struct Held {
-    slot: Slot,
-    verifier: Arc<RecordingVerifier>,
-    lent: bool,
 }
 
 /// The session a connection offers, taken out of the table before its handshake starts.
@@ -78,59 +67,24 @@ enum Taken {
     Tls13(Mutex<Option<Tls13ClientSessionValue>>),
 }
 
-/// A TLS 1.2 session lent to one handshake; dropping this (when the handshake is over, or is
-/// dropped half-way) hands it back. While it is lent no other handshake is offered it, so the
-/// verifier kept with it serves one handshake at a time.
-#[derive(Debug)]
-pub(crate) struct Lend {
-    sessions: Arc<Mutex<InProcess>>,
-    handle: u64,
-}
-
-impl Drop for Lend {
-    fn drop(&mut self) {
-        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(held) = sessions.slots.get_mut(&self.handle) {
-            held.lent = false;
-        }
-    }
-}
-
 impl InProcess {
-    fn insert(&mut self, key: CacheKey, slot: Slot, verifier: Arc<RecordingVerifier>) -> u64 {
+    fn insert(&mut self, key: CacheKey, slot: Slot) -> u64 {
         self.next += 1;
         let handle = self.next;
         if let Some(old) = self.by_key.insert(key, handle) {
             self.slots.remove(&old);
         }
-        self.slots.insert(
-            handle,
-            Held {
-                slot,
-                verifier,
-                lent: false,
-            },
-        );
+        self.slots.insert(handle, slot);
         handle
     }
 
     /// Takes the session under `handle` for one handshake: a TLS 1.3 ticket leaves the table
-    /// (single use), a TLS 1.2 session is lent. `None` when there is none, it was used, or
-    /// another handshake holds it now (that one connection then makes a full handshake).
-    fn take(&mut self, handle: u64) -> Option<(Taken, Arc<RecordingVerifier>, bool)> {
-        let held = self.slots.get_mut(&handle)?;
-        if held.lent {
-            return None;
+    /// (single use), a TLS 1.2 session is copied. `None` when there is none or it was used.
+    fn take(&mut self, handle: u64) -> Option<Taken> {
+        match self.slots.get_mut(&handle)? {
+            Slot::Tls12(value) => Some(Taken::Tls12(value.clone())),
+            Slot::Tls13(value) => Some(Taken::Tls13(Mutex::new(Some(value.take()?)))),
         }
-        let taken = match &mut held.slot {
-            Slot::Tls12(value) => {
-                held.lent = true;
-                Taken::Tls12(value.clone())
-            }
-            Slot::Tls13(value) => Taken::Tls13(Mutex::new(Some(value.take()?))),
-        };
-        let lent = held.lent;
-        Some((taken, held.verifier.clone(), lent))
     }
 }
 
@@ -161,12 +115,13 @@ impl Client {
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
             .map_err(|e| Error::Config(format!("certificate verifier: {e}")))?;
+        // One verifier for every connection: rustls resumes a session only under the verifier
+        // that made it. Each connection's record is set around its handshake steps.
         let verifier = Arc::new(RecordingVerifier {
             inner: webpki,
             mode: settings.verify,
             roots: Arc::new(settings.roots.clone()),
             request_ocsp: settings.ocsp != OcspMode::Off,
-            record: Mutex::new(Arc::default()),
         });
         let mut base = ClientConfig::builder_with_details(
             provider(),
@@ -175,13 +130,12 @@ impl Client {
         .with_protocol_versions(&versions(&settings.versions)?)
         .map_err(tls)?
         .dangerous()
-        .with_custom_certificate_verifier(verifier.clone())
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
         base.alpn_protocols = settings.alpn.clone();
         Ok(Self {
             settings: Arc::new(settings),
             base: Arc::new(base),
-            verifier,
             sessions: Arc::new(Mutex::new(InProcess::default())),
         })
     }
@@ -212,10 +166,6 @@ impl Client {
 
     /// [`start`](Self::start) with `store` in place of the settings' session store for this
     /// connection (a [`DeferredStore`](tlsresume_core::DeferredStore) in the async layer).
-    ///
-    /// The connection's verifier records into this connection's state: a new one, or, when a
-    /// stored session is offered, the one kept with that session (rustls resumes a session only
-    /// under the verifier that made it), pointed at this connection.
     pub fn start_with_store<S: Read + Write>(
         &self,
         transport: S,
@@ -224,45 +174,29 @@ impl Client {
     ) -> Result<Handshake<S>, Error> {
         let settings = connection_settings(&self.settings, store);
         let mut offer = settings.offer(BackendKind::Rustls, params, true);
-        let verify = Arc::new(Mutex::new(VerifyRecord::default()));
-        let handle = offer.entry.as_ref().and_then(|e| decode_handle(&e.session));
-        let taken = handle.and_then(|h| self.sessions().take(h).map(|t| (h, t)));
-        let (taken, verifier, lend) = match taken {
-            Some((handle, (taken, verifier, lent))) => {
-                verifier.point_at(verify.clone());
-                let lend = lent.then(|| Lend {
-                    sessions: self.sessions.clone(),
-                    handle,
-                });
-                (Some(taken), verifier, lend)
-            }
-            None => (
-                None,
-                Arc::new(self.verifier.with_record(verify.clone())),
-                None,
-            ),
-        };
+        let taken = offer
+            .entry
+            .as_ref()
+            .and_then(|e| decode_handle(&e.session))
+            .and_then(|h| self.sessions().take(h));
         if offer.entry.is_some() && taken.is_none() {
-            // The entry names a session this process does not hold (another process's, or
-            // one already used or in use): nothing to offer.
+            // The entry names a session this process does not hold (another process's, or a
+            // TLS 1.3 ticket already used): nothing to offer.
             offer.entry = None;
             offer.bits.remove(Resumption::CLIENT_SUGGESTED);
             offer.no_offer = Some(NoOffer::Missing);
         }
+        let verify = Arc::new(Mutex::new(VerifyRecord::default()));
         let wire = Arc::new(Mutex::new(WireRecord::default()));
         let state = Arc::new(Mutex::new(ClientState::default()));
-        // Per connection: the session store and the verifier differ from the base
-        // configuration.
+        // Per connection: the session store (the bridge to the core cache for this
+        // connection's offer); the verifier is the client's one.
         let mut config = (*self.base).clone();
-        config
-            .dangerous()
-            .set_certificate_verifier(verifier.clone());
         config.resumption = if offer.may_resume {
             RustlsResumption::store(Arc::new(Bridge {
                 settings: settings.clone(),
                 offer: offer.clone(),
                 offered: taken,
-                verifier,
                 sessions: self.sessions.clone(),
                 verify: verify.clone(),
                 state: state.clone(),
@@ -282,7 +216,6 @@ impl Client {
                 verify,
                 state,
                 server_name: params.server_name.clone(),
-                lend,
             },
         ))
     }
@@ -324,8 +257,6 @@ struct Bridge {
     offer: ClientOffer,
     /// The session offered, taken out of the table for this handshake.
     offered: Option<Taken>,
-    /// This connection's verifier, kept with the sessions it stores.
-    verifier: Arc<RecordingVerifier>,
     sessions: Arc<Mutex<InProcess>>,
     verify: Arc<Mutex<VerifyRecord>>,
     state: Arc<Mutex<ClientState>>,
@@ -345,9 +276,7 @@ impl Bridge {
         };
         // The verifier runs on full handshakes only.
         let resumed = seen_verification.is_none();
-        let handle = self
-            .sessions()
-            .insert(self.offer.key, slot, self.verifier.clone());
+        let handle = self.sessions().insert(self.offer.key, slot);
         let entry = self.settings.entry_for(
             BackendKind::Rustls,
             &self.offer,

@@ -19,7 +19,6 @@ use tlsresume_core::{
     Transport,
 };
 
-use crate::client::Lend;
 use crate::error::handshake;
 use crate::info::{ClientState, ServerState, Stream};
 use crate::verify::VerifyRecord;
@@ -32,8 +31,6 @@ pub(crate) struct ClientParts {
     pub(crate) verify: Arc<Mutex<VerifyRecord>>,
     pub(crate) state: Arc<Mutex<ClientState>>,
     pub(crate) server_name: String,
-    /// The stored TLS 1.2 session this handshake offers, lent to it until it is over.
-    pub(crate) lend: Option<Lend>,
 }
 
 /// The rustls connection is boxed here and in the stream: it is over a kilobyte, and a
@@ -114,7 +111,9 @@ impl<S: Read + Write> Handshake<S> {
     /// Drives the handshake until it is done or the transport would block.
     pub fn resume(mut self) -> Result<Handshaking<Self, Stream<S>>, Error> {
         let done = match &mut self.side {
-            Side::Client { stream, .. } => drive(&mut **stream)?,
+            Side::Client { stream, parts } => {
+                crate::verify::recording(&parts.verify, || drive(&mut **stream))?
+            }
             Side::Server { stream, .. } => drive(&mut **stream)?,
         };
         if !done {
@@ -130,10 +129,7 @@ impl<S: Read + Write> Handshake<S> {
                     verify,
                     state,
                     server_name,
-                    lend,
                 } = parts;
-                // The session offered is handed back for other connections.
-                drop(lend);
                 let stream =
                     Stream::client(stream, settings.clone(), offer, verify, state, server_name);
                 if settings.ocsp == OcspMode::Require {

@@ -4,6 +4,7 @@
 //! rustls has no OCSP verification of its own; the staple it hands the verifier is checked by
 //! the `ocsp` module.
 
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -23,43 +24,45 @@ pub(crate) struct VerifyRecord {
     pub(crate) ocsp_detail: Option<String>,
 }
 
-/// The record a verifier writes to: re-pointed to the connection whose handshake uses the
-/// verifier.
+thread_local! {
+    /// The record of the client connection whose handshake this thread is driving now: set by
+    /// [`recording`] around each step of rustls's state machine, and only for its length.
+    static CURRENT: RefCell<Option<Arc<Mutex<VerifyRecord>>>> = const { RefCell::new(None) };
+}
+
+/// Runs `step` (one synchronous step of a client handshake: rustls's `complete_io`) with the
+/// verifier writing what it sees to `record`.
 ///
 /// rustls only resumes a session under the very verifier (the same `Arc`) that made it
-/// (`compatible_config` compares the pointers), so the verifier cannot simply be made per
-/// connection: a connection that offers a stored session runs under the verifier kept with
-/// that session, pointed at its own record. A session is lent to one handshake at a time (see
-/// the client module), so a verifier never serves two handshakes at once, whatever thread or
-/// task drives them.
-pub(crate) type RecordSlot = Mutex<Arc<Mutex<VerifyRecord>>>;
+/// (`compatible_config` compares the pointers), so every connection of a client shares one
+/// verifier, and the verifier cannot hold a connection's record itself. rustls calls it only
+/// from inside `complete_io`, on the thread running the step, so the record of the connection
+/// being stepped is set for the step's length: an async handshake that moves between threads
+/// sets it again on each step, and no step of one connection runs inside another's.
+pub(crate) fn recording<T>(record: &Arc<Mutex<VerifyRecord>>, step: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Arc<Mutex<VerifyRecord>>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            let _ = CURRENT.try_with(|c| *c.borrow_mut() = previous);
+        }
+    }
+    let previous = CURRENT
+        .try_with(|c| c.replace(Some(Arc::clone(record))))
+        .ok()
+        .flatten();
+    let _restore = Restore(previous);
+    step()
+}
 
+/// The client's one verifier: rustls's WebPKI checks, the OCSP staple check, and a record of
+/// both for the connection being stepped (see [`recording`]).
 #[derive(Debug)]
 pub(crate) struct RecordingVerifier {
     pub(crate) inner: Arc<WebPkiServerVerifier>,
     pub(crate) mode: VerifyMode,
     pub(crate) roots: Arc<Vec<Vec<u8>>>,
     pub(crate) request_ocsp: bool,
-    /// The record of the connection this verifier serves now.
-    pub(crate) record: RecordSlot,
-}
-
-impl RecordingVerifier {
-    /// A new verifier with the same checks, writing to `record`.
-    pub(crate) fn with_record(&self, record: Arc<Mutex<VerifyRecord>>) -> Self {
-        Self {
-            inner: Arc::clone(&self.inner),
-            mode: self.mode,
-            roots: Arc::clone(&self.roots),
-            request_ocsp: self.request_ocsp,
-            record: Mutex::new(record),
-        }
-    }
-
-    /// Points the verifier at another connection's record.
-    pub(crate) fn point_at(&self, record: Arc<Mutex<VerifyRecord>>) {
-        *self.record.lock().unwrap_or_else(|p| p.into_inner()) = record;
-    }
 }
 
 impl ServerCertVerifier for RecordingVerifier {
@@ -94,13 +97,18 @@ impl ServerCertVerifier for RecordingVerifier {
         } else {
             Verification::Failed
         };
-        let record = Arc::clone(&self.record.lock().unwrap_or_else(|p| p.into_inner()));
-        {
-            let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
-            record.ocsp = Some(ocsp);
-            record.ocsp_detail = ocsp_detail;
-            record.verification = Some(verification);
-        }
+        let _ = CURRENT.try_with(|current| {
+            debug_assert!(
+                current.borrow().is_some(),
+                "the verifier ran outside a recorded handshake step"
+            );
+            if let Some(record) = current.borrow().as_ref() {
+                let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
+                record.ocsp = Some(ocsp);
+                record.ocsp_detail = ocsp_detail;
+                record.verification = Some(verification);
+            }
+        });
         match result {
             Ok(ok) => Ok(ok),
             Err(e) => match self.mode {

@@ -109,18 +109,7 @@ impl Harness {
         let listener = self.listener.try_clone().expect("clone");
         let handle = thread::spawn(move || -> io::Result<SessionInfo> {
             let (tcp, peer) = listener.accept()?;
-            let params = ServerParams::new(peer, tcp.local_addr()?);
-            let mut tls = server
-                .accept(Box::new(tcp), &params)
-                .map_err(io::Error::other)?;
-            tls.write_all(b"220 hello\r\n")?;
-            tls.flush()?;
-            let mut line = String::new();
-            BufReader::new(&mut tls).read_line(&mut line)?;
-            assert_eq!(line, "QUIT\r\n");
-            let info = tls.info().clone();
-            let _ = tls.shutdown();
-            Ok(info)
+            serve_one(server, tcp, peer)
         });
         let tcp = TcpStream::connect(params.peer).expect("connect");
         let mut tls = client.connect(wrap(tcp), params).expect("client handshake");
@@ -622,4 +611,77 @@ fn unreadable_files_are_named() {
         .expect_err("missing");
     assert!(err.to_string().contains("missing.pem"), "{err}");
     let _: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+}
+
+/// The server end of one connection: greets, reads QUIT, reports.
+fn serve_one(server: Arc<Server>, tcp: TcpStream, peer: SocketAddr) -> io::Result<SessionInfo> {
+    let params = ServerParams::new(peer, tcp.local_addr()?);
+    let mut tls = server
+        .accept(Box::new(tcp), &params)
+        .map_err(io::Error::other)?;
+    tls.write_all(b"220 hello\r\n")?;
+    tls.flush()?;
+    let mut line = String::new();
+    BufReader::new(&mut tls).read_line(&mut line)?;
+    assert_eq!(line, "QUIT\r\n");
+    let info = tls.info().clone();
+    let _ = tls.shutdown();
+    Ok(info)
+}
+
+#[test]
+fn handshakes_in_progress_at_once_share_a_tls12_session_and_keep_their_own_records() {
+    let h = Harness::new(ProtocolVersion::Tls12);
+    let (first, _) = h.connect();
+    assert!(!first.resumed);
+    let server = h.server.clone();
+    let listener = h.listener.try_clone().expect("clone");
+    let serving = thread::spawn(move || {
+        (0..3)
+            .map(|_| {
+                let (tcp, peer) = listener.accept().expect("accept");
+                let server = server.clone();
+                thread::spawn(move || serve_one(server, tcp, peer))
+            })
+            .collect::<Vec<_>>()
+    });
+    let params = h.params();
+    // Another server name is another cache key: a full handshake, whose verifier runs while
+    // the two resumptions are in progress.
+    let other = ClientParams::new("localhost", params.peer);
+    let tcp = || TcpStream::connect(params.peer).expect("connect");
+    let a = h.client.start(tcp(), &params).expect("start a");
+    let b = h.client.start(tcp(), &params).expect("start b");
+    let full = h.client.start(tcp(), &other).expect("start full");
+    let mut infos = Vec::new();
+    for handshake in [full, a, b] {
+        let mut tls = handshake
+            .resume()
+            .and_then(|h| h.blocking())
+            .expect("handshake");
+        let mut greeting = [0u8; 11];
+        tls.read_exact(&mut greeting).expect("greeting");
+        tls.write_all(b"QUIT\r\n").expect("quit");
+        tls.flush().expect("flush");
+        infos.push(tls.info().clone());
+    }
+    for s in serving.join().expect("server") {
+        s.join().expect("server thread").expect("server");
+    }
+    let (full, a, b) = (&infos[0], &infos[1], &infos[2]);
+    assert!(!full.resumed);
+    assert_eq!(full.verification, Verification::Verified);
+    for (name, info) in [("a", a), ("b", b)] {
+        assert!(
+            info.resumed,
+            "{name}: both handshakes offered and resumed the one TLS 1.2 session"
+        );
+        assert!(
+            info.resumption.contains(Resumption::CLIENT_SUGGESTED),
+            "{name}"
+        );
+        // Exim's policy: a resumed session's verification is not carried over. The full
+        // handshake's "verified" did not leak into the resumptions' records.
+        assert_eq!(info.verification, Verification::NotChecked, "{name}");
+    }
 }
