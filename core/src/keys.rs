@@ -178,6 +178,9 @@ pub struct TicketKey {
     renew_at: Option<UnixTime>,
     rotate_at: UnixTime,
     expires_at: UnixTime,
+    /// When the source said this key is a stand-in: when to ask it again for the slot's key
+    /// (microseconds since the epoch; 0: the key is final). Moved on when asking failed.
+    retry_at: std::sync::atomic::AtomicU64,
     /// The AES-256-GCM key made from the cipher secret, once, for every ticket this key seals
     /// or opens (ring's key schedule cannot be cleared; making one per ticket would leave a
     /// copy per ticket).
@@ -192,6 +195,7 @@ impl fmt::Debug for TicketKey {
             .field("renew_at", &self.renew_at)
             .field("rotate_at", &self.rotate_at)
             .field("expires_at", &self.expires_at)
+            .field("retry_at", &self.retry_at())
             .finish_non_exhaustive()
     }
 }
@@ -211,8 +215,22 @@ impl TicketKey {
             renew_at,
             rotate_at,
             expires_at,
+            retry_at: std::sync::atomic::AtomicU64::new(0),
             aead: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The same key, to be replaced by the source's shared key at `retry_at` if it has one then.
+    pub(crate) fn with_retry_at(self, retry_at: Option<UnixTime>) -> Self {
+        self.set_retry_at(retry_at);
+        self
+    }
+
+    /// Moves (or clears) the time the ring asks its source again about this key's slot.
+    pub(crate) fn set_retry_at(&self, retry_at: Option<UnixTime>) {
+        let micros = retry_at.map_or(0, |t| t.as_micros().max(1));
+        self.retry_at
+            .store(micros, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The AES-256-GCM key for sealing and opening tickets, made on first use.
@@ -255,6 +273,15 @@ impl TicketKey {
     pub fn expires_at(&self) -> UnixTime {
         self.expires_at
     }
+
+    /// For a stand-in key (see [`KeySource::retry_after`]), when the ring asks its source again
+    /// for this rotation slot's key; `None` for a key that is final.
+    pub fn retry_at(&self) -> Option<UnixTime> {
+        match self.retry_at.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            micros => Some(UnixTime::from_micros(micros)),
+        }
+    }
 }
 
 /// Why no key could be had.
@@ -288,6 +315,17 @@ pub trait KeySource: fmt::Debug + Send + Sync {
     /// first needed, as Exim does.
     fn slot_aligned(&self) -> bool {
         false
+    }
+
+    /// Whether `key`, just handed out by [`new_key`](Self::new_key), is a stand-in, and if so
+    /// how soon to ask again: a fleet source that could not reach its shared store makes a key
+    /// of its own for the slot (tickets then resume on this node only) and would give the
+    /// fleet's key once the store answers. A [`KeyRing`](crate::KeyRing) asks again for the
+    /// same slot after this delay instead of keeping the stand-in for a whole rotation; a
+    /// source asked again while still cut off should hand out the same stand-in. The default,
+    /// `None`: every key is final.
+    fn retry_after(&self, _key: &KeyName) -> Option<std::time::Duration> {
+        None
     }
 }
 

@@ -189,7 +189,9 @@ impl KeyRing {
 
     fn due(&self, ring: &Ring, now: UnixTime) -> bool {
         match self.policy.schedule() {
-            KeySchedule::Rolling => ring.keys.first().is_none_or(|k| now >= k.rotate_at()),
+            KeySchedule::Rolling => ring.keys.first().is_none_or(|k| {
+                now >= k.rotate_at() || k.retry_at().is_some_and(|retry| now >= retry)
+            }),
             KeySchedule::Periodic => ring.period != Some(self.period_at(now)),
         }
     }
@@ -218,24 +220,51 @@ impl KeyRing {
         };
         match self.source.new_key(created) {
             Ok(material) => {
+                let retry_at = self.source.retry_after(&material.name).map(|d| now + d);
+                // A stand-in for this very slot (the source was cut off from its fleet when
+                // the slot began) is being asked about again.
+                let stand_in = ring
+                    .keys
+                    .first()
+                    .filter(|k| k.retry_at().is_some() && k.created() == created)
+                    .cloned();
                 let key = TicketKey::new(
                     material,
                     created,
                     self.policy.renew_after().map(|r| created + r),
                     created + self.policy.rotation(),
                     created + self.policy.key_lifetime(),
-                );
-                ring.keys.insert(0, Arc::new(key));
-                let keep = usize::try_from(self.policy.previous_keys())
+                )
+                .with_retry_at(retry_at);
+                let mut keep = usize::try_from(self.policy.previous_keys())
                     .unwrap_or(usize::MAX)
                     .saturating_add(1);
+                match stand_in {
+                    // Still the same stand-in: keep it, ask again later.
+                    Some(current) if current.name() == key.name() => {
+                        current.set_retry_at(retry_at);
+                        return Ok(());
+                    }
+                    // The fleet's key replaces the stand-in for sealing; the stand-in still
+                    // opens the tickets it sealed, without pushing out the previous slot's key.
+                    Some(_) => keep = keep.saturating_add(1),
+                    None => {}
+                }
+                ring.keys.insert(0, Arc::new(key));
                 ring.keys.truncate(keep);
                 ring.keys.retain(|k| k.expires_at() > now);
                 Ok(())
             }
-            // Keep sealing with the key we have while it still decrypts.
+            // Keep sealing with the key we have while it still decrypts (a stand-in asked
+            // about again is asked again after the source's delay, not on every ticket).
             Err(e) => match ring.keys.first() {
-                Some(current) if current.expires_at() > now => Ok(()),
+                Some(current) if current.expires_at() > now => {
+                    if current.retry_at().is_some() && now < current.rotate_at() {
+                        let delay = self.source.retry_after(current.name());
+                        current.set_retry_at(Some(now + delay.unwrap_or(Duration::from_secs(60))));
+                    }
+                    Ok(())
+                }
                 _ => Err(e),
             },
         }
@@ -482,6 +511,93 @@ mod tests {
         assert!(ring.encrypting_key(at(2 * HOUR)).is_err());
         source.fail.store(false, Ordering::SeqCst);
         assert_ne!(*ring.encrypting_key(at(2 * HOUR)).expect("key").name(), k1);
+    }
+
+    #[test]
+    fn a_stand_in_key_is_replaced_by_the_fleet_key_within_its_slot() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Mutex;
+        /// A fleet source cut off from its store until `reachable`: one stand-in per slot
+        /// meanwhile, then the fleet's key for the slot.
+        #[derive(Debug, Default)]
+        struct Fleet {
+            local: ProcessKeySource,
+            shared: ProcessKeySource,
+            reachable: AtomicBool,
+            asked: AtomicUsize,
+            stand_ins: Mutex<Vec<(UnixTime, KeyMaterial)>>,
+        }
+        impl KeySource for Fleet {
+            fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError> {
+                self.asked.fetch_add(1, Ordering::SeqCst);
+                if self.reachable.load(Ordering::SeqCst) {
+                    return self.shared.new_key(created);
+                }
+                let mut stand_ins = self.stand_ins.lock().expect("lock");
+                if let Some((_, key)) = stand_ins.iter().find(|(c, _)| *c == created) {
+                    return Ok(key.clone());
+                }
+                let key = self.local.new_key(created)?;
+                stand_ins.push((created, key.clone()));
+                Ok(key)
+            }
+            fn master_secret(&self) -> Result<MasterSecret, KeyError> {
+                self.shared.master_secret()
+            }
+            fn slot_aligned(&self) -> bool {
+                true
+            }
+            fn retry_after(&self, key: &KeyName) -> Option<Duration> {
+                let stand_ins = self.stand_ins.lock().expect("lock");
+                stand_ins
+                    .iter()
+                    .any(|(_, k)| &k.name == key)
+                    .then_some(Duration::from_secs(60))
+            }
+        }
+        let source = Arc::new(Fleet {
+            reachable: AtomicBool::new(true),
+            ..Fleet::default()
+        });
+        let ring = KeyRing::new(TicketPolicy::OPENSSL, source.clone());
+        let slot = UnixTime::from_secs(T0 / HOUR * HOUR);
+        let at = |secs: u64| slot + Duration::from_secs(secs);
+        let before = ring.encrypting_key(at(0)).expect("key");
+        assert_eq!(before.retry_at(), None, "a shared key is final");
+        // Cut off when the next slot begins: a stand-in, asked about again a minute later.
+        source.reachable.store(false, Ordering::SeqCst);
+        let stand_in = ring.encrypting_key(at(HOUR)).expect("key");
+        assert_eq!(stand_in.retry_at(), Some(at(HOUR + 60)));
+        let asked = source.asked.load(Ordering::SeqCst);
+        assert_eq!(
+            ring.encrypting_key(at(HOUR + 30)).expect("key").name(),
+            stand_in.name()
+        );
+        assert_eq!(
+            source.asked.load(Ordering::SeqCst),
+            asked,
+            "not asked before the retry"
+        );
+        // Still cut off: the same stand-in, asked again later.
+        let again = ring.encrypting_key(at(HOUR + 61)).expect("key");
+        assert_eq!(again.name(), stand_in.name());
+        assert_eq!(source.asked.load(Ordering::SeqCst), asked + 1);
+        assert_eq!(again.retry_at(), Some(at(HOUR + 121)));
+        // Reachable again: the next retry brings the fleet's key for the same slot.
+        source.reachable.store(true, Ordering::SeqCst);
+        let shared = ring.encrypting_key(at(HOUR + 122)).expect("key");
+        assert_ne!(shared.name(), stand_in.name());
+        assert_eq!(shared.created(), at(HOUR), "the same slot's key");
+        assert_eq!(shared.retry_at(), None);
+        // The stand-in still opens what it sealed, and the previous slot's key is kept.
+        let names = ring.key_names(at(HOUR + 122));
+        assert_eq!(names[0], *shared.name());
+        assert!(names.contains(stand_in.name()), "{names:?}");
+        assert!(names.contains(before.name()), "{names:?}");
+        // At the next boundary an ordinary rotation: the stand-in goes first.
+        let next = ring.encrypting_key(at(2 * HOUR)).expect("key");
+        let names = ring.key_names(at(2 * HOUR));
+        assert_eq!(names, vec![*next.name(), *shared.name()]);
     }
 
     #[test]

@@ -82,6 +82,11 @@ impl RedisConfig {
         self
     }
 
+    /// The delay set by [`retry_after`](Self::retry_after).
+    pub(crate) fn retry_delay(&self) -> Duration {
+        self.retry_after
+    }
+
     /// The prefix of every Redis key written (to share one Redis between fleets).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();

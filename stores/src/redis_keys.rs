@@ -34,10 +34,13 @@ use crate::link::{Link, RedisConfig};
 ///   configured timeouts).
 /// - **Redis unreachable**: keys already held keep serving; a slot with no held key gets a
 ///   process-local key (tickets then resume on this node only) and the master secret falls
-///   back to a process-local one, never an error. Redis is tried again after
-///   [`RedisConfig::retry_after`], and the fleet's keys are used again from the next rotation.
-///   A node that holds the master secret puts it back (`SET NX`) at each rotation, in case
-///   Redis restarted empty.
+///   back to a process-local one, never an error. The process-local key is a stand-in
+///   ([`KeySource::retry_after`]): the ring asks for the slot's key again every
+///   [`RedisConfig::retry_after`], getting the same stand-in while Redis is away and the
+///   fleet's key for the slot once it answers, so the node rejoins the fleet within the slot
+///   (the stand-in still opens the tickets it sealed). The master secret is tried again at the
+///   next period. A node that holds the master secret puts it back (`SET NX`) at each
+///   rotation, in case Redis restarted empty.
 ///
 /// Needs Redis 6.2 or later. Run it with persistence (`appendonly yes`) so that a restart does
 /// not make nodes that held no key create new ones.
@@ -57,6 +60,9 @@ pub struct RedisKeySource {
 struct Held {
     /// Shared keys by slot: at most the current one, the next and the previous.
     slots: BTreeMap<u64, KeyMaterial>,
+    /// Process-local stand-ins by slot, made while Redis could not give the slot's key: the
+    /// same one is handed out again until Redis answers (see `retry_after`).
+    stand_ins: BTreeMap<u64, KeyMaterial>,
     master: Option<MasterSecret>,
 }
 
@@ -205,12 +211,21 @@ impl RedisKeySource {
     }
 
     fn fall_back_key(&self, created: UnixTime, why: &str) -> Result<KeyMaterial, KeyError> {
+        let slot = self.slot_at(created);
+        let mut held = self.held();
+        if let Some(key) = held.stand_ins.get(&slot) {
+            return Ok(key.clone());
+        }
+        let key = self.local.new_key(created)?;
+        held.stand_ins.insert(slot, key.clone());
+        held.stand_ins
+            .retain(|s, _| s.saturating_add(1) >= slot && *s <= slot);
+        drop(held);
         self.local_keys.fetch_add(1, Ordering::Relaxed);
         eprintln!(
-            "tlsresume-stores: warning: ticket key for slot {} is process-local ({why}); tickets from it resume on this node only",
-            self.slot_at(created)
+            "tlsresume-stores: warning: ticket key for slot {slot} is process-local ({why}); tickets from it resume on this node only until Redis answers again"
         );
-        self.local.new_key(created)
+        Ok(key)
     }
 
     /// Puts the held master secret back if Redis lost it (a restart without persistence), so
@@ -327,6 +342,7 @@ impl KeySource for RedisKeySource {
                 match current {
                     Ok(key) => {
                         held.slots.insert(slot, key.clone());
+                        held.stand_ins.remove(&slot);
                         drop(held);
                         self.shared.fetch_add(1, Ordering::Relaxed);
                         Ok(key)
@@ -351,6 +367,17 @@ impl KeySource for RedisKeySource {
     /// Keys belong to rotation slots, so every node's ring rotates at the same boundaries.
     fn slot_aligned(&self) -> bool {
         true
+    }
+
+    /// A process-local stand-in (Redis could not give the slot's key) is asked about again
+    /// after [`RedisConfig::retry_after`], so a node rejoins the fleet's key within its slot
+    /// once Redis answers, not at the next rotation.
+    fn retry_after(&self, key: &KeyName) -> Option<Duration> {
+        self.held()
+            .stand_ins
+            .values()
+            .any(|k| &k.name == key)
+            .then(|| self.link.config().retry_delay())
     }
 
     fn master_secret(&self) -> Result<MasterSecret, KeyError> {
