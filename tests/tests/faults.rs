@@ -2,27 +2,24 @@
 //! file deleted or replaced by garbage while the process runs, and a store whose writes fail.
 //! Nothing may fail a handshake: a store failure costs at most the next resumption.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
 
+mod common;
+
+use common::{answer, dialogue, gnutls_turn};
 use tlsresume::backends;
 use tlsresume_compare::Pki;
 use tlsresume_core::{
-    BackendKind, CacheEntry, CacheKey, ClientContext, ClientParams, ClientSettings, MemoryStore,
-    ServerContext, ServerParams, ServerSettings, SessionStore, StoreError,
+    BackendKind, CacheEntry, CacheKey, ClientContext, ClientSettings, MemoryStore, ServerContext,
+    ServerSettings, SessionStore, StoreError,
 };
 use tlsresume_stores::DiskStore;
 
-fn gnutls_turn() -> MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// A server answering connections until the listener is dropped.
+/// A server answering connections until the process ends.
 fn serve(server: Arc<dyn ServerContext>) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -30,19 +27,7 @@ fn serve(server: Arc<dyn ServerContext>) -> std::net::SocketAddr {
         for tcp in listener.incoming() {
             let Ok(tcp) = tcp else { return };
             let server = server.clone();
-            thread::spawn(move || {
-                let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
-                let (Ok(peer), Ok(local)) = (tcp.peer_addr(), tcp.local_addr()) else {
-                    return;
-                };
-                if let Ok(mut tls) = server.accept(Box::new(tcp), &ServerParams::new(peer, local)) {
-                    let _ = tls.write_all(b"hi");
-                    let _ = tls.flush();
-                    let mut buf = [0u8; 2];
-                    let _ = tls.read_exact(&mut buf);
-                    let _ = tls.shutdown();
-                }
-            });
+            thread::spawn(move || answer(server.as_ref(), tcp));
         }
     });
     addr
@@ -50,18 +35,7 @@ fn serve(server: Arc<dyn ServerContext>) -> std::net::SocketAddr {
 
 /// One connection; whether it resumed. Any handshake failure fails the test.
 fn connect(client: &dyn ClientContext, addr: std::net::SocketAddr) -> bool {
-    let tcp = TcpStream::connect(addr).expect("connect");
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut tls = client
-        .connect(Box::new(tcp), &ClientParams::new("mx.tlsresume.test", addr))
-        .expect("a store fault never fails the handshake");
-    let mut buf = [0u8; 2];
-    tls.read_exact(&mut buf).expect("read");
-    tls.write_all(b"ok").expect("write");
-    let resumed = tls.info().resumed;
-    let _ = tls.shutdown();
-    resumed
+    dialogue(client, addr).expect("a store fault never fails the handshake")
 }
 
 fn scratch(name: &str) -> std::path::PathBuf {

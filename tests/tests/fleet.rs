@@ -11,27 +11,23 @@
 //! Needs `redis-server` (see [`tlsresume_compare::redis`]); skipped, and said so, without it,
 //! except under CI.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{answer, dialogue, gnutls_turn};
 use tlsresume::backends;
 use tlsresume_compare::redis::{RedisServer, SlowLink};
 use tlsresume_compare::Pki;
 use tlsresume_core::{
-    BackendKind, ClientContext, ClientParams, ClientSettings, ManualClock, ServerContext,
-    ServerParams, ServerSettings, UnixTime, Versions,
+    BackendKind, ClientContext, ClientSettings, ManualClock, ServerContext, ServerSettings,
+    UnixTime, Versions,
 };
 use tlsresume_stores::{Kek, RedisConfig, RedisKeySource, RedisStore};
-
-/// GnuTLS objects with different clocks cannot live at once: one test at a time.
-fn gnutls_turn() -> MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// The virtual clock's start: the next slot boundary of both flavours (6 h is a multiple of
 /// 1 h) after the real time. Redis expires entries on its own clock (`SET … PXAT`), so the
@@ -91,21 +87,6 @@ impl Drop for Node {
         while Arc::strong_count(&self.server) > 1 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
-    }
-}
-
-fn answer(server: &dyn ServerContext, tcp: TcpStream) {
-    let _ = tcp.set_nodelay(true);
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
-    let (Ok(peer), Ok(local)) = (tcp.peer_addr(), tcp.local_addr()) else {
-        return;
-    };
-    if let Ok(mut tls) = server.accept(Box::new(tcp), &ServerParams::new(peer, local)) {
-        let _ = tls.write_all(b"hi");
-        let _ = tls.flush();
-        let mut buf = [0u8; 2];
-        let _ = tls.read_exact(&mut buf);
-        let _ = tls.shutdown();
     }
 }
 
@@ -184,7 +165,7 @@ impl Fleet {
 
     /// One connection through the balancer: whether it resumed, or why the handshake failed.
     fn connect(&self) -> Result<bool, String> {
-        connect(self.client.as_ref(), self.addr)
+        dialogue(self.client.as_ref(), self.addr)
     }
 
     /// Connects until a session made on one node resumes on the other (`true`), or `within`
@@ -204,21 +185,6 @@ impl Fleet {
         }
         false
     }
-}
-
-fn connect(client: &dyn ClientContext, addr: SocketAddr) -> Result<bool, String> {
-    let tcp = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut tls = client
-        .connect(Box::new(tcp), &ClientParams::new("mx.tlsresume.test", addr))
-        .map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 2];
-    tls.read_exact(&mut buf).map_err(|e| format!("read: {e}"))?;
-    tls.write_all(b"ok").map_err(|e| format!("write: {e}"))?;
-    let resumed = tls.info().resumed;
-    let _ = tls.shutdown();
-    Ok(resumed)
 }
 
 /// Client threads connecting through the fleet until stopped; counts per phase.
@@ -258,7 +224,7 @@ impl Load {
             handles.push(thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     let p = phase.load(Ordering::SeqCst);
-                    let outcome = connect(client.as_ref(), addr);
+                    let outcome = dialogue(client.as_ref(), addr);
                     let mut tally = tally.lock().unwrap_or_else(|e| e.into_inner());
                     let t = &mut tally[p];
                     t.handshakes += 1;

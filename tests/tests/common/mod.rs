@@ -1,0 +1,48 @@
+//! The server and client ends of the one-exchange dialogue the fault and fleet tests run over
+//! loopback TCP: the server writes "hi", the client reads it (a TLS 1.3 ticket arrives with it)
+//! and answers "ok".
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tlsresume_core::{ClientContext, ClientParams, ServerContext, ServerParams};
+
+/// GnuTLS objects with different clocks cannot live at once: one test of a binary at a time.
+pub fn gnutls_turn() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The server end of one connection; a failed handshake just ends it.
+pub fn answer(server: &dyn ServerContext, tcp: TcpStream) {
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    let (Ok(peer), Ok(local)) = (tcp.peer_addr(), tcp.local_addr()) else {
+        return;
+    };
+    if let Ok(mut tls) = server.accept(Box::new(tcp), &ServerParams::new(peer, local)) {
+        let _ = tls.write_all(b"hi");
+        let _ = tls.flush();
+        let mut buf = [0u8; 2];
+        let _ = tls.read_exact(&mut buf);
+        let _ = tls.shutdown();
+    }
+}
+
+/// The client end: whether it resumed, or why the handshake or the exchange failed.
+pub fn dialogue(client: &dyn ClientContext, addr: SocketAddr) -> Result<bool, String> {
+    let tcp = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut tls = client
+        .connect(Box::new(tcp), &ClientParams::new("mx.tlsresume.test", addr))
+        .map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 2];
+    tls.read_exact(&mut buf).map_err(|e| format!("read: {e}"))?;
+    tls.write_all(b"ok").map_err(|e| format!("write: {e}"))?;
+    let resumed = tls.info().resumed;
+    let _ = tls.shutdown();
+    Ok(resumed)
+}
