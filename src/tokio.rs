@@ -323,7 +323,8 @@ impl TlsAcceptor {
     }
 
     /// Runs the server side of a handshake on `io`; the same decisions as the backend's
-    /// blocking `accept`. A ticket-key rotation that is due is made first, off the runtime.
+    /// blocking `accept`. A ticket-key refresh that is due (a rotation, a stand-in master secret
+    /// asked about again) is made first, off the runtime.
     pub fn accept<IO: AsyncIo>(
         &self,
         params: &ServerParams,
@@ -332,13 +333,11 @@ impl TlsAcceptor {
         let server = self.server.clone();
         let params = params.clone();
         async move {
-            if let Some((ring, clock)) = server.ticket_key_ring() {
-                if ring.rotation_due(clock.now()) {
-                    // A failure leaves the ring as it was: the callbacks then answer as they
-                    // would have (no ticket), so it is not an error here.
-                    let _ = ::tokio::task::spawn_blocking(move || ring.rotate_if_due(clock.now()))
-                        .await;
-                }
+            if server.ticket_keys_due() {
+                // A failure leaves the keys as they were: the callbacks then answer as they
+                // would have (no ticket), so it is not an error here.
+                let refresh = server.clone();
+                let _ = ::tokio::task::spawn_blocking(move || refresh.refresh_ticket_keys()).await;
             }
             let mid = server.start_accept(Box::new(SyncIo::new(io)), &params)?;
             let inner = drive::<IO>(mid).await?;

@@ -664,6 +664,26 @@ pub trait ServerContext: Send + Sync + fmt::Debug {
     /// the runtime before a handshake, so a key source that blocks (Redis) is not asked from
     /// inside the library's callbacks.
     fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)>;
+
+    /// Whether the next handshake would ask the key source first (which may block): a
+    /// rotation of the [`ticket_key_ring`](Self::ticket_key_ring) due, or a master secret
+    /// that was a stand-in to be asked about again (GnuTLS). An async server checks this
+    /// before a handshake and then calls [`refresh_ticket_keys`](Self::refresh_ticket_keys)
+    /// on a blocking-task thread.
+    fn ticket_keys_due(&self) -> bool {
+        self.ticket_key_ring()
+            .is_some_and(|(ring, clock)| ring.rotation_due(clock.now()))
+    }
+
+    /// Does what [`ticket_keys_due`](Self::ticket_keys_due) found due (may block on the key
+    /// source). Fails only when there is no usable key at all; the handshakes then go on as
+    /// they would have (no ticket).
+    fn refresh_ticket_keys(&self) -> Result<(), Error> {
+        match self.ticket_key_ring() {
+            Some((ring, clock)) => Ok(ring.rotate_if_due(clock.now())?),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A client configuration that makes TLS connections.

@@ -92,7 +92,7 @@ pub struct KeyMaterial {
 
 /// The 64-byte master secret of the periodic (GnuTLS) schedule, from which each period's key
 /// is derived. GnuTLS takes it as its session-ticket master key. Zeroised on drop.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
 pub struct MasterSecret([u8; 64]);
 
 impl MasterSecret {
@@ -305,8 +305,20 @@ pub trait KeySource: fmt::Debug + Send + Sync {
     fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError>;
 
     /// The master secret for the periodic schedule (and for GnuTLS's own key derivation).
-    /// Must be the same on every call.
+    /// Must be the same on every call, except that a stand-in (see
+    /// [`master_retry_after`](Self::master_retry_after)) gives way to the final secret.
     fn master_secret(&self) -> Result<MasterSecret, KeyError>;
+
+    /// Whether `master`, just handed out by [`master_secret`](Self::master_secret), is a
+    /// stand-in, and if so how soon to ask again: a fleet source cut off from its shared store
+    /// makes a master secret of its own (tickets then resume on this node only) and gives the
+    /// fleet's once the store answers. A [`KeyRing`](crate::KeyRing) on the periodic schedule,
+    /// and the GnuTLS server, ask again after this delay instead of keeping the stand-in for
+    /// good; a source asked again while still cut off should hand out the same stand-in. The
+    /// default, `None`: the master secret is final.
+    fn master_retry_after(&self, _master: &MasterSecret) -> Option<std::time::Duration> {
+        None
+    }
 
     /// Whether keys belong to fixed rotation slots (`floor(time / rotation)`), as a source
     /// shared by a fleet hands them out. A [`KeyRing`](crate::KeyRing) over such a source

@@ -192,7 +192,15 @@ impl KeyRing {
             KeySchedule::Rolling => ring.keys.first().is_none_or(|k| {
                 now >= k.rotate_at() || k.retry_at().is_some_and(|retry| now >= retry)
             }),
-            KeySchedule::Periodic => ring.period != Some(self.period_at(now)),
+            // A master secret that was a stand-in is asked about again once its delay passed.
+            KeySchedule::Periodic => {
+                ring.period != Some(self.period_at(now))
+                    || ring
+                        .keys
+                        .first()
+                        .and_then(|k| k.retry_at())
+                        .is_some_and(|retry| now >= retry)
+            }
         }
     }
 
@@ -271,15 +279,45 @@ impl KeyRing {
     }
 
     fn derive_periodic(&self, ring: &mut Ring, now: UnixTime) -> Result<(), KeyError> {
-        let master = self.source.master_secret()?;
-        let mac_key = HmacKey::new(master.as_bytes());
         let period = self.period_at(now);
+        let same_period = ring.period == Some(period);
+        let master = match self.source.master_secret() {
+            Ok(master) => master,
+            // Asked again about a stand-in and the source failed: keep the keys, ask later.
+            Err(_) if same_period => {
+                if let Some(current) = ring.keys.first() {
+                    current.set_retry_at(Some(now + Duration::from_secs(60)));
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let retry_at = self.source.master_retry_after(&master).map(|d| now + d);
+        let mac_key = HmacKey::new(master.as_bytes());
         let rotation = self.policy.rotation();
         let kept = u64::from(self.policy.previous_keys());
-        ring.keys = (0..=kept)
+        let keys: Vec<Arc<TicketKey>> = (0..=kept)
             .filter_map(|back| period.checked_sub(back))
             .map(|p| Arc::new(periodic_key(&mac_key, p, rotation, kept)))
             .collect();
+        if let Some(first) = keys.first() {
+            first.set_retry_at(retry_at);
+        }
+        let old = std::mem::replace(&mut ring.keys, keys);
+        if same_period {
+            match old.first() {
+                // Still the same stand-in: nothing changed but when to ask again.
+                Some(current) if ring.keys.first().map(|k| k.name()) == Some(current.name()) => {
+                    ring.keys = old;
+                    if let Some(current) = ring.keys.first() {
+                        current.set_retry_at(retry_at);
+                    }
+                }
+                // The fleet's master replaces a stand-in within the period: the stand-in's
+                // keys still open the tickets they sealed, until the period ends.
+                _ => ring.keys.extend(old),
+            }
+        }
         ring.period = Some(period);
         Ok(())
     }
@@ -409,7 +447,7 @@ mod tests {
     use super::*;
     use crate::keys::{MasterSecret, ProcessKeySource};
     use proptest::prelude::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     const T0: u64 = 1_700_000_000;
     const MIN: u64 = 60;
@@ -513,48 +551,58 @@ mod tests {
         assert_ne!(*ring.encrypting_key(at(2 * HOUR)).expect("key").name(), k1);
     }
 
+    /// A fleet source cut off from its store until `reachable`: one stand-in key per slot and
+    /// one stand-in master secret meanwhile (each asked about again after a minute), then the
+    /// fleet's.
+    #[derive(Debug, Default)]
+    struct Fleet {
+        local: ProcessKeySource,
+        shared: ProcessKeySource,
+        reachable: AtomicBool,
+        asked: AtomicUsize,
+        stand_ins: std::sync::Mutex<Vec<(UnixTime, KeyMaterial)>>,
+    }
+
+    impl KeySource for Fleet {
+        fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            if self.reachable.load(Ordering::SeqCst) {
+                return self.shared.new_key(created);
+            }
+            let mut stand_ins = self.stand_ins.lock().expect("lock");
+            if let Some((_, key)) = stand_ins.iter().find(|(c, _)| *c == created) {
+                return Ok(key.clone());
+            }
+            let key = self.local.new_key(created)?;
+            stand_ins.push((created, key.clone()));
+            Ok(key)
+        }
+        fn master_secret(&self) -> Result<MasterSecret, KeyError> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            if self.reachable.load(Ordering::SeqCst) {
+                self.shared.master_secret()
+            } else {
+                self.local.master_secret()
+            }
+        }
+        fn slot_aligned(&self) -> bool {
+            true
+        }
+        fn retry_after(&self, key: &KeyName) -> Option<Duration> {
+            let stand_ins = self.stand_ins.lock().expect("lock");
+            stand_ins
+                .iter()
+                .any(|(_, k)| &k.name == key)
+                .then_some(Duration::from_secs(60))
+        }
+        fn master_retry_after(&self, master: &MasterSecret) -> Option<Duration> {
+            let shared = self.shared.master_secret().expect("master");
+            (*master != shared).then_some(Duration::from_secs(60))
+        }
+    }
+
     #[test]
     fn a_stand_in_key_is_replaced_by_the_fleet_key_within_its_slot() {
-        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-        use std::sync::Mutex;
-        /// A fleet source cut off from its store until `reachable`: one stand-in per slot
-        /// meanwhile, then the fleet's key for the slot.
-        #[derive(Debug, Default)]
-        struct Fleet {
-            local: ProcessKeySource,
-            shared: ProcessKeySource,
-            reachable: AtomicBool,
-            asked: AtomicUsize,
-            stand_ins: Mutex<Vec<(UnixTime, KeyMaterial)>>,
-        }
-        impl KeySource for Fleet {
-            fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError> {
-                self.asked.fetch_add(1, Ordering::SeqCst);
-                if self.reachable.load(Ordering::SeqCst) {
-                    return self.shared.new_key(created);
-                }
-                let mut stand_ins = self.stand_ins.lock().expect("lock");
-                if let Some((_, key)) = stand_ins.iter().find(|(c, _)| *c == created) {
-                    return Ok(key.clone());
-                }
-                let key = self.local.new_key(created)?;
-                stand_ins.push((created, key.clone()));
-                Ok(key)
-            }
-            fn master_secret(&self) -> Result<MasterSecret, KeyError> {
-                self.shared.master_secret()
-            }
-            fn slot_aligned(&self) -> bool {
-                true
-            }
-            fn retry_after(&self, key: &KeyName) -> Option<Duration> {
-                let stand_ins = self.stand_ins.lock().expect("lock");
-                stand_ins
-                    .iter()
-                    .any(|(_, k)| &k.name == key)
-                    .then_some(Duration::from_secs(60))
-            }
-        }
         let source = Arc::new(Fleet {
             reachable: AtomicBool::new(true),
             ..Fleet::default()
@@ -598,6 +646,67 @@ mod tests {
         let next = ring.encrypting_key(at(2 * HOUR)).expect("key");
         let names = ring.key_names(at(2 * HOUR));
         assert_eq!(names, vec![*next.name(), *shared.name()]);
+    }
+
+    #[test]
+    fn a_stand_in_master_is_replaced_by_the_fleet_master_within_its_period() {
+        let source = Arc::new(Fleet::default());
+        let ring = KeyRing::new(TicketPolicy::GNUTLS, source.clone());
+        let period = TicketPolicy::GNUTLS.rotation().as_secs();
+        let start = UnixTime::from_secs(T0 / period * period);
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        // Cut off at start: keys derived from the stand-in, asked about again a minute later.
+        let stand_in = ring.encrypting_key(at(10)).expect("key");
+        assert_eq!(stand_in.retry_at(), Some(at(70)));
+        assert_eq!(source.asked.load(Ordering::SeqCst), 1);
+        ring.encrypting_key(at(69)).expect("key");
+        assert_eq!(
+            source.asked.load(Ordering::SeqCst),
+            1,
+            "not asked before the retry"
+        );
+        // Still cut off: the same keys, asked again later.
+        let again = ring.encrypting_key(at(71)).expect("key");
+        assert_eq!(again.name(), stand_in.name());
+        assert_eq!(source.asked.load(Ordering::SeqCst), 2);
+        assert_eq!(again.retry_at(), Some(at(131)));
+        // Reachable: the next retry brings the keys of the fleet's master, in the same period.
+        source.reachable.store(true, Ordering::SeqCst);
+        let shared = ring.encrypting_key(at(132)).expect("key");
+        assert_ne!(shared.name(), stand_in.name());
+        assert_eq!(shared.retry_at(), None, "the fleet's master is final");
+        let fleet_ring = KeyRing::new(
+            TicketPolicy::GNUTLS,
+            Arc::new(FixedMaster(source.shared.master_secret().expect("master"))),
+        );
+        assert_eq!(
+            fleet_ring.encrypting_key(at(132)).expect("key").name(),
+            shared.name(),
+            "the same key as a node that had the fleet's master from the start"
+        );
+        // The stand-in's key still opens what it sealed, until the period ends.
+        assert!(ring.find_key(stand_in.name(), at(133)).is_ok());
+        assert_eq!(
+            ring.find_key(stand_in.name(), at(period + 1)).err(),
+            Some(RejectReason::UnknownKey)
+        );
+        assert_eq!(
+            source.asked.load(Ordering::SeqCst),
+            4,
+            "asked once per period since"
+        );
+    }
+
+    /// A source whose master secret is given.
+    #[derive(Debug)]
+    struct FixedMaster(MasterSecret);
+    impl KeySource for FixedMaster {
+        fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError> {
+            ProcessKeySource::new().new_key(created)
+        }
+        fn master_secret(&self) -> Result<MasterSecret, KeyError> {
+            Ok(self.0.clone())
+        }
     }
 
     #[test]

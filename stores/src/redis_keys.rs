@@ -38,9 +38,10 @@ use crate::link::{Link, RedisConfig};
 ///   ([`KeySource::retry_after`]): the ring asks for the slot's key again every
 ///   [`RedisConfig::retry_after`], getting the same stand-in while Redis is away and the
 ///   fleet's key for the slot once it answers, so the node rejoins the fleet within the slot
-///   (the stand-in still opens the tickets it sealed). The master secret is tried again at the
-///   next period. A node that holds the master secret puts it back (`SET NX`) at each
-///   rotation, in case Redis restarted empty.
+///   (the stand-in still opens the tickets it sealed). A process-local master secret is a
+///   stand-in too ([`KeySource::master_retry_after`]): asked about again after the same delay,
+///   it gives way to the fleet's once Redis answers. A node that holds the master secret puts
+///   it back (`SET NX`) at each rotation, in case Redis restarted empty.
 ///
 /// Needs Redis 6.2 or later. Run it with persistence (`appendonly yes`) so that a restart does
 /// not make nodes that held no key create new ones.
@@ -64,6 +65,8 @@ struct Held {
     /// same one is handed out again until Redis answers (see `retry_after`).
     stand_ins: BTreeMap<u64, KeyMaterial>,
     master: Option<MasterSecret>,
+    /// Whether a process-local master secret was handed out (warned about once).
+    master_stand_in: bool,
 }
 
 /// What a [`RedisKeySource`] has handed out.
@@ -389,18 +392,34 @@ impl KeySource for RedisKeySource {
                 let mut held = self.held();
                 // Another thread may have fetched it meanwhile: both are Redis's value.
                 let master = held.master.get_or_insert(master).clone();
+                let was_stand_in = std::mem::take(&mut held.master_stand_in);
                 drop(held);
                 self.shared.fetch_add(1, Ordering::Relaxed);
+                if was_stand_in {
+                    eprintln!(
+                        "tlsresume-stores: ticket master secret is the fleet's again (Redis answered)"
+                    );
+                }
                 return Ok(master);
             }
             Ok(Err(e)) => e.to_string(),
             Err(e) => format!("redis {e}"),
         };
-        self.local_keys.fetch_add(1, Ordering::Relaxed);
-        eprintln!(
-            "tlsresume-stores: warning: ticket master secret is process-local ({why}); tickets resume on this node only until Redis is back"
-        );
+        let first = !std::mem::replace(&mut self.held().master_stand_in, true);
+        if first {
+            self.local_keys.fetch_add(1, Ordering::Relaxed);
+            eprintln!(
+                "tlsresume-stores: warning: ticket master secret is process-local ({why}); tickets resume on this node only until Redis is back"
+            );
+        }
         self.local.master_secret()
+    }
+
+    /// A process-local master secret (Redis could not give the fleet's) is asked about again
+    /// after [`RedisConfig::retry_after`], so a node started during an outage takes the fleet's
+    /// master once Redis answers instead of keeping its own for good.
+    fn master_retry_after(&self, master: &MasterSecret) -> Option<Duration> {
+        (self.held().master.as_ref() != Some(master)).then(|| self.link.config().retry_delay())
     }
 }
 

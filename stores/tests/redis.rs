@@ -298,6 +298,14 @@ fn redis_outage_degrades_to_local_keys_and_recovers() {
     let local_master = c.master_secret().expect("local master");
     assert_ne!(local_master.as_bytes(), master.as_bytes());
     assert_eq!(c.stats().local, 1);
+    // A stand-in, to be asked about again; asked while Redis is away, the same one.
+    assert!(c.master_retry_after(&local_master).is_some());
+    assert_eq!(a.master_retry_after(&master), None, "the fleet's is final");
+    assert_eq!(
+        c.master_secret().expect("local master").as_bytes(),
+        local_master.as_bytes()
+    );
+    assert_eq!(c.stats().local, 1, "one stand-in, counted once");
 
     // Redis comes back (empty: no persistence in this test).
     server.restart();
@@ -312,9 +320,12 @@ fn redis_outage_degrades_to_local_keys_and_recovers() {
         d.master_secret().expect("master").as_bytes(),
         master.as_bytes()
     );
-    assert_eq!(
-        c.master_secret().expect("master").as_bytes(),
-        master.as_bytes()
+    let fleet_master = c.master_secret().expect("master");
+    assert_eq!(fleet_master.as_bytes(), master.as_bytes());
+    assert_eq!(c.master_retry_after(&fleet_master), None);
+    assert!(
+        c.master_retry_after(&local_master).is_some(),
+        "the stand-in is still not the fleet's"
     );
 }
 

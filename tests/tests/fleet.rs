@@ -350,6 +350,40 @@ fn redis_stopped_and_restarted_under_load_fails_no_handshake_and_fleet_resumptio
 }
 
 #[test]
+fn a_fleet_started_while_redis_is_away_joins_up_once_redis_answers() {
+    let _turn = gnutls_turn();
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let pki = Pki::committed().expect("PKI");
+    for kind in backends::available() {
+        // Both nodes start cut off: each makes ticket keys (GnuTLS: a master secret) of its
+        // own, stand-ins for the fleet's.
+        redis.stop();
+        let fleet = Fleet::new(kind, Versions::ALL, &redis.url(), &pki);
+        for i in 0..6 {
+            let outcome = fleet.connect();
+            assert!(
+                outcome.is_ok(),
+                "{kind}: handshake {i} with Redis away failed: {outcome:?}"
+            );
+        }
+        // Back (empty). Within the same rotation slot (GnuTLS: period), once the links try
+        // Redis again (real-time back-off) and the stand-ins' delay passed on the virtual
+        // clock, both nodes take the fleet's keys: a session made on one resumes on the other.
+        redis.restart();
+        thread::sleep(RETRY + RETRY / 2);
+        fleet.clock.advance(2 * RETRY);
+        assert!(
+            fleet.resumes_across_nodes(Duration::from_secs(10)),
+            "{kind}: nodes started during a Redis outage resume each other's sessions once Redis is back"
+        );
+        let stats: Vec<_> = fleet.sources.iter().map(|s| s.stats()).collect();
+        eprintln!("{kind}: key sources {stats:?}");
+    }
+}
+
+#[test]
 fn a_slow_redis_bounds_the_handshake_wait_and_fails_none() {
     let _turn = gnutls_turn();
     let Some(redis) = RedisServer::start() else {

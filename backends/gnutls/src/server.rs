@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use tlsresume_core::contract::ServerContract;
 use tlsresume_core::{
-    BackendKind, Error, KeyRing, MasterSecret, MidHandshake, OcspStatus, Resumption, ServerContext,
-    ServerParams, ServerSettings, SessionInfo, SharedClock, Side, TlsStream, Transport,
-    Verification,
+    BackendKind, Error, KeyRing, MidHandshake, OcspStatus, Resumption, ServerContext, ServerParams,
+    ServerSettings, SessionInfo, SharedClock, Side, TlsStream, Transport, Verification,
 };
 
 use crate::callbacks::{install_clock, ClockClaim};
@@ -28,7 +27,7 @@ pub struct Server {
     settings: ServerSettings,
     clock: Arc<ClockClaim>,
     credentials: Arc<Credentials>,
-    master: MasterSecret,
+    master: tickets::MasterKey,
     priority: String,
 }
 
@@ -42,13 +41,15 @@ impl fmt::Debug for Server {
 }
 
 impl Server {
-    /// Loads the identity (and OCSP staple) and fetches the master ticket key.
+    /// Loads the identity (and OCSP staple) and fetches the master ticket key (asked for again
+    /// later when the key source says it is a stand-in; see
+    /// [`KeySource::master_retry_after`](tlsresume_core::KeySource::master_retry_after)).
     pub fn new(settings: ServerSettings) -> Result<Self, Error> {
         settings.check_for(BACKEND)?;
         let clock = Arc::new(install_clock(&settings.clock)?);
         let credentials = config::server_credentials(&settings)?;
         let priority = config::priority(&settings.versions)?;
-        let master = tickets::master_key(&settings)?;
+        let master = tickets::MasterKey::fetch(&settings)?;
         Ok(Self {
             settings,
             clock,
@@ -81,7 +82,13 @@ impl Server {
         session.set_alpn(&self.settings.alpn)?;
         let lifetime = tickets::expiration_secs(&self.settings);
         if start.may_issue {
-            session.enable_tickets_server(self.master.as_bytes())?;
+            // A stand-in master asked about again (a blocking server; an async one did it
+            // off the runtime before, see `refresh_ticket_keys`).
+            let now = self.settings.clock.now();
+            if self.master.due(now) {
+                self.master.refresh(&self.settings, now);
+            }
+            session.enable_tickets_server(self.master.bytes().as_bytes())?;
             session.set_cache_expiration(lifetime);
         }
         let conn = Connection::new(session, self.credentials.clone(), transport)?;
@@ -177,8 +184,20 @@ impl ServerContext for Server {
     }
 
     /// GnuTLS derives its ticket keys itself from the master secret fetched in
-    /// [`Server::new`]: no key source is asked during a handshake.
+    /// [`Server::new`]: no key source is asked from inside a handshake.
     fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)> {
         None
+    }
+
+    /// Due when the master secret is a stand-in whose delay has passed.
+    fn ticket_keys_due(&self) -> bool {
+        self.master.due(self.settings.clock.now())
+    }
+
+    /// Asks the key source again about a stand-in master secret.
+    fn refresh_ticket_keys(&self) -> Result<(), Error> {
+        self.master
+            .refresh(&self.settings, self.settings.clock.now());
+        Ok(())
     }
 }

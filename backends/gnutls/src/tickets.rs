@@ -10,13 +10,87 @@
 //! derive the same keys. The measured acceptance rules are in the crate's README and
 //! [`crate`] docs.
 
+use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use tlsresume_core::{Error, MasterSecret, ServerSettings};
+use tlsresume_core::{Error, MasterSecret, ServerSettings, UnixTime};
 
-/// The master ticket key for `gnutls_session_ticket_enable_server` (64 bytes).
-pub(crate) fn master_key(settings: &ServerSettings) -> Result<MasterSecret, Error> {
-    Ok(settings.key_source.master_secret()?)
+/// How soon to ask again about a stand-in master secret when the key source failed outright.
+const RETRY_ON_ERROR: Duration = Duration::from_secs(60);
+
+/// The master ticket key for `gnutls_session_ticket_enable_server` (64 bytes), as the server
+/// holds it: fetched from the key source when the server is made and, when the source said it
+/// was a stand-in ([`KeySource::master_retry_after`](tlsresume_core::KeySource::master_retry_after):
+/// a fleet node cut off from its shared store), fetched again once the delay has passed on the
+/// server's clock, so the node takes the fleet's master once the store answers.
+///
+/// GnuTLS takes one master key per session: tickets sealed under a stand-in do not open once
+/// the fleet's master has replaced it (those clients make a full handshake, once).
+pub(crate) struct MasterKey {
+    held: RwLock<Held>,
+}
+
+struct Held {
+    secret: MasterSecret,
+    retry_at: Option<UnixTime>,
+}
+
+impl MasterKey {
+    /// Fetches the master secret (this may block on a shared key source).
+    pub(crate) fn fetch(settings: &ServerSettings) -> Result<Self, Error> {
+        let secret = settings.key_source.master_secret()?;
+        let now = settings.clock.now();
+        let retry_at = settings
+            .key_source
+            .master_retry_after(&secret)
+            .map(|d| now + d);
+        Ok(Self {
+            held: RwLock::new(Held { secret, retry_at }),
+        })
+    }
+
+    /// Whether the held secret is a stand-in to be asked about again at `now`.
+    pub(crate) fn due(&self, now: UnixTime) -> bool {
+        self.read().retry_at.is_some_and(|retry| now >= retry)
+    }
+
+    /// Asks the key source again if [`due`](Self::due) (this may block). A source that fails
+    /// leaves the held secret in place, asked about again later.
+    pub(crate) fn refresh(&self, settings: &ServerSettings, now: UnixTime) {
+        let mut held = self.held.write().unwrap_or_else(|p| p.into_inner());
+        if held.retry_at.is_none_or(|retry| now < retry) {
+            return;
+        }
+        match settings.key_source.master_secret() {
+            Ok(secret) => {
+                held.retry_at = settings
+                    .key_source
+                    .master_retry_after(&secret)
+                    .map(|d| now + d);
+                held.secret = secret;
+            }
+            Err(_) => held.retry_at = Some(now + RETRY_ON_ERROR),
+        }
+    }
+
+    /// The 64 secret bytes, for one session's `gnutls_session_ticket_enable_server` (which
+    /// copies them).
+    pub(crate) fn bytes(&self) -> MasterBytes<'_> {
+        MasterBytes(self.read())
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Held> {
+        self.held.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The held master secret's bytes, borrowed for as long as this lives.
+pub(crate) struct MasterBytes<'a>(RwLockReadGuard<'a, Held>);
+
+impl MasterBytes<'_> {
+    pub(crate) fn as_bytes(&self) -> &[u8; 64] {
+        self.0.secret.as_bytes()
+    }
 }
 
 /// The value for `gnutls_db_set_cache_expiration`: the policy's ticket lifetime in seconds
