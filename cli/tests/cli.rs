@@ -9,6 +9,9 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "stores")]
+use tlsresume_compare::redis::{free_port, RedisServer};
+
 const BIN: &str = env!("CARGO_BIN_EXE_tlsresume");
 
 /// The longest a command may run before the test fails.
@@ -595,114 +598,6 @@ fn stapled_ocsp_is_reported_to_the_probe() {
     assert!(srv.line().contains(" X=TLS1."));
 }
 
-/// A private `redis-server` on a free loopback port, no persistence, killed on drop.
-#[cfg(feature = "stores")]
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-#[cfg(feature = "stores")]
-impl Redis {
-    /// A fresh server, or `None` (with a message) when `redis-server` is not installed or
-    /// `TLSRESUME_SKIP_REDIS` is set.
-    fn start() -> Option<Self> {
-        Self::start_with(false)
-    }
-
-    /// With `tls`, the server listens only on a TLS port, with the committed test certificate
-    /// (valid for 127.0.0.1, signed by tests/pki/ca.pem).
-    fn start_with(tls: bool) -> Option<Self> {
-        use std::io::Write;
-        if std::env::var_os("TLSRESUME_SKIP_REDIS").is_some() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "TLSRESUME_SKIP_REDIS is set under CI: the Redis checks must run there"
-            );
-            eprintln!("SKIPPED: TLSRESUME_SKIP_REDIS is set");
-            return None;
-        }
-        let port = free_port();
-        let mut cmd = Command::new("redis-server");
-        if tls {
-            cmd.args(["--port", "0", "--tls-port", &port.to_string()])
-                .args(["--tls-auth-clients", "no"])
-                .args(["--tls-cert-file", &pki("server-ecdsa.pem")])
-                .args(["--tls-key-file", &pki("server-ecdsa.key")])
-                .args(["--tls-ca-cert-file", &pki("ca.pem")]);
-        } else {
-            cmd.args(["--port", &port.to_string()]);
-        }
-        let child = match cmd
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(e) => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "cannot run redis-server ({e}) and CI is set: install it (Debian: apt-get \
-                     install -y redis-server)"
-                );
-                eprintln!(
-                    "SKIPPED: cannot run redis-server ({e}); install it (Debian: apt-get install -y redis-server)"
-                );
-                return None;
-            }
-        };
-        let redis = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if tls {
-                // Listening is enough: the TLS handshake is the test's.
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Some(redis);
-                }
-                assert!(Instant::now() < deadline, "redis-server did not start");
-                thread::sleep(Duration::from_millis(20));
-                continue;
-            }
-            let pong = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
-                s.set_read_timeout(Some(Duration::from_millis(500)))?;
-                s.write_all(b"PING\r\n")?;
-                let mut buf = [0u8; 7];
-                s.read_exact(&mut buf)?;
-                Ok(&buf == b"+PONG\r\n")
-            });
-            if matches!(pong, Ok(true)) {
-                return Some(redis);
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-#[cfg(feature = "stores")]
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A loopback port that was free a moment ago.
-#[cfg(feature = "stores")]
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// Starts `serve --listen ADDR` with `args` (a fixed address, so a restarted node keeps its
 /// port, which the probe's session cache key includes).
 #[cfg(feature = "stores")]
@@ -754,7 +649,7 @@ fn kek_file(dir: &Path, name: &str, mode: u32) -> String {
 /// resumes after it. A node with keys of its own (no `--ticket-keys`) then refuses it.
 #[cfg(feature = "stores")]
 fn restarted_node_resumes_with_fleet_keys(server: &str, client: &str) {
-    let Some(redis) = Redis::start() else {
+    let Some(redis) = RedisServer::start() else {
         return;
     };
     let dir = scratch(&format!("fleet-{server}-{client}"));
@@ -962,10 +857,10 @@ fn rediss_ticket_keys_with_a_private_ca() {
         return;
     }
     assert_eq!(check.code, Some(0), "{check:?}");
-    let Some(redis) = Redis::start_with(true) else {
+    let Some(redis) = RedisServer::start_tls() else {
         return;
     };
-    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let url = redis.url();
     let cache = dir.join("sessions").display().to_string();
     let listen = format!("127.0.0.1:{}", free_port());
     let fleet = [

@@ -19,12 +19,25 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    tls: bool,
 }
 
 impl RedisServer {
     /// A fresh, empty server; `None` (the test says it is skipped) when `redis-server` cannot
     /// run or `TLSRESUME_SKIP_REDIS` is set. Panics under CI in either case.
     pub fn start() -> Option<Self> {
+        Self::start_with(false)
+    }
+
+    /// A fresh server listening only on a TLS port, with the committed test PKI's server
+    /// certificate (`tests/pki/server-ecdsa.pem`, valid for 127.0.0.1, signed by
+    /// `tests/pki/ca.pem`); no client certificates asked for. `None` as for
+    /// [`start`](Self::start).
+    pub fn start_tls() -> Option<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Option<Self> {
         if std::env::var_os("TLSRESUME_SKIP_REDIS").is_some() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -34,7 +47,11 @@ impl RedisServer {
             return None;
         }
         let port = free_port();
-        let mut server = Self { child: None, port };
+        let mut server = Self {
+            child: None,
+            port,
+            tls,
+        };
         match server.spawn() {
             Ok(()) => Some(server),
             Err(e) => {
@@ -50,9 +67,10 @@ impl RedisServer {
         }
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT` (`rediss://` for a TLS server).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The server's port.
@@ -78,8 +96,21 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> io::Result<()> {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut cmd = Command::new("redis-server");
+        if self.tls {
+            let pki = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pki");
+            cmd.args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .args(["--tls-auth-clients", "no", "--tls-cert-file"])
+                .arg(pki.join("server-ecdsa.pem"))
+                .arg("--tls-key-file")
+                .arg(pki.join("server-ecdsa.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(pki.join("ca.pem"));
+        } else {
+            cmd.args(["--port", &self.port.to_string()]);
+        }
+        let child = cmd
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -103,10 +134,15 @@ impl RedisServer {
         }
     }
 
+    /// Whether the server answers: PING in clear; for a TLS server, listening is enough (the
+    /// TLS handshake is the test's).
     fn ping(&self) -> bool {
         let Ok(mut tcp) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
+        if self.tls {
+            return true;
+        }
         let _ = tcp.set_read_timeout(Some(Duration::from_millis(500)));
         let mut reply = [0u8; 7];
         tcp.write_all(b"PING\r\n").is_ok()
