@@ -14,13 +14,14 @@ use tlsresume::{
 };
 use tlsresume_compare::Pki;
 
+use super::pool::Pool;
 use super::smtp::{input_within, serve_plain_until_starttls, Pipelining, Sink, SYNC_ERROR};
 use super::{log_line, StartProtocol, Wire};
 
 /// Arguments of `tlsresume serve`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Each connection is handled in its own thread and logged on stdout when it ends \
+    after_help = "Each connection is handled on a thread of its own (reused by later connections) and logged on stdout when it ends \
 (or when the client sends QUIT), in Exim's style:\n\n  \
 H=[127.0.0.1]:54321 X=TLS1.3:TLS_AES_256_GCM_SHA384:256* CV=no resumption=0x1D (session resumed)\n\n\
 X= is Exim's cipher string for the backend, with '*' when the session was resumed; resumption= \
@@ -305,7 +306,9 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
     }
     let slots = Arc::new(Slots::new(args.max_concurrent));
     let clear_smtp = matches!(shared.wire, Wire::Starttls | Wire::Plain) && !shared.http;
-    let mut threads = Vec::new();
+    // Threads are reused from one connection to the next (see `pool`: GnuTLS keeps memory per
+    // thread ever used).
+    let pool = Pool::default();
     let mut accepted = 0u64;
     while args.max_connections.is_none_or(|max| accepted < max) {
         // TLS from the first byte: no free slot, no accept (the kernel's backlog holds them).
@@ -343,25 +346,20 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
             continue;
         };
         let shared = shared.clone();
-        let spawned = thread::Builder::new().spawn(move || {
+        let job = move || {
             let _slot = slot;
             connection(&shared, tcp, peer)
-        });
-        match spawned {
-            Ok(t) => threads.push(t),
-            // Out of threads: the connection (moved into the closure) is dropped, its slot freed.
-            Err(e) => log_line(&format!(
+        };
+        // Out of threads: the connection (moved into the job) is dropped, its slot freed.
+        if let Err(e) = pool.run(job) {
+            log_line(&format!(
                 "H=[{}]:{} no thread for the connection: {e}",
                 peer.ip(),
                 peer.port()
-            )),
+            ));
         }
-        // Forget the threads that have ended, so a long run does not pile up handles.
-        threads.retain(|t| !t.is_finished());
     }
-    for t in threads {
-        let _ = t.join();
-    }
+    pool.wait();
     Ok(())
 }
 
