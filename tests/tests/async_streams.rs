@@ -1,12 +1,13 @@
 //! The async API (`tlsresume::tokio`) on every compiled-in backend, over real loopback
 //! sockets: 200 concurrent handshakes on a 2-worker runtime (half of them resuming) with the
 //! same outcomes as a sequential blocking run, connections that move between worker threads,
-//! a blocking store written only around the handshake, and a connect dropped half-way.
+//! a blocking store written only around the handshake, a connect dropped half-way, and key
+//! sources (which may block: Redis) asked only off the runtime's threads.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 
@@ -14,9 +15,10 @@ use tlsresume::backends;
 use tlsresume::tokio::{TlsAcceptor, TlsConnector};
 use tlsresume_compare::Pki;
 use tlsresume_core::{
-    BackendKind, CacheEntry, CacheKey, ClientContext, ClientParams, ClientSettings, ManualClock,
-    MemoryStore, ProtocolVersion, Resumption, ServerContext, ServerParams, ServerSettings,
-    SessionStore, StoreError, UnixTime, Versions,
+    BackendKind, CacheEntry, CacheKey, ClientContext, ClientParams, ClientSettings, KeyError,
+    KeyMaterial, KeySource, ManualClock, MasterSecret, MemoryStore, ProcessKeySource,
+    ProtocolVersion, Resumption, ServerContext, ServerParams, ServerSettings, SessionStore,
+    StoreError, UnixTime, Versions,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -442,4 +444,112 @@ fn a_connect_dropped_half_way_leaves_the_store_consistent() {
 
 async fn serve_loop_once(listener: TcpListener, acceptor: TlsAcceptor, failures: Arc<AtomicUsize>) {
     serve(listener, acceptor, failures).await;
+}
+
+/// A key source that notes every call made on the runtime's thread while `watching` (a
+/// current-thread runtime: its tasks run on the test's thread, blocking tasks elsewhere). Its
+/// first master secret is a stand-in, asked about again after a second; later calls give the
+/// final one.
+#[derive(Debug, Default)]
+struct Watched {
+    local: ProcessKeySource,
+    shared: ProcessKeySource,
+    watching: AtomicBool,
+    runtime: Mutex<Option<thread::ThreadId>>,
+    asked: AtomicUsize,
+    on_runtime: AtomicUsize,
+    masters: AtomicUsize,
+}
+
+impl Watched {
+    fn note(&self) {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        let runtime = *self.runtime.lock().unwrap_or_else(|p| p.into_inner());
+        if self.watching.load(Ordering::SeqCst) && runtime == Some(thread::current().id()) {
+            self.on_runtime.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl KeySource for Watched {
+    fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError> {
+        self.note();
+        self.shared.new_key(created)
+    }
+
+    fn master_secret(&self) -> Result<MasterSecret, KeyError> {
+        self.note();
+        if self.masters.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.local.master_secret()
+        } else {
+            self.shared.master_secret()
+        }
+    }
+
+    fn master_retry_after(&self, master: &MasterSecret) -> Option<std::time::Duration> {
+        let shared = self.shared.master_secret().ok()?;
+        (*master != shared).then_some(std::time::Duration::from_secs(1))
+    }
+}
+
+#[test]
+fn key_sources_are_asked_off_the_runtime_on_every_backend() {
+    let _turn = gnutls_turn();
+    let pki = Pki::committed().expect("committed test PKI");
+    for kind in backends::available() {
+        let clock = ManualClock::new(UnixTime::now());
+        let source = Arc::new(Watched::default());
+        let mut ss = ServerSettings::new(pki.server.clone());
+        ss.clock = Arc::new(clock.clone());
+        ss.key_source = source.clone();
+        let mut cs = ClientSettings::new(pki.roots.clone());
+        cs.clock = Arc::new(clock.clone());
+        let server = backends::server(kind, ss).expect("server");
+        let connector = TlsConnector::new(backends::client(kind, cs).expect("client"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let failures = Arc::new(AtomicUsize::new(0));
+        let asked_before = source.asked.load(Ordering::SeqCst);
+        rt.block_on(async {
+            *source.runtime.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(thread::current().id());
+            source.watching.store(true, Ordering::SeqCst);
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let peer = listener.local_addr().expect("addr");
+            tokio::spawn(serve(listener, TlsAcceptor::new(server), failures.clone()));
+            // The first ticket needs a key (a ring's first rotation; GnuTLS holds its master
+            // already); two hours on, a rotation is due (GnuTLS: the stand-in master's retry).
+            for step in 0..2 {
+                client_once(&connector, peer, "mx.watch.test")
+                    .await
+                    .unwrap_or_else(|e| panic!("{kind}: connection {step}: {e}"));
+                clock.advance(std::time::Duration::from_secs(2 * 3600));
+            }
+            source.watching.store(false, Ordering::SeqCst);
+        });
+        assert_eq!(
+            failures.load(Ordering::SeqCst),
+            0,
+            "{kind}: server failures"
+        );
+        let asked = source.asked.load(Ordering::SeqCst) - asked_before;
+        assert!(
+            asked >= 1,
+            "{kind}: the key source was asked during the handshakes"
+        );
+        assert_eq!(
+            source.on_runtime.load(Ordering::SeqCst),
+            0,
+            "{kind}: {asked} key source calls, some on the runtime's thread"
+        );
+        if kind == BackendKind::Gnutls {
+            assert_eq!(
+                source.masters.load(Ordering::SeqCst),
+                2,
+                "GnuTLS asked again about its stand-in master"
+            );
+        }
+    }
 }
