@@ -69,6 +69,22 @@
 //! `(TLS1.3)--(AES-256-GCM)`, the 0x05 quirk only in TLS 1.2, the OCSP check kept across
 //! resumption, a GnuTLS crash on damaged session data and the integrity envelope
 //! [`seal_session_data`] that avoids it) are listed in `README.md` beside this crate.
+//!
+//! ## Reuse threads
+//!
+//! GnuTLS 3.7 gives every thread that draws random numbers (every thread that makes a
+//! handshake) a generator context and keeps it in a process-wide list until the library is
+//! deinitialised, not when the thread ends. A server that starts a thread per connection grows
+//! by about 250 bytes for every connection it has served; run connections on reused threads (a
+//! pool, as `tlsresume serve` does, or an async runtime's workers).
+//!
+//! ## Ticket master secret
+//!
+//! [`Server::new`] fetches the key source's master secret. When the source says it is a
+//! stand-in ([`KeySource::master_retry_after`](tlsresume_core::KeySource::master_retry_after):
+//! a fleet node that could not reach its shared store), the server asks again once the delay
+//! has passed on its clock, before the next handshake (the async acceptor does it off the
+//! runtime), and hands the fleet's master to GnuTLS from then on.
 
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
