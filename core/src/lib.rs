@@ -57,6 +57,7 @@ mod hostlist;
 mod info;
 mod keys;
 mod lifecycle;
+pub mod notice;
 mod pki;
 mod policy;
 mod resumption;

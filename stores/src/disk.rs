@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+use tlsresume_core::notice::{self, Notice};
 use tlsresume_core::{
     CacheEntry, CacheKey, EhloEntry, EhloKey, EhloStore, SessionStore, StoreError, UnixTime,
 };
@@ -77,13 +78,14 @@ impl DiskOptions {
 ///   and all at once by [`purge`](Self::purge).
 /// - At most [`DiskOptions::capacity`] entries are kept; the least recently stored go first.
 /// - An entry whose bytes do not decode, or a row whose columns hold the wrong SQLite types,
-///   is reported on stderr, counted ([`corrupt_skipped`](Self::corrupt_skipped)), removed,
-///   and treated as absent.
+///   is reported ([`Notice::CorruptEntryRemoved`]), counted
+///   ([`corrupt_skipped`](Self::corrupt_skipped)), removed, and treated as absent.
+///   Notices go to stderr unless the application set a handler ([`notice::set_handler`]).
 /// - A write that fails (the disk full, the file or its file system made read-only, the file
 ///   deleted with its directory) returns the error, which the backends ignore: the handshake
-///   goes on and only that session is not kept. One warning goes to stderr when writes start
-///   failing and one when they work again, not one per handshake; the failed writes are
-///   counted ([`write_failures`](Self::write_failures)).
+///   goes on and only that session is not kept. One notice when writes start failing
+///   ([`Notice::WritesFailing`]) and one when they work again, not one per handshake; the
+///   failed writes are counted ([`write_failures`](Self::write_failures)).
 /// - A file that is not a tlsresume session cache (garbage, truncated, another program's
 ///   database) is an error naming the file.
 ///
@@ -257,23 +259,37 @@ impl DiskStore {
         match &result {
             Ok(()) => {
                 if self.writes_failing.swap(false, Ordering::Relaxed) {
-                    eprintln!(
-                        "tlsresume-stores: session cache {}: writes work again ({} failed)",
-                        self.path.display(),
-                        self.write_failures()
-                    );
+                    notice::emit(Notice::WritesWorkAgain {
+                        store: self.name(),
+                        failed: self.write_failures(),
+                    });
                 }
             }
             Err(e) => {
                 self.write_failures.fetch_add(1, Ordering::Relaxed);
                 if !self.writes_failing.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "tlsresume-stores: warning: {e}; handshakes go on, but new sessions are not kept until writes work again"
-                    );
+                    notice::emit(Notice::WritesFailing {
+                        store: self.name(),
+                        error: e.to_string(),
+                    });
                 }
             }
         }
         result
+    }
+
+    /// `session cache PATH`, as notices name the store.
+    fn name(&self) -> String {
+        format!("session cache {}", self.path.display())
+    }
+
+    /// Reports a corrupt entry met (and being removed).
+    fn corrupt_removed(&self, entry: String, why: String) {
+        notice::emit(Notice::CorruptEntryRemoved {
+            store: self.name(),
+            entry,
+            why,
+        });
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -303,10 +319,9 @@ impl DiskStore {
         key: &CacheKey,
     ) -> Result<Option<CacheEntry>, StoreError> {
         self.corrupt.fetch_add(1, Ordering::Relaxed);
-        eprintln!(
-            "tlsresume-stores: warning: session cache {}: skipping corrupt entry {}: a column has the wrong type; removed",
-            self.path.display(),
-            key.to_hex()
+        self.corrupt_removed(
+            format!("entry {}", key.to_hex()),
+            "a column has the wrong type".into(),
         );
         conn.execute(
             "DELETE FROM sessions WHERE key = ?1
@@ -328,11 +343,7 @@ impl DiskStore {
             Ok(entry) => Ok(Some(entry)),
             Err(err) => {
                 self.corrupt.fetch_add(1, Ordering::Relaxed);
-                eprintln!(
-                    "tlsresume-stores: warning: session cache {}: skipping corrupt entry {}: {err}; removed",
-                    self.path.display(),
-                    key.to_hex()
-                );
+                self.corrupt_removed(format!("entry {}", key.to_hex()), err.to_string());
                 conn.execute(
                     "DELETE FROM sessions WHERE key = ?1 AND entry = ?2",
                     params![key.as_bytes().as_slice(), bytes],
@@ -484,9 +495,9 @@ impl EhloStore for DiskStore {
             Some(_) => {
                 // Another type where the bytes belong: corrupt, as below.
                 self.corrupt.fetch_add(1, Ordering::Relaxed);
-                eprintln!(
-                    "tlsresume-stores: warning: session cache {}: skipping corrupt EHLO entry {name}: the entry column has the wrong type; removed",
-                    self.path.display(),
+                self.corrupt_removed(
+                    format!("EHLO entry {name}"),
+                    "the entry column has the wrong type".into(),
                 );
                 conn.execute(
                     "DELETE FROM ehlo WHERE key = ?1 AND typeof(entry) != 'blob'",
@@ -500,10 +511,7 @@ impl EhloStore for DiskStore {
             Ok(entry) => Ok(Some(entry)),
             Err(err) => {
                 self.corrupt.fetch_add(1, Ordering::Relaxed);
-                eprintln!(
-                    "tlsresume-stores: warning: session cache {}: skipping corrupt EHLO entry {name}: {err}; removed",
-                    self.path.display(),
-                );
+                self.corrupt_removed(format!("EHLO entry {name}"), err.to_string());
                 conn.execute(
                     "DELETE FROM ehlo WHERE key = ?1 AND entry = ?2",
                     params![name, bytes],

@@ -5,6 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError};
+use tlsresume_core::notice::{self, Notice};
 
 /// Where Redis is and how long to wait for it.
 ///
@@ -278,19 +279,18 @@ impl Link {
                 state.down_until = Some(Instant::now() + self.config.retry_after);
                 if !state.down {
                     state.down = true;
-                    eprintln!(
-                        "tlsresume-stores: warning: redis {} unreachable: {e}; retrying every {:?}",
-                        self.config.redacted_url(),
-                        self.config.retry_after
-                    );
+                    notice::emit(Notice::Unreachable {
+                        store: format!("redis {}", self.config.redacted_url()),
+                        error: e.to_string(),
+                        retry: self.config.retry_after,
+                    });
                 }
             }
             Ok(_) if state.down => {
                 state.down = false;
-                eprintln!(
-                    "tlsresume-stores: redis {} reachable again",
-                    self.config.redacted_url()
-                );
+                notice::emit(Notice::Reachable {
+                    store: format!("redis {}", self.config.redacted_url()),
+                });
             }
             _ => {}
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use redis::{Connection, RedisError};
 use ring::rand::{SecureRandom, SystemRandom};
+use tlsresume_core::notice::{self, Notice};
 use tlsresume_core::{
     KeyError, KeyMaterial, KeyName, KeySecret, KeySource, MasterSecret, ProcessKeySource,
     TicketPolicy, UnixTime,
@@ -225,9 +226,10 @@ impl RedisKeySource {
             .retain(|s, _| s.saturating_add(1) >= slot && *s <= slot);
         drop(held);
         self.local_keys.fetch_add(1, Ordering::Relaxed);
-        eprintln!(
-            "tlsresume-stores: warning: ticket key for slot {slot} is process-local ({why}); tickets from it resume on this node only until Redis answers again"
-        );
+        notice::emit(Notice::StandInKey {
+            key: format!("ticket key for slot {slot}"),
+            why: why.to_owned(),
+        });
         Ok(key)
     }
 
@@ -345,8 +347,13 @@ impl KeySource for RedisKeySource {
                 match current {
                     Ok(key) => {
                         held.slots.insert(slot, key.clone());
-                        held.stand_ins.remove(&slot);
+                        let was_stand_in = held.stand_ins.remove(&slot).is_some();
                         drop(held);
+                        if was_stand_in {
+                            notice::emit(Notice::FleetKeyAgain {
+                                key: format!("ticket key for slot {slot}"),
+                            });
+                        }
                         self.shared.fetch_add(1, Ordering::Relaxed);
                         Ok(key)
                     }
@@ -396,9 +403,9 @@ impl KeySource for RedisKeySource {
                 drop(held);
                 self.shared.fetch_add(1, Ordering::Relaxed);
                 if was_stand_in {
-                    eprintln!(
-                        "tlsresume-stores: ticket master secret is the fleet's again (Redis answered)"
-                    );
+                    notice::emit(Notice::FleetKeyAgain {
+                        key: "ticket master secret".into(),
+                    });
                 }
                 return Ok(master);
             }
@@ -408,9 +415,10 @@ impl KeySource for RedisKeySource {
         let first = !std::mem::replace(&mut self.held().master_stand_in, true);
         if first {
             self.local_keys.fetch_add(1, Ordering::Relaxed);
-            eprintln!(
-                "tlsresume-stores: warning: ticket master secret is process-local ({why}); tickets resume on this node only until Redis is back"
-            );
+            notice::emit(Notice::StandInKey {
+                key: "ticket master secret".into(),
+                why,
+            });
         }
         self.local.master_secret()
     }

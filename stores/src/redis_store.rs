@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::time::Duration;
 
+use tlsresume_core::notice::{self, Notice};
 use tlsresume_core::{
     CacheEntry, CacheKey, Clock, EhloEntry, EhloKey, EhloStore, SessionStore, StoreError,
     SystemClock, UnixTime, DEFAULT_RETRY_DATA_EXPIRE,
@@ -16,7 +17,8 @@ use crate::link::{Link, LinkError, RedisConfig};
 /// expires at the entry's [`expires_at`](CacheEntry::expires_at) (`SET … PXAT`).
 ///
 /// Expiry is by the wall clock: an entry already expired when stored is not kept. A value
-/// that does not decode is reported on stderr, counted, deleted and treated as absent. Every
+/// that does not decode is reported ([`Notice::CorruptEntryRemoved`]; stderr unless the
+/// application set a [`notice`] handler), counted, deleted and treated as absent. Every
 /// call is bounded by the configured timeouts; while Redis is unreachable calls fail at once
 /// (no resumption, no hang) and Redis is tried again after
 /// [`RedisConfig::retry_after`]. Needs Redis 6.2 or later (`PXAT`).
@@ -72,10 +74,11 @@ impl RedisStore {
             Ok(entry) => Ok(Some(entry)),
             Err(err) => {
                 self.corrupt.fetch_add(1, Ordering::Relaxed);
-                eprintln!(
-                    "tlsresume-stores: warning: redis {}: skipping corrupt {what} {rkey}: {err}; removed",
-                    self.link.config().redacted_url()
-                );
+                notice::emit(Notice::CorruptEntryRemoved {
+                    store: format!("redis {}", self.link.config().redacted_url()),
+                    entry: format!("{what} {rkey}"),
+                    why: err.to_string(),
+                });
                 self.del(rkey)?;
                 Ok(None)
             }

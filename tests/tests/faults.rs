@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Once};
 use std::thread;
 
 mod common;
@@ -13,6 +13,7 @@ mod common;
 use common::{answer, dialogue, gnutls_turn};
 use tlsresume::backends;
 use tlsresume_compare::Pki;
+use tlsresume_core::notice::{self, Notice};
 use tlsresume_core::{
     BackendKind, CacheEntry, CacheKey, ClientContext, ClientSettings, MemoryStore, ServerContext,
     ServerSettings, SessionStore, StoreError,
@@ -31,6 +32,39 @@ fn serve(server: Arc<dyn ServerContext>) -> std::net::SocketAddr {
         }
     });
     addr
+}
+
+/// Every notice this test binary's stores sent (also written to stderr, as by default).
+static NOTICES: Mutex<Vec<Notice>> = Mutex::new(Vec::new());
+
+/// Starts collecting notices (once per process).
+fn collect_notices() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        notice::set_handler(|n| {
+            eprintln!("notice: {n}");
+            NOTICES
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(n.clone());
+        });
+    });
+}
+
+/// The notices collected so far about the store named `store`: (writes failing, writes work
+/// again).
+fn write_notices(store: &str) -> (Vec<String>, Vec<u64>) {
+    let notices = NOTICES.lock().unwrap_or_else(|p| p.into_inner());
+    let mut failing = Vec::new();
+    let mut again = Vec::new();
+    for n in notices.iter() {
+        match n {
+            Notice::WritesFailing { store: s, error } if s == store => failing.push(error.clone()),
+            Notice::WritesWorkAgain { store: s, failed } if s == store => again.push(*failed),
+            _ => {}
+        }
+    }
+    (failing, again)
 }
 
 /// One connection; whether it resumed. Any handshake failure fails the test.
@@ -223,12 +257,14 @@ impl Drop for Tmpfs {
 #[test]
 fn a_full_disk_under_a_running_client_fails_no_handshake_and_loses_no_stored_session() {
     let _turn = gnutls_turn();
+    collect_notices();
     let pki = Pki::committed().expect("PKI");
     for kind in backends::available() {
         let Some(fs) = Tmpfs::mount(&format!("full-{}", kind.name()), 512) else {
             return;
         };
         let path = fs.dir.join("cache.sqlite");
+        let name = format!("session cache {}", path.display());
         let store = Arc::new(DiskStore::open(&path).expect("open"));
         let mut settings = ClientSettings::new(pki.roots.clone());
         settings.store = store.clone();
@@ -263,6 +299,15 @@ fn a_full_disk_under_a_running_client_fails_no_handshake_and_loses_no_stored_ses
             store.writes_failing(),
             "{kind}: the store knows its writes fail"
         );
+        // Said once, not once per failed write, and saying why.
+        let (failing, again) = write_notices(&name);
+        assert_eq!(
+            failing.len(),
+            1,
+            "{kind}: one notice for {failed} failed writes: {failing:?}"
+        );
+        assert!(failing[0].contains("disk is full"), "{kind}: {failing:?}");
+        assert!(again.is_empty(), "{kind}: {again:?}");
         // What was stored before is not lost: the first destination still resumes.
         assert!(
             connect(client.as_ref(), kept),
@@ -273,6 +318,17 @@ fn a_full_disk_under_a_running_client_fails_no_handshake_and_loses_no_stored_ses
         std::fs::remove_file(&filler).expect("free space");
         assert!(!connect(client.as_ref(), fresh), "{kind}");
         assert!(!store.writes_failing(), "{kind}: writes work again");
+        let (failing, again) = write_notices(&name);
+        assert_eq!(failing.len(), 1, "{kind}: {failing:?}");
+        assert_eq!(
+            again.len(),
+            1,
+            "{kind}: one notice that writes work again: {again:?}"
+        );
+        assert!(
+            again[0] >= 5,
+            "{kind}: it counts the failed writes: {again:?}"
+        );
         assert!(
             connect(client.as_ref(), fresh),
             "{kind}: resumes once the disk has space"
