@@ -1565,6 +1565,52 @@ fn serve_json_logs_one_object_per_connection() {
     assert_eq!(srv.wait_exit(), Some(0));
 }
 
+/// `serve --json` with fleet keys in a Redis nobody listens on: the handshake succeeds on a
+/// process-local key, and the JSON log says why tickets will not resume across the fleet.
+#[test]
+#[cfg(feature = "stores")]
+fn serve_json_reports_store_notices_as_objects() {
+    let dir = scratch("json-notices");
+    let kek = kek_file(&dir, "kek", 0o600);
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let srv = Server::start_json(&[
+        "--backend",
+        "openssl",
+        "--max-connections",
+        "1",
+        "--ticket-keys",
+        &url,
+        "--kek-file",
+        &kek,
+    ]);
+    let r = run(&["probe", &srv.addr, "--backend", "openssl", "--count", "1"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let mut notices = Vec::new();
+    loop {
+        let line = srv.line();
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if let Some(text) = v["notice"].as_str() {
+            assert_eq!(v["level"], "warning", "{v}");
+            notices.push(text.to_owned());
+            continue;
+        }
+        assert!(v["error"].is_null(), "the handshake went on: {v}");
+        break;
+    }
+    assert!(
+        notices.iter().any(|n| n.contains("unreachable")),
+        "{notices:?}"
+    );
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.contains("ticket key for slot") && n.contains("process-local")),
+        "{notices:?}"
+    );
+    assert_eq!(srv.wait_exit(), Some(0));
+}
+
 /// The value of attribute `name` in one SVG element's text.
 fn attr(element: &str, name: &str) -> Option<f64> {
     let at = element.find(&format!(" {name}=\""))? + name.len() + 3;

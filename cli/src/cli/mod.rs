@@ -76,6 +76,20 @@ pub fn policy(name: &str) -> Result<PolicyKind, Error> {
     name.parse::<PolicyKind>()
 }
 
+/// With `--json`, the stores' notices (a cache that stopped taking writes, Redis out of reach,
+/// a process-local ticket key, and when each ends) join the JSON lines on stdout as
+/// `{"notice": TEXT, "level": "warning"|"info"}`, so a script reading them sees why resumption
+/// stopped; without it they stay on stderr, one line each.
+pub fn notices_as_json() {
+    tlsresume::notice::set_handler(|n| {
+        let level = match n.level() {
+            tlsresume::notice::Level::Warning => "warning",
+            tlsresume::notice::Level::Info => "info",
+        };
+        log_line(&serde_json::json!({ "notice": n.to_string(), "level": level }).to_string());
+    });
+}
+
 /// Writes one line to stdout and flushes it, so scripts and tests reading the output as a
 /// pipe see each line when it happens. A closed stdout is ignored.
 pub fn log_line(line: &str) {

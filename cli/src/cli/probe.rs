@@ -128,7 +128,8 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub advance: u64,
     /// Print one JSON object per line instead of text: one per connection (the fields of the
-    /// text line, and why it did not resume), then {"summary": {...}}.
+    /// text line, and why it did not resume), then {"summary": {...}}; the session cache's
+    /// notices (a corrupt entry removed, writes failing) as {"notice": TEXT, "level": ...}.
     #[arg(long)]
     pub json: bool,
     /// SMTP in clear, no TLS at all (needs --mail-from and --rcpt-to): to see pipelining and
@@ -425,6 +426,9 @@ fn mail(
 
 /// Runs `probe`; `Ok(true)` when every connection succeeded.
 pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
+    if args.json {
+        super::notices_as_json();
+    }
     let kind = super::backend(args.backend.as_deref())?;
     let (peer, server_name) = resolve(&args.target, args.sni.as_deref())?;
     let roots = match &args.ca {

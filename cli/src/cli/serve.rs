@@ -112,7 +112,9 @@ pub struct ServeArgs {
     #[arg(long, conflicts_with = "starttls")]
     pub http: bool,
     /// Log one JSON object per line instead of text: {"listening": ADDR} first, then one
-    /// object per connection with the fields of the text line.
+    /// object per connection with the fields of the text line; the stores' notices (Redis out
+    /// of reach, a process-local ticket key, and when each ends) as {"notice": TEXT, "level":
+    /// "warning"|"info"}.
     #[arg(long)]
     pub json: bool,
     /// Host name in the SMTP banner and EHLO reply (clients use the EHLO name in their
@@ -267,6 +269,9 @@ fn fleet_key_source(
 
 /// Runs `serve`.
 pub fn run(args: &ServeArgs) -> Result<(), Error> {
+    if args.json {
+        super::notices_as_json();
+    }
     let (settings, kind) = settings(args)?;
     let pipe_connect = match (&args.pipe_connect_hosts, args.pipe_connect) {
         (Some(list), true) => Some(
