@@ -54,23 +54,28 @@ impl MasterKey {
         self.read().retry_at.is_some_and(|retry| now >= retry)
     }
 
-    /// Asks the key source again if [`due`](Self::due) (this may block). A source that fails
-    /// leaves the held secret in place, asked about again later.
+    /// Asks the key source again if [`due`](Self::due) (this may block). One caller asks;
+    /// handshakes meanwhile go on with the held secret. A source that fails leaves the held
+    /// secret in place, asked about again later.
     pub(crate) fn refresh(&self, settings: &ServerSettings, now: UnixTime) {
-        let mut held = self.held.write().unwrap_or_else(|p| p.into_inner());
-        if held.retry_at.is_none_or(|retry| now < retry) {
-            return;
-        }
-        match settings.key_source.master_secret() {
-            Ok(secret) => {
-                held.retry_at = settings
-                    .key_source
-                    .master_retry_after(&secret)
-                    .map(|d| now + d);
-                held.secret = secret;
+        {
+            let mut held = self.held.write().unwrap_or_else(|p| p.into_inner());
+            if held.retry_at.is_none_or(|retry| now < retry) {
+                return;
             }
-            Err(_) => held.retry_at = Some(now + RETRY_ON_ERROR),
+            // Claimed: no other caller asks until this answer (or the fallback delay).
+            held.retry_at = Some(now + RETRY_ON_ERROR);
         }
+        let Ok(secret) = settings.key_source.master_secret() else {
+            return;
+        };
+        let retry_at = settings
+            .key_source
+            .master_retry_after(&secret)
+            .map(|d| now + d);
+        let mut held = self.held.write().unwrap_or_else(|p| p.into_inner());
+        held.secret = secret;
+        held.retry_at = retry_at;
     }
 
     /// The 64 secret bytes, for one session's `gnutls_session_ticket_enable_server` (which
