@@ -1,7 +1,7 @@
 //! The ticket lifecycle: which key seals a new ticket, and what becomes of a presented one.
 
 use core::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock, TryLockError};
 use std::time::Duration;
 
 use ring::digest;
@@ -98,7 +98,9 @@ pub trait TicketLifecycle: fmt::Debug + Send + Sync {
 /// A ring of ticket keys following a [`TicketPolicy`]: the standard [`TicketLifecycle`].
 ///
 /// Keys rotate lazily: the first call at or after a rotation time makes the next key. Lookups
-/// take a read lock only; the write lock is taken once per rotation. When the key source fails
+/// take a read lock only; the write lock is taken once per rotation, after the key source has
+/// answered: while one caller waits for a slow source (a shared store), the others go on with
+/// the current key (they wait only when there is no usable key at all). When the key source fails
 /// at a rotation, the ring keeps sealing with the key it has (tickets then live a little past
 /// the rotation) and tries again on the next call, as rustls's `TicketRotator` does.
 ///
@@ -121,6 +123,9 @@ pub struct KeyRing {
     policy: TicketPolicy,
     source: Arc<dyn KeySource>,
     state: RwLock<Ring>,
+    /// Held by the one caller asking the source for a rotation (outside `state`'s lock, so
+    /// lookups go on meanwhile).
+    asking: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -138,6 +143,7 @@ impl KeyRing {
             policy,
             source,
             state: RwLock::new(Ring::default()),
+            asking: Mutex::new(()),
         }
     }
 
@@ -205,28 +211,49 @@ impl KeyRing {
     }
 
     /// Rotates if due. Errors only when there is no usable key at all.
+    ///
+    /// One caller asks the source (which may block: a shared store); the others go on with the
+    /// current key while it still decrypts, and wait only when there is none.
     fn maintain(&self, now: UnixTime) -> Result<(), KeyError> {
         if !self.due(&self.read(), now) {
             return Ok(());
         }
-        let mut ring = self.write();
-        if !self.due(&ring, now) {
+        let _asking = match self.asking.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                let usable = self
+                    .read()
+                    .keys
+                    .first()
+                    .is_some_and(|k| k.expires_at() > now);
+                if usable {
+                    return Ok(());
+                }
+                self.asking.lock().unwrap_or_else(|p| p.into_inner())
+            }
+        };
+        if !self.due(&self.read(), now) {
             return Ok(());
         }
         match self.policy.schedule() {
-            KeySchedule::Rolling => self.rotate_rolling(&mut ring, now),
-            KeySchedule::Periodic => self.derive_periodic(&mut ring, now),
+            KeySchedule::Rolling => self.rotate_rolling(now),
+            KeySchedule::Periodic => self.derive_periodic(now),
         }
     }
 
-    fn rotate_rolling(&self, ring: &mut Ring, now: UnixTime) -> Result<(), KeyError> {
+    /// Asks the source for the slot's key, then installs it (the ring's lock is taken only
+    /// for that). Called by the one caller holding `asking`.
+    fn rotate_rolling(&self, now: UnixTime) -> Result<(), KeyError> {
         let created = if self.source.slot_aligned() {
             let rotation = self.policy.rotation().as_secs().max(1);
             UnixTime::from_secs(now.as_secs() / rotation * rotation)
         } else {
             now
         };
-        match self.source.new_key(created) {
+        let asked = self.source.new_key(created);
+        let mut ring = self.write();
+        match asked {
             Ok(material) => {
                 let retry_at = self.source.retry_after(&material.name).map(|d| now + d);
                 // A stand-in for this very slot (the source was cut off from its fleet when
@@ -278,10 +305,14 @@ impl KeyRing {
         }
     }
 
-    fn derive_periodic(&self, ring: &mut Ring, now: UnixTime) -> Result<(), KeyError> {
+    /// Asks the source for the master secret, then derives the period's keys and installs
+    /// them. Called by the one caller holding `asking`.
+    fn derive_periodic(&self, now: UnixTime) -> Result<(), KeyError> {
         let period = self.period_at(now);
+        let asked = self.source.master_secret();
+        let mut ring = self.write();
         let same_period = ring.period == Some(period);
-        let master = match self.source.master_secret() {
+        let master = match asked {
             Ok(master) => master,
             // Asked again about a stand-in and the source failed: keep the keys, ask later.
             Err(_) if same_period => {
@@ -707,6 +738,71 @@ mod tests {
         fn master_secret(&self) -> Result<MasterSecret, KeyError> {
             Ok(self.0.clone())
         }
+    }
+
+    #[test]
+    fn lookups_go_on_while_one_caller_waits_for_a_slow_source() {
+        use std::sync::mpsc;
+        /// A source whose calls after the first wait until `release` says go.
+        #[derive(Debug)]
+        struct Slow {
+            inner: ProcessKeySource,
+            calls: AtomicUsize,
+            entered: Mutex<mpsc::Sender<()>>,
+            release: Mutex<mpsc::Receiver<()>>,
+        }
+        impl KeySource for Slow {
+            fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError> {
+                if self.calls.fetch_add(1, Ordering::SeqCst) > 0 {
+                    let _ = self.entered.lock().expect("lock").send(());
+                    let _ = self.release.lock().expect("lock").recv();
+                }
+                self.inner.new_key(created)
+            }
+            fn master_secret(&self) -> Result<MasterSecret, KeyError> {
+                self.inner.master_secret()
+            }
+        }
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let source = Arc::new(Slow {
+            inner: ProcessKeySource::new(),
+            calls: AtomicUsize::new(0),
+            entered: Mutex::new(entered_tx),
+            release: Mutex::new(release_rx),
+        });
+        let ring = Arc::new(KeyRing::new(TicketPolicy::OPENSSL, source.clone()));
+        let first = *ring.encrypting_key(at(0)).expect("key").name();
+        // The rotation is due; one caller asks the (now slow) source...
+        let r = ring.clone();
+        let asking =
+            std::thread::spawn(move || *r.encrypting_key(at(HOUR + 1)).expect("key").name());
+        entered.recv().expect("the source was asked");
+        // ...and meanwhile another seals and opens with the current key instead of waiting.
+        let (done_tx, done) = mpsc::channel();
+        let r = ring.clone();
+        std::thread::spawn(move || {
+            let sealing = *r.encrypting_key(at(HOUR + 2)).expect("key").name();
+            let found = r.find_key(&first, at(HOUR + 2)).is_ok();
+            let _ = done_tx.send((sealing, found));
+        });
+        let (sealing, found) = done
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a lookup waited for the slow source");
+        assert_eq!(sealing, first, "the current key seals meanwhile");
+        assert!(found);
+        assert_eq!(
+            source.calls.load(Ordering::SeqCst),
+            2,
+            "asked once for the rotation"
+        );
+        release.send(()).expect("release");
+        let rotated = asking.join().expect("asking thread");
+        assert_ne!(rotated, first);
+        assert_eq!(
+            *ring.encrypting_key(at(HOUR + 3)).expect("key").name(),
+            rotated
+        );
     }
 
     #[test]
