@@ -72,6 +72,10 @@ impl ProducesTickets for Ticketer {
     fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
         self.decrypts.fetch_add(1, Ordering::Relaxed);
         let mut opened = sealer().open(cipher, self.now()).ok()?;
+        // As the backend: a state rustls would panic on is refused.
+        if !tlsresume_rustls::session_state_is_resumable(&opened.state) {
+            return None;
+        }
         Some(std::mem::take(&mut *opened.state))
     }
 }

@@ -36,3 +36,18 @@ pub(crate) fn handshake(err: std::io::Error) -> Error {
         None => Error::Io(err),
     }
 }
+
+/// rustls panicked inside a handshake step (a rustls bug met on a peer's bytes): the connection
+/// is dropped and the handshake fails, the process goes on.
+pub(crate) fn panicked(payload: &(dyn std::any::Any + Send)) -> Error {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    Error::Tls(TlsError::new(
+        NAME,
+        TlsFailure::Protocol,
+        format!("handshake failed: rustls panicked ({what}); the connection was dropped"),
+    ))
+}

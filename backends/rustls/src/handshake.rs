@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 use std::ops::DerefMut;
@@ -78,7 +79,16 @@ where
     S: Read + Write,
 {
     while stream.conn.is_handshaking() {
-        match stream.conn.complete_io(&mut stream.sock) {
+        // A panic of rustls on what a peer sent (one was found by fuzzing, see `tickets.rs`)
+        // fails this handshake, not the caller's thread: the connection is not used again.
+        let step = catch_unwind(AssertUnwindSafe(|| {
+            stream.conn.complete_io(&mut stream.sock)
+        }));
+        let step = match step {
+            Ok(step) => step,
+            Err(payload) => return Err(crate::error::panicked(payload.as_ref())),
+        };
+        match step {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 return Ok(!stream.conn.is_handshaking());

@@ -80,6 +80,7 @@ pub use client::Client;
 pub use handshake::Handshake;
 pub use info::Stream;
 pub use server::Server;
+pub use tickets::session_state_is_resumable;
 
 /// This backend.
 pub const BACKEND: tlsresume_core::BackendKind = tlsresume_core::BackendKind::Rustls;

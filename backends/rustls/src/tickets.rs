@@ -29,17 +29,49 @@ pub(crate) struct Ticketer {
     pub(crate) record: Arc<Mutex<TicketRecord>>,
 }
 
-/// The TLS version inside rustls 0.23's encoded server session value: an SNI flag byte (and
-/// the SNI, length-prefixed, when the flag is 1), then the version. `None` when the layout is
-/// not recognised.
-fn session_version(plain: &[u8]) -> Option<u16> {
+/// The start of rustls 0.23's encoded server session value, as rustls reads it back: an SNI
+/// flag byte (the SNI follows, length-prefixed, when it is 1; any other value means none), the
+/// TLS version, the cipher suite, then the master secret, length-prefixed.
+#[derive(Debug, PartialEq, Eq)]
+struct SessionPrefix {
+    version: u16,
+    /// The master secret's length, when the bytes reach that far.
+    master_secret_len: Option<usize>,
+}
+
+/// `None` when the bytes end before the version.
+fn session_prefix(plain: &[u8]) -> Option<SessionPrefix> {
     let at = match *plain.first()? {
-        0 => 1,
         1 => 2 + usize::from(*plain.get(1)?),
-        _ => return None,
+        _ => 1,
     };
     let bytes = plain.get(at..at + 2)?;
-    Some(u16::from_be_bytes([bytes[0], bytes[1]]))
+    Some(SessionPrefix {
+        version: u16::from_be_bytes([bytes[0], bytes[1]]),
+        master_secret_len: plain.get(at + 4).map(|len| usize::from(*len)),
+    })
+}
+
+/// The TLS version inside an encoded server session value.
+fn session_version(plain: &[u8]) -> Option<u16> {
+    session_prefix(plain).map(|p| p.version)
+}
+
+/// Whether rustls 0.23 can resume from `plain`, a session state a ticketer decrypted, without
+/// panicking: rustls copies a TLS 1.2 session's master secret into a 48-byte array and panics
+/// on any other length (found by this project's `rustls_ticket` fuzz target). rustls never
+/// seals such a state, so only a forger holding the ticket keys can present one. This
+/// backend's ticketer refuses a state for which this is `false`, as a ticket that does not
+/// open (a full handshake follows); a `rustls::server::ProducesTickets` of your own can do the
+/// same. Anything else is left to rustls, which refuses what it cannot decode.
+pub fn session_state_is_resumable(plain: &[u8]) -> bool {
+    match session_prefix(plain) {
+        Some(SessionPrefix {
+            version: 0x0303,
+            master_secret_len,
+        }) => master_secret_len == Some(48),
+        _ => true,
+    }
 }
 
 impl ProducesTickets for Ticketer {
@@ -81,6 +113,7 @@ impl Ticketer {
     fn decrypt_for(&self, record: &mut TicketRecord, cipher: &[u8]) -> Option<Vec<u8>> {
         record.bits |= Resumption::CLIENT_SUGGESTED;
         match self.sealer.open(cipher, self.clock.now()) {
+            Ok(opened) if !session_state_is_resumable(&opened.state) => None,
             Ok(mut opened) => {
                 record.decision = Some(opened.decision);
                 // Moved out, not copied: rustls takes ownership of the plaintext.
@@ -105,6 +138,33 @@ mod tests {
         );
         assert_eq!(session_version(&[1, 200, 0]), None);
         assert_eq!(session_version(&[]), None);
-        assert_eq!(session_version(&[7, 3, 3]), None);
+        // rustls reads any flag but 1 as "no SNI".
+        assert_eq!(session_version(&[7, 3, 3]), Some(0x0303));
+        assert_eq!(session_version(&[7, 3]), None);
+    }
+
+    #[test]
+    fn a_tls12_state_resumes_only_with_a_48_byte_master_secret() {
+        use super::session_state_is_resumable as resumable;
+        let state = |sni: &[u8], version: [u8; 2], ms_len: u8| {
+            let mut v = sni.to_vec();
+            v.extend_from_slice(&version);
+            v.extend_from_slice(&[0xc0, 0x2b, ms_len]);
+            v.extend(std::iter::repeat_n(0xaa, usize::from(ms_len)));
+            v
+        };
+        assert!(resumable(&state(&[0], [3, 3], 48)));
+        assert!(resumable(&state(&[1, 2, b'm', b'x'], [3, 3], 48)));
+        assert!(!resumable(&state(&[0], [3, 3], 6)));
+        assert!(
+            !resumable(&state(&[0x74], [3, 3], 6)),
+            "any flag but 1 is no SNI"
+        );
+        assert!(!resumable(&state(&[1, 2, b'm', b'x'], [3, 3], 49)));
+        // Cut before the master secret: rustls cannot decode it either, and refuses it.
+        assert!(!resumable(&[0, 3, 3, 0xc0, 0x2b]));
+        // TLS 1.3 secrets have the suite's hash length: rustls takes any.
+        assert!(resumable(&state(&[0], [3, 4], 32)));
+        assert!(resumable(&[]));
     }
 }

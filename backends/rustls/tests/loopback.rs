@@ -685,3 +685,120 @@ fn handshakes_in_progress_at_once_share_a_tls12_session_and_keep_their_own_recor
         assert_eq!(info.verification, Verification::NotChecked, "{name}");
     }
 }
+
+/// A TLS 1.2 ClientHello (ECDHE-ECDSA suites, P-256, extended master secret) presenting
+/// `ticket` in the session-ticket extension, as one TLS record.
+fn tls12_hello_with_ticket(ticket: &[u8]) -> Vec<u8> {
+    fn u16_len(out: &mut Vec<u8>, body: &[u8]) {
+        out.extend_from_slice(&u16::try_from(body.len()).expect("short").to_be_bytes());
+        out.extend_from_slice(body);
+    }
+    fn extension(out: &mut Vec<u8>, kind: u16, body: &[u8]) {
+        out.extend_from_slice(&kind.to_be_bytes());
+        u16_len(out, body);
+    }
+    let mut body = vec![0x03, 0x03];
+    body.extend_from_slice(&[0x11; 32]); // random
+    body.push(32);
+    body.extend_from_slice(&[0x22; 32]); // session id, echoed on resumption
+    u16_len(&mut body, &[0xc0, 0x2b, 0xc0, 0x2c, 0x00, 0xff]);
+    body.extend_from_slice(&[1, 0]); // null compression
+    let mut ext = Vec::new();
+    extension(&mut ext, 0x000a, &[0, 2, 0x00, 0x17]); // secp256r1
+    extension(&mut ext, 0x000b, &[1, 0]); // uncompressed points
+    extension(&mut ext, 0x000d, &[0, 2, 0x04, 0x03]); // ecdsa_secp256r1_sha256
+    extension(&mut ext, 0x0017, &[]); // extended master secret
+    extension(&mut ext, 0x0023, ticket); // session_ticket
+    u16_len(&mut body, &ext);
+    let mut handshake = vec![0x01];
+    handshake.extend_from_slice(&u32::try_from(body.len()).expect("short").to_be_bytes()[1..]);
+    handshake.extend_from_slice(&body);
+    let mut record = vec![0x16, 0x03, 0x01];
+    u16_len(&mut record, &handshake);
+    record
+}
+
+/// The handshake message types in the server's first flight (records read until the
+/// ServerHelloDone, or until the server stops sending).
+fn server_flight(tcp: &mut TcpStream) -> Vec<u8> {
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut types = Vec::new();
+    loop {
+        match tcp.read(&mut buf) {
+            Ok(0) | Err(_) => return types,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+        }
+        // Handshake records, then the messages in them.
+        let mut payload = Vec::new();
+        let mut at = 0;
+        while bytes.len() >= at + 5 {
+            let len = usize::from(u16::from_be_bytes([bytes[at + 3], bytes[at + 4]]));
+            if bytes.len() < at + 5 + len {
+                break;
+            }
+            if bytes[at] == 0x16 {
+                payload.extend_from_slice(&bytes[at + 5..at + 5 + len]);
+            }
+            at += 5 + len;
+        }
+        types.clear();
+        let mut m = 0;
+        while payload.len() >= m + 4 {
+            types.push(payload[m]);
+            let len = usize::from(payload[m + 1]) << 16
+                | usize::from(payload[m + 2]) << 8
+                | usize::from(payload[m + 3]);
+            m += 4 + len;
+        }
+        if types.contains(&14) || types.contains(&20) {
+            return types;
+        }
+    }
+}
+
+#[test]
+fn a_forged_tls12_state_with_a_short_master_secret_gives_a_full_handshake() {
+    // Found by the `rustls_ticket` fuzz target: rustls 0.23 copies a TLS 1.2 session's master
+    // secret into a 48-byte array and panicked on this state (its encoding with no SNI, TLS 1.2,
+    // ECDHE-ECDSA-AES128-GCM-SHA256 and a 6-byte master secret). Only a holder of the ticket
+    // keys can seal one; the server must refuse it as a ticket that does not open, with a full
+    // handshake, and go on serving.
+    let h = Harness::new(ProtocolVersion::Tls12);
+    let state = [
+        0x74, 0x03, 0x03, 0xc0, 0x2b, 0x06, 0x06, 0x06, 0x06, 0x06, 0x4e, 0x44, 0x01, 0x00, 0x00,
+        0x00, 0x00, 0x20, 0xd9, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0d, 0x30,
+    ];
+    let forged = TicketSealer::new(h.server.key_ring().clone())
+        .seal(&state, h.clock.now())
+        .expect("seal");
+    let listener = h.listener.try_clone().expect("clone");
+    let server = h.server.clone();
+    let t = thread::spawn(move || {
+        let (tcp, peer) = listener.accept().expect("accept");
+        let local = tcp.local_addr().expect("addr");
+        // The fake client leaves after the server's first flight: an error, not a panic.
+        server
+            .accept(Box::new(tcp), &ServerParams::new(peer, local))
+            .map(|_| ())
+    });
+    let mut tcp = TcpStream::connect(h.params().peer).expect("connect");
+    tcp.write_all(&tls12_hello_with_ticket(&forged))
+        .expect("hello");
+    let types = server_flight(&mut tcp);
+    drop(tcp);
+    let outcome = t.join().expect("the server thread did not panic");
+    // ServerHello (2), then Certificate (11): a full handshake, the forged state refused.
+    assert_eq!(
+        types.get(..2),
+        Some(&[2u8, 11][..]),
+        "server flight {types:?} ({outcome:?})"
+    );
+    // The server serves the next client as ever.
+    let (c, s) = h.connect();
+    assert!(!c.resumed && !s.resumed);
+    let (c, _) = h.connect();
+    assert!(c.resumed, "a genuine ticket resumes");
+}
