@@ -35,6 +35,8 @@ pub(crate) struct Ticketer {
 #[derive(Debug, PartialEq, Eq)]
 struct SessionPrefix {
     version: u16,
+    /// The cipher suite, when the bytes reach that far.
+    suite: Option<u16>,
     /// The master secret's length, when the bytes reach that far.
     master_secret_len: Option<usize>,
 }
@@ -48,6 +50,9 @@ fn session_prefix(plain: &[u8]) -> Option<SessionPrefix> {
     let bytes = plain.get(at..at + 2)?;
     Some(SessionPrefix {
         version: u16::from_be_bytes([bytes[0], bytes[1]]),
+        suite: plain
+            .get(at + 2..at + 4)
+            .map(|b| u16::from_be_bytes([b[0], b[1]])),
         master_secret_len: plain.get(at + 4).map(|len| usize::from(*len)),
     })
 }
@@ -65,12 +70,16 @@ fn session_version(plain: &[u8]) -> Option<u16> {
 /// open (a full handshake follows); a `rustls::server::ProducesTickets` of your own can do the
 /// same. Anything else is left to rustls, which refuses what it cannot decode.
 pub fn session_state_is_resumable(plain: &[u8]) -> bool {
+    // rustls resumes TLS 1.2 from any state whose suite is a TLS 1.2 one, whatever version the
+    // state names (the fuzzer found that too), so the suite decides; TLS 1.3 suites are 0x13xx.
     match session_prefix(plain) {
         Some(SessionPrefix {
-            version: 0x0303,
+            suite: Some(suite),
             master_secret_len,
-        }) => master_secret_len == Some(48),
-        _ => true,
+            ..
+        }) => suite >> 8 == 0x13 || master_secret_len == Some(48),
+        // Too short to name a suite: rustls cannot decode it and refuses it.
+        _ => false,
     }
 }
 
@@ -163,8 +172,12 @@ mod tests {
         assert!(!resumable(&state(&[1, 2, b'm', b'x'], [3, 3], 49)));
         // Cut before the master secret: rustls cannot decode it either, and refuses it.
         assert!(!resumable(&[0, 3, 3, 0xc0, 0x2b]));
+        // A TLS 1.2 suite in a state naming another version: rustls resumes TLS 1.2 from it.
+        assert!(!resumable(&state(&[5], [0x74, 0x30], 0)));
         // TLS 1.3 secrets have the suite's hash length: rustls takes any.
-        assert!(resumable(&state(&[0], [3, 4], 32)));
-        assert!(resumable(&[]));
+        let mut tls13 = vec![0, 3, 4, 0x13, 0x01, 32];
+        tls13.extend([0xaa; 32]);
+        assert!(resumable(&tls13));
+        assert!(!resumable(&[]));
     }
 }
