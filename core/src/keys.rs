@@ -293,6 +293,11 @@ pub enum KeyError {
     Source(String),
 }
 
+/// How soon a stand-in key or master secret is asked about again when the key source failed
+/// outright instead of answering (with a stand-in, whose own delay then applies). The key ring
+/// and the GnuTLS server's held master secret both use it.
+pub const STAND_IN_RETRY_ON_ERROR: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Where ticket keys come from.
 ///
 /// The default, [`ProcessKeySource`], makes random keys in the process: tickets then resume

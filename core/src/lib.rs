@@ -89,7 +89,7 @@ pub use info::{
 };
 pub use keys::{
     KeyError, KeyMaterial, KeyName, KeySecret, KeySource, MasterSecret, ProcessKeySource,
-    SessionKey, TicketKey,
+    SessionKey, TicketKey, STAND_IN_RETRY_ON_ERROR,
 };
 pub use lifecycle::{Decision, KeyRing, RejectReason, TicketLifecycle};
 pub use pki::{certificates_from_pem, certificates_from_pem_file, read_file, Identity, KeyFormat};

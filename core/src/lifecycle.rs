@@ -8,7 +8,9 @@ use ring::digest;
 use zeroize::Zeroizing;
 
 use crate::clock::UnixTime;
-use crate::keys::{KeyError, KeyMaterial, KeyName, KeySecret, KeySource, TicketKey};
+use crate::keys::{
+    KeyError, KeyMaterial, KeyName, KeySecret, KeySource, TicketKey, STAND_IN_RETRY_ON_ERROR,
+};
 use crate::ticket_policy::{KeySchedule, TicketPolicy};
 
 /// What to do with a ticket a client presented.
@@ -296,7 +298,7 @@ impl KeyRing {
                 Some(current) if current.expires_at() > now => {
                     if current.retry_at().is_some() && now < current.rotate_at() {
                         let delay = self.source.retry_after(current.name());
-                        current.set_retry_at(Some(now + delay.unwrap_or(Duration::from_secs(60))));
+                        current.set_retry_at(Some(now + delay.unwrap_or(STAND_IN_RETRY_ON_ERROR)));
                     }
                     Ok(())
                 }
@@ -317,7 +319,7 @@ impl KeyRing {
             // Asked again about a stand-in and the source failed: keep the keys, ask later.
             Err(_) if same_period => {
                 if let Some(current) = ring.keys.first() {
-                    current.set_retry_at(Some(now + Duration::from_secs(60)));
+                    current.set_retry_at(Some(now + STAND_IN_RETRY_ON_ERROR));
                 }
                 return Ok(());
             }

@@ -88,7 +88,8 @@ impl Server {
             if self.master.due(now) {
                 self.master.refresh(&self.settings, now);
             }
-            session.enable_tickets_server(self.master.bytes().as_bytes())?;
+            self.master
+                .with_bytes(|bytes| session.enable_tickets_server(bytes))?;
             session.set_cache_expiration(lifetime);
         }
         let conn = Connection::new(session, self.credentials.clone(), transport)?;

@@ -13,16 +13,17 @@
 use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use tlsresume_core::{Error, MasterSecret, ServerSettings, UnixTime};
-
-/// How soon to ask again about a stand-in master secret when the key source failed outright.
-const RETRY_ON_ERROR: Duration = Duration::from_secs(60);
+use tlsresume_core::{
+    Error, KeyError, MasterSecret, ServerSettings, UnixTime, STAND_IN_RETRY_ON_ERROR,
+};
 
 /// The master ticket key for `gnutls_session_ticket_enable_server` (64 bytes), as the server
 /// holds it: fetched from the key source when the server is made and, when the source said it
 /// was a stand-in ([`KeySource::master_retry_after`](tlsresume_core::KeySource::master_retry_after):
 /// a fleet node cut off from its shared store), fetched again once the delay has passed on the
-/// server's clock, so the node takes the fleet's master once the store answers.
+/// server's clock, so the node takes the fleet's master once the store answers. The same rule
+/// as a periodic [`KeyRing`](tlsresume_core::KeyRing)'s, which GnuTLS's own key derivation
+/// stands in for here.
 ///
 /// GnuTLS takes one master key per session: tickets sealed under a stand-in do not open once
 /// the fleet's master has replaced it (those clients make a full handshake, once).
@@ -35,17 +36,23 @@ struct Held {
     retry_at: Option<UnixTime>,
 }
 
-impl MasterKey {
-    /// Fetches the master secret (this may block on a shared key source).
-    pub(crate) fn fetch(settings: &ServerSettings) -> Result<Self, Error> {
+impl Held {
+    /// Asks the key source (this may block), noting when to ask again if it gave a stand-in.
+    fn ask(settings: &ServerSettings, now: UnixTime) -> Result<Self, KeyError> {
         let secret = settings.key_source.master_secret()?;
-        let now = settings.clock.now();
         let retry_at = settings
             .key_source
             .master_retry_after(&secret)
             .map(|d| now + d);
+        Ok(Self { secret, retry_at })
+    }
+}
+
+impl MasterKey {
+    /// Fetches the master secret (this may block on a shared key source).
+    pub(crate) fn fetch(settings: &ServerSettings) -> Result<Self, Error> {
         Ok(Self {
-            held: RwLock::new(Held { secret, retry_at }),
+            held: RwLock::new(Held::ask(settings, settings.clock.now())?),
         })
     }
 
@@ -64,37 +71,21 @@ impl MasterKey {
                 return;
             }
             // Claimed: no other caller asks until this answer (or the fallback delay).
-            held.retry_at = Some(now + RETRY_ON_ERROR);
+            held.retry_at = Some(now + STAND_IN_RETRY_ON_ERROR);
         }
-        let Ok(secret) = settings.key_source.master_secret() else {
-            return;
-        };
-        let retry_at = settings
-            .key_source
-            .master_retry_after(&secret)
-            .map(|d| now + d);
-        let mut held = self.held.write().unwrap_or_else(|p| p.into_inner());
-        held.secret = secret;
-        held.retry_at = retry_at;
+        if let Ok(fresh) = Held::ask(settings, now) {
+            *self.held.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        }
     }
 
-    /// The 64 secret bytes, for one session's `gnutls_session_ticket_enable_server` (which
-    /// copies them).
-    pub(crate) fn bytes(&self) -> MasterBytes<'_> {
-        MasterBytes(self.read())
+    /// Runs `f` with the 64 secret bytes (for one session's
+    /// `gnutls_session_ticket_enable_server`, which copies them).
+    pub(crate) fn with_bytes<R>(&self, f: impl FnOnce(&[u8; 64]) -> R) -> R {
+        f(self.read().secret.as_bytes())
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Held> {
         self.held.read().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// The held master secret's bytes, borrowed for as long as this lives.
-pub(crate) struct MasterBytes<'a>(RwLockReadGuard<'a, Held>);
-
-impl MasterBytes<'_> {
-    pub(crate) fn as_bytes(&self) -> &[u8; 64] {
-        self.0.secret.as_bytes()
     }
 }
 

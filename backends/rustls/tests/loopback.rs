@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use tlsresume_core::*;
-use tlsresume_rustls::{Client, Server};
+use tlsresume_rustls::{Client, Server, Stream};
 
 fn pki(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -80,6 +80,24 @@ impl Harness {
             store,
             clock,
         }
+    }
+
+    /// Accepts one connection on a thread of its own and hands the server's handshake result
+    /// to `then`, whose answer the thread returns.
+    fn accept_one<R: Send + 'static>(
+        &self,
+        then: impl FnOnce(Result<Stream<Box<dyn Transport>>, Error>) -> R + Send + 'static,
+    ) -> thread::JoinHandle<R> {
+        let listener = self.listener.try_clone().expect("clone");
+        let server = self.server.clone();
+        thread::spawn(move || {
+            let (tcp, peer) = listener.accept().expect("accept");
+            let local = tcp.local_addr().expect("addr");
+            then(server.accept(
+                Box::new(tcp) as Box<dyn Transport>,
+                &ServerParams::new(peer, local),
+            ))
+        })
     }
 
     fn params(&self) -> ClientParams {
@@ -287,20 +305,14 @@ fn ticket_tampered_on_the_wire_fails_cleanly_and_the_server_carries_on() {
         let needle = h.server.key_ring().key_names(h.clock.now())[0]
             .as_bytes()
             .to_vec();
-        let listener = h.listener.try_clone().expect("clone");
-        let server = h.server.clone();
-        let t = thread::spawn(move || {
-            let (tcp, peer) = listener.accept().expect("accept");
-            let local = tcp.local_addr().expect("addr");
-            match server.accept(Box::new(tcp), &ServerParams::new(peer, local)) {
-                Ok(mut tls) => {
-                    // TLS 1.3: the server's handshake may finish before the client's Finished
-                    // is checked; the failure then shows on read.
-                    let mut buf = [0u8; 1];
-                    tls.read(&mut buf).is_err() || !tls.info().resumed
-                }
-                Err(_) => true,
+        let t = h.accept_one(|accepted| match accepted {
+            Ok(mut tls) => {
+                // TLS 1.3: the server's handshake may finish before the client's Finished
+                // is checked; the failure then shows on read.
+                let mut buf = [0u8; 1];
+                tls.read(&mut buf).is_err() || !tls.info().resumed
             }
+            Err(_) => true,
         });
         let tcp = TcpStream::connect(h.params().peer).expect("connect");
         let tap = TamperTap {
@@ -479,15 +491,7 @@ fn verification_required_and_failing_stops_the_handshake() {
         },
         |_| {},
     );
-    let listener = h.listener.try_clone().expect("clone");
-    let server = h.server.clone();
-    let t = thread::spawn(move || {
-        let (tcp, peer) = listener.accept().expect("accept");
-        let local = tcp.local_addr().expect("addr");
-        server
-            .accept(Box::new(tcp), &ServerParams::new(peer, local))
-            .is_err()
-    });
+    let t = h.accept_one(|accepted| accepted.is_err());
     let tcp = TcpStream::connect(h.params().peer).expect("connect");
     let err = h
         .client
@@ -552,14 +556,8 @@ fn required_ocsp_fails_on_resumption_under_exim_and_not_under_hardened() {
         );
         let (c, _) = h.connect();
         assert_eq!(c.ocsp, OcspStatus::Verified);
-        let listener = h.listener.try_clone().expect("clone");
-        let server = h.server.clone();
-        let t = thread::spawn(move || {
-            let (tcp, peer) = listener.accept().expect("accept");
-            let local = tcp.local_addr().expect("addr");
-            let mut tls = server
-                .accept(Box::new(tcp), &ServerParams::new(peer, local))
-                .expect("server handshake");
+        let t = h.accept_one(|accepted| {
+            let mut tls = accepted.expect("server handshake");
             let _ = tls.write_all(b"220 hello\r\n");
             let _ = tls.flush();
             let mut rest = Vec::new();
@@ -774,16 +772,8 @@ fn a_forged_tls12_state_with_a_short_master_secret_gives_a_full_handshake() {
     let forged = TicketSealer::new(h.server.key_ring().clone())
         .seal(&state, h.clock.now())
         .expect("seal");
-    let listener = h.listener.try_clone().expect("clone");
-    let server = h.server.clone();
-    let t = thread::spawn(move || {
-        let (tcp, peer) = listener.accept().expect("accept");
-        let local = tcp.local_addr().expect("addr");
-        // The fake client leaves after the server's first flight: an error, not a panic.
-        server
-            .accept(Box::new(tcp), &ServerParams::new(peer, local))
-            .map(|_| ())
-    });
+    // The fake client leaves after the server's first flight: an error, not a panic.
+    let t = h.accept_one(|accepted| accepted.map(|_| ()));
     let mut tcp = TcpStream::connect(h.params().peer).expect("connect");
     tcp.write_all(&tls12_hello_with_ticket(&forged))
         .expect("hello");
