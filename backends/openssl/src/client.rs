@@ -32,6 +32,7 @@ use crate::error;
 use crate::ffi;
 use crate::handshake::Handshake;
 use crate::info::{protocol_of, Stream};
+use crate::sessions::DecodedSessions;
 use crate::BACKEND;
 
 /// The trust anchors: a store for chain and OCSP verification, and the certificates for
@@ -79,6 +80,7 @@ impl ClientState {
 pub(crate) struct ClientConn {
     settings: Arc<ClientSettings>,
     roots: Arc<Roots>,
+    sessions: Arc<DecodedSessions>,
     state: Mutex<ClientState>,
 }
 
@@ -159,9 +161,13 @@ impl ClientConn {
             lifetime,
             der,
         );
+        let kept = entry.session.clone();
         if settings.store.put(&st.offer.key, entry).is_ok() {
             st.bits |= Resumption::SERVER_TICKET;
             st.ticket_lifetime = Some(lifetime);
+            // The next connection to this server finds these bytes in the store: it gets a
+            // copy of this session instead of decoding them.
+            self.sessions.keep(&st.offer.key, kept, session);
         }
     }
 }
@@ -222,6 +228,7 @@ pub struct Client {
     ctx: SslContext,
     settings: Arc<ClientSettings>,
     roots: Arc<Roots>,
+    sessions: Arc<DecodedSessions>,
     alpn: Vec<u8>,
 }
 
@@ -271,6 +278,7 @@ impl Client {
             ctx: ctx.build(),
             settings: Arc::new(settings),
             roots: Arc::new(Roots { store, certs }),
+            sessions: Arc::default(),
             alpn,
         })
     }
@@ -316,13 +324,15 @@ impl Client {
         let mut offer = settings.offer(BACKEND, params, true);
         let mut ssl = Ssl::new(&self.ctx).map_err(|e| error::stack("SSL", e))?;
 
-        // The session to offer: DER written by this backend; anything OpenSSL refuses to load
-        // is removed from the store and the handshake is a full one.
+        // The session to offer: DER written by this backend (decoded once, then copied while
+        // the store holds the same bytes); anything OpenSSL refuses to load is removed from the
+        // store and the handshake is a full one.
         let mut session = None;
         if let Some(entry) = &offer.entry {
-            match ffi::session_from_der(&entry.session) {
+            match self.sessions.session(&offer.key, &entry.session) {
                 Ok(s) if ffi::set_session(&mut ssl, &s).is_ok() => session = Some(s),
                 _ => {
+                    self.sessions.forget(&offer.key);
                     let _ = settings.store.remove(&offer.key);
                     offer.withdraw();
                 }
@@ -339,6 +349,7 @@ impl Client {
         let conn = Arc::new(ClientConn {
             settings: Arc::clone(settings),
             roots: Arc::clone(&self.roots),
+            sessions: Arc::clone(&self.sessions),
             state: Mutex::new(ClientState {
                 bits: offer.bits,
                 offer,
@@ -458,5 +469,113 @@ impl ClientContext for Client {
 
     fn client_settings(&self) -> &ClientSettings {
         &self.settings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Server;
+    use std::net::{TcpListener, TcpStream};
+    use std::path::PathBuf;
+    use tlsresume_core::{
+        certificates_from_pem_file, CacheKey, Identity, ManualClock, MemoryStore, ServerParams,
+        ServerSettings, UnixTime, Versions,
+    };
+
+    fn pki(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/pki")
+            .join(name)
+    }
+
+    /// Real handshakes over loopback; returns whether the client resumed.
+    fn handshake(listener: &TcpListener, server: &Arc<Server>, client: &Client) -> bool {
+        let (server, accepter) = (Arc::clone(server), listener.try_clone().expect("listener"));
+        let accepting = std::thread::spawn(move || {
+            let (tcp, peer) = accepter.accept().expect("accept");
+            let params = ServerParams::new(peer, tcp.local_addr().expect("addr"));
+            let mut stream = server.accept(tcp, &params).expect("server handshake");
+            stream.write_all(b"hello").expect("write");
+            let mut buf = [0u8; 1];
+            let _ = stream.read(&mut buf);
+        });
+        let addr = listener.local_addr().expect("addr");
+        let tcp = TcpStream::connect(addr).expect("connect");
+        let params = ClientParams::new("mx.tlsresume.test", addr);
+        let mut stream = client.connect(tcp, &params).expect("client handshake");
+        let mut buf = [0u8; 5];
+        // TLS 1.3 tickets arrive with the first read.
+        stream.read_exact(&mut buf).expect("hello");
+        let resumed = stream.info().resumed;
+        let _ = stream.shutdown();
+        drop(stream);
+        accepting.join().expect("server thread");
+        resumed
+    }
+
+    /// The session a client stores is kept decoded: later resumptions with the same stored
+    /// bytes decode nothing; bytes that change are decoded again.
+    #[test]
+    fn stored_sessions_are_decoded_once() {
+        for version in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
+            let clock = ManualClock::new(UnixTime::now());
+            let identity =
+                Identity::from_pem_files(&pki("server-ecdsa.pem"), &pki("server-ecdsa.key"))
+                    .expect("identity");
+            let mut ss = ServerSettings::new(identity);
+            ss.clock = Arc::new(clock.clone());
+            ss.versions = Versions::only(version);
+            let server = Arc::new(Server::new(ss).expect("server"));
+            let store = Arc::new(MemoryStore::new(16));
+            let mut cs =
+                ClientSettings::new(certificates_from_pem_file(&pki("ca.pem")).expect("ca"));
+            cs.clock = Arc::new(clock.clone());
+            cs.versions = Versions::only(version);
+            cs.store = store.clone();
+            let client = Client::new(cs).expect("client");
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let key: CacheKey = client.settings().cache_key(
+                BACKEND,
+                &ClientParams::new("mx.tlsresume.test", listener.local_addr().expect("addr")),
+            );
+
+            assert!(!handshake(&listener, &server, &client), "{version}: full");
+            assert_eq!(
+                client.sessions.len(),
+                1,
+                "{version}: the stored session is kept"
+            );
+            for i in 0..3 {
+                assert!(
+                    handshake(&listener, &server, &client),
+                    "{version}: resumption {i}"
+                );
+            }
+            assert_eq!(client.sessions.decodes(), 0, "{version}: nothing decoded");
+
+            // A stored session the client does not hold decoded (as one another process
+            // wrote) is decoded once, then kept.
+            client.sessions.forget(&key);
+            assert!(handshake(&listener, &server, &client), "{version}: resumed");
+            assert!(handshake(&listener, &server, &client), "{version}: resumed");
+            assert_eq!(client.sessions.decodes(), 1, "{version}: decoded once");
+
+            // Other bytes than the kept session's (damaged here): decoded (and refused),
+            // forgotten, a full handshake, whose new session is kept.
+            let mut entry = store.get(&key).expect("store").expect("entry");
+            entry.session.truncate(entry.session.len() / 2);
+            store.put(&key, entry).expect("put");
+            assert!(
+                !handshake(&listener, &server, &client),
+                "{version}: damaged"
+            );
+            assert_eq!(client.sessions.decodes(), 2, "{version}");
+            assert_eq!(
+                client.sessions.len(),
+                1,
+                "{version}: the new session is kept"
+            );
+        }
     }
 }

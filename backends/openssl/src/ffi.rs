@@ -8,7 +8,7 @@
 
 use std::ptr;
 
-use foreign_types::ForeignTypeRef;
+use foreign_types::{ForeignType, ForeignTypeRef};
 use libc::{c_char, c_int, c_long, c_uchar, c_ulong, c_void, size_t};
 use openssl::error::ErrorStack;
 use openssl::ssl::{SslContextBuilder, SslRef, SslSession, SslSessionRef};
@@ -99,6 +99,8 @@ extern "C" {
     );
     /// SSL_SESSION_is_resumable(3).
     fn SSL_SESSION_is_resumable(session: *const SSL_SESSION) -> c_int;
+    /// SSL_SESSION_dup(3).
+    fn SSL_SESSION_dup(src: *const SSL_SESSION) -> *mut SSL_SESSION;
     /// SSL_set_options(3) (a function in libssl 3, taking `uint64_t`).
     fn SSL_set_options(ssl: *mut SSL, op: u64) -> u64;
     /// OSSL_PARAM_construct_utf8_string(3).
@@ -238,6 +240,23 @@ pub fn set_session_der(ssl: &mut SslRef, der: &[u8]) -> Result<(), ErrorStack> {
 /// Decodes a DER session (d2i_SSL_SESSION(3)); any malformed input is an error.
 pub(crate) fn session_from_der(der: &[u8]) -> Result<SslSession, ErrorStack> {
     SslSession::from_der(der)
+}
+
+/// A copy of `session` with a reference count, lock and ex_data of its own
+/// (SSL_SESSION_dup(3)): nothing a connection later does to one (libssl marks the session of a
+/// connection freed without a shutdown not resumable) reaches the other. The peer certificates
+/// are shared by reference, not decoded again, which is what makes this far cheaper than
+/// [`session_from_der`].
+pub(crate) fn session_dup(session: &SslSessionRef) -> Result<SslSession, ErrorStack> {
+    // SAFETY: valid SSL_SESSION borrowed for the call; SSL_SESSION_dup only reads it and
+    // returns NULL or a new session holding the one reference.
+    let copy = unsafe { SSL_SESSION_dup(session.as_ptr()) };
+    if copy.is_null() {
+        return Err(ErrorStack::get());
+    }
+    // SAFETY: `copy` is a new SSL_SESSION whose one reference passes to the owned type, which
+    // frees it (SSL_SESSION_free) on drop.
+    Ok(unsafe { SslSession::from_ptr(copy) })
 }
 
 /// Sets the app data a new ticket carries on the connection's current session.

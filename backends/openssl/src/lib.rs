@@ -32,7 +32,7 @@
 //! |---|---|---|
 //! | `SUPPORTED` 0x01 | always, at start ([`ServerSettings::start`]) | always ([`ClientSettings::offer`]) |
 //! | `CLIENT_REQUESTED` 0x02 | the ticket key callback is asked to *encrypt* a ticket | the policy resumes with this server (else `SSL_OP_NO_TICKET`) |
-//! | `CLIENT_SUGGESTED` 0x04 | the ticket key callback is asked to *decrypt* a ticket | a stored session was offered and `d2i_SSL_SESSION` + `SSL_set_session` accepted it |
+//! | `CLIENT_SUGGESTED` 0x04 | the ticket key callback is asked to *decrypt* a ticket | a stored session was offered and `d2i_SSL_SESSION` (or a copy of the session these bytes decoded to before) + `SSL_set_session` accepted it |
 //! | `SERVER_TICKET` 0x08 | at start, when the policy gives this client tickets | a resumable session was stored: new-session callback (TLS 1.2 full handshake; TLS 1.3 on the first read), or a changed ticket after a resumed TLS 1.2 handshake |
 //! | `USED` 0x10 | `SSL_session_reused` | `SSL_session_reused` |
 //!
@@ -49,6 +49,13 @@
 //! [`ResumptionPolicy::exim_compatible`] and the stored result under
 //! [`ResumptionPolicy::hardened`]. No OCSP staple is sent on a resumed handshake.
 //!
+//! Stored sessions are DER in the [`SessionStore`]; decoding one (`d2i_SSL_SESSION`) costs a
+//! resumed client handshake about 1.5 M instructions. A [`Client`] therefore keeps the last
+//! session it stored or decoded for each server (up to 256 servers) and gives every connection
+//! a copy of it (`SSL_SESSION_dup`) while the store holds exactly those bytes; other bytes are
+//! decoded, so what is offered is always what the store holds.
+//!
+//! [`SessionStore`]: tlsresume_core::SessionStore
 //! [`ServerSettings::start`]: tlsresume_core::contract::ServerContract::start
 //! [`ClientSettings::offer`]: tlsresume_core::contract::ClientContract::offer
 //! [`TicketLifecycle::find_key`]: tlsresume_core::TicketLifecycle::find_key
@@ -70,6 +77,7 @@ mod ffi;
 mod handshake;
 mod info;
 mod server;
+mod sessions;
 mod tickets;
 
 pub use client::Client;

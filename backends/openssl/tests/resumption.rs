@@ -307,6 +307,32 @@ fn tls13_corrupt_stored_session() {
     corrupt_stored_session(T13);
 }
 
+/// A connection dropped without a TLS shutdown does not stop the next ones from resuming.
+/// libssl marks the session of a connection freed that way not resumable; the client keeps
+/// stored sessions decoded, and a connection sharing the kept one would spoil it for all later
+/// connections (a full handshake each, until the store's bytes changed).
+fn dropped_connections_leave_resumption_working(v: ProtocolVersion) {
+    let pair = Setup::new(v).build();
+    let first = pair.connect_and_drop();
+    assert!(!first.resumed);
+    for i in 1..=4 {
+        let next = pair.connect_and_drop();
+        assert!(next.resumed, "connection {i} after one dropped resumed");
+    }
+    let last = pair.connect();
+    assert!(last.server.resumed && last.client.resumed);
+}
+
+#[test]
+fn tls12_dropped_connections_leave_resumption_working() {
+    dropped_connections_leave_resumption_working(T12);
+}
+
+#[test]
+fn tls13_dropped_connections_leave_resumption_working() {
+    dropped_connections_leave_resumption_working(T13);
+}
+
 fn tampered_ticket(v: ProtocolVersion) {
     let pair = Setup::new(v).build();
     pair.connect();

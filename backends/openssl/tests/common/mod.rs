@@ -140,12 +140,12 @@ impl Pair {
         self.clock.advance(Duration::from_secs(mins * MIN));
     }
 
-    /// One connection: the server writes "hello", the client reads it (TLS 1.3 tickets arrive
-    /// then) and answers "ok".
-    pub fn try_connect(&self) -> (Result<SessionInfo, Error>, Result<Outcome2, Error>) {
+    /// The server side of one connection, on a thread: writes "hello", reads the client's "ok"
+    /// (or its going away) and shuts down.
+    fn serve_one(&self) -> thread::JoinHandle<Result<SessionInfo, Error>> {
         let server = Arc::clone(&self.server);
         let listener = self.listener.try_clone().expect("clone listener");
-        let handle = thread::spawn(move || -> Result<SessionInfo, Error> {
+        thread::spawn(move || -> Result<SessionInfo, Error> {
             let (tcp, peer) = listener.accept()?;
             tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
             let params = ServerParams::new(peer, tcp.local_addr()?);
@@ -156,7 +156,13 @@ impl Pair {
             let info = stream.info().clone();
             let _ = stream.shutdown();
             Ok(info)
-        });
+        })
+    }
+
+    /// One connection: the server writes "hello", the client reads it (TLS 1.3 tickets arrive
+    /// then) and answers "ok".
+    pub fn try_connect(&self) -> (Result<SessionInfo, Error>, Result<Outcome2, Error>) {
+        let handle = self.serve_one();
         let client = (|| -> Result<Outcome2, Error> {
             let tcp = TcpStream::connect(self.listener.local_addr()?)?;
             tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -172,6 +178,28 @@ impl Pair {
         })();
         let server = handle.join().expect("server thread");
         (server, client)
+    }
+
+    /// One connection that the client drops, without a TLS shutdown, once it has read "hello"
+    /// (as a client that gives up, or whose peer is gone, does). Returns the client's info.
+    pub fn connect_and_drop(&self) -> SessionInfo {
+        let handle = self.serve_one();
+        let tcp = TcpStream::connect(self.listener.local_addr().expect("addr")).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut stream = self
+            .client
+            .connect(Box::new(tcp), &self.params())
+            .expect("client handshake");
+        let mut buf = [0u8; 5];
+        stream.read_exact(&mut buf).expect("hello");
+        let info = stream.info().clone();
+        drop(stream);
+        handle
+            .join()
+            .expect("server thread")
+            .expect("server handshake");
+        info
     }
 
     pub fn connect(&self) -> Outcome {

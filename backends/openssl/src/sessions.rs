@@ -1,0 +1,128 @@
+//! Stored sessions kept decoded, so that a resumption does not decode its session again.
+//!
+//! Why: the store holds each session as DER, and `d2i_SSL_SESSION` is the largest cost of a
+//! resumed OpenSSL client handshake (about 1.5 M instructions: OpenSSL 3 decodes the peer
+//! certificate and its key through the provider decoders, against 2.3 M for the rest of a
+//! resumed TLS 1.3 handshake). A [`Client`](crate::Client) keeps, per cache key, the last
+//! session it stored or decoded together with its DER, and hands that session out again while
+//! the store still holds exactly those bytes. Any other bytes (a new ticket, another process's
+//! write, damage) are decoded as before, so what is offered is always what the store holds.
+//!
+//! Connections never share the kept session: each gets a copy (`SSL_SESSION_dup`, which shares
+//! the decoded peer certificates by reference and costs a few thousand instructions), because
+//! libssl writes to a connection's session — it marks it not resumable when the connection is
+//! freed without a shutdown (`ssl_clear_bad_session`) — and a shared one would carry that to
+//! every later connection. The kept session itself is never handed to libssl.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use openssl::error::ErrorStack;
+use openssl::ssl::{SslSession, SslSessionRef};
+use tlsresume_core::CacheKey;
+use zeroize::Zeroizing;
+
+use crate::ffi;
+
+/// How many sessions a client keeps decoded (one per cache key, so per server it talks to);
+/// past it, one is dropped for each new one. A session holds a few kilobytes (its DER, the
+/// decoded peer certificate), so this bounds the memory to a few megabytes.
+pub(crate) const CAPACITY: usize = 256;
+
+/// A decoded session and the DER it came from (which holds its master secret: wiped on drop).
+struct Decoded {
+    der: Zeroizing<Vec<u8>>,
+    session: SslSession,
+}
+
+/// The decoded sessions of one client.
+#[derive(Default)]
+pub(crate) struct DecodedSessions {
+    slots: Mutex<HashMap<CacheKey, Decoded>>,
+    /// How many times DER was decoded.
+    #[cfg(test)]
+    decodes: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Debug for DecodedSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodedSessions")
+            .field("kept", &self.slots().len())
+            .finish()
+    }
+}
+
+impl DecodedSessions {
+    fn slots(&self) -> MutexGuard<'_, HashMap<CacheKey, Decoded>> {
+        // The map is consistent after any panic (every change is one insert or remove).
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A session for one connection whose DER is `der`, stored under `key`: a copy of the one
+    /// kept when the bytes are the same, else `der` decoded (and a copy kept). Malformed DER is
+    /// an error, and forgets `key`.
+    pub(crate) fn session(&self, key: &CacheKey, der: &[u8]) -> Result<SslSession, ErrorStack> {
+        if let Some(kept) = self.slots().get(key) {
+            if kept.der.as_slice() == der {
+                // A copy libssl cannot make (out of memory) falls back to decoding.
+                if let Ok(copy) = ffi::session_dup(&kept.session) {
+                    return Ok(copy);
+                }
+            }
+        }
+        // Decoded outside the lock: other connections go on meanwhile.
+        #[cfg(test)]
+        self.decodes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match ffi::session_from_der(der) {
+            Ok(session) => {
+                self.keep(key, der.to_vec(), &session);
+                Ok(session)
+            }
+            Err(e) => {
+                self.forget(key);
+                Err(e)
+            }
+        }
+    }
+
+    /// Keeps a copy of `session`, whose DER is `der`, as the one stored under `key` (nothing
+    /// is kept if libssl cannot copy it: the next connection decodes).
+    pub(crate) fn keep(&self, key: &CacheKey, der: Vec<u8>, session: &SslSessionRef) {
+        let Ok(copy) = ffi::session_dup(session) else {
+            self.forget(key);
+            return;
+        };
+        let mut slots = self.slots();
+        if slots.len() >= CAPACITY && !slots.contains_key(key) {
+            // Any one: the map's order is arbitrary, and a miss costs one decode.
+            if let Some(other) = slots.keys().next().copied() {
+                slots.remove(&other);
+            }
+        }
+        slots.insert(
+            *key,
+            Decoded {
+                der: Zeroizing::new(der),
+                session: copy,
+            },
+        );
+    }
+
+    /// Drops what is kept under `key` (its entry was refused or removed).
+    pub(crate) fn forget(&self, key: &CacheKey) {
+        self.slots().remove(key);
+    }
+
+    /// How many sessions are kept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.slots().len()
+    }
+
+    /// How many times DER was decoded.
+    #[cfg(test)]
+    pub(crate) fn decodes(&self) -> usize {
+        self.decodes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
