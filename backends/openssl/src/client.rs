@@ -475,107 +475,37 @@ impl ClientContext for Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Server;
-    use std::net::{TcpListener, TcpStream};
-    use std::path::PathBuf;
-    use tlsresume_core::{
-        certificates_from_pem_file, CacheKey, Identity, ManualClock, MemoryStore, ServerParams,
-        ServerSettings, UnixTime, Versions,
-    };
-
-    fn pki(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/pki")
-            .join(name)
-    }
-
-    /// Real handshakes over loopback; returns whether the client resumed.
-    fn handshake(listener: &TcpListener, server: &Arc<Server>, client: &Client) -> bool {
-        let (server, accepter) = (Arc::clone(server), listener.try_clone().expect("listener"));
-        let accepting = std::thread::spawn(move || {
-            let (tcp, peer) = accepter.accept().expect("accept");
-            let params = ServerParams::new(peer, tcp.local_addr().expect("addr"));
-            let mut stream = server.accept(tcp, &params).expect("server handshake");
-            stream.write_all(b"hello").expect("write");
-            let mut buf = [0u8; 1];
-            let _ = stream.read(&mut buf);
-        });
-        let addr = listener.local_addr().expect("addr");
-        let tcp = TcpStream::connect(addr).expect("connect");
-        let params = ClientParams::new("mx.tlsresume.test", addr);
-        let mut stream = client.connect(tcp, &params).expect("client handshake");
-        let mut buf = [0u8; 5];
-        // TLS 1.3 tickets arrive with the first read.
-        stream.read_exact(&mut buf).expect("hello");
-        let resumed = stream.info().resumed;
-        let _ = stream.shutdown();
-        drop(stream);
-        accepting.join().expect("server thread");
-        resumed
-    }
+    use crate::test_harness::Setup;
 
     /// The session a client stores is kept decoded: later resumptions with the same stored
     /// bytes decode nothing; bytes that change are decoded again.
     #[test]
     fn stored_sessions_are_decoded_once() {
         for version in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
-            let clock = ManualClock::new(UnixTime::now());
-            let identity =
-                Identity::from_pem_files(&pki("server-ecdsa.pem"), &pki("server-ecdsa.key"))
-                    .expect("identity");
-            let mut ss = ServerSettings::new(identity);
-            ss.clock = Arc::new(clock.clone());
-            ss.versions = Versions::only(version);
-            let server = Arc::new(Server::new(ss).expect("server"));
-            let store = Arc::new(MemoryStore::new(16));
-            let mut cs =
-                ClientSettings::new(certificates_from_pem_file(&pki("ca.pem")).expect("ca"));
-            cs.clock = Arc::new(clock.clone());
-            cs.versions = Versions::only(version);
-            cs.store = store.clone();
-            let client = Client::new(cs).expect("client");
-            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-            let key: CacheKey = client.settings().cache_key(
-                BACKEND,
-                &ClientParams::new("mx.tlsresume.test", listener.local_addr().expect("addr")),
-            );
-
-            assert!(!handshake(&listener, &server, &client), "{version}: full");
-            assert_eq!(
-                client.sessions.len(),
-                1,
-                "{version}: the stored session is kept"
-            );
+            let pair = Setup::new(version).build();
+            let sessions = &pair.client.sessions;
+            assert!(!pair.connect().client.resumed, "{version}: full");
+            assert_eq!(sessions.len(), 1, "{version}: the stored session is kept");
             for i in 0..3 {
-                assert!(
-                    handshake(&listener, &server, &client),
-                    "{version}: resumption {i}"
-                );
+                assert!(pair.connect().client.resumed, "{version}: resumption {i}");
             }
-            assert_eq!(client.sessions.decodes(), 0, "{version}: nothing decoded");
+            assert_eq!(sessions.decodes(), 0, "{version}: nothing decoded");
 
             // A stored session the client does not hold decoded (as one another process
             // wrote) is decoded once, then kept.
-            client.sessions.forget(&key);
-            assert!(handshake(&listener, &server, &client), "{version}: resumed");
-            assert!(handshake(&listener, &server, &client), "{version}: resumed");
-            assert_eq!(client.sessions.decodes(), 1, "{version}: decoded once");
+            sessions.forget(&pair.key());
+            assert!(pair.connect().client.resumed, "{version}: resumed");
+            assert!(pair.connect().client.resumed, "{version}: resumed");
+            assert_eq!(sessions.decodes(), 1, "{version}: decoded once");
 
             // Other bytes than the kept session's (damaged here): decoded (and refused),
             // forgotten, a full handshake, whose new session is kept.
-            let mut entry = store.get(&key).expect("store").expect("entry");
+            let mut entry = pair.entry().expect("entry");
             entry.session.truncate(entry.session.len() / 2);
-            store.put(&key, entry).expect("put");
-            assert!(
-                !handshake(&listener, &server, &client),
-                "{version}: damaged"
-            );
-            assert_eq!(client.sessions.decodes(), 2, "{version}");
-            assert_eq!(
-                client.sessions.len(),
-                1,
-                "{version}: the new session is kept"
-            );
+            pair.put(entry);
+            assert!(!pair.connect().client.resumed, "{version}: damaged");
+            assert_eq!(sessions.decodes(), 2, "{version}");
+            assert_eq!(sessions.len(), 1, "{version}: the new session is kept");
         }
     }
 }

@@ -80,6 +80,13 @@ mod server;
 mod sessions;
 mod tickets;
 
+// The integration tests' loopback harness, for unit tests that look inside the client.
+#[cfg(test)]
+extern crate self as tlsresume_openssl;
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod test_harness;
+
 pub use client::Client;
 pub use handshake::Handshake;
 

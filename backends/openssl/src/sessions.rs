@@ -13,6 +13,11 @@
 //! libssl writes to a connection's session — it marks it not resumable when the connection is
 //! freed without a shutdown (`ssl_clear_bad_session`) — and a shared one would carry that to
 //! every later connection. The kept session itself is never handed to libssl.
+//!
+//! Only this backend keeps sessions decoded: the other two have no import step of this size
+//! (a whole resumed rustls client handshake is about 0.17 M instructions; the GnuTLS client's
+//! largest cost is verifying the stored chain again, `gnutls_certificate_verify_peers3`, which
+//! keeping its session data would not skip). See `docs/performance.md`.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -60,7 +65,7 @@ impl DecodedSessions {
 
     /// A session for one connection whose DER is `der`, stored under `key`: a copy of the one
     /// kept when the bytes are the same, else `der` decoded (and a copy kept). Malformed DER is
-    /// an error, and forgets `key`.
+    /// an error; the caller, which drops the store's entry then, [`forget`](Self::forget)s it.
     pub(crate) fn session(&self, key: &CacheKey, der: &[u8]) -> Result<SslSession, ErrorStack> {
         if let Some(kept) = self.slots().get(key) {
             if kept.der.as_slice() == der {
@@ -74,16 +79,9 @@ impl DecodedSessions {
         #[cfg(test)]
         self.decodes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match ffi::session_from_der(der) {
-            Ok(session) => {
-                self.keep(key, der.to_vec(), &session);
-                Ok(session)
-            }
-            Err(e) => {
-                self.forget(key);
-                Err(e)
-            }
-        }
+        let session = ffi::session_from_der(der)?;
+        self.keep(key, der.to_vec(), &session);
+        Ok(session)
     }
 
     /// Keeps a copy of `session`, whose DER is `der`, as the one stored under `key` (nothing
