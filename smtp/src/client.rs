@@ -13,6 +13,7 @@ use tlsresume_core::{
 };
 
 use crate::conn::Conn;
+use crate::envelope::EnvelopeError;
 use crate::reply::{Reply, ReplyError};
 
 /// What the SMTP dialogue knows when TLS starts: the inputs of a TLS session cache key that
@@ -209,7 +210,8 @@ impl fmt::Display for Stage {
 ///   failure; and any failure on a connection that spoke early while the server's features
 ///   had changed (the cache entry was rewritten or deleted, so the retry goes the normal way).
 /// - **permanent**: a 5xx reply (for the banner too: the server refuses this client; try
-///   another MX host if there is one).
+///   another MX host if there is one); an envelope address the client refuses to send
+///   ([`envelope`](Self::envelope), at [`Stage::Mail`] or [`Stage::Rcpt`], before connecting).
 ///
 /// At [`Stage::Content`] with a temporary error the outcome is unknown: the connection broke
 /// after the whole message was sent and before the server's reply. Retrying may duplicate
@@ -227,6 +229,9 @@ pub struct SendError {
     pub detail: String,
     /// Whether commands were sent before the banner on this connection.
     pub early: bool,
+    /// The envelope address refused before connecting ([`Message::check`]), also the
+    /// error's `source()`.
+    pub envelope: Option<EnvelopeError>,
 }
 
 impl SendError {
@@ -242,6 +247,18 @@ impl SendError {
             reply: None,
             detail: detail.into(),
             early: false,
+            envelope: None,
+        }
+    }
+
+    fn bad_envelope(e: EnvelopeError) -> Self {
+        let stage = match e.field {
+            crate::EnvelopeField::MailFrom => Stage::Mail,
+            crate::EnvelopeField::RcptTo(_) => Stage::Rcpt,
+        };
+        Self {
+            envelope: Some(e),
+            ..Self::new(stage, false, e.to_string())
         }
     }
 
@@ -260,6 +277,7 @@ impl SendError {
             detail: format!("refused by the server: {reply}"),
             reply: Some(reply),
             early: false,
+            envelope: None,
         }
     }
 }
@@ -281,7 +299,13 @@ impl fmt::Display for SendError {
     }
 }
 
-impl std::error::Error for SendError {}
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.envelope
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// What one connection did, for the caller's log.
 #[derive(Clone, Debug)]
@@ -411,7 +435,8 @@ impl Client {
     /// Connects to `peer` over TCP (the configured timeout on connect, reads and writes;
     /// Nagle off, so pipelined commands leave at once) and sends `message`; with `tls`,
     /// through STARTTLS. `peer_name` is the server's host name if known, for
-    /// [`ClientConfig::hosts_pipe_connect`] name items.
+    /// [`ClientConfig::hosts_pipe_connect`] name items. The envelope is checked first
+    /// ([`Message::check`]): a refused address fails before connecting.
     pub fn connect<U: StartTls<TcpStream>>(
         &self,
         peer: SocketAddr,
@@ -420,6 +445,7 @@ impl Client {
         message: &Message,
     ) -> Result<Delivery, SendError> {
         let started = Instant::now();
+        message.check().map_err(SendError::bad_envelope)?;
         let stream = TcpStream::connect_timeout(&peer, self.config.timeout)
             .map_err(|e| SendError::new(Stage::Connect, true, format!("{peer}: {e}")))?;
         let setup = || -> io::Result<()> {
@@ -434,7 +460,8 @@ impl Client {
     /// Sends `message` over `stream`, a connection to `peer` made by the caller (a TCP
     /// stream, or anything `Read + Write`; for [`Start::TlsOnConnect`] a TLS stream already).
     /// With `tls` the client requires STARTTLS; without, it stays in clear. The caller sets
-    /// the stream's timeouts.
+    /// the stream's timeouts. A refused envelope ([`Message::check`]) fails before anything
+    /// is written.
     pub fn send<S: Read + Write, U: StartTls<S>>(
         &self,
         peer: SocketAddr,
@@ -444,6 +471,7 @@ impl Client {
         tls: Option<&U>,
         message: &Message,
     ) -> Result<Delivery, SendError> {
+        message.check().map_err(SendError::bad_envelope)?;
         self.run(peer, peer_name, stream, start, tls, message, Instant::now())
     }
 

@@ -11,6 +11,7 @@
 //! | [`Client`], [`ClientConfig`] | one message per connection; `hosts_pipe_connect`, the EHLO cache |
 //! | [`Message`], [`Delivery`] | what is sent; what the connection did (sent early, waits, `L` field) |
 //! | [`SendError`], [`Stage`] | where it failed, and whether a retry may succeed |
+//! | [`Message::check`], [`EnvelopeError`], [`check_forward_path`] | envelope addresses checked before connecting: nothing but the address goes between the angle brackets |
 //! | [`StartTls`], [`UpgradeContext`], [`NoTls`], [`Start`] | the TLS seam |
 //! | [`TlsUpgrade`] | STARTTLS through any tlsresume backend (a `ClientContext`), the EHLO host name in its session cache key |
 //! | [`reply`] | the SMTP reply parser (the workspace's only one) |
@@ -42,12 +43,17 @@
 
 mod client;
 mod conn;
+mod envelope;
 pub mod reply;
 mod tls;
 
 pub use client::{
     Client, ClientConfig, Delivery, HeloNameError, Message, NoTls, SendError, Stage, Start,
     StartTls, UpgradeContext,
+};
+pub use envelope::{
+    check_forward_path, check_reverse_path, AddressError, EnvelopeError, EnvelopeField,
+    MAX_COMMAND_LINE, MAX_LOCAL_PART, MAX_PATH,
 };
 pub use reply::{read_line_unbuffered, read_reply_lines, read_reply_unbuffered, Reply, ReplyError};
 pub use tls::TlsUpgrade;

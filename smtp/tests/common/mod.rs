@@ -86,6 +86,8 @@ pub struct TestServer {
     pub records: Arc<Mutex<Vec<Record>>>,
     /// Every message accepted (content as received, un-dot-stuffed).
     pub messages: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Connections accepted so far.
+    accepted: Arc<AtomicUsize>,
 }
 
 /// The server's settings.
@@ -121,6 +123,7 @@ impl TestServer {
         let messages = Arc::new(Mutex::new(Vec::new()));
         let config = Arc::new(config);
         let count = Arc::new(AtomicUsize::new(0));
+        let accepted = count.clone();
         {
             let records = records.clone();
             let messages = messages.clone();
@@ -149,7 +152,13 @@ impl TestServer {
             addr,
             records,
             messages,
+            accepted,
         }
+    }
+
+    /// Connections accepted so far (a connection's own record comes when it ends).
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// The records of finished connections, waiting up to 5 s for `n` of them.
