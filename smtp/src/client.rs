@@ -158,7 +158,8 @@ pub struct Message {
     pub mail_from: String,
     /// The envelope recipients (at least one).
     pub rcpt_to: Vec<String>,
-    /// The message (header and body), lines ending in LF or CR LF. Dot-stuffing is done here.
+    /// The message (header and body). Each line ending (LF, CR or CR LF) goes on the wire as
+    /// CR LF, and dot-stuffing is done here, so no content can end DATA early.
     pub content: Vec<u8>,
 }
 
@@ -968,16 +969,20 @@ impl Plan {
     }
 }
 
-/// Lines end in CR LF, and the content ends with one.
+/// Every line ending (LF, CR, CR LF) made CR LF, and the content ended with one: no bare CR or
+/// LF goes on the wire.
 fn normalise(content: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(content.len() + 16);
-    let mut prev = 0u8;
-    for &b in content {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
+    let mut bytes = content.iter().copied().peekable();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\r' => {
+                bytes.next_if_eq(&b'\n');
+                out.extend_from_slice(b"\r\n");
+            }
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            _ => out.push(b),
         }
-        out.push(b);
-        prev = b;
     }
     if !out.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");
@@ -1009,6 +1014,12 @@ mod tests {
         assert_eq!(dot_stuff(b".a\n..b\r\nc"), b"..a\r\n...b\r\nc\r\n");
         assert_eq!(normalise(b".a\nb"), b".a\r\nb\r\n");
         assert_eq!(dot_stuff(b""), b"\r\n");
+        // Bare CR and bare LF alike: none reaches the wire, and no `.` line ends DATA.
+        assert_eq!(
+            dot_stuff(b"a\r.\rb\n.\r\nc\r\r\n."),
+            b"a\r\n..\r\nb\r\n..\r\nc\r\n\r\n..\r\n"
+        );
+        assert_eq!(normalise(b"a\r"), b"a\r\n");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Nothing but the caller's envelope reaches the wire: an address carrying a command is
-//! refused before the client connects or writes. Against the test server on loopback.
+//! Nothing but the caller's envelope and message reaches the wire: an address carrying a
+//! command is refused before the client connects or writes, and no byte sequence in a
+//! message ends DATA early. Against the test server on loopback.
 
 mod common;
 
@@ -132,5 +133,54 @@ fn on_a_caller_made_connection_nothing_is_written() {
         let records = server.records(i + 1);
         assert_eq!(records.len(), i + 1);
         assert!(records[i].commands.is_empty(), "{:?}", records[i].commands);
+    }
+}
+
+#[test]
+fn no_content_ends_data_early() {
+    let client = client();
+    let sent = b"hello\r\n.\r\nMAIL FROM:<x@y>\r\n";
+    let bodies: [&[u8]; 6] = [
+        b"hello\n.\nMAIL FROM:<x@y>\r\n",
+        b"hello\r.\rMAIL FROM:<x@y>\r\n",
+        b"hello\r\n.\nMAIL FROM:<x@y>\r\n",
+        b"hello\n.\r\nMAIL FROM:<x@y>\r\n",
+        b"hello\r.\r\nMAIL FROM:<x@y>\r\n",
+        b"hello\r\n.\rMAIL FROM:<x@y>",
+    ];
+    // DATA (dot-stuffed), pipelined or not, and BDAT (no stuffing): the same lines arrive.
+    for keywords in [&["PIPELINING"][..], &[], &["PIPELINING", "CHUNKING"]] {
+        let server = server(keywords);
+        for (i, body) in bodies.iter().enumerate() {
+            let shown = String::from_utf8_lossy(body);
+            let delivery = client
+                .connect::<NoTls>(
+                    server.addr,
+                    None,
+                    None,
+                    &message("a@example.test", &["b@example.test"], body),
+                )
+                .unwrap_or_else(|e| panic!("{keywords:?} {shown:?}: {e}"));
+            assert_eq!(delivery.chunking, keywords.contains(&"CHUNKING"));
+            let messages = server.messages.lock().expect("messages").clone();
+            assert_eq!(messages.len(), i + 1, "{keywords:?} {shown:?}: one message");
+            assert_eq!(
+                String::from_utf8_lossy(&messages[i]),
+                String::from_utf8_lossy(sent),
+                "{keywords:?} {shown:?}"
+            );
+        }
+        for record in server.records(bodies.len()) {
+            assert_eq!(
+                record
+                    .commands
+                    .iter()
+                    .filter(|c| c.starts_with("MAIL"))
+                    .count(),
+                1,
+                "{keywords:?}: {:?}",
+                record.commands
+            );
+        }
     }
 }

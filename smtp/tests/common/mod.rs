@@ -84,7 +84,7 @@ pub struct Record {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub records: Arc<Mutex<Vec<Record>>>,
-    /// Every message accepted (content as received, un-dot-stuffed).
+    /// Every message accepted (content as received, line endings as they came, un-dot-stuffed).
     pub messages: Arc<Mutex<Vec<Vec<u8>>>>,
     /// Connections accepted so far.
     accepted: Arc<AtomicUsize>,
@@ -291,15 +291,15 @@ impl Session {
                         continue;
                     }
                     write!(io, "354 go ahead\r\n")?;
+                    // The end is a `.` line however it ends, as the servers of the 2023 "SMTP
+                    // smuggling" reports took it: a bare LF from the client shows.
                     let mut content = Vec::new();
                     loop {
-                        let l = read_line_unbuffered(&mut *io)?;
-                        if l == "." {
+                        let l = read_raw_line(&mut *io)?;
+                        if matches!(l.as_slice(), b".\r\n" | b".\n") {
                             break;
                         }
-                        let l = l.strip_prefix('.').unwrap_or(&l);
-                        content.extend_from_slice(l.as_bytes());
-                        content.extend_from_slice(b"\r\n");
+                        content.extend_from_slice(l.strip_prefix(b".").unwrap_or(&l));
                     }
                     self.accept(content, &mut *io, advertised_early, pipelined)?;
                 }
@@ -357,6 +357,17 @@ impl Session {
         messages.push(content);
         write!(io, "250 OK id={}\r\n", messages.len())
     }
+}
+
+/// One line as it came, up to and with its LF.
+fn read_raw_line(io: &mut dyn Io) -> io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.last() != Some(&b'\n') {
+        io.read_exact(&mut byte)?;
+        line.push(byte[0]);
+    }
+    Ok(line)
 }
 
 /// Whether the peer's bytes arrive within `wait` (at once if they are there).
