@@ -361,19 +361,12 @@ impl Mail {
     }
 }
 
-/// An envelope address from the command line: printable ASCII, no spaces or angle brackets
-/// (it goes into `MAIL FROM:<…>` as it is).
+/// An envelope address from the command line, refused before any connection as the SMTP
+/// client refuses it (no CR, LF or other control byte, no angle bracket, ASCII, RFC 5321
+/// lengths): it goes into `MAIL FROM:<…>` or `RCPT TO:<…>` as it is.
 fn address(option: &str, addr: &str) -> Result<String, Error> {
-    if addr.len() > 254
-        || !addr
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
-    {
-        return Err(Error::Config(format!(
-            "{option} '{}': not an address (printable ASCII without spaces or <>)",
-            addr.escape_debug()
-        )));
-    }
+    tlsresume::smtp::check_forward_path(addr)
+        .map_err(|e| Error::Config(format!("{option} '{}': {e}", addr.escape_debug())))?;
     Ok(addr.to_owned())
 }
 
