@@ -2,10 +2,9 @@
 //! probed by `probe` over loopback with each backend. Every child is bounded in time and
 //! killed when its test ends.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
@@ -446,30 +445,8 @@ fn stapled_ocsp_is_reported_to_the_probe() {
 /// port, which the probe's session cache key includes).
 #[cfg(feature = "stores")]
 fn start_node(listen: &str, args: &[&str]) -> Server {
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .args(["--listen", listen, "--timeout", "30"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn tlsresume serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, lines) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let server = Server {
-        child,
-        lines,
-        addr: listen.to_owned(),
-    };
+    let mut server = Server::spawn(&[&["--listen", listen, "--timeout", "30"], args].concat());
+    server.addr = listen.to_owned();
     assert_eq!(server.line(), format!("listening on {listen}"));
     server
 }

@@ -97,11 +97,30 @@ impl Server {
     }
 
     pub fn start_with(args: &[&str], json: bool) -> Self {
+        let mut all = vec!["--listen", "127.0.0.1:0", "--timeout", "30"];
+        all.extend_from_slice(args);
+        all.extend(json.then_some("--json"));
+        let mut server = Self::spawn(&all);
+        let first = server.line();
+        server.addr = if json {
+            let v: serde_json::Value = serde_json::from_str(&first).expect("JSON first line");
+            v["listening"].as_str().expect("listening").to_owned()
+        } else {
+            first
+                .strip_prefix("listening on ")
+                .unwrap_or_else(|| panic!("unexpected first line '{first}'"))
+                .to_owned()
+        };
+        assert!(server.addr.starts_with("127.0.0.1:"), "{first}");
+        assert!(!server.addr.ends_with(":0"), "{first}");
+        server
+    }
+
+    /// Spawns `serve` with `args` as they are; `addr` is left for the caller to fill in.
+    pub fn spawn(args: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--timeout", "30"])
             .args(args)
-            .args(json.then_some("--json"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -117,24 +136,11 @@ impl Server {
                 }
             }
         });
-        let mut server = Self {
+        Self {
             child,
             lines,
             addr: String::new(),
-        };
-        let first = server.line();
-        server.addr = if json {
-            let v: serde_json::Value = serde_json::from_str(&first).expect("JSON first line");
-            v["listening"].as_str().expect("listening").to_owned()
-        } else {
-            first
-                .strip_prefix("listening on ")
-                .unwrap_or_else(|| panic!("unexpected first line '{first}'"))
-                .to_owned()
-        };
-        assert!(server.addr.starts_with("127.0.0.1:"), "{first}");
-        assert!(!server.addr.ends_with(":0"), "{first}");
-        server
+        }
     }
 
     /// The next log line, waiting at most [`LINE_WAIT`].
