@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::Error;
 use crate::info::{ProtocolVersion, SessionInfo};
-use crate::keys::{KeySource, ProcessKeySource, SessionKey};
+use crate::keys::{KeySource, ProcessKeySource};
 use crate::lifecycle::KeyRing;
 use crate::pki::Identity;
 use crate::policy::ResumptionPolicy;
@@ -331,8 +331,6 @@ pub struct ClientSettings {
     pub versions: Versions,
     /// ALPN protocols offered.
     pub alpn: Vec<Vec<u8>>,
-    /// Authenticates the session data stored in the cache (see [`SessionKey`]).
-    pub session_key: SessionKey,
 }
 
 impl ClientSettings {
@@ -348,7 +346,6 @@ impl ClientSettings {
             clock: Arc::new(SystemClock),
             versions: Versions::ALL,
             alpn: Vec::new(),
-            session_key: SessionKey::process(),
         }
     }
 
@@ -404,7 +401,8 @@ impl ClientSettingsBuilder {
         self
     }
 
-    /// The session cache (shared by processes with `tlsresume-stores`).
+    /// The session cache (shared by processes with `tlsresume-stores`). The store's
+    /// [`session_key`](SessionStore::session_key) seals what is stored in it.
     pub fn store(mut self, store: Arc<dyn SessionStore>) -> Self {
         self.0.store = store;
         self
@@ -425,12 +423,6 @@ impl ClientSettingsBuilder {
     /// ALPN protocols offered.
     pub fn alpn(mut self, protocols: Vec<Vec<u8>>) -> Self {
         self.0.alpn = protocols;
-        self
-    }
-
-    /// The key authenticating stored session data, shared by the processes that share a cache.
-    pub fn session_key(mut self, key: SessionKey) -> Self {
-        self.0.session_key = key;
         self
     }
 

@@ -4,6 +4,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use crate::cache::{CacheEntry, CacheKey, CodecError};
+use crate::keys::SessionKey;
 use crate::store::{SessionStore, StoreError};
 
 /// A store call a [`DeferredStore`] collected, to be carried out on the real store.
@@ -38,6 +39,8 @@ impl StoreOp {
 #[derive(Debug)]
 pub struct DeferredStore {
     key: CacheKey,
+    /// The real store's key for sealed sessions.
+    session_key: SessionKey,
     state: Mutex<State>,
     /// Held while writes are carried out, so two flushes of one connection keep their order.
     flushing: Mutex<()>,
@@ -82,13 +85,21 @@ impl Lookup {
 impl DeferredStore {
     /// Looks `key` up in `store` (this may block) and wraps the answer.
     pub fn prefetch(store: &dyn SessionStore, key: CacheKey) -> Self {
-        Self::with_lookup(key, store.get(&key))
+        Self::with_lookup(key, store.get(&key)).with_session_key(store.session_key())
+    }
+
+    /// The same stand-in, answering `session_key` as the real store's key (made by
+    /// [`with_lookup`](Self::with_lookup), it answers [`SessionKey::process`]).
+    pub fn with_session_key(mut self, session_key: SessionKey) -> Self {
+        self.session_key = session_key;
+        self
     }
 
     /// A stand-in whose lookup of `key` answered `current`.
     pub fn with_lookup(key: CacheKey, current: Result<Option<CacheEntry>, StoreError>) -> Self {
         Self {
             key,
+            session_key: SessionKey::process(),
             state: Mutex::new(State {
                 current: Lookup::from_result(current),
                 ops: Vec::new(),
@@ -156,6 +167,10 @@ impl SessionStore for DeferredStore {
 
     fn blocks(&self) -> bool {
         false
+    }
+
+    fn session_key(&self) -> SessionKey {
+        self.session_key.clone()
     }
 }
 

@@ -86,6 +86,22 @@ pub enum ErrorKind {
     Store,
 }
 
+impl ErrorKind {
+    /// A stable one-word name for JSON and metrics: `io`, `certificate`, `ocsp`, `alert`,
+    /// `protocol`, `config`, `store`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Io => "io",
+            Self::Certificate => "certificate",
+            Self::Ocsp => "ocsp",
+            Self::Alert => "alert",
+            Self::Protocol => "protocol",
+            Self::Config => "config",
+            Self::Store => "store",
+        }
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

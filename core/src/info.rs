@@ -261,12 +261,89 @@ pub enum Side {
     Server,
 }
 
+/// Why a client did not offer a stored session.
+///
+/// A reader never removes what it finds in the store: an entry it cannot use may be another
+/// process's (another key, another backend, a library version that reads it), and the next
+/// session this client stores under the same cache key replaces it anyway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NoOffer {
+    /// The stored entry could not be decoded (left in place).
+    CorruptEntry,
+    /// The stored entry had expired (left in place).
+    Expired,
+    /// Nothing stored under this connection's cache key.
+    Missing,
+    /// The policy does not resume with this server.
+    NotAllowed,
+    /// OCSP is required and the stored session's status was not "verified" (hardened).
+    OcspRequired,
+    /// The store failed.
+    StoreFailed,
+    /// The stored session belongs to another backend.
+    OtherBackend,
+    /// The TLS library refused to load the stored session (left in place).
+    LibraryRefused,
+    /// The stored session was sealed under another key: another process's, or another
+    /// store's, or damaged (left in place).
+    OtherKey,
+    /// The stored entry names a session only the process that made it holds (rustls 0.23
+    /// cannot export client sessions), or a single-use TLS 1.3 ticket already used.
+    NotHeld,
+}
+
+impl NoOffer {
+    /// A short reason for logs and for an operator.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::CorruptEntry => "stored session corrupt",
+            Self::Expired => "stored session expired",
+            Self::Missing => "no stored session",
+            Self::NotAllowed => "resumption not allowed with this host",
+            Self::OcspRequired => "OCSP required and stored session not OCSP-verified",
+            Self::StoreFailed => "session store failed",
+            Self::OtherBackend => "stored session belongs to another backend",
+            Self::LibraryRefused => "the TLS library refused the stored session",
+            Self::OtherKey => "stored session sealed under another key (another process or store)",
+            Self::NotHeld => "stored session held by another process (or a used TLS 1.3 ticket)",
+        }
+    }
+
+    /// A stable one-word name for JSON and metrics (`"missing"`, `"other_key"`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CorruptEntry => "corrupt_entry",
+            Self::Expired => "expired",
+            Self::Missing => "missing",
+            Self::NotAllowed => "not_allowed",
+            Self::OcspRequired => "ocsp_required",
+            Self::StoreFailed => "store_failed",
+            Self::OtherBackend => "other_backend",
+            Self::LibraryRefused => "library_refused",
+            Self::OtherKey => "other_key",
+            Self::NotHeld => "not_held",
+        }
+    }
+}
+
+impl fmt::Display for NoOffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
 /// Everything tlsresume reports about a TLS connection, the same for every backend.
 ///
 /// TLS 1.3 tickets arrive after the handshake, so the client's
 /// [`Resumption::SERVER_TICKET`] bit (and the store write) can appear only after the first
 /// read; ask the stream again after reading.
+///
+/// Backends fill it through [`SessionInfo::new`] (the type is `#[non_exhaustive]`: it grows
+/// without breaking them); clients get theirs from the core's
+/// [`ClientHandshake`](crate::contract::ClientHandshake).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionInfo {
     /// This end.
     pub side: Side,
@@ -296,9 +373,32 @@ pub struct SessionInfo {
     pub alpn: Option<Vec<u8>>,
     /// The ticket lifetime hint of the newest ticket (client) or the one issued (server).
     pub ticket_lifetime: Option<Duration>,
+    /// Client: why no stored session was offered (`None` when one was, and on servers). An
+    /// operator asking "why no resumption?" reads [`NoOffer::describe`].
+    pub no_offer: Option<NoOffer>,
 }
 
 impl SessionInfo {
+    /// A report for `side` with nothing negotiated yet: the backend fills in what its library
+    /// says.
+    pub fn new(side: Side, protocol: ProtocolVersion) -> Self {
+        Self {
+            side,
+            protocol,
+            cipher: CipherNames::default(),
+            resumption: Resumption::SUPPORTED,
+            resumed: false,
+            verification: Verification::NotChecked,
+            ocsp: OcspStatus::NotRequested,
+            ocsp_detail: None,
+            peer_certificates: Vec::new(),
+            sni: None,
+            alpn: None,
+            ticket_lifetime: None,
+            no_offer: None,
+        }
+    }
+
     /// Exim's `X=` log element: the Exim cipher string, with `*` when resumed.
     pub fn exim_x(&self) -> String {
         if self.resumed {
@@ -388,6 +488,7 @@ mod tests {
             sni: None,
             alpn: None,
             ticket_lifetime: None,
+            no_offer: None,
         };
         assert_eq!(info.exim_x(), "TLS1.3:TLS_AES_256_GCM_SHA384:256*");
         info.resumed = false;

@@ -113,15 +113,18 @@ impl fmt::Debug for MasterSecret {
     }
 }
 
-/// The key that authenticates the session data a client stores in its cache, for libraries that
-/// trust the session data they are given (GnuTLS 3.7 crashes on some forged data: found by
-/// fuzzing). A writer of the cache without this key cannot make an entry that reaches the
-/// library. Cleared from memory when dropped.
+/// The key that authenticates the session data clients store in a cache: every backend's
+/// stored session is sealed under it ([`SessionKey::seal_session`]) and given to its library
+/// only when it opens ([`SessionKey::open_session`]). Libraries trust the session data they
+/// are given (GnuTLS 3.7 crashes on some forged data: found by fuzzing; OpenSSL resumes with
+/// whatever master secret a forged session names), so a writer of the cache without this key
+/// cannot make an entry that reaches the library. Cleared from memory when dropped.
 ///
-/// [`SessionKey::process`] (the default in `ClientSettings`) is made once per process, so
-/// sessions written by another process are not trusted; processes sharing a cache (an on-disk
-/// file, Redis) share a key with [`SessionKey::from_bytes`] (the `tlsresume` command keeps one
-/// beside its `--cache` file, mode 0600).
+/// The key belongs to the store ([`SessionStore::session_key`](crate::SessionStore::session_key)):
+/// an in-memory store uses [`SessionKey::process`], made once per process; a store shared by
+/// processes (the on-disk cache, Redis) has one key that all of them use (the disk store keeps
+/// it beside its file, with the file's permissions). An entry that does not open under the
+/// reader's key is skipped, never removed: it is another writer's.
 #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
 pub struct SessionKey([u8; 32]);
 
@@ -162,7 +165,53 @@ impl SessionKey {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// `data` (a library's serialised session) sealed for the store: `TRS1`, then
+    /// HMAC-SHA256 under this key of the backend's name and `data`, then `data`. The tag binds
+    /// the bytes to the backend that wrote them.
+    pub fn seal_session(&self, backend: &str, data: &[u8]) -> Vec<u8> {
+        let tag = self.session_tag(backend, data);
+        let mut out = Vec::with_capacity(SESSION_MAGIC.len() + SESSION_TAG_LEN + data.len());
+        out.extend_from_slice(SESSION_MAGIC);
+        out.extend_from_slice(tag.as_ref());
+        out.extend_from_slice(data);
+        out
+    }
+
+    /// The session data inside [`seal_session`](Self::seal_session)'s output for `backend`, or
+    /// `None` when it is not such output, was damaged, or was sealed under another key or for
+    /// another backend.
+    pub fn open_session<'a>(&self, backend: &str, sealed: &'a [u8]) -> Option<&'a [u8]> {
+        let rest = sealed.strip_prefix(SESSION_MAGIC)?;
+        if rest.len() < SESSION_TAG_LEN {
+            return None;
+        }
+        let (tag, data) = rest.split_at(SESSION_TAG_LEN);
+        let expected = self.session_tag(backend, data);
+        // Compared without an early exit, so the time taken says nothing of where they differ.
+        let differ = expected
+            .as_ref()
+            .iter()
+            .zip(tag)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        (differ == 0).then_some(data)
+    }
+
+    fn session_tag(&self, backend: &str, data: &[u8]) -> ring::hmac::Tag {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0);
+        let mut ctx = ring::hmac::Context::with_key(&key);
+        // The name's length first, so no (name, data) pair reads as another.
+        ctx.update(&[u8::try_from(backend.len()).unwrap_or(u8::MAX)]);
+        ctx.update(backend.as_bytes());
+        ctx.update(data);
+        ctx.sign()
+    }
 }
+
+/// The first bytes of a sealed stored session (`TRS1`; earlier formats do not open, so their
+/// entries give a full handshake).
+const SESSION_MAGIC: &[u8; 4] = b"TRS1";
+const SESSION_TAG_LEN: usize = 32;
 
 impl fmt::Debug for SessionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -415,6 +464,34 @@ impl KeySource for ProcessKeySource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_sessions_open_under_their_key_and_backend_only() {
+        let key = SessionKey::from_bytes([7; 32]);
+        let sealed = key.seal_session("gnutls", b"library session");
+        assert_eq!(
+            key.open_session("gnutls", &sealed),
+            Some(&b"library session"[..])
+        );
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            assert_eq!(key.open_session("gnutls", &bad), None, "byte {i}");
+        }
+        assert_eq!(key.open_session("gnutls", b""), None);
+        assert_eq!(key.open_session("gnutls", b"TRS1short"), None);
+        assert_eq!(key.open_session("gnutls", &sealed[..36]), None);
+        // Another key, another backend, or the earlier GnuTLS-only format: never opens.
+        let other = SessionKey::from_bytes([8; 32]);
+        assert_eq!(other.open_session("gnutls", &sealed), None);
+        assert_eq!(key.open_session("openssl", &sealed), None);
+        let mut old = b"TRG2".to_vec();
+        old.extend_from_slice(&sealed[4..]);
+        assert_eq!(key.open_session("gnutls", &old), None);
+        // Empty data seals and opens.
+        let empty = key.seal_session("rustls", b"");
+        assert_eq!(key.open_session("rustls", &empty), Some(&b""[..]));
+    }
 
     #[test]
     fn debug_never_prints_secret_bytes() {

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use crate::cache::{CacheEntry, CacheKey, CodecError};
 use crate::clock::UnixTime;
+use crate::keys::SessionKey;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,14 @@ pub trait SessionStore: fmt::Debug + Send + Sync {
     /// store that does not say; [`MemoryStore`] answers `false`.
     fn blocks(&self) -> bool {
         true
+    }
+
+    /// The key that seals and opens the sessions in this store (see [`SessionKey`]). Every
+    /// process sharing the store must answer the same key, or each skips the others' entries
+    /// (never removing them). The default, [`SessionKey::process`], suits a store that lives in
+    /// one process; the on-disk and Redis stores answer their own.
+    fn session_key(&self) -> SessionKey {
+        SessionKey::process()
     }
 
     /// The entry under `key` if it has not expired at `now`; an expired entry is removed and

@@ -99,13 +99,16 @@ fn backends(out: &Corpus, dir: &Path) -> Result<()> {
     ] {
         for version in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
             let path = dir.join(format!("{}-{}.sqlite", kind.name(), version.short()));
+            // The key the session targets open cache entries with, where the disk store keeps
+            // its key (beside the file), so the store seals what it stores under it.
+            let mut key_path = path.clone().into_os_string();
+            key_path.push(".key");
+            std::fs::write(&key_path, tlsresume_fuzz::session_key().as_bytes())?;
             let store = Arc::new(DiskStore::open(&path)?);
             let mut ss = ServerSettings::new(identity.clone());
             ss.clock = Arc::new(clock.clone());
             ss.versions = Versions::only(version);
             let mut cs = ClientSettings::new(roots.clone());
-            // The key the GnuTLS targets open cache entries with.
-            cs.session_key = tlsresume_fuzz::session_key();
             cs.clock = Arc::new(clock.clone());
             cs.versions = Versions::only(version);
             cs.store = store.clone();
@@ -160,11 +163,16 @@ fn rows(out: &Corpus, path: &Path) -> Result<()> {
         }
         let entry = CacheEntry::decode(&bytes)?;
         let session_key = tlsresume_fuzz::session_key();
+        let opened = session_key.open_session(entry.backend.name(), &entry.session);
         match entry.backend {
-            BackendKind::Openssl => out.add("openssl_session", &entry.session)?,
+            BackendKind::Openssl => {
+                if let Some(der) = opened {
+                    out.add("openssl_session", der)?;
+                }
+            }
             BackendKind::Gnutls => {
                 out.add("gnutls_session", &entry.session)?;
-                if let Some(inner) = tlsresume::gnutls::open_session_data(&session_key, &entry.session) {
+                if let Some(inner) = opened {
                     out.add("gnutls_set_data", inner)?;
                 }
             }

@@ -8,12 +8,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tlsresume_gnutls::{open_session_data, seal_session_data};
 
 fuzz_target!(|data: &[u8]| {
     let key = tlsresume_fuzz::session_key();
-    let sealed = seal_session_data(&key, data);
-    let inner = open_session_data(&key, &sealed).expect("sealed data opens");
+    let sealed = key.seal_session("gnutls", data);
+    let inner = key.open_session("gnutls", &sealed).expect("sealed data opens");
     assert_eq!(inner, data);
     std::hint::black_box(tlsresume_fuzz::ffi::gnutls_import(inner));
 });

@@ -13,7 +13,8 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use tlsresume_core::notice::{self, Notice};
 use tlsresume_core::{
-    CacheEntry, CacheKey, EhloEntry, EhloKey, EhloStore, SessionStore, StoreError, UnixTime,
+    CacheEntry, CacheKey, EhloEntry, EhloKey, EhloStore, SessionKey, SessionStore, StoreError,
+    UnixTime,
 };
 
 /// SQLite's `application_id` of a tlsresume session cache ("TLSR").
@@ -89,6 +90,11 @@ impl DiskOptions {
 /// - A file that is not a tlsresume session cache (garbage, truncated, another program's
 ///   database) is an error naming the file.
 ///
+/// - The sessions are sealed under a key kept beside the file (`FILE.key`, 32 bytes, made on
+///   first open with the file's permissions): every process that opens the file uses the same
+///   key, so they resume each other's sessions, and a writer of the file alone cannot forge
+///   one. An entry that does not open under it is skipped and left in place.
+///
 /// The same file keeps early pipelining's cached EHLO responses ([`EhloStore`], table
 /// `ehlo`). Only session state and EHLO responses are kept here, never ticket keys.
 pub struct DiskStore {
@@ -100,6 +106,8 @@ pub struct DiskStore {
     write_failures: AtomicU64,
     /// Whether the last write failed (a warning was given when it started).
     writes_failing: AtomicBool,
+    /// The key sealing the sessions in this file, kept beside it.
+    session_key: SessionKey,
 }
 
 impl DiskStore {
@@ -113,6 +121,7 @@ impl DiskStore {
         let path = path.as_ref().to_path_buf();
         create_private(&path)?;
         check_header(&path)?;
+        let session_key = session_key_beside(&path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| sql_error(&path, &e))?;
         let store = Self {
@@ -122,6 +131,7 @@ impl DiskStore {
             corrupt: AtomicU64::new(0),
             write_failures: AtomicU64::new(0),
             writes_failing: AtomicBool::new(false),
+            session_key,
         };
         store.init(options)?;
         Ok(store)
@@ -431,6 +441,10 @@ impl SessionStore for DiskStore {
         Ok(())
     }
 
+    fn session_key(&self) -> SessionKey {
+        self.session_key.clone()
+    }
+
     fn get_unexpired(
         &self,
         key: &CacheKey,
@@ -619,6 +633,65 @@ fn io_error(path: &Path, what: &str, e: &io::Error) -> StoreError {
         e.kind(),
         format!("session cache {}: {what}: {e}", path.display()),
     ))
+}
+
+/// The session key of the cache at `cache`, kept in `cache.key` (32 bytes, made on first use
+/// with the cache file's permissions): the processes sharing a cache file share the key.
+fn session_key_beside(cache: &Path) -> Result<SessionKey, StoreError> {
+    use std::io::Write as _;
+    let mut name = cache.as_os_str().to_owned();
+    name.push(".key");
+    let path = PathBuf::from(name);
+    match fs::read(&path) {
+        Ok(bytes) => {
+            let len = bytes.len();
+            let bytes = zeroize::Zeroizing::new(bytes);
+            let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                StoreError::Io(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "session key {}: holds {len} bytes, a session key is 32 (remove it \
+                         and the cache's sessions give full handshakes once)",
+                        path.display()
+                    ),
+                ))
+            })?;
+            return Ok(SessionKey::from_bytes(key));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(&path, "cannot read the session key", &e)),
+    }
+    let mode = fs::metadata(cache)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0o600);
+    let key = SessionKey::random().map_err(|e| StoreError::Other(e.to_string()))?;
+    // Written whole under a private name, then linked into place: a concurrent opener sees no
+    // file or the whole key, never a part of it.
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp_name);
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut file| {
+            file.write_all(key.as_bytes())?;
+            file.set_permissions(fs::Permissions::from_mode(mode))
+        });
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_error(&path, "cannot write the session key", &e));
+    }
+    let linked = fs::hard_link(&tmp, &path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(key),
+        // Another process made it first: use theirs.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => session_key_beside(cache),
+        Err(e) => Err(io_error(&path, "cannot create the session key", &e)),
+    }
 }
 
 /// Creates the file with mode 0600 if it does not exist (never widening an existing file).

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tlsresume_core::notice::{self, Notice};
 use tlsresume_core::{
-    CacheEntry, CacheKey, Clock, EhloEntry, EhloKey, EhloStore, SessionStore, StoreError,
-    SystemClock, UnixTime, DEFAULT_RETRY_DATA_EXPIRE,
+    CacheEntry, CacheKey, Clock, EhloEntry, EhloKey, EhloStore, SessionKey, SessionStore,
+    StoreError, SystemClock, UnixTime, DEFAULT_RETRY_DATA_EXPIRE,
 };
 
 use crate::link::{Link, LinkError, RedisConfig};
@@ -27,10 +27,16 @@ use crate::link::{Link, LinkError, RedisConfig};
 /// `{prefix}ehlo:{ip}:{port}.EHLO`, expired by Redis at the entry's store time plus
 /// [`ehlo_expire`](Self::with_ehlo_expire) (Exim's `retry_data_expire`, default 7 days), so a
 /// fleet shares what it learnt of each server and nobody has to purge.
+///
+/// The sessions are sealed under the store's [`SessionKey`]: the fleet's clients resume each
+/// other's sessions only when they share one ([`with_session_key`](Self::with_session_key));
+/// without it each process uses its own ([`SessionKey::process`]) and skips the others'
+/// entries, never removing them.
 pub struct RedisStore {
     link: Link,
     corrupt: AtomicU64,
     ehlo_expire: Duration,
+    session_key: SessionKey,
 }
 
 impl RedisStore {
@@ -41,7 +47,15 @@ impl RedisStore {
             link: Link::new(config).map_err(|e| StoreError::Other(format!("redis: {e}")))?,
             corrupt: AtomicU64::new(0),
             ehlo_expire: DEFAULT_RETRY_DATA_EXPIRE,
+            session_key: SessionKey::process(),
         })
+    }
+
+    /// The same store sealing and opening sessions under `key`, shared by the fleet's clients
+    /// (distribute it as a secret, like a key-encryption key).
+    pub fn with_session_key(mut self, key: SessionKey) -> Self {
+        self.session_key = key;
+        self
     }
 
     /// The same store with EHLO entries expiring `expire` after they were written; set it to
@@ -139,6 +153,10 @@ impl SessionStore for RedisStore {
 
     fn remove(&self, key: &CacheKey) -> Result<(), StoreError> {
         self.del(&self.redis_key(key))
+    }
+
+    fn session_key(&self) -> SessionKey {
+        self.session_key.clone()
     }
 }
 

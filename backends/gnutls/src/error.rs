@@ -41,8 +41,3 @@ pub(crate) fn from_io(err: io::Error) -> Error {
         None => Error::Io(err),
     }
 }
-
-/// A handshake that failed for a reason of ours (verification, OCSP).
-pub(crate) fn handshake(failure: TlsFailure, message: impl Into<String>) -> Error {
-    Error::tls_failure(NAME, failure, message)
-}

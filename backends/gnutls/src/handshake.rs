@@ -17,7 +17,8 @@ use crate::server::ServerPending;
 
 #[derive(Debug)]
 enum Pending {
-    Client(ClientPending),
+    /// Boxed: the client's lifecycle state is far larger than the server's.
+    Client(Box<ClientPending>),
     Server(ServerPending),
 }
 
@@ -35,7 +36,7 @@ impl<S: Read + Write> Handshake<S> {
     pub(crate) fn client(conn: Connection<S>, pending: ClientPending) -> Self {
         Self {
             conn,
-            pending: Pending::Client(pending),
+            pending: Pending::Client(Box::new(pending)),
         }
     }
 

@@ -67,8 +67,9 @@
 //! and "two periods back" is never observable because it is always past the lifetime. This
 //! matches `TicketPolicy::GNUTLS`. Other measured facts (the TLS 1.3 resumed description
 //! `(TLS1.3)--(AES-256-GCM)`, the 0x05 quirk only in TLS 1.2, the OCSP check kept across
-//! resumption, a GnuTLS crash on damaged session data and the integrity envelope
-//! [`seal_session_data`] that avoids it) are listed in `README.md` beside this crate.
+//! resumption, a GnuTLS crash on damaged session data and the integrity envelope that avoids
+//! it, [`SessionKey::seal_session`](tlsresume_core::SessionKey::seal_session), which the core
+//! applies to every backend's stored sessions) are listed in `README.md` beside this crate.
 //!
 //! ## Reuse threads
 //!
@@ -103,7 +104,7 @@ mod tickets;
 
 use tlsresume_core::BackendKind;
 
-pub use client::{open_session_data, seal_session_data, Client};
+pub use client::Client;
 
 /// GnuTLS driven directly, for baselines: the backend's own safe wrapper of the library, with
 /// no tlsresume policy, session store, ticket-key source or [`SessionInfo`] around it.
@@ -113,7 +114,8 @@ pub use client::{open_session_data, seal_session_data, Client};
 /// credentials, `gnutls_session_ticket_enable_server`, `gnutls_db_set_cache_expiration`,
 /// `gnutls_session_get_data2` / `gnutls_session_set_data`). Every item is safe; nothing here
 /// decides whether a session may be offered, checks its age or seals it against damage
-/// ([`seal_session_data`] does that in the backend), so it is not meant for applications.
+/// (the core's [`ClientHandshake`](tlsresume_core::contract::ClientHandshake) does that), so it
+/// is not meant for applications.
 ///
 /// ```no_run
 /// use tlsresume_gnutls::raw::{Credentials, End, Session};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tlsresume_core::contract::ServerContract;
 use tlsresume_core::{
     BackendKind, Error, KeyRing, MidHandshake, OcspStatus, Resumption, ServerContext, ServerParams,
-    ServerSettings, SessionInfo, SharedClock, Side, TlsStream, Transport, Verification,
+    ServerSettings, SessionInfo, SharedClock, Side, TlsStream, Transport,
 };
 
 use crate::callbacks::{install_clock, ClockClaim};
@@ -140,25 +140,20 @@ impl ServerPending {
         } else {
             OcspStatus::NoResponse
         };
-        let info = SessionInfo {
-            side: Side::Server,
-            protocol: s.protocol(),
-            cipher: cipher_names(s, self.iana_names),
-            resumption: bits,
-            resumed,
-            verification: Verification::NotChecked,
-            ocsp,
-            ocsp_detail: None,
-            peer_certificates: s.peer_certificates(),
-            sni: s.server_name(),
-            alpn: s.alpn_selected(),
-            // The lifetime in the NewSessionTicket GnuTLS sent (read by the handshake hook).
-            ticket_lifetime: conn
-                .ticket_sent()
-                .then(|| conn.ticket_lifetime())
-                .flatten()
-                .map(|secs| Duration::from_secs(u64::from(secs))),
-        };
+        let mut info = SessionInfo::new(Side::Server, s.protocol());
+        info.cipher = cipher_names(s, self.iana_names);
+        info.resumption = bits;
+        info.resumed = resumed;
+        info.ocsp = ocsp;
+        info.peer_certificates = s.peer_certificates();
+        info.sni = s.server_name();
+        info.alpn = s.alpn_selected();
+        // The lifetime in the NewSessionTicket GnuTLS sent (read by the handshake hook).
+        info.ticket_lifetime = conn
+            .ticket_sent()
+            .then(|| conn.ticket_lifetime())
+            .flatten()
+            .map(|secs| Duration::from_secs(u64::from(secs)));
         Stream::new(conn, info, None, self.clock)
     }
 }

@@ -56,8 +56,8 @@ fn garbage_session_data_gives_a_full_handshake() {
             replace_session(&pair, |s| *s = garbage.clone());
             let (c, s) = pair.connect().expect("garbage is not an error");
             assert!(!c.resumed && !s.resumed, "{v}");
-            // Never given to GnuTLS, so not offered (no 0x04), and removed from the store;
-            // the server saw no session and issued a new ticket, which was stored.
+            // Never given to GnuTLS, so not offered (no 0x04); the server saw no session and
+            // issued a new ticket, which was stored in its place.
             assert_eq!(c.resumption.bits(), 0x0b, "{v}");
             assert_eq!(s.resumption.bits(), 0x0b, "{v}");
             assert_ne!(
@@ -128,17 +128,20 @@ fn a_damaged_ticket_is_refused_by_the_server_with_a_full_handshake() {
         ResumptionPolicy::exim_compatible(),
     );
     pair.connect().expect("full");
-    let good =
-        tlsresume_gnutls::open_session_data(&pair.client.session_key, &stored_session(&pair))
-            .expect("sealed")
-            .to_vec();
+    let sealed = stored_session(&pair);
+    let good = pair
+        .store
+        .session_key()
+        .open_session("gnutls", &sealed)
+        .expect("sealed")
+        .to_vec();
     let ticket = ticket_range(&good).expect("ticket inside the session data");
     let step = (ticket.len() / 12).max(1);
     for offset in ticket.clone().step_by(step) {
         let mut damaged = good.clone();
         damaged[offset] ^= 0x5a;
         replace_session(&pair, |s| {
-            *s = tlsresume_gnutls::seal_session_data(&pair.client.session_key, &damaged)
+            *s = pair.store.session_key().seal_session("gnutls", &damaged)
         });
         let (c, s) = pair
             .connect()
@@ -155,7 +158,7 @@ fn a_damaged_ticket_is_refused_by_the_server_with_a_full_handshake() {
         .enumerate()
         .for_each(|(i, b)| *b = i as u8);
     replace_session(&pair, |s| {
-        *s = tlsresume_gnutls::seal_session_data(&pair.client.session_key, &damaged)
+        *s = pair.store.session_key().seal_session("gnutls", &damaged)
     });
     let (c, s) = pair.connect().expect("garbage ticket");
     assert!(!c.resumed && !s.resumed);
@@ -181,8 +184,8 @@ fn forged_session_data_that_crashed_gnutls_never_reaches_it() {
     let forger = tlsresume_core::SessionKey::from_bytes([0x42; 32]);
     for forged in [
         entry_field.clone(),
-        tlsresume_gnutls::seal_session_data(&forger, &raw_data),
-        tlsresume_gnutls::seal_session_data(&forger, &entry_field),
+        forger.seal_session("gnutls", &raw_data),
+        forger.seal_session("gnutls", &entry_field),
     ] {
         replace_session(&pair, |s| *s = forged.clone());
         let (c, s) = pair.connect().expect("a forged entry is a full handshake");

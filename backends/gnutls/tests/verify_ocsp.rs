@@ -66,7 +66,7 @@ fn no_staple_configured_reports_no_response_or_not_requested() {
     assert_eq!(c.ocsp, OcspStatus::NoResponse);
     pair.client.ocsp = OcspMode::Require;
     let err = pair.connect().expect_err("required, none stapled");
-    assert!(err.contains("OCSP required"), "{err}");
+    assert!(err.contains("OCSP is required"), "{err}");
     pair.client.ocsp = OcspMode::Off;
     let (c, _) = pair.connect().expect("full");
     assert_eq!(c.ocsp, OcspStatus::NotRequested);

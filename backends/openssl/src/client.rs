@@ -20,11 +20,11 @@ use openssl::x509::store::X509Store;
 use openssl::x509::{X509Ref, X509VerifyResult, X509};
 use std::io::{Read, Write};
 
-use tlsresume_core::contract::{connection_settings, ClientContract};
+use tlsresume_core::contract::{ClientHandshake, ReceivedSession};
 use tlsresume_core::{
-    BackendKind, ClientContext, ClientOffer, ClientParams, ClientSettings, Error, MidHandshake,
-    OcspMode, OcspStatus, ProtocolVersion, Resumption, SessionStore, TlsFailure, TlsStream,
-    Transport, Verification, VerifyMode,
+    BackendKind, ClientContext, ClientParams, ClientSettings, Error, MidHandshake, NoOffer,
+    OcspMode, OcspStatus, ProtocolVersion, SessionStore, TlsStream, Transport, Verification,
+    VerifyMode,
 };
 
 use crate::config;
@@ -42,38 +42,16 @@ struct Roots {
     certs: Vec<X509>,
 }
 
-/// What the client side of one connection has seen, shared with the callbacks.
+/// What the client side of one connection has seen, shared with the callbacks: the core's
+/// [`ClientHandshake`], which decides, and what only OpenSSL's shape needs.
 #[derive(Debug)]
 pub(crate) struct ClientState {
-    /// The offer made before the handshake (its entry dropped if the library refused it).
-    pub(crate) offer: ClientOffer,
+    /// The connection's resumption lifecycle.
+    pub(crate) handshake: ClientHandshake,
     /// The ticket of the offered session (to spot a TLS 1.2 renewal).
     offered_ticket: Vec<u8>,
-    /// Exim's bits so far.
-    pub(crate) bits: Resumption,
-    verify_called: bool,
+    /// Whether the verify callback saw a failure anywhere in the chain.
     verify_failed: bool,
-    ocsp_seen: Option<OcspStatus>,
-    /// Whether the handshake resumed (known once it is done).
-    pub(crate) resumed: bool,
-    /// The verification reported (after the handshake).
-    pub(crate) verification: Verification,
-    /// The OCSP status reported (after the handshake).
-    pub(crate) ocsp: OcspStatus,
-    /// The lifetime hint of the newest session stored.
-    pub(crate) ticket_lifetime: Option<Duration>,
-}
-
-impl ClientState {
-    /// Verification as this handshake's verify callback saw it (not called on resumption:
-    /// the known issue).
-    fn seen_verification(&self) -> Verification {
-        match (self.verify_called, self.verify_failed) {
-            (false, _) => Verification::NotChecked,
-            (true, true) => Verification::Failed,
-            (true, false) => Verification::Verified,
-        }
-    }
 }
 
 /// The client side of one connection.
@@ -101,18 +79,22 @@ impl ClientConn {
     }
 
     /// The verify callback: records what it sees; fails the handshake only under
-    /// [`VerifyMode::Require`].
+    /// [`VerifyMode::Require`]. Not called on resumption: the known issue.
     fn verify(&self, preverify_ok: bool) -> bool {
         let mut st = self.state();
-        st.verify_called = true;
-        if !preverify_ok {
-            st.verify_failed = true;
-        }
+        st.verify_failed |= !preverify_ok;
+        let seen = if st.verify_failed {
+            Verification::Failed
+        } else {
+            Verification::Verified
+        };
+        st.handshake.saw_verification(seen);
         preverify_ok || self.settings.verify == VerifyMode::Try
     }
 
     /// The OCSP status callback: checks the staple; under [`OcspMode::Require`] a full
-    /// handshake without a good staple fails here, as Exim's `hosts_require_ocsp` does.
+    /// handshake without a good staple fails here, as Exim's `hosts_require_ocsp` does (the
+    /// handshake's error is then an OCSP failure).
     fn status(&self, ssl: &SslRef) -> bool {
         let status = match ssl.ocsp_status() {
             None => OcspStatus::NoResponse,
@@ -121,53 +103,36 @@ impl ClientConn {
                 None => OcspStatus::Failed,
             },
         };
-        self.state().ocsp_seen = Some(status);
+        let mut st = self.state();
+        st.handshake.saw_ocsp(status, None);
         // A resumed handshake is judged after it completes (carried status, hardened).
-        ssl.session_reused()
-            || !(self.settings.ocsp == OcspMode::Require && status != OcspStatus::Verified)
+        ssl.session_reused() || !st.handshake.refuses_full_handshake(status)
     }
 
     /// Stores a resumable session the library handed over (new-session callback, or a TLS 1.2
-    /// ticket renewed on a resumed handshake) and sets SERVER_TICKET.
+    /// ticket renewed on a resumed handshake).
     fn save(&self, ssl: &SslRef, session: &SslSessionRef) {
-        let settings = &self.settings;
         let mut st = self.state();
-        if !st.offer.may_resume || !ffi::session_is_resumable(session) {
+        if !st.handshake.may_resume() || !ffi::session_is_resumable(session) {
             return;
         }
-        let resumed = ssl.session_reused();
-        let verification = st.seen_verification();
-        let ocsp = st
-            .ocsp_seen
-            .unwrap_or_else(|| settings.ocsp_without_staple());
-        if settings.ocsp_requirement_failed(settings.reported_ocsp(&st.offer, resumed, ocsp)) {
-            return;
-        }
-        // The hint as the server sent it; 0 means "unspecified" (RFC 5077; OpenSSL sends it on
-        // TLS 1.2 tickets renewed on resumption), which `entry_for` resolves for the store.
-        let hint = ffi::ticket_lifetime_hint(session);
         let Ok(der) = session.to_der() else {
             return;
         };
-        let protocol = protocol_of(ssl).unwrap_or(ProtocolVersion::Other(0));
-        let lifetime = Duration::from_secs(hint);
-        let entry = settings.entry_for(
-            BACKEND,
-            &st.offer,
-            resumed,
-            verification,
-            ocsp,
-            protocol,
-            lifetime,
-            der,
-        );
-        let kept = entry.session.clone();
-        if settings.store.put(&st.offer.key, entry).is_ok() {
-            st.bits |= Resumption::SERVER_TICKET;
-            st.ticket_lifetime = Some(lifetime);
+        // The hint as the server sent it; 0 means "unspecified" (RFC 5077; OpenSSL sends it on
+        // TLS 1.2 tickets renewed on resumption).
+        let hint = Duration::from_secs(ffi::ticket_lifetime_hint(session));
+        let stored = st.handshake.store_session(ReceivedSession {
+            resumed: ssl.session_reused(),
+            protocol: protocol_of(ssl).unwrap_or(ProtocolVersion::Other(0)),
+            lifetime_hint: Some(hint),
+            data: &der,
+        });
+        if let Some(stored) = stored {
             // The next connection to this server finds these bytes in the store: it gets a
-            // copy of this session instead of decoding them.
-            self.sessions.keep(&st.offer.key, kept, session);
+            // copy of this session instead of opening and decoding them.
+            self.sessions
+                .keep(&st.handshake.offer().key, stored, session);
         }
     }
 }
@@ -320,47 +285,53 @@ impl Client {
         store: Option<Arc<dyn SessionStore>>,
     ) -> Result<Handshake<S>, Error> {
         let index = client_index().ok_or_else(|| error::tls("no SSL ex_data index"))?;
-        let settings = &connection_settings(&self.settings, store);
-        let mut offer = settings.offer(BACKEND, params, true);
+        let mut handshake = ClientHandshake::start(&self.settings, store, BACKEND, params, true);
+        let settings = Arc::clone(handshake.settings());
         let mut ssl = Ssl::new(&self.ctx).map_err(|e| error::stack("SSL", e))?;
 
-        // The session to offer: DER written by this backend (decoded once, then copied while
-        // the store holds the same bytes); anything OpenSSL refuses to load is removed from the
-        // store and the handshake is a full one.
-        let mut session = None;
-        if let Some(entry) = &offer.entry {
-            match self.sessions.session(&offer.key, &entry.session) {
-                Ok(s) if ffi::set_session(&mut ssl, &s).is_ok() => session = Some(s),
-                _ => {
-                    self.sessions.forget(&offer.key);
-                    let _ = settings.store.remove(&offer.key);
-                    offer.withdraw();
+        // The session to offer: a copy of the one kept decoded while the store holds the same
+        // bytes; otherwise the stored bytes opened under the store's key and decoded. One that
+        // does not open is not offered; one OpenSSL refuses gives a full handshake. The store's
+        // entry stays either way.
+        let key = handshake.offer().key;
+        let mut session = handshake
+            .stored_session()
+            .and_then(|stored| self.sessions.kept(&key, stored));
+        if session.is_none() {
+            if let Some(stored) = handshake.stored_session().map(<[u8]>::to_vec) {
+                let decoded = handshake
+                    .session_to_offer()
+                    .map(|der| self.sessions.decode(&key, &stored, der));
+                match decoded {
+                    Some(Ok(s)) => session = Some(s),
+                    Some(Err(_)) => handshake.withdraw(NoOffer::LibraryRefused),
+                    None => {}
                 }
+            }
+        }
+        if let Some(s) = &session {
+            if ffi::set_session(&mut ssl, s).is_err() {
+                self.sessions.forget(&key);
+                handshake.withdraw(NoOffer::LibraryRefused);
+                session = None;
             }
         }
         let offered_ticket = session
             .as_ref()
             .map(|s| ffi::session_ticket(s))
             .unwrap_or_default();
-        if !offer.may_resume {
+        if !handshake.may_resume() {
             ffi::set_no_ticket(&mut ssl);
         }
 
         let conn = Arc::new(ClientConn {
-            settings: Arc::clone(settings),
+            settings: Arc::clone(&settings),
             roots: Arc::clone(&self.roots),
             sessions: Arc::clone(&self.sessions),
             state: Mutex::new(ClientState {
-                bits: offer.bits,
-                offer,
+                handshake,
                 offered_ticket,
-                verify_called: false,
                 verify_failed: false,
-                ocsp_seen: None,
-                resumed: false,
-                verification: Verification::NotChecked,
-                ocsp: settings.ocsp_without_staple(),
-                ticket_lifetime: None,
             }),
         });
         ssl.set_ex_data(index, Arc::clone(&conn));
@@ -397,44 +368,28 @@ impl Client {
     }
 }
 
-/// After the handshake: USED, the reported verification and OCSP status, the OCSP
-/// requirement, and, when the policy stores them, a TLS 1.2 ticket renewed on resumption (for
-/// which OpenSSL calls no new-session callback).
+/// After the handshake: the connection's [`ClientHandshake`] decides (USED, what is reported,
+/// the OCSP requirement); then, when the policy stores them, a TLS 1.2 ticket renewed on
+/// resumption (for which OpenSSL calls no new-session callback) is stored.
 pub(crate) fn finish<S>(conn: &ClientConn, stream: &SslStream<S>) -> Result<(), Error> {
     let ssl = stream.ssl();
-    let settings = &conn.settings;
     let resumed = ssl.session_reused();
-    let (reported_ocsp, renewal_check) = {
+    let renewal_check = {
         let mut st = conn.state();
-        st.resumed = resumed;
-        if resumed {
-            st.bits |= Resumption::USED;
-        }
-        let seen_v = st.seen_verification();
-        st.verification = settings.reported_verification(&st.offer, resumed, seen_v);
-        let seen_o = st
-            .ocsp_seen
-            .unwrap_or_else(|| settings.ocsp_without_staple());
-        st.ocsp = settings.reported_ocsp(&st.offer, resumed, seen_o);
+        st.handshake.finish(resumed)?;
         // OpenSSL calls the new-session callback only after a full TLS 1.2 handshake: a ticket
         // renewed on a resumed one is not handed over (Exim's client keeps the old ticket).
         // Under a policy that fixes that, the renewed ticket is read off the session.
         let renewal = resumed
-            && st.offer.may_resume
-            && settings
+            && st.handshake.may_resume()
+            && conn
+                .settings
                 .resumption
                 .known_issues()
                 .store_renewed_tls12_ticket
             && protocol_of(ssl) == Some(ProtocolVersion::Tls12);
-        (st.ocsp, renewal.then(|| st.offered_ticket.clone()))
+        renewal.then(|| st.offered_ticket.clone())
     };
-    if settings.ocsp_requirement_failed(reported_ocsp) {
-        return Err(Error::tls_failure(
-            error::NAME,
-            TlsFailure::Ocsp,
-            format!("OCSP is required and the status is {reported_ocsp}"),
-        ));
-    }
     if let (Some(offered), Some(session)) = (renewal_check, ssl.session()) {
         let ticket = ffi::session_ticket(session);
         if !ticket.is_empty() && ticket != offered {
@@ -442,6 +397,12 @@ pub(crate) fn finish<S>(conn: &ClientConn, stream: &SslStream<S>) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// The error of a client handshake OpenSSL failed: an OCSP failure when the status callback
+/// failed it for the OCSP requirement.
+pub(crate) fn failed(conn: &ClientConn, error: Error) -> Error {
+    conn.state().handshake.library_failed(error)
 }
 
 impl ClientContext for Client {
@@ -498,13 +459,26 @@ mod tests {
             assert!(pair.connect().client.resumed, "{version}: resumed");
             assert_eq!(sessions.decodes(), 1, "{version}: decoded once");
 
-            // Other bytes than the kept session's (damaged here): decoded (and refused),
-            // forgotten, a full handshake, whose new session is kept.
+            // Damaged bytes do not open under the store's key: never decoded; a full
+            // handshake, whose new session is kept.
             let mut entry = pair.entry().expect("entry");
             entry.session.truncate(entry.session.len() / 2);
-            pair.put(entry);
+            pair.put(entry.clone());
             assert!(!pair.connect().client.resumed, "{version}: damaged");
-            assert_eq!(sessions.decodes(), 2, "{version}");
+            assert_eq!(
+                sessions.decodes(),
+                1,
+                "{version}: damaged bytes not decoded"
+            );
+            assert_eq!(sessions.len(), 1, "{version}: the new session is kept");
+
+            // Other bytes than the kept session's that open (sealed DER OpenSSL refuses):
+            // decoded (and refused), a full handshake, whose new session is kept.
+            let der = pair.open(&pair.entry().expect("entry").session);
+            entry.session = pair.seal(&der[..der.len() / 2]);
+            pair.put(entry);
+            assert!(!pair.connect().client.resumed, "{version}: refused");
+            assert_eq!(sessions.decodes(), 2, "{version}: decoded once more");
             assert_eq!(sessions.len(), 1, "{version}: the new session is kept");
         }
     }

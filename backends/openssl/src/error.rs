@@ -66,12 +66,39 @@ fn failure_of(err: &ssl::Error) -> TlsFailure {
     }
 }
 
+/// OpenSSL's library code of libssl and its reason for a peer that closed the connection
+/// without a close_notify (`SSL_R_UNEXPECTED_EOF_WHILE_READING`, OpenSSL 3).
+const ERR_LIB_SSL: i32 = 20;
+const SSL_R_UNEXPECTED_EOF_WHILE_READING: i32 = 294;
+
+/// Whether OpenSSL says the peer closed the connection (an early close is an I/O error on
+/// every backend, not a protocol failure).
+fn peer_closed(err: &ssl::Error) -> bool {
+    if err.code() == ssl::ErrorCode::SYSCALL
+        && err.io_error().is_none()
+        && err.ssl_error().is_none()
+    {
+        return true; // EOF where OpenSSL 1.1 said SSL_ERROR_SYSCALL with nothing queued
+    }
+    err.ssl_error().is_some_and(|stack| {
+        stack.errors().iter().any(|e| {
+            e.library_code() == ERR_LIB_SSL && e.reason_code() == SSL_R_UNEXPECTED_EOF_WHILE_READING
+        })
+    })
+}
+
 /// An [`ssl::Error`] from a handshake or I/O call.
 pub(crate) fn from_ssl(what: &str, err: ssl::Error, extra: &str) -> Error {
     if err.code() == ssl::ErrorCode::SYSCALL || err.code() == ssl::ErrorCode::ZERO_RETURN {
         if let Some(io) = err.io_error() {
             return Error::Io(io::Error::new(io.kind(), format!("{what}: {io}{extra}")));
         }
+    }
+    if peer_closed(&err) {
+        return Error::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{what}: the peer closed the connection{extra}"),
+        ));
     }
     let failure = failure_of(&err);
     let message = format!("{what} failed: {err}{extra}");

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use openssl::ssl::{HandshakeError, MidHandshakeSslStream, Ssl, SslSession};
 use tlsresume_core::{Error, Handshaking, MidHandshake, Resumption, TlsStream, Transport};
 
-use crate::client::{finish, ClientConn};
+use crate::client::{failed, finish, ClientConn};
 use crate::error;
 use crate::info::{Conn, Stream};
 use crate::tickets::ServerConn;
@@ -99,7 +99,10 @@ impl<S: Read + Write> Handshake<S> {
                 conn,
                 _session,
             })),
-            Err(e) => Err(error::handshake(e)),
+            Err(e) => Err(match &conn {
+                Conn::Client(client) => failed(client, error::handshake(e)),
+                Conn::Server(_) => error::handshake(e),
+            }),
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use openssl::ssl::{NameType, SslRef, SslStream, SslVersion};
 use tlsresume_core::{
     exim_cipher_string, CipherNames, OcspStatus, ProtocolVersion, SessionInfo, Side, TlsStream,
-    Transport, Verification,
+    Transport,
 };
 
 use crate::client::ClientConn;
@@ -125,7 +125,7 @@ impl<S: Read + Write> Stream<S> {
             Conn::Server(conn) => (conn.state().bits, self.info.ticket_lifetime),
             Conn::Client(conn) => {
                 let st = conn.state();
-                (st.bits, st.ticket_lifetime)
+                (st.handshake.bits(), st.handshake.ticket_lifetime())
             }
         };
         if bits != self.info.resumption || lifetime != self.info.ticket_lifetime {
@@ -184,15 +184,23 @@ fn sent_lifetime_hint(ssl: &SslRef, protocol: ProtocolVersion, resumed: bool) ->
 /// What OpenSSL and the connection's state say now.
 fn session_info(ssl: &SslRef, conn: &Conn) -> SessionInfo {
     let protocol = protocol_of(ssl).unwrap_or(ProtocolVersion::Other(0));
-    let cipher = cipher_names(ssl, protocol);
-    let sni = ssl.servername(NameType::HOST_NAME).map(str::to_owned);
-    let alpn = ssl.selected_alpn_protocol().map(<[u8]>::to_vec);
-    let resumed = ssl.session_reused();
+    let mut info = SessionInfo::new(
+        match conn {
+            Conn::Server(_) => Side::Server,
+            Conn::Client(_) => Side::Client,
+        },
+        protocol,
+    );
+    info.cipher = cipher_names(ssl, protocol);
+    info.sni = ssl.servername(NameType::HOST_NAME).map(str::to_owned);
+    info.alpn = ssl.selected_alpn_protocol().map(<[u8]>::to_vec);
+    info.peer_certificates = peer_chain(ssl);
     match conn {
         Conn::Server(conn) => {
+            let resumed = ssl.session_reused();
             let st = conn.state();
             // Both from the status callback: asked for, and stapled.
-            let ocsp = match (st.ocsp_requested, st.ocsp_stapled) {
+            info.ocsp = match (st.ocsp_requested, st.ocsp_stapled) {
                 (false, _) => OcspStatus::NotRequested,
                 (true, true) => OcspStatus::NotVerified,
                 (true, false) => OcspStatus::NoResponse,
@@ -201,37 +209,11 @@ fn session_info(ssl: &SslRef, conn: &Conn) -> SessionInfo {
                 .bits
                 .contains(tlsresume_core::Resumption::CLIENT_REQUESTED)
                 && conn.may_issue;
-            SessionInfo {
-                side: Side::Server,
-                protocol,
-                cipher,
-                resumption: st.bits,
-                resumed,
-                verification: Verification::NotChecked,
-                ocsp,
-                ocsp_detail: None,
-                peer_certificates: peer_chain(ssl),
-                sni,
-                alpn,
-                ticket_lifetime: issued.then(|| sent_lifetime_hint(ssl, protocol, resumed)),
-            }
+            info.resumption = st.bits;
+            info.resumed = resumed;
+            info.ticket_lifetime = issued.then(|| sent_lifetime_hint(ssl, protocol, resumed));
+            info
         }
-        Conn::Client(conn) => {
-            let st = conn.state();
-            SessionInfo {
-                side: Side::Client,
-                protocol,
-                cipher,
-                resumption: st.bits,
-                resumed: st.resumed,
-                verification: st.verification,
-                ocsp: st.ocsp,
-                ocsp_detail: None,
-                peer_certificates: peer_chain(ssl),
-                sni,
-                alpn,
-                ticket_lifetime: st.ticket_lifetime,
-            }
-        }
+        Conn::Client(conn) => conn.state().handshake.report(info),
     }
 }

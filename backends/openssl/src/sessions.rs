@@ -34,9 +34,10 @@ use crate::ffi;
 /// decoded peer certificate), so this bounds the memory to a few megabytes.
 pub(crate) const CAPACITY: usize = 256;
 
-/// A decoded session and the DER it came from (which holds its master secret: wiped on drop).
+/// A decoded session and the store's bytes it came from (sealed DER, which holds its master
+/// secret: wiped on drop).
 struct Decoded {
-    der: Zeroizing<Vec<u8>>,
+    stored: Zeroizing<Vec<u8>>,
     session: SslSession,
 }
 
@@ -63,30 +64,36 @@ impl DecodedSessions {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A session for one connection whose DER is `der`, stored under `key`: a copy of the one
-    /// kept when the bytes are the same, else `der` decoded (and a copy kept). Malformed DER is
-    /// an error; the caller, which drops the store's entry then, [`forget`](Self::forget)s it.
-    pub(crate) fn session(&self, key: &CacheKey, der: &[u8]) -> Result<SslSession, ErrorStack> {
-        if let Some(kept) = self.slots().get(key) {
-            if kept.der.as_slice() == der {
-                // A copy libssl cannot make (out of memory) falls back to decoding.
-                if let Ok(copy) = ffi::session_dup(&kept.session) {
-                    return Ok(copy);
-                }
-            }
-        }
-        // Decoded outside the lock: other connections go on meanwhile.
+    /// A session for one connection whose store entry under `key` holds `stored`: a copy of the
+    /// one kept when the bytes are the same (they were sealed or opened under the store's key
+    /// when kept), else `None`, and the caller opens and [`decode`](Self::decode)s them.
+    pub(crate) fn kept(&self, key: &CacheKey, stored: &[u8]) -> Option<SslSession> {
+        let slots = self.slots();
+        let kept = slots.get(key)?;
+        // A copy libssl cannot make (out of memory) falls back to decoding.
+        (kept.stored.as_slice() == stored)
+            .then(|| ffi::session_dup(&kept.session).ok())
+            .flatten()
+    }
+
+    /// Decodes `der` (opened from the store's bytes `stored`) and keeps the session under `key`.
+    pub(crate) fn decode(
+        &self,
+        key: &CacheKey,
+        stored: &[u8],
+        der: &[u8],
+    ) -> Result<SslSession, ErrorStack> {
         #[cfg(test)]
         self.decodes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let session = ffi::session_from_der(der)?;
-        self.keep(key, der.to_vec(), &session);
+        self.keep(key, stored.to_vec(), &session);
         Ok(session)
     }
 
-    /// Keeps a copy of `session`, whose DER is `der`, as the one stored under `key` (nothing
-    /// is kept if libssl cannot copy it: the next connection decodes).
-    pub(crate) fn keep(&self, key: &CacheKey, der: Vec<u8>, session: &SslSessionRef) {
+    /// Keeps a copy of `session`, stored under `key` as `stored`, as the one stored under `key`
+    /// (nothing is kept if libssl cannot copy it: the next connection decodes).
+    pub(crate) fn keep(&self, key: &CacheKey, stored: Vec<u8>, session: &SslSessionRef) {
         let Ok(copy) = ffi::session_dup(session) else {
             self.forget(key);
             return;
@@ -101,7 +108,7 @@ impl DecodedSessions {
         slots.insert(
             *key,
             Decoded {
-                der: Zeroizing::new(der),
+                stored: Zeroizing::new(stored),
                 session: copy,
             },
         );

@@ -288,12 +288,15 @@ fn corrupt_stored_session(v: ProtocolVersion) {
         "the refused session is not counted as offered"
     );
     assert_eq!(bits(&out.server), 0x0B);
-    // Truncated DER.
+    // Truncated DER, sealed under the store's key: OpenSSL refuses to load it.
+    let der = pair.open(&entry.session);
     pair.put(CacheEntry {
-        session: entry.session[..entry.session.len() / 2].to_vec(),
+        session: pair.seal(&der[..der.len() / 2]),
         ..entry.clone()
     });
-    assert!(!pair.connect().client.resumed);
+    let out = pair.connect();
+    assert!(!out.client.resumed);
+    assert_eq!(out.client.no_offer, Some(NoOffer::LibraryRefused));
     assert!(pair.entry().is_some(), "replaced by the new session");
 }
 
@@ -337,17 +340,18 @@ fn tampered_ticket(v: ProtocolVersion) {
     let pair = Setup::new(v).build();
     pair.connect();
     let entry = pair.entry().expect("stored");
-    let (at, len) = common::ticket_span(&entry.session).expect("ticket in DER");
+    let der = pair.open(&entry.session);
+    let (at, len) = common::ticket_span(&der).expect("ticket in DER");
     assert!(len > 32);
     // A byte of the encrypted state: the HMAC fails.
-    let mut body = entry.session.clone();
+    let mut body = der.clone();
     body[at + len / 2] ^= 0x55;
     // A byte of the key name: an unknown key.
-    let mut name = entry.session.clone();
+    let mut name = der.clone();
     name[at] ^= 0x55;
     for (what, session) in [("body", body), ("key name", name)] {
         pair.put(CacheEntry {
-            session,
+            session: pair.seal(&session),
             ..entry.clone()
         });
         let out = pair.connect();

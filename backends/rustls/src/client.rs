@@ -3,9 +3,10 @@
 //! rustls 0.23 cannot serialise client sessions (rustls issue #2287), so the rustls session
 //! values stay in this process, in a table owned by the `Client`; the core `SessionStore`
 //! holds the entry (store time, lifetime hint, verification, OCSP status) with a handle to the
-//! in-process value as its session bytes. Another process reading the same store finds the
-//! entry but not the value, and makes a full handshake. rustls 0.24 serialises sessions; with
-//! it the value itself can go into the entry and resumption works across processes.
+//! in-process value as its session bytes, naming the `Client` that holds it. Another process
+//! (or another `Client`) reading the same store finds the entry but not the value, offers
+//! nothing ([`NoOffer::NotHeld`]) and makes a full handshake, leaving the entry in place.
+//! rustls 0.24 serialises TLS 1.2 sessions only; with it those could go into the entry.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -18,19 +19,19 @@ use rustls::client::{
 };
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, NamedGroup, RootCertStore, StreamOwned};
-use tlsresume_core::contract::{connection_settings, ClientContract};
+use tlsresume_core::contract::{ClientHandshake, ReceivedSession};
 use tlsresume_core::{
-    BackendKind, CacheKey, ClientContext, ClientOffer, ClientParams, ClientSettings, Error,
-    MidHandshake, NoOffer, OcspMode, ProtocolVersion, Resumption, SessionStore, TlsStream,
-    Transport, Verification,
+    BackendKind, CacheKey, ClientContext, ClientParams, ClientSettings, Error, MidHandshake,
+    NoOffer, OcspMode, ProtocolVersion, SessionStore, TlsStream, Transport,
 };
 
 use crate::config::{provider, versions, ClockTime};
 use crate::error::tls;
 use crate::handshake::{ClientParts, Handshake};
-use crate::info::{ClientState, Stream};
+use crate::info::Stream;
 use crate::verify::{RecordingVerifier, VerifyRecord};
 use crate::wire::{Tap, WireRecord};
+use crate::BACKEND;
 
 const HANDLE_PREFIX: &[u8] = b"rustls-in-process:";
 
@@ -40,6 +41,9 @@ pub struct Client {
     settings: Arc<ClientSettings>,
     base: Arc<ClientConfig>,
     sessions: Arc<Mutex<InProcess>>,
+    /// Names this client in the handles it stores: random, so no other client or process
+    /// takes a handle of this one's for its own.
+    id: u64,
 }
 
 /// rustls session values held in this process.
@@ -68,14 +72,19 @@ enum Taken {
 }
 
 impl InProcess {
-    fn insert(&mut self, key: CacheKey, slot: Slot) -> u64 {
+    /// A handle no session has had.
+    fn reserve(&mut self) -> u64 {
         self.next += 1;
-        let handle = self.next;
+        self.next
+    }
+
+    /// Holds `slot` under `handle` (from [`reserve`](Self::reserve)) as `key`'s session,
+    /// dropping the one it replaces.
+    fn insert(&mut self, key: CacheKey, handle: u64, slot: Slot) {
         if let Some(old) = self.by_key.insert(key, handle) {
             self.slots.remove(&old);
         }
         self.slots.insert(handle, slot);
-        handle
     }
 
     /// Takes the session under `handle` for one handshake: a TLS 1.3 ticket leaves the table
@@ -88,15 +97,37 @@ impl InProcess {
     }
 }
 
-fn encode_handle(handle: u64) -> Vec<u8> {
+/// The session bytes stored for an in-process value: the prefix, the client's id, the handle.
+fn encode_handle(client: u64, handle: u64) -> Vec<u8> {
     let mut out = HANDLE_PREFIX.to_vec();
+    out.extend_from_slice(&client.to_be_bytes());
     out.extend_from_slice(&handle.to_be_bytes());
     out
 }
 
-fn decode_handle(bytes: &[u8]) -> Option<u64> {
-    let rest = bytes.strip_prefix(HANDLE_PREFIX)?;
-    Some(u64::from_be_bytes(rest.try_into().ok()?))
+/// The client id and handle in `bytes`, if they are a handle.
+fn decode_handle(bytes: &[u8]) -> Option<(u64, u64)> {
+    let rest: [u8; 16] = bytes.strip_prefix(HANDLE_PREFIX)?.try_into().ok()?;
+    let (client, handle) = rest.split_at(8);
+    Some((
+        u64::from_be_bytes(client.try_into().ok()?),
+        u64::from_be_bytes(handle.try_into().ok()?),
+    ))
+}
+
+/// A random client id (the time and an in-process count when the system generator fails:
+/// unique within the process, which is what a shared in-memory store needs).
+fn client_id() -> u64 {
+    use ring::rand::SecureRandom;
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let mut bytes = [0u8; 8];
+    match ring::rand::SystemRandom::new().fill(&mut bytes) {
+        Ok(()) => u64::from_be_bytes(bytes),
+        Err(_) => {
+            let count = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tlsresume_core::UnixTime::now().as_micros() ^ count.rotate_left(48)
+        }
+    }
 }
 
 impl Client {
@@ -137,6 +168,7 @@ impl Client {
             settings: Arc::new(settings),
             base: Arc::new(base),
             sessions: Arc::new(Mutex::new(InProcess::default())),
+            id: client_id(),
         })
     }
 
@@ -172,34 +204,33 @@ impl Client {
         params: &ClientParams,
         store: Option<Arc<dyn SessionStore>>,
     ) -> Result<Handshake<S>, Error> {
-        let settings = connection_settings(&self.settings, store);
-        let mut offer = settings.offer(BackendKind::Rustls, params, true);
-        let taken = offer
-            .entry
-            .as_ref()
-            .and_then(|e| decode_handle(&e.session))
-            .and_then(|h| self.sessions().take(h));
-        if offer.entry.is_some() && taken.is_none() {
-            // The entry names a session this process does not hold (another process's, or a
+        let mut handshake = ClientHandshake::start(&self.settings, store, BACKEND, params, true);
+        let taken = match handshake.session_to_offer().map(decode_handle) {
+            None => None,
+            Some(Some((client, handle))) if client == self.id => self.sessions().take(handle),
+            // Sealed under the store's key but not a handle of this client's: another client's
+            // or another process's.
+            Some(_) => None,
+        };
+        if handshake.offer().entry.is_some() && taken.is_none() {
+            // The entry names a session this client does not hold (another process's, or a
             // TLS 1.3 ticket already used): nothing to offer.
-            offer.entry = None;
-            offer.bits.remove(Resumption::CLIENT_SUGGESTED);
-            offer.no_offer = Some(NoOffer::Missing);
+            handshake.withdraw(NoOffer::NotHeld);
         }
+        let may_resume = handshake.may_resume();
+        let handshake = Arc::new(Mutex::new(handshake));
         let verify = Arc::new(Mutex::new(VerifyRecord::default()));
         let wire = Arc::new(Mutex::new(WireRecord::default()));
-        let state = Arc::new(Mutex::new(ClientState::default()));
         // Per connection: the session store (the bridge to the core cache for this
         // connection's offer); the verifier is the client's one.
         let mut config = (*self.base).clone();
-        config.resumption = if offer.may_resume {
+        config.resumption = if may_resume {
             RustlsResumption::store(Arc::new(Bridge {
-                settings: settings.clone(),
-                offer: offer.clone(),
+                handshake: handshake.clone(),
                 offered: taken,
                 sessions: self.sessions.clone(),
+                client: self.id,
                 verify: verify.clone(),
-                state: state.clone(),
                 wire: wire.clone(),
             }))
         } else {
@@ -210,20 +241,14 @@ impl Client {
         let conn = ClientConnection::new(Arc::new(config), name).map_err(tls)?;
         Ok(Handshake::client(
             Box::new(StreamOwned::new(conn, Tap::new(transport, wire))),
-            ClientParts {
-                settings,
-                offer,
-                verify,
-                state,
-                server_name: params.server_name.clone(),
-            },
+            ClientParts { handshake, verify },
         ))
     }
 }
 
 impl ClientContext for Client {
     fn backend(&self) -> BackendKind {
-        BackendKind::Rustls
+        BACKEND
     }
 
     fn connect(
@@ -249,17 +274,17 @@ impl ClientContext for Client {
     }
 }
 
-/// One connection's rustls session store: hands rustls the offered session and turns the
-/// sessions rustls receives into core cache entries.
+/// One connection's rustls session store: hands rustls the offered session and gives the
+/// sessions rustls receives to the connection's [`ClientHandshake`] to store.
 #[derive(Debug)]
 struct Bridge {
-    settings: Arc<ClientSettings>,
-    offer: ClientOffer,
+    handshake: Arc<Mutex<ClientHandshake>>,
     /// The session offered, taken out of the table for this handshake.
     offered: Option<Taken>,
     sessions: Arc<Mutex<InProcess>>,
+    /// The client's id, named in the handles stored.
+    client: u64,
     verify: Arc<Mutex<VerifyRecord>>,
-    state: Arc<Mutex<ClientState>>,
     wire: Arc<Mutex<WireRecord>>,
 }
 
@@ -269,36 +294,39 @@ impl Bridge {
     }
 
     /// Stores a session rustls received, as a core entry pointing at the in-process value.
-    fn save(&self, slot: Slot, protocol: ProtocolVersion, lifetime: Duration) {
-        let (seen_verification, seen_ocsp) = {
-            let record = self.verify.lock().unwrap_or_else(|p| p.into_inner());
-            (record.verification, record.ocsp)
-        };
+    fn save(&self, slot: Slot, protocol: ProtocolVersion, lifetime_hint: Option<Duration>) {
+        let mut handshake = lock(&self.handshake);
         // The verifier runs on full handshakes only.
-        let resumed = seen_verification.is_none();
-        let handle = self.sessions().insert(self.offer.key, slot);
-        let entry = self.settings.entry_for(
-            BackendKind::Rustls,
-            &self.offer,
+        let resumed = record_into(&self.verify, &mut handshake);
+        let key = handshake.offer().key;
+        let handle = self.sessions().reserve();
+        let stored = handshake.store_session(ReceivedSession {
             resumed,
-            seen_verification.unwrap_or(Verification::NotChecked),
-            seen_ocsp.unwrap_or_else(|| self.settings.ocsp_without_staple()),
             protocol,
-            lifetime,
-            encode_handle(handle),
-        );
-        let stored = self.settings.store.put(&self.offer.key, entry);
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        match stored {
-            Ok(()) => {
-                state.bits |= Resumption::SERVER_TICKET;
-                // Reported as sent: read off the wire in TLS 1.2; not known in TLS 1.3 (the
-                // NewSessionTicket is encrypted and rustls keeps its lifetime private).
-                state.lifetime = (protocol == ProtocolVersion::Tls12).then_some(lifetime);
-            }
-            Err(e) => state.store_error = Some(e.to_string()),
+            lifetime_hint,
+            data: &encode_handle(self.client, handle),
+        });
+        if stored.is_some() {
+            self.sessions().insert(key, handle, slot);
         }
     }
+}
+
+/// Gives what the verifier saw on this connection to its handshake; whether the handshake was
+/// resumed (the verifier was not called).
+pub(crate) fn record_into(verify: &Mutex<VerifyRecord>, handshake: &mut ClientHandshake) -> bool {
+    let record = lock(verify);
+    if let Some(verification) = record.verification {
+        handshake.saw_verification(verification);
+    }
+    if let Some(ocsp) = record.ocsp {
+        handshake.saw_ocsp(ocsp, record.ocsp_detail.clone());
+    }
+    record.verification.is_none()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ClientSessionStore for Bridge {
@@ -333,9 +361,10 @@ impl ClientSessionStore for Bridge {
         }
         // 0 ("unspecified", RFC 5077, or no ticket at all) keeps the renewed session's lifetime
         // or gives the default.
+        // Reported as sent: read off the wire in TLS 1.2.
         let hint = new_ticket.map_or(0, |t| t.lifetime_hint);
         let lifetime = Duration::from_secs(u64::from(hint));
-        self.save(Slot::Tls12(value), ProtocolVersion::Tls12, lifetime);
+        self.save(Slot::Tls12(value), ProtocolVersion::Tls12, Some(lifetime));
     }
 
     fn tls12_session(&self, _server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
@@ -353,13 +382,9 @@ impl ClientSessionStore for Bridge {
         value: Tls13ClientSessionValue,
     ) {
         // A TLS 1.3 NewSessionTicket is encrypted and rustls 0.23 keeps its lifetime private:
-        // zero ("unspecified") gives the entry the default 2 h (inferred, not read). rustls
-        // itself still refuses to offer a ticket past the lifetime the server gave.
-        self.save(
-            Slot::Tls13(Some(value)),
-            ProtocolVersion::Tls13,
-            Duration::ZERO,
-        );
+        // not known, so the entry gets the default 2 h (inferred, not read). rustls itself
+        // still refuses to offer a ticket past the lifetime the server gave.
+        self.save(Slot::Tls13(Some(value)), ProtocolVersion::Tls13, None);
     }
 
     fn take_tls13_ticket(
@@ -379,7 +404,7 @@ mod tests {
 
     #[test]
     fn handles_roundtrip_and_reject_garbage() {
-        assert_eq!(decode_handle(&encode_handle(42)), Some(42));
+        assert_eq!(decode_handle(&encode_handle(7, 42)), Some((7, 42)));
         assert_eq!(decode_handle(b"rustls-in-process:123"), None);
         assert_eq!(decode_handle(b""), None);
         assert_eq!(decode_handle(&[0xff; 40]), None);

@@ -14,24 +14,21 @@ use std::sync::{Arc, Mutex};
 use std::ops::DerefMut;
 
 use rustls::{ClientConnection, ConnectionCommon, ServerConnection, SideData, StreamOwned};
-use tlsresume_core::contract::ClientContract;
-use tlsresume_core::{
-    ClientOffer, ClientSettings, Error, Handshaking, MidHandshake, OcspMode, TlsFailure, TlsStream,
-    Transport,
-};
+use tlsresume_core::contract::ClientHandshake;
+use tlsresume_core::{Error, Handshaking, MidHandshake, TlsStream, Transport};
 
+use crate::client::record_into;
 use crate::error::handshake;
-use crate::info::{ClientState, ServerState, Stream};
+use crate::info::{ServerState, Stream};
 use crate::verify::VerifyRecord;
 use crate::wire::Tap;
 
 /// What a client handshake carries to its stream.
 pub(crate) struct ClientParts {
-    pub(crate) settings: Arc<ClientSettings>,
-    pub(crate) offer: ClientOffer,
+    /// The connection's resumption lifecycle (shared with its session store bridge).
+    pub(crate) handshake: Arc<Mutex<ClientHandshake>>,
+    /// What the verifier sees while this connection's handshake steps run.
     pub(crate) verify: Arc<Mutex<VerifyRecord>>,
-    pub(crate) state: Arc<Mutex<ClientState>>,
-    pub(crate) server_name: String,
 }
 
 /// The rustls connection is boxed here and in the stream: it is over a kilobyte, and a
@@ -133,31 +130,13 @@ impl<S: Read + Write> Handshake<S> {
             Side::Server { stream, state } => Stream::server(stream, state),
             Side::Client { mut stream, parts } => {
                 stream.sock.stop();
-                let ClientParts {
-                    settings,
-                    offer,
-                    verify,
-                    state,
-                    server_name,
-                } = parts;
-                let stream =
-                    Stream::client(stream, settings.clone(), offer, verify, state, server_name);
-                if settings.ocsp == OcspMode::Require {
-                    let info = stream.info();
-                    if settings.ocsp_requirement_failed(info.ocsp) {
-                        return Err(Error::tls_failure(
-                            "rustls",
-                            TlsFailure::Ocsp,
-                            match &info.ocsp_detail {
-                                Some(why) => {
-                                    format!("OCSP required but status is {}: {why}", info.ocsp)
-                                }
-                                None => format!("OCSP required but status is {}", info.ocsp),
-                            },
-                        ));
-                    }
+                let ClientParts { handshake, verify } = parts;
+                {
+                    let mut hs = handshake.lock().unwrap_or_else(|p| p.into_inner());
+                    record_into(&verify, &mut hs);
+                    hs.finish(crate::info::resumed(&stream.conn))?;
                 }
-                stream
+                Stream::client(stream, handshake)
             }
         }))
     }

@@ -9,15 +9,14 @@ use rustls::{
     CipherSuite, ClientConnection, CommonState, HandshakeKind, ServerConnection, StreamOwned,
     SupportedCipherSuite,
 };
-use tlsresume_core::contract::ClientContract;
+use tlsresume_core::contract::ClientHandshake;
 use tlsresume_core::{
-    exim_cipher_string, CipherNames, ClientOffer, ClientSettings, OcspStatus, ProtocolVersion,
-    Resumption, ServerStart, SessionInfo, Side, TlsStream, Transport, Verification,
+    exim_cipher_string, CipherNames, OcspStatus, ProtocolVersion, Resumption, ServerStart,
+    SessionInfo, Side, TlsStream, Transport,
 };
 
 use crate::config::provider;
 use crate::tickets::TicketRecord;
-use crate::verify::VerifyRecord;
 use crate::wire::Tap;
 
 /// Whether the handshake resumed a session.
@@ -99,23 +98,10 @@ pub(crate) struct ServerState {
     pub(crate) lifetime: Duration,
 }
 
-/// What the session-store bridge recorded on a client connection.
-#[derive(Debug, Default)]
-pub(crate) struct ClientState {
-    /// SERVER_TICKET once a session was stored.
-    pub(crate) bits: Resumption,
-    pub(crate) lifetime: Option<Duration>,
-    pub(crate) store_error: Option<String>,
-}
-
 enum Inner<S: Read + Write> {
     Client {
         stream: Box<StreamOwned<ClientConnection, Tap<S>>>,
-        settings: Arc<ClientSettings>,
-        offer: ClientOffer,
-        verify: Arc<Mutex<VerifyRecord>>,
-        state: Arc<Mutex<ClientState>>,
-        server_name: String,
+        handshake: Arc<Mutex<ClientHandshake>>,
     },
     Server {
         stream: Box<StreamOwned<ServerConnection, S>>,
@@ -135,20 +121,9 @@ pub struct Stream<S: Read + Write> {
 impl<S: Read + Write> Stream<S> {
     pub(crate) fn client(
         stream: Box<StreamOwned<ClientConnection, Tap<S>>>,
-        settings: Arc<ClientSettings>,
-        offer: ClientOffer,
-        verify: Arc<Mutex<VerifyRecord>>,
-        state: Arc<Mutex<ClientState>>,
-        server_name: String,
+        handshake: Arc<Mutex<ClientHandshake>>,
     ) -> Self {
-        let inner = Inner::Client {
-            stream,
-            settings,
-            offer,
-            verify,
-            state,
-            server_name,
-        };
+        let inner = Inner::Client { stream, handshake };
         let info = session_info(&inner);
         Self { inner, info }
     }
@@ -162,12 +137,10 @@ impl<S: Read + Write> Stream<S> {
         Self { inner, info }
     }
 
-    /// Why the client offered no session, if it offered none.
+    /// Why the client offered no session, if it offered none (also in
+    /// [`SessionInfo::no_offer`]).
     pub fn no_offer(&self) -> Option<tlsresume_core::NoOffer> {
-        match &self.inner {
-            Inner::Client { offer, .. } => offer.no_offer,
-            Inner::Server { .. } => None,
-        }
+        self.info.no_offer
     }
 
     /// What the handshake (and any tickets since) produced.
@@ -209,9 +182,10 @@ impl<S: Read + Write> Stream<S> {
     /// Picks up a session stored on a read (a TLS 1.3 ticket).
     fn refresh(&mut self) {
         let changed = match &self.inner {
-            Inner::Client { state, .. } => {
-                let st = lock(state);
-                !self.info.resumption.contains(st.bits) || st.lifetime != self.info.ticket_lifetime
+            Inner::Client { handshake, .. } => {
+                let hs = lock(handshake);
+                hs.bits() != self.info.resumption
+                    || hs.ticket_lifetime() != self.info.ticket_lifetime
             }
             Inner::Server { state, .. } => !self.info.resumption.contains(lock(&state.record).bits),
         };
@@ -227,46 +201,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
     match inner {
-        Inner::Client {
-            stream,
-            settings,
-            offer,
-            verify,
-            state,
-            server_name,
-        } => {
+        Inner::Client { stream, handshake } => {
             let conn = &stream.conn;
-            let was_resumed = resumed(conn);
-            let record = lock(verify);
-            let state = lock(state);
-            let mut bits = offer.bits | state.bits;
-            if was_resumed {
-                bits |= Resumption::USED;
-            }
-            let seen_ocsp = record
-                .ocsp
-                .unwrap_or_else(|| settings.ocsp_without_staple());
-            SessionInfo {
-                side: Side::Client,
-                protocol: protocol(conn),
-                cipher: cipher(conn),
-                resumption: bits,
-                resumed: was_resumed,
-                verification: settings.reported_verification(
-                    offer,
-                    was_resumed,
-                    record.verification.unwrap_or(Verification::NotChecked),
-                ),
-                ocsp: settings.reported_ocsp(offer, was_resumed, seen_ocsp),
-                ocsp_detail: record.ocsp_detail.clone(),
-                peer_certificates: conn
-                    .peer_certificates()
-                    .map(|c| c.iter().map(|c| c.to_vec()).collect())
-                    .unwrap_or_default(),
-                sni: Some(server_name.clone()),
-                alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
-                ticket_lifetime: state.lifetime,
-            }
+            let mut library = SessionInfo::new(Side::Client, protocol(conn));
+            library.cipher = cipher(conn);
+            library.peer_certificates = conn
+                .peer_certificates()
+                .map(|c| c.iter().map(|c| c.to_vec()).collect())
+                .unwrap_or_default();
+            library.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+            lock(handshake).report(library)
         }
         Inner::Server { stream, state } => {
             let conn = &stream.conn;
@@ -284,23 +228,18 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
                 (true, true) => OcspStatus::NoResponse,
                 (true, false) => OcspStatus::NotVerified,
             };
-            SessionInfo {
-                side: Side::Server,
-                protocol: protocol(conn),
-                cipher: cipher(conn),
-                resumption: bits,
-                resumed: was_resumed,
-                verification: Verification::NotChecked,
-                ocsp,
-                ocsp_detail: None,
-                peer_certificates: Vec::new(),
-                sni: conn.server_name().map(str::to_owned),
-                alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
-                ticket_lifetime: record
-                    .bits
-                    .contains(Resumption::CLIENT_REQUESTED)
-                    .then_some(state.lifetime),
-            }
+            let mut info = SessionInfo::new(Side::Server, protocol(conn));
+            info.cipher = cipher(conn);
+            info.resumption = bits;
+            info.resumed = was_resumed;
+            info.ocsp = ocsp;
+            info.sni = conn.server_name().map(str::to_owned);
+            info.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+            info.ticket_lifetime = record
+                .bits
+                .contains(Resumption::CLIENT_REQUESTED)
+                .then_some(state.lifetime);
+            info
         }
     }
 }

@@ -16,8 +16,9 @@ use tlsresume::smtp::{
 };
 use tlsresume::{
     BackendKind, CacheEntry, ClientContext, ClientOffer, ClientParams, ClientSettings, EhloCache,
-    EhloStore, Error, HostList, ManualClock, MemoryEhloStore, MemoryStore, NoOffer, OcspMode,
-    ProtocolVersion, Resumption, SessionInfo, SharedClock, TlsStream, Verdict, VerifyMode,
+    EhloStore, Error, ErrorKind, HostList, ManualClock, MemoryEhloStore, MemoryStore, NoOffer,
+    OcspMode, ProtocolVersion, Resumption, SessionInfo, SharedClock, TlsStream, Verdict,
+    VerifyMode,
 };
 use tlsresume_compare::Pki;
 
@@ -222,6 +223,9 @@ impl KeyInputs {
 struct Outcome {
     /// What the client reported, or why the connection failed.
     result: Result<SessionInfo, String>,
+    /// The kind of a failure (`ErrorKind::name`: "io", "certificate", "ocsp", …; "smtp" for
+    /// an SMTP-level failure), for `--json`.
+    error_kind: Option<&'static str>,
     /// What the client had to offer before the handshake (known once the plain-text phase is
     /// over; `None` when the connection failed before).
     offer: Option<ClientOffer>,
@@ -452,11 +456,9 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
             Arc::new(MemoryEhloStore::default()),
         ),
     };
+    // Processes sharing the file share the key that seals the sessions in it (the disk
+    // store keeps it beside the file).
     settings.store = store;
-    if let Some(path) = &args.cache {
-        // Processes sharing the file share the key that authenticates the sessions in it.
-        settings.session_key = session_key_beside(path)?;
-    }
     let wire = Wire::from_options(args.starttls, args.plain);
     let timeout = Duration::from_secs(args.timeout.max(1));
     let mail = mail(args, ehlo_store, clock.clone(), timeout)?;
@@ -623,11 +625,15 @@ fn connection_json(
                 v["ocsp_text"] = json!(info.ocsp.describe());
             }
             v["why_not_resumed"] = json!(why_not);
+            v["no_offer"] = json!(info.no_offer.map(NoOffer::name));
             if let Some(smtp) = &outcome.smtp {
                 smtp.json(&mut v);
             }
         }
-        Err(e) => v["error"] = json!(e),
+        Err(e) => {
+            v["error"] = json!(e);
+            v["error_kind"] = json!(outcome.error_kind.unwrap_or("smtp"));
+        }
     }
     v.to_string()
 }
@@ -646,6 +652,7 @@ impl Target<'_> {
     fn outcome(&self) -> Outcome {
         Outcome {
             result: Err(String::new()),
+            error_kind: None,
             offer: None,
             stored_before: None,
             inputs: None,
@@ -703,7 +710,11 @@ impl StartTls<TcpStream> for ProbeTls<'_> {
         let params = self.upgrade.params(context)?;
         self.target
             .note_offer(&params, &mut self.outcome.borrow_mut());
-        StartTls::<TcpStream>::upgrade(&self.upgrade, plain, context)
+        let upgraded = StartTls::<TcpStream>::upgrade(&self.upgrade, plain, context);
+        if let Err(e) = &upgraded {
+            self.outcome.borrow_mut().error_kind = Some(e.kind().name());
+        }
+        upgraded
     }
 
     fn session_info(stream: &Self::Stream) -> Option<SessionInfo> {
@@ -741,6 +752,7 @@ fn send(target: &Target<'_>, wire: Wire, timeout: Duration, mail: &Mail, n: u32)
         Ok(tcp) => tcp,
         Err(e) => {
             outcome.result = Err(e);
+            outcome.error_kind = Some(ErrorKind::Io.name());
             return outcome;
         }
     };
@@ -750,6 +762,7 @@ fn send(target: &Target<'_>, wire: Wire, timeout: Duration, mail: &Mail, n: u32)
         Ok(tls) => tls,
         Err(e) => {
             outcome.result = Err(format!("TLS error: {e}"));
+            outcome.error_kind = Some(e.kind().name());
             return outcome;
         }
     };
@@ -779,6 +792,7 @@ fn connect(target: &Target<'_>, wire: Wire, ehlo: &str, timeout: Duration) -> Ou
         Ok(tcp) => tcp,
         Err(e) => {
             outcome.result = Err(e);
+            outcome.error_kind = Some(ErrorKind::Io.name());
             return outcome;
         }
     };
@@ -802,6 +816,7 @@ fn connect(target: &Target<'_>, wire: Wire, ehlo: &str, timeout: Duration) -> Ou
         Ok(tls) => tls,
         Err(e) => {
             outcome.result = Err(format!("TLS error: {e}"));
+            outcome.error_kind = Some(e.kind().name());
             return outcome;
         }
     };
@@ -827,11 +842,17 @@ fn why_not(kind: BackendKind, outcomes: &[Outcome], index: usize, info: &Session
             if let Some(n) = used_up_on(outcomes, index) {
                 return used_up(n);
             }
-            let mut why = format!("stored session could not be loaded by the {kind} library");
-            if kind == BackendKind::Rustls {
-                why.push_str(" (rustls sessions live in memory and do not outlive the process)");
-            }
-            return why;
+            // Why the client withdrew the stored session, as the library's report says.
+            return match info.no_offer {
+                Some(NoOffer::OtherKey) => "the stored session was sealed under another key \
+                    (another process's or another store's); it was left in place"
+                    .into(),
+                Some(NoOffer::NotHeld) => format!(
+                    "the stored session is held by the process that made it: {kind} client \
+                     sessions live in memory and do not outlive the process"
+                ),
+                _ => format!("stored session could not be loaded by the {kind} library"),
+            };
         }
         if entry.is_expired(this.now) {
             return format!(
@@ -844,10 +865,10 @@ fn why_not(kind: BackendKind, outcomes: &[Outcome], index: usize, info: &Session
                 (its ticket key was rotated or lost, e.g. a restart, or it keeps no session cache)"
             .into();
     }
-    match offer.no_offer {
+    match info.no_offer.or(offer.no_offer) {
         Some(NoOffer::Expired) => match &this.stored_before {
             Some(entry) => format!(
-                "the stored session expired ({}); it was removed, not offered",
+                "the stored session expired ({}); it was not offered",
                 age(entry, this.now)
             ),
             None => NoOffer::Expired.describe().into(),
@@ -997,55 +1018,6 @@ fn summary(kind: BackendKind, wire: Wire, outcomes: &[Outcome], as_json: bool) {
             Ok(_) => {}
             Err(e) => log_line(&format!("  connection {} failed: {e}", i + 1)),
         }
-    }
-}
-
-/// The session key of `--cache FILE`, kept in `FILE.key` (32 bytes, mode 0600, made on first
-/// use): the processes sharing a cache file trust each other's sessions, and a writer of the
-/// file alone cannot forge one (GnuTLS trusts session data it is given).
-fn session_key_beside(cache: &std::path::Path) -> Result<tlsresume::SessionKey, tlsresume::Error> {
-    use std::io::Write as _;
-    let mut name = cache.as_os_str().to_owned();
-    name.push(".key");
-    let path = std::path::PathBuf::from(name);
-    let named = |why: String| tlsresume::Error::File {
-        path: path.display().to_string(),
-        why,
-    };
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let bytes: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
-                named(format!("holds {} bytes, a session key is 32", b.len()))
-            })?;
-            return Ok(tlsresume::SessionKey::from_bytes(bytes));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(named(format!("cannot read the session key: {e}"))),
-    }
-    let key = tlsresume::SessionKey::random().map_err(|e| named(e.to_string()))?;
-    // Written whole under a private name, then linked into place: a concurrent probe sees no
-    // file or the whole key, never a part of it.
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp_name);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let written = options
-        .open(&tmp)
-        .and_then(|mut file| file.write_all(key.as_bytes()));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(named(format!("cannot write the session key: {e}")));
-    }
-    let linked = std::fs::hard_link(&tmp, &path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => Ok(key),
-        // Another probe made it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => session_key_beside(cache),
-        Err(e) => Err(named(format!("cannot create the session key: {e}"))),
     }
 }
 

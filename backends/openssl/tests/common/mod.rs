@@ -136,6 +136,20 @@ impl Pair {
         self.store.put(&self.key(), entry).expect("put");
     }
 
+    /// The library's session bytes (DER) inside a stored entry's sealed bytes.
+    pub fn open(&self, sealed: &[u8]) -> Vec<u8> {
+        self.store
+            .session_key()
+            .open_session("openssl", sealed)
+            .expect("sealed under the store's key")
+            .to_vec()
+    }
+
+    /// `der` sealed as the client seals what it stores.
+    pub fn seal(&self, der: &[u8]) -> Vec<u8> {
+        self.store.session_key().seal_session("openssl", der)
+    }
+
     pub fn advance_mins(&self, mins: u64) {
         self.clock.advance(Duration::from_secs(mins * MIN));
     }

@@ -21,6 +21,7 @@ use crate::backend::{
     Versions,
 };
 use crate::cache::{CacheEntry, CacheKey};
+pub use crate::info::NoOffer;
 use crate::info::{OcspStatus, ProtocolVersion, Verification};
 use crate::resumption::Resumption;
 use crate::store::{SessionStore, StoreError};
@@ -28,44 +29,6 @@ use crate::store::{SessionStore, StoreError};
 /// The lifetime given to a session whose ticket carried no lifetime hint: 2 h, the ticket
 /// lifetime of both Exim flavours.
 pub const DEFAULT_LIFETIME_HINT: Duration = Duration::from_secs(7200);
-
-/// Why a client did not offer a cached session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum NoOffer {
-    /// The stored entry was corrupt; it was removed.
-    CorruptEntry,
-    /// The stored entry had expired; it was removed.
-    Expired,
-    /// Nothing stored under this connection's cache key.
-    Missing,
-    /// The policy does not resume with this server.
-    NotAllowed,
-    /// OCSP is required and the stored session's status was not "verified" (hardened).
-    OcspRequired,
-    /// The store failed.
-    StoreFailed,
-    /// The stored session belongs to another backend.
-    OtherBackend,
-    /// The TLS library refused to load the stored session; it was removed.
-    LibraryRefused,
-}
-
-impl NoOffer {
-    /// A short reason for logs.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Self::CorruptEntry => "stored session corrupt (removed)",
-            Self::Expired => "stored session expired (removed)",
-            Self::Missing => "no stored session",
-            Self::NotAllowed => "resumption not allowed with this host",
-            Self::OcspRequired => "OCSP required and stored session not OCSP-verified",
-            Self::StoreFailed => "session store failed",
-            Self::OtherBackend => "stored session belongs to another backend",
-            Self::LibraryRefused => "the TLS library refused the stored session (removed)",
-        }
-    }
-}
 
 /// What a client decided before its handshake.
 #[derive(Clone, Debug)]
@@ -84,13 +47,14 @@ pub struct ClientOffer {
 }
 
 impl ClientOffer {
-    /// The library refused the offered session (it did not load): the entry is dropped, the
-    /// offer is withdrawn (`CLIENT_SUGGESTED` cleared) and the reason recorded. The caller
-    /// removes the entry from the store.
-    pub fn withdraw(&mut self) {
+    /// The offered session cannot be used after all (`reason`: the library refused it, it was
+    /// sealed under another key, this process does not hold it): the entry is dropped, the
+    /// offer is withdrawn (`CLIENT_SUGGESTED` cleared) and the reason recorded. The store entry
+    /// stays: it may be another writer's.
+    pub fn withdraw(&mut self, reason: NoOffer) {
         if self.entry.take().is_some() {
             self.bits.remove(Resumption::CLIENT_SUGGESTED);
-            self.no_offer = Some(NoOffer::LibraryRefused);
+            self.no_offer = Some(reason);
         }
     }
 }
@@ -106,8 +70,9 @@ pub trait ClientContract {
     ///
     /// `library_filters_expiry` says whether this backend drops a session past store time +
     /// lifetime hint by itself (OpenSSL as Exim drives it, rustls); GnuTLS does not, and only
-    /// the hardened policy filters for it. A corrupt or expired entry is removed; a store
-    /// failure is a miss, never an error that stops the connection.
+    /// the hardened policy filters for it. A corrupt or expired entry is skipped and left in
+    /// place (it may be another writer's; the next session stored replaces it); a store failure
+    /// is a miss, never an error that stops the connection.
     fn offer(
         &self,
         backend: BackendKind,
@@ -231,7 +196,6 @@ impl ClientContract for ClientSettings {
                 return offer;
             }
             Err(StoreError::Corrupt(_)) => {
-                let _ = self.store.remove(&key);
                 offer.no_offer = Some(NoOffer::CorruptEntry);
                 return offer;
             }
@@ -246,7 +210,6 @@ impl ClientContract for ClientSettings {
         } else if (library_filters_expiry || issues.client_expiry_filter)
             && entry.is_expired(self.clock.now())
         {
-            let _ = self.store.remove(&key);
             Some(NoOffer::Expired)
         } else if self.ocsp == OcspMode::Require
             && issues.avoid_resumption_when_ocsp_required
@@ -390,6 +353,9 @@ pub fn connection_settings(
     }
 }
 
+mod client;
+pub use client::{ClientHandshake, ReceivedSession};
+
 /// A loopback address pair for tests and examples: `127.0.0.1:port`.
 pub fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -492,7 +458,7 @@ mod tests {
         clock.advance(Duration::from_secs(7201));
         let offer = h.offer(BackendKind::Gnutls, &params(), false);
         assert_eq!(offer.no_offer, Some(NoOffer::Expired));
-        assert!(store.is_empty());
+        assert_eq!(store.len(), 1, "a reader never removes an entry");
     }
 
     #[test]

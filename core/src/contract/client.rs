@@ -1,0 +1,338 @@
+//! [`ClientHandshake`]: one client connection's resumption lifecycle, written once for every
+//! backend.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{connection_settings, ClientContract, ClientOffer, NoOffer};
+use crate::backend::{BackendKind, ClientParams, ClientSettings, VerifyMode};
+use crate::error::{Error, TlsError, TlsFailure};
+use crate::info::{OcspStatus, ProtocolVersion, SessionInfo, Verification};
+use crate::keys::SessionKey;
+use crate::resumption::Resumption;
+use crate::store::SessionStore;
+
+/// A session (or a new ticket for one) the library handed over on a client connection.
+#[derive(Clone, Copy, Debug)]
+pub struct ReceivedSession<'a> {
+    /// Whether the connection it arrived on was resumed.
+    pub resumed: bool,
+    /// The connection's version.
+    pub protocol: ProtocolVersion,
+    /// The lifetime hint the server sent, as the library tells it (`Some(0)`: "unspecified",
+    /// RFC 5077); `None` when the library does not tell (rustls in TLS 1.3).
+    pub lifetime_hint: Option<Duration>,
+    /// The library's serialised session (or, for a library that cannot serialise, a handle the
+    /// backend resolves), sealed by the handshake before it is stored.
+    pub data: &'a [u8],
+}
+
+/// One client connection's resumption lifecycle: every decision, in the order a handshake
+/// meets them, fed by the backend with what its library observed.
+///
+/// A backend makes one per connection ([`start`](Self::start)), hands its library the session
+/// [`session_to_offer`](Self::session_to_offer) opens (and calls
+/// [`withdraw`](Self::withdraw) if the library refuses it), reports what the library saw
+/// ([`saw_verification`](Self::saw_verification), [`saw_ocsp`](Self::saw_ocsp)), calls
+/// [`finish`](Self::finish) when the handshake is done and
+/// [`store_session`](Self::store_session) for each session the library hands over, and builds
+/// its [`SessionInfo`] through [`report`](Self::report). Which bits are set, what is reported
+/// under each policy, when OCSP fails the connection and with which [`ErrorKind`], what is
+/// stored and sealed under which key: all of it is here, so no backend can skip a step.
+///
+/// [`ErrorKind`]: crate::ErrorKind
+#[derive(Debug)]
+pub struct ClientHandshake {
+    settings: Arc<ClientSettings>,
+    backend: BackendKind,
+    offer: ClientOffer,
+    session_key: SessionKey,
+    server_name: String,
+    seen_verification: Option<Verification>,
+    seen_ocsp: Option<OcspStatus>,
+    ocsp_detail: Option<String>,
+    /// The library failed the handshake because of the OCSP requirement (OpenSSL's status
+    /// callback): its error is reported as an OCSP failure.
+    ocsp_refused: Option<OcspStatus>,
+    resumed: bool,
+    bits: Resumption,
+    ticket_lifetime: Option<Duration>,
+    stored: u32,
+    store_error: Option<String>,
+}
+
+impl ClientHandshake {
+    /// The decisions before the handshake: the cache key, whether the policy resumes with this
+    /// server, and the stored session to offer (if any).
+    ///
+    /// `store` replaces the settings' store for this connection (the async layer's
+    /// [`DeferredStore`](crate::DeferredStore)). `library_filters_expiry`: whether the library
+    /// drops a session past its lifetime by itself (see [`ClientContract::offer`]).
+    pub fn start(
+        settings: &Arc<ClientSettings>,
+        store: Option<Arc<dyn SessionStore>>,
+        backend: BackendKind,
+        params: &ClientParams,
+        library_filters_expiry: bool,
+    ) -> Self {
+        let settings = connection_settings(settings, store);
+        let offer = settings.offer(backend, params, library_filters_expiry);
+        let session_key = settings.store.session_key();
+        let bits = offer.bits;
+        Self {
+            settings,
+            backend,
+            offer,
+            session_key,
+            server_name: params.server_name.clone(),
+            seen_verification: None,
+            seen_ocsp: None,
+            ocsp_detail: None,
+            ocsp_refused: None,
+            resumed: false,
+            bits,
+            ticket_lifetime: None,
+            stored: 0,
+            store_error: None,
+        }
+    }
+
+    /// The settings this connection runs with.
+    pub fn settings(&self) -> &Arc<ClientSettings> {
+        &self.settings
+    }
+
+    /// The decision made before the handshake.
+    pub fn offer(&self) -> &ClientOffer {
+        &self.offer
+    }
+
+    /// Whether the policy resumes with this server: ask the library for tickets, store what
+    /// arrives. When `false`, the backend turns tickets off in its library.
+    pub fn may_resume(&self) -> bool {
+        self.offer.may_resume
+    }
+
+    /// The server name the connection is made to.
+    pub fn server_name(&self) -> &str {
+        &self.server_name
+    }
+
+    /// The offered entry's bytes as the store holds them (sealed): for a backend that keeps
+    /// decoded sessions and compares bytes before opening again.
+    pub fn stored_session(&self) -> Option<&[u8]> {
+        self.offer.entry.as_ref().map(|e| e.session.as_slice())
+    }
+
+    /// The library's session bytes of the offered entry, when there is one and it opens under
+    /// the store's key. One that does not open (another process's key, another store's, or
+    /// damaged) is withdrawn ([`NoOffer::OtherKey`]) and left in the store.
+    pub fn session_to_offer(&mut self) -> Option<&[u8]> {
+        let opens = self.offer.entry.as_ref().map(|entry| {
+            self.session_key
+                .open_session(self.backend.name(), &entry.session)
+                .is_some()
+        })?;
+        if !opens {
+            self.withdraw(NoOffer::OtherKey);
+            return None;
+        }
+        let entry = self.offer.entry.as_ref()?;
+        self.session_key
+            .open_session(self.backend.name(), &entry.session)
+    }
+
+    /// The offered session cannot be used (the library refused it, this process does not hold
+    /// it): no session is offered, for `reason`. The store entry stays.
+    pub fn withdraw(&mut self, reason: NoOffer) {
+        self.offer.withdraw(reason);
+        self.bits.remove(Resumption::CLIENT_SUGGESTED);
+    }
+
+    /// What the library's certificate check said on this handshake (not called when the
+    /// library does not check, as on a resumed handshake).
+    pub fn saw_verification(&mut self, verification: Verification) {
+        self.seen_verification = Some(verification);
+    }
+
+    /// The stapled OCSP response's status as checked on this handshake (`detail`: why it was
+    /// rejected, where the backend knows).
+    pub fn saw_ocsp(&mut self, status: OcspStatus, detail: Option<String>) {
+        self.seen_ocsp = Some(status);
+        self.ocsp_detail = detail;
+    }
+
+    /// For a library that judges the staple inside the handshake (OpenSSL's status callback):
+    /// whether to fail a full handshake now, as Exim's `hosts_require_ocsp` does. When it says
+    /// so, [`library_failed`](Self::library_failed) turns the library's error into an OCSP
+    /// failure. A resumed handshake is judged by [`finish`](Self::finish).
+    pub fn refuses_full_handshake(&mut self, status: OcspStatus) -> bool {
+        let refuse = self.settings.ocsp_requirement_failed(status);
+        if refuse {
+            self.ocsp_refused = Some(status);
+        }
+        refuse
+    }
+
+    /// The error of a handshake the library failed: an OCSP failure when the failure was the
+    /// OCSP requirement ([`refuses_full_handshake`](Self::refuses_full_handshake)), with the
+    /// library's error as its source; otherwise the library's error as it is.
+    pub fn library_failed(&self, error: Error) -> Error {
+        match self.ocsp_refused {
+            Some(status) => Error::Tls(
+                TlsError::new(
+                    self.backend.name(),
+                    TlsFailure::Ocsp,
+                    format!("OCSP is required and the status is {status}"),
+                )
+                .with_source(error),
+            ),
+            None => error,
+        }
+    }
+
+    /// The decisions after the handshake: `USED` when resumed, the verification requirement
+    /// (for a library that only records what it saw), the OCSP requirement over the status
+    /// reported. An error fails the connection; the backend then closes it.
+    pub fn finish(&mut self, resumed: bool) -> Result<(), Error> {
+        self.resumed = resumed;
+        if resumed {
+            self.bits |= Resumption::USED;
+        }
+        if self.seen_verification == Some(Verification::Failed)
+            && self.settings.verify == VerifyMode::Require
+        {
+            return Err(Error::tls_failure(
+                self.backend.name(),
+                TlsFailure::Certificate,
+                format!("the certificate of {} did not verify", self.server_name),
+            ));
+        }
+        let ocsp = self.ocsp();
+        if self.settings.ocsp_requirement_failed(ocsp) {
+            return Err(Error::tls_failure(
+                self.backend.name(),
+                TlsFailure::Ocsp,
+                match &self.ocsp_detail {
+                    Some(why) => format!(
+                        "OCSP is required and the status is {ocsp}: {why} (resumed: {resumed})"
+                    ),
+                    None => {
+                        format!("OCSP is required and the status is {ocsp} (resumed: {resumed})")
+                    }
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the handshake resumed (known after [`finish`](Self::finish)).
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// The verification reported: what the library saw, or on a resumed handshake under a
+    /// policy that carries it, the stored result.
+    pub fn verification(&self) -> Verification {
+        self.settings.reported_verification(
+            &self.offer,
+            self.resumed,
+            self.seen_verification.unwrap_or(Verification::NotChecked),
+        )
+    }
+
+    /// The OCSP status reported, likewise.
+    pub fn ocsp(&self) -> OcspStatus {
+        let seen = self
+            .seen_ocsp
+            .unwrap_or_else(|| self.settings.ocsp_without_staple());
+        self.settings.reported_ocsp(&self.offer, self.resumed, seen)
+    }
+
+    /// A ticket arrived though nothing is stored (Exim's GnuTLS client sets `SERVER_TICKET`
+    /// whenever one arrives, also when it does not resume).
+    pub fn ticket_seen(&mut self) {
+        self.bits |= Resumption::SERVER_TICKET;
+    }
+
+    /// Stores a session the library handed over, sealed under the store's key, and sets
+    /// `SERVER_TICKET`. Nothing is stored when the policy does not resume with this server, or
+    /// when the OCSP requirement failed on this connection. Returns the sealed bytes stored; a
+    /// store failure loses the session, never the connection (it is kept for
+    /// [`store_error`](Self::store_error)).
+    pub fn store_session(&mut self, received: ReceivedSession<'_>) -> Option<Vec<u8>> {
+        if !self.offer.may_resume {
+            return None;
+        }
+        let seen_ocsp = self
+            .seen_ocsp
+            .unwrap_or_else(|| self.settings.ocsp_without_staple());
+        let reported_ocsp = self
+            .settings
+            .reported_ocsp(&self.offer, received.resumed, seen_ocsp);
+        if self.settings.ocsp_requirement_failed(reported_ocsp) {
+            return None;
+        }
+        let sealed = self
+            .session_key
+            .seal_session(self.backend.name(), received.data);
+        let entry = self.settings.entry_for(
+            self.backend,
+            &self.offer,
+            received.resumed,
+            self.seen_verification.unwrap_or(Verification::NotChecked),
+            seen_ocsp,
+            received.protocol,
+            received.lifetime_hint.unwrap_or(Duration::ZERO),
+            sealed.clone(),
+        );
+        match self.settings.store.put(&self.offer.key, entry) {
+            Ok(()) => {
+                self.bits |= Resumption::SERVER_TICKET;
+                self.ticket_lifetime = received.lifetime_hint;
+                self.stored = self.stored.saturating_add(1);
+                Some(sealed)
+            }
+            Err(e) => {
+                self.store_error = Some(e.to_string());
+                None
+            }
+        }
+    }
+
+    /// How many sessions this connection stored.
+    pub fn sessions_stored(&self) -> u32 {
+        self.stored
+    }
+
+    /// Why the last store write failed, if one did.
+    pub fn store_error(&self) -> Option<&str> {
+        self.store_error.as_deref()
+    }
+
+    /// The bits so far.
+    pub fn bits(&self) -> Resumption {
+        self.bits
+    }
+
+    /// The lifetime hint of the newest session stored, as the library told it.
+    pub fn ticket_lifetime(&self) -> Option<Duration> {
+        self.ticket_lifetime
+    }
+
+    /// The connection's report: `library` carries what the library says (version, cipher,
+    /// peer chain, ALPN); the decisions (bits, resumed, verification and OCSP as reported,
+    /// the server name sent, the newest ticket's lifetime, why no session was offered) are
+    /// filled in here.
+    pub fn report(&self, mut library: SessionInfo) -> SessionInfo {
+        library.resumption = self.bits;
+        library.resumed = self.resumed;
+        library.verification = self.verification();
+        library.ocsp = self.ocsp();
+        library.ocsp_detail = self.ocsp_detail.clone();
+        library.sni = Some(self.server_name.clone());
+        library.ticket_lifetime = self.ticket_lifetime;
+        library.no_offer = self.offer.no_offer;
+        library
+    }
+}
