@@ -13,7 +13,7 @@ use tlsresume_compare::redis::{free_port, RedisServer};
 
 mod common;
 
-use common::{assert_one_line_error, pki, run, Run, Server, BIN};
+use common::{assert_one_line_error, pki, run, tls_client, Run, Server, BIN};
 
 /// A fresh scratch directory for one test.
 fn scratch(name: &str) -> PathBuf {
@@ -1308,12 +1308,7 @@ fn serve_http_keeps_alive_when_asked_and_resumes_with_openssl_s_client() {
 fn serve_http_answers_close_notify_with_close_notify() {
     use std::io::{Read as _, Write as _};
     let srv = Server::start(&["--backend", "openssl", "--http", "--max-connections", "2"]);
-    let roots = tlsresume::certificates_from_pem_file(pki("ca.pem").as_ref()).expect("ca");
-    let client = tlsresume::backends::client(
-        tlsresume::backends::parse("rustls").expect("rustls"),
-        tlsresume::ClientSettings::new(roots),
-    )
-    .expect("client");
+    let client = tls_client("rustls");
     let peer: std::net::SocketAddr = srv.addr.parse().expect("addr");
     let params = tlsresume::ClientParams::new("localhost", peer);
     let tcp = std::net::TcpStream::connect(peer).expect("connect");

@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -177,4 +178,14 @@ pub fn pki(file: &str) -> String {
         .join(file)
         .display()
         .to_string()
+}
+
+/// A TLS client of `backend` trusting the committed test CA.
+pub fn tls_client(backend: &str) -> Arc<dyn tlsresume::ClientContext> {
+    let roots = tlsresume::certificates_from_pem_file(pki("ca.pem").as_ref()).expect("CA");
+    tlsresume::backends::client(
+        tlsresume::backends::parse(backend).expect("backend"),
+        tlsresume::ClientSettings::new(roots),
+    )
+    .expect("client")
 }
