@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use tlsresume_core::contract::Backend;
 use tlsresume_core::{
     BackendKind, ClientContext, ClientSettings, Error, ServerContext, ServerSettings,
 };
@@ -48,24 +49,44 @@ fn missing(kind: BackendKind) -> Error {
     ))
 }
 
+/// How to make the type-erased contexts of one backend.
+struct Erased {
+    client: fn(ClientSettings) -> Result<Arc<dyn ClientContext>, Error>,
+    server: fn(ServerSettings) -> Result<Arc<dyn ServerContext>, Error>,
+}
+
+#[allow(dead_code)] // with no backend feature nothing is compiled in
+fn erased<B: Backend>() -> Erased
+where
+    B::Client: ClientContext,
+    B::Server: ServerContext,
+{
+    Erased {
+        client: |settings| Ok(Arc::new(B::client(settings)?)),
+        server: |settings| Ok(Arc::new(B::server(settings)?)),
+    }
+}
+
+/// The chosen backend, when it is compiled in.
+fn compiled(kind: BackendKind) -> Result<Erased, Error> {
+    match kind {
+        #[cfg(feature = "openssl")]
+        BackendKind::Openssl => Ok(erased::<tlsresume_openssl::Openssl>()),
+        #[cfg(feature = "gnutls")]
+        BackendKind::Gnutls => Ok(erased::<tlsresume_gnutls::Gnutls>()),
+        #[cfg(feature = "rustls")]
+        BackendKind::Rustls => Ok(erased::<tlsresume_rustls::Rustls>()),
+        #[allow(unreachable_patterns)]
+        other => Err(missing(other)),
+    }
+}
+
 /// A server context of the chosen backend.
 pub fn server(
     kind: BackendKind,
     settings: ServerSettings,
 ) -> Result<Arc<dyn ServerContext>, Error> {
-    match kind {
-        #[cfg(feature = "openssl")]
-        BackendKind::Openssl => Ok(Arc::new(tlsresume_openssl::Server::new(settings)?)),
-        #[cfg(feature = "gnutls")]
-        BackendKind::Gnutls => Ok(Arc::new(tlsresume_gnutls::Server::new(settings)?)),
-        #[cfg(feature = "rustls")]
-        BackendKind::Rustls => Ok(Arc::new(tlsresume_rustls::Server::new(settings)?)),
-        #[allow(unreachable_patterns)]
-        other => {
-            drop(settings);
-            Err(missing(other))
-        }
-    }
+    (compiled(kind)?.server)(settings)
 }
 
 /// A client context of the chosen backend.
@@ -73,17 +94,5 @@ pub fn client(
     kind: BackendKind,
     settings: ClientSettings,
 ) -> Result<Arc<dyn ClientContext>, Error> {
-    match kind {
-        #[cfg(feature = "openssl")]
-        BackendKind::Openssl => Ok(Arc::new(tlsresume_openssl::Client::new(settings)?)),
-        #[cfg(feature = "gnutls")]
-        BackendKind::Gnutls => Ok(Arc::new(tlsresume_gnutls::Client::new(settings)?)),
-        #[cfg(feature = "rustls")]
-        BackendKind::Rustls => Ok(Arc::new(tlsresume_rustls::Client::new(settings)?)),
-        #[allow(unreachable_patterns)]
-        other => {
-            drop(settings);
-            Err(missing(other))
-        }
-    }
+    (compiled(kind)?.client)(settings)
 }

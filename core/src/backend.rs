@@ -1,8 +1,7 @@
-//! The seams every backend implements: settings, contexts, streams, and [`BackendKind`].
+//! The seams every backend implements: settings, contexts, streams.
 
 use core::any::Any;
 use core::fmt;
-use core::str::FromStr;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -11,89 +10,12 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::error::Error;
 use crate::info::{ProtocolVersion, SessionInfo};
 use crate::keys::{KeySource, ProcessKeySource};
+pub use crate::kind::BackendKind;
 use crate::lifecycle::KeyRing;
 use crate::pki::Identity;
 use crate::policy::ResumptionPolicy;
 use crate::store::{MemoryStore, SessionStore};
 use crate::ticket_policy::TicketPolicy;
-
-/// The TLS libraries tlsresume runs over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum BackendKind {
-    /// GnuTLS 3.7, through bindings generated with bindgen.
-    Gnutls,
-    /// OpenSSL 3, through the `openssl` crate.
-    Openssl,
-    /// rustls with the ring provider.
-    Rustls,
-}
-
-impl BackendKind {
-    /// Every backend tlsresume knows, compiled in or not.
-    pub const ALL: [BackendKind; 3] = [Self::Openssl, Self::Gnutls, Self::Rustls];
-
-    /// The name used on the command line and in JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Gnutls => "gnutls",
-            Self::Openssl => "openssl",
-            Self::Rustls => "rustls",
-        }
-    }
-
-    /// The ticket flavour this library shows under Exim.
-    pub fn default_ticket_policy(self) -> TicketPolicy {
-        match self {
-            Self::Gnutls => TicketPolicy::GNUTLS,
-            Self::Openssl | Self::Rustls => TicketPolicy::OPENSSL,
-        }
-    }
-
-    /// The code stored in cache entries.
-    pub fn code(self) -> u8 {
-        match self {
-            Self::Openssl => 1,
-            Self::Gnutls => 2,
-            Self::Rustls => 3,
-        }
-    }
-
-    /// The backend for a stored code.
-    pub fn from_code(code: u8) -> Option<Self> {
-        match code {
-            1 => Some(Self::Openssl),
-            2 => Some(Self::Gnutls),
-            3 => Some(Self::Rustls),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for BackendKind {
-    type Err = Error;
-
-    /// Parses `openssl`, `gnutls` or `rustls` (any case).
-    fn from_str(s: &str) -> Result<Self, Error> {
-        let wanted = s.trim().to_ascii_lowercase();
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name() == wanted)
-            .ok_or_else(|| Error::UnknownBackend {
-                name: s.to_owned(),
-                available: Self::ALL
-                    .iter()
-                    .map(|k| k.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
-    }
-}
 
 /// The range of TLS versions a context allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -629,7 +551,9 @@ impl<'a> dyn TlsStream + 'a {
     }
 }
 
-/// A server configuration that accepts TLS connections.
+/// A server configuration that accepts TLS connections, type-erased (a backend chosen at run
+/// time). Every backend's server has it through its [`TlsServer`](crate::contract::TlsServer)
+/// impl.
 pub trait ServerContext: Send + Sync + fmt::Debug {
     /// Which library is underneath.
     fn backend(&self) -> BackendKind;
@@ -662,23 +586,17 @@ pub trait ServerContext: Send + Sync + fmt::Debug {
     /// that was a stand-in to be asked about again (GnuTLS). An async server checks this
     /// before a handshake and then calls [`refresh_ticket_keys`](Self::refresh_ticket_keys)
     /// on a blocking-task thread.
-    fn ticket_keys_due(&self) -> bool {
-        self.ticket_key_ring()
-            .is_some_and(|(ring, clock)| ring.rotation_due(clock.now()))
-    }
+    fn ticket_keys_due(&self) -> bool;
 
     /// Does what [`ticket_keys_due`](Self::ticket_keys_due) found due (may block on the key
     /// source). Fails only when there is no usable key at all; the handshakes then go on as
     /// they would have (no ticket).
-    fn refresh_ticket_keys(&self) -> Result<(), Error> {
-        match self.ticket_key_ring() {
-            Some((ring, clock)) => Ok(ring.rotate_if_due(clock.now())?),
-            None => Ok(()),
-        }
-    }
+    fn refresh_ticket_keys(&self) -> Result<(), Error>;
 }
 
-/// A client configuration that makes TLS connections.
+/// A client configuration that makes TLS connections, type-erased (a backend chosen at run
+/// time). Every backend's client has it through its [`TlsClient`](crate::contract::TlsClient)
+/// impl.
 pub trait ClientContext: Send + Sync + fmt::Debug {
     /// Which library is underneath.
     fn backend(&self) -> BackendKind;

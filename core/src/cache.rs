@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use ring::digest;
 
-use crate::backend::BackendKind;
 use crate::clock::UnixTime;
+pub use crate::error::CodecError;
 use crate::info::{OcspStatus, Verification};
+use crate::kind::BackendKind;
 
 /// The load-balancer name Exim uses for TLS-on-connect, where no EHLO response names a host.
 pub const NEVER_LB: &str = "never-LB";
@@ -354,27 +355,6 @@ impl Reader<'_> {
         self.0 = rest;
         head.try_into().map_err(|_| CodecError::Truncated)
     }
-}
-
-/// Why stored bytes are not a cache entry.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CodecError {
-    /// A field holds a value no version of the codec writes.
-    #[error("cache entry field {0} has the unknown value {1}")]
-    BadField(&'static str, u8),
-    /// The checksum does not match: the bytes were changed.
-    #[error("cache entry checksum mismatch (corrupted)")]
-    Checksum,
-    /// The bytes do not start with the entry magic.
-    #[error("not a tlsresume cache entry")]
-    NotAnEntry,
-    /// Shorter than the entry says.
-    #[error("cache entry truncated")]
-    Truncated,
-    /// Written by a newer codec.
-    #[error("cache entry codec version {0} is not supported (this build reads version 1)")]
-    UnknownVersion(u8),
 }
 
 #[cfg(test)]

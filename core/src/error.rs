@@ -11,7 +11,6 @@ use core::fmt;
 
 use crate::hostlist::HostListError;
 use crate::keys::KeyError;
-use crate::store::StoreError;
 use crate::ticket_policy::TicketPolicyError;
 
 /// Everything that can go wrong, with messages a user can act on.
@@ -257,6 +256,42 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         self.kind() == ErrorKind::Io
     }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A stored entry could not be decoded.
+    #[error("corrupt session cache entry: {0}")]
+    Corrupt(#[from] CodecError),
+    /// The store's file or service failed.
+    #[error("session store I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// Anything else the store reports.
+    #[error("session store: {0}")]
+    Other(String),
+}
+
+/// Why stored bytes are not a cache entry.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// A field holds a value no version of the codec writes.
+    #[error("cache entry field {0} has the unknown value {1}")]
+    BadField(&'static str, u8),
+    /// The checksum does not match: the bytes were changed.
+    #[error("cache entry checksum mismatch (corrupted)")]
+    Checksum,
+    /// The bytes do not start with the entry magic.
+    #[error("not a tlsresume cache entry")]
+    NotAnEntry,
+    /// Shorter than the entry says.
+    #[error("cache entry truncated")]
+    Truncated,
+    /// Written by a newer codec.
+    #[error("cache entry codec version {0} is not supported (this build reads version 1)")]
+    UnknownVersion(u8),
 }
 
 #[cfg(test)]

@@ -56,6 +56,7 @@ mod error;
 mod hostlist;
 mod info;
 mod keys;
+mod kind;
 mod lifecycle;
 pub mod notice;
 mod pki;

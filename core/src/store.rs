@@ -5,24 +5,10 @@ use core::fmt;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::cache::{CacheEntry, CacheKey, CodecError};
+use crate::cache::{CacheEntry, CacheKey};
 use crate::clock::UnixTime;
+pub use crate::error::StoreError;
 use crate::keys::SessionKey;
-
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// A stored entry could not be decoded.
-    #[error("corrupt session cache entry: {0}")]
-    Corrupt(#[from] CodecError),
-    /// The store's file or service failed.
-    #[error("session store I/O: {0}")]
-    Io(#[from] std::io::Error),
-    /// Anything else the store reports.
-    #[error("session store: {0}")]
-    Other(String),
-}
 
 /// A client session cache.
 ///

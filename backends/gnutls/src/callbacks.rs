@@ -9,7 +9,7 @@ use std::cell::Cell;
 use std::ffi::{c_int, c_uint, c_void};
 use std::io::{self, Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tlsresume_core::SharedClock;
@@ -84,7 +84,7 @@ pub(crate) unsafe extern "C" fn raw_push<S: Write>(
     // while GnuTLS runs.
     let state = unsafe { &mut *ptr.cast::<TransportState<S>>() };
     // SAFETY: GnuTLS hands a buffer readable for `len` bytes for the duration of the call.
-    let buf = unsafe { crate::ffi::slice_from_raw(data.cast::<u8>(), len) };
+    let buf = unsafe { slice_from_raw(data.cast::<u8>(), len) };
     // AssertUnwindSafe: a panic leaves the transport in whatever state the writer left it;
     // the session is failed with -1 and the panic re-raised, so nothing observes it.
     match catch_unwind(AssertUnwindSafe(|| state.transport.write(buf))) {
@@ -109,7 +109,7 @@ pub(crate) unsafe extern "C" fn raw_pull<S: Read>(
     // SAFETY: as in `raw_push`.
     let state = unsafe { &mut *ptr.cast::<TransportState<S>>() };
     // SAFETY: GnuTLS hands a buffer writable for `len` bytes for the duration of the call.
-    let buf = unsafe { crate::ffi::slice_from_raw_mut(data.cast::<u8>(), len) };
+    let buf = unsafe { slice_from_raw_mut(data.cast::<u8>(), len) };
     // AssertUnwindSafe: as in `raw_push`.
     match catch_unwind(AssertUnwindSafe(|| state.transport.read(buf))) {
         Ok(Ok(n)) => isize::try_from(n).unwrap_or(isize::MAX),
@@ -138,7 +138,7 @@ pub(crate) unsafe extern "C" fn raw_ticket_hook(
     let state = unsafe { &*sys::gnutls_session_get_ptr(session).cast::<HookState>() };
     // SAFETY: GnuTLS passes NULL or a datum, and the bytes it points at, valid for the duration
     // of the call.
-    let body = unsafe { msg.as_ref().map(|d| crate::ffi::datum_slice(d)) }.unwrap_or(&[]);
+    let body = unsafe { msg.as_ref().map(|d| datum_slice(d)) }.unwrap_or(&[]);
     // AssertUnwindSafe: only `Cell`s are written, each with a complete value.
     let result = catch_unwind(AssertUnwindSafe(|| {
         if htype != sys::GNUTLS_HANDSHAKE_NEW_SESSION_TICKET {
@@ -210,7 +210,7 @@ pub(crate) fn install_clock(clock: &SharedClock) -> Result<ClockClaim, tlsresume
         }
         _ => {
             if clock.identity() != tlsresume_core::ClockIdentity::System {
-                crate::ffi::install_time_hooks();
+                install_time_hooks();
             }
             *slot = Some(InstalledClock {
                 clock: clock.clone(),
@@ -277,4 +277,95 @@ pub(crate) unsafe extern "C" fn raw_time(t: *mut sys::time_t) -> sys::time_t {
         *out = now;
     }
     now
+}
+
+/// A slice from a C pointer and length; `(NULL, _)` and `(_, 0)` are empty.
+///
+/// # Safety
+/// Unless NULL or `len` is 0, `data` must point to `len` initialised bytes that stay valid and
+/// unmodified for `'a`.
+pub(crate) unsafe fn slice_from_raw<'a>(data: *const u8, len: usize) -> &'a [u8] {
+    if data.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller guarantees `data` is readable for `len` bytes for 'a.
+        unsafe { std::slice::from_raw_parts(data, len) }
+    }
+}
+
+/// A mutable slice from a C pointer and length; `(NULL, _)` and `(_, 0)` are empty.
+///
+/// # Safety
+/// Unless NULL or `len` is 0, `data` must point to `len` bytes writable for `'a` with no other
+/// reference to them.
+pub(crate) unsafe fn slice_from_raw_mut<'a>(data: *mut u8, len: usize) -> &'a mut [u8] {
+    if data.is_null() || len == 0 {
+        &mut []
+    } else {
+        // SAFETY: the caller guarantees `data` is writable and unaliased for `len` bytes for 'a.
+        unsafe { std::slice::from_raw_parts_mut(data, len) }
+    }
+}
+
+/// The bytes of a datum.
+///
+/// # Safety
+/// `datum.data` must be NULL or point to `datum.size` bytes valid for as long as `datum` is
+/// borrowed.
+pub(crate) unsafe fn datum_slice(datum: &sys::gnutls_datum_t) -> &[u8] {
+    // SAFETY: the caller's contract is `slice_from_raw`'s.
+    unsafe { slice_from_raw(datum.data, datum.size as usize) }
+}
+
+/// `void _gnutls_global_set_gettime_function(void (*)(struct timespec *))`.
+type SetGettime = unsafe extern "C" fn(Option<unsafe extern "C" fn(*mut libc::timespec)>);
+
+/// GnuTLS's high-precision clock hook, looked up at run time.
+///
+/// `_gnutls_global_set_gettime_function` is exported by GnuTLS 3.7 under the version node
+/// `GNUTLS_PRIVATE_3_4` for GnuTLS's own test suite, and declared in no public header. It sets
+/// `gnutls_gettime`, which GnuTLS uses for TLS 1.3 ticket ages, the client's check that a
+/// stored ticket is still fresh, and the lifetime of tickets issued on resumed handshakes;
+/// `gnutls_global_set_time_function` covers only `gnutls_time` (seconds). Looked up with
+/// `dlsym` so that a GnuTLS without it still links: there, a virtual clock covers `gnutls_time`
+/// only, and [`gettime_hook_available`] says so.
+fn set_gettime() -> Option<SetGettime> {
+    static FOUND: OnceLock<Option<SetGettime>> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        let name = c"_gnutls_global_set_gettime_function";
+        // SAFETY: dlsym with RTLD_DEFAULT searches the loaded objects (libgnutls is linked into
+        // this process); `name` is NUL-terminated.
+        let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+        if sym.is_null() {
+            None
+        } else {
+            // SAFETY: the symbol is GnuTLS's function with exactly this signature (GnuTLS
+            // 3.4 onwards, lib/global.c); a data pointer from dlsym is a function address here.
+            Some(unsafe { std::mem::transmute::<*mut c_void, SetGettime>(sym) })
+        }
+    })
+}
+
+/// Whether this GnuTLS has the private high-precision clock hook `_gnutls_global_set_gettime_function`
+/// (without it a virtual clock covers `gnutls_time` only; see the crate docs).
+pub fn gettime_hook_available() -> bool {
+    set_gettime().is_some()
+}
+
+/// Points GnuTLS's two clocks (`gnutls_time` and, where available, `gnutls_gettime`) at the
+/// trampolines that read the installed clock. Done once, the first time a clock other than the
+/// system's is installed; a process that only ever uses the real clock leaves GnuTLS's own.
+pub(crate) fn install_time_hooks() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        // SAFETY: both trampolines are `extern "C"` fns valid for the whole process, with
+        // GnuTLS's typedefs; setting the hooks races with nothing GnuTLS does concurrently
+        // (plain pointer stores, done before any session runs on the virtual clock).
+        unsafe {
+            sys::gnutls_global_set_time_function(Some(raw_time));
+            if let Some(set) = set_gettime() {
+                set(Some(raw_gettime));
+            }
+        }
+    });
 }

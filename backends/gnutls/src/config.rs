@@ -9,6 +9,8 @@ use tlsresume_core::{
 };
 
 use crate::ffi::Credentials;
+use crate::ffi::SessionRef;
+use tlsresume_core::{exim_cipher_from_gnutls_desc, exim_cipher_string, CipherNames};
 
 /// The priority string allowing exactly `versions` (TLS 1.2 and/or 1.3) over GnuTLS's `NORMAL`.
 pub(crate) fn priority(versions: &Versions) -> Result<String, Error> {
@@ -100,6 +102,28 @@ pub(crate) fn client_credentials(settings: &ClientSettings) -> Result<Arc<Creden
         creds.add_trust_der(root)?;
     }
     Ok(Arc::new(creds))
+}
+
+/// The cipher under its names.
+///
+/// `native` is `gnutls_session_get_desc`; `iana` is `gnutls_ciphersuite_get`; `exim` is Exim's
+/// transformation of the description (the known issue: it differs between full and resumed
+/// handshakes) or, with `iana_names` (hardened), `<version>:<IANA name>:<bits>`.
+pub(crate) fn cipher_names(session: &SessionRef, iana_names: bool) -> CipherNames {
+    let native = session.description();
+    let iana = session.ciphersuite().unwrap_or_default();
+    let bits = session.cipher_bits();
+    let exim = if iana_names {
+        exim_cipher_string(session.protocol(), &iana, bits)
+    } else {
+        exim_cipher_from_gnutls_desc(&native, bits)
+    };
+    CipherNames {
+        native,
+        exim,
+        iana,
+        bits,
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 
 use foreign_types::{foreign_type, ForeignType, ForeignTypeRef};
 
-use crate::callbacks::{self, HookState, TransportState};
+use crate::callbacks::{self, datum_slice, HookState, TransportState};
 
 /// A GnuTLS error code (always negative), kept as a number so unknown codes pass through.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -94,44 +94,6 @@ pub fn cvt(ret: c_int) -> Result<c_int, GnutlsError> {
     }
 }
 
-/// A slice from a C pointer and length; `(NULL, _)` and `(_, 0)` are empty.
-///
-/// # Safety
-/// Unless NULL or `len` is 0, `data` must point to `len` initialised bytes that stay valid and
-/// unmodified for `'a`.
-pub(crate) unsafe fn slice_from_raw<'a>(data: *const u8, len: usize) -> &'a [u8] {
-    if data.is_null() || len == 0 {
-        &[]
-    } else {
-        // SAFETY: the caller guarantees `data` is readable for `len` bytes for 'a.
-        unsafe { std::slice::from_raw_parts(data, len) }
-    }
-}
-
-/// A mutable slice from a C pointer and length; `(NULL, _)` and `(_, 0)` are empty.
-///
-/// # Safety
-/// Unless NULL or `len` is 0, `data` must point to `len` bytes writable for `'a` with no other
-/// reference to them.
-pub(crate) unsafe fn slice_from_raw_mut<'a>(data: *mut u8, len: usize) -> &'a mut [u8] {
-    if data.is_null() || len == 0 {
-        &mut []
-    } else {
-        // SAFETY: the caller guarantees `data` is writable and unaliased for `len` bytes for 'a.
-        unsafe { std::slice::from_raw_parts_mut(data, len) }
-    }
-}
-
-/// The bytes of a datum.
-///
-/// # Safety
-/// `datum.data` must be NULL or point to `datum.size` bytes valid for as long as `datum` is
-/// borrowed.
-pub(crate) unsafe fn datum_slice(datum: &sys::gnutls_datum_t) -> &[u8] {
-    // SAFETY: the caller's contract is `slice_from_raw`'s.
-    unsafe { slice_from_raw(datum.data, datum.size as usize) }
-}
-
 /// A borrowed datum over Rust bytes, for GnuTLS calls that copy their input.
 fn borrowed_datum(bytes: &[u8]) -> Result<sys::gnutls_datum_t, GnutlsError> {
     Ok(sys::gnutls_datum_t {
@@ -193,59 +155,6 @@ pub fn init() -> Result<(), GnutlsError> {
     // SAFETY: gnutls_global_init is reference counted and thread-safe since 3.3.
     let ret = *INIT.get_or_init(|| unsafe { sys::gnutls_global_init() });
     cvt(ret).map(|_| ())
-}
-
-/// `void _gnutls_global_set_gettime_function(void (*)(struct timespec *))`.
-type SetGettime = unsafe extern "C" fn(Option<unsafe extern "C" fn(*mut libc::timespec)>);
-
-/// GnuTLS's high-precision clock hook, looked up at run time.
-///
-/// `_gnutls_global_set_gettime_function` is exported by GnuTLS 3.7 under the version node
-/// `GNUTLS_PRIVATE_3_4` for GnuTLS's own test suite, and declared in no public header. It sets
-/// `gnutls_gettime`, which GnuTLS uses for TLS 1.3 ticket ages, the client's check that a
-/// stored ticket is still fresh, and the lifetime of tickets issued on resumed handshakes;
-/// `gnutls_global_set_time_function` covers only `gnutls_time` (seconds). Looked up with
-/// `dlsym` so that a GnuTLS without it still links: there, a virtual clock covers `gnutls_time`
-/// only, and [`gettime_hook_available`] says so.
-fn set_gettime() -> Option<SetGettime> {
-    static FOUND: OnceLock<Option<SetGettime>> = OnceLock::new();
-    *FOUND.get_or_init(|| {
-        let name = c"_gnutls_global_set_gettime_function";
-        // SAFETY: dlsym with RTLD_DEFAULT searches the loaded objects (libgnutls is linked into
-        // this process); `name` is NUL-terminated.
-        let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-        if sym.is_null() {
-            None
-        } else {
-            // SAFETY: the symbol is GnuTLS's function with exactly this signature (GnuTLS
-            // 3.4 onwards, lib/global.c); a data pointer from dlsym is a function address here.
-            Some(unsafe { std::mem::transmute::<*mut c_void, SetGettime>(sym) })
-        }
-    })
-}
-
-/// Whether this GnuTLS has the private high-precision clock hook `_gnutls_global_set_gettime_function`
-/// (without it a virtual clock covers `gnutls_time` only; see the crate docs).
-pub fn gettime_hook_available() -> bool {
-    set_gettime().is_some()
-}
-
-/// Points GnuTLS's two clocks (`gnutls_time` and, where available, `gnutls_gettime`) at the
-/// trampolines that read the installed clock. Done once, the first time a clock other than the
-/// system's is installed; a process that only ever uses the real clock leaves GnuTLS's own.
-pub(crate) fn install_time_hooks() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        // SAFETY: both trampolines are `extern "C"` fns valid for the whole process, with
-        // GnuTLS's typedefs; setting the hooks races with nothing GnuTLS does concurrently
-        // (plain pointer stores, done before any session runs on the virtual clock).
-        unsafe {
-            sys::gnutls_global_set_time_function(Some(callbacks::raw_time));
-            if let Some(set) = set_gettime() {
-                set(Some(callbacks::raw_gettime));
-            }
-        }
-    });
 }
 
 /// The library version string (`gnutls_check_version(NULL)`).

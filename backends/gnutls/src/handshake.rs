@@ -7,13 +7,13 @@
 
 use std::io::{self, Read, Write};
 
-use tlsresume_core::{Error, Handshaking, MidHandshake, TlsStream, Transport};
+use tlsresume_core::{Error, Handshaking};
 
-use crate::client::ClientPending;
+use crate::client_conn::{ClientPending, Finished};
 use crate::error::from_io;
 use crate::ffi::Connection;
 use crate::info::Stream;
-use crate::server::ServerPending;
+use crate::server_conn::ServerPending;
 
 #[derive(Debug)]
 enum Pending {
@@ -56,10 +56,16 @@ impl<S: Read + Write> Handshake<S> {
             }
             Err(e) => return Err(from_io(e)),
         }
-        Ok(Handshaking::Done(match self.pending {
+        let Finished {
+            conn,
+            info,
+            saver,
+            clock,
+        } = match self.pending {
             Pending::Client(pending) => pending.finish(self.conn)?,
             Pending::Server(pending) => pending.finish(self.conn),
-        }))
+        };
+        Ok(Handshaking::Done(Stream::new(conn, info, saver, clock)))
     }
 
     /// The transport.
@@ -70,20 +76,5 @@ impl<S: Read + Write> Handshake<S> {
     /// The transport, mutable.
     pub fn get_mut(&mut self) -> &mut S {
         self.conn.transport_mut()
-    }
-}
-
-impl<S: Transport> MidHandshake for Handshake<S> {
-    fn resume(
-        self: Box<Self>,
-    ) -> Result<Handshaking<Box<dyn MidHandshake>, Box<dyn TlsStream>>, Error> {
-        Ok(match Handshake::resume(*self)? {
-            Handshaking::Done(stream) => Handshaking::Done(Box::new(stream)),
-            Handshaking::WouldBlock(h) => Handshaking::WouldBlock(Box::new(h)),
-        })
-    }
-
-    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
-        self.get_mut()
     }
 }

@@ -3,36 +3,11 @@
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
-use tlsresume_core::{
-    exim_cipher_from_gnutls_desc, exim_cipher_string, CipherNames, SessionInfo, TlsStream,
-    Transport,
-};
+use tlsresume_core::SessionInfo;
 
 use crate::callbacks::ClockClaim;
-use crate::client::TicketSaver;
-use crate::ffi::{Connection, SessionRef};
-
-/// The cipher under its names.
-///
-/// `native` is `gnutls_session_get_desc`; `iana` is `gnutls_ciphersuite_get`; `exim` is Exim's
-/// transformation of the description (the known issue: it differs between full and resumed
-/// handshakes) or, with `iana_names` (hardened), `<version>:<IANA name>:<bits>`.
-pub(crate) fn cipher_names(session: &SessionRef, iana_names: bool) -> CipherNames {
-    let native = session.description();
-    let iana = session.ciphersuite().unwrap_or_default();
-    let bits = session.cipher_bits();
-    let exim = if iana_names {
-        exim_cipher_string(session.protocol(), &iana, bits)
-    } else {
-        exim_cipher_from_gnutls_desc(&native, bits)
-    };
-    CipherNames {
-        native,
-        exim,
-        iana,
-        bits,
-    }
-}
+use crate::client_conn::TicketSaver;
+use crate::ffi::Connection;
 
 /// An established GnuTLS connection (either side), on the transport `S` it was made on.
 ///
@@ -104,23 +79,5 @@ impl<S: Read + Write> Write for Stream<S> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.conn.flush()
-    }
-}
-
-impl<S: Transport> TlsStream for Stream<S> {
-    fn info(&self) -> SessionInfo {
-        self.info.clone()
-    }
-
-    fn shutdown(&mut self) -> io::Result<()> {
-        self.conn.bye()
-    }
-
-    fn transport_dyn(&self) -> &dyn Transport {
-        self.conn.transport()
-    }
-
-    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
-        self.conn.transport_mut()
     }
 }

@@ -94,12 +94,14 @@
 
 mod callbacks;
 mod client;
+mod client_conn;
 mod config;
 mod error;
 mod ffi;
 mod handshake;
 mod info;
 mod server;
+mod server_conn;
 mod tickets;
 
 use tlsresume_core::BackendKind;
@@ -134,10 +136,28 @@ pub mod raw {
         init, Connection, Credentials, CredentialsRef, Datum, End, GnutlsError, Session, SessionRef,
     };
 }
-pub use ffi::{gettime_hook_available, version as gnutls_version};
+pub use callbacks::gettime_hook_available;
+pub use ffi::version as gnutls_version;
 pub use handshake::Handshake;
 pub use info::Stream;
 pub use server::Server;
 
 /// This backend.
 pub const BACKEND: BackendKind = BackendKind::Gnutls;
+
+/// This backend as a type, for code generic over the library
+/// ([`Backend`](tlsresume_core::contract::Backend)): `Gnutls::client(settings)` is
+/// [`Client::new`], and the [`Client`], [`Server`], [`Handshake`] and [`Stream`] types implement
+/// the core's generic contract, from which the run-time forms (`ClientContext`, …) follow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Gnutls;
+
+tlsresume_core::impl_backend! {
+    backend: Gnutls,
+    kind: BACKEND,
+    client: Client,
+    server: Server,
+    handshake: Handshake,
+    stream: Stream,
+    ticket_keys: custom,
+}

@@ -4,19 +4,16 @@
 use std::fmt;
 use std::io::{Read, Write};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tlsresume_core::contract::ServerContract;
-use tlsresume_core::{
-    BackendKind, Error, KeyRing, MidHandshake, OcspStatus, Resumption, ServerContext, ServerParams,
-    ServerSettings, SessionInfo, SharedClock, Side, TlsStream, Transport,
-};
+use tlsresume_core::contract::TlsServer;
+use tlsresume_core::{BackendKind, Error, KeyRing, ServerParams, ServerSettings, SharedClock};
 
 use crate::callbacks::{install_clock, ClockClaim};
 use crate::config;
 use crate::ffi::{Connection, Credentials, End, Session};
 use crate::handshake::Handshake;
-use crate::info::{cipher_names, Stream};
+use crate::server_conn::ServerPending;
 use crate::tickets;
 use crate::BACKEND;
 
@@ -24,7 +21,7 @@ use crate::BACKEND;
 ///
 /// Creating one makes `settings.clock` GnuTLS's process-wide time source.
 pub struct Server {
-    settings: ServerSettings,
+    pub(crate) settings: ServerSettings,
     clock: Arc<ClockClaim>,
     credentials: Arc<Credentials>,
     master: tickets::MasterKey,
@@ -57,15 +54,6 @@ impl Server {
             master,
             priority,
         })
-    }
-
-    /// Runs the server side of a handshake.
-    pub fn accept<S: Read + Write>(
-        &self,
-        transport: S,
-        params: &ServerParams,
-    ) -> Result<Stream<S>, Error> {
-        self.start(transport, params)?.resume()?.blocking()
     }
 
     /// Sets up the server side of a handshake without running it: [`Handshake::resume`] drives
@@ -105,78 +93,20 @@ impl Server {
     }
 }
 
-/// What a server handshake needs once GnuTLS has finished it.
-#[derive(Debug)]
-pub(crate) struct ServerPending {
-    bits: Resumption,
-    stapling: bool,
-    iana_names: bool,
-    clock: Arc<ClockClaim>,
-}
+impl TlsServer for Server {
+    const KIND: BackendKind = BACKEND;
+    type Handshake<S: Read + Write> = Handshake<S>;
 
-impl ServerPending {
-    /// After the handshake: the bits and what the session reports.
-    pub(crate) fn finish<S: Read + Write>(self, conn: Connection<S>) -> Stream<S> {
-        let s = conn.session();
-        let resumed = s.is_resumed();
-        let mut bits = self.bits;
-        if conn.ticket_sent() {
-            bits |= Resumption::CLIENT_REQUESTED;
-        }
-        // Also true for a plain ticket request: the source of Exim's odd 0x05.
-        if s.resumption_requested() {
-            bits |= Resumption::CLIENT_SUGGESTED;
-        }
-        if resumed {
-            bits |= Resumption::USED;
-        }
-        // "Asked for" is GnuTLS's status-request state; whether a response went out is inferred:
-        // GnuTLS 3.7 staples the configured response on full handshakes only and says nothing
-        // about it afterwards.
-        let ocsp = if !s.client_requested_ocsp() {
-            OcspStatus::NotRequested
-        } else if self.stapling && !resumed {
-            OcspStatus::NotVerified
-        } else {
-            OcspStatus::NoResponse
-        };
-        let mut info = SessionInfo::new(Side::Server, s.protocol());
-        info.cipher = cipher_names(s, self.iana_names);
-        info.resumption = bits;
-        info.resumed = resumed;
-        info.ocsp = ocsp;
-        info.peer_certificates = s.peer_certificates();
-        info.sni = s.server_name();
-        info.alpn = s.alpn_selected();
-        // The lifetime in the NewSessionTicket GnuTLS sent (read by the handshake hook).
-        info.ticket_lifetime = conn
-            .ticket_sent()
-            .then(|| conn.ticket_lifetime())
-            .flatten()
-            .map(|secs| Duration::from_secs(u64::from(secs)));
-        Stream::new(conn, info, None, self.clock)
-    }
-}
-
-impl ServerContext for Server {
-    fn backend(&self) -> BackendKind {
-        BACKEND
+    fn settings(&self) -> &ServerSettings {
+        &self.settings
     }
 
-    fn accept(
+    fn start_accept<S: Read + Write>(
         &self,
-        transport: Box<dyn Transport>,
+        transport: S,
         params: &ServerParams,
-    ) -> Result<Box<dyn TlsStream>, Error> {
-        Server::accept(self, transport, params).map(|s| Box::new(s) as Box<dyn TlsStream>)
-    }
-
-    fn start_accept(
-        &self,
-        transport: Box<dyn Transport>,
-        params: &ServerParams,
-    ) -> Result<Box<dyn MidHandshake>, Error> {
-        Server::start(self, transport, params).map(|h| Box::new(h) as Box<dyn MidHandshake>)
+    ) -> Result<Handshake<S>, Error> {
+        Server::start(self, transport, params)
     }
 
     /// GnuTLS derives its ticket keys itself from the master secret fetched in

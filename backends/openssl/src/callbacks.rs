@@ -15,8 +15,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use libc::{c_int, c_uchar, c_void, size_t};
 use openssl_sys::{EVP_CIPHER_CTX, EVP_MAC_CTX, SSL, SSL_SESSION};
 
+use crate::config::protocol_of;
 use crate::ffi::{self, ticket_return, ticket_status};
-use crate::info::protocol_of;
 use crate::tickets::server_conn;
 
 /// The ticket key callback (SSL_CTX_set_tlsext_ticket_key_evp_cb(3)).

@@ -1,7 +1,7 @@
 //! Settings → OpenSSL configuration: identity, versions, trust anchors, ALPN.
 
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{SslContextBuilder, SslVersion};
+use openssl::ssl::{SslContextBuilder, SslRef, SslVersion};
 use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::X509;
 use tlsresume_core::{Error, Identity, KeyFormat, ProtocolVersion, Versions};
@@ -127,6 +127,22 @@ pub(crate) fn select_alpn<'a>(server: &[Vec<u8>], client: &'a [u8]) -> Option<&'
     server
         .iter()
         .find_map(|want| offered.iter().copied().find(|o| *o == want.as_slice()))
+}
+
+/// The negotiated version.
+pub(crate) fn protocol_of(ssl: &SslRef) -> Option<ProtocolVersion> {
+    let v = ssl.version2()?;
+    Some(if v == SslVersion::TLS1_3 {
+        ProtocolVersion::Tls13
+    } else if v == SslVersion::TLS1_2 {
+        ProtocolVersion::Tls12
+    } else if v == SslVersion::TLS1_1 {
+        ProtocolVersion::Other(0x0302)
+    } else if v == SslVersion::TLS1 {
+        ProtocolVersion::Other(0x0301)
+    } else {
+        ProtocolVersion::Other(0)
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Every libssl function the `openssl` crate does not wrap, declared over `openssl-sys`, and
 //! thin safe wrappers around them. All `unsafe` of the crate lives here and in
-//! [`crate::callbacks`].
+//! the backend's `callbacks` module.
 //!
 //! The declarations follow the OpenSSL 3.0 manual pages named on each item.
 
@@ -137,32 +137,29 @@ unsafe fn from_raw_parts<'a>(data: *const u8, len: usize) -> &'a [u8] {
     }
 }
 
-/// Installs [`crate::callbacks::raw_ticket_key_evp_cb`] as the context's ticket key callback.
-pub(crate) fn set_ticket_key_evp_cb(ctx: &mut SslContextBuilder) -> Result<(), ErrorStack> {
+/// Installs `cb` (the backend's `callbacks::raw_ticket_key_evp_cb`) as the context's ticket key
+/// callback.
+pub(crate) fn set_ticket_key_evp_cb(
+    ctx: &mut SslContextBuilder,
+    cb: TicketKeyEvpCb,
+) -> Result<(), ErrorStack> {
     // SAFETY: `ctx.as_ptr()` is a valid SSL_CTX owned by the builder, and the callback is a
     // plain function with the exact signature libssl 3 declares.
-    cvt(unsafe {
-        SSL_CTX_set_tlsext_ticket_key_evp_cb(
-            ctx.as_ptr(),
-            Some(crate::callbacks::raw_ticket_key_evp_cb),
-        )
-    })
-    .map(|_| ())
+    cvt(unsafe { SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx.as_ptr(), Some(cb)) }).map(|_| ())
 }
 
-/// Installs the session ticket app-data callbacks ([`crate::callbacks::raw_generate_ticket`],
-/// [`crate::callbacks::raw_decrypt_ticket`]); their state comes from the SSL's ex_data, so
-/// no callback argument is passed.
-pub(crate) fn set_session_ticket_cb(ctx: &mut SslContextBuilder) -> Result<(), ErrorStack> {
+/// Installs the session ticket app-data callbacks (the backend's
+/// `callbacks::raw_generate_ticket` and `callbacks::raw_decrypt_ticket`); their state comes
+/// from the SSL's ex_data, so no callback argument is passed.
+pub(crate) fn set_session_ticket_cb(
+    ctx: &mut SslContextBuilder,
+    generate: GenerateTicketCb,
+    decrypt: DecryptTicketCb,
+) -> Result<(), ErrorStack> {
     // SAFETY: valid SSL_CTX; the callbacks have the declared signatures and a NULL argument
     // that they never dereference.
     cvt(unsafe {
-        SSL_CTX_set_session_ticket_cb(
-            ctx.as_ptr(),
-            Some(crate::callbacks::raw_generate_ticket),
-            Some(crate::callbacks::raw_decrypt_ticket),
-            ptr::null_mut(),
-        )
+        SSL_CTX_set_session_ticket_cb(ctx.as_ptr(), Some(generate), Some(decrypt), ptr::null_mut())
     })
     .map(|_| ())
 }

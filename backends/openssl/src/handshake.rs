@@ -11,9 +11,9 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 
 use openssl::ssl::{HandshakeError, MidHandshakeSslStream, Ssl, SslSession};
-use tlsresume_core::{Error, Handshaking, MidHandshake, Resumption, TlsStream, Transport};
+use tlsresume_core::{Error, Handshaking, Resumption};
 
-use crate::client::{failed, finish, ClientConn};
+use crate::client_conn::{failed, finish, ClientConn};
 use crate::error;
 use crate::info::{Conn, Stream};
 use crate::tickets::ServerConn;
@@ -120,20 +120,5 @@ impl<S: Read + Write> Handshake<S> {
             Phase::Fresh(_, transport) => transport,
             Phase::Mid(mid) => mid.get_mut(),
         }
-    }
-}
-
-impl<S: Transport> MidHandshake for Handshake<S> {
-    fn resume(
-        self: Box<Self>,
-    ) -> Result<Handshaking<Box<dyn MidHandshake>, Box<dyn TlsStream>>, Error> {
-        Ok(match Handshake::resume(*self)? {
-            Handshaking::Done(stream) => Handshaking::Done(Box::new(stream)),
-            Handshaking::WouldBlock(h) => Handshaking::WouldBlock(Box::new(h)),
-        })
-    }
-
-    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
-        self.get_mut()
     }
 }

@@ -5,31 +5,15 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openssl::ssl::{NameType, SslRef, SslStream, SslVersion};
+use openssl::ssl::{NameType, SslRef, SslStream};
 use tlsresume_core::{
-    exim_cipher_string, CipherNames, OcspStatus, ProtocolVersion, SessionInfo, Side, TlsStream,
-    Transport,
+    exim_cipher_string, CipherNames, OcspStatus, ProtocolVersion, SessionInfo, Side,
 };
 
-use crate::client::ClientConn;
+use crate::client_conn::ClientConn;
+use crate::config::protocol_of;
 use crate::error;
 use crate::tickets::ServerConn;
-
-/// The negotiated version.
-pub(crate) fn protocol_of(ssl: &SslRef) -> Option<ProtocolVersion> {
-    let v = ssl.version2()?;
-    Some(if v == SslVersion::TLS1_3 {
-        ProtocolVersion::Tls13
-    } else if v == SslVersion::TLS1_2 {
-        ProtocolVersion::Tls12
-    } else if v == SslVersion::TLS1_1 {
-        ProtocolVersion::Other(0x0302)
-    } else if v == SslVersion::TLS1 {
-        ProtocolVersion::Other(0x0301)
-    } else {
-        ProtocolVersion::Other(0)
-    })
-}
 
 /// The cipher under its three names: OpenSSL's (`ECDHE-RSA-AES256-GCM-SHA384`), IANA's
 /// (`TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`), and Exim's `<version>:<name>:<bits>`.
@@ -149,24 +133,6 @@ impl<S: Read + Write> Write for Stream<S> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-impl<S: Transport> TlsStream for Stream<S> {
-    fn info(&self) -> SessionInfo {
-        self.info.clone()
-    }
-
-    fn shutdown(&mut self) -> io::Result<()> {
-        Stream::shutdown(self)
-    }
-
-    fn transport_dyn(&self) -> &dyn Transport {
-        self.inner.get_ref()
-    }
-
-    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
-        self.inner.get_mut()
     }
 }
 

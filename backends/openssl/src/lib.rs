@@ -71,6 +71,7 @@
 
 mod callbacks;
 mod client;
+mod client_conn;
 mod config;
 mod error;
 mod ffi;
@@ -107,3 +108,20 @@ use tlsresume_core::BackendKind;
 
 /// This backend.
 pub const BACKEND: BackendKind = BackendKind::Openssl;
+
+/// This backend as a type, for code generic over the library
+/// ([`Backend`](tlsresume_core::contract::Backend)): `Openssl::client(settings)` is
+/// [`Client::new`], and the [`Client`], [`Server`], [`Handshake`] and [`Stream`] types implement
+/// the core's generic contract, from which the run-time forms (`ClientContext`, …) follow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Openssl;
+
+tlsresume_core::impl_backend! {
+    backend: Openssl,
+    kind: BACKEND,
+    client: Client,
+    server: Server,
+    handshake: Handshake,
+    stream: Stream,
+    ticket_keys: ring,
+}

@@ -8,16 +8,13 @@ use openssl::ssl::{AlpnError, Ssl, SslContext, SslMethod, SslRef, SslSessionCach
 use std::io::{Read, Write};
 
 use tlsresume_core::contract::ServerContract;
-use tlsresume_core::{
-    BackendKind, Error, KeyRing, MidHandshake, ServerContext, ServerParams, ServerSettings,
-    SharedClock, TlsStream, Transport,
-};
+use tlsresume_core::{Error, KeyRing, ServerParams, ServerSettings};
 
+use crate::callbacks;
 use crate::config;
 use crate::error;
 use crate::ffi;
 use crate::handshake::Handshake;
-use crate::info::Stream;
 use crate::tickets::{server_conn, server_index, ServerConn, ServerState};
 use crate::BACKEND;
 
@@ -26,8 +23,8 @@ use crate::BACKEND;
 /// is off: resumption is by stateless tickets only.
 pub struct Server {
     ctx: SslContext,
-    settings: Arc<ServerSettings>,
-    ring: Arc<KeyRing>,
+    pub(crate) settings: Arc<ServerSettings>,
+    pub(crate) ring: Arc<KeyRing>,
 }
 
 impl fmt::Debug for Server {
@@ -53,10 +50,14 @@ impl Server {
         config::set_versions(&mut ctx, settings.versions)?;
         ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
         ffi::set_ctx_timeout(&mut ctx, policy.lifetime().as_secs());
-        ffi::set_ticket_key_evp_cb(&mut ctx)
+        ffi::set_ticket_key_evp_cb(&mut ctx, callbacks::raw_ticket_key_evp_cb)
             .map_err(|e| error::config("ticket key callback", e))?;
-        ffi::set_session_ticket_cb(&mut ctx)
-            .map_err(|e| error::config("session ticket callbacks", e))?;
+        ffi::set_session_ticket_cb(
+            &mut ctx,
+            callbacks::raw_generate_ticket,
+            callbacks::raw_decrypt_ticket,
+        )
+        .map_err(|e| error::config("session ticket callbacks", e))?;
         ctx.set_status_callback(|ssl: &mut SslRef| {
             // AssertUnwindSafe: the connection state is plain data behind a mutex whose
             // poisoning its readers tolerate. A panic means no staple.
@@ -84,18 +85,6 @@ impl Server {
     /// The key ring sealing this server's tickets (for diagnostics and timelines).
     pub fn key_ring(&self) -> &Arc<KeyRing> {
         &self.ring
-    }
-
-    /// Runs the server side of a handshake.
-    ///
-    /// Clients the policy gives tickets get one TLS 1.3 ticket (and TLS 1.2 tickets); others
-    /// get none (`num_tickets` 0, `SSL_OP_NO_TICKET`) and their tickets are not accepted.
-    pub fn accept<S: Read + Write>(
-        &self,
-        transport: S,
-        params: &ServerParams,
-    ) -> Result<Stream<S>, Error> {
-        self.start(transport, params)?.resume()?.blocking()
     }
 
     /// Sets up the server side of a handshake without running it: [`Handshake::resume`] drives
@@ -147,31 +136,5 @@ fn staple(ssl: &mut SslRef) -> Result<bool, openssl::error::ErrorStack> {
             Ok(true)
         }
         None => Ok(false),
-    }
-}
-
-impl ServerContext for Server {
-    fn backend(&self) -> BackendKind {
-        BACKEND
-    }
-
-    fn accept(
-        &self,
-        transport: Box<dyn Transport>,
-        params: &ServerParams,
-    ) -> Result<Box<dyn TlsStream>, Error> {
-        Server::accept(self, transport, params).map(|s| Box::new(s) as Box<dyn TlsStream>)
-    }
-
-    fn start_accept(
-        &self,
-        transport: Box<dyn Transport>,
-        params: &ServerParams,
-    ) -> Result<Box<dyn MidHandshake>, Error> {
-        Server::start(self, transport, params).map(|h| Box::new(h) as Box<dyn MidHandshake>)
-    }
-
-    fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)> {
-        Some((Arc::clone(&self.ring), Arc::clone(&self.settings.clock)))
     }
 }

@@ -21,15 +21,13 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, NamedGroup, RootCertStore, StreamOwned};
 use tlsresume_core::contract::{ClientHandshake, ReceivedSession};
 use tlsresume_core::{
-    BackendKind, CacheKey, ClientContext, ClientParams, ClientSettings, Error, MidHandshake,
-    NoOffer, OcspMode, ProtocolVersion, SessionStore, TlsStream, Transport,
+    CacheKey, ClientParams, ClientSettings, Error, NoOffer, OcspMode, ProtocolVersion, SessionStore,
 };
 
 use crate::config::{provider, versions, ClockTime};
 use crate::error::tls;
 use crate::handshake::{ClientParts, Handshake};
-use crate::info::Stream;
-use crate::verify::{RecordingVerifier, VerifyRecord};
+use crate::verify::{record_into, RecordingVerifier, VerifyRecord};
 use crate::wire::{Tap, WireRecord};
 use crate::BACKEND;
 
@@ -38,7 +36,7 @@ const HANDLE_PREFIX: &[u8] = b"rustls-in-process:";
 /// A rustls client that offers cached sessions as the settings' policy says.
 #[derive(Debug)]
 pub struct Client {
-    settings: Arc<ClientSettings>,
+    pub(crate) settings: Arc<ClientSettings>,
     base: Arc<ClientConfig>,
     sessions: Arc<Mutex<InProcess>>,
     /// Names this client in the handles it stores: random, so no other client or process
@@ -176,26 +174,6 @@ impl Client {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs a handshake on `transport`, offering a cached session when the policy allows.
-    pub fn connect<S: Read + Write>(
-        &self,
-        transport: S,
-        params: &ClientParams,
-    ) -> Result<Stream<S>, Error> {
-        self.start(transport, params)?.resume()?.blocking()
-    }
-
-    /// Sets up the client side of a handshake without running it: [`Handshake::resume`] drives
-    /// rustls's state machine as far as the transport allows. [`connect`](Self::connect) is
-    /// this, resumed once.
-    pub fn start<S: Read + Write>(
-        &self,
-        transport: S,
-        params: &ClientParams,
-    ) -> Result<Handshake<S>, Error> {
-        self.start_with_store(transport, params, None)
-    }
-
     /// [`start`](Self::start) with `store` in place of the settings' session store for this
     /// connection (a [`DeferredStore`](tlsresume_core::DeferredStore) in the async layer).
     pub fn start_with_store<S: Read + Write>(
@@ -246,34 +224,6 @@ impl Client {
     }
 }
 
-impl ClientContext for Client {
-    fn backend(&self) -> BackendKind {
-        BACKEND
-    }
-
-    fn connect(
-        &self,
-        transport: Box<dyn Transport>,
-        params: &ClientParams,
-    ) -> Result<Box<dyn TlsStream>, Error> {
-        Client::connect(self, transport, params).map(|s| Box::new(s) as Box<dyn TlsStream>)
-    }
-
-    fn start_connect(
-        &self,
-        transport: Box<dyn Transport>,
-        params: &ClientParams,
-        store: Option<Arc<dyn SessionStore>>,
-    ) -> Result<Box<dyn MidHandshake>, Error> {
-        Client::start_with_store(self, transport, params, store)
-            .map(|h| Box::new(h) as Box<dyn MidHandshake>)
-    }
-
-    fn client_settings(&self) -> &ClientSettings {
-        &self.settings
-    }
-}
-
 /// One connection's rustls session store: hands rustls the offered session and gives the
 /// sessions rustls receives to the connection's [`ClientHandshake`] to store.
 #[derive(Debug)]
@@ -310,19 +260,6 @@ impl Bridge {
             self.sessions().insert(key, handle, slot);
         }
     }
-}
-
-/// Gives what the verifier saw on this connection to its handshake; whether the handshake was
-/// resumed (the verifier was not called).
-pub(crate) fn record_into(verify: &Mutex<VerifyRecord>, handshake: &mut ClientHandshake) -> bool {
-    let record = lock(verify);
-    if let Some(verification) = record.verification {
-        handshake.saw_verification(verification);
-    }
-    if let Some(ocsp) = record.ocsp {
-        handshake.saw_ocsp(ocsp, record.ocsp_detail.clone());
-    }
-    record.verification.is_none()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

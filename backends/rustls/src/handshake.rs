@@ -15,12 +15,11 @@ use std::ops::DerefMut;
 
 use rustls::{ClientConnection, ConnectionCommon, ServerConnection, SideData, StreamOwned};
 use tlsresume_core::contract::ClientHandshake;
-use tlsresume_core::{Error, Handshaking, MidHandshake, TlsStream, Transport};
+use tlsresume_core::{Error, Handshaking};
 
-use crate::client::record_into;
 use crate::error::handshake;
 use crate::info::{ServerState, Stream};
-use crate::verify::VerifyRecord;
+use crate::verify::{record_into, VerifyRecord};
 use crate::wire::Tap;
 
 /// What a client handshake carries to its stream.
@@ -155,20 +154,5 @@ impl<S: Read + Write> Handshake<S> {
             Side::Client { stream, .. } => stream.sock.get_mut(),
             Side::Server { stream, .. } => &mut stream.sock,
         }
-    }
-}
-
-impl<S: Transport> MidHandshake for Handshake<S> {
-    fn resume(
-        self: Box<Self>,
-    ) -> Result<Handshaking<Box<dyn MidHandshake>, Box<dyn TlsStream>>, Error> {
-        Ok(match Handshake::resume(*self)? {
-            Handshaking::Done(stream) => Handshaking::Done(Box::new(stream)),
-            Handshaking::WouldBlock(h) => Handshaking::WouldBlock(Box::new(h)),
-        })
-    }
-
-    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
-        self.get_mut()
     }
 }

@@ -12,7 +12,7 @@ use rustls::{
 use tlsresume_core::contract::ClientHandshake;
 use tlsresume_core::{
     exim_cipher_string, CipherNames, OcspStatus, ProtocolVersion, Resumption, ServerStart,
-    SessionInfo, Side, TlsStream, Transport,
+    SessionInfo, Side,
 };
 
 use crate::config::provider;
@@ -241,24 +241,6 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
                 .then_some(state.lifetime);
             info
         }
-    }
-}
-
-impl<S: Transport> TlsStream for Stream<S> {
-    fn info(&self) -> SessionInfo {
-        self.info.clone()
-    }
-
-    fn shutdown(&mut self) -> io::Result<()> {
-        Stream::shutdown(self)
-    }
-
-    fn transport_dyn(&self) -> &dyn Transport {
-        self.get_ref()
-    }
-
-    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
-        self.get_mut()
     }
 }
 

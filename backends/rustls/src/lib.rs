@@ -84,3 +84,20 @@ pub use tickets::session_state_is_resumable;
 
 /// This backend.
 pub const BACKEND: tlsresume_core::BackendKind = tlsresume_core::BackendKind::Rustls;
+
+/// This backend as a type, for code generic over the library
+/// ([`Backend`](tlsresume_core::contract::Backend)): `Rustls::client(settings)` is
+/// [`Client::new`], and the [`Client`], [`Server`], [`Handshake`] and [`Stream`] types implement
+/// the core's generic contract, from which the run-time forms (`ClientContext`, …) follow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Rustls;
+
+tlsresume_core::impl_backend! {
+    backend: Rustls,
+    kind: BACKEND,
+    client: Client,
+    server: Server,
+    handshake: Handshake,
+    stream: Stream,
+    ticket_keys: ring,
+}

@@ -8,15 +8,12 @@ use std::time::Duration;
 use rustls::server::NoServerSessionStorage;
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use tlsresume_core::contract::ServerContract;
-use tlsresume_core::{
-    BackendKind, Error, KeyRing, MidHandshake, ServerContext, ServerParams, ServerSettings,
-    SharedClock, TicketSealer, TlsStream, Transport,
-};
+use tlsresume_core::{Error, KeyRing, ServerParams, ServerSettings, TicketSealer};
 
 use crate::config::{chain_and_key, provider, versions, ClockTime};
 use crate::error::tls;
 use crate::handshake::Handshake;
-use crate::info::{ServerState, Stream};
+use crate::info::ServerState;
 use crate::tickets::{TicketRecord, Ticketer};
 
 /// A rustls server whose tickets follow the settings' `TicketPolicy` on the settings' clock.
@@ -25,10 +22,10 @@ use crate::tickets::{TicketRecord, Ticketer};
 /// sealed by the core `KeyRing`.
 #[derive(Debug)]
 pub struct Server {
-    settings: ServerSettings,
+    pub(crate) settings: ServerSettings,
     with_tickets: Arc<ServerConfig>,
     without_tickets: Arc<ServerConfig>,
-    ring: Arc<KeyRing>,
+    pub(crate) ring: Arc<KeyRing>,
     sealer: TicketSealer,
     lifetime: Duration,
 }
@@ -75,15 +72,6 @@ impl Server {
         &self.ring
     }
 
-    /// Runs the server side of a handshake on `transport`.
-    pub fn accept<S: Read + Write>(
-        &self,
-        transport: S,
-        params: &ServerParams,
-    ) -> Result<Stream<S>, Error> {
-        self.start(transport, params)?.resume()?.blocking()
-    }
-
     /// Sets up the server side of a handshake without running it: [`Handshake::resume`] drives
     /// rustls's state machine as far as the transport allows. [`accept`](Self::accept) is
     /// this, resumed once.
@@ -120,31 +108,5 @@ impl Server {
                 lifetime: self.lifetime,
             },
         ))
-    }
-}
-
-impl ServerContext for Server {
-    fn backend(&self) -> BackendKind {
-        BackendKind::Rustls
-    }
-
-    fn accept(
-        &self,
-        transport: Box<dyn Transport>,
-        params: &ServerParams,
-    ) -> Result<Box<dyn TlsStream>, Error> {
-        Server::accept(self, transport, params).map(|s| Box::new(s) as Box<dyn TlsStream>)
-    }
-
-    fn start_accept(
-        &self,
-        transport: Box<dyn Transport>,
-        params: &ServerParams,
-    ) -> Result<Box<dyn MidHandshake>, Error> {
-        Server::start(self, transport, params).map(|h| Box::new(h) as Box<dyn MidHandshake>)
-    }
-
-    fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)> {
-        Some((self.ring.clone(), self.settings.clock.clone()))
     }
 }

@@ -11,6 +11,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
+use tlsresume_core::contract::ClientHandshake;
 use tlsresume_core::{OcspStatus, Verification, VerifyMode};
 
 /// What the verifier saw on one connection.
@@ -22,6 +23,19 @@ pub(crate) struct VerifyRecord {
     pub(crate) ocsp: Option<OcspStatus>,
     /// Why the staple was rejected, when it was.
     pub(crate) ocsp_detail: Option<String>,
+}
+
+/// Gives what the verifier saw on this connection to its handshake; whether the handshake was
+/// resumed (the verifier was not called).
+pub(crate) fn record_into(verify: &Mutex<VerifyRecord>, handshake: &mut ClientHandshake) -> bool {
+    let record = verify.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(verification) = record.verification {
+        handshake.saw_verification(verification);
+    }
+    if let Some(ocsp) = record.ocsp {
+        handshake.saw_ocsp(ocsp, record.ocsp_detail.clone());
+    }
+    record.verification.is_none()
 }
 
 thread_local! {

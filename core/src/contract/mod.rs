@@ -354,7 +354,9 @@ pub fn connection_settings(
 }
 
 mod client;
+mod generic;
 pub use client::{ClientHandshake, ReceivedSession};
+pub use generic::{Backend, TlsClient, TlsConnection, TlsHandshake, TlsServer};
 
 /// A loopback address pair for tests and examples: `127.0.0.1:port`.
 pub fn loopback(port: u16) -> SocketAddr {

@@ -1,0 +1,212 @@
+//! The client side of one OpenSSL connection: its state shared with the library's callbacks
+//! (the core's [`ClientHandshake`] and what only OpenSSL's shape needs), the callbacks' bodies,
+//! and what happens when the handshake ends.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use openssl::ex_data::Index;
+use openssl::hash::MessageDigest;
+use openssl::ocsp::{OcspCertId, OcspCertStatus, OcspFlag, OcspResponse, OcspResponseStatus};
+use openssl::ssl::{Ssl, SslRef, SslSessionRef, SslStream};
+use openssl::stack::StackRef;
+use openssl::x509::store::X509Store;
+use openssl::x509::{X509Ref, X509VerifyResult, X509};
+
+use tlsresume_core::contract::{ClientHandshake, ReceivedSession};
+use tlsresume_core::{
+    ClientSettings, Error, OcspStatus, ProtocolVersion, Verification, VerifyMode,
+};
+
+use crate::config::protocol_of;
+use crate::ffi;
+use crate::sessions::DecodedSessions;
+
+/// The trust anchors: a store for chain and OCSP verification, and the certificates for
+/// finding an OCSP issuer.
+pub(crate) struct Roots {
+    pub(crate) store: X509Store,
+    pub(crate) certs: Vec<X509>,
+}
+
+/// What the client side of one connection has seen, shared with the callbacks: the core's
+/// [`ClientHandshake`], which decides, and what only OpenSSL's shape needs.
+#[derive(Debug)]
+pub(crate) struct ClientState {
+    /// The connection's resumption lifecycle.
+    pub(crate) handshake: ClientHandshake,
+    /// The ticket of the offered session (to spot a TLS 1.2 renewal).
+    pub(crate) offered_ticket: Vec<u8>,
+    /// Whether the verify callback saw a failure anywhere in the chain.
+    pub(crate) verify_failed: bool,
+}
+
+/// The client side of one connection.
+pub(crate) struct ClientConn {
+    pub(crate) settings: Arc<ClientSettings>,
+    pub(crate) roots: Arc<Roots>,
+    pub(crate) sessions: Arc<DecodedSessions>,
+    pub(crate) state: Mutex<ClientState>,
+}
+
+impl fmt::Debug for ClientConn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConn")
+            .field("state", &*self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientConn {
+    /// Locks the state; a poisoned lock still gives the data.
+    pub(crate) fn state(&self) -> MutexGuard<'_, ClientState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The verify callback: records what it sees; fails the handshake only under
+    /// [`VerifyMode::Require`]. Not called on resumption: the known issue.
+    pub(crate) fn verify(&self, preverify_ok: bool) -> bool {
+        let mut st = self.state();
+        st.verify_failed |= !preverify_ok;
+        let seen = if st.verify_failed {
+            Verification::Failed
+        } else {
+            Verification::Verified
+        };
+        st.handshake.saw_verification(seen);
+        preverify_ok || self.settings.verify == VerifyMode::Try
+    }
+
+    /// The OCSP status callback: checks the staple; under [`OcspMode::Require`] a full
+    /// handshake without a good staple fails here, as Exim's `hosts_require_ocsp` does (the
+    /// handshake's error is then an OCSP failure).
+    pub(crate) fn status(&self, ssl: &SslRef) -> bool {
+        let status = match ssl.ocsp_status() {
+            None => OcspStatus::NoResponse,
+            Some(der) => match ssl.peer_cert_chain() {
+                Some(chain) => check_ocsp(der, chain, &self.roots),
+                None => OcspStatus::Failed,
+            },
+        };
+        let mut st = self.state();
+        st.handshake.saw_ocsp(status, None);
+        // A resumed handshake is judged after it completes (carried status, hardened).
+        ssl.session_reused() || !st.handshake.refuses_full_handshake(status)
+    }
+
+    /// Stores a resumable session the library handed over (new-session callback, or a TLS 1.2
+    /// ticket renewed on a resumed handshake).
+    pub(crate) fn save(&self, ssl: &SslRef, session: &SslSessionRef) {
+        let mut st = self.state();
+        if !st.handshake.may_resume() || !ffi::session_is_resumable(session) {
+            return;
+        }
+        let Ok(der) = session.to_der() else {
+            return;
+        };
+        // The hint as the server sent it; 0 means "unspecified" (RFC 5077; OpenSSL sends it on
+        // TLS 1.2 tickets renewed on resumption).
+        let hint = Duration::from_secs(ffi::ticket_lifetime_hint(session));
+        let stored = st.handshake.store_session(ReceivedSession {
+            resumed: ssl.session_reused(),
+            protocol: protocol_of(ssl).unwrap_or(ProtocolVersion::Other(0)),
+            lifetime_hint: Some(hint),
+            data: &der,
+        });
+        if let Some(stored) = stored {
+            // The next connection to this server finds these bytes in the store: it gets a
+            // copy of this session instead of opening and decoding them.
+            self.sessions
+                .keep(&st.handshake.offer().key, stored, session);
+        }
+    }
+}
+
+/// Checks a stapled OCSP response against the peer chain and the trust anchors.
+fn check_ocsp(der: &[u8], chain: &StackRef<X509>, roots: &Roots) -> OcspStatus {
+    let Ok(response) = OcspResponse::from_der(der) else {
+        return OcspStatus::Failed;
+    };
+    if response.status() != OcspResponseStatus::SUCCESSFUL {
+        return OcspStatus::Failed;
+    }
+    let Ok(basic) = response.basic() else {
+        return OcspStatus::Failed;
+    };
+    if basic
+        .verify(chain, &roots.store, OcspFlag::empty())
+        .is_err()
+    {
+        return OcspStatus::Failed;
+    }
+    let Some(leaf) = chain.get(0) else {
+        return OcspStatus::Failed;
+    };
+    let issuer: Option<&X509Ref> = chain
+        .iter()
+        .skip(1)
+        .chain(roots.certs.iter().map(|c| &**c))
+        .find(|candidate| candidate.issued(leaf) == X509VerifyResult::OK);
+    let Some(issuer) = issuer else {
+        return OcspStatus::Failed;
+    };
+    let Ok(id) = OcspCertId::from_cert(MessageDigest::sha1(), leaf, issuer) else {
+        return OcspStatus::Failed;
+    };
+    match basic.find_status(&id) {
+        Some(s) if s.status == OcspCertStatus::GOOD && s.check_validity(300, None).is_ok() => {
+            OcspStatus::Verified
+        }
+        _ => OcspStatus::Failed,
+    }
+}
+
+/// The ex_data slot holding each client connection's [`ClientConn`].
+pub(crate) fn client_index() -> Option<Index<Ssl, Arc<ClientConn>>> {
+    static INDEX: OnceLock<Option<Index<Ssl, Arc<ClientConn>>>> = OnceLock::new();
+    *INDEX.get_or_init(|| Ssl::new_ex_index().ok())
+}
+
+pub(crate) fn client_conn(ssl: &SslRef) -> Option<Arc<ClientConn>> {
+    ssl.ex_data(client_index()?).cloned()
+}
+
+/// After the handshake: the connection's [`ClientHandshake`] decides (USED, what is reported,
+/// the OCSP requirement); then, when the policy stores them, a TLS 1.2 ticket renewed on
+/// resumption (for which OpenSSL calls no new-session callback) is stored.
+pub(crate) fn finish<S>(conn: &ClientConn, stream: &SslStream<S>) -> Result<(), Error> {
+    let ssl = stream.ssl();
+    let resumed = ssl.session_reused();
+    let renewal_check = {
+        let mut st = conn.state();
+        st.handshake.finish(resumed)?;
+        // OpenSSL calls the new-session callback only after a full TLS 1.2 handshake: a ticket
+        // renewed on a resumed one is not handed over (Exim's client keeps the old ticket).
+        // Under a policy that fixes that, the renewed ticket is read off the session.
+        let renewal = resumed
+            && st.handshake.may_resume()
+            && conn
+                .settings
+                .resumption
+                .known_issues()
+                .store_renewed_tls12_ticket
+            && protocol_of(ssl) == Some(ProtocolVersion::Tls12);
+        renewal.then(|| st.offered_ticket.clone())
+    };
+    if let (Some(offered), Some(session)) = (renewal_check, ssl.session()) {
+        let ticket = ffi::session_ticket(session);
+        if !ticket.is_empty() && ticket != offered {
+            conn.save(ssl, session);
+        }
+    }
+    Ok(())
+}
+
+/// The error of a client handshake OpenSSL failed: an OCSP failure when the status callback
+/// failed it for the OCSP requirement.
+pub(crate) fn failed(conn: &ClientConn, error: Error) -> Error {
+    conn.state().handshake.library_failed(error)
+}

@@ -1,0 +1,455 @@
+//! The backend contract in types: what each backend crate implements once ([`Backend`],
+//! [`TlsClient`], [`TlsServer`], [`TlsHandshake`], [`TlsConnection`]), generic over the
+//! transport; the type-erased forms chosen at run time ([`ClientContext`], [`ServerContext`],
+//! [`MidHandshake`], [`TlsStream`]) are derived from these here, once, for every backend.
+//!
+//! A backend keeps its inherent API (`Client::connect`, `Stream::info`, …, the same on every
+//! backend) and implements these traits by delegating to it with
+//! [`impl_backend!`](crate::impl_backend); inherent methods take precedence, so a caller of a
+//! concrete backend type never meets two methods of one name.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use crate::backend::{
+    BackendKind, ClientContext, ClientParams, ClientSettings, Handshaking, MidHandshake,
+    ServerContext, ServerParams, ServerSettings, TlsStream, Transport,
+};
+use crate::clock::SharedClock;
+use crate::error::Error;
+use crate::info::SessionInfo;
+use crate::lifecycle::KeyRing;
+use crate::store::SessionStore;
+
+/// An established TLS connection of one backend over its transport.
+pub trait TlsConnection: Read + Write {
+    /// The transport underneath.
+    type Transport: Read + Write;
+
+    /// What the handshake (and any tickets since) produced.
+    fn info(&self) -> &SessionInfo;
+
+    /// Sends close_notify.
+    fn shutdown(&mut self) -> io::Result<()>;
+
+    /// The transport.
+    fn get_ref(&self) -> &Self::Transport;
+
+    /// The transport, mutable: for timeouts and socket options; reading or writing it directly
+    /// corrupts the TLS connection.
+    fn get_mut(&mut self) -> &mut Self::Transport;
+}
+
+/// A handshake of one backend in progress over a transport that may report `WouldBlock`.
+pub trait TlsHandshake: Sized {
+    /// The transport underneath.
+    type Transport: Read + Write;
+    /// The connection a finished handshake gives.
+    type Connection: TlsConnection<Transport = Self::Transport>;
+
+    /// Drives the handshake as far as the transport allows.
+    fn resume(self) -> Result<Handshaking<Self, Self::Connection>, Error>;
+
+    /// The transport.
+    fn get_ref(&self) -> &Self::Transport;
+
+    /// The transport, mutable.
+    fn get_mut(&mut self) -> &mut Self::Transport;
+}
+
+/// A backend's client: connections that offer and store sessions as the settings say.
+pub trait TlsClient: Send + Sync + fmt::Debug + 'static {
+    /// Which library is underneath.
+    const KIND: BackendKind;
+    /// The handshake over a transport `S`.
+    type Handshake<S: Read + Write>: TlsHandshake<Transport = S>;
+
+    /// The settings this client was made from.
+    fn settings(&self) -> &ClientSettings;
+
+    /// Sets up a handshake on `transport` without running it, with `store` in place of the
+    /// settings' store for this connection (`None`: the settings' store).
+    fn start_with_store<S: Read + Write>(
+        &self,
+        transport: S,
+        params: &ClientParams,
+        store: Option<Arc<dyn SessionStore>>,
+    ) -> Result<Self::Handshake<S>, Error>;
+
+    /// Runs a handshake on a blocking `transport`.
+    #[allow(clippy::type_complexity)]
+    fn connect_to<S: Read + Write>(
+        &self,
+        transport: S,
+        params: &ClientParams,
+    ) -> Result<<Self::Handshake<S> as TlsHandshake>::Connection, Error> {
+        self.start_with_store(transport, params, None)?
+            .resume()?
+            .blocking()
+    }
+}
+
+/// A backend's server: handshakes that issue and accept tickets as the settings say.
+pub trait TlsServer: Send + Sync + fmt::Debug + 'static {
+    /// Which library is underneath.
+    const KIND: BackendKind;
+    /// The handshake over a transport `S`.
+    type Handshake<S: Read + Write>: TlsHandshake<Transport = S>;
+
+    /// The settings this server was made from.
+    fn settings(&self) -> &ServerSettings;
+
+    /// Sets up a handshake on `transport` without running it.
+    fn start_accept<S: Read + Write>(
+        &self,
+        transport: S,
+        params: &ServerParams,
+    ) -> Result<Self::Handshake<S>, Error>;
+
+    /// Runs a handshake on a blocking `transport`.
+    #[allow(clippy::type_complexity)]
+    fn accept_on<S: Read + Write>(
+        &self,
+        transport: S,
+        params: &ServerParams,
+    ) -> Result<<Self::Handshake<S> as TlsHandshake>::Connection, Error> {
+        self.start_accept(transport, params)?.resume()?.blocking()
+    }
+
+    /// The key ring sealing this server's tickets and the clock its decisions read (see
+    /// [`ServerContext::ticket_key_ring`]).
+    fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)>;
+
+    /// Whether the next handshake would ask the key source first (see
+    /// [`ServerContext::ticket_keys_due`]).
+    fn ticket_keys_due(&self) -> bool {
+        self.ticket_key_ring()
+            .is_some_and(|(ring, clock)| ring.rotation_due(clock.now()))
+    }
+
+    /// Does what [`ticket_keys_due`](Self::ticket_keys_due) found due (may block).
+    fn refresh_ticket_keys(&self) -> Result<(), Error> {
+        match self.ticket_key_ring() {
+            Some((ring, clock)) => Ok(ring.rotate_if_due(clock.now())?),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One backend crate: its client and server types, for code generic over the library (the
+/// async layer, the suites run on every backend).
+pub trait Backend: 'static {
+    /// Which library.
+    const KIND: BackendKind;
+    /// Its client.
+    type Client: TlsClient;
+    /// Its server.
+    type Server: TlsServer;
+
+    /// A client from the common settings.
+    fn client(settings: ClientSettings) -> Result<Self::Client, Error>;
+
+    /// A server from the common settings.
+    fn server(settings: ServerSettings) -> Result<Self::Server, Error>;
+}
+
+impl<T> TlsStream for T
+where
+    T: TlsConnection + Send + fmt::Debug,
+    T::Transport: Transport,
+{
+    fn info(&self) -> SessionInfo {
+        TlsConnection::info(self).clone()
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        TlsConnection::shutdown(self)
+    }
+
+    fn transport_dyn(&self) -> &dyn Transport {
+        TlsConnection::get_ref(self)
+    }
+
+    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
+        TlsConnection::get_mut(self)
+    }
+}
+
+impl<H> MidHandshake for H
+where
+    H: TlsHandshake + Send + fmt::Debug + 'static,
+    H::Transport: Transport,
+    H::Connection: TlsStream + 'static,
+{
+    fn resume(
+        self: Box<Self>,
+    ) -> Result<Handshaking<Box<dyn MidHandshake>, Box<dyn TlsStream>>, Error> {
+        Ok(match TlsHandshake::resume(*self)? {
+            Handshaking::Done(stream) => Handshaking::Done(Box::new(stream)),
+            Handshaking::WouldBlock(h) => Handshaking::WouldBlock(Box::new(h)),
+        })
+    }
+
+    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
+        TlsHandshake::get_mut(self)
+    }
+}
+
+impl<C> ClientContext for C
+where
+    C: TlsClient,
+    C::Handshake<Box<dyn Transport>>: MidHandshake + 'static,
+    <C::Handshake<Box<dyn Transport>> as TlsHandshake>::Connection: TlsStream + 'static,
+{
+    fn backend(&self) -> BackendKind {
+        C::KIND
+    }
+
+    fn connect(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ClientParams,
+    ) -> Result<Box<dyn TlsStream>, Error> {
+        Ok(Box::new(self.connect_to(transport, params)?))
+    }
+
+    fn start_connect(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ClientParams,
+        store: Option<Arc<dyn SessionStore>>,
+    ) -> Result<Box<dyn MidHandshake>, Error> {
+        Ok(Box::new(self.start_with_store(transport, params, store)?))
+    }
+
+    fn client_settings(&self) -> &ClientSettings {
+        TlsClient::settings(self)
+    }
+}
+
+impl<T> ServerContext for T
+where
+    T: TlsServer,
+    T::Handshake<Box<dyn Transport>>: MidHandshake + 'static,
+    <T::Handshake<Box<dyn Transport>> as TlsHandshake>::Connection: TlsStream + 'static,
+{
+    fn backend(&self) -> BackendKind {
+        T::KIND
+    }
+
+    fn accept(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ServerParams,
+    ) -> Result<Box<dyn TlsStream>, Error> {
+        Ok(Box::new(self.accept_on(transport, params)?))
+    }
+
+    fn start_accept(
+        &self,
+        transport: Box<dyn Transport>,
+        params: &ServerParams,
+    ) -> Result<Box<dyn MidHandshake>, Error> {
+        Ok(Box::new(TlsServer::start_accept(self, transport, params)?))
+    }
+
+    fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)> {
+        TlsServer::ticket_key_ring(self)
+    }
+
+    fn ticket_keys_due(&self) -> bool {
+        TlsServer::ticket_keys_due(self)
+    }
+
+    fn refresh_ticket_keys(&self) -> Result<(), Error> {
+        TlsServer::refresh_ticket_keys(self)
+    }
+}
+
+/// Implements the generic contract for a backend crate's types, and the inherent methods that
+/// are the same on every backend, once.
+///
+/// Each backend writes by hand what differs: `Client::new` and `Client::start_with_store`,
+/// `Server::new` and `Server::start`, and its `Handshake` and `Stream` (`resume`, `info`,
+/// `shutdown`, `get_ref`, `get_mut`). This gives them, on every backend alike:
+/// `Client::{settings, connect, start}`, `Server::{settings, accept}`, the [`Backend`],
+/// [`TlsClient`], [`TlsHandshake`] and [`TlsConnection`] impls (which delegate to the inherent
+/// methods), and with `ticket_keys: ring` the [`TlsServer`] impl of a server whose tickets are
+/// sealed through a `ring: Arc<KeyRing>` field (`ticket_keys: custom`: the backend writes its
+/// own). The client and server need a `settings` field.
+#[macro_export]
+macro_rules! impl_backend {
+    (
+        backend: $backend:ident,
+        kind: $kind:expr,
+        client: $client:ident,
+        server: $server:ident,
+        handshake: $handshake:ident,
+        stream: $stream:ident,
+        ticket_keys: ring $(,)?
+    ) => {
+        $crate::impl_backend! {
+            backend: $backend,
+            kind: $kind,
+            client: $client,
+            server: $server,
+            handshake: $handshake,
+            stream: $stream,
+            ticket_keys: custom,
+        }
+
+        impl $crate::contract::TlsServer for $server {
+            const KIND: $crate::BackendKind = $kind;
+            type Handshake<S: ::std::io::Read + ::std::io::Write> = $handshake<S>;
+
+            fn settings(&self) -> &$crate::ServerSettings {
+                &self.settings
+            }
+
+            fn start_accept<S: ::std::io::Read + ::std::io::Write>(
+                &self,
+                transport: S,
+                params: &$crate::ServerParams,
+            ) -> Result<$handshake<S>, $crate::Error> {
+                $server::start(self, transport, params)
+            }
+
+            fn ticket_key_ring(
+                &self,
+            ) -> Option<(::std::sync::Arc<$crate::KeyRing>, $crate::SharedClock)> {
+                Some((
+                    ::std::sync::Arc::clone(&self.ring),
+                    ::std::sync::Arc::clone(&self.settings.clock),
+                ))
+            }
+        }
+    };
+    (
+        backend: $backend:ident,
+        kind: $kind:expr,
+        client: $client:ident,
+        server: $server:ident,
+        handshake: $handshake:ident,
+        stream: $stream:ident,
+        ticket_keys: custom $(,)?
+    ) => {
+        impl $client {
+            /// The settings this client was made from.
+            pub fn settings(&self) -> &$crate::ClientSettings {
+                &self.settings
+            }
+
+            /// Runs the client side of a handshake on a blocking `transport`, offering a
+            /// cached session when the policy allows. A stored session the library cannot
+            /// load gives a full handshake, never an error; the connection fails when OCSP is
+            /// required and the status reported is not "verified".
+            pub fn connect<S: ::std::io::Read + ::std::io::Write>(
+                &self,
+                transport: S,
+                params: &$crate::ClientParams,
+            ) -> Result<$stream<S>, $crate::Error> {
+                self.start(transport, params)?.resume()?.blocking()
+            }
+
+            /// Sets up the client side of a handshake without running it: the handshake's
+            /// `resume` drives it as far as a transport that may report `WouldBlock` allows
+            /// (the async layer's). [`connect`](Self::connect) is this, resumed once.
+            pub fn start<S: ::std::io::Read + ::std::io::Write>(
+                &self,
+                transport: S,
+                params: &$crate::ClientParams,
+            ) -> Result<$handshake<S>, $crate::Error> {
+                self.start_with_store(transport, params, None)
+            }
+        }
+
+        impl $server {
+            /// The settings this server was made from.
+            pub fn settings(&self) -> &$crate::ServerSettings {
+                &self.settings
+            }
+
+            /// Runs the server side of a handshake on a blocking `transport`.
+            /// [`start`](Self::start) sets one up without running it.
+            pub fn accept<S: ::std::io::Read + ::std::io::Write>(
+                &self,
+                transport: S,
+                params: &$crate::ServerParams,
+            ) -> Result<$stream<S>, $crate::Error> {
+                self.start(transport, params)?.resume()?.blocking()
+            }
+        }
+
+        impl $crate::contract::Backend for $backend {
+            const KIND: $crate::BackendKind = $kind;
+            type Client = $client;
+            type Server = $server;
+
+            fn client(settings: $crate::ClientSettings) -> Result<$client, $crate::Error> {
+                $client::new(settings)
+            }
+
+            fn server(settings: $crate::ServerSettings) -> Result<$server, $crate::Error> {
+                $server::new(settings)
+            }
+        }
+
+        impl<S: ::std::io::Read + ::std::io::Write> $crate::contract::TlsConnection for $stream<S> {
+            type Transport = S;
+
+            fn info(&self) -> &$crate::SessionInfo {
+                $stream::info(self)
+            }
+
+            fn shutdown(&mut self) -> ::std::io::Result<()> {
+                $stream::shutdown(self)
+            }
+
+            fn get_ref(&self) -> &S {
+                $stream::get_ref(self)
+            }
+
+            fn get_mut(&mut self) -> &mut S {
+                $stream::get_mut(self)
+            }
+        }
+
+        impl<S: ::std::io::Read + ::std::io::Write> $crate::contract::TlsHandshake
+            for $handshake<S>
+        {
+            type Transport = S;
+            type Connection = $stream<S>;
+
+            fn resume(self) -> Result<$crate::Handshaking<Self, $stream<S>>, $crate::Error> {
+                $handshake::resume(self)
+            }
+
+            fn get_ref(&self) -> &S {
+                $handshake::get_ref(self)
+            }
+
+            fn get_mut(&mut self) -> &mut S {
+                $handshake::get_mut(self)
+            }
+        }
+
+        impl $crate::contract::TlsClient for $client {
+            const KIND: $crate::BackendKind = $kind;
+            type Handshake<S: ::std::io::Read + ::std::io::Write> = $handshake<S>;
+
+            fn settings(&self) -> &$crate::ClientSettings {
+                &self.settings
+            }
+
+            fn start_with_store<S: ::std::io::Read + ::std::io::Write>(
+                &self,
+                transport: S,
+                params: &$crate::ClientParams,
+                store: Option<::std::sync::Arc<dyn $crate::SessionStore>>,
+            ) -> Result<$handshake<S>, $crate::Error> {
+                $client::start_with_store(self, transport, params, store)
+            }
+        }
+    };
+}

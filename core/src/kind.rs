@@ -1,0 +1,86 @@
+//! [`BackendKind`]: which TLS library, by name and by code (a leaf: it imports only the error
+//! and the ticket policies).
+
+use core::fmt;
+use core::str::FromStr;
+
+use crate::error::Error;
+use crate::ticket_policy::TicketPolicy;
+
+/// The TLS libraries tlsresume runs over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BackendKind {
+    /// GnuTLS 3.7, through bindings generated with bindgen.
+    Gnutls,
+    /// OpenSSL 3, through the `openssl` crate.
+    Openssl,
+    /// rustls with the ring provider.
+    Rustls,
+}
+
+impl BackendKind {
+    /// Every backend tlsresume knows, compiled in or not.
+    pub const ALL: [BackendKind; 3] = [Self::Openssl, Self::Gnutls, Self::Rustls];
+
+    /// The name used on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gnutls => "gnutls",
+            Self::Openssl => "openssl",
+            Self::Rustls => "rustls",
+        }
+    }
+
+    /// The ticket flavour this library shows under Exim.
+    pub fn default_ticket_policy(self) -> TicketPolicy {
+        match self {
+            Self::Gnutls => TicketPolicy::GNUTLS,
+            Self::Openssl | Self::Rustls => TicketPolicy::OPENSSL,
+        }
+    }
+
+    /// The code stored in cache entries.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Openssl => 1,
+            Self::Gnutls => 2,
+            Self::Rustls => 3,
+        }
+    }
+
+    /// The backend for a stored code.
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Self::Openssl),
+            2 => Some(Self::Gnutls),
+            3 => Some(Self::Rustls),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = Error;
+
+    /// Parses `openssl`, `gnutls` or `rustls` (any case).
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let wanted = s.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == wanted)
+            .ok_or_else(|| Error::UnknownBackend {
+                name: s.to_owned(),
+                available: Self::ALL
+                    .iter()
+                    .map(|k| k.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
