@@ -175,6 +175,19 @@ impl ServerSettings {
     }
 }
 
+/// Builder methods that set one settings field each, documented at the call.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $field(mut self, value: $ty) -> Self {
+                self.0.$field = value;
+                self
+            }
+        )*
+    };
+}
+
 /// Builds [`ServerSettings`], checking them in [`build`](Self::build).
 #[derive(Clone, Debug)]
 pub struct ServerSettingsBuilder(ServerSettings);
@@ -192,34 +205,17 @@ impl ServerSettingsBuilder {
         self
     }
 
-    /// Which clients get tickets, and the known-issue treatment.
-    pub fn resumption(mut self, policy: ResumptionPolicy) -> Self {
-        self.0.resumption = policy;
-        self
-    }
-
-    /// The clock (a [`ManualClock`](crate::ManualClock) in tests).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.0.clock = clock;
-        self
-    }
-
-    /// Where ticket keys come from (a shared source for a fleet).
-    pub fn key_source(mut self, source: Arc<dyn KeySource>) -> Self {
-        self.0.key_source = source;
-        self
-    }
-
-    /// Allowed versions.
-    pub fn versions(mut self, versions: Versions) -> Self {
-        self.0.versions = versions;
-        self
-    }
-
-    /// ALPN protocols, in preference order.
-    pub fn alpn(mut self, protocols: Vec<Vec<u8>>) -> Self {
-        self.0.alpn = protocols;
-        self
+    setters! {
+        /// Which clients get tickets, and the known-issue treatment.
+        resumption: ResumptionPolicy;
+        /// The clock (a [`ManualClock`](crate::ManualClock) in tests).
+        clock: SharedClock;
+        /// Where ticket keys come from (a shared source for a fleet).
+        key_source: Arc<dyn KeySource>;
+        /// Allowed versions.
+        versions: Versions;
+        /// ALPN protocols, in preference order.
+        alpn: Vec<Vec<u8>>;
     }
 
     /// The settings, checked for any backend ([`ServerSettings::check_for`] is run again, for
@@ -305,47 +301,22 @@ impl ClientSettings {
 pub struct ClientSettingsBuilder(ClientSettings);
 
 impl ClientSettingsBuilder {
-    /// Certificate verification.
-    pub fn verify(mut self, mode: VerifyMode) -> Self {
-        self.0.verify = mode;
-        self
-    }
-
-    /// OCSP.
-    pub fn ocsp(mut self, mode: OcspMode) -> Self {
-        self.0.ocsp = mode;
-        self
-    }
-
-    /// Which servers are offered sessions, and the known-issue treatment.
-    pub fn resumption(mut self, policy: ResumptionPolicy) -> Self {
-        self.0.resumption = policy;
-        self
-    }
-
-    /// The session cache (shared by processes with `tlsresume-stores`). The store's
-    /// [`session_key`](SessionStore::session_key) seals what is stored in it.
-    pub fn store(mut self, store: Arc<dyn SessionStore>) -> Self {
-        self.0.store = store;
-        self
-    }
-
-    /// The clock (a [`ManualClock`](crate::ManualClock) in tests).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.0.clock = clock;
-        self
-    }
-
-    /// Allowed versions.
-    pub fn versions(mut self, versions: Versions) -> Self {
-        self.0.versions = versions;
-        self
-    }
-
-    /// ALPN protocols offered.
-    pub fn alpn(mut self, protocols: Vec<Vec<u8>>) -> Self {
-        self.0.alpn = protocols;
-        self
+    setters! {
+        /// Certificate verification.
+        verify: VerifyMode;
+        /// OCSP.
+        ocsp: OcspMode;
+        /// Which servers are offered sessions, and the known-issue treatment.
+        resumption: ResumptionPolicy;
+        /// The session cache (shared by processes with `tlsresume-stores`). The store's
+        /// [`session_key`](SessionStore::session_key) seals what is stored in it.
+        store: Arc<dyn SessionStore>;
+        /// The clock (a [`ManualClock`](crate::ManualClock) in tests).
+        clock: SharedClock;
+        /// Allowed versions.
+        versions: Versions;
+        /// ALPN protocols offered.
+        alpn: Vec<Vec<u8>>;
     }
 
     /// The settings, checked.
@@ -563,7 +534,9 @@ pub trait ServerContext: Send + Sync + fmt::Debug {
         &self,
         transport: Box<dyn Transport>,
         params: &ServerParams,
-    ) -> Result<Box<dyn TlsStream>, Error>;
+    ) -> Result<Box<dyn TlsStream>, Error> {
+        self.start_accept(transport, params)?.resume()?.blocking()
+    }
 
     /// Sets up the server side of a handshake on `transport` without running it: the
     /// handshake is driven by [`MidHandshake::resume`], over a transport that may block.
@@ -607,7 +580,11 @@ pub trait ClientContext: Send + Sync + fmt::Debug {
         &self,
         transport: Box<dyn Transport>,
         params: &ClientParams,
-    ) -> Result<Box<dyn TlsStream>, Error>;
+    ) -> Result<Box<dyn TlsStream>, Error> {
+        self.start_connect(transport, params, None)?
+            .resume()?
+            .blocking()
+    }
 
     /// Sets up the client side of a handshake on `transport` without running it, with `store`
     /// in place of the settings' session store for this connection (`None`: the settings'

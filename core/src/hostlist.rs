@@ -85,7 +85,7 @@ impl HostList {
 
     /// Whether the peer at `ip`, named `name` if known, is in the list.
     pub fn matches(&self, ip: IpAddr, name: Option<&str>) -> bool {
-        let ip = canonical(ip);
+        let ip = canonical_ip(ip);
         for item in &self.items {
             let hit = match &item.pattern {
                 Pattern::Any => true,
@@ -194,13 +194,13 @@ fn parse_item(raw: &str) -> Result<Item, HostListError> {
         }
         return Ok(Item {
             negated,
-            pattern: Pattern::Cidr(canonical(addr), len),
+            pattern: Pattern::Cidr(canonical_ip(addr), len),
         });
     }
     if let Ok(addr) = body.parse::<IpAddr>() {
         return Ok(Item {
             negated,
-            pattern: Pattern::Address(canonical(addr)),
+            pattern: Pattern::Address(canonical_ip(addr)),
         });
     }
     if body.contains(':') {
@@ -231,8 +231,8 @@ fn parse_item(raw: &str) -> Result<Item, HostListError> {
     })
 }
 
-/// IPv4-mapped IPv6 addresses compare as IPv4.
-pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
+/// An address as host lists and caches compare it: an IPv4-mapped IPv6 address as IPv4.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6
             .to_ipv4_mapped()

@@ -41,7 +41,6 @@
 //! | [`Error`], [`ErrorKind`] | failures an application can act on |
 //! | [`ServerContext`], [`ClientContext`], [`TlsStream`] | the type-erased seams, for a backend chosen at run time |
 //! | [`contract`] | the decisions every backend carries out the same way (for backend crates) |
-//! | [`EhloResponse`], [`EhloEntry`], [`EhloKey`], [`EhloStore`], [`EhloCache`] | early pipelining (PIPECONNECT): the EHLO-response cache and its rules |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -51,7 +50,6 @@ mod cache;
 mod clock;
 pub mod contract;
 mod deferred;
-mod ehlo;
 mod error;
 mod hostlist;
 mod info;
@@ -77,13 +75,8 @@ pub use clock::{
 };
 pub use contract::{loopback, ClientOffer, NoOffer, ServerStart, DEFAULT_LIFETIME_HINT};
 pub use deferred::{DeferredStore, StoreOp};
-pub use ehlo::{
-    ehlo_verdict, DeleteReason, EhloCache, EhloEntry, EhloFeatures, EhloKey, EhloParseError,
-    EhloResponse, EhloStore, EhloView, Limits, MemoryEhloStore, Observed, Phase, Verdict,
-    DEFAULT_RETRY_DATA_EXPIRE,
-};
 pub use error::{Error, ErrorKind, TlsError, TlsFailure};
-pub use hostlist::{HostList, HostListError};
+pub use hostlist::{canonical_ip, HostList, HostListError};
 pub use info::{
     exim_cipher_from_gnutls_desc, exim_cipher_string, CipherNames, OcspStatus, ProtocolVersion,
     SessionInfo, Side, Verification,

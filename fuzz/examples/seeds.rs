@@ -287,13 +287,13 @@ fn texts(out: &Corpus) -> Result<()> {
             // The cache entry the EHLO cache writes for this response.
             let mut input = reply.as_bytes();
             let read = tlsresume_smtp::read_reply_unbuffered(&mut input)?;
-            let view = tlsresume::EhloResponse::parse(read.lines())?.view();
+            let view = tlsresume::smtp::EhloResponse::parse(read.lines())?.view();
             for (clear, tls) in [
                 (Some(view.clone()), None),
                 (None, Some(view.clone())),
                 (Some(view.clone()), Some(view)),
             ] {
-                let entry = tlsresume::EhloEntry {
+                let entry = tlsresume::smtp::EhloEntry {
                     stored_at: NOW,
                     clear,
                     tls,

@@ -9,7 +9,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tlsresume_core::{CacheEntry, EhloEntry, EhloStore, SessionStore};
+use tlsresume_core::{CacheEntry, SessionStore};
+use tlsresume_smtp::ehlo::{EhloEntry, EhloStore};
 use tlsresume_fuzz::disk::{ehlo_key, fixture, key, value};
 use tlsresume_fuzz::take_time;
 

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tlsresume_core::EhloEntry;
+use tlsresume_smtp::ehlo::EhloEntry;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(entry) = EhloEntry::decode(&bytes) {
         assert_eq!(entry.encode(), bytes, "decode is not the inverse of encode");
-        let _ = entry.permits_early(tlsresume_core::Phase::Tls);
+        let _ = entry.permits_early(tlsresume_smtp::ehlo::Phase::Tls);
         let _ = entry.is_expired(tlsresume_fuzz::NOW, std::time::Duration::from_secs(86_400));
     }
 });

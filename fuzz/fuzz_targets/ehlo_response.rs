@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tlsresume_core::{EhloEntry, EhloResponse};
+use tlsresume_smtp::ehlo::{EhloEntry, EhloResponse};
 use tlsresume_fuzz::{read_smtp_reply, NOW};
 
 fuzz_target!(|data: &[u8]| {
@@ -39,5 +39,5 @@ fuzz_target!(|data: &[u8]| {
     };
     let decoded = EhloEntry::decode(&entry.encode()).expect("an encoded entry decodes");
     assert_eq!(decoded, entry);
-    let _ = entry.permits_early(tlsresume_core::Phase::Clear);
+    let _ = entry.permits_early(tlsresume_smtp::ehlo::Phase::Clear);
 });

@@ -7,7 +7,8 @@ use std::sync::{Mutex, OnceLock};
 
 use rusqlite::types::Value;
 use rusqlite::{params, Connection};
-use tlsresume_core::{CacheKey, EhloKey};
+use tlsresume_core::{CacheKey};
+use tlsresume_smtp::ehlo::{EhloKey};
 use tlsresume_stores::DiskStore;
 
 /// The store under test and the raw writer.

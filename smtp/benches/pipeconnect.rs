@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use common::{ConnPlan, DelayProxy, RustlsStartTls, ServerConfig, TestServer};
 use criterion::{criterion_group, criterion_main, Criterion};
-use tlsresume_core::{EhloCache, ManualClock, MemoryEhloStore, Resumption, UnixTime};
+use tlsresume_core::{ManualClock, Resumption, UnixTime};
+use tlsresume_smtp::ehlo::{EhloCache, MemoryEhloStore};
 use tlsresume_smtp::{Client, ClientConfig, Delivery, Message, NoTls, Start};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -7,9 +7,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tlsresume_core::{
-    EhloCache, EhloEntry, EhloFeatures, EhloKey, EhloResponse, HostList, MemoryEhloStore, Observed,
-    Phase, SessionInfo, SystemClock, Verdict,
+use tlsresume_core::{HostList, SessionInfo, SystemClock};
+
+use crate::ehlo::{
+    EhloCache, EhloEntry, EhloFeatures, EhloKey, EhloResponse, MemoryEhloStore, Observed, Phase,
+    Verdict,
 };
 
 use crate::conn::Conn;

@@ -15,10 +15,11 @@
 //! | [`StartTls`], [`UpgradeContext`], [`NoTls`], [`Start`] | the TLS seam |
 //! | [`TlsUpgrade`] | STARTTLS through any tlsresume backend (a `ClientContext`), the EHLO host name in its session cache key |
 //! | [`reply`] | the SMTP reply parser (the workspace's only one) |
+//! | [`ehlo`]: [`EhloCache`], [`EhloKey`], [`EhloStore`], [`MemoryEhloStore`] | early pipelining's EHLO-response cache and its rules |
 //!
-//! The cache, its key and its rules are `tlsresume-core`'s ([`tlsresume_core::EhloCache`]);
-//! its stores are core's in-memory one and `tlsresume-stores`' SQLite file and Redis. This
-//! crate depends on `tlsresume-core` alone: no TLS library, no backend.
+//! The EHLO cache, its key and its rules live here ([`ehlo`]); its stores are the in-memory
+//! one and, with `tlsresume-stores`' `ehlo` feature, its SQLite file and Redis. This crate
+//! depends on `tlsresume-core` alone: no TLS library, no backend.
 //!
 //! ## Early pipelining
 //!
@@ -43,6 +44,7 @@
 
 mod client;
 mod conn;
+pub mod ehlo;
 mod envelope;
 pub mod reply;
 mod tls;
@@ -50,6 +52,11 @@ mod tls;
 pub use client::{
     Client, ClientConfig, Delivery, HeloNameError, Message, NoTls, SendError, Stage, Start,
     StartTls, UpgradeContext,
+};
+pub use ehlo::{
+    ehlo_verdict, DeleteReason, EhloCache, EhloEntry, EhloFeatures, EhloKey, EhloParseError,
+    EhloResponse, EhloStore, EhloView, Limits, MemoryEhloStore, Observed, Phase, Verdict,
+    DEFAULT_RETRY_DATA_EXPIRE,
 };
 pub use envelope::{
     check_forward_path, check_reverse_path, AddressError, EnvelopeError, EnvelopeField,

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Banner, ConnPlan, DelayProxy, RustlsStartTls, ServerConfig, TestServer};
-use tlsresume_core::{
-    Clock, DeleteReason, EhloCache, EhloEntry, EhloKey, EhloStore, ManualClock, MemoryEhloStore,
-    Phase, Resumption, UnixTime, Verdict,
+use tlsresume_core::{Clock, ManualClock, Resumption, UnixTime};
+use tlsresume_smtp::ehlo::{
+    DeleteReason, EhloCache, EhloEntry, EhloKey, EhloStore, MemoryEhloStore, Phase, Verdict,
 };
 use tlsresume_smtp::{Client, ClientConfig, Message, NoTls, SendError, Stage};
 
@@ -278,7 +278,7 @@ fn changed_features_rewrite_the_entry_and_withdrawn_pipeconnect_deletes_it() {
         .clear
         .expect("clear")
         .features
-        .contains(tlsresume_core::EhloFeatures::SIZE));
+        .contains(tlsresume_smtp::ehlo::EhloFeatures::SIZE));
     let fourth = send(&setup, &server).expect("4: early from the rewritten entry");
     assert_eq!(fourth.cache, [(Phase::Clear, Verdict::Keep)]);
 
@@ -441,7 +441,7 @@ fn a_corrupted_stored_entry_is_ignored_deleted_and_rewritten() {
         let marker = EhloEntry {
             stored_at: clock.now(),
             clear: Some(
-                tlsresume_core::EhloResponse::parse(&[
+                tlsresume_smtp::ehlo::EhloResponse::parse(&[
                     "250-x",
                     "250-PIPELINING",
                     "250-PIPECONNECT",

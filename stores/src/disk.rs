@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use tlsresume_core::notice::{self, Notice};
-use tlsresume_core::{
-    CacheEntry, CacheKey, EhloEntry, EhloKey, EhloStore, SessionKey, SessionStore, StoreError,
-    UnixTime,
-};
+use tlsresume_core::{CacheEntry, CacheKey, SessionKey, SessionStore, StoreError, UnixTime};
+#[cfg(feature = "ehlo")]
+use tlsresume_smtp::ehlo::{EhloEntry, EhloKey, EhloStore};
 
 /// SQLite's `application_id` of a tlsresume session cache ("TLSR").
 const APPLICATION_ID: i64 = 0x544c_5352;
@@ -95,8 +94,8 @@ impl DiskOptions {
 ///   key, so they resume each other's sessions, and a writer of the file alone cannot forge
 ///   one. An entry that does not open under it is skipped and left in place.
 ///
-/// The same file keeps early pipelining's cached EHLO responses ([`EhloStore`], table
-/// `ehlo`). Only session state and EHLO responses are kept here, never ticket keys.
+/// With the `ehlo` feature, the same file keeps early pipelining's cached EHLO responses
+/// (`tlsresume_smtp::EhloStore`, table `ehlo`). Only session state and EHLO responses are kept here, never ticket keys.
 pub struct DiskStore {
     path: PathBuf,
     conn: Mutex<Connection>,
@@ -486,9 +485,10 @@ impl SessionStore for DiskStore {
     }
 }
 
+#[cfg(feature = "ehlo")]
 /// EHLO entries live in the same file as sessions (table `ehlo`), so one cache file serves a
 /// client's resumption and its early pipelining. The size bound applies to this table on its
-/// own; expiry is [`tlsresume_core::EhloCache`]'s decision, not the store's. A row that does
+/// own; expiry is [`tlsresume_smtp::EhloCache`]'s decision, not the store's. A row that does
 /// not decode (or whose entry column is not a BLOB) is reported, counted in [`DiskStore::corrupt_skipped`], deleted and treated as
 /// absent.
 impl EhloStore for DiskStore {
@@ -548,6 +548,7 @@ impl EhloStore for DiskStore {
     }
 }
 
+#[cfg(feature = "ehlo")]
 impl DiskStore {
     fn put_ehlo_row(&self, key: &EhloKey, entry: &EhloEntry) -> Result<(), StoreError> {
         let bytes = entry.encode();

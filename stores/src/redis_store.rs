@@ -3,13 +3,15 @@
 use core::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+#[cfg(feature = "ehlo")]
 use std::time::Duration;
 
 use tlsresume_core::notice::{self, Notice};
 use tlsresume_core::{
-    CacheEntry, CacheKey, Clock, EhloEntry, EhloKey, EhloStore, SessionKey, SessionStore,
-    StoreError, SystemClock, UnixTime, DEFAULT_RETRY_DATA_EXPIRE,
+    CacheEntry, CacheKey, Clock, SessionKey, SessionStore, StoreError, SystemClock, UnixTime,
 };
+#[cfg(feature = "ehlo")]
+use tlsresume_smtp::ehlo::{EhloEntry, EhloKey, EhloStore, DEFAULT_RETRY_DATA_EXPIRE};
 
 use crate::link::{Link, LinkError, RedisConfig};
 
@@ -23,7 +25,7 @@ use crate::link::{Link, LinkError, RedisConfig};
 /// (no resumption, no hang) and Redis is tried again after
 /// [`RedisConfig::retry_after`]. Needs Redis 6.2 or later (`PXAT`).
 ///
-/// It also keeps early pipelining's EHLO entries ([`EhloStore`]) under
+/// With the `ehlo` feature it also keeps early pipelining's EHLO entries (`tlsresume_smtp::EhloStore`) under
 /// `{prefix}ehlo:{ip}:{port}.EHLO`, expired by Redis at the entry's store time plus
 /// [`ehlo_expire`](Self::with_ehlo_expire) (Exim's `retry_data_expire`, default 7 days), so a
 /// fleet shares what it learnt of each server and nobody has to purge.
@@ -35,6 +37,7 @@ use crate::link::{Link, LinkError, RedisConfig};
 pub struct RedisStore {
     link: Link,
     corrupt: AtomicU64,
+    #[cfg(feature = "ehlo")]
     ehlo_expire: Duration,
     session_key: SessionKey,
 }
@@ -46,6 +49,7 @@ impl RedisStore {
         Ok(Self {
             link: Link::new(config).map_err(|e| StoreError::Other(format!("redis: {e}")))?,
             corrupt: AtomicU64::new(0),
+            #[cfg(feature = "ehlo")]
             ehlo_expire: DEFAULT_RETRY_DATA_EXPIRE,
             session_key: SessionKey::process(),
         })
@@ -58,13 +62,15 @@ impl RedisStore {
         self
     }
 
+    #[cfg(feature = "ehlo")]
     /// The same store with EHLO entries expiring `expire` after they were written; set it to
-    /// the `retry_data_expire` of the [`tlsresume_core::EhloCache`] using this store.
+    /// the `retry_data_expire` of the [`tlsresume_smtp::EhloCache`] using this store.
     pub fn with_ehlo_expire(mut self, expire: Duration) -> Self {
         self.ehlo_expire = expire;
         self
     }
 
+    #[cfg(feature = "ehlo")]
     /// The Redis key an EHLO entry is stored under.
     pub fn redis_ehlo_key(&self, key: &EhloKey) -> String {
         self.link.key(&format!("ehlo:{key}"))
@@ -160,6 +166,7 @@ impl SessionStore for RedisStore {
     }
 }
 
+#[cfg(feature = "ehlo")]
 impl EhloStore for RedisStore {
     fn get_ehlo(&self, key: &EhloKey) -> Result<Option<EhloEntry>, StoreError> {
         self.get_decoded(&self.redis_ehlo_key(key), "EHLO entry", EhloEntry::decode)

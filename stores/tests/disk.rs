@@ -9,9 +9,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tlsresume_core::{
-    BackendKind, CacheEntry, CacheKey, EhloCache, EhloEntry, EhloKey, EhloResponse, EhloStore,
-    ManualClock, OcspStatus, Phase, SessionStore, UnixTime, Verification,
+    BackendKind, CacheEntry, CacheKey, ManualClock, OcspStatus, SessionStore, UnixTime,
+    Verification,
 };
+use tlsresume_smtp::ehlo::{EhloCache, EhloEntry, EhloKey, EhloResponse, EhloStore, Phase};
 use tlsresume_stores::{DiskOptions, DiskStore};
 
 const ROLE: &str = "TLSRESUME_STORES_ROLE";
@@ -533,7 +534,7 @@ fn one_file_holds_sessions_and_ehlo_entries() {
     assert_eq!(store.get_ehlo(&ehlo_key(26)).expect("get"), None);
     // The cache's rules work through the disk store: 7 days later the entry is gone.
     let cache = EhloCache::new(store.clone(), std::sync::Arc::new(clock.clone()));
-    clock.advance(tlsresume_core::DEFAULT_RETRY_DATA_EXPIRE);
+    clock.advance(tlsresume_smtp::ehlo::DEFAULT_RETRY_DATA_EXPIRE);
     assert!(cache.lookup(&ehlo_key(25)).expect("lookup").is_none());
     assert_eq!(store.ehlo_len().expect("len"), 0, "deleted, not hidden");
     assert!(

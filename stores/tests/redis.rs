@@ -11,9 +11,10 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use tlsresume_core::{
-    BackendKind, CacheEntry, CacheKey, EhloEntry, EhloKey, EhloResponse, EhloStore, KeyRing,
-    KeySource, OcspStatus, SessionStore, TicketPolicy, TicketSealer, UnixTime, Verification,
+    BackendKind, CacheEntry, CacheKey, KeyRing, KeySource, OcspStatus, SessionStore, TicketPolicy,
+    TicketSealer, UnixTime, Verification,
 };
+use tlsresume_smtp::ehlo::{EhloEntry, EhloKey, EhloResponse, EhloStore};
 use tlsresume_stores::{Kek, RedisConfig, RedisKeySource, RedisStore};
 
 struct RedisServer {

@@ -7,14 +7,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use tlsresume_core::contract::ClientHandshake;
-use tlsresume_core::{ClientParams, ClientSettings, Error, NoOffer, OcspMode, SessionStore};
+use tlsresume_core::{ClientSettings, Error, NoOffer, OcspMode};
 
 use crate::callbacks::{install_clock, ClockClaim};
 use crate::client_conn::ClientPending;
 use crate::config;
 use crate::ffi::{Connection, Credentials, End, Session};
 use crate::handshake::Handshake;
-use crate::BACKEND;
 
 /// A GnuTLS client context.
 ///
@@ -51,21 +50,18 @@ impl Client {
         })
     }
 
-    /// [`start`](Self::start) with `store` in place of the settings' session store for this
-    /// connection (a [`DeferredStore`](tlsresume_core::DeferredStore) in the async layer).
-    pub fn start_with_store<S: Read + Write>(
+    /// Sets up a client handshake over `transport` whose resumption decisions `handshake`
+    /// makes (the generated `start_with_store` made it).
+    pub(crate) fn begin<S: Read + Write>(
         &self,
         transport: S,
-        params: &ClientParams,
-        store: Option<Arc<dyn SessionStore>>,
+        mut handshake: ClientHandshake,
     ) -> Result<Handshake<S>, Error> {
-        // GnuTLS does no expiry filtering of its own; only the hardened policy filters.
-        let mut handshake = ClientHandshake::start(&self.settings, store, BACKEND, params, false);
         let settings = Arc::clone(handshake.settings());
         let mut session = Session::new(End::Client)?;
         session.set_priority(&self.priority)?;
-        if params.server_name.parse::<IpAddr>().is_err() {
-            session.set_server_name(&params.server_name)?;
+        if handshake.server_name().parse::<IpAddr>().is_err() {
+            session.set_server_name(handshake.server_name())?;
         }
         session.set_alpn(&settings.alpn)?;
         if settings.ocsp != OcspMode::Off {

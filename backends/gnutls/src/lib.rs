@@ -152,12 +152,6 @@ pub const BACKEND: BackendKind = BackendKind::Gnutls;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Gnutls;
 
-tlsresume_core::impl_backend! {
-    backend: Gnutls,
-    kind: BACKEND,
-    client: Client,
-    server: Server,
-    handshake: Handshake,
-    stream: Stream,
-    ticket_keys: custom,
-}
+// GnuTLS does no expiry filtering of stored sessions of its own; only the hardened policy
+// filters for it.
+tlsresume_core::impl_backend!(Gnutls, BACKEND, filters_expiry: false, ticket_keys: custom);

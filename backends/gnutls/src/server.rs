@@ -5,8 +5,8 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
-use tlsresume_core::contract::ServerContract;
 use tlsresume_core::contract::TlsServer;
+use tlsresume_core::ServerStart;
 use tlsresume_core::{BackendKind, Error, KeyRing, ServerParams, ServerSettings, SharedClock};
 
 use crate::callbacks::{install_clock, ClockClaim};
@@ -56,15 +56,13 @@ impl Server {
         })
     }
 
-    /// Sets up the server side of a handshake without running it: [`Handshake::resume`] drives
-    /// it, over a transport that may report `WouldBlock`. [`accept`](Self::accept) is this,
-    /// resumed once.
-    pub fn start<S: Read + Write>(
+    /// Sets up a server handshake over `transport` that starts as `start` decided (the
+    /// generated `start` decided it).
+    pub(crate) fn begin<S: Read + Write>(
         &self,
         transport: S,
-        params: &ServerParams,
+        start: ServerStart,
     ) -> Result<Handshake<S>, Error> {
-        let start = self.settings.start(params);
         let mut session = Session::new(End::Server)?;
         session.set_priority(&self.priority)?;
         session.set_alpn(&self.settings.alpn)?;

@@ -148,11 +148,7 @@ fn the_derived_key_depends_on_the_period_number() {
     // rotation period, hence (today) another period number and another derived key: its
     // tickets are not accepted by the 2 h server although both are within the lifetime.
     for v in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
-        let mut pair = Pair::new(
-            "server-ecdsa",
-            Versions::only(v),
-            ResumptionPolicy::exim_compatible(),
-        );
+        let mut pair = Pair::exim("server-ecdsa", v);
         pair.connect().expect("full");
         let (c, _) = pair.connect().expect("resume");
         assert!(c.resumed, "{v}");

@@ -12,11 +12,7 @@ const R: fn(u8) -> Resumption = Resumption::from_bits_truncate;
 #[test]
 fn tls12_full_then_resumed_sets_exim_bits_and_cipher_strings_differ() {
     let _g = serial();
-    let pair = Pair::new(
-        "server-rsa",
-        Versions::only(ProtocolVersion::Tls12),
-        ResumptionPolicy::exim_compatible(),
-    );
+    let pair = Pair::exim("server-rsa", ProtocolVersion::Tls12);
     let (c, s) = pair.connect().expect("full");
     assert!(!c.resumed && !s.resumed);
     assert_eq!(c.resumption, R(0x0b), "client requested, server provided");
@@ -57,11 +53,7 @@ fn tls12_full_then_resumed_sets_exim_bits_and_cipher_strings_differ() {
 #[test]
 fn tls13_full_then_resumed_sets_exim_bits_and_cipher_strings_differ() {
     let _g = serial();
-    let pair = Pair::new(
-        "server-rsa",
-        Versions::only(ProtocolVersion::Tls13),
-        ResumptionPolicy::exim_compatible(),
-    );
+    let pair = Pair::exim("server-rsa", ProtocolVersion::Tls13);
     let (c, s) = pair.connect().expect("full");
     assert_eq!(c.protocol, ProtocolVersion::Tls13);
     // The ticket arrives after the handshake, on the first read.
@@ -159,11 +151,7 @@ fn session_info_reports_sni_alpn_verification_and_chain() {
 fn client_not_allowed_to_resume_reports_the_ticket_it_got_and_stores_nothing() {
     let _g = serial();
     for v in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
-        let mut pair = Pair::new(
-            "server-ecdsa",
-            Versions::only(v),
-            ResumptionPolicy::exim_compatible(),
-        );
+        let mut pair = Pair::exim("server-ecdsa", v);
         pair.client.resumption =
             ResumptionPolicy::exim_compatible().with_client_hosts(HostList::none());
         let (c, s) = pair.connect().expect("full");
@@ -182,11 +170,7 @@ fn client_not_allowed_to_resume_reports_the_ticket_it_got_and_stores_nothing() {
 fn server_not_issuing_shows_the_gnutls_0x05_quirk_and_refuses_tickets() {
     let _g = serial();
     for v in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
-        let mut pair = Pair::new(
-            "server-ecdsa",
-            Versions::only(v),
-            ResumptionPolicy::exim_compatible(),
-        );
+        let mut pair = Pair::exim("server-ecdsa", v);
         let (c, _) = pair.connect().expect("ticket from a willing server");
         assert_eq!(c.resumption, R(0x0b));
         pair.server.resumption =
@@ -227,11 +211,7 @@ fn server_not_issuing_shows_the_gnutls_0x05_quirk_and_refuses_tickets() {
 fn servers_sharing_the_master_secret_resume_each_others_tickets_others_do_not() {
     let _g = serial();
     for v in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
-        let mut pair = Pair::new(
-            "server-ecdsa",
-            Versions::only(v),
-            ResumptionPolicy::exim_compatible(),
-        );
+        let mut pair = Pair::exim("server-ecdsa", v);
         pair.connect().expect("full");
         // A fresh Server from the same key source derives the same keys.
         let (c, _) = pair.connect().expect("same secret");

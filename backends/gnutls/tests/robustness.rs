@@ -42,11 +42,7 @@ fn stored_session(pair: &Pair) -> Vec<u8> {
 fn garbage_session_data_gives_a_full_handshake() {
     let _g = serial();
     for v in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
-        let pair = Pair::new(
-            "server-ecdsa",
-            Versions::only(v),
-            ResumptionPolicy::exim_compatible(),
-        );
+        let pair = Pair::exim("server-ecdsa", v);
         pair.connect().expect("full");
         for garbage in [
             vec![],
@@ -86,11 +82,7 @@ fn ticket_range(data: &[u8]) -> Option<std::ops::Range<usize>> {
 #[test]
 fn damaged_session_data_is_not_given_to_gnutls() {
     let _g = serial();
-    let pair = Pair::new(
-        "server-ecdsa",
-        Versions::only(ProtocolVersion::Tls12),
-        ResumptionPolicy::exim_compatible(),
-    );
+    let pair = Pair::exim("server-ecdsa", ProtocolVersion::Tls12);
     pair.connect().expect("full");
     let good = stored_session(&pair);
     // Every flipped byte outside the ticket (GnuTLS would crash on some of them).
@@ -122,11 +114,7 @@ fn damaged_session_data_is_not_given_to_gnutls() {
 #[test]
 fn a_damaged_ticket_is_refused_by_the_server_with_a_full_handshake() {
     let _g = serial();
-    let pair = Pair::new(
-        "server-ecdsa",
-        Versions::only(ProtocolVersion::Tls12),
-        ResumptionPolicy::exim_compatible(),
-    );
+    let pair = Pair::exim("server-ecdsa", ProtocolVersion::Tls12);
     pair.connect().expect("full");
     let sealed = stored_session(&pair);
     let good = pair
@@ -175,11 +163,7 @@ fn forged_session_data_that_crashed_gnutls_never_reaches_it() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions");
     let entry_field = std::fs::read(dir.join("gnutls_session/segv-in-deinit")).expect("input");
     let raw_data = std::fs::read(dir.join("gnutls_set_data/segv-huge-calloc")).expect("input");
-    let pair = Pair::new(
-        "server-ecdsa",
-        Versions::only(ProtocolVersion::Tls12),
-        ResumptionPolicy::exim_compatible(),
-    );
+    let pair = Pair::exim("server-ecdsa", ProtocolVersion::Tls12);
     pair.connect().expect("full");
     let forger = tlsresume_core::SessionKey::from_bytes([0x42; 32]);
     for forged in [

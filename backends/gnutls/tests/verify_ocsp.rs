@@ -76,11 +76,7 @@ fn no_staple_configured_reports_no_response_or_not_requested() {
 fn untrusted_certificate_fails_require_and_is_reported_under_try() {
     let _g = serial();
     for v in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
-        let mut pair = Pair::new(
-            "untrusted",
-            Versions::only(v),
-            ResumptionPolicy::exim_compatible(),
-        );
+        let mut pair = Pair::exim("untrusted", v);
         let err = pair.connect().expect_err("require");
         assert!(err.contains("did not verify"), "{v}: {err}");
         pair.client.verify = VerifyMode::Try;

@@ -12,7 +12,7 @@ use openssl::ssl::{
 use std::io::{Read, Write};
 
 use tlsresume_core::contract::ClientHandshake;
-use tlsresume_core::{ClientParams, ClientSettings, Error, NoOffer, OcspMode, SessionStore};
+use tlsresume_core::{ClientSettings, Error, NoOffer, OcspMode};
 
 use crate::client_conn::{client_conn, client_index, ClientConn, ClientState, Roots};
 use crate::config;
@@ -84,16 +84,15 @@ impl Client {
         })
     }
 
-    /// [`start`](Self::start) with `store` in place of the settings' session store for this
-    /// connection (a [`DeferredStore`](tlsresume_core::DeferredStore) in the async layer).
-    pub fn start_with_store<S: Read + Write>(
+    /// Sets up a client handshake over `transport` whose resumption decisions `handshake`
+    /// makes (the generated `start_with_store` made it).
+    pub(crate) fn begin<S: Read + Write>(
         &self,
         transport: S,
-        params: &ClientParams,
-        store: Option<Arc<dyn SessionStore>>,
+        mut handshake: ClientHandshake,
     ) -> Result<Handshake<S>, Error> {
         let index = client_index().ok_or_else(|| error::tls("no SSL ex_data index"))?;
-        let mut handshake = ClientHandshake::start(&self.settings, store, BACKEND, params, true);
+        let server_name = handshake.server_name().to_owned();
         let settings = Arc::clone(handshake.settings());
         let mut ssl = Ssl::new(&self.ctx).map_err(|e| error::stack("SSL", e))?;
 
@@ -145,16 +144,16 @@ impl Client {
         ssl.set_ex_data(index, Arc::clone(&conn));
 
         // SNI and the name checked against the certificate.
-        match params.server_name.parse::<IpAddr>() {
+        match server_name.parse::<IpAddr>() {
             Ok(ip) => ssl
                 .param_mut()
                 .set_ip(ip)
                 .map_err(|e| error::stack("peer IP", e))?,
             Err(_) => {
-                ssl.set_hostname(&params.server_name)
+                ssl.set_hostname(&server_name)
                     .map_err(|e| error::stack("SNI", e))?;
                 ssl.param_mut()
-                    .set_host(&params.server_name)
+                    .set_host(&server_name)
                     .map_err(|e| error::stack("peer name", e))?;
             }
         }

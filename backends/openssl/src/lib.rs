@@ -116,12 +116,5 @@ pub const BACKEND: BackendKind = BackendKind::Openssl;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Openssl;
 
-tlsresume_core::impl_backend! {
-    backend: Openssl,
-    kind: BACKEND,
-    client: Client,
-    server: Server,
-    handshake: Handshake,
-    stream: Stream,
-    ticket_keys: ring,
-}
+// The library drops a stored session past its lifetime by itself.
+tlsresume_core::impl_backend!(Openssl, BACKEND, filters_expiry: true, ticket_keys: ring);

@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 use openssl::ssl::{AlpnError, Ssl, SslContext, SslMethod, SslRef, SslSessionCacheMode};
 use std::io::{Read, Write};
 
-use tlsresume_core::contract::ServerContract;
-use tlsresume_core::{Error, KeyRing, ServerParams, ServerSettings};
+use tlsresume_core::{Error, KeyRing, ServerSettings, ServerStart};
 
 use crate::callbacks;
 use crate::config;
@@ -82,21 +81,14 @@ impl Server {
         })
     }
 
-    /// The key ring sealing this server's tickets (for diagnostics and timelines).
-    pub fn key_ring(&self) -> &Arc<KeyRing> {
-        &self.ring
-    }
-
-    /// Sets up the server side of a handshake without running it: [`Handshake::resume`] drives
-    /// it, over a transport that may report `WouldBlock`. [`accept`](Self::accept) is this,
-    /// resumed once.
-    pub fn start<S: Read + Write>(
+    /// Sets up a server handshake over `transport` that starts as `start` decided (the
+    /// generated `start` decided it).
+    pub(crate) fn begin<S: Read + Write>(
         &self,
         transport: S,
-        params: &ServerParams,
+        start: ServerStart,
     ) -> Result<Handshake<S>, Error> {
         let index = server_index().ok_or_else(|| error::tls("no SSL ex_data index"))?;
-        let start = self.settings.start(params);
         let mut ssl = Ssl::new(&self.ctx).map_err(|e| error::stack("SSL", e))?;
         let conn = Arc::new(ServerConn {
             ring: Arc::clone(&self.ring),

@@ -57,16 +57,6 @@ fn full_then_resumed(v: ProtocolVersion) {
     assert_eq!(second.server.cipher, first.server.cipher);
 }
 
-#[test]
-fn tls12_full_then_resumed() {
-    full_then_resumed(T12);
-}
-
-#[test]
-fn tls13_full_then_resumed() {
-    full_then_resumed(T13);
-}
-
 fn renewal_at_61_minutes(v: ProtocolVersion, client_policy: ResumptionPolicy) {
     let mut setup = Setup::new(v);
     let stores_renewal = v == T13 || client_policy.known_issues().store_renewed_tls12_ticket;
@@ -150,23 +140,17 @@ fn rejection_after_lifetime(v: ProtocolVersion) {
     assert_eq!(bits(&late.client), 0x0F);
 }
 
-#[test]
-fn tls12_rejection_after_lifetime() {
-    rejection_after_lifetime(T12);
-}
-
-#[test]
-fn tls13_rejection_after_lifetime() {
-    rejection_after_lifetime(T13);
-}
-
-/// Keys that live long enough (1 h rotation, 3 previous keys) isolate the ticket age check:
-/// the key still decrypts at 2 h 1 min, the issue time carried in the ticket is too old.
-fn ticket_age_on_virtual_clock(v: ProtocolVersion) {
+/// A pair whose server rotates its keys every `rotation_secs` keeping `previous` keys (2 h
+/// tickets), after one full handshake; with the session that handshake stored.
+fn rolling_after_one_session(
+    v: ProtocolVersion,
+    rotation_secs: u64,
+    previous: u32,
+) -> (Pair, CacheEntry) {
     let mut setup = Setup::new(v);
     setup.ticket_policy = TicketPolicy::rolling(
-        Duration::from_secs(3600),
-        3,
+        Duration::from_secs(rotation_secs),
+        previous,
         Duration::from_secs(7200),
         None,
     )
@@ -174,6 +158,13 @@ fn ticket_age_on_virtual_clock(v: ProtocolVersion) {
     let pair = setup.build();
     pair.connect();
     let original = pair.entry().expect("stored");
+    (pair, original)
+}
+
+/// Keys that live long enough (1 h rotation, 3 previous keys) isolate the ticket age check:
+/// the key still decrypts at 2 h 1 min, the issue time carried in the ticket is too old.
+fn ticket_age_on_virtual_clock(v: ProtocolVersion) {
+    let (pair, original) = rolling_after_one_session(v, 3600, 3);
     pair.advance_mins(119);
     pair.put(CacheEntry {
         stored_at: pair.clock.now(),
@@ -193,30 +184,10 @@ fn ticket_age_on_virtual_clock(v: ProtocolVersion) {
     assert_eq!(bits(&late.server), 0x0F);
 }
 
-#[test]
-fn tls12_ticket_age_on_virtual_clock() {
-    ticket_age_on_virtual_clock(T12);
-}
-
-#[test]
-fn tls13_ticket_age_on_virtual_clock() {
-    ticket_age_on_virtual_clock(T13);
-}
-
 /// 20 min rotation, one previous key: the ticket's key decrypts after one rotation, not after
 /// two.
 fn previous_key_overlap(v: ProtocolVersion) {
-    let mut setup = Setup::new(v);
-    setup.ticket_policy = TicketPolicy::rolling(
-        Duration::from_secs(1200),
-        1,
-        Duration::from_secs(7200),
-        None,
-    )
-    .expect("policy");
-    let pair = setup.build();
-    pair.connect();
-    let original = pair.entry().expect("stored");
+    let (pair, original) = rolling_after_one_session(v, 1200, 1);
     let k1 = pair.server.key_ring().key_names(pair.clock.now())[0];
     pair.advance_mins(21);
     let one = pair.connect();
@@ -240,16 +211,6 @@ fn previous_key_overlap(v: ProtocolVersion) {
         .key_names(pair.clock.now())
         .contains(&k1));
     assert_eq!(bits(&two.server), 0x0F);
-}
-
-#[test]
-fn tls12_previous_key_overlap() {
-    previous_key_overlap(T12);
-}
-
-#[test]
-fn tls13_previous_key_overlap() {
-    previous_key_overlap(T13);
 }
 
 /// A TLS 1.2 ticket renewed on a resumed handshake keeps its session's issue time (OpenSSL
@@ -300,16 +261,6 @@ fn corrupt_stored_session(v: ProtocolVersion) {
     assert!(pair.entry().is_some(), "replaced by the new session");
 }
 
-#[test]
-fn tls12_corrupt_stored_session() {
-    corrupt_stored_session(T12);
-}
-
-#[test]
-fn tls13_corrupt_stored_session() {
-    corrupt_stored_session(T13);
-}
-
 /// A connection dropped without a TLS shutdown does not stop the next ones from resuming.
 /// libssl marks the session of a connection freed that way not resumable; the client keeps
 /// stored sessions decoded, and a connection sharing the kept one would spoil it for all later
@@ -324,16 +275,6 @@ fn dropped_connections_leave_resumption_working(v: ProtocolVersion) {
     }
     let last = pair.connect();
     assert!(last.server.resumed && last.client.resumed);
-}
-
-#[test]
-fn tls12_dropped_connections_leave_resumption_working() {
-    dropped_connections_leave_resumption_working(T12);
-}
-
-#[test]
-fn tls13_dropped_connections_leave_resumption_working() {
-    dropped_connections_leave_resumption_working(T13);
 }
 
 fn tampered_ticket(v: ProtocolVersion) {
@@ -362,16 +303,6 @@ fn tampered_ticket(v: ProtocolVersion) {
     }
 }
 
-#[test]
-fn tls12_tampered_ticket() {
-    tampered_ticket(T12);
-}
-
-#[test]
-fn tls13_tampered_ticket() {
-    tampered_ticket(T13);
-}
-
 fn verification_on_resumption(v: ProtocolVersion) {
     // Exim-compatible: the verify callback is not called on resumption.
     let pair = Setup::new(v).build();
@@ -389,16 +320,6 @@ fn verification_on_resumption(v: ProtocolVersion) {
     let resumed = pair.connect();
     assert!(resumed.client.resumed);
     assert_eq!(resumed.client.verification, Verification::Verified);
-}
-
-#[test]
-fn tls12_verification_on_resumption() {
-    verification_on_resumption(T12);
-}
-
-#[test]
-fn tls13_verification_on_resumption() {
-    verification_on_resumption(T13);
 }
 
 fn ocsp_on_resumption(v: ProtocolVersion) {
@@ -421,16 +342,6 @@ fn ocsp_on_resumption(v: ProtocolVersion) {
     assert_eq!(resumed.server.ocsp, OcspStatus::NotRequested);
     // The entry keeps the original handshake's status.
     assert_eq!(pair.entry().expect("stored").ocsp, OcspStatus::Verified);
-}
-
-#[test]
-fn tls12_ocsp_on_resumption() {
-    ocsp_on_resumption(T12);
-}
-
-#[test]
-fn tls13_ocsp_on_resumption() {
-    ocsp_on_resumption(T13);
 }
 
 #[test]
@@ -595,3 +506,34 @@ fn version_range_negotiates_tls13() {
     let out = setup.build().connect();
     assert_eq!(out.client.protocol, T13);
 }
+
+/// A `tls12_` and a `tls13_` test for each scenario function that takes the version.
+macro_rules! both_versions {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                #[test]
+                fn tls12() {
+                    super::$scenario(super::T12);
+                }
+
+                #[test]
+                fn tls13() {
+                    super::$scenario(super::T13);
+                }
+            }
+        )*
+    };
+}
+
+both_versions!(
+    full_then_resumed,
+    rejection_after_lifetime,
+    ticket_age_on_virtual_clock,
+    previous_key_overlap,
+    corrupt_stored_session,
+    dropped_connections_leave_resumption_working,
+    tampered_ticket,
+    verification_on_resumption,
+    ocsp_on_resumption,
+);

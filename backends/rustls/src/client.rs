@@ -20,16 +20,13 @@ use rustls::client::{
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, NamedGroup, RootCertStore, StreamOwned};
 use tlsresume_core::contract::{ClientHandshake, ReceivedSession};
-use tlsresume_core::{
-    CacheKey, ClientParams, ClientSettings, Error, NoOffer, OcspMode, ProtocolVersion, SessionStore,
-};
+use tlsresume_core::{CacheKey, ClientSettings, Error, NoOffer, OcspMode, ProtocolVersion};
 
 use crate::config::{provider, versions, ClockTime};
 use crate::error::tls;
 use crate::handshake::{ClientParts, Handshake};
 use crate::verify::{record_into, RecordingVerifier, VerifyRecord};
 use crate::wire::{Tap, WireRecord};
-use crate::BACKEND;
 
 const HANDLE_PREFIX: &[u8] = b"rustls-in-process:";
 
@@ -174,15 +171,14 @@ impl Client {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// [`start`](Self::start) with `store` in place of the settings' session store for this
-    /// connection (a [`DeferredStore`](tlsresume_core::DeferredStore) in the async layer).
-    pub fn start_with_store<S: Read + Write>(
+    /// Sets up a client handshake over `transport` whose resumption decisions `handshake`
+    /// makes (the generated `start_with_store` made it).
+    pub(crate) fn begin<S: Read + Write>(
         &self,
         transport: S,
-        params: &ClientParams,
-        store: Option<Arc<dyn SessionStore>>,
+        mut handshake: ClientHandshake,
     ) -> Result<Handshake<S>, Error> {
-        let mut handshake = ClientHandshake::start(&self.settings, store, BACKEND, params, true);
+        let server_name = handshake.server_name().to_owned();
         let taken = match handshake.session_to_offer().map(decode_handle) {
             None => None,
             Some(Some((client, handle))) if client == self.id => self.sessions().take(handle),
@@ -214,8 +210,8 @@ impl Client {
         } else {
             RustlsResumption::disabled()
         };
-        let name = ServerName::try_from(params.server_name.clone())
-            .map_err(|e| Error::Config(format!("server name '{}': {e}", params.server_name)))?;
+        let name = ServerName::try_from(server_name.clone())
+            .map_err(|e| Error::Config(format!("server name '{server_name}': {e}")))?;
         let conn = ClientConnection::new(Arc::new(config), name).map_err(tls)?;
         Ok(Handshake::client(
             Box::new(StreamOwned::new(conn, Tap::new(transport, wire))),

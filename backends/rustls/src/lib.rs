@@ -92,12 +92,5 @@ pub const BACKEND: tlsresume_core::BackendKind = tlsresume_core::BackendKind::Ru
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Rustls;
 
-tlsresume_core::impl_backend! {
-    backend: Rustls,
-    kind: BACKEND,
-    client: Client,
-    server: Server,
-    handshake: Handshake,
-    stream: Stream,
-    ticket_keys: ring,
-}
+// The library drops a stored session past its lifetime by itself.
+tlsresume_core::impl_backend!(Rustls, BACKEND, filters_expiry: true, ticket_keys: ring);

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use rustls::server::NoServerSessionStorage;
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
-use tlsresume_core::contract::ServerContract;
-use tlsresume_core::{Error, KeyRing, ServerParams, ServerSettings, TicketSealer};
+use tlsresume_core::{Error, KeyRing, ServerSettings, ServerStart, TicketSealer};
 
 use crate::config::{chain_and_key, provider, versions, ClockTime};
 use crate::error::tls;
@@ -67,24 +66,13 @@ impl Server {
         })
     }
 
-    /// The key ring sealing this server's tickets.
-    pub fn key_ring(&self) -> &Arc<KeyRing> {
-        &self.ring
-    }
-
-    /// Sets up the server side of a handshake without running it: [`Handshake::resume`] drives
-    /// rustls's state machine as far as the transport allows. [`accept`](Self::accept) is
-    /// this, resumed once.
-    ///
-    /// Clients given tickets run under a copy of the server's configuration whose ticketer
-    /// records into this connection's state (a configuration clone shares every `Arc` and
-    /// costs a few hundred nanoseconds; see `docs/performance.md`).
-    pub fn start<S: Read + Write>(
+    /// Sets up a server handshake over `transport` that starts as `start` decided (the
+    /// generated `start` decided it).
+    pub(crate) fn begin<S: Read + Write>(
         &self,
         transport: S,
-        params: &ServerParams,
+        start: ServerStart,
     ) -> Result<Handshake<S>, Error> {
-        let start = self.settings.start(params);
         let record = Arc::new(Mutex::new(TicketRecord::default()));
         let config = if start.may_issue {
             let mut config = ServerConfig::clone(&self.with_tickets);

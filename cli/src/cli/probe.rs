@@ -11,14 +11,13 @@ use clap::ValueEnum;
 use serde_json::json;
 use tlsresume::contract::ClientContract;
 use tlsresume::smtp::{
-    Client as SmtpClient, ClientConfig, Delivery, Message, NoTls, Start, StartTls, TlsUpgrade,
-    UpgradeContext,
+    Client as SmtpClient, ClientConfig, Delivery, EhloCache, EhloStore, MemoryEhloStore, Message,
+    NoTls, Start, StartTls, TlsUpgrade, UpgradeContext, Verdict,
 };
 use tlsresume::{
-    BackendKind, CacheEntry, ClientContext, ClientOffer, ClientParams, ClientSettings, EhloCache,
-    EhloStore, Error, ErrorKind, HostList, ManualClock, MemoryEhloStore, MemoryStore, NoOffer,
-    OcspMode, ProtocolVersion, Resumption, SessionInfo, SharedClock, TlsStream, Verdict,
-    VerifyMode,
+    BackendKind, CacheEntry, ClientContext, ClientOffer, ClientParams, ClientSettings, Error,
+    ErrorKind, HostList, ManualClock, MemoryStore, NoOffer, OcspMode, ProtocolVersion, Resumption,
+    SessionInfo, SharedClock, TlsStream, VerifyMode,
 };
 use tlsresume_compare::Pki;
 

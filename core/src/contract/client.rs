@@ -276,7 +276,8 @@ impl ClientHandshake {
         let sealed = self
             .session_key
             .seal_session(self.backend.name(), received.data);
-        let entry = self.settings.entry_for(
+        let entry = super::entry_for(
+            &self.settings,
             self.backend,
             &self.offer,
             received.resumed,

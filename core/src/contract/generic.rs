@@ -206,14 +206,6 @@ where
         C::KIND
     }
 
-    fn connect(
-        &self,
-        transport: Box<dyn Transport>,
-        params: &ClientParams,
-    ) -> Result<Box<dyn TlsStream>, Error> {
-        Ok(Box::new(self.connect_to(transport, params)?))
-    }
-
     fn start_connect(
         &self,
         transport: Box<dyn Transport>,
@@ -238,14 +230,6 @@ where
         T::KIND
     }
 
-    fn accept(
-        &self,
-        transport: Box<dyn Transport>,
-        params: &ServerParams,
-    ) -> Result<Box<dyn TlsStream>, Error> {
-        Ok(Box::new(self.accept_on(transport, params)?))
-    }
-
     fn start_accept(
         &self,
         transport: Box<dyn Transport>,
@@ -268,40 +252,37 @@ where
 }
 
 /// Implements the generic contract for a backend crate's types, and the inherent methods that
-/// are the same on every backend, once.
+/// are the same on every backend, once: `impl_backend!(Openssl, BACKEND, filters_expiry: true,
+/// ticket_keys: ring);` in the backend's root.
 ///
-/// Each backend writes by hand what differs: `Client::new` and `Client::start_with_store`,
-/// `Server::new` and `Server::start`, and its `Handshake` and `Stream` (`resume`, `info`,
-/// `shutdown`, `get_ref`, `get_mut`). This gives them, on every backend alike:
-/// `Client::{settings, connect, start}`, `Server::{settings, accept}`, the [`Backend`],
-/// [`TlsClient`], [`TlsHandshake`] and [`TlsConnection`] impls (which delegate to the inherent
-/// methods), and with `ticket_keys: ring` the [`TlsServer`] impl of a server whose tickets are
-/// sealed through a `ring: Arc<KeyRing>` field (`ticket_keys: custom`: the backend writes its
-/// own). The client and server need a `settings` field.
+/// The backend's types are named `Client`, `Server`, `Handshake` and `Stream`; it writes by
+/// hand what differs: `Client::new`, `Client::begin` (the library's setup of a handshake whose
+/// decisions a [`ClientHandshake`](crate::contract::ClientHandshake) makes), `Server::new`,
+/// `Server::begin` (from the [`ServerStart`](crate::ServerStart) decision), and its `Handshake`
+/// and `Stream` (`resume`, `info`, `shutdown`, `get_ref`, `get_mut`). This gives them, on every
+/// backend alike: `Client::{settings, connect, start, start_with_store}`,
+/// `Server::{settings, accept, start}`, and the [`Backend`], [`TlsClient`], [`TlsHandshake`]
+/// and [`TlsConnection`] impls (delegating to the inherent methods). `filters_expiry` says
+/// whether the library drops a stored session past its lifetime by itself (see
+/// [`ClientContract::offer`](crate::contract::ClientContract::offer)). With `ticket_keys:
+/// ring`, the [`TlsServer`] impl of a server whose tickets are sealed through a
+/// `ring: Arc<KeyRing>` field; with `ticket_keys: custom` the backend writes its own. The
+/// client and server need a `settings` field.
 #[macro_export]
 macro_rules! impl_backend {
-    (
-        backend: $backend:ident,
-        kind: $kind:expr,
-        client: $client:ident,
-        server: $server:ident,
-        handshake: $handshake:ident,
-        stream: $stream:ident,
-        ticket_keys: ring $(,)?
-    ) => {
-        $crate::impl_backend! {
-            backend: $backend,
-            kind: $kind,
-            client: $client,
-            server: $server,
-            handshake: $handshake,
-            stream: $stream,
-            ticket_keys: custom,
+    ($backend:ident, $kind:expr, filters_expiry: $filters:expr, ticket_keys: ring $(,)?) => {
+        $crate::impl_backend!($backend, $kind, filters_expiry: $filters, ticket_keys: custom);
+
+        impl Server {
+            /// The key ring sealing this server's tickets.
+            pub fn key_ring(&self) -> &::std::sync::Arc<$crate::KeyRing> {
+                &self.ring
+            }
         }
 
-        impl $crate::contract::TlsServer for $server {
+        impl $crate::contract::TlsServer for Server {
             const KIND: $crate::BackendKind = $kind;
-            type Handshake<S: ::std::io::Read + ::std::io::Write> = $handshake<S>;
+            type Handshake<S: ::std::io::Read + ::std::io::Write> = Handshake<S>;
 
             fn settings(&self) -> &$crate::ServerSettings {
                 &self.settings
@@ -311,8 +292,8 @@ macro_rules! impl_backend {
                 &self,
                 transport: S,
                 params: &$crate::ServerParams,
-            ) -> Result<$handshake<S>, $crate::Error> {
-                $server::start(self, transport, params)
+            ) -> Result<Handshake<S>, $crate::Error> {
+                Server::start(self, transport, params)
             }
 
             fn ticket_key_ring(
@@ -325,16 +306,8 @@ macro_rules! impl_backend {
             }
         }
     };
-    (
-        backend: $backend:ident,
-        kind: $kind:expr,
-        client: $client:ident,
-        server: $server:ident,
-        handshake: $handshake:ident,
-        stream: $stream:ident,
-        ticket_keys: custom $(,)?
-    ) => {
-        impl $client {
+    ($backend:ident, $kind:expr, filters_expiry: $filters:expr, ticket_keys: custom $(,)?) => {
+        impl Client {
             /// The settings this client was made from.
             pub fn settings(&self) -> &$crate::ClientSettings {
                 &self.settings
@@ -348,7 +321,7 @@ macro_rules! impl_backend {
                 &self,
                 transport: S,
                 params: &$crate::ClientParams,
-            ) -> Result<$stream<S>, $crate::Error> {
+            ) -> Result<Stream<S>, $crate::Error> {
                 self.start(transport, params)?.resume()?.blocking()
             }
 
@@ -359,12 +332,31 @@ macro_rules! impl_backend {
                 &self,
                 transport: S,
                 params: &$crate::ClientParams,
-            ) -> Result<$handshake<S>, $crate::Error> {
+            ) -> Result<Handshake<S>, $crate::Error> {
                 self.start_with_store(transport, params, None)
+            }
+
+            /// [`start`](Self::start) with `store` in place of the settings' session store
+            /// for this connection (a [`DeferredStore`]($crate::DeferredStore) in the async
+            /// layer).
+            pub fn start_with_store<S: ::std::io::Read + ::std::io::Write>(
+                &self,
+                transport: S,
+                params: &$crate::ClientParams,
+                store: Option<::std::sync::Arc<dyn $crate::SessionStore>>,
+            ) -> Result<Handshake<S>, $crate::Error> {
+                let handshake = $crate::contract::ClientHandshake::start(
+                    &self.settings,
+                    store,
+                    $kind,
+                    params,
+                    $filters,
+                );
+                self.begin(transport, handshake)
             }
         }
 
-        impl $server {
+        impl Server {
             /// The settings this server was made from.
             pub fn settings(&self) -> &$crate::ServerSettings {
                 &self.settings
@@ -376,67 +368,80 @@ macro_rules! impl_backend {
                 &self,
                 transport: S,
                 params: &$crate::ServerParams,
-            ) -> Result<$stream<S>, $crate::Error> {
+            ) -> Result<Stream<S>, $crate::Error> {
                 self.start(transport, params)?.resume()?.blocking()
+            }
+
+            /// Sets up the server side of a handshake without running it: the handshake's
+            /// `resume` drives it as far as a transport that may report `WouldBlock` allows.
+            /// [`accept`](Self::accept) is this, resumed once.
+            pub fn start<S: ::std::io::Read + ::std::io::Write>(
+                &self,
+                transport: S,
+                params: &$crate::ServerParams,
+            ) -> Result<Handshake<S>, $crate::Error> {
+                let settings: &$crate::ServerSettings = &self.settings;
+                let start = $crate::contract::ServerContract::start(settings, params);
+                self.begin(transport, start)
             }
         }
 
         impl $crate::contract::Backend for $backend {
             const KIND: $crate::BackendKind = $kind;
-            type Client = $client;
-            type Server = $server;
+            type Client = Client;
+            type Server = Server;
 
-            fn client(settings: $crate::ClientSettings) -> Result<$client, $crate::Error> {
-                $client::new(settings)
+            fn client(settings: $crate::ClientSettings) -> Result<Client, $crate::Error> {
+                Client::new(settings)
             }
 
-            fn server(settings: $crate::ServerSettings) -> Result<$server, $crate::Error> {
-                $server::new(settings)
+            fn server(settings: $crate::ServerSettings) -> Result<Server, $crate::Error> {
+                Server::new(settings)
             }
         }
 
-        impl<S: ::std::io::Read + ::std::io::Write> $crate::contract::TlsConnection for $stream<S> {
+        impl<S: ::std::io::Read + ::std::io::Write> $crate::contract::TlsConnection for Stream<S> {
             type Transport = S;
 
             fn info(&self) -> &$crate::SessionInfo {
-                $stream::info(self)
+                Stream::info(self)
             }
 
             fn shutdown(&mut self) -> ::std::io::Result<()> {
-                $stream::shutdown(self)
+                Stream::shutdown(self)
             }
 
             fn get_ref(&self) -> &S {
-                $stream::get_ref(self)
+                Stream::get_ref(self)
             }
 
             fn get_mut(&mut self) -> &mut S {
-                $stream::get_mut(self)
+                Stream::get_mut(self)
             }
         }
 
         impl<S: ::std::io::Read + ::std::io::Write> $crate::contract::TlsHandshake
-            for $handshake<S>
+            for Handshake<S>
         {
             type Transport = S;
-            type Connection = $stream<S>;
+            type Connection = Stream<S>;
 
-            fn resume(self) -> Result<$crate::Handshaking<Self, $stream<S>>, $crate::Error> {
-                $handshake::resume(self)
+            fn resume(self) -> Result<$crate::Handshaking<Self, Stream<S>>, $crate::Error> {
+                Handshake::resume(self)
             }
 
             fn get_ref(&self) -> &S {
-                $handshake::get_ref(self)
+                Handshake::get_ref(self)
             }
 
             fn get_mut(&mut self) -> &mut S {
-                $handshake::get_mut(self)
+                Handshake::get_mut(self)
             }
         }
 
-        impl $crate::contract::TlsClient for $client {
+        impl $crate::contract::TlsClient for Client {
             const KIND: $crate::BackendKind = $kind;
-            type Handshake<S: ::std::io::Read + ::std::io::Write> = $handshake<S>;
+            type Handshake<S: ::std::io::Read + ::std::io::Write> = Handshake<S>;
 
             fn settings(&self) -> &$crate::ClientSettings {
                 &self.settings
@@ -447,8 +452,8 @@ macro_rules! impl_backend {
                 transport: S,
                 params: &$crate::ClientParams,
                 store: Option<::std::sync::Arc<dyn $crate::SessionStore>>,
-            ) -> Result<$handshake<S>, $crate::Error> {
-                $client::start_with_store(self, transport, params, store)
+            ) -> Result<Handshake<S>, $crate::Error> {
+                Client::start_with_store(self, transport, params, store)
             }
         }
     };

@@ -1,15 +1,19 @@
 //! The contract for backends: the resumption decisions every backend makes the same way around
-//! its library's handshake — which bits a connection starts with, which cached session a client
-//! offers, what a resumed session reports, what is stored.
+//! its library's handshake, and the types each backend implements.
 //!
-//! A backend crate (`tlsresume-openssl`, `tlsresume-gnutls`, `tlsresume-rustls`) does, for a
-//! client connection: [`ClientContract::offer`] before the handshake (and hands the offered
-//! entry's session to its library, dropping the offer if the library refuses it), then after the
-//! handshake [`ClientContract::reported_verification`] and [`ClientContract::reported_ocsp`] from
-//! what the library saw, fails the connection when [`ClientContract::ocsp_requirement_failed`],
-//! and stores each session the library hands over as [`ClientContract::entry_for`]. For a server
-//! connection, [`ServerContract::start`] gives the starting bits. Applications use the backends'
-//! `Client`/`Server` and never call these.
+//! - [`ClientHandshake`]: one client connection's lifecycle, every decision in the order a
+//!   handshake meets it (which session is offered and why not, which bits, what is reported
+//!   for verification and OCSP under each policy, when OCSP fails the connection, what is
+//!   stored and sealed under which key), fed by the backend with what its library observed.
+//! - [`ServerContract::start`]: a server connection's starting decision.
+//! - [`ClientContract`]: the cache key and the offer, for tools that explain a decision
+//!   (`tlsresume probe`) without making a connection.
+//! - [`Backend`], [`TlsClient`], [`TlsServer`], [`TlsHandshake`], [`TlsConnection`]: the
+//!   backend contract in types, implemented once per backend through
+//!   [`impl_backend!`](crate::impl_backend); the type-erased forms follow from them.
+//!
+//! Applications use the backends' `Client`/`Server` (or the run-time forms) and never call
+//! these.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -99,27 +103,6 @@ pub trait ClientContract {
 
     /// The OCSP status when no staple was seen.
     fn ocsp_without_staple(&self) -> OcspStatus;
-
-    /// The cache entry to store for a session (or a new ticket) received on a connection.
-    ///
-    /// On a resumed connection the verification and OCSP status of the original handshake are
-    /// kept, so a chain of resumptions never upgrades what the first handshake established.
-    ///
-    /// A zero lifetime hint means "unspecified" (RFC 5077; OpenSSL sends it on every TLS 1.2
-    /// ticket issued on a resumed handshake): the entry then keeps the lifetime of the session it
-    /// renews, or [`DEFAULT_LIFETIME_HINT`] for a new one.
-    #[allow(clippy::too_many_arguments)]
-    fn entry_for(
-        &self,
-        backend: BackendKind,
-        offer: &ClientOffer,
-        resumed: bool,
-        verification: Verification,
-        ocsp: OcspStatus,
-        protocol: ProtocolVersion,
-        lifetime_hint: Duration,
-        session: Vec<u8>,
-    ) -> CacheEntry;
 }
 
 /// The library-options input of the cache key: `"{backend};{min}-{max}"` with the versions'
@@ -258,42 +241,50 @@ impl ClientContract for ClientSettings {
             OcspMode::Request | OcspMode::Require => OcspStatus::NoResponse,
         }
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn entry_for(
-        &self,
-        backend: BackendKind,
-        offer: &ClientOffer,
-        resumed: bool,
-        verification: Verification,
-        ocsp: OcspStatus,
-        protocol: ProtocolVersion,
-        lifetime_hint: Duration,
-        session: Vec<u8>,
-    ) -> CacheEntry {
-        let lifetime_hint = match (&offer.entry, resumed) {
-            (_, _) if !lifetime_hint.is_zero() => lifetime_hint,
-            (Some(entry), true) if !entry.lifetime_hint.is_zero() => entry.lifetime_hint,
-            _ => DEFAULT_LIFETIME_HINT,
-        };
-        let (verification, verify_override, ocsp) = match (&offer.entry, resumed) {
-            (Some(entry), true) => (entry.verification, entry.verify_override, entry.ocsp),
-            _ => (
-                verification,
-                self.verify == VerifyMode::Try && verification != Verification::Verified,
-                ocsp,
-            ),
-        };
-        CacheEntry {
-            stored_at: self.clock.now(),
-            lifetime_hint,
-            verify_override,
+/// The cache entry to store for a session (or a new ticket) received on a connection.
+///
+/// On a resumed connection the verification and OCSP status of the original handshake are
+/// kept, so a chain of resumptions never upgrades what the first handshake established.
+///
+/// A zero lifetime hint means "unspecified" (RFC 5077; OpenSSL sends it on every TLS 1.2
+/// ticket issued on a resumed handshake): the entry then keeps the lifetime of the session it
+/// renews, or [`DEFAULT_LIFETIME_HINT`] for a new one.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn entry_for(
+    settings: &ClientSettings,
+    backend: BackendKind,
+    offer: &ClientOffer,
+    resumed: bool,
+    verification: Verification,
+    ocsp: OcspStatus,
+    protocol: ProtocolVersion,
+    lifetime_hint: Duration,
+    session: Vec<u8>,
+) -> CacheEntry {
+    let lifetime_hint = match (&offer.entry, resumed) {
+        (_, _) if !lifetime_hint.is_zero() => lifetime_hint,
+        (Some(entry), true) if !entry.lifetime_hint.is_zero() => entry.lifetime_hint,
+        _ => DEFAULT_LIFETIME_HINT,
+    };
+    let (verification, verify_override, ocsp) = match (&offer.entry, resumed) {
+        (Some(entry), true) => (entry.verification, entry.verify_override, entry.ocsp),
+        _ => (
             verification,
+            settings.verify == VerifyMode::Try && verification != Verification::Verified,
             ocsp,
-            backend,
-            protocol: protocol.wire(),
-            session,
-        }
+        ),
+    };
+    CacheEntry {
+        stored_at: settings.clock.now(),
+        lifetime_hint,
+        verify_override,
+        verification,
+        ocsp,
+        backend,
+        protocol: protocol.wire(),
+        session,
     }
 }
 
@@ -411,7 +402,8 @@ mod tests {
 
     fn entry(s: &ClientSettings, backend: BackendKind) -> CacheEntry {
         let offer = s.offer(backend, &params(), true);
-        s.entry_for(
+        entry_for(
+            s,
             backend,
             &offer,
             false,
@@ -468,7 +460,8 @@ mod tests {
         let (s, _, store) = settings(crate::ResumptionPolicy::exim_compatible());
         let fresh = s.offer(BackendKind::Openssl, &params(), true);
         let mk = |offer: &ClientOffer, resumed: bool, hint: u64| {
-            s.entry_for(
+            entry_for(
+                &s,
                 BackendKind::Openssl,
                 offer,
                 resumed,
@@ -516,7 +509,8 @@ mod tests {
         let (mut s, _, store) = settings(crate::ResumptionPolicy::hardened());
         s.verify = VerifyMode::Try;
         let first = s.offer(BackendKind::Openssl, &params(), true);
-        let e = s.entry_for(
+        let e = entry_for(
+            &s,
             BackendKind::Openssl,
             &first,
             false,

@@ -47,6 +47,15 @@ pub struct Pair {
 }
 
 impl Pair {
+    /// One version, the Exim-compatible policy.
+    pub fn exim(kind: &str, version: ProtocolVersion) -> Self {
+        Self::new(
+            kind,
+            Versions::only(version),
+            ResumptionPolicy::exim_compatible(),
+        )
+    }
+
     pub fn new(kind: &str, versions: Versions, policy: ResumptionPolicy) -> Self {
         let clock = ManualClock::new(UnixTime::now());
         let mut server = ServerSettings::new(identity(kind));

@@ -6,7 +6,7 @@
 //! remembered ([`EhloEntry`], parsed from real replies by [`EhloResponse::parse`]), where
 //! ([`EhloKey`], [`EhloStore`], [`MemoryEhloStore`]), its byte form
 //! ([`EhloEntry::encode`]/[`EhloEntry::decode`]), and every decision about it
-//! ([`EhloCache`]), each taken on an injected [`Clock`] so expiry is testable on a virtual one.
+//! ([`EhloCache`]), each taken on an injected [`Clock`](tlsresume_core::Clock) so expiry is testable on a virtual one.
 //!
 //! The rules are Exim's (`hosts_pipe_connect`, `retry_data_expire`):
 //!
@@ -19,7 +19,8 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use tlsresume_core::*;
+//! use tlsresume_core::{ManualClock, UnixTime};
+//! use tlsresume_smtp::ehlo::*;
 //!
 //! let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
 //! let cache = EhloCache::new(Arc::new(MemoryEhloStore::default()), Arc::new(clock.clone()));
@@ -40,9 +41,7 @@ use std::time::Duration;
 
 use ring::digest;
 
-use crate::cache::CodecError;
-use crate::clock::{SharedClock, UnixTime};
-use crate::store::StoreError;
+use tlsresume_core::{canonical_ip, CodecError, SharedClock, StoreError, UnixTime};
 
 /// Exim's default `retry_data_expire`: how long a cached EHLO response is trusted.
 pub const DEFAULT_RETRY_DATA_EXPIRE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -52,7 +51,7 @@ bitflags::bitflags! {
     /// cache (`ehlo_response()` in its smtp transport), plus 8BITMIME.
     ///
     /// ```
-    /// use tlsresume_core::EhloFeatures;
+    /// use tlsresume_smtp::ehlo::EhloFeatures;
     ///
     /// assert_eq!(EhloFeatures::from_keyword("x_pipe_connect"), Some(EhloFeatures::PIPECONNECT));
     /// assert_eq!(EhloFeatures::from_keyword("XCLIENT"), None);
@@ -175,7 +174,7 @@ pub enum EhloParseError {
 /// further line is a keyword and its parameters.
 ///
 /// ```
-/// use tlsresume_core::{EhloFeatures, EhloResponse};
+/// use tlsresume_smtp::ehlo::{EhloFeatures, EhloResponse};
 ///
 /// let r = EhloResponse::parse(&[
 ///     "250-mx.example.net Hello",
@@ -188,7 +187,7 @@ pub enum EhloParseError {
 /// assert!(r.features.permits_early());
 /// assert_eq!(r.auth, ["LOGIN", "PLAIN"]);
 /// assert_eq!(r.limits.rcpt_max, Some(100));
-/// # Ok::<(), tlsresume_core::EhloParseError>(())
+/// # Ok::<(), tlsresume_smtp::ehlo::EhloParseError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EhloResponse {
@@ -330,7 +329,7 @@ impl EhloView {
 /// into Exim's key, and nothing else into this one.
 ///
 /// ```
-/// use tlsresume_core::EhloKey;
+/// use tlsresume_smtp::ehlo::EhloKey;
 ///
 /// assert_eq!(EhloKey::new("192.0.2.1:25".parse().unwrap()).to_string(), "192.0.2.1:25.EHLO");
 /// assert_eq!(EhloKey::new("[2001:db8::1]:587".parse().unwrap()).to_string(), "[2001:db8::1]:587.EHLO");
@@ -341,10 +340,7 @@ pub struct EhloKey(SocketAddr);
 impl EhloKey {
     /// The key for the server at `peer`.
     pub fn new(peer: SocketAddr) -> Self {
-        Self(SocketAddr::new(
-            crate::hostlist::canonical(peer.ip()),
-            peer.port(),
-        ))
+        Self(SocketAddr::new(canonical_ip(peer.ip()), peer.port()))
     }
 
     /// The server's address and port.
@@ -810,8 +806,8 @@ fn is_sasl_mechanism(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::{Clock, ManualClock};
     use proptest::prelude::*;
+    use tlsresume_core::{Clock, ManualClock};
 
     const T0: UnixTime = UnixTime::from_secs(1_700_000_000);
 
