@@ -1906,3 +1906,45 @@ fn tls_on_connect_probe_sends_the_message_over_tls_and_pipelines_it() {
     assert!(srv.line().contains(" L. messages=1"));
     assert!(srv.line().contains("messages=1"));
 }
+
+/// A required staple the server does not send fails the probe with the same error kind on
+/// every client backend, in the JSON a script reads; a connection that resumed nothing says
+/// why in `no_offer`.
+#[test]
+fn probe_json_gives_the_error_kind_of_a_missing_required_staple_on_every_backend() {
+    for backend in ["openssl", "gnutls", "rustls"] {
+        let srv = Server::start(&["--backend", "rustls", "--max-connections", "2"]);
+        let ok = run(&[
+            "probe",
+            &srv.addr,
+            "--backend",
+            backend,
+            "--count",
+            "1",
+            "--json",
+        ]);
+        assert_eq!(ok.code, Some(0), "{backend}: {ok:?}");
+        let first: serde_json::Value =
+            serde_json::from_str(ok.stdout.lines().next().expect("a line")).expect("JSON");
+        assert_eq!(first["no_offer"], "missing", "{backend}: {first}");
+        let r = run(&[
+            "probe",
+            &srv.addr,
+            "--backend",
+            backend,
+            "--count",
+            "1",
+            "--json",
+            "--ocsp",
+            "require",
+        ]);
+        assert_ne!(r.code, Some(0), "{backend}: {r:?}");
+        let o: serde_json::Value =
+            serde_json::from_str(r.stdout.lines().next().expect("a line")).expect("JSON");
+        assert_eq!(o["error_kind"], "ocsp", "{backend}: {o}");
+        assert!(
+            o["error"].as_str().is_some_and(|e| e.contains("OCSP")),
+            "{backend}: {o}"
+        );
+    }
+}

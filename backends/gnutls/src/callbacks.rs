@@ -85,14 +85,27 @@ pub(crate) unsafe extern "C" fn raw_push<S: Write>(
     let state = unsafe { &mut *ptr.cast::<TransportState<S>>() };
     // SAFETY: GnuTLS hands a buffer readable for `len` bytes for the duration of the call.
     let buf = unsafe { slice_from_raw(data.cast::<u8>(), len) };
-    // AssertUnwindSafe: a panic leaves the transport in whatever state the writer left it;
-    // the session is failed with -1 and the panic re-raised, so nothing observes it.
-    match catch_unwind(AssertUnwindSafe(|| state.transport.write(buf))) {
+    transfer(state, "write", |transport| transport.write(buf))
+}
+
+/// One transport call of a push or pull function, inside `catch_unwind`: the bytes moved, or
+/// -1 with the error (or the panic) kept for when GnuTLS returns.
+fn transfer<S>(
+    state: &mut TransportState<S>,
+    what: &str,
+    call: impl FnOnce(&mut S) -> io::Result<usize>,
+) -> isize {
+    // AssertUnwindSafe: a panic leaves the transport in whatever state the call left it; the
+    // session is failed with -1 and the panic re-raised, so nothing observes it.
+    match catch_unwind(AssertUnwindSafe(|| call(&mut state.transport))) {
         Ok(Ok(n)) => isize::try_from(n).unwrap_or(isize::MAX),
         Ok(Err(err)) => fail(state, err),
         Err(panic) => {
             state.panic = Some(panic);
-            fail(state, io::Error::other("panic in transport write"))
+            fail(
+                state,
+                io::Error::other(format!("panic in transport {what}")),
+            )
         }
     }
 }
@@ -110,15 +123,7 @@ pub(crate) unsafe extern "C" fn raw_pull<S: Read>(
     let state = unsafe { &mut *ptr.cast::<TransportState<S>>() };
     // SAFETY: GnuTLS hands a buffer writable for `len` bytes for the duration of the call.
     let buf = unsafe { slice_from_raw_mut(data.cast::<u8>(), len) };
-    // AssertUnwindSafe: as in `raw_push`.
-    match catch_unwind(AssertUnwindSafe(|| state.transport.read(buf))) {
-        Ok(Ok(n)) => isize::try_from(n).unwrap_or(isize::MAX),
-        Ok(Err(err)) => fail(state, err),
-        Err(panic) => {
-            state.panic = Some(panic);
-            fail(state, io::Error::other("panic in transport read"))
-        }
-    }
+    transfer(state, "read", |transport| transport.read(buf))
 }
 
 /// `gnutls_handshake_hook_func` on NEW_SESSION_TICKET: records that a ticket was sent or

@@ -556,6 +556,22 @@ impl<S: fmt::Debug> fmt::Debug for Connection<S> {
     }
 }
 
+impl<S: io::Read + io::Write> io::Read for Connection<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Connection::read(self, buf)
+    }
+}
+
+impl<S: io::Read + io::Write> io::Write for Connection<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Connection::write(self, buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Connection::flush(self)
+    }
+}
+
 impl<S> Drop for Connection<S> {
     fn drop(&mut self) {
         // SAFETY: the session is dropped exactly once, here, before the states its callbacks

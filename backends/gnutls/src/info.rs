@@ -57,27 +57,15 @@ impl<S: Read + Write> Stream<S> {
         self.conn.bye()
     }
 
-    fn tickets_arrived(&mut self) {
+    /// The library's connection, which the `Read`/`Write` impls go through.
+    pub(crate) fn io(&mut self) -> &mut Connection<S> {
+        &mut self.conn
+    }
+
+    /// Stores the session again when a read brought a TLS 1.3 ticket.
+    pub(crate) fn after_read(&mut self) {
         if let Some(saver) = &mut self.saver {
             saver.after_read(&self.conn, &mut self.info);
         }
-    }
-}
-
-impl<S: Read + Write> Read for Stream<S> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let result = self.conn.read(buf);
-        self.tickets_arrived();
-        result
-    }
-}
-
-impl<S: Read + Write> Write for Stream<S> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.conn.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.conn.flush()
     }
 }

@@ -103,8 +103,13 @@ impl<S: Read + Write> Stream<S> {
         self.inner.shutdown().map(|_| ()).map_err(error::to_io)
     }
 
+    /// The library's stream, which the `Read`/`Write` impls go through.
+    pub(crate) fn io(&mut self) -> &mut SslStream<S> {
+        &mut self.inner
+    }
+
     /// Picks up what changed since the handshake (a ticket stored on a read).
-    fn refresh(&mut self) {
+    pub(crate) fn after_read(&mut self) {
         let (bits, lifetime) = match &self.conn {
             Conn::Server(conn) => (conn.state().bits, self.info.ticket_lifetime),
             Conn::Client(conn) => {
@@ -115,24 +120,6 @@ impl<S: Read + Write> Stream<S> {
         if bits != self.info.resumption || lifetime != self.info.ticket_lifetime {
             self.info = session_info(self.inner.ssl(), &self.conn);
         }
-    }
-}
-
-impl<S: Read + Write> Read for Stream<S> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let result = self.inner.read(buf);
-        self.refresh();
-        result
-    }
-}
-
-impl<S: Read + Write> Write for Stream<S> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 

@@ -130,10 +130,7 @@ fn rejection_after_lifetime(v: ProtocolVersion) {
         .settings()
         .offer(tlsresume_openssl::BACKEND, &pair.params(), true);
     assert_eq!(offer.no_offer, Some(NoOffer::Expired));
-    pair.put(CacheEntry {
-        stored_at: pair.clock.now(),
-        ..original
-    });
+    pair.restore_now(&original);
     let late = pair.connect();
     assert!(!late.server.resumed && !late.client.resumed);
     assert_eq!(bits(&late.server), 0x0F, "offered, refused, new ticket");
@@ -166,19 +163,13 @@ fn rolling_after_one_session(
 fn ticket_age_on_virtual_clock(v: ProtocolVersion) {
     let (pair, original) = rolling_after_one_session(v, 3600, 3);
     pair.advance_mins(119);
-    pair.put(CacheEntry {
-        stored_at: pair.clock.now(),
-        ..original.clone()
-    });
+    pair.restore_now(&original);
     assert!(
         pair.connect().client.resumed,
         "1 h 59 min: still within the lifetime"
     );
     pair.advance_mins(2);
-    pair.put(CacheEntry {
-        stored_at: pair.clock.now(),
-        ..original
-    });
+    pair.restore_now(&original);
     let late = pair.connect();
     assert!(!late.client.resumed, "2 h 1 min: too old");
     assert_eq!(bits(&late.server), 0x0F);
@@ -199,10 +190,7 @@ fn previous_key_overlap(v: ProtocolVersion) {
     assert_eq!(names.len(), 2);
     assert_eq!(names[1], k1);
     pair.advance_mins(20);
-    pair.put(CacheEntry {
-        stored_at: pair.clock.now(),
-        ..original
-    });
+    pair.restore_now(&original);
     let two = pair.connect();
     assert!(!two.server.resumed, "not after two rotations");
     assert!(!pair
@@ -426,35 +414,44 @@ fn name_mismatch_is_a_verification_failure() {
     assert_eq!(pair.connect().client.verification, Verification::Verified);
 }
 
-#[test]
-fn clients_not_allowed_get_no_tickets() {
-    for v in [T12, T13] {
-        let mut setup = Setup::new(v);
-        setup.server_policy =
-            ResumptionPolicy::exim_compatible().with_server_hosts(HostList::none());
-        let pair = setup.build();
-        let out = pair.connect();
-        assert_eq!(bits(&out.server), 0x01, "{v}");
-        // The client asked, nothing came.
-        assert_eq!(bits(&out.client), 0x03, "{v}");
-        assert!(pair.entry().is_none());
-    }
+/// A pair set up by `change`, after one connection.
+fn one_connection(v: ProtocolVersion, change: impl FnOnce(&mut Setup)) -> (Pair, Outcome) {
+    let mut setup = Setup::new(v);
+    change(&mut setup);
+    let pair = setup.build();
+    let out = pair.connect();
+    (pair, out)
 }
 
+/// A policy that refuses resumption, on either side: nothing is stored. The bits expected are
+/// written here, per side that refuses: client bits, server bits in TLS 1.2 and in TLS 1.3.
+/// The server refusing: the client asked, nothing came. The client refusing: TLS 1.2 sends no
+/// ticket extension (SSL_OP_NO_TICKET); in TLS 1.3 a client cannot refuse tickets, and the
+/// server sends one anyway (it is not stored).
 #[test]
-fn client_not_resuming_requests_nothing() {
-    for v in [T12, T13] {
-        let mut setup = Setup::new(v);
-        setup.client_policy =
-            ResumptionPolicy::exim_compatible().with_client_hosts(HostList::none());
-        let pair = setup.build();
-        let out = pair.connect();
-        assert_eq!(bits(&out.client), 0x01, "{v}");
-        assert!(pair.entry().is_none());
-        // TLS 1.2: SSL_OP_NO_TICKET, no ticket extension, no ticket. TLS 1.3: a client cannot
-        // refuse tickets; the server sends one anyway (it is not stored).
-        let expect = if v == T12 { 0x09 } else { 0x0B };
-        assert_eq!(bits(&out.server), expect, "{v}");
+fn policies_that_refuse_resumption_store_nothing() {
+    for (server_refuses, client, server12, server13) in
+        [(true, 0x03, 0x01, 0x01), (false, 0x01, 0x09, 0x0B)]
+    {
+        for v in [T12, T13] {
+            let (pair, out) = one_connection(v, |setup| {
+                let policy = ResumptionPolicy::exim_compatible();
+                if server_refuses {
+                    setup.server_policy = policy.with_server_hosts(HostList::none());
+                } else {
+                    setup.client_policy = policy.with_client_hosts(HostList::none());
+                }
+            });
+            let what = if server_refuses {
+                "server refuses"
+            } else {
+                "client refuses"
+            };
+            assert_eq!(bits(&out.client), client, "{what}, {v}");
+            let server = if v == T12 { server12 } else { server13 };
+            assert_eq!(bits(&out.server), server, "{what}, {v}");
+            assert!(pair.entry().is_none(), "{what}, {v}");
+        }
     }
 }
 
@@ -510,19 +507,17 @@ fn version_range_negotiates_tls13() {
 /// A `tls12_` and a `tls13_` test for each scenario function that takes the version.
 macro_rules! both_versions {
     ($($scenario:ident),* $(,)?) => {
-        $(
-            mod $scenario {
+        $(both_versions!(@each $scenario: tls12 T12, tls13 T13);)*
+    };
+    (@each $scenario:ident: $($test:ident $version:ident),*) => {
+        mod $scenario {
+            $(
                 #[test]
-                fn tls12() {
-                    super::$scenario(super::T12);
+                fn $test() {
+                    super::$scenario(super::$version);
                 }
-
-                #[test]
-                fn tls13() {
-                    super::$scenario(super::T13);
-                }
-            }
-        )*
+            )*
+        }
     };
 }
 

@@ -109,6 +109,11 @@ enum Inner<S: Read + Write> {
     },
 }
 
+/// A stream of either side, reading and writing.
+pub(crate) trait ReadWrite: Read + Write {}
+
+impl<T: Read + Write + ?Sized> ReadWrite for T {}
+
 /// An established TLS connection over rustls, on the transport `S` it was made on.
 ///
 /// On a client, TLS 1.3 tickets arrive with the first read after the handshake; [`Stream::info`]
@@ -179,8 +184,16 @@ impl<S: Read + Write> Stream<S> {
         }
     }
 
+    /// The rustls stream of either side, which the `Read`/`Write` impls go through.
+    pub(crate) fn io(&mut self) -> &mut dyn ReadWrite {
+        match &mut self.inner {
+            Inner::Client { stream, .. } => &mut **stream,
+            Inner::Server { stream, .. } => &mut **stream,
+        }
+    }
+
     /// Picks up a session stored on a read (a TLS 1.3 ticket).
-    fn refresh(&mut self) {
+    pub(crate) fn after_read(&mut self) {
         let changed = match &self.inner {
             Inner::Client { handshake, .. } => {
                 let hs = lock(handshake);
@@ -240,33 +253,6 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
                 .contains(Resumption::CLIENT_REQUESTED)
                 .then_some(state.lifetime);
             info
-        }
-    }
-}
-
-impl<S: Read + Write> Read for Stream<S> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let result = match &mut self.inner {
-            Inner::Client { stream, .. } => stream.read(buf),
-            Inner::Server { stream, .. } => stream.read(buf),
-        };
-        self.refresh();
-        result
-    }
-}
-
-impl<S: Read + Write> Write for Stream<S> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.inner {
-            Inner::Client { stream, .. } => stream.write(buf),
-            Inner::Server { stream, .. } => stream.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match &mut self.inner {
-            Inner::Client { stream, .. } => stream.flush(),
-            Inner::Server { stream, .. } => stream.flush(),
         }
     }
 }

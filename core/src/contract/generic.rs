@@ -259,7 +259,8 @@ where
 /// hand what differs: `Client::new`, `Client::begin` (the library's setup of a handshake whose
 /// decisions a [`ClientHandshake`](crate::contract::ClientHandshake) makes), `Server::new`,
 /// `Server::begin` (from the [`ServerStart`](crate::ServerStart) decision), and its `Handshake`
-/// and `Stream` (`resume`, `info`, `shutdown`, `get_ref`, `get_mut`). This gives them, on every
+/// and `Stream` (`resume`, `info`, `shutdown`, `get_ref`, `get_mut`; `io`, the library's stream
+/// the `Read`/`Write` impls go through, and `after_read`, what a read brings: a TLS 1.3 ticket). This gives them, on every
 /// backend alike: `Client::{settings, connect, start, start_with_store}`,
 /// `Server::{settings, accept, start}`, and the [`Backend`], [`TlsClient`], [`TlsHandshake`]
 /// and [`TlsConnection`] impls (delegating to the inherent methods). `filters_expiry` says
@@ -397,6 +398,24 @@ macro_rules! impl_backend {
 
             fn server(settings: $crate::ServerSettings) -> Result<Server, $crate::Error> {
                 Server::new(settings)
+            }
+        }
+
+        impl<S: ::std::io::Read + ::std::io::Write> ::std::io::Read for Stream<S> {
+            fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
+                let result = ::std::io::Read::read(Stream::io(self), buf);
+                Stream::after_read(self);
+                result
+            }
+        }
+
+        impl<S: ::std::io::Read + ::std::io::Write> ::std::io::Write for Stream<S> {
+            fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
+                ::std::io::Write::write(Stream::io(self), buf)
+            }
+
+            fn flush(&mut self) -> ::std::io::Result<()> {
+                ::std::io::Write::flush(Stream::io(self))
             }
         }
 

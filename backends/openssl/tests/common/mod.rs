@@ -136,6 +136,14 @@ impl Pair {
         self.store.put(&self.key(), entry).expect("put");
     }
 
+    /// Puts `entry` back as if stored now (its session bytes as they were).
+    pub fn restore_now(&self, entry: &CacheEntry) {
+        self.put(CacheEntry {
+            stored_at: self.clock.now(),
+            ..entry.clone()
+        });
+    }
+
     /// The library's session bytes (DER) inside a stored entry's sealed bytes.
     pub fn open(&self, sealed: &[u8]) -> Vec<u8> {
         self.store
