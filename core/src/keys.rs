@@ -125,13 +125,40 @@ impl fmt::Debug for MasterSecret {
 /// processes (the on-disk cache, Redis) has one key that all of them use (the disk store keeps
 /// it beside its file, with the file's permissions). An entry that does not open under the
 /// reader's key is skipped, never removed: it is another writer's.
-#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
-pub struct SessionKey([u8; 32]);
+///
+/// Cloning is cheap (the key is shared): every connection takes the store's key.
+#[derive(Clone)]
+pub struct SessionKey(std::sync::Arc<SessionKeyInner>);
+
+/// The secret bytes, cleared on drop, and the HMAC key made from them once (ring's HMAC key
+/// holds the hashed pads, which ring cannot clear; made once per key rather than per stored
+/// session, it costs two block hashes per key instead of two per seal or open).
+struct SessionKeyInner {
+    bytes: zeroize::Zeroizing<[u8; 32]>,
+    hmac: std::sync::OnceLock<ring::hmac::Key>,
+}
+
+impl PartialEq for SessionKey {
+    fn eq(&self, other: &Self) -> bool {
+        // Compared without an early exit.
+        self.0
+            .bytes
+            .iter()
+            .zip(other.0.bytes.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+impl Eq for SessionKey {}
 
 impl SessionKey {
     /// A key from 32 secret bytes (the input is cleared).
     pub fn from_bytes(mut bytes: [u8; 32]) -> Self {
-        let key = Self(bytes);
+        let key = Self(std::sync::Arc::new(SessionKeyInner {
+            bytes: zeroize::Zeroizing::new(bytes),
+            hmac: std::sync::OnceLock::new(),
+        }));
         bytes.zeroize();
         key
     }
@@ -163,7 +190,7 @@ impl SessionKey {
 
     /// The secret bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
+        &self.0.bytes
     }
 
     /// `data` (a library's serialised session) sealed for the store: `TRS1`, then
@@ -198,8 +225,11 @@ impl SessionKey {
     }
 
     fn session_tag(&self, backend: &str, data: &[u8]) -> ring::hmac::Tag {
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0);
-        let mut ctx = ring::hmac::Context::with_key(&key);
+        let key = self
+            .0
+            .hmac
+            .get_or_init(|| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0.bytes[..]));
+        let mut ctx = ring::hmac::Context::with_key(key);
         // The name's length first, so no (name, data) pair reads as another.
         ctx.update(&[u8::try_from(backend.len()).unwrap_or(u8::MAX)]);
         ctx.update(backend.as_bytes());

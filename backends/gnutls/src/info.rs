@@ -57,6 +57,13 @@ impl<S: Read + Write> Stream<S> {
         self.conn.bye()
     }
 
+    /// The GnuTLS session underneath (read-only), for what this crate does not cover: the
+    /// escape hatch, as `Stream::ssl` is on OpenSSL and `Stream::rustls` on rustls. Changing
+    /// the session's state behind the stream's back is not supported.
+    pub fn gnutls(&self) -> &crate::raw::SessionRef {
+        self.conn.session()
+    }
+
     /// The library's connection, which the `Read`/`Write` impls go through.
     pub(crate) fn io(&mut self) -> &mut Connection<S> {
         &mut self.conn

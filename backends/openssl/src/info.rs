@@ -93,7 +93,8 @@ impl<S: Read + Write> Stream<S> {
         self.inner.get_mut()
     }
 
-    /// The underlying OpenSSL connection (read-only).
+    /// The underlying OpenSSL connection (read-only), for what this crate does not cover: the
+    /// escape hatch, as `Stream::gnutls` is on GnuTLS and `Stream::rustls` on rustls.
     pub fn ssl(&self) -> &SslRef {
         self.inner.ssl()
     }

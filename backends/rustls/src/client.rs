@@ -46,7 +46,10 @@ pub struct Client {
 struct InProcess {
     next: u64,
     slots: HashMap<u64, Slot>,
-    by_key: HashMap<CacheKey, u64>,
+    /// Each cache key's session: its handle, and the sealed bytes this client stored for it
+    /// (while the store holds exactly those bytes, the handle is taken without opening them
+    /// again, as the OpenSSL client keeps its sessions decoded).
+    by_key: HashMap<CacheKey, (u64, Vec<u8>)>,
     kx_hints: HashMap<String, NamedGroup>,
 }
 
@@ -75,11 +78,20 @@ impl InProcess {
 
     /// Holds `slot` under `handle` (from [`reserve`](Self::reserve)) as `key`'s session,
     /// dropping the one it replaces.
-    fn insert(&mut self, key: CacheKey, handle: u64, slot: Slot) {
-        if let Some(old) = self.by_key.insert(key, handle) {
+    fn insert(&mut self, key: CacheKey, handle: u64, slot: Slot, sealed: Vec<u8>) {
+        if let Some((old, _)) = self.by_key.insert(key, (handle, sealed)) {
             self.slots.remove(&old);
         }
         self.slots.insert(handle, slot);
+    }
+
+    /// The handle this client stored under `key`, when the store holds exactly the bytes it
+    /// wrote (`stored`).
+    fn stored_by_us(&self, key: &CacheKey, stored: &[u8]) -> Option<u64> {
+        self.by_key
+            .get(key)
+            .filter(|(_, sealed)| sealed.as_slice() == stored)
+            .map(|(handle, _)| *handle)
     }
 
     /// Takes the session under `handle` for one handshake: a TLS 1.3 ticket leaves the table
@@ -179,12 +191,19 @@ impl Client {
         mut handshake: ClientHandshake,
     ) -> Result<Handshake<S>, Error> {
         let server_name = handshake.server_name().to_owned();
-        let taken = match handshake.session_to_offer().map(decode_handle) {
-            None => None,
-            Some(Some((client, handle))) if client == self.id => self.sessions().take(handle),
-            // Sealed under the store's key but not a handle of this client's: another client's
-            // or another process's.
-            Some(_) => None,
+        let key = handshake.offer().key;
+        let ours = handshake
+            .stored_session()
+            .and_then(|stored| self.sessions().stored_by_us(&key, stored));
+        let taken = match ours {
+            Some(handle) => self.sessions().take(handle),
+            None => match handshake.session_to_offer().map(decode_handle) {
+                None => None,
+                Some(Some((client, handle))) if client == self.id => self.sessions().take(handle),
+                // Sealed under the store's key but not a handle of this client's: another
+                // client's or another process's.
+                Some(_) => None,
+            },
         };
         if handshake.offer().entry.is_some() && taken.is_none() {
             // The entry names a session this client does not hold (another process's, or a
@@ -252,8 +271,8 @@ impl Bridge {
             lifetime_hint,
             data: &encode_handle(self.client, handle),
         });
-        if stored.is_some() {
-            self.sessions().insert(key, handle, slot);
+        if let Some(sealed) = stored {
+            self.sessions().insert(key, handle, slot, sealed);
         }
     }
 }

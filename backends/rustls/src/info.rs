@@ -184,6 +184,16 @@ impl<S: Read + Write> Stream<S> {
         }
     }
 
+    /// The rustls connection underneath (read-only, either side's common state), for what this
+    /// crate does not cover: the escape hatch, as `Stream::ssl` is on OpenSSL and
+    /// `Stream::gnutls` on GnuTLS.
+    pub fn rustls(&self) -> &rustls::CommonState {
+        match &self.inner {
+            Inner::Client { stream, .. } => &stream.conn,
+            Inner::Server { stream, .. } => &stream.conn,
+        }
+    }
+
     /// The rustls stream of either side, which the `Read`/`Write` impls go through.
     pub(crate) fn io(&mut self) -> &mut dyn ReadWrite {
         match &mut self.inner {

@@ -128,18 +128,24 @@ impl ClientHandshake {
     /// the store's key. One that does not open (another process's key, another store's, or
     /// damaged) is withdrawn ([`NoOffer::OtherKey`]) and left in the store.
     pub fn session_to_offer(&mut self) -> Option<&[u8]> {
-        let opens = self.offer.entry.as_ref().map(|entry| {
-            self.session_key
-                .open_session(self.backend.name(), &entry.session)
-                .is_some()
-        })?;
-        if !opens {
-            self.withdraw(NoOffer::OtherKey);
-            return None;
-        }
         let entry = self.offer.entry.as_ref()?;
-        self.session_key
+        // Where the library's bytes start, when the entry opens (checked once: the tag covers
+        // every byte of a session that may be kilobytes long).
+        let start = self
+            .session_key
             .open_session(self.backend.name(), &entry.session)
+            .map(|data| entry.session.len() - data.len());
+        match start {
+            Some(start) => self
+                .offer
+                .entry
+                .as_ref()
+                .and_then(|entry| entry.session.get(start..)),
+            None => {
+                self.withdraw(NoOffer::OtherKey);
+                None
+            }
+        }
     }
 
     /// The offered session cannot be used (the library refused it, this process does not hold
