@@ -35,6 +35,17 @@
 //! }
 //! ```
 //!
+//! # By type, or chosen at run time
+//!
+//! `TlsConnector::from(client)` over a backend's `Client` (and `TlsAcceptor::from(server)`) is
+//! generic: the connection is a [`TlsStream<IO, S>`](TlsStream) whose `S` is that backend's
+//! `Stream<SyncIo<IO>>` ([`TlsStream::connection`] gives it, with its escape hatch to the
+//! library), driven through the backend's `Handshake` with no box and no look-up by type.
+//! `TlsConnector::new(backends::client(kind, …)?)` erases the backend, for a library chosen at
+//! run time ([`DynClient`], [`Erased`]); the connection's type is then `TlsStream<IO>`. Both
+//! give named futures ([`Connect`], [`Accept`]), `get_ref` / `get_mut` (the I/O object), and
+//! `into_inner` (the I/O object back, the TLS connection dropped).
+//!
 //! # How each library is driven
 //!
 //! Every backend's handshake is resumable (`Client::start` / `Server::start` →
@@ -89,6 +100,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io::{self, Read, Write};
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -96,16 +108,18 @@ use std::task::{Context, Poll, Waker};
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use ::tokio::task::JoinHandle;
 
-use tlsresume_core::contract::ClientContract;
+use tlsresume_core::contract::{ClientContract, TlsClient, TlsConnection, TlsHandshake, TlsServer};
 use tlsresume_core::{
-    ClientContext, ClientParams, DeferredStore, Error, Handshaking, MidHandshake, ServerContext,
-    ServerParams, SessionInfo, SessionStore, TlsStream as DynTlsStream,
+    BackendKind, ClientContext, ClientParams, ClientSettings, DeferredStore, Error, Handshaking,
+    MidHandshake, ServerContext, ServerParams, SessionInfo, SessionStore,
+    TlsStream as DynTlsStream,
 };
 
 /// The synchronous transport the backends run over: the tokio I/O object, polled with the
 /// waker of the task that drives the connection; "not ready" is `WouldBlock`.
 pub struct SyncIo<IO> {
-    io: IO,
+    /// Taken only by [`TlsStream::into_inner`], which consumes the stream.
+    io: Option<IO>,
     waker: Option<Waker>,
 }
 
@@ -117,7 +131,25 @@ impl<IO> fmt::Debug for SyncIo<IO> {
 
 impl<IO> SyncIo<IO> {
     fn new(io: IO) -> Self {
-        Self { io, waker: None }
+        Self {
+            io: Some(io),
+            waker: None,
+        }
+    }
+
+    /// The I/O object (there until `into_inner` consumes the stream around it).
+    fn io(&self) -> &IO {
+        match &self.io {
+            Some(io) => io,
+            None => unreachable!("only TlsStream::into_inner takes the I/O object, consuming it"),
+        }
+    }
+
+    fn io_mut(&mut self) -> &mut IO {
+        match &mut self.io {
+            Some(io) => io,
+            None => unreachable!("only TlsStream::into_inner takes the I/O object, consuming it"),
+        }
     }
 
     fn set_waker(&mut self, cx: &Context<'_>) {
@@ -134,11 +166,11 @@ impl<IO> SyncIo<IO> {
     where
         IO: Unpin,
     {
-        let Some(waker) = &self.waker else {
+        let (Some(waker), Some(io)) = (&self.waker, &mut self.io) else {
             return Err(io::ErrorKind::WouldBlock.into());
         };
         let mut cx = Context::from_waker(waker);
-        match f(Pin::new(&mut self.io), &mut cx) {
+        match f(Pin::new(io), &mut cx) {
             Poll::Ready(result) => result,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
@@ -168,26 +200,179 @@ pub trait AsyncIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncIo for T {}
 
-/// The adapter under a connection. Every transport handed to a backend here is a `SyncIo<IO>`
-/// (the type is fixed by `TlsStream<IO>`), so its absence is a bug, not an input.
+/// A connection the async layer reads and writes over a [`SyncIo`]: a backend's `Stream` by
+/// type, or one chosen at run time ([`Erased`]).
+pub trait AsyncConnection<IO>: Read + Write {
+    /// What the handshake (and any tickets since) produced.
+    fn info(&self) -> SessionInfo;
+
+    /// Sends close_notify.
+    fn shutdown(&mut self) -> io::Result<()>;
+
+    /// The adapter over the I/O object.
+    fn adapter(&self) -> &SyncIo<IO>;
+
+    /// The adapter, mutable.
+    fn adapter_mut(&mut self) -> &mut SyncIo<IO>;
+}
+
+impl<T, IO> AsyncConnection<IO> for T
+where
+    T: TlsConnection<Transport = SyncIo<IO>>,
+{
+    fn info(&self) -> SessionInfo {
+        TlsConnection::info(self).clone()
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        TlsConnection::shutdown(self)
+    }
+
+    fn adapter(&self) -> &SyncIo<IO> {
+        TlsConnection::get_ref(self)
+    }
+
+    fn adapter_mut(&mut self) -> &mut SyncIo<IO> {
+        TlsConnection::get_mut(self)
+    }
+}
+
+/// A handshake the async layer drives over a [`SyncIo`]: a backend's `Handshake` by type, or
+/// one chosen at run time ([`ErasedHandshake`]).
+pub trait AsyncHandshake<IO>: Sized {
+    /// The connection a finished handshake gives.
+    type Stream: AsyncConnection<IO>;
+
+    /// Drives the handshake as far as the I/O object allows.
+    fn resume(self) -> Result<Handshaking<Self, Self::Stream>, Error>;
+
+    /// The adapter over the I/O object.
+    fn adapter(&mut self) -> &mut SyncIo<IO>;
+}
+
+impl<H, IO> AsyncHandshake<IO> for H
+where
+    H: TlsHandshake<Transport = SyncIo<IO>>,
+{
+    type Stream = H::Connection;
+
+    fn resume(self) -> Result<Handshaking<Self, Self::Stream>, Error> {
+        TlsHandshake::resume(self)
+    }
+
+    fn adapter(&mut self) -> &mut SyncIo<IO> {
+        TlsHandshake::get_mut(self)
+    }
+}
+
+/// The adapter under a connection chosen at run time. Every transport handed to a run-time
+/// backend here is a `SyncIo<IO>` (the type is fixed by the [`Erased`] / [`ErasedHandshake`]
+/// around it), so its absence is a bug, not an input: the one place the async layer looks a
+/// transport up by type is this, and only for a backend chosen at run time.
 fn expect_sync<T>(found: Option<T>) -> T {
     found.expect("the transport of an async connection is its SyncIo")
 }
 
-/// Runs the handshake to its end, resuming it whenever the transport is ready.
-async fn drive<IO: AsyncIo>(mid: Box<dyn MidHandshake>) -> Result<Box<dyn DynTlsStream>, Error> {
-    let mut mid = Some(mid);
+/// A handshake of a backend chosen at run time, over a `SyncIo<IO>`.
+pub struct ErasedHandshake<IO> {
+    mid: Box<dyn MidHandshake>,
+    _io: PhantomData<fn() -> IO>,
+}
+
+impl<IO> fmt::Debug for ErasedHandshake<IO> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErasedHandshake")
+            .field("mid", &self.mid)
+            .finish()
+    }
+}
+
+impl<IO: AsyncIo> AsyncHandshake<IO> for ErasedHandshake<IO> {
+    type Stream = Erased<IO>;
+
+    fn resume(self) -> Result<Handshaking<Self, Self::Stream>, Error> {
+        Ok(match self.mid.resume()? {
+            Handshaking::Done(stream) => Handshaking::Done(Erased {
+                stream,
+                _io: PhantomData,
+            }),
+            Handshaking::WouldBlock(mid) => Handshaking::WouldBlock(Self {
+                mid,
+                _io: PhantomData,
+            }),
+        })
+    }
+
+    fn adapter(&mut self) -> &mut SyncIo<IO> {
+        expect_sync(self.mid.transport_mut::<SyncIo<IO>>())
+    }
+}
+
+/// A connection of a backend chosen at run time, over a `SyncIo<IO>`.
+pub struct Erased<IO> {
+    stream: Box<dyn DynTlsStream>,
+    _io: PhantomData<fn() -> IO>,
+}
+
+impl<IO> fmt::Debug for Erased<IO> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Erased")
+            .field("stream", &self.stream)
+            .finish()
+    }
+}
+
+impl<IO> Read for Erased<IO> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf)
+    }
+}
+
+impl<IO> Write for Erased<IO> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+impl<IO: AsyncIo> AsyncConnection<IO> for Erased<IO> {
+    fn info(&self) -> SessionInfo {
+        self.stream.info()
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        self.stream.shutdown()
+    }
+
+    fn adapter(&self) -> &SyncIo<IO> {
+        expect_sync(self.stream.transport::<SyncIo<IO>>())
+    }
+
+    fn adapter_mut(&mut self) -> &mut SyncIo<IO> {
+        expect_sync(self.stream.transport_mut::<SyncIo<IO>>())
+    }
+}
+
+/// Runs a handshake to its end, resuming it whenever the I/O object is ready.
+async fn drive<IO, H>(handshake: H) -> Result<H::Stream, Error>
+where
+    H: AsyncHandshake<IO>,
+{
+    let mut pending = Some(handshake);
     std::future::poll_fn(move |cx| {
-        let Some(mut handshake) = mid.take() else {
+        let Some(mut handshake) = pending.take() else {
             return Poll::Ready(Err(Error::Config(
                 "the handshake was polled after it ended".into(),
             )));
         };
-        expect_sync(handshake.transport_mut::<SyncIo<IO>>()).set_waker(cx);
+        handshake.adapter().set_waker(cx);
         match handshake.resume() {
             Ok(Handshaking::Done(stream)) => Poll::Ready(Ok(stream)),
             Ok(Handshaking::WouldBlock(handshake)) => {
-                mid = Some(handshake);
+                pending = Some(handshake);
                 Poll::Pending
             }
             Err(e) => Poll::Ready(Err(e)),
@@ -196,31 +381,210 @@ async fn drive<IO: AsyncIo>(mid: Box<dyn MidHandshake>) -> Result<Box<dyn DynTls
     .await
 }
 
+/// A client a [`TlsConnector`] drives: a backend's `Client` by type (no type erasure: the
+/// stream is that backend's `Stream`), or one chosen at run time ([`DynClient`]).
+pub trait AsyncClient: Send + Sync + 'static {
+    /// The handshake over `SyncIo<IO>`.
+    type Handshake<IO: AsyncIo>: AsyncHandshake<IO>;
+
+    /// Which library is underneath.
+    fn backend(&self) -> BackendKind;
+
+    /// The settings it was made from.
+    fn client_settings(&self) -> &ClientSettings;
+
+    /// Sets a handshake up on `io`, with `store` in place of the settings' store.
+    fn start_async<IO: AsyncIo>(
+        &self,
+        io: SyncIo<IO>,
+        params: &ClientParams,
+        store: Option<Arc<dyn SessionStore>>,
+    ) -> Result<Self::Handshake<IO>, Error>;
+}
+
+impl<C: TlsClient> AsyncClient for C {
+    type Handshake<IO: AsyncIo> = C::Handshake<SyncIo<IO>>;
+
+    fn backend(&self) -> BackendKind {
+        C::KIND
+    }
+
+    fn client_settings(&self) -> &ClientSettings {
+        TlsClient::settings(self)
+    }
+
+    fn start_async<IO: AsyncIo>(
+        &self,
+        io: SyncIo<IO>,
+        params: &ClientParams,
+        store: Option<Arc<dyn SessionStore>>,
+    ) -> Result<Self::Handshake<IO>, Error> {
+        self.start_with_store(io, params, store)
+    }
+}
+
+/// A client chosen at run time ([`crate::backends::client`]), for a [`TlsConnector`].
+#[derive(Clone, Debug)]
+pub struct DynClient(pub Arc<dyn ClientContext>);
+
+impl AsyncClient for DynClient {
+    type Handshake<IO: AsyncIo> = ErasedHandshake<IO>;
+
+    fn backend(&self) -> BackendKind {
+        self.0.backend()
+    }
+
+    fn client_settings(&self) -> &ClientSettings {
+        self.0.client_settings()
+    }
+
+    fn start_async<IO: AsyncIo>(
+        &self,
+        io: SyncIo<IO>,
+        params: &ClientParams,
+        store: Option<Arc<dyn SessionStore>>,
+    ) -> Result<Self::Handshake<IO>, Error> {
+        Ok(ErasedHandshake {
+            mid: self.0.start_connect(Box::new(io), params, store)?,
+            _io: PhantomData,
+        })
+    }
+}
+
+/// A server a [`TlsAcceptor`] drives: a backend's `Server` by type, or one chosen at run time
+/// ([`DynServer`]).
+pub trait AsyncServer: Send + Sync + 'static {
+    /// The handshake over `SyncIo<IO>`.
+    type Handshake<IO: AsyncIo>: AsyncHandshake<IO>;
+
+    /// Whether the next handshake would ask the key source first (which may block).
+    fn ticket_keys_due(&self) -> bool;
+
+    /// Does what is due (may block on the key source).
+    fn refresh_ticket_keys(&self) -> Result<(), Error>;
+
+    /// Sets a handshake up on `io`.
+    fn start_async<IO: AsyncIo>(
+        &self,
+        io: SyncIo<IO>,
+        params: &ServerParams,
+    ) -> Result<Self::Handshake<IO>, Error>;
+}
+
+impl<T: TlsServer> AsyncServer for T {
+    type Handshake<IO: AsyncIo> = T::Handshake<SyncIo<IO>>;
+
+    fn ticket_keys_due(&self) -> bool {
+        TlsServer::ticket_keys_due(self)
+    }
+
+    fn refresh_ticket_keys(&self) -> Result<(), Error> {
+        TlsServer::refresh_ticket_keys(self)
+    }
+
+    fn start_async<IO: AsyncIo>(
+        &self,
+        io: SyncIo<IO>,
+        params: &ServerParams,
+    ) -> Result<Self::Handshake<IO>, Error> {
+        self.start_accept(io, params)
+    }
+}
+
+/// A server chosen at run time ([`crate::backends::server`]), for a [`TlsAcceptor`].
+#[derive(Clone, Debug)]
+pub struct DynServer(pub Arc<dyn ServerContext>);
+
+impl AsyncServer for DynServer {
+    type Handshake<IO: AsyncIo> = ErasedHandshake<IO>;
+
+    fn ticket_keys_due(&self) -> bool {
+        self.0.ticket_keys_due()
+    }
+
+    fn refresh_ticket_keys(&self) -> Result<(), Error> {
+        self.0.refresh_ticket_keys()
+    }
+
+    fn start_async<IO: AsyncIo>(
+        &self,
+        io: SyncIo<IO>,
+        params: &ServerParams,
+    ) -> Result<Self::Handshake<IO>, Error> {
+        Ok(ErasedHandshake {
+            mid: self.0.start_accept(Box::new(io), params)?,
+            _io: PhantomData,
+        })
+    }
+}
+
+/// The connection type a client or server of type `K` gives over `IO`.
+pub type StreamOf<K, IO> = <<K as AsyncClient>::Handshake<IO> as AsyncHandshake<IO>>::Stream;
+
+/// The connection type a server of type `K` gives over `IO`.
+pub type ServerStreamOf<K, IO> = <<K as AsyncServer>::Handshake<IO> as AsyncHandshake<IO>>::Stream;
+
 /// Session writes started by reads after a handshake, waited for by the next `connect`.
 type Pending = Arc<Mutex<Vec<JoinHandle<()>>>>;
 
-/// Makes client connections on tokio, over any backend: tokio-rustls's `TlsConnector` shape.
+/// Makes client connections on tokio: tokio-rustls's `TlsConnector` shape, over a backend's
+/// `Client` by type (`TlsConnector::from(client)`: the streams are that backend's, nothing is
+/// erased) or one chosen at run time (`TlsConnector::new(backends::client(kind, …)?)`).
 ///
 /// Cheap to clone; clones share the client (and so its session cache).
-#[derive(Clone, Debug)]
-pub struct TlsConnector {
-    client: Arc<dyn ClientContext>,
+pub struct TlsConnector<C = DynClient> {
+    client: Arc<C>,
     pending: Pending,
 }
 
-impl TlsConnector {
-    /// A connector over a client context (from [`crate::backends::client`], or any backend's
-    /// `Client` in an `Arc`).
-    pub fn new(client: Arc<dyn ClientContext>) -> Self {
+impl<C> Clone for TlsConnector<C> {
+    fn clone(&self) -> Self {
         Self {
-            client,
-            pending: Pending::default(),
+            client: Arc::clone(&self.client),
+            pending: Arc::clone(&self.pending),
         }
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for TlsConnector<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConnector")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsConnector<DynClient> {
+    /// A connector over a client chosen at run time ([`crate::backends::client`], or any
+    /// backend's `Client` in an `Arc`).
+    pub fn new(client: Arc<dyn ClientContext>) -> Self {
+        Self::with(DynClient(client))
     }
 
     /// The client underneath.
     pub fn client(&self) -> &Arc<dyn ClientContext> {
-        &self.client
+        &self.client.0
+    }
+}
+
+impl<C: TlsClient> From<C> for TlsConnector<C> {
+    fn from(client: C) -> Self {
+        Self::with(client)
+    }
+}
+
+impl From<Arc<dyn ClientContext>> for TlsConnector<DynClient> {
+    fn from(client: Arc<dyn ClientContext>) -> Self {
+        Self::new(client)
+    }
+}
+
+impl<C: AsyncClient> TlsConnector<C> {
+    fn with(client: C) -> Self {
+        Self {
+            client: Arc::new(client),
+            pending: Pending::default(),
+        }
     }
 
     /// Runs the client side of a handshake on `io`, offering a cached session when the policy
@@ -228,16 +592,16 @@ impl TlsConnector {
     ///
     /// The future owns what it needs (`params` is copied), so it can be spawned. Dropped
     /// half-way, it leaves the session store as it was.
-    pub fn connect<IO: AsyncIo>(
-        &self,
-        params: &ClientParams,
-        io: IO,
-    ) -> impl Future<Output = Result<TlsStream<IO>, Error>> + Send + 'static {
-        let client = self.client.clone();
-        let pending = self.pending.clone();
+    pub fn connect<IO: AsyncIo>(&self, params: &ClientParams, io: IO) -> Connect<IO, C>
+    where
+        C::Handshake<IO>: Send + 'static,
+        StreamOf<C, IO>: Send + 'static,
+    {
+        let client = Arc::clone(&self.client);
+        let pending = Arc::clone(&self.pending);
         let params = params.clone();
-        async move {
-            let store = client.client_settings().store.clone();
+        Connect(Box::pin(async move {
+            let store = Arc::clone(&client.client_settings().store);
             let deferred = if store.blocks() {
                 // Sessions stored by earlier connections' reads go in before this lookup.
                 let earlier: Vec<_> = std::mem::take(&mut *lock(&pending));
@@ -247,7 +611,7 @@ impl TlsConnector {
                 let key = client
                     .client_settings()
                     .cache_key(client.backend(), &params);
-                let lookup = store.clone();
+                let lookup = Arc::clone(&store);
                 let deferred = ::tokio::task::spawn_blocking(move || {
                     DeferredStore::prefetch(lookup.as_ref(), key)
                 })
@@ -257,98 +621,137 @@ impl TlsConnector {
             } else {
                 None
             };
-            let mid = client.start_connect(
-                Box::new(SyncIo::new(io)),
+            let handshake = client.start_async(
+                SyncIo::new(io),
                 &params,
                 deferred.clone().map(|d| d as Arc<dyn SessionStore>),
             )?;
-            let inner = drive::<IO>(mid).await?;
+            let inner = drive(handshake).await?;
             let writes = deferred.map(|d| Writes { deferred: d, store });
             if let Some(w) = &writes {
                 w.flush_now().await;
             }
             Ok(TlsStream::new(inner, writes, Some(pending)))
+        }))
+    }
+}
+
+/// What a [`Connect`] or [`Accept`] future gives.
+type Connecting<IO, S> =
+    Pin<Box<dyn Future<Output = Result<TlsStream<IO, S>, Error>> + Send + 'static>>;
+
+/// The future of [`TlsConnector::connect`]: a client handshake on tokio.
+pub struct Connect<IO, C: AsyncClient = DynClient>(Connecting<IO, StreamOf<C, IO>>)
+where
+    IO: AsyncIo;
+
+impl<IO: AsyncIo, C: AsyncClient> Future for Connect<IO, C> {
+    type Output = Result<TlsStream<IO, StreamOf<C, IO>>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl<IO: AsyncIo, C: AsyncClient> fmt::Debug for Connect<IO, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connect").finish_non_exhaustive()
+    }
+}
+
+/// Accepts server connections on tokio: tokio-rustls's `TlsAcceptor` shape, over a backend's
+/// `Server` by type (`TlsAcceptor::from(server)`) or one chosen at run time
+/// (`TlsAcceptor::new(backends::server(kind, …)?)`).
+pub struct TlsAcceptor<S = DynServer> {
+    server: Arc<S>,
+}
+
+impl<S> Clone for TlsAcceptor<S> {
+    fn clone(&self) -> Self {
+        Self {
+            server: Arc::clone(&self.server),
         }
     }
 }
 
-impl From<Arc<dyn ClientContext>> for TlsConnector {
-    fn from(client: Arc<dyn ClientContext>) -> Self {
-        Self::new(client)
+impl<S: fmt::Debug> fmt::Debug for TlsAcceptor<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsAcceptor")
+            .field("server", &self.server)
+            .finish()
     }
 }
 
-macro_rules! connector_from {
-    ($feature:literal, $client:ty, $server:ty) => {
-        #[cfg(feature = $feature)]
-        impl From<$client> for TlsConnector {
-            fn from(client: $client) -> Self {
-                Self::new(Arc::new(client))
-            }
-        }
-
-        #[cfg(feature = $feature)]
-        impl From<$server> for TlsAcceptor {
-            fn from(server: $server) -> Self {
-                Self::new(Arc::new(server))
-            }
-        }
-    };
-}
-
-connector_from!(
-    "openssl",
-    tlsresume_openssl::Client,
-    tlsresume_openssl::Server
-);
-connector_from!("gnutls", tlsresume_gnutls::Client, tlsresume_gnutls::Server);
-connector_from!("rustls", tlsresume_rustls::Client, tlsresume_rustls::Server);
-
-/// Accepts server connections on tokio, over any backend: tokio-rustls's `TlsAcceptor` shape.
-#[derive(Clone, Debug)]
-pub struct TlsAcceptor {
-    server: Arc<dyn ServerContext>,
-}
-
-impl TlsAcceptor {
-    /// An acceptor over a server context (from [`crate::backends::server`], or any backend's
-    /// `Server` in an `Arc`).
+impl TlsAcceptor<DynServer> {
+    /// An acceptor over a server chosen at run time ([`crate::backends::server`], or any
+    /// backend's `Server` in an `Arc`).
     pub fn new(server: Arc<dyn ServerContext>) -> Self {
-        Self { server }
+        Self {
+            server: Arc::new(DynServer(server)),
+        }
     }
 
     /// The server underneath.
     pub fn server(&self) -> &Arc<dyn ServerContext> {
-        &self.server
+        &self.server.0
     }
+}
 
-    /// Runs the server side of a handshake on `io`; the same decisions as the backend's
-    /// blocking `accept`. A ticket-key refresh that is due (a rotation, a stand-in master secret
-    /// asked about again) is made first, off the runtime.
-    pub fn accept<IO: AsyncIo>(
-        &self,
-        params: &ServerParams,
-        io: IO,
-    ) -> impl Future<Output = Result<TlsStream<IO>, Error>> + Send + 'static {
-        let server = self.server.clone();
-        let params = params.clone();
-        async move {
-            if server.ticket_keys_due() {
-                // A failure leaves the keys as they were: the callbacks then answer as they
-                // would have (no ticket), so it is not an error here.
-                let refresh = server.clone();
-                let _ = ::tokio::task::spawn_blocking(move || refresh.refresh_ticket_keys()).await;
-            }
-            let mid = server.start_accept(Box::new(SyncIo::new(io)), &params)?;
-            let inner = drive::<IO>(mid).await?;
-            Ok(TlsStream::new(inner, None, None))
+impl<S: TlsServer> From<S> for TlsAcceptor<S> {
+    fn from(server: S) -> Self {
+        Self {
+            server: Arc::new(server),
         }
     }
 }
 
-impl From<Arc<dyn ServerContext>> for TlsAcceptor {
+impl From<Arc<dyn ServerContext>> for TlsAcceptor<DynServer> {
     fn from(server: Arc<dyn ServerContext>) -> Self {
         Self::new(server)
+    }
+}
+
+impl<S: AsyncServer> TlsAcceptor<S> {
+    /// Runs the server side of a handshake on `io`; the same decisions as the backend's
+    /// blocking `accept`. A ticket-key refresh that is due (a rotation, a stand-in master secret
+    /// asked about again) is made first, off the runtime.
+    pub fn accept<IO: AsyncIo>(&self, params: &ServerParams, io: IO) -> Accept<IO, S>
+    where
+        S::Handshake<IO>: Send + 'static,
+        ServerStreamOf<S, IO>: Send + 'static,
+    {
+        let server = Arc::clone(&self.server);
+        let params = params.clone();
+        Accept(Box::pin(async move {
+            if server.ticket_keys_due() {
+                // A failure leaves the keys as they were: the callbacks then answer as they
+                // would have (no ticket), so it is not an error here.
+                let refresh = Arc::clone(&server);
+                let _ = ::tokio::task::spawn_blocking(move || refresh.refresh_ticket_keys()).await;
+            }
+            let handshake = server.start_async(SyncIo::new(io), &params)?;
+            let inner = drive(handshake).await?;
+            Ok(TlsStream::new(inner, None, None))
+        }))
+    }
+}
+
+/// The future of [`TlsAcceptor::accept`]: a server handshake on tokio.
+pub struct Accept<IO, S: AsyncServer = DynServer>(Connecting<IO, ServerStreamOf<S, IO>>)
+where
+    IO: AsyncIo;
+
+impl<IO: AsyncIo, S: AsyncServer> Future for Accept<IO, S> {
+    type Output = Result<TlsStream<IO, ServerStreamOf<S, IO>>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl<IO: AsyncIo, S: AsyncServer> fmt::Debug for Accept<IO, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Accept").finish_non_exhaustive()
     }
 }
 
@@ -361,8 +764,8 @@ struct Writes {
 
 impl Writes {
     fn task(&self) -> impl FnOnce() + Send + 'static {
-        let deferred = self.deferred.clone();
-        let store = self.store.clone();
+        let deferred = Arc::clone(&self.deferred);
+        let store = Arc::clone(&self.store);
         // A failed write loses the session, never the connection.
         move || {
             let _ = deferred.flush_to(store.as_ref());
@@ -402,16 +805,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// An established TLS connection on tokio: `AsyncRead + AsyncWrite`, with what the handshake
-/// (and any tickets since) produced.
-pub struct TlsStream<IO> {
-    inner: Box<dyn DynTlsStream>,
+/// (and any tickets since) produced. `S` is the backend's stream over the [`SyncIo`] adapter
+/// (`tlsresume::rustls::Stream<SyncIo<IO>>`, …) when the backend was chosen by type, and
+/// [`Erased`] when it was chosen at run time.
+pub struct TlsStream<IO, S = Erased<IO>> {
+    inner: S,
     writes: Option<Writes>,
     pending: Option<Pending>,
     shutdown_sent: bool,
-    _io: std::marker::PhantomData<fn() -> IO>,
+    _io: PhantomData<fn() -> IO>,
 }
 
-impl<IO> fmt::Debug for TlsStream<IO> {
+impl<IO, S: fmt::Debug> fmt::Debug for TlsStream<IO, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsStream")
             .field("inner", &self.inner)
@@ -419,14 +824,14 @@ impl<IO> fmt::Debug for TlsStream<IO> {
     }
 }
 
-impl<IO: AsyncIo> TlsStream<IO> {
-    fn new(inner: Box<dyn DynTlsStream>, writes: Option<Writes>, pending: Option<Pending>) -> Self {
+impl<IO: AsyncIo, S: AsyncConnection<IO>> TlsStream<IO, S> {
+    fn new(inner: S, writes: Option<Writes>, pending: Option<Pending>) -> Self {
         Self {
             inner,
             writes,
             pending,
             shutdown_sent: false,
-            _io: std::marker::PhantomData,
+            _io: PhantomData,
         }
     }
 
@@ -437,34 +842,48 @@ impl<IO: AsyncIo> TlsStream<IO> {
 
     /// The I/O object.
     pub fn get_ref(&self) -> &IO {
-        &expect_sync(self.inner.transport::<SyncIo<IO>>()).io
+        self.inner.adapter().io()
     }
 
     /// The I/O object, mutable: for socket options. Reading or writing it directly corrupts
     /// the TLS connection.
     pub fn get_mut(&mut self) -> &mut IO {
-        &mut self.sync().io
+        self.inner.adapter_mut().io_mut()
     }
 
-    fn sync(&mut self) -> &mut SyncIo<IO> {
-        expect_sync(self.inner.transport_mut::<SyncIo<IO>>())
+    /// The backend's connection (by type: its `Stream`, with its escape hatch to the library).
+    pub fn connection(&self) -> &S {
+        &self.inner
+    }
+
+    /// The I/O object back, the TLS connection dropped without a close_notify (send one first
+    /// with `shutdown` when the peer should see a clean end). Session writes still collected
+    /// are carried out first.
+    pub fn into_inner(mut self) -> IO {
+        if let Some(writes) = &self.writes {
+            writes.flush_later(self.pending.as_ref());
+        }
+        match self.inner.adapter_mut().io.take() {
+            Some(io) => io,
+            None => unreachable!("the I/O object is taken only here, and self is consumed"),
+        }
     }
 
     /// Runs one call of the inner stream with this task's waker.
     fn with_waker<T>(
         &mut self,
         cx: &Context<'_>,
-        f: impl FnOnce(&mut dyn DynTlsStream) -> io::Result<T>,
+        f: impl FnOnce(&mut S) -> io::Result<T>,
     ) -> Poll<io::Result<T>> {
-        self.sync().set_waker(cx);
-        match f(self.inner.as_mut()) {
+        self.inner.adapter_mut().set_waker(cx);
+        match f(&mut self.inner) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
             other => Poll::Ready(other),
         }
     }
 }
 
-impl<IO: AsyncIo> AsyncRead for TlsStream<IO> {
+impl<IO: AsyncIo, S: AsyncConnection<IO> + Unpin> AsyncRead for TlsStream<IO, S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -487,7 +906,7 @@ impl<IO: AsyncIo> AsyncRead for TlsStream<IO> {
     }
 }
 
-impl<IO: AsyncIo> AsyncWrite for TlsStream<IO> {
+impl<IO: AsyncIo, S: AsyncConnection<IO> + Unpin> AsyncWrite for TlsStream<IO, S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -509,6 +928,6 @@ impl<IO: AsyncIo> AsyncWrite for TlsStream<IO> {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        Pin::new(&mut this.sync().io).poll_shutdown(cx)
+        Pin::new(this.inner.adapter_mut().io_mut()).poll_shutdown(cx)
     }
 }

@@ -553,3 +553,78 @@ fn key_sources_are_asked_off_the_runtime_on_every_backend() {
         }
     }
 }
+
+/// The async API by type: `TlsConnector::from(Client)` / `TlsAcceptor::from(Server)` of one
+/// backend, whose streams are that backend's (`connection()` gives its `Stream` and its escape
+/// hatch), nothing erased; the second connection resumes; `into_inner` gives the socket back,
+/// still usable.
+macro_rules! typed {
+    ($name:ident, $backend:literal) => {
+        #[cfg(feature = $backend)]
+        #[test]
+        fn $name() {
+            use tlsresume::$name as backend;
+            let _turn = gnutls_turn();
+            let pki = Pki::committed().expect("pki");
+            let server =
+                backend::Server::new(tlsresume_core::ServerSettings::new(pki.server.clone()))
+                    .expect("server");
+            let client =
+                backend::Client::new(tlsresume_core::ClientSettings::new(pki.roots.clone()))
+                    .expect("client");
+            let acceptor = TlsAcceptor::from(server);
+            let connector = TlsConnector::from(client);
+            runtime().block_on(async {
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let peer = listener.local_addr().expect("addr");
+                let served = tokio::spawn(async move {
+                    for _ in 0..2 {
+                        let (tcp, from) = listener.accept().await.expect("accept");
+                        let local = tcp.local_addr().expect("local");
+                        let mut tls = acceptor
+                            .accept(&ServerParams::new(from, local), tcp)
+                            .await
+                            .expect("server handshake");
+                        tls.write_all(b"hello\n").await.expect("write");
+                        tls.flush().await.expect("flush");
+                        let mut line = String::new();
+                        AsyncBufReader::new(&mut tls)
+                            .read_line(&mut line)
+                            .await
+                            .expect("read");
+                        assert_eq!(line, "bye\n");
+                    }
+                });
+                let mut resumed = Vec::new();
+                for _ in 0..2 {
+                    let tcp = TcpStream::connect(peer).await.expect("connect");
+                    let mut tls = connector
+                        .connect(&params(peer, NAME), tcp)
+                        .await
+                        .expect("client handshake");
+                    let mut line = String::new();
+                    AsyncBufReader::new(&mut tls)
+                        .read_line(&mut line)
+                        .await
+                        .expect("read");
+                    assert_eq!(line, "hello\n");
+                    tls.write_all(b"bye\n").await.expect("write");
+                    tls.flush().await.expect("flush");
+                    // The backend's own stream, by type.
+                    let by_type: &backend::Stream<_> = tls.connection();
+                    assert_eq!(by_type.info().resumed, tls.info().resumed);
+                    resumed.push(tls.info().resumed);
+                    assert_eq!(tls.get_ref().peer_addr().expect("peer"), peer);
+                    let tcp: TcpStream = tls.into_inner();
+                    assert_eq!(tcp.peer_addr().expect("peer after into_inner"), peer);
+                }
+                served.await.expect("server task");
+                assert_eq!(resumed, vec![false, true], "the second connection resumes");
+            });
+        }
+    };
+}
+
+typed!(openssl, "openssl");
+typed!(gnutls, "gnutls");
+typed!(rustls, "rustls");
