@@ -40,7 +40,7 @@
 //! `TlsConnector::from(client)` over a backend's `Client` (and `TlsAcceptor::from(server)`) is
 //! generic: the connection is a [`TlsStream<IO, S>`](TlsStream) whose `S` is that backend's
 //! `Stream<SyncIo<IO>>` ([`TlsStream::connection`] gives it, with its escape hatch to the
-//! library), driven through the backend's `Handshake` with no box and no look-up by type.
+//! library), driven through the backend's `Handshake`, neither boxed, with no look-up by type.
 //! `TlsConnector::new(backends::client(kind, …)?)` erases the backend, for a library chosen at
 //! run time ([`DynClient`], [`Erased`]); the connection's type is then `TlsStream<IO>`. Both
 //! give named futures ([`Connect`], [`Accept`]), `get_ref` / `get_mut` (the I/O object), and
