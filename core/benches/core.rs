@@ -55,15 +55,18 @@ fn lifecycle(c: &mut Criterion) {
 }
 
 fn entry(i: u64) -> CacheEntry {
-    CacheEntry {
-        stored_at: T0 + Duration::from_secs(i),
-        lifetime_hint: Duration::from_secs(7200),
-        verify_override: false,
-        verification: Verification::Verified,
-        ocsp: OcspStatus::NotRequested,
-        backend: BackendKind::Openssl,
-        protocol: 0x0304,
-        session: vec![0x5a; 1200],
+    {
+        let mut entry = CacheEntry::new(
+            BackendKind::Openssl,
+            0x0304,
+            vec![0x5a; 1200],
+            T0 + Duration::from_secs(i),
+            Duration::from_secs(7200),
+        );
+        entry.verify_override = false;
+        entry.verification = Verification::Verified;
+        entry.ocsp = OcspStatus::NotRequested;
+        entry
     }
 }
 

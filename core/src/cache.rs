@@ -211,7 +211,11 @@ thread_local! {
 }
 
 /// A cached client session and what was known about it when it was stored.
+///
+/// `#[non_exhaustive]`: made with [`CacheEntry::new`] (the fields are public to read and set),
+/// so it can grow without breaking stores and tests.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheEntry {
     /// When the session was stored.
     pub stored_at: UnixTime,
@@ -233,6 +237,28 @@ pub struct CacheEntry {
 }
 
 impl CacheEntry {
+    /// An entry for `session` (a `backend`'s serialised session of TLS version `protocol`,
+    /// `0x0303` or `0x0304`) stored at `stored_at`, valid for `lifetime_hint`; verification
+    /// not checked, OCSP not requested, no verify-override: set those fields when they were.
+    pub fn new(
+        backend: BackendKind,
+        protocol: u16,
+        session: Vec<u8>,
+        stored_at: UnixTime,
+        lifetime_hint: Duration,
+    ) -> Self {
+        Self {
+            stored_at,
+            lifetime_hint,
+            verify_override: false,
+            verification: Verification::NotChecked,
+            ocsp: OcspStatus::NotRequested,
+            backend,
+            protocol,
+            session,
+        }
+    }
+
     /// When the entry stops being offered (store time + lifetime hint).
     pub fn expires_at(&self) -> UnixTime {
         self.stored_at + self.lifetime_hint

@@ -73,7 +73,7 @@ pub use cache::{CacheEntry, CacheKey, CacheKeyBuilder, CodecError, NEVER_LB};
 pub use clock::{
     same_clock, Clock, ClockIdentity, ManualClock, SharedClock, SystemClock, UnixTime,
 };
-pub use contract::{loopback, ClientOffer, NoOffer, ServerStart, DEFAULT_LIFETIME_HINT};
+pub use contract::{ClientOffer, NoOffer, ServerStart, DEFAULT_LIFETIME_HINT};
 pub use deferred::{DeferredStore, StoreOp};
 pub use error::{Error, ErrorKind, TlsError, TlsFailure};
 pub use hostlist::{canonical_ip, HostList, HostListError};

@@ -73,16 +73,13 @@ pub trait SessionStore: fmt::Debug + Send + Sync {
 /// let store = MemoryStore::new(1000);
 /// let key = CacheKey::builder("192.0.2.1:25".parse().unwrap()).build();
 /// let t0 = UnixTime::from_secs(1_700_000_000);
-/// store.put(&key, CacheEntry {
-///     stored_at: t0,
-///     lifetime_hint: Duration::from_secs(7200),
-///     verify_override: false,
-///     verification: Verification::Verified,
-///     ocsp: OcspStatus::NotRequested,
-///     backend: BackendKind::Rustls,
-///     protocol: 0x0304,
-///     session: vec![],
-/// })?;
+/// store.put(&key, CacheEntry::new(
+///     BackendKind::Rustls,
+///     0x0304,
+///     vec![],
+///     t0,
+///     Duration::from_secs(7200),
+/// ))?;
 /// assert!(store.get_unexpired(&key, t0 + Duration::from_secs(60))?.is_some());
 /// assert!(store.get_unexpired(&key, t0 + Duration::from_secs(7200))?.is_none());
 /// assert_eq!(store.len(), 0);

@@ -23,15 +23,18 @@ fn key(i: u64) -> CacheKey {
 }
 
 fn entry(i: u64) -> CacheEntry {
-    CacheEntry {
-        stored_at: UnixTime::from_secs(1_700_000_000 + i),
-        lifetime_hint: Duration::from_secs(7200),
-        verify_override: false,
-        verification: Verification::Verified,
-        ocsp: OcspStatus::NotRequested,
-        backend: BackendKind::Openssl,
-        protocol: 0x0304,
-        session: vec![0x5a; SESSION_BYTES],
+    {
+        let mut entry = CacheEntry::new(
+            BackendKind::Openssl,
+            0x0304,
+            vec![0x5a; SESSION_BYTES],
+            UnixTime::from_secs(1_700_000_000 + i),
+            Duration::from_secs(7200),
+        );
+        entry.verify_override = false;
+        entry.verification = Verification::Verified;
+        entry.ocsp = OcspStatus::NotRequested;
+        entry
     }
 }
 

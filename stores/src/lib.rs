@@ -39,16 +39,15 @@
 //! let store = DiskStore::open(dir.join("sessions.db"))?;
 //! let key = CacheKey::builder("192.0.2.1:25".parse().unwrap()).build();
 //! let t0 = UnixTime::from_secs(1_700_000_000);
-//! store.put(&key, CacheEntry {
-//!     stored_at: t0,
-//!     lifetime_hint: Duration::from_secs(7200),
-//!     verify_override: false,
-//!     verification: Verification::Verified,
-//!     ocsp: OcspStatus::NotRequested,
-//!     backend: BackendKind::Rustls,
-//!     protocol: 0x0304,
-//!     session: vec![1, 2, 3],
-//! })?;
+//! let mut entry = CacheEntry::new(
+//!     BackendKind::Rustls,
+//!     0x0304,
+//!     vec![1, 2, 3],
+//!     t0,
+//!     Duration::from_secs(7200),
+//! );
+//! entry.verification = Verification::Verified;
+//! store.put(&key, entry)?;
 //! // Another process opening the same file sees the entry.
 //! let other = DiskStore::open(dir.join("sessions.db"))?;
 //! assert!(other.get_unexpired(&key, t0 + Duration::from_secs(60))?.is_some());

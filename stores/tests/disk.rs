@@ -27,15 +27,18 @@ fn key(worker: u32, n: u32) -> CacheKey {
 }
 
 fn entry(worker: u32, n: u32, session: Vec<u8>) -> CacheEntry {
-    CacheEntry {
-        stored_at: UnixTime::from_secs(T0 + u64::from(n)),
-        lifetime_hint: Duration::from_secs(7200),
-        verify_override: false,
-        verification: Verification::Verified,
-        ocsp: OcspStatus::NotRequested,
-        backend: BackendKind::Openssl,
-        protocol: 0x0304,
-        session: [worker.to_be_bytes().as_slice(), &n.to_be_bytes(), &session].concat(),
+    {
+        let mut entry = CacheEntry::new(
+            BackendKind::Openssl,
+            0x0304,
+            [worker.to_be_bytes().as_slice(), &n.to_be_bytes(), &session].concat(),
+            UnixTime::from_secs(T0 + u64::from(n)),
+            Duration::from_secs(7200),
+        );
+        entry.verify_override = false;
+        entry.verification = Verification::Verified;
+        entry.ocsp = OcspStatus::NotRequested;
+        entry
     }
 }
 
@@ -404,9 +407,10 @@ fn expiry_purge_and_size_bound() {
     let dir = TempDir::new("expiry");
     let file = dir.file("cache.db");
     let store = DiskStore::open_with(&file, &DiskOptions::with_capacity(3)).expect("open");
-    let short = |n: u32, hint: u64| CacheEntry {
-        lifetime_hint: Duration::from_secs(hint),
-        ..entry(0, n, vec![])
+    let short = |n: u32, hint: u64| {
+        let mut updated = entry(0, n, vec![]);
+        updated.lifetime_hint = Duration::from_secs(hint);
+        updated
     };
     store.put(&key(0, 1), short(1, 10)).expect("put");
     store.put(&key(0, 2), short(2, 1000)).expect("put");

@@ -331,15 +331,18 @@ fn redis_outage_degrades_to_local_keys_and_recovers() {
 }
 
 fn entry(stored_at: UnixTime, hint: u64) -> CacheEntry {
-    CacheEntry {
-        stored_at,
-        lifetime_hint: Duration::from_secs(hint),
-        verify_override: false,
-        verification: Verification::Verified,
-        ocsp: OcspStatus::Verified,
-        backend: BackendKind::Gnutls,
-        protocol: 0x0303,
-        session: vec![9; 100],
+    {
+        let mut entry = CacheEntry::new(
+            BackendKind::Gnutls,
+            0x0303,
+            vec![9; 100],
+            stored_at,
+            Duration::from_secs(hint),
+        );
+        entry.verify_override = false;
+        entry.verification = Verification::Verified;
+        entry.ocsp = OcspStatus::Verified;
+        entry
     }
 }
 

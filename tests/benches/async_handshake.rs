@@ -28,9 +28,10 @@ use common::{Cert, Imp, Mode};
 use criterion::Criterion;
 use tlsresume::backends;
 use tlsresume::tokio::{TlsAcceptor, TlsConnector};
+use tlsresume_compare::loopback;
 use tlsresume_compare::Pki;
 use tlsresume_core::{
-    loopback, BackendKind, ClientContext, ClientParams, ClientSettings, HostList, ProtocolVersion,
+    BackendKind, ClientContext, ClientParams, ClientSettings, HostList, ProtocolVersion,
     ResumptionPolicy, ServerContext, ServerParams, ServerSettings, Versions,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

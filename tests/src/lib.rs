@@ -33,6 +33,11 @@ pub mod smtp;
 mod timeline;
 
 pub use engine::{run, run_case, run_case_async, Io, Outcome, Pki, Plan};
+
+/// A loopback address for tests and benches: `127.0.0.1:port`.
+pub fn loopback(port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
+}
 pub use pki::OcspKind;
 pub use scenario::{parse_version, Case, PolicyKind, Scenario, Wire};
 pub use timeline::timeline_svg;

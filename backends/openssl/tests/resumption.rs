@@ -225,9 +225,10 @@ fn corrupt_stored_session(v: ProtocolVersion) {
     pair.connect();
     let entry = pair.entry().expect("stored");
     // Not DER at all.
-    pair.put(CacheEntry {
-        session: b"garbage".to_vec(),
-        ..entry.clone()
+    pair.put({
+        let mut updated = entry.clone();
+        updated.session = b"garbage".to_vec();
+        updated
     });
     let out = pair.connect();
     assert!(!out.client.resumed);
@@ -239,9 +240,10 @@ fn corrupt_stored_session(v: ProtocolVersion) {
     assert_eq!(bits(&out.server), 0x0B);
     // Truncated DER, sealed under the store's key: OpenSSL refuses to load it.
     let der = pair.open(&entry.session);
-    pair.put(CacheEntry {
-        session: pair.seal(&der[..der.len() / 2]),
-        ..entry.clone()
+    pair.put({
+        let mut updated = entry.clone();
+        updated.session = pair.seal(&der[..der.len() / 2]);
+        updated
     });
     let out = pair.connect();
     assert!(!out.client.resumed);
@@ -279,9 +281,10 @@ fn tampered_ticket(v: ProtocolVersion) {
     let mut name = der.clone();
     name[at] ^= 0x55;
     for (what, session) in [("body", body), ("key name", name)] {
-        pair.put(CacheEntry {
-            session: pair.seal(&session),
-            ..entry.clone()
+        pair.put({
+            let mut updated = entry.clone();
+            updated.session = pair.seal(&session);
+            updated
         });
         let out = pair.connect();
         assert!(!out.server.resumed && !out.client.resumed, "{what}");

@@ -16,7 +16,6 @@
 //! these.
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -349,11 +348,6 @@ mod generic;
 pub use client::{ClientHandshake, ReceivedSession};
 pub use generic::{Backend, TlsClient, TlsConnection, TlsHandshake, TlsServer};
 
-/// A loopback address pair for tests and examples: `127.0.0.1:port`.
-pub fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,7 +386,7 @@ mod tests {
 
     fn params() -> ClientParams {
         ClientParams {
-            peer: loopback(25),
+            peer: std::net::SocketAddr::from(([127, 0, 0, 1], 25)),
             local: None,
             server_name: "mx.example".into(),
             lb_name: Some("mx1".into()),

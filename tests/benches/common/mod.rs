@@ -42,10 +42,11 @@ use rustls::{
     StreamOwned,
 };
 use tlsresume::backends;
+use tlsresume_compare::loopback;
 use tlsresume_compare::Pki;
 use tlsresume_core::{
-    loopback, BackendKind, ClientParams, ClientSettings, HostList, Identity, KeyFormat,
-    ProtocolVersion, ResumptionPolicy, ServerParams, ServerSettings, Versions,
+    BackendKind, ClientParams, ClientSettings, HostList, Identity, KeyFormat, ProtocolVersion,
+    ResumptionPolicy, ServerParams, ServerSettings, Versions,
 };
 use tlsresume_gnutls::raw as gnutls;
 

@@ -138,9 +138,10 @@ impl Pair {
 
     /// Puts `entry` back as if stored now (its session bytes as they were).
     pub fn restore_now(&self, entry: &CacheEntry) {
-        self.put(CacheEntry {
-            stored_at: self.clock.now(),
-            ..entry.clone()
+        self.put({
+            let mut updated = entry.clone();
+            updated.stored_at = self.clock.now();
+            updated
         });
     }
 
