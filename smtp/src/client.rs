@@ -16,6 +16,7 @@ use crate::ehlo::{
 
 use crate::conn::Conn;
 use crate::envelope::EnvelopeError;
+use crate::fastopen::{ConnectError, FastOpen, FastOpenStream};
 use crate::reply::{Reply, ReplyError};
 
 /// What the SMTP dialogue knows when TLS starts: the inputs of a TLS session cache key that
@@ -109,6 +110,12 @@ pub struct ClientConfig {
     /// Servers the client may speak early to (Exim's `hosts_pipe_connect`). Default: none,
     /// early pipelining is opt-in.
     pub hosts_pipe_connect: HostList,
+    /// Servers [`Client::connect`] tries TCP Fast Open with (Exim's `hosts_try_fastopen`):
+    /// the early flight goes to the kernel with the connect, in the SYN when the kernel holds
+    /// a cookie for the server; a connection without an early flight asks for a cookie.
+    /// Where the kernel or the path refuses, the connection is a normal one
+    /// ([`Delivery::fast_open`] says which). Default: none.
+    pub hosts_try_fastopen: HostList,
     /// The EHLO-response cache and its rules (store, clock, `retry_data_expire`). Default: in
     /// memory, the system clock, 7 days.
     pub ehlo_cache: EhloCache,
@@ -141,6 +148,7 @@ impl ClientConfig {
         Ok(Self {
             helo_name,
             hosts_pipe_connect: HostList::none(),
+            hosts_try_fastopen: HostList::none(),
             ehlo_cache: EhloCache::new(Arc::new(MemoryEhloStore::default()), Arc::new(SystemClock)),
             chunking: true,
             timeout: Duration::from_secs(300),
@@ -270,6 +278,12 @@ impl SendError {
     }
 
     fn read(stage: Stage, e: ReplyError) -> Self {
+        // A connection made by its first write or read fails to connect there.
+        if let ReplyError::Io(io) = &e {
+            if let Some(connect) = io.get_ref().and_then(|i| i.downcast_ref::<ConnectError>()) {
+                return Self::new(Stage::Connect, true, connect.to_string());
+            }
+        }
         Self::new(stage, true, format!("no valid reply: {e}"))
     }
 
@@ -327,6 +341,11 @@ pub struct Delivery {
     /// Time from the start of [`Client::send`] (or of [`Client::connect`]'s connect) to DATA
     /// being accepted.
     pub time_to_data: Duration,
+    /// Time from the same start to the server's final reply to the message.
+    pub time_to_reply: Duration,
+    /// What became of TCP Fast Open on a connection [`Client::connect`] made
+    /// ([`ClientConfig::hosts_try_fastopen`]); [`FastOpen::NotTried`] otherwise.
+    pub fast_open: FastOpen,
     /// Whether MAIL/RCPT/DATA were pipelined (the server offered PIPELINING).
     pub pipelining: bool,
     /// Whether the message went under TLS.
@@ -416,6 +435,7 @@ struct Report {
     sent_early_tls: Vec<&'static str>,
     waits_before_data: u32,
     time_to_data: Duration,
+    time_to_reply: Duration,
     pipelining: bool,
     tls: bool,
     chunking: bool,
@@ -438,8 +458,13 @@ impl Client {
     /// Connects to `peer` over TCP (the configured timeout on connect, reads and writes;
     /// Nagle off, so pipelined commands leave at once) and sends `message`; with `tls`,
     /// through STARTTLS. `peer_name` is the server's host name if known, for
-    /// [`ClientConfig::hosts_pipe_connect`] name items. The envelope is checked first
-    /// ([`Message::check`]): a refused address fails before connecting.
+    /// [`ClientConfig::hosts_pipe_connect`] and [`ClientConfig::hosts_try_fastopen`] name
+    /// items. The envelope is checked first ([`Message::check`]): a refused address fails
+    /// before connecting.
+    ///
+    /// Towards a server in `hosts_try_fastopen` the connection is made by the first flight:
+    /// the commands sent early go to the kernel with the connect, in the SYN when it holds a
+    /// Fast Open cookie for the server ([`Delivery::fast_open`]).
     pub fn connect<U: StartTls<TcpStream>>(
         &self,
         peer: SocketAddr,
@@ -449,6 +474,23 @@ impl Client {
     ) -> Result<Delivery, SendError> {
         let started = Instant::now();
         message.check().map_err(SendError::bad_envelope)?;
+        if self.config.hosts_try_fastopen.matches(peer.ip(), peer_name) {
+            let stream = FastOpenStream::new(peer, self.config.timeout, true)
+                .map_err(|e| SendError::io(Stage::Connect, &e))?;
+            let report = stream.report();
+            let tls = tls.map(OverFastOpen);
+            let mut delivery = self.run(
+                peer,
+                peer_name,
+                stream,
+                Start::Clear,
+                tls.as_ref(),
+                message,
+                started,
+            )?;
+            delivery.fast_open = report.get().unwrap_or(FastOpen::NotTried);
+            return Ok(delivery);
+        }
         let stream = TcpStream::connect_timeout(&peer, self.config.timeout)
             .map_err(|e| SendError::new(Stage::Connect, true, format!("{peer}: {e}")))?;
         let setup = || -> io::Result<()> {
@@ -543,6 +585,8 @@ impl Client {
             waits_before_data: r.waits_before_data,
             waits,
             time_to_data: r.time_to_data,
+            time_to_reply: r.time_to_reply,
+            fast_open: FastOpen::NotTried,
             pipelining: r.pipelining,
             tls: r.tls || start == Start::TlsOnConnect,
             chunking: r.chunking,
@@ -553,6 +597,26 @@ impl Client {
             ehlo,
             tls_info: run.tls_info,
         })
+    }
+}
+
+/// A caller's STARTTLS over a plain `TcpStream`, given the stream under a [`FastOpenStream`].
+struct OverFastOpen<'u, U>(&'u U);
+
+impl<U: StartTls<TcpStream>> StartTls<FastOpenStream> for OverFastOpen<'_, U> {
+    type Stream = U::Stream;
+    type Error = U::Error;
+
+    fn upgrade(
+        &self,
+        plain: FastOpenStream,
+        context: &UpgradeContext<'_>,
+    ) -> Result<Self::Stream, Self::Error> {
+        self.0.upgrade(plain.into_tcp(), context)
+    }
+
+    fn session_info(stream: &Self::Stream) -> Option<SessionInfo> {
+        U::session_info(stream)
     }
 }
 
@@ -909,6 +973,7 @@ impl Run<'_> {
         if !final_reply.is_positive() {
             return Err(SendError::refused(Stage::Content, final_reply));
         }
+        self.report.time_to_reply = self.started.elapsed();
         let waits = conn.waits();
         // A polite end, waiting for the reply before closing (RFC 5321 §4.1.1.10: the client
         // SHOULD), so the server has finished with this connection when the next one starts.

@@ -15,6 +15,7 @@
 //! | [`StartTls`], [`UpgradeContext`], [`NoTls`], [`Start`] | the TLS seam |
 //! | [`TlsUpgrade`] | STARTTLS through any tlsresume backend (a `ClientContext`), the EHLO host name in its session cache key |
 //! | [`reply`] | the SMTP reply parser (the workspace's only one) |
+//! | [`fastopen`]: [`FastOpenStream`], [`FastOpen`] | TCP Fast Open: the first flight in the SYN, and what the kernel says became of it |
 //! | [`ehlo`]: [`EhloCache`], [`EhloKey`], [`EhloStore`], [`MemoryEhloStore`] | early pipelining's EHLO-response cache and its rules |
 //!
 //! The EHLO cache, its key and its rules live here ([`ehlo`]); its stores are the in-memory
@@ -38,14 +39,24 @@
 //!
 //! A connection without a usable entry goes the normal way and, towards a server in the list,
 //! writes one when the server offers both keywords.
+//!
+//! ## TCP Fast Open
+//!
+//! Towards a server matching [`ClientConfig::hosts_try_fastopen`] (default none),
+//! [`Client::connect`] hands the early flight to the kernel with the connect, so that with a
+//! Fast Open cookie from an earlier connection it travels in the SYN; without one the SYN asks
+//! for a cookie. [`Delivery::fast_open`] says what happened. See [`fastopen`].
 
-#![forbid(unsafe_code)]
+// Only `ffi` (the socket calls of TCP Fast Open) may use `unsafe`.
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 mod client;
 mod conn;
 pub mod ehlo;
 mod envelope;
+pub mod fastopen;
+mod ffi;
 pub mod reply;
 mod tls;
 
@@ -62,5 +73,6 @@ pub use envelope::{
     check_forward_path, check_reverse_path, AddressError, EnvelopeError, EnvelopeField,
     MAX_COMMAND_LINE, MAX_LOCAL_PART, MAX_PATH,
 };
+pub use fastopen::{FastOpen, FastOpenStream};
 pub use reply::{read_line_unbuffered, read_reply_lines, read_reply_unbuffered, Reply, ReplyError};
 pub use tls::TlsUpgrade;

@@ -15,6 +15,7 @@ use tlsresume_core::{
     certificates_from_pem_file, ClientParams, ClientSettings, Identity, ServerParams,
     ServerSettings, SessionInfo, TlsStream,
 };
+use tlsresume_smtp::fastopen::{self, Accepted};
 use tlsresume_smtp::{read_line_unbuffered, StartTls, UpgradeContext};
 
 /// The committed test PKI.
@@ -78,6 +79,8 @@ pub struct Record {
     /// The server's `L` field as Exim logs it: `L*` early pipelining used, `L.` advertised
     /// but not used, `L` pipelined, empty otherwise.
     pub l_field: String,
+    /// What the kernel said of the connection when it was accepted (TCP Fast Open).
+    pub accepted: Option<Accepted>,
 }
 
 /// A small SMTP server on loopback, one thread per connection.
@@ -117,7 +120,17 @@ impl ServerConfig {
 
 impl TestServer {
     pub fn start(config: ServerConfig) -> Self {
+        Self::start_on(TcpListener::bind("127.0.0.1:0").expect("bind"), config)
+    }
+
+    /// The same with TCP Fast Open enabled on the listener.
+    pub fn start_fast_open(config: ServerConfig) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        fastopen::enable_on_listener(&listener, 16).expect("TCP_FASTOPEN on the listener");
+        Self::start_on(listener, config)
+    }
+
+    fn start_on(listener: TcpListener, config: ServerConfig) -> Self {
         let addr = listener.local_addr().expect("addr");
         let records = Arc::new(Mutex::new(Vec::new()));
         let messages = Arc::new(Mutex::new(Vec::new()));
@@ -130,6 +143,7 @@ impl TestServer {
             thread::spawn(move || {
                 for stream in listener.incoming() {
                     let Ok(stream) = stream else { continue };
+                    let accepted = fastopen::accepted(&stream).ok();
                     let index = count.fetch_add(1, Ordering::SeqCst);
                     let plan = config.plans[index.min(config.plans.len() - 1)].clone();
                     let config = config.clone();
@@ -139,7 +153,10 @@ impl TestServer {
                         let mut session = Session {
                             plan,
                             config,
-                            record: Record::default(),
+                            record: Record {
+                                accepted,
+                                ..Record::default()
+                            },
                             messages,
                         };
                         let _ = session.run(stream);
