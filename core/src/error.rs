@@ -9,9 +9,9 @@
 
 use core::fmt;
 
-use crate::hostlist::HostListError;
 use crate::keys::KeyError;
-use crate::ticket_policy::TicketPolicyError;
+use crate::model::hostlist::HostListError;
+use crate::model::ticket_policy::TicketPolicyError;
 
 /// Everything that can go wrong, with messages a user can act on.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 use core::fmt;
 use std::time::Duration;
 
-use crate::resumption::Resumption;
+use crate::model::resumption::Resumption;
 
 /// The TLS version a connection negotiated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

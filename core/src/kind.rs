@@ -5,7 +5,7 @@ use core::fmt;
 use core::str::FromStr;
 
 use crate::error::Error;
-use crate::ticket_policy::TicketPolicy;
+use crate::model::ticket_policy::TicketPolicy;
 
 /// The TLS libraries tlsresume runs over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,5 +82,28 @@ impl FromStr for BackendKind {
                     .collect::<Vec<_>>()
                     .join(", "),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_names_parse_and_unknown_names_list_the_choices() {
+        for kind in BackendKind::ALL {
+            assert_eq!(kind.name().parse::<BackendKind>().ok(), Some(kind));
+            assert_eq!(BackendKind::from_code(kind.code()), Some(kind));
+        }
+        assert_eq!(
+            "OpenSSL".parse::<BackendKind>().ok(),
+            Some(BackendKind::Openssl)
+        );
+        let err = "boringssl".parse::<BackendKind>().expect_err("unknown");
+        let text = err.to_string();
+        assert!(
+            text.contains("boringssl") && text.contains("openssl, gnutls, rustls"),
+            "{text}"
+        );
     }
 }

@@ -26,69 +26,63 @@
 //! # Ok::<(), KeyError>(())
 //! ```
 //!
+//! The paved path is at the root (settings, errors, what a handshake reports, the policy, the
+//! clock, the stores); the rest is in modules laid out by job:
+//!
 //! | module | job |
 //! |---|---|
-//! | [`Resumption`] | Exim's five bits and their decoded texts |
-//! | [`Clock`], [`ManualClock`] | real and virtual time |
-//! | [`TicketPolicy`] | key rotation, overlap, ticket lifetime, renewal |
-//! | [`KeyRing`], [`TicketLifecycle`] | which key seals, what happens to a presented ticket |
-//! | [`KeySource`] | where keys come from (process-local by default) |
-//! | [`TicketSealer`] | opaque tickets for libraries that take them (rustls) |
-//! | [`CacheKey`], [`CacheEntry`], [`SessionStore`] | the client session cache |
-//! | [`ResumptionPolicy`], [`HostList`] | who resumes with whom; known-issue treatment |
-//! | [`SessionInfo`] | what a handshake produced |
-//! | [`ClientSettings::builder`], [`ServerSettings::builder`] | settings, checked once, here |
-//! | [`Error`], [`ErrorKind`] | failures an application can act on |
-//! | [`ServerContext`], [`ClientContext`], [`TlsStream`] | the type-erased seams, for a backend chosen at run time |
-//! | [`contract`] | the decisions every backend carries out the same way (for backend crates) |
+//! | [`settings`], [`settings::params`] | what a client or server is made from, checked once; what one connection knows |
+//! | [`model`] | Exim's five bits ([`Resumption`]), the policy and host lists, the ticket flavours ([`TicketPolicy`]) |
+//! | [`keys`] | ticket keys and their sources, the key ring and its lifecycle ([`keys::key_ring`]), sealed tickets ([`keys::seal`]), the store's [`SessionKey`] |
+//! | [`cache`] | the client session cache: [`CacheKey`], [`CacheEntry`], [`SessionStore`] ([`cache::store`]), the async layer's [`DeferredStore`] ([`cache::deferred`]) |
+//! | [`contract`] | the backend contract: [`contract::ClientHandshake`] (one client connection's lifecycle), the generic traits every backend implements |
+//! | [`seams`] | the type-erased forms, for a backend chosen at run time |
+//! | [`notice`] | what stores and key sources meet without failing a handshake |
+//! | leaves | [`BackendKind`], [`Error`] and every error type, [`SessionInfo`] and its parts, [`Clock`] |
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod backend;
-mod cache;
+pub mod cache;
 mod clock;
 pub mod contract;
-mod deferred;
 mod error;
-mod hostlist;
 mod info;
-mod keys;
+pub mod keys;
 mod kind;
-mod lifecycle;
+pub mod model;
 pub mod notice;
 mod pki;
-mod policy;
-mod resumption;
-mod seal;
-mod store;
-mod ticket_policy;
+pub mod seams;
+pub mod settings;
 
-pub use backend::{
-    BackendKind, ClientContext, ClientParams, ClientSettings, ClientSettingsBuilder, Handshaking,
-    MidHandshake, OcspMode, ServerContext, ServerParams, ServerSettings, ServerSettingsBuilder,
-    TlsStream, Transport, VerifyMode, Versions,
-};
+pub use cache::deferred::{DeferredStore, StoreOp};
+pub use cache::store::{MemoryStore, SessionStore, StoreError};
 pub use cache::{CacheEntry, CacheKey, CacheKeyBuilder, CodecError, NEVER_LB};
 pub use clock::{
     same_clock, Clock, ClockIdentity, ManualClock, SharedClock, SystemClock, UnixTime,
 };
 pub use contract::{ClientOffer, NoOffer, ServerStart, DEFAULT_LIFETIME_HINT};
-pub use deferred::{DeferredStore, StoreOp};
 pub use error::{Error, ErrorKind, TlsError, TlsFailure};
-pub use hostlist::{canonical_ip, HostList, HostListError};
 pub use info::{
     exim_cipher_from_gnutls_desc, exim_cipher_string, CipherNames, OcspStatus, ProtocolVersion,
     SessionInfo, Side, Verification,
 };
+pub use keys::key_ring::{Decision, KeyRing, RejectReason, TicketLifecycle};
+pub use keys::seal::{OpenError, Opened, TicketSealer, SEAL_OVERHEAD};
 pub use keys::{
     KeyError, KeyMaterial, KeyName, KeySecret, KeySource, MasterSecret, ProcessKeySource,
     SessionKey, TicketKey, STAND_IN_RETRY_ON_ERROR,
 };
-pub use lifecycle::{Decision, KeyRing, RejectReason, TicketLifecycle};
+pub use kind::BackendKind;
+pub use model::hostlist::{canonical_ip, HostList, HostListError};
+pub use model::policy::{KnownIssues, ResumptionPolicy};
+pub use model::resumption::{ParseResumptionError, Resumption};
+pub use model::ticket_policy::{KeySchedule, TicketPolicy, TicketPolicyError};
 pub use pki::{certificates_from_pem, certificates_from_pem_file, read_file, Identity, KeyFormat};
-pub use policy::{KnownIssues, ResumptionPolicy};
-pub use resumption::{ParseResumptionError, Resumption};
-pub use seal::{OpenError, Opened, TicketSealer, SEAL_OVERHEAD};
-pub use store::{MemoryStore, SessionStore, StoreError};
-pub use ticket_policy::{KeySchedule, TicketPolicy, TicketPolicyError};
+pub use seams::{ClientContext, Handshaking, MidHandshake, ServerContext, TlsStream, Transport};
+pub use settings::params::{ClientParams, ServerParams};
+pub use settings::{
+    ClientSettings, ClientSettingsBuilder, OcspMode, ServerSettings, ServerSettingsBuilder,
+    VerifyMode, Versions,
+};

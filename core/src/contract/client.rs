@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{connection_settings, ClientContract, ClientOffer, NoOffer};
-use crate::backend::{BackendKind, ClientParams, ClientSettings, VerifyMode};
+use crate::cache::store::SessionStore;
 use crate::error::{Error, TlsError, TlsFailure};
 use crate::info::{OcspStatus, ProtocolVersion, SessionInfo, Verification};
 use crate::keys::SessionKey;
-use crate::resumption::Resumption;
-use crate::store::SessionStore;
+use crate::kind::BackendKind;
+use crate::model::resumption::Resumption;
+use crate::settings::params::ClientParams;
+use crate::settings::{ClientSettings, VerifyMode};
 
 /// A session (or a new ticket for one) the library handed over on a client connection.
 #[derive(Clone, Copy, Debug)]

@@ -12,15 +12,15 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
-use crate::backend::{
-    BackendKind, ClientContext, ClientParams, ClientSettings, Handshaking, MidHandshake,
-    ServerContext, ServerParams, ServerSettings, TlsStream, Transport,
-};
+use crate::cache::store::SessionStore;
 use crate::clock::SharedClock;
 use crate::error::Error;
 use crate::info::SessionInfo;
-use crate::lifecycle::KeyRing;
-use crate::store::SessionStore;
+use crate::keys::key_ring::KeyRing;
+use crate::kind::BackendKind;
+use crate::seams::{ClientContext, Handshaking, MidHandshake, ServerContext, TlsStream, Transport};
+use crate::settings::params::{ClientParams, ServerParams};
+use crate::settings::{ClientSettings, ServerSettings};
 
 /// An established TLS connection of one backend over its transport.
 pub trait TlsConnection: Read + Write {

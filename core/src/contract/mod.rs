@@ -19,15 +19,14 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::{
-    BackendKind, ClientParams, ClientSettings, OcspMode, ServerParams, ServerSettings, VerifyMode,
-    Versions,
-};
+use crate::cache::store::{SessionStore, StoreError};
 use crate::cache::{CacheEntry, CacheKey};
 pub use crate::info::NoOffer;
 use crate::info::{OcspStatus, ProtocolVersion, Verification};
-use crate::resumption::Resumption;
-use crate::store::{SessionStore, StoreError};
+use crate::kind::BackendKind;
+use crate::model::resumption::Resumption;
+use crate::settings::params::{ClientParams, ServerParams};
+use crate::settings::{ClientSettings, OcspMode, ServerSettings, VerifyMode, Versions};
 
 /// The lifetime given to a session whose ticket carried no lifetime hint: 2 h, the ticket
 /// lifetime of both Exim flavours.
@@ -351,8 +350,8 @@ pub use generic::{Backend, TlsClient, TlsConnection, TlsHandshake, TlsServer};
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::store::{MemoryStore, SessionStore};
     use crate::clock::{ManualClock, UnixTime};
-    use crate::store::{MemoryStore, SessionStore};
     use std::sync::Arc;
 
     fn settings(

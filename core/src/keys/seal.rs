@@ -12,8 +12,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use crate::clock::UnixTime;
+use crate::keys::key_ring::{Decision, RejectReason, TicketLifecycle};
 use crate::keys::{KeyError, KeyName};
-use crate::lifecycle::{Decision, RejectReason, TicketLifecycle};
 
 const NAME_LEN: usize = 16;
 const TIME_LEN: usize = 8;
@@ -143,9 +143,9 @@ impl TicketSealer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::key_ring::KeyRing;
     use crate::keys::ProcessKeySource;
-    use crate::lifecycle::KeyRing;
-    use crate::ticket_policy::TicketPolicy;
+    use crate::model::ticket_policy::TicketPolicy;
     use proptest::prelude::*;
     use std::time::Duration;
 

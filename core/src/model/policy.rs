@@ -4,7 +4,7 @@
 use core::ops::RangeInclusive;
 use std::net::IpAddr;
 
-use crate::hostlist::HostList;
+use crate::model::hostlist::HostList;
 
 /// How a backend treats the known issues of resumed sessions.
 ///

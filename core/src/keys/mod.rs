@@ -6,6 +6,9 @@ use std::sync::Mutex;
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+pub mod key_ring;
+pub mod seal;
+
 use crate::clock::UnixTime;
 
 /// The 16-byte name a ticket carries in clear so the server can find the key that sealed it.

@@ -305,8 +305,8 @@ impl SessionStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::BackendKind;
     use crate::info::{OcspStatus, Verification};
+    use crate::kind::BackendKind;
     use std::time::Duration;
 
     fn key(n: u16) -> CacheKey {

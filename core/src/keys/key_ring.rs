@@ -11,7 +11,7 @@ use crate::clock::UnixTime;
 use crate::keys::{
     KeyError, KeyMaterial, KeyName, KeySecret, KeySource, TicketKey, STAND_IN_RETRY_ON_ERROR,
 };
-use crate::ticket_policy::{KeySchedule, TicketPolicy};
+use crate::model::ticket_policy::{KeySchedule, TicketPolicy};
 
 /// What to do with a ticket a client presented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

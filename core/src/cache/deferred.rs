@@ -3,9 +3,9 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+use crate::cache::store::{SessionStore, StoreError};
 use crate::cache::{CacheEntry, CacheKey, CodecError};
 use crate::keys::SessionKey;
-use crate::store::{SessionStore, StoreError};
 
 /// A store call a [`DeferredStore`] collected, to be carried out on the real store.
 #[derive(Clone, Debug)]
@@ -177,10 +177,10 @@ impl SessionStore for DeferredStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::BackendKind;
+    use crate::cache::store::MemoryStore;
     use crate::clock::UnixTime;
     use crate::info::{OcspStatus, Verification};
-    use crate::store::MemoryStore;
+    use crate::kind::BackendKind;
     use std::time::Duration;
 
     fn entry(byte: u8) -> CacheEntry {

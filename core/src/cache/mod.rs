@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use ring::digest;
 
+pub mod deferred;
+pub mod store;
+
 use crate::clock::UnixTime;
 pub use crate::error::CodecError;
 use crate::info::{OcspStatus, Verification};

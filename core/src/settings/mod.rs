@@ -1,0 +1,361 @@
+//! What a client or server context is made from, the same for every backend, checked once:
+//! [`ServerSettings`], [`ClientSettings`] and their builders; and what one connection knows
+//! ([`params`]).
+
+use std::sync::Arc;
+
+use crate::cache::store::{MemoryStore, SessionStore};
+use crate::clock::{SharedClock, SystemClock};
+use crate::error::Error;
+use crate::info::ProtocolVersion;
+use crate::keys::{KeySource, ProcessKeySource};
+use crate::kind::BackendKind;
+use crate::model::policy::ResumptionPolicy;
+use crate::model::ticket_policy::TicketPolicy;
+use crate::pki::Identity;
+
+pub mod params;
+
+/// The range of TLS versions a context allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Versions {
+    /// The lowest version.
+    pub min: ProtocolVersion,
+    /// The highest version.
+    pub max: ProtocolVersion,
+}
+
+impl Versions {
+    /// TLS 1.2 and 1.3.
+    pub const ALL: Self = Self {
+        min: ProtocolVersion::Tls12,
+        max: ProtocolVersion::Tls13,
+    };
+
+    /// Only `version`.
+    pub fn only(version: ProtocolVersion) -> Self {
+        Self {
+            min: version,
+            max: version,
+        }
+    }
+
+    /// Whether `version` is allowed.
+    pub fn allows(&self, version: ProtocolVersion) -> bool {
+        self.min <= version && version <= self.max
+    }
+}
+
+impl Default for Versions {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+/// How a client treats the server's certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VerifyMode {
+    /// Verification is required: a chain that does not verify fails the handshake.
+    Require,
+    /// Verification is tried and the result reported, but a failure does not stop the
+    /// connection (Exim's `tls_try_verify_hosts`). Sessions made so are stored with
+    /// verify-override set.
+    Try,
+}
+
+/// Whether a client asks for, and insists on, an OCSP staple.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OcspMode {
+    /// No status request.
+    Off,
+    /// Status requested; a missing or bad staple is only reported.
+    Request,
+    /// Status requested and required (Exim's `hosts_require_ocsp`): the connection fails
+    /// unless the staple verifies.
+    Require,
+}
+
+/// Everything a server context is made from, the same for every backend.
+///
+/// Made with [`ServerSettings::builder`] (which checks every field) or [`ServerSettings::new`]
+/// (safe defaults); every backend checks the settings again with [`ServerSettings::check_for`]
+/// when it builds a server, so a field changed after building cannot slip through.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerSettings {
+    /// The certificate chain and private key.
+    pub identity: Identity,
+    /// A DER OCSP response to staple on full handshakes.
+    pub ocsp_response: Option<Vec<u8>>,
+    /// Ticket key and lifetime rules; `None` (the default) is the backend's own library's
+    /// flavour ([`BackendKind::default_ticket_policy`]).
+    pub ticket_policy: Option<TicketPolicy>,
+    /// Which clients get tickets; known-issue treatment.
+    pub resumption: ResumptionPolicy,
+    /// The clock every time decision uses.
+    pub clock: SharedClock,
+    /// Where ticket keys come from.
+    pub key_source: Arc<dyn KeySource>,
+    /// Allowed versions.
+    pub versions: Versions,
+    /// ALPN protocols, in preference order.
+    pub alpn: Vec<Vec<u8>>,
+}
+
+impl ServerSettings {
+    /// Safe defaults around an identity: the backend's own ticket flavour, Exim-compatible
+    /// policy, the system clock, keys made in-process, TLS 1.2 and 1.3.
+    pub fn new(identity: Identity) -> Self {
+        Self {
+            identity,
+            ocsp_response: None,
+            ticket_policy: None,
+            resumption: ResumptionPolicy::exim_compatible(),
+            clock: Arc::new(SystemClock),
+            key_source: Arc::new(ProcessKeySource::new()),
+            versions: Versions::ALL,
+            alpn: Vec::new(),
+        }
+    }
+
+    /// A builder starting from [`ServerSettings::new`]'s defaults.
+    pub fn builder(identity: Identity) -> ServerSettingsBuilder {
+        ServerSettingsBuilder(Self::new(identity))
+    }
+
+    /// The ticket policy a server of `backend` runs: the one set, or the backend's own.
+    pub fn ticket_policy_for(&self, backend: BackendKind) -> TicketPolicy {
+        self.ticket_policy
+            .unwrap_or_else(|| backend.default_ticket_policy())
+    }
+
+    /// Checks every field, and that `backend` can carry the settings out; the error names the
+    /// field and says what would do instead.
+    ///
+    /// GnuTLS derives its ticket keys itself, one per period of three ticket lifetimes, keeps
+    /// the previous period's key and never renews a ticket early: only
+    /// [`TicketPolicy::GNUTLS`] and [`TicketPolicy::periodic`] policies can run on it.
+    pub fn check_for(&self, backend: BackendKind) -> Result<(), Error> {
+        self.check()?;
+        if let Some(policy) = &self.ticket_policy {
+            if backend == BackendKind::Gnutls && !policy.is_gnutls_compatible() {
+                return Err(Error::setting(
+                    "ticket_policy",
+                    format!(
+                        "GnuTLS cannot carry out {policy}: it derives its ticket keys itself, one \
+                         per period of 3 x the ticket lifetime, keeps the previous period's key \
+                         and never renews early; use TicketPolicy::GNUTLS or \
+                         TicketPolicy::periodic(lifetime) on GnuTLS, or the OpenSSL or rustls \
+                         backend for rolling keys"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ServerSettings {
+    /// The checks that hold for every backend ([`check_for`](Self::check_for) adds the
+    /// backend's own limits).
+    pub fn check(&self) -> Result<(), Error> {
+        if self.ocsp_response.as_ref().is_some_and(Vec::is_empty) {
+            return Err(Error::setting(
+                "ocsp_response",
+                "empty; give a DER OCSP response or None",
+            ));
+        }
+        check_versions(self.versions)?;
+        check_alpn(&self.alpn)?;
+        if let Some(policy) = &self.ticket_policy {
+            policy.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// Builder methods that set one settings field each, documented at the call.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $field(mut self, value: $ty) -> Self {
+                self.0.$field = value;
+                self
+            }
+        )*
+    };
+}
+
+/// Builds [`ServerSettings`], checking them in [`build`](Self::build).
+#[derive(Clone, Debug)]
+pub struct ServerSettingsBuilder(ServerSettings);
+
+impl ServerSettingsBuilder {
+    /// A DER OCSP response to staple on full handshakes.
+    pub fn ocsp_response(mut self, der: Vec<u8>) -> Self {
+        self.0.ocsp_response = Some(der);
+        self
+    }
+
+    /// A ticket policy other than the backend's own.
+    pub fn ticket_policy(mut self, policy: TicketPolicy) -> Self {
+        self.0.ticket_policy = Some(policy);
+        self
+    }
+
+    setters! {
+        /// Which clients get tickets, and the known-issue treatment.
+        resumption: ResumptionPolicy;
+        /// The clock (a [`ManualClock`](crate::ManualClock) in tests).
+        clock: SharedClock;
+        /// Where ticket keys come from (a shared source for a fleet).
+        key_source: Arc<dyn KeySource>;
+        /// Allowed versions.
+        versions: Versions;
+        /// ALPN protocols, in preference order.
+        alpn: Vec<Vec<u8>>;
+    }
+
+    /// The settings, checked for any backend ([`ServerSettings::check_for`] is run again, for
+    /// the backend's own limits, when a server is made).
+    pub fn build(self) -> Result<ServerSettings, Error> {
+        self.0.check()?;
+        Ok(self.0)
+    }
+}
+
+/// Everything a client context is made from, the same for every backend.
+///
+/// Made with [`ClientSettings::builder`] (which checks every field) or [`ClientSettings::new`];
+/// every backend checks them again with [`ClientSettings::check`] when it builds a client.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClientSettings {
+    /// Trust anchors (DER certificates).
+    pub roots: Vec<Vec<u8>>,
+    /// Certificate verification.
+    pub verify: VerifyMode,
+    /// OCSP.
+    pub ocsp: OcspMode,
+    /// Which servers are offered sessions; known-issue treatment.
+    pub resumption: ResumptionPolicy,
+    /// The session cache.
+    pub store: Arc<dyn SessionStore>,
+    /// The clock every time decision uses.
+    pub clock: SharedClock,
+    /// Allowed versions.
+    pub versions: Versions,
+    /// ALPN protocols offered.
+    pub alpn: Vec<Vec<u8>>,
+}
+
+impl ClientSettings {
+    /// Safe defaults around trust anchors: verification required, no OCSP, Exim-compatible
+    /// policy, an in-memory cache, the system clock, TLS 1.2 and 1.3.
+    pub fn new(roots: Vec<Vec<u8>>) -> Self {
+        Self {
+            roots,
+            verify: VerifyMode::Require,
+            ocsp: OcspMode::Off,
+            resumption: ResumptionPolicy::exim_compatible(),
+            store: Arc::new(MemoryStore::default()),
+            clock: Arc::new(SystemClock),
+            versions: Versions::ALL,
+            alpn: Vec::new(),
+        }
+    }
+
+    /// A builder starting from [`ClientSettings::new`]'s defaults.
+    pub fn builder(roots: Vec<Vec<u8>>) -> ClientSettingsBuilder {
+        ClientSettingsBuilder(Self::new(roots))
+    }
+
+    /// Checks every field; the error names the field. The same checks run for every backend,
+    /// so a setting one library would accept and another refuse is refused everywhere.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.roots.is_empty() {
+            return Err(Error::setting(
+                "roots",
+                "no trust anchors given; load a CA file with certificates_from_pem_file",
+            ));
+        }
+        for (i, der) in self.roots.iter().enumerate() {
+            // Every X.509 certificate is a DER SEQUENCE; anything else is a mistake such as
+            // PEM text passed as DER.
+            if der.len() < 16 || der[0] != 0x30 {
+                return Err(Error::setting(
+                    "roots",
+                    format!("trust anchor {i} is not a DER certificate"),
+                ));
+            }
+        }
+        check_versions(self.versions)?;
+        check_alpn(&self.alpn)
+    }
+}
+
+/// Builds [`ClientSettings`], checking them in [`build`](Self::build).
+#[derive(Clone, Debug)]
+pub struct ClientSettingsBuilder(ClientSettings);
+
+impl ClientSettingsBuilder {
+    setters! {
+        /// Certificate verification.
+        verify: VerifyMode;
+        /// OCSP.
+        ocsp: OcspMode;
+        /// Which servers are offered sessions, and the known-issue treatment.
+        resumption: ResumptionPolicy;
+        /// The session cache (shared by processes with `tlsresume-stores`). The store's
+        /// [`session_key`](SessionStore::session_key) seals what is stored in it.
+        store: Arc<dyn SessionStore>;
+        /// The clock (a [`ManualClock`](crate::ManualClock) in tests).
+        clock: SharedClock;
+        /// Allowed versions.
+        versions: Versions;
+        /// ALPN protocols offered.
+        alpn: Vec<Vec<u8>>;
+    }
+
+    /// The settings, checked.
+    pub fn build(self) -> Result<ClientSettings, Error> {
+        self.0.check()?;
+        Ok(self.0)
+    }
+}
+
+fn check_versions(versions: Versions) -> Result<(), Error> {
+    let known = |v: ProtocolVersion| matches!(v, ProtocolVersion::Tls12 | ProtocolVersion::Tls13);
+    if !known(versions.min) || !known(versions.max) {
+        return Err(Error::setting(
+            "versions",
+            format!(
+                "only TLS 1.2 and 1.3 are supported (got {} to {})",
+                versions.min, versions.max
+            ),
+        ));
+    }
+    if versions.min > versions.max {
+        return Err(Error::setting(
+            "versions",
+            format!("the range {} to {} is empty", versions.min, versions.max),
+        ));
+    }
+    Ok(())
+}
+
+fn check_alpn(protocols: &[Vec<u8>]) -> Result<(), Error> {
+    for p in protocols {
+        if p.is_empty() || p.len() > 255 {
+            return Err(Error::setting(
+                "alpn",
+                format!(
+                    "each protocol name must be 1 to 255 bytes (got {} bytes)",
+                    p.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
