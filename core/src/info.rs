@@ -3,6 +3,7 @@
 use core::fmt;
 use std::time::Duration;
 
+use crate::keys::key_ring::RejectReason;
 use crate::model::resumption::Resumption;
 
 /// The TLS version a connection negotiated.
@@ -376,6 +377,9 @@ pub struct SessionInfo {
     /// Client: why no stored session was offered (`None` when one was, and on servers). An
     /// operator asking "why no resumption?" reads [`NoOffer::describe`].
     pub no_offer: Option<NoOffer>,
+    /// Server: why the ticket the client presented was refused, where the library tells
+    /// (OpenSSL, rustls; GnuTLS does not): `None` when none was presented, or it was accepted.
+    pub ticket_refused: Option<RejectReason>,
 }
 
 impl SessionInfo {
@@ -396,6 +400,7 @@ impl SessionInfo {
             alpn: None,
             ticket_lifetime: None,
             no_offer: None,
+            ticket_refused: None,
         }
     }
 
@@ -489,6 +494,7 @@ mod tests {
             alpn: None,
             ticket_lifetime: None,
             no_offer: None,
+            ticket_refused: None,
         };
         assert_eq!(info.exim_x(), "TLS1.3:TLS_AES_256_GCM_SHA384:256*");
         info.resumed = false;

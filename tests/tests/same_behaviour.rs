@@ -36,18 +36,35 @@ fn pki() -> Pki {
     Pki::committed().expect("committed PKI")
 }
 
-/// A server of `kind` answering connections on a loopback port until the test ends: each
-/// accepted connection gets "hi" and its "ok" read.
-fn serve(kind: BackendKind, settings: ServerSettings) -> SocketAddr {
+/// A server of `kind` answering `connections` connections on a loopback port: each gets "hi"
+/// and its "ok" read. Dropping it waits for the server to end, so no GnuTLS object outlives the
+/// test that made it (GnuTLS has one clock per process).
+struct Served {
+    addr: SocketAddr,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(kind: BackendKind, settings: ServerSettings, connections: usize) -> Served {
     let server = backends::server(kind, settings).expect("server");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
-    thread::spawn(move || {
-        for tcp in listener.incoming().flatten() {
+    let thread = thread::spawn(move || {
+        for tcp in listener.incoming().take(connections).flatten() {
             common::answer(server.as_ref(), tcp);
         }
     });
-    addr
+    Served {
+        addr,
+        thread: Some(thread),
+    }
 }
 
 /// One connection of a client of `kind`: its report after the exchange (a TLS 1.3 ticket
@@ -131,10 +148,13 @@ fn kind_of(result: Result<SessionInfo, Error>, what: &str) -> ErrorKind {
 /// A required staple the server does not send.
 fn missing_staple_kind(kind: BackendKind) -> ErrorKind {
     let pki = pki();
-    let addr = serve(kind, ServerSettings::new(pki.server.clone()));
+    let served = serve(kind, ServerSettings::new(pki.server.clone()), 1);
     let mut client = client_settings(&pki);
     client.ocsp = OcspMode::Require;
-    kind_of(connect(kind, &client, addr), "no staple, OCSP required")
+    kind_of(
+        connect(kind, &client, served.addr),
+        "no staple, OCSP required",
+    )
 }
 
 /// Version ranges that do not meet: the server refuses with an alert.
@@ -142,10 +162,10 @@ fn no_common_version_kind(kind: BackendKind) -> ErrorKind {
     let pki = pki();
     let mut server = ServerSettings::new(pki.server.clone());
     server.versions = Versions::only(tlsresume_core::ProtocolVersion::Tls13);
-    let addr = serve(kind, server);
+    let served = serve(kind, server, 1);
     let mut client = client_settings(&pki);
     client.versions = Versions::only(tlsresume_core::ProtocolVersion::Tls12);
-    kind_of(connect(kind, &client, addr), "no common version")
+    kind_of(connect(kind, &client, served.addr), "no common version")
 }
 
 /// A peer that accepts the TCP connection and closes it at once.
@@ -176,12 +196,68 @@ fn timeout_kind(kind: BackendKind) -> ErrorKind {
     kind_of(result, "silent peer")
 }
 
+/// One full handshake, then the server restarts on the same address with new ticket keys (as
+/// a server without shared keys does) and the client offers its ticket: the restarted server's
+/// report says why it refused the ticket, where the library tells.
+fn refused_after_a_restart(kind: BackendKind) -> Option<tlsresume_core::RejectReason> {
+    let pki = pki();
+    let client = backends::client(kind, client_settings(&pki)).expect("client");
+    let first = serve(kind, ServerSettings::new(pki.server.clone()), 1);
+    let addr = first.addr;
+    connect_with(client.as_ref(), addr).expect("first");
+    drop(first);
+    let server = backends::server(kind, ServerSettings::new(pki.server.clone())).expect("server");
+    let listener = TcpListener::bind(addr).expect("the same address again");
+    let serving = thread::spawn(move || {
+        let (tcp, peer) = listener.accept().expect("accept");
+        let local = tcp.local_addr().expect("local");
+        let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut tls = server
+            .accept(
+                Box::new(tcp),
+                &tlsresume_core::ServerParams::new(peer, local),
+            )
+            .expect("server handshake");
+        let _ = tls.write_all(b"hi");
+        let mut buf = [0u8; 2];
+        let _ = tls.read_exact(&mut buf);
+        let _ = tls.shutdown();
+        tls.info()
+    });
+    let second = connect_with(client.as_ref(), addr).expect("after the restart");
+    let server_side = serving.join().expect("server thread");
+    assert!(
+        !second.resumed && !server_side.resumed,
+        "{kind}: resumed across a restart"
+    );
+    assert!(
+        second
+            .resumption
+            .contains(tlsresume_core::Resumption::CLIENT_SUGGESTED),
+        "{kind}: the client offered its ticket: {}",
+        second.resumption
+    );
+    server_side.ticket_refused
+}
+
 macro_rules! suite {
     ($module:ident, $kind:expr) => {
         mod $module {
             use super::*;
 
             const KIND: BackendKind = $kind;
+
+            /// OpenSSL and rustls seal tickets through the core's key ring and say why one
+            /// was refused (a key the restarted server never had); GnuTLS does not say.
+            #[test]
+            fn the_server_says_why_it_refused_a_ticket_where_the_library_tells() {
+                let _turn = gnutls_turn();
+                let expected = match KIND {
+                    BackendKind::Gnutls => None,
+                    _ => Some(tlsresume_core::RejectReason::UnknownKey),
+                };
+                assert_eq!(refused_after_a_restart(KIND), expected);
+            }
 
             #[test]
             fn a_missing_required_staple_is_an_ocsp_error() {
@@ -193,7 +269,8 @@ macro_rules! suite {
             fn an_untrusted_certificate_is_a_certificate_error() {
                 let _turn = gnutls_turn();
                 let pki = pki();
-                let addr = serve(KIND, ServerSettings::new(pki.untrusted.clone()));
+                let served = serve(KIND, ServerSettings::new(pki.untrusted.clone()), 1);
+                let addr = served.addr;
                 let result = connect(KIND, &client_settings(&pki), addr);
                 assert_eq!(kind_of(result, "untrusted"), ErrorKind::Certificate);
             }
@@ -215,7 +292,8 @@ macro_rules! suite {
             fn the_report_says_why_no_session_was_offered() {
                 let _turn = gnutls_turn();
                 let pki = pki();
-                let addr = serve(KIND, ServerSettings::new(pki.server.clone()));
+                let served = serve(KIND, ServerSettings::new(pki.server.clone()), 3);
+                let addr = served.addr;
                 let settings = client_settings(&pki);
                 let client = backends::client(KIND, settings.clone()).expect("client");
                 let first = connect_with(client.as_ref(), addr).expect("first");
@@ -247,7 +325,8 @@ macro_rules! suite {
                 let pki = pki();
                 let mut server = ServerSettings::new(pki.server.clone());
                 server.ocsp_response = Some(pki.ocsp.clone());
-                let addr = serve(KIND, server);
+                let served = serve(KIND, server, 2);
+                let addr = served.addr;
                 let mut settings = client_settings(&pki);
                 settings.resumption = ResumptionPolicy::hardened();
                 settings.ocsp = OcspMode::Require;
@@ -267,7 +346,8 @@ macro_rules! suite {
             fn an_entry_under_another_key_is_skipped_never_removed() {
                 let _turn = gnutls_turn();
                 let pki = pki();
-                let addr = serve(KIND, ServerSettings::new(pki.server.clone()));
+                let served = serve(KIND, ServerSettings::new(pki.server.clone()), 3);
+                let addr = served.addr;
                 let map = Arc::new(MemoryStore::new(16));
                 let store = |byte: u8| {
                     Arc::new(Keyed {
@@ -306,7 +386,8 @@ macro_rules! suite {
             fn two_stores_on_one_file_share_its_key() {
                 let _turn = gnutls_turn();
                 let pki = pki();
-                let addr = serve(KIND, ServerSettings::new(pki.server.clone()));
+                let served = serve(KIND, ServerSettings::new(pki.server.clone()), 3);
+                let addr = served.addr;
                 let dir = std::env::temp_dir().join(format!(
                     "tlsresume-same-{}-{}",
                     KIND,

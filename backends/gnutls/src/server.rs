@@ -82,7 +82,7 @@ impl Server {
         Ok(Handshake::server(
             conn,
             ServerPending {
-                bits: start.bits,
+                start,
                 stapling: self.settings.ocsp_response.is_some(),
                 iana_names: self.settings.resumption.known_issues().iana_cipher_names,
                 clock: self.clock.clone(),

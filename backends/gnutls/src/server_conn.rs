@@ -5,7 +5,8 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tlsresume_core::{OcspStatus, Resumption, SessionInfo, Side};
+use tlsresume_core::contract::ServerHandshake;
+use tlsresume_core::{ServerStart, SessionInfo, Side};
 
 use crate::callbacks::ClockClaim;
 use crate::client_conn::Finished;
@@ -15,55 +16,49 @@ use crate::ffi::Connection;
 /// What a server handshake needs once GnuTLS has finished it.
 #[derive(Debug)]
 pub(crate) struct ServerPending {
-    pub(crate) bits: Resumption,
+    pub(crate) start: ServerStart,
     pub(crate) stapling: bool,
     pub(crate) iana_names: bool,
     pub(crate) clock: Arc<ClockClaim>,
 }
 
 impl ServerPending {
-    /// After the handshake: the bits and what the session reports.
+    /// After the handshake: what GnuTLS tells goes to the core's [`ServerHandshake`], which
+    /// decides what is reported.
     pub(crate) fn finish<S: Read + Write>(self, conn: Connection<S>) -> Finished<S> {
         let s = conn.session();
         let resumed = s.is_resumed();
-        let mut bits = self.bits;
+        let mut handshake = ServerHandshake::new(self.start);
         if conn.ticket_sent() {
-            bits |= Resumption::CLIENT_REQUESTED;
+            handshake.ticket_sealed();
         }
-        // Also true for a plain ticket request: the source of Exim's odd 0x05.
+        // Also true for a plain ticket request: the source of Exim's odd 0x05. GnuTLS does not
+        // say why a presented ticket was refused.
         if s.resumption_requested() {
-            bits |= Resumption::CLIENT_SUGGESTED;
+            handshake.ticket_presented();
         }
-        if resumed {
-            bits |= Resumption::USED;
-        }
+        handshake.finish(resumed);
         // "Asked for" is GnuTLS's status-request state; whether a response went out is inferred:
         // GnuTLS 3.7 staples the configured response on full handshakes only and says nothing
         // about it afterwards.
-        let ocsp = if !s.client_requested_ocsp() {
-            OcspStatus::NotRequested
-        } else if self.stapling && !resumed {
-            OcspStatus::NotVerified
-        } else {
-            OcspStatus::NoResponse
-        };
-        let mut info = SessionInfo::new(Side::Server, s.protocol());
-        info.cipher = cipher_names(s, self.iana_names);
-        info.resumption = bits;
-        info.resumed = resumed;
-        info.ocsp = ocsp;
-        info.peer_certificates = s.peer_certificates();
-        info.sni = s.server_name();
-        info.alpn = s.alpn_selected();
+        if s.client_requested_ocsp() {
+            handshake.status_requested();
+            if self.stapling && !resumed {
+                handshake.staple_sent();
+            }
+        }
+        let mut library = SessionInfo::new(Side::Server, s.protocol());
+        library.cipher = cipher_names(s, self.iana_names);
+        library.peer_certificates = s.peer_certificates();
+        library.sni = s.server_name();
+        library.alpn = s.alpn_selected();
         // The lifetime in the NewSessionTicket GnuTLS sent (read by the handshake hook).
-        info.ticket_lifetime = conn
-            .ticket_sent()
-            .then(|| conn.ticket_lifetime())
-            .flatten()
+        let sent = conn
+            .ticket_lifetime()
             .map(|secs| Duration::from_secs(u64::from(secs)));
         Finished {
+            info: handshake.report(library, sent),
             conn,
-            info,
             saver: None,
             clock: self.clock,
         }

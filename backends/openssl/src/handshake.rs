@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 
 use openssl::ssl::{HandshakeError, MidHandshakeSslStream, Ssl, SslSession};
-use tlsresume_core::{Error, Handshaking, Resumption};
+use tlsresume_core::{Error, Handshaking};
 
 use crate::client_conn::{failed, finish, ClientConn};
 use crate::error;
@@ -87,9 +87,10 @@ impl<S: Read + Write> Handshake<S> {
                 match &conn {
                     Conn::Client(client) => finish(client, &stream)?,
                     Conn::Server(server) => {
-                        if stream.ssl().session_reused() {
-                            server.state().bits |= Resumption::USED;
-                        }
+                        server
+                            .state()
+                            .handshake
+                            .finish(stream.ssl().session_reused());
                     }
                 }
                 Ok(Handshaking::Done(Stream::new(stream, conn)))

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openssl::ssl::{NameType, SslRef, SslStream};
-use tlsresume_core::{
-    exim_cipher_string, CipherNames, OcspStatus, ProtocolVersion, SessionInfo, Side,
-};
+use tlsresume_core::{exim_cipher_string, CipherNames, ProtocolVersion, SessionInfo, Side};
 
 use crate::client_conn::ClientConn;
 use crate::config::protocol_of;
@@ -112,7 +110,7 @@ impl<S: Read + Write> Stream<S> {
     /// Picks up what changed since the handshake (a ticket stored on a read).
     pub(crate) fn after_read(&mut self) {
         let (bits, lifetime) = match &self.conn {
-            Conn::Server(conn) => (conn.state().bits, self.info.ticket_lifetime),
+            Conn::Server(conn) => (conn.state().handshake.bits(), self.info.ticket_lifetime),
             Conn::Client(conn) => {
                 let st = conn.state();
                 (st.handshake.bits(), st.handshake.ticket_lifetime())
@@ -152,21 +150,8 @@ fn session_info(ssl: &SslRef, conn: &Conn) -> SessionInfo {
     match conn {
         Conn::Server(conn) => {
             let resumed = ssl.session_reused();
-            let st = conn.state();
-            // Both from the status callback: asked for, and stapled.
-            info.ocsp = match (st.ocsp_requested, st.ocsp_stapled) {
-                (false, _) => OcspStatus::NotRequested,
-                (true, true) => OcspStatus::NotVerified,
-                (true, false) => OcspStatus::NoResponse,
-            };
-            let issued = st
-                .bits
-                .contains(tlsresume_core::Resumption::CLIENT_REQUESTED)
-                && conn.may_issue;
-            info.resumption = st.bits;
-            info.resumed = resumed;
-            info.ticket_lifetime = issued.then(|| sent_lifetime_hint(ssl, protocol, resumed));
-            info
+            let sent = sent_lifetime_hint(ssl, protocol, resumed);
+            conn.state().handshake.report(info, Some(sent))
         }
         Conn::Client(conn) => conn.state().handshake.report(info),
     }

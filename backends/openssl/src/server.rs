@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use openssl::ssl::{AlpnError, Ssl, SslContext, SslMethod, SslRef, SslSessionCacheMode};
 use std::io::{Read, Write};
 
+use tlsresume_core::contract::ServerHandshake;
 use tlsresume_core::{Error, KeyRing, ServerSettings, ServerStart};
 
 use crate::callbacks;
@@ -96,8 +97,7 @@ impl Server {
             may_issue: start.may_issue,
             ocsp_response: self.settings.ocsp_response.clone().map(Arc::new),
             state: Mutex::new(ServerState {
-                bits: start.bits,
-                ..ServerState::default()
+                handshake: ServerHandshake::new(start),
             }),
         });
         ssl.set_ex_data(index, Arc::clone(&conn));
@@ -120,11 +120,11 @@ fn staple(ssl: &mut SslRef) -> Result<bool, openssl::error::ErrorStack> {
     let Some(conn) = server_conn(ssl) else {
         return Ok(false);
     };
-    conn.state().ocsp_requested = true;
+    conn.state().handshake.status_requested();
     match &conn.ocsp_response {
         Some(der) => {
             ssl.set_ocsp_status(der)?;
-            conn.state().ocsp_stapled = true;
+            conn.state().handshake.staple_sent();
             Ok(true)
         }
         None => Ok(false),

@@ -12,24 +12,19 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use openssl::ex_data::Index;
 use openssl::ssl::{Ssl, SslRef};
+use tlsresume_core::contract::ServerHandshake;
 use tlsresume_core::{
-    KeyName, KeyRing, ProtocolVersion, RejectReason, Resumption, SharedClock, TicketKey,
-    TicketLifecycle, UnixTime,
+    KeyName, KeyRing, ProtocolVersion, RejectReason, SharedClock, TicketKey, TicketLifecycle,
+    UnixTime,
 };
 
 use crate::ffi::ticket_return;
 
-/// What the server side of one connection has seen, shared with the callbacks.
-#[derive(Debug, Default, Clone)]
+/// What the server side of one connection has seen, shared with the callbacks: the core's
+/// [`ServerHandshake`], which decides what is reported.
+#[derive(Debug, Clone)]
 pub(crate) struct ServerState {
-    /// Exim's bits so far.
-    pub(crate) bits: Resumption,
-    /// The client asked for an OCSP staple.
-    pub(crate) ocsp_requested: bool,
-    /// A staple was set on a full handshake.
-    pub(crate) ocsp_stapled: bool,
-    /// Why a presented ticket was refused, if one was.
-    pub(crate) rejected: Option<RejectReason>,
+    pub(crate) handshake: ServerHandshake,
 }
 
 /// The server side of one connection: the key ring and clock for the callbacks, the policy
@@ -70,14 +65,14 @@ impl ServerConn {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn set(&self, bit: Resumption) {
-        self.state().bits |= bit;
+    fn refused(&self, reason: RejectReason) {
+        self.state().handshake.ticket_refused(reason);
     }
 
     /// Ticket encryption: sets CLIENT_REQUESTED and returns the key to seal with, or `None`
     /// (no ticket) when the key source has nothing.
     pub(crate) fn encrypting_key(&self) -> Option<Arc<TicketKey>> {
-        self.set(Resumption::CLIENT_REQUESTED);
+        self.state().handshake.ticket_sealed();
         if !self.may_issue {
             return None;
         }
@@ -88,15 +83,15 @@ impl ServerConn {
     /// or `None` (a full handshake) for an unknown or expired key or a client not allowed to
     /// resume.
     pub(crate) fn decrypting_key(&self, name: [u8; 16]) -> Option<(Arc<TicketKey>, bool)> {
-        self.set(Resumption::CLIENT_SUGGESTED);
+        self.state().handshake.ticket_presented();
         if !self.may_issue {
-            self.state().rejected = Some(RejectReason::UnknownKey);
+            self.refused(RejectReason::UnknownKey);
             return None;
         }
         match self.ring.find_key(&KeyName(name), self.clock.now()) {
             Ok(found) => Some(found),
             Err(reason) => {
-                self.state().rejected = Some(reason);
+                self.refused(reason);
                 None
             }
         }
@@ -136,12 +131,12 @@ impl ServerConn {
             return ticket_return::IGNORE_RENEW;
         }
         let Some(issued) = appdata.as_deref().and_then(decode_issue_time) else {
-            self.state().rejected = Some(RejectReason::UnknownKey);
+            self.refused(RejectReason::UnknownKey);
             return ticket_return::IGNORE_RENEW;
         };
         match self.ring.check_age(issued, self.clock.now()) {
             Err(reason) => {
-                self.state().rejected = Some(reason);
+                self.refused(reason);
                 ticket_return::IGNORE_RENEW
             }
             Ok(()) if renew => ticket_return::USE_RENEW,

@@ -10,10 +10,7 @@ use rustls::{
     SupportedCipherSuite,
 };
 use tlsresume_core::contract::ClientHandshake;
-use tlsresume_core::{
-    exim_cipher_string, CipherNames, OcspStatus, ProtocolVersion, Resumption, ServerStart,
-    SessionInfo, Side,
-};
+use tlsresume_core::{exim_cipher_string, CipherNames, ProtocolVersion, SessionInfo, Side};
 
 use crate::config::provider;
 use crate::tickets::TicketRecord;
@@ -92,7 +89,6 @@ fn key_bits(suite: &SupportedCipherSuite) -> u32 {
 /// What a server connection needs to report itself.
 #[derive(Debug)]
 pub(crate) struct ServerState {
-    pub(crate) start: ServerStart,
     pub(crate) record: Arc<Mutex<TicketRecord>>,
     pub(crate) stapling: bool,
     pub(crate) lifetime: Duration,
@@ -210,7 +206,10 @@ impl<S: Read + Write> Stream<S> {
                 hs.bits() != self.info.resumption
                     || hs.ticket_lifetime() != self.info.ticket_lifetime
             }
-            Inner::Server { state, .. } => !self.info.resumption.contains(lock(&state.record).bits),
+            Inner::Server { state, .. } => !self
+                .info
+                .resumption
+                .contains(lock(&state.record).handshake.bits()),
         };
         if changed {
             self.info = session_info(&self.inner);
@@ -238,31 +237,22 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
         Inner::Server { stream, state } => {
             let conn = &stream.conn;
             let was_resumed = resumed(conn);
-            let record = lock(&state.record);
-            let mut bits = state.start.bits | record.bits;
-            if was_resumed {
-                bits |= Resumption::USED;
-            }
+            let mut handshake = lock(&state.record).handshake.clone();
+            handshake.finish(was_resumed);
             // Inferred from the configuration: rustls tells neither whether the client asked for
             // a status nor whether it stapled; it staples the configured response on full
             // handshakes only.
-            let ocsp = match (state.stapling, was_resumed) {
-                (false, _) => OcspStatus::NotRequested,
-                (true, true) => OcspStatus::NoResponse,
-                (true, false) => OcspStatus::NotVerified,
-            };
-            let mut info = SessionInfo::new(Side::Server, protocol(conn));
-            info.cipher = cipher(conn);
-            info.resumption = bits;
-            info.resumed = was_resumed;
-            info.ocsp = ocsp;
-            info.sni = conn.server_name().map(str::to_owned);
-            info.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
-            info.ticket_lifetime = record
-                .bits
-                .contains(Resumption::CLIENT_REQUESTED)
-                .then_some(state.lifetime);
-            info
+            if state.stapling {
+                handshake.status_requested();
+                if !was_resumed {
+                    handshake.staple_sent();
+                }
+            }
+            let mut library = SessionInfo::new(Side::Server, protocol(conn));
+            library.cipher = cipher(conn);
+            library.sni = conn.server_name().map(str::to_owned);
+            library.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+            handshake.report(library, Some(state.lifetime))
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::error::tls;
 use crate::handshake::Handshake;
 use crate::info::ServerState;
 use crate::tickets::{TicketRecord, Ticketer};
+use tlsresume_core::contract::ServerHandshake;
 
 /// A rustls server whose tickets follow the settings' `TicketPolicy` on the settings' clock.
 ///
@@ -73,7 +74,10 @@ impl Server {
         transport: S,
         start: ServerStart,
     ) -> Result<Handshake<S>, Error> {
-        let record = Arc::new(Mutex::new(TicketRecord::default()));
+        let record = Arc::new(Mutex::new(TicketRecord {
+            handshake: ServerHandshake::new(start),
+            decision: None,
+        }));
         let config = if start.may_issue {
             let mut config = ServerConfig::clone(&self.with_tickets);
             config.ticketer = Arc::new(Ticketer {
@@ -90,7 +94,6 @@ impl Server {
         Ok(Handshake::server(
             Box::new(StreamOwned::new(conn, transport)),
             ServerState {
-                start,
                 record,
                 stapling: self.settings.ocsp_response.is_some(),
                 lifetime: self.lifetime,

@@ -4,13 +4,14 @@
 use std::sync::{Arc, Mutex};
 
 use rustls::server::ProducesTickets;
-use tlsresume_core::{Decision, Resumption, SharedClock, TicketSealer};
+use tlsresume_core::contract::ServerHandshake;
+use tlsresume_core::{Decision, OpenError, RejectReason, SharedClock, TicketSealer};
 
 /// What the ticketer saw on one connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TicketRecord {
-    /// Server bits set by ticket calls (CLIENT_REQUESTED, CLIENT_SUGGESTED).
-    pub(crate) bits: Resumption,
+    /// The connection's server lifecycle: a ticket sealed, presented, refused.
+    pub(crate) handshake: ServerHandshake,
     /// The decision on the presented ticket, if one opened.
     pub(crate) decision: Option<Decision>,
 }
@@ -115,12 +116,12 @@ impl Ticketer {
             return None;
         }
         let ticket = self.sealer.seal(plain, self.clock.now()).ok()?;
-        record.bits |= Resumption::CLIENT_REQUESTED;
+        record.handshake.ticket_sealed();
         Some(ticket)
     }
 
     fn decrypt_for(&self, record: &mut TicketRecord, cipher: &[u8]) -> Option<Vec<u8>> {
-        record.bits |= Resumption::CLIENT_SUGGESTED;
+        record.handshake.ticket_presented();
         match self.sealer.open(cipher, self.clock.now()) {
             Ok(opened) if !session_state_is_resumable(&opened.state) => None,
             Ok(mut opened) => {
@@ -128,8 +129,17 @@ impl Ticketer {
                 // Moved out, not copied: rustls takes ownership of the plaintext.
                 Some(std::mem::take(&mut *opened.state))
             }
-            // Refused or garbage: a full handshake follows.
-            Err(_) => None,
+            // Refused (the reason is reported) or not ours: a full handshake follows. A
+            // ticket that does not open is reported as an unknown key, as OpenSSL's key callback
+            // does for a name it does not hold (an unknown name cannot be told from garbage).
+            Err(OpenError::Rejected(reason)) => {
+                record.handshake.ticket_refused(reason);
+                None
+            }
+            Err(_) => {
+                record.handshake.ticket_refused(RejectReason::UnknownKey);
+                None
+            }
         }
     }
 }

@@ -5,7 +5,9 @@
 //!   handshake meets it (which session is offered and why not, which bits, what is reported
 //!   for verification and OCSP under each policy, when OCSP fails the connection, what is
 //!   stored and sealed under which key), fed by the backend with what its library observed.
-//! - [`ServerContract::start`]: a server connection's starting decision.
+//! - [`ServerHandshake`]: one server connection's lifecycle from [`ServerContract::start`]'s
+//!   starting decision: the bits, the OCSP status and ticket lifetime reported, why a
+//!   presented ticket was refused.
 //! - [`ClientContract`]: the cache key and the offer, for tools that explain a decision
 //!   (`tlsresume probe`) without making a connection.
 //! - [`Backend`], [`TlsClient`], [`TlsServer`], [`TlsHandshake`], [`TlsConnection`]: the
@@ -344,8 +346,10 @@ pub fn connection_settings(
 
 mod client;
 mod generic;
+mod server;
 pub use client::{ClientHandshake, ReceivedSession};
 pub use generic::{Backend, TlsClient, TlsConnection, TlsHandshake, TlsServer};
+pub use server::ServerHandshake;
 
 #[cfg(test)]
 mod tests {
