@@ -114,6 +114,8 @@ fn every_subcommand_has_help() {
         "--pipe-connect",
         "--pipe-connect-hosts",
         "--pre-banner-wait",
+        "--fastopen",
+        "--fastopen-queue",
     ] {
         assert!(serve.contains(option), "serve --help lacks {option}");
     }
@@ -134,6 +136,7 @@ fn every_subcommand_has_help() {
         "--mail-from",
         "--rcpt-to",
         "--no-chunking",
+        "--fastopen",
     ] {
         assert!(probe.contains(option), "probe --help lacks {option}");
     }

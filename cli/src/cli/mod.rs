@@ -76,6 +76,24 @@ pub fn policy(name: &str) -> Result<PolicyKind, Error> {
     name.parse::<PolicyKind>()
 }
 
+/// With `--fastopen`: says on stderr, once, when the kernel's `net.ipv4.tcp_fastopen` does not
+/// allow what `allows` asks (client or server use); connections then go the normal way.
+pub fn note_fast_open_setting(
+    command: &str,
+    allows: fn(tlsresume::smtp::fastopen::KernelSetting) -> bool,
+) {
+    match tlsresume::smtp::fastopen::KernelSetting::read() {
+        Ok(setting) if !allows(setting) => eprintln!(
+            "tlsresume {command}: --fastopen: {}; connections go the normal way",
+            setting.forbids().unwrap_or_default()
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!(
+            "tlsresume {command}: --fastopen: cannot read net.ipv4.tcp_fastopen ({e}); Fast Open is tried all the same"
+        ),
+    }
+}
+
 /// With `--json`, the stores' notices (a cache that stopped taking writes, Redis out of reach,
 /// a process-local ticket key, and when each ends) join the JSON lines on stdout as
 /// `{"notice": TEXT, "level": "warning"|"info"}`, so a script reading them sees why resumption

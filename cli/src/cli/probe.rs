@@ -10,14 +10,15 @@ use std::time::Duration;
 use clap::ValueEnum;
 use serde_json::json;
 use tlsresume::contract::ClientContract;
+use tlsresume::smtp::fastopen::{FastOpenReport, KernelSetting};
 use tlsresume::smtp::{
-    Client as SmtpClient, ClientConfig, Delivery, EhloCache, EhloStore, MemoryEhloStore, Message,
-    NoTls, Start, StartTls, TlsUpgrade, UpgradeContext, Verdict,
+    Client as SmtpClient, ClientConfig, Delivery, EhloCache, EhloStore, FastOpen, FastOpenStream,
+    MemoryEhloStore, Message, NoTls, Start, StartTls, TlsUpgrade, UpgradeContext, Verdict,
 };
 use tlsresume::{
     BackendKind, CacheEntry, ClientContext, ClientOffer, ClientParams, ClientSettings, Error,
     ErrorKind, HostList, ManualClock, MemoryStore, NoOffer, OcspMode, ProtocolVersion, Resumption,
-    SessionInfo, SharedClock, TlsStream, VerifyMode,
+    SessionInfo, SharedClock, TlsStream, Transport, VerifyMode,
 };
 use tlsresume_compare::Pki;
 
@@ -156,6 +157,15 @@ pub struct ProbeArgs {
     /// Send the test message with DATA even when the server offers CHUNKING (BDAT).
     #[arg(long)]
     pub no_chunking: bool,
+    /// TCP Fast Open (RFC 7413): hand the first bytes to the kernel with the connect - the
+    /// commands sent early with --pipe-connect, or the TLS ClientHello with TLS-on-connect -
+    /// so that with a cookie from an earlier connection they travel in the SYN. Each line then
+    /// ends with fastopen=syn-data (they did), no-cookie (the SYN asked for one), no-data
+    /// (nothing to send before the server speaks) or refused (why: the kernel's
+    /// net.ipv4.tcp_fastopen, which must allow clients, or the server or the path). A
+    /// refusal never fails the connection.
+    #[arg(long)]
+    pub fastopen: bool,
 }
 
 /// The server's address and the name to send, from HOST:PORT and --sni.
@@ -237,6 +247,8 @@ struct Outcome {
     now: tlsresume::UnixTime,
     /// What the SMTP client did, when it sent a test message.
     smtp: Option<SmtpReport>,
+    /// What became of TCP Fast Open (`--fastopen`).
+    fast_open: Option<FastOpen>,
 }
 
 /// What the SMTP client reported for one connection's test message.
@@ -257,6 +269,9 @@ struct SmtpReport {
     cache: Vec<String>,
     /// The server's final reply to the message.
     reply: String,
+    /// From the start of the connection to DATA accepted, and to the final reply.
+    time_to_data: Duration,
+    time_to_reply: Duration,
 }
 
 impl SmtpReport {
@@ -274,6 +289,8 @@ impl SmtpReport {
                 .map(|(phase, v)| format!("{phase}: {}", verdict(v)))
                 .collect(),
             reply: d.reply.to_string(),
+            time_to_data: d.time_to_data,
+            time_to_reply: d.time_to_reply,
         }
     }
 
@@ -316,7 +333,40 @@ impl SmtpReport {
         v["chunking"] = json!(self.chunking);
         v["ehlo_cache"] = json!(self.cache);
         v["reply"] = json!(self.reply);
+        v["time_to_data_ms"] = json!(self.time_to_data.as_secs_f64() * 1e3);
+        v["time_to_reply_ms"] = json!(self.time_to_reply.as_secs_f64() * 1e3);
     }
+}
+
+/// ` fastopen=syn-data` (or `refused (why)`) for a text line; nothing without `--fastopen`.
+fn fast_open_text(fast_open: Option<&FastOpen>) -> String {
+    fast_open.map_or_else(String::new, |f| format!(" fastopen={f}"))
+}
+
+/// `fastopen` (the outcome's name), `fastopen_why` (a refusal's reason) and
+/// `fastopen_syn_bytes` in a JSON line, with `--fastopen`.
+fn fast_open_json(fast_open: Option<&FastOpen>, v: &mut serde_json::Value) {
+    let Some(f) = fast_open else { return };
+    v["fastopen"] = json!(f.name());
+    v["fastopen_why"] = json!(match f {
+        FastOpen::Refused(why) => Some(why.to_string()),
+        _ => None,
+    });
+    v["fastopen_syn_bytes"] = json!(match f {
+        FastOpen::SynData { bytes } => *bytes,
+        _ => 0,
+    });
+}
+
+/// How many connections sent their first bytes in the SYN; `None` when Fast Open was not
+/// tried on any.
+fn syn_data_count(fast_open: &[&FastOpen]) -> Option<usize> {
+    (!fast_open.is_empty()).then(|| fast_open.iter().filter(|f| f.syn_data()).count())
+}
+
+/// `; data in the SYN on N` for a summary line, when Fast Open was tried.
+fn syn_data_text(count: Option<usize>) -> String {
+    count.map_or_else(String::new, |n| format!("; data in the SYN on {n}"))
 }
 
 /// A cache verdict in words.
@@ -409,6 +459,9 @@ fn mail(
     if args.pipe_connect {
         config.hosts_pipe_connect = HostList::any();
     }
+    if args.fastopen {
+        config.hosts_try_fastopen = HostList::any();
+    }
     config.ehlo_cache = EhloCache::new(ehlo_store, clock);
     config.chunking = !args.no_chunking;
     config.timeout = timeout;
@@ -461,6 +514,9 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
     let wire = Wire::from_options(args.starttls, args.plain);
     let timeout = Duration::from_secs(args.timeout.max(1));
     let mail = mail(args, ehlo_store, clock.clone(), timeout)?;
+    if args.fastopen {
+        super::note_fast_open_setting("probe", KernelSetting::allows_client);
+    }
     if wire == Wire::Plain {
         return Ok(run_plain(args, &server_name, peer, &mail, &clock));
     }
@@ -477,6 +533,7 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
             kind,
             peer,
             server_name: &server_name,
+            fastopen: args.fastopen,
         };
         let outcome = match &mail {
             Some(mail) => send(&target, wire, timeout, mail, n + 1),
@@ -517,6 +574,7 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
                 if let Some(smtp) = &outcome.smtp {
                     line.push_str(&smtp.text());
                 }
+                line.push_str(&fast_open_text(outcome.fast_open.as_ref()));
                 line
             }
             Err(e) => format!("{h} failed: {e}"),
@@ -540,6 +598,7 @@ fn run_plain(
     };
     let h = format!("H={server_name} [{}]:{}", peer.ip(), peer.port());
     let (mut failed, mut early, mut messages) = (0usize, 0usize, 0usize);
+    let mut fast_open = Vec::new();
     for n in 1..=args.count {
         if n > 1 && args.advance > 0 {
             clock.advance(Duration::from_secs(args.advance));
@@ -559,7 +618,10 @@ fn run_plain(
                 early += usize::from(report.early());
                 messages += 1;
                 report.json(&mut v);
-                format!("{h} plain{}", report.text())
+                let tried = args.fastopen.then_some(&d.fast_open);
+                fast_open_json(tried, &mut v);
+                fast_open.extend(tried.cloned());
+                format!("{h} plain{}{}", report.text(), fast_open_text(tried))
             }
             Err(e) => {
                 failed += 1;
@@ -570,6 +632,7 @@ fn run_plain(
         log_line(&if args.json { v.to_string() } else { line });
     }
     let n = args.count as usize;
+    let syn_data = syn_data_count(&fast_open.iter().collect::<Vec<_>>());
     if args.json {
         log_line(
             &json!({"summary": {
@@ -578,14 +641,16 @@ fn run_plain(
                 "failed": failed,
                 "early_pipelining": early,
                 "messages": messages,
+                "fastopen_syn_data": syn_data,
             }})
             .to_string(),
         );
     } else {
         log_line(&format!(
-            "summary: {n} connection{} (plain SMTP): {messages} message{} accepted, early pipelining on {early}, {failed} failed",
+            "summary: {n} connection{} (plain SMTP): {messages} message{} accepted, early pipelining on {early}, {failed} failed{}",
             if n == 1 { "" } else { "s" },
             if messages == 1 { "" } else { "s" },
+            syn_data_text(syn_data)
         ));
     }
     failed == 0
@@ -628,6 +693,7 @@ fn connection_json(
             if let Some(smtp) = &outcome.smtp {
                 smtp.json(&mut v);
             }
+            fast_open_json(outcome.fast_open.as_ref(), &mut v);
         }
         Err(e) => {
             v["error"] = json!(e);
@@ -644,6 +710,8 @@ struct Target<'a> {
     kind: BackendKind,
     peer: SocketAddr,
     server_name: &'a str,
+    /// `--fastopen`.
+    fastopen: bool,
 }
 
 impl Target<'_> {
@@ -657,6 +725,7 @@ impl Target<'_> {
             inputs: None,
             now: self.settings.clock.now(),
             smtp: None,
+            fast_open: None,
         }
     }
 
@@ -679,14 +748,24 @@ impl Target<'_> {
         ));
     }
 
-    /// A TCP connection with the probe's timeouts.
-    fn tcp(&self, timeout: Duration) -> Result<TcpStream, String> {
-        let tcp =
-            TcpStream::connect_timeout(&self.peer, timeout).map_err(|e| format!("connect: {e}"))?;
+    /// A TCP connection with the probe's timeouts; with `--fastopen`, made by its first write
+    /// (the ClientHello, or the first SMTP command) through Fast Open, with where its outcome
+    /// appears.
+    fn tcp(
+        &self,
+        timeout: Duration,
+    ) -> Result<(Box<dyn Transport>, Option<FastOpenReport>), String> {
+        let connect = |e: std::io::Error| format!("connect: {e}");
+        if self.fastopen {
+            let tcp = FastOpenStream::new(self.peer, timeout, true).map_err(connect)?;
+            let report = tcp.report();
+            return Ok((Box::new(tcp), Some(report)));
+        }
+        let tcp = TcpStream::connect_timeout(&self.peer, timeout).map_err(connect)?;
         let _ = tcp.set_read_timeout(Some(timeout));
         let _ = tcp.set_write_timeout(Some(timeout));
         let _ = tcp.set_nodelay(true);
-        Ok(tcp)
+        Ok((Box::new(tcp), None))
     }
 }
 
@@ -739,6 +818,7 @@ fn send(target: &Target<'_>, wire: Wire, timeout: Duration, mail: &Mail, n: u32)
         outcome.result = match sent {
             Ok(d) => {
                 outcome.smtp = Some(SmtpReport::new(&d));
+                outcome.fast_open = target.fastopen.then(|| d.fast_open.clone());
                 d.tls_info
                     .ok_or_else(|| "the server did not start TLS".to_owned())
             }
@@ -747,7 +827,7 @@ fn send(target: &Target<'_>, wire: Wire, timeout: Duration, mail: &Mail, n: u32)
         return outcome;
     }
     let mut outcome = target.outcome();
-    let tcp = match target.tcp(timeout) {
+    let (tcp, fast_open) = match target.tcp(timeout) {
         Ok(tcp) => tcp,
         Err(e) => {
             outcome.result = Err(e);
@@ -757,7 +837,9 @@ fn send(target: &Target<'_>, wire: Wire, timeout: Duration, mail: &Mail, n: u32)
     };
     let params = ClientParams::new(target.server_name, target.peer);
     target.note_offer(&params, &mut outcome);
-    let mut tls = match target.client.connect(Box::new(tcp), &params) {
+    let handshake = target.client.connect(tcp, &params);
+    outcome.fast_open = fast_open.and_then(|r| r.get());
+    let mut tls = match handshake {
         Ok(tls) => tls,
         Err(e) => {
             outcome.result = Err(format!("TLS error: {e}"));
@@ -787,7 +869,7 @@ fn send(target: &Target<'_>, wire: Wire, timeout: Duration, mail: &Mail, n: u32)
 /// One connection: TCP, the plain-text phase, the handshake, EHLO and QUIT.
 fn connect(target: &Target<'_>, wire: Wire, ehlo: &str, timeout: Duration) -> Outcome {
     let mut outcome = target.outcome();
-    let mut tcp = match target.tcp(timeout) {
+    let (mut tcp, fast_open) = match target.tcp(timeout) {
         Ok(tcp) => tcp,
         Err(e) => {
             outcome.result = Err(e);
@@ -797,7 +879,9 @@ fn connect(target: &Target<'_>, wire: Wire, ehlo: &str, timeout: Duration) -> Ou
     };
     let mut lb_name = None;
     if wire == Wire::Starttls {
-        match client_starttls(&mut tcp, ehlo) {
+        let said = client_starttls(&mut tcp, ehlo);
+        outcome.fast_open = fast_open.as_ref().and_then(FastOpenReport::get);
+        match said {
             Ok(name) => lb_name = name,
             Err(e) => {
                 outcome.result = Err(format!("SMTP before STARTTLS: {e}"));
@@ -811,7 +895,9 @@ fn connect(target: &Target<'_>, wire: Wire, ehlo: &str, timeout: Duration) -> Ou
         p
     };
     target.note_offer(&params, &mut outcome);
-    let mut tls = match target.client.connect(Box::new(tcp), &params) {
+    let handshake = target.client.connect(tcp, &params);
+    outcome.fast_open = fast_open.and_then(|r| r.get());
+    let mut tls = match handshake {
         Ok(tls) => tls,
         Err(e) => {
             outcome.result = Err(format!("TLS error: {e}"));
@@ -964,6 +1050,11 @@ fn summary(kind: BackendKind, wire: Wire, outcomes: &[Outcome], as_json: bool) {
     let n = outcomes.len();
     let smtp: Vec<&SmtpReport> = outcomes.iter().filter_map(|o| o.smtp.as_ref()).collect();
     let early = smtp.iter().filter(|r| r.early()).count();
+    let fast_open: Vec<&FastOpen> = outcomes
+        .iter()
+        .filter_map(|o| o.fast_open.as_ref())
+        .collect();
+    let syn_data = syn_data_count(&fast_open);
     if as_json {
         let (hint_seconds, hint_from) = match (hint, stored) {
             (Some(d), _) => (Some(d.as_secs()), "ticket"),
@@ -982,6 +1073,7 @@ fn summary(kind: BackendKind, wire: Wire, outcomes: &[Outcome], as_json: bool) {
                 "ticket_lifetime_from": hint_from,
                 "messages": smtp.len(),
                 "early_pipelining": early,
+                "fastopen_syn_data": syn_data,
             }})
             .to_string(),
         );
@@ -1002,10 +1094,11 @@ fn summary(kind: BackendKind, wire: Wire, outcomes: &[Outcome], as_json: bool) {
         )
     };
     log_line(&format!(
-        "summary: {n} connection{} ({kind} client, {}): {resumed} resumed, {} full, {failed} failed; ticket lifetime hint: {hint}{mail}",
+        "summary: {n} connection{} ({kind} client, {}): {resumed} resumed, {} full, {failed} failed; ticket lifetime hint: {hint}{mail}{}",
         if n == 1 { "" } else { "s" },
         wire.name(),
-        n - resumed - failed
+        n - resumed - failed,
+        syn_data_text(syn_data)
     ));
     for (i, outcome) in outcomes.iter().enumerate() {
         match &outcome.result {

@@ -9,6 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use serde_json::json;
+use tlsresume::smtp::fastopen::{self, Accepted, KernelSetting};
 use tlsresume::{
     Error, HostList, Identity, ServerContext, ServerParams, ServerSettings, SessionInfo,
 };
@@ -86,6 +87,18 @@ pub struct ServeArgs {
     /// Exim does.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub pre_banner_wait: u64,
+    /// TCP Fast Open (RFC 7413) on the listener (TCP_FASTOPEN): a client with a cookie from an
+    /// earlier connection sends its first bytes in the SYN - its early SMTP commands, or its
+    /// TLS ClientHello - and they are taken at once. The log line marks such a connection
+    /// TFO* (TFO for a Fast Open connection whose SYN carried no data), as Exim does; --json
+    /// has "fastopen". The kernel must allow it: net.ipv4.tcp_fastopen with bit 2 (3 allows
+    /// client and server); the server says so on stderr when it does not.
+    #[arg(long)]
+    pub fastopen: bool,
+    /// Connections made from Fast Open SYNs that may wait for their handshake to end (the
+    /// TCP_FASTOPEN queue length), with --fastopen.
+    #[arg(long, value_name = "N", default_value_t = 64, requires = "fastopen")]
+    pub fastopen_queue: u32,
     /// Speak PROTOCOL in clear until STARTTLS. smtp: banner, EHLO advertising STARTTLS,
     /// STARTTLS; then EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP and QUIT over TLS, every message
     /// accepted and discarded.
@@ -177,6 +190,8 @@ struct Shared {
     /// The clients offered PIPECONNECT (`None`: early pipelining off).
     pipe_connect: Option<HostList>,
     pre_banner_wait: Duration,
+    /// `--fastopen`: each connection's log line says whether it came through Fast Open.
+    fastopen: bool,
 }
 
 /// Builds the server from the arguments (every argument error surfaces here, before
@@ -290,6 +305,9 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
     let listener = TcpListener::bind(&args.listen)
         .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", args.listen)))?;
     let local = listener.local_addr()?;
+    if args.fastopen {
+        enable_fast_open(&listener, args.fastopen_queue)?;
+    }
     if args.json {
         log_line(&json!({ "listening": local.to_string() }).to_string());
     } else {
@@ -305,6 +323,7 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
         timeout: Duration::from_secs(args.timeout.max(1)),
         pipe_connect,
         pre_banner_wait: Duration::from_millis(args.pre_banner_wait),
+        fastopen: args.fastopen,
     });
     if args.max_concurrent == 0 {
         return Err(Error::Config("--max-concurrent must be at least 1".into()));
@@ -329,6 +348,10 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
             }
         };
         accepted += 1;
+        // Asked of the kernel before anything is read from the connection.
+        let fast_open = shared
+            .fastopen
+            .then(|| fastopen::accepted(&tcp).unwrap_or(Accepted::Normal));
         let Some(slot) = slots.take() else {
             // Clear SMTP: say so and close, as an MTA past its connection limit does.
             let _ = tcp.set_write_timeout(Some(Duration::from_secs(5)));
@@ -345,6 +368,7 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
                         "refused with 421: {} connections already served at once",
                         args.max_concurrent
                     )),
+                    fast_open,
                     ..Record::default()
                 },
             );
@@ -353,7 +377,7 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
         let shared = shared.clone();
         let job = move || {
             let _slot = slot;
-            connection(&shared, tcp, peer)
+            connection(&shared, tcp, peer, fast_open)
         };
         // Out of threads: the connection (moved into the job) is dropped, its slot freed.
         if let Err(e) = pool.run(job) {
@@ -366,6 +390,17 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
     }
     pool.wait();
     Ok(())
+}
+
+/// `--fastopen`: TCP_FASTOPEN on the listener; a kernel setting that keeps servers from taking
+/// data from the SYN is said on stderr (connections then come the normal way).
+fn enable_fast_open(listener: &TcpListener, queue: u32) -> Result<(), Error> {
+    super::note_fast_open_setting("serve", KernelSetting::allows_server);
+    fastopen::enable_on_listener(listener, queue).map_err(|e| {
+        Error::Config(format!(
+            "--fastopen: cannot enable TCP Fast Open on the listener: {e}"
+        ))
+    })
 }
 
 /// A bound on the connections served at once.
@@ -433,11 +468,18 @@ struct Record {
     requests: Option<usize>,
     /// Early pipelining and pipelining (SMTP), for the `L` field.
     pipe: Pipelining,
+    /// What the kernel said of the connection when it was accepted (`--fastopen`).
+    fast_open: Option<Accepted>,
 }
 
 /// Logs a connection's line: Exim-style text, or one JSON object with the same fields.
 fn log_connection(shared: &Shared, peer: SocketAddr, rec: &Record) {
-    let h = format!("H=[{}]:{}", peer.ip(), peer.port());
+    // Exim's marker follows the host: TFO* when the first bytes came in the SYN.
+    let tfo = rec
+        .fast_open
+        .and_then(Accepted::exim_marker)
+        .map_or_else(String::new, |m| format!(" {m}"));
+    let h = format!("H=[{}]:{}{tfo}", peer.ip(), peer.port());
     if shared.json {
         let mut v = json!({
             "peer": peer.ip().to_string(),
@@ -465,6 +507,13 @@ fn log_connection(shared: &Shared, peer: SocketAddr, rec: &Record) {
             v["pipe_connect_advertised"] = json!(rec.pipe.advertised);
         }
         v["transport"] = json!(shared.wire.name());
+        if let Some(accepted) = rec.fast_open {
+            v["fastopen"] = json!(match accepted {
+                Accepted::SynData => "syn-data",
+                Accepted::NoData => "no-data",
+                Accepted::Normal => "normal",
+            });
+        }
         v["error"] = json!(rec.problem);
         return log_line(&v.to_string());
     }
@@ -507,16 +556,13 @@ fn log_connection(shared: &Shared, peer: SocketAddr, rec: &Record) {
 }
 
 /// One connection, start to end; logs its line.
-fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr) {
+fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: Option<Accepted>) {
+    let log = |rec: Record| log_connection(shared, peer, &Record { fast_open, ..rec });
     let fail = |problem: String| {
-        log_connection(
-            shared,
-            peer,
-            &Record {
-                problem: Some(problem),
-                ..Record::default()
-            },
-        )
+        log(Record {
+            problem: Some(problem),
+            ..Record::default()
+        })
     };
     let _ = tcp.set_read_timeout(Some(shared.timeout));
     let _ = tcp.set_write_timeout(Some(shared.timeout));
@@ -550,17 +596,12 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr) {
     if shared.wire == Wire::Plain {
         let mut sink = Sink::new(tcp, &shared.hostname, pipe, false);
         let ended = sink.run(true);
-        log_connection(
-            shared,
-            peer,
-            &Record {
-                info: None,
-                problem: ended.as_ref().err().map(|e| e.to_string()),
-                messages: sink.messages,
-                requests: None,
-                pipe: sink.pipe,
-            },
-        );
+        log(Record {
+            problem: ended.as_ref().err().map(|e| e.to_string()),
+            messages: sink.messages,
+            pipe: sink.pipe,
+            ..Record::default()
+        });
         if ended.is_ok() {
             sink.quit();
         }
@@ -581,17 +622,12 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr) {
     if shared.http {
         let shown = format!("[{}]:{}", peer.ip(), peer.port());
         let (ended, info) = super::http::serve(tls, &shown, shared.backend.name());
-        return log_connection(
-            shared,
-            peer,
-            &Record {
-                info: Some(info),
-                problem: ended.result.err().map(|e| e.to_string()),
-                messages: 0,
-                requests: Some(ended.requests),
-                pipe: Pipelining::default(),
-            },
-        );
+        return log(Record {
+            info: Some(info),
+            problem: ended.result.err().map(|e| e.to_string()),
+            requests: Some(ended.requests),
+            ..Record::default()
+        });
     }
     let mut tls = tls;
     if shared.wire == Wire::TlsOnConnect {
@@ -604,17 +640,13 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr) {
     let mut sink = Sink::new(tls, &shared.hostname, pipe, true);
     let ended = sink.run(shared.wire == Wire::TlsOnConnect);
     // Logged before QUIT is answered, so a client's next connection comes after this line.
-    log_connection(
-        shared,
-        peer,
-        &Record {
-            info: Some(sink.info()),
-            problem: ended.as_ref().err().map(|e| e.to_string()),
-            messages: sink.messages,
-            requests: None,
-            pipe: sink.pipe,
-        },
-    );
+    log(Record {
+        info: Some(sink.info()),
+        problem: ended.as_ref().err().map(|e| e.to_string()),
+        messages: sink.messages,
+        pipe: sink.pipe,
+        ..Record::default()
+    });
     if ended.is_ok() {
         sink.finish();
     }
