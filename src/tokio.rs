@@ -72,10 +72,10 @@
 //!   `spawn_blocking` task started by that read; the connector's next `connect` waits for
 //!   those writes first, so it sees them exactly as a blocking client would. A
 //!   [`MemoryStore`](crate::MemoryStore) does not block and is used directly.
-//! - **Ticket keys.** The servers ask their [`KeyRing`](crate::KeyRing) for keys inside the
+//! - **Ticket keys.** The servers ask their [`KeyRing`](crate::keys::key_ring::KeyRing) for keys inside the
 //!   ticket callbacks; the ring asks its [`KeySource`](crate::KeySource) only when a rotation
 //!   is due. Before each handshake the acceptor checks
-//!   [`KeyRing::rotation_due`](crate::KeyRing::rotation_due) and, if so, rotates on a
+//!   [`KeyRing::rotation_due`](crate::keys::key_ring::KeyRing::rotation_due) and, if so, rotates on a
 //!   `spawn_blocking` thread, so a Redis key source is not asked from a callback (the only
 //!   window left is a rotation falling due during the handshake itself, milliseconds on a real
 //!   clock). GnuTLS derives its keys from a master secret fetched when the server is made:
@@ -108,11 +108,11 @@ use std::task::{Context, Poll, Waker};
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use ::tokio::task::JoinHandle;
 
+use tlsresume_core::cache::deferred::DeferredStore;
 use tlsresume_core::contract::{ClientContract, TlsClient, TlsConnection, TlsHandshake, TlsServer};
 use tlsresume_core::{
-    BackendKind, ClientContext, ClientParams, ClientSettings, DeferredStore, Error, Handshaking,
-    MidHandshake, ServerContext, ServerParams, SessionInfo, SessionStore,
-    TlsStream as DynTlsStream,
+    BackendKind, ClientContext, ClientParams, ClientSettings, Error, Handshaking, MidHandshake,
+    ServerContext, ServerParams, SessionInfo, SessionStore, TlsStream as DynTlsStream,
 };
 
 /// The synchronous transport the backends run over: the tokio I/O object, polled with the

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use tlsresume_core::keys::key_ring::{KeyRing, TicketLifecycle};
+use tlsresume_core::keys::seal::TicketSealer;
 use tlsresume_core::*;
 
 const T0: UnixTime = UnixTime::from_secs(1_700_000_000);

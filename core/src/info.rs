@@ -76,7 +76,8 @@ pub struct CipherNames {
 /// Exim's cipher string for OpenSSL and rustls: `<version>:<cipher name>:<bits>`.
 ///
 /// ```
-/// use tlsresume_core::{exim_cipher_string, ProtocolVersion};
+/// use tlsresume_core::{ProtocolVersion};
+/// use tlsresume_core::info::{exim_cipher_string};
 /// assert_eq!(
 ///     exim_cipher_string(ProtocolVersion::Tls12, "ECDHE-RSA-AES256-GCM-SHA384", 256),
 ///     "TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256"
@@ -95,7 +96,7 @@ pub fn exim_cipher_string(version: ProtocolVersion, name: &str, bits: u32) -> St
 /// Exim would log.
 ///
 /// ```
-/// use tlsresume_core::exim_cipher_from_gnutls_desc;
+/// use tlsresume_core::info::exim_cipher_from_gnutls_desc;
 /// assert_eq!(
 ///     exim_cipher_from_gnutls_desc("(TLS1.2)-(ECDHE-SECP256R1)-(RSA-SHA256)-(AES-256-GCM)", 256),
 ///     "TLS1.2:ECDHE_SECP256R1__RSA_SHA256__AES_256_GCM:256"

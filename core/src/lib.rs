@@ -9,6 +9,8 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
+//! use tlsresume_core::keys::key_ring::{Decision, KeyRing};
+//! use tlsresume_core::keys::seal::TicketSealer;
 //! use tlsresume_core::*;
 //!
 //! // A server's ticket keys under the OpenSSL flavour, on a virtual clock.
@@ -44,42 +46,34 @@
 #![deny(missing_docs)]
 
 pub mod cache;
-mod clock;
+pub mod clock;
 pub mod contract;
 mod error;
-mod info;
+pub mod info;
 pub mod keys;
 mod kind;
 pub mod model;
 pub mod notice;
-mod pki;
+pub mod pki;
 pub mod seams;
 pub mod settings;
 
 pub use cache::deferred::{DeferredStore, StoreOp};
 pub use cache::store::{MemoryStore, SessionStore, StoreError};
-pub use cache::{CacheEntry, CacheKey, CacheKeyBuilder, CodecError, NEVER_LB};
-pub use clock::{
-    same_clock, Clock, ClockIdentity, ManualClock, SharedClock, SystemClock, UnixTime,
-};
-pub use contract::{ClientOffer, NoOffer, ServerStart, DEFAULT_LIFETIME_HINT};
+pub use cache::{CacheEntry, CacheKey};
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
 pub use error::{Error, ErrorKind, TlsError, TlsFailure};
 pub use info::{
-    exim_cipher_from_gnutls_desc, exim_cipher_string, CipherNames, OcspStatus, ProtocolVersion,
-    SessionInfo, Side, Verification,
+    CipherNames, NoOffer, OcspStatus, ProtocolVersion, SessionInfo, Side, Verification,
 };
-pub use keys::key_ring::{Decision, KeyRing, RejectReason, TicketLifecycle};
-pub use keys::seal::{OpenError, Opened, TicketSealer, SEAL_OVERHEAD};
-pub use keys::{
-    KeyError, KeyMaterial, KeyName, KeySecret, KeySource, MasterSecret, ProcessKeySource,
-    SessionKey, TicketKey, STAND_IN_RETRY_ON_ERROR,
-};
+pub use keys::key_ring::RejectReason;
+pub use keys::{KeyError, KeySource, ProcessKeySource, SessionKey};
 pub use kind::BackendKind;
-pub use model::hostlist::{canonical_ip, HostList, HostListError};
+pub use model::hostlist::HostList;
 pub use model::policy::{KnownIssues, ResumptionPolicy};
-pub use model::resumption::{ParseResumptionError, Resumption};
-pub use model::ticket_policy::{KeySchedule, TicketPolicy, TicketPolicyError};
-pub use pki::{certificates_from_pem, certificates_from_pem_file, read_file, Identity, KeyFormat};
+pub use model::resumption::Resumption;
+pub use model::ticket_policy::TicketPolicy;
+pub use pki::{certificates_from_pem, certificates_from_pem_file, Identity, KeyFormat};
 pub use seams::{ClientContext, Handshaking, MidHandshake, ServerContext, TlsStream, Transport};
 pub use settings::params::{ClientParams, ServerParams};
 pub use settings::{

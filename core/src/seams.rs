@@ -168,7 +168,7 @@ pub trait ClientContext: Send + Sync + fmt::Debug {
     /// store). The handshake is driven by [`MidHandshake::resume`];
     /// [`connect`](Self::connect) is this, resumed until done.
     ///
-    /// The async layer passes a [`DeferredStore`](crate::DeferredStore) here so a store that
+    /// The async layer passes a [`DeferredStore`](crate::cache::deferred::DeferredStore) here so a store that
     /// blocks (SQLite, Redis) is never called from inside the library's callbacks.
     fn start_connect(
         &self,

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tlsresume_core::exim_cipher_from_gnutls_desc;
+use tlsresume_core::info::exim_cipher_from_gnutls_desc;
 
 fuzz_target!(|data: &[u8]| {
     let Some((bits, rest)) = data.split_first_chunk::<4>() else {

@@ -10,9 +10,10 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tlsresume_core::{
-    KeyError, KeyMaterial, KeyRing, KeySource, MasterSecret, TicketPolicy, TicketSealer, UnixTime,
-};
+use tlsresume_core::{KeyError, KeySource, TicketPolicy, UnixTime};
+use tlsresume_core::keys::{KeyMaterial, MasterSecret};
+use tlsresume_core::keys::key_ring::{KeyRing};
+use tlsresume_core::keys::seal::{TicketSealer};
 
 pub mod disk;
 pub mod ffi;

@@ -41,7 +41,9 @@ use std::time::Duration;
 
 use ring::digest;
 
-use tlsresume_core::{canonical_ip, CodecError, SharedClock, StoreError, UnixTime};
+use tlsresume_core::cache::CodecError;
+use tlsresume_core::model::hostlist::canonical_ip;
+use tlsresume_core::{SharedClock, StoreError, UnixTime};
 
 /// Exim's default `retry_data_expire`: how long a cached EHLO response is trusted.
 pub const DEFAULT_RETRY_DATA_EXPIRE: Duration = Duration::from_secs(7 * 24 * 3600);

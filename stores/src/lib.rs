@@ -63,7 +63,8 @@
 //! ```no_run
 //! # #[cfg(feature = "redis")] {
 //! use std::sync::Arc;
-//! use tlsresume_core::{KeyRing, TicketPolicy};
+//! use tlsresume_core::{TicketPolicy};
+//! use tlsresume_core::keys::key_ring::{KeyRing};
 //! use tlsresume_stores::{Kek, RedisConfig, RedisKeySource};
 //!
 //! let policy = TicketPolicy::OPENSSL;

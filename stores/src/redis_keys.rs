@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use redis::{Connection, RedisError};
 use ring::rand::{SecureRandom, SystemRandom};
+use tlsresume_core::keys::{KeyMaterial, KeyName, KeySecret, MasterSecret};
 use tlsresume_core::notice::{self, Notice};
-use tlsresume_core::{
-    KeyError, KeyMaterial, KeyName, KeySecret, KeySource, MasterSecret, ProcessKeySource,
-    TicketPolicy, UnixTime,
-};
+use tlsresume_core::{KeyError, KeySource, ProcessKeySource, TicketPolicy, UnixTime};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::kek::{Kek, KekError};
@@ -29,7 +27,7 @@ use crate::link::{Link, RedisConfig};
 ///   expiry); every node derives the same per-period keys from it.
 /// - Keys are sealed with AES-256-GCM under the [`Kek`] and bound to their Redis key name;
 ///   Redis never holds them in clear.
-/// - Keys are cached in the process: [`KeyRing`](tlsresume_core::KeyRing) asks only at
+/// - Keys are cached in the process: [`KeyRing`](tlsresume_core::keys::key_ring::KeyRing) asks only at
 ///   rotation, [`master_secret`](KeySource::master_secret) goes to Redis once, so no
 ///   handshake waits for Redis except the one that triggers a rotation (bounded by the
 ///   configured timeouts).

@@ -10,9 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use tlsresume_core::keys::key_ring::KeyRing;
+use tlsresume_core::keys::seal::TicketSealer;
 use tlsresume_core::{
-    BackendKind, CacheEntry, CacheKey, KeyRing, KeySource, OcspStatus, SessionStore, TicketPolicy,
-    TicketSealer, UnixTime, Verification,
+    BackendKind, CacheEntry, CacheKey, KeySource, OcspStatus, SessionStore, TicketPolicy, UnixTime,
+    Verification,
 };
 use tlsresume_smtp::ehlo::{EhloEntry, EhloKey, EhloResponse, EhloStore};
 use tlsresume_stores::{Kek, RedisConfig, RedisKeySource, RedisStore};

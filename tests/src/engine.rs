@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use tlsresume_core::model::ticket_policy::KeySchedule;
 use tlsresume_core::{
-    BackendKind, ClientContext, ClientParams, ClientSettings, Error, HostList, KeySchedule,
-    ManualClock, MemoryStore, OcspMode, ProtocolVersion, ServerContext, ServerParams,
-    ServerSettings, SessionInfo, TlsStream, UnixTime, VerifyMode, Versions,
+    BackendKind, ClientContext, ClientParams, ClientSettings, Error, HostList, ManualClock,
+    MemoryStore, OcspMode, ProtocolVersion, ServerContext, ServerParams, ServerSettings,
+    SessionInfo, TlsStream, UnixTime, VerifyMode, Versions,
 };
 
 use crate::scenario::{Case, PolicyKind, Scenario, Wire, MIN};

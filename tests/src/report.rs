@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use tlsresume_core::{CipherNames, KeySchedule, SessionInfo, Verification};
+use tlsresume_core::model::ticket_policy::KeySchedule;
+use tlsresume_core::{CipherNames, SessionInfo, Verification};
 
 use crate::engine::Outcome;
 use crate::scenario::{Case, Scenario};

@@ -5,10 +5,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tlsresume_core::{
-    Decision, KeyRing, KeySchedule, ProcessKeySource, Resumption, TicketLifecycle, TicketPolicy,
-    UnixTime,
-};
+use tlsresume_core::keys::key_ring::{Decision, KeyRing, TicketLifecycle};
+use tlsresume_core::model::ticket_policy::KeySchedule;
+use tlsresume_core::{ProcessKeySource, Resumption, TicketPolicy, UnixTime};
 
 use crate::engine::Outcome;
 use crate::scenario::{PolicyKind, Wire};

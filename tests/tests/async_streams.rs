@@ -14,11 +14,11 @@ use std::thread;
 use tlsresume::backends;
 use tlsresume::tokio::{TlsAcceptor, TlsConnector};
 use tlsresume_compare::Pki;
+use tlsresume_core::keys::{KeyMaterial, MasterSecret};
 use tlsresume_core::{
     BackendKind, CacheEntry, CacheKey, ClientContext, ClientParams, ClientSettings, KeyError,
-    KeyMaterial, KeySource, ManualClock, MasterSecret, MemoryStore, ProcessKeySource,
-    ProtocolVersion, Resumption, ServerContext, ServerParams, ServerSettings, SessionStore,
-    StoreError, UnixTime, Versions,
+    KeySource, ManualClock, MemoryStore, ProcessKeySource, ProtocolVersion, Resumption,
+    ServerContext, ServerParams, ServerSettings, SessionStore, StoreError, UnixTime, Versions,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use tokio::net::{TcpListener, TcpStream};

@@ -5,9 +5,8 @@
 use std::sync::OnceLock;
 
 use tlsresume_compare::{run, Case, Outcome, Pki, Plan, PolicyKind, Scenario};
-use tlsresume_core::{
-    BackendKind, KeySchedule, OcspStatus, ProtocolVersion, Resumption, Verification,
-};
+use tlsresume_core::model::ticket_policy::KeySchedule;
+use tlsresume_core::{BackendKind, OcspStatus, ProtocolVersion, Resumption, Verification};
 
 fn outcomes() -> &'static [Outcome] {
     static RUN: OnceLock<Vec<Outcome>> = OnceLock::new();

@@ -199,7 +199,7 @@ pub(crate) fn install_clock(clock: &SharedClock) -> Result<ClockClaim, tlsresume
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     match slot.as_mut() {
         Some(installed) if installed.users > 0 => {
-            if !tlsresume_core::same_clock(&installed.clock, clock) {
+            if !tlsresume_core::clock::same_clock(&installed.clock, clock) {
                 return Err(tlsresume_core::Error::setting(
                     "clock",
                     format!(
@@ -214,7 +214,7 @@ pub(crate) fn install_clock(clock: &SharedClock) -> Result<ClockClaim, tlsresume
             installed.users += 1;
         }
         _ => {
-            if clock.identity() != tlsresume_core::ClockIdentity::System {
+            if clock.identity() != tlsresume_core::clock::ClockIdentity::System {
                 install_time_hooks();
             }
             *slot = Some(InstalledClock {

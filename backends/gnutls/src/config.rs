@@ -10,7 +10,8 @@ use tlsresume_core::{
 
 use crate::ffi::Credentials;
 use crate::ffi::SessionRef;
-use tlsresume_core::{exim_cipher_from_gnutls_desc, exim_cipher_string, CipherNames};
+use tlsresume_core::info::{exim_cipher_from_gnutls_desc, exim_cipher_string};
+use tlsresume_core::CipherNames;
 
 /// The priority string allowing exactly `versions` (TLS 1.2 and/or 1.3) over GnuTLS's `NORMAL`.
 pub(crate) fn priority(versions: &Versions) -> Result<String, Error> {

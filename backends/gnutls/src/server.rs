@@ -5,9 +5,10 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
+use tlsresume_core::contract::ServerStart;
 use tlsresume_core::contract::TlsServer;
-use tlsresume_core::ServerStart;
-use tlsresume_core::{BackendKind, Error, KeyRing, ServerParams, ServerSettings, SharedClock};
+use tlsresume_core::keys::key_ring::KeyRing;
+use tlsresume_core::{BackendKind, Error, ServerParams, ServerSettings, SharedClock};
 
 use crate::callbacks::{install_clock, ClockClaim};
 use crate::config;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tlsresume_core::contract::ServerHandshake;
-use tlsresume_core::{ServerStart, SessionInfo, Side};
+use tlsresume_core::contract::ServerStart;
+use tlsresume_core::{SessionInfo, Side};
 
 use crate::callbacks::ClockClaim;
 use crate::client_conn::Finished;

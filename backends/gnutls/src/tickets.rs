@@ -13,16 +13,15 @@
 use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use tlsresume_core::{
-    Error, KeyError, MasterSecret, ServerSettings, UnixTime, STAND_IN_RETRY_ON_ERROR,
-};
+use tlsresume_core::keys::{MasterSecret, STAND_IN_RETRY_ON_ERROR};
+use tlsresume_core::{Error, KeyError, ServerSettings, UnixTime};
 
 /// The master ticket key for `gnutls_session_ticket_enable_server` (64 bytes), as the server
 /// holds it: fetched from the key source when the server is made and, when the source said it
 /// was a stand-in ([`KeySource::master_retry_after`](tlsresume_core::KeySource::master_retry_after):
 /// a fleet node cut off from its shared store), fetched again once the delay has passed on the
 /// server's clock, so the node takes the fleet's master once the store answers. The same rule
-/// as a periodic [`KeyRing`](tlsresume_core::KeyRing)'s, which GnuTLS's own key derivation
+/// as a periodic [`KeyRing`](tlsresume_core::keys::key_ring::KeyRing)'s, which GnuTLS's own key derivation
 /// stands in for here.
 ///
 /// GnuTLS takes one master key per session: tickets sealed under a stand-in do not open once

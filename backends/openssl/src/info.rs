@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openssl::ssl::{NameType, SslRef, SslStream};
-use tlsresume_core::{exim_cipher_string, CipherNames, ProtocolVersion, SessionInfo, Side};
+use tlsresume_core::info::exim_cipher_string;
+use tlsresume_core::{CipherNames, ProtocolVersion, SessionInfo, Side};
 
 use crate::client_conn::ClientConn;
 use crate::config::protocol_of;

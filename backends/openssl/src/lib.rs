@@ -58,8 +58,8 @@
 //! [`SessionStore`]: tlsresume_core::SessionStore
 //! [`ServerSettings::start`]: tlsresume_core::contract::ServerContract::start
 //! [`ClientSettings::offer`]: tlsresume_core::contract::ClientContract::offer
-//! [`TicketLifecycle::find_key`]: tlsresume_core::TicketLifecycle::find_key
-//! [`TicketLifecycle::check_age`]: tlsresume_core::TicketLifecycle::check_age
+//! [`TicketLifecycle::find_key`]: tlsresume_core::keys::key_ring::TicketLifecycle::find_key
+//! [`TicketLifecycle::check_age`]: tlsresume_core::keys::key_ring::TicketLifecycle::check_age
 //! [`Verification::NotChecked`]: tlsresume_core::Verification::NotChecked
 //! [`ResumptionPolicy::exim_compatible`]: tlsresume_core::ResumptionPolicy::exim_compatible
 //! [`ResumptionPolicy::hardened`]: tlsresume_core::ResumptionPolicy::hardened

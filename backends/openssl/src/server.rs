@@ -8,7 +8,9 @@ use openssl::ssl::{AlpnError, Ssl, SslContext, SslMethod, SslRef, SslSessionCach
 use std::io::{Read, Write};
 
 use tlsresume_core::contract::ServerHandshake;
-use tlsresume_core::{Error, KeyRing, ServerSettings, ServerStart};
+use tlsresume_core::contract::ServerStart;
+use tlsresume_core::keys::key_ring::KeyRing;
+use tlsresume_core::{Error, ServerSettings};
 
 use crate::callbacks;
 use crate::config;

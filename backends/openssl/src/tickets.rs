@@ -13,10 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use openssl::ex_data::Index;
 use openssl::ssl::{Ssl, SslRef};
 use tlsresume_core::contract::ServerHandshake;
-use tlsresume_core::{
-    KeyName, KeyRing, ProtocolVersion, RejectReason, SharedClock, TicketKey, TicketLifecycle,
-    UnixTime,
-};
+use tlsresume_core::keys::key_ring::{KeyRing, TicketLifecycle};
+use tlsresume_core::keys::{KeyName, TicketKey};
+use tlsresume_core::{ProtocolVersion, RejectReason, SharedClock, UnixTime};
 
 use crate::ffi::ticket_return;
 

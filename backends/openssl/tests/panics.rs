@@ -5,6 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
+use tlsresume_core::keys::{KeyMaterial, MasterSecret};
 use tlsresume_core::*;
 
 #[derive(Debug)]

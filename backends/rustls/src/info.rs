@@ -10,7 +10,8 @@ use rustls::{
     SupportedCipherSuite,
 };
 use tlsresume_core::contract::ClientHandshake;
-use tlsresume_core::{exim_cipher_string, CipherNames, ProtocolVersion, SessionInfo, Side};
+use tlsresume_core::info::exim_cipher_string;
+use tlsresume_core::{CipherNames, ProtocolVersion, SessionInfo, Side};
 
 use crate::config::provider;
 use crate::tickets::TicketRecord;

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use rustls::server::NoServerSessionStorage;
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
-use tlsresume_core::{Error, KeyRing, ServerSettings, ServerStart, TicketSealer};
+use tlsresume_core::contract::ServerStart;
+use tlsresume_core::keys::key_ring::KeyRing;
+use tlsresume_core::keys::seal::TicketSealer;
+use tlsresume_core::{Error, ServerSettings};
 
 use crate::config::{chain_and_key, provider, versions, ClockTime};
 use crate::error::tls;

@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use rustls::server::ProducesTickets;
 use tlsresume_core::contract::ServerHandshake;
-use tlsresume_core::{Decision, OpenError, RejectReason, SharedClock, TicketSealer};
+use tlsresume_core::keys::key_ring::Decision;
+use tlsresume_core::keys::seal::{OpenError, TicketSealer};
+use tlsresume_core::{RejectReason, SharedClock};
 
 /// What the ticketer saw on one connection.
 #[derive(Debug)]

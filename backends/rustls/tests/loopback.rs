@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use tlsresume_core::keys::seal::TicketSealer;
 use tlsresume_core::*;
 use tlsresume_rustls::{Client, Server, Stream};
 

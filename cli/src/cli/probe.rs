@@ -10,14 +10,15 @@ use std::time::Duration;
 use clap::ValueEnum;
 use serde_json::json;
 use tlsresume::contract::ClientContract;
+use tlsresume::contract::ClientOffer;
 use tlsresume::smtp::fastopen::{FastOpenReport, KernelSetting};
 use tlsresume::smtp::{
     Client as SmtpClient, ClientConfig, Delivery, EhloCache, EhloStore, FastOpen, FastOpenStream,
     MemoryEhloStore, Message, NoTls, Start, StartTls, TlsUpgrade, UpgradeContext, Verdict,
 };
 use tlsresume::{
-    BackendKind, CacheEntry, ClientContext, ClientOffer, ClientParams, ClientSettings, Error,
-    ErrorKind, HostList, ManualClock, MemoryStore, NoOffer, OcspMode, ProtocolVersion, Resumption,
+    BackendKind, CacheEntry, ClientContext, ClientParams, ClientSettings, Error, ErrorKind,
+    HostList, ManualClock, MemoryStore, NoOffer, OcspMode, ProtocolVersion, Resumption,
     SessionInfo, SharedClock, TlsStream, Transport, VerifyMode,
 };
 use tlsresume_compare::Pki;

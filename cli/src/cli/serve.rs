@@ -213,7 +213,7 @@ fn settings(args: &ServeArgs) -> Result<(ServerSettings, tlsresume::BackendKind)
         settings.resumption = settings.resumption.with_server_hosts(hosts);
     }
     if let Some(path) = &args.ocsp {
-        settings.ocsp_response = Some(tlsresume::read_file(path)?);
+        settings.ocsp_response = Some(tlsresume::pki::read_file(path)?);
     }
     settings.versions = super::versions(args.tls.as_deref())?;
     if let Some(source) = fleet_key_source(args, &settings.ticket_policy_for(kind))? {
@@ -261,7 +261,7 @@ fn fleet_key_source(
     let kek = kek.map_err(|e| Error::Config(format!("{option}: {e}")))?;
     let mut config = RedisConfig::new(url.as_str()).prefix(args.ticket_keys_prefix.as_str());
     if let Some(path) = &args.ticket_keys_ca {
-        config = config.tls_ca_pem(tlsresume::read_file(path)?);
+        config = config.tls_ca_pem(tlsresume::pki::read_file(path)?);
     }
     let shown = config.redacted_url();
     let source = RedisKeySource::new(config, kek, policy)

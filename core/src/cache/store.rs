@@ -28,7 +28,7 @@ pub trait SessionStore: fmt::Debug + Send + Sync {
     /// Whether a call may block its thread on I/O (a file, a network round trip). The async
     /// layer never calls a blocking store on a runtime thread: it looks the session up and
     /// writes what the handshake stored on a blocking-task thread, around the handshake (see
-    /// [`DeferredStore`](crate::DeferredStore)). The default, `true`, is the safe answer for a
+    /// [`DeferredStore`](crate::cache::deferred::DeferredStore)). The default, `true`, is the safe answer for a
     /// store that does not say; [`MemoryStore`] answers `false`.
     fn blocks(&self) -> bool {
         true

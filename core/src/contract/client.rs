@@ -68,7 +68,7 @@ impl ClientHandshake {
     /// server, and the stored session to offer (if any).
     ///
     /// `store` replaces the settings' store for this connection (the async layer's
-    /// [`DeferredStore`](crate::DeferredStore)). `library_filters_expiry`: whether the library
+    /// [`DeferredStore`](crate::cache::deferred::DeferredStore)). `library_filters_expiry`: whether the library
     /// drops a session past its lifetime by itself (see [`ClientContract::offer`]).
     pub fn start(
         settings: &Arc<ClientSettings>,

@@ -258,7 +258,7 @@ where
 /// The backend's types are named `Client`, `Server`, `Handshake` and `Stream`; it writes by
 /// hand what differs: `Client::new`, `Client::begin` (the library's setup of a handshake whose
 /// decisions a [`ClientHandshake`](crate::contract::ClientHandshake) makes), `Server::new`,
-/// `Server::begin` (from the [`ServerStart`](crate::ServerStart) decision), and its `Handshake`
+/// `Server::begin` (from the [`ServerStart`](crate::contract::ServerStart) decision), and its `Handshake`
 /// and `Stream` (`resume`, `info`, `shutdown`, `get_ref`, `get_mut`; `io`, the library's stream
 /// the `Read`/`Write` impls go through, and `after_read`, what a read brings: a TLS 1.3 ticket). This gives them, on every
 /// backend alike: `Client::{settings, connect, start, start_with_store}`,
@@ -276,7 +276,7 @@ macro_rules! impl_backend {
 
         impl Server {
             /// The key ring sealing this server's tickets.
-            pub fn key_ring(&self) -> &::std::sync::Arc<$crate::KeyRing> {
+            pub fn key_ring(&self) -> &::std::sync::Arc<$crate::keys::key_ring::KeyRing> {
                 &self.ring
             }
         }
@@ -299,7 +299,7 @@ macro_rules! impl_backend {
 
             fn ticket_key_ring(
                 &self,
-            ) -> Option<(::std::sync::Arc<$crate::KeyRing>, $crate::SharedClock)> {
+            ) -> Option<(::std::sync::Arc<$crate::keys::key_ring::KeyRing>, $crate::SharedClock)> {
                 Some((
                     ::std::sync::Arc::clone(&self.ring),
                     ::std::sync::Arc::clone(&self.settings.clock),
@@ -338,7 +338,7 @@ macro_rules! impl_backend {
             }
 
             /// [`start`](Self::start) with `store` in place of the settings' session store
-            /// for this connection (a [`DeferredStore`]($crate::DeferredStore) in the async
+            /// for this connection (a [`DeferredStore`]($crate::cache::deferred::DeferredStore) in the async
             /// layer).
             pub fn start_with_store<S: ::std::io::Read + ::std::io::Write>(
                 &self,

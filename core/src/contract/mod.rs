@@ -328,7 +328,7 @@ impl ServerContract for ServerSettings {
 }
 
 /// The settings one client connection runs with: `settings` itself, or a copy with `store` in
-/// place of the session store (the async layer's [`DeferredStore`](crate::DeferredStore)).
+/// place of the session store (the async layer's [`DeferredStore`](crate::cache::deferred::DeferredStore)).
 /// Every decision is then taken by the same code over the connection's store.
 pub fn connection_settings(
     settings: &Arc<ClientSettings>,

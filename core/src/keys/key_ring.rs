@@ -109,7 +109,8 @@ pub trait TicketLifecycle: fmt::Debug + Send + Sync {
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use tlsresume_core::{Decision, KeyRing, ProcessKeySource, TicketLifecycle, TicketPolicy, UnixTime};
+/// use tlsresume_core::{ProcessKeySource, TicketPolicy, UnixTime};
+/// use tlsresume_core::keys::key_ring::{Decision, KeyRing, TicketLifecycle};
 ///
 /// let ring = KeyRing::new(TicketPolicy::OPENSSL, Arc::new(ProcessKeySource::new()));
 /// let t0 = UnixTime::from_secs(1_700_000_000);

@@ -399,7 +399,7 @@ pub trait KeySource: fmt::Debug + Send + Sync {
     /// Whether `master`, just handed out by [`master_secret`](Self::master_secret), is a
     /// stand-in, and if so how soon to ask again: a fleet source cut off from its shared store
     /// makes a master secret of its own (tickets then resume on this node only) and gives the
-    /// fleet's once the store answers. A [`KeyRing`](crate::KeyRing) on the periodic schedule,
+    /// fleet's once the store answers. A [`KeyRing`](crate::keys::key_ring::KeyRing) on the periodic schedule,
     /// and the GnuTLS server, ask again after this delay instead of keeping the stand-in for
     /// good; a source asked again while still cut off should hand out the same stand-in. The
     /// default, `None`: the master secret is final.
@@ -408,7 +408,7 @@ pub trait KeySource: fmt::Debug + Send + Sync {
     }
 
     /// Whether keys belong to fixed rotation slots (`floor(time / rotation)`), as a source
-    /// shared by a fleet hands them out. A [`KeyRing`](crate::KeyRing) over such a source
+    /// shared by a fleet hands them out. A [`KeyRing`](crate::keys::key_ring::KeyRing) over such a source
     /// starts each key at its slot's start and rotates at slot boundaries, so every node of the
     /// fleet switches keys at the same moment. The default, `false`, starts a key when it is
     /// first needed, as Exim does.
@@ -419,7 +419,7 @@ pub trait KeySource: fmt::Debug + Send + Sync {
     /// Whether `key`, just handed out by [`new_key`](Self::new_key), is a stand-in, and if so
     /// how soon to ask again: a fleet source that could not reach its shared store makes a key
     /// of its own for the slot (tickets then resume on this node only) and would give the
-    /// fleet's key once the store answers. A [`KeyRing`](crate::KeyRing) asks again for the
+    /// fleet's key once the store answers. A [`KeyRing`](crate::keys::key_ring::KeyRing) asks again for the
     /// same slot after this delay instead of keeping the stand-in for a whole rotation; a
     /// source asked again while still cut off should hand out the same stand-in. The default,
     /// `None`: every key is final.

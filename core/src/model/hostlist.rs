@@ -24,7 +24,7 @@ use std::net::IpAddr;
 /// assert!(!list.matches("192.0.2.7".parse().unwrap(), None));
 /// assert!(list.matches("198.51.100.1".parse().unwrap(), Some("mx.example.net")));
 /// assert!(!list.matches("198.51.100.1".parse().unwrap(), None));
-/// # Ok::<(), tlsresume_core::HostListError>(())
+/// # Ok::<(), tlsresume_core::model::hostlist::HostListError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostList {

@@ -45,7 +45,7 @@ pub struct KnownIssues {
 /// assert!(policy.server_may_issue("192.0.2.1".parse().unwrap(), None, 25));
 /// assert!(!policy.server_may_issue("192.0.2.66".parse().unwrap(), None, 25));
 /// assert!(!policy.server_may_issue("192.0.2.1".parse().unwrap(), None, 465));
-/// # Ok::<(), tlsresume_core::HostListError>(())
+/// # Ok::<(), tlsresume_core::model::hostlist::HostListError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResumptionPolicy {

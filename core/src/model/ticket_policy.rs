@@ -42,7 +42,7 @@ pub enum KeySchedule {
 ///     Some(Duration::from_secs(900)),// renew once the key is 15 min old
 /// )?;
 /// assert_eq!(custom.key_lifetime(), Duration::from_secs(1800));
-/// # Ok::<(), tlsresume_core::TicketPolicyError>(())
+/// # Ok::<(), tlsresume_core::model::ticket_policy::TicketPolicyError>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TicketPolicy {

@@ -43,7 +43,7 @@ pub struct ClientParams {
     /// The server name: sent as SNI and checked against the certificate.
     pub server_name: String,
     /// The host name from the server's EHLO response (load balancers); `None` for
-    /// TLS-on-connect ([`crate::NEVER_LB`]).
+    /// TLS-on-connect ([`crate::cache::NEVER_LB`]).
     pub lb_name: Option<String>,
     /// The DANE TLSA answer, if DANE is in use.
     pub dane: Option<Vec<u8>>,

@@ -8,7 +8,8 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use tlsresume_core::{BackendKind, KeySchedule, ProtocolVersion, Resumption, Verification};
+use tlsresume_core::model::ticket_policy::KeySchedule;
+use tlsresume_core::{BackendKind, ProtocolVersion, Resumption, Verification};
 
 use crate::engine::Outcome;
 use crate::scenario::{PolicyKind, Scenario, Wire};

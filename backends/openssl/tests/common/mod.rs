@@ -11,6 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use tlsresume_core::contract::ClientContract;
+use tlsresume_core::pki::read_file;
 use tlsresume_core::*;
 use tlsresume_openssl::{Client, Server};
 
