@@ -1951,3 +1951,58 @@ fn probe_json_gives_the_error_kind_of_a_missing_required_staple_on_every_backend
         );
     }
 }
+
+/// A server restarted with new ticket keys on the same address refuses the ticket a client
+/// kept in its cache file, and `serve --json` says why (OpenSSL and rustls tell; the client is
+/// OpenSSL, whose sessions outlive the probe process).
+#[test]
+fn serve_json_says_why_a_ticket_was_refused() {
+    for backend in ["openssl", "rustls"] {
+        let dir = std::env::temp_dir().join(format!(
+            "tlsresume-refused-{backend}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let cache = dir.join("cache.sqlite");
+        let cache = cache.to_str().expect("path");
+        let first = Server::start_json(&["--backend", backend, "--max-connections", "1"]);
+        let addr = first.addr.clone();
+        let probe = [
+            "probe",
+            &addr,
+            "--backend",
+            "openssl",
+            "--count",
+            "1",
+            "--cache",
+            cache,
+        ];
+        let r = run(&probe);
+        assert_eq!(r.code, Some(0), "{backend}: {r:?}");
+        let full: serde_json::Value = serde_json::from_str(&first.line()).expect("JSON");
+        assert_eq!(full["ticket_refused"], serde_json::Value::Null, "{full}");
+        drop(first);
+        // The same address again, new ticket keys (a restart without shared keys).
+        let second = Server::spawn(&[
+            "--listen",
+            &addr,
+            "--timeout",
+            "30",
+            "--backend",
+            backend,
+            "--json",
+        ]);
+        let listening = second.line();
+        assert!(listening.contains(&addr), "{listening}");
+        let r = run(&probe);
+        assert_eq!(r.code, Some(0), "{backend}: {r:?}");
+        let refused: serde_json::Value = serde_json::from_str(&second.line()).expect("JSON");
+        assert_eq!(refused["resumed"], false, "{refused}");
+        assert_eq!(
+            refused["ticket_refused"], "unknown_key",
+            "{backend}: {refused}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -355,10 +355,12 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
         let Some(slot) = slots.take() else {
             // Clear SMTP: say so and close, as an MTA past its connection limit does.
             let _ = tcp.set_write_timeout(Some(Duration::from_secs(5)));
-            let _ = write!(
-                tcp,
-                "421 {} too many connections ({} at once), try again later\r\n",
-                shared.hostname, args.max_concurrent
+            let _ = tcp.write_all(
+                format!(
+                    "421 {} too many connections ({} at once), try again later\r\n",
+                    shared.hostname, args.max_concurrent
+                )
+                .as_bytes(),
             );
             log_connection(
                 &shared,
@@ -495,6 +497,7 @@ fn log_connection(shared: &Shared, peer: SocketAddr, rec: &Record) {
             v["resumption_hex"] = json!(format!("0x{:02X}", info.resumption.bits()));
             v["resumption_text"] = json!(info.resumption.describe());
             v["resumed"] = json!(info.resumed);
+            v["ticket_refused"] = json!(info.ticket_refused.map(|r| r.name()));
             v["ocsp"] = json!(info.ocsp.code());
             v["sni"] = json!(info.sni);
         }

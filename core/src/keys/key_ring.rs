@@ -42,6 +42,18 @@ pub enum RejectReason {
     UnknownKey,
 }
 
+impl RejectReason {
+    /// A stable one-word name for JSON and metrics: `key_expired`, `ticket_expired`,
+    /// `unknown_key`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectReason::KeyExpired => "key_expired",
+            RejectReason::TicketExpired => "ticket_expired",
+            RejectReason::UnknownKey => "unknown_key",
+        }
+    }
+}
+
 impl fmt::Display for RejectReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
