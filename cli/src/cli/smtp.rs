@@ -351,7 +351,9 @@ pub fn serve_plain_until_starttls(
     hostname: &str,
     pipe: &mut Pipelining,
 ) -> io::Result<bool> {
-    write!(tcp, "220 {hostname} ESMTP tlsresume\r\n")?;
+    // Each reply in one write, so it leaves in one segment: several small ones at once may
+    // wait a round trip for the client's ACK (the kernel's pacing and congestion control).
+    tcp.write_all(format!("220 {hostname} ESMTP tlsresume\r\n").as_bytes())?;
     tcp.flush()?;
     loop {
         let line = match read_command(&mut Exact::new(tcp))? {
@@ -368,12 +370,14 @@ pub fn serve_plain_until_starttls(
         match verb(&line).as_str() {
             "EHLO" => {
                 let keywords = pipe.keywords();
-                write!(
-                    tcp,
-                    "250-{hostname} Hello\r\n250-SIZE {MAX_MESSAGE}\r\n{keywords}250 STARTTLS\r\n"
+                tcp.write_all(
+                    format!(
+                        "250-{hostname} Hello\r\n250-SIZE {MAX_MESSAGE}\r\n{keywords}250 STARTTLS\r\n"
+                    )
+                    .as_bytes(),
                 )?
             }
-            "HELO" => write!(tcp, "250 {hostname} Hello\r\n")?,
+            "HELO" => tcp.write_all(format!("250 {hostname} Hello\r\n").as_bytes())?,
             "NOOP" | "RSET" => tcp.write_all(b"250 OK\r\n")?,
             "STARTTLS" => {
                 // RFC 3207: STARTTLS ends a pipelined group. What came behind it in clear
@@ -385,7 +389,7 @@ pub fn serve_plain_until_starttls(
                 return Ok(true);
             }
             "QUIT" => {
-                write!(tcp, "221 {hostname} closing connection\r\n")?;
+                tcp.write_all(format!("221 {hostname} closing connection\r\n").as_bytes())?;
                 tcp.flush()?;
                 return Ok(false);
             }
@@ -570,7 +574,7 @@ pub fn client_starttls<S: Read + Write + ?Sized>(
     ehlo: &str,
 ) -> io::Result<Option<String>> {
     read_reply(tcp, "220")?;
-    write!(tcp, "EHLO {ehlo}\r\n")?;
+    tcp.write_all(format!("EHLO {ehlo}\r\n").as_bytes())?;
     tcp.flush()?;
     let lines = read_reply(tcp, "250")?;
     if !lines.iter().any(|l| {
@@ -596,7 +600,7 @@ pub fn client_session(tls: &mut dyn TlsStream, banner: bool, ehlo: &str) -> io::
     if banner {
         read_reply(tls, "220")?;
     }
-    write!(tls, "EHLO {ehlo}\r\n")?;
+    tls.write_all(format!("EHLO {ehlo}\r\n").as_bytes())?;
     tls.flush()?;
     read_reply(tls, "250")?;
     tls.write_all(b"QUIT\r\n")?;
