@@ -57,6 +57,7 @@ pub mod notice;
 pub mod pki;
 pub mod seams;
 pub mod settings;
+pub mod telemetry;
 
 pub use cache::deferred::{DeferredStore, StoreOp};
 pub use cache::store::{MemoryStore, SessionStore, StoreError};

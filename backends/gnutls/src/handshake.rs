@@ -54,7 +54,13 @@ impl<S: Read + Write> Handshake<S> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 return Ok(Handshaking::WouldBlock(self))
             }
-            Err(e) => return Err(from_io(e)),
+            Err(e) => {
+                let error = from_io(e);
+                return Err(match &self.pending {
+                    Pending::Client(pending) => pending.handshake.library_failed(error),
+                    Pending::Server(_) => error,
+                });
+            }
         }
         let Finished {
             conn,

@@ -13,6 +13,7 @@ use crate::callbacks::ClockClaim;
 use crate::client_conn::Finished;
 use crate::config::cipher_names;
 use crate::ffi::Connection;
+use crate::BACKEND;
 
 /// What a server handshake needs once GnuTLS has finished it.
 #[derive(Debug)]
@@ -29,7 +30,7 @@ impl ServerPending {
     pub(crate) fn finish<S: Read + Write>(self, conn: Connection<S>) -> Finished<S> {
         let s = conn.session();
         let resumed = s.is_resumed();
-        let mut handshake = ServerHandshake::new(self.start);
+        let mut handshake = ServerHandshake::new(BACKEND, self.start);
         if conn.ticket_sent() {
             handshake.ticket_sealed();
         }

@@ -99,7 +99,7 @@ impl Server {
             may_issue: start.may_issue,
             ocsp_response: self.settings.ocsp_response.clone().map(Arc::new),
             state: Mutex::new(ServerState {
-                handshake: ServerHandshake::new(start),
+                handshake: ServerHandshake::new(BACKEND, start),
             }),
         });
         ssl.set_ex_data(index, Arc::clone(&conn));

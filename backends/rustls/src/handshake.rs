@@ -118,7 +118,13 @@ impl<S: Read + Write> Handshake<S> {
     pub fn resume(mut self) -> Result<Handshaking<Self, Stream<S>>, Error> {
         let done = match &mut self.side {
             Side::Client { stream, parts } => {
-                crate::verify::recording(&parts.verify, || drive(&mut **stream))?
+                crate::verify::recording(&parts.verify, || drive(&mut **stream)).map_err(|e| {
+                    parts
+                        .handshake
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .library_failed(e)
+                })?
             }
             Side::Server { stream, .. } => drive(&mut **stream)?,
         };
@@ -126,7 +132,15 @@ impl<S: Read + Write> Handshake<S> {
             return Ok(Handshaking::WouldBlock(self));
         }
         Ok(Handshaking::Done(match self.side {
-            Side::Server { stream, state } => Stream::server(stream, state),
+            Side::Server { stream, state } => {
+                state
+                    .record
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .handshake
+                    .finish(crate::info::resumed(&stream.conn));
+                Stream::server(stream, state)
+            }
             Side::Client { mut stream, parts } => {
                 stream.sock.stop();
                 let ClientParts { handshake, verify } = parts;

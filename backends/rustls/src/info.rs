@@ -238,8 +238,8 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
         Inner::Server { stream, state } => {
             let conn = &stream.conn;
             let was_resumed = resumed(conn);
+            // Finished (and counted) when the handshake ended; a copy for this report.
             let mut handshake = lock(&state.record).handshake.clone();
-            handshake.finish(was_resumed);
             // Inferred from the configuration: rustls tells neither whether the client asked for
             // a status nor whether it stapled; it staples the configured response on full
             // handshakes only.

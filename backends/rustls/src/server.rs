@@ -78,7 +78,7 @@ impl Server {
         start: ServerStart,
     ) -> Result<Handshake<S>, Error> {
         let record = Arc::new(Mutex::new(TicketRecord {
-            handshake: ServerHandshake::new(start),
+            handshake: ServerHandshake::new(crate::BACKEND, start),
             decision: None,
         }));
         let config = if start.may_issue {

@@ -13,6 +13,7 @@ use crate::kind::BackendKind;
 use crate::model::resumption::Resumption;
 use crate::settings::params::ClientParams;
 use crate::settings::{ClientSettings, VerifyMode};
+use crate::telemetry;
 
 /// A session (or a new ticket for one) the library handed over on a client connection.
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +62,8 @@ pub struct ClientHandshake {
     ticket_lifetime: Option<Duration>,
     stored: u32,
     store_error: Option<String>,
+    /// The connection's span (`tls_client`), parent of its events.
+    span: tracing::Span,
 }
 
 impl ClientHandshake {
@@ -81,6 +84,13 @@ impl ClientHandshake {
         let offer = settings.offer(backend, params, library_filters_expiry);
         let session_key = settings.store.session_key();
         let bits = offer.bits;
+        let span = tracing::debug_span!(
+            target: telemetry::TARGET,
+            "tls_client",
+            backend = backend.name(),
+            peer = %params.peer,
+            server = %params.server_name,
+        );
         Self {
             settings,
             backend,
@@ -96,6 +106,7 @@ impl ClientHandshake {
             ticket_lifetime: None,
             stored: 0,
             store_error: None,
+            span,
         }
     }
 
@@ -186,6 +197,12 @@ impl ClientHandshake {
     /// OCSP requirement ([`refuses_full_handshake`](Self::refuses_full_handshake)), with the
     /// library's error as its source; otherwise the library's error as it is.
     pub fn library_failed(&self, error: Error) -> Error {
+        let error = self.library_error(error);
+        self.failed(&error);
+        error
+    }
+
+    fn library_error(&self, error: Error) -> Error {
         match self.ocsp_refused {
             Some(status) => Error::Tls(
                 TlsError::new(
@@ -203,6 +220,43 @@ impl ClientHandshake {
     /// (for a library that only records what it saw), the OCSP requirement over the status
     /// reported. An error fails the connection; the backend then closes it.
     pub fn finish(&mut self, resumed: bool) -> Result<(), Error> {
+        let decided = self.decide(resumed);
+        match &decided {
+            Ok(()) => {
+                telemetry::handshake_done("client", self.backend, resumed);
+                if let Some(reason) = self.offer.no_offer {
+                    telemetry::not_offered(self.backend, reason);
+                }
+                tracing::debug!(
+                    target: telemetry::TARGET,
+                    parent: &self.span,
+                    resumed,
+                    resumption = self.bits.bits(),
+                    no_offer = self.offer.no_offer.map(NoOffer::name),
+                    "client handshake done"
+                );
+            }
+            Err(e) => self.failed(e),
+        }
+        decided
+    }
+
+    /// A failed handshake: counted and told, with why no session was offered.
+    fn failed(&self, error: &Error) {
+        telemetry::client_failed(self.backend, error.kind());
+        if let Some(reason) = self.offer.no_offer {
+            telemetry::not_offered(self.backend, reason);
+        }
+        tracing::info!(
+            target: telemetry::TARGET,
+            parent: &self.span,
+            kind = error.kind().name(),
+            error = %error,
+            "client handshake failed"
+        );
+    }
+
+    fn decide(&mut self, resumed: bool) -> Result<(), Error> {
         self.resumed = resumed;
         if resumed {
             self.bits |= Resumption::USED;
@@ -300,6 +354,7 @@ impl ClientHandshake {
                 self.bits |= Resumption::SERVER_TICKET;
                 self.ticket_lifetime = received.lifetime_hint;
                 self.stored = self.stored.saturating_add(1);
+                telemetry::session_stored(self.backend);
                 Some(sealed)
             }
             Err(e) => {

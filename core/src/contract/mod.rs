@@ -303,6 +303,8 @@ pub struct ServerStart {
     pub may_issue: bool,
     /// The server's bits so far: SUPPORTED, and SERVER_TICKET when tickets are given.
     pub bits: Resumption,
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
 }
 
 /// The server half of the backend contract: the bits a connection starts with. Implemented for
@@ -323,7 +325,11 @@ impl ServerContract for ServerSettings {
         if may_issue {
             bits |= Resumption::SERVER_TICKET;
         }
-        ServerStart { may_issue, bits }
+        ServerStart {
+            may_issue,
+            bits,
+            peer: params.peer,
+        }
     }
 }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 use super::ServerStart;
 use crate::info::{OcspStatus, SessionInfo};
 use crate::keys::key_ring::RejectReason;
+use crate::kind::BackendKind;
 use crate::model::resumption::Resumption;
+use crate::telemetry;
 
 /// One server connection's resumption lifecycle: the bits, what is reported about OCSP and the
 /// ticket, and why a presented ticket was refused, fed by the backend with what its library
@@ -17,18 +19,29 @@ use crate::model::resumption::Resumption;
 /// not say whether they stapled; rustls does not say whether the client asked for a status).
 #[derive(Clone, Debug)]
 pub struct ServerHandshake {
+    backend: BackendKind,
     start: ServerStart,
     bits: Resumption,
     resumed: bool,
     refused: Option<RejectReason>,
     ocsp_requested: bool,
     ocsp_stapled: bool,
+    /// The connection's span (`tls_server`), parent of its events.
+    span: tracing::Span,
 }
 
 impl ServerHandshake {
-    /// The state of a connection that starts as `start` decided.
-    pub fn new(start: ServerStart) -> Self {
+    /// The state of a connection of `backend` that starts as `start` decided.
+    pub fn new(backend: BackendKind, start: ServerStart) -> Self {
+        let span = tracing::debug_span!(
+            target: telemetry::TARGET,
+            "tls_server",
+            backend = backend.name(),
+            peer = %start.peer,
+        );
         Self {
+            backend,
+            span,
             start,
             bits: start.bits,
             resumed: false,
@@ -46,6 +59,7 @@ impl ServerHandshake {
     /// A ticket is being sealed for the client (`CLIENT_REQUESTED`).
     pub fn ticket_sealed(&mut self) {
         self.bits |= Resumption::CLIENT_REQUESTED;
+        telemetry::ticket_issued(self.backend);
     }
 
     /// The client presented a ticket (`CLIENT_SUGGESTED`; a decryption is attempted).
@@ -56,6 +70,7 @@ impl ServerHandshake {
     /// The presented ticket was refused, for `reason` (a full handshake follows).
     pub fn ticket_refused(&mut self, reason: RejectReason) {
         self.refused = Some(reason);
+        telemetry::ticket_refused(self.backend, reason);
     }
 
     /// The client asked for an OCSP staple.
@@ -68,12 +83,22 @@ impl ServerHandshake {
         self.ocsp_stapled = true;
     }
 
-    /// The handshake is over: `USED` when it resumed.
+    /// The handshake is over: `USED` when it resumed. Call it once per connection (it is
+    /// counted).
     pub fn finish(&mut self, resumed: bool) {
         self.resumed = resumed;
         if resumed {
             self.bits |= Resumption::USED;
         }
+        telemetry::handshake_done("server", self.backend, resumed);
+        tracing::debug!(
+            target: telemetry::TARGET,
+            parent: &self.span,
+            resumed,
+            resumption = self.bits.bits(),
+            ticket_refused = self.refused.map(RejectReason::name),
+            "server handshake done"
+        );
     }
 
     /// The bits so far.

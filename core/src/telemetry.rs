@@ -1,0 +1,152 @@
+//! What the lifecycle tells the ecosystem's facades, so an application's subscriber and
+//! exporter see it without glue: [`tracing`] spans and events under the target `tlsresume`, and
+//! [`metrics`] counters named as Prometheus conventions want. With no subscriber or recorder
+//! installed, each costs a few instructions.
+//!
+//! | counter | labels | counts |
+//! |---|---|---|
+//! | `tlsresume_handshakes_total` | `role`, `backend`, `result` (`full`, `resumed`) | handshakes completed |
+//! | `tlsresume_handshake_failures_total` | `role` (`client`), `backend`, `kind` ([`ErrorKind::name`]) | client handshakes failed |
+//! | `tlsresume_sessions_not_offered_total` | `backend`, `reason` ([`NoOffer::name`]) | client handshakes that offered no stored session |
+//! | `tlsresume_sessions_stored_total` | `backend` | sessions a client stored |
+//! | `tlsresume_tickets_issued_total` | `backend` | tickets a server sealed |
+//! | `tlsresume_tickets_refused_total` | `backend`, `reason` ([`RejectReason::name`]) | presented tickets a server refused (OpenSSL, rustls) |
+//!
+//! Spans: `tls_client` (`backend`, `peer`, `server`) and `tls_server` (`backend`, `peer`), at
+//! debug level; the events in them: the end of each handshake (resumed or not, the bits, why no
+//! session was offered or why a ticket was refused) at debug, a failed client handshake at info.
+
+use crate::error::ErrorKind;
+use crate::info::NoOffer;
+use crate::keys::key_ring::RejectReason;
+use crate::kind::BackendKind;
+
+/// The target of every event and span.
+pub const TARGET: &str = "tlsresume";
+
+const METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(TARGET, metrics::Level::INFO, Some(module_path!()));
+
+/// Adds one to the counter `key`.
+fn add(key: &metrics::Key) {
+    metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA).increment(1));
+}
+
+/// Adds one to the counter `name` with `labels` (a key made for the call: the rarer counters).
+fn count(name: &'static str, labels: &[(&'static str, &'static str)]) {
+    let labels: Vec<metrics::Label> = labels
+        .iter()
+        .map(|(k, v)| metrics::Label::from_static_parts(k, v))
+        .collect();
+    add(&metrics::Key::from_parts(name, labels));
+}
+
+/// The keys counted on every handshake, made once (no allocation per handshake):
+/// `[role × result][backend]` for `tlsresume_handshakes_total`, then per backend for sessions
+/// stored and tickets issued.
+struct Keys {
+    handshakes: Vec<Vec<metrics::Key>>,
+    sessions_stored: Vec<metrics::Key>,
+    tickets_issued: Vec<metrics::Key>,
+}
+
+fn keys() -> &'static Keys {
+    static KEYS: std::sync::OnceLock<Keys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let key =
+            |name: &'static str, backend: BackendKind, more: &[(&'static str, &'static str)]| {
+                let mut labels = vec![metrics::Label::from_static_parts("backend", backend.name())];
+                labels.extend(
+                    more.iter()
+                        .map(|(k, v)| metrics::Label::from_static_parts(k, v)),
+                );
+                metrics::Key::from_parts(name, labels)
+            };
+        let per_backend = |name: &'static str, more: &[(&'static str, &'static str)]| {
+            BackendKind::ALL
+                .iter()
+                .map(|&b| key(name, b, more))
+                .collect::<Vec<_>>()
+        };
+        Keys {
+            handshakes: [
+                ("client", "full"),
+                ("client", "resumed"),
+                ("server", "full"),
+                ("server", "resumed"),
+            ]
+            .iter()
+            .map(|&(role, result)| {
+                per_backend(
+                    "tlsresume_handshakes_total",
+                    &[("role", role), ("result", result)],
+                )
+            })
+            .collect(),
+            sessions_stored: per_backend("tlsresume_sessions_stored_total", &[]),
+            tickets_issued: per_backend("tlsresume_tickets_issued_total", &[]),
+        }
+    })
+}
+
+/// The backend's place in [`BackendKind::ALL`], as the keys are made.
+fn index(backend: BackendKind) -> usize {
+    BackendKind::ALL
+        .iter()
+        .position(|&b| b == backend)
+        .unwrap_or(0)
+}
+
+/// A handshake ended: `role` is `client` or `server`.
+pub(crate) fn handshake_done(role: &'static str, backend: BackendKind, resumed: bool) {
+    let row = usize::from(role == "server") * 2 + usize::from(resumed);
+    if let Some(key) = keys()
+        .handshakes
+        .get(row)
+        .and_then(|keys| keys.get(index(backend)))
+    {
+        add(key);
+    }
+}
+
+/// A client handshake failed.
+pub(crate) fn client_failed(backend: BackendKind, kind: ErrorKind) {
+    count(
+        "tlsresume_handshake_failures_total",
+        &[
+            ("role", "client"),
+            ("backend", backend.name()),
+            ("kind", kind.name()),
+        ],
+    );
+}
+
+/// A client handshake offered no stored session.
+pub(crate) fn not_offered(backend: BackendKind, reason: NoOffer) {
+    count(
+        "tlsresume_sessions_not_offered_total",
+        &[("backend", backend.name()), ("reason", reason.name())],
+    );
+}
+
+/// A client stored a session.
+pub(crate) fn session_stored(backend: BackendKind) {
+    if let Some(key) = keys().sessions_stored.get(index(backend)) {
+        add(key);
+    }
+}
+
+/// A server sealed a ticket.
+pub(crate) fn ticket_issued(backend: BackendKind) {
+    if let Some(key) = keys().tickets_issued.get(index(backend)) {
+        add(key);
+    }
+}
+
+/// A server refused a presented ticket.
+pub(crate) fn ticket_refused(backend: BackendKind, reason: RejectReason) {
+    count(
+        "tlsresume_tickets_refused_total",
+        &[("backend", backend.name()), ("reason", reason.name())],
+    );
+}
