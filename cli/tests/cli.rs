@@ -2006,3 +2006,41 @@ fn serve_json_says_why_a_ticket_was_refused() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// `serve --metrics`: after a full and a resumed connection, a scrape shows the counters moved.
+#[test]
+fn serve_metrics_counts_a_resumed_connection() {
+    // No --max-connections: the server (and its metrics) runs until the test drops it.
+    let srv = Server::start(&["--backend", "openssl", "--metrics", "127.0.0.1:0"]);
+    let line = srv.line();
+    let metrics = line
+        .strip_prefix("metrics on ")
+        .unwrap_or_else(|| panic!("unexpected line '{line}'"))
+        .to_owned();
+    let r = run(&["probe", &srv.addr, "--backend", "rustls", "--count", "2"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    // The server logs each connection after its handshake, so both are counted by now.
+    let _ = (srv.line(), srv.line());
+    let mut tcp = std::net::TcpStream::connect(&metrics).expect("connect to metrics");
+    std::io::Write::write_all(&mut tcp, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut tcp, &mut text).expect("read");
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    let value = |series: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0)
+    };
+    let done = "tlsresume_handshakes_total{backend=\"openssl\",role=\"server\",result=";
+    assert_eq!(value(&format!("{done}\"full\"}}")), 1, "{text}");
+    assert_eq!(value(&format!("{done}\"resumed\"}}")), 1, "{text}");
+    assert!(
+        value("tlsresume_tickets_issued_total{backend=\"openssl\"}") >= 1,
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE tlsresume_handshakes_total counter"),
+        "{text}"
+    );
+}

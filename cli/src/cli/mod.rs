@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod http;
+pub mod metrics;
 pub mod pool;
 pub mod probe;
 pub mod serve;

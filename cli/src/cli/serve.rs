@@ -175,6 +175,11 @@ pub struct ServeArgs {
     #[cfg(feature = "stores")]
     #[arg(long, value_name = "PREFIX", default_value = "tlsresume:")]
     pub ticket_keys_prefix: String,
+    /// Serve the library's counters (handshakes by result, tickets issued and refused by
+    /// reason, …) in Prometheus's text format over HTTP on ADDR (port 0: a free one, printed
+    /// on the line after the listening one).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
 }
 
 /// What every connection thread needs.
@@ -312,6 +317,14 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
         log_line(&json!({ "listening": local.to_string() }).to_string());
     } else {
         log_line(&format!("listening on {local}"));
+    }
+    if let Some(addr) = &args.metrics {
+        let metrics = super::metrics::serve(addr)?;
+        if args.json {
+            log_line(&json!({ "metrics": metrics.to_string() }).to_string());
+        } else {
+            log_line(&format!("metrics on {metrics}"));
+        }
     }
     let shared = Arc::new(Shared {
         server,
