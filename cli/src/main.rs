@@ -255,14 +255,18 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Compare(args) => compare_cmd(args).map(|()| ExitCode::SUCCESS),
         Command::Decode { value } => decode_cmd(value).map(|()| ExitCode::SUCCESS),
-        Command::Serve(args) => cli::serve::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Probe(args) => cli::probe::run(args).map(|all_ok| {
-            if all_ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }),
+        Command::Serve(args) => cli::install_log(args.json)
+            .and_then(|()| cli::serve::run(args))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Probe(args) => cli::install_log(args.json)
+            .and_then(|()| cli::probe::run(args))
+            .map(|all_ok| {
+                if all_ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }),
     };
     match result {
         Ok(code) => code,

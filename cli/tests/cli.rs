@@ -2044,3 +2044,42 @@ fn serve_metrics_counts_a_resumed_connection() {
         "{text}"
     );
 }
+
+/// `TLSRESUME_LOG=debug`: the library's events on stderr, text or one JSON object per line
+/// with `--json`; an unknown level is a one-line error naming the variable.
+#[test]
+fn probe_shows_the_library_events_at_the_level_asked() {
+    let srv = Server::start(&["--backend", "gnutls", "--max-connections", "4"]);
+    let probe = |extra: &[&str], level: &str| {
+        let mut args = vec!["probe", srv.addr.as_str(), "--backend", "openssl"];
+        args.extend_from_slice(extra);
+        let out = std::process::Command::new(BIN)
+            .args(&args)
+            .env("TLSRESUME_LOG", level)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run probe");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, text) = probe(&["--count", "2"], "debug");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("client handshake done"), "{text}");
+    assert!(text.contains("tls_client"), "{text}");
+    let (code, json) = probe(&["--count", "1", "--json"], "debug");
+    assert_eq!(code, Some(0), "{json}");
+    let event = json
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "client handshake done")
+        .unwrap_or_else(|| panic!("no JSON event in:\n{json}"));
+    assert_eq!(event["span"]["backend"], "openssl", "{event}");
+    let (code, quiet) = probe(&["--count", "1"], "warn");
+    assert_eq!(code, Some(0), "{quiet}");
+    assert!(!quiet.contains("client handshake done"), "{quiet}");
+    let (code, bad) = probe(&["--count", "1"], "loud");
+    assert_eq!(code, Some(2), "{bad}");
+    assert!(bad.contains("TLSRESUME_LOG=loud"), "{bad}");
+}

@@ -109,6 +109,32 @@ pub fn notices_as_json() {
     });
 }
 
+/// The library's `tracing` events on stderr, for `serve` and `probe`: the level from
+/// `TLSRESUME_LOG` (`error`, `warn`, `info`, `debug`, `trace`; `warn` when unset, which shows
+/// nothing in normal running: the library's per-connection events are at debug), one JSON
+/// object per line with `--json`, text otherwise. An unknown level is a clear error.
+pub fn install_log(json: bool) -> Result<(), Error> {
+    let level = match std::env::var("TLSRESUME_LOG") {
+        Ok(text) => text.parse::<tracing::Level>().map_err(|_| {
+            Error::Config(format!(
+                "TLSRESUME_LOG={text}: not a level (error, warn, info, debug, trace)"
+            ))
+        })?,
+        Err(_) => tracing::Level::WARN,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    // Another subscriber already set (a test harness) is left in place.
+    let _ = if json {
+        tracing::subscriber::set_global_default(builder.json().finish())
+    } else {
+        tracing::subscriber::set_global_default(builder.finish())
+    };
+    Ok(())
+}
+
 /// Writes one line to stdout and flushes it, so scripts and tests reading the output as a
 /// pipe see each line when it happens. A closed stdout is ignored.
 pub fn log_line(line: &str) {
