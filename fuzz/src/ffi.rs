@@ -54,7 +54,8 @@ pub fn openssl_import(der: &[u8]) -> bool {
     true
 }
 
-/// What the GnuTLS client does with session data that passed `open_session_data`: a client
+/// What the GnuTLS client does with session data that opened under the store's key
+/// (`SessionKey::open_session`): a client
 /// session (`gnutls_init`), the backend's priority string for TLS 1.2 and 1.3,
 /// `gnutls_session_set_data`, then `gnutls_deinit` on drop. Returns whether GnuTLS accepted
 /// the data.
