@@ -27,6 +27,11 @@ pub(crate) struct TransportState<S> {
     /// The transport itself reported "would block" (so `GNUTLS_E_AGAIN` is the transport's,
     /// not GnuTLS asking to be called again after a post-handshake message).
     pub(crate) would_block: bool,
+    /// How many more bytes the handshake may read (`None`: no limit, after the handshake).
+    /// GnuTLS 3.7 collects a handshake message of any announced length (up to 16 MB) before
+    /// judging it, so a peer announcing a huge ClientHello holds that much memory per
+    /// connection; the backend caps it here, in the transport glue.
+    pub(crate) handshake_budget: Option<usize>,
 }
 
 // SAFETY: the raw session pointer is only used from the thread currently driving the session
@@ -123,7 +128,26 @@ pub(crate) unsafe extern "C" fn raw_pull<S: Read>(
     let state = unsafe { &mut *ptr.cast::<TransportState<S>>() };
     // SAFETY: GnuTLS hands a buffer writable for `len` bytes for the duration of the call.
     let buf = unsafe { slice_from_raw_mut(data.cast::<u8>(), len) };
-    transfer(state, "read", |transport| transport.read(buf))
+    let Some(budget) = state.handshake_budget else {
+        return transfer(state, "read", |transport| transport.read(buf));
+    };
+    if budget == 0 {
+        return fail(
+            state,
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the peer's handshake went past the bytes a handshake may take",
+            ),
+        );
+    }
+    let allowed = buf.len().min(budget);
+    let read = transfer(state, "read", |transport| {
+        transport.read(&mut buf[..allowed])
+    });
+    if let Ok(n) = usize::try_from(read) {
+        state.handshake_budget = Some(budget.saturating_sub(n));
+    }
+    read
 }
 
 /// `gnutls_handshake_hook_func` on NEW_SESSION_TICKET: records that a ticket was sent or

@@ -76,7 +76,8 @@ impl Client {
         if refused {
             handshake.withdraw(NoOffer::LibraryRefused);
         }
-        let conn = Connection::new(session, self.credentials.clone(), transport)?;
+        let mut conn = Connection::new(session, self.credentials.clone(), transport)?;
+        conn.limit_handshake(crate::config::CLIENT_HANDSHAKE_BYTES);
         Ok(Handshake::client(
             conn,
             ClientPending {

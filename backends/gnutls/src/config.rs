@@ -127,6 +127,15 @@ pub(crate) fn cipher_names(session: &SessionRef, iana_names: bool) -> CipherName
     }
 }
 
+/// What a server reads from a client during one handshake at most: a ClientHello (at most
+/// 64 KiB plus its record headers), a client's certificate chain and the rest of its flights
+/// fit with room to spare. GnuTLS would otherwise hold a ClientHello of any announced size.
+pub(crate) const SERVER_HANDSHAKE_BYTES: usize = 256 * 1024;
+
+/// What a client reads from a server during one handshake at most: long certificate chains
+/// fit with room to spare.
+pub(crate) const CLIENT_HANDSHAKE_BYTES: usize = 1024 * 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -600,6 +600,7 @@ impl<S: io::Read + io::Write> Connection<S> {
             error: None,
             panic: None,
             would_block: false,
+            handshake_budget: None,
         })));
         let hooks = NonNull::from(Box::leak(Box::<HookState>::default()));
         // Owned from here on: `Drop` frees the states (and the session) whatever happens next.
@@ -639,6 +640,12 @@ impl<S> Connection<S> {
         // SAFETY: the pointer is valid until `Drop`; GnuTLS only uses it during calls made
         // through `&mut self`, so no mutable alias exists while `&self` is borrowed.
         unsafe { self.transport.as_ref() }
+    }
+
+    /// Fails the handshake once it has read `bytes` from the peer (see
+    /// `TransportState::handshake_budget`); the limit ends with the handshake.
+    pub(crate) fn limit_handshake(&mut self, bytes: usize) {
+        self.state_mut().handshake_budget = Some(bytes);
     }
 
     fn state_mut(&mut self) -> &mut TransportState<S> {
@@ -718,7 +725,10 @@ impl<S> Connection<S> {
             // SAFETY: the session and all state it points at are alive (owned by `self`).
             let ret = unsafe { sys::gnutls_handshake(self.session.as_ptr()) };
             match self.after_call(ret as isize) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.state_mut().handshake_budget = None;
+                    return Ok(());
+                }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Err(err),
                 Err(err) => {
                     let code = err

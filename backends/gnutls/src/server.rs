@@ -79,7 +79,8 @@ impl Server {
                 .with_bytes(|bytes| session.enable_tickets_server(bytes))?;
             session.set_cache_expiration(lifetime);
         }
-        let conn = Connection::new(session, self.credentials.clone(), transport)?;
+        let mut conn = Connection::new(session, self.credentials.clone(), transport)?;
+        conn.limit_handshake(crate::config::SERVER_HANDSHAKE_BYTES);
         Ok(Handshake::server(
             conn,
             ServerPending {

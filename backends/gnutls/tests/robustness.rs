@@ -181,3 +181,57 @@ fn forged_session_data_that_crashed_gnutls_never_reaches_it() {
         );
     }
 }
+
+/// A client announcing a 16 MB ClientHello and sending it in full-size records: GnuTLS 3.7
+/// would collect all of it before judging it (16 MB held per connection); the backend stops
+/// reading at its handshake limit and fails the handshake, so the client cannot push more than
+/// the limit plus what the sockets buffer before the connection is gone.
+#[test]
+fn a_huge_announced_client_hello_is_cut_at_the_handshake_limit() {
+    let _g = serial();
+    let mut settings = ServerSettings::new(identity("server-ecdsa"));
+    settings.ticket_policy = Some(TicketPolicy::GNUTLS);
+    let server = tlsresume_gnutls::Server::new(settings).expect("server");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let serving = std::thread::spawn(move || {
+        let (tcp, peer) = listener.accept().expect("accept");
+        let local = tcp.local_addr().expect("local");
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        server
+            .accept(tcp, &ServerParams::new(peer, local))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+    tcp.set_write_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    // A handshake record: the ClientHello header announces 16 MB - 1; then filler records.
+    let record = |first: bool| {
+        let mut r = vec![22, 3, 1, 0x40, 0x00];
+        if first {
+            r.extend_from_slice(&[1, 0xff, 0xff, 0xff, 3, 3]);
+        }
+        r.resize(5 + 0x4000, 0x41);
+        r
+    };
+    let cap = 8 * 1024 * 1024;
+    let mut sent = 0usize;
+    let mut first = true;
+    while sent < cap {
+        use std::io::Write as _;
+        match tcp.write_all(&record(first)) {
+            Ok(()) => sent += 0x4000 + 5,
+            Err(_) => break,
+        }
+        first = false;
+    }
+    let refused = serving.join().expect("server thread");
+    let why = refused.expect_err("the huge ClientHello is refused");
+    assert!(why.contains("went past"), "{why}");
+    assert!(
+        sent < cap,
+        "the server kept reading: {sent} bytes went in (its error: {why})"
+    );
+}
