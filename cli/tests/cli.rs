@@ -2083,3 +2083,36 @@ fn probe_shows_the_library_events_at_the_level_asked() {
     assert_eq!(code, Some(2), "{bad}");
     assert!(bad.contains("TLSRESUME_LOG=loud"), "{bad}");
 }
+
+/// A client dribbling its ClientHello a byte every 300 ms (each byte restarting the idle
+/// `--timeout`) is cut at `--handshake-timeout`, and the log says which deadline passed.
+#[test]
+fn a_dribbled_client_hello_is_cut_at_the_handshake_deadline() {
+    for backend in ["openssl", "gnutls", "rustls"] {
+        // Server::start sets the idle --timeout to 30 s.
+        let srv = Server::start(&["--backend", backend, "--handshake-timeout", "1"]);
+        let mut tcp = std::net::TcpStream::connect(&srv.addr).expect("connect");
+        // The start of a TLS 1.2 ClientHello record, one byte at a time.
+        let hello = [22u8, 3, 1, 0x02, 0x00, 1, 0, 0x01, 0xfc, 3, 3];
+        let started = std::time::Instant::now();
+        let mut cut = None;
+        for byte in hello.iter().cycle().take(40) {
+            use std::io::Write as _;
+            if tcp.write_all(&[*byte]).is_err() {
+                cut = Some(started.elapsed());
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        let line = srv.line();
+        assert!(
+            line.contains("handshake deadline passed"),
+            "{backend}: {line}"
+        );
+        let cut = cut.unwrap_or_else(|| panic!("{backend}: still open after 12 s: {line}"));
+        assert!(
+            cut < std::time::Duration::from_secs(6),
+            "{backend}: cut after {cut:?}"
+        );
+    }
+}

@@ -48,6 +48,7 @@
 pub mod cache;
 pub mod clock;
 pub mod contract;
+mod deadline;
 mod error;
 pub mod info;
 pub mod keys;
@@ -63,6 +64,7 @@ pub use cache::deferred::{DeferredStore, StoreOp};
 pub use cache::store::{MemoryStore, SessionStore, StoreError};
 pub use cache::{CacheEntry, CacheKey};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
+pub use deadline::Deadline;
 pub use error::{Error, ErrorKind, TlsError, TlsFailure};
 pub use info::{
     CipherNames, NoOffer, OcspStatus, ProtocolVersion, SessionInfo, Side, Verification,

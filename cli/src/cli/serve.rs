@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use tlsresume::smtp::fastopen::{self, Accepted, KernelSetting};
 use tlsresume::{
-    Error, HostList, Identity, ServerContext, ServerParams, ServerSettings, SessionInfo,
+    Deadline, Error, HostList, Identity, ServerContext, ServerParams, ServerSettings, SessionInfo,
 };
 use tlsresume_compare::Pki;
 
@@ -142,6 +142,11 @@ pub struct ServeArgs {
     /// included).
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub timeout: u64,
+    /// Seconds the whole TLS handshake may take, however the client paces its bytes (the idle
+    /// --timeout restarts with every byte; a client dribbling a ClientHello would otherwise
+    /// hold its connection for ever). The log line says the handshake deadline passed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub handshake_timeout: u64,
     /// Connections served at once. Past it, in clear SMTP (--starttls smtp, --plain) a new
     /// connection is answered `421` and closed, as an MTA does; with TLS from the first byte
     /// it waits in the listen backlog until a connection ends.
@@ -192,6 +197,8 @@ struct Shared {
     wire: Wire,
     hostname: String,
     timeout: Duration,
+    /// The whole handshake's deadline.
+    handshake_timeout: Duration,
     /// The clients offered PIPECONNECT (`None`: early pipelining off).
     pipe_connect: Option<HostList>,
     pre_banner_wait: Duration,
@@ -334,6 +341,7 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
         wire: Wire::from_options(args.starttls, args.plain),
         hostname: args.hostname.clone(),
         timeout: Duration::from_secs(args.timeout.max(1)),
+        handshake_timeout: Duration::from_secs(args.handshake_timeout.max(1)),
         pipe_connect,
         pre_banner_wait: Duration::from_millis(args.pre_banner_wait),
         fastopen: args.fastopen,
@@ -631,10 +639,15 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: 
         }
     }
     let params = ServerParams::new(peer, local);
-    let tls = match shared.server.accept(Box::new(tcp), &params) {
+    let handshake = Deadline::new(tcp, shared.handshake_timeout, "handshake");
+    let mut tls = match shared.server.accept(Box::new(handshake), &params) {
         Ok(tls) => tls,
         Err(e) => return fail(format!("TLS error on connection: {e}")),
     };
+    // The handshake is over: the connection's own pace is the idle --timeout's.
+    if let Some(deadline) = tls.as_mut().transport_mut::<Deadline<TcpStream>>() {
+        deadline.disarm();
+    }
     if shared.http {
         let shown = format!("[{}]:{}", peer.ip(), peer.port());
         let (ended, info) = super::http::serve(tls, &shown, shared.backend.name());
@@ -645,13 +658,12 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: 
             ..Record::default()
         });
     }
-    let mut tls = tls;
     if shared.wire == Wire::TlsOnConnect {
         // Commands already sent over the new TLS session, before its banner.
         pipe.early = tls
             .as_mut()
-            .transport_mut::<TcpStream>()
-            .is_some_and(|tcp| input_within(tcp, Duration::ZERO));
+            .transport_mut::<Deadline<TcpStream>>()
+            .is_some_and(|tcp| input_within(tcp.get_ref(), Duration::ZERO));
     }
     let mut sink = Sink::new(tls, &shared.hostname, pipe, true);
     let ended = sink.run(shared.wire == Wire::TlsOnConnect);

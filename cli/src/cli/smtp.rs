@@ -335,8 +335,12 @@ impl Pending for TcpStream {
 impl Pending for Box<dyn TlsStream> {
     fn input_pending(&mut self) -> bool {
         // TLS records not yet read from the socket: more commands behind the current ones.
-        self.as_mut()
-            .transport_mut::<TcpStream>()
+        // `serve` runs its handshakes over a (then disarmed) `Deadline`.
+        let tls = self.as_mut();
+        if let Some(deadline) = tls.transport_mut::<tlsresume::Deadline<TcpStream>>() {
+            return input_within(deadline.get_ref(), Duration::ZERO);
+        }
+        tls.transport_mut::<TcpStream>()
             .is_some_and(|tcp| input_within(tcp, Duration::ZERO))
     }
 }
