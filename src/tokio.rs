@@ -600,7 +600,7 @@ impl<C: AsyncClient> TlsConnector<C> {
         let client = Arc::clone(&self.client);
         let pending = Arc::clone(&self.pending);
         let params = params.clone();
-        Connect(Box::pin(async move {
+        Handshake(Box::pin(async move {
             let store = Arc::clone(&client.client_settings().store);
             let deferred = if store.blocks() {
                 // Sessions stored by earlier connections' reads go in before this lookup.
@@ -636,28 +636,29 @@ impl<C: AsyncClient> TlsConnector<C> {
     }
 }
 
-/// What a [`Connect`] or [`Accept`] future gives.
-type Connecting<IO, S> =
-    Pin<Box<dyn Future<Output = Result<TlsStream<IO, S>, Error>> + Send + 'static>>;
+/// A handshake running on tokio, giving `T`: the future of [`TlsConnector::connect`]
+/// ([`Connect`]) and of [`TlsAcceptor::accept`] ([`Accept`]).
+pub struct Handshake<T>(Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'static>>);
 
-/// The future of [`TlsConnector::connect`]: a client handshake on tokio.
-pub struct Connect<IO, C: AsyncClient = DynClient>(Connecting<IO, StreamOf<C, IO>>)
-where
-    IO: AsyncIo;
-
-impl<IO: AsyncIo, C: AsyncClient> Future for Connect<IO, C> {
-    type Output = Result<TlsStream<IO, StreamOf<C, IO>>, Error>;
+impl<T> Future for Handshake<T> {
+    type Output = Result<T, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.0.as_mut().poll(cx)
     }
 }
 
-impl<IO: AsyncIo, C: AsyncClient> fmt::Debug for Connect<IO, C> {
+impl<T> fmt::Debug for Handshake<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connect").finish_non_exhaustive()
+        f.debug_struct("Handshake").finish_non_exhaustive()
     }
 }
+
+/// The future of [`TlsConnector::connect`]: a client handshake on tokio.
+pub type Connect<IO, C = DynClient> = Handshake<TlsStream<IO, StreamOf<C, IO>>>;
+
+/// The future of [`TlsAcceptor::accept`]: a server handshake on tokio.
+pub type Accept<IO, S = DynServer> = Handshake<TlsStream<IO, ServerStreamOf<S, IO>>>;
 
 /// Accepts server connections on tokio: tokio-rustls's `TlsAcceptor` shape, over a backend's
 /// `Server` by type (`TlsAcceptor::from(server)`) or one chosen at run time
@@ -722,7 +723,7 @@ impl<S: AsyncServer> TlsAcceptor<S> {
     {
         let server = Arc::clone(&self.server);
         let params = params.clone();
-        Accept(Box::pin(async move {
+        Handshake(Box::pin(async move {
             if server.ticket_keys_due() {
                 // A failure leaves the keys as they were: the callbacks then answer as they
                 // would have (no ticket), so it is not an error here.
@@ -733,25 +734,6 @@ impl<S: AsyncServer> TlsAcceptor<S> {
             let inner = drive(handshake).await?;
             Ok(TlsStream::new(inner, None, None))
         }))
-    }
-}
-
-/// The future of [`TlsAcceptor::accept`]: a server handshake on tokio.
-pub struct Accept<IO, S: AsyncServer = DynServer>(Connecting<IO, ServerStreamOf<S, IO>>)
-where
-    IO: AsyncIo;
-
-impl<IO: AsyncIo, S: AsyncServer> Future for Accept<IO, S> {
-    type Output = Result<TlsStream<IO, ServerStreamOf<S, IO>>, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.0.as_mut().poll(cx)
-    }
-}
-
-impl<IO: AsyncIo, S: AsyncServer> fmt::Debug for Accept<IO, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Accept").finish_non_exhaustive()
     }
 }
 

@@ -643,15 +643,23 @@ fn session_key_beside(cache: &Path) -> Result<SessionKey, StoreError> {
     let mut name = cache.as_os_str().to_owned();
     name.push(".key");
     let path = PathBuf::from(name);
-    match fs::read(&path) {
+    // At most one byte more than a key: a file of any other size is refused, never read whole.
+    let read = fs::File::open(&path).and_then(|file| {
+        let mut bytes = Vec::with_capacity(33);
+        file.take(33).read_to_end(&mut bytes).map(|_| bytes)
+    });
+    match read {
         Ok(bytes) => {
-            let len = bytes.len();
+            let held = match bytes.len() {
+                33 => "more than 32 bytes".to_owned(),
+                n => format!("{n} bytes"),
+            };
             let bytes = zeroize::Zeroizing::new(bytes);
             let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
                 StoreError::Io(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
-                        "session key {}: holds {len} bytes, a session key is 32 (remove it \
+                        "session key {}: holds {held}, a session key is 32 (remove it \
                          and the cache's sessions give full handshakes once)",
                         path.display()
                     ),

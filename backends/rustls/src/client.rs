@@ -25,6 +25,7 @@ use tlsresume_core::{CacheKey, ClientSettings, Error, NoOffer, OcspMode, Protoco
 use crate::config::{provider, versions, ClockTime};
 use crate::error::tls;
 use crate::handshake::{ClientParts, Handshake};
+use crate::info::lock;
 use crate::verify::{record_into, RecordingVerifier, VerifyRecord};
 use crate::wire::{Tap, WireRecord};
 
@@ -275,10 +276,6 @@ impl Bridge {
             self.sessions().insert(key, handle, slot, sealed);
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ClientSessionStore for Bridge {

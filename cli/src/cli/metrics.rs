@@ -5,7 +5,7 @@
 //! plugs in the exporter it already runs (Prometheus, OpenTelemetry, StatsD) instead.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,10 @@ use std::thread;
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
-use tlsresume::Error;
+use tlsresume::{Deadline, Error};
+
+/// The most of a scrape's request that is read.
+const REQUEST_BYTES: u64 = 8 * 1024;
 
 /// Counters by series (`name{label="value",…}`), in the order Prometheus lists them.
 #[derive(Debug, Default)]
@@ -94,12 +97,15 @@ pub fn serve(addr: &str) -> Result<SocketAddr, Error> {
         for mut tcp in listener.incoming().flatten() {
             let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
             // The request is read up to its blank line and otherwise ignored: every path
-            // answers the same text.
-            let mut reader = BufReader::new(&mut tcp);
+            // answers the same text. Bounded in bytes and in time (a scraper dribbling its
+            // request would otherwise hold the one thread that answers).
+            let request = Deadline::new(&mut tcp, Duration::from_secs(5), "request");
+            let mut reader = BufReader::new(request.take(REQUEST_BYTES));
             let mut line = String::new();
             while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
                 line.clear();
             }
+            drop(reader);
             let body = recorder.render();
             let _ = write!(
                 tcp,

@@ -60,8 +60,6 @@ pub struct ClientHandshake {
     resumed: bool,
     bits: Resumption,
     ticket_lifetime: Option<Duration>,
-    stored: u32,
-    store_error: Option<String>,
     /// The connection's span (`tls_client`), parent of its events.
     span: tracing::Span,
 }
@@ -104,8 +102,6 @@ impl ClientHandshake {
             resumed: false,
             bits,
             ticket_lifetime: None,
-            stored: 0,
-            store_error: None,
             span,
         }
     }
@@ -320,8 +316,7 @@ impl ClientHandshake {
     /// Stores a session the library handed over, sealed under the store's key, and sets
     /// `SERVER_TICKET`. Nothing is stored when the policy does not resume with this server, or
     /// when the OCSP requirement failed on this connection. Returns the sealed bytes stored; a
-    /// store failure loses the session, never the connection (it is kept for
-    /// [`store_error`](Self::store_error)).
+    /// store failure loses the session, never the connection.
     pub fn store_session(&mut self, received: ReceivedSession<'_>) -> Option<Vec<u8>> {
         if !self.offer.may_resume {
             return None;
@@ -353,25 +348,13 @@ impl ClientHandshake {
             Ok(()) => {
                 self.bits |= Resumption::SERVER_TICKET;
                 self.ticket_lifetime = received.lifetime_hint;
-                self.stored = self.stored.saturating_add(1);
                 telemetry::session_stored(self.backend);
                 Some(sealed)
             }
-            Err(e) => {
-                self.store_error = Some(e.to_string());
-                None
-            }
+            // A store failure loses the session, never the connection; the store says so
+            // (its notices).
+            Err(_) => None,
         }
-    }
-
-    /// How many sessions this connection stored.
-    pub fn sessions_stored(&self) -> u32 {
-        self.stored
-    }
-
-    /// Why the last store write failed, if one did.
-    pub fn store_error(&self) -> Option<&str> {
-        self.store_error.as_deref()
     }
 
     /// The bits so far.

@@ -143,17 +143,17 @@ struct SessionKeyInner {
 
 impl PartialEq for SessionKey {
     fn eq(&self, other: &Self) -> bool {
-        // Compared without an early exit.
-        self.0
-            .bytes
-            .iter()
-            .zip(other.0.bytes.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+        same_secret(&self.0.bytes[..], &other.0.bytes[..])
     }
 }
 
 impl Eq for SessionKey {}
+
+/// Whether two secrets (or tags) are equal, compared without an early exit so the time taken
+/// says nothing of where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 
 impl SessionKey {
     /// A key from 32 secret bytes (the input is cleared).
@@ -218,13 +218,7 @@ impl SessionKey {
         }
         let (tag, data) = rest.split_at(SESSION_TAG_LEN);
         let expected = self.session_tag(backend, data);
-        // Compared without an early exit, so the time taken says nothing of where they differ.
-        let differ = expected
-            .as_ref()
-            .iter()
-            .zip(tag)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        (differ == 0).then_some(data)
+        same_secret(expected.as_ref(), tag).then_some(data)
     }
 
     fn session_tag(&self, backend: &str, data: &[u8]) -> ring::hmac::Tag {
