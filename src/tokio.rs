@@ -104,6 +104,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use ::tokio::task::JoinHandle;
@@ -535,6 +536,7 @@ type Pending = Arc<Mutex<Vec<JoinHandle<()>>>>;
 pub struct TlsConnector<C = DynClient> {
     client: Arc<C>,
     pending: Pending,
+    handshake_timeout: Option<Duration>,
 }
 
 impl<C> Clone for TlsConnector<C> {
@@ -542,6 +544,7 @@ impl<C> Clone for TlsConnector<C> {
         Self {
             client: Arc::clone(&self.client),
             pending: Arc::clone(&self.pending),
+            handshake_timeout: self.handshake_timeout,
         }
     }
 }
@@ -550,6 +553,7 @@ impl<C: fmt::Debug> fmt::Debug for TlsConnector<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsConnector")
             .field("client", &self.client)
+            .field("handshake_timeout", &self.handshake_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -584,7 +588,17 @@ impl<C: AsyncClient> TlsConnector<C> {
         Self {
             client: Arc::new(client),
             pending: Pending::default(),
+            handshake_timeout: None,
         }
+    }
+
+    /// Every handshake of this connector (and its clones made from now on) fails with an
+    /// [`Error::Io`] of kind `TimedOut`, "the handshake deadline passed", when it has not
+    /// finished `limit` after `connect` was first polled, however the server paces its bytes;
+    /// see [`Handshake::timeout`]. None by default.
+    pub fn handshake_timeout(mut self, limit: Duration) -> Self {
+        self.handshake_timeout = Some(limit);
+        self
     }
 
     /// Runs the client side of a handshake on `io`, offering a cached session when the policy
@@ -600,7 +614,8 @@ impl<C: AsyncClient> TlsConnector<C> {
         let client = Arc::clone(&self.client);
         let pending = Arc::clone(&self.pending);
         let params = params.clone();
-        Handshake(Box::pin(async move {
+        let limit = self.handshake_timeout;
+        Handshake::within(limit, async move {
             let store = Arc::clone(&client.client_settings().store);
             let deferred = if store.blocks() {
                 // Sessions stored by earlier connections' reads go in before this lookup.
@@ -632,13 +647,47 @@ impl<C: AsyncClient> TlsConnector<C> {
                 w.flush_now().await;
             }
             Ok(TlsStream::new(inner, writes, Some(pending)))
-        }))
+        })
     }
 }
 
 /// A handshake running on tokio, giving `T`: the future of [`TlsConnector::connect`]
 /// ([`Connect`]) and of [`TlsAcceptor::accept`] ([`Accept`]).
 pub struct Handshake<T>(Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'static>>);
+
+impl<T: 'static> Handshake<T> {
+    fn within(
+        limit: Option<Duration>,
+        run: impl Future<Output = Result<T, Error>> + Send + 'static,
+    ) -> Self {
+        let this = Self(Box::pin(run));
+        match limit {
+            Some(limit) => this.timeout(limit),
+            None => this,
+        }
+    }
+
+    /// This handshake, failing with an [`Error::Io`] of kind `TimedOut`, "the handshake
+    /// deadline passed", when it has not finished `limit` after it is first polled, however the
+    /// peer paces its bytes (a socket's idle timeout restarts with each byte; this does not).
+    /// The handshake is dropped then: the session store is left as it was, and the I/O object
+    /// is closed. (`TlsConnector::handshake_timeout` and `TlsAcceptor::handshake_timeout` set
+    /// it for every handshake.)
+    ///
+    /// It runs on tokio's timer: the runtime must have time enabled (`enable_time` or
+    /// `enable_all` on its builder, as `#[tokio::main]` does).
+    pub fn timeout(self, limit: Duration) -> Self {
+        let run = self.0;
+        Self(Box::pin(async move {
+            match ::tokio::time::timeout(limit, run).await {
+                Ok(done) => done,
+                Err(_) => Err(Error::Io(tlsresume_core::deadline::deadline_passed(
+                    "handshake",
+                ))),
+            }
+        }))
+    }
+}
 
 impl<T> Future for Handshake<T> {
     type Output = Result<T, Error>;
@@ -665,12 +714,14 @@ pub type Accept<IO, S = DynServer> = Handshake<TlsStream<IO, ServerStreamOf<S, I
 /// (`TlsAcceptor::new(backends::server(kind, …)?)`).
 pub struct TlsAcceptor<S = DynServer> {
     server: Arc<S>,
+    handshake_timeout: Option<Duration>,
 }
 
 impl<S> Clone for TlsAcceptor<S> {
     fn clone(&self) -> Self {
         Self {
             server: Arc::clone(&self.server),
+            handshake_timeout: self.handshake_timeout,
         }
     }
 }
@@ -679,6 +730,7 @@ impl<S: fmt::Debug> fmt::Debug for TlsAcceptor<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsAcceptor")
             .field("server", &self.server)
+            .field("handshake_timeout", &self.handshake_timeout)
             .finish()
     }
 }
@@ -689,6 +741,7 @@ impl TlsAcceptor<DynServer> {
     pub fn new(server: Arc<dyn ServerContext>) -> Self {
         Self {
             server: Arc::new(DynServer(server)),
+            handshake_timeout: None,
         }
     }
 
@@ -702,6 +755,7 @@ impl<S: TlsServer> From<S> for TlsAcceptor<S> {
     fn from(server: S) -> Self {
         Self {
             server: Arc::new(server),
+            handshake_timeout: None,
         }
     }
 }
@@ -713,6 +767,16 @@ impl From<Arc<dyn ServerContext>> for TlsAcceptor<DynServer> {
 }
 
 impl<S: AsyncServer> TlsAcceptor<S> {
+    /// Every handshake of this acceptor (and its clones made from now on) fails with an
+    /// [`Error::Io`] of kind `TimedOut`, "the handshake deadline passed", when it has not
+    /// finished `limit` after `accept` was first polled: a client dribbling its ClientHello a
+    /// byte at a time holds its connection no longer than that. See [`Handshake::timeout`].
+    /// None by default; a server facing the Internet wants one (`tlsresume serve` uses 30 s).
+    pub fn handshake_timeout(mut self, limit: Duration) -> Self {
+        self.handshake_timeout = Some(limit);
+        self
+    }
+
     /// Runs the server side of a handshake on `io`; the same decisions as the backend's
     /// blocking `accept`. A ticket-key refresh that is due (a rotation, a stand-in master secret
     /// asked about again) is made first, off the runtime.
@@ -723,7 +787,7 @@ impl<S: AsyncServer> TlsAcceptor<S> {
     {
         let server = Arc::clone(&self.server);
         let params = params.clone();
-        Handshake(Box::pin(async move {
+        Handshake::within(self.handshake_timeout, async move {
             if server.ticket_keys_due() {
                 // A failure leaves the keys as they were: the callbacks then answer as they
                 // would have (no ticket), so it is not an error here.
@@ -733,7 +797,7 @@ impl<S: AsyncServer> TlsAcceptor<S> {
             let handshake = server.start_async(SyncIo::new(io), &params)?;
             let inner = drive(handshake).await?;
             Ok(TlsStream::new(inner, None, None))
-        }))
+        })
     }
 }
 

@@ -65,10 +65,7 @@ impl<S> Deadline<S> {
 
     fn check(&self) -> io::Result<()> {
         match self.until {
-            Some(until) if Instant::now() >= until => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("the {} deadline passed", self.what),
-            )),
+            Some(until) if Instant::now() >= until => Err(deadline_passed(self.what)),
             _ => Ok(()),
         }
     }
@@ -90,4 +87,54 @@ impl<S: Write> Write for Deadline<S> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// The error of a deadline that passed: [`io::ErrorKind::TimedOut`], saying which one
+/// (`deadline_passed("handshake")`: "the handshake deadline passed"). [`Deadline`] and the tokio
+/// API's handshake timeout report it; an application's own deadlines can too, so that logs name
+/// every timeout the same way.
+pub fn deadline_passed(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("the {what} deadline passed"),
+    )
+}
+
+/// A socket's own read or write timeout, as a blocking transport reports it: the operating
+/// system's `WouldBlock` or `TimedOut` with no message of its own ("Resource temporarily
+/// unavailable (os error 11)" on Linux), which says nothing about a timeout to an operator.
+/// `Some` with an error saying the idle timeout `what` passed ("the idle read timeout passed")
+/// for such an error; `None` for any other (including a [`deadline_passed`] error, which
+/// already says which deadline it was).
+///
+/// ```
+/// use std::io;
+/// use tlsresume_core::deadline::{deadline_passed, idle_timeout};
+///
+/// let os = io::Error::from(io::ErrorKind::WouldBlock);
+/// let said = idle_timeout(&os, "read").expect("a socket timeout");
+/// assert_eq!(said.kind(), io::ErrorKind::TimedOut);
+/// assert_eq!(said.to_string(), "the idle read timeout passed");
+/// assert!(idle_timeout(&deadline_passed("handshake"), "read").is_none());
+/// ```
+pub fn idle_timeout(err: &io::Error, what: &str) -> Option<io::Error> {
+    let os_timeout = matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    ) && err.get_ref().is_none();
+    os_timeout.then(|| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the idle {what} timeout passed"),
+        )
+    })
+}
+
+/// A blocking handshake stopped by the socket's own read (or write) timeout:
+/// [`io::ErrorKind::TimedOut`], "the idle read timeout passed during the handshake".
+pub fn idle_in_handshake() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the idle read timeout passed during the handshake (or the socket's write timeout)",
+    )
 }

@@ -38,6 +38,7 @@
 //! | [`keys`] | ticket keys and their sources, the key ring and its lifecycle ([`keys::key_ring`]), sealed tickets ([`keys::seal`]), the store's [`SessionKey`] |
 //! | [`cache`] | the client session cache: [`CacheKey`], [`CacheEntry`], [`SessionStore`] ([`cache::store`]), the async layer's [`DeferredStore`] ([`cache::deferred`]) |
 //! | [`contract`] | the backend contract: [`contract::ClientHandshake`] (one client connection's lifecycle), the generic traits every backend implements |
+//! | [`deadline`] | bounds on how long a peer may take: [`Deadline`] for a whole handshake, the errors that name which timeout passed |
 //! | [`seams`] | the type-erased forms, for a backend chosen at run time |
 //! | [`notice`] | what stores and key sources meet without failing a handshake |
 //! | leaves | [`BackendKind`], [`Error`] and every error type, [`SessionInfo`] and its parts, [`Clock`] |
@@ -48,7 +49,7 @@
 pub mod cache;
 pub mod clock;
 pub mod contract;
-mod deadline;
+pub mod deadline;
 mod error;
 pub mod info;
 pub mod keys;

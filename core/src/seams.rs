@@ -197,15 +197,11 @@ pub enum Handshaking<H, T> {
 
 impl<H, T> Handshaking<H, T> {
     /// The finished value on a blocking transport, where "would block" can only mean a read or
-    /// write timeout set on the socket: an [`Error::Io`] of kind `WouldBlock`, as the blocking
-    /// `connect`/`accept` have always reported it.
+    /// write timeout set on the socket passed: an [`Error::Io`] of kind `TimedOut` saying so.
     pub fn blocking(self) -> Result<T, Error> {
         match self {
             Self::Done(value) => Ok(value),
-            Self::WouldBlock(_) => Err(Error::Io(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "the transport would block during the handshake",
-            ))),
+            Self::WouldBlock(_) => Err(Error::Io(crate::deadline::idle_in_handshake())),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! sockets: 200 concurrent handshakes on a 2-worker runtime (half of them resuming) with the
 //! same outcomes as a sequential blocking run, connections that move between worker threads,
 //! a blocking store written only around the handshake, a connect dropped half-way, and key
-//! sources (which may block: Redis) asked only off the runtime's threads.
+//! sources (which may block: Redis) asked only off the runtime's threads; the whole-handshake
+//! deadline on both sides.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -10,17 +11,18 @@ use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use tlsresume::backends;
 use tlsresume::tokio::{TlsAcceptor, TlsConnector};
 use tlsresume_compare::Pki;
 use tlsresume_core::keys::{KeyMaterial, MasterSecret};
 use tlsresume_core::{
-    BackendKind, CacheEntry, CacheKey, ClientContext, ClientParams, ClientSettings, KeyError,
-    KeySource, ManualClock, MemoryStore, ProcessKeySource, ProtocolVersion, Resumption,
+    BackendKind, CacheEntry, CacheKey, ClientContext, ClientParams, ClientSettings, ErrorKind,
+    KeyError, KeySource, ManualClock, MemoryStore, ProcessKeySource, ProtocolVersion, Resumption,
     ServerContext, ServerParams, ServerSettings, SessionStore, StoreError, UnixTime, Versions,
 };
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 const NAME: &str = "mx.tlsresume.test";
@@ -628,3 +630,185 @@ macro_rules! typed {
 typed!(openssl, "openssl");
 typed!(gnutls, "gnutls");
 typed!(rustls, "rustls");
+
+// The whole-handshake deadline: a client dribbling its ClientHello a byte every 200 ms, and a
+// server answering the ClientHello five bytes a second, are cut at the deadline with an I/O
+// error saying the handshake deadline passed; a handshake that finishes in time is not touched.
+
+const LIMIT: Duration = Duration::from_secs(1);
+
+fn deadline_server(kind: BackendKind) -> Arc<dyn ServerContext> {
+    let pki = Pki::committed().expect("committed test PKI");
+    backends::server(kind, ServerSettings::new(pki.server.clone())).expect("server")
+}
+
+fn deadline_client(kind: BackendKind) -> Arc<dyn ClientContext> {
+    let pki = Pki::committed().expect("committed test PKI");
+    backends::client(kind, ClientSettings::new(pki.roots.clone())).expect("client")
+}
+
+/// The start of a TLS 1.2 ClientHello record, sent a byte every 200 ms (40 bytes: 8 s) from a
+/// thread; gives how long the server took to close the connection, if it did.
+fn dribble_client_hello(peer: SocketAddr) -> thread::JoinHandle<Option<Duration>> {
+    thread::spawn(move || {
+        let mut tcp = StdStream::connect(peer).expect("connect");
+        let hello = [22u8, 3, 1, 0x02, 0x00, 1, 0, 0x01, 0xfc, 3, 3];
+        let started = Instant::now();
+        for byte in hello.iter().cycle().take(40) {
+            if tcp.write_all(&[*byte]).is_err() {
+                return Some(started.elapsed());
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+        None
+    })
+}
+
+/// A server on `kind` with a 1 s handshake deadline faces a dribbled ClientHello.
+fn server_side(kind: BackendKind) {
+    let rt = runtime();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let peer = listener.local_addr().expect("addr");
+        let acceptor = TlsAcceptor::new(deadline_server(kind)).handshake_timeout(LIMIT);
+        let dribbler = dribble_client_hello(peer);
+        let (tcp, from) = listener.accept().await.expect("accept");
+        let local = tcp.local_addr().expect("local");
+        let started = Instant::now();
+        let err = acceptor
+            .accept(&ServerParams::new(from, local), tcp)
+            .await
+            .expect_err(&format!(
+                "{kind}: a dribbled ClientHello finished a handshake"
+            ));
+        let took = started.elapsed();
+        assert_eq!(err.kind(), ErrorKind::Io, "{kind}: {err}");
+        assert!(
+            err.to_string().contains("the handshake deadline passed"),
+            "{kind}: {err}"
+        );
+        match &err {
+            tlsresume_core::Error::Io(io) => {
+                assert_eq!(io.kind(), std::io::ErrorKind::TimedOut, "{kind}: {err}")
+            }
+            other => panic!("{kind}: not an I/O error: {other}"),
+        }
+        assert!(
+            took >= LIMIT && took < LIMIT + Duration::from_millis(800),
+            "{kind}: cut after {took:?}"
+        );
+        // The connection was closed with the handshake: the dribbler's writes fail soon after.
+        let cut = tokio::task::spawn_blocking(move || dribbler.join().expect("dribbler"))
+            .await
+            .expect("join");
+        let cut = cut.unwrap_or_else(|| panic!("{kind}: the dribbling client was never cut"));
+        assert!(cut < Duration::from_secs(4), "{kind}: closed after {cut:?}");
+    });
+}
+
+/// A client on `kind` with a 1 s handshake deadline faces a tarpit: a server that reads the
+/// ClientHello and answers a plausible ServerHello five bytes a second.
+fn client_side(kind: BackendKind) {
+    let rt = runtime();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let peer = listener.local_addr().expect("addr");
+        let tarpit = tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.expect("accept");
+            let mut hello = [0u8; 4096];
+            let _ = tcp.read(&mut hello).await;
+            // A handshake record announcing 16 KiB, then its body a byte at a time.
+            let mut answer = vec![22u8, 3, 3, 0x40, 0x00];
+            answer.extend(std::iter::repeat_n(0u8, 60));
+            for byte in answer {
+                if tcp.write_all(&[byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        let connector = TlsConnector::new(deadline_client(kind)).handshake_timeout(LIMIT);
+        let tcp = TcpStream::connect(peer).await.expect("connect");
+        let started = Instant::now();
+        let err = connector
+            .connect(&ClientParams::new(NAME, peer), tcp)
+            .await
+            .expect_err(&format!("{kind}: a tarpit finished a handshake"));
+        let took = started.elapsed();
+        assert_eq!(err.kind(), ErrorKind::Io, "{kind}: {err}");
+        assert!(
+            err.to_string().contains("the handshake deadline passed"),
+            "{kind}: {err}"
+        );
+        assert!(
+            took >= LIMIT && took < LIMIT + Duration::from_millis(800),
+            "{kind}: cut after {took:?}"
+        );
+        tarpit.abort();
+    });
+}
+
+/// With the deadline set on both sides, a handshake that finishes in time is a handshake: the
+/// deadline ends with it (the connection then waits longer than the deadline and still works).
+fn in_time(kind: BackendKind) {
+    let rt = runtime();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let peer = listener.local_addr().expect("addr");
+        let acceptor = TlsAcceptor::new(deadline_server(kind)).handshake_timeout(LIMIT);
+        let served = tokio::spawn(async move {
+            let (tcp, from) = listener.accept().await.expect("accept");
+            let local = tcp.local_addr().expect("local");
+            let mut tls = acceptor
+                .accept(&ServerParams::new(from, local), tcp)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::time::sleep(LIMIT + Duration::from_millis(300)).await;
+            tls.write_all(b"hello\n").await.map_err(|e| e.to_string())?;
+            tls.flush().await.map_err(|e| e.to_string())?;
+            Ok::<(), String>(())
+        });
+        let connector = TlsConnector::new(deadline_client(kind)).handshake_timeout(LIMIT);
+        let tcp = TcpStream::connect(peer).await.expect("connect");
+        let mut tls = connector
+            .connect(&ClientParams::new(NAME, peer), tcp)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: a handshake in time failed: {e}"));
+        let mut line = [0u8; 6];
+        tls.read_exact(&mut line)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: read after the deadline: {e}"));
+        assert_eq!(&line, b"hello\n", "{kind}");
+        served.await.expect("server task").expect("server side");
+    });
+}
+
+/// `check` on every backend at once (each waits for a deadline, not the CPU).
+fn every_backend_at_once(check: fn(BackendKind)) {
+    let _turn = gnutls_turn();
+    let runs: Vec<_> = backends::available()
+        .into_iter()
+        .map(|kind| (kind, thread::spawn(move || check(kind))))
+        .collect();
+    for (kind, run) in runs {
+        run.join().unwrap_or_else(|_| panic!("{kind}: failed"));
+    }
+}
+
+#[test]
+fn a_dribbled_client_hello_is_cut_at_the_async_handshake_deadline_on_every_backend() {
+    every_backend_at_once(server_side);
+}
+
+#[test]
+fn a_tarpit_is_cut_at_the_async_handshake_deadline_on_every_backend() {
+    every_backend_at_once(client_side);
+}
+
+#[test]
+fn a_handshake_in_time_is_untouched_by_the_async_deadline_on_every_backend() {
+    let _turn = gnutls_turn();
+    for kind in backends::available() {
+        in_time(kind);
+    }
+}

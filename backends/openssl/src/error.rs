@@ -29,10 +29,7 @@ pub(crate) fn stack(what: &str, stack: ErrorStack) -> Error {
 pub(crate) fn handshake<S>(err: HandshakeError<S>) -> Error {
     match err {
         HandshakeError::SetupFailure(s) => stack("handshake setup", s),
-        HandshakeError::WouldBlock(_) => Error::Io(io::Error::new(
-            io::ErrorKind::WouldBlock,
-            "the transport would block during the handshake",
-        )),
+        HandshakeError::WouldBlock(_) => Error::Io(tlsresume_core::deadline::idle_in_handshake()),
         HandshakeError::Failure(mid) => {
             let verify = mid.ssl().verify_result();
             if verify.as_raw() == 0 {
