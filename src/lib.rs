@@ -32,6 +32,16 @@
 //! timeouts included — certificate, OCSP, alert, protocol, configuration) and keep the
 //! library's own error as their `source()`.
 //!
+//! ## Policy
+//!
+//! The default policy is the safe one: [`ResumptionPolicy::default`], and what the settings'
+//! `new` and `builder` start from, is [`ResumptionPolicy::hardened`], every known issue of
+//! resumed sessions fixed. [`ResumptionPolicy::exim_compatible`] reports as Exim does, known
+//! issues included (a resumed handshake "not verified" on OpenSSL and rustls, required OCSP
+//! failing every resumed connection there): `tlsresume compare` runs both, and
+//! `tlsresume serve` and `tlsresume probe`, Exim's test bench, use it unless given
+//! `--policy hardened`.
+//!
 //! ## Async
 //!
 //! With the `tokio` feature, [`tokio`] has `TlsConnector` / `TlsAcceptor` in

@@ -84,6 +84,25 @@ fn compare_json_reports_a_resumed_session() {
 }
 
 #[test]
+fn serve_and_probe_help_say_their_policy_default_and_the_library_default() {
+    for command in ["serve", "probe"] {
+        let r = run(&[command, "--help"]);
+        assert_eq!(r.code, Some(0), "{command}: {r:?}");
+        let text = r.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+        for said in [
+            "Default here: exim, since this command is Exim's test bench",
+            "the library's default (ResumptionPolicy::default()) is hardened",
+            "[default: exim]",
+        ] {
+            assert!(
+                text.contains(said),
+                "{command} --help lacks {said:?}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
 fn every_subcommand_has_help() {
     for args in [
         &["--help"][..],

@@ -8,8 +8,8 @@ use crate::model::hostlist::HostList;
 
 /// How a backend treats the known issues of resumed sessions.
 ///
-/// [`exim_compatible`](ResumptionPolicy::exim_compatible) reproduces each one;
-/// [`hardened`](ResumptionPolicy::hardened) fixes each one.
+/// [`hardened`](ResumptionPolicy::hardened) (the default) fixes each one;
+/// [`exim_compatible`](ResumptionPolicy::exim_compatible) reproduces each one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct KnownIssues {
     /// On a resumed handshake, report the verification result stored with the session
@@ -36,6 +36,15 @@ pub struct KnownIssues {
 
 /// Which peers resume, and how resumed sessions are reported.
 ///
+/// The default ([`ResumptionPolicy::default`], and what [`ServerSettings::new`] and
+/// [`ClientSettings::new`] start from) is [`hardened`](ResumptionPolicy::hardened): every known
+/// issue of resumed sessions fixed. [`exim_compatible`](ResumptionPolicy::exim_compatible)
+/// reports as Exim does, known issues included: the comparison's policy, and what
+/// `tlsresume serve` and `tlsresume probe` use unless given `--policy hardened`.
+///
+/// [`ServerSettings::new`]: crate::ServerSettings::new
+/// [`ClientSettings::new`]: crate::ClientSettings::new
+///
 /// ```
 /// use tlsresume_core::ResumptionPolicy;
 ///
@@ -56,7 +65,21 @@ pub struct ResumptionPolicy {
 }
 
 impl ResumptionPolicy {
-    /// Every peer resumes; every known issue is reproduced as Exim shows it. The default.
+    /// Every peer resumes; reports as Exim does, known issues included: a resumed handshake
+    /// says "not verified" on OpenSSL and rustls, a client requiring OCSP fails every resumed
+    /// connection on OpenSSL and rustls, GnuTLS's cipher string changes on resumption, a
+    /// GnuTLS client offers expired sessions, an OpenSSL client drops a TLS 1.2 ticket renewed
+    /// on a resumed handshake ([`KnownIssues`]). For reproducing Exim, not for a new service:
+    /// the default is [`hardened`](Self::hardened).
+    ///
+    /// ```
+    /// use tlsresume_core::{ClientSettings, ResumptionPolicy};
+    ///
+    /// # let roots = Vec::new();
+    /// let mut settings = ClientSettings::new(roots);
+    /// settings.resumption = ResumptionPolicy::exim_compatible();
+    /// assert_eq!(settings.resumption.name(), "exim");
+    /// ```
     pub fn exim_compatible() -> Self {
         Self {
             server_hosts: HostList::any(),
@@ -73,7 +96,7 @@ impl ResumptionPolicy {
         }
     }
 
-    /// Every peer resumes; every known issue is fixed.
+    /// Every peer resumes; every known issue is fixed. The default.
     pub fn hardened() -> Self {
         Self {
             known_issues: KnownIssues {
@@ -158,9 +181,10 @@ impl ResumptionPolicy {
 }
 
 impl Default for ResumptionPolicy {
-    /// [`ResumptionPolicy::exim_compatible`].
+    /// [`ResumptionPolicy::hardened`]: every known issue fixed.
+    /// [`ResumptionPolicy::exim_compatible`] is the one to name for Exim's behaviour.
     fn default() -> Self {
-        Self::exim_compatible()
+        Self::hardened()
     }
 }
 
@@ -177,7 +201,8 @@ mod tests {
         assert!(!e.known_issues().carry_verification && h.known_issues().carry_verification);
         assert!(!e.known_issues().carry_ocsp && h.known_issues().carry_ocsp);
         assert_eq!(e.server_hosts(), h.server_hosts());
-        assert_eq!(ResumptionPolicy::default(), e);
+        assert_eq!(ResumptionPolicy::default(), h);
+        assert_eq!(ResumptionPolicy::default().name(), "hardened");
     }
 
     #[test]

@@ -103,14 +103,16 @@ pub struct ServerSettings {
 }
 
 impl ServerSettings {
-    /// Safe defaults around an identity: the backend's own ticket flavour, Exim-compatible
-    /// policy, the system clock, keys made in-process, TLS 1.2 and 1.3.
+    /// Safe defaults around an identity: the backend's own ticket flavour, the hardened
+    /// policy ([`ResumptionPolicy::default`]; name
+    /// [`exim_compatible`](ResumptionPolicy::exim_compatible) to report as Exim does), the
+    /// system clock, keys made in-process, TLS 1.2 and 1.3.
     pub fn new(identity: Identity) -> Self {
         Self {
             identity,
             ocsp_response: None,
             ticket_policy: None,
-            resumption: ResumptionPolicy::exim_compatible(),
+            resumption: ResumptionPolicy::default(),
             clock: Arc::new(SystemClock),
             key_source: Arc::new(ProcessKeySource::new()),
             versions: Versions::ALL,
@@ -251,14 +253,16 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
-    /// Safe defaults around trust anchors: verification required, no OCSP, Exim-compatible
-    /// policy, an in-memory cache, the system clock, TLS 1.2 and 1.3.
+    /// Safe defaults around trust anchors: verification required, no OCSP, the hardened policy
+    /// ([`ResumptionPolicy::default`]; name
+    /// [`exim_compatible`](ResumptionPolicy::exim_compatible) to report as Exim does), an
+    /// in-memory cache, the system clock, TLS 1.2 and 1.3.
     pub fn new(roots: Vec<Vec<u8>>) -> Self {
         Self {
             roots,
             verify: VerifyMode::Require,
             ocsp: OcspMode::Off,
-            resumption: ResumptionPolicy::exim_compatible(),
+            resumption: ResumptionPolicy::default(),
             store: Arc::new(MemoryStore::default()),
             clock: Arc::new(SystemClock),
             versions: Versions::ALL,
