@@ -89,23 +89,38 @@ impl<S: Write> Write for Deadline<S> {
     }
 }
 
+/// What a timeout error made here carries: which deadline or timeout passed.
+#[derive(Debug)]
+struct Passed(String);
+
+impl std::fmt::Display for Passed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Passed {}
+
+fn passed(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, Passed(what))
+}
+
 /// The error of a deadline that passed: [`io::ErrorKind::TimedOut`], saying which one
 /// (`deadline_passed("handshake")`: "the handshake deadline passed"). [`Deadline`] and the tokio
 /// API's handshake timeout report it; an application's own deadlines can too, so that logs name
 /// every timeout the same way.
 pub fn deadline_passed(what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        format!("the {what} deadline passed"),
-    )
+    passed(format!("the {what} deadline passed"))
 }
 
-/// A socket's own read or write timeout, as a blocking transport reports it: the operating
-/// system's `WouldBlock` or `TimedOut` with no message of its own ("Resource temporarily
-/// unavailable (os error 11)" on Linux), which says nothing about a timeout to an operator.
-/// `Some` with an error saying the idle timeout `what` passed ("the idle read timeout passed")
-/// for such an error; `None` for any other (including a [`deadline_passed`] error, which
-/// already says which deadline it was).
+/// A socket's own read or write timeout as a blocking transport reports it, the operating
+/// system's `WouldBlock` or `TimedOut` ("Resource temporarily unavailable (os error 11)" on
+/// Linux, or a TLS library's "again"), which says nothing of a timeout to an operator: `Some`
+/// with an error of kind `TimedOut` saying the idle `what` timeout passed ("the idle read
+/// timeout passed"). `None` for any other error, including one made here (a
+/// [`deadline_passed`] already says which deadline it was).
+///
+/// Only for a blocking transport: on a non-blocking one `WouldBlock` means "not yet".
 ///
 /// ```
 /// use std::io;
@@ -116,25 +131,21 @@ pub fn deadline_passed(what: &str) -> io::Error {
 /// assert_eq!(said.kind(), io::ErrorKind::TimedOut);
 /// assert_eq!(said.to_string(), "the idle read timeout passed");
 /// assert!(idle_timeout(&deadline_passed("handshake"), "read").is_none());
+/// assert!(idle_timeout(&said, "read").is_none());
 /// ```
 pub fn idle_timeout(err: &io::Error, what: &str) -> Option<io::Error> {
+    let made_here = err.get_ref().is_some_and(|inner| inner.is::<Passed>());
     let os_timeout = matches!(
         err.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    ) && err.get_ref().is_none();
-    os_timeout.then(|| {
-        io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("the idle {what} timeout passed"),
-        )
-    })
+    );
+    (os_timeout && !made_here).then(|| passed(format!("the idle {what} timeout passed")))
 }
 
 /// A blocking handshake stopped by the socket's own read (or write) timeout:
 /// [`io::ErrorKind::TimedOut`], "the idle read timeout passed during the handshake".
 pub fn idle_in_handshake() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        "the idle read timeout passed during the handshake (or the socket's write timeout)",
+    passed(
+        "the idle read timeout passed during the handshake (or the socket's write timeout)".into(),
     )
 }

@@ -135,6 +135,26 @@ pub fn install_log(json: bool) -> Result<(), Error> {
     Ok(())
 }
 
+/// An error met on a blocking socket with `--timeout` set, for a log line: the socket's own
+/// timeout ("Resource temporarily unavailable (os error 11)", a TLS library's "again") says
+/// "the idle read timeout passed"; any other error (a deadline that passed says which) is
+/// shown as it is.
+pub fn said(err: &std::io::Error) -> String {
+    match tlsresume::deadline::idle_timeout(err, "read") {
+        Some(timeout) => timeout.to_string(),
+        None => err.to_string(),
+    }
+}
+
+/// Whether `err` is a timeout (a deadline or the idle timeout passed): an I/O failure, for
+/// `--json`'s `error_kind`.
+pub fn is_timeout(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    )
+}
+
 /// Writes one line to stdout and flushes it, so scripts and tests reading the output as a
 /// pipe see each line when it happens. A closed stdout is ignored.
 pub fn log_line(line: &str) {

@@ -17,8 +17,8 @@ use tlsresume::smtp::{
     MemoryEhloStore, Message, NoTls, Start, StartTls, TlsUpgrade, UpgradeContext, Verdict,
 };
 use tlsresume::{
-    BackendKind, CacheEntry, ClientContext, ClientParams, ClientSettings, Error, ErrorKind,
-    HostList, ManualClock, MemoryStore, NoOffer, OcspMode, ProtocolVersion, Resumption,
+    BackendKind, CacheEntry, ClientContext, ClientParams, ClientSettings, Deadline, Error,
+    ErrorKind, HostList, ManualClock, MemoryStore, NoOffer, OcspMode, ProtocolVersion, Resumption,
     SessionInfo, SharedClock, TlsStream, Transport, VerifyMode,
 };
 use tlsresume_compare::Pki;
@@ -121,6 +121,13 @@ pub struct ProbeArgs {
     /// Seconds to wait for the server on each step before the connection fails.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub timeout: u64,
+    /// Seconds a whole connection may take (connect to QUIT), however the server paces its
+    /// bytes: --timeout is per read and restarts with each byte, so a server answering a few
+    /// bytes a second would hold the probe for ever. Default: twice --timeout. Not applied to
+    /// a test message over STARTTLS (--mail-from with --starttls), where the SMTP client's own
+    /// per-step timeouts apply.
+    #[arg(long, value_name = "SECONDS")]
+    pub deadline: Option<u64>,
     /// Exim host list of the servers this client resumes with (Exim's transport option
     /// tls_resumption_hosts), e.g. '!192.0.2.1'; with others it asks for no ticket and
     /// offers no session. Default: every server.
@@ -516,6 +523,7 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
     settings.store = store;
     let wire = Wire::from_options(args.starttls, args.plain);
     let timeout = Duration::from_secs(args.timeout.max(1));
+    let deadline = Duration::from_secs(args.deadline.unwrap_or(2 * args.timeout).max(1));
     let mail = mail(args, ehlo_store, clock.clone(), timeout)?;
     if args.fastopen {
         super::note_fast_open_setting("probe", KernelSetting::allows_client);
@@ -537,10 +545,12 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
             peer,
             server_name: &server_name,
             fastopen: args.fastopen,
+            timeout,
+            deadline,
         };
         let outcome = match &mail {
-            Some(mail) => send(&target, wire, timeout, mail, n + 1),
-            None => connect(&target, wire, &args.ehlo, timeout),
+            Some(mail) => send(&target, wire, mail, n + 1),
+            None => connect(&target, wire, &args.ehlo),
         };
         outcomes.push(outcome);
         let i = outcomes.len() - 1;
@@ -706,6 +716,9 @@ fn connection_json(
     v.to_string()
 }
 
+/// A probe's connection: TCP (or Fast Open) under the connection's deadline.
+type Conn = Deadline<Box<dyn Transport>>;
+
 /// The server and the TLS client of a run.
 struct Target<'a> {
     client: &'a Arc<dyn ClientContext>,
@@ -715,6 +728,10 @@ struct Target<'a> {
     server_name: &'a str,
     /// `--fastopen`.
     fastopen: bool,
+    /// `--timeout`: each read and write.
+    timeout: Duration,
+    /// `--deadline`: the whole connection.
+    deadline: Duration,
 }
 
 impl Target<'_> {
@@ -751,24 +768,24 @@ impl Target<'_> {
         ));
     }
 
-    /// A TCP connection with the probe's timeouts; with `--fastopen`, made by its first write
-    /// (the ClientHello, or the first SMTP command) through Fast Open, with where its outcome
-    /// appears.
-    fn tcp(
-        &self,
-        timeout: Duration,
-    ) -> Result<(Box<dyn Transport>, Option<FastOpenReport>), String> {
+    /// A TCP connection with the probe's timeouts, under the connection's deadline (from
+    /// now); with `--fastopen`, made by its first write (the ClientHello, or the first SMTP
+    /// command) through Fast Open, with where its outcome appears.
+    fn tcp(&self) -> Result<(Conn, Option<FastOpenReport>), String> {
         let connect = |e: std::io::Error| format!("connect: {e}");
-        if self.fastopen {
+        let timeout = self.timeout;
+        let (tcp, report): (Box<dyn Transport>, _) = if self.fastopen {
             let tcp = FastOpenStream::new(self.peer, timeout, true).map_err(connect)?;
             let report = tcp.report();
-            return Ok((Box::new(tcp), Some(report)));
-        }
-        let tcp = TcpStream::connect_timeout(&self.peer, timeout).map_err(connect)?;
-        let _ = tcp.set_read_timeout(Some(timeout));
-        let _ = tcp.set_write_timeout(Some(timeout));
-        let _ = tcp.set_nodelay(true);
-        Ok((Box::new(tcp), None))
+            (Box::new(tcp), Some(report))
+        } else {
+            let tcp = TcpStream::connect_timeout(&self.peer, timeout).map_err(connect)?;
+            let _ = tcp.set_read_timeout(Some(timeout));
+            let _ = tcp.set_write_timeout(Some(timeout));
+            let _ = tcp.set_nodelay(true);
+            (Box::new(tcp), None)
+        };
+        Ok((Deadline::new(tcp, self.deadline, "connection"), report))
     }
 }
 
@@ -805,7 +822,7 @@ impl StartTls<TcpStream> for ProbeTls<'_> {
 
 /// One connection with a test message through the SMTP client: STARTTLS through
 /// [`ProbeTls`], or TLS-on-connect with the SMTP client over the TLS stream.
-fn send(target: &Target<'_>, wire: Wire, timeout: Duration, mail: &Mail, n: u32) -> Outcome {
+fn send(target: &Target<'_>, wire: Wire, mail: &Mail, n: u32) -> Outcome {
     let message = mail.message(n);
     let peer_name = Some(target.server_name);
     if wire == Wire::Starttls {
@@ -830,7 +847,7 @@ fn send(target: &Target<'_>, wire: Wire, timeout: Duration, mail: &Mail, n: u32)
         return outcome;
     }
     let mut outcome = target.outcome();
-    let (tcp, fast_open) = match target.tcp(timeout) {
+    let (tcp, fast_open) = match target.tcp() {
         Ok(tcp) => tcp,
         Err(e) => {
             outcome.result = Err(e);
@@ -840,7 +857,7 @@ fn send(target: &Target<'_>, wire: Wire, timeout: Duration, mail: &Mail, n: u32)
     };
     let params = ClientParams::new(target.server_name, target.peer);
     target.note_offer(&params, &mut outcome);
-    let handshake = target.client.connect(tcp, &params);
+    let handshake = target.client.connect(Box::new(tcp), &params);
     outcome.fast_open = fast_open.and_then(|r| r.get());
     let mut tls = match handshake {
         Ok(tls) => tls,
@@ -870,9 +887,9 @@ fn send(target: &Target<'_>, wire: Wire, timeout: Duration, mail: &Mail, n: u32)
 }
 
 /// One connection: TCP, the plain-text phase, the handshake, EHLO and QUIT.
-fn connect(target: &Target<'_>, wire: Wire, ehlo: &str, timeout: Duration) -> Outcome {
+fn connect(target: &Target<'_>, wire: Wire, ehlo: &str) -> Outcome {
     let mut outcome = target.outcome();
-    let (mut tcp, fast_open) = match target.tcp(timeout) {
+    let (mut tcp, fast_open) = match target.tcp() {
         Ok(tcp) => tcp,
         Err(e) => {
             outcome.result = Err(e);
@@ -887,7 +904,8 @@ fn connect(target: &Target<'_>, wire: Wire, ehlo: &str, timeout: Duration) -> Ou
         match said {
             Ok(name) => lb_name = name,
             Err(e) => {
-                outcome.result = Err(format!("SMTP before STARTTLS: {e}"));
+                outcome.result = Err(format!("SMTP before STARTTLS: {}", super::said(&e)));
+                outcome.error_kind = super::is_timeout(&e).then_some(ErrorKind::Io.name());
                 return outcome;
             }
         }
@@ -898,7 +916,7 @@ fn connect(target: &Target<'_>, wire: Wire, ehlo: &str, timeout: Duration) -> Ou
         p
     };
     target.note_offer(&params, &mut outcome);
-    let handshake = target.client.connect(tcp, &params);
+    let handshake = target.client.connect(Box::new(tcp), &params);
     outcome.fast_open = fast_open.and_then(|r| r.get());
     let mut tls = match handshake {
         Ok(tls) => tls,
@@ -910,7 +928,10 @@ fn connect(target: &Target<'_>, wire: Wire, ehlo: &str, timeout: Duration) -> Ou
     };
     outcome.result = match client_session(tls.as_mut(), wire == Wire::TlsOnConnect, ehlo) {
         Ok(()) => Ok(tls.info()),
-        Err(e) => Err(format!("SMTP over TLS: {e}")),
+        Err(e) => {
+            outcome.error_kind = super::is_timeout(&e).then_some(ErrorKind::Io.name());
+            Err(format!("SMTP over TLS: {}", super::said(&e)))
+        }
     };
     let _ = tls.shutdown();
     outcome

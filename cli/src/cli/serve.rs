@@ -623,7 +623,7 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: 
         let mut sink = Sink::new(tcp, &shared.hostname, pipe, false);
         let ended = sink.run(true);
         log(Record {
-            problem: ended.as_ref().err().map(|e| e.to_string()),
+            problem: ended.as_ref().err().map(super::said),
             messages: sink.messages,
             pipe: sink.pipe,
             ..Record::default()
@@ -637,7 +637,7 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: 
         match serve_plain_until_starttls(&mut tcp, &shared.hostname, &mut pipe) {
             Ok(true) => {}
             Ok(false) => return fail("QUIT before STARTTLS, no TLS".into()),
-            Err(e) => return fail(format!("SMTP error before STARTTLS: {e}")),
+            Err(e) => return fail(format!("SMTP error before STARTTLS: {}", super::said(&e))),
         }
     }
     let params = ServerParams::new(peer, local);
@@ -655,7 +655,7 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: 
         let (ended, info) = super::http::serve(tls, &shown, shared.backend.name());
         return log(Record {
             info: Some(info),
-            problem: ended.result.err().map(|e| e.to_string()),
+            problem: ended.result.as_ref().err().map(super::said),
             requests: Some(ended.requests),
             ..Record::default()
         });
@@ -672,7 +672,7 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: 
     // Logged before QUIT is answered, so a client's next connection comes after this line.
     log(Record {
         info: Some(sink.info()),
-        problem: ended.as_ref().err().map(|e| e.to_string()),
+        problem: ended.as_ref().err().map(super::said),
         messages: sink.messages,
         pipe: sink.pipe,
         ..Record::default()

@@ -87,7 +87,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `serve --listen 127.0.0.1:0` with `args` and waits for its `listening on` line.
+    /// Starts `serve --listen 127.0.0.1:0` with `args` (and `--timeout 30` unless they set one)
+    /// and waits for its `listening on` line.
     pub fn start(args: &[&str]) -> Self {
         Self::start_with(args, false)
     }
@@ -98,7 +99,10 @@ impl Server {
     }
 
     pub fn start_with(args: &[&str], json: bool) -> Self {
-        let mut all = vec!["--listen", "127.0.0.1:0", "--timeout", "30"];
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        if !args.contains(&"--timeout") {
+            all.extend(["--timeout", "30"]);
+        }
         all.extend_from_slice(args);
         all.extend(json.then_some("--json"));
         let mut server = Self::spawn(&all);
