@@ -55,6 +55,9 @@ pub enum Error {
     /// The TLS library failed the handshake or a record operation.
     #[error(transparent)]
     Tls(TlsError),
+    /// A TLSA record did not parse.
+    #[error(transparent)]
+    Tlsa(#[from] crate::dane::TlsaError),
     /// A backend name that is not known or not compiled in.
     #[error("unknown TLS backend '{name}'; available: {available}")]
     UnknownBackend {
@@ -239,6 +242,7 @@ impl Error {
             | Self::File { .. }
             | Self::HostList(_)
             | Self::Policy(_)
+            | Self::Tlsa(_)
             | Self::UnknownBackend { .. } => ErrorKind::Config,
         }
     }
@@ -290,7 +294,7 @@ pub enum CodecError {
     #[error("cache entry truncated")]
     Truncated,
     /// Written by a newer codec.
-    #[error("cache entry codec version {0} is not supported (this build reads version 1)")]
+    #[error("cache entry codec version {0} is not supported (this build reads versions 1 and 2)")]
     UnknownVersion(u8),
 }
 

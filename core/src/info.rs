@@ -3,6 +3,7 @@
 use core::fmt;
 use std::time::Duration;
 
+use crate::dane::DaneAuthority;
 use crate::keys::key_ring::RejectReason;
 use crate::model::resumption::Resumption;
 
@@ -197,6 +198,56 @@ impl fmt::Display for Verification {
     }
 }
 
+/// How the peer was authenticated on a connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum VerifiedBy {
+    /// Not authenticated: verification failed or was not run (a resumed handshake whose
+    /// library does not check again, TLS without authentication), or nothing was asked.
+    #[default]
+    Nothing,
+    /// The chain verified against the trust anchors and the name matched (PKIX).
+    Pkix,
+    /// A TLSA record matched (RFC 7672): which, and at which depth.
+    Dane(DaneAuthority),
+}
+
+impl VerifiedBy {
+    /// The JSON and CLI name: `none`, `pkix`, `dane`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Nothing => "none",
+            Self::Pkix => "pkix",
+            Self::Dane(_) => "dane",
+        }
+    }
+
+    /// The DANE authority, when DANE authenticated the peer.
+    pub fn dane(&self) -> Option<&DaneAuthority> {
+        match self {
+            Self::Dane(authority) => Some(authority),
+            _ => None,
+        }
+    }
+
+    /// Exim's `$tls_out_dane`: `yes` when DANE authenticated the peer.
+    pub fn exim_dane(&self) -> &'static str {
+        if self.dane().is_some() {
+            "yes"
+        } else {
+            "no"
+        }
+    }
+}
+
+impl fmt::Display for VerifiedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dane(authority) => write!(f, "dane ({authority})"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
 /// OCSP status with Exim's values (`$tls_{in,out}_ocsp`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OcspStatus {
@@ -293,6 +344,9 @@ pub enum NoOffer {
     /// The stored entry names a session only the process that made it holds (rustls 0.23
     /// cannot export client sessions), or a single-use TLS 1.3 ticket already used.
     NotHeld,
+    /// The server is verified by DANE and the stored session was not (hardened: a resumed
+    /// session reports the verdict of the session it resumes).
+    DaneUnverified,
 }
 
 impl NoOffer {
@@ -309,6 +363,7 @@ impl NoOffer {
             Self::LibraryRefused => "the TLS library refused the stored session",
             Self::OtherKey => "stored session sealed under another key (another process or store)",
             Self::NotHeld => "stored session held by another process (or a used TLS 1.3 ticket)",
+            Self::DaneUnverified => "DANE in use and the stored session was not DANE-verified",
         }
     }
 
@@ -325,6 +380,7 @@ impl NoOffer {
             Self::LibraryRefused => "library_refused",
             Self::OtherKey => "other_key",
             Self::NotHeld => "not_held",
+            Self::DaneUnverified => "dane_unverified",
         }
     }
 }
@@ -359,6 +415,9 @@ pub struct SessionInfo {
     pub resumed: bool,
     /// The peer certificate's verification (clients; servers that ask for client certificates).
     pub verification: Verification,
+    /// Client: how the server was authenticated: by DANE (with the matching record), PKIX,
+    /// or not at all.
+    pub verified_by: VerifiedBy,
     /// OCSP status (client: of the staple received; server: whether one was stapled).
     pub ocsp: OcspStatus,
     /// Why a stapled OCSP response was rejected (`ocsp` is then [`OcspStatus::Failed`]), in
@@ -394,6 +453,7 @@ impl SessionInfo {
             resumption: Resumption::SUPPORTED,
             resumed: false,
             verification: Verification::NotChecked,
+            verified_by: VerifiedBy::Nothing,
             ocsp: OcspStatus::NotRequested,
             ocsp_detail: None,
             peer_certificates: Vec::new(),
@@ -488,6 +548,7 @@ mod tests {
             resumption: Resumption::all(),
             resumed: true,
             verification: Verification::NotChecked,
+            verified_by: VerifiedBy::Nothing,
             ocsp: OcspStatus::NotRequested,
             ocsp_detail: None,
             peer_certificates: vec![],

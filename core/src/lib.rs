@@ -49,6 +49,7 @@
 pub mod cache;
 pub mod clock;
 pub mod contract;
+pub mod dane;
 pub mod deadline;
 mod error;
 pub mod info;
@@ -65,10 +66,11 @@ pub use cache::deferred::{DeferredStore, StoreOp};
 pub use cache::store::{MemoryStore, SessionStore, StoreError};
 pub use cache::{CacheEntry, CacheKey};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
+pub use dane::{DaneAuthority, TlsaError, TlsaRecord};
 pub use deadline::Deadline;
 pub use error::{Error, ErrorKind, TlsError, TlsFailure};
 pub use info::{
-    CipherNames, NoOffer, OcspStatus, ProtocolVersion, SessionInfo, Side, Verification,
+    CipherNames, NoOffer, OcspStatus, ProtocolVersion, SessionInfo, Side, Verification, VerifiedBy,
 };
 pub use keys::key_ring::RejectReason;
 pub use keys::{KeyError, KeySource, ProcessKeySource, SessionKey};

@@ -12,6 +12,7 @@ use openssl::ssl::{
 use std::io::{Read, Write};
 
 use tlsresume_core::contract::ClientHandshake;
+use tlsresume_core::dane::DanePlan;
 use tlsresume_core::{ClientSettings, Error, NoOffer, OcspMode};
 
 use crate::client_conn::{client_conn, client_index, ClientConn, ClientState, Roots};
@@ -57,6 +58,7 @@ impl Client {
         let (ctx_store, _) = config::roots(&settings.roots)?;
         ctx.set_cert_store(ctx_store);
         ctx.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL);
+        ffi::ctx_dane_enable(&mut ctx).map_err(|e| error::config("DANE", e))?;
         ctx.set_new_session_callback(|ssl: &mut SslRef, session: SslSession| {
             // AssertUnwindSafe: the connection state is plain data behind a mutex whose
             // poisoning its readers tolerate; nothing else is reused after a panic.
@@ -131,6 +133,7 @@ impl Client {
             ffi::set_no_ticket(&mut ssl);
         }
 
+        let dane = handshake.dane().clone();
         let conn = Arc::new(ClientConn {
             settings: Arc::clone(&settings),
             roots: Arc::clone(&self.roots),
@@ -139,22 +142,45 @@ impl Client {
                 handshake,
                 offered_ticket,
                 verify_failed: false,
+                dane_seen: false,
             }),
+            dane: !matches!(dane, DanePlan::Off),
         });
         ssl.set_ex_data(index, Arc::clone(&conn));
 
-        // SNI and the name checked against the certificate.
-        match server_name.parse::<IpAddr>() {
-            Ok(ip) => ssl
-                .param_mut()
-                .set_ip(ip)
-                .map_err(|e| error::stack("peer IP", e))?,
-            Err(_) => {
-                ssl.set_hostname(&server_name)
-                    .map_err(|e| error::stack("SNI", e))?;
-                ssl.param_mut()
-                    .set_host(&server_name)
-                    .map_err(|e| error::stack("peer name", e))?;
+        // SNI and the name checked against the certificate: by DANE (libssl's own, with the
+        // base domain and reference names), or by PKIX.
+        if let DanePlan::Verify(check) = &dane {
+            let records: Vec<(u8, u8, u8, &[u8])> = check
+                .records
+                .iter()
+                .map(|r| {
+                    (
+                        r.usage.code(),
+                        r.selector.code(),
+                        r.matching.code(),
+                        r.data.as_slice(),
+                    )
+                })
+                .collect();
+            ffi::dane_enable(&mut ssl, &check.names, &records)
+                .map_err(|e| error::stack("DANE TLSA records", e))?;
+        } else if dane == DanePlan::Unauthenticated {
+            ssl.set_hostname(&server_name)
+                .map_err(|e| error::stack("SNI", e))?;
+        } else {
+            match server_name.parse::<IpAddr>() {
+                Ok(ip) => ssl
+                    .param_mut()
+                    .set_ip(ip)
+                    .map_err(|e| error::stack("peer IP", e))?,
+                Err(_) => {
+                    ssl.set_hostname(&server_name)
+                        .map_err(|e| error::stack("SNI", e))?;
+                    ssl.param_mut()
+                        .set_host(&server_name)
+                        .map_err(|e| error::stack("peer name", e))?;
+                }
             }
         }
         let verifier = Arc::clone(&conn);

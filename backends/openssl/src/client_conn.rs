@@ -40,6 +40,8 @@ pub(crate) struct ClientState {
     pub(crate) offered_ticket: Vec<u8>,
     /// Whether the verify callback saw a failure anywhere in the chain.
     pub(crate) verify_failed: bool,
+    /// Whether libssl's DANE verdict was given to the handshake.
+    pub(crate) dane_seen: bool,
 }
 
 /// The client side of one connection.
@@ -48,6 +50,9 @@ pub(crate) struct ClientConn {
     pub(crate) roots: Arc<Roots>,
     pub(crate) sessions: Arc<DecodedSessions>,
     pub(crate) state: Mutex<ClientState>,
+    /// TLSA records decide (verify by DANE, or not at all): the verify callback records
+    /// nothing and fails nothing; the handshake decides after it.
+    pub(crate) dane: bool,
 }
 
 impl fmt::Debug for ClientConn {
@@ -69,6 +74,9 @@ impl ClientConn {
     /// The verify callback: records what it sees; fails the handshake only under
     /// [`VerifyMode::Require`]. Not called on resumption: the known issue.
     pub(crate) fn verify(&self, preverify_ok: bool) -> bool {
+        if self.dane {
+            return true;
+        }
         let mut st = self.state();
         st.verify_failed |= !preverify_ok;
         let seen = if st.verify_failed {
@@ -101,6 +109,7 @@ impl ClientConn {
     /// ticket renewed on a resumed handshake).
     pub(crate) fn save(&self, ssl: &SslRef, session: &SslSessionRef) {
         let mut st = self.state();
+        see_dane(&mut st, ssl);
         if !st.handshake.may_resume() || !ffi::session_is_resumable(session) {
             return;
         }
@@ -123,6 +132,21 @@ impl ClientConn {
                 .keep(&st.handshake.offer().key, stored, session);
         }
     }
+}
+
+/// Gives libssl's DANE verdict to the handshake once, when the connection verifies by DANE:
+/// the authority `SSL_get0_dane_authority` reports, or, on a full handshake, that none
+/// matched. On a resumed handshake libssl verifies nothing and reports no authority: nothing
+/// is given (the handshake reports per policy).
+fn see_dane(st: &mut ClientState, ssl: &SslRef) {
+    if st.dane_seen || st.handshake.dane_check().is_none() {
+        return;
+    }
+    let authority = ffi::dane_authority(ssl);
+    if authority.is_some() || !ssl.session_reused() {
+        st.handshake.saw_dane(authority);
+    }
+    st.dane_seen = true;
 }
 
 /// Checks a stapled OCSP response against the peer chain and the trust anchors.
@@ -182,6 +206,7 @@ pub(crate) fn finish<S>(conn: &ClientConn, stream: &SslStream<S>) -> Result<(), 
     let resumed = ssl.session_reused();
     let renewal_check = {
         let mut st = conn.state();
+        see_dane(&mut st, ssl);
         st.handshake.finish(resumed)?;
         // OpenSSL calls the new-session callback only after a full TLS 1.2 handshake: a ticket
         // renewed on a resumed one is not handed over (Exim's client keeps the old ticket).

@@ -6,13 +6,17 @@
 
 #![allow(unsafe_code)]
 
+use std::ffi::CString;
 use std::ptr;
 
 use foreign_types::{ForeignType, ForeignTypeRef};
 use libc::{c_char, c_int, c_long, c_uchar, c_ulong, c_void, size_t};
 use openssl::error::ErrorStack;
 use openssl::ssl::{SslContextBuilder, SslRef, SslSession, SslSessionRef};
-use openssl_sys::{EVP_CIPHER_CTX, EVP_MAC_CTX, OSSL_PARAM, SSL, SSL_CTX, SSL_SESSION};
+use openssl_sys::{
+    EVP_CIPHER_CTX, EVP_MAC_CTX, EVP_PKEY, OSSL_PARAM, SSL, SSL_CTX, SSL_SESSION, X509,
+};
+use tlsresume_core::{DaneAuthority, TlsaRecord};
 
 /// `SSL_TICKET_STATUS` values (SSL_CTX_set_session_ticket_cb(3)).
 pub(crate) mod ticket_status {
@@ -109,6 +113,135 @@ extern "C" {
         buf: *mut c_char,
         bsize: size_t,
     ) -> OSSL_PARAM;
+    /// SSL_CTX_dane_enable(3).
+    fn SSL_CTX_dane_enable(ctx: *mut SSL_CTX) -> c_int;
+    /// SSL_dane_enable(3).
+    fn SSL_dane_enable(ssl: *mut SSL, basedomain: *const c_char) -> c_int;
+    /// SSL_dane_set_flags(3).
+    fn SSL_dane_set_flags(ssl: *mut SSL, flags: c_ulong) -> c_ulong;
+    /// SSL_dane_tlsa_add(3).
+    fn SSL_dane_tlsa_add(
+        ssl: *mut SSL,
+        usage: u8,
+        selector: u8,
+        mtype: u8,
+        data: *const c_uchar,
+        dlen: size_t,
+    ) -> c_int;
+    /// SSL_add1_host(3).
+    fn SSL_add1_host(ssl: *mut SSL, hostname: *const c_char) -> c_int;
+    /// SSL_get0_dane_authority(3).
+    fn SSL_get0_dane_authority(
+        ssl: *mut SSL,
+        mcert: *mut *mut X509,
+        mspki: *mut *mut EVP_PKEY,
+    ) -> c_int;
+    /// SSL_get0_dane_tlsa(3).
+    fn SSL_get0_dane_tlsa(
+        ssl: *mut SSL,
+        usage: *mut u8,
+        selector: *mut u8,
+        mtype: *mut u8,
+        data: *mut *const c_uchar,
+        dlen: *mut size_t,
+    ) -> c_int;
+}
+
+/// `DANE_FLAG_NO_DANE_EE_NAMECHECKS` (x509_vfy.h): a DANE-EE(3) match ignores the names in the
+/// certificate, as RFC 7672 §3.1.1 wants.
+const DANE_FLAG_NO_DANE_EE_NAMECHECKS: c_ulong = 1;
+
+/// `SSL_CTX_dane_enable`: lets the context's connections use DANE (the digests of matching
+/// types 1 and 2 registered).
+pub(crate) fn ctx_dane_enable(ctx: &mut SslContextBuilder) -> Result<(), ErrorStack> {
+    // SAFETY: `ctx` is a valid SSL_CTX being built; the call only allocates its DANE tables.
+    cvt(unsafe { SSL_CTX_dane_enable(ctx.as_ptr()) }).map(|_| ())
+}
+
+/// Enables DANE on `ssl` with `names[0]` as the TLSA base domain (also the SNI when none is
+/// set) and the other names as further reference names, with DANE-EE name checks off
+/// (RFC 7672 §3.1.1); then adds `records` (usage, selector, matching type, data). Returns
+/// which records libssl took (it refuses one it cannot use: a digest of the wrong length, data
+/// that does not parse as a certificate or key).
+pub(crate) fn dane_enable(
+    ssl: &mut SslRef,
+    names: &[String],
+    records: &[(u8, u8, u8, &[u8])],
+) -> Result<Vec<bool>, ErrorStack> {
+    let names: Vec<CString> = names
+        .iter()
+        .map(|n| CString::new(n.as_str()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| ErrorStack::get())?;
+    let Some((base, others)) = names.split_first() else {
+        return Err(ErrorStack::get());
+    };
+    // SAFETY: `ssl` is valid and its context had SSL_CTX_dane_enable; the name is a
+    // NUL-terminated string libssl copies.
+    cvt(unsafe { SSL_dane_enable(ssl.as_ptr(), base.as_ptr()) })?;
+    // SAFETY: valid SSL with DANE enabled; setting a flag bit has no other precondition.
+    unsafe { SSL_dane_set_flags(ssl.as_ptr(), DANE_FLAG_NO_DANE_EE_NAMECHECKS) };
+    for name in others {
+        // SAFETY: valid SSL; the name is a NUL-terminated string libssl copies.
+        cvt(unsafe { SSL_add1_host(ssl.as_ptr(), name.as_ptr()) })?;
+    }
+    let mut taken = Vec::with_capacity(records.len());
+    for &(usage, selector, mtype, data) in records {
+        // SAFETY: valid SSL with DANE enabled; `data` is `data.len()` readable bytes that
+        // libssl copies (or parses) during the call.
+        let r = unsafe {
+            SSL_dane_tlsa_add(
+                ssl.as_ptr(),
+                usage,
+                selector,
+                mtype,
+                data.as_ptr(),
+                data.len(),
+            )
+        };
+        if r < 0 {
+            return Err(ErrorStack::get());
+        }
+        // 0: an unusable record, which libssl reports on the error queue: drained here.
+        if r == 0 {
+            let _ = ErrorStack::get();
+        }
+        taken.push(r > 0);
+    }
+    Ok(taken)
+}
+
+/// The TLSA record that authenticated the peer and the depth of the certificate it matched
+/// (`SSL_get0_dane_authority`, `SSL_get0_dane_tlsa`), or `None` when libssl reports no DANE
+/// authority (-1: no match, verification failed, or none done on this handshake).
+pub(crate) fn dane_authority(ssl: &SslRef) -> Option<DaneAuthority> {
+    // SAFETY: valid SSL; NULL out-parameters ask for nothing but the depth.
+    let depth = unsafe { SSL_get0_dane_authority(ssl.as_ptr(), ptr::null_mut(), ptr::null_mut()) };
+    let depth = u8::try_from(depth).ok()?;
+    let (mut usage, mut selector, mut mtype) = (0u8, 0u8, 0u8);
+    let mut data: *const c_uchar = ptr::null();
+    let mut dlen: size_t = 0;
+    // SAFETY: valid SSL; every out-parameter points at a live local.
+    let r = unsafe {
+        SSL_get0_dane_tlsa(
+            ssl.as_ptr(),
+            &mut usage,
+            &mut selector,
+            &mut mtype,
+            &mut data,
+            &mut dlen,
+        )
+    };
+    if r < 0 {
+        return None;
+    }
+    // SAFETY: libssl returned NULL or `dlen` readable bytes owned by the connection's DANE
+    // state, which outlives this copy.
+    let data = unsafe { from_raw_parts(data, dlen) }.to_vec();
+    Some(DaneAuthority {
+        record: TlsaRecord::new(usage, selector, mtype, data),
+        depth,
+    })
 }
 
 /// Maps a libssl "1 is success, anything else failure" return to a `Result`, draining the

@@ -190,6 +190,7 @@ mod tests {
             verify_override: false,
             verification: Verification::Verified,
             ocsp: OcspStatus::NotRequested,
+            dane: None,
             backend: BackendKind::Openssl,
             protocol: 0x0304,
             session: vec![byte],

@@ -12,6 +12,7 @@ pub mod deferred;
 pub mod store;
 
 use crate::clock::UnixTime;
+use crate::dane::{DaneAuthority, TlsaRecord};
 pub use crate::error::CodecError;
 use crate::info::{OcspStatus, Verification};
 use crate::kind::BackendKind;
@@ -231,6 +232,9 @@ pub struct CacheEntry {
     pub verification: Verification,
     /// The OCSP status of the handshake that made the session.
     pub ocsp: OcspStatus,
+    /// The TLSA record that authenticated the server on the handshake that made the session,
+    /// when DANE did (a resumption under the hardened policy reports it).
+    pub dane: Option<DaneAuthority>,
     /// The backend whose serialised session this is; other backends cannot use it.
     pub backend: BackendKind,
     /// The TLS version of the session, `0x0303` or `0x0304`.
@@ -256,6 +260,7 @@ impl CacheEntry {
             verify_override: false,
             verification: Verification::NotChecked,
             ocsp: OcspStatus::NotRequested,
+            dane: None,
             backend,
             protocol,
             session,
@@ -273,10 +278,17 @@ impl CacheEntry {
     }
 
     /// Encodes the entry (versioned, checksummed) for a store that keeps bytes.
+    ///
+    /// An entry without a DANE authority is written in version 1 (which every build reads);
+    /// one with it in version 2, which adds the record and its depth after the protocol.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.session.len() + HEADER_LEN + CHECK_LEN);
         out.extend_from_slice(MAGIC);
-        out.push(CODEC_VERSION);
+        out.push(if self.dane.is_some() {
+            CODEC_VERSION_DANE
+        } else {
+            CODEC_VERSION
+        });
         out.extend_from_slice(&self.stored_at.as_micros().to_be_bytes());
         let hint = u32::try_from(self.lifetime_hint.as_secs()).unwrap_or(u32::MAX);
         out.extend_from_slice(&hint.to_be_bytes());
@@ -285,6 +297,10 @@ impl CacheEntry {
         out.push(self.ocsp.code());
         out.push(self.backend.code());
         out.extend_from_slice(&self.protocol.to_be_bytes());
+        if let Some(dane) = &self.dane {
+            out.push(dane.depth);
+            out.extend_from_slice(&dane.record.to_bytes());
+        }
         let len = u32::try_from(self.session.len()).unwrap_or(u32::MAX);
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&self.session);
@@ -302,8 +318,9 @@ impl CacheEntry {
         if &bytes[..4] != MAGIC {
             return Err(CodecError::NotAnEntry);
         }
-        if bytes[4] != CODEC_VERSION {
-            return Err(CodecError::UnknownVersion(bytes[4]));
+        let version = bytes[4];
+        if version != CODEC_VERSION && version != CODEC_VERSION_DANE {
+            return Err(CodecError::UnknownVersion(version));
         }
         let (body, check) = bytes.split_at(bytes.len() - CHECK_LEN);
         if &digest::digest(&digest::SHA256, body).as_ref()[..CHECK_LEN] != check {
@@ -327,6 +344,19 @@ impl CacheEntry {
             .byte()
             .and_then(|b| BackendKind::from_code(b).ok_or(CodecError::BadField("backend", b)))?;
         let protocol = u16::from_be_bytes(r.array()?);
+        let dane = if version == CODEC_VERSION_DANE {
+            let depth = r.byte()?;
+            let [usage, selector, matching] = r.array()?;
+            let data_len = usize::try_from(u32::from_be_bytes(r.array()?))
+                .map_err(|_| CodecError::Truncated)?;
+            let data = r.take(data_len)?.to_vec();
+            Some(DaneAuthority {
+                record: TlsaRecord::new(usage, selector, matching, data),
+                depth,
+            })
+        } else {
+            None
+        };
         let len =
             usize::try_from(u32::from_be_bytes(r.array()?)).map_err(|_| CodecError::Truncated)?;
         if r.0.len() != len {
@@ -338,6 +368,7 @@ impl CacheEntry {
             verify_override,
             verification,
             ocsp,
+            dane,
             backend,
             protocol,
             session: r.0.to_vec(),
@@ -354,6 +385,7 @@ impl fmt::Debug for CacheEntry {
             .field("verify_override", &self.verify_override)
             .field("verification", &self.verification)
             .field("ocsp", &self.ocsp)
+            .field("dane", &self.dane)
             .field("backend", &self.backend)
             .field("protocol", &format_args!("{:#06x}", self.protocol))
             .field("session_len", &self.session.len())
@@ -363,6 +395,8 @@ impl fmt::Debug for CacheEntry {
 
 const MAGIC: &[u8; 4] = b"TRSE";
 const CODEC_VERSION: u8 = 1;
+/// Version 1 with a DANE authority after the protocol.
+const CODEC_VERSION_DANE: u8 = 2;
 /// magic, version, stored_at, hint, override, verification, ocsp, backend, protocol, length
 const HEADER_LEN: usize = 4 + 1 + 8 + 4 + 1 + 1 + 1 + 1 + 2 + 4;
 const CHECK_LEN: usize = 8;
@@ -374,6 +408,15 @@ impl Reader<'_> {
         let (first, rest) = self.0.split_first().ok_or(CodecError::Truncated)?;
         self.0 = rest;
         Ok(*first)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
+        if self.0.len() < n {
+            return Err(CodecError::Truncated);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
@@ -398,6 +441,7 @@ mod tests {
             verify_override: true,
             verification: Verification::Failed,
             ocsp: OcspStatus::Verified,
+            dane: None,
             backend: BackendKind::Gnutls,
             protocol: 0x0304,
             session: vec![1, 2, 3, 4, 5],
@@ -408,6 +452,22 @@ mod tests {
     fn codec_roundtrips() {
         let e = entry();
         assert_eq!(CacheEntry::decode(&e.encode()), Ok(e));
+    }
+
+    #[test]
+    fn codec_roundtrips_a_dane_authority_in_version_2() {
+        let mut e = entry();
+        assert_eq!(e.encode()[4], 1, "no DANE: version 1");
+        e.dane = Some(DaneAuthority {
+            record: TlsaRecord::new(2, 0, 1, vec![7; 32]),
+            depth: 1,
+        });
+        let bytes = e.encode();
+        assert_eq!(bytes[4], 2);
+        assert_eq!(CacheEntry::decode(&bytes), Ok(e));
+        for cut in 0..bytes.len() {
+            assert!(CacheEntry::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]

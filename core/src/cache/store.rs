@@ -320,6 +320,7 @@ mod tests {
             verify_override: false,
             verification: Verification::Verified,
             ocsp: OcspStatus::NotRequested,
+            dane: None,
             backend: BackendKind::Openssl,
             protocol: 0x0303,
             session: vec![at as u8],

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use super::{connection_settings, ClientContract, ClientOffer, NoOffer};
 use crate::cache::store::SessionStore;
+use crate::dane::{DaneAuthority, DaneCheck, DanePlan};
 use crate::error::{Error, TlsError, TlsFailure};
-use crate::info::{OcspStatus, ProtocolVersion, SessionInfo, Verification};
+use crate::info::{OcspStatus, ProtocolVersion, SessionInfo, Verification, VerifiedBy};
 use crate::keys::SessionKey;
 use crate::kind::BackendKind;
 use crate::model::resumption::Resumption;
@@ -52,6 +53,11 @@ pub struct ClientHandshake {
     session_key: SessionKey,
     server_name: String,
     seen_verification: Option<Verification>,
+    /// What the connection's TLSA records ask (RFC 7672).
+    dane: DanePlan,
+    /// What the library's DANE check said: `Some(None)` when it checked and no record
+    /// matched; `None` when it did not check (a resumed handshake).
+    seen_dane: Option<Option<DaneAuthority>>,
     seen_ocsp: Option<OcspStatus>,
     ocsp_detail: Option<String>,
     /// The library failed the handshake because of the OCSP requirement (OpenSSL's status
@@ -96,6 +102,12 @@ impl ClientHandshake {
             session_key,
             server_name: params.server_name.clone(),
             seen_verification: None,
+            dane: DanePlan::new(
+                params.dane.as_deref(),
+                &params.server_name,
+                &params.dane_names,
+            ),
+            seen_dane: None,
             seen_ocsp: None,
             ocsp_detail: None,
             ocsp_refused: None,
@@ -162,6 +174,28 @@ impl ClientHandshake {
     pub fn withdraw(&mut self, reason: NoOffer) {
         self.offer.withdraw(reason);
         self.bits.remove(Resumption::CLIENT_SUGGESTED);
+    }
+
+    /// What the connection's TLSA records ask of the backend: [`DanePlan::Off`], the settings'
+    /// own verification; [`DanePlan::Unauthenticated`], no certificate check at all (neither
+    /// PKIX nor DANE may fail the handshake); [`DanePlan::Verify`], the library's DANE check
+    /// against these records instead of PKIX, reported with [`saw_dane`](Self::saw_dane) (the
+    /// library must not fail the handshake itself: [`finish`](Self::finish) does, with the
+    /// error that says no record matched).
+    pub fn dane(&self) -> &DanePlan {
+        &self.dane
+    }
+
+    /// The records to check by DANE, when the plan is to ([`dane`](Self::dane)).
+    pub fn dane_check(&self) -> Option<&DaneCheck> {
+        self.dane.check()
+    }
+
+    /// What the library's DANE check said on this handshake: the matching record and its
+    /// depth, or `None` when it checked and none matched (not called when the library did not
+    /// check, as on a resumed handshake).
+    pub fn saw_dane(&mut self, authority: Option<DaneAuthority>) {
+        self.seen_dane = Some(authority);
     }
 
     /// What the library's certificate check said on this handshake (not called when the
@@ -257,8 +291,11 @@ impl ClientHandshake {
         if resumed {
             self.bits |= Resumption::USED;
         }
-        if self.seen_verification == Some(Verification::Failed)
+        if let Some(check) = self.dane.check() {
+            self.decide_dane(check, resumed)?;
+        } else if self.seen_verification == Some(Verification::Failed)
             && self.settings.verify == VerifyMode::Require
+            && self.dane == DanePlan::Off
         {
             return Err(Error::tls_failure(
                 self.backend.name(),
@@ -284,6 +321,59 @@ impl ClientHandshake {
         Ok(())
     }
 
+    /// A server verified by DANE only: a full handshake fails unless a record matched,
+    /// whatever the verify mode (Exim's `hosts_require_dane`); so does a resumed one on which
+    /// the library checked again and found no match. A resumed handshake the library did not
+    /// check goes on, reported per policy ([`verified_by`](Self::verified_by)).
+    fn decide_dane(&self, check: &DaneCheck, resumed: bool) -> Result<(), Error> {
+        match &self.seen_dane {
+            Some(Some(_)) => Ok(()),
+            None if resumed => Ok(()),
+            _ => Err(Error::tls_failure(
+                self.backend.name(),
+                TlsFailure::Certificate,
+                format!(
+                    "DANE: no TLSA record matched the certificate chain of {} ({} usable of {} \
+                     given; resumed: {resumed})",
+                    self.server_name,
+                    check.records.len(),
+                    check.given
+                ),
+            )),
+        }
+    }
+
+    /// How the server was authenticated, as reported. Under DANE: the record the library
+    /// matched on this handshake; on a resumed handshake the library did not check, the
+    /// stored session's record under a policy that carries verification (hardened), nothing
+    /// otherwise (what the libraries report: see `docs/differences.md`). Without DANE: PKIX
+    /// when the reported verification is "verified".
+    pub fn verified_by(&self) -> VerifiedBy {
+        match &self.dane {
+            DanePlan::Verify(_) => match (&self.seen_dane, &self.offer.entry) {
+                (Some(Some(authority)), _) => VerifiedBy::Dane(authority.clone()),
+                (None, Some(entry))
+                    if self.resumed
+                        && self.settings.resumption.known_issues().carry_verification =>
+                {
+                    entry
+                        .dane
+                        .clone()
+                        .map_or(VerifiedBy::Nothing, VerifiedBy::Dane)
+                }
+                _ => VerifiedBy::Nothing,
+            },
+            DanePlan::Unauthenticated => VerifiedBy::Nothing,
+            DanePlan::Off => {
+                if self.verification() == Verification::Verified {
+                    VerifiedBy::Pkix
+                } else {
+                    VerifiedBy::Nothing
+                }
+            }
+        }
+    }
+
     /// Whether the handshake resumed (known after [`finish`](Self::finish)).
     pub fn resumed(&self) -> bool {
         self.resumed
@@ -292,6 +382,17 @@ impl ClientHandshake {
     /// The verification reported: what the library saw, or on a resumed handshake under a
     /// policy that carries it, the stored result.
     pub fn verification(&self) -> Verification {
+        match &self.dane {
+            DanePlan::Off => {}
+            DanePlan::Unauthenticated => return Verification::NotChecked,
+            DanePlan::Verify(_) => {
+                return match (&self.seen_dane, self.verified_by()) {
+                    (_, VerifiedBy::Dane(_)) => Verification::Verified,
+                    (Some(None), _) => Verification::Failed,
+                    _ => Verification::NotChecked,
+                }
+            }
+        }
         self.settings.reported_verification(
             &self.offer,
             self.resumed,
@@ -330,6 +431,11 @@ impl ClientHandshake {
         if self.settings.ocsp_requirement_failed(reported_ocsp) {
             return None;
         }
+        // A full handshake DANE did not authenticate leaves nothing to resume.
+        let dane = self.seen_dane.clone().flatten();
+        if self.dane.check().is_some() && !received.resumed && dane.is_none() {
+            return None;
+        }
         let sealed = self
             .session_key
             .seal_session(self.backend.name(), received.data);
@@ -338,7 +444,12 @@ impl ClientHandshake {
             self.backend,
             &self.offer,
             received.resumed,
-            self.seen_verification.unwrap_or(Verification::NotChecked),
+            if dane.is_some() {
+                Verification::Verified
+            } else {
+                self.seen_verification.unwrap_or(Verification::NotChecked)
+            },
+            dane,
             seen_ocsp,
             received.protocol,
             received.lifetime_hint.unwrap_or(Duration::ZERO),
@@ -375,6 +486,7 @@ impl ClientHandshake {
         library.resumption = self.bits;
         library.resumed = self.resumed;
         library.verification = self.verification();
+        library.verified_by = self.verified_by();
         library.ocsp = self.ocsp();
         library.ocsp_detail = self.ocsp_detail.clone();
         library.sni = Some(self.server_name.clone());

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use crate::cache::store::{SessionStore, StoreError};
 use crate::cache::{CacheEntry, CacheKey};
+use crate::dane::{DaneAuthority, DanePlan};
 pub use crate::info::NoOffer;
 use crate::info::{OcspStatus, ProtocolVersion, Verification};
 use crate::kind::BackendKind;
@@ -140,8 +141,8 @@ impl ClientContract for ClientSettings {
         if let Some(lb) = &params.lb_name {
             builder = builder.lb_name(lb.clone());
         }
-        if let Some(dane) = &params.dane {
-            builder = builder.dane(dane.clone());
+        if let Some(dane) = crate::dane::key_input(params.dane.as_deref(), &params.dane_names) {
+            builder = builder.dane(dane);
         }
         if let Some(local) = params.local {
             builder = builder.local(local);
@@ -199,6 +200,17 @@ impl ClientContract for ClientSettings {
             && entry.ocsp != OcspStatus::Verified
         {
             Some(NoOffer::OcspRequired)
+        } else if issues.carry_verification
+            && entry.dane.is_none()
+            && DanePlan::new(
+                params.dane.as_deref(),
+                &params.server_name,
+                &params.dane_names,
+            )
+            .check()
+            .is_some()
+        {
+            Some(NoOffer::DaneUnverified)
         } else {
             None
         };
@@ -258,6 +270,7 @@ pub(crate) fn entry_for(
     offer: &ClientOffer,
     resumed: bool,
     verification: Verification,
+    dane: Option<DaneAuthority>,
     ocsp: OcspStatus,
     protocol: ProtocolVersion,
     lifetime_hint: Duration,
@@ -268,12 +281,18 @@ pub(crate) fn entry_for(
         (Some(entry), true) if !entry.lifetime_hint.is_zero() => entry.lifetime_hint,
         _ => DEFAULT_LIFETIME_HINT,
     };
-    let (verification, verify_override, ocsp) = match (&offer.entry, resumed) {
-        (Some(entry), true) => (entry.verification, entry.verify_override, entry.ocsp),
+    let (verification, verify_override, ocsp, dane) = match (&offer.entry, resumed) {
+        (Some(entry), true) => (
+            entry.verification,
+            entry.verify_override,
+            entry.ocsp,
+            entry.dane.clone(),
+        ),
         _ => (
             verification,
             settings.verify == VerifyMode::Try && verification != Verification::Verified,
             ocsp,
+            dane,
         ),
     };
     CacheEntry {
@@ -282,6 +301,7 @@ pub(crate) fn entry_for(
         verify_override,
         verification,
         ocsp,
+        dane,
         backend,
         protocol: protocol.wire(),
         session,
@@ -400,6 +420,7 @@ mod tests {
             server_name: "mx.example".into(),
             lb_name: Some("mx1".into()),
             dane: None,
+            dane_names: Vec::new(),
         }
     }
 
@@ -411,6 +432,7 @@ mod tests {
             &offer,
             false,
             Verification::Verified,
+            None,
             OcspStatus::NotRequested,
             ProtocolVersion::Tls13,
             Duration::from_secs(7200),
@@ -469,6 +491,7 @@ mod tests {
                 offer,
                 resumed,
                 Verification::Verified,
+                None,
                 OcspStatus::NotRequested,
                 ProtocolVersion::Tls12,
                 Duration::from_secs(hint),
@@ -518,6 +541,7 @@ mod tests {
             &first,
             false,
             Verification::Failed,
+            None,
             OcspStatus::NotRequested,
             ProtocolVersion::Tls12,
             Duration::from_secs(7200),

@@ -2,6 +2,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::dane::TlsaRecord;
+
 /// What a server knows about one incoming connection.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -45,8 +47,15 @@ pub struct ClientParams {
     /// The host name from the server's EHLO response (load balancers); `None` for
     /// TLS-on-connect ([`crate::cache::NEVER_LB`]).
     pub lb_name: Option<String>,
-    /// The DANE TLSA answer, if DANE is in use.
-    pub dane: Option<Vec<u8>>,
+    /// The TLSA records of the server (the DNSSEC-validated answer for `_25._tcp.<mx host>`
+    /// the caller looked up), when DANE is in use: they decide how the server is verified
+    /// (DANE only, or TLS without authentication when none is usable, see
+    /// [`crate::dane`]) and are part of the cache key, so a session resumes only under the
+    /// same records. `None`, or no records, leaves verification to the settings.
+    pub dane: Option<Vec<TlsaRecord>>,
+    /// The reference names a DANE-TA(2) chain's leaf may carry besides `server_name` (the
+    /// TLSA base domain): the MX host name when CNAMEs made them differ (RFC 7672 §3.2.2).
+    pub dane_names: Vec<String>,
 }
 
 impl ClientParams {
@@ -58,6 +67,7 @@ impl ClientParams {
             server_name: server_name.into(),
             lb_name: None,
             dane: None,
+            dane_names: Vec::new(),
         }
     }
 
@@ -73,9 +83,16 @@ impl ClientParams {
         self
     }
 
-    /// The DANE TLSA answer.
-    pub fn dane(mut self, tlsa: Vec<u8>) -> Self {
-        self.dane = Some(tlsa);
+    /// The server's TLSA records: verify it by DANE (RFC 7672), see [`ClientParams::dane`].
+    pub fn dane(mut self, records: Vec<TlsaRecord>) -> Self {
+        self.dane = Some(records);
+        self
+    }
+
+    /// Another name a DANE-TA(2) chain's leaf may carry (the MX host name, when it differs
+    /// from the server name).
+    pub fn dane_name(mut self, name: impl Into<String>) -> Self {
+        self.dane_names.push(name.into());
         self
     }
 }
