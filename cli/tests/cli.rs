@@ -135,6 +135,8 @@ fn every_subcommand_has_help() {
         "--pre-banner-wait",
         "--fastopen",
         "--fastopen-queue",
+        "--handshake-timeout",
+        "--max-per-address",
     ] {
         assert!(serve.contains(option), "serve --help lacks {option}");
     }
@@ -156,6 +158,7 @@ fn every_subcommand_has_help() {
         "--rcpt-to",
         "--no-chunking",
         "--fastopen",
+        "--deadline",
     ] {
         assert!(probe.contains(option), "probe --help lacks {option}");
     }

@@ -1,9 +1,9 @@
 //! Hostile peers against `serve` and `probe`, over loopback, bounded in count and time: a
 //! tarpit holding the probe, silent peers (timeouts said as timeouts, in the log and in
-//! `probe --json`).
+//! `probe --json`), one address holding more than its share (`--max-per-address`).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -138,4 +138,117 @@ fn serve_says_its_idle_timeout_passed() {
         line.contains("SMTP error before STARTTLS: the idle read timeout passed"),
         "{line}"
     );
+}
+
+/// A TCP connection to `addr` from the loopback address `from` (127.0.0.2, …: every 127/8
+/// address is this host's, so one test plays several clients).
+fn connect_from(from: &str, addr: &str) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let from: SocketAddr = format!("{from}:0").parse().expect("source address");
+    let to: SocketAddr = addr.parse().expect("server address");
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket.bind(&from.into()).expect("bind the source address");
+    socket.connect(&to.into()).expect("connect");
+    let tcp = TcpStream::from(socket);
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    tcp
+}
+
+/// What the server says first (up to 200 bytes, or until it closes).
+fn first_words(tcp: &mut TcpStream) -> String {
+    let mut buf = [0u8; 200];
+    let n = tcp.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Past `--max-per-address` in clear SMTP, an address gets `421` and a close, logged once for
+/// the burst; another address is served meanwhile; a freed place serves the first again.
+#[test]
+fn one_address_past_its_share_gets_421_logged_once() {
+    let srv = Server::start(&[
+        "--starttls",
+        "smtp",
+        "--max-concurrent",
+        "50",
+        "--max-per-address",
+        "3",
+    ]);
+    let mut held: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut tcp = connect_from("127.0.0.2", &srv.addr);
+            assert!(first_words(&mut tcp).starts_with("220 "));
+            tcp
+        })
+        .collect();
+    for _ in 0..5 {
+        let mut refused = connect_from("127.0.0.2", &srv.addr);
+        let mut reply = String::new();
+        refused.read_to_string(&mut reply).expect("421 then close");
+        assert!(
+            reply.starts_with("421 ") && reply.contains("from your address"),
+            "{reply:?}"
+        );
+    }
+    // Another address is served while the first is refused.
+    let mut other = connect_from("127.0.0.3", &srv.addr);
+    assert!(first_words(&mut other).starts_with("220 "));
+    // One line for the burst of five, then the line of a held connection ending.
+    let mut first = held.remove(0);
+    first.write_all(b"QUIT\r\n").expect("quit");
+    let _ = first_words(&mut first);
+    let burst = srv.line();
+    assert!(
+        burst.starts_with("H=[127.0.0.2]:")
+            && burst.contains("refused with 421: 3 connections already open from this address (--max-per-address 3)"),
+        "{burst}"
+    );
+    let next = srv.line();
+    assert!(
+        next.starts_with("H=[127.0.0.2]:") && !next.contains("refused"),
+        "only one line for the burst: {next}"
+    );
+    // Its place is free again (the worker ends just after its line: try for a few seconds).
+    let started = Instant::now();
+    loop {
+        let mut again = connect_from("127.0.0.2", &srv.addr);
+        if first_words(&mut again).starts_with("220 ") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never served again"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// With TLS from the first byte, a connection past `--max-per-address` is closed at once
+/// (before any handshake), while another address completes a handshake.
+#[test]
+fn one_address_past_its_share_is_closed_with_tls_first() {
+    let srv = Server::start(&["--max-concurrent", "50", "--max-per-address", "2"]);
+    let _held: Vec<TcpStream> = (0..2)
+        .map(|_| connect_from("127.0.0.2", &srv.addr))
+        .collect();
+    thread::sleep(Duration::from_millis(200));
+    let mut refused = connect_from("127.0.0.2", &srv.addr);
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = refused.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "closed without a byte");
+    assert!(started.elapsed() < Duration::from_secs(2), "closed at once");
+    let line = srv.line();
+    assert!(
+        line.starts_with("H=[127.0.0.2]:") && line.contains("closed: 2 connections already open"),
+        "{line}"
+    );
+    let client = common::tls_client("rustls");
+    let tcp = connect_from("127.0.0.3", &srv.addr);
+    let peer: SocketAddr = srv.addr.parse().expect("addr");
+    let tls = client.connect(
+        Box::new(tcp),
+        &tlsresume::ClientParams::new("mx.tlsresume.test", peer),
+    );
+    assert!(tls.is_ok(), "another address is served: {:?}", tls.err());
 }

@@ -233,6 +233,9 @@ fn load(backend: &str) {
         &pki("server-ecdsa.key"),
         "--timeout",
         "60",
+        // Every client here is one address (loopback): no per-address limit below the global.
+        "--max-per-address",
+        "1000",
     ]);
     // Connections that never send a byte, held open the whole time.
     let held: Vec<TcpStream> = (0..idle)

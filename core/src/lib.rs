@@ -39,6 +39,7 @@
 //! | [`cache`] | the client session cache: [`CacheKey`], [`CacheEntry`], [`SessionStore`] ([`cache::store`]), the async layer's [`DeferredStore`] ([`cache::deferred`]) |
 //! | [`contract`] | the backend contract: [`contract::ClientHandshake`] (one client connection's lifecycle), the generic traits every backend implements |
 //! | [`deadline`] | bounds on how long a peer may take: [`Deadline`] for a whole handshake, the errors that name which timeout passed |
+//! | [`limits`] | what a server admits: [`limits::PerAddress`], connections at once per client address |
 //! | [`seams`] | the type-erased forms, for a backend chosen at run time |
 //! | [`notice`] | what stores and key sources meet without failing a handshake |
 //! | leaves | [`BackendKind`], [`Error`] and every error type, [`SessionInfo`] and its parts, [`Clock`] |
@@ -55,6 +56,7 @@ mod error;
 pub mod info;
 pub mod keys;
 mod kind;
+pub mod limits;
 pub mod model;
 pub mod notice;
 pub mod pki;

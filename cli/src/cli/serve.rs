@@ -9,6 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use serde_json::json;
+use tlsresume::limits::PerAddress;
 use tlsresume::smtp::fastopen::{self, Accepted, KernelSetting};
 use tlsresume::{
     Deadline, Error, HostList, Identity, ServerContext, ServerParams, ServerSettings, SessionInfo,
@@ -154,6 +155,12 @@ pub struct ServeArgs {
     /// it waits in the listen backlog until a connection ends.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_concurrent: usize,
+    /// Connections served at once from one client address (an IPv6 client: its /64), so one
+    /// host cannot take every place. Past it a new connection from that address is answered
+    /// `421` and closed in clear SMTP, and closed with TLS from the first byte; logged once per
+    /// address and burst. Default: a tenth of --max-concurrent (at least 1).
+    #[arg(long, value_name = "N")]
+    pub max_per_address: Option<usize>,
     /// Share session-ticket keys with the other servers of a fleet through the Redis at URL
     /// (redis://[user][:password@]host:port[/db], redis+unix:///path; rediss:// for TLS
     /// only in a build with the tlsresume-stores/redis-tls feature), so a ticket from one node (or from
@@ -352,6 +359,11 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
         return Err(Error::Config("--max-concurrent must be at least 1".into()));
     }
     let slots = Arc::new(Slots::new(args.max_concurrent));
+    let per_address = Arc::new(PerAddress::new(
+        args.max_per_address
+            .unwrap_or(args.max_concurrent / 10)
+            .max(1),
+    ));
     let clear_smtp = matches!(shared.wire, Wire::Starttls | Wire::Plain) && !shared.http;
     // Threads are reused from one connection to the next (see `pool`: GnuTLS keeps memory per
     // thread ever used).
@@ -399,9 +411,48 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
             );
             continue;
         };
+        let from_address = match per_address.admit(peer.ip()) {
+            Ok(place) => place,
+            Err(refused) => {
+                if clear_smtp {
+                    let _ = tcp.set_write_timeout(Some(Duration::from_secs(5)));
+                    let _ = tcp.write_all(
+                        format!(
+                            "421 {} too many connections from your address, try again later\r\n",
+                            shared.hostname
+                        )
+                        .as_bytes(),
+                    );
+                }
+                // Once per burst: a flood from one address is one line, not one per connection.
+                if refused.first_of_burst {
+                    let what = if clear_smtp {
+                        "refused with 421"
+                    } else {
+                        "closed"
+                    };
+                    log_connection(
+                        &shared,
+                        peer,
+                        &Record {
+                            problem: Some(format!(
+                                "{what}: {refused} (--max-per-address {}); more from it are refused \
+                                 without a line until one is served",
+                                per_address.max()
+                            )),
+                            fast_open,
+                            ..Record::default()
+                        },
+                    );
+                }
+                continue;
+            }
+        };
         let shared = shared.clone();
         let job = move || {
+            // Dropped in reverse order: the address's place is free before the slot is.
             let _slot = slot;
+            let _from_address = from_address;
             connection(&shared, tcp, peer, fast_open)
         };
         // Out of threads: the connection (moved into the job) is dropped, its slot freed.
