@@ -46,6 +46,9 @@ grep 'X=' /var/log/exim4/mainlog | tlsresume decode -"
     /// Exim-style cipher, verification and client resumption bits, then why sessions did or
     /// did not resume.
     Probe(cli::probe::ProbeArgs),
+    /// Audit a server's session resumption (per TLS version, with reasons) and, with
+    /// --starttls smtp, its early pipelining; several addresses: whether they share ticket keys.
+    Scan(cli::scan::ScanArgs),
 }
 
 /// Options of `compare`.
@@ -267,6 +270,13 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }),
+        Command::Scan(args) => cli::scan::run(args).map(|all_reached| {
+            if all_reached {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }),
     };
     match result {
         Ok(code) => code,

@@ -63,6 +63,7 @@ pub mod pki;
 pub mod seams;
 pub mod settings;
 pub mod telemetry;
+pub mod wire;
 
 pub use cache::deferred::{DeferredStore, StoreOp};
 pub use cache::store::{MemoryStore, SessionStore, StoreError};

@@ -77,6 +77,7 @@ mod error;
 mod ffi;
 mod handshake;
 mod info;
+pub mod inspect;
 mod server;
 mod sessions;
 mod tickets;

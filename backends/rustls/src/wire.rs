@@ -8,27 +8,17 @@
 //! this backend (see the crate docs).
 //!
 //! The reader only looks at handshake records until the server's ChangeCipherSpec (or until
-//! [`Tap::stop`]), keeps at most [`MAX_BUFFERED`] bytes, and ignores anything it cannot parse:
+//! [`Tap::stop`]), keeps at most
+//! [`MAX_BUFFERED`](tlsresume_core::wire::MAX_BUFFERED) bytes, and ignores anything it cannot parse:
 //! the bytes always pass through to rustls unchanged.
 
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 
-/// The most handshake bytes kept while looking for a NewSessionTicket.
-const MAX_BUFFERED: usize = 64 * 1024;
-
-const CONTENT_CHANGE_CIPHER_SPEC: u8 = 20;
-const CONTENT_HANDSHAKE: u8 = 22;
-const HANDSHAKE_NEW_SESSION_TICKET: u8 = 4;
+use tlsresume_core::wire::{parse_tls12_ticket, ClearHandshake, HANDSHAKE_NEW_SESSION_TICKET};
 
 /// A TLS 1.2 NewSessionTicket as the server sent it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct SentTicket {
-    /// `ticket_lifetime_hint`, seconds (0: unspecified).
-    pub(crate) lifetime_hint: u32,
-    /// The ticket; empty when the server keeps the client's ticket (RFC 5077 §3.3).
-    pub(crate) ticket: Vec<u8>,
-}
+pub(crate) type SentTicket = tlsresume_core::wire::Tls12Ticket;
 
 /// What the reader found, shared with the session-store bridge.
 #[derive(Debug, Default)]
@@ -37,81 +27,29 @@ pub(crate) struct WireRecord {
     pub(crate) ticket: Option<SentTicket>,
 }
 
-/// Record and handshake-message reassembly for the incoming direction.
+/// The clear handshake messages of the incoming direction, watched for a NewSessionTicket.
 #[derive(Debug, Default)]
 struct Reader {
-    records: Vec<u8>,
-    messages: Vec<u8>,
+    clear: ClearHandshake,
     done: bool,
 }
 
 impl Reader {
     fn feed(&mut self, bytes: &[u8], out: &Mutex<WireRecord>) {
-        if self.done {
-            return;
-        }
-        self.records.extend_from_slice(bytes);
-        while let Some(header) = self.records.get(..5) {
-            let kind = header[0];
-            let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
-            let Some(body) = self.records.get(5..5 + len) else {
-                break;
-            };
-            match kind {
-                CONTENT_HANDSHAKE => {
-                    self.messages.extend_from_slice(body);
-                    self.messages_ready(out);
-                }
-                CONTENT_CHANGE_CIPHER_SPEC => {
-                    // Everything after this from the server is encrypted.
-                    self.stop();
-                    return;
-                }
-                _ => {}
-            }
-            self.records.drain(..5 + len);
-        }
-        if self.records.len() + self.messages.len() > MAX_BUFFERED {
-            self.stop();
-        }
-    }
-
-    fn messages_ready(&mut self, out: &Mutex<WireRecord>) {
-        while let Some(header) = self.messages.get(..4) {
-            let kind = header[0];
-            let len =
-                usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
-            let Some(body) = self.messages.get(4..4 + len) else {
-                return;
-            };
+        self.clear.feed(bytes, |kind, body| {
             if kind == HANDSHAKE_NEW_SESSION_TICKET {
                 if let Some(ticket) = parse_tls12_ticket(body) {
                     out.lock().unwrap_or_else(|p| p.into_inner()).ticket = Some(ticket);
                 }
             }
-            self.messages.drain(..4 + len);
-        }
+        });
+        self.done = self.clear.is_done();
     }
 
     fn stop(&mut self) {
+        self.clear.stop();
         self.done = true;
-        self.records = Vec::new();
-        self.messages = Vec::new();
     }
-}
-
-/// `struct { uint32 ticket_lifetime_hint; opaque ticket<0..2^16-1>; }` (RFC 5077 §3.3).
-fn parse_tls12_ticket(body: &[u8]) -> Option<SentTicket> {
-    let hint = body.get(..4)?;
-    let len = usize::from(u16::from_be_bytes([*body.get(4)?, *body.get(5)?]));
-    let ticket = body.get(6..6 + len)?;
-    if body.len() != 6 + len {
-        return None;
-    }
-    Some(SentTicket {
-        lifetime_hint: u32::from_be_bytes([hint[0], hint[1], hint[2], hint[3]]),
-        ticket: ticket.to_vec(),
-    })
 }
 
 /// A transport that reads the server's clear handshake records on their way to rustls.
@@ -174,6 +112,9 @@ impl<S: Write> Write for Tap<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CONTENT_CHANGE_CIPHER_SPEC: u8 = 20;
+    const CONTENT_HANDSHAKE: u8 = 22;
 
     fn record(kind: u8, body: &[u8]) -> Vec<u8> {
         let mut out = vec![kind, 3, 3];

@@ -6,6 +6,7 @@ pub mod http;
 pub mod metrics;
 pub mod pool;
 pub mod probe;
+pub mod scan;
 pub mod serve;
 pub mod smtp;
 

@@ -179,7 +179,7 @@ pub struct ProbeArgs {
 }
 
 /// The server's address and the name to send, from HOST:PORT and --sni.
-fn resolve(target: &str, sni: Option<&str>) -> Result<(SocketAddr, String), Error> {
+pub fn resolve(target: &str, sni: Option<&str>) -> Result<(SocketAddr, String), Error> {
     let bad = || Error::Config(format!("'{target}' is not HOST:PORT"));
     let (peer, host_is_ip, host) = match target.parse::<SocketAddr>() {
         Ok(addr) => (addr, true, addr.ip().to_string()),

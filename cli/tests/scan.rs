@@ -1,0 +1,399 @@
+//! `tlsresume scan` against servers whose settings are known, on loopback: `openssl s_server`
+//! (with and without `-no_ticket`, with `-num_tickets`), `gnutls-serv`, `serve` on each backend
+//! with and without `--resumption-hosts`, two `serve` nodes with and without shared ticket keys
+//! (Redis), `serve --pipe-connect` and Exim; where testssl.sh is installed, its verdicts on the
+//! same servers. A missing peer tool fails the test under `CI` and prints `SKIPPED` otherwise.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+
+use common::{pki, run, Server};
+
+/// Whether `tool` runs; otherwise fails under `CI` and says SKIPPED.
+fn have(tool: &str, args: &[&str], package: &str) -> bool {
+    let ok = Command::new(tool)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is needed under CI (Debian package {package})"
+        );
+        eprintln!("SKIPPED: {tool} is not installed (Debian: apt-get install -y {package})");
+    }
+    ok
+}
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A peer server process, killed on drop.
+struct Peer {
+    child: Child,
+    addr: String,
+}
+
+impl Peer {
+    /// Starts `command` and waits until `port` accepts connections.
+    fn start(mut command: Command, port: u16) -> Self {
+        let child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the peer server");
+        let addr = format!("127.0.0.1:{port}");
+        let peer = Self { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let sock: SocketAddr = peer.addr.parse().expect("address");
+        while TcpStream::connect_timeout(&sock, Duration::from_millis(200)).is_err() {
+            assert!(Instant::now() < deadline, "{command:?} did not listen");
+            thread::sleep(Duration::from_millis(50));
+        }
+        peer
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `openssl s_server` on a free port with `args`.
+fn s_server(args: &[&str]) -> Peer {
+    let port = free_port();
+    let mut c = Command::new("openssl");
+    c.args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
+        .args([
+            "-cert",
+            &pki("server-ecdsa.pem"),
+            "-key",
+            &pki("server-ecdsa.key"),
+        ])
+        .arg("-quiet")
+        .args(args);
+    Peer::start(c, port)
+}
+
+/// `gnutls-serv` on a free port with `args`.
+fn gnutls_serv(args: &[&str]) -> Peer {
+    let port = free_port();
+    let mut c = Command::new("gnutls-serv");
+    c.args(["--port", &port.to_string(), "--echo"])
+        .args(["--x509certfile", &pki("server-ecdsa.pem")])
+        .args(["--x509keyfile", &pki("server-ecdsa.key")])
+        .args(args);
+    Peer::start(c, port)
+}
+
+/// `scan --json` of `targets` with `args`; the parsed report.
+fn scan(targets: &[&str], args: &[&str]) -> Value {
+    let mut all = vec!["scan", "--json", "--wait", "300"];
+    all.extend_from_slice(targets);
+    all.extend_from_slice(args);
+    let r = run(&all);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("JSON ({e}): {r:?}"))
+}
+
+/// Check `id` of TLS `version` on target `t`.
+fn check<'a>(v: &'a Value, t: usize, version: &str, id: &str) -> &'a Value {
+    let c = &v["targets"][t]["versions"][version]["checks"][id];
+    assert!(c.is_object(), "no check {id} for TLS {version}: {v}");
+    c
+}
+
+fn verdict(v: &Value, t: usize, version: &str, id: &str) -> String {
+    let c = check(v, t, version, id);
+    let verdict = c["verdict"].as_str().unwrap_or_default().to_owned();
+    if verdict == "no" || verdict == "unknown" {
+        assert!(
+            c["reason"].as_str().is_some_and(|r| r.len() > 10),
+            "a '{verdict}' without a reason: {c}"
+        );
+    }
+    verdict
+}
+
+fn value<'a>(v: &'a Value, t: usize, version: &str, id: &str) -> &'a Value {
+    &check(v, t, version, id)["value"]
+}
+
+#[test]
+fn openssl_s_server_with_num_tickets() {
+    if !have("openssl", &["version"], "openssl") {
+        return;
+    }
+    let server = s_server(&["-num_tickets", "3"]);
+    let v = scan(&[&server.addr], &[]);
+    // TLS 1.3: the configured three tickets, OpenSSL's 7200 s default lifetime, one new ticket
+    // on a resumed handshake (OpenSSL sends one after a resumption), a ticket accepted twice
+    // (stateless tickets), the same key name on all.
+    assert_eq!(value(&v, 0, "1.3", "tickets_per_handshake"), 3, "{v}");
+    assert_eq!(value(&v, 0, "1.3", "lifetime_hint"), 7200, "{v}");
+    assert_eq!(value(&v, 0, "1.3", "reissue"), 1, "{v}");
+    assert_eq!(verdict(&v, 0, "1.3", "ticket_reuse"), "yes");
+    assert_eq!(verdict(&v, 0, "1.3", "key_name"), "yes");
+    assert_eq!(verdict(&v, 0, "1.3", "max_early_data"), "no");
+    // TLS 1.2: tickets and session IDs, both resume; the ticket is not renewed.
+    assert_eq!(verdict(&v, 0, "1.2", "tickets"), "yes");
+    assert_eq!(verdict(&v, 0, "1.2", "session_ids"), "yes");
+    assert_eq!(verdict(&v, 0, "1.2", "resume_ticket"), "yes");
+    assert_eq!(verdict(&v, 0, "1.2", "reissue"), "no");
+    assert_eq!(value(&v, 0, "1.2", "lifetime_hint"), 7200, "{v}");
+    assert_eq!(verdict(&v, 0, "1.2", "key_name"), "yes");
+    // Every client resumes its second and third connections.
+    for version in ["1.2", "1.3"] {
+        assert_eq!(verdict(&v, 0, version, "third_connection"), "yes", "{v}");
+    }
+
+    let none = s_server(&["-num_tickets", "0"]);
+    let v = scan(&[&none.addr], &["--tls", "1.3"]);
+    assert_eq!(value(&v, 0, "1.3", "tickets_per_handshake"), 0, "{v}");
+    assert_eq!(verdict(&v, 0, "1.3", "tickets"), "no");
+    assert_eq!(verdict(&v, 0, "1.3", "resume_ticket"), "no");
+    assert!(v["targets"][0]["versions"].get("1.2").is_none(), "{v}");
+}
+
+#[test]
+fn openssl_s_server_without_tickets_resumes_by_id() {
+    if !have("openssl", &["version"], "openssl") {
+        return;
+    }
+    let server = s_server(&["-no_ticket"]);
+    let v = scan(&[&server.addr], &["--tls", "1.2"]);
+    assert_eq!(verdict(&v, 0, "1.2", "tickets"), "no");
+    assert!(
+        check(&v, 0, "1.2", "tickets")["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("session_ticket extension")),
+        "{v}"
+    );
+    assert_eq!(verdict(&v, 0, "1.2", "session_ids"), "yes");
+    assert_eq!(verdict(&v, 0, "1.2", "resume_ticket"), "no");
+}
+
+#[test]
+fn gnutls_serv_defaults_and_without_tickets() {
+    if !have("gnutls-serv", &["--version"], "gnutls-bin") {
+        return;
+    }
+    let server = gnutls_serv(&[]);
+    let v = scan(&[&server.addr], &[]);
+    // GnuTLS: two TLS 1.3 tickets after every handshake, resumed or not; tickets and session
+    // IDs (its session database) in TLS 1.2; the 6 h default expiry as the hint.
+    assert_eq!(value(&v, 0, "1.3", "tickets_per_handshake"), 2, "{v}");
+    assert_eq!(value(&v, 0, "1.3", "reissue"), 2, "{v}");
+    assert_eq!(value(&v, 0, "1.3", "lifetime_hint"), 21600, "{v}");
+    assert_eq!(verdict(&v, 0, "1.2", "tickets"), "yes");
+    assert_eq!(verdict(&v, 0, "1.2", "session_ids"), "yes");
+    assert_eq!(verdict(&v, 0, "1.3", "key_name"), "yes");
+
+    let no_ticket = gnutls_serv(&["--noticket"]);
+    let v = scan(&[&no_ticket.addr], &["--tls", "1.2"]);
+    assert_eq!(verdict(&v, 0, "1.2", "tickets"), "no");
+    assert_eq!(verdict(&v, 0, "1.2", "session_ids"), "yes");
+}
+
+/// `serve --backend BACKEND`, and the same with `--resumption-hosts '!127.0.0.1'`: tickets per
+/// handshake and re-issue as the backend does them (`tickets`, `reissue`), no session IDs, no
+/// ticket at all for an excluded client.
+fn serve_backend(backend: &str, tickets: u64, reissue: u64) {
+    let server = Server::start(&["--backend", backend]);
+    let excluded = Server::start(&["--backend", backend, "--resumption-hosts", "!127.0.0.1"]);
+    let v = scan(&[&server.addr], &[]);
+    let case = format!("serve --backend {backend}: {v}");
+    assert_eq!(
+        value(&v, 0, "1.3", "tickets_per_handshake"),
+        tickets,
+        "{case}"
+    );
+    assert_eq!(value(&v, 0, "1.3", "reissue"), reissue, "{case}");
+    assert_eq!(value(&v, 0, "1.3", "lifetime_hint"), 7200, "{case}");
+    assert_eq!(value(&v, 0, "1.2", "lifetime_hint"), 7200, "{case}");
+    assert_eq!(verdict(&v, 0, "1.2", "session_ids"), "no", "{case}");
+    assert_eq!(verdict(&v, 0, "1.2", "resume_ticket"), "yes", "{case}");
+    assert_eq!(verdict(&v, 0, "1.3", "resume_ticket"), "yes", "{case}");
+    // A single-use client (rustls) resumes its third connection only with a re-issued ticket.
+    let third = &value(&v, 0, "1.3", "third_connection")["rustls"];
+    assert_eq!(third["resumed"], reissue > 0, "{case}");
+    if reissue == 0 {
+        let why = check(&v, 0, "1.3", "third_connection")["reason"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            why.contains("rustls: this client uses a TLS 1.3 ticket once"),
+            "{case}"
+        );
+        assert_eq!(verdict(&v, 0, "1.3", "reissue"), "no", "{case}");
+    }
+
+    let v = scan(&[&excluded.addr], &[]);
+    for version in ["1.2", "1.3"] {
+        assert_eq!(
+            verdict(&v, 0, version, "tickets"),
+            "no",
+            "{backend} excluded: {v}"
+        );
+        assert_eq!(verdict(&v, 0, version, "resume_ticket"), "no", "{v}");
+    }
+}
+
+#[test]
+fn serve_openssl_sends_no_ticket_on_a_resumed_tls13_handshake() {
+    serve_backend("openssl", 1, 0);
+}
+
+#[test]
+fn serve_gnutls_sends_two_tickets_every_time() {
+    serve_backend("gnutls", 2, 2);
+}
+
+#[test]
+fn serve_rustls_sends_one_ticket_every_time() {
+    serve_backend("rustls", 1, 1);
+}
+
+/// A scratch directory of this test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tlsresume-scan-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+#[cfg(feature = "stores")]
+#[test]
+fn two_nodes_share_ticket_keys_only_through_redis() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(redis) = tlsresume_compare::redis::RedisServer::start() else {
+        return;
+    };
+    let dir = scratch("fleet");
+    let kek = dir.join("kek");
+    std::fs::write(
+        &kek,
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+    )
+    .expect("KEK");
+    std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let kek = kek.display().to_string();
+    let url = redis.url();
+    let fleet = [
+        "--backend",
+        "openssl",
+        "--ticket-keys",
+        &url,
+        "--kek-file",
+        &kek,
+    ];
+    let (a, b) = (Server::start(&fleet), Server::start(&fleet));
+    let v = scan(&[&a.addr, &b.addr], &[]);
+    for version in ["1.2", "1.3"] {
+        let c = &v["fleet"][version]["checks"]["shared_keys"];
+        assert_eq!(c["verdict"], "yes", "TLS {version}: {v}");
+        assert_eq!(c["value"]["shared"], true, "{v}");
+    }
+    // The key name is the fleet's: the same on both nodes.
+    assert_eq!(
+        value(&v, 0, "1.3", "key_name"),
+        value(&v, 1, "1.3", "key_name"),
+        "{v}"
+    );
+
+    let (c, d) = (
+        Server::start(&["--backend", "openssl"]),
+        Server::start(&["--backend", "openssl"]),
+    );
+    let v = scan(&[&c.addr, &d.addr], &[]);
+    for version in ["1.2", "1.3"] {
+        let check = &v["fleet"][version]["checks"]["shared_keys"];
+        assert_eq!(check["verdict"], "no", "TLS {version}: {v}");
+        assert!(
+            check["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("not shared")),
+            "{v}"
+        );
+    }
+    assert_ne!(
+        value(&v, 0, "1.3", "key_name"),
+        value(&v, 1, "1.3", "key_name"),
+        "{v}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn smtp_pipe_connect_and_a_stable_ehlo_response() {
+    let early = Server::start(&["--starttls", "smtp", "--pipe-connect"]);
+    let plain = Server::start(&["--starttls", "smtp"]);
+    let v = scan(&[&early.addr], &["--starttls", "smtp", "--tls", "1.3"]);
+    let smtp = &v["targets"][0]["smtp"]["checks"];
+    assert_eq!(smtp["pipe_connect"]["verdict"], "yes", "{v}");
+    assert_eq!(smtp["early_commands"]["verdict"], "yes", "{v}");
+    assert_eq!(smtp["ehlo_stable"]["verdict"], "yes", "{v}");
+    assert_eq!(verdict(&v, 0, "1.3", "resume_ticket"), "yes");
+
+    let v = scan(&[&plain.addr], &["--starttls", "smtp", "--tls", "1.3"]);
+    let smtp = &v["targets"][0]["smtp"]["checks"];
+    assert_eq!(smtp["pipe_connect"]["verdict"], "no", "{v}");
+    assert!(smtp["pipe_connect"]["reason"].is_string(), "{v}");
+    assert_eq!(smtp["early_commands"]["verdict"], "no", "{v}");
+    assert!(smtp["ehlo"]["value"]
+        .as_array()
+        .is_some_and(|k| k.iter().any(|k| k == "STARTTLS")));
+}
+
+#[test]
+fn text_output_fits_a_screen_and_every_no_says_why() {
+    let a = Server::start(&["--backend", "openssl"]);
+    let b = Server::start(&["--backend", "rustls", "--resumption-hosts", "!127.0.0.1"]);
+    let r = run(&["scan", &a.addr, &b.addr, "--wait", "300"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines.len() <= 100, "{} lines:\n{}", lines.len(), r.stdout);
+    assert!(
+        lines.iter().all(|l| l.chars().count() <= 120),
+        "{}",
+        r.stdout
+    );
+    // Each check: its first line and the lines wrapped under it.
+    let mut checks: Vec<String> = Vec::new();
+    for line in &lines {
+        if line.starts_with("   ") {
+            if let Some(last) = checks.last_mut() {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+        } else if line.starts_with("  ") {
+            checks.push(line.trim().to_owned());
+        }
+    }
+    let nos: Vec<&String> = checks
+        .iter()
+        .filter(|c| c.starts_with("no ") || c.starts_with("unknown "))
+        .collect();
+    assert!(nos.len() >= 5, "{}", r.stdout);
+    assert!(nos.iter().all(|c| c.contains(" - ")), "{nos:#?}");
+    assert!(r.stdout.contains("summary: TLS 1.3"), "{}", r.stdout);
+    assert!(r.stdout.contains("== across the addresses"), "{}", r.stdout);
+}
