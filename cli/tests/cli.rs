@@ -85,7 +85,7 @@ fn compare_json_reports_a_resumed_session() {
 
 #[test]
 fn serve_and_probe_help_say_their_policy_default_and_the_library_default() {
-    for command in ["serve", "probe"] {
+    for command in ["serve", "probe", "scan"] {
         let r = run(&[command, "--help"]);
         assert_eq!(r.code, Some(0), "{command}: {r:?}");
         let text = r.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -110,6 +110,7 @@ fn every_subcommand_has_help() {
         &["decode", "--help"],
         &["serve", "--help"],
         &["probe", "--help"],
+        &["scan", "--help"],
     ] {
         let r = run(args);
         assert_eq!(r.code, Some(0), "{args:?}: {r:?}");

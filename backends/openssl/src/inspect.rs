@@ -17,7 +17,7 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openssl::ex_data::Index;
 use openssl::ssl::{
@@ -97,7 +97,8 @@ pub struct Request<'a> {
     /// The session to offer.
     pub offer: Option<&'a HeldSession>,
     /// How long to wait, after the handshake, for more bytes (TLS 1.3 tickets) before
-    /// deciding none come; reading stops early at application data.
+    /// deciding none come (at least three times the handshake's own time); reading stops
+    /// early at application data.
     pub wait: Duration,
 }
 
@@ -178,10 +179,11 @@ impl Inspector {
             inner: tcp,
             wire: Arc::clone(&wire),
         };
+        let started = Instant::now();
         let mut stream = ssl.connect(tap).map_err(error::handshake)?;
         let protocol = config::protocol_of(stream.ssl()).unwrap_or(self.version);
         let app_data = if protocol == ProtocolVersion::Tls13 {
-            wait_for_tickets(&mut stream, request.wait)
+            wait_for_tickets(&mut stream, request.wait.max(started.elapsed() * 3))
         } else {
             false
         };

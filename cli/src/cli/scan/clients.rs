@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tlsresume::{
     BackendKind, ClientParams, ClientSettings, MemoryStore, NoOffer, OcspMode, ProtocolVersion,
-    Resumption, SessionInfo, TlsStream, VerifyMode, Versions,
+    Resumption, ResumptionPolicy, SessionInfo, TlsStream, VerifyMode, Versions,
 };
 
 use super::report::{Check, Verdict};
@@ -27,12 +27,17 @@ pub struct Run {
 }
 
 /// Runs every compiled-in client `CONNECTIONS` times with `version` on `endpoint`.
-pub fn run(endpoint: &Endpoint, roots: &[Vec<u8>], version: ProtocolVersion) -> Vec<Run> {
+pub fn run(
+    endpoint: &Endpoint,
+    roots: &[Vec<u8>],
+    policy: &ResumptionPolicy,
+    version: ProtocolVersion,
+) -> Vec<Run> {
     tlsresume::backends::available()
         .iter()
         .map(|&kind| Run {
             kind,
-            connections: connections(endpoint, roots, version, kind),
+            connections: connections(endpoint, roots, policy, version, kind),
         })
         .collect()
 }
@@ -40,10 +45,12 @@ pub fn run(endpoint: &Endpoint, roots: &[Vec<u8>], version: ProtocolVersion) -> 
 fn connections(
     endpoint: &Endpoint,
     roots: &[Vec<u8>],
+    policy: &ResumptionPolicy,
     version: ProtocolVersion,
     kind: BackendKind,
 ) -> Vec<Result<SessionInfo, String>> {
     let mut settings = ClientSettings::new(roots.to_vec());
+    settings.resumption = policy.clone();
     settings.verify = VerifyMode::Try;
     settings.ocsp = OcspMode::Request;
     settings.versions = Versions::only(version);

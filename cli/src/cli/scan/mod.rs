@@ -18,15 +18,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
-use tlsresume::{Error, ProtocolVersion, TlsStream};
+use tlsresume::{Error, ProtocolVersion, ResumptionPolicy, TlsStream};
 use tlsresume_compare::Pki;
 
 use super::{log_line, StartProtocol};
 use report::{Check, Verdict};
-
-/// The least time to wait after a TLS 1.3 handshake for the server's tickets when it sends
-/// nothing else.
-pub const MIN_WAIT: Duration = Duration::from_millis(500);
 
 /// Arguments of `tlsresume scan`.
 #[derive(clap::Args, Debug)]
@@ -61,14 +57,20 @@ pub struct ScanArgs {
     /// TLS versions to scan, comma-separated: 1.2, 1.3 (default: both).
     #[arg(long, value_delimiter = ',', value_name = "VERSIONS")]
     pub tls: Vec<String>,
+    /// The clients' resumption policy: exim (report as Exim does, known issues included) or
+    /// hardened (each known issue fixed). Default here: exim, since this command is Exim's test
+    /// bench; the library's default (ResumptionPolicy::default()) is hardened.
+    #[arg(long, value_name = "POLICY", default_value = "exim")]
+    pub policy: String,
     /// Name sent in EHLO.
     #[arg(long, value_name = "NAME", default_value = "scan.tlsresume.test")]
     pub ehlo: String,
     /// Seconds to wait for the server on each step before a connection fails.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub timeout: u64,
-    /// Milliseconds to wait after a TLS 1.3 handshake for tickets when the server sends
-    /// nothing else (at least three times the handshake's own time is waited).
+    /// Milliseconds to wait after a TLS 1.3 handshake for the server's tickets when it sends
+    /// nothing else (the OpenSSL reader of tickets waits at least three times the handshake's
+    /// own time).
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub wait: u64,
     /// Print one JSON object instead of text.
@@ -128,7 +130,7 @@ impl Endpoint {
             return;
         }
         if let Some(tcp) = tls.transport_mut::<TcpStream>() {
-            let _ = tcp.set_read_timeout(Some(self.wait.max(MIN_WAIT / 5)));
+            let _ = tcp.set_read_timeout(Some(self.wait.max(Duration::from_millis(1))));
         }
         clients::drain(tls);
     }
@@ -230,6 +232,7 @@ fn with_port(target: &str, starttls: bool) -> String {
 /// Runs `scan`; `Ok(true)` when every address answered.
 pub fn run(args: &ScanArgs) -> Result<bool, Error> {
     let versions = versions(&args.tls)?;
+    let policy = super::policy(&args.policy)?.policy();
     let starttls = args.starttls == Some(StartProtocol::Smtp);
     let roots = match &args.ca {
         Some(path) => tlsresume::certificates_from_pem_file(path)?,
@@ -251,13 +254,13 @@ pub fn run(args: &ScanArgs) -> Result<bool, Error> {
     }
     let scans: Vec<TargetScan> = endpoints
         .iter()
-        .map(|e| scan_one(e, &roots, &versions))
+        .map(|e| scan_one(e, &roots, &policy, &versions))
         .collect();
     let fleet = fleet(&scans, &versions);
     if args.json {
         log_line(&json_report(&scans, &fleet).to_string());
     } else {
-        for line in text_report(&scans, &fleet, starttls) {
+        for line in text_report(&args.policy, &scans, &fleet, starttls) {
             log_line(&line);
         }
     }
@@ -265,7 +268,12 @@ pub fn run(args: &ScanArgs) -> Result<bool, Error> {
 }
 
 /// Every check of one address.
-fn scan_one(endpoint: &Endpoint, roots: &[Vec<u8>], versions: &[ProtocolVersion]) -> TargetScan {
+fn scan_one(
+    endpoint: &Endpoint,
+    roots: &[Vec<u8>],
+    policy: &ResumptionPolicy,
+    versions: &[ProtocolVersion],
+) -> TargetScan {
     let smtp = if endpoint.starttls {
         smtp::checks(endpoint)
     } else {
@@ -277,7 +285,7 @@ fn scan_one(endpoint: &Endpoint, roots: &[Vec<u8>], versions: &[ProtocolVersion]
             let observed = tls::observe(endpoint, version);
             let mut checks = tls::checks(version, &observed);
             if observed.full.is_ok() {
-                let runs = clients::run(endpoint, roots, version);
+                let runs = clients::run(endpoint, roots, policy, version);
                 checks.push(clients::third_connection(&runs, version));
                 checks.push(clients::on_resumption(&runs));
             }
@@ -399,15 +407,16 @@ fn json_report(scans: &[TargetScan], fleet: &[(ProtocolVersion, Check)]) -> serd
 const MAX_LINES: usize = 100;
 
 fn text_report(
+    policy: &str,
     scans: &[TargetScan],
     fleet: &[(ProtocolVersion, Check)],
     starttls: bool,
 ) -> Vec<String> {
-    let full = render(scans, fleet, starttls, false);
+    let full = render(policy, scans, fleet, starttls, false);
     if full.len() <= MAX_LINES {
         return full;
     }
-    let mut compact = render(scans, fleet, starttls, true);
+    let mut compact = render(policy, scans, fleet, starttls, true);
     if compact.len() > MAX_LINES {
         let more = compact.len() - (MAX_LINES - 1);
         compact.truncate(MAX_LINES - 1);
@@ -418,6 +427,7 @@ fn text_report(
 
 /// The text; `compact`: after the first address, only the checks that are not "yes".
 fn render(
+    policy: &str,
     scans: &[TargetScan],
     fleet: &[(ProtocolVersion, Check)],
     starttls: bool,
@@ -429,7 +439,7 @@ fn render(
         .map(|k| k.name())
         .collect();
     out.push(format!(
-        "tlsresume scan: {} address{}, {}; tickets read with OpenSSL; clients: {}",
+        "tlsresume scan: {} address{}, {}; tickets read with OpenSSL; clients: {} ({} policy)",
         scans.len(),
         if scans.len() == 1 { "" } else { "es" },
         if starttls {
@@ -437,7 +447,8 @@ fn render(
         } else {
             "TLS on connect"
         },
-        backends.join(", ")
+        backends.join(", "),
+        policy
     ));
     for (i, s) in scans.iter().enumerate() {
         let e = &s.endpoint;

@@ -29,6 +29,8 @@ pub struct Observed {
     /// Another full handshake, when fewer than two tickets were seen otherwise (a key name is
     /// told by the same prefix on tickets of separate handshakes).
     pub again: Option<Result<Inspection, String>>,
+    /// The least wait for TLS 1.3 tickets after each handshake.
+    pub wait: std::time::Duration,
 }
 
 #[cfg(not(feature = "openssl"))]
@@ -79,6 +81,7 @@ pub fn observe(endpoint: &Endpoint, version: ProtocolVersion) -> Observed {
         id_full,
         id_resumed,
         again: None,
+        wait: endpoint.wait,
     };
     if observed.tickets().len() == 1 {
         observed.again = Some(inspect(endpoint, &inspector, true, None));
@@ -101,6 +104,7 @@ impl Observed {
             id_full: None,
             id_resumed: None,
             again: None,
+            wait: std::time::Duration::ZERO,
         }
     }
 
@@ -210,7 +214,7 @@ pub fn checks(version: ProtocolVersion, o: &Observed) -> Vec<Check> {
         } else if tls13 {
             format!(
                 "no NewSessionTicket within {} ms after the handshake",
-                o_wait_ms(full)
+                o.wait.as_millis()
             )
         } else {
             "the ServerHello accepted the extension but no NewSessionTicket came".to_owned()
@@ -270,11 +274,6 @@ pub fn checks(version: ProtocolVersion, o: &Observed) -> Vec<Check> {
 pub fn checks(_version: ProtocolVersion, o: &Observed) -> Vec<Check> {
     let why = o.full.as_ref().err().cloned().unwrap_or_default();
     vec![Check::unknown("handshake", "full handshake", why)]
-}
-
-#[cfg(feature = "openssl")]
-fn o_wait_ms(_full: &Inspection) -> u128 {
-    super::MIN_WAIT.as_millis()
 }
 
 /// TLS 1.2 session IDs: given in the ServerHello, and resumed by ID.
