@@ -9,6 +9,12 @@ const MIN_VERSION: &str = "3.7.4";
 
 /// Every function the safe wrapper calls, and nothing else.
 pub const FUNCTIONS: &[&str] = &[
+    "dane_query_deinit",
+    "dane_raw_tlsa",
+    "dane_state_deinit",
+    "dane_state_init",
+    "dane_strerror",
+    "dane_verify_crt_raw",
     "gnutls_alert_send_appropriate",
     "gnutls_alpn_get_selected_protocol",
     "gnutls_alpn_set_protocols",
@@ -55,10 +61,17 @@ pub const FUNCTIONS: &[&str] = &[
     "gnutls_transport_set_ptr",
     "gnutls_transport_set_pull_function",
     "gnutls_transport_set_push_function",
+    "gnutls_x509_crt_check_hostname",
+    "gnutls_x509_crt_deinit",
+    "gnutls_x509_crt_import",
+    "gnutls_x509_crt_init",
 ];
 
 /// The enums and structs used by name (types reached from a function come along anyway).
 pub const TYPES: &[&str] = &[
+    "dane_state_flags_t",
+    "dane_verify_flags_t",
+    "dane_verify_status_t",
     "gnutls_certificate_status_t",
     "gnutls_cipher_algorithm_t",
     "gnutls_close_request_t",
@@ -108,6 +121,19 @@ fn main() {
             std::process::exit(1);
         }
     };
+
+    // libgnutls-dane (DANE, RFC 6698/7672): shipped with the GnuTLS development package.
+    if let Err(err) = pkg_config::Config::new()
+        .atleast_version(MIN_VERSION)
+        .probe("gnutls-dane")
+    {
+        eprintln!(
+            "\nerror: libgnutls-dane >= {MIN_VERSION} was not found through pkg-config.\n\
+             On Debian or Ubuntu it comes with:  apt-get install libgnutls28-dev pkg-config\n\
+             \npkg-config said: {err}\n"
+        );
+        std::process::exit(1);
+    }
 
     let out =
         PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("bindings.rs");

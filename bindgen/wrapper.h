@@ -2,3 +2,4 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <gnutls/ocsp.h>
+#include <gnutls/dane.h>

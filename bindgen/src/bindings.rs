@@ -157,6 +157,12 @@ pub const GNUTLS_DTLS_VERSION_MAX: gnutls_protocol_t = 202;
 pub const GNUTLS_TLS_VERSION_MAX: gnutls_protocol_t = 5;
 pub const GNUTLS_VERSION_UNKNOWN: gnutls_protocol_t = 255;
 pub type gnutls_protocol_t = ::core::ffi::c_uint;
+pub const GNUTLS_CRT_UNKNOWN: gnutls_certificate_type_t = 0;
+pub const GNUTLS_CRT_X509: gnutls_certificate_type_t = 1;
+pub const GNUTLS_CRT_OPENPGP: gnutls_certificate_type_t = 2;
+pub const GNUTLS_CRT_RAWPK: gnutls_certificate_type_t = 3;
+pub const GNUTLS_CRT_MAX: gnutls_certificate_type_t = 3;
+pub type gnutls_certificate_type_t = ::core::ffi::c_uint;
 pub const GNUTLS_X509_FMT_DER: gnutls_x509_crt_fmt_t = 0;
 pub const GNUTLS_X509_FMT_PEM: gnutls_x509_crt_fmt_t = 1;
 pub type gnutls_x509_crt_fmt_t = ::core::ffi::c_uint;
@@ -357,6 +363,12 @@ unsafe extern "C" {
 }
 #[repr(C)]
 #[derive(Debug)]
+pub struct gnutls_x509_crt_int {
+    _unused: [u8; 0],
+}
+pub type gnutls_x509_crt_t = *mut gnutls_x509_crt_int;
+#[repr(C)]
+#[derive(Debug)]
 pub struct gnutls_certificate_credentials_st {
     _unused: [u8; 0],
 }
@@ -483,6 +495,25 @@ unsafe extern "C" {
         status: *mut ::core::ffi::c_uint,
     ) -> ::core::ffi::c_int;
 }
+unsafe extern "C" {
+    pub fn gnutls_x509_crt_init(cert: *mut gnutls_x509_crt_t) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn gnutls_x509_crt_deinit(cert: gnutls_x509_crt_t);
+}
+unsafe extern "C" {
+    pub fn gnutls_x509_crt_import(
+        cert: gnutls_x509_crt_t,
+        data: *const gnutls_datum_t,
+        format: gnutls_x509_crt_fmt_t,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn gnutls_x509_crt_check_hostname(
+        cert: gnutls_x509_crt_t,
+        hostname: *const ::core::ffi::c_char,
+    ) -> ::core::ffi::c_uint;
+}
 pub const GNUTLS_PKCS_PLAIN: gnutls_pkcs_encrypt_flags_t = 1;
 pub const GNUTLS_PKCS_PKCS12_3DES: gnutls_pkcs_encrypt_flags_t = 2;
 pub const GNUTLS_PKCS_PKCS12_ARCFOUR: gnutls_pkcs_encrypt_flags_t = 4;
@@ -500,3 +531,64 @@ pub const GNUTLS_PKCS_PBES2_GOST_CPB: gnutls_pkcs_encrypt_flags_t = 8192;
 pub const GNUTLS_PKCS_PBES2_GOST_CPC: gnutls_pkcs_encrypt_flags_t = 16384;
 pub const GNUTLS_PKCS_PBES2_GOST_CPD: gnutls_pkcs_encrypt_flags_t = 32768;
 pub type gnutls_pkcs_encrypt_flags_t = ::core::ffi::c_uint;
+#[repr(C)]
+#[derive(Debug)]
+pub struct dane_state_st {
+    _unused: [u8; 0],
+}
+pub type dane_state_t = *mut dane_state_st;
+#[repr(C)]
+#[derive(Debug)]
+pub struct dane_query_st {
+    _unused: [u8; 0],
+}
+pub type dane_query_t = *mut dane_query_st;
+pub const DANE_F_IGNORE_LOCAL_RESOLVER: dane_state_flags_t = 1;
+pub const DANE_F_INSECURE: dane_state_flags_t = 2;
+pub const DANE_F_IGNORE_DNSSEC: dane_state_flags_t = 4;
+pub type dane_state_flags_t = ::core::ffi::c_uint;
+unsafe extern "C" {
+    pub fn dane_state_init(
+        s: *mut dane_state_t,
+        flags: ::core::ffi::c_uint,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn dane_state_deinit(s: dane_state_t);
+}
+unsafe extern "C" {
+    pub fn dane_raw_tlsa(
+        s: dane_state_t,
+        r: *mut dane_query_t,
+        dane_data: *const *mut ::core::ffi::c_char,
+        dane_data_len: *const ::core::ffi::c_int,
+        secure: ::core::ffi::c_int,
+        bogus: ::core::ffi::c_int,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn dane_query_deinit(q: dane_query_t);
+}
+pub const DANE_VFLAG_FAIL_IF_NOT_CHECKED: dane_verify_flags_t = 1;
+pub const DANE_VFLAG_ONLY_CHECK_EE_USAGE: dane_verify_flags_t = 2;
+pub const DANE_VFLAG_ONLY_CHECK_CA_USAGE: dane_verify_flags_t = 4;
+pub type dane_verify_flags_t = ::core::ffi::c_uint;
+pub const DANE_VERIFY_CA_CONSTRAINTS_VIOLATED: dane_verify_status_t = 1;
+pub const DANE_VERIFY_CERT_DIFFERS: dane_verify_status_t = 2;
+pub const DANE_VERIFY_UNKNOWN_DANE_INFO: dane_verify_status_t = 4;
+pub type dane_verify_status_t = ::core::ffi::c_uint;
+unsafe extern "C" {
+    pub fn dane_verify_crt_raw(
+        s: dane_state_t,
+        chain: *const gnutls_datum_t,
+        chain_size: ::core::ffi::c_uint,
+        chain_type: gnutls_certificate_type_t,
+        r: dane_query_t,
+        sflags: ::core::ffi::c_uint,
+        vflags: ::core::ffi::c_uint,
+        verify: *mut ::core::ffi::c_uint,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn dane_strerror(error: ::core::ffi::c_int) -> *const ::core::ffi::c_char;
+}

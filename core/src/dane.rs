@@ -335,13 +335,17 @@ fn decode_hex(hex: &str) -> Result<Vec<u8>, TlsaError> {
 pub struct DaneAuthority {
     /// The matching record.
     pub record: TlsaRecord,
-    /// The depth of the matching certificate in the chain the server sent (0: the leaf).
-    pub depth: u8,
+    /// The depth of the matching certificate in the chain the server sent (0: the leaf), as
+    /// the library tells it; `None` where it does not (libgnutls-dane for DANE-TA).
+    pub depth: Option<u8>,
 }
 
 impl fmt::Display for DaneAuthority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TLSA {} at depth {}", short(&self.record), self.depth)
+        match self.depth {
+            Some(depth) => write!(f, "TLSA {} at depth {depth}", short(&self.record)),
+            None => write!(f, "TLSA {}", short(&self.record)),
+        }
     }
 }
 

@@ -27,8 +27,8 @@ use tlsresume::backends;
 use tlsresume_compare::Pki;
 use tlsresume_core::{
     BackendKind, ClientContext, ClientParams, ClientSettings, ErrorKind, Identity, KeyFormat,
-    MemoryStore, NoOffer, ResumptionPolicy, ServerParams, ServerSettings, SessionInfo, TlsaRecord,
-    Verification, VerifiedBy,
+    MemoryStore, NoOffer, ProtocolVersion, ResumptionPolicy, ServerParams, ServerSettings,
+    SessionInfo, TlsaRecord, Verification, VerifiedBy, Versions,
 };
 
 const SERVER_NAME: &str = "mx.tlsresume.test";
@@ -114,7 +114,18 @@ fn client(
     roots: Vec<Vec<u8>>,
     policy: ResumptionPolicy,
 ) -> Arc<dyn ClientContext> {
+    client_for(kind, roots, policy, Versions::ALL)
+}
+
+/// [`client`] for `versions`.
+fn client_for(
+    kind: BackendKind,
+    roots: Vec<Vec<u8>>,
+    policy: ResumptionPolicy,
+    versions: Versions,
+) -> Arc<dyn ClientContext> {
     let mut settings = ClientSettings::new(roots);
+    settings.versions = versions;
     settings.resumption = policy;
     settings.store = Arc::new(MemoryStore::default());
     backends::client(kind, settings).expect("client")
@@ -258,7 +269,7 @@ fn every_backend_reaches_openssls_own_verdict() {
                 case.name, case.matches
             ));
         }
-        for kind in dane_backends() {
+        for kind in backends::available() {
             // Trust anchors that cover nothing here: only DANE can authenticate.
             let client = client(
                 kind,
@@ -300,7 +311,7 @@ fn every_backend_reaches_openssls_own_verdict() {
 fn dane_only_no_records_and_unusable_records() {
     let (pki, certs, addr) = setup();
     let other = record(3, 1, 1, &certs.other);
-    for kind in dane_backends() {
+    for kind in backends::available() {
         // The trust anchors would verify the server: a DANE host is still DANE only.
         let trusting = client(kind, pki.roots.clone(), ResumptionPolicy::exim_compatible());
         let err = connect(
@@ -343,7 +354,7 @@ fn dane_only_no_records_and_unusable_records() {
 fn exim_resumed_dane(kind: BackendKind) -> bool {
     match kind {
         BackendKind::Openssl | BackendKind::Rustls => false,
-        BackendKind::Gnutls => false,
+        BackendKind::Gnutls => true,
     }
 }
 
@@ -354,12 +365,37 @@ fn resumed_dane_sessions_keep_their_meaning() {
     let (_pki, certs, addr) = setup();
     let ee = [record(3, 1, 1, &certs.leaf)];
     let ta = [record(2, 0, 1, &certs.ca)];
-    for kind in dane_backends() {
-        for (policy, name) in [
-            (ResumptionPolicy::exim_compatible(), "exim"),
-            (ResumptionPolicy::hardened(), "hardened"),
+    for kind in backends::available() {
+        for (policy, name, version) in [
+            (
+                ResumptionPolicy::exim_compatible(),
+                "exim",
+                ProtocolVersion::Tls12,
+            ),
+            (
+                ResumptionPolicy::exim_compatible(),
+                "exim",
+                ProtocolVersion::Tls13,
+            ),
+            (
+                ResumptionPolicy::hardened(),
+                "hardened",
+                ProtocolVersion::Tls12,
+            ),
+            (
+                ResumptionPolicy::hardened(),
+                "hardened",
+                ProtocolVersion::Tls13,
+            ),
         ] {
-            let client = client(kind, vec![certs.other.clone()], policy);
+            let name = format!("{name} {version}");
+            let hardened = name.starts_with("hardened");
+            let client = client_for(
+                kind,
+                vec![certs.other.clone()],
+                policy,
+                Versions::only(version),
+            );
             let first = connect(client.as_ref(), addr, Some(&ee), SERVER_NAME).expect("full");
             assert!(!first.resumed, "{kind} {name}");
             assert!(first.verified_by.dane().is_some(), "{kind} {name}");
@@ -368,7 +404,7 @@ fn resumed_dane_sessions_keep_their_meaning() {
                 second.resumed,
                 "{kind} {name}: resumed under the same records"
             );
-            let expected = name == "hardened" || exim_resumed_dane(kind);
+            let expected = hardened || exim_resumed_dane(kind);
             assert_eq!(
                 second.verified_by.dane().map(|a| a.record.clone()),
                 expected.then(|| ee[0].clone()),
@@ -382,12 +418,4 @@ fn resumed_dane_sessions_keep_their_meaning() {
             assert!(third.verified_by.dane().is_some(), "{kind} {name}");
         }
     }
-}
-
-/// The backends with DANE, compiled in.
-fn dane_backends() -> Vec<BackendKind> {
-    backends::available()
-        .into_iter()
-        .filter(|k| *k == BackendKind::Openssl)
-        .collect()
 }

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tlsresume_core::contract::{ClientHandshake, ReceivedSession};
+use tlsresume_core::dane::{DaneCheck, DanePlan, TlsaUsage};
+use tlsresume_core::DaneAuthority;
 use tlsresume_core::{
     Error, OcspMode, OcspStatus, ProtocolVersion, SessionInfo, Side, Verification,
 };
 
 use crate::callbacks::ClockClaim;
 use crate::config::cipher_names;
-use crate::ffi::Connection;
+use crate::ffi::{self, Connection};
 
 /// A finished handshake, either side: what its stream is made of.
 #[derive(Debug)]
@@ -74,6 +76,39 @@ impl TicketSaver {
     }
 }
 
+/// The first usable record libgnutls-dane verifies `chain` against (`dane_verify_crt_raw`,
+/// one record at a time, so the record is known); for DANE-TA(2) the leaf must also carry a
+/// reference name (`gnutls_x509_crt_check_hostname`: libgnutls-dane checks no name). The
+/// library does not tell at which depth a DANE-TA record matched: the depth is reported for
+/// DANE-EE only (0, the leaf, by definition).
+fn dane_authority(check: &DaneCheck, chain: &[Vec<u8>]) -> Option<DaneAuthority> {
+    let leaf = chain.first()?;
+    check.records.iter().find_map(|record| {
+        let ee = record.usage == TlsaUsage::DaneEe;
+        let mut rdata = vec![
+            record.usage.code(),
+            record.selector.code(),
+            record.matching.code(),
+        ];
+        rdata.extend_from_slice(&record.data);
+        let flags = if ee {
+            sys::DANE_VFLAG_ONLY_CHECK_EE_USAGE
+        } else {
+            sys::DANE_VFLAG_ONLY_CHECK_CA_USAGE
+        };
+        let verified = ffi::dane_verify_raw(chain, &rdata, flags).unwrap_or(false);
+        let named = ee
+            || check
+                .names
+                .iter()
+                .any(|name| ffi::certificate_has_name(leaf, name));
+        (verified && named).then(|| DaneAuthority {
+            record: record.clone(),
+            depth: ee.then_some(0),
+        })
+    })
+}
+
 /// What a client handshake needs once GnuTLS has finished it.
 #[derive(Debug)]
 pub(crate) struct ClientPending {
@@ -97,8 +132,14 @@ impl ClientPending {
         let protocol = s.protocol();
         let peer_certificates = s.peer_certificates();
         // GnuTLS checks the chain only when asked, and only when it has one (not on resumption:
-        // the known issue shows under the Exim policy).
-        if !peer_certificates.is_empty() {
+        // the known issue shows under the Exim policy). TLSA records replace that check: by
+        // libgnutls-dane, or (none usable) no check at all.
+        if let Some(check) = handshake.dane_check() {
+            if !peer_certificates.is_empty() {
+                let authority = dane_authority(check, &peer_certificates);
+                handshake.saw_dane(authority);
+            }
+        } else if *handshake.dane() == DanePlan::Off && !peer_certificates.is_empty() {
             handshake.saw_verification(match s.verify_peers(Some(handshake.server_name())) {
                 Ok(0) => Verification::Verified,
                 _ => Verification::Failed,

@@ -803,3 +803,93 @@ impl<S> Connection<S> {
         self.after_call(ret as isize).map(|_| ())
     }
 }
+
+/// A libgnutls-dane error: its code and `dane_strerror`'s words.
+fn dane_error(code: c_int) -> String {
+    // SAFETY: dane_strerror returns a static NUL-terminated string (or NULL) for any code.
+    let text = unsafe { sys::dane_strerror(code) };
+    if text.is_null() {
+        return format!("libgnutls-dane error {code}");
+    }
+    // SAFETY: non-NULL, static and NUL-terminated, per the manual.
+    let words = unsafe { CStr::from_ptr(text) }.to_string_lossy();
+    format!("{words} ({code})")
+}
+
+/// libgnutls-dane's raw-record check: whether `chain` (DER, leaf first) verifies against the
+/// one TLSA record `rdata` (its RDATA: usage, selector, matching type, data), with
+/// `dane_raw_tlsa` (as a DNSSEC-secure answer) and `dane_verify_crt_raw` under `vflags`
+/// (`DANE_VFLAG_ONLY_CHECK_EE_USAGE` or `…_CA_USAGE`). `Ok(true)` when the status is 0.
+pub fn dane_verify_raw(chain: &[Vec<u8>], rdata: &[u8], vflags: c_uint) -> Result<bool, String> {
+    let len = c_int::try_from(rdata.len()).map_err(|_| "TLSA record too long".to_owned())?;
+    let count = c_uint::try_from(chain.len()).map_err(|_| "chain too long".to_owned())?;
+    let datums = chain
+        .iter()
+        .map(|der| borrowed_datum(der))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let mut state: sys::dane_state_t = ptr::null_mut();
+    // SAFETY: `state` is a valid out-pointer; the flag keeps libunbound from reading the
+    // system's resolver configuration (nothing is resolved here).
+    let ret = unsafe { sys::dane_state_init(&mut state, sys::DANE_F_IGNORE_LOCAL_RESOLVER) };
+    if ret < 0 {
+        return Err(dane_error(ret));
+    }
+    // The record list: one RDATA, NULL-terminated, with its length (0-terminated).
+    let data: [*mut std::ffi::c_char; 2] = [rdata.as_ptr().cast_mut().cast(), ptr::null_mut()];
+    let lens: [c_int; 2] = [len, 0];
+    let mut query: sys::dane_query_t = ptr::null_mut();
+    // SAFETY: `state` was initialised above; `data` and `lens` are NULL/0-terminated arrays
+    // whose one entry points at `rdata`, alive across the call (libgnutls-dane copies it).
+    let ret = unsafe { sys::dane_raw_tlsa(state, &mut query, data.as_ptr(), lens.as_ptr(), 1, 0) };
+    let result = if ret < 0 {
+        Err(dane_error(ret))
+    } else {
+        let mut status: c_uint = 0;
+        // SAFETY: `state` and `query` are live; `datums` holds `count` datums over the chain's
+        // bytes, alive across the call; `status` is a valid out-pointer.
+        let ret = unsafe {
+            sys::dane_verify_crt_raw(
+                state,
+                datums.as_ptr(),
+                count,
+                sys::GNUTLS_CRT_X509,
+                query,
+                0,
+                vflags,
+                &mut status,
+            )
+        };
+        // SAFETY: made by dane_raw_tlsa above, freed once.
+        unsafe { sys::dane_query_deinit(query) };
+        if ret < 0 {
+            Err(dane_error(ret))
+        } else {
+            Ok(status == 0)
+        }
+    };
+    // SAFETY: initialised above, freed once, after its last use.
+    unsafe { sys::dane_state_deinit(state) };
+    result
+}
+
+/// `gnutls_x509_crt_check_hostname`: whether the certificate `der` is for `name`.
+pub fn certificate_has_name(der: &[u8], name: &str) -> bool {
+    let (Ok(name), Ok(datum)) = (c_string(name), borrowed_datum(der)) else {
+        return false;
+    };
+    let mut cert: sys::gnutls_x509_crt_t = ptr::null_mut();
+    // SAFETY: `cert` is a valid out-pointer.
+    if unsafe { sys::gnutls_x509_crt_init(&mut cert) } < 0 {
+        return false;
+    }
+    // SAFETY: `cert` was initialised above; the datum points at `der`, alive across the call
+    // (GnuTLS copies what it keeps).
+    let imported = unsafe { sys::gnutls_x509_crt_import(cert, &datum, sys::GNUTLS_X509_FMT_DER) };
+    // SAFETY: `cert` holds an imported certificate; the name is NUL-terminated and alive.
+    let matches =
+        imported >= 0 && unsafe { sys::gnutls_x509_crt_check_hostname(cert, name.as_ptr()) } != 0;
+    // SAFETY: initialised above, freed once.
+    unsafe { sys::gnutls_x509_crt_deinit(cert) };
+    matches
+}

@@ -240,7 +240,7 @@ pub(crate) fn dane_authority(ssl: &SslRef) -> Option<DaneAuthority> {
     let data = unsafe { from_raw_parts(data, dlen) }.to_vec();
     Some(DaneAuthority {
         record: TlsaRecord::new(usage, selector, mtype, data),
-        depth,
+        depth: Some(depth),
     })
 }
 

@@ -212,8 +212,11 @@ impl Client {
             handshake.withdraw(NoOffer::NotHeld);
         }
         let may_resume = handshake.may_resume();
+        let verify = Arc::new(Mutex::new(VerifyRecord {
+            dane_plan: handshake.dane().clone(),
+            ..VerifyRecord::default()
+        }));
         let handshake = Arc::new(Mutex::new(handshake));
-        let verify = Arc::new(Mutex::new(VerifyRecord::default()));
         let wire = Arc::new(Mutex::new(WireRecord::default()));
         // Per connection: the session store (the bridge to the core cache for this
         // connection's offer); the verifier is the client's one.

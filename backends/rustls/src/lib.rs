@@ -67,6 +67,7 @@
 
 mod client;
 mod config;
+mod dane;
 mod error;
 mod handshake;
 mod info;

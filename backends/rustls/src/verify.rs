@@ -12,7 +12,8 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tlsresume_core::contract::ClientHandshake;
-use tlsresume_core::{OcspStatus, Verification, VerifyMode};
+use tlsresume_core::dane::DanePlan;
+use tlsresume_core::{DaneAuthority, OcspStatus, Verification, VerifyMode};
 
 /// What the verifier saw on one connection.
 #[derive(Debug, Default)]
@@ -23,6 +24,11 @@ pub(crate) struct VerifyRecord {
     pub(crate) ocsp: Option<OcspStatus>,
     /// Why the staple was rejected, when it was.
     pub(crate) ocsp_detail: Option<String>,
+    /// What the connection's TLSA records ask (set before the handshake).
+    pub(crate) dane_plan: DanePlan,
+    /// The DANE verdict, when the verifier checked by DANE: the record that matched, or
+    /// `None` when none did.
+    pub(crate) dane: Option<Option<DaneAuthority>>,
 }
 
 /// Gives what the verifier saw on this connection to its handshake; whether the handshake was
@@ -34,6 +40,9 @@ pub(crate) fn record_into(verify: &Mutex<VerifyRecord>, handshake: &mut ClientHa
     }
     if let Some(ocsp) = record.ocsp {
         handshake.saw_ocsp(ocsp, record.ocsp_detail.clone());
+    }
+    if let Some(dane) = &record.dane {
+        handshake.saw_dane(dane.clone());
     }
     record.verification.is_none()
 }
@@ -79,6 +88,48 @@ pub(crate) struct RecordingVerifier {
     pub(crate) request_ocsp: bool,
 }
 
+impl RecordingVerifier {
+    /// A connection with TLSA records: DANE only (or, when none is usable, no check at all),
+    /// never the WebPKI. The verdict is recorded and the handshake goes on: the connection's
+    /// handshake fails it after, with the error that says no record matched.
+    fn by_dane(
+        &self,
+        plan: &DanePlan,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> ServerCertVerified {
+        let dane = plan
+            .check()
+            .map(|check| crate::dane::authenticate(check, end_entity, intermediates, now));
+        let verification = match &dane {
+            Some(Some(_)) => Verification::Verified,
+            Some(None) => Verification::Failed,
+            None => Verification::NotChecked,
+        };
+        let (ocsp, ocsp_detail) = if !self.request_ocsp {
+            (OcspStatus::NotRequested, None)
+        } else if ocsp_response.is_empty() {
+            (OcspStatus::NoResponse, None)
+        } else if verification == Verification::Verified {
+            crate::ocsp::check(ocsp_response, end_entity, intermediates, &self.roots, now)
+        } else {
+            (OcspStatus::NotVerified, None)
+        };
+        let _ = CURRENT.try_with(|current| {
+            if let Some(record) = current.borrow().as_ref() {
+                let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
+                record.ocsp = Some(ocsp);
+                record.ocsp_detail = ocsp_detail;
+                record.verification = Some(verification);
+                record.dane = dane;
+            }
+        });
+        ServerCertVerified::assertion()
+    }
+}
+
 impl ServerCertVerifier for RecordingVerifier {
     fn verify_server_cert(
         &self,
@@ -88,6 +139,19 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let plan = CURRENT
+            .try_with(|current| {
+                current.borrow().as_ref().map(|record| {
+                    let record = record.lock().unwrap_or_else(|p| p.into_inner());
+                    record.dane_plan.clone()
+                })
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if plan != DanePlan::Off {
+            return Ok(self.by_dane(&plan, end_entity, intermediates, ocsp_response, now));
+        }
         let result = self.inner.verify_server_cert(
             end_entity,
             intermediates,

@@ -298,7 +298,8 @@ impl CacheEntry {
         out.push(self.backend.code());
         out.extend_from_slice(&self.protocol.to_be_bytes());
         if let Some(dane) = &self.dane {
-            out.push(dane.depth);
+            // 0xff: the library did not tell the depth.
+            out.push(dane.depth.unwrap_or(u8::MAX));
             out.extend_from_slice(&dane.record.to_bytes());
         }
         let len = u32::try_from(self.session.len()).unwrap_or(u32::MAX);
@@ -345,7 +346,7 @@ impl CacheEntry {
             .and_then(|b| BackendKind::from_code(b).ok_or(CodecError::BadField("backend", b)))?;
         let protocol = u16::from_be_bytes(r.array()?);
         let dane = if version == CODEC_VERSION_DANE {
-            let depth = r.byte()?;
+            let depth = Some(r.byte()?).filter(|d| *d != u8::MAX);
             let [usage, selector, matching] = r.array()?;
             let data_len = usize::try_from(u32::from_be_bytes(r.array()?))
                 .map_err(|_| CodecError::Truncated)?;
@@ -460,7 +461,7 @@ mod tests {
         assert_eq!(e.encode()[4], 1, "no DANE: version 1");
         e.dane = Some(DaneAuthority {
             record: TlsaRecord::new(2, 0, 1, vec![7; 32]),
-            depth: 1,
+            depth: Some(1),
         });
         let bytes = e.encode();
         assert_eq!(bytes[4], 2);
