@@ -252,3 +252,395 @@ fn one_address_past_its_share_is_closed_with_tls_first() {
     );
     assert!(tls.is_ok(), "another address is served: {:?}", tls.err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The attacks, each with a good client timed during it. Sizes fit CI; `TLSRESUME_HOSTILE=full`
+// gives the sizes of docs/reliability.md (2 000 dribbling connections, 5 000 in a flood) and
+// `--nocapture` prints the figures.
+
+/// Whether the full-size run was asked for.
+fn full() -> bool {
+    std::env::var("TLSRESUME_HOSTILE").is_ok_and(|v| v == "full")
+}
+
+/// The server's resident memory, from /proc (kB).
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// A well-behaved `probe --count 2` (the second connection offers the first's session): how
+/// long it took, and whether it ended with the second connection resumed.
+fn good_probe(addr: &str, backend: &str, starttls: bool) -> (Duration, bool, String) {
+    let mut args = vec![
+        "probe",
+        addr,
+        "--backend",
+        backend,
+        "--count",
+        "2",
+        "--timeout",
+        "5",
+    ];
+    if starttls {
+        args.extend(["--starttls", "smtp"]);
+    }
+    let started = Instant::now();
+    let r = run(&args);
+    let took = started.elapsed();
+    let resumed = r.code == Some(0) && r.stdout.contains(": 1 resumed");
+    (took, resumed, r.stdout)
+}
+
+/// Connections that dribble `script` a byte every `every` (after reading the banner, with
+/// `banner`), from `addresses` loopback addresses (127.0.0.2, …) × `each`.
+struct Dribble {
+    script: &'static [u8],
+    every: Duration,
+    banner: bool,
+    addresses: usize,
+    each: usize,
+}
+
+/// What became of the dribbling connections.
+#[derive(Debug, Default)]
+struct Dribbled {
+    /// Refused at once (`421`, or closed within a second of connecting).
+    refused: usize,
+    /// Held: the rest.
+    held: usize,
+    /// When the server closed each held one, from its connect (`None`: still open at the end).
+    cut_after: Vec<Option<Duration>>,
+}
+
+impl Dribble {
+    /// Runs for at most `length`, from a thread per connection (small stacks).
+    fn start(self, addr: String, length: Duration) -> thread::JoinHandle<Dribbled> {
+        thread::spawn(move || {
+            let this = std::sync::Arc::new(self);
+            let mut conns = Vec::new();
+            for a in 0..this.addresses {
+                for _ in 0..this.each {
+                    let (this, addr) = (this.clone(), addr.clone());
+                    let from = format!("127.0.0.{}", a + 2);
+                    conns.push(
+                        thread::Builder::new()
+                            .stack_size(64 * 1024)
+                            .spawn(move || this.one(&from, &addr, length))
+                            .expect("a dribbling thread"),
+                    );
+                }
+            }
+            let mut out = Dribbled::default();
+            for conn in conns {
+                match conn.join().expect("dribbling thread") {
+                    // Refused at once: 421, or closed within a second of connecting.
+                    (true, _) => out.refused += 1,
+                    (false, Some(t)) if t < Duration::from_secs(1) => out.refused += 1,
+                    (false, closed) => {
+                        out.held += 1;
+                        out.cut_after.push(closed);
+                    }
+                }
+            }
+            out
+        })
+    }
+
+    /// One connection: (refused with a reply, when the server closed it after connecting).
+    fn one(&self, from: &str, addr: &str, length: Duration) -> (bool, Option<Duration>) {
+        let mut tcp = connect_from(from, addr);
+        let since = Instant::now();
+        if self.banner && !first_words(&mut tcp).starts_with("220") {
+            return (true, None);
+        }
+        tcp.set_read_timeout(Some(self.every)).expect("timeout");
+        let mut buf = [0u8; 512];
+        for byte in self.script.iter().cycle() {
+            if since.elapsed() > length {
+                return (false, None);
+            }
+            if tcp.write_all(&[*byte]).is_err() {
+                return (false, Some(since.elapsed()));
+            }
+            // What the server says (an alert, a reply) is read; its close ends the connection.
+            let next = Instant::now() + self.every;
+            while Instant::now() < next {
+                match tcp.read(&mut buf) {
+                    Ok(0) => return (false, Some(since.elapsed())),
+                    Ok(_) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => return (false, Some(since.elapsed())),
+                }
+            }
+        }
+        (false, None)
+    }
+}
+
+/// The start of a TLS 1.2 ClientHello (a 512-byte record), then zeros.
+const HELLO_START: &[u8] = &[
+    22, 3, 1, 2, 0, 1, 0, 1, 0xfc, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+/// Slowloris with TLS from the first byte: connections dribbling a ClientHello a byte every
+/// 2 s are cut at `--handshake-timeout` (at most one byte interval late), an address past its
+/// share is refused at once, and a good probe resumes within a few seconds meanwhile, on every
+/// backend.
+#[test]
+fn slowloris_on_tls_is_cut_at_the_handshake_deadline_and_a_good_client_resumes() {
+    let (addresses, each, deadline) = if full() { (8, 250, 30) } else { (2, 150, 3) };
+    let every = Duration::from_secs(2);
+    for backend in BACKENDS {
+        let srv = Server::start(&[
+            "--backend",
+            backend,
+            "--timeout",
+            "4",
+            "--handshake-timeout",
+            &deadline.to_string(),
+        ]);
+        let pid = srv.child.id();
+        let (_, warm, out) = good_probe(&srv.addr, backend, false);
+        assert!(warm, "{backend}: {out}");
+        let rss_before = rss_kb(pid);
+        let length = Duration::from_secs(deadline) + every + Duration::from_secs(3);
+        let attack = Dribble {
+            script: HELLO_START,
+            every,
+            banner: false,
+            addresses,
+            each,
+        }
+        .start(srv.addr.clone(), length);
+        thread::sleep(Duration::from_secs(2).min(Duration::from_secs(deadline) / 2));
+        let rss_during = rss_kb(pid);
+        let (took, resumed, out) = good_probe(&srv.addr, backend, false);
+        let dribbled = attack.join().expect("attack");
+        let cut: Vec<Duration> = dribbled.cut_after.iter().flatten().copied().collect();
+        let latest = cut.iter().max().copied().unwrap_or_default();
+        let rss_after = rss_kb(pid);
+        println!(
+            "slowloris tls {backend}: {} held, {} refused; cut after at most {latest:?} \
+             (--handshake-timeout {deadline}); good probe {took:?} resumed={resumed}; \
+             RSS {rss_before} -> {rss_during} (attack) -> {rss_after} kB (after)",
+            dribbled.held, dribbled.refused
+        );
+        assert!(
+            resumed,
+            "{backend}: the good probe during the attack: {out}"
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "{backend}: good probe {took:?}"
+        );
+        // The default per-address limit is a tenth of --max-concurrent (1000): 100 at once.
+        assert!(dribbled.held >= addresses * each.min(100), "{backend}");
+        assert!(
+            dribbled.refused > 0,
+            "{backend}: nothing refused per address"
+        );
+        assert_eq!(cut.len(), dribbled.held, "{backend}: some still open");
+        assert!(
+            latest <= Duration::from_secs(deadline) + every + Duration::from_millis(1500),
+            "{backend}: cut after {latest:?}"
+        );
+    }
+}
+
+/// Slowloris in clear SMTP: EHLO dribbled a byte every 2 s after the banner. The per-address
+/// limit bounds what one address holds (the rest get `421`), and a good STARTTLS probe resumes
+/// meanwhile. (What cuts a dribbled command is a deadline per SMTP command, not measured here:
+/// the dribblers are held until the run ends.)
+#[test]
+fn slowloris_on_smtp_is_bounded_per_address_and_a_good_client_resumes() {
+    let (addresses, each, length) = if full() { (8, 250, 20) } else { (2, 150, 4) };
+    let backend = "rustls";
+    let srv = Server::start(&[
+        "--backend",
+        backend,
+        "--starttls",
+        "smtp",
+        "--timeout",
+        "30",
+    ]);
+    let pid = srv.child.id();
+    let (_, warm, out) = good_probe(&srv.addr, backend, true);
+    assert!(warm, "{out}");
+    let rss_before = rss_kb(pid);
+    let attack = Dribble {
+        script: b"EHLO slow.example\r\n",
+        every: Duration::from_secs(2),
+        banner: true,
+        addresses,
+        each,
+    }
+    .start(srv.addr.clone(), Duration::from_secs(length));
+    thread::sleep(Duration::from_secs(length / 2));
+    let rss_during = rss_kb(pid);
+    let (took, resumed, out) = good_probe(&srv.addr, backend, true);
+    let dribbled = attack.join().expect("attack");
+    println!(
+        "slowloris smtp {backend}: {} held, {} refused with 421; good probe {took:?} \
+         resumed={resumed}; RSS {rss_before} -> {rss_during} kB (attack)",
+        dribbled.held, dribbled.refused
+    );
+    assert!(resumed, "the good probe during the attack: {out}");
+    assert!(took < Duration::from_secs(5), "good probe {took:?}");
+    assert_eq!(dribbled.held, addresses * each.min(100));
+    assert_eq!(dribbled.refused, addresses * each.saturating_sub(100));
+}
+
+/// Twenty connections announcing a 16 MB ClientHello and sending it in full records, held
+/// open: every backend's server stays within 10 MB of its RSS before them, and a good probe
+/// resumes after.
+#[test]
+fn big_client_hellos_leave_every_server_within_10_mb() {
+    for backend in BACKENDS {
+        let srv = Server::start(&["--backend", backend, "--timeout", "10"]);
+        let pid = srv.child.id();
+        let (_, warm, out) = good_probe(&srv.addr, backend, false);
+        assert!(warm, "{backend}: {out}");
+        let rss_before = rss_kb(pid);
+        let senders: Vec<_> = (0..20)
+            .map(|_| {
+                let addr = srv.addr.clone();
+                thread::spawn(move || {
+                    let mut tcp = connect_from("127.0.0.2", &addr);
+                    tcp.set_write_timeout(Some(Duration::from_secs(5)))
+                        .expect("timeout");
+                    let mut sent = 0usize;
+                    while sent < 16 << 20 {
+                        let mut record = vec![22, 3, 1, 0x40, 0x00];
+                        if sent == 0 {
+                            record.extend_from_slice(&[1, 0xff, 0xff, 0xff, 3, 3]);
+                        }
+                        record.resize(5 + 0x4000, 0x41);
+                        if tcp.write_all(&record).is_err() {
+                            break;
+                        }
+                        sent += record.len();
+                    }
+                    (sent, tcp)
+                })
+            })
+            .collect();
+        let held: Vec<(usize, TcpStream)> = senders
+            .into_iter()
+            .map(|s| s.join().expect("sender"))
+            .collect();
+        thread::sleep(Duration::from_millis(300));
+        let rss_after = rss_kb(pid);
+        let most = held.iter().map(|(sent, _)| *sent).max().unwrap_or(0);
+        drop(held);
+        let (took, resumed, out) = good_probe(&srv.addr, backend, false);
+        println!(
+            "big hello {backend}: 20 x 16 MB announced, at most {} kB went in on one; RSS \
+             {rss_before} -> {rss_after} kB; good probe after {took:?} resumed={resumed}",
+            most / 1024
+        );
+        assert!(
+            rss_after < rss_before + 10 * 1024,
+            "{backend}: RSS {rss_before} -> {rss_after} kB"
+        );
+        assert!(most < 16 << 20, "{backend}: a whole 16 MB went in");
+        assert!(resumed, "{backend}: {out}");
+    }
+}
+
+/// A flood of connections that connect, read what the server says and stay open until the
+/// flood ends, from twenty addresses, against a small `--max-concurrent`: those past it get
+/// `421` (a good probe during it too), and a good probe resumes at once after it.
+#[test]
+fn a_flood_past_max_concurrent_gets_421_and_a_good_client_is_served_after() {
+    let (max, total) = if full() { (200, 5000) } else { (50, 1000) };
+    let backend = "openssl";
+    let srv = Server::start(&[
+        "--backend",
+        backend,
+        "--starttls",
+        "smtp",
+        "--max-concurrent",
+        &max.to_string(),
+    ]);
+    let pid = srv.child.id();
+    let (_, warm, out) = good_probe(&srv.addr, backend, true);
+    assert!(warm, "{out}");
+    let rss_before = rss_kb(pid);
+    let started = Instant::now();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let done_rx = std::sync::Arc::new(std::sync::Mutex::new(done_rx));
+    let (counted_tx, counted_rx) = std::sync::mpsc::channel();
+    let floods: Vec<_> = (0..4)
+        .map(|t| {
+            let addr = srv.addr.clone();
+            let done = done_rx.clone();
+            let counted = counted_tx.clone();
+            thread::spawn(move || {
+                let (mut served, mut refused, mut open) = (0usize, 0usize, Vec::new());
+                for i in 0..total / 4 {
+                    let from = format!("127.0.0.{}", 10 + (i + t) % 20);
+                    let mut tcp = connect_from(&from, &addr);
+                    if first_words(&mut tcp).starts_with("220") {
+                        served += 1;
+                        open.push(tcp);
+                    } else {
+                        refused += 1;
+                    }
+                }
+                let _ = counted.send((served, refused));
+                // Held until the test says the flood is over.
+                let _ = done.lock().map(|rx| rx.recv());
+                drop(open);
+            })
+        })
+        .collect();
+    let (served, refused) = (0..4)
+        .map(|_| counted_rx.recv().expect("flood counts"))
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let flood_took = started.elapsed();
+    let during = good_probe(&srv.addr, backend, true);
+    let rss_during = rss_kb(pid);
+    drop(done_tx);
+    for f in floods {
+        f.join().expect("flood");
+    }
+    // The good client after the flood: until it resumes (the places free as the server sees
+    // each flood connection close).
+    let ended = Instant::now();
+    let (took, out) = loop {
+        let (took, resumed, out) = good_probe(&srv.addr, backend, true);
+        if resumed || ended.elapsed() > Duration::from_secs(5) {
+            break (took, out);
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    let after = ended.elapsed();
+    let rss_after = rss_kb(pid);
+    println!(
+        "flood --max-concurrent {max}: {total} connections in {flood_took:?}: {served} served \
+         and held, {refused} refused with 421; good probe during: resumed={} ({:?}); after: \
+         resumed {after:?} after the flood ended (its own run {took:?}); RSS {rss_before} -> \
+         {rss_during} (flood) -> {rss_after} kB",
+        during.1, during.0
+    );
+    assert_eq!(served + refused, total);
+    assert!(
+        served <= max,
+        "{served} served at once past --max-concurrent {max}"
+    );
+    assert!(served + 5 >= max, "{served} served: places were left");
+    assert!(!during.1, "a good client got a place past --max-concurrent");
+    assert!(
+        after < Duration::from_secs(3),
+        "good probe after the flood: {after:?}: {out}"
+    );
+}
