@@ -73,6 +73,7 @@ fn probe_against_a_tarpit_ends_at_its_deadline() {
         .collect();
     for handle in runs {
         let (backend, took, r) = handle.join().expect("probe run");
+        println!("tarpit {backend}: probe --timeout 3 ended after {took:?}");
         assert_eq!(r.code, Some(1), "{backend}: {r:?}");
         let v = connection_json(&r.stdout);
         let error = v["error"].as_str().unwrap_or_default();
