@@ -525,3 +525,114 @@ fn exim_with_and_without_resumption_and_pipe_connect() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&off_dir);
 }
+
+/// testssl.sh's findings `id` → `finding` for `addr` (its `-S` server defaults, JSON file).
+fn testssl(binary: &str, addr: &str, dir: &std::path::Path) -> Vec<(String, String)> {
+    let file = dir.join(format!("{}.json", addr.replace([':', '.'], "_")));
+    let out = Command::new(binary)
+        .args([
+            "--quiet",
+            "--color",
+            "0",
+            "--warnings",
+            "off",
+            "-S",
+            "--jsonfile",
+        ])
+        .arg(&file)
+        .arg(addr)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run testssl");
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("testssl wrote no {file:?} ({e}): {out:?}"));
+    let findings: Value = serde_json::from_str(&text).expect("testssl's JSON");
+    findings
+        .as_array()
+        .expect("a list of findings")
+        .iter()
+        .map(|f| {
+            (
+                f["id"].as_str().unwrap_or_default().to_owned(),
+                f["finding"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn verdicts_agree_with_testssl_on_the_same_servers() {
+    let Some(binary) = ["testssl", "testssl.sh"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok())
+    else {
+        have("testssl", &["--version"], "testssl.sh");
+        return;
+    };
+    if !have("openssl", &["version"], "openssl") {
+        return;
+    }
+    // TLS 1.2 only, where testssl's "ID" is a session-ID resumption: tickets without a
+    // session cache, and a session cache without tickets.
+    let servers = [
+        s_server(&["-tls1_2", "-no_cache"]),
+        s_server(&["-tls1_2", "-no_ticket"]),
+    ];
+    let dir = scratch("testssl");
+    let theirs: Vec<Vec<(String, String)>> = thread::scope(|s| {
+        let runs: Vec<_> = servers
+            .iter()
+            .map(|p| {
+                let dir = &dir;
+                s.spawn(move || testssl(binary, &p.addr, dir))
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().expect("testssl thread"))
+            .collect()
+    });
+    for (server, findings) in servers.iter().zip(&theirs) {
+        let find = |id: &str| {
+            findings
+                .iter()
+                .find(|(i, _)| i == id)
+                .map(|(_, f)| f.clone())
+                .unwrap_or_else(|| panic!("testssl gave no {id}: {findings:?}"))
+        };
+        let v = scan(&[&server.addr], &["--tls", "1.2"]);
+        let case = format!("{}: testssl {findings:?}, scan {v}", server.addr);
+        let supported = |f: String| f == "supported";
+        assert_eq!(
+            supported(find("sessionresumption_ticket")),
+            verdict(&v, 0, "1.2", "resume_ticket") == "yes",
+            "tickets: {case}"
+        );
+        assert_eq!(
+            supported(find("sessionresumption_ID")),
+            verdict(&v, 0, "1.2", "session_ids") == "yes",
+            "IDs: {case}"
+        );
+        // "valid for 7200 seconds only (<daily)", or "no -- no lifetime advertised".
+        let hint: Option<u64> = find("TLS_session_ticket")
+            .strip_prefix("valid for ")
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok());
+        assert_eq!(
+            hint,
+            value(&v, 0, "1.2", "lifetime_hint").as_u64(),
+            "hint: {case}"
+        );
+    }
+    // The two servers differ on both checks, so agreement is not by default.
+    let resumption = |findings: &Vec<(String, String)>| {
+        findings
+            .iter()
+            .filter(|(id, _)| id.starts_with("sessionresumption_"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (resumption(&theirs[0]), resumption(&theirs[1]));
+    assert_eq!(a.len(), 2, "{a:?}");
+    assert!(a.iter().zip(&b).all(|(x, y)| x.1 != y.1), "{a:?} {b:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
