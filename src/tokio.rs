@@ -191,6 +191,13 @@ impl<IO: AsyncWrite + Unpin> Write for SyncIo<IO> {
         self.poll(|io, cx| io.poll_write(cx, buf))
     }
 
+    /// One gathered write when the I/O object takes one: rustls queues a flight as several
+    /// records and writes them with `write_vectored`, whose default sends only the first
+    /// (measured: a resumed TLS 1.2 handshake made 8 `sendto` instead of 4 `writev`).
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.poll(|io, cx| io.poll_write_vectored(cx, bufs))
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.poll(|io, cx| io.poll_flush(cx))
     }
@@ -975,5 +982,38 @@ impl<IO: AsyncIo, S: AsyncConnection<IO> + Unpin> AsyncWrite for TlsStream<IO, S
             }
         }
         Pin::new(this.inner.adapter_mut().io_mut()).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gathered write reaches the socket in one call (rustls writes a flight's records this
+    /// way; the default `write_vectored` would take only the first).
+    #[::tokio::test]
+    async fn write_vectored_gathers_every_buffer() {
+        let (a, mut b) = ::tokio::net::UnixStream::pair().expect("socket pair");
+        let mut io = SyncIo::new(a);
+        let bufs = [
+            io::IoSlice::new(b"first "),
+            io::IoSlice::new(b"second "),
+            io::IoSlice::new(b"third"),
+        ];
+        let written = std::future::poll_fn(|cx| {
+            io.set_waker(cx);
+            match io.write_vectored(&bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+                other => Poll::Ready(other),
+            }
+        })
+        .await
+        .expect("write");
+        assert_eq!(written, 18, "one call writes all three buffers");
+        let mut got = [0u8; 18];
+        ::tokio::io::AsyncReadExt::read_exact(&mut b, &mut got)
+            .await
+            .expect("read");
+        assert_eq!(&got, b"first second third");
     }
 }
