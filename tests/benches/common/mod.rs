@@ -182,17 +182,34 @@ pub fn ends(case: Case, imp: Imp) -> (ServeFn, ConnectFn) {
 // ---------------------------------------------------------------------------------------------
 // tlsresume
 
-fn server_params() -> ServerParams {
+pub fn server_params() -> ServerParams {
     ServerParams::new(loopback(40_000), loopback(465))
 }
 
-fn client_params() -> ClientParams {
+pub fn client_params() -> ClientParams {
     ClientParams::new(SERVER_NAME, loopback(465))
 }
 
-fn tlsresume_server(case: Case, pki: &Pki) -> ServeFn {
+/// tlsresume's server settings for a case.
+pub fn tlsresume_server_settings(case: Case, pki: &Pki) -> ServerSettings {
     let mut settings = ServerSettings::new(pki.server.clone());
     settings.versions = Versions::only(case.tls);
+    settings
+}
+
+/// tlsresume's client settings for a case (full: the policy resumes with no host).
+pub fn tlsresume_client_settings(case: Case, pki: &Pki) -> ClientSettings {
+    let mut settings = ClientSettings::new(pki.roots.clone());
+    settings.versions = Versions::only(case.tls);
+    if !case.resumes() {
+        settings.resumption =
+            ResumptionPolicy::exim_compatible().with_client_hosts(HostList::none());
+    }
+    settings
+}
+
+fn tlsresume_server(case: Case, pki: &Pki) -> ServeFn {
+    let settings = tlsresume_server_settings(case, pki);
     let server = backends::server(case.backend, settings).expect("tlsresume server");
     let params = server_params();
     Arc::new(move |sock| {
@@ -204,12 +221,7 @@ fn tlsresume_server(case: Case, pki: &Pki) -> ServeFn {
 }
 
 fn tlsresume_client(case: Case, pki: &Pki) -> ConnectFn {
-    let mut settings = ClientSettings::new(pki.roots.clone());
-    settings.versions = Versions::only(case.tls);
-    if !case.resumes() {
-        settings.resumption =
-            ResumptionPolicy::exim_compatible().with_client_hosts(HostList::none());
-    }
+    let settings = tlsresume_client_settings(case, pki);
     let client = backends::client(case.backend, settings).expect("tlsresume client");
     let params = client_params();
     Arc::new(move |sock, check| {
@@ -332,7 +344,9 @@ fn set_versions(ctx: &mut SslContextBuilder, v: ProtocolVersion) {
         .expect("max version");
 }
 
-fn openssl_server(case: Case, pki: &Pki) -> ServeFn {
+/// The raw OpenSSL server context of a case (also driven by tokio-openssl in the adapters
+/// bench).
+pub fn openssl_server_context(case: Case, pki: &Pki) -> SslContext {
     let mut ctx = SslContext::builder(SslMethod::tls_server()).expect("SSL context");
     let mut chain = pki.server.chain().iter();
     let leaf = X509::from_der(chain.next().expect("leaf")).expect("leaf DER");
@@ -348,7 +362,11 @@ fn openssl_server(case: Case, pki: &Pki) -> ServeFn {
     // Stateless tickets only, one per connection, as the backend.
     ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
     ctx.set_num_tickets(1).expect("num_tickets");
-    let ctx = ctx.build();
+    ctx.build()
+}
+
+fn openssl_server(case: Case, pki: &Pki) -> ServeFn {
+    let ctx = openssl_server_context(case, pki);
     Arc::new(move |sock| {
         let ssl = Ssl::new(&ctx)?;
         let mut stream = ssl.accept(sock).map_err(|e| e.to_string())?;
@@ -358,7 +376,12 @@ fn openssl_server(case: Case, pki: &Pki) -> ServeFn {
     })
 }
 
-fn openssl_client(case: Case, pki: &Pki) -> ConnectFn {
+/// The newest session a raw OpenSSL client saw, as DER (as the backend keeps it).
+pub type SavedSession = Arc<Mutex<Option<Vec<u8>>>>;
+
+/// The raw OpenSSL client context of a case and the slot its new-session callback fills
+/// (also driven by tokio-openssl in the adapters bench).
+pub fn openssl_client_context(case: Case, pki: &Pki) -> (SslContext, SavedSession) {
     let mut ctx = SslContext::builder(SslMethod::tls_client()).expect("SSL context");
     set_versions(&mut ctx, case.tls);
     let mut store = X509StoreBuilder::new().expect("store");
@@ -370,7 +393,7 @@ fn openssl_client(case: Case, pki: &Pki) -> ConnectFn {
     ctx.set_cert_store(store.build());
     ctx.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL);
     // The newest session as DER, as the backend keeps it (in its store).
-    let saved: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
+    let saved: SavedSession = Arc::default();
     if case.resumes() {
         let slot = Arc::clone(&saved);
         ctx.set_new_session_callback(move |_ssl, session| {
@@ -382,16 +405,26 @@ fn openssl_client(case: Case, pki: &Pki) -> ConnectFn {
         // The backend sets NO_TICKET on connections whose policy does not resume.
         ctx.set_options(SslOptions::NO_TICKET);
     }
-    let ctx = ctx.build();
+    (ctx.build(), saved)
+}
+
+/// A raw OpenSSL client connection: the saved session offered, the host checked.
+pub fn openssl_client_ssl(ctx: &SslContext, saved: &SavedSession) -> Res<Ssl> {
+    let mut ssl = Ssl::new(ctx)?;
+    let offered = saved.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some(der) = offered {
+        tlsresume_openssl::raw::set_session_der(&mut ssl, &der)?;
+    }
+    ssl.set_hostname(SERVER_NAME)?;
+    ssl.param_mut().set_host(SERVER_NAME)?;
+    ssl.set_verify(SslVerifyMode::PEER);
+    Ok(ssl)
+}
+
+fn openssl_client(case: Case, pki: &Pki) -> ConnectFn {
+    let (ctx, saved) = openssl_client_context(case, pki);
     Arc::new(move |sock, check| {
-        let mut ssl = Ssl::new(&ctx)?;
-        let offered = saved.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(der) = offered {
-            tlsresume_openssl::raw::set_session_der(&mut ssl, &der)?;
-        }
-        ssl.set_hostname(SERVER_NAME)?;
-        ssl.param_mut().set_host(SERVER_NAME)?;
-        ssl.set_verify(SslVerifyMode::PEER);
+        let ssl = openssl_client_ssl(&ctx, &saved)?;
         let mut stream = ssl.connect(sock).map_err(|e| e.to_string())?;
         let mut byte = [0u8; 1];
         stream.read_exact(&mut byte)?;
