@@ -722,6 +722,18 @@ pub type Accept<IO, S = DynServer> = Handshake<TlsStream<IO, ServerStreamOf<S, I
 pub struct TlsAcceptor<S = DynServer> {
     server: Arc<S>,
     handshake_timeout: Option<Duration>,
+    /// Held while a ticket-key refresh runs, shared by the clones.
+    refreshing: Arc<::tokio::sync::Mutex<()>>,
+}
+
+impl<S> TlsAcceptor<S> {
+    fn over(server: Arc<S>) -> Self {
+        Self {
+            server,
+            handshake_timeout: None,
+            refreshing: Arc::default(),
+        }
+    }
 }
 
 impl<S> Clone for TlsAcceptor<S> {
@@ -729,6 +741,7 @@ impl<S> Clone for TlsAcceptor<S> {
         Self {
             server: Arc::clone(&self.server),
             handshake_timeout: self.handshake_timeout,
+            refreshing: Arc::clone(&self.refreshing),
         }
     }
 }
@@ -746,10 +759,7 @@ impl TlsAcceptor<DynServer> {
     /// An acceptor over a server chosen at run time ([`crate::backends::server`], or any
     /// backend's `Server` in an `Arc`).
     pub fn new(server: Arc<dyn ServerContext>) -> Self {
-        Self {
-            server: Arc::new(DynServer(server)),
-            handshake_timeout: None,
-        }
+        Self::over(Arc::new(DynServer(server)))
     }
 
     /// The server underneath.
@@ -760,10 +770,7 @@ impl TlsAcceptor<DynServer> {
 
 impl<S: TlsServer> From<S> for TlsAcceptor<S> {
     fn from(server: S) -> Self {
-        Self {
-            server: Arc::new(server),
-            handshake_timeout: None,
-        }
+        Self::over(Arc::new(server))
     }
 }
 
@@ -786,20 +793,28 @@ impl<S: AsyncServer> TlsAcceptor<S> {
 
     /// Runs the server side of a handshake on `io`; the same decisions as the backend's
     /// blocking `accept`. A ticket-key refresh that is due (a rotation, a stand-in master secret
-    /// asked about again) is made first, off the runtime.
+    /// asked about again) is made first, off the runtime: one at a time, the handshakes that
+    /// find it due meanwhile wait for that one (on the runtime, not each on a blocking thread
+    /// of its own: a burst of connections when the keys fall due made a thread each).
     pub fn accept<IO: AsyncIo>(&self, params: &ServerParams, io: IO) -> Accept<IO, S>
     where
         S::Handshake<IO>: Send + 'static,
         ServerStreamOf<S, IO>: Send + 'static,
     {
         let server = Arc::clone(&self.server);
+        let refreshing = Arc::clone(&self.refreshing);
         let params = params.clone();
         Handshake::within(self.handshake_timeout, async move {
             if server.ticket_keys_due() {
-                // A failure leaves the keys as they were: the callbacks then answer as they
-                // would have (no ticket), so it is not an error here.
-                let refresh = Arc::clone(&server);
-                let _ = ::tokio::task::spawn_blocking(move || refresh.refresh_ticket_keys()).await;
+                let _one = refreshing.lock().await;
+                // Made by the refresh this handshake waited for, or still due.
+                if server.ticket_keys_due() {
+                    // A failure leaves the keys as they were: the callbacks then answer as
+                    // they would have (no ticket), so it is not an error here.
+                    let refresh = Arc::clone(&server);
+                    let _ =
+                        ::tokio::task::spawn_blocking(move || refresh.refresh_ticket_keys()).await;
+                }
             }
             let handshake = server.start_async(SyncIo::new(io), &params)?;
             let inner = drive(handshake).await?;
