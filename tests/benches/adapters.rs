@@ -25,7 +25,8 @@
 //!   holding both ends; blocking ways with the server on a thread), for instruction counts
 //!   under callgrind (`scripts/callgrind-adapters` takes the difference of two N).
 //! - **idle**: the measured side in this process, its peer in a child process, over loopback
-//!   TCP; N connections made one after the other and held open, then the resident memory of
+//!   TCP; N connections made (8 at a time for full handshakes, one after the other when
+//!   resuming) and held open, then the resident memory of
 //!   this process per connection (the growth from one connection to N + 1, over N). With the
 //!   crate feature `dhat-heap` the live heap per connection is printed as well and
 //!   `dhat-heap.json` is written for dh_view.
@@ -600,7 +601,9 @@ fn idle(a: &IdleArgs) -> Res<()> {
     let mut base = (0, 0);
     rt.block_on(async {
         let listener = if a.side == Side::Server {
-            Some(tokio::net::TcpListener::bind("127.0.0.1:0").await?)
+            Some(Arc::new(
+                tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+            ))
         } else {
             None
         };
@@ -618,21 +621,30 @@ fn idle(a: &IdleArgs) -> Res<()> {
             Some(l) => l.local_addr()?,
             None => lines.next().ok_or("peer's address")??.parse()?,
         };
-        for i in 0..=a.n {
-            if i == 1 {
-                base = (rss(), heap_bytes());
-            }
-            let conn = match &listener {
-                Some(l) => acceptor.accept(l.accept().await?.0).await?,
-                None => {
-                    let tcp = tokio::net::TcpStream::connect(addr).await?;
-                    let (r, conn) = connector.connect(tcp).await?;
-                    resumed += usize::from(r && i > 0);
-                    conn
+        let make = |first: bool| {
+            let (listener, acceptor, connector) =
+                (listener.clone(), acceptor.clone(), connector.clone());
+            move || {
+                let (listener, acceptor, connector) =
+                    (listener.clone(), acceptor.clone(), connector.clone());
+                async move {
+                    Ok(match listener {
+                        Some(l) => (false, acceptor.accept(nodelay(l.accept().await?.0)?).await?),
+                        None => {
+                            let tcp = nodelay(tokio::net::TcpStream::connect(addr).await?)?;
+                            let (r, conn) = connector.connect(tcp).await?;
+                            (r && !first, conn)
+                        }
+                    })
                 }
-            };
-            held.push(conn);
-        }
+            }
+        };
+        let (first, _) = hold_many(1, 1, make(true)).await?;
+        base = (rss(), heap_bytes());
+        let (rest, r) = hold_many(a.n, in_flight(a.case), make(false)).await?;
+        resumed = r;
+        held.extend(first);
+        held.extend(rest);
         // The peer says how many of its connections resumed (server side: the client knows).
         drop(child.stdin.take());
         if a.side == Side::Server {
@@ -673,26 +685,32 @@ fn peer(a: &IdleArgs, port: Option<u16>) -> Res<()> {
     let (acceptor, connector) = async_ends(a.case, a.way, &pki);
     let rt = runtime(1);
     rt.block_on(async {
-        let mut held: Vec<Held> = Vec::with_capacity(a.n + 1);
-        let mut resumed = 0usize;
-        match port {
+        let held = match port {
             Some(port) => {
-                for i in 0..=a.n {
-                    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-                    let (r, conn) = connector.connect(tcp).await?;
-                    resumed += usize::from(r && i > 0);
-                    held.push(conn);
-                }
+                let connector = connector.clone();
+                let (held, resumed) = hold_many(a.n + 1, in_flight(a.case), move || {
+                    let connector = connector.clone();
+                    async move {
+                        let tcp = nodelay(tokio::net::TcpStream::connect(("127.0.0.1", port)).await?)?;
+                        connector.connect(tcp).await
+                    }
+                })
+                .await?;
                 println!("{resumed}");
+                held
             }
             None => {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let l = Arc::new(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
                 println!("{}", l.local_addr()?);
-                for _ in 0..=a.n {
-                    held.push(acceptor.accept(l.accept().await?.0).await?);
-                }
+                let acceptor = acceptor.clone();
+                hold_many(a.n + 1, in_flight(a.case), move || {
+                    let (l, acceptor) = (l.clone(), acceptor.clone());
+                    async move { Ok((false, acceptor.accept(nodelay(l.accept().await?.0)?).await?)) }
+                })
+                .await?
+                .0
             }
-        }
+        };
         Res::Ok(held)
     })
     .map(|held| {
@@ -701,6 +719,48 @@ fn peer(a: &IdleArgs, port: Option<u16>) -> Res<()> {
         let _ = std::io::stdin().read_line(&mut rest);
         drop(held);
     })
+}
+
+/// Nagle off, as servers and clients of a dialogue set it (otherwise a small write behind
+/// another waits for the peer's delayed ACK).
+fn nodelay(tcp: tokio::net::TcpStream) -> std::io::Result<tokio::net::TcpStream> {
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
+/// Connections in flight at once in idle runs, on either side: 8 for full handshakes, one at a
+/// time when resuming (a TLS 1.3 ticket is single-use: connections made at once would not all
+/// have one to offer).
+fn in_flight(c: Case) -> usize {
+    if c.resumes() {
+        1
+    } else {
+        8
+    }
+}
+
+/// `n` connections made by `make` (at most `in_flight` at once) and held; how many resumed.
+async fn hold_many<F, Fut>(n: usize, in_flight: usize, mut make: F) -> Res<(Vec<Held>, usize)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Res<(bool, Held)>> + Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    let mut held = Vec::with_capacity(n);
+    let (mut resumed, mut started) = (0, 0);
+    while held.len() < n {
+        while started < n && set.len() < in_flight {
+            set.spawn(make());
+            started += 1;
+        }
+        let Some(done) = set.join_next().await else {
+            break;
+        };
+        let (r, conn) = done??;
+        resumed += usize::from(r);
+        held.push(conn);
+    }
+    Ok((held, resumed))
 }
 
 #[cfg(feature = "dhat-heap")]
