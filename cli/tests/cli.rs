@@ -1219,10 +1219,16 @@ fn pages(out: &str) -> Vec<&str> {
 }
 
 fn curl_second_url_resumes(backend: &str) {
+    curl_second_url_resumes_with(backend, &[]);
+}
+
+fn curl_second_url_resumes_with(backend: &str, extra: &[&str]) {
     if !have_tool("curl", &["--version"], "curl") {
         return;
     }
-    let srv = Server::start(&["--backend", backend, "--http", "--max-connections", "2"]);
+    let mut args = vec!["--backend", backend, "--http", "--max-connections", "2"];
+    args.extend_from_slice(extra);
+    let srv = Server::start(&args);
     let url = |p: &str| format!("https://{}/{p}", srv.addr);
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "30", "--cacert", &pki("ca.pem")])
@@ -1272,6 +1278,13 @@ fn curl_resumes_on_the_second_url_with_a_rustls_server() {
     curl_second_url_resumes("rustls");
 }
 
+#[test]
+fn curl_resumes_on_the_second_url_with_every_server_on_tokio() {
+    for backend in ["openssl", "gnutls", "rustls"] {
+        curl_second_url_resumes_with(backend, &["--async"]);
+    }
+}
+
 /// `openssl s_client` sending `input`, with `session` as -sess_out (first) or -sess_in.
 fn s_client(addr: &str, session: &Path, resume: bool, input: &str) -> String {
     use std::io::Write;
@@ -1297,12 +1310,27 @@ fn s_client(addr: &str, session: &Path, resume: bool, input: &str) -> String {
 
 #[test]
 fn serve_http_keeps_alive_when_asked_and_resumes_with_openssl_s_client() {
+    http_keep_alive_and_resumption(&[]);
+}
+
+#[test]
+fn serve_async_http_keeps_alive_when_asked_and_resumes_with_openssl_s_client() {
+    http_keep_alive_and_resumption(&["--async"]);
+}
+
+fn http_keep_alive_and_resumption(extra: &[&str]) {
     if !have_tool("openssl", &["version"], "openssl") {
         return;
     }
-    let dir = scratch("http-s-client");
+    let dir = scratch(if extra.is_empty() {
+        "http-s-client"
+    } else {
+        "http-s-client-async"
+    });
     let session = dir.join("session.pem");
-    let srv = Server::start(&["--backend", "rustls", "--http", "--max-connections", "2"]);
+    let mut args = vec!["--backend", "rustls", "--http", "--max-connections", "2"];
+    args.extend_from_slice(extra);
+    let srv = Server::start(&args);
     let two = "GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.1\r\nHost: localhost\r\n\r\n";
     let out = s_client(&srv.addr, &session, false, two);
     let p = pages(&out);

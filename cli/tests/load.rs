@@ -3,8 +3,11 @@
 //! `--max-concurrent` in clear SMTP, waiting in the backlog with TLS from the first byte, and the
 //! idle timeout during the handshake.
 //!
+//! The same load runs against `serve --async`, holding 300 idle connections (10 000 at full size)
+//! whose server threads are counted.
+//!
 //! The sizes fit CI (a few hundred handshakes); the full-size run of issue 16 (64 clients × 50
-//! connections, 500 idle) is `TLSRESUME_LOAD=full cargo test -p tlsresume-cli --release --test
+//! connections, 500 idle; 10 000 idle with --async) is `TLSRESUME_LOAD=full cargo test -p tlsresume-cli --release --test
 //! load -- --nocapture`, which also prints handshakes per second; `TLSRESUME_LOAD_PASSES=N` makes
 //! N resuming passes instead of 3 (the server's RSS is printed after each).
 
@@ -143,6 +146,18 @@ fn quit(mut tls: Box<dyn tlsresume::TlsStream>) -> Result<bool, String> {
     Ok(resumed)
 }
 
+/// The server process's open sockets (from `/proc`).
+#[cfg(target_os = "linux")]
+fn open_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|target| target.to_string_lossy().starts_with("socket:"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// The server process's threads (ids from `/proc`).
 #[cfg(target_os = "linux")]
 fn thread_ids(pid: u32) -> std::collections::BTreeSet<u32> {
@@ -224,24 +239,78 @@ fn pass(
 
 fn load(backend: &str) {
     let (clients, per_client, idle) = sizes();
-    let srv = Serve::start(&[
+    load_with(backend, &[], clients, per_client, idle);
+}
+
+/// `serve --async` under the same load, holding `idle` connections that never send a byte
+/// (10 000 at full size) on a few threads: the server's threads are counted while they are
+/// held, and must stay far fewer than the connections.
+fn load_async(backend: &str) {
+    let (clients, per_client, _) = sizes();
+    let idle = match std::env::var("TLSRESUME_LOAD").as_deref() {
+        Ok("full") => 10_000,
+        _ => 300,
+    };
+    // Both processes hold a descriptor per connection (the server inherits the limit).
+    rlimit::increase_nofile_limit(u64::MAX).expect("descriptor limit");
+    load_with(
+        backend,
+        &[
+            "--async",
+            "--max-concurrent",
+            "20000",
+            "--handshake-timeout",
+            "600",
+        ],
+        clients,
+        per_client,
+        idle,
+    );
+}
+
+fn load_with(backend: &str, extra: &[&str], clients: usize, per_client: usize, idle: usize) {
+    let (ecdsa, key) = (pki("server-ecdsa.pem"), pki("server-ecdsa.key"));
+    let mut args = vec![
         "--backend",
         backend,
         "--cert",
-        &pki("server-ecdsa.pem"),
+        &ecdsa,
         "--key",
-        &pki("server-ecdsa.key"),
+        &key,
         "--timeout",
         "60",
         // Every client here is one address (loopback): no per-address limit below the global.
         "--max-per-address",
-        "1000",
-    ]);
+        "20000",
+    ];
+    args.extend_from_slice(extra);
+    let srv = Serve::start(&args);
+    let on_tokio = extra.contains(&"--async");
     // Connections that never send a byte, held open the whole time.
     let held: Vec<TcpStream> = (0..idle)
         .map(|_| TcpStream::connect(srv.addr).expect("idle connection"))
         .collect();
     let pid = srv.child.id();
+    #[cfg(target_os = "linux")]
+    if on_tokio {
+        // Every idle connection is accepted (a task each) before the threads are counted.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while open_sockets(pid) < idle && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+        }
+        let (sockets, threads) = (open_sockets(pid), thread_ids(pid).len());
+        println!("{backend} --async: {sockets} sockets open on {threads} threads");
+        assert!(
+            sockets >= idle,
+            "{backend}: only {sockets} of {idle} accepted"
+        );
+        // The runtime's workers (one per core), the main thread, a blocking thread or two.
+        let cores = thread::available_parallelism().map_or(2, |n| n.get());
+        assert!(
+            threads < cores + 16,
+            "{backend}: {threads} threads for {idle} idle connections"
+        );
+    }
     let rss_start = rss_kb(pid);
     let (full_rate, full_total, full_resumed, full_failed) =
         pass(backend, srv.addr, clients, per_client, false);
@@ -275,8 +344,9 @@ fn load(backend: &str) {
     }
     let kb = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v}"));
     println!(
-        "{backend}: {clients} clients x {per_client} connections, {idle} idle held: full {full_rate:.0} handshakes/s ({full_total}), \
+        "{backend}{}: {clients} clients x {per_client} connections, {idle} idle held: full {full_rate:.0} handshakes/s ({full_total}), \
          resumed {} handshakes/s ({passes} passes, resumed {}); server RSS kB: start {}, after full {}, after each resumed pass {}",
+        if on_tokio { " --async" } else { "" },
         rates.join(" / "),
         resumed_counts.join(", "),
         kb(rss[0]),
@@ -300,6 +370,21 @@ fn load(backend: &str) {
 #[test]
 fn openssl_serve_holds_under_load_with_idle_connections() {
     load("openssl");
+}
+
+#[test]
+fn openssl_serve_async_holds_idle_connections_on_few_threads_under_load() {
+    load_async("openssl");
+}
+
+#[test]
+fn gnutls_serve_async_holds_idle_connections_on_few_threads_under_load() {
+    load_async("gnutls");
+}
+
+#[test]
+fn rustls_serve_async_holds_idle_connections_on_few_threads_under_load() {
+    load_async("rustls");
 }
 
 #[test]

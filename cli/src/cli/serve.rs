@@ -9,16 +9,19 @@ use std::thread;
 use std::time::Duration;
 
 use serde_json::json;
-use tlsresume::limits::PerAddress;
+use tlsresume::limits::{PerAddress, Refused};
 use tlsresume::smtp::fastopen::{self, Accepted, KernelSetting};
 use tlsresume::{
     Deadline, Error, HostList, Identity, ServerContext, ServerParams, ServerSettings, SessionInfo,
+    TlsStream,
 };
 use tlsresume_compare::Pki;
 
 use super::pool::Pool;
 use super::smtp::{input_within, serve_plain_until_starttls, Pipelining, Sink, SYNC_ERROR};
 use super::{log_line, StartProtocol, Wire};
+
+pub(super) mod on_tokio;
 
 /// Arguments of `tlsresume serve`.
 #[derive(clap::Args, Debug)]
@@ -189,6 +192,17 @@ pub struct ServeArgs {
     #[cfg(feature = "stores")]
     #[arg(long, value_name = "PREFIX", default_value = "tlsresume:")]
     pub ticket_keys_prefix: String,
+    /// Serve on tokio (TLS from the first byte, SMTP or --http): each connection is a task,
+    /// not a thread, while it waits for its handshake and for the client's first bytes after
+    /// it, so ten thousand idle connections take a few threads (raise --max-concurrent and the
+    /// descriptor limit for them). Once the client talks, its SMTP session or HTTP requests run
+    /// on a thread of tokio's blocking pool until the connection ends. Not with --starttls,
+    /// --plain, --pipe-connect or --fastopen.
+    #[arg(
+        long = "async",
+        conflicts_with_all = ["starttls", "plain", "pipe_connect", "fastopen"]
+    )]
+    pub on_tokio: bool,
     /// Serve the library's counters (handshakes by result, tickets issued and refused by
     /// reason, …) in Prometheus's text format over HTTP on ADDR (port 0: a free one, printed
     /// on the line after the listening one).
@@ -358,12 +372,21 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
     if args.max_concurrent == 0 {
         return Err(Error::Config("--max-concurrent must be at least 1".into()));
     }
-    let slots = Arc::new(Slots::new(args.max_concurrent));
     let per_address = Arc::new(PerAddress::new(
         args.max_per_address
             .unwrap_or(args.max_concurrent / 10)
             .max(1),
     ));
+    if args.on_tokio {
+        return on_tokio::run(
+            listener,
+            shared,
+            args.max_connections,
+            args.max_concurrent,
+            per_address,
+        );
+    }
+    let slots = Arc::new(Slots::new(args.max_concurrent));
     let clear_smtp = matches!(shared.wire, Wire::Starttls | Wire::Plain) && !shared.http;
     // Threads are reused from one connection to the next (see `pool`: GnuTLS keeps memory per
     // thread ever used).
@@ -424,27 +447,7 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
                         .as_bytes(),
                     );
                 }
-                // Once per burst: a flood from one address is one line, not one per connection.
-                if refused.first_of_burst {
-                    let what = if clear_smtp {
-                        "refused with 421"
-                    } else {
-                        "closed"
-                    };
-                    log_connection(
-                        &shared,
-                        peer,
-                        &Record {
-                            problem: Some(format!(
-                                "{what}: {refused} (--max-per-address {}); more from it are refused \
-                                 without a line until one is served",
-                                per_address.max()
-                            )),
-                            fast_open,
-                            ..Record::default()
-                        },
-                    );
-                }
+                log_refused_address(&shared, peer, &refused, &per_address, clear_smtp, fast_open);
                 continue;
             }
         };
@@ -466,6 +469,39 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
     }
     pool.wait();
     Ok(())
+}
+
+/// A connection refused by `--max-per-address`, logged once per burst: a flood from one
+/// address is one line, not one per connection.
+fn log_refused_address(
+    shared: &Shared,
+    peer: SocketAddr,
+    refused: &Refused,
+    per_address: &PerAddress,
+    clear_smtp: bool,
+    fast_open: Option<Accepted>,
+) {
+    if !refused.first_of_burst {
+        return;
+    }
+    let what = if clear_smtp {
+        "refused with 421"
+    } else {
+        "closed"
+    };
+    log_connection(
+        shared,
+        peer,
+        &Record {
+            problem: Some(format!(
+                "{what}: {refused} (--max-per-address {}); more from it are refused \
+                 without a line until one is served",
+                per_address.max()
+            )),
+            fast_open,
+            ..Record::default()
+        },
+    );
 }
 
 /// `--fastopen`: TCP_FASTOPEN on the listener; a kernel setting that keeps servers from taking
@@ -701,6 +737,28 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: 
     if let Some(deadline) = tls.as_mut().transport_mut::<Deadline<TcpStream>>() {
         deadline.disarm();
     }
+    if shared.wire == Wire::TlsOnConnect && !shared.http {
+        // Commands already sent over the new TLS session, before its banner.
+        pipe.early = tls
+            .as_mut()
+            .transport_mut::<Deadline<TcpStream>>()
+            .is_some_and(|tcp| input_within(tcp.get_ref(), Duration::ZERO));
+    }
+    let banner = shared.wire == Wire::TlsOnConnect;
+    over_tls(shared, tls, peer, pipe, fast_open, banner);
+}
+
+/// The protocol over an established TLS session (HTTP, or SMTP with the banner first when
+/// `banner`), then the connection's log line.
+fn over_tls(
+    shared: &Shared,
+    tls: Box<dyn TlsStream>,
+    peer: SocketAddr,
+    pipe: Pipelining,
+    fast_open: Option<Accepted>,
+    banner: bool,
+) {
+    let log = |rec: Record| log_connection(shared, peer, &Record { fast_open, ..rec });
     if shared.http {
         let shown = format!("[{}]:{}", peer.ip(), peer.port());
         let (ended, info) = super::http::serve(tls, &shown, shared.backend.name());
@@ -711,15 +769,8 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: 
             ..Record::default()
         });
     }
-    if shared.wire == Wire::TlsOnConnect {
-        // Commands already sent over the new TLS session, before its banner.
-        pipe.early = tls
-            .as_mut()
-            .transport_mut::<Deadline<TcpStream>>()
-            .is_some_and(|tcp| input_within(tcp.get_ref(), Duration::ZERO));
-    }
     let mut sink = Sink::new(tls, &shared.hostname, pipe, true);
-    let ended = sink.run(shared.wire == Wire::TlsOnConnect);
+    let ended = sink.run(banner);
     // Logged before QUIT is answered, so a client's next connection comes after this line.
     log(Record {
         info: Some(sink.info()),

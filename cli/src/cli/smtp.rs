@@ -340,6 +340,10 @@ impl Pending for Box<dyn TlsStream> {
         if let Some(deadline) = tls.transport_mut::<tlsresume::Deadline<TcpStream>>() {
             return input_within(deadline.get_ref(), Duration::ZERO);
         }
+        // `serve --async`: a connection on tokio seen as a blocking stream.
+        if let Some(bridge) = tls.transport_mut::<super::serve::on_tokio::Bridge>() {
+            return bridge.input_pending();
+        }
         tls.transport_mut::<TcpStream>()
             .is_some_and(|tcp| input_within(tcp, Duration::ZERO))
     }
