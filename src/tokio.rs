@@ -46,6 +46,15 @@
 //! give named futures ([`Connect`], [`Accept`]), `get_ref` / `get_mut` (the I/O object), and
 //! `into_inner` (the I/O object back, the TLS connection dropped).
 //!
+//! # Deadlines
+//!
+//! A tokio I/O object has no read timeout of its own, and a socket's idle timeout would restart
+//! with every byte anyway: `TlsAcceptor::handshake_timeout(limit)` (and the connector's, or
+//! [`Handshake::timeout`] on one handshake) fails a handshake not finished `limit` after it
+//! started with an [`Error::Io`] of kind `TimedOut`, "the handshake deadline passed", so a peer
+//! dribbling its bytes holds a connection no longer than that. A server facing the Internet
+//! wants one (`tlsresume serve` uses 30 s for its blocking handshakes).
+//!
 //! # How each library is driven
 //!
 //! Every backend's handshake is resumable (`Client::start` / `Server::start` →
@@ -681,17 +690,32 @@ impl<T: 'static> Handshake<T> {
     /// is closed. (`TlsConnector::handshake_timeout` and `TlsAcceptor::handshake_timeout` set
     /// it for every handshake.)
     ///
-    /// It runs on tokio's timer: the runtime must have time enabled (`enable_time` or
-    /// `enable_all` on its builder, as `#[tokio::main]` does).
+    /// It runs on tokio's timer: on a runtime built without it (no `enable_time` or
+    /// `enable_all`; `#[tokio::main]` has it) the handshake fails with an [`Error::Config`]
+    /// saying so (tokio reports the missing timer as a panic, which is caught here).
     pub fn timeout(self, limit: Duration) -> Self {
-        let run = self.0;
+        let mut run = self.0;
         Self(Box::pin(async move {
-            match ::tokio::time::timeout(limit, run).await {
-                Ok(done) => done,
-                Err(_) => Err(Error::Io(tlsresume_core::deadline::deadline_passed(
-                    "handshake",
-                ))),
-            }
+            let Ok(sleep) = std::panic::catch_unwind(|| ::tokio::time::sleep(limit)) else {
+                return Err(Error::Config(
+                    "a handshake timeout needs tokio's timer: build the runtime with \
+                     enable_time() or enable_all()"
+                        .into(),
+                ));
+            };
+            let mut sleep = std::pin::pin!(sleep);
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(done) = run.as_mut().poll(cx) {
+                    return Poll::Ready(done);
+                }
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(Error::Io(
+                        tlsresume_core::deadline::deadline_passed("handshake"),
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await
         }))
     }
 }

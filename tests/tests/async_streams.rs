@@ -812,3 +812,29 @@ fn a_handshake_in_time_is_untouched_by_the_async_deadline_on_every_backend() {
         in_time(kind);
     }
 }
+
+/// On a runtime without tokio's timer, a handshake with a deadline fails with a configuration
+/// error saying what to enable, instead of a panic.
+#[test]
+fn a_handshake_deadline_without_the_timer_is_a_configuration_error() {
+    let _turn = gnutls_turn();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime without time");
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let peer = listener.local_addr().expect("addr");
+        let kind = backends::available()[0];
+        let acceptor = TlsAcceptor::new(deadline_server(kind)).handshake_timeout(LIMIT);
+        let _client = TcpStream::connect(peer).await.expect("connect");
+        let (tcp, from) = listener.accept().await.expect("accept");
+        let local = tcp.local_addr().expect("local");
+        let err = acceptor
+            .accept(&ServerParams::new(from, local), tcp)
+            .await
+            .expect_err("no timer");
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+        assert!(err.to_string().contains("enable_time"), "{err}");
+    });
+}
