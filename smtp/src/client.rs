@@ -1,7 +1,6 @@
 //! The SMTP client: one message per connection, early pipelining when allowed, RFC 2920
 //! pipelining whenever offered, STARTTLS through a caller-supplied upgrade.
 
-use core::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -15,9 +14,9 @@ use crate::ehlo::{
 };
 
 use crate::conn::Conn;
-use crate::envelope::EnvelopeError;
-use crate::fastopen::{ConnectError, FastOpen, FastOpenStream};
-use crate::reply::{Reply, ReplyError};
+pub use crate::error::{ErrorClass, SendError, Stage};
+use crate::fastopen::{FastOpen, FastOpenStream};
+use crate::reply::Reply;
 
 /// What the SMTP dialogue knows when TLS starts: the inputs of a TLS session cache key that
 /// only the SMTP layer sees.
@@ -72,6 +71,13 @@ pub trait StartTls<S> {
     /// Runs the TLS handshake over `plain`; `context` carries what the SMTP dialogue learnt
     /// (the EHLO host name, for the session cache key).
     fn upgrade(&self, plain: S, context: &UpgradeContext<'_>) -> Result<Self::Stream, Self::Error>;
+
+    /// The class of a failed handshake ([`SendError::class`]). Default
+    /// [`ErrorClass::Protocol`]; [`crate::TlsUpgrade`] tells a certificate failure
+    /// ([`ErrorClass::Certificate`]) and I/O ([`ErrorClass::Temporary`]) apart.
+    fn classify(_error: &Self::Error) -> ErrorClass {
+        ErrorClass::Protocol
+    }
 
     /// What the TLS session was, read at the end of the dialogue (TLS 1.3 tickets arrive
     /// after the handshake), for [`Delivery::tls_info`]. Default: nothing known.
@@ -171,157 +177,6 @@ pub struct Message {
     /// The message (header and body). Each line ending (LF, CR or CR LF) goes on the wire as
     /// CR LF, and dot-stuffing is done here, so no content can end DATA early.
     pub content: Vec<u8>,
-}
-
-/// Where a connection failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    /// Connecting.
-    Connect,
-    /// The server's greeting.
-    Banner,
-    /// EHLO (or HELO).
-    Ehlo,
-    /// STARTTLS and the TLS handshake.
-    StartTls,
-    /// MAIL FROM.
-    Mail,
-    /// RCPT TO (every recipient refused, or the replies could not be read).
-    Rcpt,
-    /// DATA or BDAT, before the content was sent.
-    Data,
-    /// After the content was sent, before the server's final reply. The server may or may
-    /// not have taken the message (RFC 1047); see [`SendError`].
-    Content,
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Stage::Connect => "connect",
-            Stage::Banner => "banner",
-            Stage::Ehlo => "EHLO",
-            Stage::StartTls => "STARTTLS",
-            Stage::Mail => "MAIL FROM",
-            Stage::Rcpt => "RCPT TO",
-            Stage::Data => "DATA",
-            Stage::Content => "end of data",
-        })
-    }
-}
-
-/// A failed delivery attempt.
-///
-/// Nothing was delivered unless the stage is [`Stage::Content`]: every other failure happens
-/// before the server's final reply to the message was due, so the caller may retry it
-/// without sending the message twice. [`is_temporary`](Self::is_temporary) says whether a
-/// retry can succeed:
-///
-/// - **temporary**: a 4xx reply; the connection lost, timed out or talking garbage; a TLS
-///   failure; and any failure on a connection that spoke early while the server's features
-///   had changed (the cache entry was rewritten or deleted, so the retry goes the normal way).
-/// - **permanent**: a 5xx reply (for the banner too: the server refuses this client; try
-///   another MX host if there is one); an envelope address the client refuses to send
-///   ([`envelope`](Self::envelope), at [`Stage::Mail`] or [`Stage::Rcpt`], before connecting).
-///
-/// At [`Stage::Content`] with a temporary error the outcome is unknown: the connection broke
-/// after the whole message was sent and before the server's reply. Retrying may duplicate
-/// the message, not retrying may lose it; RFC 5321 §4.1.1.4 and RFC 1047 leave it to the
-/// caller, and MTAs (Exim too) retry.
-#[derive(Debug)]
-pub struct SendError {
-    /// Where it failed.
-    pub stage: Stage,
-    /// Whether a retry may succeed.
-    pub temporary: bool,
-    /// The server's reply, when the failure was one.
-    pub reply: Option<Reply>,
-    /// What went wrong, in words.
-    pub detail: String,
-    /// Whether commands were sent before the banner on this connection.
-    pub early: bool,
-    /// The envelope address refused before connecting ([`Message::check`]), also the
-    /// error's `source()`.
-    pub envelope: Option<EnvelopeError>,
-}
-
-impl SendError {
-    /// Whether a retry may succeed (see the type's documentation).
-    pub fn is_temporary(&self) -> bool {
-        self.temporary
-    }
-
-    fn new(stage: Stage, temporary: bool, detail: impl Into<String>) -> Self {
-        Self {
-            stage,
-            temporary,
-            reply: None,
-            detail: detail.into(),
-            early: false,
-            envelope: None,
-        }
-    }
-
-    fn bad_envelope(e: EnvelopeError) -> Self {
-        let stage = match e.field {
-            crate::EnvelopeField::MailFrom => Stage::Mail,
-            crate::EnvelopeField::RcptTo(_) => Stage::Rcpt,
-        };
-        Self {
-            envelope: Some(e),
-            ..Self::new(stage, false, e.to_string())
-        }
-    }
-
-    fn io(stage: Stage, e: &io::Error) -> Self {
-        Self::new(stage, true, format!("connection failed: {e}"))
-    }
-
-    fn read(stage: Stage, e: ReplyError) -> Self {
-        // A connection made by its first write or read fails to connect there.
-        if let ReplyError::Io(io) = &e {
-            if let Some(connect) = io.get_ref().and_then(|i| i.downcast_ref::<ConnectError>()) {
-                return Self::new(Stage::Connect, true, connect.to_string());
-            }
-        }
-        Self::new(stage, true, format!("no valid reply: {e}"))
-    }
-
-    fn refused(stage: Stage, reply: Reply) -> Self {
-        Self {
-            stage,
-            temporary: !reply.is_permanent(),
-            detail: format!("refused by the server: {reply}"),
-            reply: Some(reply),
-            early: false,
-            envelope: None,
-        }
-    }
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "SMTP {} failed ({}{}): {}",
-            self.stage,
-            if self.temporary {
-                "temporary"
-            } else {
-                "permanent"
-            },
-            if self.early { ", early pipelining" } else { "" },
-            self.detail
-        )
-    }
-}
-
-impl std::error::Error for SendError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.envelope
-            .as_ref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
 }
 
 /// What one connection did, for the caller's log.
@@ -491,8 +346,14 @@ impl Client {
             delivery.fast_open = report.get().unwrap_or(FastOpen::NotTried);
             return Ok(delivery);
         }
-        let stream = TcpStream::connect_timeout(&peer, self.config.timeout)
-            .map_err(|e| SendError::new(Stage::Connect, true, format!("{peer}: {e}")))?;
+        let stream = TcpStream::connect_timeout(&peer, self.config.timeout).map_err(|e| {
+            SendError::new(
+                Stage::Connect,
+                ErrorClass::Temporary,
+                format!("{peer}: {e}"),
+            )
+            .caused_by(e)
+        })?;
         let setup = || -> io::Result<()> {
             stream.set_read_timeout(Some(self.config.timeout))?;
             stream.set_write_timeout(Some(self.config.timeout))?;
@@ -532,7 +393,11 @@ impl Client {
         started: Instant,
     ) -> Result<Delivery, SendError> {
         if message.rcpt_to.is_empty() {
-            return Err(SendError::new(Stage::Rcpt, false, "no recipients given"));
+            return Err(SendError::new(
+                Stage::Rcpt,
+                ErrorClass::Permanent,
+                "no recipients given",
+            ));
         }
         let key = EhloKey::new(peer);
         let willing = self.config.hosts_pipe_connect.matches(peer.ip(), peer_name);
@@ -570,8 +435,8 @@ impl Client {
             Err(mut e) => {
                 e.early =
                     !run.report.sent_early.is_empty() || !run.report.sent_early_tls.is_empty();
-                if run.mismatch && !e.temporary {
-                    e.temporary = true;
+                if run.mismatch && !e.is_temporary() {
+                    e.soften();
                     e.detail
                         .push_str(" (the server's EHLO response differed from the cached one)");
                 }
@@ -618,6 +483,10 @@ impl<U: StartTls<TcpStream>> StartTls<FastOpenStream> for OverFastOpen<'_, U> {
     fn session_info(stream: &Self::Stream) -> Option<SessionInfo> {
         U::session_info(stream)
     }
+
+    fn classify(error: &Self::Error) -> ErrorClass {
+        U::classify(error)
+    }
 }
 
 type Done = (EhloResponse, Reply, u32);
@@ -639,10 +508,6 @@ enum Ahead {
 }
 
 impl Run<'_> {
-    fn fail_tls<E: fmt::Display>(e: E) -> SendError {
-        SendError::new(Stage::StartTls, true, format!("TLS handshake failed: {e}"))
-    }
-
     fn first_phase<'u, S: Read + Write, U: StartTls<S>>(
         &mut self,
         mut conn: Conn<S>,
@@ -704,7 +569,7 @@ impl Run<'_> {
                 if !ehlo.features.contains(EhloFeatures::STARTTLS) {
                     return Err(SendError::new(
                         Stage::StartTls,
-                        true,
+                        ErrorClass::Protocol,
                         "TLS required but the server does not offer STARTTLS",
                     ));
                 }
@@ -720,7 +585,7 @@ impl Run<'_> {
             let plain = conn.into_inner().map_err(|extra| {
                 SendError::new(
                     Stage::StartTls,
-                    true,
+                    ErrorClass::Protocol,
                     format!("the server sent {extra} byte(s) after its 220 to STARTTLS, before TLS (refused: possible STARTTLS response injection)"),
                 )
             })?;
@@ -743,7 +608,10 @@ impl Run<'_> {
         let context = UpgradeContext::new(self.peer)
             .peer_name(self.peer_name)
             .ehlo_host(Some(ehlo_host).filter(|h| !h.is_empty()));
-        let tls = upgrade.upgrade(plain, &context).map_err(Self::fail_tls)?;
+        let tls = upgrade.upgrade(plain, &context).map_err(|e| {
+            let class = U::classify(&e);
+            SendError::tls(e, class)
+        })?;
         let mut conn = Conn::new(tls, waits);
         let view = self
             .cached
@@ -798,7 +666,9 @@ impl Run<'_> {
             }
             let mut e = SendError::refused(Stage::Ehlo, reply);
             // Over TLS a bad EHLO reply is a temporary failure (Exim: DEFER).
-            e.temporary |= phase == Phase::Tls;
+            if phase == Phase::Tls {
+                e.soften();
+            }
             return Err(e);
         };
         if self.willing {
@@ -837,7 +707,7 @@ impl Run<'_> {
         // A HELO reply names the server and offers nothing.
         let first = format!("250 {}", reply.texts().next().unwrap_or(""));
         let mut ehlo = EhloResponse::parse(&[first])
-            .map_err(|e| SendError::new(Stage::Ehlo, true, e.to_string()))?;
+            .map_err(|e| SendError::new(Stage::Ehlo, ErrorClass::Protocol, e.to_string()))?;
         ehlo.keywords.clear();
         ehlo.features = EhloFeatures::empty();
         ehlo.auth.clear();
@@ -938,7 +808,11 @@ impl Run<'_> {
         }
         let refused = |worst: Option<Reply>| match worst {
             Some(r) => SendError::refused(Stage::Rcpt, r),
-            None => SendError::new(Stage::Rcpt, false, "every recipient refused"),
+            None => SendError::new(
+                Stage::Rcpt,
+                ErrorClass::Permanent,
+                "every recipient refused",
+            ),
         };
         if self.report.accepted.is_empty() && !plan.pipelining {
             return Err(refused(worst));

@@ -10,11 +10,14 @@
 //! |---|---|
 //! | [`Client`], [`ClientConfig`] | one message per connection; `hosts_pipe_connect`, the EHLO cache |
 //! | [`Message`], [`Delivery`] | what is sent; what the connection did (sent early, waits, `L` field) |
-//! | [`SendError`], [`Stage`] | where it failed, and whether a retry may succeed |
+//! | [`SendError`], [`Stage`], [`ErrorClass`] | where it failed, the server's reply or the library's error, and what to do: permanent, temporary, certificate, protocol |
 //! | [`Message::check`], [`EnvelopeError`], [`check_forward_path`] | envelope addresses checked before connecting: nothing but the address goes between the angle brackets |
 //! | [`StartTls`], [`UpgradeContext`], [`NoTls`], [`Start`] | the TLS seam |
 //! | [`TlsUpgrade`] | STARTTLS through any tlsresume backend (a `ClientContext`), the EHLO host name in its session cache key |
 //! | [`reply`] | the SMTP reply parser (the workspace's only one) |
+//! | [`server`]: [`ServerSession`], [`ServerConfig`] | the server's dialogue without I/O (banner, EHLO, STARTTLS, MAIL, RCPT, DATA, BDAT, RSET, NOOP, QUIT, limits, no smuggling) and its blocking front |
+//! | [`session`]: [`ClientSession`] | the client's opening without I/O (banner, EHLO, STARTTLS, QUIT) and its blocking front |
+//! | `tokio` (feature `tokio`) | the async fronts of both sessions |
 //! | [`fastopen`]: [`FastOpenStream`], [`FastOpen`] | TCP Fast Open: the first flight in the SYN, and what the kernel says became of it |
 //! | [`ehlo`]: [`EhloCache`], [`EhloKey`], [`EhloStore`], [`MemoryEhloStore`] | early pipelining's EHLO-response cache and its rules |
 //!
@@ -55,14 +58,18 @@ mod client;
 mod conn;
 pub mod ehlo;
 mod envelope;
+mod error;
 pub mod fastopen;
 mod ffi;
 pub mod reply;
+pub mod server;
+pub mod session;
 mod tls;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use client::{
-    Client, ClientConfig, Delivery, HeloNameError, Message, NoTls, SendError, Stage, Start,
-    StartTls, UpgradeContext,
+    Client, ClientConfig, Delivery, HeloNameError, Message, NoTls, Start, StartTls, UpgradeContext,
 };
 pub use ehlo::{
     ehlo_verdict, DeleteReason, EhloCache, EhloEntry, EhloFeatures, EhloKey, EhloParseError,
@@ -73,6 +80,12 @@ pub use envelope::{
     check_forward_path, check_reverse_path, AddressError, EnvelopeError, EnvelopeField,
     MAX_COMMAND_LINE, MAX_LOCAL_PART, MAX_PATH,
 };
+pub use error::{ErrorClass, SendError, Stage};
 pub use fastopen::{FastOpen, FastOpenStream};
-pub use reply::{read_line_unbuffered, read_reply_lines, read_reply_unbuffered, Reply, ReplyError};
+pub use reply::{
+    read_line_unbuffered, read_reply_lines, read_reply_unbuffered, EnhancedStatus, Reply,
+    ReplyError,
+};
+pub use server::{Deadlines, Pipelining, ServerConfig, ServerSession};
+pub use session::{ClientSession, Goal, Opened};
 pub use tls::TlsUpgrade;

@@ -53,6 +53,31 @@ impl Reply {
         self.lines.iter().map(|l| l.get(4..).unwrap_or(""))
     }
 
+    /// The enhanced status code (RFC 3463) at the start of the first line's text, when the
+    /// server gave one whose class matches the reply code's (`5.1.1` in `550 5.1.1 no such
+    /// user`).
+    pub fn enhanced_status(&self) -> Option<EnhancedStatus> {
+        let word = self.texts().next()?.split_ascii_whitespace().next()?;
+        let mut parts = word.split('.');
+        let mut number = |max: u16| {
+            let p = parts.next()?;
+            if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            p.parse::<u16>().ok().filter(|&n| n <= max)
+        };
+        let class = u8::try_from(number(9)?).ok()?;
+        let status = EnhancedStatus {
+            class,
+            subject: number(999)?,
+            detail: number(999)?,
+        };
+        if parts.next().is_some() || u16::from(class) != self.code / 100 {
+            return None;
+        }
+        Some(status)
+    }
+
     /// 2xx: the command succeeded.
     pub fn is_positive(&self) -> bool {
         self.code / 100 == 2
@@ -90,6 +115,24 @@ impl fmt::Display for Reply {
 impl fmt::Debug for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Reply({self})")
+    }
+}
+
+/// An enhanced status code (RFC 3463): `class.subject.detail`, as `5.1.1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EnhancedStatus {
+    /// 2 success, 4 persistent transient failure, 5 permanent failure.
+    pub class: u8,
+    /// What it is about (1 addressing, 2 mailbox, 3 mail system, 4 network and routing, 5
+    /// protocol, 6 content, 7 security or policy).
+    pub subject: u16,
+    /// The detail within the subject.
+    pub detail: u16,
+}
+
+impl fmt::Display for EnhancedStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.class, self.subject, self.detail)
     }
 }
 
@@ -138,7 +181,7 @@ impl ReplyError {
 }
 
 /// Collects lines into a reply.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Assembler {
     code: Option<u16>,
     lines: Vec<String>,
@@ -287,6 +330,30 @@ mod tests {
             read_reply_unbuffered(&mut bare).expect("code only").code(),
             221
         );
+    }
+
+    #[test]
+    fn enhanced_status_codes() {
+        let reply = |line: &str| Reply::from_lines(&[line]).expect("a reply");
+        let status = reply("550 5.1.1 no such user").enhanced_status();
+        assert_eq!(status.map(|s| s.to_string()).as_deref(), Some("5.1.1"));
+        assert_eq!(
+            reply("451 4.3.0 try later").enhanced_status(),
+            Some(EnhancedStatus {
+                class: 4,
+                subject: 3,
+                detail: 0
+            })
+        );
+        for none in [
+            "550 no such user",
+            "550 4.1.1 wrong class",
+            "250 2.0",
+            "250 1.2.3.4",
+            "250",
+        ] {
+            assert_eq!(reply(none).enhanced_status(), None, "{none}");
+        }
     }
 
     #[test]

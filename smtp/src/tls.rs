@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tlsresume_core::{ClientContext, ClientParams, Error, SessionInfo, TlsStream, Transport};
 
 use crate::client::{StartTls, UpgradeContext};
+use crate::error::ErrorClass;
 
 /// STARTTLS with a tlsresume client: a backend chosen at run time
 /// (`tlsresume::backends::client`) or any backend's `Client` (each is a [`ClientContext`]),
@@ -103,5 +104,9 @@ impl<S: Transport> StartTls<S> for TlsUpgrade {
 
     fn session_info(stream: &Self::Stream) -> Option<SessionInfo> {
         Some(stream.info())
+    }
+
+    fn classify(error: &Error) -> ErrorClass {
+        ErrorClass::of_tls(error)
     }
 }

@@ -1,7 +1,7 @@
 //! The scenario engine: runs Exim's resumption scenarios between a server backend and a client
 //! backend over real loopback sockets, on a virtual clock, and records what each end reports.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
@@ -15,10 +15,13 @@ use tlsresume_core::{
 };
 
 use crate::scenario::{Case, PolicyKind, Scenario, Wire, MIN};
-use crate::smtp::{read_line_unbuffered, read_reply};
 use tlsresume::backends;
 use tlsresume::tokio::{TlsAcceptor, TlsConnector};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt};
+use tlsresume_smtp::server::{self, Stop};
+use tlsresume_smtp::session::{self, ClientSession, Goal};
+use tlsresume_smtp::tokio as smtp_tokio;
+use tlsresume_smtp::{ServerConfig, ServerSession};
+use tokio::io::AsyncWriteExt;
 
 pub use crate::pki::Pki;
 
@@ -477,35 +480,45 @@ impl Rig {
     }
 }
 
-fn expect_command(r: &mut dyn Read, verb: &str) -> io::Result<()> {
-    let line = read_line_unbuffered(r)?;
-    if line.to_ascii_uppercase().starts_with(verb) {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!("expected {verb}, got '{line}'")))
+/// The server's session for one connection of `wire`, named `name` (the client's
+/// load-balancer name).
+fn server_session(wire: Wire, name: &str) -> ServerSession {
+    ServerSession::new(
+        ServerConfig::new(name)
+            .starttls(wire == Wire::Starttls)
+            .tls(wire == Wire::TlsOnConnect),
+    )
+}
+
+/// What ended a server session that should have ended with QUIT.
+fn expect_quit(stop: Stop) -> io::Result<()> {
+    match stop {
+        Stop::Quit => Ok(()),
+        other => Err(io::Error::other(format!("expected QUIT, got {other:?}"))),
     }
 }
 
 /// The clear part of a server connection: accept, then (STARTTLS) banner, EHLO, STARTTLS.
 fn serve_plain(
     listener: &TcpListener,
-    wire: Wire,
-    name: &str,
+    session: &mut ServerSession,
 ) -> io::Result<(TcpStream, ServerParams)> {
     let (mut tcp, peer) = listener.accept()?;
     let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
     let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));
     let _ = tcp.set_nodelay(true);
     let local = tcp.local_addr()?;
-    if wire == Wire::Starttls {
-        write!(tcp, "220 {name} ESMTP tlsresume\r\n")?;
-        expect_command(&mut tcp, "EHLO")?;
-        write!(
-            tcp,
-            "250-{name} hello\r\n250-PIPELINING\r\n250 STARTTLS\r\n"
-        )?;
-        expect_command(&mut tcp, "STARTTLS")?;
-        tcp.write_all(b"220 TLS go ahead\r\n")?;
+    if session.config().starttls {
+        session.greet();
+        match server::drive(session, &mut tcp)? {
+            Stop::StartTls { .. } => server::flush(session, &mut tcp)?,
+            other => {
+                return Err(io::Error::other(format!(
+                    "expected STARTTLS, got {other:?}"
+                )))
+            }
+        }
+        session.tls_started();
     }
     Ok((tcp, ServerParams::new(peer, local)))
 }
@@ -516,24 +529,30 @@ fn serve_one(
     wire: Wire,
     name: &str,
 ) -> Result<SessionInfo, String> {
+    serve_smtp(listener, server, server_session(wire, name)).map(|(info, _)| info)
+}
+
+/// Accepts one connection on `listener` and runs `session` over it through a blocking
+/// `server`: STARTTLS when the session offers it, TLS from the first byte otherwise, until the
+/// client's QUIT. What the TLS server reported, and the session at its end.
+pub fn serve_smtp(
+    listener: &TcpListener,
+    server: &dyn ServerContext,
+    mut session: ServerSession,
+) -> Result<(SessionInfo, ServerSession), String> {
     let io = |e: io::Error| e.to_string();
-    let (tcp, params) = serve_plain(listener, wire, name).map_err(io)?;
+    let (tcp, params) = serve_plain(listener, &mut session).map_err(io)?;
     let mut tls = server
         .accept(Box::new(tcp), &params)
         .map_err(|e| e.to_string())?;
-    if wire == Wire::TlsOnConnect {
-        write!(tls, "220 {name} ESMTP tlsresume\r\n").map_err(io)?;
-        tls.flush().map_err(io)?;
+    if session.config().tls {
+        session.greet();
     }
-    expect_command(&mut tls, "EHLO").map_err(io)?;
-    write!(tls, "250-{name} hello\r\n250 SIZE 52428800\r\n").map_err(io)?;
-    tls.flush().map_err(io)?;
-    expect_command(&mut tls, "QUIT").map_err(io)?;
-    tls.write_all(b"221 bye\r\n").map_err(io)?;
-    tls.flush().map_err(io)?;
+    expect_quit(server::drive(&mut session, &mut tls).map_err(io)?).map_err(io)?;
+    server::flush(&mut session, &mut tls).map_err(io)?;
     let info = tls.info();
     let _ = tls.shutdown();
-    Ok(info)
+    Ok((info, session))
 }
 
 /// The server side through `tlsresume::tokio`.
@@ -544,31 +563,27 @@ fn serve_one_async(
     name: &str,
 ) -> Result<SessionInfo, String> {
     let io = |e: io::Error| e.to_string();
-    let (tcp, params) = serve_plain(listener, wire, name).map_err(io)?;
+    let mut session = server_session(wire, name);
+    let (tcp, params) = serve_plain(listener, &mut session).map_err(io)?;
     tcp.set_nonblocking(true).map_err(io)?;
     let rt = runtime().map_err(io)?;
     rt.block_on(async move {
         let tcp = tokio::net::TcpStream::from_std(tcp).map_err(io)?;
-        let tls = TlsAcceptor::new(server)
+        let mut tls = TlsAcceptor::new(server)
             .accept(&params, tcp)
             .await
             .map_err(|e| e.to_string())?;
-        let mut tls = tokio::io::BufReader::new(tls);
         if wire == Wire::TlsOnConnect {
-            tls.write_all(format!("220 {name} ESMTP tlsresume\r\n").as_bytes())
-                .await
-                .map_err(io)?;
-            tls.flush().await.map_err(io)?;
+            session.greet();
         }
-        expect_command_async(&mut tls, "EHLO").await.map_err(io)?;
-        tls.write_all(format!("250-{name} hello\r\n250 SIZE 52428800\r\n").as_bytes())
+        let stop = tokio::time::timeout(IO_TIMEOUT, smtp_tokio::drive(&mut session, &mut tls))
+            .await
+            .map_err(|_| "server: timed out".to_owned())?;
+        expect_quit(stop.map_err(io)?).map_err(io)?;
+        smtp_tokio::flush(&mut session, &mut tls)
             .await
             .map_err(io)?;
-        tls.flush().await.map_err(io)?;
-        expect_command_async(&mut tls, "QUIT").await.map_err(io)?;
-        tls.write_all(b"221 bye\r\n").await.map_err(io)?;
-        tls.flush().await.map_err(io)?;
-        let info = tls.get_ref().info();
+        let info = tls.info();
         let _ = tls.shutdown().await;
         Ok(info)
     })
@@ -580,27 +595,28 @@ fn client_plain(
     peer: SocketAddr,
     wire: Wire,
     connected: &mut bool,
-) -> io::Result<(TcpStream, Option<String>)> {
-    let mut tcp = TcpStream::connect(peer)?;
+) -> Result<(TcpStream, Option<String>), String> {
+    let mut tcp = TcpStream::connect(peer).map_err(|e| e.to_string())?;
     *connected = true;
     let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
     let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));
     let _ = tcp.set_nodelay(true);
     let mut lb_name = None;
     if wire == Wire::Starttls {
-        read_reply(&mut tcp, "220")?;
-        tcp.write_all(b"EHLO client.tlsresume.test\r\n")?;
-        let ehlo = read_reply(&mut tcp, "250")?;
-        // Exim's host_name_extract: the name in the first line of the EHLO response.
-        lb_name = ehlo
-            .first()
-            .and_then(|l| l.get(4..))
-            .and_then(|rest| rest.split_whitespace().next())
-            .map(str::to_owned);
-        tcp.write_all(b"STARTTLS\r\n")?;
-        read_reply(&mut tcp, "220")?;
+        let mut session = ClientSession::new(HELO, Goal::StartTls);
+        let opened = session::open(&mut session, &mut tcp).map_err(|e| e.to_string())?;
+        lb_name = opened.lb_name().map(str::to_owned);
     }
     Ok((tcp, lb_name))
+}
+
+/// The client's name in EHLO.
+const HELO: &str = "client.tlsresume.test";
+
+/// The client's dialogue over TLS: (the banner,) EHLO and QUIT.
+fn client_tls_session(wire: Wire) -> ClientSession {
+    let banner = wire == Wire::TlsOnConnect;
+    ClientSession::new(HELO, Goal::Quit { banner })
 }
 
 fn client_params(peer: SocketAddr, lb_name: Option<String>) -> ClientParams {
@@ -615,22 +631,12 @@ fn client_one(
     wire: Wire,
     connected: &mut bool,
 ) -> Result<SessionInfo, String> {
-    let io = |e: io::Error| e.to_string();
-    let (tcp, lb_name) = client_plain(peer, wire, connected).map_err(io)?;
+    let (tcp, lb_name) = client_plain(peer, wire, connected)?;
     let params = client_params(peer, lb_name);
     let mut tls: Box<dyn TlsStream> = client
         .connect(Box::new(tcp), &params)
         .map_err(|e| e.to_string())?;
-    if wire == Wire::TlsOnConnect {
-        read_reply(&mut tls, "220").map_err(io)?;
-    }
-    tls.write_all(b"EHLO client.tlsresume.test\r\n")
-        .map_err(io)?;
-    tls.flush().map_err(io)?;
-    read_reply(&mut tls, "250").map_err(io)?;
-    tls.write_all(b"QUIT\r\n").map_err(io)?;
-    tls.flush().map_err(io)?;
-    read_reply(&mut tls, "221").map_err(io)?;
+    session::open(&mut client_tls_session(wire), &mut tls).map_err(|e| e.to_string())?;
     let info = tls.info();
     let _ = tls.shutdown();
     Ok(info)
@@ -643,47 +649,6 @@ fn runtime() -> io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// An SMTP reply read from an async stream, checked against `code`.
-async fn read_reply_async<R: AsyncBufRead + Unpin>(r: &mut R, code: &str) -> io::Result<()> {
-    loop {
-        let mut line = String::new();
-        if tokio::time::timeout(IO_TIMEOUT, r.read_line(&mut line))
-            .await
-            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??
-            == 0
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("connection closed waiting for {code}"),
-            ));
-        }
-        if !line.starts_with(code) {
-            return Err(io::Error::other(format!(
-                "expected {code}, got '{}'",
-                line.trim_end()
-            )));
-        }
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return Ok(());
-        }
-    }
-}
-
-async fn expect_command_async<R: AsyncBufRead + Unpin>(r: &mut R, verb: &str) -> io::Result<()> {
-    let mut line = String::new();
-    tokio::time::timeout(IO_TIMEOUT, r.read_line(&mut line))
-        .await
-        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-    if line.to_ascii_uppercase().starts_with(verb) {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "expected {verb}, got '{}'",
-            line.trim_end()
-        )))
-    }
-}
-
 /// The client side through `tlsresume::tokio`: the clear part blocking (it is not TLS), the
 /// handshake and the TLS dialogue async.
 fn client_one_async(
@@ -693,29 +658,22 @@ fn client_one_async(
     connected: &mut bool,
 ) -> Result<SessionInfo, String> {
     let io = |e: io::Error| e.to_string();
-    let (tcp, lb_name) = client_plain(peer, wire, connected).map_err(io)?;
+    let (tcp, lb_name) = client_plain(peer, wire, connected)?;
     let params = client_params(peer, lb_name);
     tcp.set_nonblocking(true).map_err(io)?;
     let rt = runtime().map_err(io)?;
     rt.block_on(async move {
         let tcp = tokio::net::TcpStream::from_std(tcp).map_err(io)?;
-        let tls = TlsConnector::new(client)
+        let mut tls = TlsConnector::new(client)
             .connect(&params, tcp)
             .await
             .map_err(|e| e.to_string())?;
-        let mut tls = tokio::io::BufReader::new(tls);
-        if wire == Wire::TlsOnConnect {
-            read_reply_async(&mut tls, "220").await.map_err(io)?;
-        }
-        tls.write_all(b"EHLO client.tlsresume.test\r\n")
+        let mut session = client_tls_session(wire);
+        tokio::time::timeout(IO_TIMEOUT, smtp_tokio::open(&mut session, &mut tls))
             .await
-            .map_err(io)?;
-        tls.flush().await.map_err(io)?;
-        read_reply_async(&mut tls, "250").await.map_err(io)?;
-        tls.write_all(b"QUIT\r\n").await.map_err(io)?;
-        tls.flush().await.map_err(io)?;
-        read_reply_async(&mut tls, "221").await.map_err(io)?;
-        let info = tls.get_ref().info();
+            .map_err(|_| "client: timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let info = tls.info();
         let _ = tls.shutdown().await;
         Ok(info)
     })

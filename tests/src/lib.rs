@@ -29,10 +29,9 @@ mod pki;
 pub mod redis;
 pub mod report;
 mod scenario;
-pub mod smtp;
 mod timeline;
 
-pub use engine::{run, run_case, run_case_async, Io, Outcome, Pki, Plan};
+pub use engine::{run, run_case, run_case_async, serve_smtp, Io, Outcome, Pki, Plan};
 
 /// A loopback address for tests and benches: `127.0.0.1:port`.
 pub fn loopback(port: u16) -> std::net::SocketAddr {

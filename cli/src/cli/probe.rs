@@ -23,8 +23,8 @@ use tlsresume::{
 };
 use tlsresume_compare::Pki;
 
-use super::smtp::{client_session, client_starttls};
 use super::{log_line, StartProtocol, Wire};
+use tlsresume::smtp::session::{self as smtp_session, ClientSession, Goal};
 
 /// The server name sent when the target is an IP address and `--sni` is not given: the name
 /// the committed test certificate is made for.
@@ -886,6 +886,15 @@ fn send(target: &Target<'_>, wire: Wire, mail: &Mail, n: u32) -> Outcome {
     outcome
 }
 
+/// An SMTP failure in words (a timeout said as the deadline or idle timeout that passed), and
+/// whether it was a timeout.
+fn smtp_said(e: &tlsresume::smtp::SendError) -> (String, bool) {
+    match e.io_error() {
+        Some(io) => (super::said(io), super::is_timeout(io)),
+        None => (e.to_string(), false),
+    }
+}
+
 /// One connection: TCP, the plain-text phase, the handshake, EHLO and QUIT.
 fn connect(target: &Target<'_>, wire: Wire, ehlo: &str) -> Outcome {
     let mut outcome = target.outcome();
@@ -899,13 +908,14 @@ fn connect(target: &Target<'_>, wire: Wire, ehlo: &str) -> Outcome {
     };
     let mut lb_name = None;
     if wire == Wire::Starttls {
-        let said = client_starttls(&mut tcp, ehlo);
+        let said = smtp_session::open(&mut ClientSession::new(ehlo, Goal::StartTls), &mut tcp);
         outcome.fast_open = fast_open.as_ref().and_then(FastOpenReport::get);
         match said {
-            Ok(name) => lb_name = name,
+            Ok(opened) => lb_name = opened.lb_name().map(str::to_owned),
             Err(e) => {
-                outcome.result = Err(format!("SMTP before STARTTLS: {}", super::said(&e)));
-                outcome.error_kind = super::is_timeout(&e).then_some(ErrorKind::Io.name());
+                let (said, timeout) = smtp_said(&e);
+                outcome.result = Err(format!("SMTP before STARTTLS: {said}"));
+                outcome.error_kind = timeout.then_some(ErrorKind::Io.name());
                 return outcome;
             }
         }
@@ -926,11 +936,14 @@ fn connect(target: &Target<'_>, wire: Wire, ehlo: &str) -> Outcome {
             return outcome;
         }
     };
-    outcome.result = match client_session(tls.as_mut(), wire == Wire::TlsOnConnect, ehlo) {
-        Ok(()) => Ok(tls.info()),
+    let banner = wire == Wire::TlsOnConnect;
+    let mut session = ClientSession::new(ehlo, Goal::Quit { banner });
+    outcome.result = match smtp_session::open(&mut session, tls.as_mut()) {
+        Ok(_) => Ok(tls.info()),
         Err(e) => {
-            outcome.error_kind = super::is_timeout(&e).then_some(ErrorKind::Io.name());
-            Err(format!("SMTP over TLS: {}", super::said(&e)))
+            let (said, timeout) = smtp_said(&e);
+            outcome.error_kind = timeout.then_some(ErrorKind::Io.name());
+            Err(format!("SMTP over TLS: {said}"))
         }
     };
     let _ = tls.shutdown();

@@ -18,8 +18,10 @@ use tlsresume::{
 use tlsresume_compare::Pki;
 
 use super::pool::Pool;
-use super::smtp::{input_within, serve_plain_until_starttls, Pipelining, Sink, SYNC_ERROR};
+use super::smtp::{input_within, serve_plain_until_starttls, SYNC_ERROR};
 use super::{log_line, StartProtocol, Wire};
+use tlsresume::smtp::server::{self as smtp_server, Stop};
+use tlsresume::smtp::{Pipelining, ServerConfig, ServerSession};
 
 pub(super) mod on_tokio;
 
@@ -684,19 +686,23 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: 
         Ok(a) => a,
         Err(e) => return fail(format!("connection lost: {e}")),
     };
-    let mut pipe = Pipelining {
-        offer: !shared.http
-            && shared
-                .pipe_connect
-                .as_ref()
-                .is_some_and(|hosts| hosts.matches(peer.ip(), None)),
-        ..Pipelining::default()
-    };
+    let offer = !shared.http
+        && shared
+            .pipe_connect
+            .as_ref()
+            .is_some_and(|hosts| hosts.matches(peer.ip(), None));
+    let mut session = ServerSession::new(
+        ServerConfig::new(shared.hostname.clone())
+            .pipe_connect(offer)
+            .starttls(shared.wire == Wire::Starttls)
+            .tls(shared.wire == Wire::TlsOnConnect),
+    );
     if shared.wire != Wire::TlsOnConnect {
         // Before the banner: a client that talks now uses early pipelining if it was offered,
         // and is an early talker to be dropped if not.
-        pipe.early = input_within(&tcp, shared.pre_banner_wait);
-        if pipe.early && !pipe.offer {
+        let early = input_within(&tcp, shared.pre_banner_wait);
+        session.set_early(early);
+        if early && !offer {
             let _ = tcp.write_all(SYNC_ERROR.as_bytes());
             let _ = tcp.flush();
             let _ = tcp.shutdown(std::net::Shutdown::Both);
@@ -707,22 +713,20 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: 
         }
     }
     if shared.wire == Wire::Plain {
-        let mut sink = Sink::new(tcp, &shared.hostname, pipe, false);
-        let ended = sink.run(true);
+        session.greet();
+        let ended = smtp_server::drive(&mut session, &mut tcp);
         log(Record {
-            problem: ended.as_ref().err().map(super::said),
-            messages: sink.messages,
-            pipe: sink.pipe,
+            problem: stopped_why(&ended),
+            messages: session.messages(),
+            pipe: session.pipelining(),
             ..Record::default()
         });
-        if ended.is_ok() {
-            sink.quit();
-        }
+        let _ = smtp_server::flush(&mut session, &mut tcp);
         return;
     }
     if shared.wire == Wire::Starttls {
-        match serve_plain_until_starttls(&mut tcp, &shared.hostname, &mut pipe) {
-            Ok(true) => {}
+        match serve_plain_until_starttls(&mut session, &mut tcp) {
+            Ok(true) => session.tls_started(),
             Ok(false) => return fail("QUIT before STARTTLS, no TLS".into()),
             Err(e) => return fail(format!("SMTP error before STARTTLS: {}", super::said(&e))),
         }
@@ -739,22 +743,23 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: 
     }
     if shared.wire == Wire::TlsOnConnect && !shared.http {
         // Commands already sent over the new TLS session, before its banner.
-        pipe.early = tls
-            .as_mut()
-            .transport_mut::<Deadline<TcpStream>>()
-            .is_some_and(|tcp| input_within(tcp.get_ref(), Duration::ZERO));
+        session.set_early(
+            tls.as_mut()
+                .transport_mut::<Deadline<TcpStream>>()
+                .is_some_and(|tcp| input_within(tcp.get_ref(), Duration::ZERO)),
+        );
     }
     let banner = shared.wire == Wire::TlsOnConnect;
-    over_tls(shared, tls, peer, pipe, fast_open, banner);
+    over_tls(shared, tls, peer, session, fast_open, banner);
 }
 
-/// The protocol over an established TLS session (HTTP, or SMTP with the banner first when
-/// `banner`), then the connection's log line.
+/// The protocol over an established TLS session (HTTP, or the SMTP `session` with the banner
+/// first when `banner`), then the connection's log line.
 fn over_tls(
     shared: &Shared,
-    tls: Box<dyn TlsStream>,
+    mut tls: Box<dyn TlsStream>,
     peer: SocketAddr,
-    pipe: Pipelining,
+    mut session: ServerSession,
     fast_open: Option<Accepted>,
     banner: bool,
 ) {
@@ -769,17 +774,29 @@ fn over_tls(
             ..Record::default()
         });
     }
-    let mut sink = Sink::new(tls, &shared.hostname, pipe, true);
-    let ended = sink.run(banner);
+    if banner {
+        session.greet();
+    }
+    let ended = smtp_server::drive(&mut session, &mut tls);
     // Logged before QUIT is answered, so a client's next connection comes after this line.
     log(Record {
-        info: Some(sink.info()),
-        problem: ended.as_ref().err().map(super::said),
-        messages: sink.messages,
-        pipe: sink.pipe,
+        info: Some(tls.info()),
+        problem: stopped_why(&ended),
+        messages: session.messages(),
+        pipe: session.pipelining(),
         ..Record::default()
     });
-    if ended.is_ok() {
-        sink.finish();
+    if smtp_server::flush(&mut session, &mut tls).is_ok() && matches!(ended, Ok(Stop::Quit)) {
+        let _ = tls.shutdown();
+    }
+}
+
+/// Why a session ended otherwise than by QUIT, for the log.
+fn stopped_why(ended: &std::io::Result<Stop>) -> Option<String> {
+    match ended {
+        Ok(Stop::Quit) => None,
+        Ok(Stop::Close(why)) => Some((*why).to_owned()),
+        Ok(Stop::StartTls { .. }) => Some("STARTTLS again under TLS".into()),
+        Err(e) => Some(super::said(e)),
     }
 }

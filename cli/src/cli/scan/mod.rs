@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
+use tlsresume::smtp::session::{self as smtp_session, ClientSession, Goal};
 use tlsresume::{Error, ProtocolVersion, ResumptionPolicy, TlsStream};
 use tlsresume_compare::Pki;
 
@@ -114,16 +115,18 @@ impl Endpoint {
         if !self.starttls {
             return Ok((tcp, None));
         }
-        let name = super::smtp::client_starttls(&mut tcp, &self.ehlo)
+        let mut session = ClientSession::new(self.ehlo.as_str(), Goal::StartTls);
+        let opened = smtp_session::open(&mut session, &mut tcp)
             .map_err(|e| format!("SMTP before STARTTLS: {e}"))?;
-        Ok((tcp, name))
+        Ok((tcp, opened.lb_name().map(str::to_owned)))
     }
 
     /// After a backend client's handshake: EHLO and QUIT over TLS (STARTTLS), or wait for
     /// what the server sends (its TLS 1.3 tickets, a banner).
     pub fn after_handshake(&self, tls: &mut dyn TlsStream) {
         if self.starttls {
-            let _ = super::smtp::client_session(tls, false, &self.ehlo);
+            let mut session = ClientSession::new(self.ehlo.as_str(), Goal::Quit { banner: false });
+            let _ = smtp_session::open(&mut session, tls);
             return;
         }
         if tls.info().protocol != ProtocolVersion::Tls13 {

@@ -12,20 +12,19 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tlsresume::limits::PerAddress;
 use tlsresume::tokio::TlsAcceptor;
 use tlsresume::{Error, ServerParams, SessionInfo, TlsStream};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
 use super::{log_connection, log_refused_address, over_tls, Record, Shared};
 use crate::cli::log_line;
-use crate::cli::smtp::Pipelining;
+use tlsresume::smtp::{ServerConfig, ServerSession};
 
 /// An established connection on tokio.
 type Tls = tlsresume::tokio::TlsStream<TcpStream>;
@@ -128,9 +127,11 @@ async fn connection(shared: Arc<Shared>, acceptor: &TlsAcceptor, tcp: TcpStream,
         problem: Some(crate::cli::said(e)),
         ..Record::default()
     };
+    let mut session = ServerSession::new(ServerConfig::new(shared.hostname.clone()).tls(true));
     if !shared.http {
-        let banner = format!("220 {} ESMTP tlsresume\r\n", shared.hostname);
-        if let Err(e) = write_all(&mut tls, banner.as_bytes(), shared.timeout).await {
+        session.greet();
+        let banner = session.take_output();
+        if let Err(e) = write_all(&mut tls, &banner, shared.timeout).await {
             return fail(failed(&tls, &e));
         }
     }
@@ -148,14 +149,7 @@ async fn connection(shared: Arc<Shared>, acceptor: &TlsAcceptor, tcp: TcpStream,
         timeout: shared.timeout,
     };
     let session = tokio::task::spawn_blocking(move || {
-        over_tls(
-            &shared,
-            Box::new(bridge),
-            peer,
-            Pipelining::default(),
-            None,
-            false,
-        );
+        over_tls(&shared, Box::new(bridge), peer, session, None, false);
     });
     let _ = session.await;
 }
@@ -204,23 +198,6 @@ impl fmt::Debug for Bridge {
     }
 }
 
-impl Bridge {
-    /// Whether the client has sent bytes not read yet (more commands behind the current ones),
-    /// without waiting.
-    pub(crate) fn input_pending(&mut self) -> bool {
-        if self.at < self.first.len() {
-            return true;
-        }
-        let mut byte = [0u8; 1];
-        let mut buf = ReadBuf::new(&mut byte);
-        let mut cx = Context::from_waker(Waker::noop());
-        matches!(
-            self.tls.get_ref().poll_peek(&mut cx, &mut buf),
-            Poll::Ready(Ok(n)) if n > 0
-        )
-    }
-}
-
 impl Read for Bridge {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.at < self.first.len() {
@@ -252,7 +229,7 @@ impl TlsStream for Bridge {
         block(&self.runtime, self.timeout, self.tls.shutdown())
     }
 
-    /// The bridge itself: what `smtp::Pending` looks for to see pipelined input.
+    /// The bridge itself.
     fn transport_dyn(&self) -> &dyn tlsresume::Transport {
         self
     }
