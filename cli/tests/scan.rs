@@ -153,6 +153,11 @@ fn openssl_s_server_with_num_tickets() {
     assert_eq!(verdict(&v, 0, "1.3", "ticket_reuse"), "yes");
     assert_eq!(verdict(&v, 0, "1.3", "key_name"), "yes");
     assert_eq!(verdict(&v, 0, "1.3", "max_early_data"), "no");
+    assert_eq!(
+        value(&v, 0, "1.3", "psk_modes")["used"],
+        "psk_dhe_ke",
+        "{v}"
+    );
     // TLS 1.2: tickets and session IDs, both resume; the ticket is not renewed.
     assert_eq!(verdict(&v, 0, "1.2", "tickets"), "yes");
     assert_eq!(verdict(&v, 0, "1.2", "session_ids"), "yes");
@@ -635,4 +640,39 @@ fn verdicts_agree_with_testssl_on_the_same_servers() {
     assert_eq!(a.len(), 2, "{a:?}");
     assert!(a.iter().zip(&b).all(|(x, y)| x.1 != y.1), "{a:?} {b:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn what_changes_on_resumption_is_each_clients_known_issue() {
+    let ocsp = pki("server-ecdsa.ocsp.der");
+    let server = Server::start(&["--backend", "openssl", "--ocsp", &ocsp]);
+    let exim = scan(&[&server.addr], &["--tls", "1.3"]);
+    let hardened = scan(&[&server.addr], &["--tls", "1.3", "--policy", "hardened"]);
+    assert_eq!(
+        value(&exim, 0, "1.3", "handshake")["ocsp_stapled"],
+        true,
+        "{exim}"
+    );
+    // No staple on a resumed handshake: Exim's OpenSSL client reports OCSP=1 and CV=no (its
+    // verify callback is not called); hardened carries the full handshake's results.
+    let o = &value(&exim, 0, "1.3", "on_resumption")["openssl"];
+    assert_eq!(
+        (o["ocsp_full"].as_u64(), o["ocsp_resumed"].as_u64()),
+        (Some(4), Some(1))
+    );
+    assert_eq!(
+        (o["cv_full"].as_str(), o["cv_resumed"].as_str()),
+        (Some("yes"), Some("no"))
+    );
+    assert!(check(&exim, 0, "1.3", "on_resumption")["mta"]
+        .as_str()
+        .is_some_and(|m| m.contains("hosts_require_ocsp")));
+    let h = &value(&hardened, 0, "1.3", "on_resumption")["openssl"];
+    assert_eq!(
+        (h["ocsp_resumed"].as_u64(), h["cv_resumed"].as_str()),
+        (Some(4), Some("yes"))
+    );
+    assert!(check(&exim, 0, "1.3", "resume_ticket")["evidence"]
+        .as_str()
+        .is_some_and(|e| e.ends_with("OCSP staple no")));
 }

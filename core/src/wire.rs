@@ -18,6 +18,8 @@ pub const HANDSHAKE_SERVER_HELLO: u8 = 2;
 /// Handshake message type of a NewSessionTicket.
 pub const HANDSHAKE_NEW_SESSION_TICKET: u8 = 4;
 const EXTENSION_SESSION_TICKET: u16 = 35;
+const EXTENSION_PRE_SHARED_KEY: u16 = 41;
+const EXTENSION_KEY_SHARE: u16 = 51;
 
 /// Record and handshake-message reassembly for the server-to-client direction.
 #[derive(Debug, Default)]
@@ -117,6 +119,11 @@ pub struct ServerHello {
     pub session_id_len: usize,
     /// Whether the session_ticket extension is present (TLS 1.2: a ticket follows).
     pub session_ticket: bool,
+    /// TLS 1.3: whether the server accepted a PSK (pre_shared_key extension).
+    pub pre_shared_key: bool,
+    /// TLS 1.3: whether the server sent a key share (with a PSK: the psk_dhe_ke mode;
+    /// without one: psk_ke, no forward secrecy for the resumed session).
+    pub key_share: bool,
 }
 
 /// Reads a ServerHello body; `None` when it is too short to hold a session ID.
@@ -125,7 +132,7 @@ pub fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
     let session_id_len = usize::from(*body.get(34)?);
     // cipher_suite (2), legacy_compression_method (1), extensions <0..2^16-1>.
     let mut at = 35 + session_id_len + 3;
-    let mut session_ticket = false;
+    let (mut session_ticket, mut pre_shared_key, mut key_share) = (false, false, false);
     if let Some(len) = body.get(at..at + 2) {
         let end = at + 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
         at += 2;
@@ -133,13 +140,20 @@ pub fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
             if at + 4 > end {
                 break;
             }
-            session_ticket |= u16::from_be_bytes([head[0], head[1]]) == EXTENSION_SESSION_TICKET;
+            match u16::from_be_bytes([head[0], head[1]]) {
+                EXTENSION_SESSION_TICKET => session_ticket = true,
+                EXTENSION_PRE_SHARED_KEY => pre_shared_key = true,
+                EXTENSION_KEY_SHARE => key_share = true,
+                _ => {}
+            }
             at += 4 + usize::from(u16::from_be_bytes([head[2], head[3]]));
         }
     }
     Some(ServerHello {
         session_id_len,
         session_ticket,
+        pre_shared_key,
+        key_share,
     })
 }
 
@@ -159,6 +173,8 @@ mod tests {
             Some(ServerHello {
                 session_id_len: id,
                 session_ticket: ticket,
+                pre_shared_key: false,
+                key_share: false,
             })
         };
         assert_eq!(parse_server_hello(&body), hello(32, true));
@@ -168,6 +184,13 @@ mod tests {
         short.extend([0xc0, 0x2f, 0, 0, 5, 0xff, 0x01, 0, 1, 0]);
         assert_eq!(parse_server_hello(&short), hello(0, false));
         assert_eq!(parse_server_hello(&[3, 3]), None);
+        // A resumed TLS 1.3 ServerHello: pre_shared_key (41) and key_share (51).
+        let mut tls13 = vec![3, 3];
+        tls13.extend([7u8; 32]);
+        tls13.push(0);
+        tls13.extend([0x13, 0x02, 0, 0, 10, 0, 41, 0, 2, 0, 0, 0, 51, 0, 0]);
+        let parsed = parse_server_hello(&tls13).expect("parsed");
+        assert!(parsed.pre_shared_key && parsed.key_share && !parsed.session_ticket);
     }
 
     #[test]

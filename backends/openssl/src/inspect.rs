@@ -81,6 +81,10 @@ pub struct Inspection {
     /// The connection's session after the handshake (for a TLS 1.2 ID resumption); `None`
     /// when OpenSSL holds none that resumes.
     pub session: Option<HeldSession>,
+    /// TLS 1.3: the PSK key exchange mode the server chose on a resumption: `psk_dhe_ke`
+    /// (its ServerHello carries a key share) or `psk_ke` (none); `None` when no PSK was
+    /// accepted.
+    pub psk_mode: Option<&'static str>,
     /// Whether an OCSP response was stapled.
     pub ocsp_stapled: bool,
     /// Whether the server sent application data (an SMTP banner) during the wait.
@@ -221,6 +225,13 @@ impl Inspector {
             ticket_extension: wire.server_hello.is_some_and(|h| h.session_ticket),
             tickets,
             session,
+            psk_mode: wire.server_hello.filter(|h| h.pre_shared_key).map(|h| {
+                if h.key_share {
+                    "psk_dhe_ke"
+                } else {
+                    "psk_ke"
+                }
+            }),
             ocsp_stapled: ssl.ocsp_status().is_some_and(|r| !r.is_empty()),
             app_data,
         })

@@ -200,7 +200,8 @@ pub fn on_resumption(runs: &[Run]) -> Check {
             ));
             if full.ocsp == tlsresume::OcspStatus::Verified {
                 meanings.push(format!(
-                    "{}: no staple on resumption, so hosts_require_ocsp cannot resume",
+                    "{}: no verified staple on a resumed connection; a client requiring OCSP \
+                     (hosts_require_ocsp) must keep the full handshake's result or not resume",
                     run.kind.name()
                 ));
             }

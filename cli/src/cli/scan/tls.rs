@@ -261,6 +261,9 @@ pub fn checks(version: ProtocolVersion, o: &Observed) -> Vec<Check> {
         });
     }
     out.push(resumption(o, tls13));
+    if tls13 {
+        out.push(psk_modes(o));
+    }
     out.push(reissue(o, tls13));
     if tls13 {
         out.push(reuse(o));
@@ -332,7 +335,11 @@ fn resumption(o: &Observed, tls13: bool) -> Check {
             LABEL,
             Verdict::Yes,
             json!(true),
-            format!("resumed, {}", r.cipher),
+            format!(
+                "resumed, {}, OCSP staple {}",
+                r.cipher,
+                if r.ocsp_stapled { "yes" } else { "no" }
+            ),
         ),
         Some(Ok(_)) => Check::new("resume_ticket", LABEL, Verdict::No, json!(false), "")
             .because("the server refused its own fresh ticket: full handshake")
@@ -344,6 +351,35 @@ fn resumption(o: &Observed, tls13: bool) -> Check {
         Some(Err(e)) => Check::unknown("resume_ticket", LABEL, e.clone()),
         None => Check::new("resume_ticket", LABEL, Verdict::No, json!(false), "")
             .because("no ticket was issued"),
+    }
+}
+
+/// The TLS 1.3 PSK key exchange mode the server chose when it resumed.
+#[cfg(feature = "openssl")]
+fn psk_modes(o: &Observed) -> Check {
+    const LABEL: &str = "PSK mode on resumption";
+    const UNTRIED: &str = "psk_ke alone not tried: the OpenSSL and rustls clients always offer \
+                           psk_dhe_ke, which a server that has both takes";
+    match &o.resumed {
+        Some(Ok(r)) if r.resumed => match r.psk_mode {
+            Some(mode) => Check::new(
+                "psk_modes",
+                LABEL,
+                Verdict::Info,
+                json!({"used": mode, "psk_ke_alone": null}),
+                format!(
+                    "{mode} ({} in the ServerHello); {UNTRIED}",
+                    if mode == "psk_dhe_ke" {
+                        "a key share"
+                    } else {
+                        "no key share"
+                    }
+                ),
+            ),
+            None => Check::unknown("psk_modes", LABEL, "the ServerHello was not read"),
+        },
+        Some(Err(e)) => Check::unknown("psk_modes", LABEL, e.clone()),
+        _ => Check::unknown("psk_modes", LABEL, "no resumption"),
     }
 }
 
