@@ -1,5 +1,5 @@
 //! The `tlsresume` command: compare the backends' resumption behaviour, decode resumption
-//! values, serve and probe.
+//! values, serve, probe and scan.
 
 mod cli;
 

@@ -1,5 +1,6 @@
-//! The `serve`, `probe` and `decode` subcommands and what they share: the SMTP dialogue, argument
-//! helpers, the log writer; `probe --cache` uses the on-disk store of `tlsresume-stores`.
+//! The `serve`, `probe`, `scan` and `decode` subcommands and what they share: the SMTP
+//! dialogue, argument helpers, the log writer; `probe --cache` uses the on-disk store of
+//! `tlsresume-stores`.
 
 pub mod decode;
 pub mod http;
