@@ -10,7 +10,9 @@ pub const GNUTLS_OCSP_SR_IS_AVAIL: u32 = 1;
 pub const GNUTLS_E_SUCCESS: u32 = 0;
 pub const GNUTLS_E_FATAL_ALERT_RECEIVED: i32 = -12;
 pub const GNUTLS_E_AGAIN: i32 = -28;
+pub const GNUTLS_E_NO_CERTIFICATE_FOUND: i32 = -49;
 pub const GNUTLS_E_INTERRUPTED: i32 = -52;
+pub const GNUTLS_E_CERTIFICATE_REQUIRED: i32 = -112;
 pub const GNUTLS_E_CERTIFICATE_ERROR: i32 = -43;
 pub const GNUTLS_E_PREMATURE_TERMINATION: i32 = -110;
 pub const GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR: i32 = -348;
@@ -140,6 +142,10 @@ pub const GNUTLS_CERT_MISSING_OCSP_STATUS: gnutls_certificate_status_t = 524288;
 pub const GNUTLS_CERT_INVALID_OCSP_STATUS: gnutls_certificate_status_t = 1048576;
 pub const GNUTLS_CERT_UNKNOWN_CRIT_EXTENSIONS: gnutls_certificate_status_t = 2097152;
 pub type gnutls_certificate_status_t = ::core::ffi::c_uint;
+pub const GNUTLS_CERT_IGNORE: gnutls_certificate_request_t = 0;
+pub const GNUTLS_CERT_REQUEST: gnutls_certificate_request_t = 1;
+pub const GNUTLS_CERT_REQUIRE: gnutls_certificate_request_t = 2;
+pub type gnutls_certificate_request_t = ::core::ffi::c_uint;
 pub const GNUTLS_SHUT_RDWR: gnutls_close_request_t = 0;
 pub const GNUTLS_SHUT_WR: gnutls_close_request_t = 1;
 pub type gnutls_close_request_t = ::core::ffi::c_uint;
@@ -319,6 +325,13 @@ unsafe extern "C" {
     ) -> *mut ::core::ffi::c_char;
 }
 unsafe extern "C" {
+    pub fn gnutls_session_set_verify_cert(
+        session: gnutls_session_t,
+        hostname: *const ::core::ffi::c_char,
+        flags: ::core::ffi::c_uint,
+    );
+}
+unsafe extern "C" {
     pub fn gnutls_session_is_resumed(session: gnutls_session_t) -> ::core::ffi::c_int;
 }
 unsafe extern "C" {
@@ -483,10 +496,21 @@ unsafe extern "C" {
     pub fn gnutls_session_get_ptr(session: gnutls_session_t) -> *mut ::core::ffi::c_void;
 }
 unsafe extern "C" {
+    pub fn gnutls_certificate_server_set_request(
+        session: gnutls_session_t,
+        req: gnutls_certificate_request_t,
+    );
+}
+unsafe extern "C" {
     pub fn gnutls_certificate_get_peers(
         session: gnutls_session_t,
         list_size: *mut ::core::ffi::c_uint,
     ) -> *const gnutls_datum_t;
+}
+unsafe extern "C" {
+    pub fn gnutls_certificate_client_get_request_status(
+        session: gnutls_session_t,
+    ) -> ::core::ffi::c_uint;
 }
 unsafe extern "C" {
     pub fn gnutls_certificate_verify_peers3(

@@ -247,6 +247,22 @@ impl Error {
         }
     }
 
+    /// The error a `Read` or `Write` on a TLS stream returned, as an [`Error`]: the
+    /// tlsresume error it carries when it carries one (a server that refused this client's
+    /// certificate after a TLS 1.3 handshake: [`ErrorKind::Certificate`]), else [`Error::Io`].
+    pub fn from_io(error: std::io::Error) -> Self {
+        if error.get_ref().is_some_and(|inner| inner.is::<Self>()) {
+            if let Some(inner) = error.into_inner() {
+                if let Ok(own) = inner.downcast::<Self>() {
+                    return *own;
+                }
+            }
+            unreachable_io()
+        } else {
+            Self::Io(error)
+        }
+    }
+
     /// The I/O error, when this is one (timeouts included).
     pub fn as_io(&self) -> Option<&std::io::Error> {
         match self {
@@ -260,6 +276,12 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         self.kind() == ErrorKind::Io
     }
+}
+
+/// Never reached: `from_io` checked the inner error's type first.
+#[cold]
+fn unreachable_io() -> Error {
+    Error::Io(std::io::Error::other("I/O error without its inner error"))
 }
 
 /// Why a store operation failed.

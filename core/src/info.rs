@@ -440,6 +440,11 @@ pub struct SessionInfo {
     /// Server: why the ticket the client presented was refused, where the library tells
     /// (OpenSSL, rustls; GnuTLS does not): `None` when none was presented, or it was accepted.
     pub ticket_refused: Option<RejectReason>,
+    /// Server: the subject DN of the client's certificate (Exim's `$tls_in_peerdn`), in
+    /// RFC 4514 form, when its verification is reported ([`verification`](Self::verification)
+    /// not [`Verification::NotChecked`]). Derived by tlsresume from the leaf certificate the
+    /// library hands over, the same form on every backend (Exim's differs with its library).
+    pub peer_dn: Option<String>,
 }
 
 impl SessionInfo {
@@ -462,7 +467,26 @@ impl SessionInfo {
             ticket_lifetime: None,
             no_offer: None,
             ticket_refused: None,
+            peer_dn: None,
         }
+    }
+
+    /// Exim's `$tls_{in,out}_certificate_verified`: `Some(true)` when the peer's certificate
+    /// verified on this connection (or, under a policy that carries it, on the session it
+    /// resumed), `Some(false)` when it was checked and failed, `None` (unset) when nothing was
+    /// checked: no certificate, or a resumed session whose check the library skipped.
+    pub fn certificate_verified(&self) -> Option<bool> {
+        match self.verification {
+            Verification::Verified => Some(true),
+            Verification::Failed => Some(false),
+            Verification::NotChecked => None,
+        }
+    }
+
+    /// Server: Exim's ACL condition `verify = certificate`, true only when the client's
+    /// certificate is reported verified.
+    pub fn verify_certificate(&self) -> bool {
+        self.verification == Verification::Verified
     }
 
     /// Exim's `X=` log element: the Exim cipher string, with `*` when resumed.
@@ -473,6 +497,14 @@ impl SessionInfo {
             self.cipher.exim.clone()
         }
     }
+}
+
+/// The subject DN of a DER certificate in RFC 4514 form (`CN=client,O=Example`), or `None`
+/// when the bytes are not a certificate.
+pub fn subject_dn(der: &[u8]) -> Option<String> {
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    Some(cert.tbs_certificate.subject.to_string())
 }
 
 #[cfg(test)]
@@ -557,6 +589,7 @@ mod tests {
             ticket_lifetime: None,
             no_offer: None,
             ticket_refused: None,
+            peer_dn: None,
         };
         assert_eq!(info.exim_x(), "TLS1.3:TLS_AES_256_GCM_SHA384:256*");
         info.resumed = false;

@@ -86,6 +86,6 @@ pub use pki::{certificates_from_pem, certificates_from_pem_file, Identity, KeyFo
 pub use seams::{ClientContext, Handshaking, MidHandshake, ServerContext, TlsStream, Transport};
 pub use settings::params::{ClientParams, ServerParams};
 pub use settings::{
-    ClientSettings, ClientSettingsBuilder, OcspMode, ServerSettings, ServerSettingsBuilder,
-    VerifyMode, Versions,
+    ClientAuth, ClientSettings, ClientSettingsBuilder, OcspMode, ServerSettings,
+    ServerSettingsBuilder, VerifyMode, Versions,
 };

@@ -111,10 +111,18 @@ pub(crate) fn handshake_done(role: &'static str, backend: BackendKind, resumed: 
 
 /// A client handshake failed.
 pub(crate) fn client_failed(backend: BackendKind, kind: ErrorKind) {
+    failed("client", backend, kind);
+}
+
+pub(crate) fn server_failed(backend: BackendKind, kind: ErrorKind) {
+    failed("server", backend, kind);
+}
+
+fn failed(role: &'static str, backend: BackendKind, kind: ErrorKind) {
     count(
         "tlsresume_handshake_failures_total",
         &[
-            ("role", "client"),
+            ("role", role),
             ("backend", backend.name()),
             ("kind", kind.name()),
         ],

@@ -4,6 +4,7 @@
 #   server-ecdsa.pem / .key         server certificate (P-256) for mx.tlsresume.test, localhost, 127.0.0.1
 #   server-rsa.pem / .key           the same names with an RSA-2048 key
 #   untrusted.pem / .key            self-signed, for "certificate does not verify" scenarios
+#   client.pem / .key               a client certificate (P-256, clientAuth) for client.tlsresume.test
 #   server-ecdsa.ocsp.der           a "good" OCSP response for server-ecdsa.pem, signed by the CA
 #   server-rsa.ocsp.der             the same for server-rsa.pem
 # Everything is valid for 20 years from the day it is made. Run from this directory.
@@ -27,6 +28,11 @@ issue() { # name keyalg-args...
 issue server-ecdsa ec -pkeyopt ec_paramgen_curve:P-256
 issue server-rsa rsa:2048
 
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client.key -out "$tmp/client.csr" \
+  -subj "/O=tlsresume test/CN=client.tlsresume.test"
+openssl x509 -req -in "$tmp/client.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days "$days" \
+  -extfile <(printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\nsubjectAltName=DNS:client.tlsresume.test\n')
+
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout untrusted.key -out untrusted.pem \
   -days "$days" -subj "/CN=mx.tlsresume.test" -addext "$san"
 
@@ -44,7 +50,7 @@ for name in server-ecdsa server-rsa; do
     -reqin "$tmp/$name.req" -respout "$name.ocsp.der" -ndays "$days"
 done
 # Keys as PKCS#8 for every library.
-for name in ca server-ecdsa server-rsa untrusted; do
+for name in ca server-ecdsa server-rsa untrusted client; do
   openssl pkcs8 -topk8 -nocrypt -in "$name.key" -out "$tmp/k" && mv "$tmp/k" "$name.key"
 done
 rm -f ca.srl

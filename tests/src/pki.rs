@@ -25,6 +25,8 @@ pub struct Pki {
     pub server: Identity,
     /// A self-signed certificate the roots do not cover.
     pub untrusted: Identity,
+    /// A client certificate the CA issued (clientAuth, `CN=client.tlsresume.test`).
+    pub client: Identity,
     /// A "good" OCSP response for the server certificate, signed by the CA.
     pub ocsp: Vec<u8>,
     /// The CA's certificate and key, for more OCSP responses (generated PKIs only).
@@ -109,6 +111,9 @@ impl fmt::Display for OcspKind {
 /// The names every server certificate (trusted or not) is made for.
 const SERVER_NAMES: [&str; 3] = ["mx.tlsresume.test", "localhost", "127.0.0.1"];
 
+/// The name of the client certificate.
+const CLIENT_NAME: &str = "client.tlsresume.test";
+
 const DAY: u64 = 86_400;
 
 impl Pki {
@@ -143,6 +148,10 @@ impl Pki {
                 include_bytes!("../pki/untrusted.pem"),
                 include_bytes!("../pki/untrusted.key"),
             )?,
+            client: Identity::from_pem(
+                include_bytes!("../pki/client.pem"),
+                include_bytes!("../pki/client.key"),
+            )?,
             ocsp: ocsp.to_vec(),
             ca: None,
         })
@@ -154,7 +163,8 @@ impl Pki {
     /// certificate for the same names, and a "good" OCSP response for the server certificate
     /// ([`OcspKind::Good`]). Certificates are valid from a day ago for 30 days, which covers
     /// the engine's virtual clock (at most about 12 h ahead); the OCSP response from an hour
-    /// ago for 30 days. Nothing is written to disk.
+    /// ago for 30 days. Also a client certificate the CA signs (`CN=client.tlsresume.test`,
+    /// clientAuth). Nothing is written to disk.
     pub fn generate() -> Result<Self, Error> {
         Self::generate_at(system_now()?)
     }
@@ -208,6 +218,18 @@ impl Pki {
             .der()
             .to_vec();
 
+        // The client certificate.
+        let client_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(rcgen_error)?;
+        let mut client_params = params(&rng, CLIENT_NAME, not_before, not_after)?;
+        client_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        client_params.use_authority_key_identifier_extension = true;
+        let client_der = client_params
+            .signed_by(&client_key, &ca.issuer)
+            .map_err(rcgen_error)?
+            .der()
+            .to_vec();
+
         let ocsp = ocsp::response(&ca, &server_der, OcspKind::Good, now, &rng)?;
         Ok(Self {
             roots: vec![ca.der.clone()],
@@ -219,6 +241,11 @@ impl Pki {
             untrusted: Identity::from_der(
                 vec![untrusted_der],
                 untrusted_key.serialize_der(),
+                KeyFormat::Pkcs8,
+            )?,
+            client: Identity::from_der(
+                vec![client_der],
+                client_key.serialize_der(),
                 KeyFormat::Pkcs8,
             )?,
             ocsp,

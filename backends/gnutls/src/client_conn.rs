@@ -68,6 +68,11 @@ impl TicketSaver {
         *info = self.handshake.report(info.clone());
     }
 
+    /// A failed read, given to the client's lifecycle.
+    pub(crate) fn read_failed(&self, error: std::io::Error) -> std::io::Error {
+        self.handshake.read_failed(error)
+    }
+
     /// Called by the stream after each read.
     pub(crate) fn after_read<S>(&mut self, conn: &Connection<S>, info: &mut SessionInfo) {
         if conn.tickets_received() > self.saved_tickets {
@@ -131,6 +136,9 @@ impl ClientPending {
         let resumed = s.is_resumed();
         let protocol = s.protocol();
         let peer_certificates = s.peer_certificates();
+        if handshake.settings().identity.is_none() && s.certificate_requested() {
+            handshake.asked_without_certificate();
+        }
         // GnuTLS checks the chain only when asked, and only when it has one (not on resumption:
         // the known issue shows under the Exim policy). TLSA records replace that check: by
         // libgnutls-dane, or (none usable) no check at all.

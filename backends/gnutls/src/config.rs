@@ -93,14 +93,23 @@ pub(crate) fn server_credentials(settings: &ServerSettings) -> Result<Arc<Creden
     if let Some(ocsp) = &settings.ocsp_response {
         creds.set_ocsp_response_der(ocsp)?;
     }
+    // The client CAs: checked against, and named in the certificate request.
+    for root in &settings.client_roots {
+        creds.add_trust_der(root)?;
+    }
     Ok(Arc::new(creds))
 }
 
-/// The client's credentials: the trust anchors.
+/// The client's credentials: the trust anchors, and the certificate presented when a server
+/// asks for one.
 pub(crate) fn client_credentials(settings: &ClientSettings) -> Result<Arc<Credentials>, Error> {
     let mut creds = Credentials::new()?;
     for root in &settings.roots {
         creds.add_trust_der(root)?;
+    }
+    if let Some(identity) = &settings.identity {
+        let (chain, key) = identity_pem(identity);
+        creds.set_key_pem(&chain, &key)?;
     }
     Ok(Arc::new(creds))
 }

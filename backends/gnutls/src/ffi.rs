@@ -38,6 +38,10 @@ impl GnutlsError {
     pub const CERTIFICATE_ERROR: c_int = sys::GNUTLS_E_CERTIFICATE_ERROR;
     /// `GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR`.
     pub const CERTIFICATE_VERIFICATION_ERROR: c_int = sys::GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR;
+    /// `GNUTLS_E_NO_CERTIFICATE_FOUND`: the peer sent no certificate where one is required.
+    pub const NO_CERTIFICATE_FOUND: c_int = sys::GNUTLS_E_NO_CERTIFICATE_FOUND;
+    /// `GNUTLS_E_CERTIFICATE_REQUIRED`: the peer sent a `certificate_required` alert.
+    pub const CERTIFICATE_REQUIRED: c_int = sys::GNUTLS_E_CERTIFICATE_REQUIRED;
 
     /// The error for a code.
     pub fn from_code(code: c_int) -> Self {
@@ -349,6 +353,24 @@ impl SessionRef {
         cvt(unsafe { sys::gnutls_session_ticket_enable_server(self.as_ptr(), &key) }).map(|_| ())
     }
 
+    /// `gnutls_certificate_server_set_request`: ask the client for a certificate (`require`:
+    /// fail the handshake without one, and with `gnutls_session_set_verify_cert`, without one
+    /// that verifies against the credentials' trust list).
+    pub fn request_client_certificate(&mut self, require: bool) {
+        let mode = if require {
+            sys::GNUTLS_CERT_REQUIRE
+        } else {
+            sys::GNUTLS_CERT_REQUEST
+        };
+        // SAFETY: plain setters on a live session; a NULL hostname means no name check.
+        unsafe {
+            sys::gnutls_certificate_server_set_request(self.as_ptr(), mode);
+            if require {
+                sys::gnutls_session_set_verify_cert(self.as_ptr(), ptr::null(), 0);
+            }
+        }
+    }
+
     /// `gnutls_db_set_cache_expiration`: ticket lifetime (and 3× that as key rotation period).
     pub fn set_cache_expiration(&mut self, seconds: u32) {
         let secs = c_int::try_from(seconds).unwrap_or(c_int::MAX);
@@ -498,6 +520,13 @@ impl SessionRef {
             // session memory alive while `self` is.
             .map(|i| unsafe { datum_slice(&*list.add(i)) }.to_vec())
             .collect()
+    }
+
+    /// `gnutls_certificate_client_get_request_status`: whether the server asked this client for
+    /// a certificate.
+    pub fn certificate_requested(&self) -> bool {
+        // SAFETY: a getter on a live session.
+        unsafe { sys::gnutls_certificate_client_get_request_status(self.as_ptr()) != 0 }
     }
 
     /// `gnutls_certificate_verify_peers3`: the verification status bits (0 = verified).

@@ -11,7 +11,7 @@ use tlsresume_core::{Error, Handshaking};
 
 use crate::client_conn::{ClientPending, Finished};
 use crate::error::from_io;
-use crate::ffi::Connection;
+use crate::ffi::{Connection, GnutlsError};
 use crate::info::Stream;
 use crate::server_conn::ServerPending;
 
@@ -55,10 +55,21 @@ impl<S: Read + Write> Handshake<S> {
                 return Ok(Handshaking::WouldBlock(self))
             }
             Err(e) => {
+                let code = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<GnutlsError>())
+                    .copied();
                 let error = from_io(e);
-                return Err(match &self.pending {
-                    Pending::Client(pending) => pending.handshake.library_failed(error),
-                    Pending::Server(_) => error,
+                return Err(match &mut self.pending {
+                    Pending::Client(pending) => {
+                        if pending.handshake.settings().identity.is_none()
+                            && self.conn.session().certificate_requested()
+                        {
+                            pending.handshake.asked_without_certificate();
+                        }
+                        pending.handshake.library_failed(error)
+                    }
+                    Pending::Server(pending) => pending.failed(error, code),
                 });
             }
         }

@@ -69,6 +69,15 @@ impl<S: Read + Write> Stream<S> {
         &mut self.conn
     }
 
+    /// A failed read, given to the client's lifecycle (a server that refused this client's
+    /// certificate after a TLS 1.3 handshake).
+    pub(crate) fn read_failed(&self, error: io::Error) -> io::Error {
+        match &self.saver {
+            Some(saver) => saver.read_failed(error),
+            None => error,
+        }
+    }
+
     /// Stores the session again when a read brought a TLS 1.3 ticket.
     pub(crate) fn after_read(&mut self) {
         if let Some(saver) = &mut self.saver {

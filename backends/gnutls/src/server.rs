@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tlsresume_core::contract::ServerStart;
 use tlsresume_core::contract::TlsServer;
 use tlsresume_core::keys::key_ring::KeyRing;
-use tlsresume_core::{BackendKind, Error, ServerParams, ServerSettings, SharedClock};
+use tlsresume_core::{BackendKind, ClientAuth, Error, ServerParams, ServerSettings, SharedClock};
 
 use crate::callbacks::{install_clock, ClockClaim};
 use crate::config;
@@ -78,6 +78,11 @@ impl Server {
             self.master
                 .with_bytes(|bytes| session.enable_tickets_server(bytes))?;
             session.set_cache_expiration(lifetime);
+        }
+        match start.client_auth {
+            ClientAuth::Off => {}
+            ClientAuth::Try => session.request_client_certificate(false),
+            ClientAuth::Require => session.request_client_certificate(true),
         }
         let mut conn = Connection::new(session, self.credentials.clone(), transport)?;
         conn.limit_handshake(crate::config::SERVER_HANDSHAKE_BYTES);

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use tlsresume_core::contract::ServerHandshake;
 use tlsresume_core::contract::ServerStart;
-use tlsresume_core::{SessionInfo, Side};
+use tlsresume_core::{ClientAuth, Error, SessionInfo, Side, Verification};
 
 use crate::callbacks::ClockClaim;
 use crate::client_conn::Finished;
 use crate::config::cipher_names;
-use crate::ffi::Connection;
+use crate::ffi::{Connection, GnutlsError, SessionRef};
 use crate::BACKEND;
 
 /// What a server handshake needs once GnuTLS has finished it.
@@ -24,7 +24,35 @@ pub(crate) struct ServerPending {
     pub(crate) clock: Arc<ClockClaim>,
 }
 
+/// What GnuTLS's check of the client's chain says, when the client was asked for one and
+/// presented one.
+fn client_verification(s: &SessionRef, auth: ClientAuth) -> Option<Verification> {
+    if auth == ClientAuth::Off || s.peer_certificates().is_empty() {
+        return None;
+    }
+    Some(match s.verify_peers(None) {
+        Ok(0) => Verification::Verified,
+        _ => Verification::Failed,
+    })
+}
+
 impl ServerPending {
+    /// A handshake GnuTLS failed: a certificate failure when it was the client-certificate
+    /// requirement (GnuTLS's code says which).
+    pub(crate) fn failed(&self, error: Error, code: Option<GnutlsError>) -> Error {
+        let mut handshake = ServerHandshake::new(BACKEND, self.start);
+        match code.map(GnutlsError::code) {
+            Some(GnutlsError::NO_CERTIFICATE_FOUND | GnutlsError::CERTIFICATE_REQUIRED) => {
+                handshake.client_certificate_missing();
+            }
+            Some(GnutlsError::CERTIFICATE_VERIFICATION_ERROR) => {
+                handshake.client_certificate_seen(Verification::Failed);
+            }
+            _ => {}
+        }
+        handshake.library_failed(error)
+    }
+
     /// After the handshake: what GnuTLS tells goes to the core's [`ServerHandshake`], which
     /// decides what is reported.
     pub(crate) fn finish<S: Read + Write>(self, conn: Connection<S>) -> Finished<S> {
@@ -38,6 +66,12 @@ impl ServerPending {
         // say why a presented ticket was refused.
         if s.resumption_requested() {
             handshake.ticket_presented();
+        }
+        // The client's certificate: GnuTLS keeps the peer's chain in the session, so its check
+        // (`gnutls_certificate_verify_peers3`, as Exim runs after every handshake) sees it on a
+        // resumed handshake too: what the library keeps is what it reports.
+        if let Some(seen) = client_verification(s, self.start.client_auth) {
+            handshake.client_certificate_seen(seen);
         }
         handshake.finish(resumed);
         // "Asked for" is GnuTLS's status-request state; whether a response went out is inferred:

@@ -1,4 +1,5 @@
-//! The `extern "C"` trampolines libssl calls for the server's tickets.
+//! The `extern "C"` trampolines libssl calls for the server's tickets and the client's
+//! certificate request.
 //!
 //! Each body runs inside `catch_unwind`: a panic never crosses into C; it becomes the return
 //! value that fails the handshake cleanly (`-1` from the key callback, `0` from the generate
@@ -15,9 +16,32 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use libc::{c_int, c_uchar, c_void, size_t};
 use openssl_sys::{EVP_CIPHER_CTX, EVP_MAC_CTX, SSL, SSL_SESSION};
 
+use crate::client_conn::client_conn;
 use crate::config::protocol_of;
 use crate::ffi::{self, ticket_return, ticket_status};
 use crate::tickets::server_conn;
+
+/// The client certificate callback (SSL_CTX_set_client_cert_cb(3)): OpenSSL calls it when the
+/// server asks for a certificate and the client has none set. It records that the server asked
+/// and returns 0: no certificate is sent.
+pub(crate) extern "C" fn raw_client_cert(
+    ssl: *mut SSL,
+    _x509: *mut *mut openssl_sys::X509,
+    _pkey: *mut *mut openssl_sys::EVP_PKEY,
+) -> c_int {
+    // AssertUnwindSafe: as in `raw_ticket_key_evp_cb`.
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if ssl.is_null() {
+            return;
+        }
+        // SAFETY: libssl passes the live SSL of the handshake it is running.
+        let ssl_ref = unsafe { ffi::ssl_ref(ssl) };
+        if let Some(conn) = client_conn(ssl_ref) {
+            conn.state().handshake.asked_without_certificate();
+        }
+    }));
+    0
+}
 
 /// The ticket key callback (SSL_CTX_set_tlsext_ticket_key_evp_cb(3)).
 ///

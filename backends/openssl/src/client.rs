@@ -53,6 +53,10 @@ impl Client {
         let mut ctx = openssl::ssl::SslContext::builder(SslMethod::tls_client())
             .map_err(|e| error::config("SSL context", e))?;
         config::set_versions(&mut ctx, settings.versions)?;
+        match &settings.identity {
+            Some(identity) => config::load_identity(&mut ctx, identity)?,
+            None => ffi::set_client_cert_cb(&mut ctx, crate::callbacks::raw_client_cert),
+        }
         let (store, certs) = config::roots(&settings.roots)?;
         // The chain check uses a store of our own, so the system's default paths never count.
         let (ctx_store, _) = config::roots(&settings.roots)?;

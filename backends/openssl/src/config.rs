@@ -66,7 +66,7 @@ pub(crate) fn load_identity(ctx: &mut SslContextBuilder, identity: &Identity) ->
         .next()
         .ok_or_else(|| Error::Config("the certificate chain is empty".into()))??;
     ctx.set_certificate(&leaf)
-        .map_err(|e| config("server certificate", e))?;
+        .map_err(|e| config("certificate", e))?;
     for cert in chain {
         ctx.add_extra_chain_cert(cert?)
             .map_err(|e| config("chain certificate", e))?;
@@ -79,6 +79,22 @@ pub(crate) fn load_identity(ctx: &mut SslContextBuilder, identity: &Identity) ->
             "the private key does not match the certificate ({e})"
         ))
     })
+}
+
+/// Asks clients for certificates that chain to `roots` (checked against a store of their own,
+/// so the system's default paths never count), naming the roots' subjects in the request.
+/// OpenSSL refuses to resume a session on a context that checks peers unless it has a session
+/// ID context: the context gets one.
+pub(crate) fn client_cas(ctx: &mut SslContextBuilder, roots: &[Vec<u8>]) -> Result<(), Error> {
+    let (store, certs) = self::roots(roots)?;
+    ctx.set_verify_cert_store(store)
+        .map_err(|e| config("client CA store", e))?;
+    for cert in &certs {
+        ctx.add_client_ca(cert)
+            .map_err(|e| config("client CA name", e))?;
+    }
+    ctx.set_session_id_context(b"tlsresume")
+        .map_err(|e| config("session ID context", e))
 }
 
 /// The trust anchors as a store and as certificates (OCSP issuer lookup).

@@ -102,6 +102,26 @@ pub(crate) fn from_ssl(what: &str, err: ssl::Error, extra: &str) -> Error {
     Error::Tls(TlsError::new(NAME, failure, message).with_source(err))
 }
 
+/// OpenSSL's reason for a client that sent no certificate where one is required
+/// (`SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE`).
+const SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE: i32 = 199;
+
+/// Whether a failed server handshake's OpenSSL error says the client sent no certificate.
+pub(crate) fn no_peer_certificate(error: &Error) -> bool {
+    let Error::Tls(tls) = error else {
+        return false;
+    };
+    std::error::Error::source(tls)
+        .and_then(|s| s.downcast_ref::<ssl::Error>())
+        .and_then(ssl::Error::ssl_error)
+        .is_some_and(|stack| {
+            stack.errors().iter().any(|e| {
+                e.library_code() == ERR_LIB_SSL
+                    && e.reason_code() == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE
+            })
+        })
+}
+
 /// An [`ssl::Error`] as an [`io::Error`] for `Read`/`Write`.
 pub(crate) fn to_io(err: ssl::Error) -> io::Error {
     match err.into_io_error() {

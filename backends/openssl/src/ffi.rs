@@ -68,7 +68,17 @@ pub(crate) type DecryptTicketCb = unsafe extern "C" fn(
     arg: *mut c_void,
 ) -> c_int;
 
+/// The client certificate callback type of `SSL_CTX_set_client_cert_cb(3)`.
+pub(crate) type ClientCertCb = unsafe extern "C" fn(
+    ssl: *mut SSL,
+    x509: *mut *mut openssl_sys::X509,
+    pkey: *mut *mut openssl_sys::EVP_PKEY,
+) -> c_int;
+
 extern "C" {
+    /// SSL_CTX_set_client_cert_cb(3): called when a server asks for a certificate and none is
+    /// set on the connection.
+    fn SSL_CTX_set_client_cert_cb(ctx: *mut SSL_CTX, cb: Option<ClientCertCb>);
     /// SSL_CTX_set_tlsext_ticket_key_evp_cb(3): a function (not a macro) in libssl 3.
     fn SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx: *mut SSL_CTX, cb: Option<TicketKeyEvpCb>)
         -> c_int;
@@ -268,6 +278,14 @@ unsafe fn from_raw_parts<'a>(data: *const u8, len: usize) -> &'a [u8] {
         // SAFETY: non-NULL with `len` readable bytes living for 'a (caller).
         unsafe { std::slice::from_raw_parts(data, len) }
     }
+}
+
+/// Installs `cb` (the backend's `callbacks::raw_client_cert`) as the context's client
+/// certificate callback.
+pub(crate) fn set_client_cert_cb(ctx: &mut SslContextBuilder, cb: ClientCertCb) {
+    // SAFETY: `ctx.as_ptr()` is a valid SSL_CTX owned by the builder, and the callback is a
+    // plain function with the exact signature libssl 3 declares.
+    unsafe { SSL_CTX_set_client_cert_cb(ctx.as_ptr(), Some(cb)) }
 }
 
 /// Installs `cb` (the backend's `callbacks::raw_ticket_key_evp_cb`) as the context's ticket key

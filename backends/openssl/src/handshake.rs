@@ -87,10 +87,15 @@ impl<S: Read + Write> Handshake<S> {
                 match &conn {
                     Conn::Client(client) => finish(client, &stream)?,
                     Conn::Server(server) => {
-                        server
-                            .state()
-                            .handshake
-                            .finish(stream.ssl().session_reused());
+                        let ssl = stream.ssl();
+                        let resumed = ssl.session_reused();
+                        let mut state = server.state();
+                        if resumed {
+                            if let Some(kept) = crate::server::kept_client_certificate(ssl) {
+                                state.handshake.client_certificate_kept(kept);
+                            }
+                        }
+                        state.handshake.finish(resumed);
                     }
                 }
                 Ok(Handshaking::Done(Stream::new(stream, conn)))
@@ -102,7 +107,14 @@ impl<S: Read + Write> Handshake<S> {
             })),
             Err(e) => Err(match &conn {
                 Conn::Client(client) => failed(client, error::handshake(e)),
-                Conn::Server(_) => error::handshake(e),
+                Conn::Server(server) => {
+                    let error = error::handshake(e);
+                    let mut state = server.state();
+                    if error::no_peer_certificate(&error) {
+                        state.handshake.client_certificate_missing();
+                    }
+                    state.handshake.library_failed(error)
+                }
             }),
         }
     }

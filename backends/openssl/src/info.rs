@@ -31,15 +31,16 @@ fn cipher_names(ssl: &SslRef, protocol: ProtocolVersion) -> CipherNames {
     }
 }
 
-/// The peer's chain, leaf first, DER.
+/// The peer's chain, leaf first, DER. On a server OpenSSL's chain leaves out the client's own
+/// certificate (`SSL_get_peer_cert_chain(3)`): it is put first.
 fn peer_chain(ssl: &SslRef) -> Vec<Vec<u8>> {
     let mut certs: Vec<Vec<u8>> = ssl
         .peer_cert_chain()
         .map(|chain| chain.iter().filter_map(|c| c.to_der().ok()).collect())
         .unwrap_or_default();
-    if certs.is_empty() {
-        if let Some(leaf) = ssl.peer_certificate().and_then(|c| c.to_der().ok()) {
-            certs.push(leaf);
+    if let Some(leaf) = ssl.peer_certificate().and_then(|c| c.to_der().ok()) {
+        if certs.first() != Some(&leaf) {
+            certs.insert(0, leaf);
         }
     }
     certs
@@ -106,6 +107,15 @@ impl<S: Read + Write> Stream<S> {
     /// The library's stream, which the `Read`/`Write` impls go through.
     pub(crate) fn io(&mut self) -> &mut SslStream<S> {
         &mut self.inner
+    }
+
+    /// A failed read, given to the client's lifecycle (a server that refused this client's
+    /// certificate after a TLS 1.3 handshake).
+    pub(crate) fn read_failed(&self, error: io::Error) -> io::Error {
+        match &self.conn {
+            Conn::Client(conn) => conn.state().handshake.read_failed(error),
+            Conn::Server(_) => error,
+        }
     }
 
     /// Picks up what changed since the handshake (a ticket stored on a read).

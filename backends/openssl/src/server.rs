@@ -4,13 +4,15 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
-use openssl::ssl::{AlpnError, Ssl, SslContext, SslMethod, SslRef, SslSessionCacheMode};
+use openssl::ssl::{
+    AlpnError, Ssl, SslContext, SslMethod, SslRef, SslSessionCacheMode, SslVerifyMode,
+};
 use std::io::{Read, Write};
 
 use tlsresume_core::contract::ServerHandshake;
 use tlsresume_core::contract::ServerStart;
 use tlsresume_core::keys::key_ring::KeyRing;
-use tlsresume_core::{Error, ServerSettings};
+use tlsresume_core::{ClientAuth, Error, ServerSettings, Verification};
 
 use crate::callbacks;
 use crate::config;
@@ -50,6 +52,9 @@ impl Server {
             .map_err(|e| error::config("SSL context", e))?;
         config::load_identity(&mut ctx, &settings.identity)?;
         config::set_versions(&mut ctx, settings.versions)?;
+        if settings.asks_client_certificates() {
+            config::client_cas(&mut ctx, &settings.client_roots)?;
+        }
         ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
         ffi::set_ctx_timeout(&mut ctx, policy.lifetime().as_secs());
         ffi::set_ticket_key_evp_cb(&mut ctx, callbacks::raw_ticket_key_evp_cb)
@@ -103,6 +108,18 @@ impl Server {
             }),
         });
         ssl.set_ex_data(index, Arc::clone(&conn));
+        let verify = match start.client_auth {
+            ClientAuth::Off => None,
+            ClientAuth::Try => Some(SslVerifyMode::PEER),
+            ClientAuth::Require => Some(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT),
+        };
+        if let Some(mode) = verify {
+            let verifier = Arc::clone(&conn);
+            ssl.set_verify_callback(mode, move |ok, _ctx| {
+                // AssertUnwindSafe: as for the status callback; a panic fails verification.
+                catch_unwind(AssertUnwindSafe(|| verify_client(&verifier, ok))).unwrap_or(false)
+            });
+        }
         if start.may_issue {
             ssl.set_num_tickets(1)
                 .map_err(|e| error::stack("num_tickets", e))?;
@@ -113,6 +130,34 @@ impl Server {
         }
         Ok(Handshake::server(ssl, transport, conn))
     }
+}
+
+/// The verify callback for a client's certificate, called for each certificate of its chain
+/// on a full handshake (never on a resumed one: the known issue): records what OpenSSL's
+/// check says, and fails the handshake when the client must verify.
+fn verify_client(conn: &ServerConn, preverify_ok: bool) -> bool {
+    let seen = if preverify_ok {
+        Verification::Verified
+    } else {
+        Verification::Failed
+    };
+    let mut state = conn.state();
+    state.handshake.client_certificate_seen(seen);
+    preverify_ok || !state.handshake.refuses_client_certificate(seen)
+}
+
+/// After a resumed handshake: what OpenSSL kept in the session about the client's certificate,
+/// its stored verify result (`SSL_get_verify_result`, restored from the session) with the
+/// stored peer certificate. Nothing when the session holds no client certificate.
+pub(crate) fn kept_client_certificate(ssl: &SslRef) -> Option<Verification> {
+    ssl.peer_certificate()?;
+    Some(
+        if ssl.verify_result() == openssl::x509::X509VerifyResult::OK {
+            Verification::Verified
+        } else {
+            Verification::Failed
+        },
+    )
 }
 
 /// The server's status callback: OpenSSL calls it when the client asked for a status and

@@ -22,7 +22,7 @@ use rustls::{ClientConfig, ClientConnection, NamedGroup, RootCertStore, StreamOw
 use tlsresume_core::contract::{ClientHandshake, ReceivedSession};
 use tlsresume_core::{CacheKey, ClientSettings, Error, NoOffer, OcspMode, ProtocolVersion};
 
-use crate::config::{provider, versions, ClockTime};
+use crate::config::{chain_and_key, provider, versions, ClockTime};
 use crate::error::tls;
 use crate::handshake::{ClientParts, Handshake};
 use crate::info::lock;
@@ -162,15 +162,23 @@ impl Client {
             roots: Arc::new(settings.roots.clone()),
             request_ocsp: settings.ocsp != OcspMode::Off,
         });
-        let mut base = ClientConfig::builder_with_details(
+        let base = ClientConfig::builder_with_details(
             provider(),
             Arc::new(ClockTime(settings.clock.clone())),
         )
         .with_protocol_versions(&versions(&settings.versions)?)
         .map_err(tls)?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier);
+        let mut base = match &settings.identity {
+            Some(identity) => {
+                let (chain, key) = chain_and_key(identity);
+                base.with_client_auth_cert(chain, key).map_err(|e| {
+                    Error::Config(format!("client certificate and private key: {e}"))
+                })?
+            }
+            None => base.with_client_cert_resolver(Arc::new(crate::verify::NoClientCert)),
+        };
         base.alpn_protocols = settings.alpn.clone();
         Ok(Self {
             settings: Arc::new(settings),

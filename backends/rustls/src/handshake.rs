@@ -18,7 +18,7 @@ use tlsresume_core::contract::ClientHandshake;
 use tlsresume_core::{Error, Handshaking};
 
 use crate::error::handshake;
-use crate::info::{ServerState, Stream};
+use crate::info::{lock, ServerState, Stream};
 use crate::verify::{record_into, VerifyRecord};
 use crate::wire::Tap;
 
@@ -119,26 +119,39 @@ impl<S: Read + Write> Handshake<S> {
         let done = match &mut self.side {
             Side::Client { stream, parts } => {
                 crate::verify::recording(&parts.verify, || drive(&mut **stream)).map_err(|e| {
-                    parts
-                        .handshake
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .library_failed(e)
+                    let mut hs = parts.handshake.lock().unwrap_or_else(|p| p.into_inner());
+                    if lock(&parts.verify).asked_without_certificate {
+                        hs.asked_without_certificate();
+                    }
+                    hs.library_failed(e)
                 })?
             }
-            Side::Server { stream, .. } => drive(&mut **stream)?,
+            Side::Server { stream, state } => {
+                crate::client_auth::recording(&state.record, || drive(&mut **stream)).map_err(
+                    |e| {
+                        let mut record = lock(&state.record);
+                        if crate::client_auth::no_certificate(&e) {
+                            record.handshake.client_certificate_missing();
+                        }
+                        record.handshake.library_failed(e)
+                    },
+                )?
+            }
         };
         if !done {
             return Ok(Handshaking::WouldBlock(self));
         }
         Ok(Handshaking::Done(match self.side {
             Side::Server { stream, state } => {
-                state
-                    .record
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .handshake
-                    .finish(crate::info::resumed(&stream.conn));
+                let resumed = crate::info::resumed(&stream.conn);
+                let mut record = lock(&state.record);
+                if resumed {
+                    if let Some(verifier) = &state.client_verifier {
+                        verifier.check_kept(&stream.conn, &mut record.handshake);
+                    }
+                }
+                record.handshake.finish(resumed);
+                drop(record);
                 Stream::server(stream, state)
             }
             Side::Client { mut stream, parts } => {

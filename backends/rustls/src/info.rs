@@ -91,6 +91,8 @@ fn key_bits(suite: &SupportedCipherSuite) -> u32 {
 #[derive(Debug)]
 pub(crate) struct ServerState {
     pub(crate) record: Arc<Mutex<TicketRecord>>,
+    /// The client-certificate verifier the connection ran under, when it asked for one.
+    pub(crate) client_verifier: Option<Arc<crate::client_auth::ClientVerifier>>,
     pub(crate) stapling: bool,
     pub(crate) lifetime: Duration,
 }
@@ -199,6 +201,15 @@ impl<S: Read + Write> Stream<S> {
         }
     }
 
+    /// A failed read, given to the client's lifecycle (a server that refused this client's
+    /// certificate after a TLS 1.3 handshake).
+    pub(crate) fn read_failed(&self, error: io::Error) -> io::Error {
+        match &self.inner {
+            Inner::Client { handshake, .. } => lock(handshake).read_failed(error),
+            Inner::Server { .. } => error,
+        }
+    }
+
     /// Picks up a session stored on a read (a TLS 1.3 ticket).
     pub(crate) fn after_read(&mut self) {
         let changed = match &self.inner {
@@ -218,6 +229,13 @@ impl<S: Read + Write> Stream<S> {
     }
 }
 
+/// The peer's chain as rustls holds it (kept in the ticket on a resumed handshake).
+pub(crate) fn peer_chain(conn: &CommonState) -> Vec<Vec<u8>> {
+    conn.peer_certificates()
+        .map(|c| c.iter().map(|c| c.to_vec()).collect())
+        .unwrap_or_default()
+}
+
 /// Locks a connection's shared record; a poisoned lock still gives the data.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -229,10 +247,7 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
             let conn = &stream.conn;
             let mut library = SessionInfo::new(Side::Client, protocol(conn));
             library.cipher = cipher(conn);
-            library.peer_certificates = conn
-                .peer_certificates()
-                .map(|c| c.iter().map(|c| c.to_vec()).collect())
-                .unwrap_or_default();
+            library.peer_certificates = peer_chain(conn);
             library.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
             lock(handshake).report(library)
         }
@@ -254,6 +269,7 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
             library.cipher = cipher(conn);
             library.sni = conn.server_name().map(str::to_owned);
             library.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+            library.peer_certificates = peer_chain(conn);
             handshake.report(library, Some(state.lifetime))
         }
     }

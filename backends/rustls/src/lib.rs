@@ -66,6 +66,7 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod client_auth;
 mod config;
 mod dane;
 mod error;

@@ -10,8 +10,9 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use tlsresume_core::contract::ServerStart;
 use tlsresume_core::keys::key_ring::KeyRing;
 use tlsresume_core::keys::seal::TicketSealer;
-use tlsresume_core::{Error, ServerSettings};
+use tlsresume_core::{ClientAuth, Error, ServerSettings};
 
+use crate::client_auth::ClientVerifier;
 use crate::config::{chain_and_key, provider, versions, ClockTime};
 use crate::error::tls;
 use crate::handshake::Handshake;
@@ -26,8 +27,10 @@ use tlsresume_core::contract::ServerHandshake;
 #[derive(Debug)]
 pub struct Server {
     pub(crate) settings: ServerSettings,
-    with_tickets: Arc<ServerConfig>,
-    without_tickets: Arc<ServerConfig>,
+    /// One pair of configurations per client-certificate mode in use: off always, try and
+    /// require when the settings ask some clients for certificates (rustls sets the verifier
+    /// when a configuration is built).
+    configs: Vec<Configs>,
     pub(crate) ring: Arc<KeyRing>,
     sealer: TicketSealer,
     lifetime: Duration,
@@ -39,31 +42,16 @@ impl Server {
     pub fn new(settings: ServerSettings) -> Result<Self, Error> {
         settings.check_for(crate::BACKEND)?;
         let policy = settings.ticket_policy_for(crate::BACKEND);
-        let (chain, key) = chain_and_key(&settings.identity);
-        let builder = ServerConfig::builder_with_details(
-            provider(),
-            Arc::new(ClockTime(settings.clock.clone())),
-        )
-        .with_protocol_versions(&versions(&settings.versions)?)
-        .map_err(tls)?
-        .with_no_client_auth();
-        let built = match &settings.ocsp_response {
-            Some(ocsp) => builder.with_single_cert_with_ocsp(chain, key, ocsp.clone()),
-            None => builder.with_single_cert(chain, key),
-        };
-        let mut config =
-            built.map_err(|e| Error::Config(format!("server certificate and private key: {e}")))?;
-        config.session_storage = Arc::new(NoServerSessionStorage {});
-        config.alpn_protocols = settings.alpn.clone();
-        let mut without = config.clone();
-        without.send_tls13_tickets = 0;
+        let mut configs = vec![Configs::new(&settings, ClientAuth::Off)?];
+        if settings.asks_client_certificates() {
+            configs.push(Configs::new(&settings, ClientAuth::Try)?);
+            configs.push(Configs::new(&settings, ClientAuth::Require)?);
+        }
         let ring = Arc::new(KeyRing::new(policy, settings.key_source.clone()));
         let sealer = TicketSealer::new(ring.clone());
-        config.send_tls13_tickets = 1;
         Ok(Self {
             settings,
-            with_tickets: Arc::new(config),
-            without_tickets: Arc::new(without),
+            configs,
             ring,
             sealer,
             lifetime: policy.lifetime(),
@@ -81,8 +69,18 @@ impl Server {
             handshake: ServerHandshake::new(crate::BACKEND, start),
             decision: None,
         }));
+        let configs = self
+            .configs
+            .iter()
+            .find(|c| c.auth == start.client_auth)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "client certificates ({}) asked of a client by a server without client CAs",
+                    start.client_auth.name()
+                ))
+            })?;
         let config = if start.may_issue {
-            let mut config = ServerConfig::clone(&self.with_tickets);
+            let mut config = ServerConfig::clone(&configs.with_tickets);
             config.ticketer = Arc::new(Ticketer {
                 sealer: self.sealer.clone(),
                 clock: self.settings.clock.clone(),
@@ -91,7 +89,7 @@ impl Server {
             });
             Arc::new(config)
         } else {
-            self.without_tickets.clone()
+            configs.without_tickets.clone()
         };
         let conn = ServerConnection::new(config).map_err(tls)?;
         Ok(Handshake::server(
@@ -100,7 +98,59 @@ impl Server {
                 record,
                 stapling: self.settings.ocsp_response.is_some(),
                 lifetime: self.lifetime,
+                client_verifier: configs.verifier.clone(),
             },
         ))
+    }
+}
+
+/// The configurations of one client-certificate mode: with tickets (cloned per connection,
+/// with its own ticketer) and without.
+#[derive(Debug)]
+struct Configs {
+    auth: ClientAuth,
+    with_tickets: Arc<ServerConfig>,
+    without_tickets: Arc<ServerConfig>,
+    verifier: Option<Arc<ClientVerifier>>,
+}
+
+impl Configs {
+    fn new(settings: &ServerSettings, auth: ClientAuth) -> Result<Self, Error> {
+        let (chain, key) = chain_and_key(&settings.identity);
+        let builder = ServerConfig::builder_with_details(
+            provider(),
+            Arc::new(ClockTime(settings.clock.clone())),
+        )
+        .with_protocol_versions(&versions(&settings.versions)?)
+        .map_err(tls)?;
+        let verifier = match auth {
+            ClientAuth::Off => None,
+            ClientAuth::Try | ClientAuth::Require => Some(Arc::new(ClientVerifier::new(
+                &settings.client_roots,
+                auth == ClientAuth::Require,
+                settings.clock.clone(),
+            )?)),
+        };
+        let builder = match &verifier {
+            Some(v) => builder.with_client_cert_verifier(v.clone()),
+            None => builder.with_no_client_auth(),
+        };
+        let built = match &settings.ocsp_response {
+            Some(ocsp) => builder.with_single_cert_with_ocsp(chain, key, ocsp.clone()),
+            None => builder.with_single_cert(chain, key),
+        };
+        let mut config =
+            built.map_err(|e| Error::Config(format!("server certificate and private key: {e}")))?;
+        config.session_storage = Arc::new(NoServerSessionStorage {});
+        config.alpn_protocols = settings.alpn.clone();
+        let mut without = config.clone();
+        without.send_tls13_tickets = 0;
+        config.send_tls13_tickets = 1;
+        Ok(Self {
+            auth,
+            with_tickets: Arc::new(config),
+            without_tickets: Arc::new(without),
+            verifier,
+        })
     }
 }

@@ -29,6 +29,8 @@ pub(crate) struct VerifyRecord {
     /// The DANE verdict, when the verifier checked by DANE: the record that matched, or
     /// `None` when none did.
     pub(crate) dane: Option<Option<DaneAuthority>>,
+    /// The server asked for a certificate and this client had none.
+    pub(crate) asked_without_certificate: bool,
 }
 
 /// Gives what the verifier saw on this connection to its handshake; whether the handshake was
@@ -43,6 +45,9 @@ pub(crate) fn record_into(verify: &Mutex<VerifyRecord>, handshake: &mut ClientHa
     }
     if let Some(dane) = &record.dane {
         handshake.saw_dane(dane.clone());
+    }
+    if record.asked_without_certificate {
+        handshake.asked_without_certificate();
     }
     record.verification.is_none()
 }
@@ -63,19 +68,59 @@ thread_local! {
 /// being stepped is set for the step's length: an async handshake that moves between threads
 /// sets it again on each step, and no step of one connection runs inside another's.
 pub(crate) fn recording<T>(record: &Arc<Mutex<VerifyRecord>>, step: impl FnOnce() -> T) -> T {
-    struct Restore(Option<Arc<Mutex<VerifyRecord>>>);
-    impl Drop for Restore {
+    scoped(&CURRENT, record, step)
+}
+
+/// Runs `step` with `key` (a thread-local "current connection" slot) holding `value`, and
+/// restores what it held before, also when `step` panics.
+pub(crate) fn scoped<R: 'static, T>(
+    key: &'static std::thread::LocalKey<RefCell<Option<Arc<R>>>>,
+    value: &Arc<R>,
+    step: impl FnOnce() -> T,
+) -> T {
+    struct Restore<R: 'static>(
+        &'static std::thread::LocalKey<RefCell<Option<Arc<R>>>>,
+        Option<Arc<R>>,
+    );
+    impl<R: 'static> Drop for Restore<R> {
         fn drop(&mut self) {
-            let previous = self.0.take();
-            let _ = CURRENT.try_with(|c| *c.borrow_mut() = previous);
+            let previous = self.1.take();
+            let _ = self.0.try_with(|c| *c.borrow_mut() = previous);
         }
     }
-    let previous = CURRENT
-        .try_with(|c| c.replace(Some(Arc::clone(record))))
+    let previous = key
+        .try_with(|c| c.replace(Some(Arc::clone(value))))
         .ok()
         .flatten();
-    let _restore = Restore(previous);
+    let _restore = Restore(key, previous);
     step()
+}
+
+/// The certificate resolver of a client that has no certificate: rustls calls it when the
+/// server asks for one; it records that the server asked and gives none.
+#[derive(Debug)]
+pub(crate) struct NoClientCert;
+
+impl rustls::client::ResolvesClientCert for NoClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let _ = CURRENT.try_with(|current| {
+            if let Some(record) = current.borrow().as_ref() {
+                record
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .asked_without_certificate = true;
+            }
+        });
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
 }
 
 /// The client's one verifier: rustls's WebPKI checks, the OCSP staple check, and a record of

@@ -16,6 +16,30 @@ use crate::settings::params::ClientParams;
 use crate::settings::{ClientSettings, VerifyMode};
 use crate::telemetry;
 
+/// Whether an I/O error is a wait that ran out (a timeout, a transport that would block), not
+/// something the peer did.
+fn is_wait(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{Interrupted, TimedOut, WouldBlock};
+    matches!(error.kind(), WouldBlock | TimedOut | Interrupted)
+}
+
+/// Whether a failure is the peer ending the handshake: an alert, a protocol failure, or the
+/// connection closed or reset under a client still sending its flight (the server's alert is
+/// then left unread).
+fn is_refusal(error: &Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    match error {
+        Error::Io(io) => matches!(
+            io.kind(),
+            BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof
+        ),
+        other => matches!(
+            other.kind(),
+            crate::ErrorKind::Alert | crate::ErrorKind::Protocol
+        ),
+    }
+}
+
 /// A session (or a new ticket for one) the library handed over on a client connection.
 #[derive(Clone, Copy, Debug)]
 pub struct ReceivedSession<'a> {
@@ -63,6 +87,8 @@ pub struct ClientHandshake {
     /// The library failed the handshake because of the OCSP requirement (OpenSSL's status
     /// callback): its error is reported as an OCSP failure.
     ocsp_refused: Option<OcspStatus>,
+    /// The server asked for a certificate and this client had none to give.
+    asked_without_certificate: bool,
     resumed: bool,
     bits: Resumption,
     ticket_lifetime: Option<Duration>,
@@ -111,6 +137,7 @@ impl ClientHandshake {
             seen_ocsp: None,
             ocsp_detail: None,
             ocsp_refused: None,
+            asked_without_certificate: false,
             resumed: false,
             bits,
             ticket_lifetime: None,
@@ -232,7 +259,45 @@ impl ClientHandshake {
         error
     }
 
+    /// The server asked for a certificate and this client has none to give (the library's
+    /// callback for it ran, or the library says so after the handshake). A failure the peer
+    /// then signals (an alert, or closing the connection under the client's flight) is reported
+    /// as a certificate failure: the server refused a client without a certificate.
+    pub fn asked_without_certificate(&mut self) {
+        self.asked_without_certificate = true;
+    }
+
+    /// A read that failed after the handshake (in TLS 1.3 a server refuses a client's
+    /// certificate, or its absence, after the client's handshake is done): when the server
+    /// had asked for a certificate this client did not have, the error becomes a
+    /// [`TlsFailure::Certificate`] inside the I/O error ([`Error::from_io`] gets it back).
+    pub fn read_failed(&self, error: std::io::Error) -> std::io::Error {
+        if !self.asked_without_certificate || is_wait(&error) {
+            return error;
+        }
+        let kind = error.kind();
+        std::io::Error::new(kind, self.without_certificate(Error::Io(error)))
+    }
+
+    fn without_certificate(&self, error: Error) -> Error {
+        Error::Tls(
+            TlsError::new(
+                self.backend.name(),
+                TlsFailure::Certificate,
+                format!(
+                    "{} asked for a client certificate, none is configured (tls_certificate), \
+                     and it refused the connection",
+                    self.server_name
+                ),
+            )
+            .with_source(error),
+        )
+    }
+
     fn library_error(&self, error: Error) -> Error {
+        if self.asked_without_certificate && is_refusal(&error) {
+            return self.without_certificate(error);
+        }
         match self.ocsp_refused {
             Some(status) => Error::Tls(
                 TlsError::new(

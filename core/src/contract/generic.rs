@@ -260,7 +260,8 @@ where
 /// decisions a [`ClientHandshake`](crate::contract::ClientHandshake) makes), `Server::new`,
 /// `Server::begin` (from the [`ServerStart`](crate::contract::ServerStart) decision), and its `Handshake`
 /// and `Stream` (`resume`, `info`, `shutdown`, `get_ref`, `get_mut`; `io`, the library's stream
-/// the `Read`/`Write` impls go through, and `after_read`, what a read brings: a TLS 1.3 ticket). This gives them, on every
+/// the `Read`/`Write` impls go through, `after_read`, what a read brings: a TLS 1.3 ticket, and
+/// `read_failed`, a failed read given to the client's lifecycle). This gives them, on every
 /// backend alike: `Client::{settings, connect, start, start_with_store}`,
 /// `Server::{settings, accept, start}`, and the [`Backend`], [`TlsClient`], [`TlsHandshake`]
 /// and [`TlsConnection`] impls (delegating to the inherent methods). `filters_expiry` says
@@ -405,7 +406,7 @@ macro_rules! impl_backend {
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
                 let result = ::std::io::Read::read(Stream::io(self), buf);
                 Stream::after_read(self);
-                result
+                result.map_err(|e| Stream::read_failed(self, e))
             }
         }
 

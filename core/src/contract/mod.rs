@@ -29,7 +29,7 @@ use crate::info::{OcspStatus, ProtocolVersion, Verification};
 use crate::kind::BackendKind;
 use crate::model::resumption::Resumption;
 use crate::settings::params::{ClientParams, ServerParams};
-use crate::settings::{ClientSettings, OcspMode, ServerSettings, VerifyMode, Versions};
+use crate::settings::{ClientAuth, ClientSettings, OcspMode, ServerSettings, VerifyMode, Versions};
 
 /// The lifetime given to a session whose ticket carried no lifetime hint: 2 h, the ticket
 /// lifetime of both Exim flavours.
@@ -325,9 +325,15 @@ pub struct ServerStart {
     pub bits: Resumption,
     /// The client's address.
     pub peer: std::net::SocketAddr,
+    /// Whether the client is asked for a certificate, and whether it must verify.
+    pub client_auth: ClientAuth,
+    /// Whether a resumed session reports the client certificate's verification kept in the
+    /// session ([`KnownIssues::carry_verification`](crate::KnownIssues::carry_verification)).
+    pub carry_verification: bool,
 }
 
-/// The server half of the backend contract: the bits a connection starts with. Implemented for
+/// The server half of the backend contract: the bits a connection starts with, and whether
+/// the client is asked for a certificate. Implemented for
 /// [`ServerSettings`]; applications do not call it.
 pub trait ServerContract {
     /// The starting decision for a connection from `params.peer`.
@@ -349,6 +355,8 @@ impl ServerContract for ServerSettings {
             may_issue,
             bits,
             peer: params.peer,
+            client_auth: self.client_auth_for(params.peer.ip(), params.peer_name.as_deref()),
+            carry_verification: self.resumption.known_issues().carry_verification,
         }
     }
 }

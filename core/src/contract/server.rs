@@ -4,10 +4,12 @@
 use std::time::Duration;
 
 use super::ServerStart;
-use crate::info::{OcspStatus, SessionInfo};
+use crate::error::{Error, TlsError, TlsFailure};
+use crate::info::{subject_dn, OcspStatus, SessionInfo, Verification};
 use crate::keys::key_ring::RejectReason;
 use crate::kind::BackendKind;
 use crate::model::resumption::Resumption;
+use crate::settings::ClientAuth;
 use crate::telemetry;
 
 /// One server connection's resumption lifecycle: the bits, what is reported about OCSP and the
@@ -17,6 +19,17 @@ use crate::telemetry;
 ///
 /// Where a library does not tell, the backend infers and its docs say so (GnuTLS and rustls do
 /// not say whether they stapled; rustls does not say whether the client asked for a status).
+///
+/// Client certificates ([`ServerStart::client_auth`]): the backend asks its library for one as
+/// decided, and feeds what the library's check saw on this handshake
+/// ([`client_certificate_seen`](Self::client_certificate_seen)) and, on a resumed handshake,
+/// what the library kept in the session
+/// ([`client_certificate_kept`](Self::client_certificate_kept)). Under
+/// [`exim_compatible`](crate::ResumptionPolicy::exim_compatible) only what was seen on this
+/// handshake is reported (OpenSSL does not run its verify callback on a resumed handshake:
+/// `$tls_in_certificate_verified` unset, `verify = certificate` false, the known issue); under
+/// [`hardened`](crate::ResumptionPolicy::hardened) a resumed handshake reports what the session
+/// kept, which says "verified" only when the original check did.
 #[derive(Clone, Debug)]
 pub struct ServerHandshake {
     backend: BackendKind,
@@ -26,6 +39,12 @@ pub struct ServerHandshake {
     refused: Option<RejectReason>,
     ocsp_requested: bool,
     ocsp_stapled: bool,
+    /// What the library's check of the client certificate said on this handshake.
+    client_seen: Option<Verification>,
+    /// What the library kept in a resumed session about the client certificate.
+    client_kept: Option<Verification>,
+    /// The library failed the handshake because the client presented no certificate.
+    client_missing: bool,
     /// The connection's span (`tls_server`), parent of its events.
     span: tracing::Span,
 }
@@ -48,6 +67,86 @@ impl ServerHandshake {
             refused: None,
             ocsp_requested: false,
             ocsp_stapled: false,
+            client_seen: None,
+            client_kept: None,
+            client_missing: false,
+        }
+    }
+
+    /// Whether the client is asked for a certificate, and whether it must verify.
+    pub fn client_auth(&self) -> ClientAuth {
+        self.start.client_auth
+    }
+
+    /// What the library's check of the client's certificate said on this handshake (its
+    /// verify callback, or its check after the handshake). Not called when the library did
+    /// not check (no certificate presented, or a resumed handshake that skips the check).
+    pub fn client_certificate_seen(&mut self, verification: Verification) {
+        // A chain is checked certificate by certificate: one failure fails it.
+        if self.client_seen != Some(Verification::Failed) {
+            self.client_seen = Some(verification);
+        }
+    }
+
+    /// What the library kept in a resumed session about the client's certificate (OpenSSL's
+    /// stored verify result with the stored peer certificate). Reported only under a policy
+    /// that carries verification.
+    pub fn client_certificate_kept(&mut self, verification: Verification) {
+        self.client_kept = Some(verification);
+    }
+
+    /// The library failed the handshake because the client presented no certificate where one
+    /// is required (its own error says so).
+    pub fn client_certificate_missing(&mut self) {
+        self.client_missing = true;
+    }
+
+    /// Whether a certificate the library's check saw as not verified must fail the handshake
+    /// now: the client is in `verify_hosts`.
+    pub fn refuses_client_certificate(&self, seen: Verification) -> bool {
+        self.start.client_auth == ClientAuth::Require && seen != Verification::Verified
+    }
+
+    /// The error of a handshake the library failed: a certificate failure naming what the
+    /// client did not give when the failure was the client-certificate requirement, with the
+    /// library's error as its source; otherwise the library's error as it is. Counted.
+    pub fn library_failed(&self, error: Error) -> Error {
+        let why = if self.start.client_auth != ClientAuth::Require {
+            None
+        } else if self.client_seen == Some(Verification::Failed) {
+            Some("the client's certificate did not verify against the client CA list")
+        } else if self.client_missing {
+            Some("the client presented no certificate; this host must (verify_hosts)")
+        } else {
+            None
+        };
+        let error = match why {
+            Some(why) => Error::Tls(
+                TlsError::new(self.backend.name(), TlsFailure::Certificate, why).with_source(error),
+            ),
+            None => error,
+        };
+        telemetry::server_failed(self.backend, error.kind());
+        tracing::info!(
+            target: telemetry::TARGET,
+            parent: &self.span,
+            kind = error.kind().name(),
+            error = %error,
+            "server handshake failed"
+        );
+        error
+    }
+
+    /// The client certificate's verification reported: what was seen on this handshake, or on
+    /// a resumed one under a policy that carries it, what the session kept.
+    pub fn client_verification(&self) -> Verification {
+        if self.start.client_auth == ClientAuth::Off {
+            return Verification::NotChecked;
+        }
+        match (self.client_seen, self.client_kept) {
+            (Some(seen), _) => seen,
+            (None, Some(kept)) if self.resumed && self.start.carry_verification => kept,
+            _ => Verification::NotChecked,
         }
     }
 
@@ -109,12 +208,22 @@ impl ServerHandshake {
     /// The connection's report: `library` carries what the library says (version, cipher,
     /// SNI, ALPN, the peer's chain); the decisions are filled in here: the bits, resumed, the
     /// OCSP status (not requested; a staple sent: "not verified", for the client to check; none
-    /// sent: "no response"), why a presented ticket was refused, and the lifetime of the
+    /// sent: "no response"), why a presented ticket was refused, the lifetime of the
     /// ticket issued (`sent`: as the library tells it), reported only when one was sealed for
-    /// a client that gets tickets.
+    /// a client that gets tickets, and the client certificate's verification
+    /// ([`client_verification`](Self::client_verification)) with its subject's DN when a
+    /// verification is reported.
     pub fn report(&self, mut library: SessionInfo, sent: Option<Duration>) -> SessionInfo {
         library.resumption = self.bits;
         library.resumed = self.resumed;
+        library.verification = self.client_verification();
+        library.peer_dn = match library.verification {
+            Verification::NotChecked => None,
+            _ => library
+                .peer_certificates
+                .first()
+                .and_then(|c| subject_dn(c)),
+        };
         library.ocsp = match (self.ocsp_requested, self.ocsp_stapled) {
             (false, _) => OcspStatus::NotRequested,
             (true, true) => OcspStatus::NotVerified,
@@ -126,5 +235,86 @@ impl ServerHandshake {
         .then_some(sent)
         .flatten();
         library
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::ServerContract;
+    use crate::settings::params::ServerParams;
+    use crate::{ErrorKind, HostList, ResumptionPolicy, ServerSettings};
+
+    fn start(policy: ResumptionPolicy, verify: &str, try_verify: &str) -> ServerStart {
+        let identity =
+            crate::Identity::from_der(vec![vec![0x30; 20]], vec![1], crate::KeyFormat::Pkcs8)
+                .expect("identity");
+        let mut settings = ServerSettings::new(identity);
+        settings.resumption = policy;
+        settings.verify_hosts = verify.parse::<HostList>().expect("list");
+        settings.try_verify_hosts = try_verify.parse::<HostList>().expect("list");
+        let peer = std::net::SocketAddr::from(([192, 0, 2, 1], 40000));
+        let local = std::net::SocketAddr::from(([192, 0, 2, 25], 25));
+        settings.start(&ServerParams::new(peer, local))
+    }
+
+    #[test]
+    fn verify_hosts_come_before_try_verify_hosts() {
+        let policy = ResumptionPolicy::exim_compatible;
+        assert_eq!(
+            start(policy(), "192.0.2.1", "*").client_auth,
+            ClientAuth::Require
+        );
+        assert_eq!(
+            start(policy(), "192.0.2.9", "*").client_auth,
+            ClientAuth::Try
+        );
+        assert_eq!(start(policy(), "", "").client_auth, ClientAuth::Off);
+    }
+
+    #[test]
+    fn a_resumed_session_reports_what_was_kept_only_when_hardened() {
+        for (policy, expected) in [
+            (
+                ResumptionPolicy::exim_compatible(),
+                Verification::NotChecked,
+            ),
+            (ResumptionPolicy::hardened(), Verification::Verified),
+        ] {
+            let mut hs = ServerHandshake::new(BackendKind::Openssl, start(policy, "*", ""));
+            hs.client_certificate_kept(Verification::Verified);
+            hs.finish(true);
+            assert_eq!(hs.client_verification(), expected);
+        }
+        // What was seen on this handshake wins, and one failure in a chain fails it.
+        let mut hs = ServerHandshake::new(
+            BackendKind::Gnutls,
+            start(ResumptionPolicy::exim_compatible(), "", "*"),
+        );
+        hs.client_certificate_seen(Verification::Failed);
+        hs.client_certificate_seen(Verification::Verified);
+        hs.finish(false);
+        assert_eq!(hs.client_verification(), Verification::Failed);
+        assert!(
+            !hs.refuses_client_certificate(Verification::Failed),
+            "only asked"
+        );
+    }
+
+    #[test]
+    fn a_missing_required_certificate_is_a_certificate_failure() {
+        let mut hs = ServerHandshake::new(
+            BackendKind::Rustls,
+            start(ResumptionPolicy::exim_compatible(), "*", ""),
+        );
+        let library = Error::tls("rustls", "no certificates presented");
+        assert_eq!(hs.library_failed(library).kind(), ErrorKind::Protocol);
+        hs.client_certificate_missing();
+        let error = hs.library_failed(Error::tls("rustls", "no certificates presented"));
+        assert_eq!(error.kind(), ErrorKind::Certificate);
+        assert!(
+            error.to_string().contains("presented no certificate"),
+            "{error}"
+        );
     }
 }

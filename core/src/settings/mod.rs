@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::info::ProtocolVersion;
 use crate::keys::{KeySource, ProcessKeySource};
 use crate::kind::BackendKind;
+use crate::model::hostlist::HostList;
 use crate::model::policy::ResumptionPolicy;
 use crate::model::ticket_policy::TicketPolicy;
 use crate::pki::Identity;
@@ -75,6 +76,31 @@ pub enum OcspMode {
     Require,
 }
 
+/// Whether a server asks a client for a certificate, decided per connection from
+/// [`ServerSettings::verify_hosts`] and [`ServerSettings::try_verify_hosts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClientAuth {
+    /// No certificate is asked for.
+    Off,
+    /// A certificate is asked for; the connection goes on without one, or with one that does
+    /// not verify (Exim's `tls_try_verify_hosts`).
+    Try,
+    /// A certificate is asked for and must verify against the client CA list: the handshake is
+    /// refused otherwise (Exim's `tls_verify_hosts`).
+    Require,
+}
+
+impl ClientAuth {
+    /// `off`, `try`, `require`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Try => "try",
+            Self::Require => "require",
+        }
+    }
+}
+
 /// Everything a server context is made from, the same for every backend.
 ///
 /// Made with [`ServerSettings::builder`] (which checks every field) or [`ServerSettings::new`]
@@ -100,6 +126,15 @@ pub struct ServerSettings {
     pub versions: Versions,
     /// ALPN protocols, in preference order.
     pub alpn: Vec<Vec<u8>>,
+    /// Clients that must present a certificate that verifies against
+    /// [`client_roots`](Self::client_roots) (Exim's `tls_verify_hosts`); empty by default.
+    pub verify_hosts: HostList,
+    /// Clients asked for a certificate, accepted without one or with one that does not verify
+    /// (Exim's `tls_try_verify_hosts`); empty by default. A host in both lists is required.
+    pub try_verify_hosts: HostList,
+    /// The CAs a client certificate must chain to (DER; Exim's `tls_verify_certificates`),
+    /// also named to the client in the certificate request.
+    pub client_roots: Vec<Vec<u8>>,
 }
 
 impl ServerSettings {
@@ -117,7 +152,27 @@ impl ServerSettings {
             key_source: Arc::new(ProcessKeySource::new()),
             versions: Versions::ALL,
             alpn: Vec::new(),
+            verify_hosts: HostList::none(),
+            try_verify_hosts: HostList::none(),
+            client_roots: Vec::new(),
         }
+    }
+
+    /// Whether a client at `ip` (named `name`, if looked up) is asked for a certificate, and
+    /// whether it must verify: `verify_hosts` first, then `try_verify_hosts`, as Exim does.
+    pub fn client_auth_for(&self, ip: std::net::IpAddr, name: Option<&str>) -> ClientAuth {
+        if self.verify_hosts.matches(ip, name) {
+            ClientAuth::Require
+        } else if self.try_verify_hosts.matches(ip, name) {
+            ClientAuth::Try
+        } else {
+            ClientAuth::Off
+        }
+    }
+
+    /// Whether any client may be asked for a certificate.
+    pub fn asks_client_certificates(&self) -> bool {
+        !self.verify_hosts.is_empty() || !self.try_verify_hosts.is_empty()
     }
 
     /// A builder starting from [`ServerSettings::new`]'s defaults.
@@ -172,7 +227,14 @@ impl ServerSettings {
         if let Some(policy) = &self.ticket_policy {
             policy.validate()?;
         }
-        Ok(())
+        if self.asks_client_certificates() && self.client_roots.is_empty() {
+            return Err(Error::setting(
+                "client_roots",
+                "verify_hosts or try_verify_hosts is set but no client CA is given; load one \
+                 with certificates_from_pem_file (Exim's tls_verify_certificates)",
+            ));
+        }
+        check_certificates("client_roots", "client CA", &self.client_roots)
     }
 }
 
@@ -217,6 +279,12 @@ impl ServerSettingsBuilder {
         versions: Versions;
         /// ALPN protocols, in preference order.
         alpn: Vec<Vec<u8>>;
+        /// Clients that must present a certificate that verifies (Exim's `tls_verify_hosts`).
+        verify_hosts: HostList;
+        /// Clients asked for a certificate, accepted without (Exim's `tls_try_verify_hosts`).
+        try_verify_hosts: HostList;
+        /// The CAs a client certificate must chain to (DER).
+        client_roots: Vec<Vec<u8>>;
     }
 
     /// The settings, checked for any backend ([`ServerSettings::check_for`] is run again, for
@@ -250,6 +318,9 @@ pub struct ClientSettings {
     pub versions: Versions,
     /// ALPN protocols offered.
     pub alpn: Vec<Vec<u8>>,
+    /// The certificate and key presented when a server asks for one (Exim's transport
+    /// `tls_certificate` / `tls_privatekey`); `None` (the default): none is presented.
+    pub identity: Option<Identity>,
 }
 
 impl ClientSettings {
@@ -267,6 +338,7 @@ impl ClientSettings {
             clock: Arc::new(SystemClock),
             versions: Versions::ALL,
             alpn: Vec::new(),
+            identity: None,
         }
     }
 
@@ -284,16 +356,7 @@ impl ClientSettings {
                 "no trust anchors given; load a CA file with certificates_from_pem_file",
             ));
         }
-        for (i, der) in self.roots.iter().enumerate() {
-            // Every X.509 certificate is a DER SEQUENCE; anything else is a mistake such as
-            // PEM text passed as DER.
-            if der.len() < 16 || der[0] != 0x30 {
-                return Err(Error::setting(
-                    "roots",
-                    format!("trust anchor {i} is not a DER certificate"),
-                ));
-            }
-        }
+        check_certificates("roots", "trust anchor", &self.roots)?;
         check_versions(self.versions)?;
         check_alpn(&self.alpn)
     }
@@ -322,11 +385,32 @@ impl ClientSettingsBuilder {
         alpn: Vec<Vec<u8>>;
     }
 
+    /// The certificate and key to present when a server asks for one (Exim's transport
+    /// `tls_certificate` / `tls_privatekey`).
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.0.identity = Some(identity);
+        self
+    }
+
     /// The settings, checked.
     pub fn build(self) -> Result<ClientSettings, Error> {
         self.0.check()?;
         Ok(self.0)
     }
+}
+
+/// Every X.509 certificate is a DER SEQUENCE; anything else is a mistake such as PEM text
+/// passed as DER.
+fn check_certificates(field: &'static str, what: &str, certs: &[Vec<u8>]) -> Result<(), Error> {
+    for (i, der) in certs.iter().enumerate() {
+        if der.len() < 16 || der[0] != 0x30 {
+            return Err(Error::setting(
+                field,
+                format!("{what} {i} is not a DER certificate"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_versions(versions: Versions) -> Result<(), Error> {
