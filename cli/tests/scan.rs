@@ -79,7 +79,11 @@ impl Drop for Peer {
 
 /// `openssl s_server` on a free port with `args`.
 fn s_server(args: &[&str]) -> Peer {
-    let port = free_port();
+    s_server_on(free_port(), args)
+}
+
+/// `openssl s_server` on `port` with `args`.
+fn s_server_on(port: u16, args: &[&str]) -> Peer {
     let mut c = Command::new("openssl");
     c.args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
         .args([
@@ -675,4 +679,49 @@ fn what_changes_on_resumption_is_each_clients_known_issue() {
     assert!(check(&exim, 0, "1.3", "resume_ticket")["evidence"]
         .as_str()
         .is_some_and(|e| e.ends_with("OCSP staple no")));
+}
+
+#[test]
+fn watch_sees_a_restarted_server_change_its_ticket_key() {
+    if !have("openssl", &["version"], "openssl") {
+        return;
+    }
+    let port = free_port();
+    let first = s_server_on(port, &[]);
+    let addr = first.addr.clone();
+    let scan = thread::spawn(move || {
+        run(&[
+            "scan", &addr, "--tls", "1.3", "--wait", "200", "--watch", "6s", "--json",
+        ])
+    });
+    // A restart midway: s_server makes a new ticket key, and forgets the old one.
+    thread::sleep(Duration::from_millis(3500));
+    drop(first);
+    let _second = s_server_on(port, &[]);
+    let r = scan.join().expect("scan thread");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let v: Value = serde_json::from_str(&r.stdout).expect("JSON");
+    let watch = &v["targets"][0]["watch"];
+    assert_eq!(watch["tls"], "1.3", "{v}");
+    let changes = &watch["checks"]["key_changes"];
+    assert_eq!(changes["verdict"], "yes", "{v}");
+    let change = &changes["value"][0];
+    assert_ne!(change["from"], change["to"], "{v}");
+    assert_eq!(&change["from"], value(&v, 0, "1.3", "key_name"), "{v}");
+    let old = &watch["checks"]["old_tickets"];
+    assert_eq!(old["verdict"], "no", "{v}");
+    assert!(old["reason"].is_string(), "{v}");
+    assert!(old["value"][0]["stopped_at_seconds"].is_u64(), "{v}");
+}
+
+#[test]
+fn bad_arguments_give_one_clear_line() {
+    for (args, mentions) in [
+        (&["scan", "127.0.0.1:1", "--watch", "5x"][..], "--watch"),
+        (&["scan", "127.0.0.1:1", "--tls", "1.1"], "1.1"),
+        (&["scan", "127.0.0.1:1", "--policy", "lax"], "lax"),
+        (&["scan", "no-port-here:"], "HOST:PORT"),
+    ] {
+        common::assert_one_line_error(&run(args), mentions);
+    }
 }

@@ -12,6 +12,7 @@ pub mod clients;
 pub mod report;
 pub mod smtp;
 pub mod tls;
+pub mod watch;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -74,6 +75,12 @@ pub struct ScanArgs {
     /// own time).
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub wait: u64,
+    /// After the checks, watch each address for DURATION (90s, 15m, 2h) on the real clock: a
+    /// full handshake every thirtieth of it (1 s to 5 min), noting the ticket key name and
+    /// offering a ticket of each older key: when the key changes, and until when old tickets
+    /// still resume.
+    #[arg(long, value_name = "DURATION")]
+    pub watch: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -163,6 +170,8 @@ struct TargetScan {
     endpoint: Endpoint,
     versions: Vec<VersionScan>,
     smtp: Vec<Check>,
+    /// With `--watch`: the version watched and its checks.
+    watch: Option<(ProtocolVersion, Vec<Check>)>,
 }
 
 impl TargetScan {
@@ -236,6 +245,11 @@ fn with_port(target: &str, starttls: bool) -> String {
 pub fn run(args: &ScanArgs) -> Result<bool, Error> {
     let versions = versions(&args.tls)?;
     let policy = super::policy(&args.policy)?.policy();
+    let watch = args
+        .watch
+        .as_deref()
+        .map(watch::parse_duration)
+        .transpose()?;
     let starttls = args.starttls == Some(StartProtocol::Smtp);
     let roots = match &args.ca {
         Some(path) => tlsresume::certificates_from_pem_file(path)?,
@@ -255,10 +269,26 @@ pub fn run(args: &ScanArgs) -> Result<bool, Error> {
             wait: Duration::from_millis(args.wait),
         });
     }
-    let scans: Vec<TargetScan> = endpoints
+    let mut scans: Vec<TargetScan> = endpoints
         .iter()
         .map(|e| scan_one(e, &roots, &policy, &versions))
         .collect();
+    if let Some(duration) = watch {
+        for scan in &mut scans {
+            // The first version that gave tickets (TLS 1.3 first), else the first scanned.
+            let version = scan
+                .versions
+                .iter()
+                .find(|v| v.observed.has_tickets())
+                .or(scan.versions.first())
+                .map(|v| v.version);
+            if let Some(version) = version {
+                let checks =
+                    watch::watch(&scan.endpoint, version, duration, watch::interval(duration));
+                scan.watch = Some((version, checks));
+            }
+        }
+    }
     let fleet = fleet(&scans, &versions);
     if args.json {
         log_line(&json_report(&scans, &fleet).to_string());
@@ -303,6 +333,7 @@ fn scan_one(
         endpoint: endpoint.clone(),
         versions,
         smtp,
+        watch: None,
     }
 }
 
@@ -393,6 +424,9 @@ fn json_report(scans: &[TargetScan], fleet: &[(ProtocolVersion, Check)]) -> serd
                 "summary": s.summary(),
                 "versions": versions,
                 "smtp": s.endpoint.starttls.then(|| json!({"checks": report::checks_json(&s.smtp)})),
+                "watch": s.watch.as_ref().map(|(v, checks)| {
+                    json!({"tls": v.short(), "checks": report::checks_json(checks)})
+                }),
             })
         })
         .collect();
@@ -474,6 +508,12 @@ fn render(
                 if !brief || matches!(c.verdict, Verdict::No | Verdict::Unknown) {
                     c.text(&mut out);
                 }
+            }
+        }
+        if let Some((version, checks)) = &s.watch {
+            out.push(format!("watch (TLS {})", version.short()));
+            for c in checks {
+                c.text(&mut out);
             }
         }
     }

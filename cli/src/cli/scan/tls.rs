@@ -108,6 +108,14 @@ impl Observed {
         }
     }
 
+    /// Whether the full handshake gave a ticket.
+    pub fn has_tickets(&self) -> bool {
+        #[cfg(feature = "openssl")]
+        return self.full.as_ref().is_ok_and(|f| !f.tickets.is_empty());
+        #[cfg(not(feature = "openssl"))]
+        return false;
+    }
+
     /// The first 16 bytes of every ticket seen.
     #[cfg(feature = "openssl")]
     fn tickets(&self) -> Vec<&[u8]> {
