@@ -398,17 +398,30 @@ const HELLO_START: &[u8] = &[
 /// backend.
 #[test]
 fn slowloris_on_tls_is_cut_at_the_handshake_deadline_and_a_good_client_resumes() {
+    slowloris_on_tls(&[]);
+}
+
+/// The same against `serve --async` (the handshakes on tokio, under the tokio API's deadline).
+#[test]
+fn slowloris_on_tls_against_serve_async_is_cut_at_the_handshake_deadline() {
+    slowloris_on_tls(&["--async"]);
+}
+
+fn slowloris_on_tls(extra: &[&str]) {
     let (addresses, each, deadline) = if full() { (8, 250, 30) } else { (2, 150, 3) };
     let every = Duration::from_secs(2);
     for backend in BACKENDS {
-        let srv = Server::start(&[
+        let deadline_arg = deadline.to_string();
+        let mut args = vec![
             "--backend",
             backend,
             "--timeout",
             "4",
             "--handshake-timeout",
-            &deadline.to_string(),
-        ]);
+            &deadline_arg,
+        ];
+        args.extend_from_slice(extra);
+        let srv = Server::start(&args);
         let pid = srv.child.id();
         let (_, warm, out) = good_probe(&srv.addr, backend, false);
         assert!(warm, "{backend}: {out}");
@@ -430,7 +443,7 @@ fn slowloris_on_tls_is_cut_at_the_handshake_deadline_and_a_good_client_resumes()
         let latest = cut.iter().max().copied().unwrap_or_default();
         let rss_after = rss_kb(pid);
         println!(
-            "slowloris tls {backend}: {} held, {} refused; cut after at most {latest:?} \
+            "slowloris tls {backend} {extra:?}: {} held, {} refused; cut after at most {latest:?} \
              (--handshake-timeout {deadline}); good probe {took:?} resumed={resumed}; \
              RSS {rss_before} -> {rss_during} (attack) -> {rss_after} kB (after)",
             dribbled.held, dribbled.refused
