@@ -1,5 +1,6 @@
-//! The SMTP client: one message per connection, early pipelining when allowed, RFC 2920
-//! pipelining whenever offered, STARTTLS through a caller-supplied upgrade.
+//! The SMTP client: one message or several per connection, early pipelining when allowed,
+//! RFC 2920 pipelining whenever offered, SIZE declared, STARTTLS through a caller-supplied
+//! upgrade.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -282,19 +283,27 @@ struct Run<'a> {
     mismatch: bool,
     /// PIPECONNECT was withdrawn: no more early pipelining on this connection.
     early_off: bool,
+    /// The server waits for content that will not come: nothing more goes over it.
+    broken: bool,
 }
 
 #[derive(Default)]
 struct Report {
     sent_early: Vec<&'static str>,
     sent_early_tls: Vec<&'static str>,
+    tls: bool,
+    cache: Vec<(Phase, Verdict)>,
+    per_message: PerMessage,
+}
+
+/// What one message's transaction did.
+#[derive(Default)]
+struct PerMessage {
     waits_before_data: u32,
     time_to_data: Duration,
     time_to_reply: Duration,
     pipelining: bool,
-    tls: bool,
     chunking: bool,
-    cache: Vec<(Phase, Verdict)>,
     accepted: Vec<String>,
     rejected: Vec<(String, Reply)>,
 }
@@ -327,24 +336,51 @@ impl Client {
         tls: Option<&U>,
         message: &Message,
     ) -> Result<Delivery, SendError> {
+        only(self.connect_many(peer, peer_name, tls, std::slice::from_ref(message)))
+    }
+
+    /// [`connect`](Self::connect) for several messages over one connection, as an MTA sends
+    /// the mail it has queued for one server: one transaction each, RSET between them
+    /// (pipelined with the next transaction when the server offers PIPELINING), QUIT at the
+    /// end. The first message may go early (PIPECONNECT); a message whose size is over the
+    /// server's SIZE is refused unsent (permanent); a refused message leaves the connection
+    /// to the next.
+    ///
+    /// `Err` when nothing could be sent (connect, banner, EHLO, STARTTLS): every message
+    /// stays queued. Otherwise one result per message, in order; a message after a failure
+    /// that lost the connection fails unsent (temporary). A message whose envelope is refused
+    /// ([`Message::check`]) fails without being sent; the others go.
+    pub fn connect_many<U: StartTls<TcpStream>>(
+        &self,
+        peer: SocketAddr,
+        peer_name: Option<&str>,
+        tls: Option<&U>,
+        messages: &[Message],
+    ) -> Result<Vec<Result<Delivery, SendError>>, SendError> {
         let started = Instant::now();
-        message.check().map_err(SendError::bad_envelope)?;
+        let Some(checked) = Checked::new(messages) else {
+            return Ok(Checked::refusals(messages));
+        };
         if self.config.hosts_try_fastopen.matches(peer.ip(), peer_name) {
             let stream = FastOpenStream::new(peer, self.config.timeout, true)
                 .map_err(|e| SendError::io(Stage::Connect, &e))?;
             let report = stream.report();
             let tls = tls.map(OverFastOpen);
-            let mut delivery = self.run(
+            let sent = self.run(
                 peer,
                 peer_name,
                 stream,
                 Start::Clear,
                 tls.as_ref(),
-                message,
+                &checked.valid,
                 started,
-            )?;
-            delivery.fast_open = report.get().unwrap_or(FastOpen::NotTried);
-            return Ok(delivery);
+            );
+            let mut sent = checked.merge(sent?);
+            let fast_open = report.get().unwrap_or(FastOpen::NotTried);
+            for d in sent.iter_mut().flatten() {
+                d.fast_open = fast_open.clone();
+            }
+            return Ok(sent);
         }
         let stream = TcpStream::connect_timeout(&peer, self.config.timeout).map_err(|e| {
             SendError::new(
@@ -360,7 +396,16 @@ impl Client {
             stream.set_nodelay(true)
         };
         setup().map_err(|e| SendError::io(Stage::Connect, &e))?;
-        self.run(peer, peer_name, stream, Start::Clear, tls, message, started)
+        let sent = self.run(
+            peer,
+            peer_name,
+            stream,
+            Start::Clear,
+            tls,
+            &checked.valid,
+            started,
+        )?;
+        Ok(checked.merge(sent))
     }
 
     /// Sends `message` over `stream`, a connection to `peer` made by the caller (a TCP
@@ -377,8 +422,27 @@ impl Client {
         tls: Option<&U>,
         message: &Message,
     ) -> Result<Delivery, SendError> {
-        message.check().map_err(SendError::bad_envelope)?;
-        self.run(peer, peer_name, stream, start, tls, message, Instant::now())
+        let messages = std::slice::from_ref(message);
+        only(self.send_many(peer, peer_name, stream, start, tls, messages))
+    }
+
+    /// [`send`](Self::send) for several messages over one connection, as
+    /// [`connect_many`](Self::connect_many).
+    pub fn send_many<S: Read + Write, U: StartTls<S>>(
+        &self,
+        peer: SocketAddr,
+        peer_name: Option<&str>,
+        stream: S,
+        start: Start,
+        tls: Option<&U>,
+        messages: &[Message],
+    ) -> Result<Vec<Result<Delivery, SendError>>, SendError> {
+        let Some(checked) = Checked::new(messages) else {
+            return Ok(Checked::refusals(messages));
+        };
+        let started = Instant::now();
+        let sent = self.run(peer, peer_name, stream, start, tls, &checked.valid, started)?;
+        Ok(checked.merge(sent))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -389,16 +453,9 @@ impl Client {
         stream: S,
         start: Start,
         tls: Option<&U>,
-        message: &Message,
+        messages: &[Message],
         started: Instant,
-    ) -> Result<Delivery, SendError> {
-        if message.rcpt_to.is_empty() {
-            return Err(SendError::new(
-                Stage::Rcpt,
-                ErrorClass::Permanent,
-                "no recipients given",
-            ));
-        }
+    ) -> Result<Vec<Result<Delivery, SendError>>, SendError> {
         let key = EhloKey::new(peer);
         let willing = self.config.hosts_pipe_connect.matches(peer.ip(), peer_name);
         // A store that fails is a cache miss, not a failed delivery.
@@ -419,50 +476,146 @@ impl Client {
             report: Report::default(),
             mismatch: false,
             early_off: false,
+            broken: false,
         };
         let first = match start {
             Start::Clear => Phase::Clear,
             Start::TlsOnConnect => Phase::Tls,
         };
         let starttls = tls.filter(|_| start == Start::Clear);
-        let result = run.first_phase(Conn::new(stream, 0), first, starttls, message);
-        let (ehlo, reply, waits) = match result {
+        let result = run.first_phase(Conn::new(stream, 0), first, starttls, messages);
+        let (ehlo, sent) = match result {
             Ok(Phase1::Done(done)) => done,
             Ok(Phase1::Upgrade(conn, upgrade, ehlo_host)) => {
                 run.report.tls = true;
-                run.tls_phase(conn, upgrade, &ehlo_host, message)?
+                run.tls_phase(conn, upgrade, &ehlo_host, messages)
+                    .map_err(|e| run.judged(e))?
             }
-            Err(mut e) => {
-                e.early =
-                    !run.report.sent_early.is_empty() || !run.report.sent_early_tls.is_empty();
-                if run.mismatch && !e.is_temporary() {
-                    e.soften();
-                    e.detail
-                        .push_str(" (the server's EHLO response differed from the cached one)");
-                }
-                return Err(e);
-            }
+            Err(e) => return Err(run.judged(e)),
         };
-        let r = run.report;
-        Ok(Delivery {
-            sent_early: r.sent_early,
-            sent_early_tls: r.sent_early_tls,
-            waits_before_data: r.waits_before_data,
-            waits,
-            time_to_data: r.time_to_data,
-            time_to_reply: r.time_to_reply,
-            fast_open: FastOpen::NotTried,
-            pipelining: r.pipelining,
-            tls: r.tls || start == Start::TlsOnConnect,
-            chunking: r.chunking,
-            cache: r.cache,
-            accepted: r.accepted,
-            rejected: r.rejected,
-            reply,
-            ehlo,
-            tls_info: run.tls_info,
-        })
+        let r = &run.report;
+        let mut out = Vec::with_capacity(sent.len());
+        for (i, sent) in sent.into_iter().enumerate() {
+            let sent = match sent {
+                Ok(sent) => sent,
+                Err(e) if i == 0 => {
+                    out.push(Err(run.judged(e)));
+                    continue;
+                }
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
+            let m = sent.report;
+            let first = i == 0;
+            out.push(Ok(Delivery {
+                sent_early: if first {
+                    r.sent_early.clone()
+                } else {
+                    Vec::new()
+                },
+                sent_early_tls: if first {
+                    r.sent_early_tls.clone()
+                } else {
+                    Vec::new()
+                },
+                waits_before_data: m.waits_before_data,
+                waits: sent.waits,
+                time_to_data: m.time_to_data,
+                time_to_reply: m.time_to_reply,
+                fast_open: FastOpen::NotTried,
+                pipelining: m.pipelining,
+                tls: r.tls || start == Start::TlsOnConnect,
+                chunking: m.chunking,
+                cache: r.cache.clone(),
+                accepted: m.accepted,
+                rejected: m.rejected,
+                reply: sent.reply,
+                ehlo: ehlo.clone(),
+                tls_info: run.tls_info.clone(),
+            }));
+        }
+        Ok(out)
     }
+}
+
+/// The one result of a one-message call.
+fn only(sent: Result<Vec<Result<Delivery, SendError>>, SendError>) -> Result<Delivery, SendError> {
+    sent?.into_iter().next().unwrap_or_else(|| {
+        Err(SendError::new(
+            Stage::Mail,
+            ErrorClass::Protocol,
+            "no message was sent",
+        ))
+    })
+}
+
+/// The messages whose envelopes passed [`Message::check`], and where the others were.
+struct Checked {
+    valid: Vec<Message>,
+    /// Per message: `Ok(())` for one of `valid`, in order; the refusal otherwise.
+    checks: Vec<Result<(), SendError>>,
+}
+
+impl Checked {
+    /// `None` when no message may go.
+    fn new(messages: &[Message]) -> Option<Self> {
+        let checks: Vec<_> = messages.iter().map(check).collect();
+        let valid: Vec<Message> = messages
+            .iter()
+            .zip(&checks)
+            .filter(|(_, c)| c.is_ok())
+            .map(|(m, _)| m.clone())
+            .collect();
+        (!valid.is_empty()).then_some(Self { valid, checks })
+    }
+
+    /// Every message's refusal (none may go).
+    fn refusals(messages: &[Message]) -> Vec<Result<Delivery, SendError>> {
+        messages
+            .iter()
+            .map(|m| match check(m) {
+                Err(e) => Err(e),
+                Ok(()) => Err(SendError::new(
+                    Stage::Mail,
+                    ErrorClass::Protocol,
+                    "not sent",
+                )),
+            })
+            .collect()
+    }
+
+    /// The results of the valid messages put back among the refusals.
+    fn merge(self, sent: Vec<Result<Delivery, SendError>>) -> Vec<Result<Delivery, SendError>> {
+        let mut sent = sent.into_iter();
+        self.checks
+            .into_iter()
+            .map(|c| match c {
+                Ok(()) => sent.next().unwrap_or_else(|| {
+                    Err(SendError::new(
+                        Stage::Mail,
+                        ErrorClass::Protocol,
+                        "not sent",
+                    ))
+                }),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+}
+
+/// A message's own check: its envelope, and at least one recipient.
+fn check(message: &Message) -> Result<(), SendError> {
+    message.check().map_err(SendError::bad_envelope)?;
+    if message.rcpt_to.is_empty() {
+        return Err(SendError::new(
+            Stage::Rcpt,
+            ErrorClass::Permanent,
+            "no recipients given",
+        ));
+    }
+    Ok(())
 }
 
 /// A caller's STARTTLS over a plain `TcpStream`, given the stream under a [`FastOpenStream`].
@@ -489,7 +642,7 @@ impl<U: StartTls<TcpStream>> StartTls<FastOpenStream> for OverFastOpen<'_, U> {
     }
 }
 
-type Done = (EhloResponse, Reply, u32);
+type Done = (EhloResponse, Vec<Result<Sent, SendError>>);
 
 enum Phase1<'u, S, U> {
     Done(Done),
@@ -508,13 +661,26 @@ enum Ahead {
 }
 
 impl Run<'_> {
+    /// A failure as the connection makes it: whether it spoke early, and temporary when the
+    /// cache disagreed with the server (the retry goes the normal way).
+    fn judged(&self, mut e: SendError) -> SendError {
+        e.early = !self.report.sent_early.is_empty() || !self.report.sent_early_tls.is_empty();
+        if self.mismatch && !e.is_temporary() {
+            e.soften();
+            e.detail
+                .push_str(" (the server's EHLO response differed from the cached one)");
+        }
+        e
+    }
+
     fn first_phase<'u, S: Read + Write, U: StartTls<S>>(
         &mut self,
         mut conn: Conn<S>,
         phase: Phase,
         starttls: Option<&'u U>,
-        message: &Message,
+        messages: &[Message],
     ) -> Result<Phase1<'u, S, U>, SendError> {
+        let message = &messages[0];
         let entry_view = self.cached.as_ref().and_then(|e| e.view(phase)).cloned();
         let early_view = entry_view.filter(|v| {
             v.permits_early() && (starttls.is_none() || v.features.contains(EhloFeatures::STARTTLS))
@@ -592,10 +758,8 @@ impl Run<'_> {
             return Ok(Phase1::Upgrade((plain, waits), upgrade, ehlo.host));
         }
 
-        let sent = plan.is_some();
-        let plan = plan.unwrap_or_else(|| self.plan(ehlo.features, message));
-        let (reply, waits) = self.transaction(&mut conn, &plan, sent)?;
-        Ok(Phase1::Done((ehlo, reply, waits)))
+        let sent = self.transactions(&mut conn, &ehlo, plan, messages);
+        Ok(Phase1::Done((ehlo, sent)))
     }
 
     fn tls_phase<S, U: StartTls<S>>(
@@ -603,8 +767,9 @@ impl Run<'_> {
         (plain, waits): (S, u32),
         upgrade: &U,
         ehlo_host: &str,
-        message: &Message,
+        messages: &[Message],
     ) -> Result<Done, SendError> {
+        let message = &messages[0];
         let context = UpgradeContext::new(self.peer)
             .peer_name(self.peer_name)
             .ehlo_host(Some(ehlo_host).filter(|h| !h.is_empty()));
@@ -630,11 +795,9 @@ impl Run<'_> {
         }
         let outstanding = plan.as_ref().map_or(0, Plan::replies);
         let ehlo = self.read_ehlo(&mut conn, Phase::Tls, view.is_some(), outstanding)?;
-        let sent = plan.is_some();
-        let plan = plan.unwrap_or_else(|| self.plan(ehlo.features, message));
-        let (reply, waits) = self.transaction(&mut conn, &plan, sent)?;
+        let sent = self.transactions(&mut conn, &ehlo, plan, messages);
         self.tls_info = U::session_info(conn.get_ref());
-        Ok((ehlo, reply, waits))
+        Ok((ehlo, sent))
     }
 
     /// Reads and judges the EHLO reply; applies the cache rules. `early`: EHLO was sent from
@@ -747,15 +910,24 @@ impl Run<'_> {
 
     fn plan(&self, features: EhloFeatures, message: &Message) -> Plan {
         let chunking = self.config.chunking && features.contains(EhloFeatures::CHUNKING);
+        let normalised = normalise(&message.content);
+        let size = normalised.len() as u64;
+        // RFC 1870: the size declared is the message's, line endings as CR LF, unstuffed.
+        let size_param = if features.contains(EhloFeatures::SIZE) {
+            format!(" SIZE={size}")
+        } else {
+            String::new()
+        };
         Plan {
             pipelining: features.contains(EhloFeatures::PIPELINING),
             chunking,
+            size,
             body: if chunking {
-                normalise(&message.content)
+                normalised
             } else {
                 dot_stuff(&message.content)
             },
-            mail: format!("MAIL FROM:<{}>", message.mail_from),
+            mail: format!("MAIL FROM:<{}>{size_param}", message.mail_from),
             rcpts: message
                 .rcpt_to
                 .iter()
@@ -771,8 +943,8 @@ impl Run<'_> {
         plan: &Plan,
         sent: bool,
     ) -> Result<(Reply, u32), SendError> {
-        self.report.pipelining = plan.pipelining;
-        self.report.chunking = plan.chunking;
+        self.report.per_message.pipelining = plan.pipelining;
+        self.report.per_message.chunking = plan.chunking;
         if plan.pipelining && !sent {
             plan.queue(conn, &mut Vec::new());
         }
@@ -794,7 +966,7 @@ impl Run<'_> {
         for (rcpt, cmd) in &plan.rcpts {
             let reply = step(conn, cmd, Stage::Rcpt)?;
             if reply.is_positive() {
-                self.report.accepted.push(rcpt.clone());
+                self.report.per_message.accepted.push(rcpt.clone());
             } else {
                 // A 4xx among 5xx makes the whole refusal temporary.
                 if worst
@@ -803,7 +975,7 @@ impl Run<'_> {
                 {
                     worst = Some(reply.clone());
                 }
-                self.report.rejected.push((rcpt.clone(), reply));
+                self.report.per_message.rejected.push((rcpt.clone(), reply));
             }
         }
         let refused = |worst: Option<Reply>| match worst {
@@ -814,7 +986,7 @@ impl Run<'_> {
                 "every recipient refused",
             ),
         };
-        if self.report.accepted.is_empty() && !plan.pipelining {
+        if self.report.per_message.accepted.is_empty() && !plan.pipelining {
             return Err(refused(worst));
         }
         if !plan.pipelining {
@@ -826,13 +998,15 @@ impl Run<'_> {
             Stage::Data
         };
         let reply = conn.read_reply().map_err(|e| SendError::read(stage, e))?;
-        if self.report.accepted.is_empty() {
+        if self.report.per_message.accepted.is_empty() {
             // Pipelined, and every recipient refused. A server that still says 354 is left
-            // waiting for content that never comes: closing drops it, nothing is delivered.
+            // waiting for content that never comes: closing drops it, nothing is delivered,
+            // and nothing more can go over this connection.
+            self.broken |= reply.code() == 354;
             return Err(refused(worst));
         }
-        self.report.waits_before_data = conn.waits();
-        self.report.time_to_data = self.started.elapsed();
+        self.report.per_message.waits_before_data = conn.waits();
+        self.report.per_message.time_to_data = self.started.elapsed();
         let final_reply = if plan.chunking {
             reply
         } else {
@@ -847,15 +1021,93 @@ impl Run<'_> {
         if !final_reply.is_positive() {
             return Err(SendError::refused(Stage::Content, final_reply));
         }
-        self.report.time_to_reply = self.started.elapsed();
-        let waits = conn.waits();
-        // A polite end, waiting for the reply before closing (RFC 5321 §4.1.1.10: the client
-        // SHOULD), so the server has finished with this connection when the next one starts.
-        // The message is the server's already, so a failure here changes nothing.
-        conn.queue("QUIT");
-        let _ = conn.read_reply();
-        Ok((final_reply, waits))
+        self.report.per_message.time_to_reply = self.started.elapsed();
+        Ok((final_reply, conn.waits()))
     }
+
+    /// Every message in turn over one connection (RSET between them, pipelined with the next
+    /// transaction when the server pipelines), then QUIT. `early`: the first message's plan,
+    /// its commands queued already. A message over the server's SIZE is refused here, unsent;
+    /// after a failure that leaves the connection unusable the rest fail unsent.
+    fn transactions<S: Read + Write>(
+        &mut self,
+        conn: &mut Conn<S>,
+        ehlo: &EhloResponse,
+        early: Option<Plan>,
+        messages: &[Message],
+    ) -> Vec<Result<Sent, SendError>> {
+        let mut out = Vec::with_capacity(messages.len());
+        let mut early = early;
+        let mut lost: Option<Stage> = None;
+        for (i, message) in messages.iter().enumerate() {
+            if let Some(stage) = lost {
+                out.push(Err(SendError::new(
+                    Stage::Mail,
+                    ErrorClass::Temporary,
+                    format!("not sent: the connection was lost at {stage} of an earlier message"),
+                )));
+                continue;
+            }
+            let sent = early.is_some();
+            let plan = early
+                .take()
+                .unwrap_or_else(|| self.plan(ehlo.features, message));
+            if let (Some(limit), false) = (ehlo.size, sent) {
+                if plan.size > limit {
+                    out.push(Err(SendError::new(
+                        Stage::Mail,
+                        ErrorClass::Permanent,
+                        format!(
+                            "not sent: the message is {} octets and the server takes at most {limit} (SIZE)",
+                            plan.size
+                        ),
+                    )));
+                    continue;
+                }
+            }
+            if i > 0 {
+                conn.queue("RSET");
+                if plan.pipelining {
+                    plan.queue(conn, &mut Vec::new());
+                }
+                if let Err(e) = conn.read_reply() {
+                    lost = Some(Stage::Mail);
+                    out.push(Err(SendError::read(Stage::Mail, e)));
+                    continue;
+                }
+            }
+            let result = self.transaction(conn, &plan, sent || (i > 0 && plan.pipelining));
+            let r = std::mem::take(&mut self.report.per_message);
+            out.push(match result {
+                Ok((reply, waits)) => Ok(Sent {
+                    reply,
+                    waits,
+                    report: r,
+                }),
+                Err(e) => {
+                    if e.reply.is_none() || self.broken {
+                        lost = Some(e.stage);
+                    }
+                    Err(e)
+                }
+            });
+        }
+        if lost.is_none() {
+            // A polite end, waiting for the reply before closing (RFC 5321 §4.1.1.10: the
+            // client SHOULD), so the server has finished with this connection when the next
+            // one starts. The messages are the server's already: a failure changes nothing.
+            conn.queue("QUIT");
+            let _ = conn.read_reply();
+        }
+        out
+    }
+}
+
+/// One message's transaction that went through.
+struct Sent {
+    reply: Reply,
+    waits: u32,
+    report: PerMessage,
 }
 
 /// Reads and drops the replies still owed after a failure, when the commands were sent.
@@ -873,6 +1125,8 @@ fn drain<S: Read + Write>(conn: &mut Conn<S>, pipelined: bool, owed: usize) {
 struct Plan {
     pipelining: bool,
     chunking: bool,
+    /// The message's size as declared with SIZE (RFC 1870).
+    size: u64,
     /// The content, ready for the wire (dot-stuffed for DATA).
     body: Vec<u8>,
     mail: String,

@@ -203,6 +203,9 @@ pub struct EhloResponse {
     pub auth: Vec<String>,
     /// The LIMITS values offered.
     pub limits: Limits,
+    /// The largest message the server takes, from `SIZE n` (RFC 1870); `None` when SIZE is
+    /// not offered or gives no limit (`SIZE`, `SIZE 0`).
+    pub size: Option<u64>,
 }
 
 impl EhloResponse {
@@ -217,6 +220,7 @@ impl EhloResponse {
             features: EhloFeatures::empty(),
             auth: Vec::new(),
             limits: Limits::default(),
+            size: None,
         };
         let last = lines.len() - 1;
         for (i, line) in lines.iter().enumerate() {
@@ -274,6 +278,7 @@ impl EhloResponse {
                     .filter(|m| is_sasl_mechanism(m)),
             ),
             "LIMITS" => self.limits = Limits::parse(params),
+            "SIZE" => self.size = params.trim().parse::<u64>().ok().filter(|&n| n > 0),
             _ => {}
         }
         self.keywords.push(word);

@@ -274,6 +274,7 @@ fn empty_ehlo() -> EhloResponse {
         features: EhloFeatures::empty(),
         auth: Vec::new(),
         limits: Default::default(),
+        size: None,
     }
 }
 
