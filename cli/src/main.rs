@@ -71,7 +71,8 @@ struct CompareArgs {
     transport: Vec<String>,
     /// Scenarios (default: all): getticket, resume, renewal, postrenewal, timeout, notreq,
     /// server_excludes, noverify_getticket, noverify_resume, lbserver_change, ocsp_getticket,
-    /// ocsp_resume, rotation.
+    /// ocsp_resume, rotation, dane_ee_getticket, dane_ee_resume, dane_ta_getticket,
+    /// dane_ta_resume, dane_nomatch, dane_nomatch_resume.
     #[arg(long, value_delimiter = ',')]
     scenario: Vec<String>,
     /// Print the behaviour-matrix document (Markdown) instead of the table.

@@ -11,7 +11,7 @@ use tlsresume_core::model::ticket_policy::KeySchedule;
 use tlsresume_core::{
     BackendKind, ClientContext, ClientParams, ClientSettings, Error, HostList, ManualClock,
     MemoryStore, OcspMode, ProtocolVersion, ServerContext, ServerParams, ServerSettings,
-    SessionInfo, TlsStream, UnixTime, VerifyMode, Versions,
+    SessionInfo, TlsStream, TlsaRecord, UnixTime, VerifyMode, Versions,
 };
 
 use crate::scenario::{Case, PolicyKind, Scenario, Wire, MIN};
@@ -23,6 +23,7 @@ use tlsresume_smtp::tokio as smtp_tokio;
 use tlsresume_smtp::{ServerConfig, ServerSession};
 use tokio::io::AsyncWriteExt;
 
+use crate::pki::tlsa_record;
 pub use crate::pki::Pki;
 
 /// What one scenario connection produced.
@@ -179,6 +180,7 @@ fn difference(a: &Outcome, b: &Outcome) -> Option<String> {
                     i.resumed,
                     i.cipher.exim.clone(),
                     i.verification,
+                    i.verified_by.clone(),
                     i.ocsp,
                 )
             })
@@ -284,6 +286,33 @@ enum Setup {
     ServerExcludes,
     Untrusted,
     Ocsp,
+    /// The server sends its chain (certificate, CA); the client's trust anchors do not cover
+    /// it and it connects with a TLSA record of this kind.
+    Dane(DaneRecord),
+}
+
+/// The TLSA record a DANE sequence's client is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DaneRecord {
+    /// `3 1 1`: the server key's SHA-256.
+    Ee,
+    /// `2 0 1`: the CA certificate's SHA-256.
+    Ta,
+    /// `3 1 1` of another key.
+    Other,
+}
+
+impl DaneRecord {
+    /// The record for `pki`'s certificates.
+    fn of(self, pki: &Pki) -> Result<TlsaRecord, Error> {
+        let (usage, selector, cert) = match self {
+            Self::Ee => (3, 1, pki.server.chain().first()),
+            Self::Ta => (2, 0, pki.roots.first()),
+            Self::Other => (3, 1, pki.untrusted.chain().first()),
+        };
+        let cert = cert.ok_or_else(|| Error::Config(format!("no certificate for {self:?}")))?;
+        tlsa_record(usage, selector, 1, cert)
+    }
 }
 
 struct Step {
@@ -370,6 +399,16 @@ fn sequences(case: Case, flavour: KeySchedule) -> Vec<Sequence> {
         setup: Setup::Plain,
         steps: rotation,
     });
+    for (record, full, resumed) in [
+        (DaneRecord::Ee, DaneEeGetticket, DaneEeResume),
+        (DaneRecord::Ta, DaneTaGetticket, DaneTaResume),
+        (DaneRecord::Other, DaneNomatch, DaneNomatchResume),
+    ] {
+        seqs.push(Sequence {
+            setup: Setup::Dane(record),
+            steps: vec![step(0, Some(full)), step(10, Some(resumed))],
+        });
+    }
     seqs
 }
 
@@ -383,6 +422,8 @@ struct Rig {
     client: Arc<dyn ClientContext>,
     /// A second client with its own cache, made only for sequences that use one.
     stranger: Option<Arc<dyn ClientContext>>,
+    /// The TLSA records the client connects with (DANE sequences).
+    dane: Option<Vec<TlsaRecord>>,
 }
 
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
@@ -394,6 +435,7 @@ impl Rig {
         let versions = Versions::only(case.tls);
         let mut ss = ServerSettings::new(match seq.setup {
             Setup::Untrusted => pki.untrusted.clone(),
+            Setup::Dane(_) => pki.server_with_ca()?,
             _ => pki.server.clone(),
         });
         ss.clock = Arc::new(clock.clone());
@@ -406,7 +448,17 @@ impl Rig {
         if seq.setup == Setup::Ocsp {
             ss.ocsp_response = Some(pki.ocsp.clone());
         }
-        let mut cs = ClientSettings::new(pki.roots.clone());
+        let dane = match seq.setup {
+            Setup::Dane(record) => Some(vec![record.of(pki)?]),
+            _ => None,
+        };
+        // Under DANE the trust anchors cover only the untrusted certificate: only DANE can
+        // authenticate the server.
+        let roots = match seq.setup {
+            Setup::Dane(_) => pki.untrusted.chain().to_vec(),
+            _ => pki.roots.clone(),
+        };
+        let mut cs = ClientSettings::new(roots);
         cs.clock = Arc::new(clock.clone());
         cs.versions = versions;
         cs.resumption = case.policy.policy();
@@ -417,7 +469,7 @@ impl Rig {
             }
             Setup::Untrusted => cs.verify = VerifyMode::Try,
             Setup::Ocsp => cs.ocsp = OcspMode::Require,
-            Setup::Plain | Setup::ServerExcludes => {}
+            Setup::Plain | Setup::ServerExcludes | Setup::Dane(_) => {}
         }
         let stranger = if seq.steps.iter().any(|s| s.stranger) {
             let mut settings = cs.clone();
@@ -434,6 +486,7 @@ impl Rig {
             server: backends::server(case.server, ss)?,
             client: backends::client(case.client, cs)?,
             stranger,
+            dane,
         })
     }
 
@@ -450,6 +503,7 @@ impl Rig {
         };
         let server = self.server.clone();
         let wire = self.case.wire;
+        let dane = self.dane.as_deref();
         let name = ehlo_name.to_owned();
         let server_side = thread::spawn(move || match server_end {
             End::Blocking => serve_one(&listener, server.as_ref(), wire, &name),
@@ -461,8 +515,8 @@ impl Rig {
         };
         let mut connected = false;
         let client_result = match client_end {
-            End::Blocking => client_one(peer, client.as_ref(), wire, &mut connected),
-            End::Async => client_one_async(peer, client.clone(), wire, &mut connected),
+            End::Blocking => client_one(peer, client.as_ref(), wire, dane, &mut connected),
+            End::Async => client_one_async(peer, client.clone(), wire, dane, &mut connected),
         };
         if !connected {
             // Unblock a server still waiting in accept for a client that never came.
@@ -619,9 +673,14 @@ fn client_tls_session(wire: Wire) -> ClientSession {
     ClientSession::new(HELO, Goal::Quit { banner })
 }
 
-fn client_params(peer: SocketAddr, lb_name: Option<String>) -> ClientParams {
+fn client_params(
+    peer: SocketAddr,
+    lb_name: Option<String>,
+    dane: Option<&[TlsaRecord]>,
+) -> ClientParams {
     let mut p = ClientParams::new("mx.tlsresume.test", peer);
     p.lb_name = lb_name;
+    p.dane = dane.map(<[TlsaRecord]>::to_vec);
     p
 }
 
@@ -629,10 +688,11 @@ fn client_one(
     peer: SocketAddr,
     client: &dyn ClientContext,
     wire: Wire,
+    dane: Option<&[TlsaRecord]>,
     connected: &mut bool,
 ) -> Result<SessionInfo, String> {
     let (tcp, lb_name) = client_plain(peer, wire, connected)?;
-    let params = client_params(peer, lb_name);
+    let params = client_params(peer, lb_name, dane);
     let mut tls: Box<dyn TlsStream> = client
         .connect(Box::new(tcp), &params)
         .map_err(|e| e.to_string())?;
@@ -655,11 +715,12 @@ fn client_one_async(
     peer: SocketAddr,
     client: Arc<dyn ClientContext>,
     wire: Wire,
+    dane: Option<&[TlsaRecord]>,
     connected: &mut bool,
 ) -> Result<SessionInfo, String> {
     let io = |e: io::Error| e.to_string();
     let (tcp, lb_name) = client_plain(peer, wire, connected)?;
-    let params = client_params(peer, lb_name);
+    let params = client_params(peer, lb_name, dane);
     tcp.set_nonblocking(true).map_err(io)?;
     let rt = runtime().map_err(io)?;
     rt.block_on(async move {

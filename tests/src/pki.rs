@@ -13,7 +13,7 @@ use rcgen::{
 };
 use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
-use tlsresume_core::{Error, Identity, KeyFormat};
+use tlsresume_core::{Error, Identity, KeyFormat, TlsaRecord};
 
 /// Certificates for a run: trust anchors, the server's identity, an identity that does not
 /// verify, and a stapled OCSP response for the server's certificate.
@@ -287,6 +287,44 @@ impl fmt::Debug for Ca {
             .field("key", &format_args!("<redacted>"))
             .finish()
     }
+}
+
+impl Pki {
+    /// The server's identity sending its chain: its certificate, then the CA (the first trust
+    /// anchor), as a server with a DANE-TA(2) record must (RFC 7672 §3.2.2).
+    pub fn server_with_ca(&self) -> Result<Identity, Error> {
+        let mut chain = self.server.chain().to_vec();
+        chain.extend(self.roots.first().cloned());
+        Identity::from_der(
+            chain,
+            self.server.key_der().to_vec(),
+            self.server.key_format(),
+        )
+    }
+}
+
+/// The TLSA record `usage selector matching` for the certificate `cert` (DER): selector 1 takes
+/// its SubjectPublicKeyInfo (read with RustCrypto's `x509-cert`), matching 1 and 2 its
+/// SHA-256 and SHA-512.
+pub fn tlsa_record(
+    usage: u8,
+    selector: u8,
+    matching: u8,
+    cert: &[u8],
+) -> Result<TlsaRecord, Error> {
+    use der::{Decode, Encode};
+    let selected = match selector {
+        0 => cert.to_vec(),
+        _ => x509_cert::Certificate::from_der(cert)
+            .and_then(|c| c.tbs_certificate.subject_public_key_info.to_der())
+            .map_err(|e| Error::Config(format!("certificate for a TLSA record: {e}")))?,
+    };
+    let data = match matching {
+        0 => selected,
+        1 => digest::digest(&digest::SHA256, &selected).as_ref().to_vec(),
+        _ => digest::digest(&digest::SHA512, &selected).as_ref().to_vec(),
+    };
+    Ok(TlsaRecord::new(usage, selector, matching, data))
 }
 
 fn system_now() -> Result<u64, Error> {

@@ -97,8 +97,11 @@ pub fn markdown(outcomes: &[Outcome]) -> String {
          `yes` verified, `no` failed, `nc` not checked on this handshake, which Exim also logs as \
          `no`) and `OCSP=` \
          (`$tls_out_ocsp`: 0 not requested, 1 no response, 2 not verified, 3 failed, 4 \
-         verified); `✗` a failed connection, with why (the known issue where required OCSP \
-         fails on a resumed handshake). Columns are `server←client`. \
+         verified); in the `dane_*` rows, where the client connects with a TLSA record, \
+         `DANE=` (`$tls_out_dane`: `yes` when a TLSA record authenticated the server on this \
+         connection, as reported under the policy); `✗` a failed connection, with why (the \
+         known issue where required OCSP fails on a resumed handshake; no TLSA record \
+         matched). Columns are `server←client`. \
          Why the backends differ, and which policy changes what: `docs/differences.md`.\n\n",
     );
     out.push_str("Bit values: 0x01 supported, 0x02 client requested a ticket, 0x04 client offered a session, 0x08 server issued a ticket, 0x10 session resumed.\n\n");
@@ -238,6 +241,9 @@ fn matrix_cell(o: &Outcome) -> String {
             Verification::NotChecked => "nc",
         };
         let _ = write!(text, " CV={cv} OCSP={}", c.ocsp.code());
+        if o.scenario.uses_dane() {
+            let _ = write!(text, " DANE={}", c.verified_by.exim_dane());
+        }
     }
     text
 }
@@ -250,6 +256,9 @@ fn failure_reason(error: &str) -> String {
         let status = status.split([':', ',']).next().unwrap_or(status);
         let status = status.split(" (resumed").next().unwrap_or(status).trim();
         return format!("OCSP required, status {status}");
+    }
+    if error.contains("no TLSA record matched") {
+        return "DANE: no TLSA record matched".into();
     }
     // The message without the side and backend prefixes.
     error.rsplit(": ").next().unwrap_or(error).to_owned()
@@ -302,7 +311,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
         let s = o.server.as_ref();
         let _ = write!(
             out,
-            "{{\"server\":{},\"client\":{},\"tls\":{},\"transport\":{},\"policy\":{},\"scenario\":{},\"at_seconds\":{},\"flavour\":{},\"client_flags\":{},\"server_flags\":{},\"resumed\":{},\"client_cipher\":{},\"server_cipher\":{},\"client_verification\":{},\"client_ocsp\":{},\"server_ocsp\":{},\"error\":{}}}",
+            "{{\"server\":{},\"client\":{},\"tls\":{},\"transport\":{},\"policy\":{},\"scenario\":{},\"at_seconds\":{},\"flavour\":{},\"client_flags\":{},\"server_flags\":{},\"resumed\":{},\"client_cipher\":{},\"server_cipher\":{},\"client_verification\":{},\"client_verified_by\":{},\"client_ocsp\":{},\"server_ocsp\":{},\"error\":{}}}",
             json_str(o.case.server.name()),
             json_str(o.case.client.name()),
             json_str(&o.case.tls.short()),
@@ -317,6 +326,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
             json_cipher(c.map(|c| &c.cipher)),
             json_cipher(s.map(|s| &s.cipher)),
             c.map(|c| json_str(c.verification.as_str())).unwrap_or_else(|| "null".into()),
+            c.map(|c| json_str(c.verified_by.as_str())).unwrap_or_else(|| "null".into()),
             json_opt_u8(c.map(|c| c.ocsp.code())),
             json_opt_u8(s.map(|s| s.ocsp.code())),
             o.error.as_deref().map(json_str).unwrap_or_else(|| "null".into()),

@@ -36,11 +36,26 @@ pub enum Scenario {
     /// A ticket presented across the flavour's key-rotation boundary: the OpenSSL flavour's
     /// second rotation (rejected), the GnuTLS flavour's 6 h period boundary.
     Rotation,
+    /// DANE (RFC 7672): a DANE-EE(3) record (`3 1 1`, the server key's SHA-256) matches; the
+    /// client's trust anchors do not cover the server, so only DANE authenticates it.
+    DaneEeGetticket,
+    /// Its resumption: DANE reported as the library reports it (exim), or carried (hardened).
+    DaneEeResume,
+    /// A DANE-TA(2) record (`2 0 1`, the CA certificate's SHA-256) matches the CA the server
+    /// sends after its certificate.
+    DaneTaGetticket,
+    /// Its resumption.
+    DaneTaResume,
+    /// No record matches (`3 1 1` of another key): the handshake fails, whatever the trust
+    /// anchors say.
+    DaneNomatch,
+    /// Again, 10 min later: nothing was stored, so nothing resumes.
+    DaneNomatchResume,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 19] = [
         Self::Getticket,
         Self::Resume,
         Self::Renewal,
@@ -54,6 +69,12 @@ impl Scenario {
         Self::OcspGetticket,
         Self::OcspResume,
         Self::Rotation,
+        Self::DaneEeGetticket,
+        Self::DaneEeResume,
+        Self::DaneTaGetticket,
+        Self::DaneTaResume,
+        Self::DaneNomatch,
+        Self::DaneNomatchResume,
     ];
 
     /// The name used on the command line, in JSON and in the matrix.
@@ -72,7 +93,28 @@ impl Scenario {
             Self::OcspGetticket => "ocsp_getticket",
             Self::OcspResume => "ocsp_resume",
             Self::Rotation => "rotation",
+            Self::DaneEeGetticket => "dane_ee_getticket",
+            Self::DaneEeResume => "dane_ee_resume",
+            Self::DaneTaGetticket => "dane_ta_getticket",
+            Self::DaneTaResume => "dane_ta_resume",
+            Self::DaneNomatch => "dane_nomatch",
+            Self::DaneNomatchResume => "dane_nomatch_resume",
         }
+    }
+}
+
+impl Scenario {
+    /// Whether the client connects with TLSA records.
+    pub fn uses_dane(self) -> bool {
+        matches!(
+            self,
+            Self::DaneEeGetticket
+                | Self::DaneEeResume
+                | Self::DaneTaGetticket
+                | Self::DaneTaResume
+                | Self::DaneNomatch
+                | Self::DaneNomatchResume
+        )
     }
 }
 

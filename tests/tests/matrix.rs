@@ -100,7 +100,19 @@ fn connections_succeed_except_required_ocsp_on_an_exim_resumption() {
         let known_issue = o.scenario == Scenario::OcspResume
             && o.case.policy == PolicyKind::Exim
             && o.case.client != BackendKind::Gnutls;
-        if known_issue {
+        let no_tlsa_match = matches!(
+            o.scenario,
+            Scenario::DaneNomatch | Scenario::DaneNomatchResume
+        );
+        if no_tlsa_match {
+            f.check(
+                o.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("no TLSA record matched")),
+                o,
+                "no TLSA record matches: the connection fails and says so",
+            );
+        } else if known_issue {
             f.check(
                 o.error.is_some(),
                 o,
@@ -111,6 +123,51 @@ fn connections_succeed_except_required_ocsp_on_an_exim_resumption() {
             }
         } else {
             f.check(o.error.is_none(), o, "connection must succeed");
+        }
+    }
+    f.assert_none();
+}
+
+/// A resumed DANE session reports DANE as the session it resumes (hardened) or as the
+/// library says (exim: only GnuTLS checks the chain it kept in the session again).
+#[test]
+fn resumed_dane_sessions_report_per_policy() {
+    let mut f = Failures::default();
+    for o in outcomes() {
+        let resume = matches!(o.scenario, Scenario::DaneEeResume | Scenario::DaneTaResume);
+        let full = matches!(
+            o.scenario,
+            Scenario::DaneEeGetticket | Scenario::DaneTaGetticket
+        );
+        if !(resume || full) {
+            continue;
+        }
+        let Some(c) = &o.client else {
+            f.check(false, o, "the DANE connection completes");
+            continue;
+        };
+        f.check(o.resumed() == resume, o, "full, then resumed");
+        let expected =
+            full || o.case.policy == PolicyKind::Hardened || o.case.client == BackendKind::Gnutls;
+        f.check(
+            c.verified_by.dane().is_some() == expected,
+            o,
+            "DANE reported per policy and library",
+        );
+        if let Some(authority) = c.verified_by.dane() {
+            let usage = if matches!(
+                o.scenario,
+                Scenario::DaneEeGetticket | Scenario::DaneEeResume
+            ) {
+                3
+            } else {
+                2
+            };
+            f.check(
+                authority.record.usage.code() == usage,
+                o,
+                "the record that matched is the one given",
+            );
         }
     }
     f.assert_none();
@@ -176,8 +233,16 @@ fn resumed_or_not_per_scenario() {
             | Scenario::ServerExcludes
             | Scenario::NoverifyGetticket
             | Scenario::LbserverChange
-            | Scenario::OcspGetticket => false,
-            Scenario::Resume | Scenario::NoverifyResume | Scenario::OcspResume => true,
+            | Scenario::OcspGetticket
+            | Scenario::DaneEeGetticket
+            | Scenario::DaneTaGetticket
+            | Scenario::DaneNomatch
+            | Scenario::DaneNomatchResume => false,
+            Scenario::Resume
+            | Scenario::NoverifyResume
+            | Scenario::OcspResume
+            | Scenario::DaneEeResume
+            | Scenario::DaneTaResume => true,
             Scenario::Renewal => rustls_client_has_ticket(o, Scenario::Resume),
             Scenario::Postrenewal => rustls_client_has_ticket(o, Scenario::Renewal),
             // OpenSSL flavour: the key expired at its second rotation. GnuTLS flavour: the

@@ -195,6 +195,19 @@ const CAUSES: &[Cause] = &[
     },
     Cause {
         section: "known issues",
+        reason: "(in --detail) OpenSSL, rustls clients report no DANE on resumption under exim",
+        shows: |o, _| {
+            o.case.policy == PolicyKind::Exim
+                && matches!(o.scenario, Scenario::DaneEeResume | Scenario::DaneTaResume)
+                && o.resumed()
+                && o.client
+                    .as_ref()
+                    .is_some_and(|c| c.verified_by.dane().is_none())
+        },
+        in_cells: false,
+    },
+    Cause {
+        section: "known issues",
         reason: "(in --detail) GnuTLS's Exim cipher string changes on resumption under exim",
         shows: |o, all| {
             if o.scenario != Scenario::Resume || !o.resumed() {
@@ -224,6 +237,8 @@ pub(super) fn cell_text(o: &Outcome) -> String {
         let lower = e.to_ascii_lowercase();
         let why = if lower.contains("ocsp") {
             "ocsp"
+        } else if lower.contains("tlsa") {
+            "dane"
         } else if lower.contains("verif") || lower.contains("certificate") {
             "verify"
         } else {
