@@ -658,3 +658,37 @@ fn a_flood_past_max_concurrent_gets_421_and_a_good_client_is_served_after() {
         "good probe after the flood: {after:?}: {out}"
     );
 }
+
+/// A server that says nothing, with a test message to send (the SMTP client's path): the
+/// failure says the idle read timeout passed, an I/O failure in `--json`.
+#[test]
+fn probe_sending_a_message_says_its_idle_timeout_passed() {
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("addr").to_string();
+    let held = thread::spawn(move || {
+        let conns: Vec<TcpStream> = silent.incoming().take(1).filter_map(Result::ok).collect();
+        thread::sleep(Duration::from_secs(3));
+        drop(conns);
+    });
+    let json = run(&[
+        "probe",
+        &addr,
+        "--starttls",
+        "smtp",
+        "--timeout",
+        "1",
+        "--count",
+        "1",
+        "--mail-from",
+        "a@example.test",
+        "--rcpt-to",
+        "b@example.test",
+        "--json",
+    ]);
+    let v = connection_json(&json.stdout);
+    let error = v["error"].as_str().unwrap_or_default();
+    assert!(error.contains("the idle read timeout passed"), "{json:?}");
+    assert!(!error.contains("os error"), "{json:?}");
+    assert_eq!(v["error_kind"], "io", "{json:?}");
+    let _ = held.join();
+}

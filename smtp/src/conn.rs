@@ -98,7 +98,7 @@ impl<S: Read + Write> Conn<S> {
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(ReplyError::Io(e)),
+                Err(e) => return Err(ReplyError::read(e)),
             };
             self.rbuf.extend_from_slice(&chunk[..n]);
         }

@@ -170,6 +170,12 @@ pub enum ReplyError {
 }
 
 impl ReplyError {
+    /// A failed read: the socket's own timeout (the OS's "Resource temporarily unavailable")
+    /// says that the idle read timeout passed; any other error is kept as it is.
+    pub(crate) fn read(e: io::Error) -> Self {
+        ReplyError::Io(tlsresume_core::deadline::idle_timeout(&e, "read").unwrap_or(e))
+    }
+
     /// The error as an [`io::Error`], for callers that speak `io::Result`.
     pub fn into_io(self) -> io::Error {
         match self {
@@ -292,7 +298,7 @@ pub fn read_reply_unbuffered<R: Read + ?Sized>(r: &mut R) -> Result<Reply, Reply
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 return Err(ReplyError::LineTooLong)
             }
-            Err(e) => return Err(ReplyError::Io(e)),
+            Err(e) => return Err(ReplyError::read(e)),
         };
         if let Some(reply) = asm.push(line.as_bytes())? {
             return Ok(reply);

@@ -169,7 +169,7 @@ impl ClientSession {
             Ok([]) => Err(self.closed()),
             Ok(bytes) => self.feed(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(None),
-            Err(e) => Err(SendError::read(self.stage(), ReplyError::Io(e))),
+            Err(e) => Err(SendError::read(self.stage(), ReplyError::read(e))),
         }
     }
 

@@ -842,7 +842,12 @@ fn send(target: &Target<'_>, wire: Wire, mail: &Mail, n: u32) -> Outcome {
                 d.tls_info
                     .ok_or_else(|| "the server did not start TLS".to_owned())
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => {
+                if e.io_error().is_some_and(super::is_timeout) {
+                    outcome.error_kind = Some(ErrorKind::Io.name());
+                }
+                Err(e.to_string())
+            }
         };
         return outcome;
     }
@@ -880,7 +885,11 @@ fn send(target: &Target<'_>, wire: Wire, mail: &Mail, n: u32) -> Outcome {
             outcome.smtp = Some(SmtpReport::new(&d));
             Ok(tls.info())
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => {
+            let timeout = e.io_error().is_some_and(super::is_timeout);
+            outcome.error_kind = timeout.then_some(ErrorKind::Io.name());
+            Err(e.to_string())
+        }
     };
     let _ = tls.shutdown();
     outcome
