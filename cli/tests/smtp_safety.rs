@@ -251,3 +251,27 @@ fn starttls_drops_what_was_pipelined_behind_it() {
     let line = talk.quit(&srv);
     assert!(line.contains(" X=TLS"), "{line}");
 }
+
+#[test]
+fn a_dribbled_command_is_cut_at_the_command_deadline() {
+    let srv = Server::start(&["--plain", "--command-timeout", "1"]);
+    let mut talk = connect(&srv.addr);
+    talk.says("NOOP\r\n", "250 OK");
+    let started = std::time::Instant::now();
+    // A byte every 200 ms: the idle --timeout (30 s) never passes, the command deadline does.
+    let writer = talk.conn.get_ref().try_clone().expect("clone");
+    let dribble = std::thread::spawn(move || {
+        let mut writer = writer;
+        for b in b"NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP".iter() {
+            std::thread::sleep(Duration::from_millis(200));
+            if writer.write_all(&[*b]).is_err() {
+                return;
+            }
+        }
+    });
+    let line = srv.line();
+    let took = started.elapsed();
+    assert!(line.contains("the SMTP command deadline passed"), "{line}");
+    assert!(took < Duration::from_millis(2500), "cut after {took:?}");
+    let _ = dribble.join();
+}

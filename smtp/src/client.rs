@@ -14,10 +14,11 @@ use crate::ehlo::{
     Verdict,
 };
 
-use crate::conn::Conn;
+use crate::conn::{Awaiting, Conn};
 pub use crate::error::{ErrorClass, SendError, Stage};
 use crate::fastopen::{FastOpen, FastOpenStream};
 use crate::reply::Reply;
+use crate::server::Deadlines;
 
 /// What the SMTP dialogue knows when TLS starts: the inputs of a TLS session cache key that
 /// only the SMTP layer sees.
@@ -131,6 +132,12 @@ pub struct ClientConfig {
     /// Read and write timeout set on connections [`Client::connect`] makes. Default 5 minutes
     /// (RFC 5321 §4.5.3.2's minimum for most replies).
     pub timeout: Duration,
+    /// The time a whole reply may take, however the server paces its bytes: `command` for
+    /// the banner and each command's reply (5 minutes), `message` for the reply to the end of
+    /// a message (10 minutes), as RFC 5321 §4.5.3.2 sets them. A reply late past its
+    /// deadline fails the attempt as a temporary I/O error ("the SMTP reply deadline
+    /// passed"), at most one read [`timeout`](Self::timeout) after the deadline.
+    pub deadlines: Deadlines,
 }
 
 /// A bad EHLO name.
@@ -159,6 +166,7 @@ impl ClientConfig {
             ehlo_cache: EhloCache::new(Arc::new(MemoryEhloStore::default()), Arc::new(SystemClock)),
             chunking: true,
             timeout: Duration::from_secs(300),
+            deadlines: Deadlines::default(),
         })
     }
 
@@ -483,7 +491,12 @@ impl Client {
             Start::TlsOnConnect => Phase::Tls,
         };
         let starttls = tls.filter(|_| start == Start::Clear);
-        let result = run.first_phase(Conn::new(stream, 0), first, starttls, messages);
+        let result = run.first_phase(
+            Conn::new(stream, 0).with_deadlines(self.config.deadlines),
+            first,
+            starttls,
+            messages,
+        );
         let (ehlo, sent) = match result {
             Ok(Phase1::Done(done)) => done,
             Ok(Phase1::Upgrade(conn, upgrade, ehlo_host)) => {
@@ -777,7 +790,7 @@ impl Run<'_> {
             let class = U::classify(&e);
             SendError::tls(e, class)
         })?;
-        let mut conn = Conn::new(tls, waits);
+        let mut conn = Conn::new(tls, waits).with_deadlines(self.config.deadlines);
         let view = self
             .cached
             .as_ref()
@@ -997,7 +1010,14 @@ impl Run<'_> {
         } else {
             Stage::Data
         };
-        let reply = conn.read_reply().map_err(|e| SendError::read(stage, e))?;
+        let awaiting = if plan.chunking {
+            Awaiting::FinalReply
+        } else {
+            Awaiting::Reply
+        };
+        let reply = conn
+            .read_reply_for(awaiting)
+            .map_err(|e| SendError::read(stage, e))?;
         if self.report.per_message.accepted.is_empty() {
             // Pipelined, and every recipient refused. A server that still says 354 is left
             // waiting for content that never comes: closing drops it, nothing is delivered,
@@ -1015,7 +1035,7 @@ impl Run<'_> {
             }
             conn.queue_bytes(&plan.body);
             conn.queue(".");
-            conn.read_reply()
+            conn.read_reply_for(Awaiting::FinalReply)
                 .map_err(|e| SendError::read(Stage::Content, e))?
         };
         if !final_reply.is_positive() {

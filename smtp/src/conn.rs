@@ -3,8 +3,12 @@
 //! is counted as a wait.
 
 use std::io::{self, Read, Write};
+use std::time::Instant;
+
+use tlsresume_core::deadline::deadline_passed;
 
 use crate::reply::{Assembler, Reply, ReplyError, MAX_LINE};
+use crate::server::Deadlines;
 
 /// A stream with a write queue and a read buffer.
 pub(crate) struct Conn<S> {
@@ -15,6 +19,16 @@ pub(crate) struct Conn<S> {
     /// Something was written since the last wait (or nothing was ever read).
     owes_wait: bool,
     waits: u32,
+    deadlines: Deadlines,
+}
+
+/// Which reply is read, for its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Awaiting {
+    /// The reply to a command (or the banner): [`Deadlines::command`].
+    Reply,
+    /// The reply to the message's end: [`Deadlines::message`].
+    FinalReply,
 }
 
 impl<S: Read + Write> Conn<S> {
@@ -26,7 +40,14 @@ impl<S: Read + Write> Conn<S> {
             wbuf: Vec::new(),
             owes_wait: true,
             waits,
+            deadlines: Deadlines::default(),
         }
+    }
+
+    /// With these deadlines for whole replies.
+    pub(crate) fn with_deadlines(mut self, deadlines: Deadlines) -> Self {
+        self.deadlines = deadlines;
+        self
     }
 
     /// Queues a command line (CR LF added).
@@ -58,8 +79,23 @@ impl<S: Read + Write> Conn<S> {
         self.waits
     }
 
-    /// Sends what is queued, then reads the next reply.
+    /// Sends what is queued, then reads the next reply (the reply to a command).
     pub(crate) fn read_reply(&mut self) -> Result<Reply, ReplyError> {
+        self.read_reply_for(Awaiting::Reply)
+    }
+
+    /// Sends what is queued, then reads the next reply, in the time its deadline gives it
+    /// however the server paces its bytes (a read already waiting ends by the stream's own
+    /// timeout).
+    pub(crate) fn read_reply_for(&mut self, awaiting: Awaiting) -> Result<Reply, ReplyError> {
+        let (limit, what) = match awaiting {
+            Awaiting::Reply => (self.deadlines.command, "SMTP reply"),
+            Awaiting::FinalReply => (self.deadlines.message, "SMTP final reply"),
+        };
+        let until = Deadline {
+            at: Instant::now().checked_add(limit),
+            what,
+        };
         self.flush()?;
         if self.owes_wait {
             self.waits += 1;
@@ -67,14 +103,14 @@ impl<S: Read + Write> Conn<S> {
         }
         let mut asm = Assembler::default();
         loop {
-            let line = self.read_line(&asm)?;
+            let line = self.read_line(&asm, &until)?;
             if let Some(reply) = asm.push(&line)? {
                 return Ok(reply);
             }
         }
     }
 
-    fn read_line(&mut self, asm: &Assembler) -> Result<Vec<u8>, ReplyError> {
+    fn read_line(&mut self, asm: &Assembler, until: &Deadline) -> Result<Vec<u8>, ReplyError> {
         loop {
             let pending = &self.rbuf[self.rpos..];
             if let Some(end) = pending.iter().position(|b| *b == b'\n') {
@@ -89,6 +125,7 @@ impl<S: Read + Write> Conn<S> {
             if pending.len() >= MAX_LINE {
                 return Err(ReplyError::LineTooLong);
             }
+            until.check()?;
             let mut chunk = [0u8; 4096];
             let n = match self.stream.read(&mut chunk) {
                 Ok(0) => {
@@ -118,5 +155,20 @@ impl<S: Read + Write> Conn<S> {
             return Err(extra);
         }
         Ok(self.stream)
+    }
+}
+
+/// When a reply must be complete.
+struct Deadline {
+    at: Option<Instant>,
+    what: &'static str,
+}
+
+impl Deadline {
+    fn check(&self) -> Result<(), ReplyError> {
+        match self.at {
+            Some(at) if Instant::now() >= at => Err(ReplyError::Io(deadline_passed(self.what))),
+            _ => Ok(()),
+        }
     }
 }

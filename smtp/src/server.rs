@@ -24,7 +24,9 @@
 use core::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tlsresume_core::deadline::deadline_passed;
 
 use crate::envelope::MAX_COMMAND_LINE;
 
@@ -257,6 +259,9 @@ pub struct Wait {
     pub seq: u64,
 }
 
+/// A wait's sequence number and when its clock started.
+type Started = (u64, Instant);
+
 /// One line as read up to its LF, however long.
 #[derive(Debug, Default)]
 struct Line {
@@ -384,6 +389,9 @@ pub struct ServerSession {
     /// Content deadline of the message in progress: its sequence number.
     message_seq: u64,
     seq: u64,
+    /// When the waits seen last by [`expired`](Self::expired) started: (seq, at) for the
+    /// current wait and for the message.
+    clock: Option<(Started, Option<Started>)>,
 }
 
 impl ServerSession {
@@ -406,6 +414,7 @@ impl ServerSession {
             pipe,
             message_seq: 0,
             seq: 0,
+            clock: None,
         }
     }
 
@@ -508,6 +517,44 @@ impl ServerSession {
             limit: self.config.deadlines.message,
             seq: self.message_seq,
         })
+    }
+
+    /// The time left at `now` before a deadline passes, and which: the least of the current
+    /// wait's ([`wait`](Self::wait)) and the message's ([`message_wait`](Self::message_wait)).
+    /// A wait's clock starts at the first call that sees it, so a front calls this before
+    /// each read (a blocking front checks it, a tokio one bounds the read by it).
+    pub fn time_left(&mut self, now: Instant) -> (DeadlineKind, Duration) {
+        let wait = self.wait();
+        let message = self.message_wait();
+        let (mut current, mut started_message) = self.clock.unwrap_or(((wait.seq, now), None));
+        if current.0 != wait.seq {
+            current = (wait.seq, now);
+        }
+        started_message = match (message, started_message) {
+            (None, _) => None,
+            (Some(m), Some((seq, at))) if seq == m.seq => Some((seq, at)),
+            (Some(m), _) => Some((m.seq, now)),
+        };
+        self.clock = Some((current, started_message));
+        let left = |limit: Duration, since: Instant| limit.saturating_sub(now - since);
+        let mut out = (wait.kind, left(wait.limit, current.1));
+        if let (Some(m), Some((_, at))) = (message, started_message) {
+            let message_left = left(m.limit, at);
+            if message_left < out.1 {
+                out = (DeadlineKind::Message, message_left);
+            }
+        }
+        out
+    }
+
+    /// `Err` (kind `TimedOut`, "the SMTP command deadline passed", or data block, or message)
+    /// once a deadline has passed at `now`: a client dribbling its bytes is cut however it
+    /// paces them.
+    pub fn check_deadline(&mut self, now: Instant) -> io::Result<()> {
+        match self.time_left(now) {
+            (kind, left) if left.is_zero() => Err(deadline_passed(&format!("SMTP {kind}"))),
+            _ => Ok(()),
+        }
     }
 
     /// The error to report when the connection ends where the session stands.
@@ -865,8 +912,9 @@ fn path_of<'a>(args: &'a str, keyword: &str) -> Option<(&'a str, &'a str)> {
 /// may drop what is still in the socket). A connection that ends first is an error saying
 /// where it ended.
 ///
-/// Deadlines are the caller's: set the stream's timeouts, or wrap it in one that enforces
-/// [`ServerSession::wait`].
+/// The session's [`Deadlines`] are checked before each read and after it
+/// ([`ServerSession::check_deadline`]): a read already waiting ends by the stream's own read
+/// timeout, so set one (a client is then cut at most one read timeout after a deadline).
 pub fn drive<S: Read + Write + ?Sized>(
     session: &mut ServerSession,
     stream: &mut S,
@@ -877,8 +925,10 @@ pub fn drive<S: Read + Write + ?Sized>(
             return Ok(stop.clone());
         }
         flush(session, stream)?;
+        session.check_deadline(Instant::now())?;
         let read = stream.read(&mut buf);
         session.received(read.map(|n| &buf[..n]))?;
+        session.check_deadline(Instant::now())?;
     }
 }
 

@@ -2,6 +2,9 @@
 //! ([`crate::server::drive`], [`crate::session::open`]) over an `AsyncRead + AsyncWrite`.
 
 use std::io;
+use std::time::Instant;
+
+use tlsresume_core::deadline::deadline_passed;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -10,7 +13,8 @@ use crate::server::{ServerSession, Stop};
 use crate::session::{ClientSession, Opened};
 
 /// [`crate::server::drive`] over an async stream: runs `session` until it stops, the last
-/// replies left for [`flush`].
+/// replies left for [`flush`]. Each read is bounded by the session's deadline that passes
+/// first (tokio's timer: a runtime with it enabled).
 pub async fn drive<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
     session: &mut ServerSession,
     stream: &mut S,
@@ -21,7 +25,12 @@ pub async fn drive<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
             return Ok(stop.clone());
         }
         flush(session, stream).await?;
-        let read = stream.read(&mut buf).await;
+        // The read is bounded by the deadline that passes first.
+        let (kind, left) = session.time_left(Instant::now());
+        let read = match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(read) => read,
+            Err(_) => return Err(deadline_passed(&format!("SMTP {kind}"))),
+        };
         session.received(read.map(|n| &buf[..n]))?;
     }
 }

@@ -21,7 +21,7 @@ use super::pool::Pool;
 use super::smtp::{input_within, serve_plain_until_starttls, SYNC_ERROR};
 use super::{log_line, StartProtocol, Wire};
 use tlsresume::smtp::server::{self as smtp_server, Stop};
-use tlsresume::smtp::{Pipelining, ServerConfig, ServerSession};
+use tlsresume::smtp::{Deadlines, Pipelining, ServerConfig, ServerSession};
 
 pub(super) mod on_tokio;
 
@@ -155,6 +155,18 @@ pub struct ServeArgs {
     /// hold its connection for ever). The log line says the handshake deadline passed.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub handshake_timeout: u64,
+    /// Seconds an SMTP command line may take to arrive, however the client paces its bytes
+    /// (RFC 5321 section 4.5.3.2: 5 minutes). The log line says the SMTP command deadline
+    /// passed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub command_timeout: u64,
+    /// Seconds each line of a message (or each BDAT chunk) may take (RFC 5321: 3 minutes).
+    #[arg(long, value_name = "SECONDS", default_value_t = 180)]
+    pub data_timeout: u64,
+    /// Seconds the whole content of one message may take, up to its final dot (RFC 5321: 10
+    /// minutes).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub message_timeout: u64,
     /// Connections served at once. Past it, in clear SMTP (--starttls smtp, --plain) a new
     /// connection is answered `421` and closed, as an MTA does; with TLS from the first byte
     /// it waits in the listen backlog until a connection ends.
@@ -224,6 +236,8 @@ struct Shared {
     timeout: Duration,
     /// The whole handshake's deadline.
     handshake_timeout: Duration,
+    /// The SMTP session's deadlines.
+    deadlines: Deadlines,
     /// The clients offered PIPECONNECT (`None`: early pipelining off).
     pipe_connect: Option<HostList>,
     pre_banner_wait: Duration,
@@ -367,6 +381,11 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
         hostname: args.hostname.clone(),
         timeout: Duration::from_secs(args.timeout.max(1)),
         handshake_timeout: Duration::from_secs(args.handshake_timeout.max(1)),
+        deadlines: Deadlines {
+            command: Duration::from_secs(args.command_timeout.max(1)),
+            data_block: Duration::from_secs(args.data_timeout.max(1)),
+            message: Duration::from_secs(args.message_timeout.max(1)),
+        },
         pipe_connect,
         pre_banner_wait: Duration::from_millis(args.pre_banner_wait),
         fastopen: args.fastopen,
@@ -695,7 +714,8 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: 
         ServerConfig::new(shared.hostname.clone())
             .pipe_connect(offer)
             .starttls(shared.wire == Wire::Starttls)
-            .tls(shared.wire == Wire::TlsOnConnect),
+            .tls(shared.wire == Wire::TlsOnConnect)
+            .deadlines(shared.deadlines),
     );
     if shared.wire != Wire::TlsOnConnect {
         // Before the banner: a client that talks now uses early pipelining if it was offered,

@@ -127,7 +127,11 @@ async fn connection(shared: Arc<Shared>, acceptor: &TlsAcceptor, tcp: TcpStream,
         problem: Some(crate::cli::said(e)),
         ..Record::default()
     };
-    let mut session = ServerSession::new(ServerConfig::new(shared.hostname.clone()).tls(true));
+    let mut session = ServerSession::new(
+        ServerConfig::new(shared.hostname.clone())
+            .tls(true)
+            .deadlines(shared.deadlines),
+    );
     if !shared.http {
         session.greet();
         let banner = session.take_output();
