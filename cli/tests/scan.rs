@@ -404,6 +404,13 @@ fn text_output_fits_a_screen_and_every_no_says_why() {
     assert!(nos.len() >= 5, "{}", r.stdout);
     assert!(nos.iter().all(|c| c.contains(" - ")), "{nos:#?}");
     assert!(r.stdout.contains("summary: TLS 1.3"), "{}", r.stdout);
+    // OpenSSL's server sends no new TLS 1.3 ticket on a resumed handshake: said up front.
+    assert!(
+        r.stdout
+            .contains("attention: TLS 1.3: no new ticket on a resumed handshake"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("== across the addresses"), "{}", r.stdout);
 }
 

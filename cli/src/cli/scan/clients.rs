@@ -157,7 +157,10 @@ pub fn third_connection(runs: &[Run], version: ProtocolVersion) -> Check {
     if all {
         c
     } else {
-        c.because(reasons.join("; "))
+        c.because(reasons.join("; ")).meaning(
+            "an MTA on those libraries makes a full handshake on such connections where it \
+             could resume",
+        )
     }
 }
 

@@ -183,6 +183,21 @@ impl TargetScan {
         self.versions.iter().any(|v| v.observed.full.is_ok())
     }
 
+    /// The checks that say "no" and matter to an MTA, as `TLS 1.3: label`.
+    fn attention(&self) -> Vec<String> {
+        let versions = self.versions.iter().flat_map(|v| {
+            v.checks
+                .iter()
+                .map(move |c| (format!("TLS {}", v.version.short()), c))
+        });
+        let smtp = self.smtp.iter().map(|c| ("SMTP".to_owned(), c));
+        versions
+            .chain(smtp)
+            .filter(|(_, c)| c.verdict == Verdict::No && c.mta.is_some())
+            .map(|(what, c)| format!("{what}: no {}", c.label))
+            .collect()
+    }
+
     /// `TLS 1.3: tickets 2 (7200 s), resumes yes, …` in one line.
     fn summary(&self) -> String {
         let mut parts = Vec::new();
@@ -425,6 +440,7 @@ fn json_report(scans: &[TargetScan], fleet: &[(ProtocolVersion, Check)]) -> serd
                 "transport": if s.endpoint.starttls { "starttls" } else { "tls-on-connect" },
                 "reached": s.reached(),
                 "summary": s.summary(),
+                "attention": s.attention(),
                 "versions": versions,
                 "smtp": s.endpoint.starttls.then(|| json!({"checks": report::checks_json(&s.smtp)})),
                 "watch": s.watch.as_ref().map(|(v, checks)| {
@@ -499,6 +515,10 @@ fn render(
             e.peer.port()
         ));
         report::wrap("summary: ", &s.summary(), &mut out);
+        let attention = s.attention();
+        if !attention.is_empty() {
+            report::wrap("attention: ", &attention.join("; "), &mut out);
+        }
         let brief = compact && i > 0;
         for c in &s.smtp {
             if !brief || c.verdict != Verdict::Yes {

@@ -416,9 +416,10 @@ fn reissue(o: &Observed, tls13: bool) -> Check {
                 "a client that uses a TLS 1.3 ticket once (rustls, browsers) resumes every other \
                  connection",
             ),
-        (0, false) => c
-            .because("the ticket is kept: the server did not renew it")
-            .meaning("clients keep resuming with the same ticket until its lifetime ends"),
+        (0, false) => c.because(
+            "the ticket is kept: the server did not renew it (clients resume with it until it \
+             expires)",
+        ),
         _ => c,
     }
 }
