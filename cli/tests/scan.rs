@@ -222,12 +222,17 @@ fn gnutls_serv_defaults_and_without_tickets() {
     assert_eq!(verdict(&v, 0, "1.2", "session_ids"), "yes");
 }
 
-/// `serve --backend BACKEND`, and the same with `--resumption-hosts '!127.0.0.1'`: tickets per
-/// handshake and re-issue as the backend does them (`tickets`, `reissue`), no session IDs, no
-/// ticket at all for an excluded client.
+/// `serve --backend BACKEND` (under each policy), and the same with `--resumption-hosts
+/// '!127.0.0.1'`: tickets per handshake and re-issue as the backend does them (`tickets`,
+/// `reissue`), no session IDs, no ticket at all for an excluded client.
 fn serve_backend(backend: &str, tickets: u64, reissue: u64) {
     let server = Server::start(&["--backend", backend]);
     let excluded = Server::start(&["--backend", backend, "--resumption-hosts", "!127.0.0.1"]);
+    let hardened = Server::start(&["--backend", backend, "--policy", "hardened"]);
+    // The server's policy changes what it reports, not the tickets it sends.
+    let v = scan(&[&hardened.addr], &["--tls", "1.3"]);
+    assert_eq!(value(&v, 0, "1.3", "tickets_per_handshake"), tickets, "{v}");
+    assert_eq!(value(&v, 0, "1.3", "reissue"), reissue, "{v}");
     let v = scan(&[&server.addr], &[]);
     let case = format!("serve --backend {backend}: {v}");
     assert_eq!(
