@@ -2,6 +2,7 @@
 //! RFC 2920 pipelining whenever offered, SIZE declared, STARTTLS through a caller-supplied
 //! upgrade.
 
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -176,6 +177,30 @@ impl ClientConfig {
     }
 }
 
+/// A message whose content is read from a reader as it is sent
+/// ([`Client::connect_streamed`]).
+pub struct StreamedMessage<'r> {
+    /// The envelope sender, as [`Message::mail_from`].
+    pub mail_from: String,
+    /// The envelope recipients, as [`Message::rcpt_to`].
+    pub rcpt_to: Vec<String>,
+    /// The message (header and body), read to its end. Line endings and dots are made safe
+    /// for the wire as for [`Message::content`].
+    pub content: &'r mut dyn Read,
+    /// Its size in octets with CR LF line endings, if known: declared with SIZE.
+    pub size: Option<u64>,
+}
+
+impl fmt::Debug for StreamedMessage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamedMessage")
+            .field("mail_from", &self.mail_from)
+            .field("rcpt_to", &self.rcpt_to)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One message: envelope and content.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
@@ -277,7 +302,7 @@ pub struct Client {
 }
 
 /// Where one connection stands.
-struct Run<'a> {
+struct Run<'a, 'r> {
     config: &'a ClientConfig,
     key: EhloKey,
     peer: SocketAddr,
@@ -293,6 +318,14 @@ struct Run<'a> {
     early_off: bool,
     /// The server waits for content that will not come: nothing more goes over it.
     broken: bool,
+    /// The content of a streamed message ([`Client::connect_streamed`]), read as it is sent.
+    source: Option<Source<'r>>,
+}
+
+/// A streamed message's content and its declared size.
+struct Source<'a> {
+    reader: &'a mut dyn Read,
+    size: Option<u64>,
 }
 
 #[derive(Default)]
@@ -365,6 +398,44 @@ impl Client {
         tls: Option<&U>,
         messages: &[Message],
     ) -> Result<Vec<Result<Delivery, SendError>>, SendError> {
+        self.dial(peer, peer_name, tls, messages, None)
+    }
+
+    /// [`connect`](Self::connect) for a message whose content is read from a reader as it
+    /// goes on the wire, never held whole: normalised to CR LF and dot-stuffed a piece at a
+    /// time, sent with DATA (BDAT would need each chunk's size first). Its `size`, when
+    /// given, is declared with SIZE and checked against the server's before sending. A
+    /// reader that fails stops the message before its end: the connection is dropped,
+    /// nothing is delivered, and the error (temporary, [`Stage::Data`]) has the reader's
+    /// error as its source.
+    pub fn connect_streamed<U: StartTls<TcpStream>>(
+        &self,
+        peer: SocketAddr,
+        peer_name: Option<&str>,
+        tls: Option<&U>,
+        message: StreamedMessage<'_>,
+    ) -> Result<Delivery, SendError> {
+        let envelope = Message {
+            mail_from: message.mail_from,
+            rcpt_to: message.rcpt_to,
+            content: Vec::new(),
+        };
+        let source = Source {
+            reader: message.content,
+            size: message.size,
+        };
+        let messages = std::slice::from_ref(&envelope);
+        only(self.dial(peer, peer_name, tls, messages, Some(source)))
+    }
+
+    fn dial<U: StartTls<TcpStream>>(
+        &self,
+        peer: SocketAddr,
+        peer_name: Option<&str>,
+        tls: Option<&U>,
+        messages: &[Message],
+        source: Option<Source<'_>>,
+    ) -> Result<Vec<Result<Delivery, SendError>>, SendError> {
         let started = Instant::now();
         let Some(checked) = Checked::new(messages) else {
             return Ok(Checked::refusals(messages));
@@ -381,7 +452,7 @@ impl Client {
                 Start::Clear,
                 tls.as_ref(),
                 &checked.valid,
-                started,
+                (started, source),
             );
             let mut sent = checked.merge(sent?);
             let fast_open = report.get().unwrap_or(FastOpen::NotTried);
@@ -411,7 +482,7 @@ impl Client {
             Start::Clear,
             tls,
             &checked.valid,
-            started,
+            (started, source),
         )?;
         Ok(checked.merge(sent))
     }
@@ -449,7 +520,8 @@ impl Client {
             return Ok(Checked::refusals(messages));
         };
         let started = Instant::now();
-        let sent = self.run(peer, peer_name, stream, start, tls, &checked.valid, started)?;
+        let at = (started, None);
+        let sent = self.run(peer, peer_name, stream, start, tls, &checked.valid, at)?;
         Ok(checked.merge(sent))
     }
 
@@ -462,7 +534,7 @@ impl Client {
         start: Start,
         tls: Option<&U>,
         messages: &[Message],
-        started: Instant,
+        (started, source): (Instant, Option<Source<'_>>),
     ) -> Result<Vec<Result<Delivery, SendError>>, SendError> {
         let key = EhloKey::new(peer);
         let willing = self.config.hosts_pipe_connect.matches(peer.ip(), peer_name);
@@ -485,6 +557,7 @@ impl Client {
             mismatch: false,
             early_off: false,
             broken: false,
+            source,
         };
         let first = match start {
             Start::Clear => Phase::Clear,
@@ -673,7 +746,7 @@ enum Ahead {
     StartTls,
 }
 
-impl Run<'_> {
+impl Run<'_, '_> {
     /// A failure as the connection makes it: whether it spoke early, and temporary when the
     /// cache disagreed with the server (the retry goes the normal way).
     fn judged(&self, mut e: SendError) -> SendError {
@@ -922,14 +995,19 @@ impl Run<'_> {
     }
 
     fn plan(&self, features: EhloFeatures, message: &Message) -> Plan {
-        let chunking = self.config.chunking && features.contains(EhloFeatures::CHUNKING);
+        // A streamed message goes with DATA: BDAT needs each chunk's size before it.
+        let streamed = self.source.as_ref().map(|s| s.size);
+        let chunking =
+            self.config.chunking && features.contains(EhloFeatures::CHUNKING) && streamed.is_none();
         let normalised = normalise(&message.content);
-        let size = normalised.len() as u64;
+        let size = match streamed {
+            Some(declared) => declared,
+            None => Some(normalised.len() as u64),
+        };
         // RFC 1870: the size declared is the message's, line endings as CR LF, unstuffed.
-        let size_param = if features.contains(EhloFeatures::SIZE) {
-            format!(" SIZE={size}")
-        } else {
-            String::new()
+        let size_param = match size {
+            Some(size) if features.contains(EhloFeatures::SIZE) => format!(" SIZE={size}"),
+            _ => String::new(),
         };
         Plan {
             pipelining: features.contains(EhloFeatures::PIPELINING),
@@ -937,6 +1015,8 @@ impl Run<'_> {
             size,
             body: if chunking {
                 normalised
+            } else if streamed.is_some() {
+                Vec::new()
             } else {
                 dot_stuff(&message.content)
             },
@@ -1033,7 +1113,15 @@ impl Run<'_> {
             if reply.code() != 354 {
                 return Err(SendError::refused(Stage::Data, reply));
             }
-            conn.queue_bytes(&plan.body);
+            if let Some(source) = self.source.as_mut() {
+                if let Err(e) = stream(source.reader, conn) {
+                    // No end of data goes: the server drops what it has, nothing is delivered.
+                    self.broken = true;
+                    return Err(e);
+                }
+            } else {
+                conn.queue_bytes(&plan.body);
+            }
             conn.queue(".");
             conn.read_reply_for(Awaiting::FinalReply)
                 .map_err(|e| SendError::read(Stage::Content, e))?
@@ -1072,14 +1160,13 @@ impl Run<'_> {
             let plan = early
                 .take()
                 .unwrap_or_else(|| self.plan(ehlo.features, message));
-            if let (Some(limit), false) = (ehlo.size, sent) {
-                if plan.size > limit {
+            if let (Some(limit), Some(size), false) = (ehlo.size, plan.size, sent) {
+                if size > limit {
                     out.push(Err(SendError::new(
                         Stage::Mail,
                         ErrorClass::Permanent,
                         format!(
-                            "not sent: the message is {} octets and the server takes at most {limit} (SIZE)",
-                            plan.size
+                            "not sent: the message is {size} octets and the server takes at most {limit} (SIZE)"
                         ),
                     )));
                     continue;
@@ -1130,6 +1217,38 @@ struct Sent {
     report: PerMessage,
 }
 
+/// A streamed message's content onto the wire, read and dot-stuffed a piece at a time. A
+/// reader that fails stops it before its end (`Stage::Data`: nothing is delivered).
+fn stream<S: Read + Write>(reader: &mut dyn Read, conn: &mut Conn<S>) -> Result<(), SendError> {
+    let mut encoder = Encoder::new(true);
+    let mut piece = vec![0u8; 64 * 1024];
+    let mut out = Vec::with_capacity(piece.len() + 1024);
+    loop {
+        let n = match reader.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(SendError::new(
+                    Stage::Data,
+                    ErrorClass::Temporary,
+                    format!("reading the message failed: {e}; the connection was dropped before the message's end, so nothing was delivered"),
+                )
+                .caused_by(e))
+            }
+        };
+        out.clear();
+        encoder.push(&piece[..n], &mut out);
+        conn.queue_bytes(&out);
+        conn.flush()
+            .map_err(|e| SendError::io(Stage::Content, &e))?;
+    }
+    out.clear();
+    encoder.finish(&mut out);
+    conn.queue_bytes(&out);
+    Ok(())
+}
+
 /// Reads and drops the replies still owed after a failure, when the commands were sent.
 fn drain<S: Read + Write>(conn: &mut Conn<S>, pipelined: bool, owed: usize) {
     if pipelined {
@@ -1145,8 +1264,8 @@ fn drain<S: Read + Write>(conn: &mut Conn<S>, pipelined: bool, owed: usize) {
 struct Plan {
     pipelining: bool,
     chunking: bool,
-    /// The message's size as declared with SIZE (RFC 1870).
-    size: u64,
+    /// The message's size as declared with SIZE (RFC 1870), when known.
+    size: Option<u64>,
     /// The content, ready for the wire (dot-stuffed for DATA).
     body: Vec<u8>,
     mail: String,
@@ -1187,37 +1306,74 @@ impl Plan {
 /// Every line ending (LF, CR, CR LF) made CR LF, and the content ended with one: no bare CR or
 /// LF goes on the wire.
 fn normalise(content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 16);
-    let mut bytes = content.iter().copied().peekable();
-    while let Some(b) = bytes.next() {
-        match b {
-            b'\r' => {
-                bytes.next_if_eq(&b'\n');
-                out.extend_from_slice(b"\r\n");
-            }
-            b'\n' => out.extend_from_slice(b"\r\n"),
-            _ => out.push(b),
-        }
-    }
-    if !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out
+    Encoder::new(false).all(content)
 }
 
 /// [`normalise`]d, with a `.` doubled at the start of each line (RFC 5321 §4.5.2).
 fn dot_stuff(content: &[u8]) -> Vec<u8> {
-    let lines = normalise(content);
-    let mut out = Vec::with_capacity(lines.len() + 16);
-    let mut at_start = true;
-    for &b in &lines {
-        if at_start && b == b'.' {
-            out.push(b'.');
+    Encoder::new(true).all(content)
+}
+
+/// Content made ready for the wire piece by piece (a body streamed from a reader): every line
+/// ending (LF, CR, CR LF) made CR LF, a `.` doubled at the start of each line when `stuff`
+/// (DATA), and the content ended with CR LF. A CR at the end of one piece and an LF at the
+/// start of the next are one line ending.
+struct Encoder {
+    stuff: bool,
+    after_cr: bool,
+    at_start: bool,
+    ends_in_crlf: bool,
+}
+
+impl Encoder {
+    fn new(stuff: bool) -> Self {
+        Self {
+            stuff,
+            after_cr: false,
+            at_start: true,
+            ends_in_crlf: false,
         }
-        out.push(b);
-        at_start = b == b'\n';
     }
-    out
+
+    /// The whole of `content`, ended.
+    fn all(mut self, content: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(content.len() + content.len() / 32 + 2);
+        self.push(content, &mut out);
+        self.finish(&mut out);
+        out
+    }
+
+    /// The next piece.
+    fn push(&mut self, piece: &[u8], out: &mut Vec<u8>) {
+        for &b in piece {
+            let after_cr = std::mem::replace(&mut self.after_cr, b == b'\r');
+            match b {
+                b'\n' if after_cr => {}
+                b'\r' | b'\n' => {
+                    out.extend_from_slice(b"\r\n");
+                    self.at_start = true;
+                    self.ends_in_crlf = true;
+                }
+                _ => {
+                    if self.stuff && self.at_start && b == b'.' {
+                        out.push(b'.');
+                    }
+                    out.push(b);
+                    self.at_start = false;
+                    self.ends_in_crlf = false;
+                }
+            }
+        }
+    }
+
+    /// The end: CR LF unless the content ended with a line ending.
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.ends_in_crlf {
+            out.extend_from_slice(b"\r\n");
+            self.ends_in_crlf = true;
+            self.at_start = true;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1235,6 +1391,23 @@ mod tests {
             b"a\r\n..\r\nb\r\n..\r\nc\r\n\r\n..\r\n"
         );
         assert_eq!(normalise(b"a\r"), b"a\r\n");
+    }
+
+    #[test]
+    fn content_in_pieces_is_the_content_whole() {
+        let content: &[u8] = b".a\r\n\r.b\n\r\nc\r.\r\n.\n..d\r";
+        for stuff in [false, true] {
+            let whole = Encoder::new(stuff).all(content);
+            for cut in 1..content.len() {
+                let mut e = Encoder::new(stuff);
+                let mut out = Vec::new();
+                for piece in content.chunks(cut) {
+                    e.push(piece, &mut out);
+                }
+                e.finish(&mut out);
+                assert_eq!(out, whole, "stuff={stuff} pieces of {cut}");
+            }
+        }
     }
 
     #[test]

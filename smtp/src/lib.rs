@@ -8,7 +8,7 @@
 //!
 //! | item | job |
 //! |---|---|
-//! | [`Client`], [`ClientConfig`] | one message, or several over one connection (RSET between, SIZE declared and checked against the server's); `hosts_pipe_connect`, the EHLO cache |
+//! | [`Client`], [`ClientConfig`] | one message, or several over one connection (RSET between, SIZE declared and checked against the server's), or one streamed from a reader ([`StreamedMessage`]); per-reply deadlines; `hosts_pipe_connect`, the EHLO cache |
 //! | [`Message`], [`Delivery`] | what is sent; what the connection did (sent early, waits, `L` field) |
 //! | [`SendError`], [`Stage`], [`ErrorClass`] | where it failed, the server's reply or the library's error, and what to do: permanent, temporary, certificate, protocol |
 //! | [`Message::check`], [`EnvelopeError`], [`check_forward_path`] | envelope addresses checked before connecting: nothing but the address goes between the angle brackets |
@@ -69,7 +69,8 @@ mod tls;
 pub mod tokio;
 
 pub use client::{
-    Client, ClientConfig, Delivery, HeloNameError, Message, NoTls, Start, StartTls, UpgradeContext,
+    Client, ClientConfig, Delivery, HeloNameError, Message, NoTls, Start, StartTls,
+    StreamedMessage, UpgradeContext,
 };
 pub use ehlo::{
     ehlo_verdict, DeleteReason, EhloCache, EhloEntry, EhloFeatures, EhloKey, EhloParseError,
