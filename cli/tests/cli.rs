@@ -441,6 +441,62 @@ fn untrusted_certificate_fails_unless_insecure() {
     assert_eq!(srv.wait_exit(), Some(0));
 }
 
+/// `probe --dane`: the server is verified by DANE (RFC 7672) against the records given, the
+/// line says which record matched; a record that matches nothing fails the handshake and a
+/// malformed one is a one-line error.
+#[test]
+fn probe_verifies_by_dane_with_the_records_given() {
+    let roots = tlsresume::certificates_from_pem_file(Path::new(&pki("server-ecdsa.pem")))
+        .expect("server certificate");
+    let leaf = roots.first().expect("one certificate");
+    let good = tlsresume_compare::tlsa_record(3, 1, 1, leaf)
+        .expect("record")
+        .to_string();
+    let mut other = tlsresume_compare::tlsa_record(3, 1, 1, leaf).expect("record");
+    other.data[0] ^= 0xff;
+    let other = other.to_string();
+    let srv = Server::start(&["--backend", "rustls", "--max-connections", "3"]);
+    // Trust anchors that do not cover the server: only DANE can authenticate it.
+    let untrusted = pki("untrusted.pem");
+    let r = run(&[
+        "probe",
+        &srv.addr,
+        "--backend",
+        "openssl",
+        "--ca",
+        &untrusted,
+        "--policy",
+        "hardened",
+        "--dane",
+        "1 1 1 00",
+        "--dane",
+        &good,
+    ]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let lines: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("H=")).collect();
+    assert_eq!(lines.len(), 2, "{r:?}");
+    let short = &good[..6 + 16];
+    for line in &lines {
+        assert!(line.contains(&format!("DANE=yes (TLSA {short}")), "{line}");
+    }
+    assert!(lines[1].contains("(session resumed"), "{r:?}");
+    let r = run(&[
+        "probe",
+        &srv.addr,
+        "--backend",
+        "gnutls",
+        "--count",
+        "1",
+        "--dane",
+        &other,
+    ]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stdout.contains("no TLSA record matched"), "{r:?}");
+    assert_eq!(srv.wait_exit(), Some(0));
+    let r = run(&["probe", "127.0.0.1:9", "--dane", "3 1 x 00"]);
+    assert_one_line_error(&r, "--dane '3 1 x 00': TLSA matching type");
+}
+
 #[test]
 fn stapled_ocsp_is_reported_to_the_probe() {
     let ocsp = pki("server-ecdsa.ocsp.der");

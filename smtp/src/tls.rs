@@ -3,7 +3,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use tlsresume_core::{ClientContext, ClientParams, Error, SessionInfo, TlsStream, Transport};
+use tlsresume_core::{
+    ClientContext, ClientParams, Error, SessionInfo, TlsStream, TlsaRecord, Transport,
+};
 
 use crate::client::{StartTls, UpgradeContext};
 use crate::error::ErrorClass;
@@ -37,6 +39,8 @@ pub struct TlsUpgrade {
     client: Arc<dyn ClientContext>,
     server_name: Option<String>,
     local: Option<IpAddr>,
+    dane: Option<Vec<TlsaRecord>>,
+    dane_names: Vec<String>,
 }
 
 impl TlsUpgrade {
@@ -48,6 +52,8 @@ impl TlsUpgrade {
             client,
             server_name: None,
             local: None,
+            dane: None,
+            dane_names: Vec::new(),
         }
     }
 
@@ -60,6 +66,19 @@ impl TlsUpgrade {
     /// The local address connections are made from (part of the session cache key).
     pub fn local(mut self, local: IpAddr) -> Self {
         self.local = Some(local);
+        self
+    }
+
+    /// The server's TLSA records: verify it by DANE (RFC 7672), as Exim's
+    /// `hosts_require_dane` ([`ClientParams::dane`] says how they are used).
+    pub fn dane(mut self, records: Vec<TlsaRecord>) -> Self {
+        self.dane = Some(records);
+        self
+    }
+
+    /// Another reference name for DANE-TA(2) ([`ClientParams::dane_names`]).
+    pub fn dane_name(mut self, name: impl Into<String>) -> Self {
+        self.dane_names.push(name.into());
         self
     }
 
@@ -89,6 +108,8 @@ impl TlsUpgrade {
         if let Some(host) = context.ehlo_host {
             params = params.lb_name(host);
         }
+        params.dane.clone_from(&self.dane);
+        params.dane_names.clone_from(&self.dane_names);
         Ok(params)
     }
 }

@@ -617,3 +617,50 @@ fn tls_upgrade_keys_sessions_on_the_ehlo_host_name_and_reports_them() {
     assert!(second.tls_info.expect("info").resumed, "TLS resumed too");
     assert_eq!(server.message_count(), 2);
 }
+
+/// `TlsUpgrade::dane`: the server is verified by DANE against the TLSA records given (here
+/// `3 0 0`, its whole certificate) and not by the trust anchors, which do not cover it; a
+/// record of another certificate fails STARTTLS, nothing of the message sent.
+#[test]
+fn tls_upgrade_verifies_by_dane_with_the_records_given() {
+    use tlsresume_core::{certificates_from_pem_file, ClientContext, ClientSettings, TlsaRecord};
+    use tlsresume_smtp::TlsUpgrade;
+
+    let setup = client("");
+    let server = TestServer::start(ServerConfig {
+        plans: vec![ConnPlan::new(OFFER_TLS, &["PIPELINING"]); 2],
+        pre_banner_wait: Duration::from_millis(0),
+        tls: Some(common::rustls_server()),
+        tls_on_connect: false,
+    });
+    let untrusted = certificates_from_pem_file(&common::pki("untrusted.pem")).expect("cert");
+    let leaf = certificates_from_pem_file(&common::pki("server-rsa.pem")).expect("cert");
+    let settings = ClientSettings::builder(untrusted.clone())
+        .build()
+        .expect("settings");
+    let backend: Arc<dyn ClientContext> =
+        Arc::new(tlsresume_rustls::Client::new(settings).expect("client"));
+    let record = |der: &[u8]| TlsaRecord::new(3, 0, 0, der.to_vec());
+    let tls = TlsUpgrade::new(backend.clone())
+        .server_name("mx.tlsresume.test")
+        .dane(vec![record(&leaf[0])]);
+    let delivered = setup
+        .client
+        .connect(server.addr, None, Some(&tls), &message())
+        .expect("DANE-verified delivery");
+    let info = delivered.tls_info.expect("the upgrade reports its session");
+    assert_eq!(
+        info.verified_by.dane().map(|a| a.record.clone()),
+        Some(record(&leaf[0]))
+    );
+    let tls = TlsUpgrade::new(backend)
+        .server_name("mx.tlsresume.test")
+        .dane(vec![record(&untrusted[0])]);
+    let err = setup
+        .client
+        .connect(server.addr, None, Some(&tls), &message())
+        .expect_err("no record matches");
+    assert_eq!(err.stage, Stage::StartTls);
+    assert!(err.detail.contains("no TLSA record matched"), "{err}");
+    assert_eq!(server.message_count(), 1);
+}

@@ -37,6 +37,6 @@ pub use engine::{run, run_case, run_case_async, serve_smtp, Io, Outcome, Pki, Pl
 pub fn loopback(port: u16) -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], port))
 }
-pub use pki::OcspKind;
+pub use pki::{tlsa_record, OcspKind};
 pub use scenario::{parse_version, Case, PolicyKind, Scenario, Wire};
 pub use timeline::timeline_svg;

@@ -19,7 +19,7 @@ use tlsresume::smtp::{
 use tlsresume::{
     BackendKind, CacheEntry, ClientContext, ClientParams, ClientSettings, Deadline, Error,
     ErrorKind, HostList, ManualClock, MemoryStore, NoOffer, OcspMode, ProtocolVersion, Resumption,
-    SessionInfo, SharedClock, TlsStream, Transport, VerifyMode,
+    SessionInfo, SharedClock, TlsStream, TlsaRecord, Transport, VerifiedBy, VerifyMode,
 };
 use tlsresume_compare::Pki;
 
@@ -176,6 +176,13 @@ pub struct ProbeArgs {
     /// refusal never fails the connection.
     #[arg(long)]
     pub fastopen: bool,
+    /// A TLSA record of the server, 'USAGE SELECTOR MATCHING HEX' (e.g. '3 1 1 8f3c...';
+    /// repeatable): verify the server by DANE (RFC 7672) instead of --ca. DANE-TA(2) and
+    /// DANE-EE(3) records are used; when none of those given is usable, TLS goes on without
+    /// authentication. Each line then ends with DANE=yes (and the record that matched) or
+    /// DANE=no; a chain no record matches fails with 'no TLSA record matched'.
+    #[arg(long, value_name = "RECORD")]
+    pub dane: Vec<String>,
 }
 
 /// The server's address and the name to send, from HOST:PORT and --sni.
@@ -490,6 +497,14 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
     }
     let kind = super::backend(args.backend.as_deref())?;
     let (peer, server_name) = resolve(&args.target, args.sni.as_deref())?;
+    let dane = args
+        .dane
+        .iter()
+        .map(|text| {
+            text.parse::<TlsaRecord>()
+                .map_err(|e| Error::Config(format!("--dane '{text}': {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let roots = match &args.ca {
         Some(path) => tlsresume::certificates_from_pem_file(path)?,
         None => Pki::committed()?.roots,
@@ -544,6 +559,7 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
             kind,
             peer,
             server_name: &server_name,
+            dane: &dane,
             fastopen: args.fastopen,
             timeout,
             deadline,
@@ -578,6 +594,9 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
                     info.verification.exim_cv(),
                     info.resumption
                 );
+                if !dane.is_empty() {
+                    line.push_str(&dane_text(&info.verified_by));
+                }
                 if settings.ocsp != OcspMode::Off {
                     line.push_str(&format!(" OCSP={}", info.ocsp));
                     if let Some(why) = &info.ocsp_detail {
@@ -701,6 +720,11 @@ fn connection_json(
                 v["ocsp"] = json!(info.ocsp.code());
                 v["ocsp_text"] = json!(info.ocsp.describe());
             }
+            v["verified_by"] = json!(info.verified_by.as_str());
+            if let Some(authority) = info.verified_by.dane() {
+                v["dane_record"] = json!(authority.record.to_string());
+                v["dane_depth"] = json!(authority.depth);
+            }
             v["why_not_resumed"] = json!(why_not);
             v["no_offer"] = json!(info.no_offer.map(NoOffer::name));
             if let Some(smtp) = &outcome.smtp {
@@ -716,6 +740,15 @@ fn connection_json(
     v.to_string()
 }
 
+/// ` DANE=yes (TLSA 3 1 1 8f3c... at depth 0)` or ` DANE=no`: `$tls_out_dane`, with the
+/// record that authenticated the server.
+fn dane_text(verified_by: &VerifiedBy) -> String {
+    match verified_by.dane() {
+        Some(authority) => format!(" DANE=yes ({authority})"),
+        None => " DANE=no".into(),
+    }
+}
+
 /// A probe's connection: TCP (or Fast Open) under the connection's deadline.
 type Conn = Deadline<Box<dyn Transport>>;
 
@@ -726,6 +759,8 @@ struct Target<'a> {
     kind: BackendKind,
     peer: SocketAddr,
     server_name: &'a str,
+    /// `--dane`: the server's TLSA records (empty: no DANE).
+    dane: &'a [TlsaRecord],
     /// `--fastopen`.
     fastopen: bool,
     /// `--timeout`: each read and write.
@@ -735,6 +770,16 @@ struct Target<'a> {
 }
 
 impl Target<'_> {
+    /// The parameters of a connection (the EHLO host name with STARTTLS).
+    fn params(&self, lb_name: Option<String>) -> ClientParams {
+        let mut params = ClientParams::new(self.server_name.to_owned(), self.peer);
+        params.lb_name = lb_name;
+        if !self.dane.is_empty() {
+            params = params.dane(self.dane.to_vec());
+        }
+        params
+    }
+
     /// An outcome not filled in yet.
     fn outcome(&self) -> Outcome {
         Outcome {
@@ -826,9 +871,13 @@ fn send(target: &Target<'_>, wire: Wire, mail: &Mail, n: u32) -> Outcome {
     let message = mail.message(n);
     let peer_name = Some(target.server_name);
     if wire == Wire::Starttls {
+        let mut upgrade = TlsUpgrade::new(target.client.clone()).server_name(target.server_name);
+        if !target.dane.is_empty() {
+            upgrade = upgrade.dane(target.dane.to_vec());
+        }
         let tls = ProbeTls {
             target,
-            upgrade: TlsUpgrade::new(target.client.clone()).server_name(target.server_name),
+            upgrade,
             outcome: RefCell::new(target.outcome()),
         };
         let sent = mail
@@ -860,7 +909,7 @@ fn send(target: &Target<'_>, wire: Wire, mail: &Mail, n: u32) -> Outcome {
             return outcome;
         }
     };
-    let params = ClientParams::new(target.server_name, target.peer);
+    let params = target.params(None);
     target.note_offer(&params, &mut outcome);
     let handshake = target.client.connect(Box::new(tcp), &params);
     outcome.fast_open = fast_open.and_then(|r| r.get());
@@ -929,11 +978,7 @@ fn connect(target: &Target<'_>, wire: Wire, ehlo: &str) -> Outcome {
             }
         }
     }
-    let params = {
-        let mut p = ClientParams::new(target.server_name.to_owned(), target.peer);
-        p.lb_name = lb_name;
-        p
-    };
+    let params = target.params(lb_name);
     target.note_offer(&params, &mut outcome);
     let handshake = target.client.connect(Box::new(tcp), &params);
     outcome.fast_open = fast_open.and_then(|r| r.get());
