@@ -175,7 +175,11 @@ pub fn timeline_svg(outcomes: &[Outcome]) -> String {
                 && o.case.wire == Wire::TlsOnConnect
                 && o.case.policy == PolicyKind::Exim
         }) {
-            Some(first) => outcomes.iter().filter(|o| o.case == first.case).collect(),
+            // The DANE scenarios repeat getticket and resume for verification: not drawn.
+            Some(first) => outcomes
+                .iter()
+                .filter(|o| o.case == first.case && !o.scenario.uses_dane())
+                .collect(),
             None => Vec::new(),
         };
         // Keys: replay the scenario times on a ring with the flavour's policy.
