@@ -539,6 +539,47 @@ mod tests {
     }
 
     #[test]
+    fn dane_records_key_the_session_and_hardened_offers_only_dane_verified_ones() {
+        use crate::dane::{DaneAuthority, TlsaRecord};
+        let record = TlsaRecord::new(3, 1, 1, vec![7; 32]);
+        let with = |records: Vec<TlsaRecord>| {
+            let mut p = params();
+            p.dane = Some(records);
+            p
+        };
+        let (s, _, store) = settings(crate::ResumptionPolicy::hardened());
+        let dane = with(vec![record.clone()]);
+        let key = s.cache_key(BackendKind::Openssl, &dane);
+        assert_ne!(key, s.cache_key(BackendKind::Openssl, &params()));
+        assert_ne!(
+            key,
+            s.cache_key(
+                BackendKind::Openssl,
+                &with(vec![TlsaRecord::new(3, 1, 1, vec![8; 32])])
+            )
+        );
+        // A session DANE did not verify is not offered under hardened; one it verified is.
+        store
+            .put(&key, entry(&s, BackendKind::Openssl))
+            .expect("put");
+        let offer = s.offer(BackendKind::Openssl, &dane, true);
+        assert_eq!(offer.no_offer, Some(NoOffer::DaneUnverified));
+        let mut verified = entry(&s, BackendKind::Openssl);
+        verified.dane = Some(DaneAuthority {
+            record,
+            depth: Some(0),
+        });
+        store.put(&key, verified).expect("put");
+        assert!(s.offer(BackendKind::Openssl, &dane, true).entry.is_some());
+        // Exim's policy offers what it finds (the library reports on the resumed handshake).
+        let (e, _, store) = settings(crate::ResumptionPolicy::exim_compatible());
+        store
+            .put(&key, entry(&e, BackendKind::Openssl))
+            .expect("put");
+        assert!(e.offer(BackendKind::Openssl, &dane, true).entry.is_some());
+    }
+
+    #[test]
     fn carried_verification_never_upgrades_an_override() {
         let (mut s, _, store) = settings(crate::ResumptionPolicy::hardened());
         s.verify = VerifyMode::Try;
