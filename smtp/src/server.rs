@@ -39,6 +39,9 @@ pub const DEFAULT_MAX_MESSAGE: u64 = 52_428_800;
 /// The most recipients one transaction takes (RFC 5321 §4.5.3.1.8 asks for at least 100).
 pub const MAX_RECIPIENTS: usize = 1000;
 
+/// The most accepted messages a session keeps for [`ServerSession::take_accepted`].
+pub const MAX_KEPT: usize = 64;
+
 /// The reply a server gives a client that talked before the banner without having been
 /// offered PIPECONNECT (Exim's words), before it drops the connection.
 pub const SYNC_ERROR: &str = "554 SMTP synchronization error\r\n";
@@ -466,7 +469,8 @@ impl ServerSession {
         self.messages
     }
 
-    /// The messages accepted since the last call.
+    /// The messages accepted since the last call: the last [`MAX_KEPT`] at most (a front that
+    /// wants every one takes them as they come; a sink never does, and holds no more).
     pub fn take_accepted(&mut self) -> Vec<Accepted> {
         std::mem::take(&mut self.accepted)
     }
@@ -836,6 +840,9 @@ impl ServerSession {
     fn accept(&mut self, octets: u64) {
         let tx = std::mem::take(&mut self.tx);
         self.messages += 1;
+        if self.accepted.len() >= MAX_KEPT {
+            self.accepted.remove(0);
+        }
         self.accepted.push(Accepted {
             mail_from: tx.mail_from.unwrap_or_default(),
             rcpt_to: tx.rcpt_to,
@@ -1047,6 +1054,17 @@ mod tests {
         assert_eq!(s.messages(), 1);
         s.feed(b"BDAT 11\r\n");
         assert_eq!(s.stop(), Some(&Stop::Close("bad BDAT size")));
+    }
+
+    #[test]
+    fn a_sink_keeps_only_the_last_messages() {
+        let mut s = ServerSession::new(ServerConfig::new("mx.test"));
+        for _ in 0..MAX_KEPT + 10 {
+            s.feed(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 1 LAST\r\nx");
+        }
+        assert_eq!(s.messages(), MAX_KEPT + 10);
+        assert_eq!(s.take_accepted().len(), MAX_KEPT);
+        assert!(s.take_accepted().is_empty());
     }
 
     #[test]
