@@ -4,7 +4,11 @@ use core::fmt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{
+    Client, Connection, ConnectionAddr, ConnectionInfo, ConnectionLike, ErrorKind,
+    IntoConnectionInfo, RedisConnectionInfo, RedisError, Value,
+};
 use tlsresume_core::notice::{self, Notice};
 
 /// Where Redis is and how long to wait for it.
@@ -34,7 +38,12 @@ impl RedisConfig {
     /// A configuration for the server at `url` (`redis://[user][:password@]host:port[/db]`,
     /// or `redis+unix:///path`; with the `redis-tls` feature also
     /// `rediss://[user][:password@]host:port[/db]`, TLS with the server's certificate verified
-    /// against the system's trust store, or [`tls_ca_pem`](Self::tls_ca_pem)'s). Defaults:
+    /// against the system's trust store, or [`tls_ca_pem`](Self::tls_ca_pem)'s), or the master
+    /// a set of Sentinels name:
+    /// `redis+sentinel://[user][:password@]host:port[,host:port…]/master_name[/db]` (the
+    /// credentials and database are the master's; Sentinels are asked without credentials;
+    /// a Sentinel address without a port means 26379). Redis Cluster (`redis+cluster://`) is
+    /// not supported and refused with an error saying so. Defaults:
     /// connect timeout 500 ms (TLS handshake included), read/write timeout 500 ms, retry 5 s
     /// after a failure, key prefix `tlsresume:`.
     pub fn new(url: impl Into<String>) -> Self {
@@ -56,6 +65,12 @@ impl RedisConfig {
     pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.tls_ca = Some(pem.into());
         self
+    }
+
+    /// Whether the URL names a master through Sentinels (`redis+sentinel://`).
+    pub fn is_sentinel(&self) -> bool {
+        let scheme = self.url.split_once("://").map_or("", |(s, _)| s);
+        scheme.eq_ignore_ascii_case("redis+sentinel")
     }
 
     /// Whether the URL asks for TLS (`rediss://` or `valkeys://`).
@@ -141,6 +156,192 @@ impl fmt::Display for LinkError {
     }
 }
 
+/// A `redis+sentinel://` URL taken apart.
+#[derive(Debug, PartialEq, Eq)]
+struct SentinelUrl {
+    sentinels: Vec<(String, u16)>,
+    master: String,
+    username: Option<String>,
+    password: Option<String>,
+    db: i64,
+}
+
+const SENTINEL_FORM: &str =
+    "redis+sentinel://[user][:password@]host:port[,host:port…]/master_name[/db]";
+
+/// Parses `redis+sentinel://[user][:password@]host:port[,host:port…]/master_name[/db]`; the
+/// error names what is wrong.
+fn parse_sentinel_url(url: &str) -> Result<SentinelUrl, String> {
+    let rest = match url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("redis+sentinel") => rest,
+        _ => {
+            return Err(format!(
+                "not a redis+sentinel:// URL; the form is {SENTINEL_FORM}"
+            ))
+        }
+    };
+    if rest.contains('?') || rest.contains('#') {
+        return Err(
+            "query parameters and fragments are not supported in a redis+sentinel:// URL".into(),
+        );
+    }
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+        None => (None, authority),
+    };
+    let (username, password) = match userinfo {
+        None => (None, None),
+        Some(info) => match info.split_once(':') {
+            Some((user, pass)) => (
+                Some(user.to_owned()).filter(|u| !u.is_empty()),
+                Some(pass.to_owned()).filter(|p| !p.is_empty()),
+            ),
+            None => (Some(info.to_owned()).filter(|u| !u.is_empty()), None),
+        },
+    };
+    if hosts.is_empty() {
+        return Err(format!(
+            "no Sentinel address before the master name; the form is {SENTINEL_FORM}"
+        ));
+    }
+    let mut sentinels = Vec::new();
+    for addr in hosts.split(',') {
+        sentinels.push(parse_host_port(addr)?);
+    }
+    let mut segments = path.split('/');
+    let master = segments.next().unwrap_or("");
+    if master.is_empty() {
+        return Err(format!(
+            "no master name after the Sentinel addresses; the form is {SENTINEL_FORM}"
+        ));
+    }
+    let db = match segments.next() {
+        None | Some("") => 0,
+        Some(db) => db
+            .parse::<i64>()
+            .ok()
+            .filter(|d| *d >= 0)
+            .ok_or_else(|| format!("database '{db}' after the master name is not a number"))?,
+    };
+    if let Some(extra) = segments.find(|s| !s.is_empty()) {
+        return Err(format!(
+            "unexpected '/{extra}' after the database; the form is {SENTINEL_FORM}"
+        ));
+    }
+    Ok(SentinelUrl {
+        sentinels,
+        master: master.to_owned(),
+        username,
+        password,
+        db,
+    })
+}
+
+/// `host:port`, `[v6]:port`, or a host alone (port 26379, Sentinel's).
+fn parse_host_port(addr: &str) -> Result<(String, u16), String> {
+    if addr.is_empty() {
+        return Err(
+            "an empty Sentinel address in the list (two commas in a row, or one at an end)".into(),
+        );
+    }
+    let (host, port) = if let Some(v6) = addr.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, rest)) => match rest.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return Err(format!("Sentinel address '{addr}': ':' expected after ']'")),
+            },
+            None => {
+                return Err(format!(
+                    "Sentinel address '{addr}': no ']' closing the IPv6 address"
+                ))
+            }
+        }
+    } else {
+        match addr.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (addr, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("Sentinel address '{addr}' has no host"));
+    }
+    let port = match port {
+        None => 26379,
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+            format!("Sentinel address '{addr}': port '{p}' is not a number from 1 to 65535")
+        })?,
+    };
+    Ok((host.to_owned(), port))
+}
+
+/// Where connections go: one server, or the master Sentinels name.
+enum Target {
+    Direct(Client),
+    Sentinel(Mutex<SentinelClient>),
+}
+
+fn config_error(detail: String) -> RedisError {
+    RedisError::from((ErrorKind::InvalidClientConfig, "bad Redis URL", detail))
+}
+
+/// The target for `config`: a client, or a Sentinel client asking for the master.
+fn open_target(config: &RedisConfig) -> Result<Target, RedisError> {
+    let scheme = config.url.split_once("://").map_or("", |(s, _)| s);
+    if scheme.eq_ignore_ascii_case("redis+cluster") {
+        return Err(config_error(
+            "Redis Cluster (redis+cluster://) is not supported; use redis:// or redis+sentinel://"
+                .into(),
+        ));
+    }
+    if !config.is_sentinel() {
+        return open_client(config).map(Target::Direct);
+    }
+    if config.tls_ca.is_some() {
+        return Err(config_error(
+            "a TLS CA is given but redis+sentinel:// speaks to Sentinels and the master in clear"
+                .into(),
+        ));
+    }
+    let url = parse_sentinel_url(&config.url).map_err(config_error)?;
+    // Each Sentinel connection: unacknowledged bytes (SYNs included) give up after the
+    // connect and I/O timeouts, so a Sentinel host that drops packets cannot hold a caller.
+    let bound = config.connect_timeout.saturating_add(config.io_timeout);
+    let sentinels: Vec<ConnectionInfo> = url
+        .sentinels
+        .iter()
+        .map(|(host, port)| {
+            ConnectionAddr::Tcp(host.clone(), *port)
+                .into_connection_info()
+                .map(|info| info.set_tcp_settings(tcp_settings(bound)))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut redis = RedisConnectionInfo::default().set_db(url.db);
+    if let Some(user) = &url.username {
+        redis = redis.set_username(user);
+    }
+    if let Some(pass) = &url.password {
+        redis = redis.set_password(pass);
+    }
+    let node = SentinelNodeConnectionInfo::default()
+        .set_redis_connection_info(redis)
+        .set_tcp_settings(tcp_settings(bound));
+    let client = SentinelClient::build(
+        sentinels,
+        url.master.clone(),
+        Some(node),
+        SentinelServerType::Master,
+    )?;
+    Ok(Target::Sentinel(Mutex::new(client)))
+}
+
+fn tcp_settings(bound: Duration) -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default()
+        .set_nodelay(true)
+        .set_user_timeout(bound)
+}
+
 /// The client for `config`: plain, or TLS (with its trust anchors) for `rediss://`.
 fn open_client(config: &RedisConfig) -> Result<Client, RedisError> {
     if !config.is_tls() {
@@ -210,16 +411,16 @@ struct State {
 /// A lazily opened connection shared by the callers of one store or key source.
 pub(crate) struct Link {
     config: RedisConfig,
-    client: Client,
+    target: Target,
     state: Mutex<State>,
 }
 
 impl Link {
     pub(crate) fn new(config: RedisConfig) -> Result<Self, RedisError> {
-        let client = open_client(&config)?;
+        let target = open_target(&config)?;
         Ok(Self {
             config,
-            client,
+            target,
             state: Mutex::new(State {
                 conn: None,
                 down_until: None,
@@ -240,10 +441,17 @@ impl Link {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A connection to the server, or to the master the Sentinels name now (asked again at
+    /// every connection, so a failover is followed at the next one).
     fn connect(&self) -> Result<Connection, RedisError> {
-        let conn = self
-            .client
-            .get_connection_with_timeout(self.config.connect_timeout)?;
+        let client = match &self.target {
+            Target::Direct(client) => client.clone(),
+            Target::Sentinel(sentinel) => sentinel
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_client()?,
+        };
+        let conn = client.get_connection_with_timeout(self.config.connect_timeout)?;
         conn.set_read_timeout(Some(self.config.io_timeout))?;
         conn.set_write_timeout(Some(self.config.io_timeout))?;
         Ok(conn)
@@ -319,6 +527,50 @@ fn is_link_failure(e: &RedisError) -> bool {
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_unrecoverable_error()
+        // Sentinels know no usable master (during a failover), or the server is a replica
+        // now (a former master that came back): reconnect through the Sentinels later.
+        || matches!(
+            e.kind(),
+            ErrorKind::MasterNameNotFoundBySentinel
+                | ErrorKind::NoValidReplicasFoundBySentinel
+                | ErrorKind::EmptySentinelList
+                | ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        )
+}
+
+/// Waits (at most `bound`) until one replica holds the writes made so far on `conn`, when
+/// the server is a master with replicas: `Some(acknowledged)` (0 when none did in time),
+/// `None` when there is no replica to wait for.
+pub(crate) fn confirm_on_replica(
+    conn: &mut Connection,
+    bound: Duration,
+) -> Result<Option<u64>, RedisError> {
+    let role: Value = redis::cmd("ROLE").query(conn)?;
+    let replicas = match &role {
+        Value::Array(items) => match (items.first(), items.get(2)) {
+            (Some(Value::BulkString(kind)), Some(Value::Array(replicas)))
+                if kind.as_slice() == b"master" =>
+            {
+                replicas.len()
+            }
+            _ => 0,
+        },
+        _ => 0,
+    };
+    if replicas == 0 {
+        return Ok(None);
+    }
+    let millis = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX).max(1);
+    let acked: u64 = redis::cmd("WAIT").arg(1).arg(millis).query(conn)?;
+    Ok(Some(acked))
+}
+
+impl Link {
+    /// How long a write waits for a replica's acknowledgement (`WAIT`): half the I/O timeout,
+    /// so the reply comes before the read times out.
+    pub(crate) fn replica_wait(&self) -> Duration {
+        self.config.io_timeout / 2
+    }
 }
 
 impl fmt::Debug for Link {
@@ -343,6 +595,62 @@ mod tests {
         assert!(RedisConfig::new("valkeys://h:1").is_tls());
         assert!(!RedisConfig::new("redis://127.0.0.1:6379").is_tls());
         assert!(!RedisConfig::new("redis+unix:///run/redis.sock").is_tls());
+    }
+
+    #[test]
+    fn sentinel_urls_are_taken_apart() {
+        let url =
+            parse_sentinel_url("redis+sentinel://u:p@w@10.0.0.1:26379,[::1]:26380,s3/mymaster/2")
+                .expect("well formed");
+        assert_eq!(
+            url,
+            SentinelUrl {
+                sentinels: vec![
+                    ("10.0.0.1".into(), 26379),
+                    ("::1".into(), 26380),
+                    ("s3".into(), 26379)
+                ],
+                master: "mymaster".into(),
+                username: Some("u".into()),
+                password: Some("p@w".into()),
+                db: 2,
+            }
+        );
+        assert!(RedisConfig::new("REDIS+SENTINEL://h:1/m").is_sentinel());
+        assert!(Link::new(RedisConfig::new("redis+sentinel://127.0.0.1:9/m")).is_ok());
+    }
+
+    #[test]
+    fn malformed_sentinel_urls_say_what_is_wrong() {
+        for (url, says) in [
+            ("redis+sentinel:///m", "no Sentinel address"),
+            ("redis+sentinel://h:1", "no master name"),
+            ("redis+sentinel://h:1/", "no master name"),
+            ("redis+sentinel://h:1,,h:2/m", "empty Sentinel address"),
+            ("redis+sentinel://h:1,/m", "empty Sentinel address"),
+            ("redis+sentinel://h:port/m", "port 'port'"),
+            ("redis+sentinel://h:0/m", "port '0'"),
+            ("redis+sentinel://h:70000/m", "port '70000'"),
+            ("redis+sentinel://:1/m", "has no host"),
+            ("redis+sentinel://[::1/m", "no ']'"),
+            ("redis+sentinel://h:1/m/x", "database 'x'"),
+            ("redis+sentinel://h:1/m/0/more", "'/more'"),
+            ("redis+sentinel://h:1/m?db=1", "query"),
+        ] {
+            let err = Link::new(RedisConfig::new(url)).expect_err(url).to_string();
+            assert!(err.contains(says), "{url}: {err}");
+        }
+        let err = Link::new(RedisConfig::new("redis+cluster://h:1,h:2"))
+            .expect_err("cluster")
+            .to_string();
+        assert!(
+            err.contains("Cluster") && err.contains("not supported"),
+            "{err}"
+        );
+        let err = Link::new(RedisConfig::new("redis+sentinel://h:1/m").tls_ca_pem(b"x".to_vec()))
+            .expect_err("CA")
+            .to_string();
+        assert!(err.contains("TLS CA"), "{err}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tlsresume_core::{KeyError, KeySource, ProcessKeySource, TicketPolicy, UnixTi
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::kek::{Kek, KekError};
-use crate::link::{Link, RedisConfig};
+use crate::link::{confirm_on_replica, Link, RedisConfig};
 
 /// A [`KeySource`] shared by every server of a fleet through Redis.
 ///
@@ -54,6 +54,7 @@ pub struct RedisKeySource {
     rng: SystemRandom,
     shared: AtomicU64,
     local_keys: AtomicU64,
+    unconfirmed: AtomicU64,
 }
 
 #[derive(Default)]
@@ -76,6 +77,9 @@ pub struct KeySourceStats {
     pub shared: u64,
     /// Process-local fallbacks, each because Redis was unreachable or its value did not open.
     pub local: u64,
+    /// Keys this node wrote to a master with replicas that no replica acknowledged within
+    /// the bound (`WAIT`): a failover at that moment could lose them.
+    pub unconfirmed: u64,
 }
 
 impl RedisKeySource {
@@ -97,6 +101,7 @@ impl RedisKeySource {
             rng: SystemRandom::new(),
             shared: AtomicU64::new(0),
             local_keys: AtomicU64::new(0),
+            unconfirmed: AtomicU64::new(0),
         })
     }
 
@@ -126,6 +131,7 @@ impl RedisKeySource {
         KeySourceStats {
             shared: self.shared.load(Ordering::Relaxed),
             local: self.local_keys.load(Ordering::Relaxed),
+            unconfirmed: self.unconfirmed.load(Ordering::Relaxed),
         }
     }
 
@@ -149,8 +155,12 @@ impl RedisKeySource {
     }
 
     /// Stores `candidate` under `key` unless a value is there; returns the value Redis holds
-    /// afterwards (wrapped).
+    /// afterwards (wrapped). A value this call wrote is confirmed on a replica when the
+    /// server has replicas (`WAIT 1`, bounded by half the I/O timeout), so a failover right
+    /// after does not lose it; a write no replica acknowledged in time is counted
+    /// ([`KeySourceStats::unconfirmed`]) and still used.
     fn set_nx_or_get(
+        &self,
         conn: &mut Connection,
         key: &str,
         candidate: &[u8],
@@ -165,6 +175,9 @@ impl RedisKeySource {
             }
             let stored: Option<String> = set.query(conn)?;
             if stored.is_some() {
+                if confirm_on_replica(conn, self.link.replica_wait())? == Some(0) {
+                    self.unconfirmed.fetch_add(1, Ordering::Relaxed);
+                }
                 return Ok(Some(candidate.to_vec()));
             }
             let current: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(conn)?;
@@ -200,7 +213,7 @@ impl RedisKeySource {
             Ok(w) => w,
             Err(e) => return Ok(Err(SlotError::Kek(key, e))),
         };
-        let Some(held) = Self::set_nx_or_get(conn, &key, &wrapped, Some(self.key_ttl))? else {
+        let Some(held) = self.set_nx_or_get(conn, &key, &wrapped, Some(self.key_ttl))? else {
             return Ok(Err(SlotError::Vanished(key)));
         };
         if held == wrapped {
@@ -262,7 +275,7 @@ impl RedisKeySource {
             Ok(w) => w,
             Err(e) => return Ok(Err(SlotError::Kek(key, e))),
         };
-        let Some(held) = Self::set_nx_or_get(conn, &key, &wrapped, None)? else {
+        let Some(held) = self.set_nx_or_get(conn, &key, &wrapped, None)? else {
             return Ok(Err(SlotError::Vanished(key)));
         };
         let plain = if held == wrapped {
