@@ -55,6 +55,7 @@ pub struct RedisKeySource {
     shared: AtomicU64,
     local_keys: AtomicU64,
     unconfirmed: AtomicU64,
+    confirmed: AtomicU64,
 }
 
 #[derive(Default)]
@@ -80,6 +81,8 @@ pub struct KeySourceStats {
     /// Keys this node wrote to a master with replicas that no replica acknowledged within
     /// the bound (`WAIT`): a failover at that moment could lose them.
     pub unconfirmed: u64,
+    /// Keys this node wrote to a master with replicas that a replica acknowledged in time.
+    pub confirmed: u64,
 }
 
 impl RedisKeySource {
@@ -102,6 +105,7 @@ impl RedisKeySource {
             shared: AtomicU64::new(0),
             local_keys: AtomicU64::new(0),
             unconfirmed: AtomicU64::new(0),
+            confirmed: AtomicU64::new(0),
         })
     }
 
@@ -132,6 +136,7 @@ impl RedisKeySource {
             shared: self.shared.load(Ordering::Relaxed),
             local: self.local_keys.load(Ordering::Relaxed),
             unconfirmed: self.unconfirmed.load(Ordering::Relaxed),
+            confirmed: self.confirmed.load(Ordering::Relaxed),
         }
     }
 
@@ -175,9 +180,11 @@ impl RedisKeySource {
             }
             let stored: Option<String> = set.query(conn)?;
             if stored.is_some() {
-                if confirm_on_replica(conn, self.link.replica_wait())? == Some(0) {
-                    self.unconfirmed.fetch_add(1, Ordering::Relaxed);
-                }
+                match confirm_on_replica(conn, self.link.replica_wait())? {
+                    Some(0) => self.unconfirmed.fetch_add(1, Ordering::Relaxed),
+                    Some(_) => self.confirmed.fetch_add(1, Ordering::Relaxed),
+                    None => 0,
+                };
                 return Ok(Some(candidate.to_vec()));
             }
             let current: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(conn)?;

@@ -249,3 +249,294 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, delay_ms: Option<Arc<AtomicU64>>
     }
     let _ = to.shutdown(Shutdown::Write);
 }
+
+/// What a Redis server answered (RESP2), read by [`command`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `+OK` and the like.
+    Simple(String),
+    /// `-ERR …`.
+    Error(String),
+    /// `:n`.
+    Int(i64),
+    /// `$n` (`None`: the null bulk string).
+    Bulk(Option<Vec<u8>>),
+    /// `*n` (a null array reads as empty).
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    /// The text of a simple or bulk string.
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Reply::Simple(s) => Some(s.clone()),
+            Reply::Bulk(Some(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        }
+    }
+}
+
+/// Sends one command to the Redis (or Sentinel) on `127.0.0.1:port` and reads its reply,
+/// within 2 s.
+pub fn command(port: u16, args: &[&[u8]]) -> io::Result<Reply> {
+    let mut tcp = TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    tcp.write_all(&out)?;
+    read_reply(&mut io::BufReader::new(tcp))
+}
+
+fn read_reply(r: &mut impl io::BufRead) -> io::Result<Reply> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line)?;
+    if line.len() < 3 || !line.ends_with(b"\r\n") {
+        return Err(bad("a truncated reply"));
+    }
+    let text = String::from_utf8_lossy(&line[1..line.len() - 2]).into_owned();
+    let number = || text.parse::<i64>().map_err(|_| bad("a bad length"));
+    Ok(match line[0] {
+        b'+' => Reply::Simple(text),
+        b'-' => Reply::Error(text),
+        b':' => Reply::Int(number()?),
+        b'$' => match usize::try_from(number()?) {
+            Err(_) => Reply::Bulk(None),
+            Ok(n) => {
+                let mut body = vec![0u8; n + 2];
+                r.read_exact(&mut body)?;
+                body.truncate(n);
+                Reply::Bulk(Some(body))
+            }
+        },
+        b'*' => {
+            let n = usize::try_from(number()?).unwrap_or(0);
+            let mut items = Vec::with_capacity(n);
+            for _ in 0..n {
+                items.push(read_reply(r)?);
+            }
+            Reply::Array(items)
+        }
+        _ => return Err(bad("an unknown reply type")),
+    })
+}
+
+/// A Redis master with one replica, watched by one Sentinel (quorum 1, master down after
+/// 1 s), each a child process on a free loopback port, no persistence; all killed on drop.
+/// Needs `redis-server` (Sentinel mode is `redis-server FILE --sentinel`); without it `start`
+/// says the test is skipped, and fails under CI.
+#[derive(Debug)]
+pub struct SentinelSet {
+    name: String,
+    dir: std::path::PathBuf,
+    master: Option<Child>,
+    master_port: u16,
+    replica: Option<Child>,
+    replica_port: u16,
+    sentinel: Option<Child>,
+    sentinel_port: u16,
+}
+
+impl SentinelSet {
+    /// Starts the three servers and waits (at most 15 s) until the replica is in sync and the
+    /// Sentinel knows it. `None` (the test says it is skipped) when `redis-server` cannot run;
+    /// panics under CI in that case.
+    pub fn start(name: &str) -> Option<Self> {
+        let skip = |why: String| -> Option<Self> {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{why} and CI is set: install redis-server (Debian: apt-get install -y redis-server redis-sentinel)"
+            );
+            eprintln!("SKIPPED: {why}; install it (Debian: apt-get install -y redis-server redis-sentinel)");
+            None
+        };
+        if std::env::var_os("TLSRESUME_SKIP_REDIS").is_some() {
+            return skip("TLSRESUME_SKIP_REDIS is set".into());
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "tlsresume-sentinel-{name}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            return skip(format!("cannot make a directory for Sentinel ({e})"));
+        }
+        let mut set = Self {
+            name: name.to_owned(),
+            dir,
+            master: None,
+            master_port: free_port(),
+            replica: None,
+            replica_port: free_port(),
+            sentinel: None,
+            sentinel_port: free_port(),
+        };
+        match set.spawn_all() {
+            Ok(()) => Some(set),
+            Err(e) => skip(format!(
+                "cannot run redis-server with a replica and Sentinel ({e})"
+            )),
+        }
+    }
+
+    fn server(port: u16, extra: &[&str]) -> io::Result<Child> {
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+    }
+
+    fn spawn_all(&mut self) -> io::Result<()> {
+        self.master = Some(Self::server(self.master_port, &[])?);
+        let master = self.master_port.to_string();
+        self.replica = Some(Self::server(
+            self.replica_port,
+            &["--replicaof", "127.0.0.1", &master],
+        )?);
+        let conf = self.dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {dir}\n\
+                 sentinel monitor {name} 127.0.0.1 {master} 1\n\
+                 sentinel down-after-milliseconds {name} 1000\n\
+                 sentinel failover-timeout {name} 10000\n",
+                port = self.sentinel_port,
+                dir = self.dir.display(),
+                name = self.name,
+            ),
+        )?;
+        self.sentinel = Some(
+            Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if self.replica_in_sync() && self.sentinel_knows_replica() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the replica was not in sync, or Sentinel did not know it, within 15 s",
+                ));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn replica_in_sync(&self) -> bool {
+        matches!(
+            command(self.replica_port, &[b"INFO", b"replication"]),
+            Ok(Reply::Bulk(Some(info))) if String::from_utf8_lossy(&info).contains("master_link_status:up")
+        )
+    }
+
+    fn sentinel_knows_replica(&self) -> bool {
+        matches!(
+            command(self.sentinel_port, &[b"SENTINEL", b"REPLICAS", self.name.as_bytes()]),
+            Ok(Reply::Array(r)) if !r.is_empty()
+        )
+    }
+
+    /// `redis+sentinel://127.0.0.1:SENTINEL_PORT/NAME`.
+    pub fn url(&self) -> String {
+        format!(
+            "redis+sentinel://127.0.0.1:{}/{}",
+            self.sentinel_port, self.name
+        )
+    }
+
+    /// The port of the first master.
+    pub fn master_port(&self) -> u16 {
+        self.master_port
+    }
+
+    /// The port of the replica (the master after a failover).
+    pub fn replica_port(&self) -> u16 {
+        self.replica_port
+    }
+
+    /// The master's port as the Sentinel names it now.
+    pub fn current_master(&self) -> Option<u16> {
+        match command(
+            self.sentinel_port,
+            &[
+                b"SENTINEL",
+                b"GET-MASTER-ADDR-BY-NAME",
+                self.name.as_bytes(),
+            ],
+        ) {
+            Ok(Reply::Array(addr)) => addr.get(1)?.text()?.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// Kills the master (SIGKILL: a crash or a lost host).
+    pub fn kill_master(&mut self) {
+        if let Some(mut child) = self.master.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits until the Sentinel names the replica as master and the replica says it is one;
+    /// the time waited, or `None` after `within`.
+    pub fn wait_for_promotion(&self, within: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            let promoted = self.current_master() == Some(self.replica_port)
+                && matches!(
+                    command(self.replica_port, &[b"ROLE"]),
+                    Ok(Reply::Array(role)) if role.first().and_then(Reply::text).as_deref() == Some("master")
+                );
+            if promoted {
+                return Some(start.elapsed());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Every key of the server on `port` (database 0) with its value (`GET`).
+    pub fn entries(port: u16) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let Ok(Reply::Array(keys)) = command(port, &[b"KEYS", b"*"]) else {
+            return Vec::new();
+        };
+        keys.iter()
+            .filter_map(|k| match k {
+                Reply::Bulk(Some(k)) => Some(k.clone()),
+                _ => None,
+            })
+            .filter_map(|k| match command(port, &[b"GET", &k]) {
+                Ok(Reply::Bulk(Some(v))) => Some((k, v)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Drop for SentinelSet {
+    fn drop(&mut self) {
+        for child in [&mut self.sentinel, &mut self.replica, &mut self.master] {
+            if let Some(mut c) = child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

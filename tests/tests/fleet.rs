@@ -21,7 +21,7 @@ mod common;
 
 use common::{answer, dialogue, gnutls_turn};
 use tlsresume::backends;
-use tlsresume_compare::redis::{RedisServer, SlowLink};
+use tlsresume_compare::redis::{RedisServer, SentinelSet, SlowLink};
 use tlsresume_compare::Pki;
 use tlsresume_core::{
     BackendKind, ClientContext, ClientSettings, ManualClock, ServerContext, ServerSettings,
@@ -428,6 +428,119 @@ fn a_slow_redis_bounds_the_handshake_wait_and_fails_none() {
         assert!(
             fleet.resumes_across_nodes(Duration::from_secs(10)),
             "{kind}: resumption across nodes recovers once Redis answers in time"
+        );
+    }
+}
+
+/// Keys and sessions through Sentinel (`redis+sentinel://`): a master with one replica is
+/// killed (SIGKILL) under client load; no handshake fails, the Sentinel promotes the replica,
+/// and both nodes and the client's store follow it: sessions resume across nodes again, the
+/// next rotation slot's key (written to the new master) is one key for both nodes, the keys
+/// written before the kill were confirmed on the replica (`WAIT`) and still open, and Redis
+/// holds no ticket key in clear.
+#[test]
+fn sentinel_failover_under_load_fails_no_handshake_and_the_fleet_follows_the_new_master() {
+    let _turn = gnutls_turn();
+    let pki = Pki::committed().expect("PKI");
+    // One backend of each key schedule: rolling (OpenSSL) and periodic (GnuTLS), when built.
+    let kinds: Vec<_> = backends::available()
+        .into_iter()
+        .filter(|k| matches!(k, BackendKind::Openssl | BackendKind::Gnutls))
+        .collect();
+    for kind in kinds {
+        let Some(mut set) = SentinelSet::start(&format!("keys{}", kind.code())) else {
+            return;
+        };
+        let fleet = Fleet::new(kind, Versions::ALL, &set.url(), &pki);
+        assert!(
+            fleet.resumes_across_nodes(Duration::from_secs(10)),
+            "{kind}: sessions resume across nodes through Sentinel"
+        );
+        let before = SentinelSet::entries(set.replica_port());
+        assert!(
+            !before.is_empty(),
+            "{kind}: the replica holds the fleet's keys before the failover"
+        );
+        let load = Load::start(&fleet, 2, 2);
+        load.wait_for(5);
+        let killed = Instant::now();
+        set.kill_master();
+        let promoted = set
+            .wait_for_promotion(Duration::from_secs(20))
+            .expect("Sentinel promotes the replica within 20 s");
+        load.next_phase();
+        let recovered = fleet.resumes_across_nodes(Duration::from_secs(10));
+        let window = killed.elapsed();
+        load.wait_for(5);
+        let tally = load.finish();
+        for (phase, t) in tally.iter().enumerate() {
+            assert!(
+                t.failures.is_empty(),
+                "{kind}: phase {phase}: failed handshakes: {:?}",
+                t.failures
+            );
+        }
+        assert!(
+            recovered,
+            "{kind}: cross-node resumption through the new master"
+        );
+        // The next rotation slot (GnuTLS: period) starts after the failover: its key comes
+        // from the new master, one for both nodes.
+        let policy = kind.default_ticket_policy();
+        fleet.clock.advance(policy.rotation());
+        assert!(
+            fleet.resumes_across_nodes(Duration::from_secs(10)),
+            "{kind}: rotation continues after the failover, one key for the fleet"
+        );
+        let stats: Vec<_> = fleet.sources.iter().map(|s| s.stats()).collect();
+        for st in &stats {
+            assert_eq!(
+                st.unconfirmed, 0,
+                "{kind}: every key written was on the replica: {stats:?}"
+            );
+        }
+        assert!(
+            stats.iter().map(|s| s.confirmed).sum::<u64>() > 0,
+            "{kind}: the keys written were confirmed on a replica (WAIT): {stats:?}"
+        );
+        let after = SentinelSet::entries(set.replica_port());
+        // What the fleet uses now, as the key source hands it out: none of it in clear.
+        let source = &fleet.sources[0];
+        let now = tlsresume_core::Clock::now(&fleet.clock);
+        let key = tlsresume_core::KeySource::new_key(source.as_ref(), now).expect("key");
+        let master = tlsresume_core::KeySource::master_secret(source.as_ref()).expect("master");
+        // A key's name is public (every ticket starts with it, the client's stored ones too);
+        // its secrets and the master secret are not.
+        let secrets: [&[u8]; 3] = [
+            key.secret.cipher_key(),
+            key.secret.mac_key(),
+            master.as_bytes(),
+        ];
+        for (name, value) in &after {
+            let is_key_entry = !name.windows(8).any(|w| w == b":session");
+            assert!(
+                !secrets
+                    .iter()
+                    .any(|s| value.windows(s.len()).any(|w| w == *s))
+                    && !(is_key_entry && value.windows(16).any(|w| w == key.name.as_bytes())),
+                "{kind}: {} holds key material in clear",
+                String::from_utf8_lossy(name)
+            );
+        }
+        // The keys (not the client's sessions, taken as they are used).
+        let keys_before = before
+            .iter()
+            .filter(|(n, _)| !n.windows(8).any(|w| w == b":session"));
+        for (name, value) in keys_before {
+            assert!(
+                after.iter().any(|(n, v)| n == name && v == value),
+                "{kind}: {} survived the failover unchanged",
+                String::from_utf8_lossy(name)
+            );
+        }
+        eprintln!(
+            "{kind}: master killed, replica promoted after {promoted:?}, cross-node resumption again {window:?} after the kill; per phase {:?}; key sources {stats:?}",
+            tally.iter().map(|t| (t.handshakes, t.resumed)).collect::<Vec<_>>()
         );
     }
 }
