@@ -383,9 +383,12 @@ impl SentinelSet {
         }
     }
 
-    fn server(port: u16, extra: &[&str]) -> io::Result<Child> {
+    /// A server whose files (a replica's received RDB) go to the set's directory.
+    fn server(&self, port: u16, extra: &[&str]) -> io::Result<Child> {
         Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&self.dir)
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(extra)
             .stdin(Stdio::null())
@@ -395,12 +398,10 @@ impl SentinelSet {
     }
 
     fn spawn_all(&mut self) -> io::Result<()> {
-        self.master = Some(Self::server(self.master_port, &[])?);
+        self.master = Some(self.server(self.master_port, &[])?);
         let master = self.master_port.to_string();
-        self.replica = Some(Self::server(
-            self.replica_port,
-            &["--replicaof", "127.0.0.1", &master],
-        )?);
+        self.replica =
+            Some(self.server(self.replica_port, &["--replicaof", "127.0.0.1", &master])?);
         let conf = self.dir.join("sentinel.conf");
         std::fs::write(
             &conf,
