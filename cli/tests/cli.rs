@@ -2223,3 +2223,79 @@ fn a_dribbled_client_hello_is_cut_at_the_handshake_deadline() {
         );
     }
 }
+
+/// `serve --verify-hosts` on every backend: a probe without a client certificate is refused
+/// (a certificate error on both ends, the server's log line says why); with `--client-cert`
+/// the first connection logs CV=yes and the client's DN, and the resumed one CV=no under exim
+/// on an OpenSSL server (its verify callback is not called: the known issue), CV=yes on GnuTLS
+/// and rustls, and CV=yes everywhere under hardened.
+#[test]
+fn serve_verify_hosts_refuses_a_client_without_a_certificate_and_logs_the_verified_one() {
+    let cert = pki("client.pem");
+    let key = pki("client.key");
+    for (server, client) in [
+        ("openssl", "rustls"),
+        ("gnutls", "openssl"),
+        ("rustls", "gnutls"),
+    ] {
+        for policy in ["exim", "hardened"] {
+            let case = format!("server {server}, client {client}, {policy}");
+            let srv = Server::start(&[
+                "--backend",
+                server,
+                "--verify-hosts",
+                "127.0.0.1",
+                "--policy",
+                policy,
+                "--max-connections",
+                "3",
+            ]);
+            let r = run(&[
+                "probe",
+                &srv.addr,
+                "--backend",
+                client,
+                "--count",
+                "1",
+                "--json",
+            ]);
+            assert_eq!(r.code, Some(1), "{case}: {r:?}");
+            assert!(
+                r.stdout.contains("\"error_kind\":\"certificate\""),
+                "{case}: {r:?}"
+            );
+            let refused = srv.line();
+            assert!(
+                refused.contains("TLS error") && refused.contains("presented no certificate"),
+                "{case}: {refused}"
+            );
+            let r = run(&[
+                "probe",
+                &srv.addr,
+                "--backend",
+                client,
+                "--policy",
+                policy,
+                "--client-cert",
+                &cert,
+                "--client-key",
+                &key,
+            ]);
+            assert_eq!(r.code, Some(0), "{case}: {r:?}");
+            let first = srv.line();
+            assert!(
+                first.contains(" CV=yes")
+                    && first.contains("DN=\"CN=client.tlsresume.test,O=tlsresume test\""),
+                "{case}: {first}"
+            );
+            let resumed = srv.line();
+            let expected = if server == "openssl" && policy == "exim" {
+                "* CV=no"
+            } else {
+                "* CV=yes"
+            };
+            assert!(resumed.contains(expected), "{case}: {resumed}");
+            assert_eq!(srv.wait_exit(), Some(0), "{case}");
+        }
+    }
+}

@@ -289,6 +289,14 @@ enum Setup {
     /// The server sends its chain (certificate, CA); the client's trust anchors do not cover
     /// it and it connects with a TLSA record of this kind.
     Dane(DaneRecord),
+    /// The server requires a client certificate and the client has the CA's.
+    ClientcertRequired,
+    /// The server asks for one and the client has the CA's.
+    ClientcertTried,
+    /// The server asks for one and the client has none.
+    ClientcertAbsent,
+    /// The server requires one and the client has none.
+    ClientcertRefused,
 }
 
 /// The TLSA record a DANE sequence's client is given.
@@ -371,6 +379,31 @@ fn sequences(case: Case, flavour: KeySchedule) -> Vec<Sequence> {
             setup: Setup::Ocsp,
             steps: vec![step(0, Some(OcspGetticket)), step(10, Some(OcspResume))],
         },
+        Sequence {
+            setup: Setup::ClientcertRequired,
+            steps: vec![
+                step(0, Some(ClientcertRequired)),
+                step(10, Some(ClientcertRequiredResume)),
+            ],
+        },
+        Sequence {
+            setup: Setup::ClientcertTried,
+            steps: vec![
+                step(0, Some(ClientcertTried)),
+                step(10, Some(ClientcertTriedResume)),
+            ],
+        },
+        Sequence {
+            setup: Setup::ClientcertAbsent,
+            steps: vec![
+                step(0, Some(ClientcertAbsent)),
+                step(10, Some(ClientcertAbsentResume)),
+            ],
+        },
+        Sequence {
+            setup: Setup::ClientcertRefused,
+            steps: vec![step(0, Some(ClientcertRefused))],
+        },
     ];
     if case.wire == Wire::Starttls {
         let mut change = step(10, Some(LbserverChange));
@@ -412,6 +445,21 @@ fn sequences(case: Case, flavour: KeySchedule) -> Vec<Sequence> {
     seqs
 }
 
+/// A client's error in words that do not depend on timing: a server that refuses a client
+/// without a certificate after a TLS 1.3 handshake is met on the client's next read or
+/// write, whichever comes first, and the SMTP dialogue words each its own way; the refusal
+/// (`<backend>: <server> asked for a client certificate, …`) is kept alone.
+fn steady(error: &str) -> &str {
+    let Some(at) = error.find("asked for a client certificate") else {
+        return error;
+    };
+    // Back over "<server> " and "<backend>: " to the start of the refusal's words.
+    let before = &error[..at];
+    let backend_end = before.trim_end().rfind(": ").unwrap_or(0);
+    let start = before[..backend_end].rfind(' ').map_or(0, |i| i + 1);
+    &error[start..]
+}
+
 /// One sequence's server, clients, store and clock.
 struct Rig {
     case: Case,
@@ -448,6 +496,15 @@ impl Rig {
         if seq.setup == Setup::Ocsp {
             ss.ocsp_response = Some(pki.ocsp.clone());
         }
+        let loopback: HostList = "127.0.0.1".parse()?;
+        match seq.setup {
+            Setup::ClientcertRequired | Setup::ClientcertRefused => ss.verify_hosts = loopback,
+            Setup::ClientcertTried | Setup::ClientcertAbsent => ss.try_verify_hosts = loopback,
+            _ => {}
+        }
+        if ss.asks_client_certificates() {
+            ss.client_roots = pki.roots.clone();
+        }
         let dane = match seq.setup {
             Setup::Dane(record) => Some(vec![record.of(pki)?]),
             _ => None,
@@ -469,7 +526,14 @@ impl Rig {
             }
             Setup::Untrusted => cs.verify = VerifyMode::Try,
             Setup::Ocsp => cs.ocsp = OcspMode::Require,
-            Setup::Plain | Setup::ServerExcludes | Setup::Dane(_) => {}
+            Setup::ClientcertRequired | Setup::ClientcertTried => {
+                cs.identity = Some(pki.client.clone());
+            }
+            Setup::Plain
+            | Setup::ServerExcludes
+            | Setup::Dane(_)
+            | Setup::ClientcertAbsent
+            | Setup::ClientcertRefused => {}
         }
         let stranger = if seq.steps.iter().any(|s| s.stranger) {
             let mut settings = cs.clone();
@@ -526,7 +590,7 @@ impl Rig {
             .join()
             .unwrap_or_else(|_| Err("server thread panicked".into()));
         let error = match (&client_result, &server_result) {
-            (Err(c), _) => Some(format!("client: {c}")),
+            (Err(c), _) => Some(format!("client: {}", steady(c))),
             (_, Err(s)) => Some(format!("server: {s}")),
             _ => None,
         };

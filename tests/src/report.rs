@@ -71,6 +71,14 @@ pub fn table(outcomes: &[Outcome]) -> String {
                     c.ocsp.code(),
                     s.ocsp.code()
                 );
+                if o.scenario.asks_client_certificate() {
+                    let _ = write!(
+                        out,
+                        "  inCV={} DN={}",
+                        in_cv(s),
+                        s.peer_dn.as_deref().unwrap_or("-")
+                    );
+                }
             }
         }
         if let Some(e) = &o.error {
@@ -99,7 +107,9 @@ pub fn markdown(outcomes: &[Outcome]) -> String {
          (`$tls_out_ocsp`: 0 not requested, 1 no response, 2 not verified, 3 failed, 4 \
          verified); in the `dane_*` rows, where the client connects with a TLSA record, \
          `DANE=` (`$tls_out_dane`: `yes` when a TLSA record authenticated the server on this \
-         connection, as reported under the policy); `✗` a failed connection, with why (the \
+         connection, as reported under the policy); in the `clientcert_*` rows `inCV=`, the \
+         server's `$tls_in_certificate_verified` (`1`, `0`, `unset`: nothing checked on this \
+         handshake, so `verify = certificate` is false); `✗` a failed connection, with why (the \
          known issue where required OCSP fails on a resumed handshake; no TLSA record \
          matched). Columns are `server←client`. \
          Why the backends differ, and which policy changes what: `docs/differences.md`.\n\n",
@@ -245,11 +255,27 @@ fn matrix_cell(o: &Outcome) -> String {
             let _ = write!(text, " DANE={}", c.verified_by.exim_dane());
         }
     }
+    if let (true, Some(s)) = (o.scenario.asks_client_certificate(), &o.server) {
+        let _ = write!(text, " inCV={}", in_cv(s));
+    }
     text
+}
+
+/// The server's `$tls_in_certificate_verified`: `1`, `0`, or `unset` (nothing checked on this
+/// handshake: no certificate, or the known issue on a resumed one).
+fn in_cv(server: &SessionInfo) -> &'static str {
+    match server.certificate_verified() {
+        Some(true) => "1",
+        Some(false) => "0",
+        None => "unset",
+    }
 }
 
 /// Why a connection failed, in a few words for a matrix cell.
 fn failure_reason(error: &str) -> String {
+    if error.contains("asked for a client certificate") {
+        return "client certificate required, none presented".into();
+    }
     if let (Some(_), Some(at)) = (error.find("OCSP"), error.find("status is ")) {
         // Each backend words it its own way; the status is what matters ("1 (no response)").
         let status = &error[at + "status is ".len()..];
@@ -311,7 +337,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
         let s = o.server.as_ref();
         let _ = write!(
             out,
-            "{{\"server\":{},\"client\":{},\"tls\":{},\"transport\":{},\"policy\":{},\"scenario\":{},\"at_seconds\":{},\"flavour\":{},\"client_flags\":{},\"server_flags\":{},\"resumed\":{},\"client_cipher\":{},\"server_cipher\":{},\"client_verification\":{},\"client_verified_by\":{},\"client_ocsp\":{},\"server_ocsp\":{},\"error\":{}}}",
+            "{{\"server\":{},\"client\":{},\"tls\":{},\"transport\":{},\"policy\":{},\"scenario\":{},\"at_seconds\":{},\"flavour\":{},\"client_flags\":{},\"server_flags\":{},\"resumed\":{},\"client_cipher\":{},\"server_cipher\":{},\"client_verification\":{},\"client_verified_by\":{},\"server_verification\":{},\"client_ocsp\":{},\"server_ocsp\":{},\"error\":{}}}",
             json_str(o.case.server.name()),
             json_str(o.case.client.name()),
             json_str(&o.case.tls.short()),
@@ -327,6 +353,7 @@ pub fn json(outcomes: &[Outcome]) -> String {
             json_cipher(s.map(|s| &s.cipher)),
             c.map(|c| json_str(c.verification.as_str())).unwrap_or_else(|| "null".into()),
             c.map(|c| json_str(c.verified_by.as_str())).unwrap_or_else(|| "null".into()),
+            s.map(|s| json_str(s.verification.as_str())).unwrap_or_else(|| "null".into()),
             json_opt_u8(c.map(|c| c.ocsp.code())),
             json_opt_u8(s.map(|s| s.ocsp.code())),
             o.error.as_deref().map(json_str).unwrap_or_else(|| "null".into()),

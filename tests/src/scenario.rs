@@ -51,11 +51,26 @@ pub enum Scenario {
     DaneNomatch,
     /// Again, 10 min later: nothing was stored, so nothing resumes.
     DaneNomatchResume,
+    /// The server requires a client certificate (`tls_verify_hosts`); the client presents one
+    /// the CA issued: full handshake, `$tls_in_certificate_verified` 1.
+    ClientcertRequired,
+    /// Its resumption: unset on an OpenSSL server under exim (the known issue).
+    ClientcertRequiredResume,
+    /// The server only asks (`tls_try_verify_hosts`); the client presents its certificate.
+    ClientcertTried,
+    /// Its resumption.
+    ClientcertTriedResume,
+    /// The server only asks; the client has no certificate: let in, nothing verified.
+    ClientcertAbsent,
+    /// Its resumption.
+    ClientcertAbsentResume,
+    /// The server requires a certificate; the client has none: refused.
+    ClientcertRefused,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 19] = [
+    pub const ALL: [Scenario; 26] = [
         Self::Getticket,
         Self::Resume,
         Self::Renewal,
@@ -75,6 +90,13 @@ impl Scenario {
         Self::DaneTaResume,
         Self::DaneNomatch,
         Self::DaneNomatchResume,
+        Self::ClientcertRequired,
+        Self::ClientcertRequiredResume,
+        Self::ClientcertTried,
+        Self::ClientcertTriedResume,
+        Self::ClientcertAbsent,
+        Self::ClientcertAbsentResume,
+        Self::ClientcertRefused,
     ];
 
     /// The name used on the command line, in JSON and in the matrix.
@@ -99,6 +121,13 @@ impl Scenario {
             Self::DaneTaResume => "dane_ta_resume",
             Self::DaneNomatch => "dane_nomatch",
             Self::DaneNomatchResume => "dane_nomatch_resume",
+            Self::ClientcertRequired => "clientcert_required",
+            Self::ClientcertRequiredResume => "clientcert_required_resume",
+            Self::ClientcertTried => "clientcert_tried",
+            Self::ClientcertTriedResume => "clientcert_tried_resume",
+            Self::ClientcertAbsent => "clientcert_absent",
+            Self::ClientcertAbsentResume => "clientcert_absent_resume",
+            Self::ClientcertRefused => "clientcert_refused",
         }
     }
 }
@@ -114,6 +143,21 @@ impl Scenario {
                 | Self::DaneTaResume
                 | Self::DaneNomatch
                 | Self::DaneNomatchResume
+        )
+    }
+
+    /// Whether the server asks the client for a certificate in this scenario (its cells show
+    /// the server's `$tls_in_certificate_verified`).
+    pub fn asks_client_certificate(self) -> bool {
+        matches!(
+            self,
+            Self::ClientcertRequired
+                | Self::ClientcertRequiredResume
+                | Self::ClientcertTried
+                | Self::ClientcertTriedResume
+                | Self::ClientcertAbsent
+                | Self::ClientcertAbsentResume
+                | Self::ClientcertRefused
         )
     }
 }

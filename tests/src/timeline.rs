@@ -175,10 +175,15 @@ pub fn timeline_svg(outcomes: &[Outcome]) -> String {
                 && o.case.wire == Wire::TlsOnConnect
                 && o.case.policy == PolicyKind::Exim
         }) {
-            // The DANE scenarios repeat getticket and resume for verification: not drawn.
+            // The DANE and client-certificate scenarios repeat getticket and resume for
+            // verification: not drawn, the ticket keys are the story here.
             Some(first) => outcomes
                 .iter()
-                .filter(|o| o.case == first.case && !o.scenario.uses_dane())
+                .filter(|o| {
+                    o.case == first.case
+                        && !o.scenario.uses_dane()
+                        && !o.scenario.asks_client_certificate()
+                })
                 .collect(),
             None => Vec::new(),
         };

@@ -112,6 +112,14 @@ fn connections_succeed_except_required_ocsp_on_an_exim_resumption() {
                 o,
                 "no TLSA record matches: the connection fails and says so",
             );
+        } else if o.scenario == Scenario::ClientcertRefused {
+            f.check(
+                o.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("client certificate")),
+                o,
+                "a server requiring a client certificate refuses a client without one",
+            );
         } else if known_issue {
             f.check(
                 o.error.is_some(),
@@ -124,6 +132,39 @@ fn connections_succeed_except_required_ocsp_on_an_exim_resumption() {
         } else {
             f.check(o.error.is_none(), o, "connection must succeed");
         }
+    }
+    f.assert_none();
+}
+
+/// The server's `$tls_in_certificate_verified` per client-certificate scenario: 1 on the full
+/// handshakes with a certificate; on their resumption unset on an OpenSSL server under exim
+/// (its verify callback is not called: the known issue), 1 elsewhere (GnuTLS and rustls keep
+/// the chain, hardened carries OpenSSL's stored result); unset without a certificate.
+#[test]
+fn the_servers_client_certificate_verdict_per_scenario() {
+    let mut f = Failures::default();
+    for o in outcomes() {
+        let Some(s) = &o.server else { continue };
+        let expected = match o.scenario {
+            Scenario::ClientcertRequired | Scenario::ClientcertTried => Some(true),
+            Scenario::ClientcertRequiredResume | Scenario::ClientcertTriedResume => {
+                match (o.case.server, o.case.policy) {
+                    (BackendKind::Openssl, PolicyKind::Exim) => None,
+                    _ => Some(true),
+                }
+            }
+            _ => None,
+        };
+        f.check(
+            s.certificate_verified() == expected,
+            o,
+            &format!("certificate_verified must be {expected:?}"),
+        );
+        f.check(
+            s.verify_certificate() == (expected == Some(true)),
+            o,
+            "verify = certificate follows",
+        );
     }
     f.assert_none();
 }
@@ -237,12 +278,19 @@ fn resumed_or_not_per_scenario() {
             | Scenario::DaneEeGetticket
             | Scenario::DaneTaGetticket
             | Scenario::DaneNomatch
-            | Scenario::DaneNomatchResume => false,
+            | Scenario::DaneNomatchResume
+            | Scenario::ClientcertRequired
+            | Scenario::ClientcertTried
+            | Scenario::ClientcertAbsent
+            | Scenario::ClientcertRefused => false,
             Scenario::Resume
             | Scenario::NoverifyResume
             | Scenario::OcspResume
             | Scenario::DaneEeResume
-            | Scenario::DaneTaResume => true,
+            | Scenario::DaneTaResume
+            | Scenario::ClientcertRequiredResume
+            | Scenario::ClientcertTriedResume
+            | Scenario::ClientcertAbsentResume => true,
             Scenario::Renewal => rustls_client_has_ticket(o, Scenario::Resume),
             Scenario::Postrenewal => rustls_client_has_ticket(o, Scenario::Renewal),
             // OpenSSL flavour: the key expired at its second rotation. GnuTLS flavour: the

@@ -68,9 +68,9 @@ impl TicketSaver {
         *info = self.handshake.report(info.clone());
     }
 
-    /// A failed read, given to the client's lifecycle.
-    pub(crate) fn read_failed(&self, error: std::io::Error) -> std::io::Error {
-        self.handshake.read_failed(error)
+    /// A failed read or write, given to the client's lifecycle.
+    pub(crate) fn io_failed(&self, error: std::io::Error) -> std::io::Error {
+        self.handshake.io_failed(error)
     }
 
     /// Called by the stream after each read.

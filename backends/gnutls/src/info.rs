@@ -69,11 +69,11 @@ impl<S: Read + Write> Stream<S> {
         &mut self.conn
     }
 
-    /// A failed read, given to the client's lifecycle (a server that refused this client's
+    /// A failed read or write, given to the client's lifecycle (a server that refused this client's
     /// certificate after a TLS 1.3 handshake).
-    pub(crate) fn read_failed(&self, error: io::Error) -> io::Error {
+    pub(crate) fn io_failed(&self, error: io::Error) -> io::Error {
         match &self.saver {
-            Some(saver) => saver.read_failed(error),
+            Some(saver) => saver.io_failed(error),
             None => error,
         }
     }

@@ -109,11 +109,11 @@ impl<S: Read + Write> Stream<S> {
         &mut self.inner
     }
 
-    /// A failed read, given to the client's lifecycle (a server that refused this client's
+    /// A failed read or write, given to the client's lifecycle (a server that refused this client's
     /// certificate after a TLS 1.3 handshake).
-    pub(crate) fn read_failed(&self, error: io::Error) -> io::Error {
+    pub(crate) fn io_failed(&self, error: io::Error) -> io::Error {
         match &self.conn {
-            Conn::Client(conn) => conn.state().handshake.read_failed(error),
+            Conn::Client(conn) => conn.state().handshake.io_failed(error),
             Conn::Server(_) => error,
         }
     }

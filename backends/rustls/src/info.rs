@@ -201,11 +201,11 @@ impl<S: Read + Write> Stream<S> {
         }
     }
 
-    /// A failed read, given to the client's lifecycle (a server that refused this client's
+    /// A failed read or write, given to the client's lifecycle (a server that refused this client's
     /// certificate after a TLS 1.3 handshake).
-    pub(crate) fn read_failed(&self, error: io::Error) -> io::Error {
+    pub(crate) fn io_failed(&self, error: io::Error) -> io::Error {
         match &self.inner {
-            Inner::Client { handshake, .. } => lock(handshake).read_failed(error),
+            Inner::Client { handshake, .. } => lock(handshake).io_failed(error),
             Inner::Server { .. } => error,
         }
     }

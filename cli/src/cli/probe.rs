@@ -98,6 +98,13 @@ pub struct ProbeArgs {
     /// tls_try_verify_hosts): CV=no is reported and sessions are stored with verify-override.
     #[arg(long)]
     pub insecure: bool,
+    /// PEM file of the certificate (chain) to present when the server asks for one (Exim's
+    /// transport tls_certificate); its key from --client-key, or from the same file.
+    #[arg(long, value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM file of --client-cert's private key (Exim's transport tls_privatekey).
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
     /// Keep the session cache in FILE (created with mode 0600, rewritten atomically), so
     /// sessions are also shared between runs. OpenSSL and GnuTLS sessions survive the process;
     /// rustls keeps its sessions in memory, so with rustls only connections of one run resume.
@@ -516,6 +523,10 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
         VerifyMode::Require
     };
     settings.ocsp = args.ocsp.mode();
+    if let Some(cert) = &args.client_cert {
+        let key = args.client_key.as_ref().unwrap_or(cert);
+        settings.identity = Some(tlsresume::Identity::from_pem_files(cert, key)?);
+    }
     settings.resumption = super::policy(&args.policy)?.policy();
     if let Some(list) = &args.resumption_hosts {
         let hosts: HostList = list
@@ -945,11 +956,20 @@ fn send(target: &Target<'_>, wire: Wire, mail: &Mail, n: u32) -> Outcome {
 }
 
 /// An SMTP failure in words (a timeout said as the deadline or idle timeout that passed), and
-/// whether it was a timeout.
-fn smtp_said(e: &tlsresume::smtp::SendError) -> (String, bool) {
+/// its kind for `--json` when it has one: a timeout is I/O; a TLS failure the stream carried
+/// (a server that refused this client's certificate after a TLS 1.3 handshake) is its own
+/// kind; anything else is SMTP's (`None`).
+fn smtp_said(e: &tlsresume::smtp::SendError) -> (String, Option<&'static str>) {
     match e.io_error() {
-        Some(io) => (super::said(io), super::is_timeout(io)),
-        None => (e.to_string(), false),
+        Some(io) => {
+            let carried = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<Error>())
+                .map(|tls| tls.kind().name());
+            let timeout = super::is_timeout(io).then_some(ErrorKind::Io.name());
+            (super::said(io), timeout.or(carried))
+        }
+        None => (e.to_string(), None),
     }
 }
 
@@ -971,9 +991,9 @@ fn connect(target: &Target<'_>, wire: Wire, ehlo: &str) -> Outcome {
         match said {
             Ok(opened) => lb_name = opened.lb_name().map(str::to_owned),
             Err(e) => {
-                let (said, timeout) = smtp_said(&e);
+                let (said, kind) = smtp_said(&e);
                 outcome.result = Err(format!("SMTP before STARTTLS: {said}"));
-                outcome.error_kind = timeout.then_some(ErrorKind::Io.name());
+                outcome.error_kind = kind;
                 return outcome;
             }
         }
@@ -995,8 +1015,8 @@ fn connect(target: &Target<'_>, wire: Wire, ehlo: &str) -> Outcome {
     outcome.result = match smtp_session::open(&mut session, tls.as_mut()) {
         Ok(_) => Ok(tls.info()),
         Err(e) => {
-            let (said, timeout) = smtp_said(&e);
-            outcome.error_kind = timeout.then_some(ErrorKind::Io.name());
+            let (said, kind) = smtp_said(&e);
+            outcome.error_kind = kind;
             Err(format!("SMTP over TLS: {said}"))
         }
     };

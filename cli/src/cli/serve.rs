@@ -116,6 +116,18 @@ pub struct ServeArgs {
     /// Default: every client.
     #[arg(long, value_name = "LIST")]
     pub resumption_hosts: Option<String>,
+    /// Exim host list of the clients that must present a certificate that verifies against
+    /// --client-ca (Exim's tls_verify_hosts); the handshake is refused without one.
+    #[arg(long, value_name = "LIST")]
+    pub verify_hosts: Option<String>,
+    /// Exim host list of the clients asked for a certificate, let in without one or with one
+    /// that does not verify (Exim's tls_try_verify_hosts); CV= and DN= say what was seen.
+    #[arg(long, value_name = "LIST")]
+    pub try_verify_hosts: Option<String>,
+    /// PEM file of the CAs client certificates must chain to (Exim's tls_verify_certificates;
+    /// default without --cert: the committed test CA, which issued tests/pki/client.pem).
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
     /// Resumption policy: exim (report as Exim does, known issues included) or hardened (each
     /// known issue fixed). Default here: exim, since this command is Exim's test bench; the
     /// library's default (ResumptionPolicy::default()) is hardened.
@@ -268,6 +280,28 @@ fn settings(args: &ServeArgs) -> Result<(ServerSettings, tlsresume::BackendKind)
     if let Some(path) = &args.ocsp {
         settings.ocsp_response = Some(tlsresume::pki::read_file(path)?);
     }
+    let host_list = |flag: &str, list: &Option<String>| -> Result<HostList, Error> {
+        match list {
+            Some(list) => list
+                .parse()
+                .map_err(|e| Error::Config(format!("--{flag}: {e}"))),
+            None => Ok(HostList::none()),
+        }
+    };
+    settings.verify_hosts = host_list("verify-hosts", &args.verify_hosts)?;
+    settings.try_verify_hosts = host_list("try-verify-hosts", &args.try_verify_hosts)?;
+    settings.client_roots = match (&args.client_ca, &args.cert) {
+        (Some(path), _) => tlsresume::certificates_from_pem_file(path)?,
+        (None, None) if settings.asks_client_certificates() => Pki::committed()?.roots,
+        (None, _) if settings.asks_client_certificates() => {
+            return Err(Error::Config(
+                "--verify-hosts and --try-verify-hosts need --client-ca (the CAs client \
+                 certificates must chain to)"
+                    .into(),
+            ))
+        }
+        (None, _) => Vec::new(),
+    };
     settings.versions = super::versions(args.tls.as_deref())?;
     if let Some(source) = fleet_key_source(args, &settings.ticket_policy_for(kind))? {
         settings.key_source = source;
@@ -626,6 +660,8 @@ fn log_connection(shared: &Shared, peer: SocketAddr, rec: &Record) {
             v["cipher_iana"] = json!(info.cipher.iana);
             v["tls"] = json!(info.protocol.short());
             v["cv"] = json!(info.verification.exim_cv());
+            v["certificate_verified"] = json!(info.certificate_verified());
+            v["peer_dn"] = json!(info.peer_dn);
             v["resumption"] = json!(info.resumption.bits());
             v["resumption_hex"] = json!(format!("0x{:02X}", info.resumption.bits()));
             v["resumption_text"] = json!(info.resumption.describe());
@@ -663,6 +699,10 @@ fn log_connection(shared: &Shared, peer: SocketAddr, rec: &Record) {
             );
             if let Some(sni) = &info.sni {
                 line.push_str(&format!(" SNI={sni}"));
+            }
+            // Exim's DN= (log_selector tls_peerdn): the client certificate's subject.
+            if let Some(dn) = &info.peer_dn {
+                line.push_str(&format!(" DN=\"{dn}\""));
             }
             line
         }

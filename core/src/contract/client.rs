@@ -267,11 +267,11 @@ impl ClientHandshake {
         self.asked_without_certificate = true;
     }
 
-    /// A read that failed after the handshake (in TLS 1.3 a server refuses a client's
+    /// A read or write that failed after the handshake (in TLS 1.3 a server refuses a client's
     /// certificate, or its absence, after the client's handshake is done): when the server
     /// had asked for a certificate this client did not have, the error becomes a
     /// [`TlsFailure::Certificate`] inside the I/O error ([`Error::from_io`] gets it back).
-    pub fn read_failed(&self, error: std::io::Error) -> std::io::Error {
+    pub fn io_failed(&self, error: std::io::Error) -> std::io::Error {
         if !self.asked_without_certificate || is_wait(&error) {
             return error;
         }

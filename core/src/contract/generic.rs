@@ -261,7 +261,7 @@ where
 /// `Server::begin` (from the [`ServerStart`](crate::contract::ServerStart) decision), and its `Handshake`
 /// and `Stream` (`resume`, `info`, `shutdown`, `get_ref`, `get_mut`; `io`, the library's stream
 /// the `Read`/`Write` impls go through, `after_read`, what a read brings: a TLS 1.3 ticket, and
-/// `read_failed`, a failed read given to the client's lifecycle). This gives them, on every
+/// `io_failed`, a failed read or write given to the client's lifecycle). This gives them, on every
 /// backend alike: `Client::{settings, connect, start, start_with_store}`,
 /// `Server::{settings, accept, start}`, and the [`Backend`], [`TlsClient`], [`TlsHandshake`]
 /// and [`TlsConnection`] impls (delegating to the inherent methods). `filters_expiry` says
@@ -406,17 +406,18 @@ macro_rules! impl_backend {
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
                 let result = ::std::io::Read::read(Stream::io(self), buf);
                 Stream::after_read(self);
-                result.map_err(|e| Stream::read_failed(self, e))
+                result.map_err(|e| Stream::io_failed(self, e))
             }
         }
 
         impl<S: ::std::io::Read + ::std::io::Write> ::std::io::Write for Stream<S> {
             fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
                 ::std::io::Write::write(Stream::io(self), buf)
+                    .map_err(|e| Stream::io_failed(self, e))
             }
 
             fn flush(&mut self) -> ::std::io::Result<()> {
-                ::std::io::Write::flush(Stream::io(self))
+                ::std::io::Write::flush(Stream::io(self)).map_err(|e| Stream::io_failed(self, e))
             }
         }
 

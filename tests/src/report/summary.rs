@@ -208,6 +208,19 @@ const CAUSES: &[Cause] = &[
     },
     Cause {
         section: "known issues",
+        reason: "(in --detail) OpenSSL servers leave $tls_in_certificate_verified unset, exim",
+        shows: |o, _| {
+            o.case.policy == PolicyKind::Exim
+                && o.scenario == Scenario::ClientcertRequiredResume
+                && o.resumed()
+                && o.server
+                    .as_ref()
+                    .is_some_and(|s| s.certificate_verified().is_none())
+        },
+        in_cells: false,
+    },
+    Cause {
+        section: "known issues",
         reason: "(in --detail) GnuTLS's Exim cipher string changes on resumption under exim",
         shows: |o, all| {
             if o.scenario != Scenario::Resume || !o.resumed() {
