@@ -298,6 +298,24 @@ type Group<'a> = (Vec<String>, Variants, Vec<Option<&'a Outcome>>);
 struct Row<'a> {
     label: String,
     cells: Vec<Option<&'a Outcome>>,
+    /// The scenario, the variants' label and the cells' texts (for folding like rows).
+    scenario: Scenario,
+    variants: String,
+    texts: Vec<String>,
+}
+
+/// The client-certificate scenarios the summary folds into one row when their cells agree:
+/// the row they fold into, and its name then.
+fn client_certificate_family(sc: Scenario) -> Option<(Scenario, &'static str)> {
+    match sc {
+        Scenario::ClientcertTried | Scenario::ClientcertAbsent => {
+            Some((Scenario::ClientcertRequired, "clientcert_*"))
+        }
+        Scenario::ClientcertTriedResume | Scenario::ClientcertAbsentResume => {
+            Some((Scenario::ClientcertRequiredResume, "clientcert_*_resume"))
+        }
+        _ => None,
+    }
 }
 
 /// Text attributes, or none when colour is off.
@@ -396,14 +414,36 @@ pub fn summary(outcomes: &[Outcome], colour: bool) -> String {
                     None => groups.push((texts, Variants::from([*v]), cells)),
                 }
             }
-            for (_, set, cells) in groups {
+            for (texts, set, cells) in groups {
                 let label = variants_label(&set, &all);
-                let label = if label.is_empty() {
+                // A client-certificate row like the required one's (same variants, same
+                // cells) is folded into it: the cells show bits, which the certificate does
+                // not change; the matrix and --detail keep each row.
+                if let Some((lead, merged)) = client_certificate_family(sc) {
+                    let like = rows
+                        .iter_mut()
+                        .find(|r| r.scenario == lead && r.variants == label && r.texts == texts);
+                    if let Some(row) = like {
+                        row.label = if label.is_empty() {
+                            merged.to_owned()
+                        } else {
+                            format!("{merged} {label}")
+                        };
+                        continue;
+                    }
+                }
+                let text = if label.is_empty() {
                     sc.name().to_owned()
                 } else {
                     format!("{sc} {label}")
                 };
-                rows.push(Row { label, cells });
+                rows.push(Row {
+                    label: text,
+                    cells,
+                    scenario: sc,
+                    variants: label,
+                    texts,
+                });
             }
         }
         let first = rows
