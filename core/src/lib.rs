@@ -37,6 +37,7 @@
 //! | [`model`] | Exim's five bits ([`Resumption`]), the policy and host lists, the ticket flavours ([`TicketPolicy`]) |
 //! | [`keys`] | ticket keys and their sources, the key ring and its lifecycle ([`keys::key_ring`]), sealed tickets ([`keys::seal`]), the store's [`SessionKey`] |
 //! | [`cache`] | the client session cache: [`CacheKey`], [`CacheEntry`], [`SessionStore`] ([`cache::store`]), the async layer's [`DeferredStore`] ([`cache::deferred`]) |
+//! | [`dane`] | DANE for SMTP (RFC 7672): [`TlsaRecord`], what a connection's records ask ([`dane::DanePlan`]), the record that matched ([`DaneAuthority`]) |
 //! | [`contract`] | the backend contract: [`contract::ClientHandshake`] (one client connection's lifecycle), the generic traits every backend implements |
 //! | [`deadline`] | bounds on how long a peer may take: [`Deadline`] for a whole handshake, the errors that name which timeout passed |
 //! | [`limits`] | what a server admits: [`limits::PerAddress`], connections at once per client address |
