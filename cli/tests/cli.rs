@@ -478,6 +478,7 @@ fn probe_verifies_by_dane_with_the_records_given() {
     let short = &good[..6 + 16];
     for line in &lines {
         assert!(line.contains(&format!("DANE=yes (TLSA {short}")), "{line}");
+        assert!(line.contains(" CV=dane "), "{line}");
     }
     assert!(lines[1].contains("(session resumed"), "{r:?}");
     let r = run(&[

@@ -186,8 +186,9 @@ pub struct ProbeArgs {
     /// A TLSA record of the server, 'USAGE SELECTOR MATCHING HEX' (e.g. '3 1 1 8f3c...';
     /// repeatable): verify the server by DANE (RFC 7672) instead of --ca. DANE-TA(2) and
     /// DANE-EE(3) records are used; when none of those given is usable, TLS goes on without
-    /// authentication. Each line then ends with DANE=yes (and the record that matched) or
-    /// DANE=no; a chain no record matches fails with 'no TLSA record matched'.
+    /// authentication. Each line then says CV=dane (as Exim logs it) and ends with DANE=yes
+    /// (and the record that matched) or DANE=no; a chain no record matches fails with 'no
+    /// TLSA record matched'.
     #[arg(long, value_name = "RECORD")]
     pub dane: Vec<String>,
 }
@@ -602,7 +603,7 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
                 let mut line = format!(
                     "{h} X={} CV={} resumption={}",
                     info.exim_x(),
-                    info.verification.exim_cv(),
+                    exim_cv(info),
                     info.resumption
                 );
                 if !dane.is_empty() {
@@ -720,7 +721,7 @@ fn connection_json(
             v["cipher"] = json!(info.cipher.exim);
             v["cipher_iana"] = json!(info.cipher.iana);
             v["tls"] = json!(info.protocol.short());
-            v["cv"] = json!(info.verification.exim_cv());
+            v["cv"] = json!(exim_cv(info));
             v["verification"] = json!(info.verification.as_str());
             v["resumption"] = json!(info.resumption.bits());
             v["resumption_hex"] = json!(format!("0x{:02X}", info.resumption.bits()));
@@ -749,6 +750,16 @@ fn connection_json(
         }
     }
     v.to_string()
+}
+
+/// Exim's `CV=` for a client: `dane` when a TLSA record authenticated the server, else `yes`
+/// or `no`.
+fn exim_cv(info: &SessionInfo) -> &'static str {
+    if info.verified_by.dane().is_some() {
+        "dane"
+    } else {
+        info.verification.exim_cv()
+    }
 }
 
 /// ` DANE=yes (TLSA 3 1 1 8f3c... at depth 0)` or ` DANE=no`: `$tls_out_dane`, with the
