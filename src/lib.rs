@@ -71,7 +71,41 @@
 //! packages of their own (`tlsresume-cli`, `tlsresume-compare`): depending on this crate pulls
 //! in neither.
 
+// The feature-gated modules' links resolve with or without their feature: to the module when
+// it is compiled in, to its page on docs.rs (built with every feature) when it is not.
+//!
+#![cfg_attr(feature = "openssl", doc = "[`openssl`]: crate::openssl")]
+#![cfg_attr(
+    not(feature = "openssl"),
+    doc = "[`openssl`]: https://docs.rs/tlsresume/latest/tlsresume/openssl/"
+)]
+#![cfg_attr(feature = "gnutls", doc = "[`gnutls`]: crate::gnutls")]
+#![cfg_attr(
+    not(feature = "gnutls"),
+    doc = "[`gnutls`]: https://docs.rs/tlsresume/latest/tlsresume/gnutls/"
+)]
+#![cfg_attr(feature = "rustls", doc = "[`rustls`]: crate::rustls")]
+#![cfg_attr(
+    not(feature = "rustls"),
+    doc = "[`rustls`]: https://docs.rs/tlsresume/latest/tlsresume/rustls/"
+)]
+#![cfg_attr(feature = "stores", doc = "[`stores`]: crate::stores")]
+#![cfg_attr(
+    not(feature = "stores"),
+    doc = "[`stores`]: https://docs.rs/tlsresume/latest/tlsresume/stores/"
+)]
+#![cfg_attr(feature = "smtp", doc = "[`smtp`]: crate::smtp")]
+#![cfg_attr(
+    not(feature = "smtp"),
+    doc = "[`smtp`]: https://docs.rs/tlsresume/latest/tlsresume/smtp/"
+)]
+#![cfg_attr(feature = "tokio", doc = "[`tokio`]: crate::tokio")]
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "[`tokio`]: https://docs.rs/tlsresume/latest/tlsresume/tokio/"
+)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]
@@ -84,23 +118,29 @@ pub mod backends;
 
 /// The OpenSSL backend.
 #[cfg(feature = "openssl")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openssl")))]
 pub use tlsresume_openssl as openssl;
 
 /// The GnuTLS backend.
 #[cfg(feature = "gnutls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gnutls")))]
 pub use tlsresume_gnutls as gnutls;
 
 /// The rustls backend.
 #[cfg(feature = "rustls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
 pub use tlsresume_rustls as rustls;
 
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 
 /// Stores that outlive a process: the on-disk session cache and Redis.
 #[cfg(feature = "stores")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stores")))]
 pub use tlsresume_stores as stores;
 
 /// The SMTP client: early pipelining (PIPECONNECT), pipelining, STARTTLS through a backend.
 #[cfg(feature = "smtp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
 pub use tlsresume_smtp as smtp;

@@ -90,8 +90,8 @@ struct CompareArgs {
     #[arg(long, value_name = "FILE.svg")]
     timeline: Option<std::path::PathBuf>,
     /// Certificates to run with: `generated` (default), a throwaway CA and server certificate
-    /// made at run time, with an OCSP response; `committed`, the test PKI committed in
-    /// `tests/pki/` (built into the binary).
+    /// made at run time, with an OCSP response; `committed`, the TEST PKI committed in
+    /// `tests/pki/` (built into the binary; its private keys are public, for tests only).
     #[arg(long, value_enum, default_value_t = PkiChoice::Generated)]
     pki: PkiChoice,
     /// Run every case through the async (tokio) API as well: both ends async, then an async
@@ -106,7 +106,7 @@ struct CompareArgs {
 enum PkiChoice {
     /// A throwaway CA and server certificate made at run time, with an OCSP response.
     Generated,
-    /// The test PKI committed in `tests/pki/`.
+    /// The TEST PKI committed in `tests/pki/` (its private keys are public).
     Committed,
 }
 

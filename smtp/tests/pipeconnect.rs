@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Banner, ConnPlan, DelayProxy, RustlsStartTls, ServerConfig, TestServer};
-use tlsresume_core::{Clock, ManualClock, Resumption, UnixTime};
+use tlsresume_core::{ManualClock, Resumption, UnixTime};
 use tlsresume_smtp::ehlo::{
-    DeleteReason, EhloCache, EhloEntry, EhloKey, EhloStore, MemoryEhloStore, Phase, Verdict,
+    DeleteReason, EhloCache, EhloKey, EhloStore, MemoryEhloStore, Phase, Verdict,
 };
 use tlsresume_smtp::{Client, ClientConfig, Message, NoTls, SendError, Stage};
 
@@ -424,67 +424,6 @@ fn a_late_banner_is_waited_for() {
     let d = send(&normal, &server).expect("late banner, normal client");
     assert!(d.sent_early.is_empty());
     assert_eq!(server.message_count(), 3);
-}
-
-#[test]
-fn a_corrupted_stored_entry_is_ignored_deleted_and_rewritten() {
-    // The on-disk store: corrupt bytes in the file.
-    let dir = std::env::temp_dir().join(format!("tlsresume-smtp-corrupt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file = dir.join("cache.db");
-    let _ = std::fs::remove_file(&file);
-    let server = server(vec![ConnPlan::new(OFFER, &[])]);
-    let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
-    let client_with = |store: Arc<dyn EhloStore>| {
-        let mut config = ClientConfig::new("client.test").expect("name");
-        config.hosts_pipe_connect = "*".parse().expect("list");
-        config.ehlo_cache = EhloCache::new(store, Arc::new(clock.clone()));
-        Client::new(config)
-    };
-    {
-        let store = Arc::new(tlsresume_stores::DiskStore::open(&file).expect("open"));
-        let marker = EhloEntry {
-            stored_at: clock.now(),
-            clear: Some(
-                tlsresume_smtp::ehlo::EhloResponse::parse(&[
-                    "250-x",
-                    "250-PIPELINING",
-                    "250-PIPECONNECT",
-                    "250 AUTH MARKERMARKERMARKER",
-                ])
-                .expect("ehlo")
-                .view(),
-            ),
-            tls: None,
-        };
-        store.put_ehlo(&key(&server), &marker).expect("put");
-    }
-    let mut bytes = std::fs::read(&file).expect("read");
-    let at = bytes
-        .windows(6)
-        .position(|w| w == b"MARKER")
-        .expect("the entry is in the file");
-    bytes[at] ^= 0x20;
-    std::fs::write(&file, &bytes).expect("write");
-
-    let store = Arc::new(tlsresume_stores::DiskStore::open(&file).expect("open"));
-    let c = client_with(store.clone());
-    let d = c
-        .connect::<NoTls>(server.addr, None, None, &message())
-        .expect("a corrupt entry is no failure");
-    assert!(d.sent_early.is_empty(), "the corrupt entry was not used");
-    assert_eq!(store.corrupt_skipped(), 1);
-    assert_eq!(
-        d.cache,
-        [(Phase::Clear, Verdict::Stored)],
-        "rewritten after a normal EHLO"
-    );
-    let d = c
-        .connect::<NoTls>(server.addr, None, None, &message())
-        .expect("second");
-    assert!(!d.sent_early.is_empty(), "the rewritten entry is used");
-    assert_eq!(server.message_count(), 2);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

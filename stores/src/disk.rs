@@ -486,6 +486,7 @@ impl SessionStore for DiskStore {
 }
 
 #[cfg(feature = "ehlo")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ehlo")))]
 /// EHLO entries live in the same file as sessions (table `ehlo`), so one cache file serves a
 /// client's resumption and its early pipelining. The size bound applies to this table on its
 /// own; expiry is [`tlsresume_smtp::EhloCache`]'s decision, not the store's. A row that does
@@ -549,6 +550,7 @@ impl EhloStore for DiskStore {
 }
 
 #[cfg(feature = "ehlo")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ehlo")))]
 impl DiskStore {
     fn put_ehlo_row(&self, key: &EhloKey, entry: &EhloEntry) -> Result<(), StoreError> {
         let bytes = entry.encode();

@@ -63,6 +63,7 @@ impl RedisStore {
     }
 
     #[cfg(feature = "ehlo")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ehlo")))]
     /// The same store with EHLO entries expiring `expire` after they were written; set it to
     /// the `retry_data_expire` of the [`tlsresume_smtp::EhloCache`] using this store.
     pub fn with_ehlo_expire(mut self, expire: Duration) -> Self {
@@ -71,6 +72,7 @@ impl RedisStore {
     }
 
     #[cfg(feature = "ehlo")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ehlo")))]
     /// The Redis key an EHLO entry is stored under.
     pub fn redis_ehlo_key(&self, key: &EhloKey) -> String {
         self.link.key(&format!("ehlo:{key}"))
@@ -167,6 +169,7 @@ impl SessionStore for RedisStore {
 }
 
 #[cfg(feature = "ehlo")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ehlo")))]
 impl EhloStore for RedisStore {
     fn get_ehlo(&self, key: &EhloKey) -> Result<Option<EhloEntry>, StoreError> {
         self.get_decoded(&self.redis_ehlo_key(key), "EHLO entry", EhloEntry::decode)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the committed test PKI with the openssl command-line tool:
+# Regenerates the committed TEST PKI (its private keys are public: for tests only) with the openssl command-line tool:
 #   ca.pem / ca.key                 the test CA (ECDSA P-256)
 #   server-ecdsa.pem / .key         server certificate (P-256) for mx.tlsresume.test, localhost, 127.0.0.1
 #   server-rsa.pem / .key           the same names with an RSA-2048 key

@@ -14,7 +14,9 @@
 //! ```
 //!
 //! Backends are chosen at run time through the facade's `tlsresume::backends`; this crate is
-//! never a dependency of a library crate (`publish = false`).
+//! never a dependency of a library crate. It is published so that the `tlsresume` command
+//! (`tlsresume-cli`) installs with `cargo install`; it builds in the TEST PKI of `tests/pki/`
+//! ([`Pki::committed`]), whose private keys are public: for tests only.
 //!
 //! | feature | default | backend |
 //! |---|---|---|

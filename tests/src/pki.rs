@@ -1,4 +1,6 @@
-//! The certificates a run uses: the committed test PKI (`tests/pki/`), or a throwaway one made
+//! The certificates a run uses: the committed TEST PKI (`tests/pki/`, built into this crate;
+//! its private keys are public, so it is for tests only: never trust its CA outside them), or
+//! a throwaway one made
 //! at run time ([`Pki::generate`]) that also makes OCSP responses of every kind
 //! ([`OcspKind`]), built with RustCrypto's `x509-ocsp` (the library the rustls backend reads
 //! them with).
@@ -117,9 +119,10 @@ const CLIENT_NAME: &str = "client.tlsresume.test";
 const DAY: u64 = 86_400;
 
 impl Pki {
-    /// The committed test PKI (`tests/pki/`, valid for 20 years from when it was made): an
+    /// The committed TEST PKI (`tests/pki/`, valid for 20 years from when it was made): an
     /// ECDSA P-256 CA and server certificate for `mx.tlsresume.test`, `localhost` and
-    /// `127.0.0.1`.
+    /// `127.0.0.1`. Its private keys are public (in the repository and in this crate): for
+    /// tests only.
     pub fn committed() -> Result<Self, Error> {
         Self::committed_with(
             include_bytes!("../pki/server-ecdsa.pem"),
@@ -128,7 +131,8 @@ impl Pki {
         )
     }
 
-    /// The committed test PKI with the RSA-2048 server certificate.
+    /// The committed TEST PKI with the RSA-2048 server certificate (keys public: for tests
+    /// only).
     pub fn committed_rsa() -> Result<Self, Error> {
         Self::committed_with(
             include_bytes!("../pki/server-rsa.pem"),

@@ -91,7 +91,8 @@ pub struct ProbeArgs {
     /// reached by address.
     #[arg(long, value_name = "NAME")]
     pub sni: Option<String>,
-    /// PEM file of trust anchors (default: the committed test CA, tests/pki/ca.pem).
+    /// PEM file of trust anchors (default: the built-in TEST CA, tests/pki/ca.pem, whose
+    /// private key is public: trusting it proves nothing about a real server).
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// Verify the certificate but do not fail when it does not verify (Exim's

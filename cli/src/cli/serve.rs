@@ -55,8 +55,9 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (printed on the first line).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8465")]
     pub listen: String,
-    /// PEM certificate chain, leaf first (default: the committed test certificate for
-    /// mx.tlsresume.test, localhost and 127.0.0.1, signed by the test CA in tests/pki/ca.pem).
+    /// PEM certificate chain, leaf first (default: the built-in TEST certificate for
+    /// mx.tlsresume.test, localhost and 127.0.0.1, signed by the test CA in tests/pki/ca.pem;
+    /// its private key is public: for tests only).
     #[arg(long, value_name = "FILE")]
     pub cert: Option<PathBuf>,
     /// PEM private key for --cert: PKCS#8, PKCS#1 or SEC1 (default: read from the --cert
@@ -64,7 +65,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
     /// A DER OCSP response to staple on full handshakes (for the default certificate, the
-    /// committed one is tests/pki/server-ecdsa.ocsp.der).
+    /// one of the test PKI is tests/pki/server-ecdsa.ocsp.der).
     #[arg(long, value_name = "FILE")]
     pub ocsp: Option<PathBuf>,
     /// TLS from the first byte, SMTP banner over TLS (the default).

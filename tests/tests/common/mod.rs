@@ -46,3 +46,40 @@ pub fn dialogue(client: &dyn ClientContext, addr: SocketAddr) -> Result<bool, St
     let _ = tls.shutdown();
     Ok(resumed)
 }
+
+/// Writes an EHLO entry for `key` into the disk cache `file` with `tlsresume-stores`'
+/// `DiskStore`, then flips one bit of it in the file, as a bad disk would: the next read finds
+/// an entry that does not decode.
+#[allow(dead_code)] // the EHLO-cache tests' (ehlo_disk, telemetry)
+pub fn corrupt_ehlo_entry_on_disk(
+    file: &std::path::Path,
+    key: &tlsresume_smtp::ehlo::EhloKey,
+    stored_at: tlsresume_core::UnixTime,
+) {
+    use tlsresume_smtp::ehlo::{EhloEntry, EhloResponse, EhloStore};
+    {
+        let store = tlsresume_stores::DiskStore::open(file).expect("open");
+        let marked = EhloEntry {
+            stored_at,
+            clear: Some(
+                EhloResponse::parse(&[
+                    "250-x",
+                    "250-PIPELINING",
+                    "250-PIPECONNECT",
+                    "250 AUTH MARKERMARKERMARKER",
+                ])
+                .expect("ehlo")
+                .view(),
+            ),
+            tls: None,
+        };
+        store.put_ehlo(key, &marked).expect("put");
+    }
+    let mut bytes = std::fs::read(file).expect("read");
+    let at = bytes
+        .windows(6)
+        .position(|w| w == b"MARKER")
+        .expect("the entry is in the file");
+    bytes[at] ^= 0x20;
+    std::fs::write(file, &bytes).expect("write");
+}
