@@ -42,7 +42,7 @@
 //! | [`deadline`] | bounds on how long a peer may take: [`Deadline`] for a whole handshake, the errors that name which timeout passed |
 //! | [`limits`] | what a server admits: [`limits::PerAddress`], connections at once per client address |
 //! | [`seams`] | the type-erased forms, for a backend chosen at run time |
-//! | [`notice`] | what stores and key sources meet without failing a handshake |
+//! | [`notice`] | what stores and key sources meet without failing a handshake (also `tracing` events and a counter) |
 //! | leaves | [`BackendKind`], [`Error`] and every error type, [`SessionInfo`] and its parts, [`Clock`] |
 
 #![forbid(unsafe_code)]

@@ -3,9 +3,19 @@
 //! the fleet's — and when each ends. None of them fails a handshake (each costs resumption at
 //! most), so they are not errors; where they go is the application's choice.
 //!
-//! By default each notice is one line on stderr (`tlsresume: warning: …`). A server with a log
-//! of its own (an MTA's main log; a daemon whose stderr goes nowhere) installs a handler once,
-//! at start:
+//! Every notice is a [`tracing`] event under the target `tlsresume` (a warning at `WARN`, its
+//! end at `INFO`; fields `notice` = [`Notice::name`] and the text) and counts one in the
+//! `tlsresume_store_notices_total{notice}` counter of [`crate::telemetry`]: an application
+//! that routes `tracing` already has them in its log, with no glue. Where else a notice goes:
+//!
+//! - to the handler, when one is set ([`set_handler`]): for an application that wants the
+//!   typed [`Notice`] (a test, a status page, the `tlsresume` command's JSON lines);
+//! - otherwise to stderr, one line (`tlsresume: warning: …`), unless the application's
+//!   `tracing` subscriber takes the event: so a notice is never lost when nothing is set up,
+//!   and never written twice when `tracing` is.
+//!
+//! A server with a log of its own and no `tracing` (an MTA's main log; a daemon whose stderr
+//! goes nowhere) installs a handler once, at start:
 //!
 //! ```
 //! use tlsresume_core::notice::{self, Level};
@@ -93,6 +103,21 @@ pub enum Notice {
 }
 
 impl Notice {
+    /// The notice's name, for logs and metrics: `writes_failing`, `writes_work_again`,
+    /// `corrupt_entry_removed`, `unreachable`, `reachable`, `stand_in_key`,
+    /// `fleet_key_again`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Notice::WritesFailing { .. } => "writes_failing",
+            Notice::WritesWorkAgain { .. } => "writes_work_again",
+            Notice::CorruptEntryRemoved { .. } => "corrupt_entry_removed",
+            Notice::Unreachable { .. } => "unreachable",
+            Notice::Reachable { .. } => "reachable",
+            Notice::StandInKey { .. } => "stand_in_key",
+            Notice::FleetKeyAgain { .. } => "fleet_key_again",
+        }
+    }
+
     /// Whether something is wrong, or something wrong ended.
     pub fn level(&self) -> Level {
         match self {
@@ -151,14 +176,17 @@ pub fn reset_handler() {
     *slot = None;
 }
 
-/// Sends `notice` to the handler, or to stderr when none is set. For stores and key sources
+/// Sends `notice` as a `tracing` event and counts it; then to the handler when one is set, or
+/// else to stderr unless a `tracing` subscriber took the event. For stores and key sources
 /// (this crate's, and an application's own).
 pub fn emit(notice: Notice) {
+    let traced = crate::telemetry::notice(&notice);
     let slot = HANDLER.read().unwrap_or_else(|p| p.into_inner());
     match slot.as_ref() {
         Some(handler) => {
             let _ = catch_unwind(AssertUnwindSafe(|| handler(&notice)));
         }
+        None if traced => {}
         None => match notice.level() {
             Level::Warning => eprintln!("tlsresume: warning: {notice}"),
             Level::Info => eprintln!("tlsresume: {notice}"),

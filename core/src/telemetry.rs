@@ -11,15 +11,19 @@
 //! | `tlsresume_sessions_stored_total` | `backend` | sessions a client stored |
 //! | `tlsresume_tickets_issued_total` | `backend` | tickets a server sealed |
 //! | `tlsresume_tickets_refused_total` | `backend`, `reason` ([`RejectReason::name`]) | presented tickets a server refused (OpenSSL, rustls) |
+//! | `tlsresume_store_notices_total` | `notice` ([`Notice::name`]) | what stores and key sources met without failing a handshake: writes failing and working again, corrupt entries removed, Redis out of reach and back, stand-in ticket keys and the fleet's back ([`crate::notice`]) |
 //!
 //! Spans: `tls_client` (`backend`, `peer`, `server`) and `tls_server` (`backend`, `peer`), at
 //! debug level; the events in them: the end of each handshake (resumed or not, the bits, why no
 //! session was offered or why a ticket was refused) at debug, a failed client handshake at info.
+//! The stores' and key sources' notices are events of their own: trouble at warn, its end at
+//! info (field `notice`, [`Notice::name`]).
 
 use crate::error::ErrorKind;
 use crate::info::NoOffer;
 use crate::keys::key_ring::RejectReason;
 use crate::kind::BackendKind;
+use crate::notice::{Level, Notice};
 
 /// The target of every event and span.
 pub const TARGET: &str = "tlsresume";
@@ -157,4 +161,23 @@ pub(crate) fn ticket_refused(backend: BackendKind, reason: RejectReason) {
         "tlsresume_tickets_refused_total",
         &[("backend", backend.name()), ("reason", reason.name())],
     );
+}
+
+/// A store or key source met something ([`crate::notice::emit`]): the event and its count.
+/// Whether the current `tracing` subscriber took the event.
+pub(crate) fn notice(notice: &Notice) -> bool {
+    count(
+        "tlsresume_store_notices_total",
+        &[("notice", notice.name())],
+    );
+    match notice.level() {
+        Level::Warning => {
+            tracing::warn!(target: TARGET, notice = notice.name(), "{notice}");
+            tracing::enabled!(target: TARGET, tracing::Level::WARN)
+        }
+        Level::Info => {
+            tracing::info!(target: TARGET, notice = notice.name(), "{notice}");
+            tracing::enabled!(target: TARGET, tracing::Level::INFO)
+        }
+    }
 }

@@ -80,7 +80,8 @@ impl DiskOptions {
 /// - An entry whose bytes do not decode, or a row whose columns hold the wrong SQLite types,
 ///   is reported ([`Notice::CorruptEntryRemoved`]), counted
 ///   ([`corrupt_skipped`](Self::corrupt_skipped)), removed, and treated as absent.
-///   Notices go to stderr unless the application set a handler ([`notice::set_handler`]).
+///   Notices are `tracing` warnings (stderr when no subscriber takes them), or go to the
+///   application's handler ([`notice::set_handler`]).
 /// - A write that fails (the disk full, the file or its file system made read-only, the file
 ///   deleted with its directory) returns the error, which the backends ignore: the handshake
 ///   goes on and only that session is not kept. One notice when writes start failing

@@ -19,8 +19,8 @@ use crate::link::{Link, LinkError, RedisConfig};
 /// expires at the entry's [`expires_at`](CacheEntry::expires_at) (`SET … PXAT`).
 ///
 /// Expiry is by the wall clock: an entry already expired when stored is not kept. A value
-/// that does not decode is reported ([`Notice::CorruptEntryRemoved`]; stderr unless the
-/// application set a [`notice`] handler), counted, deleted and treated as absent. Every
+/// that does not decode is reported ([`Notice::CorruptEntryRemoved`]: a `tracing` warning,
+/// stderr when no subscriber takes it, or the application's [`notice`] handler), counted, deleted and treated as absent. Every
 /// call is bounded by the configured timeouts; while Redis is unreachable calls fail at once
 /// (no resumption, no hang) and Redis is tried again after
 /// [`RedisConfig::retry_after`]. Needs Redis 6.2 or later (`PXAT`).

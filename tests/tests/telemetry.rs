@@ -156,3 +156,55 @@ fn a_subscriber_and_a_recorder_see_the_handshakes_on_every_backend() {
         );
     }
 }
+
+/// A store's notice (here: a corrupt entry in the disk cache, skipped and removed) is a
+/// `tracing` warning with its name, and counts in `tlsresume_store_notices_total`.
+#[test]
+fn a_store_notice_reaches_the_subscriber_and_the_counter() {
+    use tlsresume_core::UnixTime;
+    use tlsresume_smtp::ehlo::{EhloKey, EhloStore};
+    use tlsresume_stores::DiskStore;
+
+    let dir = std::env::temp_dir().join(format!("tlsresume-telemetry-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("cache.db");
+    let key = EhloKey::new("192.0.2.25:25".parse().expect("addr"));
+    common::corrupt_ehlo_entry_on_disk(&file, &key, UnixTime::from_secs(1_700_000_000));
+
+    let store = DiskStore::open(&file).expect("open");
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let got = tracing::subscriber::with_default(subscriber, || {
+        metrics::with_local_recorder(&recorder, || store.get_ehlo(&key))
+    });
+    assert_eq!(got.expect("a corrupt entry is no error"), None);
+    assert_eq!(store.corrupt_skipped(), 1);
+
+    let text =
+        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(
+        text.contains("notice=\"corrupt_entry_removed\""),
+        "the event names the notice: {text}"
+    );
+    assert!(text.contains("skipping corrupt"), "and says what: {text}");
+    let snapshot = snapshotter.snapshot().into_vec();
+    assert_eq!(
+        counter(
+            &snapshot,
+            "tlsresume_store_notices_total",
+            &[("notice", "corrupt_entry_removed")]
+        ),
+        1,
+        "{snapshot:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
