@@ -66,8 +66,9 @@
 //! [`backends::available`] lists what this build has; [`backends::parse`] turns a name into a
 //! [`BackendKind`] with an error naming the available ones.
 //!
-//! The model itself (ticket keys, lifecycle, cache, policy) is [`tlsresume_core`], re-exported
-//! here. The `tlsresume` command and the scenario engine behind `tlsresume compare` live in
+//! The model itself (ticket keys, lifecycle, cache, policy) is [`tlsresume_core`]: its paved
+//! path is re-exported at this root item by item, with the modules an application reaches into
+//! ([`settings`], [`model`], [`keys`], [`cache`], [`notice`], [`telemetry`], …). The `tlsresume` command and the scenario engine behind `tlsresume compare` live in
 //! packages of their own (`tlsresume-cli`, `tlsresume-compare`): depending on this crate pulls
 //! in neither.
 
@@ -112,7 +113,25 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-pub use tlsresume_core::*;
+// The published root, item by item: core's paved path (what an application names: settings,
+// errors, what a handshake reports, the policy, the clock, stores and key sources, the seams of
+// a backend chosen at run time) and the modules of core an application reaches into. What only
+// a backend uses (`tlsresume_core::wire`, the clear handshake reader) stays in core.
+pub use tlsresume_core::{
+    cache, clock, contract, dane, deadline, info, keys, limits, model, notice, pki, seams,
+    settings, telemetry,
+};
+pub use tlsresume_core::{
+    certificates_from_pem, certificates_from_pem_file, BackendKind, CacheEntry, CacheKey,
+    CipherNames, ClientContext, ClientParams, ClientSettings, ClientSettingsBuilder, Clock,
+    DaneAuthority, Deadline, DeferredStore, Error, ErrorKind, Handshaking, HostList, Identity,
+    KeyError, KeyFormat, KeySource, KnownIssues, ManualClock, MemoryStore, MidHandshake, NoOffer,
+    OcspMode, OcspStatus, ProcessKeySource, ProtocolVersion, RejectReason, Resumption,
+    ResumptionPolicy, ServerContext, ServerParams, ServerSettings, ServerSettingsBuilder,
+    SessionInfo, SessionKey, SessionStore, SharedClock, Side, StoreError, StoreOp, SystemClock,
+    TicketPolicy, TlsError, TlsFailure, TlsStream, TlsaError, TlsaRecord, Transport, UnixTime,
+    Verification, VerifiedBy, VerifyMode, Versions,
+};
 
 pub mod backends;
 
