@@ -53,6 +53,7 @@
 // Only `ffi` (the socket calls of TCP Fast Open) may use `unsafe`.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod conn;
@@ -66,6 +67,7 @@ pub mod server;
 pub mod session;
 mod tls;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 
 pub use client::{
