@@ -1,7 +1,7 @@
 //! The server's side of the SMTP dialogue, without I/O: [`ServerSession`] takes the bytes the
 //! client sent ([`ServerSession::feed`]) and says what to send back
 //! ([`ServerSession::output`]) and where the dialogue stands ([`ServerSession::stop`]).
-//! A blocking front ([`drive`]) and a tokio one (`tokio` feature, [`crate::tokio`]) run it
+//! A blocking front ([`drive`]) and a tokio one (`tokio` feature, [`tokio`][tokio-front]) run it
 //! over a stream; a server with its own event loop feeds it directly.
 //!
 //! What it takes from the wire is unambiguous, whatever the transport:
@@ -20,6 +20,13 @@
 //!
 //! Memory is bounded: at most one command line is held, and message content is counted, not
 //! kept.
+// The tokio front is linked with or without its feature (on docs.rs, every feature is on).
+//!
+#![cfg_attr(feature = "tokio", doc = "[tokio-front]: crate::tokio")]
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "[tokio-front]: https://docs.rs/tlsresume-smtp/latest/tlsresume_smtp/tokio/"
+)]
 
 use core::fmt;
 use std::io::{self, Read, Write};
