@@ -13,6 +13,8 @@ use tlsresume_compare::redis::{free_port, RedisServer};
 
 mod common;
 
+#[cfg(feature = "stores")]
+use common::kek_file;
 use common::{assert_one_line_error, pki, run, tls_client, Run, Server, BIN};
 
 /// A fresh scratch directory for one test.
@@ -532,20 +534,6 @@ fn start_node(listen: &str, args: &[&str]) -> Server {
     server.addr = listen.to_owned();
     assert_eq!(server.line(), format!("listening on {listen}"));
     server
-}
-
-/// A KEK file (64 hex digits) with `mode`.
-#[cfg(feature = "stores")]
-fn kek_file(dir: &Path, name: &str, mode: u32) -> String {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join(name);
-    std::fs::write(
-        &path,
-        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
-    )
-    .expect("write the KEK");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-    path.display().to_string()
 }
 
 /// One node of a fleet (`server` backend) restarted on the same port, sharing ticket keys

@@ -189,18 +189,8 @@ impl SlowLink {
                     return;
                 }
                 let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                let _ = client.set_nodelay(true);
-                let _ = server.set_nodelay(true);
-                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
-                    continue;
-                };
                 // Requests pass at once; replies wait for the delay read when they arrive.
-                thread::spawn(move || pipe(client, server, None));
-                let d = d.clone();
-                thread::spawn(move || pipe(s2, c2, Some(d)));
+                splice(client, ("127.0.0.1", upstream), Some(d.clone()));
             }
         });
         Ok(Self {
@@ -228,6 +218,25 @@ impl Drop for SlowLink {
         // Wake the accept loop so it sees the flag.
         let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
+}
+
+/// Connects to `upstream` and copies both ways between it and `client` (replies held for
+/// `delay_ms` when given); drops `client` when `upstream` does not answer.
+fn splice(
+    client: TcpStream,
+    upstream: impl std::net::ToSocketAddrs,
+    delay_ms: Option<Arc<AtomicU64>>,
+) {
+    let Ok(server) = TcpStream::connect(upstream) else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    thread::spawn(move || pipe(client, server, None));
+    thread::spawn(move || pipe(s2, c2, delay_ms));
 }
 
 fn pipe(mut from: TcpStream, mut to: TcpStream, delay_ms: Option<Arc<AtomicU64>>) {
@@ -540,4 +549,22 @@ impl Drop for SentinelSet {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A round-robin balancer on a loopback port: connection `n` goes to `nodes[n % len]`, so
+/// consecutive connections land on different nodes (one address for a fleet, as its clients
+/// see it: one session cache entry). Runs until the process exits.
+pub fn round_robin(nodes: Vec<std::net::SocketAddr>) -> io::Result<std::net::SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    thread::spawn(move || {
+        for (n, client) in listener.incoming().enumerate() {
+            let Ok(client) = client else { return };
+            let Some(node) = nodes.get(n % nodes.len().max(1)) else {
+                return;
+            };
+            splice(client, *node, None);
+        }
+    });
+    Ok(addr)
 }

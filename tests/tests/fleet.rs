@@ -21,7 +21,7 @@ mod common;
 
 use common::{answer, dialogue, gnutls_turn};
 use tlsresume::backends;
-use tlsresume_compare::redis::{RedisServer, SentinelSet, SlowLink};
+use tlsresume_compare::redis::{round_robin, RedisServer, SentinelSet, SlowLink};
 use tlsresume_compare::Pki;
 use tlsresume_core::{
     BackendKind, ClientContext, ClientSettings, ManualClock, ServerContext, ServerSettings,
@@ -90,33 +90,6 @@ impl Drop for Node {
     }
 }
 
-/// The fleet's one address: connection `n` goes to node `n % 2`.
-fn balancer(nodes: [SocketAddr; 2]) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    thread::spawn(move || {
-        for (n, client) in listener.incoming().enumerate() {
-            let Ok(client) = client else { return };
-            let Ok(server) = TcpStream::connect(nodes[n % 2]) else {
-                continue;
-            };
-            let _ = client.set_nodelay(true);
-            let _ = server.set_nodelay(true);
-            let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
-                continue;
-            };
-            thread::spawn(move || copy(client, server));
-            thread::spawn(move || copy(s2, c2));
-        }
-    });
-    addr
-}
-
-fn copy(mut from: TcpStream, mut to: TcpStream) {
-    let _ = std::io::copy(&mut from, &mut to);
-    let _ = to.shutdown(std::net::Shutdown::Write);
-}
-
 struct Fleet {
     clock: ManualClock,
     addr: SocketAddr,
@@ -155,7 +128,7 @@ impl Fleet {
         let client = backends::client(kind, settings).expect("client");
         Self {
             clock,
-            addr: balancer([nodes[0].addr, nodes[1].addr]),
+            addr: round_robin(vec![nodes[0].addr, nodes[1].addr]).expect("balancer"),
             client,
             _nodes: nodes,
             sources,

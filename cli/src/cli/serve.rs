@@ -217,6 +217,14 @@ pub struct ServeArgs {
     #[cfg(feature = "stores")]
     #[arg(long, value_name = "FILE")]
     pub ticket_keys_ca: Option<PathBuf>,
+    /// Rotate session-ticket keys every SECONDS instead of the backend's default (OpenSSL,
+    /// rustls: every hour, tickets live 2 h; GnuTLS: keys derived per 6 h period, tickets live
+    /// 2 h). OpenSSL, rustls: a new key every SECONDS, tickets live 2 × SECONDS and are
+    /// renewed after SECONDS. GnuTLS: tickets live SECONDS / 3 (at least 1 s), keys derived
+    /// per period of 3 × that. Every node of a fleet must use the same value (the Redis keys
+    /// are per rotation slot).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub ticket_rotation: Option<u64>,
     /// Prefix of the Redis keys written by --ticket-keys (to share one Redis between fleets).
     #[cfg(feature = "stores")]
     #[arg(long, value_name = "PREFIX", default_value = "tlsresume:")]
@@ -270,7 +278,10 @@ fn settings(args: &ServeArgs) -> Result<(ServerSettings, tlsresume::BackendKind)
         (None, None) => Pki::committed()?.server,
     };
     let mut settings = ServerSettings::new(identity);
-    settings.ticket_policy = Some(kind.default_ticket_policy());
+    settings.ticket_policy = Some(match args.ticket_rotation {
+        None => kind.default_ticket_policy(),
+        Some(secs) => ticket_policy(kind, secs)?,
+    });
     settings.resumption = super::policy(&args.policy)?.policy();
     if let Some(list) = &args.resumption_hosts {
         let hosts: HostList = list
@@ -308,6 +319,21 @@ fn settings(args: &ServeArgs) -> Result<(ServerSettings, tlsresume::BackendKind)
         settings.key_source = source;
     }
     Ok((settings, kind))
+}
+
+/// The ticket policy of `--ticket-rotation SECONDS` for `kind`'s key schedule.
+fn ticket_policy(
+    kind: tlsresume::BackendKind,
+    secs: u64,
+) -> Result<tlsresume::TicketPolicy, Error> {
+    let every = Duration::from_secs(secs);
+    let policy = match kind {
+        tlsresume::BackendKind::Gnutls => {
+            tlsresume::TicketPolicy::periodic(Duration::from_secs((secs / 3).max(1)))
+        }
+        _ => tlsresume::TicketPolicy::rolling(every, 1, every.saturating_mul(2), Some(every)),
+    };
+    policy.map_err(|e| Error::Config(format!("--ticket-rotation {secs}: {e}")))
 }
 
 /// The Redis key source of `--ticket-keys` with the KEK of `--kek-file` / `--kek-env`, or

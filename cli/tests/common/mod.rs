@@ -193,3 +193,16 @@ pub fn tls_client(backend: &str) -> Arc<dyn tlsresume::ClientContext> {
     )
     .expect("client")
 }
+
+/// A KEK file (64 hex digits) with `mode`.
+pub fn kek_file(dir: &Path, name: &str, mode: u32) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+    )
+    .expect("write the KEK");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    path.display().to_string()
+}
