@@ -13,7 +13,7 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `disk` | yes | [`DiskStore`] (builds SQLite from source through `rusqlite`'s `bundled`) |
-//! | `redis` | yes | [`RedisKeySource`], [`RedisStore`], [`Kek`], [`RedisConfig`] (`redis` crate, sync API) |
+//! | `redis` | yes | [`RedisKeySource`], [`RedisStore`], [`Kek`], [`RedisConfig`] (`redis` crate, sync API; one server, or the master Sentinels name: `redis+sentinel://`) |
 //! | `redis-tls` | no | `rediss://` URLs: TLS to Redis (the `redis` crate's rustls support, ring provider) |
 //!
 //! ## TLS to Redis (`rediss://`, feature `redis-tls`)

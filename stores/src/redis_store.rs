@@ -13,7 +13,11 @@ use tlsresume_core::{
 #[cfg(feature = "ehlo")]
 use tlsresume_smtp::ehlo::{EhloEntry, EhloKey, EhloStore, DEFAULT_RETRY_DATA_EXPIRE};
 
-use crate::link::{Link, LinkError, RedisConfig};
+use ring::rand::{SecureRandom, SystemRandom};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::kek::Kek;
+use crate::link::{confirm_on_replica, Link, LinkError, RedisConfig};
 
 /// A [`SessionStore`] in Redis: one key per session (`{prefix}session:{hex}`), which Redis
 /// expires at the entry's [`expires_at`](CacheEntry::expires_at) (`SET … PXAT`).
@@ -60,6 +64,57 @@ impl RedisStore {
     pub fn with_session_key(mut self, key: SessionKey) -> Self {
         self.session_key = key;
         self
+    }
+
+    /// The same store sealing and opening sessions under the fleet's session key, kept in
+    /// Redis (`{prefix}session-key`) wrapped with `kek` like the ticket keys: the first
+    /// client to ask makes it (`SET NX`, confirmed on a replica with `WAIT 1` when the master
+    /// has replicas), the others read it, so every client sharing the Redis and the KEK
+    /// resumes the sessions the others stored. Goes to Redis now (bounded by the configured
+    /// timeouts). Fails, naming the reason, when Redis cannot be reached (the caller may go
+    /// on with the process's own key: sessions then resume on this client only) or when the
+    /// stored key does not open with `kek` (another fleet's KEK).
+    pub fn with_fleet_session_key(mut self, kek: &Kek) -> Result<Self, StoreError> {
+        let name = self.redis_session_key_name();
+        let fail = |why: String| StoreError::Other(format!("redis key {name}: {why}"));
+        let mut fresh = Zeroizing::new([0u8; 32]);
+        SystemRandom::new()
+            .fill(fresh.as_mut())
+            .map_err(|_| fail("the system random generator failed".into()))?;
+        let wrapped = kek
+            .wrap(name.as_bytes(), fresh.as_ref())
+            .map_err(|e| fail(e.to_string()))?;
+        let held = self
+            .link
+            .with(|conn| {
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(&name)
+                    .arg(&wrapped)
+                    .arg("NX")
+                    .query(conn)?;
+                if set.is_some() {
+                    confirm_on_replica(conn, self.link.replica_wait())?;
+                    return Ok(Some(wrapped.clone()));
+                }
+                redis::cmd("GET").arg(&name).query::<Option<Vec<u8>>>(conn)
+            })
+            .map_err(|e| fail(format!("redis {e}")))?
+            .ok_or_else(|| fail("vanished right after it was written".into()))?;
+        let plain = kek
+            .unwrap(name.as_bytes(), &held)
+            .map_err(|e| fail(e.to_string()))?;
+        let mut bytes: [u8; 32] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| fail("not a 32-byte session key".into()))?;
+        self.session_key = SessionKey::from_bytes(bytes);
+        bytes.zeroize();
+        Ok(self)
+    }
+
+    /// The Redis key the fleet's wrapped session key is kept under.
+    pub fn redis_session_key_name(&self) -> String {
+        self.link.key("session-key")
     }
 
     #[cfg(feature = "ehlo")]

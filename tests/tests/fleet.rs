@@ -518,3 +518,53 @@ fn sentinel_failover_under_load_fails_no_handshake_and_the_fleet_follows_the_new
         );
     }
 }
+
+/// The client session key through Redis: two stores (two clients of a fleet) with the same
+/// KEK get the same key, made once and kept wrapped; a store with another KEK is refused with
+/// an error naming the Redis key; an unreachable Redis is an error, not a hang.
+#[test]
+fn the_fleet_session_key_is_shared_through_redis_wrapped_with_the_kek() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let kek = Kek::from_bytes([0x4b; 32]);
+    let open = || RedisStore::new(config(&redis.url())).expect("store");
+    let a = open().with_fleet_session_key(&kek).expect("first client");
+    let b = open().with_fleet_session_key(&kek).expect("second client");
+    let mine = open();
+    assert!(
+        tlsresume_core::SessionStore::session_key(&a)
+            == tlsresume_core::SessionStore::session_key(&b),
+        "two clients of the fleet share one session key"
+    );
+    assert!(
+        tlsresume_core::SessionStore::session_key(&a)
+            != tlsresume_core::SessionStore::session_key(&mine),
+        "control: a store without it keeps the process's own"
+    );
+    let name = a.redis_session_key_name();
+    let stored =
+        tlsresume_compare::redis::command(redis.port(), &[b"GET", name.as_bytes()]).expect("GET");
+    assert!(
+        matches!(&stored, tlsresume_compare::redis::Reply::Bulk(Some(v)) if v.len() > 32),
+        "kept wrapped (longer than the key): {stored:?}"
+    );
+    let Err(err) = open().with_fleet_session_key(&Kek::from_bytes([0x11; 32])) else {
+        panic!("another KEK cannot open it");
+    };
+    assert!(err.to_string().contains(&name), "{err}");
+    let away = RedisStore::new(config(&format!(
+        "redis://127.0.0.1:{}",
+        tlsresume_compare::redis::free_port()
+    )))
+    .expect("store");
+    let started = Instant::now();
+    assert!(
+        away.with_fleet_session_key(&kek).is_err(),
+        "no Redis, no fleet key"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "bounded by the timeouts"
+    );
+}
