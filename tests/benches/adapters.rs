@@ -26,8 +26,9 @@
 //!   under callgrind (`scripts/callgrind-adapters` takes the difference of two N).
 //! - **idle**: the measured side in this process, its peer in a child process, over loopback
 //!   TCP; N connections made (8 at a time for full handshakes, one after the other when
-//!   resuming) and held open, then the resident memory of
-//!   this process per connection (the growth from one connection to N + 1, over N). With the
+//!   resuming), each then held by a task waiting on a read, as a server waits for a command;
+//!   then the resident memory of this process per connection (the growth from one connection
+//!   to N + 1, over N), measured before the peer closes. With the
 //!   crate feature `dhat-heap` the live heap per connection is printed as well and
 //!   `dhat-heap.json` is written for dh_view.
 //!
@@ -142,8 +143,9 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
-/// A connection held open (idle runs).
-type Held = Box<dyn Send>;
+/// A connection held open (idle runs): a task waits on a read from it, as a server waits for
+/// the next command.
+type Held = Box<dyn AsyncRead + Send + Unpin>;
 
 /// The server end of an async way.
 enum Acceptor {
@@ -596,9 +598,8 @@ fn idle(a: &IdleArgs) -> Res<()> {
     } else {
         "server"
     };
-    let mut held: Vec<Held> = Vec::with_capacity(a.n + 1);
     let mut resumed = 0usize;
-    let mut base = (0, 0);
+    let (mut base, mut after) = ((0, 0), (0, 0));
     rt.block_on(async {
         let listener = if a.side == Side::Server {
             Some(Arc::new(
@@ -639,12 +640,10 @@ fn idle(a: &IdleArgs) -> Res<()> {
                 }
             }
         };
-        let (first, _) = hold_many(1, 1, make(true)).await?;
+        hold_many(1, 1, make(true)).await?;
         base = (rss(), heap_bytes());
-        let (rest, r) = hold_many(a.n, in_flight(a.case), make(false)).await?;
-        resumed = r;
-        held.extend(first);
-        held.extend(rest);
+        resumed = hold_many(a.n, in_flight(a.case), make(false)).await?;
+        after = (rss(), heap_bytes());
         // The peer says how many of its connections resumed (server side: the client knows).
         drop(child.stdin.take());
         if a.side == Side::Server {
@@ -653,7 +652,7 @@ fn idle(a: &IdleArgs) -> Res<()> {
         let _ = child.wait();
         Res::Ok(())
     })?;
-    let (rss_after, heap_after) = (rss(), heap_bytes());
+    let (rss_after, heap_after) = after;
     let per = |after: u64, before: u64| after.saturating_sub(before) as f64 / a.n as f64;
     println!(
         "idle {} {} {} {}: N={} resumed={} rss/conn={:.0} B heap/conn={}",
@@ -674,7 +673,6 @@ fn idle(a: &IdleArgs) -> Res<()> {
             "-".into()
         }
     );
-    drop(held);
     Ok(())
 }
 
@@ -685,40 +683,35 @@ fn peer(a: &IdleArgs, port: Option<u16>) -> Res<()> {
     let (acceptor, connector) = async_ends(a.case, a.way, &pki);
     let rt = runtime(1);
     rt.block_on(async {
-        let held = match port {
+        match port {
             Some(port) => {
-                let connector = connector.clone();
-                let (held, resumed) = hold_many(a.n + 1, in_flight(a.case), move || {
+                let resumed = hold_many(a.n + 1, in_flight(a.case), move || {
                     let connector = connector.clone();
                     async move {
-                        let tcp = nodelay(tokio::net::TcpStream::connect(("127.0.0.1", port)).await?)?;
-                        connector.connect(tcp).await
+                        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+                        connector.connect(nodelay(tcp)?).await
                     }
                 })
                 .await?;
                 println!("{resumed}");
-                held
             }
             None => {
                 let l = Arc::new(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
                 println!("{}", l.local_addr()?);
-                let acceptor = acceptor.clone();
                 hold_many(a.n + 1, in_flight(a.case), move || {
                     let (l, acceptor) = (l.clone(), acceptor.clone());
                     async move { Ok((false, acceptor.accept(nodelay(l.accept().await?.0)?).await?)) }
                 })
-                .await?
-                .0
+                .await?;
             }
-        };
-        Res::Ok(held)
-    })
-    .map(|held| {
-        // Held until the measured side has measured.
-        let mut rest = String::new();
-        let _ = std::io::stdin().read_line(&mut rest);
-        drop(held);
-    })
+        }
+        Res::Ok(())
+    })?;
+    // The connections (the runtime's tasks) held until the measured side has measured.
+    let mut rest = String::new();
+    let _ = std::io::stdin().read_line(&mut rest);
+    drop(rt);
+    Ok(())
 }
 
 /// Nagle off, as servers and clients of a dialogue set it (otherwise a small write behind
@@ -739,28 +732,36 @@ fn in_flight(c: Case) -> usize {
     }
 }
 
-/// `n` connections made by `make` (at most `in_flight` at once) and held; how many resumed.
-async fn hold_many<F, Fut>(n: usize, in_flight: usize, mut make: F) -> Res<(Vec<Held>, usize)>
+/// `n` connections made by `make` (at most `in_flight` at once), each then held by its task
+/// waiting on a read (until the peer closes); how many resumed.
+async fn hold_many<F, Fut>(n: usize, in_flight: usize, mut make: F) -> Res<usize>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Res<(bool, Held)>> + Send + 'static,
 {
-    let mut set = tokio::task::JoinSet::new();
-    let mut held = Vec::with_capacity(n);
-    let (mut resumed, mut started) = (0, 0);
-    while held.len() < n {
-        while started < n && set.len() < in_flight {
-            set.spawn(make());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Res<bool>>();
+    let (mut resumed, mut started, mut done) = (0, 0, 0);
+    while done < n {
+        while started < n && started - done < in_flight {
+            let (made, tx) = (make(), tx.clone());
+            tokio::spawn(async move {
+                match made.await {
+                    Ok((r, mut conn)) => {
+                        let _ = tx.send(Ok(r));
+                        let _ = conn.read(&mut [0u8; 1]).await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
             started += 1;
         }
-        let Some(done) = set.join_next().await else {
-            break;
-        };
-        let (r, conn) = done??;
+        let r = rx.recv().await.ok_or("a connection's task ended")??;
         resumed += usize::from(r);
-        held.push(conn);
+        done += 1;
     }
-    Ok((held, resumed))
+    Ok(resumed)
 }
 
 #[cfg(feature = "dhat-heap")]
