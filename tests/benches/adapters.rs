@@ -17,8 +17,9 @@
 //!   two (a multi-thread runtime of two workers). One handshake is a fresh `UnixStream` pair,
 //!   the server end accepted by a task spawned on the same runtime, the server writing one byte
 //!   that the client reads (so a TLS 1.3 ticket arrives, and is stored when resuming); as many
-//!   clients at once as there are runtime threads. A blocking way runs the same number of
-//!   lanes, each a client thread and a server thread. Every way of a case is alive at once;
+//!   clients at once as there are runtime threads, each with its own session store (a TLS 1.3
+//!   ticket is single-use). A blocking way runs the same number of lanes, each a client thread
+//!   and a server thread with a client and server of its own. Every way of a case is alive at once;
 //!   20 rounds of a block of ~15 ms per way in rotating order, a throughput ratio per round,
 //!   median and quartiles.
 //! - **count**: N handshakes one after the other (async ways on one current-thread runtime
@@ -322,27 +323,29 @@ impl Drop for Lane {
 }
 
 enum Rig {
+    /// A lane per thread, each with its server and its client.
     Blocking {
-        lanes: Vec<std::sync::Mutex<Lane>>,
-        connect: ConnectFn,
+        lanes: Vec<std::sync::Mutex<(Lane, ConnectFn)>>,
     },
+    /// One server; a client per concurrent task (its own session store: a TLS 1.3 ticket is
+    /// single-use, and a stored TLS 1.2 session is lent to one handshake at a time).
     Async {
         rt: Runtime,
-        threads: usize,
         server: Arc<Acceptor>,
-        client: Arc<Connector>,
+        clients: Vec<Arc<Connector>>,
     },
 }
 
 impl Rig {
     fn new(c: Case, way: Way, threads: usize, pki: &Pki) -> Self {
         if way.is_async() {
-            let (server, client) = async_ends(c, way, pki);
+            let (server, first) = async_ends(c, way, pki);
+            let mut clients = vec![first];
+            clients.extend((1..threads).map(|_| async_ends(c, way, pki).1));
             return Rig::Async {
                 rt: runtime(threads),
-                threads,
                 server,
-                client,
+                clients,
             };
         }
         let imp = if way == Way::Raw {
@@ -350,19 +353,20 @@ impl Rig {
         } else {
             Imp::Tlsresume
         };
-        let (serve, connect) = common::ends(c, imp);
         Rig::Blocking {
             lanes: (0..threads)
-                .map(|_| std::sync::Mutex::new(Lane::new(serve.clone())))
+                .map(|_| {
+                    let (serve, connect) = common::ends(c, imp);
+                    std::sync::Mutex::new((Lane::new(serve), connect))
+                })
                 .collect(),
-            connect,
         }
     }
 
     /// `n` handshakes spread over the lanes (or client tasks); how many resumed.
     fn run(&self, n: usize) -> usize {
         match self {
-            Rig::Blocking { lanes, connect } => thread::scope(|scope| {
+            Rig::Blocking { lanes } => thread::scope(|scope| {
                 let per = n.div_ceil(lanes.len());
                 let handles: Vec<_> = lanes
                     .iter()
@@ -371,6 +375,7 @@ impl Rig {
                         let count = per.min(n.saturating_sub(i * per));
                         scope.spawn(move || {
                             let lane = lane.lock().unwrap_or_else(|p| p.into_inner());
+                            let (lane, connect) = &*lane;
                             (0..count).filter(|_| lane.handshake(connect)).count()
                         })
                     })
@@ -379,13 +384,14 @@ impl Rig {
             }),
             Rig::Async {
                 rt,
-                threads,
                 server,
-                client,
+                clients,
             } => rt.block_on(async {
-                let per = n.div_ceil(*threads);
-                let tasks: Vec<_> = (0..*threads)
-                    .map(|i| {
+                let per = n.div_ceil(clients.len());
+                let tasks: Vec<_> = clients
+                    .iter()
+                    .enumerate()
+                    .map(|(i, client)| {
                         let count = per.min(n.saturating_sub(i * per));
                         let server = Arc::clone(server);
                         let client = Arc::clone(client);
@@ -411,7 +417,11 @@ impl Rig {
 
     /// Primes the session store and checks that the case resumes, or does not.
     fn prime(&self, c: Case, label: &str) {
-        self.run(1);
+        // One handshake per lane (or client) first.
+        self.run(match self {
+            Rig::Blocking { lanes } => lanes.len(),
+            Rig::Async { clients, .. } => clients.len(),
+        });
         let n = 4;
         let resumed = self.run(n);
         let want = if c.resumes() { n } else { 0 };
