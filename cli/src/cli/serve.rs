@@ -230,11 +230,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PREFIX", default_value = "tlsresume:")]
     pub ticket_keys_prefix: String,
     /// Serve on tokio (TLS from the first byte, SMTP or --http): each connection is a task,
-    /// not a thread, while it waits for its handshake and for the client's first bytes after
-    /// it, so ten thousand idle connections take a few threads (raise --max-concurrent and the
-    /// descriptor limit for them). Once the client talks, its SMTP session or HTTP requests run
-    /// on a thread of tokio's blocking pool until the connection ends. Not with --starttls,
-    /// --plain, --pipe-connect or --fastopen.
+    /// not a thread, so ten thousand idle connections take a few threads (raise
+    /// --max-concurrent, --max-per-address and the descriptor limit for them); no TLS state is
+    /// made until the client sends its first bytes. SMTP runs on the runtime throughout, under
+    /// the SMTP deadlines; HTTP requests are answered on a thread of tokio's blocking pool once
+    /// the first one has arrived. Not with --starttls, --plain, --pipe-connect or --fastopen.
     #[arg(
         long = "async",
         conflicts_with_all = ["starttls", "plain", "pipe_connect", "fastopen"]
