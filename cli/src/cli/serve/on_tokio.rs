@@ -120,8 +120,10 @@ async fn connection(shared: Arc<Shared>, acceptor: &TlsAcceptor, tcp: TcpStream,
     let started = tokio::time::Instant::now();
     let deadline = shared.handshake_timeout;
     let handshake = async {
-        match tokio::time::timeout(deadline, tcp.readable()).await {
-            Ok(ready) => ready.map_err(Error::Io)?,
+        // A peek, not `readable()`: tokio takes an accepted socket as readable until a read
+        // says otherwise.
+        match tokio::time::timeout(deadline, tcp.peek(&mut [0u8; 1])).await {
+            Ok(peeked) => drop(peeked.map_err(Error::Io)?),
             Err(_) => return Err(Error::Io(tlsresume::deadline::deadline_passed("handshake"))),
         }
         acceptor
@@ -129,7 +131,7 @@ async fn connection(shared: Arc<Shared>, acceptor: &TlsAcceptor, tcp: TcpStream,
             .timeout(deadline.saturating_sub(started.elapsed()))
             .await
     };
-    let mut tls = match handshake.await {
+    let tls = match handshake.await {
         Ok(tls) => tls,
         Err(e) => {
             return fail(Record {
@@ -138,6 +140,15 @@ async fn connection(shared: Arc<Shared>, acceptor: &TlsAcceptor, tcp: TcpStream,
             })
         }
     };
+    // Boxed: the session's state (its read buffer among it) is allocated once the handshake
+    // is over, not carried by every connection's task from its start.
+    Box::pin(established(shared, tls, peer)).await;
+}
+
+/// An established connection: SMTP on the runtime, or HTTP on a blocking-pool thread; logs its
+/// line.
+async fn established(shared: Arc<Shared>, mut tls: Tls, peer: SocketAddr) {
+    let fail = |rec: Record| log_connection(&shared, peer, &rec);
     let failed = |tls: &Tls, e: &io::Error| Record {
         info: Some(tls.info()),
         problem: Some(crate::cli::said(e)),
