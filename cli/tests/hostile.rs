@@ -89,6 +89,55 @@ fn probe_against_a_tarpit_ends_at_its_deadline() {
     }
 }
 
+/// `scan` against a server that answers every connection with a record header claiming 16 KiB
+/// and then dribbles five bytes a second: each of its connections is cut at the scan's
+/// connection deadline (twice `--timeout` plus `--wait`), so the whole scan ends in bounded
+/// time, where the socket's read timeout alone (restarted by every byte) held each connection
+/// for as long as the server kept dribbling.
+#[test]
+fn scan_against_a_tarpit_ends_in_bounded_time() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let hold = Duration::from_secs(60);
+    thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(mut tcp) = tcp else { return };
+            thread::spawn(move || {
+                let _ = tcp.set_read_timeout(Some(Duration::from_millis(500)));
+                let _ = tcp.read(&mut [0u8; 4096]);
+                let mut record = vec![22u8, 3, 3, 0x40, 0x00];
+                record.extend([0u8; 59]);
+                let started = Instant::now();
+                for byte in record.iter().cycle() {
+                    if started.elapsed() > hold || tcp.write_all(&[*byte]).is_err() {
+                        return;
+                    }
+                    thread::sleep(Duration::from_millis(200));
+                }
+            });
+        }
+    });
+    let started = Instant::now();
+    let r = run(&[
+        "scan",
+        &addr,
+        "--tls",
+        "1.3",
+        "--timeout",
+        "1",
+        "--wait",
+        "100",
+        "--json",
+    ]);
+    let took = started.elapsed();
+    println!("tarpit: scan --timeout 1 ended after {took:?}");
+    assert!(r.stdout.contains("deadline passed"), "{r:?}");
+    assert!(
+        took < Duration::from_secs(45),
+        "scan ended after {took:?}: {r:?}"
+    );
+}
+
 /// A server that says nothing: `probe --starttls smtp` says its idle read timeout passed (not
 /// "Resource temporarily unavailable"), as text and in `--json` (an I/O failure).
 #[test]

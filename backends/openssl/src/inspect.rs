@@ -24,11 +24,15 @@ use openssl::ssl::{
     Ssl, SslContext, SslMethod, SslRef, SslSession, SslSessionCacheMode, SslStream, SslVerifyMode,
     StatusType,
 };
+use tlsresume_core::deadline::Deadline;
 use tlsresume_core::wire::{
     parse_server_hello, parse_tls12_ticket, ClearHandshake, ServerHello, Tls12Ticket,
     HANDSHAKE_NEW_SESSION_TICKET, HANDSHAKE_SERVER_HELLO,
 };
 use tlsresume_core::{Error, ProtocolVersion, Versions};
+
+/// The most TLS 1.3 tickets one inspection keeps (a server may send them without end).
+pub const MAX_TICKETS: usize = 32;
 
 use crate::{config, error, ffi};
 
@@ -76,7 +80,7 @@ pub struct Inspection {
     /// TLS 1.2: whether the ServerHello carried the session_ticket extension (a ticket follows).
     pub ticket_extension: bool,
     /// The tickets received, in order (TLS 1.3: those that arrived within the wait after the
-    /// handshake).
+    /// handshake, at most [`MAX_TICKETS`]).
     pub tickets: Vec<TicketSeen>,
     /// The connection's session after the handshake (for a TLS 1.2 ID resumption); `None`
     /// when OpenSSL holds none that resumes.
@@ -144,11 +148,12 @@ impl Inspector {
                     return;
                 };
                 // A copy of its own: libssl may later mark the connection's session.
-                if let Ok(copy) = ffi::session_dup(&session) {
-                    received
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(copy);
+                // At most MAX_TICKETS kept: a server may send tickets for as long as it likes.
+                let mut kept = received.lock().unwrap_or_else(|p| p.into_inner());
+                if kept.len() < MAX_TICKETS {
+                    if let Ok(copy) = ffi::session_dup(&session) {
+                        kept.push(copy);
+                    }
                 }
             }));
         });
@@ -159,8 +164,14 @@ impl Inspector {
     }
 
     /// Runs one handshake on `tcp` (connected; after STARTTLS when the protocol has one),
-    /// waits for tickets, and closes the TLS connection.
-    pub fn connect(&self, tcp: TcpStream, request: &Request<'_>) -> Result<Inspection, Error> {
+    /// waits for tickets, and closes the TLS connection. `tcp`'s [`Deadline`] bounds it all: a
+    /// server that dribbles its bytes or sends tickets without end is cut there (the socket's
+    /// read timeout alone restarts with every byte).
+    pub fn connect(
+        &self,
+        tcp: Deadline<TcpStream>,
+        request: &Request<'_>,
+    ) -> Result<Inspection, Error> {
         let index = received_index().ok_or_else(|| error::tls("no SSL ex_data index"))?;
         let mut ssl = Ssl::new(&self.ctx).map_err(|e| error::stack("SSL", e))?;
         let received = Received::default();
@@ -262,6 +273,7 @@ fn wait_for_tickets(stream: &mut SslStream<Tap>, wait: Duration) -> bool {
     let _ = stream
         .get_ref()
         .inner
+        .get_ref()
         .set_read_timeout(Some(wait.max(Duration::from_millis(1))));
     let mut buf = [0u8; 4096];
     // One read: OpenSSL keeps reading past tickets until data, the end, or the timeout.
@@ -290,7 +302,7 @@ impl Wire {
 /// The TCP stream, with the server's clear handshake bytes read on their way to OpenSSL.
 #[derive(Debug)]
 struct Tap {
-    inner: TcpStream,
+    inner: Deadline<TcpStream>,
     wire: Arc<Mutex<Wire>>,
 }
 

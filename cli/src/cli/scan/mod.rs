@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
+use tlsresume::deadline::Deadline;
 use tlsresume::smtp::session::{self as smtp_session, ClientSession, Goal};
 use tlsresume::{Error, ProtocolVersion, ResumptionPolicy, TlsStream};
 use tlsresume_compare::Pki;
@@ -70,7 +71,8 @@ pub struct ScanArgs {
     /// Name sent in EHLO.
     #[arg(long, value_name = "NAME", default_value = "scan.tlsresume.test")]
     pub ehlo: String,
-    /// Seconds to wait for the server on each step before a connection fails.
+    /// Seconds to wait for the server on each step before a connection fails; a connection as
+    /// a whole ends after twice this plus --wait, however the server paces its bytes.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub timeout: u64,
     /// Milliseconds to wait after a TLS 1.3 handshake for the server's tickets when it sends
@@ -109,19 +111,23 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// A TCP connection ready for the TLS handshake.
-    pub fn tcp(&self) -> Result<TcpStream, String> {
+    /// A TCP connection ready for the TLS handshake, under the connection's deadline.
+    pub fn tcp(&self) -> Result<Deadline<TcpStream>, String> {
         self.tcp_with_name().map(|(tcp, _)| tcp)
     }
 
     /// A TCP connection ready for the TLS handshake, and the host name of the server's EHLO
-    /// reply (STARTTLS).
-    pub fn tcp_with_name(&self) -> Result<(TcpStream, Option<String>), String> {
-        let mut tcp = TcpStream::connect_timeout(&self.peer, self.timeout)
+    /// reply (STARTTLS). The connection as a whole — SMTP before STARTTLS, the handshake, what
+    /// follows it — ends at its deadline (twice the step timeout, plus the wait for tickets):
+    /// the socket's read timeout restarts with every byte, so a server dribbling its bytes
+    /// would hold the scan for ever without it.
+    pub fn tcp_with_name(&self) -> Result<(Deadline<TcpStream>, Option<String>), String> {
+        let tcp = TcpStream::connect_timeout(&self.peer, self.timeout)
             .map_err(|e| format!("connect: {e}"))?;
         let _ = tcp.set_read_timeout(Some(self.timeout));
         let _ = tcp.set_write_timeout(Some(self.timeout));
         let _ = tcp.set_nodelay(true);
+        let mut tcp = Deadline::new(tcp, self.timeout * 2 + self.wait, "scan connection");
         if !self.starttls {
             return Ok((tcp, None));
         }
@@ -142,8 +148,10 @@ impl Endpoint {
         if tls.info().protocol != ProtocolVersion::Tls13 {
             return;
         }
-        if let Some(tcp) = tls.transport_mut::<TcpStream>() {
-            let _ = tcp.set_read_timeout(Some(self.wait.max(Duration::from_millis(1))));
+        if let Some(tcp) = tls.transport_mut::<Deadline<TcpStream>>() {
+            let _ = tcp
+                .get_ref()
+                .set_read_timeout(Some(self.wait.max(Duration::from_millis(1))));
         }
         clients::drain(tls);
     }

@@ -43,6 +43,20 @@ mod absent {
 #[cfg(not(feature = "openssl"))]
 use absent::Inspection;
 
+#[cfg(feature = "openssl")]
+impl Endpoint {
+    /// What an inspection of this endpoint asks: its server name, tickets or not, the session
+    /// to offer, the wait for TLS 1.3 tickets.
+    pub fn request<'a>(&'a self, tickets: bool, offer: Option<&'a HeldSession>) -> Request<'a> {
+        Request {
+            server_name: &self.server_name,
+            tickets,
+            offer,
+            wait: self.wait,
+        }
+    }
+}
+
 /// Runs the OpenSSL connections of `version` on `endpoint`.
 #[cfg(feature = "openssl")]
 pub fn observe(endpoint: &Endpoint, version: ProtocolVersion) -> Observed {
@@ -142,12 +156,7 @@ fn inspect(
     offer: Option<&HeldSession>,
 ) -> Result<Inspection, String> {
     let tcp = endpoint.tcp()?;
-    let request = Request {
-        server_name: &endpoint.server_name,
-        tickets,
-        offer,
-        wait: endpoint.wait,
-    };
+    let request = endpoint.request(tickets, offer);
     inspector
         .connect(tcp, &request)
         .map_err(|e| format!("TLS: {e}"))

@@ -65,19 +65,14 @@ pub fn watch(
     duration: Duration,
     every: Duration,
 ) -> Vec<Check> {
-    use tlsresume::openssl::inspect::{HeldSession, Inspector, Request};
+    use tlsresume::openssl::inspect::{HeldSession, Inspector};
     let inspector = match Inspector::new(version) {
         Ok(i) => i,
         Err(e) => return vec![Check::unknown("key_changes", LABEL_CHANGES, e.to_string())],
     };
     let connect = |offer: Option<&HeldSession>| -> Result<_, String> {
         let tcp = endpoint.tcp()?;
-        let request = Request {
-            server_name: &endpoint.server_name,
-            tickets: true,
-            offer,
-            wait: endpoint.wait,
-        };
+        let request = endpoint.request(true, offer);
         inspector.connect(tcp, &request).map_err(|e| e.to_string())
     };
     let start = Instant::now();
