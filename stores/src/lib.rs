@@ -13,7 +13,7 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `disk` | yes | [`DiskStore`] (builds SQLite from source through `rusqlite`'s `bundled`) |
-//! | `redis` | yes | [`RedisKeySource`], [`RedisStore`], [`Kek`], [`RedisConfig`] (`redis` crate, sync API; one server, or the master Sentinels name: `redis+sentinel://`) |
+//! | `redis` | yes | [`RedisKeySource`], [`RedisStore`], [`Kek`], [`RedisConfig`] (`redis` crate, sync API; one server, the master Sentinels name: `redis+sentinel://`, or a Redis Cluster: `redis+cluster://`) |
 //! | `redis-tls` | no | `rediss://` URLs: TLS to Redis (the `redis` crate's rustls support, ring provider) |
 //!
 //! ## TLS to Redis (`rediss://`, feature `redis-tls`)
@@ -80,6 +80,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "redis")]
+mod cluster;
 #[cfg(feature = "disk")]
 mod disk;
 #[cfg(feature = "redis")]

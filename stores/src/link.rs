@@ -4,10 +4,11 @@ use core::fmt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
-    Client, Connection, ConnectionAddr, ConnectionInfo, ConnectionLike, ErrorKind,
-    IntoConnectionInfo, RedisConnectionInfo, RedisError, Value,
+    Client, Cmd, Connection, ConnectionAddr, ConnectionInfo, ConnectionLike, ErrorKind,
+    IntoConnectionInfo, RedisConnectionInfo, RedisError, RedisResult, Value,
 };
 use tlsresume_core::notice::{self, Notice};
 
@@ -42,8 +43,10 @@ impl RedisConfig {
     /// a set of Sentinels name:
     /// `redis+sentinel://[user][:password@]host:port[,host:port…]/master_name[/db]` (the
     /// credentials and database are the master's; Sentinels are asked without credentials;
-    /// a Sentinel address without a port means 26379). Redis Cluster (`redis+cluster://`) is
-    /// not supported and refused with an error saying so. Defaults:
+    /// a Sentinel address without a port means 26379), or a Redis Cluster:
+    /// `redis+cluster://[user][:password@]host:port[,host:port…]` (any of its nodes; the
+    /// others are learnt from them; a node without a port means 6379; database 0 only; in
+    /// clear: `rediss+cluster://` is refused). Defaults:
     /// connect timeout 500 ms (TLS handshake included), read/write timeout 500 ms, retry 5 s
     /// after a failure, key prefix `tlsresume:`.
     pub fn new(url: impl Into<String>) -> Self {
@@ -71,6 +74,13 @@ impl RedisConfig {
     pub fn is_sentinel(&self) -> bool {
         let scheme = self.url.split_once("://").map_or("", |(s, _)| s);
         scheme.eq_ignore_ascii_case("redis+sentinel")
+    }
+
+    /// Whether the URL names a Redis Cluster (`redis+cluster://`).
+    pub fn is_cluster(&self) -> bool {
+        let scheme = self.url.split_once("://").map_or("", |(s, _)| s);
+        scheme.eq_ignore_ascii_case("redis+cluster")
+            || scheme.eq_ignore_ascii_case("rediss+cluster")
     }
 
     /// Whether the URL asks for TLS (`rediss://` or `valkeys://`).
@@ -186,20 +196,7 @@ fn parse_sentinel_url(url: &str) -> Result<SentinelUrl, String> {
         );
     }
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let (userinfo, hosts) = match authority.rfind('@') {
-        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
-        None => (None, authority),
-    };
-    let (username, password) = match userinfo {
-        None => (None, None),
-        Some(info) => match info.split_once(':') {
-            Some((user, pass)) => (
-                Some(user.to_owned()).filter(|u| !u.is_empty()),
-                Some(pass.to_owned()).filter(|p| !p.is_empty()),
-            ),
-            None => (Some(info.to_owned()).filter(|u| !u.is_empty()), None),
-        },
-    };
+    let (username, password, hosts) = split_userinfo(authority);
     if hosts.is_empty() {
         return Err(format!(
             "no Sentinel address before the master name; the form is {SENTINEL_FORM}"
@@ -207,7 +204,7 @@ fn parse_sentinel_url(url: &str) -> Result<SentinelUrl, String> {
     }
     let mut sentinels = Vec::new();
     for addr in hosts.split(',') {
-        sentinels.push(parse_host_port(addr)?);
+        sentinels.push(parse_host_port(addr, "Sentinel address", 26379)?);
     }
     let mut segments = path.split('/');
     let master = segments.next().unwrap_or("");
@@ -238,25 +235,46 @@ fn parse_sentinel_url(url: &str) -> Result<SentinelUrl, String> {
     })
 }
 
-/// `host:port`, `[v6]:port`, or a host alone (port 26379, Sentinel's).
-fn parse_host_port(addr: &str) -> Result<(String, u16), String> {
+/// `[user][:password@]hosts` taken apart: the user name and password (each `None` when
+/// empty or absent) and what follows the last `@`.
+pub(crate) fn split_userinfo(authority: &str) -> (Option<String>, Option<String>, &str) {
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+        None => (None, authority),
+    };
+    let (username, password) = match userinfo {
+        None => (None, None),
+        Some(info) => match info.split_once(':') {
+            Some((user, pass)) => (
+                Some(user.to_owned()).filter(|u| !u.is_empty()),
+                Some(pass.to_owned()).filter(|p| !p.is_empty()),
+            ),
+            None => (Some(info.to_owned()).filter(|u| !u.is_empty()), None),
+        },
+    };
+    (username, password, hosts)
+}
+
+/// `host:port`, `[v6]:port`, or a host alone (`default_port`); errors name the address as
+/// `what` ("Sentinel address", "Cluster node").
+pub(crate) fn parse_host_port(
+    addr: &str,
+    what: &str,
+    default_port: u16,
+) -> Result<(String, u16), String> {
     if addr.is_empty() {
-        return Err(
-            "an empty Sentinel address in the list (two commas in a row, or one at an end)".into(),
-        );
+        return Err(format!(
+            "an empty {what} in the list (two commas in a row, or one at an end)"
+        ));
     }
     let (host, port) = if let Some(v6) = addr.strip_prefix('[') {
         match v6.split_once(']') {
             Some((host, "")) => (host, None),
             Some((host, rest)) => match rest.strip_prefix(':') {
                 Some(port) => (host, Some(port)),
-                None => return Err(format!("Sentinel address '{addr}': ':' expected after ']'")),
+                None => return Err(format!("{what} '{addr}': ':' expected after ']'")),
             },
-            None => {
-                return Err(format!(
-                    "Sentinel address '{addr}': no ']' closing the IPv6 address"
-                ))
-            }
+            None => return Err(format!("{what} '{addr}': no ']' closing the IPv6 address")),
         }
     } else {
         match addr.rsplit_once(':') {
@@ -265,21 +283,80 @@ fn parse_host_port(addr: &str) -> Result<(String, u16), String> {
         }
     };
     if host.is_empty() {
-        return Err(format!("Sentinel address '{addr}' has no host"));
+        return Err(format!("{what} '{addr}' has no host"));
     }
     let port = match port {
-        None => 26379,
+        None => default_port,
         Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
-            format!("Sentinel address '{addr}': port '{p}' is not a number from 1 to 65535")
+            format!("{what} '{addr}': port '{p}' is not a number from 1 to 65535")
         })?,
     };
     Ok((host.to_owned(), port))
 }
 
-/// Where connections go: one server, or the master Sentinels name.
+/// Where connections go: one server, the master Sentinels name, or a Redis Cluster.
 enum Target {
     Direct(Client),
     Sentinel(Mutex<SentinelClient>),
+    Cluster(ClusterClient),
+}
+
+/// A connection: to one server, or to a Redis Cluster (one connection per node, each command
+/// sent to the master owning its key's slot, redirections followed).
+pub(crate) enum Conn {
+    Single(Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Conn {
+    fn like(&self) -> &dyn ConnectionLike {
+        match self {
+            Conn::Single(c) => c,
+            Conn::Cluster(c) => c.as_ref(),
+        }
+    }
+
+    fn like_mut(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Conn::Single(c) => c,
+            Conn::Cluster(c) => c.as_mut(),
+        }
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
+        self.like_mut().req_packed_command(cmd)
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        self.like_mut().req_packed_commands(cmd, offset, count)
+    }
+
+    fn req_command(&mut self, cmd: &Cmd) -> RedisResult<Value> {
+        self.like_mut().req_command(cmd)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.like().get_db()
+    }
+
+    fn supports_pipelining(&self) -> bool {
+        self.like().supports_pipelining()
+    }
+
+    fn check_connection(&mut self) -> bool {
+        self.like_mut().check_connection()
+    }
+
+    fn is_open(&self) -> bool {
+        self.like().is_open()
+    }
 }
 
 fn config_error(detail: String) -> RedisError {
@@ -288,12 +365,23 @@ fn config_error(detail: String) -> RedisError {
 
 /// The target for `config`: a client, or a Sentinel client asking for the master.
 fn open_target(config: &RedisConfig) -> Result<Target, RedisError> {
-    let scheme = config.url.split_once("://").map_or("", |(s, _)| s);
-    if scheme.eq_ignore_ascii_case("redis+cluster") {
-        return Err(config_error(
-            "Redis Cluster (redis+cluster://) is not supported; use redis:// or redis+sentinel://"
-                .into(),
-        ));
+    // Each node or Sentinel connection: unacknowledged bytes (SYNs included) give up after
+    // the connect and I/O timeouts, so a host that drops packets cannot hold a caller.
+    let bound = config.connect_timeout.saturating_add(config.io_timeout);
+    if config.is_cluster() {
+        if config.tls_ca.is_some() {
+            return Err(config_error(
+                "a TLS CA is given but redis+cluster:// speaks to the nodes in clear".into(),
+            ));
+        }
+        let url = crate::cluster::parse_cluster_url(&config.url).map_err(config_error)?;
+        return crate::cluster::open_cluster(
+            &url,
+            config.connect_timeout,
+            config.io_timeout,
+            tcp_settings(bound),
+        )
+        .map(Target::Cluster);
     }
     if !config.is_sentinel() {
         return open_client(config).map(Target::Direct);
@@ -305,9 +393,6 @@ fn open_target(config: &RedisConfig) -> Result<Target, RedisError> {
         ));
     }
     let url = parse_sentinel_url(&config.url).map_err(config_error)?;
-    // Each Sentinel connection: unacknowledged bytes (SYNs included) give up after the
-    // connect and I/O timeouts, so a Sentinel host that drops packets cannot hold a caller.
-    let bound = config.connect_timeout.saturating_add(config.io_timeout);
     let sentinels: Vec<ConnectionInfo> = url
         .sentinels
         .iter()
@@ -402,7 +487,7 @@ fn open_client(config: &RedisConfig) -> Result<Client, RedisError> {
 }
 
 struct State {
-    conn: Option<Connection>,
+    conn: Option<Conn>,
     down_until: Option<Instant>,
     /// Whether the last attempt failed (to report an outage once, and its end).
     down: bool,
@@ -437,34 +522,56 @@ impl Link {
         format!("{}{suffix}", self.config.prefix)
     }
 
+    /// The name of a key of the fleet's key set (ticket keys, master secret, session key):
+    /// [`key`](Self::key)'s, except on a Cluster, where the prefix is a hash tag so the whole
+    /// set lives on one slot.
+    pub(crate) fn key_set(&self, suffix: &str) -> String {
+        match self.target {
+            Target::Cluster(_) => {
+                format!(
+                    "{}{suffix}",
+                    crate::cluster::key_set_prefix(&self.config.prefix)
+                )
+            }
+            _ => self.key(suffix),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A connection to the server, or to the master the Sentinels name now (asked again at
-    /// every connection, so a failover is followed at the next one).
-    fn connect(&self) -> Result<Connection, RedisError> {
+    /// A connection to the server, to the master the Sentinels name now (asked again at
+    /// every connection, so a failover is followed at the next one), or to a Cluster (its
+    /// slots learnt again at every connection).
+    fn connect(&self) -> Result<Conn, RedisError> {
         let client = match &self.target {
             Target::Direct(client) => client.clone(),
             Target::Sentinel(sentinel) => sentinel
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .get_client()?,
+            Target::Cluster(cluster) => {
+                let conn = cluster.get_connection()?;
+                conn.set_write_timeout(Some(self.config.io_timeout))?;
+                return Ok(Conn::Cluster(Box::new(conn)));
+            }
         };
         let conn = client.get_connection_with_timeout(self.config.connect_timeout)?;
         conn.set_read_timeout(Some(self.config.io_timeout))?;
         conn.set_write_timeout(Some(self.config.io_timeout))?;
-        Ok(conn)
+        Ok(Conn::Single(conn))
     }
 
     /// Runs `f` on the connection, connecting first if needed. A kept connection that turns
     /// out dead (Redis restarted) is replaced once and `f` run again, so `f` must be safe to
     /// repeat; a call that timed out is not repeated, so one call waits at most the connect
-    /// timeout and the I/O timeout. A failure drops the connection and makes calls fail at once for
+    /// timeout and the I/O timeout (on a Cluster, each try: a redirection or a lost node is
+    /// followed twice more). A failure drops the connection and makes calls fail at once for
     /// [`RedisConfig::retry_after`].
     pub(crate) fn with<T>(
         &self,
-        mut f: impl FnMut(&mut Connection) -> Result<T, RedisError>,
+        mut f: impl FnMut(&mut Conn) -> Result<T, RedisError>,
     ) -> Result<T, LinkError> {
         let mut state = self.lock();
         if let Some(until) = state.down_until {
@@ -508,8 +615,8 @@ impl Link {
 
 impl Link {
     fn run<T>(
-        conn: Result<Connection, RedisError>,
-        f: &mut impl FnMut(&mut Connection) -> Result<T, RedisError>,
+        conn: Result<Conn, RedisError>,
+        f: &mut impl FnMut(&mut Conn) -> Result<T, RedisError>,
         state: &mut State,
     ) -> Result<T, RedisError> {
         let mut conn = conn?;
@@ -529,24 +636,47 @@ fn is_link_failure(e: &RedisError) -> bool {
         || e.is_unrecoverable_error()
         // Sentinels know no usable master (during a failover), or the server is a replica
         // now (a former master that came back): reconnect through the Sentinels later.
+        // A Cluster still redirecting or down after the retries (a failover under way), or
+        // a node the client lost: learn the slots again at the next connection.
+        || e.is_cluster_error()
         || matches!(
             e.kind(),
             ErrorKind::MasterNameNotFoundBySentinel
                 | ErrorKind::NoValidReplicasFoundBySentinel
                 | ErrorKind::EmptySentinelList
+                | ErrorKind::ClusterConnectionNotFound
                 | ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+                | ErrorKind::Server(redis::ServerErrorKind::MasterDown)
         )
 }
 
 /// Waits (at most `bound`) until one replica holds the writes made so far on `conn`, when
 /// the server is a master with replicas: `Some(acknowledged)` (0 when none did in time),
-/// `None` when there is no replica to wait for.
+/// `None` when there is no replica to wait for. On a Cluster, the master asked is the one
+/// owning `key`'s slot (where the write went), and its replicas are the ones counted.
 pub(crate) fn confirm_on_replica(
-    conn: &mut Connection,
+    conn: &mut Conn,
+    key: &str,
     bound: Duration,
 ) -> Result<Option<u64>, RedisError> {
+    let conn = match conn {
+        Conn::Cluster(cluster) => {
+            return crate::cluster::confirm_on_replica(cluster, key, bound);
+        }
+        Conn::Single(conn) => conn,
+    };
     let role: Value = redis::cmd("ROLE").query(conn)?;
-    let replicas = match &role {
+    if replicas_in_role(&role) == 0 {
+        return Ok(None);
+    }
+    let millis = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX).max(1);
+    let acked: u64 = redis::cmd("WAIT").arg(1).arg(millis).query(conn)?;
+    Ok(Some(acked))
+}
+
+/// How many replicas a `ROLE` reply names (0 when the server is not a master).
+pub(crate) fn replicas_in_role(role: &Value) -> usize {
+    match role {
         Value::Array(items) => match (items.first(), items.get(2)) {
             (Some(Value::BulkString(kind)), Some(Value::Array(replicas)))
                 if kind.as_slice() == b"master" =>
@@ -556,13 +686,7 @@ pub(crate) fn confirm_on_replica(
             _ => 0,
         },
         _ => 0,
-    };
-    if replicas == 0 {
-        return Ok(None);
     }
-    let millis = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX).max(1);
-    let acked: u64 = redis::cmd("WAIT").arg(1).arg(millis).query(conn)?;
-    Ok(Some(acked))
 }
 
 impl Link {
@@ -640,13 +764,16 @@ mod tests {
             let err = Link::new(RedisConfig::new(url)).expect_err(url).to_string();
             assert!(err.contains(says), "{url}: {err}");
         }
-        let err = Link::new(RedisConfig::new("redis+cluster://h:1,h:2"))
-            .expect_err("cluster")
+        assert!(Link::new(RedisConfig::new("redis+cluster://h:1,h:2")).is_ok());
+        assert!(RedisConfig::new("REDIS+CLUSTER://h:1").is_cluster());
+        let err = Link::new(RedisConfig::new("redis+cluster://h:1/3"))
+            .expect_err("a database")
             .to_string();
-        assert!(
-            err.contains("Cluster") && err.contains("not supported"),
-            "{err}"
-        );
+        assert!(err.contains("one database"), "{err}");
+        let err = Link::new(RedisConfig::new("redis+cluster://h:1").tls_ca_pem(b"x".to_vec()))
+            .expect_err("CA")
+            .to_string();
+        assert!(err.contains("TLS CA"), "{err}");
         let err = Link::new(RedisConfig::new("redis+sentinel://h:1/m").tls_ca_pem(b"x".to_vec()))
             .expect_err("CA")
             .to_string();

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use redis::{Connection, RedisError};
+use redis::RedisError;
 use ring::rand::{SecureRandom, SystemRandom};
 use tlsresume_core::keys::{KeyMaterial, KeyName, KeySecret, MasterSecret};
 use tlsresume_core::notice::{self, Notice};
@@ -14,7 +14,7 @@ use tlsresume_core::{KeyError, KeySource, ProcessKeySource, TicketPolicy, UnixTi
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::kek::{Kek, KekError};
-use crate::link::{confirm_on_replica, Link, RedisConfig};
+use crate::link::{confirm_on_replica, Conn, Link, RedisConfig};
 
 /// A [`KeySource`] shared by every server of a fleet through Redis.
 ///
@@ -41,6 +41,10 @@ use crate::link::{confirm_on_replica, Link, RedisConfig};
 ///   stand-in too ([`KeySource::master_retry_after`]): asked about again after the same delay,
 ///   it gives way to the fleet's once Redis answers. A node that holds the master secret puts
 ///   it back (`SET NX`) at each rotation, in case Redis restarted empty.
+///
+/// - **Redis Cluster** (`redis+cluster://`): the keys of the set (ticket keys, master secret)
+///   carry the prefix as a hash tag (`{tlsresume:}stek:…`), so they live on one slot, and a
+///   new key is confirmed with `WAIT 1` on the master serving that slot.
 ///
 /// Needs Redis 6.2 or later. Run it with persistence (`appendonly yes`) so that a restart does
 /// not make nodes that held no key create new ones.
@@ -117,12 +121,12 @@ impl RedisKeySource {
     /// The Redis key the wrapped ticket key of `slot` is stored under.
     pub fn redis_key_for_slot(&self, slot: u64) -> String {
         self.link
-            .key(&format!("stek:{}:{slot}", self.rotation_secs))
+            .key_set(&format!("stek:{}:{slot}", self.rotation_secs))
     }
 
     /// The Redis key the wrapped master secret is stored under.
     pub fn redis_master_key(&self) -> String {
-        self.link.key("master")
+        self.link.key_set("master")
     }
 
     /// The configuration in use.
@@ -166,7 +170,7 @@ impl RedisKeySource {
     /// ([`KeySourceStats::unconfirmed`]) and still used.
     fn set_nx_or_get(
         &self,
-        conn: &mut Connection,
+        conn: &mut Conn,
         key: &str,
         candidate: &[u8],
         ttl: Option<Duration>,
@@ -180,7 +184,7 @@ impl RedisKeySource {
             }
             let stored: Option<String> = set.query(conn)?;
             if stored.is_some() {
-                match confirm_on_replica(conn, self.link.replica_wait())? {
+                match confirm_on_replica(conn, key, self.link.replica_wait())? {
                     Some(0) => self.unconfirmed.fetch_add(1, Ordering::Relaxed),
                     Some(_) => self.confirmed.fetch_add(1, Ordering::Relaxed),
                     None => 0,
@@ -200,7 +204,7 @@ impl RedisKeySource {
     /// it), else a fresh candidate; whatever Redis holds wins.
     fn shared_slot_key(
         &self,
-        conn: &mut Connection,
+        conn: &mut Conn,
         slot: u64,
         known: Option<&KeyMaterial>,
     ) -> Result<Result<KeyMaterial, SlotError>, RedisError> {
@@ -253,11 +257,7 @@ impl RedisKeySource {
 
     /// Puts the held master secret back if Redis lost it (a restart without persistence), so
     /// nodes that start later derive the same keys as this one.
-    fn reseed_master(
-        &self,
-        conn: &mut Connection,
-        master: &MasterSecret,
-    ) -> Result<(), RedisError> {
+    fn reseed_master(&self, conn: &mut Conn, master: &MasterSecret) -> Result<(), RedisError> {
         let key = self.redis_master_key();
         if let Ok(wrapped) = self.kek.wrap(key.as_bytes(), master.as_bytes()) {
             redis::cmd("SET")
@@ -271,7 +271,7 @@ impl RedisKeySource {
 
     fn shared_master(
         &self,
-        conn: &mut Connection,
+        conn: &mut Conn,
     ) -> Result<Result<MasterSecret, SlotError>, RedisError> {
         let key = self.redis_master_key();
         let candidate = match self.random::<64>() {

@@ -93,7 +93,7 @@ impl RedisStore {
                     .arg("NX")
                     .query(conn)?;
                 if set.is_some() {
-                    confirm_on_replica(conn, self.link.replica_wait())?;
+                    confirm_on_replica(conn, &name, self.link.replica_wait())?;
                     return Ok(Some(wrapped.clone()));
                 }
                 redis::cmd("GET").arg(&name).query::<Option<Vec<u8>>>(conn)
@@ -112,9 +112,10 @@ impl RedisStore {
         Ok(self)
     }
 
-    /// The Redis key the fleet's wrapped session key is kept under.
+    /// The Redis key the fleet's wrapped session key is kept under (on a Redis Cluster, with
+    /// the prefix as a hash tag: on the ticket keys' slot).
     pub fn redis_session_key_name(&self) -> String {
-        self.link.key("session-key")
+        self.link.key_set("session-key")
     }
 
     #[cfg(feature = "ehlo")]

@@ -334,6 +334,45 @@ fn read_reply(r: &mut impl io::BufRead) -> io::Result<Reply> {
     })
 }
 
+/// A test needing Redis cannot run (`why`): says it is skipped and how to install the Debian
+/// `packages`; panics under CI, where the Redis checks must run.
+fn skipped<T>(why: String, packages: &str) -> Option<T> {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{why} and CI is set: install it (Debian: apt-get install -y {packages})"
+    );
+    eprintln!("SKIPPED: {why}; install it (Debian: apt-get install -y {packages})");
+    None
+}
+
+/// A fresh directory for the files of a set of Redis processes (`kind`: sentinel, cluster)
+/// of test `name`; `Err(why)` when the Redis tests are to be skipped (`TLSRESUME_SKIP_REDIS`)
+/// or it cannot be made.
+fn set_dir(kind: &str, name: &str) -> Result<std::path::PathBuf, String> {
+    if std::env::var_os("TLSRESUME_SKIP_REDIS").is_some() {
+        return Err("TLSRESUME_SKIP_REDIS is set".into());
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "tlsresume-{kind}-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot make a directory for the {kind} set ({e})"))?;
+    Ok(dir)
+}
+
+/// Polls `ready` every 20 ms until it holds, or fails saying `what` after `deadline`.
+fn wait_until(deadline: Instant, what: &str, mut ready: impl FnMut() -> bool) -> io::Result<()> {
+    while !ready() {
+        if Instant::now() > deadline {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, what.to_owned()));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 /// A Redis master with one replica, watched by one Sentinel (quorum 1, master down after
 /// 1 s), each a child process on a free loopback port, no persistence; all killed on drop.
 /// Needs `redis-server` (Sentinel mode is `redis-server FILE --sentinel`); without it `start`
@@ -355,25 +394,11 @@ impl SentinelSet {
     /// Sentinel knows it. `None` (the test says it is skipped) when `redis-server` cannot run;
     /// panics under CI in that case.
     pub fn start(name: &str) -> Option<Self> {
-        let skip = |why: String| -> Option<Self> {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{why} and CI is set: install redis-server (Debian: apt-get install -y redis-server redis-sentinel)"
-            );
-            eprintln!("SKIPPED: {why}; install it (Debian: apt-get install -y redis-server redis-sentinel)");
-            None
+        let skip = |why: String| skipped(why, "redis-server redis-sentinel");
+        let dir = match set_dir("sentinel", name) {
+            Ok(dir) => dir,
+            Err(why) => return skip(why),
         };
-        if std::env::var_os("TLSRESUME_SKIP_REDIS").is_some() {
-            return skip("TLSRESUME_SKIP_REDIS is set".into());
-        }
-        let dir = std::env::temp_dir().join(format!(
-            "tlsresume-sentinel-{name}-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            return skip(format!("cannot make a directory for Sentinel ({e})"));
-        }
         let mut set = Self {
             name: name.to_owned(),
             dir,
@@ -433,19 +458,11 @@ impl SentinelSet {
                 .stderr(Stdio::null())
                 .spawn()?,
         );
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if self.replica_in_sync() && self.sentinel_knows_replica() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the replica was not in sync, or Sentinel did not know it, within 15 s",
-                ));
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(
+            Instant::now() + Duration::from_secs(15),
+            "the replica was not in sync, or Sentinel did not know it, within 15 s",
+            || self.replica_in_sync() && self.sentinel_knows_replica(),
+        )
     }
 
     fn replica_in_sync(&self) -> bool {
@@ -567,4 +584,222 @@ pub fn round_robin(nodes: Vec<std::net::SocketAddr>) -> io::Result<std::net::Soc
         }
     });
     Ok(addr)
+}
+
+/// A Redis Cluster of three masters, each with one replica (`redis-server --cluster-enabled
+/// yes`, joined with `redis-cli --cluster create`), on free loopback ports, no persistence, a
+/// node counted as failed after 1 s (`cluster-node-timeout 1000`); all killed on drop. Needs
+/// `redis-server` and `redis-cli` (Debian: `redis-server`, which brings `redis-tools`);
+/// without them `start` says the test is skipped, and fails under CI.
+#[derive(Debug)]
+pub struct ClusterSet {
+    dir: std::path::PathBuf,
+    nodes: Vec<(u16, Option<Child>)>,
+}
+
+/// How many masters a [`ClusterSet`] has (each with one replica).
+const CLUSTER_MASTERS: usize = 3;
+
+impl ClusterSet {
+    /// Starts six nodes, joins them into a cluster and waits (at most 20 s) until every node
+    /// says the cluster is up and every replica is in sync. `None` (the test says it is
+    /// skipped) when `redis-server` or `redis-cli` cannot run; panics under CI in that case.
+    pub fn start(name: &str) -> Option<Self> {
+        let skip = |why: String| skipped(why, "redis-server redis-tools");
+        let dir = match set_dir("cluster", name) {
+            Ok(dir) => dir,
+            Err(why) => return skip(why),
+        };
+        let mut set = Self {
+            dir,
+            nodes: Vec::new(),
+        };
+        match set.spawn_all() {
+            Ok(()) => Some(set),
+            Err(e) => skip(format!("cannot run a Redis Cluster ({e})")),
+        }
+    }
+
+    fn spawn_all(&mut self) -> io::Result<()> {
+        for _ in 0..CLUSTER_MASTERS * 2 {
+            let port = free_port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .arg("--dir")
+                .arg(&self.dir)
+                .args(["--cluster-enabled", "yes", "--cluster-config-file"])
+                .arg(format!("nodes-{port}.conf"))
+                .args(["--cluster-node-timeout", "1000"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            self.nodes.push((port, Some(child)));
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let ports: Vec<u16> = self.nodes.iter().map(|(p, _)| *p).collect();
+        wait_until(deadline, "the nodes did not answer PING", || {
+            ports
+                .iter()
+                .all(|p| matches!(command(*p, &[b"PING"]), Ok(Reply::Simple(s)) if s == "PONG"))
+        })?;
+        // The first three become masters, the others their replicas.
+        let mut create = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(ports.iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        loop {
+            if let Some(status) = create.try_wait()? {
+                if !status.success() {
+                    return Err(io::Error::other(format!(
+                        "redis-cli --cluster create failed ({status})"
+                    )));
+                }
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = create.kill();
+                let _ = create.wait();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "redis-cli --cluster create did not finish",
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        wait_until(
+            deadline,
+            "the cluster was not up with its replicas in sync within 20 s",
+            || self.is_up(),
+        )
+    }
+
+    /// Whether every live node says the cluster is up and every live replica is in sync.
+    fn is_up(&self) -> bool {
+        self.live_ports().into_iter().all(|p| {
+            let ok = matches!(command(p, &[b"CLUSTER", b"INFO"]),
+                Ok(Reply::Bulk(Some(i))) if String::from_utf8_lossy(&i).contains("cluster_state:ok"));
+            let synced = match command(p, &[b"INFO", b"replication"]) {
+                Ok(Reply::Bulk(Some(i))) => {
+                    let info = String::from_utf8_lossy(&i);
+                    info.contains("role:master") || info.contains("master_link_status:up")
+                }
+                _ => false,
+            };
+            ok && synced
+        })
+    }
+
+    fn live_ports(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|(_, c)| c.is_some())
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// `redis+cluster://127.0.0.1:M1,127.0.0.1:M2,127.0.0.1:M3` (the first masters).
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self.nodes[..CLUSTER_MASTERS]
+            .iter()
+            .map(|(p, _)| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    /// The ports of the nodes running now.
+    pub fn ports(&self) -> Vec<u16> {
+        self.live_ports()
+    }
+
+    /// The slot of `key` (`CLUSTER KEYSLOT`).
+    pub fn slot_of(&self, key: &[u8]) -> Option<i64> {
+        let port = *self.live_ports().first()?;
+        match command(port, &[b"CLUSTER", b"KEYSLOT", key]) {
+            Ok(Reply::Int(slot)) => Some(slot),
+            _ => None,
+        }
+    }
+
+    /// The port of the master serving `slot`, as the live nodes say (`CLUSTER NODES`): a
+    /// node flagged `master`, not failed, whose ranges hold the slot.
+    pub fn master_of(&self, slot: i64) -> Option<u16> {
+        let port = *self.live_ports().first()?;
+        let Ok(Reply::Bulk(Some(text))) = command(port, &[b"CLUSTER", b"NODES"]) else {
+            return None;
+        };
+        String::from_utf8_lossy(&text).lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let flags = fields.get(2)?;
+            if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
+                return None;
+            }
+            let serves = fields.iter().skip(8).any(|range| {
+                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                matches!((lo.parse::<i64>(), hi.parse::<i64>()), (Ok(lo), Ok(hi)) if lo <= slot && slot <= hi)
+            });
+            let addr = fields.get(1)?.split('@').next()?;
+            serves.then(|| addr.rsplit_once(':')?.1.parse().ok()).flatten()
+        })
+    }
+
+    /// Kills the node on `port` (SIGKILL: a crash or a lost host).
+    pub fn kill(&mut self, port: u16) {
+        for (p, child) in &mut self.nodes {
+            if *p == port {
+                if let Some(mut c) = child.take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
+        }
+    }
+
+    /// Waits until another node than `old` serves `slot` as master and the live nodes say
+    /// the cluster is up; its port and the time waited, or `None` after `within`.
+    pub fn wait_for_failover(
+        &self,
+        slot: i64,
+        old: u16,
+        within: Duration,
+    ) -> Option<(u16, Duration)> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Some(new) = self.master_of(slot).filter(|p| *p != old) {
+                let all_ok = self.live_ports().into_iter().all(|p| {
+                    matches!(command(p, &[b"CLUSTER", b"INFO"]),
+                        Ok(Reply::Bulk(Some(i))) if String::from_utf8_lossy(&i).contains("cluster_state:ok"))
+                });
+                if all_ok {
+                    return Some((new, start.elapsed()));
+                }
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Every key a node serves (database 0) with its value (`GET`): on a master, the keys of
+    /// its slots.
+    pub fn entries(port: u16) -> Vec<(Vec<u8>, Vec<u8>)> {
+        SentinelSet::entries(port)
+    }
+}
+
+impl Drop for ClusterSet {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.nodes {
+            if let Some(mut c) = child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

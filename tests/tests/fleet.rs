@@ -21,7 +21,7 @@ mod common;
 
 use common::{answer, dialogue, gnutls_turn};
 use tlsresume::backends;
-use tlsresume_compare::redis::{round_robin, RedisServer, SentinelSet, SlowLink};
+use tlsresume_compare::redis::{round_robin, ClusterSet, RedisServer, SentinelSet, SlowLink};
 use tlsresume_compare::Pki;
 use tlsresume_core::{
     BackendKind, ClientContext, ClientSettings, ManualClock, ServerContext, ServerSettings,
@@ -121,11 +121,7 @@ impl Fleet {
             sources.push(source);
         }
         let store = Arc::new(RedisStore::new(config(url)).expect("store"));
-        let mut settings = ClientSettings::new(pki.roots.clone());
-        settings.clock = Arc::new(clock.clone());
-        settings.store = store.clone();
-        settings.versions = versions;
-        let client = backends::client(kind, settings).expect("client");
+        let client = client_on(kind, versions, store.clone(), &clock, pki);
         Self {
             clock,
             addr: round_robin(vec![nodes[0].addr, nodes[1].addr]).expect("balancer"),
@@ -158,6 +154,128 @@ impl Fleet {
         }
         false
     }
+}
+
+impl Fleet {
+    /// What the fleet uses now, as its key source hands it out, is in none of `entries` in
+    /// clear. A key's name is public (every ticket starts with it, the client's stored ones
+    /// too); its secrets and the master secret are not.
+    fn assert_no_key_in_clear(&self, entries: &[(Vec<u8>, Vec<u8>)]) {
+        let source = &self.sources[0];
+        let now = tlsresume_core::Clock::now(&self.clock);
+        let key = tlsresume_core::KeySource::new_key(source.as_ref(), now).expect("key");
+        let master = tlsresume_core::KeySource::master_secret(source.as_ref()).expect("master");
+        let secrets: [&[u8]; 3] = [
+            key.secret.cipher_key(),
+            key.secret.mac_key(),
+            master.as_bytes(),
+        ];
+        for (name, value) in entries {
+            let is_key_entry = !name.windows(8).any(|w| w == b":session");
+            let secret_shown = secrets
+                .iter()
+                .any(|s| value.windows(s.len()).any(|w| w == *s));
+            let name_shown = is_key_entry && value.windows(16).any(|w| w == key.name.as_bytes());
+            assert!(
+                !(secret_shown || name_shown),
+                "{} holds key material in clear",
+                String::from_utf8_lossy(name)
+            );
+        }
+    }
+}
+
+impl Fleet {
+    /// Two client threads connect throughout while `fail` kills the Redis master and waits for
+    /// its replica's promotion. Asserts: no handshake failed; sessions resume across nodes
+    /// again; after the next rotation (virtual clock: its key written to the new master) one
+    /// key for both nodes; the keys written were confirmed on a replica (`WAIT`), none left
+    /// unconfirmed. Returns what `fail` returned, the time from the kill to cross-node
+    /// resumption, the tallies (before, after the promotion) and the key sources' stats.
+    fn failover_under_load<T>(
+        &self,
+        kind: BackendKind,
+        fail: impl FnOnce() -> T,
+    ) -> (
+        T,
+        Duration,
+        Vec<Tally>,
+        Vec<tlsresume_stores::KeySourceStats>,
+    ) {
+        let load = Load::start(self, 2, 2);
+        load.wait_for(5);
+        let killed = Instant::now();
+        let failed = fail();
+        load.next_phase();
+        let recovered = self.resumes_across_nodes(Duration::from_secs(15));
+        let window = killed.elapsed();
+        load.wait_for(5);
+        let tally = load.finish();
+        for (phase, t) in tally.iter().enumerate() {
+            assert!(
+                t.failures.is_empty(),
+                "{kind}: phase {phase}: failed handshakes: {:?}",
+                t.failures
+            );
+        }
+        assert!(
+            recovered,
+            "{kind}: cross-node resumption through the new master"
+        );
+        // The next rotation slot (GnuTLS: period) starts after the failover: its key comes
+        // from the new master, one for both nodes.
+        self.clock.advance(kind.default_ticket_policy().rotation());
+        assert!(
+            self.resumes_across_nodes(Duration::from_secs(10)),
+            "{kind}: rotation continues after the failover, one key for the fleet"
+        );
+        let stats: Vec<_> = self.sources.iter().map(|s| s.stats()).collect();
+        for st in &stats {
+            assert_eq!(
+                st.unconfirmed, 0,
+                "{kind}: every key written had a replica's acknowledgement (or no replica to wait for, after the promotion): {stats:?}"
+            );
+        }
+        assert!(
+            stats.iter().map(|s| s.confirmed).sum::<u64>() > 0,
+            "{kind}: the keys written before the kill were confirmed on a replica (WAIT): {stats:?}"
+        );
+        (failed, window, tally, stats)
+    }
+}
+
+/// Every key of `before` (not the client's sessions, taken as they are used) is in `after`
+/// with the same value.
+fn assert_keys_survived(
+    kind: BackendKind,
+    before: &[(Vec<u8>, Vec<u8>)],
+    after: &[(Vec<u8>, Vec<u8>)],
+) {
+    let keys_before = before
+        .iter()
+        .filter(|(n, _)| !n.windows(8).any(|w| w == b":session"));
+    for (name, value) in keys_before {
+        assert!(
+            after.iter().any(|(n, v)| n == name && v == value),
+            "{kind}: {} survived the failover unchanged",
+            String::from_utf8_lossy(name)
+        );
+    }
+}
+
+/// A client of `kind` keeping its sessions in `store`, on `clock`.
+fn client_on(
+    kind: BackendKind,
+    versions: Versions,
+    store: Arc<RedisStore>,
+    clock: &ManualClock,
+    pki: &Pki,
+) -> Arc<dyn ClientContext> {
+    let mut settings = ClientSettings::new(pki.roots.clone());
+    settings.clock = Arc::new(clock.clone());
+    settings.store = store;
+    settings.versions = versions;
+    backends::client(kind, settings).expect("client")
 }
 
 /// Client threads connecting through the fleet until stopped; counts per phase.
@@ -434,84 +552,14 @@ fn sentinel_failover_under_load_fails_no_handshake_and_the_fleet_follows_the_new
             !before.is_empty(),
             "{kind}: the replica holds the fleet's keys before the failover"
         );
-        let load = Load::start(&fleet, 2, 2);
-        load.wait_for(5);
-        let killed = Instant::now();
-        set.kill_master();
-        let promoted = set
-            .wait_for_promotion(Duration::from_secs(20))
-            .expect("Sentinel promotes the replica within 20 s");
-        load.next_phase();
-        let recovered = fleet.resumes_across_nodes(Duration::from_secs(10));
-        let window = killed.elapsed();
-        load.wait_for(5);
-        let tally = load.finish();
-        for (phase, t) in tally.iter().enumerate() {
-            assert!(
-                t.failures.is_empty(),
-                "{kind}: phase {phase}: failed handshakes: {:?}",
-                t.failures
-            );
-        }
-        assert!(
-            recovered,
-            "{kind}: cross-node resumption through the new master"
-        );
-        // The next rotation slot (GnuTLS: period) starts after the failover: its key comes
-        // from the new master, one for both nodes.
-        let policy = kind.default_ticket_policy();
-        fleet.clock.advance(policy.rotation());
-        assert!(
-            fleet.resumes_across_nodes(Duration::from_secs(10)),
-            "{kind}: rotation continues after the failover, one key for the fleet"
-        );
-        let stats: Vec<_> = fleet.sources.iter().map(|s| s.stats()).collect();
-        for st in &stats {
-            assert_eq!(
-                st.unconfirmed, 0,
-                "{kind}: every key written was on the replica: {stats:?}"
-            );
-        }
-        assert!(
-            stats.iter().map(|s| s.confirmed).sum::<u64>() > 0,
-            "{kind}: the keys written were confirmed on a replica (WAIT): {stats:?}"
-        );
+        let (promoted, window, tally, stats) = fleet.failover_under_load(kind, || {
+            set.kill_master();
+            set.wait_for_promotion(Duration::from_secs(20))
+                .expect("Sentinel promotes the replica within 20 s")
+        });
         let after = SentinelSet::entries(set.replica_port());
-        // What the fleet uses now, as the key source hands it out: none of it in clear.
-        let source = &fleet.sources[0];
-        let now = tlsresume_core::Clock::now(&fleet.clock);
-        let key = tlsresume_core::KeySource::new_key(source.as_ref(), now).expect("key");
-        let master = tlsresume_core::KeySource::master_secret(source.as_ref()).expect("master");
-        // A key's name is public (every ticket starts with it, the client's stored ones too);
-        // its secrets and the master secret are not.
-        let secrets: [&[u8]; 3] = [
-            key.secret.cipher_key(),
-            key.secret.mac_key(),
-            master.as_bytes(),
-        ];
-        for (name, value) in &after {
-            let is_key_entry = !name.windows(8).any(|w| w == b":session");
-            let secret_shown = secrets
-                .iter()
-                .any(|s| value.windows(s.len()).any(|w| w == *s));
-            let name_shown = is_key_entry && value.windows(16).any(|w| w == key.name.as_bytes());
-            assert!(
-                !(secret_shown || name_shown),
-                "{kind}: {} holds key material in clear",
-                String::from_utf8_lossy(name)
-            );
-        }
-        // The keys (not the client's sessions, taken as they are used).
-        let keys_before = before
-            .iter()
-            .filter(|(n, _)| !n.windows(8).any(|w| w == b":session"));
-        for (name, value) in keys_before {
-            assert!(
-                after.iter().any(|(n, v)| n == name && v == value),
-                "{kind}: {} survived the failover unchanged",
-                String::from_utf8_lossy(name)
-            );
-        }
+        fleet.assert_no_key_in_clear(&after);
+        assert_keys_survived(kind, &before, &after);
         eprintln!(
             "{kind}: master killed, replica promoted after {promoted:?}, cross-node resumption again {window:?} after the kill; per phase {:?}; key sources {stats:?}",
             tally.iter().map(|t| (t.handshakes, t.resumed)).collect::<Vec<_>>()
@@ -567,4 +615,104 @@ fn the_fleet_session_key_is_shared_through_redis_wrapped_with_the_kek() {
         started.elapsed() < Duration::from_secs(2),
         "bounded by the timeouts"
     );
+}
+
+/// Keys and sessions in a Redis Cluster (`redis+cluster://`, three masters with a replica
+/// each): the fleet's key set (ticket keys, master secret, session key) hashes to one slot;
+/// two server nodes share the ticket keys and two clients the sessions (the fleet's session
+/// key), so a session one client stored through one node resumes for the other client on
+/// the other node; the keys written were confirmed on the slot master's replica (`WAIT`).
+/// Then the master serving the key set is killed (SIGKILL) under client load: no handshake
+/// fails, the cluster promotes its replica, sessions resume across nodes again, the next
+/// rotation slot's key is one key for both nodes, the keys written before the kill are on
+/// the new master unchanged, and no node holds a ticket key in clear.
+#[test]
+fn cluster_shares_keys_and_sessions_and_a_killed_master_is_replaced_under_load() {
+    let _turn = gnutls_turn();
+    let pki = Pki::committed().expect("PKI");
+    let kek = Kek::from_bytes([0x4b; 32]);
+    let kinds: Vec<_> = backends::available()
+        .into_iter()
+        .filter(|k| matches!(k, BackendKind::Openssl | BackendKind::Gnutls))
+        .collect();
+    for kind in kinds {
+        let Some(mut cluster) = ClusterSet::start(&format!("keys{}", kind.code())) else {
+            return;
+        };
+        let url = cluster.url();
+        let fleet = Fleet::new(kind, Versions::ALL, &url, &pki);
+        assert!(
+            fleet.resumes_across_nodes(Duration::from_secs(10)),
+            "{kind}: sessions resume across nodes through the cluster"
+        );
+        // Two clients of the fleet sharing sessions through the cluster.
+        let shared = || {
+            Arc::new(
+                RedisStore::new(config(&url))
+                    .expect("store")
+                    .with_fleet_session_key(&kek)
+                    .expect("the fleet's session key from the cluster"),
+            )
+        };
+        let (store_a, store_b) = (shared(), shared());
+        let a = client_on(kind, Versions::ALL, store_a.clone(), &fleet.clock, &pki);
+        let b = client_on(kind, Versions::ALL, store_b, &fleet.clock, &pki);
+        let mut crossed = false;
+        for _ in 0..5 {
+            // Consecutive connections land on different nodes: a stores through one, b
+            // resumes what a stored through the other.
+            dialogue(a.as_ref(), fleet.addr).expect("client a");
+            if dialogue(b.as_ref(), fleet.addr).expect("client b") {
+                crossed = true;
+                break;
+            }
+        }
+        assert!(
+            crossed,
+            "{kind}: a session client a stored resumes for client b on the other node"
+        );
+        // The key set on one slot, served by one master.
+        let source = &fleet.sources[0];
+        let now = tlsresume_core::Clock::now(&fleet.clock);
+        let key_names = [
+            source.redis_key_for_slot(source.slot_at(now)),
+            source.redis_master_key(),
+            store_a.redis_session_key_name(),
+        ];
+        let slots: Vec<_> = key_names
+            .iter()
+            .map(|k| cluster.slot_of(k.as_bytes()).expect("KEYSLOT"))
+            .collect();
+        assert!(
+            slots.iter().all(|s| *s == slots[0]),
+            "{kind}: the key set is on one slot: {key_names:?} {slots:?}"
+        );
+        let slot = slots[0];
+        let owner = cluster.master_of(slot).expect("the slot's master");
+        let before = ClusterSet::entries(owner);
+        let holds = |k: &String| before.iter().any(|(n, _)| n == k.as_bytes());
+        assert!(
+            holds(&key_names[2]) && (holds(&key_names[0]) || holds(&key_names[1])),
+            "{kind}: the slot's master holds the ticket key (or master secret) and the session key"
+        );
+        let ((promoted, after_kill), window, tally, stats) =
+            fleet.failover_under_load(kind, || {
+                cluster.kill(owner);
+                cluster
+                    .wait_for_failover(slot, owner, Duration::from_secs(20))
+                    .expect("the cluster promotes the replica within 20 s")
+            });
+        let after = ClusterSet::entries(promoted);
+        assert_keys_survived(kind, &before, &after);
+        let everything: Vec<_> = cluster
+            .ports()
+            .into_iter()
+            .flat_map(ClusterSet::entries)
+            .collect();
+        fleet.assert_no_key_in_clear(&everything);
+        eprintln!(
+            "{kind}: master {owner} killed, {promoted} promoted after {after_kill:?}, cross-node resumption again {window:?} after the kill; per phase {:?}; key sources {stats:?}",
+            tally.iter().map(|t| (t.handshakes, t.resumed)).collect::<Vec<_>>()
+        );
+    }
 }

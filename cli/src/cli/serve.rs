@@ -194,7 +194,8 @@ pub struct ServeArgs {
     /// Share session-ticket keys with the other servers of a fleet through the Redis at URL
     /// (redis://[user][:password@]host:port[/db], redis+unix:///path; the master named by
     /// Sentinels: redis+sentinel://[user][:password@]host:port[,host:port…]/master_name[/db],
-    /// followed through failovers; rediss:// for TLS
+    /// followed through failovers; a Redis Cluster: redis+cluster://[user][:password@]host:port[,host:port…];
+    /// rediss:// for TLS
     /// only in a build with the tlsresume-stores/redis-tls feature), so a ticket from one node (or from
     /// before a restart) resumes on every node running the same backend. Keys are wrapped
     /// with the key-encryption key of --kek-file or --kek-env before they reach Redis.
