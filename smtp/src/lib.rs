@@ -17,6 +17,7 @@
 //! | [`reply`] | the SMTP reply parser (the workspace's only one) |
 //! | [`server`]: [`ServerSession`], [`ServerConfig`] | the server's dialogue without I/O (banner, EHLO, STARTTLS, MAIL, RCPT, DATA, BDAT, RSET, NOOP, QUIT, limits, no smuggling) and its blocking front |
 //! | [`session`]: [`ClientSession`] | the client's opening without I/O (banner, EHLO, STARTTLS, QUIT) and its blocking front |
+//! | [`dialogue`]: [`Dialogue`](dialogue::Dialogue) | the client's whole dialogue without I/O (early pipelining and its fallback, STARTTLS, one transaction per message, RSET, streamed content, errors) that [`Client`] and the tokio client drive |
 //! | `tokio` (feature `tokio`) | the async fronts of both sessions |
 //! | [`fastopen`]: [`FastOpenStream`], [`FastOpen`] | TCP Fast Open: the first flight in the SYN, and what the kernel says became of it |
 //! | [`ehlo`]: [`EhloCache`], [`EhloKey`], [`EhloStore`], [`MemoryEhloStore`] | early pipelining's EHLO-response cache and its rules |
@@ -55,8 +56,9 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod body;
 mod client;
-mod conn;
+pub mod dialogue;
 pub mod ehlo;
 mod envelope;
 mod error;

@@ -267,7 +267,7 @@ impl ClientSession {
     }
 }
 
-fn empty_ehlo() -> EhloResponse {
+pub(crate) fn empty_ehlo() -> EhloResponse {
     EhloResponse {
         host: String::new(),
         keywords: Vec::new(),
