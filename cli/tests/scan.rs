@@ -15,6 +15,7 @@ use serde_json::Value;
 mod common;
 
 use common::{pki, run, Server};
+use tlsresume_compare::exim::Exim;
 
 /// Whether `tool` runs; otherwise fails under `CI` and says SKIPPED.
 fn have(tool: &str, args: &[&str], package: &str) -> bool {
@@ -424,89 +425,22 @@ fn text_output_fits_a_screen_and_every_no_says_why() {
 /// `tls_resumption_hosts = *`; `pipelining_connect_advertise_hosts` is `*` with `pipe_connect`
 /// and empty without.
 /// `None` (SKIPPED, or a failure under CI) when it cannot run here.
-fn exim(dir: &std::path::Path, resumption: bool, pipe_connect: bool) -> Option<Peer> {
-    let binary = ["/usr/sbin/exim4", "exim4"].into_iter().find(|b| {
-        Command::new(b)
-            .arg("-bV")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    let Some(binary) = binary else {
-        have("exim4", &["-bV"], "exim4-daemon-heavy");
-        return None;
-    };
-    let port = free_port();
-    let (spool, log) = (dir.join("spool"), dir.join("log"));
-    for d in [&spool, &log] {
-        std::fs::create_dir_all(d).expect("exim's directories");
-    }
-    let mut conf = format!(
-        "primary_hostname = mx.tlsresume.test\n\
-         daemon_smtp_ports = {port}\n\
-         local_interfaces = 127.0.0.1\n\
-         spool_directory = {spool}\n\
-         log_file_path = {log}/%slog\n\
-         pid_file_path = {spool}/exim.pid\n\
-         tls_advertise_hosts = *\n\
-         tls_certificate = {cert}\n\
-         tls_privatekey = {key}\n\
-         acl_smtp_rcpt = acl_rcpt\n",
-        spool = spool.display(),
-        log = log.display(),
-        cert = pki("server-ecdsa.pem"),
-        key = pki("server-ecdsa.key"),
-    );
+fn exim(dir: &std::path::Path, resumption: bool, pipe_connect: bool) -> Option<Exim> {
+    let mut main = String::from("acl_smtp_rcpt = acl_rcpt\n");
     if resumption {
-        conf.push_str("tls_resumption_hosts = *\n");
+        main.push_str("tls_resumption_hosts = *\n");
     }
     // Exim 4.96 advertises PIPECONNECT to every host unless told otherwise.
-    conf.push_str(if pipe_connect {
+    main.push_str(if pipe_connect {
         "pipelining_connect_advertise_hosts = *\n"
     } else {
         "pipelining_connect_advertise_hosts =\n"
     });
-    conf.push_str(
+    tlsresume_compare::exim::start(
+        dir,
+        &main,
         "begin acl\nacl_rcpt:\n  deny message = no relay\nbegin routers\nbegin transports\n",
-    );
-    let path = dir.join("exim.conf");
-    std::fs::write(&path, conf).expect("exim.conf");
-    // Run as root, Exim writes its spool and log as its own user (the configuration stays
-    // the caller's: Exim refuses one that is not root's).
-    let _ = Command::new("chown")
-        .arg("Debian-exim")
-        .args([&spool, &log])
-        .status();
-    let mut command = Command::new(binary);
-    command.arg("-C").arg(&path).arg("-bdf");
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn exim");
-    let addr = format!("127.0.0.1:{port}");
-    let mut peer = Peer { child, addr };
-    let sock: SocketAddr = peer.addr.parse().expect("address");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect_timeout(&sock, Duration::from_millis(200)).is_err() {
-        let exited = peer.child.try_wait().ok().flatten().is_some();
-        if exited || Instant::now() > deadline {
-            let _ = peer.child.kill();
-            let mut err = String::new();
-            if let Some(mut e) = peer.child.stderr.take() {
-                use std::io::Read;
-                let _ = e.read_to_string(&mut err);
-            }
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "exim did not listen under CI: {err}"
-            );
-            eprintln!("SKIPPED: exim cannot run a daemon here: {}", err.trim());
-            return None;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    Some(peer)
+    )
 }
 
 #[test]

@@ -50,6 +50,7 @@ fn message() -> Message {
         mail_from: "bench@client.test".into(),
         rcpt_to: vec!["one@server.test".into()],
         content: b"Subject: bench\r\n\r\nhello\r\n".to_vec(),
+        dsn: Default::default(),
     }
 }
 

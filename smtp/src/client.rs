@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use tlsresume_core::{HostList, SessionInfo, SystemClock};
 
+use crate::auth::{Credentials, Mechanism};
 use crate::dialogue::{drive, Dialogue, Pause};
 use crate::ehlo::{EhloCache, EhloResponse, MemoryEhloStore, Phase, Verdict};
 pub use crate::error::{ErrorClass, SendError, Stage};
+use crate::extensions::{Dsn, Parameters};
 use crate::fastopen::{FastOpen, FastOpenStream};
 use crate::reply::Reply;
 use crate::server::Deadlines;
@@ -135,6 +137,12 @@ pub struct ClientConfig {
     /// deadline fails the attempt as a temporary I/O error ("the SMTP reply deadline
     /// passed"), at most one read [`timeout`](Self::timeout) after the deadline.
     pub deadlines: Deadlines,
+    /// AUTH (RFC 4954, PLAIN or else LOGIN, as the server offers) with these credentials after
+    /// the EHLO under TLS, before the first message. Never in clear: without TLS the
+    /// connection fails at [`Stage::Auth`] before any credential or message is sent; a server
+    /// offering neither mechanism fails it too. No transaction goes early (PIPECONNECT)
+    /// ahead of AUTH. Default: none.
+    pub auth: Option<Credentials>,
 }
 
 /// A bad EHLO name.
@@ -164,6 +172,7 @@ impl ClientConfig {
             chunking: true,
             timeout: Duration::from_secs(300),
             deadlines: Deadlines::default(),
+            auth: None,
         })
     }
 
@@ -185,6 +194,8 @@ pub struct StreamedMessage<'r> {
     pub content: &'r mut dyn Read,
     /// Its size in octets with CR LF line endings, if known: declared with SIZE.
     pub size: Option<u64>,
+    /// Delivery status notifications asked for, as [`Message::dsn`].
+    pub dsn: Dsn,
 }
 
 impl fmt::Debug for StreamedMessage<'_> {
@@ -198,15 +209,36 @@ impl fmt::Debug for StreamedMessage<'_> {
 }
 
 /// One message: envelope and content.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Message {
     /// The envelope sender (`MAIL FROM:<…>`), empty for a bounce.
     pub mail_from: String,
     /// The envelope recipients (at least one).
     pub rcpt_to: Vec<String>,
     /// The message (header and body). Each line ending (LF, CR or CR LF) goes on the wire as
-    /// CR LF, and dot-stuffing is done here, so no content can end DATA early.
+    /// CR LF, and dot-stuffing is done here, so no content can end DATA early. An octet over
+    /// 127 is sent with `BODY=8BITMIME`, to a server offering 8BITMIME only
+    /// ([`ParameterError::NeedsEightBitMime`](crate::extensions::ParameterError) otherwise).
     pub content: Vec<u8>,
+    /// Delivery status notifications asked for (RFC 3461), sent when the server offers DSN
+    /// ([`Delivery::parameters`] says whether they went). Default: none.
+    pub dsn: Dsn,
+}
+
+impl Message {
+    /// A message from `mail_from` to `rcpt_to` with `content`, no DSN asked.
+    pub fn new<R: Into<String>>(
+        mail_from: impl Into<String>,
+        rcpt_to: impl IntoIterator<Item = R>,
+        content: impl Into<Vec<u8>>,
+    ) -> Self {
+        Self {
+            mail_from: mail_from.into(),
+            rcpt_to: rcpt_to.into_iter().map(Into::into).collect(),
+            content: content.into(),
+            dsn: Dsn::default(),
+        }
+    }
 }
 
 /// What one connection did, for the caller's log.
@@ -237,6 +269,11 @@ pub struct Delivery {
     pub tls: bool,
     /// Whether BDAT was used.
     pub chunking: bool,
+    /// The MAIL and RCPT parameters sent, and the extensions they used (8BITMIME, SMTPUTF8,
+    /// DSN).
+    pub parameters: Parameters,
+    /// The AUTH mechanism the connection authenticated with ([`ClientConfig::auth`]).
+    pub auth: Option<Mechanism>,
     /// What happened to the cached EHLO response, per phase.
     pub cache: Vec<(Phase, Verdict)>,
     /// The recipients the server accepted.
@@ -373,6 +410,7 @@ impl Client {
             mail_from: message.mail_from,
             rcpt_to: message.rcpt_to,
             content: Vec::new(),
+            dsn: message.dsn,
         };
         let source = Source {
             reader: message.content,

@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 use tlsresume_core::deadline::deadline_passed;
 use tlsresume_core::SessionInfo;
 
+use crate::auth::{AuthClient, AuthError, Credentials, Mechanism};
 use crate::body::{dot_stuff, normalise, Encoder};
 use crate::client::{ClientConfig, Delivery, Message, Start, UpgradeContext};
 use crate::ehlo::{EhloEntry, EhloFeatures, EhloKey, EhloResponse, Observed, Phase, Verdict};
 use crate::error::{ErrorClass, SendError, Stage};
+use crate::extensions::{self, Body, ParameterError, Parameters};
 use crate::fastopen::FastOpen;
 use crate::reply::{Assembler, Reply, ReplyError, MAX_LINE};
 
@@ -57,6 +59,8 @@ enum Want {
     },
     Helo,
     StartTls,
+    /// A reply in the AUTH exchange.
+    Auth,
     Rset,
     Mail,
     Rcpt(usize),
@@ -98,6 +102,8 @@ pub(crate) struct Plan {
     pub(crate) mail: String,
     /// (recipient, its RCPT command)
     pub(crate) rcpts: Vec<(String, String)>,
+    /// The extensions' parameters in `mail` and `rcpts`.
+    pub(crate) parameters: Parameters,
 }
 
 impl Plan {
@@ -137,13 +143,14 @@ fn line(out: &mut Vec<u8>, command: &str) {
 
 /// The transaction of a message for a server offering `features`. `streamed`: the content
 /// comes from a reader (`Some(declared size)`), sent with DATA (BDAT needs each chunk's size
-/// before it).
+/// before it). `Err`: the server cannot take the message as it is ([`ParameterError`]), and
+/// nothing of it is sent.
 pub(crate) fn plan(
     features: EhloFeatures,
     message: &Message,
     chunking: bool,
     streamed: Option<Option<u64>>,
-) -> Plan {
+) -> Result<Plan, SendError> {
     let chunking = chunking && features.contains(EhloFeatures::CHUNKING) && streamed.is_none();
     let (size, body) = match streamed {
         Some(declared) => (declared, Vec::new()),
@@ -157,21 +164,55 @@ pub(crate) fn plan(
             (Some(size), dot_stuff(&message.content))
         }
     };
-    let size_param = match size {
-        Some(size) if features.contains(EhloFeatures::SIZE) => format!(" SIZE={size}"),
-        _ => String::new(),
+    let kind = if streamed.is_some() {
+        Body::Unknown
+    } else {
+        Body::of(&message.content)
     };
-    Plan {
+    let parameters = extensions::parameters(message, kind, size, features).map_err(unsendable)?;
+    Ok(Plan {
         pipelining: features.contains(EhloFeatures::PIPELINING),
         chunking,
         size,
         body,
-        mail: format!("MAIL FROM:<{}>{size_param}", message.mail_from),
+        mail: format!("MAIL FROM:<{}>{}", message.mail_from, parameters.mail),
         rcpts: message
             .rcpt_to
             .iter()
-            .map(|r| (r.clone(), format!("RCPT TO:<{r}>")))
+            .zip(&parameters.rcpt)
+            .map(|(r, p)| (r.clone(), format!("RCPT TO:<{r}>{p}")))
             .collect(),
+        parameters,
+    })
+}
+
+/// A message the server cannot take as it is ([`ParameterError`]): refused unsent, for good;
+/// an address that needs SMTPUTF8 is named as the envelope's field.
+fn unsendable(e: ParameterError) -> SendError {
+    let (stage, envelope) = match e {
+        ParameterError::NeedsSmtpUtf8(field) => (
+            match field {
+                crate::EnvelopeField::MailFrom => Stage::Mail,
+                _ => Stage::Rcpt,
+            },
+            Some(crate::EnvelopeError {
+                field,
+                problem: crate::AddressError::NonAscii,
+            }),
+        ),
+        _ => (Stage::Mail, None),
+    };
+    let mut out = SendError::new(stage, ErrorClass::Permanent, format!("not sent: {e}"));
+    out.envelope = envelope;
+    out.caused_by(e)
+}
+
+/// A failed AUTH: the server's refusal (535 permanent, 454 temporary), or the client's own
+/// (no TLS, no common mechanism, a reply out of place).
+fn auth_failed(e: AuthError) -> SendError {
+    match e {
+        AuthError::Refused(reply) => SendError::refused(Stage::Auth, reply),
+        e => SendError::new(Stage::Auth, ErrorClass::Protocol, e.to_string()).caused_by(e),
     }
 }
 
@@ -183,6 +224,7 @@ struct PerMessage {
     time_to_reply: Duration,
     pipelining: bool,
     chunking: bool,
+    parameters: Parameters,
     accepted: Vec<String>,
     rejected: Vec<(String, Reply)>,
 }
@@ -262,6 +304,12 @@ pub struct Dialogue {
     tx: Option<Tx>,
     encoder: Option<Encoder>,
     results: Vec<Result<Sent, SendError>>,
+    /// AUTH's credentials ([`ClientConfig::auth`]).
+    auth: Option<Credentials>,
+    /// The AUTH exchange under way.
+    auth_client: Option<AuthClient>,
+    /// The mechanism AUTH succeeded with.
+    authenticated: Option<Mechanism>,
 }
 
 impl Dialogue {
@@ -332,6 +380,9 @@ impl Dialogue {
             tx: None,
             encoder: None,
             results: Vec::new(),
+            auth: config.auth.clone(),
+            auth_client: None,
+            authenticated: None,
         };
         if d.messages.is_empty() {
             d.state = State::Done;
@@ -353,7 +404,12 @@ impl Dialogue {
             })
             .cloned();
         self.awaited.push_back(Want::Banner);
-        if let Some(view) = early_view {
+        // A transaction goes early only when it can go as planned.
+        let early_plan = match &early_view {
+            Some(view) if !starttls => self.early_plan(view.features),
+            _ => None,
+        };
+        if early_view.is_some() && (starttls || early_plan.is_some()) {
             line(&mut self.out, &format!("EHLO {}", self.helo));
             self.awaited.push_back(Want::Ehlo { early: true });
             let mut sent = vec!["EHLO"];
@@ -362,22 +418,30 @@ impl Dialogue {
                 sent.push("STARTTLS");
                 self.awaited.push_back(Want::StartTls);
                 self.early_starttls = true;
-            } else {
-                self.early_flight(view.features, &mut sent);
+            } else if let Some(p) = early_plan {
+                self.early_flight(p, &mut sent);
             }
             self.sent_early = sent;
         }
     }
 
+    /// The first message's plan from the cached features, when it may go early: not ahead of
+    /// AUTH, and not when the message cannot go to such a server.
+    fn early_plan(&self, features: EhloFeatures) -> Option<Plan> {
+        if self.auth.is_some() {
+            return None;
+        }
+        self.plan(features, 0).ok()
+    }
+
     /// The first message's transaction sent from the cached features.
-    fn early_flight(&mut self, features: EhloFeatures, sent: &mut Vec<&'static str>) {
-        let p = self.plan(features, 0);
+    fn early_flight(&mut self, p: Plan, sent: &mut Vec<&'static str>) {
         p.all(&mut self.out, sent);
         self.owed_early = p.replies();
         self.early_plan = Some(p);
     }
 
-    fn plan(&self, features: EhloFeatures, index: usize) -> Plan {
+    fn plan(&self, features: EhloFeatures, index: usize) -> Result<Plan, SendError> {
         plan(
             features,
             &self.messages[index],
@@ -530,13 +594,14 @@ impl Dialogue {
             .and_then(|e| e.view(Phase::Tls))
             .filter(|v| v.permits_early() && !self.early_off)
             .cloned();
+        let early_plan = view.and_then(|v| self.early_plan(v.features));
         line(&mut self.out, &format!("EHLO {}", self.helo));
         self.awaited.push_back(Want::Ehlo {
-            early: view.is_some(),
+            early: early_plan.is_some(),
         });
-        if let Some(view) = view {
+        if let Some(p) = early_plan {
             let mut sent = vec!["EHLO"];
-            self.early_flight(view.features, &mut sent);
+            self.early_flight(p, &mut sent);
             self.sent_early_tls = sent;
         }
     }
@@ -555,6 +620,24 @@ impl Dialogue {
                 line(&mut self.out, ".");
                 self.awaited.push_back(Want::Final);
                 self.state = State::Replies;
+            }
+            Ok(bytes)
+                if bytes.iter().any(|&b| b > 0x7f)
+                    && !self
+                        .tx
+                        .as_ref()
+                        .is_some_and(|t| t.plan.parameters.eight_bit_mime) =>
+            {
+                self.encoder = None;
+                self.state = State::Replies;
+                // No end of data goes: the server drops what it has, nothing is delivered.
+                self.broken = true;
+                self.finish_message(Err(SendError::new(
+                    Stage::Data,
+                    ErrorClass::Permanent,
+                    format!("{}; the connection was dropped before the message's end, so nothing was delivered", ParameterError::NeedsEightBitMime),
+                )));
+                self.stop_reading();
             }
             Ok(bytes) => encoder.push(bytes, &mut self.out),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -610,6 +693,7 @@ impl Dialogue {
             }
             Some(Want::Helo) => self.fail(SendError::read(Stage::Ehlo, e)),
             Some(Want::StartTls) => self.fail(SendError::read(Stage::StartTls, e)),
+            Some(Want::Auth) => self.fail(SendError::read(Stage::Auth, e)),
             Some(Want::Rset) => self.finish_message(Err(SendError::read(Stage::Mail, e))),
             Some(Want::Mail) => self.finish_message(Err(SendError::read(Stage::Mail, e))),
             Some(Want::Rcpt(_)) => self.finish_message(Err(SendError::read(Stage::Rcpt, e))),
@@ -664,6 +748,7 @@ impl Dialogue {
                 self.state = State::Upgrade;
             }
             Want::StartTls => self.fail(SendError::refused(Stage::StartTls, reply)),
+            Want::Auth => self.on_auth(reply),
             Want::Rset => {
                 if let Some(tx) = &self.tx {
                     if !tx.plan.pipelining {
@@ -762,7 +847,7 @@ impl Dialogue {
         let starttls_offered = ehlo.features.contains(EhloFeatures::STARTTLS);
         self.ehlo = Some(ehlo);
         if !self.starttls {
-            self.next = Next::Message(0);
+            self.start_auth();
             return;
         }
         if self.early_starttls {
@@ -778,6 +863,45 @@ impl Dialogue {
         }
         line(&mut self.out, "STARTTLS");
         self.awaited.push_back(Want::StartTls);
+    }
+
+    /// AUTH when credentials are given (refused unsent in clear), then the first message.
+    fn start_auth(&mut self) {
+        let Some(credentials) = &self.auth else {
+            self.next = Next::Message(0);
+            return;
+        };
+        let offered = self.ehlo.as_ref().map(|e| e.auth.as_slice()).unwrap_or(&[]);
+        let tls = self.tls || self.start == Start::TlsOnConnect;
+        match AuthClient::start(credentials, offered, tls) {
+            Ok((client, first)) => {
+                line(&mut self.out, &first);
+                self.awaited.push_back(Want::Auth);
+                self.auth_client = Some(client);
+            }
+            Err(e) => self.fail(auth_failed(e)),
+        }
+    }
+
+    fn on_auth(&mut self, reply: Reply) {
+        let Some(client) = self.auth_client.as_mut() else {
+            return;
+        };
+        match client.next(&reply) {
+            Ok(Some(answer)) => {
+                line(&mut self.out, &answer);
+                self.awaited.push_back(Want::Auth);
+            }
+            Ok(None) => {
+                self.authenticated = Some(client.mechanism());
+                self.auth_client = None;
+                self.next = Next::Message(0);
+            }
+            Err(e) => {
+                self.auth_client = None;
+                self.fail(auth_failed(e));
+            }
+        }
     }
 
     /// A bad banner or EHLO reply: the entry goes, the replies still owed are read and thrown
@@ -840,7 +964,14 @@ impl Dialogue {
         let early = self.early_plan.take();
         self.owed_early = 0;
         let sent = early.is_some();
-        let plan = early.unwrap_or_else(|| self.plan(features, i));
+        let plan = match early.map_or_else(|| self.plan(features, i), Ok) {
+            Ok(plan) => plan,
+            Err(e) => {
+                self.results.push(Err(e));
+                self.next = Next::Message(i + 1);
+                return;
+            }
+        };
         if let (Some(limit), Some(size), false) = (limit, plan.size, sent) {
             if size > limit {
                 self.results.push(Err(SendError::new(
@@ -874,6 +1005,7 @@ impl Dialogue {
             per: PerMessage {
                 pipelining: plan.pipelining,
                 chunking: plan.chunking,
+                parameters: plan.parameters.clone(),
                 ..PerMessage::default()
             },
             plan,
@@ -1053,6 +1185,8 @@ impl Dialogue {
                 pipelining: m.pipelining,
                 tls: this.tls || this.start == Start::TlsOnConnect,
                 chunking: m.chunking,
+                parameters: m.parameters,
+                auth: this.authenticated,
                 cache: this.cache_report.clone(),
                 accepted: m.accepted,
                 rejected: m.rejected,
@@ -1097,10 +1231,12 @@ pub fn drive<S: Read + Write + ?Sized>(
     let mut piece = Vec::new();
     loop {
         match dialogue.step() {
-            Step::Write(bytes) => {
+            Step::Write(mut bytes) => {
                 if let Err(e) = stream.write_all(&bytes).and_then(|()| stream.flush()) {
                     dialogue.write_failed(e);
                 }
+                // What went may hold an AUTH response: wiped, not left to the allocator.
+                zeroize::Zeroize::zeroize(&mut bytes);
             }
             Step::Read { until } => {
                 if until.is_some_and(|u| Instant::now() >= u) {

@@ -15,9 +15,9 @@ pub const MAX_LOCAL_PART: usize = 64;
 /// The longest command line, CR LF included (RFC 5321 §4.5.3.1.4).
 pub const MAX_COMMAND_LINE: usize = 512;
 
-// The client sends no MAIL or RCPT parameters: with the path within its limit the longest
-// command line, `RCPT TO:<path>` CR LF, is far within the command line limit, and the domain
-// (at most 252 octets) within the 255 of RFC 5321 §4.5.3.1.2.
+// With the path within its limit, `RCPT TO:<path>` CR LF is within the command line limit, and
+// the domain (at most 252 octets) within the 255 of RFC 5321 §4.5.3.1.2; the parameters of
+// service extensions lengthen the line as RFC 1869 §4.1.2 allows (DSN's ORCPT by up to 500).
 const _: () = assert!("RCPT TO:".len() + MAX_PATH + 2 <= MAX_COMMAND_LINE);
 
 /// What is wrong with an envelope address.
@@ -33,7 +33,8 @@ pub enum AddressError {
     /// `<` or `>`: the address is given without its angle brackets (the null reverse path
     /// `<>` is the empty string).
     AngleBracket,
-    /// A byte above 0x7f. It needs SMTPUTF8 (RFC 6531), which this client does not support.
+    /// Not ASCII where only ASCII may go (a DSN value; an address is checked against the
+    /// server's SMTPUTF8 once connected: [`crate::extensions::ParameterError::NeedsSmtpUtf8`]).
     NonAscii,
     /// Empty where an address is needed: only the sender may be the null reverse path.
     Empty,
@@ -41,6 +42,15 @@ pub enum AddressError {
     PathTooLong(usize),
     /// A local part longer than [`MAX_LOCAL_PART`] octets (its length).
     LocalPartTooLong(usize),
+    /// A DSN value longer than it may be once xtext-encoded.
+    TooLong {
+        /// Its length, encoded.
+        octets: usize,
+        /// The most it may have.
+        max: usize,
+    },
+    /// An ORCPT given past the last recipient.
+    NoSuchRecipient,
 }
 
 impl fmt::Display for AddressError {
@@ -52,9 +62,7 @@ impl fmt::Display for AddressError {
             AddressError::AngleBracket => f.write_str(
                 "contains '<' or '>' (give the address without angle brackets; the null sender is empty)",
             ),
-            AddressError::NonAscii => f.write_str(
-                "contains non-ASCII characters, which need SMTPUTF8, and this client does not support SMTPUTF8",
-            ),
+            AddressError::NonAscii => f.write_str("contains non-ASCII characters"),
             AddressError::Empty => {
                 f.write_str("is empty (only the sender may be the null reverse path <>)")
             }
@@ -65,6 +73,10 @@ impl fmt::Display for AddressError {
                 f,
                 "has a local part of {n} octets; it may have {MAX_LOCAL_PART}"
             ),
+            AddressError::TooLong { octets, max } => {
+                write!(f, "is {octets} octets xtext-encoded; it may have {max}")
+            }
+            AddressError::NoSuchRecipient => f.write_str("has no recipient at its index"),
         }
     }
 }
@@ -78,6 +90,11 @@ pub enum EnvelopeField {
     MailFrom,
     /// [`Message::rcpt_to`], at this index.
     RcptTo(usize),
+    /// The DSN envelope identifier ([`crate::extensions::Dsn::envid`]).
+    Envid,
+    /// The original recipient of [`Message::rcpt_to`] at this index
+    /// ([`crate::extensions::Dsn::orcpt`]).
+    Orcpt(usize),
 }
 
 impl fmt::Display for EnvelopeField {
@@ -85,6 +102,8 @@ impl fmt::Display for EnvelopeField {
         match self {
             EnvelopeField::MailFrom => f.write_str("mail_from"),
             EnvelopeField::RcptTo(i) => write!(f, "rcpt_to[{i}]"),
+            EnvelopeField::Envid => f.write_str("dsn.envid"),
+            EnvelopeField::Orcpt(i) => write!(f, "dsn.orcpt[{i}]"),
         }
     }
 }
@@ -110,19 +129,27 @@ pub fn check_reverse_path(address: &str) -> Result<(), AddressError> {
 }
 
 /// Checks a recipient for `RCPT TO:<…>` (the address without its angle brackets): no CR, LF,
-/// NUL or other control byte, no angle bracket, ASCII only (the client has no SMTPUTF8), not
-/// empty, and within RFC 5321's limits (path 256 octets, local part 64).
+/// NUL or other control character (C0, DEL, C1), no angle bracket, not empty, and within RFC
+/// 5321's limits (path 256 octets, local part 64). An address that is not ASCII passes here:
+/// it needs SMTPUTF8 (RFC 6531), checked against the server's EHLO response once connected
+/// ([`crate::extensions::parameters`]).
 pub fn check_forward_path(address: &str) -> Result<(), AddressError> {
     // The line break first: it is the one that injects commands.
     if address.bytes().any(|b| b == b'\r' || b == b'\n') {
         return Err(AddressError::LineBreak);
     }
-    for b in address.bytes() {
-        match b {
-            0 => return Err(AddressError::Nul),
-            0x01..=0x1f | 0x7f => return Err(AddressError::Control(b)),
-            b'<' | b'>' => return Err(AddressError::AngleBracket),
-            0x80.. => return Err(AddressError::NonAscii),
+    for c in address.chars() {
+        match c {
+            '\0' => return Err(AddressError::Nul),
+            '<' | '>' => return Err(AddressError::AngleBracket),
+            // C1 controls are two octets in UTF-8; the first is the one named.
+            c if c.is_control() => {
+                return Err(AddressError::Control(if c.is_ascii() {
+                    c as u8
+                } else {
+                    0xc2
+                }))
+            }
             _ => {}
         }
     }
@@ -143,7 +170,8 @@ pub fn check_forward_path(address: &str) -> Result<(), AddressError> {
 
 impl Message {
     /// Checks the envelope ([`check_reverse_path`], [`check_forward_path`] for each
-    /// recipient); the client does it before connecting.
+    /// recipient, the DSN values: printable ASCII within their lengths); the client does it
+    /// before connecting.
     pub fn check(&self) -> Result<(), EnvelopeError> {
         check_reverse_path(&self.mail_from).map_err(|problem| EnvelopeError {
             field: EnvelopeField::MailFrom,
@@ -155,7 +183,9 @@ impl Message {
                 problem,
             })?;
         }
-        Ok(())
+        self.dsn
+            .check(self.rcpt_to.len())
+            .map_err(|(field, problem)| EnvelopeError { field, problem })
     }
 }
 
@@ -177,7 +207,7 @@ mod tests {
             ("a@example.test\x7f", AddressError::Control(0x7f)),
             ("a@example.test> SIZE=1", AddressError::AngleBracket),
             ("<a@example.test>", AddressError::AngleBracket),
-            ("é@example.test", AddressError::NonAscii),
+            ("a@example.test\u{85}", AddressError::Control(0xc2)),
             ("", AddressError::Empty),
         ] {
             assert_eq!(check_forward_path(bad), Err(problem), "{bad:?}");
@@ -207,17 +237,19 @@ mod tests {
             check_forward_path(&format!("ab@{domain}")),
             Err(AddressError::PathTooLong(257))
         );
+        // Not ASCII: taken here, sent only to a server offering SMTPUTF8.
+        assert_eq!(check_forward_path("ü@exämple.test"), Ok(()));
         // A quoted local part may hold '@'; the last one starts the domain.
         assert_eq!(check_forward_path("\"a@b\"@example.test"), Ok(()));
     }
 
     #[test]
     fn the_error_names_the_field() {
-        let message = Message {
-            mail_from: "a@example.test".into(),
-            rcpt_to: vec!["b@example.test".into(), "c@example.test\r\nRSET".into()],
-            content: Vec::new(),
-        };
+        let message = Message::new(
+            "a@example.test",
+            ["b@example.test", "c@example.test\r\nRSET"],
+            "",
+        );
         let e = message.check().expect_err("refused");
         assert_eq!(e.field, EnvelopeField::RcptTo(1));
         assert_eq!(

@@ -21,6 +21,8 @@ pub enum Stage {
     Ehlo,
     /// STARTTLS and the TLS handshake.
     StartTls,
+    /// AUTH (RFC 4954), under TLS.
+    Auth,
     /// MAIL FROM.
     Mail,
     /// RCPT TO (every recipient refused, or the replies could not be read).
@@ -41,6 +43,7 @@ impl fmt::Display for Stage {
             Stage::Banner => "banner",
             Stage::Ehlo => "EHLO",
             Stage::StartTls => "STARTTLS",
+            Stage::Auth => "AUTH",
             Stage::Mail => "MAIL FROM",
             Stage::Rcpt => "RCPT TO",
             Stage::Data => "DATA",
@@ -210,8 +213,8 @@ impl SendError {
 
     pub(crate) fn bad_envelope(e: EnvelopeError) -> Self {
         let stage = match e.field {
-            crate::EnvelopeField::MailFrom => Stage::Mail,
-            crate::EnvelopeField::RcptTo(_) => Stage::Rcpt,
+            crate::EnvelopeField::MailFrom | crate::EnvelopeField::Envid => Stage::Mail,
+            crate::EnvelopeField::RcptTo(_) | crate::EnvelopeField::Orcpt(_) => Stage::Rcpt,
         };
         Self {
             envelope: Some(e),

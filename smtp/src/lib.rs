@@ -12,6 +12,8 @@
 //! | [`Message`], [`Delivery`] | what is sent; what the connection did (sent early, waits, `L` field) |
 //! | [`SendError`], [`Stage`], [`ErrorClass`] | where it failed, the server's reply or the library's error, and what to do: permanent, temporary, certificate, protocol |
 //! | [`Message::check`], [`EnvelopeError`], [`check_forward_path`] | envelope addresses checked before connecting: nothing but the address goes between the angle brackets |
+//! | [`extensions`]: [`Dsn`], [`extensions::parameters`] | the MAIL and RCPT parameters both ways: SIZE, 8BITMIME, SMTPUTF8, DSN (RET, ENVID, NOTIFY, ORCPT in xtext) |
+//! | [`auth`]: [`Credentials`], [`auth::AuthClient`], [`auth::UserTable`] | AUTH PLAIN and LOGIN, both sides, under TLS only |
 //! | [`StartTls`], [`UpgradeContext`], [`NoTls`], [`Start`] | the TLS seam |
 //! | [`TlsUpgrade`] | STARTTLS through any tlsresume backend (a `ClientContext`), the EHLO host name in its session cache key |
 //! | [`reply`] | the SMTP reply parser (the workspace's only one) |
@@ -56,12 +58,14 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod auth;
 mod body;
 mod client;
 pub mod dialogue;
 pub mod ehlo;
 mod envelope;
 mod error;
+pub mod extensions;
 pub mod fastopen;
 mod ffi;
 pub mod reply;
@@ -72,6 +76,7 @@ mod tls;
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 
+pub use auth::{Authenticator, Credentials, Mechanism};
 pub use client::{
     Client, ClientConfig, Delivery, HeloNameError, Message, NoTls, Start, StartTls,
     StreamedMessage, UpgradeContext,
@@ -86,6 +91,7 @@ pub use envelope::{
     MAX_COMMAND_LINE, MAX_LOCAL_PART, MAX_PATH,
 };
 pub use error::{ErrorClass, SendError, Stage};
+pub use extensions::{Dsn, Notify, Ret};
 pub use fastopen::{FastOpen, FastOpenStream};
 pub use reply::{
     read_line_unbuffered, read_reply_lines, read_reply_unbuffered, EnhancedStatus, Reply,

@@ -35,7 +35,9 @@ use std::time::{Duration, Instant};
 
 use tlsresume_core::deadline::deadline_passed;
 
+use crate::auth::{Authenticator, Mechanism, ServerAuth, ServerStep};
 use crate::envelope::MAX_COMMAND_LINE;
+use crate::extensions::{MailParameters, Offered, RcptParameters};
 
 /// The longest text line of a message, CR LF included (RFC 5321 §4.5.3.1.6).
 pub const MAX_TEXT_LINE: usize = 1000;
@@ -48,6 +50,10 @@ pub const MAX_RECIPIENTS: usize = 1000;
 
 /// The most accepted messages a session keeps for [`ServerSession::take_accepted`].
 pub const MAX_KEPT: usize = 64;
+
+/// The reply to an address that is not ASCII in a transaction without SMTPUTF8 (RFC 6531
+/// §3.6.2).
+const NEEDS_SMTPUTF8: &str = "553 5.6.7 An address that is not ASCII needs SMTPUTF8\r\n";
 
 /// The reply a server gives a client that talked before the banner without having been
 /// offered PIPECONNECT (Exim's words), before it drops the connection.
@@ -144,6 +150,18 @@ pub struct ServerConfig {
     pub deadlines: Deadlines,
     /// What it says to envelopes. Default: none, every envelope is accepted (a sink).
     pub policy: Option<Arc<dyn Policy>>,
+    /// Offer 8BITMIME (RFC 6152) and take `BODY=7BIT` / `BODY=8BITMIME`. Default yes.
+    pub eight_bit_mime: bool,
+    /// Offer SMTPUTF8 (RFC 6531) and take addresses that are not ASCII under it (without it
+    /// they get 553 5.6.7). Default no.
+    pub smtputf8: bool,
+    /// Offer DSN (RFC 3461) and take `RET`, `ENVID`, `NOTIFY`, `ORCPT`. Default no.
+    pub dsn: bool,
+    /// Offer AUTH PLAIN and LOGIN (RFC 4954) under TLS, checked by this. Never offered in
+    /// clear (AUTH there gets 538 5.7.11). Default: none, AUTH not offered.
+    pub auth: Option<Arc<dyn Authenticator>>,
+    /// The AUTH mechanisms offered, in order. Default PLAIN and LOGIN.
+    pub auth_mechanisms: Vec<Mechanism>,
 }
 
 impl ServerConfig {
@@ -159,7 +177,42 @@ impl ServerConfig {
             tls: false,
             deadlines: Deadlines::default(),
             policy: None,
+            eight_bit_mime: true,
+            smtputf8: false,
+            dsn: false,
+            auth: None,
+            auth_mechanisms: vec![Mechanism::Plain, Mechanism::Login],
         }
+    }
+
+    /// With SMTPUTF8 offered (or not).
+    pub fn smtputf8(mut self, offer: bool) -> Self {
+        self.smtputf8 = offer;
+        self
+    }
+
+    /// With DSN offered (or not).
+    pub fn dsn(mut self, offer: bool) -> Self {
+        self.dsn = offer;
+        self
+    }
+
+    /// With 8BITMIME offered (or not).
+    pub fn eight_bit_mime(mut self, offer: bool) -> Self {
+        self.eight_bit_mime = offer;
+        self
+    }
+
+    /// With only these AUTH mechanisms offered.
+    pub fn auth_mechanisms(mut self, mechanisms: &[Mechanism]) -> Self {
+        self.auth_mechanisms = mechanisms.to_vec();
+        self
+    }
+
+    /// With AUTH PLAIN and LOGIN offered under TLS, checked by `check`.
+    pub fn auth(mut self, check: Arc<dyn Authenticator>) -> Self {
+        self.auth = Some(check);
+        self
     }
 
     /// With this policy for envelopes.
@@ -255,6 +308,12 @@ pub struct Accepted {
     pub rcpt_to: Vec<String>,
     /// The message's size in octets (after dot-unstuffing).
     pub octets: u64,
+    /// What `MAIL FROM` declared: SIZE, BODY, SMTPUTF8, DSN's RET and ENVID.
+    pub parameters: MailParameters,
+    /// What each `RCPT TO` of [`rcpt_to`](Self::rcpt_to) declared (DSN's NOTIFY and ORCPT).
+    pub rcpt_parameters: Vec<RcptParameters>,
+    /// The user the client authenticated as (AUTH), if it did.
+    pub auth: Option<String>,
 }
 
 /// What the session waits for now, for the front's deadline ([`ServerSession::wait`]).
@@ -354,6 +413,8 @@ enum Reading {
     },
     /// The octets of a BDAT chunk.
     Chunk { left: u64, last: bool, size: u64 },
+    /// A line of an AUTH exchange.
+    Auth(ServerAuth),
     /// Nothing: stopped (see [`Stop`]), or waiting for the TLS handshake.
     Nothing,
 }
@@ -363,6 +424,8 @@ enum Reading {
 struct Transaction {
     mail_from: Option<String>,
     rcpt_to: Vec<String>,
+    params: MailParameters,
+    rcpt_params: Vec<RcptParameters>,
     /// Octets taken by BDAT so far, once one came.
     chunked: Option<u64>,
     /// Over SIZE (a BDAT chunk): the rest of the transaction's chunks are refused.
@@ -392,6 +455,8 @@ pub struct ServerSession {
     line: Line,
     tx: Transaction,
     in_tls: bool,
+    /// The user AUTH authenticated.
+    authenticated: Option<String>,
     stop: Option<Stop>,
     messages: usize,
     accepted: Vec<Accepted>,
@@ -413,6 +478,7 @@ impl ServerSession {
         };
         Self {
             in_tls: config.tls,
+            authenticated: None,
             config,
             out: Vec::new(),
             reading: Reading::Commands,
@@ -498,6 +564,8 @@ impl ServerSession {
         if matches!(self.stop, Some(Stop::StartTls { .. })) {
             self.stop = None;
             self.in_tls = true;
+            // RFC 3207 §4.2: what was learnt before TLS is forgotten.
+            self.authenticated = None;
             self.reading = Reading::Commands;
             self.line = Line::default();
             self.tx = Transaction::default();
@@ -510,7 +578,9 @@ impl ServerSession {
         let d = &self.config.deadlines;
         let (kind, limit) = match self.reading {
             Reading::Data { .. } | Reading::Chunk { .. } => (DeadlineKind::DataBlock, d.data_block),
-            Reading::Commands | Reading::Nothing => (DeadlineKind::Command, d.command),
+            Reading::Commands | Reading::Auth(_) | Reading::Nothing => {
+                (DeadlineKind::Command, d.command)
+            }
         };
         Wait {
             kind,
@@ -615,6 +685,15 @@ impl ServerSession {
                     }
                     used
                 }
+                Reading::Auth(_) => {
+                    let (used, done) = self.line.push(input, MAX_COMMAND_LINE);
+                    if done {
+                        let line = std::mem::take(&mut self.line);
+                        self.seq += 1;
+                        self.auth_line(line);
+                    }
+                    used
+                }
                 Reading::Data { .. } => {
                     let (used, done) = self.line.push(input, MAX_TEXT_LINE);
                     if done {
@@ -665,7 +744,9 @@ impl ServerSession {
             return self
                 .reply("500 5.5.2 Bare CR or LF in a command line (lines end in CR LF)\r\n");
         }
-        let text = String::from_utf8_lossy(&line.text).into_owned();
+        let Ok(text) = String::from_utf8(line.text) else {
+            return self.reply("500 5.5.2 A command line that is not UTF-8\r\n");
+        };
         let (verb, args) = match text.split_once(' ') {
             Some((v, a)) => (v.to_ascii_uppercase(), a.trim()),
             None => (text.trim().to_ascii_uppercase(), ""),
@@ -704,6 +785,7 @@ impl ServerSession {
                 self.stop = Some(Stop::StartTls { dropped: 0 });
                 self.reading = Reading::Nothing;
             }
+            "AUTH" => self.auth(args),
             _ if needs_tls => self.reply("530 5.7.0 Must issue a STARTTLS command first\r\n"),
             "MAIL" => self.mail(args),
             "RCPT" => self.rcpt(args),
@@ -717,7 +799,19 @@ impl ServerSession {
         let c = &self.config;
         let mut lines = vec![format!("{} Hello", c.hostname)];
         lines.push(format!("SIZE {}", c.max_message));
-        lines.push("8BITMIME".into());
+        if c.eight_bit_mime {
+            lines.push("8BITMIME".into());
+        }
+        if c.smtputf8 {
+            lines.push("SMTPUTF8".into());
+        }
+        if c.dsn {
+            lines.push("DSN".into());
+        }
+        if c.auth.is_some() && self.in_tls && !c.auth_mechanisms.is_empty() {
+            let names: Vec<&str> = c.auth_mechanisms.iter().map(|m| m.name()).collect();
+            lines.push(format!("AUTH {}", names.join(" ")));
+        }
         if c.pipelining {
             lines.push("PIPELINING".into());
         }
@@ -747,23 +841,22 @@ impl ServerSession {
         if self.tx.mail_from.is_some() {
             return self.reply("503 5.5.1 Sender already given\r\n");
         }
-        let declared = params.split_ascii_whitespace().find_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            k.eq_ignore_ascii_case("SIZE")
-                .then(|| v.parse::<u64>().ok())
-        });
-        match declared {
-            Some(None) => return self.reply("501 5.5.4 Bad SIZE parameter\r\n"),
-            Some(Some(n)) if n > self.config.max_message => {
-                return self.reply("552 5.3.4 Message size exceeds the advertised SIZE\r\n")
-            }
-            _ => {}
+        let parameters = match MailParameters::parse(params, self.offered()) {
+            Ok(p) => p,
+            Err(refusal) => return self.reply(&format!("{refusal}\r\n")),
+        };
+        if parameters.size.is_some_and(|n| n > self.config.max_message) {
+            return self.reply("552 5.3.4 Message size exceeds the advertised SIZE\r\n");
+        }
+        if !path.is_ascii() && !parameters.smtputf8 {
+            return self.reply(NEEDS_SMTPUTF8);
         }
         if let Some(refusal) = self.config.policy.as_ref().and_then(|p| p.mail(path)) {
             return self.refuse(&refusal);
         }
         self.tx = Transaction {
             mail_from: Some(path.to_owned()),
+            params: parameters,
             ..Transaction::default()
         };
         self.reply("250 OK\r\n");
@@ -773,9 +866,16 @@ impl ServerSession {
         if self.tx.mail_from.is_none() {
             return self.reply("503 sender not yet given\r\n");
         }
-        let Some((path, _)) = path_of(args, "TO:") else {
+        let Some((path, params)) = path_of(args, "TO:") else {
             return self.reply("501 5.5.4 Syntax: RCPT TO:<address>\r\n");
         };
+        let parameters = match RcptParameters::parse(params, self.offered()) {
+            Ok(p) => p,
+            Err(refusal) => return self.reply(&format!("{refusal}\r\n")),
+        };
+        if !path.is_ascii() && !self.tx.params.smtputf8 {
+            return self.reply(NEEDS_SMTPUTF8);
+        }
         if path.is_empty() {
             return self.reply("501 5.1.3 A recipient is needed\r\n");
         }
@@ -786,6 +886,7 @@ impl ServerSession {
             return self.refuse(&refusal);
         }
         self.tx.rcpt_to.push(path.to_owned());
+        self.tx.rcpt_params.push(parameters);
         self.reply("250 Accepted\r\n");
     }
 
@@ -854,8 +955,78 @@ impl ServerSession {
             mail_from: tx.mail_from.unwrap_or_default(),
             rcpt_to: tx.rcpt_to,
             octets,
+            parameters: tx.params,
+            rcpt_parameters: tx.rcpt_params,
+            auth: self.authenticated.clone(),
         });
         self.reply("250 OK message discarded\r\n");
+    }
+
+    /// The extensions offered now, whose parameters MAIL and RCPT take.
+    fn offered(&self) -> Offered {
+        let c = &self.config;
+        Offered {
+            eight_bit_mime: c.eight_bit_mime,
+            smtputf8: c.smtputf8,
+            dsn: c.dsn,
+            auth: c.auth.is_some() && self.in_tls,
+        }
+    }
+
+    /// The user AUTH authenticated on this connection, if any.
+    pub fn authenticated(&self) -> Option<&str> {
+        self.authenticated.as_deref()
+    }
+
+    fn auth(&mut self, args: &str) {
+        let Some(check) = self.config.auth.clone() else {
+            return self.reply("502 5.5.1 AUTH not offered\r\n");
+        };
+        if !self.in_tls {
+            return self
+                .reply("538 5.7.11 Encryption required for AUTH (offered under TLS only)\r\n");
+        }
+        if self.authenticated.is_some() {
+            return self.reply("503 5.5.1 Already authenticated\r\n");
+        }
+        if self.tx.mail_from.is_some() {
+            return self.reply("503 5.5.1 AUTH not allowed in a mail transaction\r\n");
+        }
+        let step = ServerAuth::start(args, &self.config.auth_mechanisms, check.as_ref());
+        self.auth_step(step);
+    }
+
+    fn auth_line(&mut self, line: Line) {
+        let Reading::Auth(state) = std::mem::replace(&mut self.reading, Reading::Commands) else {
+            return;
+        };
+        let Some(check) = self.config.auth.clone() else {
+            return;
+        };
+        let text = std::str::from_utf8(&line.text)
+            .ok()
+            .filter(|_| line.clean());
+        match text {
+            Some(text) if line.octets <= MAX_COMMAND_LINE => {
+                let step = state.line(text, check.as_ref());
+                self.auth_step(step);
+            }
+            _ => self.reply("501 5.5.2 Bad AUTH response line\r\n"),
+        }
+    }
+
+    fn auth_step(&mut self, step: ServerStep) {
+        match step {
+            ServerStep::Continue(reply, state) => {
+                self.reply(reply);
+                self.reading = Reading::Auth(state);
+            }
+            ServerStep::Done(user) => {
+                self.authenticated = Some(user);
+                self.reply("235 2.7.0 Authentication succeeded\r\n");
+            }
+            ServerStep::Refused(reply) => self.reply(reply),
+        }
     }
 
     fn bdat(&mut self, args: &str) {
@@ -1061,6 +1232,90 @@ mod tests {
         assert_eq!(s.messages(), 1);
         s.feed(b"BDAT 11\r\n");
         assert_eq!(s.stop(), Some(&Stop::Close("bad BDAT size")));
+    }
+
+    #[test]
+    fn extensions_are_taken_as_offered() {
+        let plain = |config: ServerConfig, input: &[u8]| {
+            let mut s = ServerSession::new(config);
+            s.feed(input);
+            (String::from_utf8_lossy(&s.take_output()).into_owned(), s)
+        };
+        let (out, _) = plain(
+            ServerConfig::new("mx.test"),
+            b"EHLO c\r\nMAIL FROM:<a@b> RET=FULL\r\nMAIL FROM:<\xc3\xa9@b>\r\nMAIL FROM:<a@b> SMTPUTF8\r\n",
+        );
+        assert!(
+            !out.contains("DSN") && !out.contains("SMTPUTF8\r\n250-"),
+            "{out}"
+        );
+        let codes: Vec<&str> = out.lines().skip_while(|l| l.starts_with("250")).collect();
+        assert_eq!(codes.len(), 3, "{out}");
+        assert!(codes[0].starts_with("555 5.5.4"), "{out}");
+        assert!(codes[1].starts_with("553 5.6.7"), "{out}");
+        assert!(codes[2].starts_with("555 5.5.4"), "{out}");
+
+        let config = ServerConfig::new("mx.test").smtputf8(true).dsn(true);
+        let (out, mut s) = plain(
+            config,
+            "EHLO c\r\nMAIL FROM:<é@b> SMTPUTF8 BODY=8BITMIME RET=HDRS ENVID=x+2By\r\n\
+             RCPT TO:<ü@d> NOTIFY=FAILURE,DELAY ORCPT=rfc822;o+20r@d\r\nRCPT TO:<c@d> XX=1\r\n\
+             BDAT 1 LAST\r\nx"
+                .as_bytes(),
+        );
+        assert!(out.contains("250-SMTPUTF8\r\n250-DSN\r\n"), "{out}");
+        assert!(
+            out.contains("555 5.5.4"),
+            "the unknown RCPT parameter: {out}"
+        );
+        let a = s.take_accepted().pop().expect("accepted");
+        assert_eq!(a.rcpt_to, ["ü@d"]);
+        assert!(a.parameters.smtputf8 && a.parameters.eight_bit_mime);
+        assert_eq!(a.parameters.envid.as_deref(), Some("x+y"));
+        assert_eq!(a.parameters.ret, Some(crate::Ret::Hdrs));
+        let r = &a.rcpt_parameters[0];
+        assert_eq!(
+            r.notify.map(crate::Notify::value).as_deref(),
+            Some("FAILURE,DELAY")
+        );
+        assert_eq!(r.orcpt, Some(("rfc822".into(), "o r@d".into())));
+        assert_eq!(a.auth, None);
+    }
+
+    #[test]
+    fn auth_only_under_tls_and_only_when_configured() {
+        let users = crate::auth::UserTable::new()
+            .with(&crate::Credentials::new("user", "pass").expect("credentials"));
+        let config = ServerConfig::new("mx.test")
+            .starttls(true)
+            .auth(Arc::new(users));
+        let mut s = ServerSession::new(config);
+        s.feed(b"EHLO c\r\nAUTH PLAIN AHVzZXIAcGFzcw==\r\nSTARTTLS\r\n");
+        let out = String::from_utf8_lossy(&s.take_output()).into_owned();
+        assert!(!out.contains("250-AUTH"), "not offered in clear: {out}");
+        assert!(out.contains("538 5.7.11"), "{out}");
+        assert_eq!(s.authenticated(), None);
+        s.tls_started();
+        s.feed(
+            b"EHLO c\r\nAUTH LOGIN\r\ndXNlcg==\r\ncGFzcz8=\r\nAUTH PLAIN\r\nAHVzZXIAcGFzcw==\r\n",
+        );
+        let out = String::from_utf8_lossy(&s.take_output()).into_owned();
+        assert!(out.contains("250-AUTH PLAIN LOGIN\r\n"), "{out}");
+        assert!(
+            out.contains("334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n535 5.7.8"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("334 \r\n235 2.7.0 Authentication succeeded\r\n"),
+            "{out}"
+        );
+        assert_eq!(s.authenticated(), Some("user"));
+        s.feed(b"MAIL FROM:<a@b> AUTH=<>\r\nRCPT TO:<c@d>\r\nBDAT 1 LAST\r\nx");
+        assert_eq!(s.take_accepted()[0].auth.as_deref(), Some("user"));
+        let mut unconfigured = ServerSession::new(ServerConfig::new("mx.test").tls(true));
+        unconfigured.feed(b"EHLO c\r\nAUTH PLAIN AHVzZXIAcGFzcw==\r\n");
+        let out = String::from_utf8_lossy(unconfigured.output()).into_owned();
+        assert!(!out.contains("250-AUTH") && out.ends_with("502 5.5.1 AUTH not offered\r\n"));
     }
 
     #[test]

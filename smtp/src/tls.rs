@@ -29,6 +29,7 @@ use crate::error::ErrorClass;
 ///     mail_from: "a@example.net".into(),
 ///     rcpt_to: vec!["b@example.org".into()],
 ///     content: b"Subject: hi\r\n\r\nhello\r\n".to_vec(),
+///     dsn: Default::default(),
 /// };
 /// let d = smtp.connect("192.0.2.1:25".parse()?, Some("mx.example.org"), Some(&tls), &message)?;
 /// println!("{:?} resumed={:?}", d.l_field(), d.tls_info.map(|i| i.resumed));

@@ -160,6 +160,7 @@ fn the_client_cuts_a_dribbled_banner_at_its_reply_deadline() {
         mail_from: "a@example.test".into(),
         rcpt_to: vec!["b@example.test".into()],
         content: b"hello\r\n".to_vec(),
+        dsn: Default::default(),
     };
     let peer = client_end.peer_addr().expect("peer");
     let started = Instant::now();

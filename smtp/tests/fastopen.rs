@@ -21,6 +21,7 @@ fn message() -> Message {
         mail_from: "sender@client.test".into(),
         rcpt_to: vec!["one@server.test".into()],
         content: b"Subject: fast open\n\nbody\n".to_vec(),
+        dsn: Default::default(),
     }
 }
 

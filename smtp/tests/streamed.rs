@@ -62,6 +62,7 @@ fn streamed<'r>(content: &'r mut Pieces, size: Option<u64>) -> StreamedMessage<'
         rcpt_to: vec!["b@example.test".into()],
         content,
         size,
+        dsn: Default::default(),
     }
 }
 

@@ -34,6 +34,7 @@ fn message(mail_from: &str, rcpt_to: &[&str], content: &[u8]) -> Message {
         mail_from: mail_from.into(),
         rcpt_to: rcpt_to.iter().map(|r| r.to_string()).collect(),
         content: content.to_vec(),
+        dsn: Default::default(),
     }
 }
 
@@ -42,8 +43,8 @@ fn assert_refused(e: &SendError, field: EnvelopeField, problem: AddressError) {
     let envelope = e.envelope.expect("an envelope error");
     assert_eq!((envelope.field, envelope.problem), (field, problem), "{e}");
     let stage = match field {
-        EnvelopeField::MailFrom => Stage::Mail,
-        EnvelopeField::RcptTo(_) => Stage::Rcpt,
+        EnvelopeField::MailFrom | EnvelopeField::Envid => Stage::Mail,
+        EnvelopeField::RcptTo(_) | EnvelopeField::Orcpt(_) => Stage::Rcpt,
     };
     assert_eq!(e.stage, stage, "{e}");
     assert!(!e.is_temporary(), "a retry cannot help: {e}");

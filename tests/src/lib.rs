@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 
 mod engine;
+pub mod exim;
 mod pki;
 pub mod redis;
 pub mod report;

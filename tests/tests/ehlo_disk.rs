@@ -25,6 +25,7 @@ fn message() -> Message {
         mail_from: "sender@client.test".into(),
         rcpt_to: vec!["one@server.test".into(), "two@server.test".into()],
         content: b"Subject: test\n\n.leading dot\nbody\n".to_vec(),
+        dsn: Default::default(),
     }
 }
 

@@ -57,6 +57,7 @@ fn deliver(kind: BackendKind, identity: Identity, rcpt: &str) -> Result<(), Send
         mail_from: "a@example.test".into(),
         rcpt_to: vec![rcpt.into()],
         content: b"Subject: test\r\n\r\nhello\r\n".to_vec(),
+        dsn: Default::default(),
     };
     let tls = TlsUpgrade::new(client).server_name("mx.tlsresume.test");
     let sent = Client::new(config)
@@ -146,6 +147,7 @@ fn message(from: &str, rcpt: &str, octets: usize) -> Message {
         mail_from: from.into(),
         rcpt_to: vec![rcpt.into()],
         content,
+        dsn: Default::default(),
     }
 }
 

@@ -436,6 +436,7 @@ impl Mail {
             mail_from: self.from.clone(),
             rcpt_to: self.to.clone(),
             content: content.into_bytes(),
+            dsn: Default::default(),
         }
     }
 }
