@@ -1,6 +1,7 @@
 //! The SMTP service extensions of a transaction, both ways, without I/O: what the client puts
 //! after `MAIL FROM:<…>` and `RCPT TO:<…>` ([`parameters`]), and what the server session
-//! takes there ([`MailParameters::parse`], [`RcptParameters::parse`]).
+//! takes there, reported as [`MailParameters`] and [`RcptParameters`] in each
+//! [`Accepted`](crate::server::Accepted) message.
 //!
 //! | extension | client | server session |
 //! |---|---|---|
