@@ -16,7 +16,8 @@ use tlsresume_smtp::auth::UserTable;
 use tlsresume_smtp::server::{self, Accepted};
 use tlsresume_smtp::{
     Client, ClientConfig, Credentials, Delivery, Dsn, EnvelopeField, ErrorClass, Mechanism,
-    Message, NoTls, Notify, Ret, SendError, ServerConfig, ServerSession, Stage, TlsUpgrade,
+    Message, NoTls, Notify, Ret, SendError, ServerConfig, ServerSession, Stage, StreamedMessage,
+    TlsUpgrade,
 };
 
 /// A stream keeping a copy of what it reads: what the server received, byte for byte.
@@ -179,6 +180,39 @@ fn what_the_server_does_not_offer_is_not_sent() {
         "{wire}"
     );
     assert_eq!(accepted.len(), 1);
+}
+
+#[test]
+fn a_streamed_8bit_body_is_declared_when_offered_and_stopped_when_not() {
+    for offered in [true, false] {
+        let (peer, served) =
+            serve_clear(ServerConfig::new("mx.tlsresume.test").eight_bit_mime(offered));
+        let mut content: &[u8] = "Subject: x\r\n\r\nna\u{ef}ve\r\n".as_bytes();
+        let message = StreamedMessage {
+            mail_from: "a@example.test".into(),
+            rcpt_to: vec!["b@example.test".into()],
+            content: &mut content,
+            size: None,
+            dsn: Dsn::default(),
+        };
+        let sent = Client::new(client(true)).connect_streamed::<NoTls>(peer, None, None, message);
+        let (accepted, wire) = served.join().expect("server");
+        if offered {
+            let d = sent.expect("delivered");
+            assert!(d.parameters.eight_bit_mime, "{d:?}");
+            assert!(accepted[0].parameters.eight_bit_mime);
+        } else {
+            let e = sent.expect_err("stopped");
+            assert_eq!(
+                (e.stage, e.class()),
+                (Stage::Data, ErrorClass::Permanent),
+                "{e}"
+            );
+            assert!(e.to_string().contains("8BITMIME"), "{e}");
+            assert!(accepted.is_empty());
+            assert!(!wire.contains("BODY="), "{wire}");
+        }
+    }
 }
 
 #[test]
