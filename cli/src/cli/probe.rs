@@ -442,8 +442,9 @@ impl Mail {
 }
 
 /// An envelope address from the command line, refused before any connection as the SMTP
-/// client refuses it (no CR, LF or other control byte, no angle bracket, ASCII, RFC 5321
-/// lengths): it goes into `MAIL FROM:<…>` or `RCPT TO:<…>` as it is.
+/// client refuses it (no CR, LF or other control character, no angle bracket, RFC 5321
+/// lengths; one that is not ASCII goes only to a server offering SMTPUTF8): it goes into
+/// `MAIL FROM:<…>` or `RCPT TO:<…>` as it is.
 fn address(option: &str, addr: &str) -> Result<String, Error> {
     tlsresume::smtp::check_forward_path(addr)
         .map_err(|e| Error::Config(format!("{option} '{}': {e}", addr.escape_debug())))?;
