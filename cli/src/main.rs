@@ -21,6 +21,8 @@ struct Cli {
 
 /// The subcommands.
 #[derive(Subcommand, Debug)]
+// Parsed once per run: the size of the largest variant (serve's options) costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run Exim's resumption scenarios between every server and client backend (real
     /// handshakes on loopback, virtual clock) and print what each end reports.

@@ -317,11 +317,7 @@ impl Delivery {
 /// let mut config = ClientConfig::new("client.example.net")?;
 /// config.hosts_pipe_connect = "*".parse()?;
 /// let client = Client::new(config);
-/// let message = Message {
-///     mail_from: "a@example.net".into(),
-///     rcpt_to: vec!["b@example.org".into()],
-///     content: b"Subject: hi\r\n\r\nhello\r\n".to_vec(),
-/// };
+/// let message = Message::new("a@example.net", ["b@example.org"], "Subject: hi\r\n\r\nhello\r\n");
 /// for _ in 0..2 {
 ///     // The second connection speaks before the banner.
 ///     let d = client.connect::<NoTls>("192.0.2.1:25".parse()?, None, None, &message)?;

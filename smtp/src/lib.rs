@@ -46,6 +46,23 @@
 //! A connection without a usable entry goes the normal way and, towards a server in the list,
 //! writes one when the server offers both keywords.
 //!
+//! ## Service extensions
+//!
+//! Both sides, tested against each other over loopback and the client against Exim:
+//!
+//! | extension | client | server session ([`ServerConfig`]) |
+//! |---|---|---|
+//! | SIZE (RFC 1870) | declared; a message over the server's limit refused unsent | advertised, enforced |
+//! | 8BITMIME (RFC 6152) | `BODY=8BITMIME` when the content has an octet over 127; refused unsent (permanent, naming 8BITMIME) when the server does not offer it: this crate does not convert to 7 bit | `eight_bit_mime` (default on) |
+//! | SMTPUTF8 (RFC 6531) | sent when an address is not ASCII; refused unsent, naming the address, when not offered | `smtputf8`; an address that is not ASCII without it: 553 5.6.7 |
+//! | DSN (RFC 3461) | [`Message::dsn`]: RET, ENVID, NOTIFY, ORCPT (`rfc822`), values in xtext, control bytes refused before connecting; left out when not offered ([`Delivery::parameters`]`.dsn` is then false: the sender reports the message as relayed) | `dsn`; decoded into [`server::Accepted`] |
+//! | AUTH (RFC 4954) | [`ClientConfig::auth`]: PLAIN, else LOGIN, after the EHLO under TLS; never in clear (refused unsent, even when offered) | `auth` ([`auth::Authenticator`], [`auth::UserTable`]): advertised under TLS only, 538 in clear |
+//! | CHUNKING (RFC 3030) | BDAT when offered ([`ClientConfig::chunking`]), with every parameter above | BDAT |
+//!
+//! A parameter the session did not offer, or does not know, gets 555 5.5.4. Not supported:
+//! BINARYMIME, MIME downgrading of 8-bit content, RFC 6533's UTF-8 ORCPT, SASL mechanisms other
+//! than PLAIN and LOGIN, REQUIRETLS.
+//!
 //! ## TCP Fast Open
 //!
 //! Towards a server matching [`ClientConfig::hosts_try_fastopen`] (default none),

@@ -25,12 +25,7 @@ use crate::error::ErrorClass;
 ///
 /// let smtp = Client::new(ClientConfig::new("client.example.net")?);
 /// let tls = TlsUpgrade::new(client).server_name("mx.example.org");
-/// let message = Message {
-///     mail_from: "a@example.net".into(),
-///     rcpt_to: vec!["b@example.org".into()],
-///     content: b"Subject: hi\r\n\r\nhello\r\n".to_vec(),
-///     dsn: Default::default(),
-/// };
+/// let message = Message::new("a@example.net", ["b@example.org"], "Subject: hi\r\n\r\nhello\r\n");
 /// let d = smtp.connect("192.0.2.1:25".parse()?, Some("mx.example.org"), Some(&tls), &message)?;
 /// println!("{:?} resumed={:?}", d.l_field(), d.tls_info.map(|i| i.resumed));
 /// # Ok(()) }

@@ -20,6 +20,7 @@ use tlsresume_compare::Pki;
 use super::pool::Pool;
 use super::smtp::{input_within, serve_plain_until_starttls, SYNC_ERROR};
 use super::{log_line, StartProtocol, Wire};
+use tlsresume::smtp::auth::UserTable;
 use tlsresume::smtp::server::{self as smtp_server, Stop};
 use tlsresume::smtp::{Deadlines, Pipelining, ServerConfig, ServerSession};
 
@@ -155,6 +156,12 @@ pub struct ServeArgs {
     /// session cache key).
     #[arg(long, value_name = "NAME", default_value = "mx.tlsresume.test")]
     pub hostname: String,
+    /// Offer SMTP AUTH PLAIN and LOGIN, under TLS only (a client trying AUTH in clear gets
+    /// 538), checked against FILE: one `user:password` a line (`#` starts a comment). The
+    /// log line shows A=user for a client that authenticated. 8BITMIME, SMTPUTF8 and DSN are
+    /// always offered; the log line's ext= lists those the connection's messages used.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["http", "plain"])]
+    pub auth_file: Option<PathBuf>,
     /// Exit after this many connections have ended (for scripts and tests); default: run
     /// until interrupted.
     #[arg(long, value_name = "N")]
@@ -267,6 +274,38 @@ struct Shared {
     pre_banner_wait: Duration,
     /// `--fastopen`: each connection's log line says whether it came through Fast Open.
     fastopen: bool,
+    /// `--auth-file`: the users AUTH checks.
+    auth: Option<Arc<UserTable>>,
+}
+
+impl Shared {
+    /// The SMTP session's configuration every connection starts from: the deadlines,
+    /// 8BITMIME, SMTPUTF8, DSN, and AUTH under TLS with `--auth-file`.
+    fn session_config(&self) -> ServerConfig {
+        let config = ServerConfig::new(self.hostname.clone())
+            .deadlines(self.deadlines)
+            .smtputf8(true)
+            .dsn(true);
+        match &self.auth {
+            Some(users) => config.auth(users.clone()),
+            None => config,
+        }
+    }
+}
+
+/// The users of `--auth-file`.
+fn auth_file(path: &std::path::Path) -> Result<UserTable, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("--auth-file {}: {e}", path.display())))?;
+    let users = UserTable::parse(&text)
+        .map_err(|e| Error::Config(format!("--auth-file {}: {e}", path.display())))?;
+    if users.is_empty() {
+        return Err(Error::Config(format!(
+            "--auth-file {}: no user in it",
+            path.display()
+        )));
+    }
+    Ok(users)
 }
 
 /// Builds the server from the arguments (every argument error surfaces here, before
@@ -416,6 +455,12 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
         }
         (None, false) => None,
     };
+    let auth = args
+        .auth_file
+        .as_deref()
+        .map(auth_file)
+        .transpose()?
+        .map(Arc::new);
     let server = tlsresume::backends::server(kind, settings)?;
     let listener = TcpListener::bind(&args.listen)
         .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -453,6 +498,7 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
         pipe_connect,
         pre_banner_wait: Duration::from_millis(args.pre_banner_wait),
         fastopen: args.fastopen,
+        auth,
     });
     if args.max_concurrent == 0 {
         return Err(Error::Config("--max-concurrent must be at least 1".into()));
@@ -667,6 +713,48 @@ struct Record {
     pipe: Pipelining,
     /// What the kernel said of the connection when it was accepted (`--fastopen`).
     fast_open: Option<Accepted>,
+    /// The user the client authenticated as (SMTP AUTH).
+    auth: Option<String>,
+    /// The extensions the accepted messages used: 8BITMIME, SMTPUTF8, DSN.
+    extensions: Vec<&'static str>,
+}
+
+impl Record {
+    /// What an SMTP session did: its messages, pipelining, AUTH user and the extensions its
+    /// messages used.
+    fn of_session(session: &mut ServerSession) -> Self {
+        let accepted = session.take_accepted();
+        let mut extensions = Vec::new();
+        let used = [
+            (
+                "8BITMIME",
+                accepted.iter().any(|a| a.parameters.eight_bit_mime),
+            ),
+            ("SMTPUTF8", accepted.iter().any(|a| a.parameters.smtputf8)),
+            (
+                "DSN",
+                accepted.iter().any(|a| {
+                    a.parameters.ret.is_some()
+                        || a.parameters.envid.is_some()
+                        || a.rcpt_parameters
+                            .iter()
+                            .any(|r| r.notify.is_some() || r.orcpt.is_some())
+                }),
+            ),
+        ];
+        for (name, on) in used {
+            if on {
+                extensions.push(name);
+            }
+        }
+        Self {
+            messages: session.messages(),
+            pipe: session.pipelining(),
+            auth: session.authenticated().map(str::to_owned),
+            extensions,
+            ..Self::default()
+        }
+    }
 }
 
 /// Logs a connection's line: Exim-style text, or one JSON object with the same fields.
@@ -705,6 +793,8 @@ fn log_connection(shared: &Shared, peer: SocketAddr, rec: &Record) {
             v["l"] = json!(rec.pipe.l_field());
             v["early_pipelining"] = json!(rec.pipe.early);
             v["pipe_connect_advertised"] = json!(rec.pipe.advertised);
+            v["auth"] = json!(rec.auth);
+            v["extensions"] = json!(rec.extensions);
         }
         v["transport"] = json!(shared.wire.name());
         if let Some(accepted) = rec.fast_open {
@@ -747,8 +837,14 @@ fn log_connection(shared: &Shared, peer: SocketAddr, rec: &Record) {
     if let Some(l) = rec.pipe.l_field() {
         line.push_str(&format!(" {l}"));
     }
+    if let Some(user) = &rec.auth {
+        line.push_str(&format!(" A={user}"));
+    }
     if rec.messages > 0 {
         line.push_str(&format!(" messages={}", rec.messages));
+    }
+    if !rec.extensions.is_empty() {
+        line.push_str(&format!(" ext={}", rec.extensions.join(",")));
     }
     if let Some(n) = rec.requests {
         line.push_str(&format!(" requests={n}"));
@@ -781,11 +877,11 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: 
             .as_ref()
             .is_some_and(|hosts| hosts.matches(peer.ip(), None));
     let mut session = ServerSession::new(
-        ServerConfig::new(shared.hostname.clone())
+        shared
+            .session_config()
             .pipe_connect(offer)
             .starttls(shared.wire == Wire::Starttls)
-            .tls(shared.wire == Wire::TlsOnConnect)
-            .deadlines(shared.deadlines),
+            .tls(shared.wire == Wire::TlsOnConnect),
     );
     if shared.wire != Wire::TlsOnConnect {
         // Before the banner: a client that talks now uses early pipelining if it was offered,
@@ -807,9 +903,7 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: 
         let ended = smtp_server::drive(&mut session, &mut tcp);
         log(Record {
             problem: stopped_why(&ended),
-            messages: session.messages(),
-            pipe: session.pipelining(),
-            ..Record::default()
+            ..Record::of_session(&mut session)
         });
         let _ = smtp_server::flush(&mut session, &mut tcp);
         return;
@@ -872,9 +966,7 @@ fn over_tls(
     log(Record {
         info: Some(tls.info()),
         problem: stopped_why(&ended),
-        messages: session.messages(),
-        pipe: session.pipelining(),
-        ..Record::default()
+        ..Record::of_session(&mut session)
     });
     if smtp_server::flush(&mut session, &mut tls).is_ok() && matches!(ended, Ok(Stop::Quit)) {
         let _ = tls.shutdown();

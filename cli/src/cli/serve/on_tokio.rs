@@ -25,7 +25,7 @@ use super::{log_connection, log_refused_address, over_tls, stopped_why, Record, 
 use crate::cli::log_line;
 use tlsresume::smtp::server::Stop;
 use tlsresume::smtp::tokio as smtp_tokio;
-use tlsresume::smtp::{ServerConfig, ServerSession};
+use tlsresume::smtp::ServerSession;
 
 /// An established connection on tokio.
 type Tls = tlsresume::tokio::TlsStream<TcpStream>;
@@ -154,11 +154,7 @@ async fn established(shared: Arc<Shared>, mut tls: Tls, peer: SocketAddr) {
         problem: Some(crate::cli::said(e)),
         ..Record::default()
     };
-    let mut session = ServerSession::new(
-        ServerConfig::new(shared.hostname.clone())
-            .tls(true)
-            .deadlines(shared.deadlines),
-    );
+    let mut session = ServerSession::new(shared.session_config().tls(true));
     if !shared.http {
         // SMTP on the runtime throughout: the session is a state machine the tokio front drives.
         session.greet();
@@ -167,9 +163,7 @@ async fn established(shared: Arc<Shared>, mut tls: Tls, peer: SocketAddr) {
         fail(Record {
             info: Some(tls.info()),
             problem: stopped_why(&ended),
-            messages: session.messages(),
-            pipe: session.pipelining(),
-            ..Record::default()
+            ..Record::of_session(&mut session)
         });
         let flushed = within(shared.timeout, smtp_tokio::flush(&mut session, &mut tls)).await;
         if flushed.is_ok() && matches!(ended, Ok(Stop::Quit)) {
