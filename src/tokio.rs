@@ -1071,3 +1071,75 @@ mod tests {
         assert_eq!(&got, b"first second third");
     }
 }
+
+/// STARTTLS for the async SMTP client ([`tlsresume_smtp::tokio::Client`]) through a
+/// [`TlsConnector`]: the handshake on tokio with a [`tlsresume_smtp::TlsUpgrade`]'s client and
+/// parameters (server name, local address, DANE, the EHLO host name as the load-balancer name
+/// of the session cache key), so the async client resumes sessions as the blocking one does.
+///
+/// ```no_run
+/// # async fn f(client: std::sync::Arc<dyn tlsresume::ClientContext>) -> Result<(), Box<dyn std::error::Error>> {
+/// use tlsresume::smtp::{tokio::Client, ClientConfig, Message, TlsUpgrade};
+/// use tlsresume::tokio::SmtpStartTls;
+///
+/// let smtp = Client::new(ClientConfig::new("client.example.net")?);
+/// let tls = SmtpStartTls::new(TlsUpgrade::new(client).server_name("mx.example.org"));
+/// let message = Message::new("a@example.net", ["b@example.org"], "Subject: hi\r\n\r\nhello\r\n");
+/// let peer = "192.0.2.1:25".parse()?;
+/// let d = smtp.connect(peer, Some("mx.example.org"), Some(&tls), &message).await?;
+/// println!("{:?} resumed={:?}", d.l_field(), d.tls_info.map(|i| i.resumed));
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "smtp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
+#[derive(Clone, Debug)]
+pub struct SmtpStartTls {
+    connector: TlsConnector,
+    upgrade: tlsresume_smtp::TlsUpgrade,
+}
+
+#[cfg(feature = "smtp")]
+impl SmtpStartTls {
+    /// STARTTLS with `upgrade`'s client and parameters, on tokio.
+    pub fn new(upgrade: tlsresume_smtp::TlsUpgrade) -> Self {
+        Self {
+            connector: TlsConnector::new(Arc::clone(upgrade.client())),
+            upgrade,
+        }
+    }
+
+    /// Fails a handshake not finished `limit` after it started
+    /// ([`TlsConnector::handshake_timeout`]).
+    pub fn handshake_timeout(mut self, limit: Duration) -> Self {
+        self.connector = self.connector.handshake_timeout(limit);
+        self
+    }
+
+    /// The parameters' source.
+    pub fn upgrade(&self) -> &tlsresume_smtp::TlsUpgrade {
+        &self.upgrade
+    }
+}
+
+#[cfg(feature = "smtp")]
+impl<IO: AsyncIo> tlsresume_smtp::tokio::AsyncStartTls<IO> for SmtpStartTls {
+    type Stream = TlsStream<IO>;
+    type Error = Error;
+
+    async fn upgrade(
+        &self,
+        plain: IO,
+        context: &tlsresume_smtp::UpgradeContext<'_>,
+    ) -> Result<TlsStream<IO>, Error> {
+        let params = self.upgrade.params(context)?;
+        self.connector.connect(&params, plain).await
+    }
+
+    fn classify(error: &Error) -> tlsresume_smtp::ErrorClass {
+        tlsresume_smtp::ErrorClass::of_tls(error)
+    }
+
+    fn session_info(stream: &TlsStream<IO>) -> Option<SessionInfo> {
+        Some(stream.info())
+    }
+}

@@ -538,35 +538,27 @@ impl Client {
             (size, started),
         );
         let mut plain = stream;
-        if drive(&mut d, &mut plain, reader.as_deref_mut()) == Pause::Done {
-            return d.finish(None);
-        }
-        let Some(upgrade) = starttls else {
-            d.upgraded(Err(SendError::new(
-                Stage::StartTls,
-                ErrorClass::Protocol,
-                "no TLS configured",
-            )));
+        // The dialogue stops for TLS only when it was asked for.
+        let (Pause::StartTls, Some(upgrade)) =
+            (drive(&mut d, &mut plain, reader.as_deref_mut()), starttls)
+        else {
             return d.finish(None);
         };
-        let upgraded = upgrade.upgrade(plain, &d.upgrade_context());
-        match upgraded {
+        match upgrade.upgrade(plain, &d.upgrade_context()) {
             Ok(mut tls) => {
                 d.upgraded(Ok(()));
                 drive(&mut d, &mut tls, reader);
                 d.finish(U::session_info(&tls))
             }
-            Err(e) => {
-                let class = U::classify(&e);
-                d.upgraded(Err(SendError::tls(e, class)));
-                d.finish(None)
-            }
+            Err(e) => d.handshake_failed(e, U::classify),
         }
     }
 }
 
 /// The one result of a one-message call.
-fn only(sent: Result<Vec<Result<Delivery, SendError>>, SendError>) -> Result<Delivery, SendError> {
+pub(crate) fn only(
+    sent: Result<Vec<Result<Delivery, SendError>>, SendError>,
+) -> Result<Delivery, SendError> {
     sent?.into_iter().next().unwrap_or_else(|| {
         Err(SendError::new(
             Stage::Mail,
@@ -577,15 +569,15 @@ fn only(sent: Result<Vec<Result<Delivery, SendError>>, SendError>) -> Result<Del
 }
 
 /// The messages whose envelopes passed [`Message::check`], and where the others were.
-struct Checked {
-    valid: Vec<Message>,
+pub(crate) struct Checked {
+    pub(crate) valid: Vec<Message>,
     /// Per message: `Ok(())` for one of `valid`, in order; the refusal otherwise.
     checks: Vec<Result<(), SendError>>,
 }
 
 impl Checked {
     /// `None` when no message may go.
-    fn new(messages: &[Message]) -> Option<Self> {
+    pub(crate) fn new(messages: &[Message]) -> Option<Self> {
         let checks: Vec<_> = messages.iter().map(check).collect();
         let valid: Vec<Message> = messages
             .iter()
@@ -597,7 +589,7 @@ impl Checked {
     }
 
     /// Every message's refusal (none may go).
-    fn refusals(messages: &[Message]) -> Vec<Result<Delivery, SendError>> {
+    pub(crate) fn refusals(messages: &[Message]) -> Vec<Result<Delivery, SendError>> {
         messages
             .iter()
             .map(|m| match check(m) {
@@ -612,7 +604,10 @@ impl Checked {
     }
 
     /// The results of the valid messages put back among the refusals.
-    fn merge(self, sent: Vec<Result<Delivery, SendError>>) -> Vec<Result<Delivery, SendError>> {
+    pub(crate) fn merge(
+        self,
+        sent: Vec<Result<Delivery, SendError>>,
+    ) -> Vec<Result<Delivery, SendError>> {
         let mut sent = sent.into_iter();
         self.checks
             .into_iter()

@@ -249,6 +249,39 @@ struct Tx {
 }
 
 /// The client's dialogue over one connection, without I/O. See the [module](self).
+///
+/// ```
+/// use std::time::Instant;
+/// use tlsresume_smtp::dialogue::{Dialogue, Step};
+/// use tlsresume_smtp::{ClientConfig, Message, Start};
+///
+/// let config = ClientConfig::new("client.example")?;
+/// let message = Message::new("a@example.net", ["b@example.org"], "hi\n.\n");
+/// let peer = "192.0.2.1:25".parse()?;
+/// let at = (None, Instant::now());
+/// let mut d = Dialogue::new(&config, (peer, None), Start::Clear, false, vec![message], at);
+/// let mut wire = Vec::new();
+/// let server: [&[u8]; 5] = [
+///     b"220 mx ESMTP\r\n",
+///     b"250-mx.example.org\r\n250 PIPELINING\r\n",
+///     b"250 ok\r\n250 ok\r\n354 go on\r\n",
+///     b"250 queued\r\n",
+///     b"221 bye\r\n",
+/// ];
+/// for bytes in server {
+///     while let Step::Write(out) = d.step() {
+///         wire.extend(out);
+///     }
+///     d.received(Ok(bytes));
+/// }
+/// assert!(matches!(d.step(), Step::Done));
+/// let wire = String::from_utf8_lossy(&wire);
+/// assert!(wire.contains("MAIL FROM:<a@example.net>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n"));
+/// assert!(wire.contains("hi\r\n..\r\n.\r\nQUIT\r\n"), "CR LF and dot-stuffed");
+/// let sent = d.finish(None)?;
+/// assert_eq!(sent[0].as_ref().map(|d| d.waits_before_data).ok(), Some(3));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Dialogue {
     helo: String,
@@ -604,6 +637,18 @@ impl Dialogue {
             self.early_flight(p, &mut sent);
             self.sent_early_tls = sent;
         }
+    }
+
+    /// The TLS handshake failed with `e`, of the class `classify` gives it: the end of the
+    /// dialogue, its outcome ([`finish`](Self::finish)).
+    pub fn handshake_failed<E: std::error::Error + Send + Sync + 'static>(
+        mut self,
+        e: E,
+        classify: impl FnOnce(&E) -> ErrorClass,
+    ) -> Result<Vec<Result<Delivery, SendError>>, SendError> {
+        let class = classify(&e);
+        self.upgraded(Err(SendError::tls(e, class)));
+        self.finish(None)
     }
 
     /// The next piece of the streamed content ([`Step::Body`]): bytes, its end (`Ok` of

@@ -1,6 +1,6 @@
 //! # tlsresume-smtp
 //!
-//! A blocking SMTP client that takes round trips out of repeat connections: **early
+//! An SMTP client (blocking, and on tokio with the `tokio` feature) that takes round trips out of repeat connections: **early
 //! pipelining** (PIPECONNECT, draft-harris-early-pipe, as Exim does it) with its EHLO-response
 //! cache, RFC 2920 **pipelining** of MAIL/RCPT/DATA whenever the server offers it, and
 //! **STARTTLS** through a caller-supplied upgrade ([`StartTls`]) so any tlsresume backend's
@@ -20,7 +20,7 @@
 //! | [`server`]: [`ServerSession`], [`ServerConfig`] | the server's dialogue without I/O (banner, EHLO, STARTTLS, MAIL, RCPT, DATA, BDAT, RSET, NOOP, QUIT, limits, no smuggling) and its blocking front |
 //! | [`session`]: [`ClientSession`] | the client's opening without I/O (banner, EHLO, STARTTLS, QUIT) and its blocking front |
 //! | [`dialogue`]: [`Dialogue`](dialogue::Dialogue) | the client's whole dialogue without I/O (early pipelining and its fallback, STARTTLS, one transaction per message, RSET, streamed content, errors) that [`Client`] and the tokio client drive |
-//! | `tokio` (feature `tokio`) | the async fronts of both sessions |
+//! | `tokio` (feature `tokio`) | the async fronts of the sessions, and the async client (`tokio::Client`, `tokio::AsyncStartTls`): the same dialogue, configuration and results as [`Client`]; STARTTLS through `tlsresume::tokio::SmtpStartTls` |
 //! | [`fastopen`]: [`FastOpenStream`], [`FastOpen`] | TCP Fast Open: the first flight in the SYN, and what the kernel says became of it |
 //! | [`ehlo`]: [`EhloCache`], [`EhloKey`], [`EhloStore`], [`MemoryEhloStore`] | early pipelining's EHLO-response cache and its rules |
 //!

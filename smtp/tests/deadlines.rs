@@ -2,15 +2,19 @@
 //! session's per command, per line of content and per message (both fronts), and the client's
 //! per reply. Real sockets on loopback; deadlines of a second, peers dribbling every 150 ms.
 
+#[macro_use]
+#[path = "common/fronts.rs"]
+mod fronts;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use fronts::Sender;
 use tlsresume_smtp::server::{self, DeadlineKind, Stop};
 use tlsresume_smtp::{
-    Client, ClientConfig, Deadlines, ErrorClass, Message, NoTls, ServerConfig, ServerSession,
-    Stage, Start,
+    ClientConfig, Deadlines, ErrorClass, Message, ServerConfig, ServerSession, Stage,
 };
 
 const DEADLINES: Deadlines = Deadlines {
@@ -143,8 +147,8 @@ fn the_tokio_front_cuts_a_dribbled_command_at_its_deadline() {
     );
 }
 
-#[test]
-fn the_client_cuts_a_dribbled_banner_at_its_reply_deadline() {
+fronts! {
+fn the_client_cuts_a_dribbled_banner_at_its_reply_deadline(front) {
     let (client_end, mut server_end) = pair();
     thread::spawn(move || {
         for b in b"220 mx.test ESMTP a banner that takes its time\r\n".iter() {
@@ -164,8 +168,8 @@ fn the_client_cuts_a_dribbled_banner_at_its_reply_deadline() {
     };
     let peer = client_end.peer_addr().expect("peer");
     let started = Instant::now();
-    let e = Client::new(config)
-        .send::<_, NoTls>(peer, None, client_end, Start::Clear, None, &message)
+    let e = Sender::new(front, config)
+        .send(peer, client_end, &message)
         .expect_err("cut");
     let took = started.elapsed();
     assert_eq!(
@@ -180,4 +184,5 @@ fn the_client_cuts_a_dribbled_banner_at_its_reply_deadline() {
         took >= DEADLINES.command && took < Duration::from_millis(1500),
         "{took:?}"
     );
+}
 }

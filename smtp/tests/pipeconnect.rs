@@ -2,16 +2,20 @@
 //! counted; STARTTLS through rustls with session resumption; and bad input.
 
 mod common;
+#[macro_use]
+#[path = "common/fronts.rs"]
+mod fronts;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Banner, ConnPlan, DelayProxy, RustlsStartTls, ServerConfig, TestServer};
+use common::{Banner, ConnPlan, DelayProxy, ServerConfig, TestServer};
+use fronts::{Front, Sender};
 use tlsresume_core::{ManualClock, Resumption, UnixTime};
 use tlsresume_smtp::ehlo::{
     DeleteReason, EhloCache, EhloKey, EhloStore, MemoryEhloStore, Phase, Verdict,
 };
-use tlsresume_smtp::{Client, ClientConfig, Message, NoTls, SendError, Stage};
+use tlsresume_smtp::{ClientConfig, Message, SendError, Stage};
 
 const OFFER: &[&str] = &["PIPELINING", "PIPECONNECT", "8BITMIME"];
 const OFFER_TLS: &[&str] = &["PIPELINING", "PIPECONNECT", "STARTTLS"];
@@ -26,12 +30,12 @@ fn message() -> Message {
 }
 
 struct Setup {
-    client: Client,
+    client: Sender,
     store: Arc<MemoryEhloStore>,
     clock: ManualClock,
 }
 
-fn client(pipe_connect: &str) -> Setup {
+fn client(front: Front, pipe_connect: &str) -> Setup {
     let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
     let store = Arc::new(MemoryEhloStore::default());
     let mut config = ClientConfig::new("client.test").expect("name");
@@ -39,7 +43,7 @@ fn client(pipe_connect: &str) -> Setup {
     config.ehlo_cache = EhloCache::new(store.clone(), Arc::new(clock.clone()));
     config.timeout = Duration::from_secs(10);
     Setup {
-        client: Client::new(config),
+        client: Sender::new(front, config),
         store,
         clock,
     }
@@ -50,18 +54,16 @@ fn server(plans: Vec<ConnPlan>) -> TestServer {
 }
 
 fn send(setup: &Setup, server: &TestServer) -> Result<tlsresume_smtp::Delivery, SendError> {
-    setup
-        .client
-        .connect::<NoTls>(server.addr, None, None, &message())
+    setup.client.connect(server.addr, None, None, &message())
 }
 
 fn key(server: &TestServer) -> EhloKey {
     EhloKey::new(server.addr)
 }
 
-#[test]
-fn second_connection_speaks_before_the_banner() {
-    let setup = client("127.0.0.1");
+fronts! {
+fn second_connection_speaks_before_the_banner(front) {
+    let setup = client(front, "127.0.0.1");
     let server = server(vec![ConnPlan::new(OFFER, &[])]);
 
     let first = send(&setup, &server).expect("first");
@@ -97,11 +99,12 @@ fn second_connection_speaks_before_the_banner() {
         b"Subject: test\r\n\r\n.leading dot\r\nbody\r\n"
     );
 }
+}
 
-#[test]
-fn early_pipelining_is_opt_in_and_needs_both_keywords() {
+fronts! {
+fn early_pipelining_is_opt_in_and_needs_both_keywords(front) {
     // Not in hosts_pipe_connect (default: none): never early, nothing cached.
-    let setup = client("");
+    let setup = client(front, "");
     let server = server(vec![ConnPlan::new(OFFER, &[])]);
     for _ in 0..2 {
         let d = send(&setup, &server).expect("send");
@@ -110,7 +113,7 @@ fn early_pipelining_is_opt_in_and_needs_both_keywords() {
     }
     assert!(setup.store.is_empty());
     // PIPELINING without PIPECONNECT: nothing cached, never early.
-    let setup = client("*");
+    let setup = client(front, "*");
     let server2 = self::server(vec![ConnPlan::new(&["PIPELINING"], &[])]);
     for _ in 0..2 {
         let d = send(&setup, &server2).expect("send");
@@ -119,10 +122,11 @@ fn early_pipelining_is_opt_in_and_needs_both_keywords() {
     }
     assert!(server2.records(2).iter().all(|r| !r.early));
 }
+}
 
-#[test]
-fn an_expired_entry_is_deleted_and_the_connection_goes_the_normal_way() {
-    let setup = client("*");
+fronts! {
+fn an_expired_entry_is_deleted_and_the_connection_goes_the_normal_way(front) {
+    let setup = client(front, "*");
     let server = server(vec![ConnPlan::new(OFFER, &[])]);
     send(&setup, &server).expect("first");
     setup.clock.advance(Duration::from_secs(7 * 24 * 3600));
@@ -135,11 +139,12 @@ fn an_expired_entry_is_deleted_and_the_connection_goes_the_normal_way() {
     );
     assert!(!server.records(2)[1].early);
 }
+}
 
+fronts! {
 /// Clear SMTP over a link with 20 ms round trips: the waits are exact whatever the timing.
-#[test]
-fn waits_over_a_delayed_link_are_counted_exactly() {
-    let setup = client("*");
+fn waits_over_a_delayed_link_are_counted_exactly(front) {
+    let setup = client(front, "*");
     let plain = server(vec![ConnPlan::new(&["PIPELINING"], &[])]);
     let early = TestServer::start(ServerConfig::clear(
         vec![ConnPlan::new(OFFER, &[])],
@@ -152,7 +157,7 @@ fn waits_over_a_delayed_link_are_counted_exactly() {
     let over = |proxy: &DelayProxy| {
         setup
             .client
-            .connect::<NoTls>(proxy.addr, None, None, &message())
+            .connect(proxy.addr, None, None, &message())
             .expect("send")
     };
     let none = over(&p_none);
@@ -171,10 +176,11 @@ fn waits_over_a_delayed_link_are_counted_exactly() {
     assert_eq!(second.waits, 2);
     assert_eq!(early.message_count(), 2);
 }
+}
 
-#[test]
-fn bdat_goes_in_the_early_flight_too() {
-    let setup = client("*");
+fronts! {
+fn bdat_goes_in_the_early_flight_too(front) {
+    let setup = client(front, "*");
     let server = server(vec![ConnPlan::new(
         &["PIPELINING", "PIPECONNECT", "CHUNKING"],
         &[],
@@ -194,10 +200,11 @@ fn bdat_goes_in_the_early_flight_too() {
         "BDAT is not dot-stuffed"
     );
 }
+}
 
-#[test]
-fn starttls_early_and_resumed_through_rustls() {
-    let setup = client("*");
+fronts! {
+fn starttls_early_and_resumed_through_rustls(front) {
+    let setup = client(front, "*");
     let server = TestServer::start(ServerConfig {
         plans: vec![ConnPlan::new(
             OFFER_TLS,
@@ -207,7 +214,7 @@ fn starttls_early_and_resumed_through_rustls() {
         tls: Some(common::rustls_server()),
         tls_on_connect: false,
     });
-    let tls = RustlsStartTls::new();
+    let tls = fronts::rustls_upgrade();
     let first = setup
         .client
         .connect(server.addr, None, Some(&tls), &message())
@@ -238,23 +245,24 @@ fn starttls_early_and_resumed_through_rustls() {
         "EHLO+STARTTLS, then EHLO+MAIL..DATA under TLS"
     );
     assert_eq!(second.l_field(), Some("L*"));
-    let handshakes = tls.handshakes.lock().expect("handshakes").clone();
-    assert!(!handshakes[0].resumption.contains(Resumption::USED));
+    let (one, two) = (first.tls_info.expect("info"), second.tls_info.expect("info"));
+    assert!(!one.resumption.contains(Resumption::USED));
     assert!(
-        handshakes[1].resumption.contains(Resumption::USED),
+        two.resumption.contains(Resumption::USED),
         "the second connection resumed TLS as well: {}",
-        handshakes[1].resumption
+        two.resumption
     );
     let records = server.records(2);
     assert!(records[1].early && records[1].tls);
     assert_eq!(server.message_count(), 2);
 }
+}
 
 // ---- bad input ----
 
-#[test]
-fn changed_features_rewrite_the_entry_and_withdrawn_pipeconnect_deletes_it() {
-    let setup = client("*");
+fronts! {
+fn changed_features_rewrite_the_entry_and_withdrawn_pipeconnect_deletes_it(front) {
+    let setup = client(front, "*");
     let server = server(vec![
         ConnPlan::new(OFFER, &[]),
         ConnPlan::new(OFFER, &[]),
@@ -300,10 +308,11 @@ fn changed_features_rewrite_the_entry_and_withdrawn_pipeconnect_deletes_it() {
         "four before and the retry: none lost, none twice"
     );
 }
+}
 
-#[test]
-fn pipeconnect_gone_from_a_still_friendly_server_deletes_the_entry() {
-    let setup = client("*");
+fronts! {
+fn pipeconnect_gone_from_a_still_friendly_server_deletes_the_entry(front) {
+    let setup = client(front, "*");
     // The server stops advertising PIPECONNECT but (unlike most) tolerates the early talk.
     let server = TestServer::start(ServerConfig::clear(
         vec![
@@ -325,10 +334,11 @@ fn pipeconnect_gone_from_a_still_friendly_server_deletes_the_entry() {
     assert!(setup.store.is_empty());
     assert_eq!(server.message_count(), 2);
 }
+}
 
-fn bad_banner(line: &str, temporary: bool) {
+fn bad_banner(front: Front, line: &str, temporary: bool) {
     for early in [false, true] {
-        let setup = client("*");
+        let setup = client(front, "*");
         let server = server(vec![
             ConnPlan::new(OFFER, &[]),
             ConnPlan::new(OFFER, &[]).banner(Banner::Line(line.into())),
@@ -364,25 +374,28 @@ fn bad_banner(line: &str, temporary: bool) {
     }
 }
 
-#[test]
-fn a_4xx_banner_is_temporary() {
-    bad_banner("421 busy, try later", true);
+fronts! {
+fn a_4xx_banner_is_temporary(front) {
+    bad_banner(front, "421 busy, try later", true);
+}
 }
 
-#[test]
-fn a_5xx_banner_is_permanent_unless_the_client_spoke_early() {
-    bad_banner("554 no mail from you", false);
+fronts! {
+fn a_5xx_banner_is_permanent_unless_the_client_spoke_early(front) {
+    bad_banner(front, "554 no mail from you", false);
+}
 }
 
-#[test]
-fn a_garbage_banner_is_a_temporary_protocol_error() {
-    bad_banner("SSH-2.0-OpenSSH_9.2", true);
+fronts! {
+fn a_garbage_banner_is_a_temporary_protocol_error(front) {
+    bad_banner(front, "SSH-2.0-OpenSSH_9.2", true);
+}
 }
 
-#[test]
-fn a_server_closing_after_the_banner_fails_cleanly() {
+fronts! {
+fn a_server_closing_after_the_banner_fails_cleanly(front) {
     for early in [false, true] {
-        let setup = client("*");
+        let setup = client(front, "*");
         let server = server(vec![
             ConnPlan::new(OFFER, &[]),
             ConnPlan::new(OFFER, &[]).banner(Banner::CloseAfter),
@@ -407,10 +420,11 @@ fn a_server_closing_after_the_banner_fails_cleanly() {
         assert_eq!(server.message_count(), 1);
     }
 }
+}
 
-#[test]
-fn a_late_banner_is_waited_for() {
-    let setup = client("*");
+fronts! {
+fn a_late_banner_is_waited_for(front) {
+    let setup = client(front, "*");
     let server = server(vec![
         ConnPlan::new(OFFER, &[]),
         ConnPlan::new(OFFER, &[]).banner(Banner::Late(Duration::from_millis(300))),
@@ -421,15 +435,16 @@ fn a_late_banner_is_waited_for() {
     assert_eq!(d.waits_before_data, 1);
     assert_eq!(server.message_count(), 2);
     // A late banner with a client that waits for it: same message count, normal flow.
-    let normal = client("");
+    let normal = client(front, "");
     let d = send(&normal, &server).expect("late banner, normal client");
     assert!(d.sent_early.is_empty());
     assert_eq!(server.message_count(), 3);
 }
+}
 
-#[test]
-fn refused_recipients_and_mail_never_deliver_and_say_why() {
-    let setup = client("*");
+fronts! {
+fn refused_recipients_and_mail_never_deliver_and_say_why(front) {
+    let setup = client(front, "*");
     let server = server(vec![ConnPlan::new(OFFER, &[])]);
     send(&setup, &server).expect("seed");
     for early_round in 0..2 {
@@ -437,54 +452,47 @@ fn refused_recipients_and_mail_never_deliver_and_say_why() {
         m.rcpt_to = vec!["reject@server.test".into(), "defer@server.test".into()];
         let err = setup
             .client
-            .connect::<NoTls>(server.addr, None, None, &m)
+            .connect(server.addr, None, None, &m)
             .expect_err("every recipient refused");
         assert_eq!(err.stage, Stage::Rcpt, "round {early_round}: {err}");
         assert!(err.is_temporary(), "a 451 among the refusals: {err}");
         m.rcpt_to = vec!["reject@server.test".into()];
         let err = setup
             .client
-            .connect::<NoTls>(server.addr, None, None, &m)
+            .connect(server.addr, None, None, &m)
             .expect_err("refused");
         assert!(!err.is_temporary(), "550 only: {err}");
         m.rcpt_to = vec!["reject@server.test".into(), "ok@server.test".into()];
         let d = setup
             .client
-            .connect::<NoTls>(server.addr, None, None, &m)
+            .connect(server.addr, None, None, &m)
             .expect("one accepted");
         assert_eq!(d.accepted, ["ok@server.test"]);
         assert_eq!(d.rejected[0].1.code(), 550);
     }
     assert_eq!(server.message_count(), 3, "seed + one per round");
 }
+}
 
-#[test]
-fn tls_on_connect_caches_the_tls_response_and_speaks_before_the_banner() {
-    let setup = client("*");
+fronts! {
+fn tls_on_connect_caches_the_tls_response_and_speaks_before_the_banner(front) {
+    let setup = client(front, "*");
     let server = TestServer::start(ServerConfig {
         plans: vec![ConnPlan::new(&[], OFFER)],
         pre_banner_wait: Duration::ZERO,
         tls: Some(common::rustls_server()),
         tls_on_connect: true,
     });
-    let tls = RustlsStartTls::new();
+    let tls = fronts::rustls_upgrade();
     let mut deliveries = Vec::new();
+    let mut handshakes = Vec::new();
     for _ in 0..2 {
-        let tcp = std::net::TcpStream::connect(server.addr).expect("connect");
-        let stream = tls.connect(tcp).expect("handshake");
-        deliveries.push(
-            setup
-                .client
-                .send(
-                    server.addr,
-                    None,
-                    stream,
-                    tlsresume_smtp::Start::TlsOnConnect,
-                    None::<&NoTls>,
-                    &message(),
-                )
-                .expect("send"),
-        );
+        let (d, info) = setup
+            .client
+            .send_on_connect(server.addr, &tls, &message())
+            .expect("send");
+        deliveries.push(d);
+        handshakes.push(info);
     }
     assert_eq!(deliveries[0].cache, [(Phase::Tls, Verdict::Stored)]);
     assert!(deliveries[0].sent_early.is_empty() && deliveries[0].tls);
@@ -494,13 +502,13 @@ fn tls_on_connect_caches_the_tls_response_and_speaks_before_the_banner() {
         ["EHLO", "MAIL", "RCPT", "RCPT", "DATA"]
     );
     assert_eq!(deliveries[1].waits_before_data, 1);
-    let handshakes = tls.handshakes.lock().expect("handshakes").clone();
     assert!(handshakes[1].resumption.contains(Resumption::USED));
     assert_eq!(server.message_count(), 2);
 }
+}
 
-#[test]
-fn tls_upgrade_keys_sessions_on_the_ehlo_host_name_and_reports_them() {
+fronts! {
+fn tls_upgrade_keys_sessions_on_the_ehlo_host_name_and_reports_them(front) {
     use tlsresume_core::contract::ClientContract;
     use tlsresume_core::{
         certificates_from_pem_file, BackendKind, ClientContext, ClientParams, ClientSettings,
@@ -508,7 +516,7 @@ fn tls_upgrade_keys_sessions_on_the_ehlo_host_name_and_reports_them() {
     };
     use tlsresume_smtp::TlsUpgrade;
 
-    let setup = client("*");
+    let setup = client(front, "*");
     let server = TestServer::start(ServerConfig {
         plans: vec![ConnPlan::new(OFFER_TLS, &["PIPELINING", "PIPECONNECT"])],
         pre_banner_wait: Duration::from_millis(500),
@@ -557,16 +565,17 @@ fn tls_upgrade_keys_sessions_on_the_ehlo_host_name_and_reports_them() {
     assert!(second.tls_info.expect("info").resumed, "TLS resumed too");
     assert_eq!(server.message_count(), 2);
 }
+}
 
+fronts! {
 /// `TlsUpgrade::dane`: the server is verified by DANE against the TLSA records given (here
 /// `3 0 0`, its whole certificate) and not by the trust anchors, which do not cover it; a
 /// record of another certificate fails STARTTLS, nothing of the message sent.
-#[test]
-fn tls_upgrade_verifies_by_dane_with_the_records_given() {
+fn tls_upgrade_verifies_by_dane_with_the_records_given(front) {
     use tlsresume_core::{certificates_from_pem_file, ClientContext, ClientSettings, TlsaRecord};
     use tlsresume_smtp::TlsUpgrade;
 
-    let setup = client("");
+    let setup = client(front, "");
     let server = TestServer::start(ServerConfig {
         plans: vec![ConnPlan::new(OFFER_TLS, &["PIPELINING"]); 2],
         pre_banner_wait: Duration::from_millis(0),
@@ -603,4 +612,5 @@ fn tls_upgrade_verifies_by_dane_with_the_records_given() {
     assert_eq!(err.stage, Stage::StartTls);
     assert!(err.detail.contains("no TLSA record matched"), "{err}");
     assert_eq!(server.message_count(), 1);
+}
 }

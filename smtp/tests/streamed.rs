@@ -3,16 +3,19 @@
 //! stops it before its end so that nothing is delivered. Against the crate's server session
 //! over loopback.
 
+#[macro_use]
+#[path = "common/fronts.rs"]
+mod fronts;
+
 use std::error::Error as _;
 use std::io::{self, Read};
 use std::net::TcpListener;
 use std::thread;
 use std::time::Duration;
 
+use fronts::Sender;
 use tlsresume_smtp::server::{self, Accepted};
-use tlsresume_smtp::{
-    Client, ClientConfig, ErrorClass, NoTls, ServerConfig, ServerSession, Stage, StreamedMessage,
-};
+use tlsresume_smtp::{ClientConfig, ErrorClass, ServerConfig, ServerSession, Stage};
 
 /// Content read in odd pieces, failing after `fail_after` octets when set.
 struct Pieces {
@@ -56,24 +59,16 @@ fn serve(
     })
 }
 
-fn streamed<'r>(content: &'r mut Pieces, size: Option<u64>) -> StreamedMessage<'r> {
-    StreamedMessage {
-        mail_from: "a@example.test".into(),
-        rcpt_to: vec!["b@example.test".into()],
-        content,
-        size,
-        dsn: Default::default(),
-    }
-}
+const ENVELOPE: (&str, &[&str]) = ("a@example.test", &["b@example.test"]);
 
-#[test]
-fn a_streamed_message_is_delivered_sized_or_stopped() {
+fronts! {
+fn a_streamed_message_is_delivered_sized_or_stopped(front) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let peer = listener.local_addr().expect("addr");
     let served = serve(listener, 3);
     let mut config = ClientConfig::new("client.test").expect("name");
     config.timeout = Duration::from_secs(20);
-    let client = Client::new(config);
+    let client = Sender::new(front, config);
 
     // 300 000 octets of lines ending in LF, some starting with a dot, one a lone dot.
     let mut content = Vec::new();
@@ -96,7 +91,7 @@ fn a_streamed_message_is_delivered_sized_or_stopped() {
         fail_after: None,
     };
     let d = client
-        .connect_streamed::<NoTls>(peer, None, None, streamed(&mut source, Some(size)))
+        .connect_streamed(peer, ENVELOPE, &mut source, Some(size))
         .expect("delivered");
     assert!(!d.chunking, "a streamed message goes with DATA");
     assert_eq!(d.accepted, ["b@example.test"]);
@@ -108,7 +103,7 @@ fn a_streamed_message_is_delivered_sized_or_stopped() {
         fail_after: None,
     };
     let e = client
-        .connect_streamed::<NoTls>(peer, None, None, streamed(&mut source, Some(2_000_000)))
+        .connect_streamed(peer, ENVELOPE, &mut source, Some(2_000_000))
         .expect_err("over SIZE");
     assert_eq!(
         (e.stage, e.class()),
@@ -124,7 +119,7 @@ fn a_streamed_message_is_delivered_sized_or_stopped() {
         fail_after: Some(50_000),
     };
     let e = client
-        .connect_streamed::<NoTls>(peer, None, None, streamed(&mut source, None))
+        .connect_streamed(peer, ENVELOPE, &mut source, None)
         .expect_err("the reader failed");
     assert_eq!(
         (e.stage, e.class()),
@@ -145,4 +140,5 @@ fn a_streamed_message_is_delivered_sized_or_stopped() {
     );
     let third = served[2].as_ref().expect_err("ended inside the message");
     assert!(third.contains("inside a message"), "{third}");
+}
 }

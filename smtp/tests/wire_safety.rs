@@ -3,23 +3,25 @@
 //! message ends DATA early. Against the test server on loopback.
 
 mod common;
+#[macro_use]
+#[path = "common/fronts.rs"]
+mod fronts;
 
 use std::error::Error as _;
 use std::net::TcpStream;
 use std::time::Duration;
 
 use common::{ConnPlan, ServerConfig, TestServer};
-use tlsresume_smtp::{
-    AddressError, Client, ClientConfig, EnvelopeField, Message, NoTls, SendError, Stage, Start,
-};
+use fronts::{Front, Sender};
+use tlsresume_smtp::{AddressError, ClientConfig, EnvelopeField, Message, SendError, Stage};
 
 /// The address of the report: it closes the path and adds a recipient of its own.
 const INJECTED: &str = "a@example.test>\r\nRCPT TO:<injected@evil.example";
 
-fn client() -> Client {
+fn client(front: Front) -> Sender {
     let mut config = ClientConfig::new("client.test").expect("name");
     config.timeout = Duration::from_secs(10);
-    Client::new(config)
+    Sender::new(front, config)
 }
 
 fn server(keywords: &[&str]) -> TestServer {
@@ -52,10 +54,10 @@ fn assert_refused(e: &SendError, field: EnvelopeField, problem: AddressError) {
     assert!(e.source().is_some(), "{e}");
 }
 
-#[test]
-fn an_address_with_a_command_in_it_is_refused_before_connecting() {
+fronts! {
+fn an_address_with_a_command_in_it_is_refused_before_connecting(front) {
     let server = server(&["PIPELINING"]);
-    let client = client();
+    let client = client(front);
     let forms = [
         (INJECTED, AddressError::LineBreak),
         ("a@example.test\rRSET", AddressError::LineBreak),
@@ -65,7 +67,7 @@ fn an_address_with_a_command_in_it_is_refused_before_connecting() {
     ];
     for (bad, problem) in forms {
         let e = client
-            .connect::<NoTls>(
+            .connect(
                 server.addr,
                 None,
                 None,
@@ -74,7 +76,7 @@ fn an_address_with_a_command_in_it_is_refused_before_connecting() {
             .expect_err("refused");
         assert_refused(&e, EnvelopeField::MailFrom, problem);
         let e = client
-            .connect::<NoTls>(
+            .connect(
                 server.addr,
                 None,
                 None,
@@ -86,7 +88,7 @@ fn an_address_with_a_command_in_it_is_refused_before_connecting() {
     // A good message afterwards is the server's first connection: none of the refused ones
     // connected.
     client
-        .connect::<NoTls>(
+        .connect(
             server.addr,
             None,
             None,
@@ -100,11 +102,12 @@ fn an_address_with_a_command_in_it_is_refused_before_connecting() {
         ["MAIL FROM:<a@example.test>", "RCPT TO:<b@example.test>"]
     );
 }
+}
 
-#[test]
-fn on_a_caller_made_connection_nothing_is_written() {
+fronts! {
+fn on_a_caller_made_connection_nothing_is_written(front) {
     let server = server(&["PIPELINING"]);
-    let client = client();
+    let client = client(front);
     for (i, (from, to)) in [
         (INJECTED, vec!["b@example.test"]),
         ("a@example.test", vec!["b@example.test", INJECTED]),
@@ -114,14 +117,7 @@ fn on_a_caller_made_connection_nothing_is_written() {
     {
         let stream = TcpStream::connect(server.addr).expect("connect");
         let e = client
-            .send(
-                server.addr,
-                None,
-                stream,
-                Start::Clear,
-                None::<&NoTls>,
-                &message(from, &to, b"x\r\n"),
-            )
+            .send(server.addr, stream, &message(from, &to, b"x\r\n"))
             .expect_err("refused");
         let field = if i == 0 {
             EnvelopeField::MailFrom
@@ -136,10 +132,11 @@ fn on_a_caller_made_connection_nothing_is_written() {
         assert!(records[i].commands.is_empty(), "{:?}", records[i].commands);
     }
 }
+}
 
-#[test]
-fn no_content_ends_data_early() {
-    let client = client();
+fronts! {
+fn no_content_ends_data_early(front) {
+    let client = client(front);
     let sent = b"hello\r\n.\r\nMAIL FROM:<x@y>\r\n";
     let bodies: [&[u8]; 6] = [
         b"hello\n.\nMAIL FROM:<x@y>\r\n",
@@ -155,7 +152,7 @@ fn no_content_ends_data_early() {
         for (i, body) in bodies.iter().enumerate() {
             let shown = String::from_utf8_lossy(body);
             let delivery = client
-                .connect::<NoTls>(
+                .connect(
                     server.addr,
                     None,
                     None,
@@ -184,4 +181,5 @@ fn no_content_ends_data_early() {
             );
         }
     }
+}
 }

@@ -3,7 +3,11 @@
 //! is permanent, a 451 temporary, a certificate that does not verify is the certificate class
 //! with the TLS library's error as its `source()` — its stage, the server's reply with its
 //! enhanced status), and several messages over one connection with early pipelining and
-//! session resumption.
+//! session resumption. Each test on both clients, the blocking one and the tokio one.
+
+#[macro_use]
+#[path = "../../smtp/tests/common/fronts.rs"]
+mod fronts;
 
 use std::error::Error as _;
 use std::net::TcpListener;
@@ -11,6 +15,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use fronts::{Front, Sender};
 use tlsresume::backends;
 use tlsresume_compare::{serve_smtp, Pki};
 use tlsresume_core::{
@@ -18,8 +23,7 @@ use tlsresume_core::{
 };
 use tlsresume_smtp::server::Policy;
 use tlsresume_smtp::{
-    Client, ClientConfig, ErrorClass, Message, SendError, ServerConfig, ServerSession, Stage,
-    TlsUpgrade,
+    ClientConfig, ErrorClass, Message, SendError, ServerConfig, ServerSession, Stage, TlsUpgrade,
 };
 
 /// Refuses `perm@…` for good and `temp@…` for now.
@@ -39,7 +43,12 @@ impl Policy for Refusals {
 }
 
 /// One delivery to `rcpt` from a `kind` client to a `kind` server presenting `identity`.
-fn deliver(kind: BackendKind, identity: Identity, rcpt: &str) -> Result<(), SendError> {
+fn deliver(
+    front: Front,
+    kind: BackendKind,
+    identity: Identity,
+    rcpt: &str,
+) -> Result<(), SendError> {
     let pki = Pki::committed().expect("pki");
     let server = backends::server(kind, ServerSettings::new(identity)).expect("server");
     let client = backends::client(kind, ClientSettings::new(pki.roots.clone())).expect("client");
@@ -60,7 +69,7 @@ fn deliver(kind: BackendKind, identity: Identity, rcpt: &str) -> Result<(), Send
         dsn: Default::default(),
     };
     let tls = TlsUpgrade::new(client).server_name("mx.tlsresume.test");
-    let sent = Client::new(config)
+    let sent = Sender::new(front, config)
         .connect(peer, None, Some(&tls), &message)
         .map(drop);
     // The server's side ends with the client's QUIT, or with the failed handshake.
@@ -68,14 +77,14 @@ fn deliver(kind: BackendKind, identity: Identity, rcpt: &str) -> Result<(), Send
     sent
 }
 
-#[test]
-fn every_failure_has_its_class_on_every_backend() {
+fronts! {
+fn every_failure_has_its_class_on_every_backend(front) {
     let pki = Pki::committed().expect("pki");
     for kind in backends::available() {
-        deliver(kind, pki.server.clone(), "b@example.test")
+        deliver(front, kind, pki.server.clone(), "b@example.test")
             .unwrap_or_else(|e| panic!("{kind:?}: the accepted recipient: {e}"));
 
-        let e = deliver(kind, pki.server.clone(), "perm@example.test").expect_err("550");
+        let e = deliver(front, kind, pki.server.clone(), "perm@example.test").expect_err("550");
         assert_eq!(
             (e.class(), e.stage),
             (ErrorClass::Permanent, Stage::Rcpt),
@@ -87,7 +96,7 @@ fn every_failure_has_its_class_on_every_backend() {
         let status = reply.enhanced_status().map(|s| s.to_string());
         assert_eq!(status.as_deref(), Some("5.1.1"), "{kind:?}");
 
-        let e = deliver(kind, pki.server.clone(), "temp@example.test").expect_err("451");
+        let e = deliver(front, kind, pki.server.clone(), "temp@example.test").expect_err("451");
         assert_eq!(
             (e.class(), e.stage),
             (ErrorClass::Temporary, Stage::Rcpt),
@@ -96,7 +105,7 @@ fn every_failure_has_its_class_on_every_backend() {
         assert!(e.is_temporary(), "{kind:?}: {e}");
         assert_eq!(e.reply.as_ref().map(|r| r.code()), Some(451), "{kind:?}");
 
-        let e = deliver(kind, pki.untrusted.clone(), "b@example.test").expect_err("untrusted");
+        let e = deliver(front, kind, pki.untrusted.clone(), "b@example.test").expect_err("untrusted");
         assert_eq!(
             (e.class(), e.stage),
             (ErrorClass::Certificate, Stage::StartTls),
@@ -110,6 +119,7 @@ fn every_failure_has_its_class_on_every_backend() {
         assert!(e.tls_error().is_some(), "{kind:?}");
         assert!(e.reply.is_none(), "{kind:?}: no SMTP reply to blame");
     }
+}
 }
 
 /// The server's side of `connections` connections on `listener`: PIPECONNECT offered, SIZE
@@ -151,8 +161,8 @@ fn message(from: &str, rcpt: &str, octets: usize) -> Message {
     }
 }
 
-#[test]
-fn several_messages_on_one_connection_early_and_resumed_on_every_backend() {
+fronts! {
+fn several_messages_on_one_connection_early_and_resumed_on_every_backend(front) {
     let pki = Pki::committed().expect("pki");
     for kind in backends::available() {
         let server =
@@ -177,7 +187,7 @@ fn several_messages_on_one_connection_early_and_resumed_on_every_backend() {
         for round in 0..4 {
             let mut config = config.clone();
             config.chunking = round < 2;
-            let smtp = Client::new(config);
+            let smtp = Sender::new(front, config);
             let sent = smtp
                 .connect_many(peer, None, Some(&tls), &queue)
                 .unwrap_or_else(|e| panic!("{kind:?} round {round}: {e}"));
@@ -233,4 +243,5 @@ fn several_messages_on_one_connection_early_and_resumed_on_every_backend() {
             );
         }
     }
+}
 }
