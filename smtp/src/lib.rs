@@ -1,6 +1,7 @@
 //! # tlsresume-smtp
 //!
-//! An SMTP client (blocking, and on tokio with the `tokio` feature) that takes round trips out of repeat connections: **early
+//! An SMTP client (blocking, and on tokio with the `tokio` feature) that takes round trips out
+//! of repeat connections: **early
 //! pipelining** (PIPECONNECT, draft-harris-early-pipe, as Exim does it) with its EHLO-response
 //! cache, RFC 2920 **pipelining** of MAIL/RCPT/DATA whenever the server offers it, and
 //! **STARTTLS** through a caller-supplied upgrade ([`StartTls`]) so any tlsresume backend's
