@@ -12,6 +12,7 @@ pub const GNUTLS_E_FATAL_ALERT_RECEIVED: i32 = -12;
 pub const GNUTLS_E_AGAIN: i32 = -28;
 pub const GNUTLS_E_NO_CERTIFICATE_FOUND: i32 = -49;
 pub const GNUTLS_E_INTERRUPTED: i32 = -52;
+pub const GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE: i32 = -56;
 pub const GNUTLS_E_CERTIFICATE_REQUIRED: i32 = -112;
 pub const GNUTLS_E_CERTIFICATE_ERROR: i32 = -43;
 pub const GNUTLS_E_PREMATURE_TERMINATION: i32 = -110;
@@ -71,12 +72,62 @@ pub const GNUTLS_CIPHER_AES256_PGP_CFB: gnutls_cipher_algorithm = 207;
 pub const GNUTLS_CIPHER_TWOFISH_PGP_CFB: gnutls_cipher_algorithm = 208;
 pub type gnutls_cipher_algorithm = ::core::ffi::c_uint;
 pub use self::gnutls_cipher_algorithm as gnutls_cipher_algorithm_t;
+pub const GNUTLS_KX_UNKNOWN: gnutls_kx_algorithm_t = 0;
+pub const GNUTLS_KX_RSA: gnutls_kx_algorithm_t = 1;
+pub const GNUTLS_KX_DHE_DSS: gnutls_kx_algorithm_t = 2;
+pub const GNUTLS_KX_DHE_RSA: gnutls_kx_algorithm_t = 3;
+pub const GNUTLS_KX_ANON_DH: gnutls_kx_algorithm_t = 4;
+pub const GNUTLS_KX_SRP: gnutls_kx_algorithm_t = 5;
+pub const GNUTLS_KX_RSA_EXPORT: gnutls_kx_algorithm_t = 6;
+pub const GNUTLS_KX_SRP_RSA: gnutls_kx_algorithm_t = 7;
+pub const GNUTLS_KX_SRP_DSS: gnutls_kx_algorithm_t = 8;
+pub const GNUTLS_KX_PSK: gnutls_kx_algorithm_t = 9;
+pub const GNUTLS_KX_DHE_PSK: gnutls_kx_algorithm_t = 10;
+pub const GNUTLS_KX_ANON_ECDH: gnutls_kx_algorithm_t = 11;
+pub const GNUTLS_KX_ECDHE_RSA: gnutls_kx_algorithm_t = 12;
+pub const GNUTLS_KX_ECDHE_ECDSA: gnutls_kx_algorithm_t = 13;
+pub const GNUTLS_KX_ECDHE_PSK: gnutls_kx_algorithm_t = 14;
+pub const GNUTLS_KX_RSA_PSK: gnutls_kx_algorithm_t = 15;
+pub const GNUTLS_KX_VKO_GOST_12: gnutls_kx_algorithm_t = 16;
+pub type gnutls_kx_algorithm_t = ::core::ffi::c_uint;
 pub const GNUTLS_CRD_CERTIFICATE: gnutls_credentials_type_t = 1;
 pub const GNUTLS_CRD_ANON: gnutls_credentials_type_t = 2;
 pub const GNUTLS_CRD_SRP: gnutls_credentials_type_t = 3;
 pub const GNUTLS_CRD_PSK: gnutls_credentials_type_t = 4;
 pub const GNUTLS_CRD_IA: gnutls_credentials_type_t = 5;
 pub type gnutls_credentials_type_t = ::core::ffi::c_uint;
+pub const GNUTLS_MAC_UNKNOWN: gnutls_mac_algorithm_t = 0;
+pub const GNUTLS_MAC_NULL: gnutls_mac_algorithm_t = 1;
+pub const GNUTLS_MAC_MD5: gnutls_mac_algorithm_t = 2;
+pub const GNUTLS_MAC_SHA1: gnutls_mac_algorithm_t = 3;
+pub const GNUTLS_MAC_RMD160: gnutls_mac_algorithm_t = 4;
+pub const GNUTLS_MAC_MD2: gnutls_mac_algorithm_t = 5;
+pub const GNUTLS_MAC_SHA256: gnutls_mac_algorithm_t = 6;
+pub const GNUTLS_MAC_SHA384: gnutls_mac_algorithm_t = 7;
+pub const GNUTLS_MAC_SHA512: gnutls_mac_algorithm_t = 8;
+pub const GNUTLS_MAC_SHA224: gnutls_mac_algorithm_t = 9;
+pub const GNUTLS_MAC_SHA3_224: gnutls_mac_algorithm_t = 10;
+pub const GNUTLS_MAC_SHA3_256: gnutls_mac_algorithm_t = 11;
+pub const GNUTLS_MAC_SHA3_384: gnutls_mac_algorithm_t = 12;
+pub const GNUTLS_MAC_SHA3_512: gnutls_mac_algorithm_t = 13;
+pub const GNUTLS_MAC_MD5_SHA1: gnutls_mac_algorithm_t = 14;
+pub const GNUTLS_MAC_GOSTR_94: gnutls_mac_algorithm_t = 15;
+pub const GNUTLS_MAC_STREEBOG_256: gnutls_mac_algorithm_t = 16;
+pub const GNUTLS_MAC_STREEBOG_512: gnutls_mac_algorithm_t = 17;
+pub const GNUTLS_MAC_AEAD: gnutls_mac_algorithm_t = 200;
+pub const GNUTLS_MAC_UMAC_96: gnutls_mac_algorithm_t = 201;
+pub const GNUTLS_MAC_UMAC_128: gnutls_mac_algorithm_t = 202;
+pub const GNUTLS_MAC_AES_CMAC_128: gnutls_mac_algorithm_t = 203;
+pub const GNUTLS_MAC_AES_CMAC_256: gnutls_mac_algorithm_t = 204;
+pub const GNUTLS_MAC_AES_GMAC_128: gnutls_mac_algorithm_t = 205;
+pub const GNUTLS_MAC_AES_GMAC_192: gnutls_mac_algorithm_t = 206;
+pub const GNUTLS_MAC_AES_GMAC_256: gnutls_mac_algorithm_t = 207;
+pub const GNUTLS_MAC_GOST28147_TC26Z_IMIT: gnutls_mac_algorithm_t = 208;
+pub const GNUTLS_MAC_SHAKE_128: gnutls_mac_algorithm_t = 209;
+pub const GNUTLS_MAC_SHAKE_256: gnutls_mac_algorithm_t = 210;
+pub const GNUTLS_MAC_MAGMA_OMAC: gnutls_mac_algorithm_t = 211;
+pub const GNUTLS_MAC_KUZNYECHIK_OMAC: gnutls_mac_algorithm_t = 212;
+pub type gnutls_mac_algorithm_t = ::core::ffi::c_uint;
 pub const GNUTLS_SERVER: gnutls_init_flags_t = 1;
 pub const GNUTLS_CLIENT: gnutls_init_flags_t = 2;
 pub const GNUTLS_DATAGRAM: gnutls_init_flags_t = 4;
@@ -180,6 +231,12 @@ pub struct gnutls_session_int {
 }
 pub type gnutls_session_t = *mut gnutls_session_int;
 #[repr(C)]
+#[derive(Debug)]
+pub struct gnutls_priority_st {
+    _unused: [u8; 0],
+}
+pub type gnutls_priority_t = *mut gnutls_priority_st;
+#[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct gnutls_datum_t {
     pub data: *mut ::core::ffi::c_uchar,
@@ -213,7 +270,32 @@ unsafe extern "C" {
     pub fn gnutls_cipher_get(session: gnutls_session_t) -> gnutls_cipher_algorithm_t;
 }
 unsafe extern "C" {
+    pub fn gnutls_cipher_get_name(
+        algorithm: gnutls_cipher_algorithm_t,
+    ) -> *const ::core::ffi::c_char;
+}
+unsafe extern "C" {
+    pub fn gnutls_mac_get_name(
+        algorithm: gnutls_mac_algorithm_t,
+    ) -> *const ::core::ffi::c_char;
+}
+unsafe extern "C" {
+    pub fn gnutls_kx_get_name(
+        algorithm: gnutls_kx_algorithm_t,
+    ) -> *const ::core::ffi::c_char;
+}
+unsafe extern "C" {
     pub fn gnutls_cipher_get_key_size(algorithm: gnutls_cipher_algorithm_t) -> usize;
+}
+unsafe extern "C" {
+    pub fn gnutls_cipher_suite_info(
+        idx: usize,
+        cs_id: *mut ::core::ffi::c_uchar,
+        kx: *mut gnutls_kx_algorithm_t,
+        cipher: *mut gnutls_cipher_algorithm_t,
+        mac: *mut gnutls_mac_algorithm_t,
+        min_version: *mut gnutls_protocol_t,
+    ) -> *const ::core::ffi::c_char;
 }
 unsafe extern "C" {
     pub fn gnutls_error_is_fatal(error: ::core::ffi::c_int) -> ::core::ffi::c_int;
@@ -289,6 +371,23 @@ unsafe extern "C" {
         protocols: *const gnutls_datum_t,
         protocols_size: ::core::ffi::c_uint,
         flags: ::core::ffi::c_uint,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn gnutls_priority_init(
+        priority_cache: *mut gnutls_priority_t,
+        priorities: *const ::core::ffi::c_char,
+        err_pos: *mut *const ::core::ffi::c_char,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn gnutls_priority_deinit(priority_cache: gnutls_priority_t);
+}
+unsafe extern "C" {
+    pub fn gnutls_priority_get_cipher_suite_index(
+        pcache: gnutls_priority_t,
+        idx: ::core::ffi::c_uint,
+        sidx: *mut ::core::ffi::c_uint,
     ) -> ::core::ffi::c_int;
 }
 unsafe extern "C" {

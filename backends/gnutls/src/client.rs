@@ -41,7 +41,7 @@ impl Client {
         settings.check()?;
         let clock = Arc::new(install_clock(&settings.clock)?);
         let credentials = config::client_credentials(&settings)?;
-        let priority = config::priority(&settings.versions)?;
+        let priority = config::priority(&settings.versions_in_force()?, settings.ciphers.as_ref())?;
         Ok(Self {
             settings: Arc::new(settings),
             clock,

@@ -1,6 +1,6 @@
 //! Settings → GnuTLS configuration: priority strings, credentials.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use zeroize::Zeroizing;
 
@@ -10,11 +10,108 @@ use tlsresume_core::{
 
 use crate::ffi::Credentials;
 use crate::ffi::SessionRef;
+use crate::ffi::SuiteParts;
 use tlsresume_core::info::{exim_cipher_from_gnutls_desc, exim_cipher_string};
+use tlsresume_core::settings::ciphers::{CipherList, CipherSuite};
+use tlsresume_core::BackendKind;
 use tlsresume_core::CipherNames;
 
-/// The priority string allowing exactly `versions` (TLS 1.2 and/or 1.3) over GnuTLS's `NORMAL`.
-pub(crate) fn priority(versions: &Versions) -> Result<String, Error> {
+/// The priority string allowing exactly `versions` (TLS 1.2 and/or 1.3) and, when given, the
+/// suites of `ciphers` over GnuTLS's `NORMAL`.
+///
+/// GnuTLS restricts by parts (ciphers, MACs, key exchanges), not by suite: the string allows
+/// the parts of the listed suites, and the suites GnuTLS reads from it are checked to be
+/// exactly those listed; a list whose parts would also allow others is refused, naming them.
+pub(crate) fn priority(versions: &Versions, ciphers: Option<&CipherList>) -> Result<String, Error> {
+    let text = versions_priority(versions)?;
+    let Some(list) = ciphers else {
+        return Ok(text);
+    };
+    let known = gnutls_suites();
+    let can: Vec<CipherSuite> = known.iter().map(|(s, _)| *s).collect();
+    let library = format!("GnuTLS {}", crate::ffi::version());
+    list.check_supported(BackendKind::Gnutls, &library, &can)?;
+    let parts: Vec<&SuiteParts> = list
+        .suites()
+        .iter()
+        .filter(|s| versions.allows(s.version()))
+        .filter_map(|s| known.iter().find(|(k, _)| k == s).map(|(_, p)| p))
+        .collect();
+    let mut text = text;
+    let mut add = |remove: &str, names: Vec<&str>| {
+        let mut seen: Vec<&str> = Vec::new();
+        for name in names {
+            if !seen.contains(&name) {
+                seen.push(name);
+            }
+        }
+        if !seen.is_empty() {
+            text.push_str(&format!(":-{remove}"));
+            for name in seen {
+                text.push_str(&format!(":+{name}"));
+            }
+        }
+    };
+    add(
+        "CIPHER-ALL",
+        parts.iter().map(|p| p.cipher.as_str()).collect(),
+    );
+    add("MAC-ALL", parts.iter().map(|p| p.mac.as_str()).collect());
+    add(
+        "KX-ALL",
+        parts.iter().filter_map(|p| p.kx.as_deref()).collect(),
+    );
+    let allowed = crate::ffi::priority_suites(&text)
+        .map_err(|e| Error::Config(format!("GnuTLS refused the priority string {text}: {e}")))?;
+    let wanted: Vec<u16> = parts.iter().map(|p| p.code).collect();
+    let extra: Vec<CipherSuite> = allowed
+        .iter()
+        .filter(|p| !wanted.contains(&p.code))
+        .filter_map(|p| CipherSuite::from_code(p.code))
+        .collect();
+    let unknown_extra = allowed
+        .iter()
+        .any(|p| !wanted.contains(&p.code) && CipherSuite::from_code(p.code).is_none());
+    if !extra.is_empty() || unknown_extra {
+        return Err(list.widened(
+            BackendKind::Gnutls,
+            "GnuTLS restricts by cipher, MAC and key exchange, not by suite",
+            &extra,
+        ));
+    }
+    if let Some(missing) = wanted
+        .iter()
+        .find(|code| !allowed.iter().any(|p| p.code == **code))
+    {
+        return Err(Error::setting(
+            "ciphers",
+            format!(
+                "the gnutls backend ({library}) did not allow suite {missing:#06x} from the \
+                 priority string {text}"
+            ),
+        ));
+    }
+    Ok(text)
+}
+
+/// The suites of [`CipherSuite::KNOWN`] this GnuTLS can negotiate, with their parts: those a
+/// priority string allowing every version, cipher, MAC and key exchange holds, as GnuTLS
+/// reads it.
+fn gnutls_suites() -> &'static [(CipherSuite, SuiteParts)] {
+    static SUITES: OnceLock<Vec<(CipherSuite, SuiteParts)>> = OnceLock::new();
+    SUITES.get_or_init(|| {
+        crate::ffi::priority_suites(
+            "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:+CIPHER-ALL:+MAC-ALL:+KX-ALL",
+        )
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| Some((CipherSuite::from_code(p.code)?, p)))
+        .collect()
+    })
+}
+
+/// The priority string allowing exactly `versions` over GnuTLS's `NORMAL`.
+fn versions_priority(versions: &Versions) -> Result<String, Error> {
     let mut text = String::from("NORMAL:-VERS-ALL");
     if versions.allows(ProtocolVersion::Tls13) {
         text.push_str(":+VERS-TLS1.3");
@@ -165,15 +262,15 @@ mod tests {
     #[test]
     fn priority_strings_limit_versions() {
         assert_eq!(
-            priority(&Versions::ALL).ok().as_deref(),
+            priority(&Versions::ALL, None).ok().as_deref(),
             Some("NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2")
         );
         assert_eq!(
-            priority(&Versions::only(ProtocolVersion::Tls12))
+            priority(&Versions::only(ProtocolVersion::Tls12), None)
                 .ok()
                 .as_deref(),
             Some("NORMAL:-VERS-ALL:+VERS-TLS1.2")
         );
-        assert!(priority(&Versions::only(ProtocolVersion::Other(0x0301))).is_err());
+        assert!(priority(&Versions::only(ProtocolVersion::Other(0x0301)), None).is_err());
     }
 }

@@ -174,6 +174,99 @@ pub fn version() -> String {
         .into_owned()
 }
 
+/// A static NUL-terminated string from GnuTLS, or `None` for NULL.
+fn static_text(text: *const std::ffi::c_char) -> Option<String> {
+    if text.is_null() {
+        return None;
+    }
+    // SAFETY: non-NULL, static and NUL-terminated (the callers' functions return such).
+    Some(
+        unsafe { CStr::from_ptr(text) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+/// One cipher suite as GnuTLS knows it (`gnutls_cipher_suite_info`): its code point and its
+/// parts under the names priority strings use. TLS 1.3 suites have no key exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuiteParts {
+    /// The code point.
+    pub code: u16,
+    /// `ECDHE-RSA`, `DHE-RSA`, `RSA`…; `None` for TLS 1.3 suites.
+    pub kx: Option<String>,
+    /// `AES-128-GCM`, `CHACHA20-POLY1305`…
+    pub cipher: String,
+    /// `AEAD`, `SHA1`, `SHA256`…
+    pub mac: String,
+}
+
+/// The suite at `idx` of GnuTLS's table, `None` past its end.
+fn suite_info(idx: usize) -> Option<SuiteParts> {
+    let mut id = [0u8; 2];
+    let (mut kx, mut cipher, mut mac, mut version) = (0, 0, 0, 0);
+    // SAFETY: every out-pointer is valid for the call; `id` has the two bytes it writes.
+    let name = unsafe {
+        sys::gnutls_cipher_suite_info(
+            idx,
+            id.as_mut_ptr(),
+            &mut kx,
+            &mut cipher,
+            &mut mac,
+            &mut version,
+        )
+    };
+    static_text(name)?;
+    // SAFETY: the name getters take any algorithm number and return static text or NULL.
+    let (kx_name, cipher_name, mac_name) = unsafe {
+        (
+            sys::gnutls_kx_get_name(kx),
+            sys::gnutls_cipher_get_name(cipher),
+            sys::gnutls_mac_get_name(mac),
+        )
+    };
+    Some(SuiteParts {
+        code: u16::from_be_bytes(id),
+        kx: if kx == sys::GNUTLS_KX_UNKNOWN {
+            None
+        } else {
+            static_text(kx_name)
+        },
+        cipher: static_text(cipher_name).unwrap_or_default(),
+        mac: static_text(mac_name).unwrap_or_default(),
+    })
+}
+
+/// The cipher suites a priority string allows, in its order (`gnutls_priority_init`,
+/// `gnutls_priority_get_cipher_suite_index`): the library's own reading of the string.
+pub fn priority_suites(priority: &str) -> Result<Vec<SuiteParts>, GnutlsError> {
+    init()?;
+    let text = c_string(priority)?;
+    let mut cache: sys::gnutls_priority_t = ptr::null_mut();
+    let mut err_pos = ptr::null();
+    // SAFETY: `cache` is a valid out-pointer; the string is NUL-terminated and outlives the
+    // call.
+    cvt(unsafe { sys::gnutls_priority_init(&mut cache, text.as_ptr(), &mut err_pos) })?;
+    let mut out = Vec::new();
+    for idx in 0.. {
+        let mut sidx: c_uint = 0;
+        // SAFETY: `cache` was initialised above and is freed only after the loop.
+        let ret = unsafe { sys::gnutls_priority_get_cipher_suite_index(cache, idx, &mut sidx) };
+        if ret == sys::GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE {
+            break;
+        }
+        if ret < 0 {
+            continue;
+        }
+        if let Some(parts) = usize::try_from(sidx).ok().and_then(suite_info) {
+            out.push(parts);
+        }
+    }
+    // SAFETY: initialised above, not used after.
+    unsafe { sys::gnutls_priority_deinit(cache) };
+    Ok(out)
+}
+
 foreign_type! {
     type CType = sys::gnutls_certificate_credentials_st;
     fn drop = sys::gnutls_certificate_free_credentials;

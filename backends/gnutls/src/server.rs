@@ -46,7 +46,7 @@ impl Server {
         settings.check_for(BACKEND)?;
         let clock = Arc::new(install_clock(&settings.clock)?);
         let credentials = config::server_credentials(&settings)?;
-        let priority = config::priority(&settings.versions)?;
+        let priority = config::priority(&settings.versions_in_force()?, settings.ciphers.as_ref())?;
         let master = tickets::MasterKey::fetch(&settings)?;
         Ok(Self {
             settings,

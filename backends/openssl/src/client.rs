@@ -52,7 +52,11 @@ impl Client {
         }
         let mut ctx = openssl::ssl::SslContext::builder(SslMethod::tls_client())
             .map_err(|e| error::config("SSL context", e))?;
-        config::set_versions(&mut ctx, settings.versions)?;
+        let versions = settings.versions_in_force()?;
+        config::set_versions(&mut ctx, versions)?;
+        if let Some(list) = &settings.ciphers {
+            config::set_ciphers(&mut ctx, list, versions)?;
+        }
         match &settings.identity {
             Some(identity) => config::load_identity(&mut ctx, identity)?,
             None => ffi::set_client_cert_cb(&mut ctx, crate::callbacks::raw_client_cert),

@@ -1,12 +1,16 @@
-//! Settings → OpenSSL configuration: identity, versions, trust anchors, ALPN.
+//! Settings → OpenSSL configuration: identity, versions, cipher suites, trust anchors, ALPN.
+
+use std::sync::OnceLock;
 
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{SslContextBuilder, SslRef, SslVersion};
+use openssl::ssl::{SslContext, SslContextBuilder, SslMethod, SslRef, SslVersion};
 use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::X509;
-use tlsresume_core::{Error, Identity, KeyFormat, ProtocolVersion, Versions};
+use tlsresume_core::settings::ciphers::{CipherList, CipherSuite};
+use tlsresume_core::{BackendKind, Error, Identity, KeyFormat, ProtocolVersion, Versions};
 
 use crate::error::config;
+use crate::ffi;
 
 fn ssl_version(v: ProtocolVersion) -> Result<SslVersion, Error> {
     match v {
@@ -30,6 +34,95 @@ pub(crate) fn set_versions(ctx: &mut SslContextBuilder, versions: Versions) -> R
         .map_err(|e| config("minimum TLS version", e))?;
     ctx.set_max_proto_version(Some(ssl_version(versions.max)?))
         .map_err(|e| config("maximum TLS version", e))
+}
+
+/// The suites of [`CipherSuite::KNOWN`] this OpenSSL can negotiate at its default security
+/// level, with their OpenSSL names: what a context set to every cipher (`ALL`) and every
+/// TLS 1.3 suite holds, as the library lists it.
+fn openssl_suites() -> &'static [(CipherSuite, String)] {
+    static SUITES: OnceLock<Vec<(CipherSuite, String)>> = OnceLock::new();
+    SUITES.get_or_init(|| {
+        let Ok(mut ctx) = SslContext::builder(SslMethod::tls()) else {
+            return Vec::new();
+        };
+        let tls13: Vec<&str> = CipherSuite::KNOWN
+            .iter()
+            .filter(|s| s.version() == ProtocolVersion::Tls13)
+            .map(|s| s.name())
+            .collect();
+        if ctx.set_cipher_list("ALL").is_err() || ctx.set_ciphersuites(&tls13.join(":")).is_err() {
+            return Vec::new();
+        }
+        ffi::ctx_ciphers(&ctx)
+            .into_iter()
+            .filter_map(|(code, name)| Some((CipherSuite::from_code(code)?, name)))
+            .collect()
+    })
+}
+
+/// Limits the context to `list` (versions already limited to those it names suites for):
+/// the TLS 1.2 suites by their OpenSSL names (`SSL_CTX_set_cipher_list`), the TLS 1.3 suites
+/// by their IANA names (`SSL_CTX_set_ciphersuites`). A suite this OpenSSL cannot use is
+/// refused, naming those it can, and the context's own list is read back: it must hold
+/// exactly the suites asked for.
+pub(crate) fn set_ciphers(
+    ctx: &mut SslContextBuilder,
+    list: &CipherList,
+    versions: Versions,
+) -> Result<(), Error> {
+    let known = openssl_suites();
+    let can: Vec<CipherSuite> = known.iter().map(|(s, _)| *s).collect();
+    list.check_supported(BackendKind::Openssl, openssl::version::version(), &can)?;
+    let tls12: Vec<&str> = list
+        .for_version(ProtocolVersion::Tls12)
+        .filter_map(|s| known.iter().find(|(k, _)| *k == s).map(|(_, n)| n.as_str()))
+        .collect();
+    let tls13: Vec<&str> = list
+        .for_version(ProtocolVersion::Tls13)
+        .map(CipherSuite::name)
+        .collect();
+    // An empty TLS 1.2 list is refused by OpenSSL; TLS 1.2 is then off (`versions`).
+    if !tls12.is_empty() {
+        ctx.set_cipher_list(&tls12.join(":"))
+            .map_err(|e| config("TLS 1.2 cipher list", e))?;
+    }
+    ctx.set_ciphersuites(&tls13.join(":"))
+        .map_err(|e| config("TLS 1.3 cipher suites", e))?;
+    let held: Vec<u16> = ffi::ctx_ciphers(ctx)
+        .into_iter()
+        .map(|(code, _)| code)
+        // The suites of a version that is off do not count (OpenSSL keeps its default TLS 1.2
+        // list, PSK suites included, when no TLS 1.2 suite is named).
+        .filter(|&code| {
+            versions.allows(if code >> 8 == 0x13 {
+                ProtocolVersion::Tls13
+            } else {
+                ProtocolVersion::Tls12
+            })
+        })
+        .collect();
+    let wanted: Vec<u16> = list
+        .suites()
+        .iter()
+        .filter(|s| versions.allows(s.version()))
+        .map(|s| s.code())
+        .collect();
+    let mut sorted = (held.clone(), wanted.clone());
+    sorted.0.sort_unstable();
+    sorted.1.sort_unstable();
+    if sorted.0 != sorted.1 {
+        let extra: Vec<CipherSuite> = held
+            .iter()
+            .filter(|c| !wanted.contains(c))
+            .filter_map(|&c| CipherSuite::from_code(c))
+            .collect();
+        return Err(list.widened(
+            BackendKind::Openssl,
+            "its context holds another set than the one asked for",
+            &extra,
+        ));
+    }
+    Ok(())
 }
 
 /// The private key of an identity.

@@ -12,7 +12,8 @@ use std::ptr;
 use foreign_types::{ForeignType, ForeignTypeRef};
 use libc::{c_char, c_int, c_long, c_uchar, c_ulong, c_void, size_t};
 use openssl::error::ErrorStack;
-use openssl::ssl::{SslContextBuilder, SslRef, SslSession, SslSessionRef};
+use openssl::ssl::{SslCipher, SslContextBuilder, SslRef, SslSession, SslSessionRef};
+use openssl::stack::StackRef;
 use openssl_sys::{
     EVP_CIPHER_CTX, EVP_MAC_CTX, EVP_PKEY, OSSL_PARAM, SSL, SSL_CTX, SSL_SESSION, X509,
 };
@@ -101,6 +102,8 @@ extern "C" {
         data: *mut *mut c_void,
         len: *mut size_t,
     ) -> c_int;
+    /// SSL_CTX_get_ciphers(3).
+    fn SSL_CTX_get_ciphers(ctx: *const SSL_CTX) -> *mut openssl_sys::stack_st_SSL_CIPHER;
     /// SSL_CTX_set_timeout(3).
     fn SSL_CTX_set_timeout(ctx: *mut SSL_CTX, t: c_long) -> c_long;
     /// SSL_SESSION_get_ticket_lifetime_hint(3).
@@ -313,6 +316,23 @@ pub(crate) fn set_session_ticket_cb(
         SSL_CTX_set_session_ticket_cb(ctx.as_ptr(), Some(generate), Some(decrypt), ptr::null_mut())
     })
     .map(|_| ())
+}
+
+/// The cipher suites the context would negotiate (`SSL_CTX_get_ciphers`), by code point and
+/// OpenSSL name, in its order of preference.
+pub(crate) fn ctx_ciphers(ctx: &SslContextBuilder) -> Vec<(u16, String)> {
+    // SAFETY: `ctx.as_ptr()` is a valid SSL_CTX; the stack returned is owned by it.
+    let stack = unsafe { SSL_CTX_get_ciphers(ctx.as_ptr()) };
+    if stack.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: a non-null STACK_OF(SSL_CIPHER) owned by the context, read only while the
+    // builder is borrowed (nothing can change the list meanwhile).
+    let stack: &StackRef<SslCipher> = unsafe { StackRef::from_ptr(stack) };
+    stack
+        .iter()
+        .map(|c| (u16::from_be_bytes(c.protocol_id()), c.name().to_string()))
+        .collect()
 }
 
 /// Sets the context's session timeout (the lifetime hint of the tickets it issues).

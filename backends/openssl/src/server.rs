@@ -51,7 +51,11 @@ impl Server {
         let mut ctx = SslContext::builder(SslMethod::tls_server())
             .map_err(|e| error::config("SSL context", e))?;
         config::load_identity(&mut ctx, &settings.identity)?;
-        config::set_versions(&mut ctx, settings.versions)?;
+        let versions = settings.versions_in_force()?;
+        config::set_versions(&mut ctx, versions)?;
+        if let Some(list) = &settings.ciphers {
+            config::set_ciphers(&mut ctx, list, versions)?;
+        }
         if settings.asks_client_certificates() {
             config::client_cas(&mut ctx, &settings.client_roots)?;
         }

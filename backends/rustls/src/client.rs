@@ -22,7 +22,7 @@ use rustls::{ClientConfig, ClientConnection, NamedGroup, RootCertStore, StreamOw
 use tlsresume_core::contract::{ClientHandshake, ReceivedSession};
 use tlsresume_core::{CacheKey, ClientSettings, Error, NoOffer, OcspMode, ProtocolVersion};
 
-use crate::config::{chain_and_key, provider, versions, ClockTime};
+use crate::config::{chain_and_key, provider, provider_for, versions, ClockTime};
 use crate::error::tls;
 use crate::handshake::{ClientParts, Handshake};
 use crate::info::lock;
@@ -163,10 +163,10 @@ impl Client {
             request_ocsp: settings.ocsp != OcspMode::Off,
         });
         let base = ClientConfig::builder_with_details(
-            provider(),
+            provider_for(settings.ciphers.as_ref())?,
             Arc::new(ClockTime(settings.clock.clone())),
         )
-        .with_protocol_versions(&versions(&settings.versions)?)
+        .with_protocol_versions(&versions(&settings.versions_in_force()?)?)
         .map_err(tls)?
         .dangerous()
         .with_custom_certificate_verifier(verifier);

@@ -9,11 +9,41 @@ use rustls::pki_types::{
 };
 use rustls::time_provider::TimeProvider;
 use rustls::SupportedProtocolVersion;
-use tlsresume_core::{Error, Identity, KeyFormat, ProtocolVersion, SharedClock, Versions};
+use tlsresume_core::settings::ciphers::{CipherList, CipherSuite};
+use tlsresume_core::{
+    BackendKind, Error, Identity, KeyFormat, ProtocolVersion, SharedClock, Versions,
+};
 
 /// The ring provider every config is built with.
 pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The ring provider limited to `ciphers`, in the list's order; `None`: every suite it has.
+/// A suite the provider does not have (rustls has no CBC, DHE or RSA key exchange) is refused,
+/// naming those it has.
+pub(crate) fn provider_for(ciphers: Option<&CipherList>) -> Result<Arc<CryptoProvider>, Error> {
+    let Some(list) = ciphers else {
+        return Ok(provider());
+    };
+    let mut provider = rustls::crypto::ring::default_provider();
+    let can: Vec<CipherSuite> = provider
+        .cipher_suites
+        .iter()
+        .filter_map(|s| CipherSuite::from_code(u16::from(s.suite())))
+        .collect();
+    list.check_supported(BackendKind::Rustls, "rustls, ring provider", &can)?;
+    let all = std::mem::take(&mut provider.cipher_suites);
+    provider.cipher_suites = list
+        .suites()
+        .iter()
+        .filter_map(|want| {
+            all.iter()
+                .copied()
+                .find(|s| u16::from(s.suite()) == want.code())
+        })
+        .collect();
+    Ok(Arc::new(provider))
 }
 
 /// The tlsresume clock as rustls's time source, so ticket ages, session expiry and certificate

@@ -13,7 +13,7 @@ use tlsresume_core::keys::seal::TicketSealer;
 use tlsresume_core::{ClientAuth, Error, ServerSettings};
 
 use crate::client_auth::ClientVerifier;
-use crate::config::{chain_and_key, provider, versions, ClockTime};
+use crate::config::{chain_and_key, provider_for, versions, ClockTime};
 use crate::error::tls;
 use crate::handshake::Handshake;
 use crate::info::ServerState;
@@ -118,10 +118,10 @@ impl Configs {
     fn new(settings: &ServerSettings, auth: ClientAuth) -> Result<Self, Error> {
         let (chain, key) = chain_and_key(&settings.identity);
         let builder = ServerConfig::builder_with_details(
-            provider(),
+            provider_for(settings.ciphers.as_ref())?,
             Arc::new(ClockTime(settings.clock.clone())),
         )
-        .with_protocol_versions(&versions(&settings.versions)?)
+        .with_protocol_versions(&versions(&settings.versions_in_force()?)?)
         .map_err(tls)?;
         let verifier = match auth {
             ClientAuth::Off => None,

@@ -138,6 +138,9 @@ impl ClientContract for ClientSettings {
             .options(key_options(backend, self.versions))
             .sni(params.server_name.clone())
             .alpn(&self.alpn);
+        if let Some(ciphers) = &self.ciphers {
+            builder = builder.ciphers(ciphers.to_string());
+        }
         if let Some(lb) = &params.lb_name {
             builder = builder.lb_name(lb.clone());
         }
@@ -463,6 +466,39 @@ mod tests {
         // Another backend's session is not offered.
         let other = s.offer(BackendKind::Rustls, &params(), true);
         assert!(other.entry.is_none());
+    }
+
+    #[test]
+    fn a_session_stored_under_one_cipher_list_is_not_offered_under_another() {
+        let (mut s, _, store) = settings(crate::ResumptionPolicy::exim_compatible());
+        let list = |text: &str| text.parse::<crate::settings::ciphers::CipherList>().ok();
+        s.ciphers = list("TLS_AES_256_GCM_SHA384");
+        let stored = s.offer(BackendKind::Openssl, &params(), true);
+        store
+            .put(&stored.key, entry(&s, BackendKind::Openssl))
+            .expect("put");
+        assert!(s
+            .offer(BackendKind::Openssl, &params(), true)
+            .entry
+            .is_some());
+        let mut other = s.clone();
+        other.ciphers = list("TLS_AES_128_GCM_SHA256");
+        let offer = other.offer(BackendKind::Openssl, &params(), true);
+        assert_ne!(offer.key, stored.key);
+        assert_eq!(offer.no_offer, Some(NoOffer::Missing));
+        other.ciphers = list("TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256");
+        assert!(other
+            .offer(BackendKind::Openssl, &params(), true)
+            .entry
+            .is_none());
+        other.ciphers = None;
+        assert!(other
+            .offer(BackendKind::Openssl, &params(), true)
+            .entry
+            .is_none());
+        // The same list however written: the same key.
+        other.ciphers = list("tls_aes_256_gcm_sha384,");
+        assert_eq!(other.cache_key(BackendKind::Openssl, &params()), stored.key);
     }
 
     #[test]

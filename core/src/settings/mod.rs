@@ -15,7 +15,10 @@ use crate::model::policy::ResumptionPolicy;
 use crate::model::ticket_policy::TicketPolicy;
 use crate::pki::Identity;
 
+pub mod ciphers;
 pub mod params;
+
+use ciphers::CipherList;
 
 /// The range of TLS versions a context allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -135,6 +138,9 @@ pub struct ServerSettings {
     /// The CAs a client certificate must chain to (DER; Exim's `tls_verify_certificates`),
     /// also named to the client in the certificate request.
     pub client_roots: Vec<Vec<u8>>,
+    /// The cipher suites offered and accepted, in preference order (Exim's
+    /// `tls_require_ciphers`); `None` (the default): the library's own defaults.
+    pub ciphers: Option<CipherList>,
 }
 
 impl ServerSettings {
@@ -155,7 +161,14 @@ impl ServerSettings {
             verify_hosts: HostList::none(),
             try_verify_hosts: HostList::none(),
             client_roots: Vec::new(),
+            ciphers: None,
         }
+    }
+
+    /// The versions a server negotiates: [`versions`](Self::versions), less any version
+    /// [`ciphers`](Self::ciphers) names no suite for.
+    pub fn versions_in_force(&self) -> Result<Versions, Error> {
+        versions_in_force(self.versions, self.ciphers.as_ref())
     }
 
     /// Whether a client at `ip` (named `name`, if looked up) is asked for a certificate, and
@@ -223,6 +236,7 @@ impl ServerSettings {
             ));
         }
         check_versions(self.versions)?;
+        self.versions_in_force()?;
         check_alpn(&self.alpn)?;
         if let Some(policy) = &self.ticket_policy {
             policy.validate()?;
@@ -287,6 +301,12 @@ impl ServerSettingsBuilder {
         client_roots: Vec<Vec<u8>>;
     }
 
+    /// The cipher suites accepted, in preference order (Exim's `tls_require_ciphers`).
+    pub fn ciphers(mut self, ciphers: CipherList) -> Self {
+        self.0.ciphers = Some(ciphers);
+        self
+    }
+
     /// The settings, checked for any backend ([`ServerSettings::check_for`] is run again, for
     /// the backend's own limits, when a server is made).
     pub fn build(self) -> Result<ServerSettings, Error> {
@@ -321,6 +341,10 @@ pub struct ClientSettings {
     /// The certificate and key presented when a server asks for one (Exim's transport
     /// `tls_certificate` / `tls_privatekey`); `None` (the default): none is presented.
     pub identity: Option<Identity>,
+    /// The cipher suites offered, in preference order (Exim's transport
+    /// `tls_require_ciphers`); `None` (the default): the library's own defaults. Part of the
+    /// session cache key: a session stored under one list is not offered under another.
+    pub ciphers: Option<CipherList>,
 }
 
 impl ClientSettings {
@@ -339,7 +363,14 @@ impl ClientSettings {
             versions: Versions::ALL,
             alpn: Vec::new(),
             identity: None,
+            ciphers: None,
         }
+    }
+
+    /// The versions a client offers: [`versions`](Self::versions), less any version
+    /// [`ciphers`](Self::ciphers) names no suite for.
+    pub fn versions_in_force(&self) -> Result<Versions, Error> {
+        versions_in_force(self.versions, self.ciphers.as_ref())
     }
 
     /// A builder starting from [`ClientSettings::new`]'s defaults.
@@ -358,6 +389,7 @@ impl ClientSettings {
         }
         check_certificates("roots", "trust anchor", &self.roots)?;
         check_versions(self.versions)?;
+        self.versions_in_force()?;
         check_alpn(&self.alpn)
     }
 }
@@ -389,6 +421,13 @@ impl ClientSettingsBuilder {
     /// `tls_certificate` / `tls_privatekey`).
     pub fn identity(mut self, identity: Identity) -> Self {
         self.0.identity = Some(identity);
+        self
+    }
+
+    /// The cipher suites offered, in preference order (Exim's transport
+    /// `tls_require_ciphers`).
+    pub fn ciphers(mut self, ciphers: CipherList) -> Self {
+        self.0.ciphers = Some(ciphers);
         self
     }
 
@@ -431,6 +470,13 @@ fn check_versions(versions: Versions) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+fn versions_in_force(versions: Versions, ciphers: Option<&CipherList>) -> Result<Versions, Error> {
+    match ciphers {
+        Some(list) => list.versions_within(versions),
+        None => Ok(versions),
+    }
 }
 
 fn check_alpn(protocols: &[Vec<u8>]) -> Result<(), Error> {
