@@ -123,14 +123,14 @@ pub use tlsresume_core::{
 };
 pub use tlsresume_core::{
     certificates_from_pem, certificates_from_pem_file, BackendKind, CacheEntry, CacheKey,
-    CipherNames, ClientAuth, ClientContext, ClientParams, ClientSettings, ClientSettingsBuilder,
-    Clock, DaneAuthority, Deadline, DeferredStore, Error, ErrorKind, Handshaking, HostList,
-    Identity, KeyError, KeyFormat, KeySource, KnownIssues, ManualClock, MemoryStore, MidHandshake,
-    NoOffer, OcspMode, OcspStatus, ProcessKeySource, ProtocolVersion, RejectReason, Resumption,
-    ResumptionPolicy, ServerContext, ServerParams, ServerSettings, ServerSettingsBuilder,
-    SessionInfo, SessionKey, SessionStore, SharedClock, Side, StoreError, StoreOp, SystemClock,
-    TicketPolicy, TlsError, TlsFailure, TlsStream, TlsaError, TlsaRecord, Transport, UnixTime,
-    Verification, VerifiedBy, VerifyMode, Versions,
+    CipherList, CipherNames, CipherSuite, ClientAuth, ClientContext, ClientParams, ClientSettings,
+    ClientSettingsBuilder, Clock, DaneAuthority, Deadline, DeferredStore, Error, ErrorKind,
+    Handshaking, HostList, Identity, KeyError, KeyFormat, KeySource, KnownIssues, ManualClock,
+    MemoryStore, MidHandshake, NoOffer, OcspMode, OcspStatus, ProcessKeySource, ProtocolVersion,
+    RejectReason, Resumption, ResumptionPolicy, ServerContext, ServerParams, ServerSettings,
+    ServerSettingsBuilder, SessionInfo, SessionKey, SessionStore, SharedClock, Side, StoreError,
+    StoreOp, SystemClock, TicketPolicy, TlsError, TlsFailure, TlsStream, TlsaError, TlsaRecord,
+    Transport, UnixTime, Verification, VerifiedBy, VerifyMode, Versions,
 };
 
 pub mod backends;

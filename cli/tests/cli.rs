@@ -2301,3 +2301,119 @@ fn serve_verify_hosts_refuses_a_client_without_a_certificate_and_logs_the_verifi
         }
     }
 }
+
+/// `serve --ciphers` and `probe --ciphers` on every backend: one suite named on either end is
+/// the suite the probe's library reports; disjoint lists fail the handshake; a list the
+/// backend cannot carry out stops `serve` and `probe` at start, naming the backend.
+#[test]
+fn serve_and_probe_ciphers_restrict_what_is_negotiated() {
+    let pairs = [
+        ("openssl", "gnutls"),
+        ("gnutls", "rustls"),
+        ("rustls", "openssl"),
+    ];
+    for (server, client) in pairs {
+        for suite in [
+            "TLS_CHACHA20_POLY1305_SHA256",
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        ] {
+            let srv = Server::start(&["--backend", server, "--ciphers", suite]);
+            let case = format!("serve --backend {server} --ciphers {suite}, {client} probe");
+            let r = run(&[
+                "probe",
+                &srv.addr,
+                "--backend",
+                client,
+                "--count",
+                "1",
+                "--json",
+            ]);
+            assert_eq!(r.code, Some(0), "{case}: {r:?}");
+            assert!(
+                r.stdout.contains(&format!("\"cipher_iana\":\"{suite}\"")),
+                "{case}: {r:?}"
+            );
+            let case = format!("{server} server, probe --backend {client} --ciphers {suite}");
+            let srv = Server::start(&["--backend", server]);
+            let r = run(&[
+                "probe",
+                &srv.addr,
+                "--backend",
+                client,
+                "--ciphers",
+                suite,
+                "--count",
+                "1",
+                "--json",
+            ]);
+            assert_eq!(r.code, Some(0), "{case}: {r:?}");
+            assert!(
+                r.stdout.contains(&format!("\"cipher_iana\":\"{suite}\"")),
+                "{case}: {r:?}"
+            );
+        }
+        let srv = Server::start(&["--backend", server, "--ciphers", "TLS_AES_256_GCM_SHA384"]);
+        let r = run(&[
+            "probe",
+            &srv.addr,
+            "--backend",
+            client,
+            "--ciphers",
+            "TLS_AES_128_GCM_SHA256",
+            "--count",
+            "1",
+            "--json",
+        ]);
+        assert_eq!(r.code, Some(1), "disjoint, {server} server: {r:?}");
+        assert!(r.stdout.contains("\"error_kind\""), "{r:?}");
+        let refused = srv.line();
+        assert!(refused.contains("TLS error"), "{refused}");
+    }
+    // rustls has no CBC suites; GnuTLS cannot allow exactly a TLS 1.3 suite and a TLS 1.2 suite
+    // of other ciphers (it restricts by cipher, MAC and key exchange).
+    for (backend, list) in [
+        ("rustls", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"),
+        (
+            "gnutls",
+            "TLS_AES_128_GCM_SHA256:TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        ),
+    ] {
+        let r = run(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--backend",
+            backend,
+            "--ciphers",
+            list,
+        ]);
+        assert_ne!(r.code, Some(0), "serve --backend {backend}: {r:?}");
+        assert!(r.stdout.is_empty(), "{r:?}");
+        assert!(
+            r.stderr.contains(&format!("the {backend} backend")) && r.stderr.contains("ciphers"),
+            "serve --backend {backend}: {r:?}"
+        );
+        let r = run(&[
+            "probe",
+            "127.0.0.1:9",
+            "--backend",
+            backend,
+            "--ciphers",
+            list,
+        ]);
+        assert_ne!(r.code, Some(0), "probe --backend {backend}: {r:?}");
+        assert!(
+            r.stderr.contains(&format!("the {backend} backend")),
+            "probe --backend {backend}: {r:?}"
+        );
+    }
+    assert_one_line_error(
+        &run(&[
+            "probe",
+            "127.0.0.1:9",
+            "--ciphers",
+            "ECDHE-RSA-AES128-GCM-SHA256",
+        ]),
+        "not an IANA cipher suite name",
+    );
+}

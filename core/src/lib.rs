@@ -85,6 +85,7 @@ pub use model::resumption::Resumption;
 pub use model::ticket_policy::TicketPolicy;
 pub use pki::{certificates_from_pem, certificates_from_pem_file, Identity, KeyFormat};
 pub use seams::{ClientContext, Handshaking, MidHandshake, ServerContext, TlsStream, Transport};
+pub use settings::ciphers::{CipherList, CipherSuite};
 pub use settings::params::{ClientParams, ServerParams};
 pub use settings::{
     ClientAuth, ClientSettings, ClientSettingsBuilder, OcspMode, ServerSettings,

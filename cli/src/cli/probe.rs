@@ -120,6 +120,12 @@ pub struct ProbeArgs {
     /// Allow only this TLS version: 1.2 or 1.3 (default: both).
     #[arg(long, value_name = "VERSION")]
     pub tls: Option<String>,
+    /// The cipher suites offered, in preference order: IANA names separated by ':' (Exim's
+    /// tls_require_ciphers), e.g. TLS_AES_256_GCM_SHA384:TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256.
+    /// A TLS version the list names no suite for is off; a suite the backend's library cannot
+    /// use is refused at start, naming what it can. Default: the library's own.
+    #[arg(long, value_name = "LIST")]
+    pub ciphers: Option<String>,
     /// OCSP stapling: off, request (report the status, OCSP= in each line) or require.
     #[arg(long, value_name = "MODE", value_enum, default_value_t = OcspArg::Off)]
     pub ocsp: OcspArg,
@@ -541,6 +547,7 @@ pub fn run(args: &ProbeArgs) -> Result<bool, Error> {
     let clock = Arc::new(ManualClock::starting_now());
     settings.clock = clock.clone();
     settings.versions = super::versions(args.tls.as_deref())?;
+    settings.ciphers = args.ciphers.as_deref().map(str::parse).transpose()?;
     let (store, ehlo_store): Stores = match &args.cache {
         Some(path) => open_cache(path)?,
         None => (

@@ -138,6 +138,12 @@ pub struct ServeArgs {
     /// Allow only this TLS version: 1.2 or 1.3 (default: both).
     #[arg(long, value_name = "VERSION")]
     pub tls: Option<String>,
+    /// The cipher suites accepted, in preference order: IANA names separated by ':' (Exim's
+    /// tls_require_ciphers), e.g. TLS_AES_256_GCM_SHA384:TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256.
+    /// A TLS version the list names no suite for is off; a suite the backend's library cannot
+    /// use is refused at start, naming what it can. Default: the library's own.
+    #[arg(long, value_name = "LIST")]
+    pub ciphers: Option<String>,
     /// Speak HTTP over TLS-on-connect instead of SMTP: each request (GET or HEAD) is
     /// answered with a short `HTTP/1.0 200` text page saying what the connection was
     /// (resumption bits and Exim's text, resumed or not, Exim cipher string, verification,
@@ -355,6 +361,7 @@ fn settings(args: &ServeArgs) -> Result<(ServerSettings, tlsresume::BackendKind)
         (None, _) => Vec::new(),
     };
     settings.versions = super::versions(args.tls.as_deref())?;
+    settings.ciphers = args.ciphers.as_deref().map(str::parse).transpose()?;
     if let Some(source) = fleet_key_source(args, &settings.ticket_policy_for(kind))? {
         settings.key_source = source;
     }
