@@ -311,12 +311,12 @@ mod tests {
         assert_eq!(list.suites().len(), 2);
         let err = "ECDHE-RSA-AES128-GCM-SHA256"
             .parse::<CipherList>()
-            .unwrap_err();
+            .expect_err("refused");
         assert!(
             err.to_string().contains("not an IANA cipher suite name"),
             "{err}"
         );
-        let err = " : ".parse::<CipherList>().unwrap_err();
+        let err = " : ".parse::<CipherList>().expect_err("refused");
         assert!(err.to_string().contains("names no cipher suite"), "{err}");
     }
 
@@ -331,7 +331,7 @@ mod tests {
         );
         let err = tls12
             .versions_within(Versions::only(ProtocolVersion::Tls13))
-            .unwrap_err();
+            .expect_err("refused");
         assert!(err.to_string().contains("TLS1.3"), "{err}");
         let both: CipherList = "TLS_AES_128_GCM_SHA256:TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
             .parse()
@@ -350,7 +350,7 @@ mod tests {
         let can = [CipherSuite::KNOWN[0]];
         let err = list
             .check_supported(BackendKind::Rustls, "rustls 0.23", &can)
-            .unwrap_err();
+            .expect_err("refused");
         let text = err.to_string();
         assert!(text.contains("rustls backend"), "{text}");
         assert!(
