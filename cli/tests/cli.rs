@@ -1577,6 +1577,8 @@ fn timeline_svg_renders_has_a_legend_and_no_label_crosses_a_bar() {
     // Bars: the key windows (rect) and ticket lifetimes (line) marked class="bar".
     let mut bars = Vec::new();
     let mut texts = Vec::new();
+    // Whether each text is a key or scenario label (class="label").
+    let mut labels = Vec::new();
     for element in svg.split('<').skip(1) {
         let tag = element.split([' ', '>']).next().unwrap_or("");
         if element.contains("class=\"bar\"") {
@@ -1606,6 +1608,7 @@ fn timeline_svg_renders_has_a_legend_and_no_label_crosses_a_bar() {
             // A generous box for sans-serif glyphs.
             let width = content.chars().count() as f64 * 0.62 * size;
             texts.push((x, y - size, x + width, y + 0.3 * size, content.to_owned()));
+            labels.push(element.contains("class=\"label\""));
         }
     }
     assert!(bars.len() > 10, "{} bars", bars.len());
@@ -1613,6 +1616,48 @@ fn timeline_svg_renders_has_a_legend_and_no_label_crosses_a_bar() {
         texts.iter().any(|t| t.4.starts_with("renewal +61m")),
         "no scenario labels"
     );
+    // Every scenario is drawn in both flavours' panels, DANE and client certificates
+    // included (the panels grow with their rows).
+    for scenario in [
+        "getticket +",
+        "dane_ee_getticket +",
+        "dane_nomatch_resume",
+        "clientcert_refused +",
+    ] {
+        let drawn = texts.iter().filter(|t| t.4.starts_with(scenario)).count();
+        assert_eq!(
+            drawn, 2,
+            "{scenario} drawn {drawn} times, not once per flavour"
+        );
+    }
+    // No key or scenario label overlaps another text (the notes and hour labels under the
+    // rows), and nothing is drawn below the picture.
+    let height = svg
+        .split('<')
+        .find(|e| e.starts_with("svg "))
+        .and_then(|e| attr(e, "height"))
+        .expect("svg height");
+    for (i, (x0, y0, x1, y1, content)) in texts.iter().enumerate() {
+        assert!(
+            *y1 <= height,
+            "'{content}' below the picture ({y1} > {height})"
+        );
+        if !labels[i] {
+            continue;
+        }
+        // Here the glyphs' own height (cap height to descender, ~0.8 and ~0.2 of the font
+        // size), not the generous box above: rows are 13 apart at size 11.
+        let tight = |y0: f64, y1: f64| {
+            let size = (y1 - y0) / 1.3;
+            (y0 + 0.2 * size, y1 - 0.1 * size)
+        };
+        let (y0, y1) = tight(*y0, *y1);
+        for (j, (ox0, oy0, ox1, oy1, other)) in texts.iter().enumerate() {
+            let (oy0, oy1) = tight(*oy0, *oy1);
+            let overlap = i != j && x0 < ox1 && ox0 < x1 && y0 < oy1 && oy0 < y1;
+            assert!(!overlap, "label '{content}' overlaps '{other}'");
+        }
+    }
     for (tx0, ty0, tx1, ty1, content) in &texts {
         for (bx0, by0, bx1, by1) in &bars {
             let overlap = tx0 < bx1 && bx0 < tx1 && ty0 < by1 && by0 < ty1;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tlsresume_core::keys::key_ring::{Decision, KeyRing, TicketLifecycle};
+use tlsresume_core::keys::KeyName;
 use tlsresume_core::model::ticket_policy::KeySchedule;
 use tlsresume_core::{ProcessKeySource, Resumption, TicketPolicy, UnixTime};
 
@@ -17,6 +18,8 @@ const WIDTH: f64 = 1000.0;
 const LEFT: f64 = 230.0;
 const RIGHT: f64 = 30.0;
 const HOURS: f64 = 7.0;
+/// The least height of a flavour's panel; a panel with more key or scenario rows grows (see
+/// [`panel_height`]).
 const PANEL: f64 = 330.0;
 /// Height of the legend under the title.
 const LEGEND: f64 = 56.0;
@@ -126,70 +129,35 @@ fn event(o: &Outcome) -> (&'static str, &'static str) {
     EVENTS[index]
 }
 
-/// An SVG picture of both flavours' lifecycles, from a run's outcomes: for each flavour it takes
-/// the first TLS 1.2, TLS-on-connect, `exim` case and draws the key windows (current, then
-/// kept as previous) and each scenario's ticket event on the virtual clock.
-pub fn timeline_svg(outcomes: &[Outcome]) -> String {
-    let flavours = [
-        (KeySchedule::Rolling, TicketPolicy::OPENSSL, "OpenSSL flavour: 1 h rotation, 1 previous key, 2 h tickets, renewal after 1 h"),
-        (KeySchedule::Periodic, TicketPolicy::GNUTLS, "GnuTLS flavour: keys per 6 h period (previous period accepted), 2 h tickets, no renewal"),
-    ];
-    let height = 40.0 + LEGEND + PANEL * flavours.len() as f64;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="{FONT}">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="10" y="20" font-size="14" font-weight="bold">tlsresume ticket lifecycle (virtual hours since the sequence start)</text>"#
-    );
-    legend(&mut svg, 30.0);
-    for (i, (schedule, policy, title)) in flavours.iter().enumerate() {
-        let top = 40.0 + LEGEND + PANEL * i as f64;
-        let _ = writeln!(
-            svg,
-            r#"<text x="10" y="{}" font-size="12" font-weight="bold">{}</text>"#,
-            top + 14.0,
-            escape(title)
-        );
-        // Hour grid.
-        for h in 0..=HOURS as u64 {
-            let gx = x(Duration::from_secs(h * 3600));
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{gx}" y1="{}" x2="{gx}" y2="{}" stroke="#ddd"/>"##,
-                top + 22.0,
-                top + PANEL - 20.0
-            );
-            let _ = writeln!(
-                svg,
-                r#"<text x="{}" y="{}">{h} h</text>"#,
-                gx - 8.0,
-                top + PANEL - 8.0
-            );
-        }
+/// What one flavour's panel draws: its scenario connections and its ticket keys (name,
+/// created, rotates, expires), on a clock that starts at `start`.
+struct Panel<'a> {
+    chosen: Vec<&'a Outcome>,
+    keys: Vec<(KeyName, UnixTime, UnixTime, UnixTime)>,
+    start: UnixTime,
+}
+
+/// A panel's height for its rows: the title, the key lane, the scenario rows and the notes
+/// under them, never less than [`PANEL`].
+fn panel_height(keys: usize, rows: usize) -> f64 {
+    PANEL.max(112.0 + 14.0 * keys.max(1) as f64 + 13.0 * rows as f64)
+}
+
+impl<'a> Panel<'a> {
+    /// The first TLS-on-connect, `exim` case of the flavour, every scenario of it (DANE and
+    /// client certificates included), and the keys its ticket times use.
+    fn of(outcomes: &'a [Outcome], schedule: KeySchedule, policy: TicketPolicy) -> Self {
         let chosen: Vec<&Outcome> = match outcomes.iter().find(|o| {
-            o.flavour == *schedule
+            o.flavour == schedule
                 && o.case.wire == Wire::TlsOnConnect
                 && o.case.policy == PolicyKind::Exim
         }) {
-            // The DANE and client-certificate scenarios repeat getticket and resume for
-            // verification: not drawn, the ticket keys are the story here.
-            Some(first) => outcomes
-                .iter()
-                .filter(|o| {
-                    o.case == first.case
-                        && !o.scenario.uses_dane()
-                        && !o.scenario.asks_client_certificate()
-                })
-                .collect(),
+            Some(first) => outcomes.iter().filter(|o| o.case == first.case).collect(),
             None => Vec::new(),
         };
         // Keys: replay the scenario times on a ring with the flavour's policy.
         let start = UnixTime::from_secs(6 * 3600 * 1000 + 3600);
-        let ring = KeyRing::new(*policy, Arc::new(ProcessKeySource::new()));
+        let ring = KeyRing::new(policy, Arc::new(ProcessKeySource::new()));
         let mut times: Vec<Duration> = chosen.iter().map(|o| o.at).collect();
         times.extend([Duration::ZERO, Duration::from_secs(59 * 60)]);
         times.sort();
@@ -205,6 +173,73 @@ pub fn timeline_svg(outcomes: &[Outcome]) -> String {
                     ));
                 }
             }
+        }
+        Panel {
+            chosen,
+            keys,
+            start,
+        }
+    }
+
+    fn height(&self) -> f64 {
+        panel_height(self.keys.len(), self.chosen.len())
+    }
+}
+
+/// An SVG picture of both flavours' lifecycles, from a run's outcomes: for each flavour it takes
+/// the first TLS 1.2, TLS-on-connect, `exim` case and draws the key windows (current, then
+/// kept as previous) and each scenario's ticket event on the virtual clock.
+pub fn timeline_svg(outcomes: &[Outcome]) -> String {
+    let flavours = [
+        (KeySchedule::Rolling, TicketPolicy::OPENSSL, "OpenSSL flavour: 1 h rotation, 1 previous key, 2 h tickets, renewal after 1 h"),
+        (KeySchedule::Periodic, TicketPolicy::GNUTLS, "GnuTLS flavour: keys per 6 h period (previous period accepted), 2 h tickets, no renewal"),
+    ];
+    let panels: Vec<Panel> = flavours
+        .iter()
+        .map(|(schedule, policy, _)| Panel::of(outcomes, *schedule, *policy))
+        .collect();
+    let height = 40.0 + LEGEND + panels.iter().map(Panel::height).sum::<f64>();
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="{FONT}">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text x="10" y="20" font-size="14" font-weight="bold">tlsresume ticket lifecycle (virtual hours since the sequence start)</text>"#
+    );
+    legend(&mut svg, 30.0);
+    let mut top = 40.0 + LEGEND;
+    for ((_, policy, title), panel) in flavours.iter().zip(&panels) {
+        let panel_height = panel.height();
+        let Panel {
+            chosen,
+            keys,
+            start,
+        } = panel;
+        let start = *start;
+        let _ = writeln!(
+            svg,
+            r#"<text x="10" y="{}" font-size="12" font-weight="bold">{}</text>"#,
+            top + 14.0,
+            escape(title)
+        );
+        // Hour grid.
+        for h in 0..=HOURS as u64 {
+            let gx = x(Duration::from_secs(h * 3600));
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{gx}" y1="{}" x2="{gx}" y2="{}" stroke="#ddd"/>"##,
+                top + 22.0,
+                top + panel_height - 20.0
+            );
+            let _ = writeln!(
+                svg,
+                r#"<text x="{}" y="{}">{h} h</text>"#,
+                gx - 8.0,
+                top + panel_height - 8.0
+            );
         }
         let rel = |t: UnixTime| t.saturating_since(start);
         let lane_top = top + 28.0;
@@ -282,9 +317,10 @@ pub fn timeline_svg(outcomes: &[Outcome]) -> String {
         let _ = writeln!(
             svg,
             r##"<text x="10" y="{}" fill="#555">{}</text>"##,
-            top + PANEL - 34.0,
+            top + panel_height - 34.0,
             escape(&decision_note)
         );
+        top += panel_height;
     }
     svg.push_str("</svg>\n");
     svg
