@@ -247,7 +247,13 @@ fn bad_arguments_give_one_clear_line() {
 /// `serve` with `server` probed twice by `probe` with `client`: the second connection resumes,
 /// on both ends.
 fn serve_and_probe(server: &str, client: &str, starttls: bool) {
+    serve_and_probe_with(server, client, starttls, &[]);
+}
+
+/// [`serve_and_probe`] with `extra` arguments for `serve`.
+fn serve_and_probe_with(server: &str, client: &str, starttls: bool, extra: &[&str]) {
     let mut serve_args = vec!["--backend", server, "--max-connections", "2"];
+    serve_args.extend_from_slice(extra);
     let mut probe_args = vec!["--backend", client];
     if starttls {
         serve_args.extend(["--starttls", "smtp"]);
@@ -257,7 +263,7 @@ fn serve_and_probe(server: &str, client: &str, starttls: bool) {
     let mut args = vec!["probe", srv.addr.as_str()];
     args.extend(probe_args);
     let r = run(&args);
-    let case = format!("server {server}, client {client}, starttls {starttls}");
+    let case = format!("server {server} {extra:?}, client {client}, starttls {starttls}");
     assert_eq!(r.code, Some(0), "{case}: {r:?}");
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert!(lines.len() >= 3, "{case}: {r:?}");
@@ -1706,8 +1712,13 @@ const PRE_BANNER_WAIT: &str = "500";
 /// the second sends EHLO and STARTTLS before the banner (and EHLO, MAIL, RCPT, BDAT right
 /// after the handshake), resumes TLS, and is logged `L*`.
 fn pipe_connect_pair(server: &str, client: &str) {
-    let case = format!("server {server}, client {client}");
-    let srv = Server::start(&[
+    pipe_connect_pair_with(server, client, &[]);
+}
+
+/// [`pipe_connect_pair`] with `extra` arguments for `serve`.
+fn pipe_connect_pair_with(server: &str, client: &str, extra: &[&str]) {
+    let case = format!("server {server} {extra:?}, client {client}");
+    let mut args = vec![
         "--backend",
         server,
         "--starttls",
@@ -1717,7 +1728,9 @@ fn pipe_connect_pair(server: &str, client: &str) {
         PRE_BANNER_WAIT,
         "--max-connections",
         "2",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let srv = Server::start(&args);
     let r = run(&[
         "probe",
         &srv.addr,
@@ -1790,6 +1803,22 @@ pipe_connect_pairs! {
     pipe_connect_rustls_server_openssl_probe: "rustls", "openssl";
     pipe_connect_rustls_server_gnutls_probe: "rustls", "gnutls";
     pipe_connect_rustls_server_rustls_probe: "rustls", "rustls";
+}
+
+#[test]
+fn serve_async_starttls_smtp_resumes_with_every_backend() {
+    for (server, client) in [
+        ("openssl", "gnutls"),
+        ("gnutls", "rustls"),
+        ("rustls", "openssl"),
+    ] {
+        serve_and_probe_with(server, client, true, &["--async"]);
+    }
+}
+
+#[test]
+fn serve_async_starttls_pipe_connect_resumes_early() {
+    pipe_connect_pair_with("openssl", "rustls", &["--async"]);
 }
 
 /// Connects to `addr`, sends `line` at once (before any banner can be read), and returns
@@ -1971,14 +2000,25 @@ fn cache_file_carries_the_ehlo_entry_and_the_session_between_runs() {
 
 #[test]
 fn plain_smtp_pipe_connect_with_data_and_json() {
-    let srv = Server::start_json(&[
+    plain_smtp_pipe_connect(&[]);
+}
+
+#[test]
+fn plain_smtp_pipe_connect_on_tokio_with_data_and_json() {
+    plain_smtp_pipe_connect(&["--async"]);
+}
+
+fn plain_smtp_pipe_connect(extra: &[&str]) {
+    let mut args = vec![
         "--plain",
         "--pipe-connect",
         "--pre-banner-wait",
         PRE_BANNER_WAIT,
         "--max-connections",
         "2",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let srv = Server::start_json(&args);
     let r = run(&[
         "probe",
         &srv.addr,

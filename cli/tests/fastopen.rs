@@ -216,8 +216,13 @@ struct FastRun {
 
 /// One run at the sysctl's 3; `None` when skipped.
 fn fast_run(wire: &[&str]) -> Option<FastRun> {
+    fast_run_with(wire, &[])
+}
+
+/// [`fast_run`] with `extra` arguments for the server only.
+fn fast_run_with(wire: &[&str], extra: &[&str]) -> Option<FastRun> {
     let _kernel = kernel_at(3)?;
-    let srv = server(wire, false);
+    let srv = server(&[wire, extra].concat(), false);
     let capture = Capture::start(port(&srv.addr))?;
     let r = probe(&srv.addr, wire);
     let lines = [srv.line(), srv.line()];
@@ -293,7 +298,17 @@ fn clear_smtp_first_flight_goes_in_the_syn() {
 
 #[test]
 fn ehlo_and_starttls_go_in_the_syn() {
-    let Some(run) = fast_run(&["--starttls", "smtp"]) else {
+    ehlo_and_starttls_in_the_syn(&[]);
+}
+
+#[test]
+fn on_tokio_ehlo_and_starttls_go_in_the_syn() {
+    ehlo_and_starttls_in_the_syn(&["--async"]);
+}
+
+/// STARTTLS with `extra` arguments for the server.
+fn ehlo_and_starttls_in_the_syn(extra: &[&str]) {
+    let Some(run) = fast_run_with(&["--starttls", "smtp"], extra) else {
         return;
     };
     assert_second_syn_carried(&run, b"EHLO probe.tlsresume.test\r\nSTARTTLS\r\n", false);

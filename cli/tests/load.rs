@@ -432,7 +432,18 @@ fn connections_one_after_another_are_served_on_one_reused_thread() {
 
 #[test]
 fn past_max_concurrent_clear_smtp_gets_421_and_the_server_carries_on() {
-    let srv = Serve::start(&["--starttls", "smtp", "--max-concurrent", "1"]);
+    past_max_concurrent_clear_smtp_gets_421(&[]);
+}
+
+#[test]
+fn past_max_concurrent_clear_smtp_on_tokio_gets_421_and_the_server_carries_on() {
+    past_max_concurrent_clear_smtp_gets_421(&["--async"]);
+}
+
+fn past_max_concurrent_clear_smtp_gets_421(extra: &[&str]) {
+    let mut args = vec!["--starttls", "smtp", "--max-concurrent", "1"];
+    args.extend_from_slice(extra);
+    let srv = Serve::start(&args);
     // The first connection takes the only place (banner read, then held).
     let mut first = TcpStream::connect(srv.addr).expect("connect");
     first
@@ -502,4 +513,74 @@ fn with_tls_first_a_full_server_keeps_new_clients_in_the_backlog_until_the_idle_
         "the idle connection is dropped with a reason: {first}"
     );
     drop(idle);
+}
+
+/// One HTTP request asking to keep the connection, and its answer's body.
+fn keep_alive_request(tls: &mut dyn tlsresume::TlsStream, path: &str) -> Result<String, String> {
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n");
+    tls.write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tls.read_exact(&mut byte).map_err(|e| e.to_string())?;
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    if !head.starts_with("HTTP/1.0 200 OK\r\n") || !head.contains("Connection: keep-alive\r\n") {
+        return Err(format!("answer {head:?}"));
+    }
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("no Content-Length in {head:?}"))?;
+    let mut body = vec![0u8; length];
+    tls.read_exact(&mut body).map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn serve_async_http_keep_alive_connections_between_requests_hold_no_thread() {
+    // Each connection has had one request answered and asked to be kept: the server waits for
+    // the next one on every connection at once. On tokio that is a task each, not a thread.
+    const CONNECTIONS: usize = 40;
+    let srv = Serve::start(&["--async", "--http", "--backend", "rustls"]);
+    let pid = srv.child.id();
+    let client = client("rustls", false);
+    let mut held = Vec::new();
+    for i in 0..CONNECTIONS {
+        let tcp = TcpStream::connect(srv.addr).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut tls = client
+            .connect(Box::new(tcp), &ClientParams::new("localhost", srv.addr))
+            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        let page = keep_alive_request(tls.as_mut(), &format!("/{i}"))
+            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        assert!(page.contains("request 1 on this connection"), "{page}");
+        held.push(tls);
+    }
+    let cores = thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = thread_ids(pid).len();
+    println!("--async --http: {threads} server threads for {CONNECTIONS} kept connections");
+    assert!(
+        threads < cores + 16,
+        "{threads} server threads for {CONNECTIONS} keep-alive connections between requests"
+    );
+    // Every connection is still kept: its second request is answered on it.
+    for (i, tls) in held.iter_mut().enumerate() {
+        let page = keep_alive_request(tls.as_mut(), &format!("/{i}/again"))
+            .unwrap_or_else(|e| panic!("connection {i}, second request: {e}"));
+        assert!(page.contains("request 2 on this connection"), "{page}");
+    }
+    for mut tls in held {
+        let _ = tls.shutdown();
+    }
+    for _ in 0..CONNECTIONS {
+        let line = srv.line();
+        assert!(line.contains("requests=2"), "{line}");
+    }
 }

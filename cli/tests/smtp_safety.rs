@@ -227,7 +227,18 @@ fn a_message_over_size_is_refused() {
 
 #[test]
 fn starttls_drops_what_was_pipelined_behind_it() {
-    let srv = Server::start(&["--starttls", "smtp", "--backend", "rustls"]);
+    starttls_drops_what_was_pipelined(&[]);
+}
+
+#[test]
+fn starttls_on_tokio_drops_what_was_pipelined_behind_it() {
+    starttls_drops_what_was_pipelined(&["--async"]);
+}
+
+fn starttls_drops_what_was_pipelined(extra: &[&str]) {
+    let mut args = vec!["--starttls", "smtp", "--backend", "rustls"];
+    args.extend_from_slice(extra);
+    let srv = Server::start(&args);
     let mut talk = connect(&srv.addr);
     talk.says("EHLO client.test\r\n", "250");
     // A man in the middle's commands behind STARTTLS, in the same segment.
@@ -254,7 +265,18 @@ fn starttls_drops_what_was_pipelined_behind_it() {
 
 #[test]
 fn a_dribbled_command_is_cut_at_the_command_deadline() {
-    let srv = Server::start(&["--plain", "--command-timeout", "1"]);
+    dribbled_command_is_cut(&[]);
+}
+
+#[test]
+fn a_dribbled_command_on_tokio_is_cut_at_the_command_deadline() {
+    dribbled_command_is_cut(&["--async"]);
+}
+
+fn dribbled_command_is_cut(extra: &[&str]) {
+    let mut args = vec!["--plain", "--command-timeout", "1"];
+    args.extend_from_slice(extra);
+    let srv = Server::start(&args);
     let mut talk = connect(&srv.addr);
     talk.says("NOOP\r\n", "250 OK");
     let started = std::time::Instant::now();

@@ -6,8 +6,11 @@
 //! carries `Content-Length`. Otherwise the server closes after the answer (with close_notify),
 //! so a client such as curl given two URLs opens a second connection and resumes its session —
 //! which the second page shows.
+//!
+//! The dialogue is [`HttpSession`], which does no I/O (bytes in, answers out); [`serve`] drives
+//! it over a blocking stream, `serve --async` over a tokio one.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, Read, Write};
 
 use tlsresume::{SessionInfo, TlsStream};
 
@@ -157,86 +160,217 @@ pub fn page(info: &SessionInfo, peer: &str, backend: &str, n: usize, request: &s
     p
 }
 
-/// Writes one answer.
-fn answer(
-    out: &mut dyn TlsStream,
-    status: &str,
-    body: &str,
-    head_only: bool,
-    keep_alive: bool,
-) -> io::Result<()> {
-    let mut text = format!(
-        "HTTP/1.0 {status}\r\nServer: tlsresume\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
-        body.len(),
-        if keep_alive { "keep-alive" } else { "close" }
+/// Appends one answer to `out`.
+fn answer(out: &mut Vec<u8>, status: &str, body: &str, head_only: bool, keep_alive: bool) {
+    out.extend_from_slice(
+        format!(
+            "HTTP/1.0 {status}\r\nServer: tlsresume\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
+            body.len(),
+            if keep_alive { "keep-alive" } else { "close" }
+        )
+        .as_bytes(),
     );
     if !head_only {
-        text.push_str(body);
+        out.extend_from_slice(body.as_bytes());
     }
-    out.write_all(text.as_bytes())?;
-    out.flush()
 }
 
-/// Serves requests on `tls` until the client closes or asks to, then sends close_notify.
-pub fn serve(tls: Box<dyn TlsStream>, peer: &str, backend: &str) -> (Ended, SessionInfo) {
-    let mut conn = BufReader::new(tls);
-    let mut requests = 0;
-    let result = loop {
-        let req = match read_request(&mut conn) {
-            Ok(Some(req)) => req,
-            Ok(None) => break Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                let _ = answer(
-                    conn.get_mut().as_mut(),
-                    "400 Bad Request",
-                    &format!("{e}\n"),
-                    false,
-                    false,
-                );
-                break Err(e);
+/// How much of a connection's input a request head takes, once it is all there: the bytes up
+/// to and including the empty line that ends it (empty lines before the request line
+/// tolerated); `None` while it is not all there.
+fn head_length(input: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    let mut started = false;
+    while let Some(end) = input[at..].iter().position(|&b| b == b'\n') {
+        let line = &input[at..at + end];
+        at += end + 1;
+        let blank = line.iter().all(|b| b.is_ascii_whitespace());
+        if blank && started {
+            return Some(at);
+        }
+        started |= !blank;
+    }
+    None
+}
+
+/// The HTTP dialogue of one connection, without I/O: [`received`](Self::received) takes what
+/// the client sent, [`take_output`](Self::take_output) gives the answers to write, and
+/// [`end`](Self::end) says when the connection is to be closed (with close_notify).
+#[derive(Debug)]
+pub struct HttpSession {
+    peer: String,
+    backend: &'static str,
+    /// Received and not yet taken by a request head.
+    input: Vec<u8>,
+    /// The request whose body is being dropped, answered once it is.
+    pending: Option<Request>,
+    /// Body bytes still to drop.
+    body_left: u64,
+    requests: usize,
+    output: Vec<u8>,
+    ended: Option<io::Result<()>>,
+}
+
+impl HttpSession {
+    /// A connection from `peer` (as shown on the pages) served by `backend`.
+    pub fn new(peer: &str, backend: &'static str) -> Self {
+        Self {
+            peer: peer.to_owned(),
+            backend,
+            input: Vec::new(),
+            pending: None,
+            body_left: 0,
+            requests: 0,
+            output: Vec::new(),
+            ended: None,
+        }
+    }
+
+    /// Takes the result of a read from the client (`Ok` of no bytes: it closed); answers every
+    /// request now complete. `info` is asked for the connection's state when a page is made.
+    pub fn received(&mut self, read: io::Result<&[u8]>, info: &dyn Fn() -> SessionInfo) {
+        if self.ended.is_some() {
+            return;
+        }
+        match read {
+            Err(e) => return self.ended = Some(Err(e)),
+            Ok([]) => {
+                let cut = if self.pending.is_some() {
+                    Some("request body cut short")
+                } else if self.input.iter().any(|b| !b.is_ascii_whitespace()) {
+                    Some("request head cut short")
+                } else {
+                    None
+                };
+                self.ended = Some(match cut {
+                    Some(what) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, what)),
+                    None => Ok(()),
+                });
+                return;
             }
-            Err(e) => break Err(e),
-        };
-        if req.body > 0 {
-            if let Err(e) = io::copy(&mut (&mut conn).take(req.body), &mut io::sink()) {
-                break Err(e);
+            Ok(bytes) => self.input.extend_from_slice(bytes),
+        }
+        while self.ended.is_none() {
+            if self.pending.is_some() {
+                let dropped = self.input.len().min(self.body_left as usize);
+                self.input.drain(..dropped);
+                self.body_left -= dropped as u64;
+                if self.body_left > 0 {
+                    return;
+                }
+                if let Some(req) = self.pending.take() {
+                    self.answer(&req, info);
+                }
+                continue;
+            }
+            let Some(length) = head_length(&self.input).filter(|n| *n as u64 <= MAX_HEAD) else {
+                if self.input.len() as u64 >= MAX_HEAD {
+                    self.refuse(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("request head longer than {MAX_HEAD} bytes"),
+                    ));
+                }
+                return;
+            };
+            let head: Vec<u8> = self.input.drain(..length).collect();
+            match read_request(&mut head.as_slice()) {
+                Ok(Some(req)) => {
+                    self.body_left = req.body;
+                    self.pending = Some(req);
+                }
+                Ok(None) => return,
+                Err(e) => self.refuse(e),
             }
         }
-        requests += 1;
-        let info = conn.get_ref().info();
+    }
+
+    /// Answers 400 and ends with `e`.
+    fn refuse(&mut self, e: io::Error) {
+        answer(
+            &mut self.output,
+            "400 Bad Request",
+            &format!("{e}\n"),
+            false,
+            false,
+        );
+        self.ended = Some(Err(e));
+    }
+
+    /// Answers a request whose body has been dropped.
+    fn answer(&mut self, req: &Request, info: &dyn Fn() -> SessionInfo) {
+        self.requests += 1;
         let head_only = req.method == "HEAD";
-        let sent = if req.method == "GET" || head_only {
+        if req.method == "GET" || head_only {
             let body = page(
-                &info,
-                peer,
-                backend,
-                requests,
+                &info(),
+                &self.peer,
+                self.backend,
+                self.requests,
                 &format!("{} {}", req.method, req.target),
             );
-            answer(
-                conn.get_mut().as_mut(),
-                "200 OK",
-                &body,
-                head_only,
-                req.keep_alive,
-            )
+            answer(&mut self.output, "200 OK", &body, head_only, req.keep_alive);
         } else {
             answer(
-                conn.get_mut().as_mut(),
+                &mut self.output,
                 "501 Not Implemented",
                 "only GET and HEAD are answered\n",
                 false,
                 req.keep_alive,
-            )
-        };
-        if let Err(e) = sent {
-            break Err(e);
+            );
         }
         if !req.keep_alive {
-            break Ok(());
+            self.ended = Some(Ok(()));
+        }
+    }
+
+    /// The answers to write now.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.output)
+    }
+
+    /// `Some` once the connection is to be closed (after the output is written): `Ok` when
+    /// the client closed or asked to, the error otherwise.
+    pub fn end(&mut self) -> Option<io::Result<()>> {
+        self.ended.take()
+    }
+
+    /// Requests answered.
+    pub fn requests(&self) -> usize {
+        self.requests
+    }
+}
+
+/// Serves requests on `tls` until the client closes or asks to, then sends close_notify.
+pub fn serve(
+    mut tls: Box<dyn TlsStream>,
+    peer: &str,
+    backend: &'static str,
+) -> (Ended, SessionInfo) {
+    let mut http = HttpSession::new(peer, backend);
+    let mut buf = [0u8; 4096];
+    let result = loop {
+        let read = match tls.read(&mut buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            read => read,
+        };
+        http.received(read.map(|n| &buf[..n]), &|| tls.info());
+        let out = http.take_output();
+        if !out.is_empty() {
+            if let Err(e) = tls.write_all(&out).and_then(|()| tls.flush()) {
+                break Err(e);
+            }
+        }
+        if let Some(end) = http.end() {
+            break end;
         }
     };
-    let info = conn.get_ref().info();
-    let _ = conn.get_mut().shutdown();
-    (Ended { requests, result }, info)
+    let info = tls.info();
+    let _ = tls.shutdown();
+    (
+        Ended {
+            requests: http.requests(),
+            result,
+        },
+        info,
+    )
 }

@@ -29,7 +29,7 @@ pub(super) mod on_tokio;
 /// Arguments of `tlsresume serve`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Each connection is handled on a thread of its own (reused by later connections) and logged on stdout when it ends \
+    after_help = "Each connection is handled on a thread of its own (reused by later connections; a task on tokio with --async) and logged on stdout when it ends \
 (or when the client sends QUIT), in Exim's style:\n\n  \
 H=[127.0.0.1]:54321 X=TLS1.3:TLS_AES_256_GCM_SHA384:256* CV=no resumption=0x1D (session resumed)\n\n\
 X= is Exim's cipher string for the backend, with '*' when the session was resumed; resumption= \
@@ -243,16 +243,13 @@ pub struct ServeArgs {
     #[cfg(feature = "stores")]
     #[arg(long, value_name = "PREFIX", default_value = "tlsresume:")]
     pub ticket_keys_prefix: String,
-    /// Serve on tokio (TLS from the first byte, SMTP or --http): each connection is a task,
-    /// not a thread, so ten thousand idle connections take a few threads (raise
-    /// --max-concurrent, --max-per-address and the descriptor limit for them); no TLS state is
-    /// made until the client sends its first bytes. SMTP runs on the runtime throughout, under
-    /// the SMTP deadlines; HTTP requests are answered on a thread of tokio's blocking pool once
-    /// the first one has arrived. Not with --starttls, --plain, --pipe-connect or --fastopen.
-    #[arg(
-        long = "async",
-        conflicts_with_all = ["starttls", "plain", "pipe_connect", "fastopen"]
-    )]
+    /// Serve on tokio: each connection is a task, not a thread, so ten thousand idle
+    /// connections take a few threads (raise --max-concurrent, --max-per-address and the
+    /// descriptor limit for them). Every mode runs on the runtime throughout: TLS from the
+    /// first byte, --starttls smtp, --plain, --http (a keep-alive connection between requests
+    /// holds no thread), with --pipe-connect and --fastopen as without it; with TLS from the
+    /// first byte no TLS state is made until the client sends its first bytes.
+    #[arg(long = "async")]
     pub on_tokio: bool,
     /// Serve the library's counters (handshakes by result, tickets issued and refused by
     /// reason, …) in Prometheus's text format over HTTP on ADDR (port 0: a free one, printed
@@ -862,6 +859,23 @@ fn log_connection(shared: &Shared, peer: SocketAddr, rec: &Record) {
     log_line(&line);
 }
 
+/// The SMTP session of a connection from `peer`, and whether it is offered early pipelining.
+fn smtp_session(shared: &Shared, peer: SocketAddr) -> (ServerSession, bool) {
+    let offer = !shared.http
+        && shared
+            .pipe_connect
+            .as_ref()
+            .is_some_and(|hosts| hosts.matches(peer.ip(), None));
+    let session = ServerSession::new(
+        shared
+            .session_config()
+            .pipe_connect(offer)
+            .starttls(shared.wire == Wire::Starttls)
+            .tls(shared.wire == Wire::TlsOnConnect),
+    );
+    (session, offer)
+}
+
 /// One connection, start to end; logs its line.
 fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: Option<Accepted>) {
     let log = |rec: Record| log_connection(shared, peer, &Record { fast_open, ..rec });
@@ -878,18 +892,7 @@ fn connection(shared: &Shared, mut tcp: TcpStream, peer: SocketAddr, fast_open: 
         Ok(a) => a,
         Err(e) => return fail(format!("connection lost: {e}")),
     };
-    let offer = !shared.http
-        && shared
-            .pipe_connect
-            .as_ref()
-            .is_some_and(|hosts| hosts.matches(peer.ip(), None));
-    let mut session = ServerSession::new(
-        shared
-            .session_config()
-            .pipe_connect(offer)
-            .starttls(shared.wire == Wire::Starttls)
-            .tls(shared.wire == Wire::TlsOnConnect),
-    );
+    let (mut session, offer) = smtp_session(shared, peer);
     if shared.wire != Wire::TlsOnConnect {
         // Before the banner: a client that talks now uses early pipelining if it was offered,
         // and is an early talker to be dropped if not.

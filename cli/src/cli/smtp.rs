@@ -10,6 +10,7 @@ use std::time::Duration;
 
 pub use tlsresume::smtp::server::SYNC_ERROR;
 use tlsresume::smtp::server::{self, Stop};
+use tlsresume::smtp::tokio as smtp_tokio;
 use tlsresume::smtp::ServerSession;
 
 /// The most bytes dropped from behind a STARTTLS command (see [`discard_pending`]).
@@ -19,24 +20,30 @@ const MAX_DISCARDED: usize = 64 * 1024;
 /// [`MAX_DISCARDED`] bytes); returns how many.
 fn discard_pending(tcp: &TcpStream) -> io::Result<usize> {
     tcp.set_nonblocking(true)?;
+    let result = discard_with(|buf| (&mut &*tcp).read(buf));
+    tcp.set_nonblocking(false)?;
+    result
+}
+
+/// Drops what `read_now` (a read that does not wait) gives until it would wait, at most
+/// [`MAX_DISCARDED`] bytes; returns how many.
+fn discard_with(mut read_now: impl FnMut(&mut [u8]) -> io::Result<usize>) -> io::Result<usize> {
     let mut buf = [0u8; 4096];
     let mut dropped = 0;
-    let result = loop {
-        match (&mut &*tcp).read(&mut buf) {
-            Ok(0) => break Ok(dropped),
+    loop {
+        match read_now(&mut buf) {
+            Ok(0) => return Ok(dropped),
             Ok(n) => {
                 dropped += n;
                 if dropped >= MAX_DISCARDED {
-                    break Ok(dropped);
+                    return Ok(dropped);
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(dropped),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(dropped),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => break Err(e),
+            Err(e) => return Err(e),
         }
-    };
-    tcp.set_nonblocking(false)?;
-    result
+    }
 }
 
 /// Whether the client's bytes arrive within `wait` (looked at once when it is zero), without
@@ -77,9 +84,50 @@ pub fn serve_plain_until_starttls(
         discard_pending(tcp)?;
     }
     server::flush(session, tcp)?;
+    started(stop)
+}
+
+/// What the clear part's end means: `Ok(true)` STARTTLS, `Ok(false)` QUIT.
+fn started(stop: Stop) -> io::Result<bool> {
     match stop {
         Stop::StartTls { .. } => Ok(true),
         Stop::Quit => Ok(false),
         Stop::Close(why) => Err(io::Error::other(why)),
     }
+}
+
+/// [`serve_plain_until_starttls`] on tokio (the session's tokio front).
+pub async fn serve_plain_until_starttls_async(
+    session: &mut ServerSession,
+    tcp: &mut tokio::net::TcpStream,
+) -> io::Result<bool> {
+    session.greet();
+    let stop = smtp_tokio::drive(session, tcp).await?;
+    if matches!(stop, Stop::StartTls { .. }) {
+        // Straight from the socket (non-blocking under tokio), whatever the runtime last saw
+        // of its readiness.
+        let socket = socket2::SockRef::from(&*tcp);
+        discard_with(|buf| (&*socket).read(buf))?;
+    }
+    smtp_tokio::flush(session, tcp).await?;
+    started(stop)
+}
+
+/// [`input_within`] on tokio: the look at once is straight at the socket, then a wait of up
+/// to `wait` on the runtime.
+pub async fn input_within_async(tcp: &tokio::net::TcpStream, wait: Duration) -> bool {
+    let socket = socket2::SockRef::from(tcp);
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    match socket.peek(&mut byte) {
+        Ok(n) => return n > 0,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(_) => return false,
+    }
+    if wait.is_zero() {
+        return false;
+    }
+    matches!(
+        tokio::time::timeout(wait, tcp.peek(&mut [0u8; 1])).await,
+        Ok(Ok(n)) if n > 0
+    )
 }
