@@ -408,6 +408,23 @@ impl KeySource for RedisKeySource {
             .then(|| self.link.config().retry_delay())
     }
 
+    /// The fleet's key of an earlier slot, read from Redis (never made): a node started
+    /// mid-rotation opens the tickets the fleet sealed with it. `None` when Redis does not
+    /// answer, holds no key for the slot, or holds one that does not open with the KEK.
+    fn earlier_key(&self, created: UnixTime) -> Option<KeyMaterial> {
+        let slot = self.slot_at(created);
+        if let Some(key) = self.held().slots.get(&slot) {
+            return Some(key.clone());
+        }
+        let key = self.redis_key_for_slot(slot);
+        let wrapped = self
+            .link
+            .with(|conn| redis::cmd("GET").arg(&key).query::<Option<Vec<u8>>>(conn))
+            .ok()??;
+        let plain = self.kek.unwrap(key.as_bytes(), &wrapped).ok()?;
+        material_from(&plain)
+    }
+
     fn master_secret(&self) -> Result<MasterSecret, KeyError> {
         if let Some(master) = self.held().master.clone() {
             return Ok(master);

@@ -267,6 +267,15 @@ impl KeyRing {
             now
         };
         let asked = self.source.new_key(created);
+        // A ring starting (a node started or restarted mid-rotation) takes the keys of the
+        // slots before from a shared source, so that the fleet's tickets sealed with them
+        // still open here.
+        let earlier = if asked.is_ok() && self.source.slot_aligned() && self.read().keys.is_empty()
+        {
+            self.earlier_keys(created, now)
+        } else {
+            Vec::new()
+        };
         let mut ring = self.write();
         match asked {
             Ok(material) => {
@@ -301,6 +310,9 @@ impl KeyRing {
                     None => {}
                 }
                 ring.keys.insert(0, Arc::new(key));
+                if ring.keys.len() == 1 {
+                    ring.keys.extend(earlier);
+                }
                 ring.keys.truncate(keep);
                 ring.keys.retain(|k| k.expires_at() > now);
                 Ok(())
@@ -318,6 +330,35 @@ impl KeyRing {
                 _ => Err(e),
             },
         }
+    }
+
+    /// The keys of the `previous_keys` slots before the one starting at `created` that the
+    /// source still holds and that still decrypt at `now`, newest first.
+    fn earlier_keys(&self, created: UnixTime, now: UnixTime) -> Vec<Arc<TicketKey>> {
+        let rotation = self.policy.rotation();
+        let mut keys = Vec::new();
+        let mut slot_start = created;
+        for _ in 0..self.policy.previous_keys() {
+            let Some(start) = slot_start.as_secs().checked_sub(rotation.as_secs().max(1)) else {
+                break;
+            };
+            slot_start = UnixTime::from_secs(start);
+            let expires = slot_start + self.policy.key_lifetime();
+            if expires <= now {
+                break;
+            }
+            let Some(material) = self.source.earlier_key(slot_start) else {
+                break;
+            };
+            keys.push(Arc::new(TicketKey::new(
+                material,
+                slot_start,
+                self.policy.renew_after().map(|r| slot_start + r),
+                slot_start + rotation,
+                expires,
+            )));
+        }
+        keys
     }
 
     /// Asks the source for the master secret, then derives the period's keys and installs
@@ -853,6 +894,61 @@ mod tests {
             .expect("key");
         assert_ne!(next.name(), key.name());
         assert_eq!(next.created(), slot + Duration::from_secs(HOUR));
+    }
+
+    #[test]
+    fn a_ring_started_mid_rotation_takes_the_earlier_slot_keys_of_a_shared_source() {
+        /// One key per slot, kept like a shared store: what an earlier process made.
+        #[derive(Debug, Default)]
+        struct Shared(Mutex<std::collections::BTreeMap<u64, KeyMaterial>>);
+        impl KeySource for Shared {
+            fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError> {
+                let mut slots = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(key) = slots.get(&created.as_secs()) {
+                    return Ok(key.clone());
+                }
+                let key = ProcessKeySource::new().new_key(created)?;
+                slots.insert(created.as_secs(), key.clone());
+                Ok(key)
+            }
+            fn master_secret(&self) -> Result<MasterSecret, KeyError> {
+                Err(KeyError::Source("rolling only".into()))
+            }
+            fn slot_aligned(&self) -> bool {
+                true
+            }
+            fn earlier_key(&self, created: UnixTime) -> Option<KeyMaterial> {
+                let slots = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                slots.get(&created.as_secs()).cloned()
+            }
+        }
+        let source = Arc::new(Shared::default());
+        let slot = UnixTime::from_secs(T0 / HOUR * HOUR);
+        // A node that ran in the previous slot sealed with that slot's key.
+        let running = KeyRing::new(TicketPolicy::OPENSSL, source.clone());
+        let sealed = *running
+            .encrypting_key(slot + Duration::from_secs(50 * MIN))
+            .expect("key")
+            .name();
+        // A node (re)started in the next slot opens that ticket, and seals with the new key.
+        let restarted = KeyRing::new(TicketPolicy::OPENSSL, source.clone());
+        let now = slot + Duration::from_secs(HOUR + 5 * MIN);
+        let current = restarted.encrypting_key(now).expect("key");
+        assert_ne!(*current.name(), sealed);
+        let (found, renew) = restarted
+            .find_key(&sealed, now)
+            .expect("the earlier slot's key");
+        assert_eq!(found.created(), slot);
+        assert!(renew, "a ticket of the previous slot is renewed");
+        assert_eq!(restarted.key_names(now), vec![*current.name(), sealed]);
+        // Two slots on, it no longer decrypts (as on a node that never stopped).
+        let later = KeyRing::new(TicketPolicy::OPENSSL, source.clone());
+        let then = slot + Duration::from_secs(2 * HOUR + 5 * MIN);
+        assert!(later.find_key(&sealed, then).is_err());
+        assert!(running.find_key(&sealed, then).is_err());
+        // A source that keeps no earlier keys (the default) gives a ring of one key.
+        let alone = KeyRing::new(TicketPolicy::OPENSSL, Arc::new(ProcessKeySource::new()));
+        assert_eq!(alone.key_names(now).len(), 1);
     }
 
     #[test]

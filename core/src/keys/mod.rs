@@ -420,6 +420,16 @@ pub trait KeySource: fmt::Debug + Send + Sync {
     fn retry_after(&self, _key: &KeyName) -> Option<std::time::Duration> {
         None
     }
+
+    /// The key the rotation slot starting at `created` was given, if the source still holds
+    /// it, without making one: a source shared by a fleet answers from its store. A
+    /// [`KeyRing`](crate::keys::key_ring::KeyRing) over a [slot-aligned](Self::slot_aligned)
+    /// source asks for the previous slots' keys when it starts (a node started or restarted
+    /// mid-rotation), so the tickets the fleet sealed before this process started still open
+    /// on it. The default, `None`: keys made before this process are not known.
+    fn earlier_key(&self, _created: UnixTime) -> Option<KeyMaterial> {
+        None
+    }
 }
 
 /// Random keys made in this process from the system's CSPRNG. Nothing is ever written out.
