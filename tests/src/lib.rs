@@ -28,6 +28,7 @@
 
 mod engine;
 pub mod exim;
+pub mod haproxy;
 mod pki;
 pub mod redis;
 pub mod report;

@@ -334,9 +334,9 @@ fn read_reply(r: &mut impl io::BufRead) -> io::Result<Reply> {
     })
 }
 
-/// A test needing Redis cannot run (`why`): says it is skipped and how to install the Debian
-/// `packages`; panics under CI, where the Redis checks must run.
-fn skipped<T>(why: String, packages: &str) -> Option<T> {
+/// A test whose peer tool cannot run (`why`): says it is skipped and how to install the
+/// Debian `packages`; panics under CI, where every such test must run.
+pub fn skipped<T>(why: String, packages: &str) -> Option<T> {
     assert!(
         std::env::var_os("CI").is_none(),
         "{why} and CI is set: install it (Debian: apt-get install -y {packages})"
@@ -373,27 +373,33 @@ fn wait_until(deadline: Instant, what: &str, mut ready: impl FnMut() -> bool) ->
     Ok(())
 }
 
-/// A Redis master with one replica, watched by one Sentinel (quorum 1, master down after
-/// 1 s), each a child process on a free loopback port, no persistence; all killed on drop.
-/// Needs `redis-server` (Sentinel mode is `redis-server FILE --sentinel`); without it `start`
-/// says the test is skipped, and fails under CI.
+/// A Redis master with replicas, watched by Sentinels (quorum: a majority of them; master
+/// down after 1 s), each a child process on a free loopback port, no persistence; all killed
+/// on drop. [`start`](Self::start) makes the smallest set (one replica, one Sentinel),
+/// [`start_with`](Self::start_with) any other. Needs `redis-server` (Sentinel mode is
+/// `redis-server FILE --sentinel`); without it `start` says the test is skipped, and fails
+/// under CI.
 #[derive(Debug)]
 pub struct SentinelSet {
     name: String,
     dir: std::path::PathBuf,
     master: Option<Child>,
     master_port: u16,
-    replica: Option<Child>,
-    replica_port: u16,
-    sentinel: Option<Child>,
-    sentinel_port: u16,
+    replicas: Vec<(Option<Child>, u16)>,
+    sentinels: Vec<(Option<Child>, u16)>,
 }
 
 impl SentinelSet {
-    /// Starts the three servers and waits (at most 15 s) until the replica is in sync and the
-    /// Sentinel knows it. `None` (the test says it is skipped) when `redis-server` cannot run;
-    /// panics under CI in that case.
+    /// A master, one replica and one Sentinel: see [`start_with`](Self::start_with).
     pub fn start(name: &str) -> Option<Self> {
+        Self::start_with(name, 1, 1)
+    }
+
+    /// Starts a master, `replicas` replicas and `sentinels` Sentinels (quorum: a majority)
+    /// and waits (at most 20 s) until every replica is in sync and every Sentinel knows every
+    /// replica and every other Sentinel. `None` (the test says it is skipped) when
+    /// `redis-server` cannot run; panics under CI in that case.
+    pub fn start_with(name: &str, replicas: usize, sentinels: usize) -> Option<Self> {
         let skip = |why: String| skipped(why, "redis-server redis-sentinel");
         let dir = match set_dir("sentinel", name) {
             Ok(dir) => dir,
@@ -404,25 +410,25 @@ impl SentinelSet {
             dir,
             master: None,
             master_port: free_port(),
-            replica: None,
-            replica_port: free_port(),
-            sentinel: None,
-            sentinel_port: free_port(),
+            replicas: (0..replicas.max(1)).map(|_| (None, free_port())).collect(),
+            sentinels: (0..sentinels.max(1)).map(|_| (None, free_port())).collect(),
         };
         match set.spawn_all() {
             Ok(()) => Some(set),
             Err(e) => skip(format!(
-                "cannot run redis-server with a replica and Sentinel ({e})"
+                "cannot run redis-server with replicas and Sentinels ({e})"
             )),
         }
     }
 
-    /// A server whose files (a replica's received RDB) go to the set's directory.
+    /// A server whose files (a replica's received RDB) go to a directory of its own.
     fn server(&self, port: u16, extra: &[&str]) -> io::Result<Child> {
+        let dir = self.dir.join(port.to_string());
+        std::fs::create_dir_all(&dir)?;
         Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .arg("--dir")
-            .arg(&self.dir)
+            .arg(&dir)
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(extra)
             .stdin(Stdio::null())
@@ -434,57 +440,80 @@ impl SentinelSet {
     fn spawn_all(&mut self) -> io::Result<()> {
         self.master = Some(self.server(self.master_port, &[])?);
         let master = self.master_port.to_string();
-        self.replica =
-            Some(self.server(self.replica_port, &["--replicaof", "127.0.0.1", &master])?);
-        let conf = self.dir.join("sentinel.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {dir}\n\
-                 sentinel monitor {name} 127.0.0.1 {master} 1\n\
-                 sentinel down-after-milliseconds {name} 1000\n\
-                 sentinel failover-timeout {name} 10000\n",
-                port = self.sentinel_port,
-                dir = self.dir.display(),
-                name = self.name,
-            ),
-        )?;
-        self.sentinel = Some(
-            Command::new("redis-server")
-                .arg(&conf)
-                .arg("--sentinel")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?,
-        );
+        for i in 0..self.replicas.len() {
+            let child = self.server(self.replicas[i].1, &["--replicaof", "127.0.0.1", &master])?;
+            self.replicas[i].0 = Some(child);
+        }
+        let quorum = self.sentinels.len() / 2 + 1;
+        // With one Sentinel, a failover that did not finish is tried again after twice the
+        // timeout; with several, a split vote is too, so it is kept short.
+        let failover_timeout = if self.sentinels.len() > 1 {
+            3000
+        } else {
+            10000
+        };
+        for i in 0..self.sentinels.len() {
+            let port = self.sentinels[i].1;
+            let conf = self.dir.join(format!("sentinel-{port}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {dir}\n\
+                     sentinel monitor {name} 127.0.0.1 {master} {quorum}\n\
+                     sentinel down-after-milliseconds {name} 1000\n\
+                     sentinel failover-timeout {name} {failover_timeout}\n",
+                    dir = self.dir.display(),
+                    name = self.name,
+                ),
+            )?;
+            self.sentinels[i].0 = Some(
+                Command::new("redis-server")
+                    .arg(&conf)
+                    .arg("--sentinel")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()?,
+            );
+        }
         wait_until(
-            Instant::now() + Duration::from_secs(15),
-            "the replica was not in sync, or Sentinel did not know it, within 15 s",
-            || self.replica_in_sync() && self.sentinel_knows_replica(),
+            Instant::now() + Duration::from_secs(20),
+            "the replicas were not in sync, or the Sentinels did not know them and each other, within 20 s",
+            || self.replicas_in_sync() && self.sentinels_know_all(),
         )
     }
 
-    fn replica_in_sync(&self) -> bool {
-        matches!(
-            command(self.replica_port, &[b"INFO", b"replication"]),
-            Ok(Reply::Bulk(Some(info))) if String::from_utf8_lossy(&info).contains("master_link_status:up")
-        )
+    fn replicas_in_sync(&self) -> bool {
+        self.replicas.iter().all(|(_, port)| {
+            matches!(
+                command(*port, &[b"INFO", b"replication"]),
+                Ok(Reply::Bulk(Some(info))) if String::from_utf8_lossy(&info).contains("master_link_status:up")
+            )
+        })
     }
 
-    fn sentinel_knows_replica(&self) -> bool {
-        matches!(
-            command(self.sentinel_port, &[b"SENTINEL", b"REPLICAS", self.name.as_bytes()]),
-            Ok(Reply::Array(r)) if !r.is_empty()
-        )
+    fn sentinels_know_all(&self) -> bool {
+        let name = self.name.as_bytes();
+        let (replicas, others) = (self.replicas.len(), self.sentinels.len() - 1);
+        self.sentinels.iter().all(|(_, port)| {
+            matches!(
+                command(*port, &[b"SENTINEL", b"REPLICAS", name]),
+                Ok(Reply::Array(r)) if r.len() >= replicas
+            ) && matches!(
+                command(*port, &[b"SENTINEL", b"SENTINELS", name]),
+                Ok(Reply::Array(s)) if s.len() >= others
+            )
+        })
     }
 
-    /// `redis+sentinel://127.0.0.1:SENTINEL_PORT/NAME`.
+    /// `redis+sentinel://127.0.0.1:PORT[,127.0.0.1:PORT…]/NAME`, every Sentinel listed.
     pub fn url(&self) -> String {
-        format!(
-            "redis+sentinel://127.0.0.1:{}/{}",
-            self.sentinel_port, self.name
-        )
+        let sentinels: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|(_, port)| format!("127.0.0.1:{port}"))
+            .collect();
+        format!("redis+sentinel://{}/{}", sentinels.join(","), self.name)
     }
 
     /// The port of the first master.
@@ -492,24 +521,33 @@ impl SentinelSet {
         self.master_port
     }
 
-    /// The port of the replica (the master after a failover).
+    /// The port of the first replica (the master after a failover of a set with one).
     pub fn replica_port(&self) -> u16 {
-        self.replica_port
+        self.replicas[0].1
     }
 
-    /// The master's port as the Sentinel names it now.
+    /// The ports of every Redis server of the set, the first master's first, killed or not.
+    pub fn server_ports(&self) -> Vec<u16> {
+        std::iter::once(self.master_port)
+            .chain(self.replicas.iter().map(|(_, port)| *port))
+            .collect()
+    }
+
+    /// The master's port as the first Sentinel that answers names it now.
     pub fn current_master(&self) -> Option<u16> {
-        match command(
-            self.sentinel_port,
-            &[
-                b"SENTINEL",
-                b"GET-MASTER-ADDR-BY-NAME",
-                self.name.as_bytes(),
-            ],
-        ) {
-            Ok(Reply::Array(addr)) => addr.get(1)?.text()?.parse().ok(),
-            _ => None,
-        }
+        self.sentinels.iter().find_map(|(_, port)| {
+            match command(
+                *port,
+                &[
+                    b"SENTINEL",
+                    b"GET-MASTER-ADDR-BY-NAME",
+                    self.name.as_bytes(),
+                ],
+            ) {
+                Ok(Reply::Array(addr)) => addr.get(1)?.text()?.parse().ok(),
+                _ => None,
+            }
+        })
     }
 
     /// Kills the master (SIGKILL: a crash or a lost host).
@@ -520,18 +558,26 @@ impl SentinelSet {
         }
     }
 
-    /// Waits until the Sentinel names the replica as master and the replica says it is one;
+    /// Waits until the Sentinels name a replica as master and that replica says it is one;
     /// the time waited, or `None` after `within`.
     pub fn wait_for_promotion(&self, within: Duration) -> Option<Duration> {
+        self.wait_for_new_master(within).map(|(_, waited)| waited)
+    }
+
+    /// As [`wait_for_promotion`](Self::wait_for_promotion), with the new master's port.
+    pub fn wait_for_new_master(&self, within: Duration) -> Option<(u16, Duration)> {
         let start = Instant::now();
         while start.elapsed() < within {
-            let promoted = self.current_master() == Some(self.replica_port)
-                && matches!(
-                    command(self.replica_port, &[b"ROLE"]),
+            if let Some(port) = self
+                .current_master()
+                .filter(|p| *p != self.master_port && self.replicas.iter().any(|r| r.1 == *p))
+            {
+                if matches!(
+                    command(port, &[b"ROLE"]),
                     Ok(Reply::Array(role)) if role.first().and_then(Reply::text).as_deref() == Some("master")
-                );
-            if promoted {
-                return Some(start.elapsed());
+                ) {
+                    return Some((port, start.elapsed()));
+                }
             }
             thread::sleep(Duration::from_millis(20));
         }
@@ -558,7 +604,13 @@ impl SentinelSet {
 
 impl Drop for SentinelSet {
     fn drop(&mut self) {
-        for child in [&mut self.sentinel, &mut self.replica, &mut self.master] {
+        let children = self
+            .sentinels
+            .iter_mut()
+            .chain(self.replicas.iter_mut())
+            .map(|(child, _)| child)
+            .chain(std::iter::once(&mut self.master));
+        for child in children {
             if let Some(mut c) = child.take() {
                 let _ = c.kill();
                 let _ = c.wait();
