@@ -38,7 +38,7 @@ use tlsresume_compare::redis::{free_port, SentinelSet};
 
 mod common;
 
-use common::{kek_file, pki, tls_client, Server};
+use common::{kek_file, pki, tls_client, until_stopped, Server};
 
 /// The rotation period given to the nodes (seconds).
 const ROTATION: u64 = 2;
@@ -299,19 +299,17 @@ fn three_nodes_behind_haproxy_ride_out_a_sentinel_failover_and_a_node_restart() 
             let client = redis_client(&url, &kek());
             let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10 + u8::try_from(i).unwrap_or(0)));
             thread::spawn(move || {
-                let mut own = Vec::new();
                 let mut previous = None;
-                while !stop.load(Ordering::SeqCst) {
+                let own = until_stopped(&stop, Duration::from_millis(20), || {
                     let result = connect(client.as_ref(), Some(from), front);
-                    let at = start.elapsed();
-                    own.push(Outcome {
-                        at,
+                    let outcome = Outcome {
+                        at: start.elapsed(),
                         previous,
                         result: result.clone(),
-                    });
+                    };
                     previous = result.ok().map(|(node, _)| node);
-                    thread::sleep(Duration::from_millis(20));
-                }
+                    outcome
+                });
                 outcomes
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())

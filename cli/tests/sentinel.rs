@@ -28,7 +28,7 @@ use tlsresume_compare::redis::{round_robin, SentinelSet};
 
 mod common;
 
-use common::{kek_file, tls_client, Server};
+use common::{kek_file, tls_client, until_stopped, Server};
 
 /// The rotation period given to the nodes (seconds).
 const ROTATION: u64 = 2;
@@ -119,16 +119,11 @@ fn serve_nodes_on_sentinel_ride_out_a_master_failover() {
             let addr = round_robin(addrs.clone()).expect("balancer");
             thread::spawn(move || {
                 let client = tls_client("openssl");
-                let mut own = Vec::new();
-                while !stop.load(Ordering::SeqCst) {
-                    let result = connect(client.as_ref(), addr);
-                    own.push(Outcome {
-                        at: start.elapsed(),
-                        result,
-                    });
-                    // Pacing only (a few connections per rotation per client).
-                    thread::sleep(Duration::from_millis(20));
-                }
+                // Pacing only (a few connections per rotation per client).
+                let own = until_stopped(&stop, Duration::from_millis(20), || Outcome {
+                    result: connect(client.as_ref(), addr),
+                    at: start.elapsed(),
+                });
                 outcomes
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())

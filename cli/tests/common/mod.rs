@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::thread;
@@ -205,4 +206,19 @@ pub fn kek_file(dir: &Path, name: &str, mode: u32) -> String {
     .expect("write the KEK");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
     path.display().to_string()
+}
+
+/// Calls `connect` again and again, `pace` apart (a client's load), until `stop` is set; what
+/// each call returned, in order.
+pub fn until_stopped<T>(
+    stop: &AtomicBool,
+    pace: Duration,
+    mut connect: impl FnMut() -> T,
+) -> Vec<T> {
+    let mut all = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        all.push(connect());
+        thread::sleep(pace);
+    }
+    all
 }
