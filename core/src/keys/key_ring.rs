@@ -491,17 +491,28 @@ impl TicketLifecycle for KeyRing {
     ) -> Result<(Arc<TicketKey>, bool), RejectReason> {
         // With no key at all nothing decrypts; the name is then unknown.
         let _ = self.maintain(now);
-        let ring = self.read();
-        let key = ring
-            .keys
-            .iter()
-            .find(|k| k.name() == key_name)
-            .ok_or(RejectReason::UnknownKey)?;
+        let named = || {
+            self.read()
+                .keys
+                .iter()
+                .find(|k| k.name() == key_name)
+                .cloned()
+        };
+        let mut found = named();
+        if found.is_none() && self.due(&self.read(), now) {
+            // A rotation is under way in another handshake, which asks the source for the
+            // new slot's key; another node of the fleet may seal with it already. Wait for it
+            // (bounded by the source's own timeouts) rather than send this client to a full
+            // handshake.
+            drop(self.asking.lock().unwrap_or_else(|p| p.into_inner()));
+            found = named();
+        }
+        let key = found.ok_or(RejectReason::UnknownKey)?;
         if now >= key.expires_at() {
             return Err(RejectReason::KeyExpired);
         }
         let renew = key.renew_at().is_some_and(|at| now >= at);
-        Ok((Arc::clone(key), renew))
+        Ok((key, renew))
     }
 }
 
@@ -949,6 +960,80 @@ mod tests {
         // A source that keeps no earlier keys (the default) gives a ring of one key.
         let alone = KeyRing::new(TicketPolicy::OPENSSL, Arc::new(ProcessKeySource::new()));
         assert_eq!(alone.key_names(now).len(), 1);
+    }
+
+    #[test]
+    fn a_ticket_of_the_new_slot_waits_for_the_rotation_under_way_instead_of_failing() {
+        /// One key per slot, shared; `gate` set: the next call waits for a release.
+        #[derive(Debug, Default)]
+        struct Gated {
+            slots: Mutex<std::collections::BTreeMap<u64, KeyMaterial>>,
+            gate: Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
+        }
+        impl KeySource for Gated {
+            fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError> {
+                if let Some((entered, release)) =
+                    self.gate.lock().unwrap_or_else(|p| p.into_inner()).take()
+                {
+                    let _ = entered.send(());
+                    let _ = release.recv();
+                }
+                let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+                let key = match slots.get(&created.as_secs()) {
+                    Some(key) => key.clone(),
+                    None => ProcessKeySource::new().new_key(created)?,
+                };
+                slots.insert(created.as_secs(), key.clone());
+                Ok(key)
+            }
+            fn master_secret(&self) -> Result<MasterSecret, KeyError> {
+                Err(KeyError::Source("rolling only".into()))
+            }
+            fn slot_aligned(&self) -> bool {
+                true
+            }
+        }
+        use std::sync::mpsc;
+        let source = Arc::new(Gated::default());
+        let slot = UnixTime::from_secs(T0 / HOUR * HOUR);
+        let (a, b) = (
+            KeyRing::new(TicketPolicy::OPENSSL, source.clone()),
+            Arc::new(KeyRing::new(TicketPolicy::OPENSSL, source.clone())),
+        );
+        a.encrypting_key(slot).expect("key");
+        b.encrypting_key(slot).expect("key");
+        // Node a rotates first and seals with the new slot's key.
+        let next = slot + Duration::from_secs(HOUR);
+        let sealed = *a.encrypting_key(next).expect("key").name();
+        // Node b's rotation is slow (its source is waiting)...
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        *source.gate.lock().unwrap_or_else(|p| p.into_inner()) = Some((entered_tx, release_rx));
+        let rotating = b.clone();
+        let rotation = std::thread::spawn(move || rotating.encrypting_key(next).map(|_| ()));
+        entered.recv().expect("the source was asked");
+        // ...and a client presents node a's new ticket meanwhile: it waits, then resumes.
+        let (done_tx, done) = mpsc::channel();
+        let looking = b.clone();
+        std::thread::spawn(move || {
+            let _ = done_tx.send(looking.find_key(&sealed, next).map(|(k, _)| *k.name()));
+        });
+        assert!(
+            done.recv_timeout(Duration::from_millis(200)).is_err(),
+            "the lookup waits for the rotation"
+        );
+        release.send(()).expect("release");
+        assert_eq!(
+            done.recv_timeout(Duration::from_secs(10))
+                .expect("answered"),
+            Ok(sealed)
+        );
+        rotation.join().expect("rotation").expect("rotated");
+        // A name no key has is still refused at once when no rotation is due.
+        assert_eq!(
+            b.find_key(&KeyName([7; 16]), next).map(|_| ()),
+            Err(RejectReason::UnknownKey)
+        );
     }
 
     #[test]
