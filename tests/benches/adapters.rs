@@ -21,7 +21,10 @@
 //!   ticket is single-use). A blocking way runs the same number of lanes, each a client thread
 //!   and a server thread with a client and server of its own. Every way of a case is alive at once;
 //!   20 rounds of a block of ~15 ms per way in rotating order, a throughput ratio per round,
-//!   median and quartiles.
+//!   median and quartiles, by wall clock and by the process's CPU time. On a shared machine,
+//!   `WAYS=async,adapter ROUNDS=400 BLOCK_MS=10` measures only this crate against the
+//!   adapter, alternating (AB, BA, …) in many short rounds, so each round's ratio is of two
+//!   adjacent blocks under the same load.
 //! - **count**: N handshakes one after the other (async ways on one current-thread runtime
 //!   holding both ends; blocking ways with the server on a thread), for instruction counts
 //!   under callgrind (`scripts/callgrind-adapters` takes the difference of two N).
@@ -44,6 +47,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use cpu_time::ProcessTime;
 use openssl::ssl::{Ssl, SslContext};
 use rustls::pki_types::ServerName;
 use tlsresume::backends;
@@ -443,8 +447,40 @@ impl Rig {
 // ---------------------------------------------------------------------------------------------
 // paired
 
+/// Rounds and block length by default; `ROUNDS` and `BLOCK_MS` in the environment change them.
 const ROUNDS: usize = 20;
 const BLOCK: Duration = Duration::from_millis(15);
+
+/// How the paired rounds run: rounds, the block each way runs per round, and the ways
+/// compared (`WAYS=async,adapter` in the environment: only those two, alternating in every
+/// round, so each ratio is of two adjacent blocks; default every way of the backend).
+struct Rounds {
+    rounds: usize,
+    block: Duration,
+    only: Option<Vec<Way>>,
+}
+
+impl Rounds {
+    fn from_env() -> Self {
+        let number = |var: &str| std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok());
+        Rounds {
+            rounds: number("ROUNDS").map_or(ROUNDS, |n| n.max(2) as usize),
+            block: number("BLOCK_MS").map_or(BLOCK, |ms| Duration::from_millis(ms.max(1))),
+            only: std::env::var("WAYS")
+                .ok()
+                .map(|v| v.split(',').filter_map(|w| Way::parse(w.trim())).collect()),
+        }
+    }
+
+    /// The ways of `backend` these rounds measure.
+    fn ways(&self, backend: BackendKind) -> Vec<Way> {
+        ways(backend)
+            .iter()
+            .copied()
+            .filter(|w| self.only.as_ref().is_none_or(|only| only.contains(w)))
+            .collect()
+    }
+}
 
 fn quartiles(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
@@ -458,6 +494,8 @@ fn cell((m, q1, q3): (f64, f64, f64)) -> String {
 
 fn paired(filter: Option<&str>) {
     let pki = Pki::committed().expect("test PKI");
+    let settings = Rounds::from_env();
+    let rounds = settings.rounds;
     let mut rows: BTreeMap<(Case, usize), Vec<String>> = BTreeMap::new();
     for backend in backends::available() {
         for tls in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
@@ -467,7 +505,10 @@ fn paired(filter: Option<&str>) {
                     continue;
                 }
                 for threads in [1, 2] {
-                    let ways = ways(backend);
+                    let ways = settings.ways(backend);
+                    if ways.len() < 2 {
+                        continue;
+                    }
                     let rigs: Vec<Rig> = ways
                         .iter()
                         .map(|&w| {
@@ -481,21 +522,35 @@ fn paired(filter: Option<&str>) {
                         .iter()
                         .map(|r| {
                             let t = r.timed(4 * threads).as_secs_f64() / (4 * threads) as f64;
-                            ((BLOCK.as_secs_f64() / t) as usize).max(threads)
+                            ((settings.block.as_secs_f64() / t) as usize).max(threads)
                         })
                         .collect();
                     let mut rate: Vec<Vec<f64>> = vec![Vec::new(); rigs.len()];
-                    for round in 0..ROUNDS {
+                    // Handshakes per second of the process's CPU time (every thread of it):
+                    // what a block cost, whatever else the machine's cores were doing.
+                    let mut cpu_rate: Vec<Vec<f64>> = vec![Vec::new(); rigs.len()];
+                    for round in 0..rounds {
                         for k in 0..rigs.len() {
                             let i = (round + k) % rigs.len();
+                            let cpu = ProcessTime::now();
                             let t = rigs[i].timed(sizes[i]).as_secs_f64();
+                            let c = cpu.elapsed().as_secs_f64().max(1e-9);
                             rate[i].push(sizes[i] as f64 / t);
+                            cpu_rate[i].push(sizes[i] as f64 / c);
                         }
                     }
                     let at = |w: Way| ways.iter().position(|&x| x == w);
                     let ratio = |a: Way, b: Way| match (at(a), at(b)) {
                         (Some(a), Some(b)) => cell(quartiles(
-                            (0..ROUNDS).map(|r| rate[a][r] / rate[b][r]).collect(),
+                            (0..rounds).map(|r| rate[a][r] / rate[b][r]).collect(),
+                        )),
+                        _ => "—".into(),
+                    };
+                    let cpu_ratio = |a: Way, b: Way| match (at(a), at(b)) {
+                        (Some(a), Some(b)) => cell(quartiles(
+                            (0..rounds)
+                                .map(|r| cpu_rate[a][r] / cpu_rate[b][r])
+                                .collect(),
                         )),
                         _ => "—".into(),
                     };
@@ -505,6 +560,7 @@ fn paired(filter: Option<&str>) {
                     };
                     let row = vec![
                         ratio(Way::Async, Way::Adapter),
+                        cpu_ratio(Way::Async, Way::Adapter),
                         ratio(Way::Async, Way::Blocking),
                         ratio(Way::Adapter, Way::Raw),
                         ratio(Way::Blocking, Way::Raw),
@@ -518,12 +574,16 @@ fn paired(filter: Option<&str>) {
             }
         }
     }
-    println!("\n## Handshakes per second, paired (median (quartiles) of {ROUNDS} rounds)\n");
     println!(
-        "| case | runtime threads | async / adapter | async / blocking | adapter / raw blocking \
-         | blocking / raw | async h/s | adapter h/s | blocking h/s |"
+        "\n## Handshakes per second, paired (median (quartiles) of {rounds} rounds of ~{} ms a way)\n",
+        settings.block.as_millis()
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| case | runtime threads | async / adapter | async / adapter, per CPU second \
+         | async / blocking | adapter / raw blocking | blocking / raw | async h/s | adapter h/s \
+         | blocking h/s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for ((c, threads), row) in rows {
         println!("| {} | {threads} | {} |", name(c), row.join(" | "));
     }
