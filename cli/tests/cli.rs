@@ -2502,3 +2502,62 @@ fn serve_and_probe_ciphers_restrict_what_is_negotiated() {
         "not an IANA cipher suite name",
     );
 }
+
+/// A suite the installed OpenSSL disables (here by a system configuration raising the security
+/// level to 3, which drops key exchanges without forward secrecy, as a hardened host would)
+/// stops `serve` and `probe` at start, naming the OpenSSL backend and what it can use; without
+/// that configuration the same list is taken.
+#[test]
+fn serve_and_probe_refuse_a_suite_the_installed_openssl_disables() {
+    let dir = std::env::temp_dir().join(format!("tlsresume-cli-{}-seclevel", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let conf = dir.join("openssl.cnf");
+    std::fs::write(
+        &conf,
+        "openssl_conf = init\n[init]\nssl_conf = ssl\n[ssl]\nsystem_default = sys\n\
+         [sys]\nCipherString = DEFAULT:@SECLEVEL=3\n",
+    )
+    .expect("write openssl.cnf");
+    let suite = "TLS_RSA_WITH_AES_128_GCM_SHA256";
+    for args in [
+        vec!["serve", "--listen", "127.0.0.1:0", "--backend", "openssl"],
+        vec![
+            "probe",
+            "127.0.0.1:9",
+            "--backend",
+            "openssl",
+            "--count",
+            "1",
+        ],
+    ] {
+        let out = Command::new(BIN)
+            .args(&args)
+            .args(["--ciphers", suite])
+            .env("OPENSSL_CONF", &conf)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tlsresume");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("the openssl backend")
+                && stderr.contains(&format!("cannot use {suite}"))
+                && stderr.contains("it can use: TLS_AES_256_GCM_SHA384"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // The same list on the default configuration: taken (the probe then finds no server).
+    let r = run(&[
+        "probe",
+        "127.0.0.1:9",
+        "--backend",
+        "openssl",
+        "--count",
+        "1",
+        "--ciphers",
+        suite,
+    ]);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stdout.contains("connect"), "{r:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{SslContext, SslContextBuilder, SslMethod, SslRef, SslVersion};
+use openssl::ssl::{Ssl, SslContext, SslContextBuilder, SslMethod, SslRef, SslVersion};
 use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::X509;
 use tlsresume_core::settings::ciphers::{CipherList, CipherSuite};
@@ -37,8 +37,9 @@ pub(crate) fn set_versions(ctx: &mut SslContextBuilder, versions: Versions) -> R
 }
 
 /// The suites of [`CipherSuite::KNOWN`] this OpenSSL can negotiate at its default security
-/// level, with their OpenSSL names: what a context set to every cipher (`ALL`) and every
-/// TLS 1.3 suite holds, as the library lists it.
+/// level (the system's configuration applies, as to every context), with their OpenSSL names:
+/// what a connection of a context set to every cipher (`ALL`) and every TLS 1.3 suite could
+/// use, as the library lists it (`SSL_get1_supported_ciphers`).
 fn openssl_suites() -> &'static [(CipherSuite, String)] {
     static SUITES: OnceLock<Vec<(CipherSuite, String)>> = OnceLock::new();
     SUITES.get_or_init(|| {
@@ -53,7 +54,10 @@ fn openssl_suites() -> &'static [(CipherSuite, String)] {
         if ctx.set_cipher_list("ALL").is_err() || ctx.set_ciphersuites(&tls13.join(":")).is_err() {
             return Vec::new();
         }
-        ffi::ctx_ciphers(&ctx)
+        let Ok(ssl) = Ssl::new(&ctx.build()) else {
+            return Vec::new();
+        };
+        ffi::supported_ciphers(&ssl)
             .into_iter()
             .filter_map(|(code, name)| Some((CipherSuite::from_code(code)?, name)))
             .collect()

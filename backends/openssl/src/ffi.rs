@@ -13,7 +13,7 @@ use foreign_types::{ForeignType, ForeignTypeRef};
 use libc::{c_char, c_int, c_long, c_uchar, c_ulong, c_void, size_t};
 use openssl::error::ErrorStack;
 use openssl::ssl::{SslCipher, SslContextBuilder, SslRef, SslSession, SslSessionRef};
-use openssl::stack::StackRef;
+use openssl::stack::{Stack, StackRef};
 use openssl_sys::{
     EVP_CIPHER_CTX, EVP_MAC_CTX, EVP_PKEY, OSSL_PARAM, SSL, SSL_CTX, SSL_SESSION, X509,
 };
@@ -102,6 +102,8 @@ extern "C" {
         data: *mut *mut c_void,
         len: *mut size_t,
     ) -> c_int;
+    /// SSL_get1_supported_ciphers(3).
+    fn SSL_get1_supported_ciphers(ssl: *mut SSL) -> *mut openssl_sys::stack_st_SSL_CIPHER;
     /// SSL_CTX_get_ciphers(3).
     fn SSL_CTX_get_ciphers(ctx: *const SSL_CTX) -> *mut openssl_sys::stack_st_SSL_CIPHER;
     /// SSL_CTX_set_timeout(3).
@@ -329,6 +331,24 @@ pub(crate) fn ctx_ciphers(ctx: &SslContextBuilder) -> Vec<(u16, String)> {
     // SAFETY: a non-null STACK_OF(SSL_CIPHER) owned by the context, read only while the
     // builder is borrowed (nothing can change the list meanwhile).
     let stack: &StackRef<SslCipher> = unsafe { StackRef::from_ptr(stack) };
+    stack
+        .iter()
+        .map(|c| (u16::from_be_bytes(c.protocol_id()), c.name().to_string()))
+        .collect()
+}
+
+/// The cipher suites a connection could use (`SSL_get1_supported_ciphers`): its list less
+/// those its versions and security level (the system's OpenSSL configuration included)
+/// disable, by code point and OpenSSL name.
+pub(crate) fn supported_ciphers(ssl: &SslRef) -> Vec<(u16, String)> {
+    // SAFETY: `ssl.as_ptr()` is a valid SSL; the call only reads it.
+    let stack = unsafe { SSL_get1_supported_ciphers(ssl.as_ptr()) };
+    if stack.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: a new STACK_OF(SSL_CIPHER) we own (dropping it frees the stack; the ciphers are
+    // the library's static ones and `SslCipher` frees nothing).
+    let stack: Stack<SslCipher> = unsafe { Stack::from_ptr(stack) };
     stack
         .iter()
         .map(|c| (u16::from_be_bytes(c.protocol_id()), c.name().to_string()))
