@@ -118,8 +118,8 @@ pub struct ReadmeDoctests;
 // a backend chosen at run time) and the modules of core an application reaches into. What only
 // a backend uses (`tlsresume_core::wire`, the clear handshake reader) stays in core.
 pub use tlsresume_core::{
-    cache, clock, contract, dane, deadline, info, keys, limits, model, notice, pki, seams,
-    settings, telemetry,
+    cache, clock, contract, dane, deadline, identities, info, keys, limits, model, notice, pki,
+    seams, settings, telemetry,
 };
 pub use tlsresume_core::{
     certificates_from_pem, certificates_from_pem_file, BackendKind, CacheEntry, CacheKey,
@@ -127,10 +127,10 @@ pub use tlsresume_core::{
     ClientSettingsBuilder, Clock, DaneAuthority, Deadline, DeferredStore, Error, ErrorKind,
     Handshaking, HostList, Identity, KeyError, KeyFormat, KeySource, KnownIssues, ManualClock,
     MemoryStore, MidHandshake, NoOffer, OcspMode, OcspStatus, ProcessKeySource, ProtocolVersion,
-    RejectReason, Resumption, ResumptionPolicy, ServerContext, ServerParams, ServerSettings,
-    ServerSettingsBuilder, SessionInfo, SessionKey, SessionStore, SharedClock, Side, StoreError,
-    StoreOp, SystemClock, TicketPolicy, TlsError, TlsFailure, TlsStream, TlsaError, TlsaRecord,
-    Transport, UnixTime, Verification, VerifiedBy, VerifyMode, Versions,
+    RejectReason, Resumption, ResumptionPolicy, ServerContext, ServerIdentity, ServerParams,
+    ServerSettings, ServerSettingsBuilder, SessionInfo, SessionKey, SessionStore, SharedClock,
+    Side, StoreError, StoreOp, SystemClock, TicketPolicy, TlsError, TlsFailure, TlsStream,
+    TlsaError, TlsaRecord, Transport, UnixTime, Verification, VerifiedBy, VerifyMode, Versions,
 };
 
 pub mod backends;

@@ -461,6 +461,15 @@ unsafe extern "C" {
         func: gnutls_handshake_hook_func,
     );
 }
+pub type gnutls_handshake_simple_hook_func = ::core::option::Option<
+    unsafe extern "C" fn(arg1: gnutls_session_t) -> ::core::ffi::c_int,
+>;
+unsafe extern "C" {
+    pub fn gnutls_handshake_set_post_client_hello_function(
+        session: gnutls_session_t,
+        func: gnutls_handshake_simple_hook_func,
+    );
+}
 unsafe extern "C" {
     pub fn gnutls_check_version(
         req_version: *const ::core::ffi::c_char,
@@ -604,6 +613,11 @@ unsafe extern "C" {
     pub fn gnutls_certificate_get_peers(
         session: gnutls_session_t,
         list_size: *mut ::core::ffi::c_uint,
+    ) -> *const gnutls_datum_t;
+}
+unsafe extern "C" {
+    pub fn gnutls_certificate_get_ours(
+        session: gnutls_session_t,
     ) -> *const gnutls_datum_t;
 }
 unsafe extern "C" {

@@ -1372,6 +1372,131 @@ fn s_client(addr: &str, session: &Path, resume: bool, input: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `openssl s_client` sending `name` (SNI) over `version` (`-tls1_2` or `-tls1_3`) and one
+/// HTTP request, saving its session to `session` or offering the one there (`resume`).
+fn s_client_named(addr: &str, name: &str, version: &str, session: &Path, resume: bool) -> String {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-connect", addr, "-servername", name, version])
+        .args(["-CAfile", &pki("ca.pem"), "-ign_eof"])
+        .args([if resume { "-sess_in" } else { "-sess_out" }])
+        .arg(session)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("s_client output");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The server certificate `s_client` printed (its PEM block), and its subject line.
+fn served_pem(out: &str) -> (Option<&str>, Option<&str>) {
+    let pem = out.find("-----BEGIN CERTIFICATE-----").and_then(|start| {
+        let end = out[start..].find("-----END CERTIFICATE-----")? + start;
+        Some(&out[start..end + "-----END CERTIFICATE-----".len()])
+    });
+    let subject = out.lines().find(|l| l.starts_with("subject="));
+    (pem, subject)
+}
+
+/// What `openssl x509` says of a certificate file: its PEM and its subject line.
+fn file_pem_and_subject(file: &str) -> (String, String) {
+    let pem = std::fs::read_to_string(file).expect("certificate file");
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-in", file])
+        .output()
+        .expect("openssl x509");
+    (
+        pem.trim().to_owned(),
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+    )
+}
+
+#[test]
+fn serve_with_two_certificates_gives_each_name_its_own_and_never_resumes_across_names() {
+    if !have_tool("openssl", &["version"], "openssl") {
+        return;
+    }
+    let (a_pem, a_subject) = file_pem_and_subject(&pki("sni-a.pem"));
+    let (w_pem, w_subject) = file_pem_and_subject(&pki("sni-wild.pem"));
+    for backend in ["openssl", "gnutls", "rustls"] {
+        let dir = scratch(&format!("sni-{backend}"));
+        let srv = Server::start(&[
+            "--backend",
+            backend,
+            "--http",
+            "--cert",
+            &pki("sni-a.pem"),
+            "--key",
+            &pki("sni-a.key"),
+            "--cert",
+            &pki("sni-wild.pem"),
+            "--key",
+            &pki("sni-wild.key"),
+        ]);
+        for version in ["-tls1_3", "-tls1_2"] {
+            let what = format!("{backend} {version}");
+            let session = dir.join(format!("session{version}.pem"));
+            // Each name gets its certificate, as the server's log line says too.
+            let out = s_client_named(&srv.addr, "a.sni.tlsresume.test", version, &session, false);
+            assert_eq!(
+                served_pem(&out),
+                (Some(a_pem.as_str()), Some(a_subject.as_str())),
+                "{what}: {out}"
+            );
+            assert!(out.contains("New, TLSv1."), "{what}: {out}");
+            let line = srv.line();
+            assert!(
+                line.contains("CERT=\"CN=a.sni.tlsresume.test\""),
+                "{what}: {line}"
+            );
+            let out = s_client_named(
+                &srv.addr,
+                "b.wild.tlsresume.test",
+                version,
+                &dir.join("other.pem"),
+                false,
+            );
+            assert_eq!(
+                served_pem(&out),
+                (Some(w_pem.as_str()), Some(w_subject.as_str())),
+                "{what}: {out}"
+            );
+            let line = srv.line();
+            assert!(
+                line.contains("CERT=\"CN=*.wild.tlsresume.test\""),
+                "{what}: {line}"
+            );
+            // The session resumes under its own name...
+            let out = s_client_named(&srv.addr, "a.sni.tlsresume.test", version, &session, true);
+            assert!(out.contains("Reused, TLSv1."), "{what}: {out}");
+            let line = srv.line();
+            assert!(
+                line.contains('*') && !line.contains("CERT="),
+                "{what}: {line}"
+            );
+            // ...and not under the other: a full handshake with the other's certificate.
+            let out = s_client_named(&srv.addr, "b.wild.tlsresume.test", version, &session, true);
+            assert!(out.contains("New, TLSv1."), "{what}: {out}");
+            assert_eq!(served_pem(&out).0, Some(w_pem.as_str()), "{what}: {out}");
+            let line = srv.line();
+            assert!(
+                line.contains("CERT=\"CN=*.wild.tlsresume.test\""),
+                "{what}: {line}"
+            );
+            assert!(!line.contains(":256*"), "{what}: {line}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 #[test]
 fn serve_http_keeps_alive_when_asked_and_resumes_with_openssl_s_client() {
     http_keep_alive_and_resumption(&[]);

@@ -445,6 +445,11 @@ pub struct SessionInfo {
     /// not [`Verification::NotChecked`]). Derived by tlsresume from the leaf certificate the
     /// library hands over, the same form on every backend (Exim's differs with its library).
     pub peer_dn: Option<String>,
+    /// Server: the leaf certificate it sent on this handshake, DER, as the library says
+    /// (OpenSSL, GnuTLS) or as the certificate resolver chose it (rustls): among several, the
+    /// one the client's name and what it supports selected. `None` on a resumed handshake,
+    /// where no certificate is sent, and on clients.
+    pub local_certificate: Option<Vec<u8>>,
 }
 
 impl SessionInfo {
@@ -468,6 +473,7 @@ impl SessionInfo {
             no_offer: None,
             ticket_refused: None,
             peer_dn: None,
+            local_certificate: None,
         }
     }
 
@@ -590,6 +596,7 @@ mod tests {
             no_offer: None,
             ticket_refused: None,
             peer_dn: None,
+            local_certificate: None,
         };
         assert_eq!(info.exim_x(), "TLS1.3:TLS_AES_256_GCM_SHA384:256*");
         info.resumed = false;

@@ -34,6 +34,7 @@
 //! | module | job |
 //! |---|---|
 //! | [`settings`], [`settings::params`] | what a client or server is made from, checked once; what one connection knows |
+//! | [`identities`] | several server certificates: which one a client's name (SNI) selects |
 //! | [`model`] | Exim's five bits ([`Resumption`]), the policy and host lists, the ticket flavours ([`TicketPolicy`]) |
 //! | [`keys`] | ticket keys and their sources, the key ring and its lifecycle ([`keys::key_ring`]), sealed tickets ([`keys::seal`]), the store's [`SessionKey`] |
 //! | [`cache`] | the client session cache: [`CacheKey`], [`CacheEntry`], [`SessionStore`] ([`cache::store`]), the async layer's [`DeferredStore`] ([`cache::deferred`]) |
@@ -54,6 +55,7 @@ pub mod contract;
 pub mod dane;
 pub mod deadline;
 mod error;
+pub mod identities;
 pub mod info;
 pub mod keys;
 mod kind;
@@ -73,6 +75,7 @@ pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
 pub use dane::{DaneAuthority, TlsaError, TlsaRecord};
 pub use deadline::Deadline;
 pub use error::{Error, ErrorKind, TlsError, TlsFailure};
+pub use identities::ServerIdentity;
 pub use info::{
     CipherNames, NoOffer, OcspStatus, ProtocolVersion, SessionInfo, Side, Verification, VerifiedBy,
 };

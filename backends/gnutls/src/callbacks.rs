@@ -12,6 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use foreign_types::ForeignTypeRef;
 use tlsresume_core::SharedClock;
 
 /// The state behind the transport pointer of one session, over the caller's transport `S`.
@@ -50,6 +51,8 @@ pub(crate) struct HookState {
     pub(crate) ticket_lifetime: Cell<Option<u32>>,
     /// A panic caught in a hook.
     pub(crate) panic: Cell<Option<Box<dyn Any + Send>>>,
+    /// Server: the certificates to choose from by the client's name, and the ticket master.
+    pub(crate) names: Option<crate::names::NameChoice>,
 }
 
 fn errno_for(err: &io::Error) -> c_int {
@@ -188,6 +191,44 @@ pub(crate) unsafe extern "C" fn raw_ticket_hook(
         state.panic.set(Some(panic));
     }
     0
+}
+
+/// `gnutls_handshake_post_client_hello_func`: after the ClientHello's name, before its ticket
+/// (GnuTLS parses session tickets and PSKs after this callback): chooses the certificates by
+/// the client's name and binds the ticket keys to it ([`crate::names::choose`]).
+///
+/// # Safety
+/// `session` must carry a `HookState` as its user pointer.
+pub(crate) unsafe extern "C" fn raw_post_client_hello(session: sys::gnutls_session_t) -> c_int {
+    // SAFETY: the user pointer is the `HookState` boxed in the `Connection` that owns this
+    // session, set before the callback was registered and alive until after `gnutls_deinit`.
+    let state = unsafe { &*sys::gnutls_session_get_ptr(session).cast::<HookState>() };
+    let Some(choice) = &state.names else {
+        return 0;
+    };
+    // SAFETY: GnuTLS passes the live session it is handshaking, used only for this call.
+    let session_ref = unsafe { &mut *crate::ffi::SessionRef::from_ptr_mut(session) };
+    // AssertUnwindSafe: reads the choice, sets the session's credentials and ticket key.
+    match catch_unwind(AssertUnwindSafe(|| {
+        crate::names::choose(choice, session_ref)
+    })) {
+        Ok(Some(set)) => {
+            let Some(credentials) = choice.credentials.get(set) else {
+                return 0;
+            };
+            // SAFETY: the credentials are held by the `NameChoice` in this `HookState`, which
+            // outlives the session (freed after `gnutls_deinit`).
+            match unsafe { crate::ffi::set_certificate_credentials(session, credentials) } {
+                Ok(()) => 0,
+                Err(e) => e.code(),
+            }
+        }
+        Ok(None) => 0,
+        Err(panic) => {
+            state.panic.set(Some(panic));
+            sys::GNUTLS_E_CERTIFICATE_ERROR
+        }
+    }
 }
 
 /// The clock GnuTLS reads, process-wide, and how many live GnuTLS objects use it.

@@ -11,6 +11,7 @@ use tlsresume_core::{
 use crate::ffi::Credentials;
 use crate::ffi::SessionRef;
 use crate::ffi::SuiteParts;
+use tlsresume_core::identities::IdentityTable;
 use tlsresume_core::info::{exim_cipher_from_gnutls_desc, exim_cipher_string};
 use tlsresume_core::settings::ciphers::{CipherList, CipherSuite};
 use tlsresume_core::BackendKind;
@@ -182,13 +183,33 @@ fn identity_pem(identity: &Identity) -> (Vec<u8>, Zeroizing<Vec<u8>>) {
     (chain, key)
 }
 
-/// The server's credentials: identity and, when configured, the OCSP staple.
-pub(crate) fn server_credentials(settings: &ServerSettings) -> Result<Arc<Credentials>, Error> {
+/// The server's credentials for each set of identities of `table` (index: the set): the
+/// set's identities, in the order given (GnuTLS picks between them by what the client
+/// supports), the OCSP staple with the first identity of the settings, whose response it is,
+/// and the client CAs.
+pub(crate) fn server_credentials(
+    settings: &ServerSettings,
+    table: &IdentityTable,
+) -> Result<Vec<Arc<Credentials>>, Error> {
+    (0..table.sets().len())
+        .map(|set| set_credentials(settings, table, set))
+        .collect()
+}
+
+fn set_credentials(
+    settings: &ServerSettings,
+    table: &IdentityTable,
+    set: usize,
+) -> Result<Arc<Credentials>, Error> {
     let mut creds = Credentials::new()?;
-    let (chain, key) = identity_pem(&settings.identity);
-    creds.set_key_pem(&chain, &key)?;
-    if let Some(ocsp) = &settings.ocsp_response {
-        creds.set_ocsp_response_der(ocsp)?;
+    let members = table.sets().get(set).map(Vec::as_slice).unwrap_or_default();
+    for (i, entry) in table.set(set).enumerate() {
+        let (chain, key) = identity_pem(entry.identity());
+        creds.set_key_pem(&chain, &key)?;
+        // The staple's index is the key's position in this structure.
+        if let (Some(ocsp), Some(0)) = (&settings.ocsp_response, members.get(i)) {
+            creds.set_ocsp_response_der(ocsp, i)?;
+        }
     }
     // The client CAs: checked against, and named in the certificate request.
     for root in &settings.client_roots {

@@ -327,16 +327,17 @@ impl Credentials {
         .map(|_| ())
     }
 
-    /// Sets the DER OCSP response stapled for the first certificate chain
+    /// Sets the DER OCSP response stapled for the certificate chain loaded at `index`
     /// (`gnutls_certificate_set_ocsp_status_request_mem`).
-    pub fn set_ocsp_response_der(&mut self, der: &[u8]) -> Result<(), GnutlsError> {
+    pub fn set_ocsp_response_der(&mut self, der: &[u8], index: usize) -> Result<(), GnutlsError> {
+        let index = c_uint::try_from(index).map_err(|_| GnutlsError::from_code(-1))?;
         let resp = borrowed_datum(der)?;
         // SAFETY: as above; GnuTLS copies the response.
         cvt(unsafe {
             sys::gnutls_certificate_set_ocsp_status_request_mem(
                 self.as_ptr(),
                 &resp,
-                0,
+                index,
                 sys::GNUTLS_X509_FMT_DER,
             )
         })
@@ -565,6 +566,17 @@ impl SessionRef {
         u32::try_from(bytes.saturating_mul(8)).unwrap_or(0)
     }
 
+    /// `gnutls_certificate_get_ours`: the leaf certificate this end sent on the handshake, DER
+    /// (`None` when it sent none, as on a resumed handshake).
+    pub fn our_certificate(&self) -> Option<Vec<u8>> {
+        // SAFETY: GnuTLS returns NULL or a pointer to the certificate it holds for the session,
+        // valid while the session is; the bytes are copied at once.
+        let datum = unsafe { sys::gnutls_certificate_get_ours(self.as_ptr()).as_ref() }?;
+        // SAFETY: a datum GnuTLS filled, as above.
+        let der = unsafe { datum_slice(datum) };
+        (!der.is_empty()).then(|| der.to_vec())
+    }
+
     /// `gnutls_server_name_get` (index 0, DNS).
     pub fn server_name(&self) -> Option<String> {
         let mut buf = [0u8; 256];
@@ -754,6 +766,45 @@ impl<S: io::Read + io::Write> Connection<S> {
             );
         }
         Ok(conn)
+    }
+}
+
+/// Sets `credentials` as the session's certificate credentials (`gnutls_credentials_set`).
+///
+/// # Safety
+/// `session` must be a live session, and `credentials` must outlive it (GnuTLS keeps the
+/// pointer).
+pub(crate) unsafe fn set_certificate_credentials(
+    session: sys::gnutls_session_t,
+    credentials: &Credentials,
+) -> Result<(), GnutlsError> {
+    // SAFETY: as the caller promises.
+    cvt(unsafe {
+        sys::gnutls_credentials_set(
+            session,
+            sys::GNUTLS_CRD_CERTIFICATE,
+            credentials.as_ptr().cast(),
+        )
+    })
+    .map(|_| ())
+}
+
+impl<S: io::Read + io::Write> Connection<S> {
+    /// A server session chooses its certificates (and binds its tickets) by the client's name,
+    /// from the post-client-hello callback.
+    pub(crate) fn choose_by_name(&mut self, choice: crate::names::NameChoice) {
+        // SAFETY: the hook state is only read by GnuTLS's callbacks during calls made through
+        // `&mut self`; none is running now.
+        unsafe { (*self.hooks.as_ptr()).names = Some(choice) };
+        let raw = self.session.as_ptr();
+        // SAFETY: a live session; the callback matches GnuTLS's typedef and reads the hook state
+        // set above, which lives until after `gnutls_deinit`.
+        unsafe {
+            sys::gnutls_handshake_set_post_client_hello_function(
+                raw,
+                Some(callbacks::raw_post_client_hello),
+            );
+        }
     }
 }
 

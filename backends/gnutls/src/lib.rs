@@ -100,6 +100,7 @@ mod error;
 mod ffi;
 mod handshake;
 mod info;
+mod names;
 mod server;
 mod server_conn;
 mod tickets;

@@ -14,9 +14,12 @@ use crate::callbacks::{install_clock, ClockClaim};
 use crate::config;
 use crate::ffi::{Connection, Credentials, End, Session};
 use crate::handshake::Handshake;
+use crate::names::NameChoice;
 use crate::server_conn::ServerPending;
 use crate::tickets;
 use crate::BACKEND;
+use tlsresume_core::identities::IdentityTable;
+use zeroize::Zeroizing;
 
 /// A GnuTLS server context.
 ///
@@ -24,7 +27,9 @@ use crate::BACKEND;
 pub struct Server {
     pub(crate) settings: ServerSettings,
     clock: Arc<ClockClaim>,
-    credentials: Arc<Credentials>,
+    table: Arc<IdentityTable>,
+    /// The credentials of each set of identities (set 0: the default).
+    credentials: Arc<Vec<Arc<Credentials>>>,
     master: tickets::MasterKey,
     priority: String,
 }
@@ -45,12 +50,14 @@ impl Server {
     pub fn new(settings: ServerSettings) -> Result<Self, Error> {
         settings.check_for(BACKEND)?;
         let clock = Arc::new(install_clock(&settings.clock)?);
-        let credentials = config::server_credentials(&settings)?;
+        let table = Arc::new(settings.identity_table()?);
+        let credentials = Arc::new(config::server_credentials(&settings, &table)?);
         let priority = config::priority(&settings.versions_in_force()?, settings.ciphers.as_ref())?;
         let master = tickets::MasterKey::fetch(&settings)?;
         Ok(Self {
             settings,
             clock,
+            table,
             credentials,
             master,
             priority,
@@ -84,13 +91,30 @@ impl Server {
             ClientAuth::Try => session.request_client_certificate(false),
             ClientAuth::Require => session.request_client_certificate(true),
         }
-        let mut conn = Connection::new(session, self.credentials.clone(), transport)?;
+        let default = self
+            .credentials
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::Config("no server certificate".into()))?;
+        let mut conn = Connection::new(session, default, transport)?;
         conn.limit_handshake(crate::config::SERVER_HANDSHAKE_BYTES);
+        conn.choose_by_name(NameChoice {
+            table: Arc::clone(&self.table),
+            credentials: Arc::clone(&self.credentials),
+            master: start
+                .may_issue
+                .then(|| self.master.with_bytes(|b| Zeroizing::new(b.to_vec()))),
+        });
         Ok(Handshake::server(
             conn,
             ServerPending {
                 start,
                 stapling: self.settings.ocsp_response.is_some(),
+                primary: self
+                    .table
+                    .entries()
+                    .first()
+                    .and_then(|e| e.identity().chain().first().cloned()),
                 iana_names: self.settings.resumption.known_issues().iana_cipher_names,
                 clock: self.clock.clone(),
             },

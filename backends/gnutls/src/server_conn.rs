@@ -20,6 +20,8 @@ use crate::BACKEND;
 pub(crate) struct ServerPending {
     pub(crate) start: ServerStart,
     pub(crate) stapling: bool,
+    /// The leaf of the first identity, the one the staple is for.
+    pub(crate) primary: Option<Vec<u8>>,
     pub(crate) iana_names: bool,
     pub(crate) clock: Arc<ClockClaim>,
 }
@@ -77,9 +79,10 @@ impl ServerPending {
         // "Asked for" is GnuTLS's status-request state; whether a response went out is inferred:
         // GnuTLS 3.7 staples the configured response on full handshakes only and says nothing
         // about it afterwards.
+        let served = (!resumed).then(|| s.our_certificate()).flatten();
         if s.client_requested_ocsp() {
             handshake.status_requested();
-            if self.stapling && !resumed {
+            if self.stapling && served.is_some() && served == self.primary {
                 handshake.staple_sent();
             }
         }
@@ -88,6 +91,7 @@ impl ServerPending {
         library.peer_certificates = s.peer_certificates();
         library.sni = s.server_name();
         library.alpn = s.alpn_selected();
+        library.local_certificate = served;
         // The lifetime in the NewSessionTicket GnuTLS sent (read by the handshake hook).
         let sent = conn
             .ticket_lifetime()

@@ -164,13 +164,15 @@ pub(crate) fn load_identity(ctx: &mut SslContextBuilder, identity: &Identity) ->
         .ok_or_else(|| Error::Config("the certificate chain is empty".into()))??;
     ctx.set_certificate(&leaf)
         .map_err(|e| config("certificate", e))?;
-    for cert in chain {
-        ctx.add_extra_chain_cert(cert?)
-            .map_err(|e| config("chain certificate", e))?;
-    }
     let key = private_key(identity)?;
     ctx.set_private_key(&key)
         .map_err(|e| config("private key", e))?;
+    // The chain of this certificate (a context may hold an RSA and an ECDSA one, each with its
+    // own chain).
+    for cert in chain {
+        crate::ffi::ctx_add1_chain_cert(ctx, &*cert?)
+            .map_err(|e| config("chain certificate", e))?;
+    }
     ctx.check_private_key().map_err(|e| {
         Error::Config(format!(
             "the private key does not match the certificate ({e})"

@@ -10,7 +10,7 @@ use std::ffi::CString;
 use std::ptr;
 
 use foreign_types::{ForeignType, ForeignTypeRef};
-use libc::{c_char, c_int, c_long, c_uchar, c_ulong, c_void, size_t};
+use libc::{c_char, c_int, c_long, c_uchar, c_uint, c_ulong, c_void, size_t};
 use openssl::error::ErrorStack;
 use openssl::ssl::{SslCipher, SslContextBuilder, SslRef, SslSession, SslSessionRef};
 use openssl::stack::{Stack, StackRef};
@@ -590,4 +590,37 @@ pub(crate) unsafe fn read_name(key_name: *const c_uchar) -> [u8; 16] {
 pub(crate) unsafe fn ssl_ref<'a>(ssl: *mut SSL) -> &'a mut SslRef {
     // SAFETY: the caller guarantees validity for 'a.
     unsafe { SslRef::from_ptr_mut(ssl) }
+}
+
+/// The body of extension `ext_type` in the ClientHello being processed; only meaningful inside
+/// the client hello callback (SSL_client_hello_get0_ext(3)).
+pub(crate) fn client_hello_ext(ssl: &SslRef, ext_type: c_uint) -> Option<Vec<u8>> {
+    let mut data: *const c_uchar = ptr::null();
+    let mut len: size_t = 0;
+    // SAFETY: `ssl` is a live SSL; libssl writes a pointer into its own ClientHello buffer and
+    // its length, both valid until the callback returns, and the bytes are copied at once.
+    let found = unsafe {
+        openssl_sys::SSL_client_hello_get0_ext(ssl.as_ptr(), ext_type, &mut data, &mut len)
+    };
+    // SAFETY: on success `data` points at `len` readable bytes (or is NULL with 0).
+    (found == 1).then(|| unsafe { from_raw_parts(data, len) }.to_vec())
+}
+
+/// Adds `cert` to the chain of the certificate last loaded into the context
+/// (SSL_CTX_add1_chain_cert(3)): each certificate of a context keeps its own chain.
+pub(crate) fn ctx_add1_chain_cert(
+    ctx: &mut SslContextBuilder,
+    cert: &openssl::x509::X509Ref,
+) -> Result<(), ErrorStack> {
+    // SAFETY: `ctx` is a live SSL_CTX owned by the builder and `cert` a live X509; with larg 1
+    // (add1) libssl takes its own reference to the certificate.
+    let r = unsafe {
+        openssl_sys::SSL_CTX_ctrl(
+            ctx.as_ptr(),
+            openssl_sys::SSL_CTRL_CHAIN_CERT,
+            1,
+            cert.as_ptr().cast(),
+        )
+    };
+    cvt(c_int::try_from(r).unwrap_or(0)).map(|_| ())
 }

@@ -162,6 +162,10 @@ fn session_info(ssl: &SslRef, conn: &Conn) -> SessionInfo {
         Conn::Server(conn) => {
             let resumed = ssl.session_reused();
             let sent = sent_lifetime_hint(ssl, protocol, resumed);
+            // The certificate OpenSSL chose for this handshake (SSL_get_certificate).
+            if !resumed {
+                info.local_certificate = ssl.certificate().and_then(|c| c.to_der().ok());
+            }
             conn.state().handshake.report(info, Some(sent))
         }
         Conn::Client(conn) => conn.state().handshake.report(info),

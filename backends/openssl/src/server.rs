@@ -4,15 +4,18 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
+use openssl::error::ErrorStack;
 use openssl::ssl::{
-    AlpnError, Ssl, SslContext, SslMethod, SslRef, SslSessionCacheMode, SslVerifyMode,
+    AlpnError, ClientHelloResponse, Ssl, SslContext, SslContextBuilder, SslMethod, SslRef,
+    SslSessionCacheMode, SslVerifyMode,
 };
 use std::io::{Read, Write};
 
 use tlsresume_core::contract::ServerHandshake;
 use tlsresume_core::contract::ServerStart;
+use tlsresume_core::identities::{host_name_from_extension, IdentityTable};
 use tlsresume_core::keys::key_ring::KeyRing;
-use tlsresume_core::{ClientAuth, Error, ServerSettings, Verification};
+use tlsresume_core::{ClientAuth, Error, Identity, ServerSettings, Verification};
 
 use crate::callbacks;
 use crate::config;
@@ -29,6 +32,8 @@ pub struct Server {
     ctx: SslContext,
     pub(crate) settings: Arc<ServerSettings>,
     pub(crate) ring: Arc<KeyRing>,
+    /// With several certificates, the leaf the OCSP staple is for (the first identity's).
+    staple_leaf: Option<Arc<Vec<u8>>>,
 }
 
 impl fmt::Debug for Server {
@@ -48,48 +53,29 @@ impl Server {
         if server_index().is_none() {
             return Err(error::tls("could not allocate an SSL ex_data index"));
         }
-        let mut ctx = SslContext::builder(SslMethod::tls_server())
-            .map_err(|e| error::config("SSL context", e))?;
-        config::load_identity(&mut ctx, &settings.identity)?;
-        let versions = settings.versions_in_force()?;
-        config::set_versions(&mut ctx, versions)?;
-        if let Some(list) = &settings.ciphers {
-            config::set_ciphers(&mut ctx, list, versions)?;
-        }
-        if settings.asks_client_certificates() {
-            config::client_cas(&mut ctx, &settings.client_roots)?;
-        }
-        ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
-        ffi::set_ctx_timeout(&mut ctx, policy.lifetime().as_secs());
-        ffi::set_ticket_key_evp_cb(&mut ctx, callbacks::raw_ticket_key_evp_cb)
-            .map_err(|e| error::config("ticket key callback", e))?;
-        ffi::set_session_ticket_cb(
-            &mut ctx,
-            callbacks::raw_generate_ticket,
-            callbacks::raw_decrypt_ticket,
-        )
-        .map_err(|e| error::config("session ticket callbacks", e))?;
-        ctx.set_status_callback(|ssl: &mut SslRef| {
-            // AssertUnwindSafe: the connection state is plain data behind a mutex whose
-            // poisoning its readers tolerate. A panic means no staple.
-            catch_unwind(AssertUnwindSafe(|| staple(ssl))).unwrap_or(Ok(false))
-        })
-        .map_err(|e| error::config("OCSP status callback", e))?;
-        if !settings.alpn.is_empty() {
-            let protocols = settings.alpn.clone();
-            ctx.set_alpn_select_callback(move |_ssl, client| {
-                // AssertUnwindSafe: reads an immutable list only.
-                catch_unwind(AssertUnwindSafe(|| config::select_alpn(&protocols, client)))
-                    .ok()
-                    .flatten()
-                    .ok_or(AlpnError::NOACK)
-            });
-        }
+        let table = Arc::new(settings.identity_table()?);
+        // One context per set of identities a client's name can select; the connection starts
+        // on the default set's and the client hello callback switches it.
+        let others = (1..table.sets().len())
+            .map(|set| Ok(context(&settings, table.set(set).map(|e| e.identity()))?.build()))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let mut ctx = context(&settings, table.set(0).map(|e| e.identity()))?;
+        let choice = Arc::clone(&table);
+        ctx.set_client_hello_callback(move |ssl, _alert| {
+            // AssertUnwindSafe: reads the immutable table and contexts, writes the connection
+            // state behind its mutex. A panic leaves the default certificate.
+            catch_unwind(AssertUnwindSafe(|| client_hello(ssl, &choice, &others)))
+                .unwrap_or(Ok(ClientHelloResponse::SUCCESS))
+        });
         let ring = Arc::new(KeyRing::new(policy, Arc::clone(&settings.key_source)));
+        let staple_leaf = (!settings.identities.is_empty())
+            .then(|| settings.identity.chain().first().cloned().map(Arc::new))
+            .flatten();
         Ok(Self {
             ctx: ctx.build(),
             settings: Arc::new(settings),
             ring,
+            staple_leaf,
         })
     }
 
@@ -107,6 +93,7 @@ impl Server {
             clock: Arc::clone(&self.settings.clock),
             may_issue: start.may_issue,
             ocsp_response: self.settings.ocsp_response.clone().map(Arc::new),
+            staple_leaf: self.staple_leaf.clone(),
             state: Mutex::new(ServerState {
                 handshake: ServerHandshake::new(BACKEND, start),
             }),
@@ -134,6 +121,75 @@ impl Server {
         }
         Ok(Handshake::server(ssl, transport, conn))
     }
+}
+
+/// A server context for one set of identities (an RSA and an ECDSA certificate in one context:
+/// OpenSSL picks between them by what the client supports), with every callback: after a
+/// switch, OpenSSL reads the ALPN, status and verify settings of the new context.
+fn context<'a>(
+    settings: &ServerSettings,
+    identities: impl Iterator<Item = &'a Identity>,
+) -> Result<SslContextBuilder, Error> {
+    let policy = settings.ticket_policy_for(BACKEND);
+    let mut ctx = SslContext::builder(SslMethod::tls_server())
+        .map_err(|e| error::config("SSL context", e))?;
+    for identity in identities {
+        config::load_identity(&mut ctx, identity)?;
+    }
+    let versions = settings.versions_in_force()?;
+    config::set_versions(&mut ctx, versions)?;
+    if let Some(list) = &settings.ciphers {
+        config::set_ciphers(&mut ctx, list, versions)?;
+    }
+    if settings.asks_client_certificates() {
+        config::client_cas(&mut ctx, &settings.client_roots)?;
+    }
+    ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
+    ffi::set_ctx_timeout(&mut ctx, policy.lifetime().as_secs());
+    ffi::set_ticket_key_evp_cb(&mut ctx, callbacks::raw_ticket_key_evp_cb)
+        .map_err(|e| error::config("ticket key callback", e))?;
+    ffi::set_session_ticket_cb(
+        &mut ctx,
+        callbacks::raw_generate_ticket,
+        callbacks::raw_decrypt_ticket,
+    )
+    .map_err(|e| error::config("session ticket callbacks", e))?;
+    ctx.set_status_callback(|ssl: &mut SslRef| {
+        // AssertUnwindSafe: the connection state is plain data behind a mutex whose
+        // poisoning its readers tolerate. A panic means no staple.
+        catch_unwind(AssertUnwindSafe(|| staple(ssl))).unwrap_or(Ok(false))
+    })
+    .map_err(|e| error::config("OCSP status callback", e))?;
+    if !settings.alpn.is_empty() {
+        let protocols = settings.alpn.clone();
+        ctx.set_alpn_select_callback(move |_ssl, client| {
+            // AssertUnwindSafe: reads an immutable list only.
+            catch_unwind(AssertUnwindSafe(|| config::select_alpn(&protocols, client)))
+                .ok()
+                .flatten()
+                .ok_or(AlpnError::NOACK)
+        });
+    }
+    Ok(ctx)
+}
+
+/// The client hello callback, before OpenSSL looks at a session: records the name the client
+/// sent (what a ticket is bound to and must match) and switches the connection to the context
+/// of the identities that name selects.
+fn client_hello(
+    ssl: &mut SslRef,
+    table: &IdentityTable,
+    others: &[SslContext],
+) -> Result<ClientHelloResponse, ErrorStack> {
+    let name = ffi::client_hello_ext(ssl, 0).and_then(|body| host_name_from_extension(&body));
+    if let Some(conn) = server_conn(ssl) {
+        conn.state().handshake.server_name_seen(name.as_deref());
+    }
+    let set = table.select(name.as_deref());
+    if let Some(ctx) = set.checked_sub(1).and_then(|i| others.get(i)) {
+        ssl.set_ssl_context(ctx)?;
+    }
+    Ok(ClientHelloResponse::SUCCESS)
 }
 
 /// The verify callback for a client's certificate, called for each certificate of its chain
@@ -172,7 +228,14 @@ fn staple(ssl: &mut SslRef) -> Result<bool, openssl::error::ErrorStack> {
         return Ok(false);
     };
     conn.state().handshake.status_requested();
+    // With several certificates, the staple is the first one's: none for the others.
+    let other = conn.staple_leaf.as_ref().is_some_and(|leaf| {
+        ssl.certificate()
+            .and_then(|c| c.to_der().ok())
+            .is_none_or(|der| der != **leaf)
+    });
     match &conn.ocsp_response {
+        Some(_) if other => Ok(false),
         Some(der) => {
             ssl.set_ocsp_status(der)?;
             conn.state().handshake.staple_sent();

@@ -34,26 +34,52 @@ pub(crate) struct ServerConn {
     pub(crate) clock: SharedClock,
     pub(crate) may_issue: bool,
     pub(crate) ocsp_response: Option<Arc<Vec<u8>>>,
+    /// With several certificates, the leaf the staple is for.
+    pub(crate) staple_leaf: Option<Arc<Vec<u8>>>,
     pub(crate) state: Mutex<ServerState>,
 }
 
-/// The magic of the app data a ticket carries: `TR` + version 1, then the issue time in
-/// microseconds (big endian).
-const APPDATA_MAGIC: &[u8; 4] = b"TRt1";
+/// The magic of the app data a ticket carried before server names were bound: `TR` +
+/// version 1, then the issue time in microseconds (big endian).
+const APPDATA_MAGIC_V1: &[u8; 4] = b"TRt1";
+/// The magic of the app data a ticket carries: `TR` + version 2, the issue time in
+/// microseconds (big endian), then the server name it was issued under (empty: none).
+const APPDATA_MAGIC: &[u8; 4] = b"TRt2";
 
-/// Encodes an issue time for a ticket's app data.
-pub(crate) fn encode_issue_time(issued: UnixTime) -> Vec<u8> {
-    let mut out = Vec::with_capacity(12);
+/// What a ticket's app data says: when it was issued, under which server name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TicketData {
+    pub(crate) issued: UnixTime,
+    pub(crate) server_name: Option<String>,
+}
+
+/// Encodes a ticket's app data.
+pub(crate) fn encode_appdata(issued: UnixTime, server_name: Option<&str>) -> Vec<u8> {
+    let name = server_name.unwrap_or_default().as_bytes();
+    let mut out = Vec::with_capacity(12 + name.len());
     out.extend_from_slice(APPDATA_MAGIC);
     out.extend_from_slice(&issued.as_micros().to_be_bytes());
+    out.extend_from_slice(name);
     out
 }
 
-/// Decodes a ticket's issue time; `None` for anything else (a ticket from another program).
-pub(crate) fn decode_issue_time(data: &[u8]) -> Option<UnixTime> {
+/// Decodes a ticket's app data; `None` for anything else (a ticket from another program). A
+/// version 1 ticket carries no name.
+pub(crate) fn decode_appdata(data: &[u8]) -> Option<TicketData> {
+    if let Some(rest) = data.strip_prefix(APPDATA_MAGIC_V1) {
+        let micros: [u8; 8] = rest.try_into().ok()?;
+        return Some(TicketData {
+            issued: UnixTime::from_micros(u64::from_be_bytes(micros)),
+            server_name: None,
+        });
+    }
     let rest = data.strip_prefix(APPDATA_MAGIC)?;
-    let micros: [u8; 8] = rest.try_into().ok()?;
-    Some(UnixTime::from_micros(u64::from_be_bytes(micros)))
+    let (micros, name) = rest.split_first_chunk::<8>()?;
+    let name = std::str::from_utf8(name).ok()?;
+    Some(TicketData {
+        issued: UnixTime::from_micros(u64::from_be_bytes(*micros)),
+        server_name: (!name.is_empty()).then(|| name.to_owned()),
+    })
 }
 
 impl ServerConn {
@@ -96,7 +122,7 @@ impl ServerConn {
         }
     }
 
-    /// The app data for a ticket about to be sealed: the issue time.
+    /// The app data for a ticket about to be sealed: the issue time and the server name.
     ///
     /// OpenSSL resets a session's time when it issues a TLS 1.3 ticket, but a TLS 1.2 ticket
     /// renewed on a resumed handshake keeps the resumed session's time; `existing` is the
@@ -108,15 +134,17 @@ impl ServerConn {
         existing: Option<Vec<u8>>,
     ) -> Vec<u8> {
         if protocol == Some(ProtocolVersion::Tls12) && resumed {
-            if let Some(existing) = existing.filter(|d| decode_issue_time(d).is_some()) {
+            if let Some(existing) = existing.filter(|d| decode_appdata(d).is_some()) {
                 return existing;
             }
         }
-        encode_issue_time(self.clock.now())
+        encode_appdata(self.clock.now(), self.state().handshake.server_name())
     }
 
     /// The decrypt callback's answer for a ticket whose key was found (`decrypted`), with the
-    /// key callback's renewal wish, from the issue time the ticket carries.
+    /// key callback's renewal wish, from the issue time and server name the ticket carries:
+    /// OpenSSL resumes a ticket issued under another name (TLS 1.2 keeps the old name, TLS 1.3
+    /// takes the new one), so the name is checked here.
     pub(crate) fn decrypt_decision(
         &self,
         decrypted: bool,
@@ -129,13 +157,21 @@ impl ServerConn {
         if !decrypted {
             return ticket_return::IGNORE_RENEW;
         }
-        let Some(issued) = appdata.as_deref().and_then(decode_issue_time) else {
+        let Some(data) = appdata.as_deref().and_then(decode_appdata) else {
             self.refused(RejectReason::UnknownKey);
             return ticket_return::IGNORE_RENEW;
         };
-        match self.ring.check_age(issued, self.clock.now()) {
+        match self.ring.check_age(data.issued, self.clock.now()) {
             Err(reason) => {
                 self.refused(reason);
+                ticket_return::IGNORE_RENEW
+            }
+            Ok(())
+                if !self
+                    .state()
+                    .handshake
+                    .may_resume_under(data.server_name.as_deref()) =>
+            {
                 ticket_return::IGNORE_RENEW
             }
             Ok(()) if renew => ticket_return::USE_RENEW,
@@ -160,11 +196,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn issue_time_roundtrips_and_rejects_garbage() {
+    fn appdata_roundtrips_and_rejects_garbage() {
         let t = UnixTime::from_micros(1_700_000_000_123_456);
-        assert_eq!(decode_issue_time(&encode_issue_time(t)), Some(t));
-        assert_eq!(decode_issue_time(b""), None);
-        assert_eq!(decode_issue_time(b"TRt1short"), None);
-        assert_eq!(decode_issue_time(b"XXXX12345678"), None);
+        let data = |name: Option<&str>| TicketData {
+            issued: t,
+            server_name: name.map(str::to_owned),
+        };
+        assert_eq!(decode_appdata(&encode_appdata(t, None)), Some(data(None)));
+        assert_eq!(
+            decode_appdata(&encode_appdata(t, Some("a.example"))),
+            Some(data(Some("a.example")))
+        );
+        let mut v1 = b"TRt1".to_vec();
+        v1.extend_from_slice(&t.as_micros().to_be_bytes());
+        assert_eq!(decode_appdata(&v1), Some(data(None)));
+        assert_eq!(decode_appdata(b""), None);
+        assert_eq!(decode_appdata(b"TRt1short"), None);
+        assert_eq!(decode_appdata(b"TRt2short"), None);
+        assert_eq!(decode_appdata(b"XXXX12345678"), None);
     }
 }

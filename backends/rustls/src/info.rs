@@ -255,11 +255,15 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
             let conn = &stream.conn;
             let was_resumed = resumed(conn);
             // Finished (and counted) when the handshake ended; a copy for this report.
-            let mut handshake = lock(&state.record).handshake.clone();
+            let (mut handshake, served) = {
+                let record = lock(&state.record);
+                (record.handshake.clone(), record.served.clone())
+            };
             // Inferred from the configuration: rustls tells neither whether the client asked for
             // a status nor whether it stapled; it staples the configured response on full
             // handshakes only.
-            if state.stapling {
+            // With several certificates, only the first carries the staple.
+            if state.stapling && served.as_ref().is_none_or(|k| k.ocsp.is_some()) {
                 handshake.status_requested();
                 if !was_resumed {
                     handshake.staple_sent();
@@ -270,6 +274,10 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
             library.sni = conn.server_name().map(str::to_owned);
             library.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
             library.peer_certificates = peer_chain(conn);
+            // As the resolver chose it (rustls does not say which certificate it sent).
+            if !was_resumed {
+                library.local_certificate = served.and_then(|k| k.cert.first().map(|c| c.to_vec()));
+            }
             handshake.report(library, Some(state.lifetime))
         }
     }

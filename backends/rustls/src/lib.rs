@@ -71,6 +71,7 @@ mod config;
 mod dane;
 mod error;
 mod handshake;
+mod identities;
 mod info;
 pub mod ocsp;
 mod server;

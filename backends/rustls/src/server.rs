@@ -13,9 +13,10 @@ use tlsresume_core::keys::seal::TicketSealer;
 use tlsresume_core::{ClientAuth, Error, ServerSettings};
 
 use crate::client_auth::ClientVerifier;
-use crate::config::{chain_and_key, provider_for, versions, ClockTime};
+use crate::config::{provider_for, versions, ClockTime};
 use crate::error::tls;
 use crate::handshake::Handshake;
+use crate::identities::{Keys, Resolver};
 use crate::info::ServerState;
 use crate::tickets::{TicketRecord, Ticketer};
 use tlsresume_core::contract::ServerHandshake;
@@ -32,6 +33,7 @@ pub struct Server {
     /// when a configuration is built).
     configs: Vec<Configs>,
     pub(crate) ring: Arc<KeyRing>,
+    keys: Arc<Keys>,
     sealer: TicketSealer,
     lifetime: Duration,
 }
@@ -42,10 +44,11 @@ impl Server {
     pub fn new(settings: ServerSettings) -> Result<Self, Error> {
         settings.check_for(crate::BACKEND)?;
         let policy = settings.ticket_policy_for(crate::BACKEND);
-        let mut configs = vec![Configs::new(&settings, ClientAuth::Off)?];
+        let keys = Arc::new(Keys::new(&settings)?);
+        let mut configs = vec![Configs::new(&settings, &keys, ClientAuth::Off)?];
         if settings.asks_client_certificates() {
-            configs.push(Configs::new(&settings, ClientAuth::Try)?);
-            configs.push(Configs::new(&settings, ClientAuth::Require)?);
+            configs.push(Configs::new(&settings, &keys, ClientAuth::Try)?);
+            configs.push(Configs::new(&settings, &keys, ClientAuth::Require)?);
         }
         let ring = Arc::new(KeyRing::new(policy, settings.key_source.clone()));
         let sealer = TicketSealer::new(ring.clone());
@@ -53,6 +56,7 @@ impl Server {
             settings,
             configs,
             ring,
+            keys,
             sealer,
             lifetime: policy.lifetime(),
         })
@@ -68,6 +72,8 @@ impl Server {
         let record = Arc::new(Mutex::new(TicketRecord {
             handshake: ServerHandshake::new(crate::BACKEND, start),
             decision: None,
+            // One certificate: it is the one sent (the resolver says so again when it runs).
+            served: self.keys.only(),
         }));
         let configs = self
             .configs
@@ -86,6 +92,19 @@ impl Server {
                 clock: self.settings.clock.clone(),
                 lifetime_secs: u32::try_from(self.lifetime.as_secs()).unwrap_or(u32::MAX),
                 record: record.clone(),
+            });
+            // The name the client sent, for the tickets, and the certificate chosen.
+            config.cert_resolver = Arc::new(Resolver {
+                keys: Arc::clone(&self.keys),
+                record: Some(record.clone()),
+            });
+            Arc::new(config)
+        } else if self.keys.several() {
+            // The certificate chosen, reported.
+            let mut config = ServerConfig::clone(&configs.without_tickets);
+            config.cert_resolver = Arc::new(Resolver {
+                keys: Arc::clone(&self.keys),
+                record: Some(record.clone()),
             });
             Arc::new(config)
         } else {
@@ -115,8 +134,7 @@ struct Configs {
 }
 
 impl Configs {
-    fn new(settings: &ServerSettings, auth: ClientAuth) -> Result<Self, Error> {
-        let (chain, key) = chain_and_key(&settings.identity);
+    fn new(settings: &ServerSettings, keys: &Arc<Keys>, auth: ClientAuth) -> Result<Self, Error> {
         let builder = ServerConfig::builder_with_details(
             provider_for(settings.ciphers.as_ref())?,
             Arc::new(ClockTime(settings.clock.clone())),
@@ -135,12 +153,10 @@ impl Configs {
             Some(v) => builder.with_client_cert_verifier(v.clone()),
             None => builder.with_no_client_auth(),
         };
-        let built = match &settings.ocsp_response {
-            Some(ocsp) => builder.with_single_cert_with_ocsp(chain, key, ocsp.clone()),
-            None => builder.with_single_cert(chain, key),
-        };
-        let mut config =
-            built.map_err(|e| Error::Config(format!("server certificate and private key: {e}")))?;
+        let mut config = builder.with_cert_resolver(Arc::new(Resolver {
+            keys: Arc::clone(keys),
+            record: None,
+        }));
         config.session_storage = Arc::new(NoServerSessionStorage {});
         config.alpn_protocols = settings.alpn.clone();
         let mut without = config.clone();

@@ -16,6 +16,8 @@ pub(crate) struct TicketRecord {
     pub(crate) handshake: ServerHandshake,
     /// The decision on the presented ticket, if one opened.
     pub(crate) decision: Option<Decision>,
+    /// The certificate the resolver chose.
+    pub(crate) served: Option<Arc<rustls::sign::CertifiedKey>>,
 }
 
 /// The server's ticketer: the core sealer, recording each call in its connection's record.
@@ -42,6 +44,16 @@ struct SessionPrefix {
     suite: Option<u16>,
     /// The master secret's length, when the bytes reach that far.
     master_secret_len: Option<usize>,
+}
+
+/// The server name an encoded server session value was issued under (rustls 0.23 writes it
+/// first: a flag byte, 1 when the name follows, length-prefixed); `None` when there is none.
+fn session_server_name(plain: &[u8]) -> Option<&str> {
+    if *plain.first()? != 1 {
+        return None;
+    }
+    let len = usize::from(*plain.get(1)?);
+    std::str::from_utf8(plain.get(2..2 + len)?).ok()
 }
 
 /// `None` when the bytes end before the version.
@@ -126,6 +138,15 @@ impl Ticketer {
         record.handshake.ticket_presented();
         match self.sealer.open(cipher, self.clock.now()) {
             Ok(opened) if !session_state_is_resumable(&opened.state) => None,
+            // rustls would refuse it too (it compares the names itself), without saying why:
+            // the refusal is decided and reported here, as on the other backends.
+            Ok(opened)
+                if !record
+                    .handshake
+                    .may_resume_under(session_server_name(&opened.state)) =>
+            {
+                None
+            }
             Ok(mut opened) => {
                 record.decision = Some(opened.decision);
                 // Moved out, not copied: rustls takes ownership of the plaintext.
@@ -148,7 +169,14 @@ impl Ticketer {
 
 #[cfg(test)]
 mod tests {
-    use super::session_version;
+    use super::{session_server_name, session_version};
+
+    #[test]
+    fn reads_the_server_name() {
+        assert_eq!(session_server_name(&[1, 2, b'a', b'b', 3, 4]), Some("ab"));
+        assert_eq!(session_server_name(&[0, 3, 4]), None);
+        assert_eq!(session_server_name(&[1, 9, b'a']), None);
+    }
 
     #[test]
     fn reads_the_version_with_and_without_sni() {

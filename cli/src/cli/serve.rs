@@ -9,6 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use serde_json::json;
+use tlsresume::identities::ServerIdentity;
 use tlsresume::limits::{PerAddress, Refused};
 use tlsresume::smtp::fastopen::{self, Accepted, KernelSetting};
 use tlsresume::{
@@ -58,13 +59,18 @@ pub struct ServeArgs {
     pub listen: String,
     /// PEM certificate chain, leaf first (default: the built-in TEST certificate for
     /// mx.tlsresume.test, localhost and 127.0.0.1, signed by the test CA in tests/pki/ca.pem;
-    /// its private key is public: for tests only).
+    /// its private key is public: for tests only). Repeat it for several certificates: each
+    /// serves the DNS names of its subjectAltName; a client gets the one whose name it sent
+    /// (exact, then a one-label wildcard), else the first; an RSA and an ECDSA certificate for
+    /// the same names are chosen between by what the client supports. A session resumes only
+    /// under the name it was issued for.
     #[arg(long, value_name = "FILE")]
-    pub cert: Option<PathBuf>,
+    pub cert: Vec<PathBuf>,
     /// PEM private key for --cert: PKCS#8, PKCS#1 or SEC1 (default: read from the --cert
-    /// file, for a PEM holding both).
+    /// file, for a PEM holding both). With several --cert, give one --key for each, in the
+    /// same order, or none.
     #[arg(long, value_name = "FILE")]
-    pub key: Option<PathBuf>,
+    pub key: Vec<PathBuf>,
     /// A DER OCSP response to staple on full handshakes (for the default certificate, the
     /// one of the test PKI is tests/pki/server-ecdsa.ocsp.der).
     #[arg(long, value_name = "FILE")]
@@ -279,6 +285,8 @@ struct Shared {
     fastopen: bool,
     /// `--auth-file`: the users AUTH checks.
     auth: Option<Arc<UserTable>>,
+    /// Several `--cert`: each line names the certificate sent.
+    several_certs: bool,
 }
 
 impl Shared {
@@ -311,16 +319,39 @@ fn auth_file(path: &std::path::Path) -> Result<UserTable, Error> {
     Ok(users)
 }
 
+/// The identities of `--cert` and `--key`: a key per certificate, in order, or none (each file
+/// holds its certificate and key).
+fn identities(certs: &[PathBuf], keys: &[PathBuf]) -> Result<Vec<Identity>, Error> {
+    if !keys.is_empty() && keys.len() != certs.len() {
+        return Err(Error::Config(format!(
+            "{} --key for {} --cert: give one --key for each --cert, in the same order, or none \
+             (each --cert file then holds its key)",
+            keys.len(),
+            certs.len()
+        )));
+    }
+    certs
+        .iter()
+        .enumerate()
+        .map(|(i, cert)| Identity::from_pem_files(cert, keys.get(i).unwrap_or(cert)))
+        .collect()
+}
+
 /// Builds the server from the arguments (every argument error surfaces here, before
 /// listening).
 fn settings(args: &ServeArgs) -> Result<(ServerSettings, tlsresume::BackendKind), Error> {
     let kind = super::backend(args.backend.as_deref())?;
-    let identity = match (&args.cert, &args.key) {
-        (Some(cert), key) => Identity::from_pem_files(cert, key.as_ref().unwrap_or(cert))?,
-        (None, Some(_)) => return Err(Error::Config("--key needs --cert".into())),
-        (None, None) => Pki::committed()?.server,
+    let mut identities = identities(&args.cert, &args.key)?.into_iter();
+    let identity = match identities.next() {
+        Some(first) => first,
+        None => Pki::committed()?.server,
     };
     let mut settings = ServerSettings::new(identity);
+    for (i, identity) in identities.enumerate() {
+        let served = ServerIdentity::new(identity)
+            .map_err(|e| Error::Config(format!("--cert {}: {e}", args.cert[i + 1].display())))?;
+        settings.identities.push(served);
+    }
     settings.ticket_policy = Some(match args.ticket_rotation {
         None => kind.default_ticket_policy(),
         Some(secs) => ticket_policy(kind, secs)?,
@@ -345,7 +376,7 @@ fn settings(args: &ServeArgs) -> Result<(ServerSettings, tlsresume::BackendKind)
     };
     settings.verify_hosts = host_list("verify-hosts", &args.verify_hosts)?;
     settings.try_verify_hosts = host_list("try-verify-hosts", &args.try_verify_hosts)?;
-    settings.client_roots = match (&args.client_ca, &args.cert) {
+    settings.client_roots = match (&args.client_ca, args.cert.first()) {
         (Some(path), _) => tlsresume::certificates_from_pem_file(path)?,
         (None, None) if settings.asks_client_certificates() => Pki::committed()?.roots,
         (None, _) if settings.asks_client_certificates() => {
@@ -503,6 +534,7 @@ pub fn run(args: &ServeArgs) -> Result<(), Error> {
         pre_banner_wait: Duration::from_millis(args.pre_banner_wait),
         fastopen: args.fastopen,
         auth,
+        several_certs: args.cert.len() > 1,
     });
     if args.max_concurrent == 0 {
         return Err(Error::Config("--max-concurrent must be at least 1".into()));
@@ -761,6 +793,17 @@ impl Record {
     }
 }
 
+/// The subject DN and SHA-256 fingerprint (hex, colon-separated as `openssl x509 -fingerprint
+/// -sha256` prints it) of the certificate the server sent on this connection.
+fn served_certificate(info: &SessionInfo) -> (Option<String>, Option<String>) {
+    let Some(der) = &info.local_certificate else {
+        return (None, None);
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    let hex: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    (tlsresume::info::subject_dn(der), Some(hex.join(":")))
+}
+
 /// Logs a connection's line: Exim-style text, or one JSON object with the same fields.
 fn log_connection(shared: &Shared, peer: SocketAddr, rec: &Record) {
     // Exim's marker follows the host: TFO* when the first bytes came in the SYN.
@@ -789,6 +832,9 @@ fn log_connection(shared: &Shared, peer: SocketAddr, rec: &Record) {
             v["ticket_refused"] = json!(info.ticket_refused.map(|r| r.name()));
             v["ocsp"] = json!(info.ocsp.code());
             v["sni"] = json!(info.sni);
+            let (dn, sha256) = served_certificate(info);
+            v["certificate"] = json!(dn);
+            v["certificate_sha256"] = json!(sha256);
         }
         if shared.http {
             v["requests"] = json!(rec.requests.unwrap_or(0));
@@ -821,6 +867,10 @@ fn log_connection(shared: &Shared, peer: SocketAddr, rec: &Record) {
             );
             if let Some(sni) = &info.sni {
                 line.push_str(&format!(" SNI={sni}"));
+            }
+            // The certificate sent, among several (none on a resumed connection).
+            if let (true, (Some(dn), _)) = (shared.several_certs, served_certificate(info)) {
+                line.push_str(&format!(" CERT=\"{dn}\""));
             }
             // Exim's DN= (log_selector tls_peerdn): the client certificate's subject.
             if let Some(dn) = &info.peer_dn {

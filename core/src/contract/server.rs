@@ -45,6 +45,8 @@ pub struct ServerHandshake {
     client_kept: Option<Verification>,
     /// The library failed the handshake because the client presented no certificate.
     client_missing: bool,
+    /// The server name the client sent, normalised.
+    server_name: Option<String>,
     /// The connection's span (`tls_server`), parent of its events.
     span: tracing::Span,
 }
@@ -70,6 +72,35 @@ impl ServerHandshake {
             client_seen: None,
             client_kept: None,
             client_missing: false,
+            server_name: None,
+        }
+    }
+
+    /// The server name the client sent (SNI), as the library read it from the ClientHello:
+    /// what a session issued on this connection is bound to, and what a resumed session must
+    /// have been issued under.
+    pub fn server_name_seen(&mut self, name: Option<&str>) {
+        self.server_name = name.map(crate::identities::normalise);
+    }
+
+    /// The server name a session issued on this connection is bound to (lower case, no
+    /// trailing dot; `None`: the client sent none).
+    pub fn server_name(&self) -> Option<&str> {
+        self.server_name.as_deref()
+    }
+
+    /// Whether a session issued under `issued` (the name it was bound to, as
+    /// [`server_name`](Self::server_name) gave it then) may resume on this connection: only
+    /// under the same name, or with no name on both (RFC 8446 4.6.1; Exim checks the same).
+    /// A refusal is recorded ([`RejectReason::ServerName`]): a full handshake follows, never
+    /// a failure. For backends whose library does not check the name itself (OpenSSL).
+    pub fn may_resume_under(&mut self, issued: Option<&str>) -> bool {
+        let issued = issued.map(crate::identities::normalise);
+        if issued == self.server_name {
+            true
+        } else {
+            self.ticket_refused(RejectReason::ServerName);
+            false
         }
     }
 
@@ -299,6 +330,30 @@ mod tests {
             !hs.refuses_client_certificate(Verification::Failed),
             "only asked"
         );
+    }
+
+    #[test]
+    fn a_session_resumes_only_under_its_server_name() {
+        let start = || start(ResumptionPolicy::hardened(), "", "");
+        let mut hs = ServerHandshake::new(BackendKind::Openssl, start());
+        hs.server_name_seen(Some("A.example.org."));
+        assert_eq!(hs.server_name(), Some("a.example.org"));
+        assert!(hs.may_resume_under(Some("a.example.org")));
+        assert!(!hs.may_resume_under(Some("b.example.org")));
+        assert!(!hs.may_resume_under(None));
+        hs.finish(false);
+        assert_eq!(
+            hs.report(
+                SessionInfo::new(crate::Side::Server, crate::ProtocolVersion::Tls13),
+                None
+            )
+            .ticket_refused,
+            Some(RejectReason::ServerName)
+        );
+        let mut hs = ServerHandshake::new(BackendKind::Openssl, start());
+        hs.server_name_seen(None);
+        assert!(hs.may_resume_under(None));
+        assert!(!hs.may_resume_under(Some("a.example.org")));
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub enum RejectReason {
     TicketExpired,
     /// No key with the ticket's name (another server's, or garbage).
     UnknownKey,
+    /// The session was issued under another server name (SNI) than the client sent now
+    /// (RFC 8446 4.6.1): said by the backends that see the session before deciding (OpenSSL);
+    /// GnuTLS and rustls refuse such a ticket too, without saying why.
+    ServerName,
 }
 
 impl RejectReason {
@@ -50,6 +54,7 @@ impl RejectReason {
             RejectReason::KeyExpired => "key_expired",
             RejectReason::TicketExpired => "ticket_expired",
             RejectReason::UnknownKey => "unknown_key",
+            RejectReason::ServerName => "server_name",
         }
     }
 }
@@ -60,6 +65,7 @@ impl fmt::Display for RejectReason {
             RejectReason::KeyExpired => "ticket key expired",
             RejectReason::TicketExpired => "ticket expired",
             RejectReason::UnknownKey => "unknown ticket key",
+            RejectReason::ServerName => "issued under another server name",
         })
     }
 }

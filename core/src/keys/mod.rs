@@ -498,9 +498,37 @@ impl KeySource for ProcessKeySource {
     }
 }
 
+/// A master secret bound to a server name, for a library that derives its ticket keys from one
+/// master secret itself and cannot be asked which name a ticket was issued under (GnuTLS):
+/// HMAC-SHA-512 keyed with `master` over `tlsresume server name\0` and the name as compared
+/// ([`normalise`](crate::identities::normalise)d), 64 bytes; `master` itself when the client
+/// sent no name. A ticket issued under one name's secret does not open under another's: a full
+/// handshake follows, as RFC 8446 4.6.1 and RFC 6066 3 ask.
+pub fn master_for_server_name(master: &[u8], name: Option<&str>) -> zeroize::Zeroizing<Vec<u8>> {
+    let Some(name) = name else {
+        return zeroize::Zeroizing::new(master.to_vec());
+    };
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA512, master);
+    let mut ctx = ring::hmac::Context::with_key(&key);
+    ctx.update(b"tlsresume server name\0");
+    ctx.update(crate::identities::normalise(name).as_bytes());
+    zeroize::Zeroizing::new(ctx.sign().as_ref().to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_master_bound_to_a_name_differs_per_name() {
+        let master = [7u8; 64];
+        assert_eq!(*master_for_server_name(&master, None), master.to_vec());
+        let a = master_for_server_name(&master, Some("a.example"));
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, master_for_server_name(&master, Some("A.Example.")));
+        assert_ne!(a, master_for_server_name(&master, Some("b.example")));
+        assert_ne!(*a, master.to_vec());
+    }
 
     #[test]
     fn sealed_sessions_open_under_their_key_and_backend_only() {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::cache::store::{MemoryStore, SessionStore};
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::Error;
+use crate::identities::{IdentityTable, ServerIdentity};
 use crate::info::ProtocolVersion;
 use crate::keys::{KeySource, ProcessKeySource};
 use crate::kind::BackendKind;
@@ -112,8 +113,16 @@ impl ClientAuth {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ServerSettings {
-    /// The certificate chain and private key.
+    /// The certificate chain and private key; with [`identities`](Self::identities), the
+    /// first identity (its names are its certificate's subjectAltName DNS names), and the
+    /// default unless another is marked [`default`](ServerIdentity::default).
     pub identity: Identity,
+    /// Further certificates, chosen by the name the client sends (SNI): exact name, then
+    /// wildcard, then the default; several for the same names (RSA and ECDSA) are chosen
+    /// between by what the client supports (see [`identities`](crate::identities)). Empty by
+    /// default: every client gets [`identity`](Self::identity). A session resumes only under
+    /// the server name it was issued for, on every backend.
+    pub identities: Vec<ServerIdentity>,
     /// A DER OCSP response to staple on full handshakes.
     pub ocsp_response: Option<Vec<u8>>,
     /// Ticket key and lifetime rules; `None` (the default) is the backend's own library's
@@ -151,6 +160,7 @@ impl ServerSettings {
     pub fn new(identity: Identity) -> Self {
         Self {
             identity,
+            identities: Vec::new(),
             ocsp_response: None,
             ticket_policy: None,
             resumption: ResumptionPolicy::default(),
@@ -191,6 +201,15 @@ impl ServerSettings {
     /// A builder starting from [`ServerSettings::new`]'s defaults.
     pub fn builder(identity: Identity) -> ServerSettingsBuilder {
         ServerSettingsBuilder(Self::new(identity))
+    }
+
+    /// Every identity and how a client's name selects among them: [`identity`](Self::identity)
+    /// first, then [`identities`](Self::identities).
+    pub fn identity_table(&self) -> Result<IdentityTable, Error> {
+        let mut entries = Vec::with_capacity(1 + self.identities.len());
+        entries.push(ServerIdentity::primary(self.identity.clone()));
+        entries.extend(self.identities.iter().cloned());
+        IdentityTable::new(entries)
     }
 
     /// The ticket policy a server of `backend` runs: the one set, or the backend's own.
@@ -238,6 +257,7 @@ impl ServerSettings {
         check_versions(self.versions)?;
         self.versions_in_force()?;
         check_alpn(&self.alpn)?;
+        self.identity_table()?;
         if let Some(policy) = &self.ticket_policy {
             policy.validate()?;
         }
@@ -273,6 +293,26 @@ impl ServerSettingsBuilder {
     /// A DER OCSP response to staple on full handshakes.
     pub fn ocsp_response(mut self, der: Vec<u8>) -> Self {
         self.0.ocsp_response = Some(der);
+        self
+    }
+
+    /// One more certificate, chosen by the client's server name (SNI) or by what the client
+    /// supports; the first is the one given to [`ServerSettings::builder`], which serves
+    /// clients whose name matches none (unless another is marked
+    /// [`default`](ServerIdentity::default)).
+    ///
+    /// ```
+    /// # use tlsresume_core::{Identity, ServerSettings, identities::ServerIdentity};
+    /// # fn load(_: &str) -> Identity { unimplemented!() }
+    /// # fn example() -> Result<(), tlsresume_core::Error> {
+    /// let settings = ServerSettings::builder(load("mx.example.net"))
+    ///     .add_identity(ServerIdentity::new(load("mx.example.net-ecdsa"))?) // names from the SAN
+    ///     .add_identity(ServerIdentity::with_names(load("other"), ["*.example.org"])?)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn add_identity(mut self, identity: ServerIdentity) -> Self {
+        self.0.identities.push(identity);
         self
     }
 
