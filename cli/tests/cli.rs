@@ -1420,6 +1420,80 @@ fn file_pem_and_subject(file: &str) -> (String, String) {
 }
 
 #[test]
+fn serve_refuses_keys_that_do_not_pair_with_the_certificates() {
+    let (a, wild) = (pki("sni-a.pem"), pki("sni-wild.pem"));
+    let r = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--cert",
+        &a,
+        "--cert",
+        &wild,
+        "--key",
+        &pki("sni-a.key"),
+    ]);
+    assert_one_line_error(&r, "1 --key for 2 --cert");
+    // A key that is not the certificate's is named with the certificate's file.
+    let r = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--backend",
+        "rustls",
+        "--cert",
+        &a,
+        "--key",
+        &pki("sni-a.key"),
+        "--cert",
+        &wild,
+        "--key",
+        &pki("sni-a.key"),
+    ]);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(
+        r.stderr.starts_with("tlsresume: ") && !r.stderr.contains("panicked"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn serve_json_names_the_certificate_sent() {
+    let srv = Server::start_json(&[
+        "--backend",
+        "gnutls",
+        "--http",
+        "--cert",
+        &pki("sni-a.pem"),
+        "--key",
+        &pki("sni-a.key"),
+        "--cert",
+        &pki("sni-wild.pem"),
+        "--key",
+        &pki("sni-wild.key"),
+    ]);
+    let client = tls_client("openssl");
+    let addr: std::net::SocketAddr = srv.addr.parse().expect("addr");
+    let tcp = std::net::TcpStream::connect(addr).expect("connect");
+    let mut tls = client
+        .connect(
+            Box::new(tcp),
+            &tlsresume::ClientParams::new("x.wild.tlsresume.test", addr),
+        )
+        .expect("the wildcard certificate verifies for the name");
+    use std::io::{Read, Write};
+    tls.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("write");
+    let mut page = String::new();
+    let _ = tls.read_to_string(&mut page);
+    let v: serde_json::Value = serde_json::from_str(&srv.line()).expect("JSON line");
+    assert_eq!(v["certificate"], "CN=*.wild.tlsresume.test", "{v}");
+    let der = tlsresume::certificates_from_pem_file(pki("sni-wild.pem").as_ref()).expect("pem");
+    let digest = ring::digest::digest(&ring::digest::SHA256, &der[0]);
+    let hex: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    assert_eq!(v["certificate_sha256"], hex.join(":"), "{v}");
+}
+
+#[test]
 fn serve_with_two_certificates_gives_each_name_its_own_and_never_resumes_across_names() {
     if !have_tool("openssl", &["version"], "openssl") {
         return;
