@@ -67,3 +67,39 @@ fn a_bad_auth_file_is_refused_before_listening() {
     assert_eq!(r.code, Some(2), "{r:?}");
     let _ = std::fs::remove_file(&file);
 }
+
+#[test]
+fn probe_authenticates_under_tls_and_never_in_clear() {
+    let file = users_file("auth-users-probe", "user:s3cret\n");
+    let path = file.to_str().expect("path");
+    let server = Server::start(&["--starttls", "smtp", "--auth-file", path]);
+    let message = [
+        "--mail-from",
+        "a@example.test",
+        "--rcpt-to",
+        "b@example.test",
+    ];
+    let mut args = vec![
+        "probe",
+        &server.addr,
+        "--starttls",
+        "smtp",
+        "--auth-file",
+        path,
+    ];
+    args.extend(message);
+    let r = run(&args);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains(" A=PLAIN "), "{r:?}");
+    assert!(server.line().contains(" A=user messages=1"));
+    // In clear the credentials are refused unsent: the connection fails at AUTH.
+    let plain = Server::start(&["--plain"]);
+    let mut args = vec!["probe", &plain.addr, "--plain", "--auth-file", path];
+    args.extend(message);
+    let r = run(&args);
+    assert_ne!(r.code, Some(0), "{r:?}");
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(said.contains("AUTH refused in clear"), "{r:?}");
+    assert!(!plain.line().contains("messages="), "nothing sent");
+    let _ = std::fs::remove_file(&file);
+}

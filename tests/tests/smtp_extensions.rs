@@ -319,6 +319,51 @@ fn auth_plain_and_login_under_starttls_on_every_backend() {
 }
 
 #[test]
+fn no_transaction_goes_early_ahead_of_auth() {
+    let pki = Pki::committed().expect("pki");
+    let kind = backends::available()[0];
+    let server = backends::server(kind, ServerSettings::new(pki.server.clone())).expect("server");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let peer = listener.local_addr().expect("addr");
+    let served = thread::spawn(move || {
+        (0..2)
+            .map(|_| {
+                let users = UserTable::new().with(&Credentials::new("user", "pass").expect("user"));
+                let session = ServerSession::new(
+                    ServerConfig::new("mx.tlsresume.test")
+                        .starttls(true)
+                        .pipe_connect(true)
+                        .auth(Arc::new(users)),
+                );
+                serve_smtp(&listener, server.as_ref(), session)
+                    .map(|(_, mut s)| s.take_accepted().len())
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut config = client(true);
+    config.hosts_pipe_connect = "*".parse().expect("host list");
+    config.auth = Some(Credentials::new("user", "pass").expect("credentials"));
+    let tls_client =
+        backends::client(kind, ClientSettings::new(pki.roots.clone())).expect("client");
+    let tls = TlsUpgrade::new(tls_client).server_name("mx.tlsresume.test");
+    let client = Client::new(config);
+    let message = Message::new("a@example.test", ["b@example.test"], "hi\r\n");
+    let first = client
+        .connect(peer, None, Some(&tls), &message)
+        .expect("first");
+    let second = client
+        .connect(peer, None, Some(&tls), &message)
+        .expect("second");
+    assert!(first.sent_early.is_empty());
+    // Early pipelining still takes the banner's round trip away; under TLS, AUTH comes first.
+    assert_eq!(second.sent_early, ["EHLO", "STARTTLS"]);
+    assert!(second.sent_early_tls.is_empty(), "{second:?}");
+    assert_eq!(second.auth, Some(Mechanism::Plain));
+    let served = served.join().expect("server");
+    assert_eq!(served, [Ok(1), Ok(1)]);
+}
+
+#[test]
 fn credentials_never_go_in_clear_even_when_offered() {
     // A server offering AUTH in clear (the crate's session never does: it answers 538).
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

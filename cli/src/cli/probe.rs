@@ -13,8 +13,9 @@ use tlsresume::contract::ClientContract;
 use tlsresume::contract::ClientOffer;
 use tlsresume::smtp::fastopen::{FastOpenReport, KernelSetting};
 use tlsresume::smtp::{
-    Client as SmtpClient, ClientConfig, Delivery, EhloCache, EhloStore, FastOpen, FastOpenStream,
-    MemoryEhloStore, Message, NoTls, Start, StartTls, TlsUpgrade, UpgradeContext, Verdict,
+    Client as SmtpClient, ClientConfig, Credentials, Delivery, EhloCache, EhloStore, FastOpen,
+    FastOpenStream, MemoryEhloStore, Message, NoTls, Start, StartTls, TlsUpgrade, UpgradeContext,
+    Verdict,
 };
 use tlsresume::{
     BackendKind, CacheEntry, ClientContext, ClientParams, ClientSettings, Deadline, Error,
@@ -181,6 +182,11 @@ pub struct ProbeArgs {
     /// Send the test message with DATA even when the server offers CHUNKING (BDAT).
     #[arg(long)]
     pub no_chunking: bool,
+    /// SMTP AUTH (PLAIN, else LOGIN) before the test message, under TLS only (refused in
+    /// clear, nothing sent), with the first `user:password` line of FILE. Each line then
+    /// says A=PLAIN or A=LOGIN.
+    #[arg(long, value_name = "FILE", requires = "mail_from")]
+    pub auth_file: Option<PathBuf>,
     /// TCP Fast Open (RFC 7413): hand the first bytes to the kernel with the connect - the
     /// commands sent early with --pipe-connect, or the TLS ClientHello with TLS-on-connect -
     /// so that with a cookie from an earlier connection they travel in the SYN. Each line then
@@ -294,6 +300,8 @@ struct SmtpReport {
     waits_before_data: u32,
     /// Exim's client `L` field.
     l_field: Option<&'static str>,
+    /// The AUTH mechanism used.
+    auth: Option<&'static str>,
     /// Whether MAIL/RCPT/DATA were pipelined; whether BDAT was used.
     pipelining: bool,
     chunking: bool,
@@ -313,6 +321,7 @@ impl SmtpReport {
             sent_early_tls: d.sent_early_tls.clone(),
             waits_before_data: d.waits_before_data,
             l_field: d.l_field(),
+            auth: d.auth.map(|m| m.name()),
             pipelining: d.pipelining,
             chunking: d.chunking,
             cache: d
@@ -343,6 +352,9 @@ impl SmtpReport {
         if let Some(l) = self.l_field {
             t.push_str(&format!(" {l}"));
         }
+        if let Some(mechanism) = self.auth {
+            t.push_str(&format!(" A={mechanism}"));
+        }
         t.push_str(&format!(" early={}", list(&self.sent_early)));
         if !self.sent_early_tls.is_empty() {
             t.push_str(&format!(" tls-early={}", list(&self.sent_early_tls)));
@@ -363,6 +375,7 @@ impl SmtpReport {
         v["waits_before_data"] = json!(self.waits_before_data);
         v["pipelining"] = json!(self.pipelining);
         v["chunking"] = json!(self.chunking);
+        v["auth"] = json!(self.auth);
         v["ehlo_cache"] = json!(self.cache);
         v["reply"] = json!(self.reply);
         v["time_to_data_ms"] = json!(self.time_to_data.as_secs_f64() * 1e3);
@@ -499,12 +512,30 @@ fn mail(
     config.ehlo_cache = EhloCache::new(ehlo_store, clock);
     config.chunking = !args.no_chunking;
     config.timeout = timeout;
+    if let Some(path) = &args.auth_file {
+        config.auth = Some(credentials(path)?);
+    }
     Ok(Some(Mail {
         client: SmtpClient::new(config),
         from,
         to,
         ehlo: args.ehlo.clone(),
     }))
+}
+
+/// The first `user:password` line of `--auth-file`.
+fn credentials(path: &std::path::Path) -> Result<Credentials, Error> {
+    let bad = |why: String| Error::Config(format!("--auth-file {}: {why}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let line = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .ok_or_else(|| bad("no user:password line".into()))?;
+    let (user, password) = line
+        .split_once(':')
+        .ok_or_else(|| bad("expected user:password".into()))?;
+    Credentials::new(user, password).map_err(|e| bad(e.to_string()))
 }
 
 /// Runs `probe`; `Ok(true)` when every connection succeeded.
