@@ -386,12 +386,15 @@ pub async fn drive_client<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
     let mut piece = Vec::new();
     loop {
         match dialogue.step() {
-            Step::Write(bytes) => {
+            Step::Write(mut bytes) => {
                 let write = async {
                     stream.write_all(&bytes).await?;
                     stream.flush().await
                 };
-                match tokio::time::timeout(idle, write).await {
+                let written = tokio::time::timeout(idle, write).await;
+                // What went may hold an AUTH response: wiped, not left to the allocator.
+                zeroize::Zeroize::zeroize(&mut bytes);
+                match written {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => dialogue.write_failed(e),
                     Err(_) => dialogue.write_failed(deadline_passed("SMTP write")),

@@ -251,12 +251,12 @@ fn a_line_break_in_a_dsn_value_is_refused_before_connecting() {
     );
 }
 
-/// `user`/`pass` on a session with STARTTLS offering `mechanisms`; the client's delivery.
-fn auth_over_starttls(
+/// One STARTTLS connection on a `kind` server to a session with `config` and AUTH for
+/// `user`/`pass`: its address, the messages it accepted, and the `kind` client's upgrade.
+fn starttls_session(
     kind: BackendKind,
-    mechanisms: &[Mechanism],
-    password: &str,
-) -> (Result<Delivery, SendError>, Vec<Accepted>) {
+    config: ServerConfig,
+) -> (SocketAddr, JoinHandle<Vec<Accepted>>, TlsUpgrade) {
     let pki = Pki::committed().expect("pki");
     let server = backends::server(kind, ServerSettings::new(pki.server.clone())).expect("server");
     let tls_client =
@@ -264,29 +264,65 @@ fn auth_over_starttls(
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let peer = listener.local_addr().expect("addr");
     let users = UserTable::new().with(&Credentials::new("user", "pass").expect("credentials"));
-    let session = ServerSession::new(
-        ServerConfig::new("mx.tlsresume.test")
-            .starttls(true)
-            .auth(Arc::new(users))
-            .auth_mechanisms(mechanisms),
-    );
-    let served = thread::spawn(move || serve_smtp(&listener, server.as_ref(), session));
+    let session = ServerSession::new(config.starttls(true).auth(Arc::new(users)));
+    let served = thread::spawn(move || {
+        serve_smtp(&listener, server.as_ref(), session)
+            .map(|(_, mut s)| s.take_accepted())
+            .unwrap_or_default()
+    });
+    let tls = TlsUpgrade::new(tls_client).server_name("mx.tlsresume.test");
+    (peer, served, tls)
+}
+
+/// `user`/`pass` on a session with STARTTLS offering `mechanisms`; the client's delivery.
+fn auth_over_starttls(
+    kind: BackendKind,
+    mechanisms: &[Mechanism],
+    password: &str,
+) -> (Result<Delivery, SendError>, Vec<Accepted>) {
+    let config = ServerConfig::new("mx.tlsresume.test").auth_mechanisms(mechanisms);
+    let (peer, served, tls) = starttls_session(kind, config);
     let mut config = client(true);
     config.auth = Some(Credentials::new("user", password).expect("credentials"));
-    let tls = TlsUpgrade::new(tls_client).server_name("mx.tlsresume.test");
     let message = Message::new(
         "a@example.test",
         ["b@example.test"],
         "Subject: auth\r\n\r\nhi\r\n",
     );
     let sent = Client::new(config).connect(peer, None, Some(&tls), &message);
-    let accepted = served
-        .join()
-        .ok()
-        .and_then(Result::ok)
-        .map(|(_, mut s)| s.take_accepted())
-        .unwrap_or_default();
+    let accepted = served.join().unwrap_or_default();
     (sent, accepted)
+}
+
+#[test]
+fn the_async_client_authenticates_and_sends_the_parameters_on_every_backend() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for kind in backends::available() {
+        let config = ServerConfig::new("mx.tlsresume.test")
+            .smtputf8(true)
+            .dsn(true);
+        let (peer, served, tls) = starttls_session(kind, config);
+        let tls = tlsresume::tokio::SmtpStartTls::new(tls);
+        let mut config = client(true);
+        config.auth = Some(Credentials::new("user", "pass").expect("credentials"));
+        let client = tlsresume_smtp::tokio::Client::new(config);
+        let d = rt
+            .block_on(client.connect(peer, None, Some(&tls), &international()))
+            .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+        assert_eq!(d.auth, Some(Mechanism::Plain), "{kind:?}");
+        let p = &d.parameters;
+        assert!(p.eight_bit_mime && p.smtputf8 && p.dsn, "{kind:?}: {p:?}");
+        let accepted = served.join().expect("server");
+        assert_eq!(accepted[0].auth.as_deref(), Some("user"), "{kind:?}");
+        assert_eq!(
+            accepted[0].parameters.envid.as_deref(),
+            Some("env id+1=2"),
+            "{kind:?}"
+        );
+    }
 }
 
 #[test]
