@@ -431,3 +431,30 @@ pub async fn drive_client<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spawnable<T: Send>(_: &T) {}
+
+    /// The client's futures can be spawned on a multi-threaded runtime.
+    #[test]
+    fn the_client_futures_are_send() {
+        let client = Client::new(ClientConfig::new("client.test").expect("name"));
+        let peer: SocketAddr = "127.0.0.1:25".parse().expect("addr");
+        let message = Message::new("a@example.test", ["b@example.test"], "hi\r\n");
+        let messages = [message.clone()];
+        spawnable(&client.connect::<NoTls>(peer, None, None, &message));
+        spawnable(&client.connect_many::<NoTls>(peer, None, None, &messages));
+        let mut content: &[u8] = b"hi\r\n";
+        let streamed = StreamedMessage {
+            mail_from: "a@example.test".into(),
+            rcpt_to: vec!["b@example.test".into()],
+            content: &mut content,
+            size: None,
+            dsn: Dsn::default(),
+        };
+        spawnable(&client.connect_streamed::<NoTls>(peer, None, None, streamed));
+    }
+}
