@@ -726,7 +726,17 @@ impl Dialogue {
     }
 
     fn on_error(&mut self, e: ReplyError) {
-        let want = self.awaited.front().copied();
+        let want = self.awaited.pop_front();
+        // A line that is no reply leaves the stream readable: after a bad greeting the replies
+        // still owed to an early flight are read and thrown away, as after a bad reply.
+        let readable = matches!(
+            e,
+            ReplyError::BadLine(_) | ReplyError::MixedCodes { .. } | ReplyError::TooManyLines
+        );
+        if readable {
+            self.asm = Assembler::default();
+        }
+        let greeting = matches!(want, Some(Want::Banner | Want::Ehlo { .. }));
         match want {
             Some(Want::Banner) => {
                 self.bad_greeting(Observed::BadBanner);
@@ -754,6 +764,9 @@ impl Dialogue {
                 self.lost.get_or_insert(Stage::Mail);
             }
             Some(Want::Discard | Want::Quit) | None => {}
+        }
+        if readable && greeting {
+            return;
         }
         // Nothing more is read from a connection that failed.
         self.stop_reading();
