@@ -27,7 +27,7 @@
 //! ```
 //!
 //! Every notice is sent once per change of state (writes start failing, then work again), not
-//! once per handshake, except [`Notice::CorruptEntryRemoved`], once per entry met.
+//! once per handshake, except [`Notice::UnreadableEntryLeft`], once per entry met.
 
 use core::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -62,9 +62,11 @@ pub enum Notice {
         /// Writes that failed since the store was opened.
         failed: u64,
     },
-    /// A stored entry that did not decode (or had the wrong type) was skipped and removed: that
-    /// destination makes a full handshake once.
-    CorruptEntryRemoved {
+    /// A stored entry that did not decode (or had the wrong type) was skipped and left in
+    /// place: it may be another reader's (a newer format during a rolling upgrade), so it is
+    /// never removed by a reader; it expires by its own time, and the next entry stored under
+    /// its key replaces it. That destination makes a full handshake meanwhile.
+    UnreadableEntryLeft {
         /// The store (`session cache PATH`, `redis URL`).
         store: String,
         /// Which entry (`entry HEX`, `EHLO entry ADDR`).
@@ -104,13 +106,13 @@ pub enum Notice {
 
 impl Notice {
     /// The notice's name, for logs and metrics: `writes_failing`, `writes_work_again`,
-    /// `corrupt_entry_removed`, `unreachable`, `reachable`, `stand_in_key`,
+    /// `unreadable_entry_left`, `unreachable`, `reachable`, `stand_in_key`,
     /// `fleet_key_again`.
     pub fn name(&self) -> &'static str {
         match self {
             Notice::WritesFailing { .. } => "writes_failing",
             Notice::WritesWorkAgain { .. } => "writes_work_again",
-            Notice::CorruptEntryRemoved { .. } => "corrupt_entry_removed",
+            Notice::UnreadableEntryLeft { .. } => "unreadable_entry_left",
             Notice::Unreachable { .. } => "unreachable",
             Notice::Reachable { .. } => "reachable",
             Notice::StandInKey { .. } => "stand_in_key",
@@ -139,9 +141,10 @@ impl fmt::Display for Notice {
             Notice::WritesWorkAgain { store, failed } => {
                 write!(f, "{store}: writes work again ({failed} failed)")
             }
-            Notice::CorruptEntryRemoved { store, entry, why } => {
-                write!(f, "{store}: skipping corrupt {entry}: {why}; removed")
-            }
+            Notice::UnreadableEntryLeft { store, entry, why } => write!(
+                f,
+                "{store}: cannot read {entry} ({why}); left in place until it expires or is replaced, full handshake meanwhile"
+            ),
             Notice::Unreachable {
                 store,
                 error,

@@ -145,14 +145,14 @@ fn backends(out: &Corpus, dir: &Path) -> Result<()> {
 /// entry and session targets read them).
 fn rows(out: &Corpus, path: &Path) -> Result<()> {
     let conn = rusqlite::Connection::open(path)?;
-    let mut stmt = conn.prepare("SELECT entry, expires_at FROM sessions")?;
-    let rows: Vec<(Vec<u8>, i64)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let mut stmt = conn.prepare("SELECT entry, expires_at, key FROM sessions")?;
+    let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<std::result::Result<_, _>>()?;
     if rows.is_empty() {
         return Err(format!("{}: no session was stored", path.display()).into());
     }
-    for (bytes, expires_at) in rows {
+    for (bytes, expires_at, key) in rows {
         let mut seed = vec![0u8];
         seed.extend_from_slice(&expires_at.to_be_bytes());
         seed.extend_from_slice(&[0; 4]);
@@ -163,7 +163,12 @@ fn rows(out: &Corpus, path: &Path) -> Result<()> {
         }
         let entry = CacheEntry::decode(&bytes)?;
         let session_key = tlsresume_fuzz::session_key();
-        let opened = session_key.open_session(entry.backend.name(), &entry.session);
+        let key: [u8; 32] = key.as_slice().try_into()?;
+        let opened = session_key.open_session(
+            entry.backend.name(),
+            &tlsresume_core::CacheKey::from_bytes(key),
+            &entry.session,
+        );
         match entry.backend {
             BackendKind::Openssl => {
                 if let Some(der) = opened {
@@ -171,7 +176,7 @@ fn rows(out: &Corpus, path: &Path) -> Result<()> {
                 }
             }
             BackendKind::Gnutls => {
-                out.add("gnutls_session", &entry.session)?;
+                out.add("gnutls_session", &[&key[..], &entry.session].concat())?;
                 if let Some(inner) = opened {
                     out.add("gnutls_set_data", inner)?;
                 }

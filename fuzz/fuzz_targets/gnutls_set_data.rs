@@ -11,8 +11,11 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let key = tlsresume_fuzz::session_key();
-    let sealed = key.seal_session("gnutls", data);
-    let inner = key.open_session("gnutls", &sealed).expect("sealed data opens");
+    let place = tlsresume_core::CacheKey::from_bytes([0xc4; 32]);
+    let sealed = key.seal_session("gnutls", &place, data);
+    let inner = key
+        .open_session("gnutls", &place, &sealed)
+        .expect("sealed data opens");
     assert_eq!(inner, data);
     std::hint::black_box(tlsresume_fuzz::ffi::gnutls_import(inner));
 });

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use tlsresume_core::notice::{self, Notice};
+
+use crate::unreadable::Unreadable;
 use tlsresume_core::{CacheEntry, CacheKey, SessionKey, SessionStore, StoreError, UnixTime};
 #[cfg(feature = "ehlo")]
 use tlsresume_smtp::ehlo::{EhloEntry, EhloKey, EhloStore};
@@ -78,8 +80,11 @@ impl DiskOptions {
 ///   and all at once by [`purge`](Self::purge).
 /// - At most [`DiskOptions::capacity`] entries are kept; the least recently stored go first.
 /// - An entry whose bytes do not decode, or a row whose columns hold the wrong SQLite types,
-///   is reported ([`Notice::CorruptEntryRemoved`]), counted
-///   ([`corrupt_skipped`](Self::corrupt_skipped)), removed, and treated as absent.
+///   is reported ([`Notice::UnreadableEntryLeft`]), counted
+///   ([`corrupt_skipped`](Self::corrupt_skipped)) and treated as absent, and left in the file:
+///   another process sharing it may read it (a newer build's format during an upgrade). It
+///   goes when it expires (its expiry column), when the size bound evicts it, or when a
+///   session is stored under its key.
 ///   Notices are `tracing` warnings (stderr when no subscriber takes them), or go to the
 ///   application's handler ([`notice::set_handler`]).
 /// - A write that fails (the disk full, the file or its file system made read-only, the file
@@ -101,7 +106,7 @@ pub struct DiskStore {
     path: PathBuf,
     conn: Mutex<Connection>,
     capacity: u64,
-    corrupt: AtomicU64,
+    unreadable: Unreadable,
     /// Failed writes (sessions and EHLO entries) since the store was opened.
     write_failures: AtomicU64,
     /// Whether the last write failed (a warning was given when it started).
@@ -128,7 +133,7 @@ impl DiskStore {
             path,
             conn: Mutex::new(conn),
             capacity: u64::try_from(options.capacity.max(1)).unwrap_or(u64::MAX),
-            corrupt: AtomicU64::new(0),
+            unreadable: Unreadable::default(),
             write_failures: AtomicU64::new(0),
             writes_failing: AtomicBool::new(false),
             session_key,
@@ -247,9 +252,10 @@ impl DiskStore {
         .map_err(|e| self.error(&e))
     }
 
-    /// How many corrupt entries this handle has met, skipped and removed.
+    /// How many entries this handle could not read (each counted once while it is unchanged),
+    /// skipped and left in the file.
     pub fn corrupt_skipped(&self) -> u64 {
-        self.corrupt.load(Ordering::Relaxed)
+        self.unreadable.count()
     }
 
     /// How many writes (of sessions or EHLO entries) failed since the store was opened.
@@ -293,13 +299,9 @@ impl DiskStore {
         format!("session cache {}", self.path.display())
     }
 
-    /// Reports a corrupt entry met (and being removed).
-    fn corrupt_removed(&self, entry: String, why: String) {
-        notice::emit(Notice::CorruptEntryRemoved {
-            store: self.name(),
-            entry,
-            why,
-        });
+    /// Reports an entry met that does not read (and is left in place).
+    fn unreadable(&self, entry: String, bytes: &[u8], why: String) {
+        self.unreadable.met(self.name(), entry, bytes, why);
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -321,45 +323,32 @@ impl DiskStore {
 
     /// A row under `key` whose columns hold types this crate never writes (SQLite keeps any
     /// type in any column: another writer or a damaged file can leave a number or text where
-    /// the entry's bytes or its expiry belong). Such a row is corrupt: reported, counted and
-    /// removed like an entry that does not decode, so a lookup never fails on it twice.
-    fn remove_mistyped(
-        &self,
-        conn: &Connection,
-        key: &CacheKey,
-    ) -> Result<Option<CacheEntry>, StoreError> {
-        self.corrupt.fetch_add(1, Ordering::Relaxed);
-        self.corrupt_removed(
+    /// the entry's bytes or its expiry belong). Such a row is unreadable: reported, counted,
+    /// absent and left in place like an entry that does not decode; a lookup never fails on
+    /// it, and a session stored under its key replaces it.
+    fn mistyped(&self, key: &CacheKey, entry: &Value) -> Result<Option<CacheEntry>, StoreError> {
+        // Known by its bytes when they are bytes (only the expiry's type is wrong), so a
+        // lookup that meets them through `get` counts the same entry.
+        let bytes = match entry {
+            Value::Blob(bytes) => bytes.as_slice(),
+            _ => b"mistyped",
+        };
+        self.unreadable(
             format!("entry {}", key.to_hex()),
+            bytes,
             "a column has the wrong type".into(),
         );
-        conn.execute(
-            "DELETE FROM sessions WHERE key = ?1
-                 AND (typeof(entry) != 'blob' OR typeof(expires_at) != 'integer')",
-            params![key.as_bytes().as_slice()],
-        )
-        .map_err(|e| self.error(&e))?;
         Ok(None)
     }
 
-    /// Decodes `bytes` stored under `key`; a corrupt entry is reported, counted and removed.
-    fn decode(
-        &self,
-        conn: &Connection,
-        key: &CacheKey,
-        bytes: &[u8],
-    ) -> Result<Option<CacheEntry>, StoreError> {
+    /// Decodes `bytes` stored under `key`; an unreadable entry is reported, counted, absent
+    /// and left in place.
+    fn decode(&self, key: &CacheKey, bytes: &[u8]) -> Option<CacheEntry> {
         match CacheEntry::decode(bytes) {
-            Ok(entry) => Ok(Some(entry)),
+            Ok(entry) => Some(entry),
             Err(err) => {
-                self.corrupt.fetch_add(1, Ordering::Relaxed);
-                self.corrupt_removed(format!("entry {}", key.to_hex()), err.to_string());
-                conn.execute(
-                    "DELETE FROM sessions WHERE key = ?1 AND entry = ?2",
-                    params![key.as_bytes().as_slice(), bytes],
-                )
-                .map_err(|e| self.error(&e))?;
-                Ok(None)
+                self.unreadable(format!("entry {}", key.to_hex()), bytes, err.to_string());
+                None
             }
         }
     }
@@ -421,8 +410,8 @@ impl SessionStore for DiskStore {
             .optional()
             .map_err(|e| self.error(&e))?;
         match entry {
-            Some(Value::Blob(bytes)) => self.decode(&conn, key, &bytes),
-            Some(_) => self.remove_mistyped(&conn, key),
+            Some(Value::Blob(bytes)) => Ok(self.decode(key, &bytes)),
+            Some(other) => self.mistyped(key, &other),
             None => Ok(None),
         }
     }
@@ -462,7 +451,7 @@ impl SessionStore for DiskStore {
         let (bytes, expires_at) = match row {
             None => return Ok(None),
             Some((Value::Blob(bytes), Value::Integer(expires_at))) => (bytes, expires_at),
-            Some(_) => return self.remove_mistyped(&conn, key),
+            Some((entry, _)) => return self.mistyped(key, &entry),
         };
         if expires_at <= micros(now) {
             conn.execute(
@@ -472,7 +461,7 @@ impl SessionStore for DiskStore {
             .map_err(|e| self.error(&e))?;
             return Ok(None);
         }
-        match self.decode(&conn, key, &bytes)? {
+        match self.decode(key, &bytes) {
             Some(entry) if entry.is_expired(now) => {
                 conn.execute(
                     "DELETE FROM sessions WHERE key = ?1",
@@ -491,8 +480,10 @@ impl SessionStore for DiskStore {
 /// EHLO entries live in the same file as sessions (table `ehlo`), so one cache file serves a
 /// client's resumption and its early pipelining. The size bound applies to this table on its
 /// own; expiry is [`tlsresume_smtp::EhloCache`]'s decision, not the store's. A row that does
-/// not decode (or whose entry column is not a BLOB) is reported, counted in [`DiskStore::corrupt_skipped`], deleted and treated as
-/// absent.
+/// not decode (or whose entry column is not a BLOB) is reported, counted in
+/// [`DiskStore::corrupt_skipped`], treated as absent and left in place (another process may
+/// read it); the size bound evicts it, or the next EHLO entry stored for its server replaces
+/// it.
 impl EhloStore for DiskStore {
     fn get_ehlo(&self, key: &EhloKey) -> Result<Option<EhloEntry>, StoreError> {
         let conn = self.lock();
@@ -509,30 +500,19 @@ impl EhloStore for DiskStore {
             None => return Ok(None),
             Some(Value::Blob(bytes)) => bytes,
             Some(_) => {
-                // Another type where the bytes belong: corrupt, as below.
-                self.corrupt.fetch_add(1, Ordering::Relaxed);
-                self.corrupt_removed(
+                // Another type where the bytes belong: unreadable, as below.
+                self.unreadable(
                     format!("EHLO entry {name}"),
+                    b"mistyped",
                     "the entry column has the wrong type".into(),
                 );
-                conn.execute(
-                    "DELETE FROM ehlo WHERE key = ?1 AND typeof(entry) != 'blob'",
-                    params![name],
-                )
-                .map_err(|e| self.error(&e))?;
                 return Ok(None);
             }
         };
         match EhloEntry::decode(&bytes) {
             Ok(entry) => Ok(Some(entry)),
             Err(err) => {
-                self.corrupt.fetch_add(1, Ordering::Relaxed);
-                self.corrupt_removed(format!("EHLO entry {name}"), err.to_string());
-                conn.execute(
-                    "DELETE FROM ehlo WHERE key = ?1 AND entry = ?2",
-                    params![name, bytes],
-                )
-                .map_err(|e| self.error(&e))?;
+                self.unreadable(format!("EHLO entry {name}"), &bytes, err.to_string());
                 Ok(None)
             }
         }

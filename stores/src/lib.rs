@@ -92,6 +92,8 @@ mod link;
 mod redis_keys;
 #[cfg(feature = "redis")]
 mod redis_store;
+#[cfg(any(feature = "disk", feature = "redis"))]
+mod unreadable;
 
 #[cfg(feature = "disk")]
 #[cfg_attr(docsrs, doc(cfg(feature = "disk")))]

@@ -1,12 +1,10 @@
 //! A client session cache in Redis, shared by a fleet of clients.
 
 use core::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 #[cfg(feature = "ehlo")]
 use std::time::Duration;
 
-use tlsresume_core::notice::{self, Notice};
 use tlsresume_core::{
     CacheEntry, CacheKey, Clock, SessionKey, SessionStore, StoreError, SystemClock, UnixTime,
 };
@@ -18,13 +16,17 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::kek::Kek;
 use crate::link::{confirm_on_replica, Link, LinkError, RedisConfig};
+use crate::unreadable::Unreadable;
 
 /// A [`SessionStore`] in Redis: one key per session (`{prefix}session:{hex}`), which Redis
 /// expires at the entry's [`expires_at`](CacheEntry::expires_at) (`SET … PXAT`).
 ///
 /// Expiry is by the wall clock: an entry already expired when stored is not kept. A value
-/// that does not decode is reported ([`Notice::CorruptEntryRemoved`]: a `tracing` warning,
-/// stderr when no subscriber takes it, or the application's [`notice`] handler), counted, deleted and treated as absent. Every
+/// that does not decode is reported ([`Notice::UnreadableEntryLeft`](tlsresume_core::notice::Notice::UnreadableEntryLeft): a `tracing` warning,
+/// stderr when no subscriber takes it, or the application's [`notice`](tlsresume_core::notice) handler), counted and
+/// treated as absent, and left in Redis: in a fleet it may be another client's (a newer
+/// format during a rolling upgrade); Redis expires it at its TTL, and the next session
+/// stored under its key replaces it. Every
 /// call is bounded by the configured timeouts; while Redis is unreachable calls fail at once
 /// (no resumption, no hang) and Redis is tried again after
 /// [`RedisConfig::retry_after`]. Needs Redis 6.2 or later (`PXAT`).
@@ -40,7 +42,7 @@ use crate::link::{confirm_on_replica, Link, LinkError, RedisConfig};
 /// entries, never removing them.
 pub struct RedisStore {
     link: Link,
-    corrupt: AtomicU64,
+    unreadable: Unreadable,
     #[cfg(feature = "ehlo")]
     ehlo_expire: Duration,
     session_key: SessionKey,
@@ -52,7 +54,7 @@ impl RedisStore {
     pub fn new(config: RedisConfig) -> Result<Self, StoreError> {
         Ok(Self {
             link: Link::new(config).map_err(|e| StoreError::Other(format!("redis: {e}")))?,
-            corrupt: AtomicU64::new(0),
+            unreadable: Unreadable::default(),
             #[cfg(feature = "ehlo")]
             ehlo_expire: DEFAULT_RETRY_DATA_EXPIRE,
             session_key: SessionKey::process(),
@@ -134,7 +136,7 @@ impl RedisStore {
         self.link.key(&format!("ehlo:{key}"))
     }
 
-    /// Reads `rkey`; a value that does not decode is reported, counted, deleted, absent.
+    /// Reads `rkey`; a value that does not decode is reported, counted, left in Redis, absent.
     fn get_decoded<T, E: fmt::Display>(
         &self,
         rkey: &str,
@@ -151,13 +153,12 @@ impl RedisStore {
         match decode(&bytes) {
             Ok(entry) => Ok(Some(entry)),
             Err(err) => {
-                self.corrupt.fetch_add(1, Ordering::Relaxed);
-                notice::emit(Notice::CorruptEntryRemoved {
-                    store: format!("redis {}", self.link.config().redacted_url()),
-                    entry: format!("{what} {rkey}"),
-                    why: err.to_string(),
-                });
-                self.del(rkey)?;
+                self.unreadable.met(
+                    format!("redis {}", self.link.config().redacted_url()),
+                    format!("{what} {rkey}"),
+                    &bytes,
+                    err.to_string(),
+                );
                 Ok(None)
             }
         }
@@ -192,9 +193,10 @@ impl RedisStore {
         self.link.key(&format!("session:{}", key.to_hex()))
     }
 
-    /// How many corrupt entries this handle has met, skipped and removed.
+    /// How many entries this handle could not read (each counted once while it is unchanged),
+    /// skipped and left in Redis.
     pub fn corrupt_skipped(&self) -> u64 {
-        self.corrupt.load(Ordering::Relaxed)
+        self.unreadable.count()
     }
 
     fn error(&self, e: &LinkError) -> StoreError {

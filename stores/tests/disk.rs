@@ -230,7 +230,7 @@ fn file_and_wal_are_private() {
 }
 
 #[test]
-fn corrupt_entry_bytes_in_the_file_are_skipped_and_removed() {
+fn corrupt_entry_bytes_in_the_file_are_skipped_left_and_replaced() {
     let dir = TempDir::new("corrupt");
     let file = dir.file("cache.db");
     let marker = b"CORRUPT-ME-MARKER-0123456789".to_vec();
@@ -260,19 +260,65 @@ fn corrupt_entry_bytes_in_the_file_are_skipped_and_removed() {
     assert_eq!(store.corrupt_skipped(), 1);
     assert_eq!(
         store.len().expect("len"),
-        1,
-        "the corrupt entry was removed"
+        2,
+        "the entry that does not read is left in place"
     );
     assert!(store.get(&key(0, 2)).expect("get").is_some());
     assert_eq!(store.get(&key(0, 1)).expect("get"), None);
+    assert_eq!(store.corrupt_skipped(), 1, "counted once");
+    store
+        .put(&key(0, 1), entry(0, 1, vec![3; 40]))
+        .expect("a writer replaces it");
+    assert_eq!(
+        store.get(&key(0, 1)).expect("get"),
+        Some(entry(0, 1, vec![3; 40]))
+    );
+}
+
+/// An entry in a format this build cannot read (a newer build's, sharing the file during an
+/// upgrade) survives every read, on `get` and `get_unexpired`, and its expiry still applies.
+#[test]
+fn an_entry_in_a_newer_format_survives_reads_and_expires_by_its_time() {
+    let dir = TempDir::new("newer");
+    let file = dir.file("cache.db");
+    let store = DiskStore::open(&file).expect("open");
+    let mut newer = entry(0, 1, vec![5; 40]).encode();
+    newer[4] = 9; // a codec version this build does not know
+    let expires = entry(0, 1, vec![]).expires_at();
+    let raw = rusqlite::Connection::open(&file).expect("raw connection");
+    raw.execute(
+        "INSERT INTO sessions (key, entry, expires_at) VALUES (?1, ?2, ?3)",
+        rusqlite::params![
+            key(0, 1).as_bytes().as_slice(),
+            newer,
+            i64::try_from(expires.as_micros()).expect("micros")
+        ],
+    )
+    .expect("insert");
+    let before_expiry = expires - Duration::from_secs(1);
+    assert_eq!(store.get(&key(0, 1)).expect("get"), None);
+    assert_eq!(
+        store.get_unexpired(&key(0, 1), before_expiry).expect("get"),
+        None
+    );
+    let left: Vec<u8> = raw
+        .query_row(
+            "SELECT entry FROM sessions WHERE key = ?1",
+            rusqlite::params![key(0, 1).as_bytes().as_slice()],
+            |r| r.get(0),
+        )
+        .expect("still there");
+    assert_eq!(left, newer, "left as it was");
     assert_eq!(store.corrupt_skipped(), 1);
+    assert_eq!(store.get_unexpired(&key(0, 1), expires).expect("get"), None);
+    assert_eq!(store.len().expect("len"), 0, "gone at its expiry");
 }
 
 /// Found by the `disk_row` fuzz target: SQLite keeps any type in any column, and a row whose
 /// `entry` was a number (or whose expiry was text) made every lookup of its key fail, forever.
-/// Such a row is corrupt: skipped, counted, removed.
+/// Such a row does not read: skipped, counted, left; a writer replaces it.
 #[test]
-fn rows_with_wrong_column_types_are_skipped_and_removed() {
+fn rows_with_wrong_column_types_are_skipped_left_and_replaced() {
     let dir = TempDir::new("mistyped");
     let file = dir.file("cache.db");
     let store = DiskStore::open(&file).expect("open");
@@ -304,8 +350,18 @@ fn rows_with_wrong_column_types_are_skipped_and_removed() {
         assert_eq!(store.get(&key(0, n)).expect("again"), None, "row {n}");
     }
     assert_eq!(store.corrupt_skipped(), 4);
-    assert_eq!(store.len().expect("len"), 1, "only the good row is left");
+    assert_eq!(
+        store.len().expect("len"),
+        5,
+        "the rows that do not read are left"
+    );
     assert!(store.get(&key(0, 9)).expect("get").is_some());
+    for n in 1..=4 {
+        store
+            .put(&key(0, n), entry(0, n, vec![2; 16]))
+            .expect("a writer replaces it");
+        assert!(store.get(&key(0, n)).expect("get").is_some(), "row {n}");
+    }
 
     // The EHLO table had the same flaw.
     let ehlo = ehlo_key(2525);
@@ -320,6 +376,7 @@ fn rows_with_wrong_column_types_are_skipped_and_removed() {
     );
     assert_eq!(store.get_ehlo(&ehlo).expect("again"), None);
     assert_eq!(store.corrupt_skipped(), 5);
+    assert_eq!(store.ehlo_len().expect("len"), 1, "left");
 }
 
 #[test]
@@ -579,8 +636,8 @@ fn corrupt_ehlo_rows_are_skipped_deleted_and_rewritten_later() {
     assert_eq!(store.corrupt_skipped(), 1);
     assert_eq!(
         store.ehlo_len().expect("len"),
-        1,
-        "the corrupt row was deleted"
+        2,
+        "the row that does not read is left"
     );
     assert!(store.get_ehlo(&ehlo_key(26)).expect("get").is_some());
     // The next normal EHLO writes a good entry again.

@@ -386,19 +386,40 @@ fn redis_session_store_get_put_remove_and_ttl() {
         .expect("put");
     assert_eq!(store.get(&cache_key(3)).expect("get"), None);
 
-    // A corrupt value is skipped and removed.
-    let _: () = redis::cmd("SET")
-        .arg(store.redis_key(&cache_key(4)))
-        .arg(b"TRSE garbage".as_slice())
-        .query(&mut server.conn())
-        .expect("set");
-    assert_eq!(store.get(&cache_key(4)).expect("get"), None);
-    assert_eq!(store.corrupt_skipped(), 1);
-    let exists: i64 = redis::cmd("EXISTS")
-        .arg(store.redis_key(&cache_key(4)))
-        .query(&mut server.conn())
-        .expect("exists");
-    assert_eq!(exists, 0);
+    // A value this build cannot read (damaged, or a newer build's format: in a fleet another
+    // client may read it) is skipped, counted once and left, with its TTL; a writer replaces
+    // it.
+    let mut newer = entry(now, 7200).encode();
+    newer[4] = 9; // a codec version this build does not know
+    for (n, bytes) in [(4, b"TRSE garbage".to_vec()), (5, newer)] {
+        let rkey = store.redis_key(&cache_key(n));
+        let _: () = redis::cmd("SET")
+            .arg(&rkey)
+            .arg(bytes.as_slice())
+            .arg("PX")
+            .arg(600_000)
+            .query(&mut server.conn())
+            .expect("set");
+        assert_eq!(store.get(&cache_key(n)).expect("get"), None);
+        assert_eq!(store.get(&cache_key(n)).expect("again"), None);
+        let left: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&rkey)
+            .query(&mut server.conn())
+            .expect("get");
+        assert_eq!(left, Some(bytes), "left in Redis as it was");
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&rkey)
+            .query(&mut server.conn())
+            .expect("pttl");
+        assert!(ttl > 0 && ttl <= 600_000, "with its TTL: {ttl}");
+        store.put(&cache_key(n), entry(now, 7200)).expect("put");
+        assert_eq!(
+            store.get(&cache_key(n)).expect("get"),
+            Some(entry(now, 7200)),
+            "a writer replaces it"
+        );
+    }
+    assert_eq!(store.corrupt_skipped(), 2, "each counted once");
 
     // Redis down: calls fail quickly with an error, and work again once it is back.
     server.kill();
@@ -506,7 +527,7 @@ fn redis_ehlo_entries_expire_at_retry_data_expire_and_corrupt_ones_are_deleted()
         .put_ehlo(&key, &ehlo_entry(now - Duration::from_secs(3601)))
         .expect("put");
     assert_eq!(store.get_ehlo(&key).expect("get"), None);
-    // A corrupt value is skipped and removed.
+    // A value that does not decode is skipped and left; a writer replaces it.
     let mut bytes = ehlo_entry(now).encode();
     bytes[8] ^= 1;
     let _: () = redis::cmd("SET")
@@ -519,9 +540,11 @@ fn redis_ehlo_entries_expire_at_retry_data_expire_and_corrupt_ones_are_deleted()
         None
     );
     assert_eq!(store.corrupt_skipped(), 1);
-    let exists: i64 = redis::cmd("EXISTS")
+    let left: Option<Vec<u8>> = redis::cmd("GET")
         .arg(store.redis_ehlo_key(&key))
         .query(&mut server.conn())
-        .expect("exists");
-    assert_eq!(exists, 0);
+        .expect("get");
+    assert_eq!(left, Some(bytes), "left in Redis as it was");
+    store.put_ehlo(&key, &ehlo_entry(now)).expect("put");
+    assert!(store.get_ehlo(&key).expect("get").is_some(), "replaced");
 }

@@ -1,5 +1,5 @@
 //! `tlsresume-stores`' on-disk file as the SMTP client's EHLO-response cache, against the SMTP
-//! client's test server on loopback: a corrupt entry is skipped, deleted and rewritten.
+//! client's test server on loopback: a corrupt entry is skipped, left and rewritten.
 //!
 //! Here rather than in `tlsresume-smtp`'s tests: the stores implement the SMTP crate's
 //! `EhloStore`, so the SMTP crate cannot depend on them, not even for its tests (the packages
@@ -38,7 +38,7 @@ fn key(server: &TestServer) -> EhloKey {
 }
 
 #[test]
-fn a_corrupted_stored_entry_is_ignored_deleted_and_rewritten() {
+fn a_corrupted_stored_entry_is_ignored_left_and_rewritten() {
     // The on-disk store: corrupt bytes in the file.
     let dir = std::env::temp_dir().join(format!("tlsresume-smtp-corrupt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");

@@ -23,9 +23,10 @@ use common::{answer, dialogue, gnutls_turn};
 use tlsresume::backends;
 use tlsresume_compare::redis::{round_robin, ClusterSet, RedisServer, SentinelSet, SlowLink};
 use tlsresume_compare::Pki;
+use tlsresume_core::contract::ClientContract as _;
 use tlsresume_core::{
-    BackendKind, ClientContext, ClientSettings, ManualClock, ServerContext, ServerSettings,
-    UnixTime, Versions,
+    BackendKind, CacheEntry, CacheKey, ClientContext, ClientParams, ClientSettings, ManualClock,
+    ServerContext, ServerSettings, SessionKey, SessionStore, StoreError, UnixTime, Versions,
 };
 use tlsresume_stores::{Kek, RedisConfig, RedisKeySource, RedisStore};
 
@@ -263,19 +264,29 @@ fn assert_keys_survived(
     }
 }
 
-/// A client of `kind` keeping its sessions in `store`, on `clock`.
-fn client_on(
-    kind: BackendKind,
+/// The settings of a client of `kind` keeping its sessions in `store`, on `clock`.
+fn client_settings(
     versions: Versions,
-    store: Arc<RedisStore>,
+    store: Arc<dyn SessionStore>,
     clock: &ManualClock,
     pki: &Pki,
-) -> Arc<dyn ClientContext> {
+) -> ClientSettings {
     let mut settings = ClientSettings::new(pki.roots.clone());
     settings.clock = Arc::new(clock.clone());
     settings.store = store;
     settings.versions = versions;
-    backends::client(kind, settings).expect("client")
+    settings
+}
+
+/// A client of `kind` keeping its sessions in `store`, on `clock`.
+fn client_on(
+    kind: BackendKind,
+    versions: Versions,
+    store: Arc<dyn SessionStore>,
+    clock: &ManualClock,
+    pki: &Pki,
+) -> Arc<dyn ClientContext> {
+    backends::client(kind, client_settings(versions, store, clock, pki)).expect("client")
 }
 
 /// Client threads connecting through the fleet until stopped; counts per phase.
@@ -714,5 +725,165 @@ fn cluster_shares_keys_and_sessions_and_a_killed_master_is_replaced_under_load()
             "{kind}: master {owner} killed, {promoted} promoted after {after_kill:?}, cross-node resumption again {window:?} after the kill; per phase {:?}; key sources {stats:?}",
             tally.iter().map(|t| (t.handshakes, t.resumed)).collect::<Vec<_>>()
         );
+    }
+}
+
+/// A client of a fleet that reads but never writes: its lookups go to the store (and any
+/// removal), what it would store is dropped, so the entry it met is what the test inspects.
+#[derive(Debug)]
+struct ReadOnly(Arc<RedisStore>);
+
+impl SessionStore for ReadOnly {
+    fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
+        self.0.get(key)
+    }
+
+    fn put(&self, _: &CacheKey, _: CacheEntry) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn remove(&self, key: &CacheKey) -> Result<(), StoreError> {
+        self.0.remove(key)
+    }
+
+    fn session_key(&self) -> SessionKey {
+        self.0.session_key()
+    }
+}
+
+/// A stored session is sealed under the fleet's session key and bound to its cache key. A
+/// client with another session key (another fleet, a node set up wrong) meets it, cannot open
+/// it, makes a full handshake and leaves it in Redis byte for byte; a client with the right
+/// key still resumes from it. The same sealed bytes copied under another cache key (the same
+/// server, with the same ticket keys, on another address) do not open: a full handshake.
+#[test]
+fn a_session_another_key_cannot_open_is_left_intact_and_a_copy_under_another_cache_key_does_not_open(
+) {
+    let _turn = gnutls_turn();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let pki = Pki::committed().expect("PKI");
+    let fleet_key = SessionKey::from_bytes([0x21; 32]);
+    let other_key = SessionKey::from_bytes([0x22; 32]);
+    // rustls clients cannot resume what another client stored: OpenSSL and GnuTLS.
+    let kinds: Vec<_> = backends::available()
+        .into_iter()
+        .filter(|k| matches!(k, BackendKind::Openssl | BackendKind::Gnutls))
+        .collect();
+    for kind in kinds {
+        for versions in [
+            Versions::only(tlsresume_core::ProtocolVersion::Tls12),
+            Versions::ALL,
+        ] {
+            let case = format!("{kind} {}-{}", versions.min, versions.max);
+            let clock = ManualClock::new(start());
+            let prefix = format!("seal-{}-{}:", kind.code(), versions.min.wire());
+            // Two servers on two addresses sharing their ticket keys through Redis.
+            let keys = Arc::new(
+                RedisKeySource::new(
+                    config(&redis.url()).prefix(prefix.as_str()),
+                    Kek::from_bytes([0x4b; 32]),
+                    &kind.default_ticket_policy(),
+                )
+                .expect("source"),
+            );
+            let node = || {
+                let mut settings = ServerSettings::new(pki.server.clone());
+                settings.clock = Arc::new(clock.clone());
+                settings.versions = versions;
+                settings.key_source = keys.clone();
+                Node::start(backends::server(kind, settings).expect("server"))
+            };
+            let (here, there) = (node(), node());
+            let store = |key: &SessionKey| {
+                Arc::new(
+                    RedisStore::new(config(&redis.url()).prefix(prefix.as_str()))
+                        .expect("store")
+                        .with_session_key(key.clone()),
+                )
+            };
+            let client =
+                |store: Arc<dyn SessionStore>| client_on(kind, versions, store, &clock, &pki);
+            let writer_store = store(&fleet_key);
+            let settings = client_settings(versions, writer_store.clone(), &clock, &pki);
+            let redis_key = |addr| {
+                writer_store.redis_key(
+                    &settings.cache_key(kind, &ClientParams::new("mx.tlsresume.test", addr)),
+                )
+            };
+            let get = |rkey: &str| match tlsresume_compare::redis::command(
+                redis.port(),
+                &[b"GET", rkey.as_bytes()],
+            ) {
+                Ok(tlsresume_compare::redis::Reply::Bulk(value)) => value,
+                other => panic!("{case}: GET {rkey}: {other:?}"),
+            };
+
+            let writer = client(writer_store.clone());
+            assert_eq!(dialogue(writer.as_ref(), here.addr), Ok(false), "{case}");
+            // The entry as Redis holds it (its session field sealed).
+            let sealed = get(&redis_key(here.addr)).expect("the writer stored its session");
+
+            let stranger = client(Arc::new(ReadOnly(store(&other_key))));
+            assert_eq!(
+                dialogue(stranger.as_ref(), here.addr),
+                Ok(false),
+                "{case}: another session key cannot open it: a full handshake"
+            );
+            assert_eq!(
+                get(&redis_key(here.addr)).as_ref(),
+                Some(&sealed),
+                "{case}: the client that could not open it left it intact"
+            );
+
+            // Copied under the cache key of the other address: does it resume there?
+            let resumes_there_with = |value: &[u8]| {
+                let set = tlsresume_compare::redis::command(
+                    redis.port(),
+                    &[
+                        b"SET",
+                        redis_key(there.addr).as_bytes(),
+                        value,
+                        b"PX",
+                        b"600000",
+                    ],
+                );
+                assert!(
+                    matches!(set, Ok(tlsresume_compare::redis::Reply::Simple(_))),
+                    "{set:?}"
+                );
+                let client = client(Arc::new(ReadOnly(store(&fleet_key))));
+                dialogue(client.as_ref(), there.addr)
+            };
+            assert_eq!(
+                resumes_there_with(&sealed),
+                Ok(false),
+                "{case}: a session copied under another cache key does not open"
+            );
+
+            let reader = client(store(&fleet_key));
+            assert_eq!(
+                dialogue(reader.as_ref(), here.addr),
+                Ok(true),
+                "{case}: a client with the fleet's key resumes from the entry left"
+            );
+
+            // Control: the same session sealed for the other address's cache key resumes
+            // there, so what refused the copy is the seal's binding.
+            let cache_key =
+                |addr| settings.cache_key(kind, &ClientParams::new("mx.tlsresume.test", addr));
+            let mut entry = CacheEntry::decode(&sealed).expect("the stored entry");
+            let data = fleet_key
+                .open_session(kind.name(), &cache_key(here.addr), &entry.session)
+                .expect("opens where it was stored")
+                .to_vec();
+            entry.session = fleet_key.seal_session(kind.name(), &cache_key(there.addr), &data);
+            assert_eq!(
+                resumes_there_with(&entry.encode()),
+                Ok(true),
+                "{case}: control: sealed for that cache key, the same session resumes there"
+            );
+        }
     }
 }

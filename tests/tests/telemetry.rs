@@ -192,16 +192,16 @@ fn a_store_notice_reaches_the_subscriber_and_the_counter() {
         String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
     assert!(text.contains("WARN"), "{text}");
     assert!(
-        text.contains("notice=\"corrupt_entry_removed\""),
+        text.contains("notice=\"unreadable_entry_left\""),
         "the event names the notice: {text}"
     );
-    assert!(text.contains("skipping corrupt"), "and says what: {text}");
+    assert!(text.contains("left in place"), "and says what: {text}");
     let snapshot = snapshotter.snapshot().into_vec();
     assert_eq!(
         counter(
             &snapshot,
             "tlsresume_store_notices_total",
-            &[("notice", "corrupt_entry_removed")]
+            &[("notice", "unreadable_entry_left")]
         ),
         1,
         "{snapshot:?}"

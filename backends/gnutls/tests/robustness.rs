@@ -14,10 +14,14 @@ fn params(pair: &Pair) -> ClientParams {
     )
 }
 
+/// The cache key the pair's client stores its session under.
+fn cache_key(pair: &Pair) -> CacheKey {
+    pair.client
+        .cache_key(tlsresume_gnutls::BACKEND, &params(pair))
+}
+
 fn replace_session(pair: &Pair, f: impl Fn(&mut Vec<u8>)) {
-    let key = pair
-        .client
-        .cache_key(tlsresume_gnutls::BACKEND, &params(pair));
+    let key = cache_key(pair);
     let mut entry = pair
         .store
         .get(&key)
@@ -28,9 +32,7 @@ fn replace_session(pair: &Pair, f: impl Fn(&mut Vec<u8>)) {
 }
 
 fn stored_session(pair: &Pair) -> Vec<u8> {
-    let key = pair
-        .client
-        .cache_key(tlsresume_gnutls::BACKEND, &params(pair));
+    let key = cache_key(pair);
     pair.store
         .get(&key)
         .expect("store")
@@ -120,7 +122,7 @@ fn a_damaged_ticket_is_refused_by_the_server_with_a_full_handshake() {
     let good = pair
         .store
         .session_key()
-        .open_session("gnutls", &sealed)
+        .open_session("gnutls", &cache_key(&pair), &sealed)
         .expect("sealed")
         .to_vec();
     let ticket = ticket_range(&good).expect("ticket inside the session data");
@@ -129,7 +131,10 @@ fn a_damaged_ticket_is_refused_by_the_server_with_a_full_handshake() {
         let mut damaged = good.clone();
         damaged[offset] ^= 0x5a;
         replace_session(&pair, |s| {
-            *s = pair.store.session_key().seal_session("gnutls", &damaged)
+            *s = pair
+                .store
+                .session_key()
+                .seal_session("gnutls", &cache_key(&pair), &damaged)
         });
         let (c, s) = pair
             .connect()
@@ -146,7 +151,10 @@ fn a_damaged_ticket_is_refused_by_the_server_with_a_full_handshake() {
         .enumerate()
         .for_each(|(i, b)| *b = i as u8);
     replace_session(&pair, |s| {
-        *s = pair.store.session_key().seal_session("gnutls", &damaged)
+        *s = pair
+            .store
+            .session_key()
+            .seal_session("gnutls", &cache_key(&pair), &damaged)
     });
     let (c, s) = pair.connect().expect("garbage ticket");
     assert!(!c.resumed && !s.resumed);
@@ -168,8 +176,8 @@ fn forged_session_data_that_crashed_gnutls_never_reaches_it() {
     let forger = tlsresume_core::SessionKey::from_bytes([0x42; 32]);
     for forged in [
         entry_field.clone(),
-        forger.seal_session("gnutls", &raw_data),
-        forger.seal_session("gnutls", &entry_field),
+        forger.seal_session("gnutls", &cache_key(&pair), &raw_data),
+        forger.seal_session("gnutls", &cache_key(&pair), &entry_field),
     ] {
         replace_session(&pair, |s| *s = forged.clone());
         let (c, s) = pair.connect().expect("a forged entry is a full handshake");

@@ -173,15 +173,16 @@ impl ClientHandshake {
     }
 
     /// The library's session bytes of the offered entry, when there is one and it opens under
-    /// the store's key. One that does not open (another process's key, another store's, or
-    /// damaged) is withdrawn ([`NoOffer::OtherKey`]) and left in the store.
+    /// the store's key for this connection's cache key. One that does not open (another
+    /// process's key, another store's, copied from under another cache key, an earlier
+    /// format, or damaged) is withdrawn ([`NoOffer::OtherKey`]) and left in the store.
     pub fn session_to_offer(&mut self) -> Option<&[u8]> {
         let entry = self.offer.entry.as_ref()?;
         // Where the library's bytes start, when the entry opens (checked once: the tag covers
         // every byte of a session that may be kilobytes long).
         let start = self
             .session_key
-            .open_session(self.backend.name(), &entry.session)
+            .open_session(self.backend.name(), &self.offer.key, &entry.session)
             .map(|data| entry.session.len() - data.len());
         match start {
             Some(start) => self
@@ -501,9 +502,9 @@ impl ClientHandshake {
         if self.dane.check().is_some() && !received.resumed && dane.is_none() {
             return None;
         }
-        let sealed = self
-            .session_key
-            .seal_session(self.backend.name(), received.data);
+        let sealed =
+            self.session_key
+                .seal_session(self.backend.name(), &self.offer.key, received.data);
         let entry = super::entry_for(
             &self.settings,
             self.backend,

@@ -9,6 +9,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 pub mod key_ring;
 pub mod seal;
 
+use crate::cache::CacheKey;
 use crate::clock::UnixTime;
 
 /// The 16-byte name a ticket carries in clear so the server can find the key that sealed it.
@@ -196,11 +197,13 @@ impl SessionKey {
         &self.0.bytes
     }
 
-    /// `data` (a library's serialised session) sealed for the store: `TRS1`, then
-    /// HMAC-SHA256 under this key of the backend's name and `data`, then `data`. The tag binds
-    /// the bytes to the backend that wrote them.
-    pub fn seal_session(&self, backend: &str, data: &[u8]) -> Vec<u8> {
-        let tag = self.session_tag(backend, data);
+    /// `data` (a library's serialised session) sealed for the store under the cache key `key`
+    /// it is stored under: `TRS2`, then HMAC-SHA256 under this key of the backend's name,
+    /// `key` and `data`, then `data`. The tag binds the bytes to the backend that wrote them
+    /// and to their place in the store: an entry copied under another cache key (another
+    /// server, SNI, DANE answer, local address…) does not open.
+    pub fn seal_session(&self, backend: &str, key: &CacheKey, data: &[u8]) -> Vec<u8> {
+        let tag = self.session_tag(backend, key, data);
         let mut out = Vec::with_capacity(SESSION_MAGIC.len() + SESSION_TAG_LEN + data.len());
         out.extend_from_slice(SESSION_MAGIC);
         out.extend_from_slice(tag.as_ref());
@@ -208,36 +211,45 @@ impl SessionKey {
         out
     }
 
-    /// The session data inside [`seal_session`](Self::seal_session)'s output for `backend`, or
-    /// `None` when it is not such output, was damaged, or was sealed under another key or for
-    /// another backend.
-    pub fn open_session<'a>(&self, backend: &str, sealed: &'a [u8]) -> Option<&'a [u8]> {
+    /// The session data inside [`seal_session`](Self::seal_session)'s output for `backend`
+    /// and `key`, or `None` when it is not such output, was damaged, or was sealed under
+    /// another session key, for another backend or under another cache key.
+    pub fn open_session<'a>(
+        &self,
+        backend: &str,
+        key: &CacheKey,
+        sealed: &'a [u8],
+    ) -> Option<&'a [u8]> {
         let rest = sealed.strip_prefix(SESSION_MAGIC)?;
         if rest.len() < SESSION_TAG_LEN {
             return None;
         }
         let (tag, data) = rest.split_at(SESSION_TAG_LEN);
-        let expected = self.session_tag(backend, data);
+        let expected = self.session_tag(backend, key, data);
         same_secret(expected.as_ref(), tag).then_some(data)
     }
 
-    fn session_tag(&self, backend: &str, data: &[u8]) -> ring::hmac::Tag {
-        let key = self
+    fn session_tag(&self, backend: &str, key: &CacheKey, data: &[u8]) -> ring::hmac::Tag {
+        let hmac = self
             .0
             .hmac
             .get_or_init(|| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0.bytes[..]));
-        let mut ctx = ring::hmac::Context::with_key(key);
-        // The name's length first, so no (name, data) pair reads as another.
+        let mut ctx = ring::hmac::Context::with_key(hmac);
+        // The name's length first, so no (name, key, data) triple reads as another; the cache
+        // key is 32 bytes.
         ctx.update(&[u8::try_from(backend.len()).unwrap_or(u8::MAX)]);
         ctx.update(backend.as_bytes());
+        ctx.update(key.as_bytes());
         ctx.update(data);
         ctx.sign()
     }
 }
 
-/// The first bytes of a sealed stored session (`TRS1`; earlier formats do not open, so their
-/// entries give a full handshake).
-const SESSION_MAGIC: &[u8; 4] = b"TRS1";
+/// The first bytes of a sealed stored session (`TRS2`: the tag covers the cache key). Earlier
+/// formats do not open (`TRS1`, whose tag did not cover the cache key, and before it): their
+/// entries give one full handshake each, stay in the store until they expire or a new session
+/// is stored under their key.
+const SESSION_MAGIC: &[u8; 4] = b"TRS2";
 const SESSION_TAG_LEN: usize = 32;
 
 impl fmt::Debug for SessionKey {
@@ -531,31 +543,47 @@ mod tests {
     }
 
     #[test]
-    fn sealed_sessions_open_under_their_key_and_backend_only() {
+    fn sealed_sessions_open_under_their_key_backend_and_cache_key_only() {
         let key = SessionKey::from_bytes([7; 32]);
-        let sealed = key.seal_session("gnutls", b"library session");
+        let here = CacheKey::from_bytes([1; 32]);
+        let sealed = key.seal_session("gnutls", &here, b"library session");
         assert_eq!(
-            key.open_session("gnutls", &sealed),
+            key.open_session("gnutls", &here, &sealed),
             Some(&b"library session"[..])
         );
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
-            assert_eq!(key.open_session("gnutls", &bad), None, "byte {i}");
+            assert_eq!(key.open_session("gnutls", &here, &bad), None, "byte {i}");
         }
-        assert_eq!(key.open_session("gnutls", b""), None);
-        assert_eq!(key.open_session("gnutls", b"TRS1short"), None);
-        assert_eq!(key.open_session("gnutls", &sealed[..36]), None);
-        // Another key, another backend, or the earlier GnuTLS-only format: never opens.
+        assert_eq!(key.open_session("gnutls", &here, b""), None);
+        assert_eq!(key.open_session("gnutls", &here, b"TRS2short"), None);
+        assert_eq!(key.open_session("gnutls", &here, &sealed[..36]), None);
+        // Another key, another backend, another cache key (an entry copied elsewhere in the
+        // store), or an earlier format: never opens.
         let other = SessionKey::from_bytes([8; 32]);
-        assert_eq!(other.open_session("gnutls", &sealed), None);
-        assert_eq!(key.open_session("openssl", &sealed), None);
-        let mut old = b"TRG2".to_vec();
-        old.extend_from_slice(&sealed[4..]);
-        assert_eq!(key.open_session("gnutls", &old), None);
+        assert_eq!(other.open_session("gnutls", &here, &sealed), None);
+        assert_eq!(key.open_session("openssl", &here, &sealed), None);
+        let elsewhere = CacheKey::from_bytes([2; 32]);
+        assert_eq!(key.open_session("gnutls", &elsewhere, &sealed), None);
+        for magic in [b"TRG2", b"TRS1"] {
+            let mut old = magic.to_vec();
+            old.extend_from_slice(&sealed[4..]);
+            assert_eq!(key.open_session("gnutls", &here, &old), None);
+        }
+        // The earlier format's tag (backend and data only), under the same key: not opened.
+        let mut ctx =
+            ring::hmac::Context::with_key(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[7; 32]));
+        ctx.update(&[6]);
+        ctx.update(b"gnutls");
+        ctx.update(b"library session");
+        let mut trs1 = b"TRS1".to_vec();
+        trs1.extend_from_slice(ctx.sign().as_ref());
+        trs1.extend_from_slice(b"library session");
+        assert_eq!(key.open_session("gnutls", &here, &trs1), None);
         // Empty data seals and opens.
-        let empty = key.seal_session("rustls", b"");
-        assert_eq!(key.open_session("rustls", &empty), Some(&b""[..]));
+        let empty = key.seal_session("rustls", &here, b"");
+        assert_eq!(key.open_session("rustls", &here, &empty), Some(&b""[..]));
     }
 
     #[test]

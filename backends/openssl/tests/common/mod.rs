@@ -150,14 +150,16 @@ impl Pair {
     pub fn open(&self, sealed: &[u8]) -> Vec<u8> {
         self.store
             .session_key()
-            .open_session("openssl", sealed)
+            .open_session("openssl", &self.key(), sealed)
             .expect("sealed under the store's key")
             .to_vec()
     }
 
     /// `der` sealed as the client seals what it stores.
     pub fn seal(&self, der: &[u8]) -> Vec<u8> {
-        self.store.session_key().seal_session("openssl", der)
+        self.store
+            .session_key()
+            .seal_session("openssl", &self.key(), der)
     }
 
     pub fn advance_mins(&self, mins: u64) {
