@@ -8,8 +8,9 @@
 //! nothing ([`NoOffer::NotHeld`]) and makes a full handshake, leaving the entry in place.
 //! rustls 0.24 serialises TLS 1.2 sessions only; with it those could go into the entry.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,7 +36,11 @@ const HANDLE_PREFIX: &[u8] = b"rustls-in-process:";
 #[derive(Debug)]
 pub struct Client {
     pub(crate) settings: Arc<ClientSettings>,
-    base: Arc<ClientConfig>,
+    /// The configuration of every connection that may resume: its session store reaches the
+    /// connection's [`Bridge`] through [`bridged`], so one configuration serves them all.
+    resuming: Arc<ClientConfig>,
+    /// The configuration of connections the policy does not let resume.
+    plain: Arc<ClientConfig>,
     sessions: Arc<Mutex<InProcess>>,
     /// Names this client in the handles it stores: random, so no other client or process
     /// takes a handle of this one's for its own.
@@ -180,9 +185,13 @@ impl Client {
             None => base.with_client_cert_resolver(Arc::new(crate::verify::NoClientCert)),
         };
         base.alpn_protocols = settings.alpn.clone();
+        let mut plain = base.clone();
+        plain.resumption = RustlsResumption::disabled();
+        base.resumption = RustlsResumption::store(Arc::new(CurrentBridge));
         Ok(Self {
             settings: Arc::new(settings),
-            base: Arc::new(base),
+            resuming: Arc::new(base),
+            plain: Arc::new(plain),
             sessions: Arc::new(Mutex::new(InProcess::default())),
             id: client_id(),
         })
@@ -226,43 +235,161 @@ impl Client {
         }));
         let handshake = Arc::new(Mutex::new(handshake));
         let wire = Arc::new(Mutex::new(WireRecord::default()));
-        // Per connection: the session store (the bridge to the core cache for this
-        // connection's offer); the verifier is the client's one.
-        let mut config = (*self.base).clone();
-        config.resumption = if may_resume {
-            RustlsResumption::store(Arc::new(Bridge {
+        // Per connection: the bridge to the core cache for this connection's offer, reached by
+        // the client's one configuration (as the verifier is the client's one).
+        let (config, bridge) = if may_resume {
+            let bridge = Arc::new(Bridge {
                 handshake: handshake.clone(),
                 offered: taken,
                 sessions: self.sessions.clone(),
                 client: self.id,
-                verify: verify.clone(),
-                wire: wire.clone(),
-            }))
+                verify: Some(verify.clone()),
+                wire: Some(wire.clone()),
+                resumed: false,
+            });
+            (self.resuming.clone(), Some(bridge))
         } else {
-            RustlsResumption::disabled()
+            (self.plain.clone(), None)
         };
         let name = ServerName::try_from(server_name.clone())
             .map_err(|e| Error::Config(format!("server name '{server_name}': {e}")))?;
-        let conn = ClientConnection::new(Arc::new(config), name).map_err(tls)?;
+        let conn = bridged(bridge.as_ref(), || ClientConnection::new(config, name)).map_err(tls)?;
         Ok(Handshake::client(
-            Box::new(StreamOwned::new(conn, Tap::new(transport, wire))),
+            ClientIo {
+                stream: Box::new(StreamOwned::new(conn, Tap::new(transport, wire))),
+                bridge,
+            },
             ClientParts { handshake, verify },
         ))
+    }
+}
+
+thread_local! {
+    /// The bridge of the client connection this thread is stepping now: set by [`bridged`]
+    /// around each call into the connection, and only for its length.
+    static BRIDGE: RefCell<Option<Arc<Bridge>>> = const { RefCell::new(None) };
+}
+
+/// Runs `step` (a call into one client connection: its creation, a handshake step, a read or a
+/// write) with the client's session store reaching that connection's `bridge`.
+///
+/// rustls calls the session store from `ClientConnection::new` (the offer), from handshake
+/// steps (sessions received) and from reads after the handshake (TLS 1.3 tickets), always on
+/// the thread running the call: a per-connection configuration pointing at the bridge would do
+/// the same at the cost of a `ClientConfig` copy held by every connection for its life (~360
+/// bytes).
+pub(crate) fn bridged<T>(bridge: Option<&Arc<Bridge>>, step: impl FnOnce() -> T) -> T {
+    match bridge {
+        Some(bridge) => crate::verify::scoped(&BRIDGE, bridge, step),
+        None => step(),
+    }
+}
+
+/// The session store of the client's configuration: the bridge of the connection being
+/// stepped ([`bridged`]); outside a step (never, as rustls calls it) it holds and takes nothing.
+#[derive(Debug)]
+struct CurrentBridge;
+
+impl CurrentBridge {
+    fn with<T>(&self, f: impl FnOnce(&Bridge) -> T) -> Option<T> {
+        BRIDGE
+            .try_with(|current| current.borrow().as_deref().map(f))
+            .ok()
+            .flatten()
+    }
+}
+
+impl ClientSessionStore for CurrentBridge {
+    fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
+        self.with(|b| b.set_kx_hint(server_name, group));
+    }
+
+    fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
+        self.with(|b| b.kx_hint(server_name)).flatten()
+    }
+
+    fn set_tls12_session(&self, server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
+        self.with(|b| b.set_tls12_session(server_name, value));
+    }
+
+    fn tls12_session(&self, server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.with(|b| b.tls12_session(server_name)).flatten()
+    }
+
+    fn remove_tls12_session(&self, _server_name: &ServerName<'static>) {}
+
+    fn insert_tls13_ticket(
+        &self,
+        server_name: ServerName<'static>,
+        value: Tls13ClientSessionValue,
+    ) {
+        self.with(|b| b.insert_tls13_ticket(server_name, value));
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        server_name: &ServerName<'static>,
+    ) -> Option<Tls13ClientSessionValue> {
+        self.with(|b| b.take_tls13_ticket(server_name)).flatten()
+    }
+}
+
+/// A client connection's rustls stream with its bridge: every read and write runs
+/// [`bridged`], so a TLS 1.3 ticket read after the handshake reaches the connection's bridge.
+pub(crate) struct ClientIo<S: Read + Write> {
+    pub(crate) stream: Box<StreamOwned<ClientConnection, Tap<S>>>,
+    pub(crate) bridge: Option<Arc<Bridge>>,
+}
+
+impl<S: Read + Write> ClientIo<S> {
+    /// The handshake is over: the bridge lets go of what only the handshake needed (the
+    /// verifier's and the wire tap's records, the offered session), as the tap does.
+    pub(crate) fn handshake_done(&mut self, resumed: bool) {
+        self.stream.sock.stop();
+        if let Some(bridge) = self.bridge.as_mut().and_then(Arc::get_mut) {
+            bridge.verify = None;
+            bridge.wire = None;
+            bridge.offered = None;
+            bridge.resumed = resumed;
+        }
+    }
+}
+
+impl<S: Read + Write> Read for ClientIo<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let stream = &mut self.stream;
+        bridged(self.bridge.as_ref(), || stream.read(buf))
+    }
+}
+
+impl<S: Read + Write> Write for ClientIo<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let stream = &mut self.stream;
+        bridged(self.bridge.as_ref(), || stream.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let stream = &mut self.stream;
+        bridged(self.bridge.as_ref(), || stream.flush())
     }
 }
 
 /// One connection's rustls session store: hands rustls the offered session and gives the
 /// sessions rustls receives to the connection's [`ClientHandshake`] to store.
 #[derive(Debug)]
-struct Bridge {
+pub(crate) struct Bridge {
     handshake: Arc<Mutex<ClientHandshake>>,
     /// The session offered, taken out of the table for this handshake.
     offered: Option<Taken>,
     sessions: Arc<Mutex<InProcess>>,
     /// The client's id, named in the handles stored.
     client: u64,
-    verify: Arc<Mutex<VerifyRecord>>,
-    wire: Arc<Mutex<WireRecord>>,
+    /// What the verifier saw, until the handshake is over.
+    verify: Option<Arc<Mutex<VerifyRecord>>>,
+    /// What the wire tap read, until the handshake is over.
+    wire: Option<Arc<Mutex<WireRecord>>>,
+    /// Whether the handshake resumed, once it is over (and `verify` released).
+    resumed: bool,
 }
 
 impl Bridge {
@@ -274,7 +401,10 @@ impl Bridge {
     fn save(&self, slot: Slot, protocol: ProtocolVersion, lifetime_hint: Option<Duration>) {
         let mut handshake = lock(&self.handshake);
         // The verifier runs on full handshakes only.
-        let resumed = record_into(&self.verify, &mut handshake);
+        let resumed = match &self.verify {
+            Some(verify) => record_into(verify, &mut handshake),
+            None => self.resumed,
+        };
         let key = handshake.offer().key;
         let handle = self.sessions().reserve();
         let stored = handshake.store_session(ReceivedSession {
@@ -289,7 +419,7 @@ impl Bridge {
     }
 }
 
-impl ClientSessionStore for Bridge {
+impl Bridge {
     fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
         self.sessions()
             .kx_hints
@@ -311,10 +441,8 @@ impl ClientSessionStore for Bridge {
         // sent is read off the wire (`wire`).
         let sent = self
             .wire
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .ticket
-            .take();
+            .as_ref()
+            .and_then(|wire| wire.lock().unwrap_or_else(|p| p.into_inner()).ticket.take());
         let new_ticket = sent.filter(|t| !t.ticket.is_empty());
         if self.offered.is_some() && new_ticket.is_none() {
             return;
@@ -333,8 +461,6 @@ impl ClientSessionStore for Bridge {
             Taken::Tls13(_) => None,
         }
     }
-
-    fn remove_tls12_session(&self, _server_name: &ServerName<'static>) {}
 
     fn insert_tls13_ticket(
         &self,

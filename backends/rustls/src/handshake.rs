@@ -13,14 +13,14 @@ use std::sync::{Arc, Mutex};
 
 use std::ops::DerefMut;
 
-use rustls::{ClientConnection, ConnectionCommon, ServerConnection, SideData, StreamOwned};
+use rustls::{ConnectionCommon, ServerConnection, SideData, StreamOwned};
 use tlsresume_core::contract::ClientHandshake;
 use tlsresume_core::{Error, Handshaking};
 
+use crate::client::ClientIo;
 use crate::error::handshake;
 use crate::info::{lock, ServerState, Stream};
 use crate::verify::{record_into, VerifyRecord};
-use crate::wire::Tap;
 
 /// What a client handshake carries to its stream.
 pub(crate) struct ClientParts {
@@ -36,7 +36,7 @@ pub(crate) struct ClientParts {
 /// resumed TLS 1.2 client handshake, against one allocation).
 enum Side<S: Read + Write> {
     Client {
-        stream: Box<StreamOwned<ClientConnection, Tap<S>>>,
+        stream: ClientIo<S>,
         parts: ClientParts,
     },
     Server {
@@ -96,10 +96,7 @@ where
 }
 
 impl<S: Read + Write> Handshake<S> {
-    pub(crate) fn client(
-        stream: Box<StreamOwned<ClientConnection, Tap<S>>>,
-        parts: ClientParts,
-    ) -> Self {
+    pub(crate) fn client(stream: ClientIo<S>, parts: ClientParts) -> Self {
         Self {
             side: Side::Client { stream, parts },
         }
@@ -118,7 +115,11 @@ impl<S: Read + Write> Handshake<S> {
     pub fn resume(mut self) -> Result<Handshaking<Self, Stream<S>>, Error> {
         let done = match &mut self.side {
             Side::Client { stream, parts } => {
-                crate::verify::recording(&parts.verify, || drive(&mut **stream)).map_err(|e| {
+                let ClientIo { stream, bridge } = stream;
+                crate::client::bridged(bridge.as_ref(), || {
+                    crate::verify::recording(&parts.verify, || drive(&mut **stream))
+                })
+                .map_err(|e| {
                     let mut hs = parts.handshake.lock().unwrap_or_else(|p| p.into_inner());
                     if lock(&parts.verify).asked_without_certificate {
                         hs.asked_without_certificate();
@@ -155,12 +156,13 @@ impl<S: Read + Write> Handshake<S> {
                 Stream::server(stream, state)
             }
             Side::Client { mut stream, parts } => {
-                stream.sock.stop();
                 let ClientParts { handshake, verify } = parts;
+                let resumed = crate::info::resumed(&stream.stream.conn);
+                stream.handshake_done(resumed);
                 {
                     let mut hs = handshake.lock().unwrap_or_else(|p| p.into_inner());
                     record_into(&verify, &mut hs);
-                    hs.finish(crate::info::resumed(&stream.conn))?;
+                    hs.finish(resumed)?;
                 }
                 Stream::client(stream, handshake)
             }
@@ -170,7 +172,7 @@ impl<S: Read + Write> Handshake<S> {
     /// The transport.
     pub fn get_ref(&self) -> &S {
         match &self.side {
-            Side::Client { stream, .. } => stream.sock.get_ref(),
+            Side::Client { stream, .. } => stream.stream.sock.get_ref(),
             Side::Server { stream, .. } => &stream.sock,
         }
     }
@@ -178,7 +180,7 @@ impl<S: Read + Write> Handshake<S> {
     /// The transport, mutable.
     pub fn get_mut(&mut self) -> &mut S {
         match &mut self.side {
-            Side::Client { stream, .. } => stream.sock.get_mut(),
+            Side::Client { stream, .. } => stream.stream.sock.get_mut(),
             Side::Server { stream, .. } => &mut stream.sock,
         }
     }

@@ -6,16 +6,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rustls::{
-    CipherSuite, ClientConnection, CommonState, HandshakeKind, ServerConnection, StreamOwned,
-    SupportedCipherSuite,
+    CipherSuite, CommonState, HandshakeKind, ServerConnection, StreamOwned, SupportedCipherSuite,
 };
 use tlsresume_core::contract::ClientHandshake;
 use tlsresume_core::info::exim_cipher_string;
 use tlsresume_core::{CipherNames, ProtocolVersion, SessionInfo, Side};
 
+use crate::client::ClientIo;
 use crate::config::provider;
 use crate::tickets::TicketRecord;
-use crate::wire::Tap;
 
 /// Whether the handshake resumed a session.
 pub(crate) fn resumed(conn: &CommonState) -> bool {
@@ -99,7 +98,7 @@ pub(crate) struct ServerState {
 
 enum Inner<S: Read + Write> {
     Client {
-        stream: Box<StreamOwned<ClientConnection, Tap<S>>>,
+        stream: ClientIo<S>,
         handshake: Arc<Mutex<ClientHandshake>>,
     },
     Server {
@@ -123,10 +122,7 @@ pub struct Stream<S: Read + Write> {
 }
 
 impl<S: Read + Write> Stream<S> {
-    pub(crate) fn client(
-        stream: Box<StreamOwned<ClientConnection, Tap<S>>>,
-        handshake: Arc<Mutex<ClientHandshake>>,
-    ) -> Self {
+    pub(crate) fn client(stream: ClientIo<S>, handshake: Arc<Mutex<ClientHandshake>>) -> Self {
         let inner = Inner::Client { stream, handshake };
         let info = session_info(&inner);
         Self { inner, info }
@@ -155,7 +151,7 @@ impl<S: Read + Write> Stream<S> {
     /// The transport.
     pub fn get_ref(&self) -> &S {
         match &self.inner {
-            Inner::Client { stream, .. } => stream.sock.get_ref(),
+            Inner::Client { stream, .. } => stream.stream.sock.get_ref(),
             Inner::Server { stream, .. } => &stream.sock,
         }
     }
@@ -164,7 +160,7 @@ impl<S: Read + Write> Stream<S> {
     /// corrupts the TLS connection.
     pub fn get_mut(&mut self) -> &mut S {
         match &mut self.inner {
-            Inner::Client { stream, .. } => stream.sock.get_mut(),
+            Inner::Client { stream, .. } => stream.stream.sock.get_mut(),
             Inner::Server { stream, .. } => &mut stream.sock,
         }
     }
@@ -173,7 +169,7 @@ impl<S: Read + Write> Stream<S> {
     pub fn shutdown(&mut self) -> io::Result<()> {
         match &mut self.inner {
             Inner::Client { stream, .. } => {
-                stream.conn.send_close_notify();
+                stream.stream.conn.send_close_notify();
                 stream.flush()
             }
             Inner::Server { stream, .. } => {
@@ -188,7 +184,7 @@ impl<S: Read + Write> Stream<S> {
     /// `Stream::gnutls` on GnuTLS.
     pub fn rustls(&self) -> &rustls::CommonState {
         match &self.inner {
-            Inner::Client { stream, .. } => &stream.conn,
+            Inner::Client { stream, .. } => &stream.stream.conn,
             Inner::Server { stream, .. } => &stream.conn,
         }
     }
@@ -196,7 +192,7 @@ impl<S: Read + Write> Stream<S> {
     /// The rustls stream of either side, which the `Read`/`Write` impls go through.
     pub(crate) fn io(&mut self) -> &mut dyn ReadWrite {
         match &mut self.inner {
-            Inner::Client { stream, .. } => &mut **stream,
+            Inner::Client { stream, .. } => stream,
             Inner::Server { stream, .. } => &mut **stream,
         }
     }
@@ -244,7 +240,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
     match inner {
         Inner::Client { stream, handshake } => {
-            let conn = &stream.conn;
+            let conn = &stream.stream.conn;
             let mut library = SessionInfo::new(Side::Client, protocol(conn));
             library.cipher = cipher(conn);
             library.peer_certificates = peer_chain(conn);

@@ -57,7 +57,8 @@ impl Reader {
 pub(crate) struct Tap<S> {
     inner: S,
     reader: Reader,
-    record: Arc<Mutex<WireRecord>>,
+    /// Released when the handshake is over (nothing more is read in clear).
+    record: Option<Arc<Mutex<WireRecord>>>,
 }
 
 impl<S> Tap<S> {
@@ -65,13 +66,14 @@ impl<S> Tap<S> {
         Self {
             inner,
             reader: Reader::default(),
-            record,
+            record: Some(record),
         }
     }
 
     /// Stops looking (the handshake is over: nothing more is sent in clear).
     pub(crate) fn stop(&mut self) {
         self.reader.stop();
+        self.record = None;
     }
 
     pub(crate) fn get_ref(&self) -> &S {
@@ -86,8 +88,8 @@ impl<S> Tap<S> {
 impl<S: Read> Read for Tap<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if !self.reader.done {
-            self.reader.feed(&buf[..n], &self.record);
+        if let (false, Some(record)) = (self.reader.done, &self.record) {
+            self.reader.feed(&buf[..n], record);
         }
         Ok(n)
     }
