@@ -1,6 +1,7 @@
 //! What a handshake produced: [`SessionInfo`] and its parts, the same for every backend.
 
 use core::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::dane::DaneAuthority;
@@ -427,7 +428,12 @@ pub struct SessionInfo {
     pub ocsp_detail: Option<String>,
     /// The peer's certificate chain, leaf first, DER. Present on resumed handshakes too where
     /// the library keeps it in the session.
-    pub peer_certificates: Vec<Vec<u8>>,
+    ///
+    /// Shared rather than owned: a backend may hand the connections that received the same
+    /// chain one copy ([`share_chain`]), so thousands of connections to one server (or from
+    /// one client) do not each hold it. Read it as a slice (`first()`, `iter()`, `len()`);
+    /// build one from a `Vec<Vec<u8>>` with `.into()`.
+    pub peer_certificates: Arc<[Vec<u8>]>,
     /// The server name the client sent.
     pub sni: Option<String>,
     /// The negotiated ALPN protocol.
@@ -466,7 +472,7 @@ impl SessionInfo {
             verified_by: VerifiedBy::Nothing,
             ocsp: OcspStatus::NotRequested,
             ocsp_detail: None,
-            peer_certificates: Vec::new(),
+            peer_certificates: no_chain(),
             sni: None,
             alpn: None,
             ticket_lifetime: None,
@@ -505,6 +511,41 @@ impl SessionInfo {
     }
 }
 
+/// The empty chain, shared (an empty `Arc<[_]>` made per connection would still allocate).
+fn no_chain() -> Arc<[Vec<u8>]> {
+    static EMPTY: OnceLock<Arc<[Vec<u8>]>> = OnceLock::new();
+    Arc::clone(EMPTY.get_or_init(|| Vec::new().into()))
+}
+
+/// `chain` (leaf first, DER) as a [`SessionInfo::peer_certificates`] value shared with every
+/// connection that received the same chain.
+///
+/// The chain this process was given last is kept; a connection given the same bytes gets that
+/// copy (a comparison of the bytes, no allocation), any other chain becomes the one kept. A
+/// client talking to one server, or a server whose clients share a certificate, then holds one
+/// chain however many connections are open, as the TLS library itself holds its own per
+/// connection.
+pub fn share_chain<C: AsRef<[u8]>>(chain: &[C]) -> Arc<[Vec<u8>]> {
+    static LAST: Mutex<Option<Arc<[Vec<u8>]>>> = Mutex::new(None);
+    if chain.is_empty() {
+        return no_chain();
+    }
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(kept) = last.as_ref() {
+        if kept.len() == chain.len()
+            && kept
+                .iter()
+                .zip(chain)
+                .all(|(kept, new)| kept.as_slice() == new.as_ref())
+        {
+            return Arc::clone(kept);
+        }
+    }
+    let new: Arc<[Vec<u8>]> = chain.iter().map(|c| c.as_ref().to_vec()).collect();
+    *last = Some(Arc::clone(&new));
+    new
+}
+
 /// The subject DN of a DER certificate in RFC 4514 form (`CN=client,O=Example`), or `None`
 /// when the bytes are not a certificate.
 pub fn subject_dn(der: &[u8]) -> Option<String> {
@@ -516,6 +557,23 @@ pub fn subject_dn(der: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equal_chains_share_one_copy_and_others_do_not() {
+        let a = [b"leaf-a".to_vec(), b"intermediate".to_vec()];
+        let b = [b"leaf-b".to_vec(), b"intermediate".to_vec()];
+        let first = share_chain(&a);
+        // No other test of this crate calls `share_chain`: nothing replaces the kept chain.
+        assert!(Arc::ptr_eq(&first, &share_chain(&a)));
+        assert_eq!(&*first, &a[..]);
+        let other = share_chain(&b);
+        assert_eq!(&*other, &b[..]);
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert!(share_chain::<Vec<u8>>(&[]).is_empty());
+        assert!(SessionInfo::new(Side::Client, ProtocolVersion::Tls13)
+            .peer_certificates
+            .is_empty());
+    }
 
     #[test]
     fn gnutls_desc_transformation_matches_the_reference_examples() {
@@ -589,7 +647,7 @@ mod tests {
             verified_by: VerifiedBy::Nothing,
             ocsp: OcspStatus::NotRequested,
             ocsp_detail: None,
-            peer_certificates: vec![],
+            peer_certificates: Vec::new().into(),
             sni: None,
             alpn: None,
             ticket_lifetime: None,

@@ -176,7 +176,7 @@ impl ClientPending {
                 .known_issues()
                 .iana_cipher_names,
         );
-        library.peer_certificates = peer_certificates;
+        library.peer_certificates = peer_certificates.into();
         library.alpn = s.alpn_selected();
         let mut info = handshake.report(library);
         let mut saver = TicketSaver {

@@ -88,7 +88,7 @@ impl ServerPending {
         }
         let mut library = SessionInfo::new(Side::Server, s.protocol());
         library.cipher = cipher_names(s, self.iana_names);
-        library.peer_certificates = s.peer_certificates();
+        library.peer_certificates = s.peer_certificates().into();
         library.sni = s.server_name();
         library.alpn = s.alpn_selected();
         library.local_certificate = served;

@@ -157,7 +157,7 @@ fn session_info(ssl: &SslRef, conn: &Conn) -> SessionInfo {
     info.cipher = cipher_names(ssl, protocol);
     info.sni = ssl.servername(NameType::HOST_NAME).map(str::to_owned);
     info.alpn = ssl.selected_alpn_protocol().map(<[u8]>::to_vec);
-    info.peer_certificates = peer_chain(ssl);
+    info.peer_certificates = peer_chain(ssl).into();
     match conn {
         Conn::Server(conn) => {
             let resumed = ssl.session_reused();

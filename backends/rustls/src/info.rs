@@ -9,7 +9,7 @@ use rustls::{
     CipherSuite, CommonState, HandshakeKind, ServerConnection, StreamOwned, SupportedCipherSuite,
 };
 use tlsresume_core::contract::ClientHandshake;
-use tlsresume_core::info::exim_cipher_string;
+use tlsresume_core::info::{exim_cipher_string, share_chain};
 use tlsresume_core::{CipherNames, ProtocolVersion, SessionInfo, Side};
 
 use crate::client::ClientIo;
@@ -225,11 +225,10 @@ impl<S: Read + Write> Stream<S> {
     }
 }
 
-/// The peer's chain as rustls holds it (kept in the ticket on a resumed handshake).
-pub(crate) fn peer_chain(conn: &CommonState) -> Vec<Vec<u8>> {
-    conn.peer_certificates()
-        .map(|c| c.iter().map(|c| c.to_vec()).collect())
-        .unwrap_or_default()
+/// The peer's chain as rustls holds it (kept in the ticket on a resumed handshake), shared with
+/// the other connections that received the same chain ([`share_chain`]).
+pub(crate) fn peer_chain(conn: &CommonState) -> Arc<[Vec<u8>]> {
+    share_chain(conn.peer_certificates().unwrap_or_default())
 }
 
 /// Locks a connection's shared record; a poisoned lock still gives the data.
