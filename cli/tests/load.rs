@@ -411,6 +411,7 @@ fn connections_one_after_another_are_served_on_one_reused_thread() {
         !before.is_empty(),
         "/proc/{pid}/task lists the server's threads"
     );
+    let listening = open_sockets(pid);
     let mut serving = std::collections::BTreeSet::new();
     for i in 0..8 {
         let tls =
@@ -418,16 +419,45 @@ fn connections_one_after_another_are_served_on_one_reused_thread() {
         serving.extend(thread_ids(pid).difference(&before).copied());
         quit(tls).unwrap_or_else(|e| panic!("connection {i}: {e}"));
         srv.line();
+        // The server logs a connection before its worker goes back to the pool: the next
+        // connection waits until the worker is back, or it may find none idle and get a thread
+        // of its own (seen under load). Back means the connection's socket is closed and every
+        // worker sleeps: past the close a worker blocks only in the pool's wait.
+        worker_back_in_pool(pid, listening, &serving);
     }
-    // The server logs a connection just before its worker goes back to waiting, so the next
-    // connection can now and then arrive while no worker is idle and get a second thread. A
-    // third would need both busy at once, which connections one after another never are; a
-    // thread per connection gives eight.
-    assert!(
-        serving.len() <= 2,
+    // Connections one after another, each made once the worker is back: one thread serves
+    // them all. A thread per connection gives eight; a pool that does not take back its
+    // worker gives more than one.
+    assert_eq!(
+        serving.len(),
+        1,
         "8 connections one after another were served on {} threads {serving:?}",
         serving.len()
     );
+}
+
+/// Waits until the server process `pid` holds no more sockets than `listening` (its
+/// connections closed) and each of `workers` sleeps (state `S` in `/proc`; a worker that ended
+/// is gone). Fails past 30 s: a worker that never goes back to its pool.
+#[cfg(target_os = "linux")]
+fn worker_back_in_pool(pid: u32, listening: usize, workers: &std::collections::BTreeSet<u32>) {
+    let sleeping = |tid: &u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).map_or(true, |stat| {
+            // The state follows the command name's closing parenthesis.
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('S'))
+        })
+    };
+    let deadline = Instant::now() + LINE_WAIT;
+    while open_sockets(pid) > listening || !workers.iter().all(sleeping) {
+        assert!(
+            Instant::now() < deadline,
+            "the server's worker did not go back to its pool: {} sockets open (listening: \
+             {listening})",
+            open_sockets(pid)
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
 }
 
 #[test]
