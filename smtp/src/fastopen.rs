@@ -34,6 +34,10 @@ use crate::ffi;
 /// Where the kernel keeps the Fast Open setting.
 pub const SYSCTL_PATH: &str = "/proc/sys/net/ipv4/tcp_fastopen";
 
+/// The file in the temporary directory whose lock processes take turns by to set
+/// [`SYSCTL_PATH`] ([`KernelSetting::set_for_now`]).
+pub const SYSCTL_LOCK_FILE: &str = "tlsresume-tcp_fastopen.lock";
+
 /// The kernel's `net.ipv4.tcp_fastopen` in this network namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelSetting(pub u32);
@@ -64,17 +68,35 @@ impl KernelSetting {
     }
 
     /// Sets it until the returned value is dropped, which writes back the value read now (for
-    /// tests and measurements). One at a time in a process: a second call waits until the
-    /// first one's value is dropped.
+    /// tests and measurements). One at a time on the machine: a second call, in this process or
+    /// another one (test binaries run side by side), waits until the first one's value is
+    /// dropped. Processes take turns by a lock on [`SYSCTL_LOCK_FILE`] in the temporary
+    /// directory; where that file cannot be opened, only this process's calls take turns.
     pub fn set_for_now(self) -> io::Result<ScopedSetting> {
         static TURN: Mutex<()> = Mutex::new(());
         let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+        let machine_turn = Self::machine_turn()?;
         let before = Self::read()?;
         self.write()?;
         Ok(ScopedSetting {
             before,
+            _machine_turn: machine_turn,
             _turn: turn,
         })
+    }
+
+    /// The lock file, locked by this process (waiting for another one to unlock it); `None`
+    /// when it cannot be opened.
+    fn machine_turn() -> io::Result<Option<std::fs::File>> {
+        let path = std::env::temp_dir().join(SYSCTL_LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .or_else(|_| std::fs::File::open(&path));
+        let Ok(file) = file else { return Ok(None) };
+        ffi::lock_exclusive(file.as_fd())?;
+        Ok(Some(file))
     }
 
     /// What this setting forbids, in words; `None` when it allows both sides.
@@ -97,6 +119,8 @@ impl KernelSetting {
 #[derive(Debug)]
 pub struct ScopedSetting {
     before: KernelSetting,
+    // Dropped after the value is written back: the lock file, then this process's turn.
+    _machine_turn: Option<std::fs::File>,
     _turn: MutexGuard<'static, ()>,
 }
 

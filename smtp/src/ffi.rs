@@ -1,5 +1,6 @@
 //! The socket calls TCP Fast Open needs that no safe crate offers: `TCP_INFO` (what the kernel
-//! says a connection did) and `TCP_FASTOPEN` on a listener. Linux only; elsewhere each call
+//! says a connection did), `TCP_FASTOPEN` on a listener, and `flock` for processes that take
+//! turns at the kernel's setting. Linux only; elsewhere each call
 //! says it is not supported.
 #![allow(unsafe_code)]
 
@@ -100,6 +101,21 @@ pub(crate) fn set_tcp_fastopen(fd: BorrowedFd<'_>, queue: u32) -> io::Result<()>
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn set_tcp_fastopen(_fd: BorrowedFd<'_>, _queue: u32) -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Blocks until this process holds the exclusive `flock` on `fd`'s file (released when the
+/// file is closed), so that processes take turns.
+pub(crate) fn lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
+    loop {
+        // SAFETY: `fd` is an open descriptor borrowed for the call; `flock` reads no memory.
+        if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -86,7 +86,8 @@ pub struct Record {
 /// A small SMTP server on loopback, one thread per connection.
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub records: Arc<Mutex<Vec<Record>>>,
+    /// Each finished connection's record with its place in the order of accepting.
+    records: Arc<Mutex<Vec<(usize, Record)>>>,
     /// Every message accepted (content as received, line endings as they came, un-dot-stuffed).
     pub messages: Arc<Mutex<Vec<Vec<u8>>>>,
     /// Connections accepted so far.
@@ -160,7 +161,12 @@ impl TestServer {
                             messages,
                         };
                         let _ = session.run(stream);
-                        records.lock().expect("records").push(session.record);
+                        // Connections end in any order (a later one can end first when the
+                        // machine is loaded): the accept order is kept with the record.
+                        records
+                            .lock()
+                            .expect("records")
+                            .push((index, session.record));
                     });
                 }
             });
@@ -178,13 +184,21 @@ impl TestServer {
         self.accepted.load(Ordering::SeqCst)
     }
 
-    /// The records of finished connections, waiting up to 5 s for `n` of them.
+    /// The records of finished connections in the order they were accepted, once the first `n`
+    /// accepted have ended (waiting up to 30 s; fewer after that).
     pub fn records(&self, n: usize) -> Vec<Record> {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let records = self.records.lock().expect("records").clone();
-            if records.len() >= n || Instant::now() > deadline {
-                return records;
+            let mut records = self.records.lock().expect("records").clone();
+            records.sort_by_key(|(index, _)| *index);
+            let first_n_ended = records.len() >= n
+                && records
+                    .iter()
+                    .take(n)
+                    .enumerate()
+                    .all(|(i, (index, _))| i == *index);
+            if first_n_ended || Instant::now() > deadline {
+                return records.into_iter().map(|(_, record)| record).collect();
             }
             thread::sleep(Duration::from_millis(5));
         }
