@@ -4,6 +4,7 @@
 //! (Redis), `serve --pipe-connect` and Exim; where testssl.sh is installed, its verdicts on the
 //! same servers. A missing peer tool fails the test under `CI` and prints `SKIPPED` otherwise.
 
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -50,24 +51,90 @@ struct Peer {
     addr: String,
 }
 
+/// How long a peer server may take to listen (it is used as soon as it does).
+const LISTEN_WAIT: Duration = Duration::from_secs(60);
+
 impl Peer {
-    /// Starts `command` and waits until `port` accepts connections.
-    fn start(mut command: Command, port: u16) -> Self {
-        let child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn the peer server");
-        let addr = format!("127.0.0.1:{port}");
-        let peer = Self { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let sock: SocketAddr = peer.addr.parse().expect("address");
-        while TcpStream::connect_timeout(&sock, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "{command:?} did not listen");
-            thread::sleep(Duration::from_millis(50));
+    /// Starts `make(port)` on `port`, or on a free port when `None`, and waits until it
+    /// listens: until it prints `listening(port)` when given (gnutls-serv, which keeps running
+    /// when its bind fails), else until the port accepts connections. A free port can be taken
+    /// by another process before the server binds it: when the server says "Address already in
+    /// use" or exits, another free port is tried.
+    fn start(
+        make: impl Fn(u16) -> Command,
+        port: Option<u16>,
+        listening: Option<fn(u16) -> String>,
+    ) -> Self {
+        let mut said = String::new();
+        for _ in 0..5 {
+            let at = port.unwrap_or_else(free_port);
+            let mut command = make(at);
+            let mut child = command
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn the peer server");
+            let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            for stream in [
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let output = output.clone();
+                // Read to the end, so that the server never blocks on a full pipe.
+                thread::spawn(move || {
+                    let mut stream = stream;
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n @ 1..) = stream.read(&mut buf) {
+                        if let Ok(mut o) = output.lock() {
+                            o.push_str(&String::from_utf8_lossy(&buf[..n]));
+                        }
+                    }
+                });
+            }
+            let said_now = || output.lock().map(|o| o.clone()).unwrap_or_default();
+            let mut peer = Self {
+                child,
+                addr: format!("127.0.0.1:{at}"),
+            };
+            let sock: SocketAddr = peer.addr.parse().expect("address");
+            let deadline = Instant::now() + LISTEN_WAIT;
+            loop {
+                let out = said_now();
+                let exited = matches!(peer.child.try_wait(), Ok(Some(_)));
+                if exited || out.contains("Address already in use") {
+                    // Killed (dropped) before the next try.
+                    said = out;
+                    break;
+                }
+                let ready = match listening {
+                    Some(line) => out.contains(&line(at)),
+                    None => TcpStream::connect_timeout(&sock, Duration::from_millis(200)).is_ok(),
+                };
+                if ready {
+                    return peer;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{command:?} did not listen within {LISTEN_WAIT:?}:\n{out}"
+                );
+                thread::sleep(Duration::from_millis(20));
+            }
+            assert!(
+                port.is_none(),
+                "{command:?} could not listen on {at}:\n{said}"
+            );
         }
-        peer
+        panic!("no free port to listen on after 5 tries:\n{said}");
     }
 }
 
@@ -80,11 +147,15 @@ impl Drop for Peer {
 
 /// `openssl s_server` on a free port with `args`.
 fn s_server(args: &[&str]) -> Peer {
-    s_server_on(free_port(), args)
+    Peer::start(|port| s_server_command(port, args), None, None)
 }
 
 /// `openssl s_server` on `port` with `args`.
 fn s_server_on(port: u16, args: &[&str]) -> Peer {
+    Peer::start(|port| s_server_command(port, args), Some(port), None)
+}
+
+fn s_server_command(port: u16, args: &[&str]) -> Command {
     let mut c = Command::new("openssl");
     c.args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
         .args([
@@ -95,18 +166,25 @@ fn s_server_on(port: u16, args: &[&str]) -> Peer {
         ])
         .arg("-quiet")
         .args(args);
-    Peer::start(c, port)
+    c
 }
 
-/// `gnutls-serv` on a free port with `args`.
+/// `gnutls-serv` on a free port with `args`, once it says it listens on IPv4 (it binds every
+/// interface, IPv4 and IPv6 apart, and carries on when a bind fails).
 fn gnutls_serv(args: &[&str]) -> Peer {
-    let port = free_port();
-    let mut c = Command::new("gnutls-serv");
-    c.args(["--port", &port.to_string(), "--echo"])
-        .args(["--x509certfile", &pki("server-ecdsa.pem")])
-        .args(["--x509keyfile", &pki("server-ecdsa.key")])
-        .args(args);
-    Peer::start(c, port)
+    let make = |port: u16| {
+        let mut c = Command::new("gnutls-serv");
+        c.args(["--port", &port.to_string(), "--echo"])
+            .args(["--x509certfile", &pki("server-ecdsa.pem")])
+            .args(["--x509keyfile", &pki("server-ecdsa.key")])
+            .args(args);
+        c
+    };
+    Peer::start(
+        make,
+        None,
+        Some(|port| format!("listening on IPv4 0.0.0.0 port {port}...done")),
+    )
 }
 
 /// `scan --json` of `targets` with `args`; the parsed report.

@@ -46,13 +46,22 @@ impl RedisServer {
             eprintln!("SKIPPED: TLSRESUME_SKIP_REDIS is set");
             return None;
         }
-        let port = free_port();
         let mut server = Self {
             child: None,
-            port,
+            port: free_port(),
             tls,
         };
-        match server.spawn() {
+        let mut spawned = server.spawn();
+        // A free port can be taken by another process before redis-server binds it: it then
+        // exits, and another free port is tried.
+        for _ in 0..4 {
+            if !matches!(&spawned, Err(e) if e.kind() == io::ErrorKind::AddrInUse) {
+                break;
+            }
+            server.port = free_port();
+            spawned = server.spawn();
+        }
+        match spawned {
             Ok(()) => Some(server),
             Err(e) => {
                 assert!(
@@ -87,7 +96,7 @@ impl RedisServer {
     }
 
     /// Starts the server again on its port, empty (no persistence). Panics when it does not
-    /// answer within 10 s.
+    /// answer within 30 s.
     pub fn restart(&mut self) {
         self.stop();
         if let Err(e) = self.spawn() {
@@ -118,16 +127,30 @@ impl RedisServer {
             .spawn()?;
         self.child = Some(child);
         // Ready when it answers PING (inline command, no client library needed).
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if self.ping() {
                 return Ok(());
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited {
+                self.stop();
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!(
+                        "redis-server exited before answering PING (port {} taken?)",
+                        self.port
+                    ),
+                ));
             }
             if Instant::now() > deadline {
                 self.stop();
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    "redis-server did not answer PING within 10 s",
+                    "redis-server did not answer PING within 30 s",
                 ));
             }
             thread::sleep(Duration::from_millis(20));

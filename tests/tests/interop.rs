@@ -221,7 +221,9 @@ fn start_s_server(version: ProtocolVersion, extra: &[&str]) -> ExternalServer {
 /// gnutls-serv has no option to bind one address: it listens on every interface, but only
 /// loopback connections are made to it, and only for the second or so these tests take.
 fn start_gnutls_serv(extra: &[&str]) -> ExternalServer {
-    ExternalServer::start("gnutls-serv", |port| {
+    let listening: fn(u16) -> String =
+        |port| format!("listening on IPv4 0.0.0.0 port {port}...done");
+    let args = |port: u16| {
         let mut args: Vec<String> = vec![
             "--x509certfile".into(),
             pki_path("server-ecdsa.pem"),
@@ -233,7 +235,8 @@ fn start_gnutls_serv(extra: &[&str]) -> ExternalServer {
         ];
         args.extend(extra.iter().map(|a| (*a).to_owned()));
         args
-    })
+    };
+    ExternalServer::start_saying("gnutls-serv", args, Some(listening))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 /// How long one run of a client tool may take (and how long our servers wait for it).
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long an external server may take to start listening.
-pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an external server may take to start listening (it is used as soon as it does).
+pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A listener on a loopback port chosen by the system.
 pub fn listen() -> (TcpListener, u16) {
@@ -190,24 +190,43 @@ pub struct ExternalServer {
 
 impl ExternalServer {
     /// Starts `program` with the arguments `args(port)` on a free port and waits (at most
-    /// `LISTEN_TIMEOUT`) until it accepts connections; retries on another port if it exits
-    /// (another process took the port first).
+    /// `LISTEN_TIMEOUT`) until it accepts connections; retries on another port if it exits or
+    /// says the port is in use (another process took the port first).
     pub fn start(program: &str, args: impl Fn(u16) -> Vec<String>) -> Self {
+        Self::start_saying(program, args, None)
+    }
+
+    /// The same, ready only once the server prints `listening(port)` when given: for a server
+    /// that carries on when one of its binds fails (gnutls-serv binds IPv4 and IPv6 apart), so
+    /// that a connection accepted by another process on the port is not taken for its own.
+    pub fn start_saying(
+        program: &str,
+        args: impl Fn(u16) -> Vec<String>,
+        listening: Option<fn(u16) -> String>,
+    ) -> Self {
         let mut last = String::new();
-        for _ in 0..3 {
+        for _ in 0..5 {
             let port = free_port();
             let mut proc = Proc::spawn(program, &args(port), None);
             let deadline = Instant::now() + LISTEN_TIMEOUT;
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             while Instant::now() < deadline && !proc.exited() {
-                // The probe is a plain TCP connection the server sees fail its handshake.
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                let said = proc.text();
+                if said.contains("Address already in use") {
+                    break;
+                }
+                let ready = match listening {
+                    Some(line) => said.contains(&line(port)),
+                    // The probe is a plain TCP connection the server sees fail its handshake.
+                    None => TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok(),
+                };
+                if ready {
                     return Self {
                         proc: Mutex::new(proc),
                         port,
                     };
                 }
-                thread::sleep(Duration::from_millis(50));
+                thread::sleep(Duration::from_millis(20));
             }
             last = proc.finish();
         }
