@@ -579,6 +579,12 @@ impl SessionRef {
 
     /// `gnutls_server_name_get` (index 0, DNS).
     pub fn server_name(&self) -> Option<String> {
+        self.with_server_name(|name| name.map(str::to_owned))
+    }
+
+    /// Runs `f` with the name [`server_name`](Self::server_name) gives, read into a buffer on
+    /// the stack (bytes that are not UTF-8 replaced, as there).
+    pub fn with_server_name<R>(&self, f: impl FnOnce(Option<&str>) -> R) -> R {
         let mut buf = [0u8; 256];
         let mut len = buf.len();
         let mut kind: c_uint = 0;
@@ -593,11 +599,16 @@ impl SessionRef {
             )
         };
         if ret < 0 || kind != sys::GNUTLS_NAME_DNS {
-            return None;
+            return f(None);
         }
-        let name = buf.get(..len.min(buf.len()))?;
+        let Some(name) = buf.get(..len.min(buf.len())) else {
+            return f(None);
+        };
         let name = name.split(|b| *b == 0).next().unwrap_or(name);
-        Some(String::from_utf8_lossy(name).into_owned())
+        match std::str::from_utf8(name) {
+            Ok(name) => f(Some(name)),
+            Err(_) => f(Some(&String::from_utf8_lossy(name))),
+        }
     }
 
     /// `gnutls_alpn_get_selected_protocol`.

@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use tlsresume_core::identities::IdentityTable;
-use tlsresume_core::keys::master_for_server_name;
-use zeroize::Zeroizing;
 
 use crate::ffi::{Credentials, SessionRef};
+use crate::tickets::BoundMasters;
+use zeroize::Zeroizing;
 
 /// What one server session needs to choose by name.
 pub(crate) struct NameChoice {
@@ -18,8 +18,9 @@ pub(crate) struct NameChoice {
     pub(crate) table: Arc<IdentityTable>,
     /// The credentials of each set (index: the set).
     pub(crate) credentials: Arc<Vec<Arc<Credentials>>>,
-    /// The master secret the session's tickets are sealed under, when the client gets tickets.
-    pub(crate) master: Option<Zeroizing<Vec<u8>>>,
+    /// The master secret the session's tickets are sealed under, when the client gets tickets
+    /// (with the masters bound to names derived from it so far).
+    pub(crate) master: Option<Arc<BoundMasters>>,
 }
 
 /// Chooses for the ClientHello GnuTLS has just read: binds the ticket master to the name the
@@ -28,12 +29,20 @@ pub(crate) struct NameChoice {
 /// the default set's, set at the start). A failure to re-key leaves tickets under the name-less
 /// master, where no named ticket decrypts either.
 pub(crate) fn choose(choice: &NameChoice, session: &mut SessionRef) -> Option<usize> {
-    let name = session.server_name();
-    if let (Some(master), Some(name)) = (&choice.master, &name) {
-        let bound = master_for_server_name(master, Some(name));
+    let mut bound = Zeroizing::new([0u8; 64]);
+    let (set, named) = session.with_server_name(|name| {
+        let named = match (&choice.master, name) {
+            (Some(master), Some(name)) => {
+                master.with_bound(name, |b| *bound = *b);
+                true
+            }
+            _ => false,
+        };
+        (choice.table.select(name), named)
+    });
+    if named {
         // GnuTLS copies the key; the session may only fail to take it if it is malformed.
-        let _ = session.enable_tickets_server(&bound);
+        let _ = session.enable_tickets_server(&bound[..]);
     }
-    let set = choice.table.select(name.as_deref());
     (set != 0).then_some(set)
 }

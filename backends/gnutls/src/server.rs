@@ -19,7 +19,6 @@ use crate::server_conn::ServerPending;
 use crate::tickets;
 use crate::BACKEND;
 use tlsresume_core::identities::IdentityTable;
-use zeroize::Zeroizing;
 
 /// A GnuTLS server context.
 ///
@@ -75,6 +74,7 @@ impl Server {
         session.set_priority(&self.priority)?;
         session.set_alpn(&self.settings.alpn)?;
         let lifetime = tickets::expiration_secs(&self.settings);
+        let mut master = None;
         if start.may_issue {
             // A stand-in master asked about again (a blocking server; an async one did it
             // off the runtime before, see `refresh_ticket_keys`).
@@ -82,9 +82,10 @@ impl Server {
             if self.master.due(now) {
                 self.master.refresh(&self.settings, now);
             }
-            self.master
-                .with_bytes(|bytes| session.enable_tickets_server(bytes))?;
+            let current = self.master.current();
+            session.enable_tickets_server(current.bytes())?;
             session.set_cache_expiration(lifetime);
+            master = Some(current);
         }
         match start.client_auth {
             ClientAuth::Off => {}
@@ -101,9 +102,7 @@ impl Server {
         conn.choose_by_name(NameChoice {
             table: Arc::clone(&self.table),
             credentials: Arc::clone(&self.credentials),
-            master: start
-                .may_issue
-                .then(|| self.master.with_bytes(|b| Zeroizing::new(b.to_vec()))),
+            master,
         });
         Ok(Handshake::server(
             conn,

@@ -10,11 +10,18 @@
 //! derive the same keys. The measured acceptance rules are in the crate's README and
 //! [`crate`] docs.
 
-use std::sync::{RwLock, RwLockReadGuard};
+use std::borrow::Cow;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use tlsresume_core::keys::{MasterSecret, STAND_IN_RETRY_ON_ERROR};
+use tlsresume_core::identities::normalise;
+use tlsresume_core::keys::{master_for_server_name, MasterSecret, STAND_IN_RETRY_ON_ERROR};
 use tlsresume_core::{Error, KeyError, ServerSettings, UnixTime};
+use zeroize::Zeroizing;
+
+/// How many server names' bound masters a server keeps (names come from clients: past this
+/// the kept ones are dropped and derived again as clients ask).
+const BOUND_NAMES: usize = 64;
 
 /// The master ticket key for `gnutls_session_ticket_enable_server` (64 bytes), as the server
 /// holds it: fetched from the key source when the server is made and, when the source said it
@@ -31,8 +38,62 @@ pub(crate) struct MasterKey {
 }
 
 struct Held {
-    secret: MasterSecret,
+    secret: Arc<BoundMasters>,
     retry_at: Option<UnixTime>,
+}
+
+/// One master secret and the masters derived from it for the server names clients sent
+/// ([`master_for_server_name`]), derived once per name rather than on every handshake. Each
+/// session keeps the one it started with, so a refresh of the master in the middle of its
+/// handshake does not mix two masters.
+pub(crate) struct BoundMasters {
+    secret: MasterSecret,
+    /// Normalised name, bound master; at most [`BOUND_NAMES`], searched in order (a server
+    /// sees a few names).
+    by_name: RwLock<Vec<(String, Zeroizing<[u8; 64]>)>>,
+}
+
+impl BoundMasters {
+    fn new(secret: MasterSecret) -> Self {
+        Self {
+            secret,
+            by_name: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The 64 bytes of the master itself (for a client that sent no name).
+    pub(crate) fn bytes(&self) -> &[u8; 64] {
+        self.secret.as_bytes()
+    }
+
+    /// Runs `f` with the master bound to `name` (as compared: [`normalise`]d).
+    pub(crate) fn with_bound<R>(&self, name: &str, f: impl FnOnce(&[u8; 64]) -> R) -> R {
+        let name = if name.ends_with('.') || name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(normalise(name))
+        } else {
+            Cow::Borrowed(name)
+        };
+        {
+            let by_name = self.by_name.read().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, bound)) = by_name.iter().find(|(n, _)| *n == name) {
+                return f(bound);
+            }
+        }
+        let derived = master_for_server_name(self.secret.as_bytes(), Some(&name));
+        let mut bound = Zeroizing::new([0u8; 64]);
+        for (to, from) in bound.iter_mut().zip(derived.iter()) {
+            *to = *from;
+        }
+        let out = f(&bound);
+        let mut by_name = self.by_name.write().unwrap_or_else(|p| p.into_inner());
+        if !by_name.iter().any(|(n, _)| *n == name) {
+            if by_name.len() >= BOUND_NAMES {
+                by_name.clear();
+            }
+            by_name.push((name.into_owned(), bound));
+        }
+        out
+    }
 }
 
 impl Held {
@@ -43,7 +104,10 @@ impl Held {
             .key_source
             .master_retry_after(&secret)
             .map(|d| now + d);
-        Ok(Self { secret, retry_at })
+        Ok(Self {
+            secret: Arc::new(BoundMasters::new(secret)),
+            retry_at,
+        })
     }
 }
 
@@ -77,10 +141,10 @@ impl MasterKey {
         }
     }
 
-    /// Runs `f` with the 64 secret bytes (for one session's
-    /// `gnutls_session_ticket_enable_server`, which copies them).
-    pub(crate) fn with_bytes<R>(&self, f: impl FnOnce(&[u8; 64]) -> R) -> R {
-        f(self.read().secret.as_bytes())
+    /// The master secret held now, with its name-bound masters (for one session's
+    /// `gnutls_session_ticket_enable_server`, which copies the bytes).
+    pub(crate) fn current(&self) -> Arc<BoundMasters> {
+        Arc::clone(&self.read().secret)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Held> {
@@ -102,6 +166,25 @@ fn lifetime_secs(lifetime: Duration) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bound_master_is_derived_once_per_name_and_kept_apart_per_name() {
+        let masters = BoundMasters::new(MasterSecret::new([7; 64]));
+        let a = masters.with_bound("A.Example.", |b| b.to_vec());
+        assert_eq!(
+            a,
+            *master_for_server_name(&[7; 64], Some("a.example")),
+            "the cached master is the derived one"
+        );
+        assert_eq!(masters.with_bound("a.example", |b| b.to_vec()), a);
+        assert_ne!(masters.with_bound("b.example", |b| b.to_vec()), a);
+        assert_eq!(masters.by_name.read().expect("lock").len(), 2);
+        for i in 0..BOUND_NAMES {
+            masters.with_bound(&format!("n{i}.example"), |_| ());
+        }
+        assert!(masters.by_name.read().expect("lock").len() <= BOUND_NAMES);
+        assert_eq!(masters.with_bound("a.example", |b| b.to_vec()), a);
+    }
 
     #[test]
     fn exim_lifetime_is_two_hours() {
