@@ -25,6 +25,7 @@ pub const FUNCTIONS: &[&str] = &[
     "gnutls_certificate_get_ours",
     "gnutls_certificate_get_peers",
     "gnutls_certificate_server_set_request",
+    "gnutls_certificate_set_known_dh_params",
     "gnutls_certificate_set_ocsp_status_request_mem",
     "gnutls_certificate_set_x509_key_mem2",
     "gnutls_certificate_set_x509_trust_mem",

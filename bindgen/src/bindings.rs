@@ -223,6 +223,19 @@ pub type gnutls_certificate_type_t = ::core::ffi::c_uint;
 pub const GNUTLS_X509_FMT_DER: gnutls_x509_crt_fmt_t = 0;
 pub const GNUTLS_X509_FMT_PEM: gnutls_x509_crt_fmt_t = 1;
 pub type gnutls_x509_crt_fmt_t = ::core::ffi::c_uint;
+pub const GNUTLS_SEC_PARAM_UNKNOWN: gnutls_sec_param_t = 0;
+pub const GNUTLS_SEC_PARAM_INSECURE: gnutls_sec_param_t = 5;
+pub const GNUTLS_SEC_PARAM_EXPORT: gnutls_sec_param_t = 10;
+pub const GNUTLS_SEC_PARAM_VERY_WEAK: gnutls_sec_param_t = 15;
+pub const GNUTLS_SEC_PARAM_WEAK: gnutls_sec_param_t = 20;
+pub const GNUTLS_SEC_PARAM_LOW: gnutls_sec_param_t = 25;
+pub const GNUTLS_SEC_PARAM_LEGACY: gnutls_sec_param_t = 30;
+pub const GNUTLS_SEC_PARAM_MEDIUM: gnutls_sec_param_t = 35;
+pub const GNUTLS_SEC_PARAM_HIGH: gnutls_sec_param_t = 40;
+pub const GNUTLS_SEC_PARAM_ULTRA: gnutls_sec_param_t = 45;
+pub const GNUTLS_SEC_PARAM_FUTURE: gnutls_sec_param_t = 50;
+pub const GNUTLS_SEC_PARAM_MAX: gnutls_sec_param_t = 50;
+pub type gnutls_sec_param_t = ::core::ffi::c_uint;
 pub type gnutls_transport_ptr_t = *mut ::core::ffi::c_void;
 #[repr(C)]
 #[derive(Debug)]
@@ -500,6 +513,12 @@ unsafe extern "C" {
 unsafe extern "C" {
     pub fn gnutls_certificate_allocate_credentials(
         res: *mut gnutls_certificate_credentials_t,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
+    pub fn gnutls_certificate_set_known_dh_params(
+        res: gnutls_certificate_credentials_t,
+        sec_param: gnutls_sec_param_t,
     ) -> ::core::ffi::c_int;
 }
 unsafe extern "C" {

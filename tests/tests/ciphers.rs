@@ -2,7 +2,8 @@
 //! either end is the suite the libraries negotiate (as each reports it), disjoint lists fail
 //! the handshake with an error naming the reason, a list a backend cannot carry out is refused
 //! when the context is made, naming the backend, and a session stored under one client list is
-//! not offered under another.
+//! not offered under another; a client offering only `DHE` suites is served by OpenSSL and
+//! GnuTLS (their servers have Diffie-Hellman parameters).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -109,6 +110,18 @@ fn client(
     backends::client(kind, settings).expect("client")
 }
 
+/// Both ends completed the handshake and their libraries report `suite`.
+fn assert_negotiated(seen: Seen, suite: &str, what: &str) {
+    let (iana, _) = seen
+        .client
+        .unwrap_or_else(|e| panic!("{what}: client: {e}"));
+    let on_server = seen
+        .server
+        .unwrap_or_else(|e| panic!("{what}: server: {e}"));
+    assert_eq!(iana, suite, "{what}: the client's library says");
+    assert_eq!(on_server, suite, "{what}: the server's library says");
+}
+
 /// One TLS 1.3 and one TLS 1.2 suite (the committed server certificate is ECDSA), neither the
 /// libraries' first choice by default.
 const ONE_SUITE: [&str; 2] = [
@@ -129,14 +142,7 @@ fn one_suite_on_either_end_is_the_suite_negotiated_on_every_pair() {
                         client(c, &pki, client_list).as_ref(),
                     );
                     let what = format!("{s} server {server_list:?}, {c} client {client_list:?}");
-                    let (iana, _) = seen
-                        .client
-                        .unwrap_or_else(|e| panic!("{what}: client: {e}"));
-                    let on_server = seen
-                        .server
-                        .unwrap_or_else(|e| panic!("{what}: server: {e}"));
-                    assert_eq!(iana, suite, "{what}: the client's library says");
-                    assert_eq!(on_server, suite, "{what}: the server's library says");
+                    assert_negotiated(seen, suite, &what);
                 }
             }
         }
@@ -265,5 +271,39 @@ fn a_session_stored_under_one_client_list_is_not_offered_under_another() {
             "{kind}: another list (another order) is not offered the session"
         );
         assert!(resumed(other.as_ref()), "{kind}: its own session resumes");
+    }
+}
+
+/// A TLS 1.2 client that offers finite-field Diffie-Hellman suites only (`DHE_RSA`) completes
+/// its handshake with an RSA certificate: the libraries negotiate these suites when the server
+/// has DH parameters (`openssl s_server` and Exim give them by default), and an MTA that
+/// refused such a client would send its mail in clear, or not at all. rustls has no `DHE`
+/// suite at either end.
+#[test]
+fn a_client_offering_only_dhe_suites_completes_its_handshake() {
+    let _turn = gnutls_turn();
+    let pki = Pki::committed_rsa().expect("PKI");
+    let dhe = [BackendKind::Openssl, BackendKind::Gnutls];
+    let kinds: Vec<_> = backends::available()
+        .into_iter()
+        .filter(|k| dhe.contains(k))
+        .collect();
+    for &s in &kinds {
+        for &c in &kinds {
+            for suite in [
+                "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+                "TLS_DHE_RSA_WITH_AES_256_CBC_SHA",
+            ] {
+                let seen = handshake(
+                    server(s, &pki, None).as_ref(),
+                    client(c, &pki, Some(suite)).as_ref(),
+                );
+                assert_negotiated(
+                    seen,
+                    suite,
+                    &format!("{s} server, {c} client: {suite} only"),
+                );
+            }
+        }
     }
 }

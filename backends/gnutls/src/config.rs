@@ -202,6 +202,7 @@ fn set_credentials(
     set: usize,
 ) -> Result<Arc<Credentials>, Error> {
     let mut creds = Credentials::new()?;
+    creds.set_known_dh_params()?;
     let members = table.sets().get(set).map(Vec::as_slice).unwrap_or_default();
     for (i, entry) in table.set(set).enumerate() {
         let (chain, key) = identity_pem(entry.identity());

@@ -317,6 +317,18 @@ impl Credentials {
         .map(|_| ())
     }
 
+    /// Finite-field Diffie-Hellman parameters for the `DHE` suites: GnuTLS's own RFC 7919
+    /// group of the medium security parameter (2048 bits), as `gnutls-serv` and Exim
+    /// (`tls_dhparam` unset) give (`gnutls_certificate_set_known_dh_params`). Without them a
+    /// GnuTLS server refuses a client that offers only `DHE` suites.
+    pub fn set_known_dh_params(&mut self) -> Result<(), GnutlsError> {
+        // SAFETY: valid credentials; GnuTLS only records which of its built-in groups to use.
+        cvt(unsafe {
+            sys::gnutls_certificate_set_known_dh_params(self.as_ptr(), sys::GNUTLS_SEC_PARAM_MEDIUM)
+        })
+        .map(|_| ())
+    }
+
     /// Adds a trusted CA certificate in DER (`gnutls_certificate_set_x509_trust_mem`).
     pub fn add_trust_der(&mut self, der: &[u8]) -> Result<(), GnutlsError> {
         let ca = borrowed_datum(der)?;

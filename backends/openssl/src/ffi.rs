@@ -364,6 +364,22 @@ pub(crate) fn set_ctx_timeout(ctx: &mut SslContextBuilder, secs: u64) {
     }
 }
 
+/// `SSL_CTX_set_dh_auto(ctx, 1)`: finite-field Diffie-Hellman parameters chosen by OpenSSL to
+/// match the certificate's strength (RFC 7919 groups), so the `DHE` suites of the cipher list
+/// can be negotiated, as `openssl s_server` and Exim (its built-in `tls_dhparam`) do. Without
+/// parameters OpenSSL skips those suites, and a TLS 1.2 client that can use nothing else (only
+/// `DHE` suites, or `ECDHE` ones without a usable `supported_groups` extension) is refused with
+/// "no shared cipher".
+pub(crate) fn set_dh_auto(ctx: &mut SslContextBuilder) -> Result<(), ErrorStack> {
+    // SAFETY: valid SSL_CTX; the control only sets a flag on the context.
+    let done = unsafe { openssl_sys::SSL_CTX_set_dh_auto(ctx.as_ptr(), 1) };
+    if done == 1 {
+        Ok(())
+    } else {
+        Err(ErrorStack::get())
+    }
+}
+
 /// `SSL_set_options(ssl, SSL_OP_NO_TICKET)`: no ticket for this connection.
 pub(crate) fn set_no_ticket(ssl: &mut SslRef) {
     // SAFETY: `ssl` is a valid SSL; setting an option bit has no other precondition.
