@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use tlsresume_core::{ClientContext, ClientParams, ServerContext, ServerParams};
+use tlsresume_core::{ClientContext, ClientParams, ServerContext, ServerParams, SessionInfo};
 
 /// GnuTLS objects with different clocks cannot live at once: one test of a binary at a time.
 pub fn gnutls_turn() -> MutexGuard<'static, ()> {
@@ -15,24 +15,35 @@ pub fn gnutls_turn() -> MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The server end of one connection; a failed handshake just ends it.
-pub fn answer(server: &dyn ServerContext, tcp: TcpStream) {
+/// The server end of one connection; a failed handshake just ends it (`None`), else the
+/// server's report of the connection.
+pub fn answer(server: &dyn ServerContext, tcp: TcpStream) -> Option<SessionInfo> {
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
     let (Ok(peer), Ok(local)) = (tcp.peer_addr(), tcp.local_addr()) else {
-        return;
+        return None;
     };
-    if let Ok(mut tls) = server.accept(Box::new(tcp), &ServerParams::new(peer, local)) {
-        let _ = tls.write_all(b"hi");
-        let _ = tls.flush();
-        let mut buf = [0u8; 2];
-        let _ = tls.read_exact(&mut buf);
-        let _ = tls.shutdown();
-    }
+    let mut tls = server
+        .accept(Box::new(tcp), &ServerParams::new(peer, local))
+        .ok()?;
+    let _ = tls.write_all(b"hi");
+    let _ = tls.flush();
+    let mut buf = [0u8; 2];
+    let _ = tls.read_exact(&mut buf);
+    let info = tls.info();
+    let _ = tls.shutdown();
+    Some(info)
 }
 
 /// The client end: whether it resumed, or why the handshake or the exchange failed.
 pub fn dialogue(client: &dyn ClientContext, addr: SocketAddr) -> Result<bool, String> {
+    dialogue_info(client, addr).map(|info| info.resumed)
+}
+
+/// The client end: the client's report of the connection (whether a session was offered, why
+/// not, whether it resumed), or why the handshake or the exchange failed.
+#[allow(dead_code)] // the fleet tests'
+pub fn dialogue_info(client: &dyn ClientContext, addr: SocketAddr) -> Result<SessionInfo, String> {
     let tcp = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
@@ -42,9 +53,9 @@ pub fn dialogue(client: &dyn ClientContext, addr: SocketAddr) -> Result<bool, St
     let mut buf = [0u8; 2];
     tls.read_exact(&mut buf).map_err(|e| format!("read: {e}"))?;
     tls.write_all(b"ok").map_err(|e| format!("write: {e}"))?;
-    let resumed = tls.info().resumed;
+    let info = tls.info();
     let _ = tls.shutdown();
-    Ok(resumed)
+    Ok(info)
 }
 
 /// Writes an EHLO entry for `key` into the disk cache `file` with `tlsresume-stores`'
