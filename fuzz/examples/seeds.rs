@@ -167,7 +167,7 @@ fn rows(out: &Corpus, path: &Path) -> Result<()> {
         let opened = session_key.open_session(
             entry.backend.name(),
             &tlsresume_core::CacheKey::from_bytes(key),
-            &entry.session,
+            &entry,
         );
         match entry.backend {
             BackendKind::Openssl => {
@@ -176,7 +176,7 @@ fn rows(out: &Corpus, path: &Path) -> Result<()> {
                 }
             }
             BackendKind::Gnutls => {
-                out.add("gnutls_session", &[&key[..], &entry.session].concat())?;
+                out.add("gnutls_session", &[&key[..], &bytes].concat())?;
                 if let Some(inner) = opened {
                     out.add("gnutls_set_data", inner)?;
                 }

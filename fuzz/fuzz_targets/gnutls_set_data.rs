@@ -12,9 +12,16 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let key = tlsresume_fuzz::session_key();
     let place = tlsresume_core::CacheKey::from_bytes([0xc4; 32]);
-    let sealed = key.seal_session("gnutls", &place, data);
+    let mut entry = tlsresume_core::CacheEntry::new(
+        tlsresume_core::BackendKind::Gnutls,
+        0x0303,
+        Vec::new(),
+        tlsresume_core::UnixTime::from_secs(1_700_000_000),
+        std::time::Duration::from_secs(7200),
+    );
+    entry.session = key.seal_session("gnutls", &place, &entry, data);
     let inner = key
-        .open_session("gnutls", &place, &sealed)
+        .open_session("gnutls", &place, &entry)
         .expect("sealed data opens");
     assert_eq!(inner, data);
     std::hint::black_box(tlsresume_fuzz::ffi::gnutls_import(inner));

@@ -961,10 +961,11 @@ fn a_session_another_key_cannot_open_is_left_intact_and_a_copy_under_another_cac
                 |addr| settings.cache_key(kind, &ClientParams::new("mx.tlsresume.test", addr));
             let mut entry = CacheEntry::decode(&sealed).expect("the stored entry");
             let data = fleet_key
-                .open_session(kind.name(), &cache_key(here.addr), &entry.session)
+                .open_session(kind.name(), &cache_key(here.addr), &entry)
                 .expect("opens where it was stored")
                 .to_vec();
-            entry.session = fleet_key.seal_session(kind.name(), &cache_key(there.addr), &data);
+            entry.session =
+                fleet_key.seal_session(kind.name(), &cache_key(there.addr), &entry, &data);
             assert_eq!(
                 resumes_there_with(&entry.encode()),
                 Ok(true),
@@ -972,4 +973,149 @@ fn a_session_another_key_cannot_open_is_left_intact_and_a_copy_under_another_cac
             );
         }
     }
+}
+
+/// A session store whose writes can be turned off, so a rewritten entry stays as it was put.
+#[derive(Debug)]
+struct Gate {
+    inner: Arc<dyn SessionStore>,
+    writes: AtomicBool,
+}
+
+impl SessionStore for Gate {
+    fn get(&self, key: &CacheKey) -> Result<Option<CacheEntry>, StoreError> {
+        self.inner.get(key)
+    }
+
+    fn put(&self, key: &CacheKey, entry: CacheEntry) -> Result<(), StoreError> {
+        if self.writes.load(Ordering::SeqCst) {
+            self.inner.put(key, entry)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn remove(&self, key: &CacheKey) -> Result<(), StoreError> {
+        self.inner.remove(key)
+    }
+
+    fn session_key(&self) -> SessionKey {
+        self.inner.session_key()
+    }
+}
+
+/// The verdict and expiry of a stored session are sealed with it. A client trying the
+/// certificate (Exim's `tls_try_verify_hosts`) against a server it cannot verify stores a
+/// session marked verify-override and failed; a writer of Redis or of the disk cache without
+/// the session key rewrites the entry as verified (or extends its lifetime), with a valid
+/// checksum. Under `hardened()` the same client then makes a full handshake reporting the
+/// failure (the entry not offered: `other_key`), and leaves the rewritten entry where it was;
+/// the untouched entry resumes, reporting its verdict (control, first: a full handshake
+/// replaces the session a rustls client holds). Every backend, TLS 1.2 and 1.3; the
+/// same client throughout, so the backends' shortcut for a session they keep decoded is met.
+#[test]
+fn a_stored_verdict_or_expiry_rewritten_without_the_key_is_not_trusted() {
+    use std::io::{Read as _, Write as _};
+    use tlsresume_core::{NoOffer, Verification, VerifyMode};
+    let _turn = gnutls_turn();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let pki = Pki::committed().expect("PKI");
+    let dir = std::env::temp_dir().join(format!("tlsresume-sealed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    type Forgery = (&'static str, fn(&mut CacheEntry));
+    let forgeries: [Forgery; 2] = [
+        ("verdict", |e| {
+            e.verify_override = false;
+            e.verification = Verification::Verified;
+        }),
+        ("expiry", |e| e.lifetime_hint += Duration::from_secs(86_400)),
+    ];
+    for kind in backends::available() {
+        for versions in [
+            Versions::only(tlsresume_core::ProtocolVersion::Tls12),
+            Versions::ALL,
+        ] {
+            for on_disk in [false, true] {
+                let case = format!(
+                    "{kind} {}-{} {}",
+                    versions.min,
+                    versions.max,
+                    if on_disk { "disk" } else { "redis" }
+                );
+                let clock = ManualClock::new(start());
+                let mut server = ServerSettings::new(pki.server.clone());
+                server.clock = Arc::new(clock.clone());
+                server.versions = versions;
+                let node = Node::start(backends::server(kind, server).expect("server"));
+                let inner: Arc<dyn SessionStore> = if on_disk {
+                    let file = dir.join(format!("{}-{}.db", kind.code(), versions.min.wire()));
+                    Arc::new(tlsresume_stores::DiskStore::open(&file).expect("disk store"))
+                } else {
+                    let prefix = format!("verdict-{}-{}:", kind.code(), versions.min.wire());
+                    Arc::new(
+                        RedisStore::new(config(&redis.url()).prefix(prefix.as_str()))
+                            .expect("store")
+                            .with_session_key(SessionKey::from_bytes([0x31; 32])),
+                    )
+                };
+                let gate = Arc::new(Gate {
+                    inner: inner.clone(),
+                    writes: AtomicBool::new(true),
+                });
+                // A name the server's certificate does not carry: verification fails, tried
+                // only.
+                let mut settings = client_settings(versions, gate.clone(), &clock, &pki);
+                settings.verify = VerifyMode::Try;
+                let params = ClientParams::new("not-in-the-certificate.invalid", node.addr);
+                let key = settings.cache_key(kind, &params);
+                let client = backends::client(kind, settings).expect("client");
+                let connect = || {
+                    let tcp = TcpStream::connect(node.addr).expect("connect");
+                    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+                    let mut tls = client
+                        .connect(Box::new(tcp), &params)
+                        .unwrap_or_else(|e| panic!("{case}: {e}"));
+                    let mut buf = [0u8; 2];
+                    tls.read_exact(&mut buf).expect("read");
+                    tls.write_all(b"ok").expect("write");
+                    let info = tls.info().clone();
+                    let _ = tls.shutdown();
+                    info
+                };
+                let first = connect();
+                assert!(!first.resumed, "{case}");
+                assert_eq!(first.verification, Verification::Failed, "{case}");
+                gate.writes.store(false, Ordering::SeqCst);
+                let stored = inner.get(&key).expect("get").expect("stored");
+                assert!(stored.verify_override, "{case}");
+                // Control: the entry as stored resumes, reporting its verdict.
+                let again = connect();
+                assert!(again.resumed, "{case}: the untouched entry resumes");
+                assert_eq!(again.no_offer, None, "{case}");
+                assert_eq!(again.verification, Verification::Failed, "{case}");
+
+                for (what, forge) in forgeries {
+                    let mut forged = stored.clone();
+                    forge(&mut forged);
+                    inner.put(&key, forged.clone()).expect("put");
+                    let info = connect();
+                    assert!(!info.resumed, "{case} {what}: a full handshake");
+                    assert_eq!(info.no_offer, Some(NoOffer::OtherKey), "{case} {what}");
+                    assert_eq!(
+                        info.verification,
+                        Verification::Failed,
+                        "{case} {what}: the rewritten verdict is not reported"
+                    );
+                    assert_eq!(
+                        inner.get(&key).expect("get"),
+                        Some(forged),
+                        "{case} {what}: the rewritten entry is left in place"
+                    );
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -31,13 +31,22 @@ fn replace_session(pair: &Pair, f: impl Fn(&mut Vec<u8>)) {
     pair.store.put(&key, entry).expect("put");
 }
 
-fn stored_session(pair: &Pair) -> Vec<u8> {
-    let key = cache_key(pair);
+fn stored_entry(pair: &Pair) -> tlsresume_core::CacheEntry {
     pair.store
-        .get(&key)
+        .get(&cache_key(pair))
         .expect("store")
         .expect("stored session")
-        .session
+}
+
+/// The stored entry's session replaced by `data`, sealed under the store's key as the client
+/// seals what it stores.
+fn reseal(pair: &Pair, data: &[u8]) {
+    let mut entry = stored_entry(pair);
+    entry.session = pair
+        .store
+        .session_key()
+        .seal_session("gnutls", &cache_key(pair), &entry, data);
+    pair.store.put(&cache_key(pair), entry).expect("put");
 }
 
 #[test]
@@ -59,7 +68,7 @@ fn garbage_session_data_gives_a_full_handshake() {
             assert_eq!(c.resumption.bits(), 0x0b, "{v}");
             assert_eq!(s.resumption.bits(), 0x0b, "{v}");
             assert_ne!(
-                stored_session(&pair),
+                stored_entry(&pair).session,
                 garbage,
                 "{v}: the garbage entry is gone"
             );
@@ -86,14 +95,15 @@ fn damaged_session_data_is_not_given_to_gnutls() {
     let _g = serial();
     let pair = Pair::exim("server-ecdsa", ProtocolVersion::Tls12);
     pair.connect().expect("full");
-    let good = stored_session(&pair);
-    // Every flipped byte outside the ticket (GnuTLS would crash on some of them).
+    let stored = stored_entry(&pair);
+    let good = stored.session.clone();
+    // Every flipped byte outside the ticket (GnuTLS would crash on some of them), in the
+    // entry the session was sealed with.
     let step = (good.len() / 40).max(1);
     for offset in (0..good.len()).step_by(step) {
-        replace_session(&pair, |s| {
-            *s = good.clone();
-            s[offset] ^= 0x5a;
-        });
+        let mut damaged = stored.clone();
+        damaged.session[offset] ^= 0x5a;
+        pair.store.put(&cache_key(&pair), damaged).expect("put");
         let (c, s) = pair
             .connect()
             .unwrap_or_else(|e| panic!("offset {offset}: {e}"));
@@ -109,7 +119,9 @@ fn damaged_session_data_is_not_given_to_gnutls() {
             "offset {offset}: {}",
             c.resumption
         );
-        replace_session(&pair, |s| *s = good.clone());
+        pair.store
+            .put(&cache_key(&pair), stored.clone())
+            .expect("put");
     }
 }
 
@@ -118,11 +130,11 @@ fn a_damaged_ticket_is_refused_by_the_server_with_a_full_handshake() {
     let _g = serial();
     let pair = Pair::exim("server-ecdsa", ProtocolVersion::Tls12);
     pair.connect().expect("full");
-    let sealed = stored_session(&pair);
+    let stored = stored_entry(&pair);
     let good = pair
         .store
         .session_key()
-        .open_session("gnutls", &cache_key(&pair), &sealed)
+        .open_session("gnutls", &cache_key(&pair), &stored)
         .expect("sealed")
         .to_vec();
     let ticket = ticket_range(&good).expect("ticket inside the session data");
@@ -130,12 +142,7 @@ fn a_damaged_ticket_is_refused_by_the_server_with_a_full_handshake() {
     for offset in ticket.clone().step_by(step) {
         let mut damaged = good.clone();
         damaged[offset] ^= 0x5a;
-        replace_session(&pair, |s| {
-            *s = pair
-                .store
-                .session_key()
-                .seal_session("gnutls", &cache_key(&pair), &damaged)
-        });
+        reseal(&pair, &damaged);
         let (c, s) = pair
             .connect()
             .unwrap_or_else(|e| panic!("offset {offset}: {e}"));
@@ -150,12 +157,7 @@ fn a_damaged_ticket_is_refused_by_the_server_with_a_full_handshake() {
         .iter_mut()
         .enumerate()
         .for_each(|(i, b)| *b = i as u8);
-    replace_session(&pair, |s| {
-        *s = pair
-            .store
-            .session_key()
-            .seal_session("gnutls", &cache_key(&pair), &damaged)
-    });
+    reseal(&pair, &damaged);
     let (c, s) = pair.connect().expect("garbage ticket");
     assert!(!c.resumed && !s.resumed);
     assert_eq!(s.resumption.bits(), 0x0f);
@@ -174,10 +176,11 @@ fn forged_session_data_that_crashed_gnutls_never_reaches_it() {
     let pair = Pair::exim("server-ecdsa", ProtocolVersion::Tls12);
     pair.connect().expect("full");
     let forger = tlsresume_core::SessionKey::from_bytes([0x42; 32]);
+    let stored = stored_entry(&pair);
     for forged in [
         entry_field.clone(),
-        forger.seal_session("gnutls", &cache_key(&pair), &raw_data),
-        forger.seal_session("gnutls", &cache_key(&pair), &entry_field),
+        forger.seal_session("gnutls", &cache_key(&pair), &stored, &raw_data),
+        forger.seal_session("gnutls", &cache_key(&pair), &stored, &entry_field),
     ] {
         replace_session(&pair, |s| *s = forged.clone());
         let (c, s) = pair.connect().expect("a forged entry is a full handshake");

@@ -250,8 +250,8 @@ mod tests {
 
             // Other bytes than the kept session's that open (sealed DER OpenSSL refuses):
             // decoded (and refused), a full handshake, whose new session is kept.
-            let der = pair.open(&pair.entry().expect("entry").session);
-            entry.session = pair.seal(&der[..der.len() / 2]);
+            let der = pair.open(&pair.entry().expect("entry"));
+            pair.reseal(&mut entry, &der[..der.len() / 2]);
             pair.put(entry);
             assert!(!pair.connect().client.resumed, "{version}: refused");
             assert_eq!(sessions.decodes(), 2, "{version}: decoded once more");

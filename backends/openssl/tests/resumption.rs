@@ -239,10 +239,10 @@ fn corrupt_stored_session(v: ProtocolVersion) {
     );
     assert_eq!(bits(&out.server), 0x0B);
     // Truncated DER, sealed under the store's key: OpenSSL refuses to load it.
-    let der = pair.open(&entry.session);
+    let der = pair.open(&entry);
     pair.put({
         let mut updated = entry.clone();
-        updated.session = pair.seal(&der[..der.len() / 2]);
+        pair.reseal(&mut updated, &der[..der.len() / 2]);
         updated
     });
     let out = pair.connect();
@@ -271,7 +271,7 @@ fn tampered_ticket(v: ProtocolVersion) {
     let pair = Setup::new(v).build();
     pair.connect();
     let entry = pair.entry().expect("stored");
-    let der = pair.open(&entry.session);
+    let der = pair.open(&entry);
     let (at, len) = common::ticket_span(&der).expect("ticket in DER");
     assert!(len > 32);
     // A byte of the encrypted state: the HMAC fails.
@@ -283,7 +283,7 @@ fn tampered_ticket(v: ProtocolVersion) {
     for (what, session) in [("body", body), ("key name", name)] {
         pair.put({
             let mut updated = entry.clone();
-            updated.session = pair.seal(&session);
+            pair.reseal(&mut updated, &session);
             updated
         });
         let out = pair.connect();

@@ -289,6 +289,20 @@ impl CacheEntry {
         } else {
             CODEC_VERSION
         });
+        self.encode_fields(&mut out);
+        let len = u32::try_from(self.session.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&self.session);
+        let check = digest::digest(&digest::SHA256, &out);
+        out.extend_from_slice(&check.as_ref()[..CHECK_LEN]);
+        out
+    }
+
+    /// Every field but the session, as [`encode`](Self::encode) writes them after the version
+    /// (store time, lifetime hint, verify-override, verification, OCSP status, backend,
+    /// protocol, then the DANE authority when there is one): what the stored session's seal
+    /// covers besides the session ([`SessionKey::seal_session`](crate::SessionKey::seal_session)).
+    pub(crate) fn encode_fields(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.stored_at.as_micros().to_be_bytes());
         let hint = u32::try_from(self.lifetime_hint.as_secs()).unwrap_or(u32::MAX);
         out.extend_from_slice(&hint.to_be_bytes());
@@ -302,12 +316,6 @@ impl CacheEntry {
             out.push(dane.depth.unwrap_or(u8::MAX));
             out.extend_from_slice(&dane.record.to_bytes());
         }
-        let len = u32::try_from(self.session.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&self.session);
-        let check = digest::digest(&digest::SHA256, &out);
-        out.extend_from_slice(&check.as_ref()[..CHECK_LEN]);
-        out
     }
 
     /// Decodes an entry. Any corruption — wrong magic, unknown version, truncation, a bad

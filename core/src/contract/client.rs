@@ -111,8 +111,18 @@ impl ClientHandshake {
         library_filters_expiry: bool,
     ) -> Self {
         let settings = connection_settings(settings, store);
-        let offer = settings.offer(backend, params, library_filters_expiry);
+        let mut offer = settings.offer(backend, params, library_filters_expiry);
         let session_key = settings.store.session_key();
+        // An entry whose verdict, expiry or any other field is not what its session was sealed
+        // with (rewritten by a writer of the store without the key) is not offered, before
+        // any backend's shortcut for a session it keeps decoded; it stays in the store.
+        if offer
+            .entry
+            .as_ref()
+            .is_some_and(|entry| !session_key.entry_fields_sealed(entry))
+        {
+            offer.withdraw(NoOffer::OtherKey);
+        }
         let bits = offer.bits;
         let span = tracing::debug_span!(
             target: telemetry::TARGET,
@@ -175,14 +185,14 @@ impl ClientHandshake {
     /// The library's session bytes of the offered entry, when there is one and it opens under
     /// the store's key for this connection's cache key. One that does not open (another
     /// process's key, another store's, copied from under another cache key, an earlier
-    /// format, or damaged) is withdrawn ([`NoOffer::OtherKey`]) and left in the store.
+    /// format, damaged, or with a verdict or expiry other than it was sealed with) is withdrawn ([`NoOffer::OtherKey`]) and left in the store.
     pub fn session_to_offer(&mut self) -> Option<&[u8]> {
         let entry = self.offer.entry.as_ref()?;
         // Where the library's bytes start, when the entry opens (checked once: the tag covers
         // every byte of a session that may be kilobytes long).
         let start = self
             .session_key
-            .open_session(self.backend.name(), &self.offer.key, &entry.session)
+            .open_session(self.backend.name(), &self.offer.key, entry)
             .map(|data| entry.session.len() - data.len());
         match start {
             Some(start) => self
@@ -502,10 +512,7 @@ impl ClientHandshake {
         if self.dane.check().is_some() && !received.resumed && dane.is_none() {
             return None;
         }
-        let sealed =
-            self.session_key
-                .seal_session(self.backend.name(), &self.offer.key, received.data);
-        let entry = super::entry_for(
+        let mut entry = super::entry_for(
             &self.settings,
             self.backend,
             &self.offer,
@@ -519,8 +526,15 @@ impl ClientHandshake {
             seen_ocsp,
             received.protocol,
             received.lifetime_hint.unwrap_or(Duration::ZERO),
-            sealed.clone(),
+            Vec::new(),
         );
+        let sealed = self.session_key.seal_session(
+            self.backend.name(),
+            &self.offer.key,
+            &entry,
+            received.data,
+        );
+        entry.session = sealed.clone();
         match self.settings.store.put(&self.offer.key, entry) {
             Ok(()) => {
                 self.bits |= Resumption::SERVER_TICKET;

@@ -9,7 +9,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 pub mod key_ring;
 pub mod seal;
 
-use crate::cache::CacheKey;
+use crate::cache::{CacheEntry, CacheKey};
 use crate::clock::UnixTime;
 
 /// The 16-byte name a ticket carries in clear so the server can find the key that sealed it.
@@ -197,44 +197,70 @@ impl SessionKey {
         &self.0.bytes
     }
 
-    /// `data` (a library's serialised session) sealed for the store under the cache key `key`
-    /// it is stored under: `TRS2`, then HMAC-SHA256 under this key of the backend's name,
-    /// `key` and `data`, then `data`. The tag binds the bytes to the backend that wrote them
-    /// and to their place in the store: an entry copied under another cache key (another
-    /// server, SNI, DANE answer, local address…) does not open.
-    pub fn seal_session(&self, backend: &str, key: &CacheKey, data: &[u8]) -> Vec<u8> {
-        let tag = self.session_tag(backend, key, data);
-        let mut out = Vec::with_capacity(SESSION_MAGIC.len() + SESSION_TAG_LEN + data.len());
+    /// `data` (a library's serialised session) sealed for the store as the session field of
+    /// `entry` (whose own session field is ignored), stored under the cache key `key`: `TRS3`,
+    /// the data tag (HMAC-SHA256 under this key of the backend's name, `key` and `data`), the
+    /// entry tag (HMAC-SHA256 of the data tag and every other field of `entry`: store time,
+    /// lifetime hint, verify-override, verification, OCSP status, DANE authority, backend,
+    /// protocol), then `data`. The data tag binds the bytes to the backend that wrote them and
+    /// to their place in the store (an entry copied under another cache key does not open);
+    /// the entry tag binds the fields the lifecycle trusts on a resumption to the session they
+    /// were stored with (an entry whose verdict or expiry was rewritten does not open).
+    pub fn seal_session(
+        &self,
+        backend: &str,
+        key: &CacheKey,
+        entry: &CacheEntry,
+        data: &[u8],
+    ) -> Vec<u8> {
+        let data_tag = self.data_tag(backend, key, data);
+        let entry_tag = self.entry_tag(data_tag.as_ref(), entry);
+        let mut out = Vec::with_capacity(SESSION_MAGIC.len() + 2 * SESSION_TAG_LEN + data.len());
         out.extend_from_slice(SESSION_MAGIC);
-        out.extend_from_slice(tag.as_ref());
+        out.extend_from_slice(data_tag.as_ref());
+        out.extend_from_slice(entry_tag.as_ref());
         out.extend_from_slice(data);
         out
     }
 
-    /// The session data inside [`seal_session`](Self::seal_session)'s output for `backend`
-    /// and `key`, or `None` when it is not such output, was damaged, or was sealed under
-    /// another session key, for another backend or under another cache key.
+    /// The session data inside `entry`'s session field, sealed by
+    /// [`seal_session`](Self::seal_session) for `backend`, `key` and this entry's other fields;
+    /// `None` when it is not such output, was damaged, was sealed under another session key,
+    /// for another backend or under another cache key, or when any other field of the entry
+    /// differs from what was sealed.
     pub fn open_session<'a>(
         &self,
         backend: &str,
         key: &CacheKey,
-        sealed: &'a [u8],
+        entry: &'a CacheEntry,
     ) -> Option<&'a [u8]> {
-        let rest = sealed.strip_prefix(SESSION_MAGIC)?;
-        if rest.len() < SESSION_TAG_LEN {
-            return None;
-        }
-        let (tag, data) = rest.split_at(SESSION_TAG_LEN);
-        let expected = self.session_tag(backend, key, data);
-        same_secret(expected.as_ref(), tag).then_some(data)
+        let (data_tag, _, data) = split_sealed(&entry.session)?;
+        let expected = self.data_tag(backend, key, data);
+        (same_secret(expected.as_ref(), data_tag) && self.entry_fields_sealed(entry))
+            .then_some(data)
     }
 
-    fn session_tag(&self, backend: &str, key: &CacheKey, data: &[u8]) -> ring::hmac::Tag {
-        let hmac = self
-            .0
+    /// Whether `entry`'s fields other than the session are those its session field was sealed
+    /// with (the entry tag, checked against the data tag the field carries; the data tag
+    /// itself is not checked here, [`open_session`](Self::open_session) does). Cheap: a
+    /// hundred bytes hashed, whatever the session's length. The lifecycle checks it on every
+    /// entry it offers, before anything reads the entry's verdict, so a client that keeps the
+    /// library's decoded session and compares stored bytes instead of opening them again
+    /// still refuses an entry whose verdict or expiry was rewritten.
+    pub fn entry_fields_sealed(&self, entry: &CacheEntry) -> bool {
+        split_sealed(&entry.session).is_some_and(|(data_tag, entry_tag, _)| {
+            same_secret(self.entry_tag(data_tag, entry).as_ref(), entry_tag)
+        })
+    }
+
+    fn hmac_key(&self) -> &ring::hmac::Key {
+        self.0
             .hmac
-            .get_or_init(|| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0.bytes[..]));
-        let mut ctx = ring::hmac::Context::with_key(hmac);
+            .get_or_init(|| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0.bytes[..]))
+    }
+
+    fn data_tag(&self, backend: &str, key: &CacheKey, data: &[u8]) -> ring::hmac::Tag {
+        let mut ctx = ring::hmac::Context::with_key(self.hmac_key());
         // The name's length first, so no (name, key, data) triple reads as another; the cache
         // key is 32 bytes.
         ctx.update(&[u8::try_from(backend.len()).unwrap_or(u8::MAX)]);
@@ -243,13 +269,38 @@ impl SessionKey {
         ctx.update(data);
         ctx.sign()
     }
+
+    fn entry_tag(&self, data_tag: &[u8], entry: &CacheEntry) -> ring::hmac::Tag {
+        let mut ctx = ring::hmac::Context::with_key(self.hmac_key());
+        // A label no data tag's input starts with (a backend name's length byte, names being
+        // shorter than 255 bytes), so the two tags' inputs never read as each other.
+        ctx.update(ENTRY_TAG_LABEL);
+        ctx.update(data_tag);
+        let mut fields = Vec::with_capacity(64);
+        entry.encode_fields(&mut fields);
+        ctx.update(&fields);
+        ctx.sign()
+    }
 }
 
-/// The first bytes of a sealed stored session (`TRS2`: the tag covers the cache key). Earlier
-/// formats do not open (`TRS1`, whose tag did not cover the cache key, and before it): their
-/// entries give one full handshake each, stay in the store until they expire or a new session
-/// is stored under their key.
-const SESSION_MAGIC: &[u8; 4] = b"TRS2";
+/// The data tag, the entry tag and the data of a `TRS3` session field.
+fn split_sealed(sealed: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let rest = sealed.strip_prefix(SESSION_MAGIC)?;
+    if rest.len() < 2 * SESSION_TAG_LEN {
+        return None;
+    }
+    let (data_tag, rest) = rest.split_at(SESSION_TAG_LEN);
+    let (entry_tag, data) = rest.split_at(SESSION_TAG_LEN);
+    Some((data_tag, entry_tag, data))
+}
+
+/// The first bytes of a sealed stored session (`TRS3`: the tags cover the cache key and the
+/// entry's other fields). Earlier formats do not open (`TRS2`, whose tag did not cover the
+/// entry's verdict and expiry; `TRS1`, whose tag did not cover the cache key; and before
+/// them): their entries give one full handshake each, stay in the store until they expire or
+/// a new session is stored under their key.
+const SESSION_MAGIC: &[u8; 4] = b"TRS3";
+const ENTRY_TAG_LABEL: &[u8] = b"\xfftlsresume entry fields";
 const SESSION_TAG_LEN: usize = 32;
 
 impl fmt::Debug for SessionKey {
@@ -542,48 +593,118 @@ mod tests {
         assert_ne!(*a, master.to_vec());
     }
 
+    /// An entry holding `data` sealed under `key` for `backend` and `place`.
+    fn sealed_entry(key: &SessionKey, backend: &str, place: &CacheKey, data: &[u8]) -> CacheEntry {
+        let mut entry = CacheEntry::new(
+            crate::BackendKind::Gnutls,
+            0x0304,
+            Vec::new(),
+            UnixTime::from_secs(1_700_000_000),
+            std::time::Duration::from_secs(7200),
+        );
+        entry.verification = crate::Verification::Failed;
+        entry.session = key.seal_session(backend, place, &entry, data);
+        entry
+    }
+
     #[test]
     fn sealed_sessions_open_under_their_key_backend_and_cache_key_only() {
         let key = SessionKey::from_bytes([7; 32]);
         let here = CacheKey::from_bytes([1; 32]);
-        let sealed = key.seal_session("gnutls", &here, b"library session");
+        let entry = sealed_entry(&key, "gnutls", &here, b"library session");
+        let sealed = entry.session.clone();
+        let with = |session: &[u8]| {
+            let mut e = entry.clone();
+            e.session = session.to_vec();
+            e
+        };
         assert_eq!(
-            key.open_session("gnutls", &here, &sealed),
+            key.open_session("gnutls", &here, &entry),
             Some(&b"library session"[..])
         );
+        assert!(key.entry_fields_sealed(&entry));
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
-            assert_eq!(key.open_session("gnutls", &here, &bad), None, "byte {i}");
+            assert_eq!(
+                key.open_session("gnutls", &here, &with(&bad)),
+                None,
+                "byte {i}"
+            );
         }
-        assert_eq!(key.open_session("gnutls", &here, b""), None);
-        assert_eq!(key.open_session("gnutls", &here, b"TRS2short"), None);
-        assert_eq!(key.open_session("gnutls", &here, &sealed[..36]), None);
+        assert_eq!(key.open_session("gnutls", &here, &with(b"")), None);
+        assert_eq!(key.open_session("gnutls", &here, &with(b"TRS3short")), None);
+        assert_eq!(
+            key.open_session("gnutls", &here, &with(&sealed[..68])),
+            None
+        );
+        assert!(!key.entry_fields_sealed(&with(&sealed[..67])));
         // Another key, another backend, another cache key (an entry copied elsewhere in the
         // store), or an earlier format: never opens.
         let other = SessionKey::from_bytes([8; 32]);
-        assert_eq!(other.open_session("gnutls", &here, &sealed), None);
-        assert_eq!(key.open_session("openssl", &here, &sealed), None);
+        assert_eq!(other.open_session("gnutls", &here, &entry), None);
+        assert!(!other.entry_fields_sealed(&entry));
+        assert_eq!(key.open_session("openssl", &here, &entry), None);
         let elsewhere = CacheKey::from_bytes([2; 32]);
-        assert_eq!(key.open_session("gnutls", &elsewhere, &sealed), None);
-        for magic in [b"TRG2", b"TRS1"] {
+        assert_eq!(key.open_session("gnutls", &elsewhere, &entry), None);
+        for magic in [b"TRG2", b"TRS1", b"TRS2"] {
             let mut old = magic.to_vec();
             old.extend_from_slice(&sealed[4..]);
-            assert_eq!(key.open_session("gnutls", &here, &old), None);
+            assert_eq!(key.open_session("gnutls", &here, &with(&old)), None);
         }
-        // The earlier format's tag (backend and data only), under the same key: not opened.
-        let mut ctx =
-            ring::hmac::Context::with_key(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[7; 32]));
-        ctx.update(&[6]);
-        ctx.update(b"gnutls");
-        ctx.update(b"library session");
-        let mut trs1 = b"TRS1".to_vec();
-        trs1.extend_from_slice(ctx.sign().as_ref());
-        trs1.extend_from_slice(b"library session");
-        assert_eq!(key.open_session("gnutls", &here, &trs1), None);
+        // The earlier format's tag (TRS2: backend, cache key and data only), under the same
+        // key: not opened.
+        let mut trs2 = b"TRS2".to_vec();
+        trs2.extend_from_slice(&sealed[4..36]);
+        trs2.extend_from_slice(b"library session");
+        assert_eq!(key.open_session("gnutls", &here, &with(&trs2)), None);
         // Empty data seals and opens.
-        let empty = key.seal_session("rustls", &here, b"");
+        let empty = sealed_entry(&key, "rustls", &here, b"");
         assert_eq!(key.open_session("rustls", &here, &empty), Some(&b""[..]));
+    }
+
+    #[test]
+    fn a_rewritten_verdict_or_expiry_does_not_open() {
+        let key = SessionKey::from_bytes([7; 32]);
+        let here = CacheKey::from_bytes([1; 32]);
+        let entry = sealed_entry(&key, "gnutls", &here, b"library session");
+        type Rewrite = (&'static str, fn(&mut CacheEntry));
+        let rewrites: [Rewrite; 8] = [
+            ("verification", |e| {
+                e.verification = crate::Verification::Verified
+            }),
+            ("ocsp", |e| e.ocsp = crate::OcspStatus::Verified),
+            ("verify_override", |e| e.verify_override = true),
+            ("stored_at", |e| {
+                e.stored_at = e.stored_at + std::time::Duration::from_secs(3600)
+            }),
+            ("lifetime_hint", |e| {
+                e.lifetime_hint = std::time::Duration::from_secs(86_400)
+            }),
+            ("protocol", |e| e.protocol = 0x0303),
+            ("backend", |e| e.backend = crate::BackendKind::Openssl),
+            ("dane", |e| {
+                e.dane = Some(crate::DaneAuthority {
+                    record: crate::TlsaRecord::new(3, 1, 1, vec![9; 32]),
+                    depth: Some(0),
+                })
+            }),
+        ];
+        for (field, rewrite) in rewrites {
+            let mut forged = entry.clone();
+            rewrite(&mut forged);
+            assert_ne!(forged, entry, "{field}");
+            assert!(!key.entry_fields_sealed(&forged), "{field}");
+            assert_eq!(key.open_session("gnutls", &here, &forged), None, "{field}");
+            // Through the store's codec too: the rewritten bytes decode, and do not open.
+            let decoded = CacheEntry::decode(&forged.encode()).expect("decodes");
+            assert_eq!(key.open_session("gnutls", &here, &decoded), None, "{field}");
+        }
+        let decoded = CacheEntry::decode(&entry.encode()).expect("decodes");
+        assert_eq!(
+            key.open_session("gnutls", &here, &decoded),
+            Some(&b"library session"[..])
+        );
     }
 
     #[test]

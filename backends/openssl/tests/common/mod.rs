@@ -137,29 +137,33 @@ impl Pair {
         self.store.put(&self.key(), entry).expect("put");
     }
 
-    /// Puts `entry` back as if stored now (its session bytes as they were).
+    /// Puts `entry` back as if stored now (its library session as it was, sealed again with
+    /// the new store time as the client seals what it stores).
     pub fn restore_now(&self, entry: &CacheEntry) {
+        let der = self.open(entry);
         self.put({
             let mut updated = entry.clone();
             updated.stored_at = self.clock.now();
+            self.reseal(&mut updated, &der);
             updated
         });
     }
 
     /// The library's session bytes (DER) inside a stored entry's sealed bytes.
-    pub fn open(&self, sealed: &[u8]) -> Vec<u8> {
+    pub fn open(&self, entry: &CacheEntry) -> Vec<u8> {
         self.store
             .session_key()
-            .open_session("openssl", &self.key(), sealed)
+            .open_session("openssl", &self.key(), entry)
             .expect("sealed under the store's key")
             .to_vec()
     }
 
-    /// `der` sealed as the client seals what it stores.
-    pub fn seal(&self, der: &[u8]) -> Vec<u8> {
-        self.store
+    /// `der` sealed into `entry` as the client seals what it stores.
+    pub fn reseal(&self, entry: &mut CacheEntry, der: &[u8]) {
+        entry.session = self
+            .store
             .session_key()
-            .seal_session("openssl", &self.key(), der)
+            .seal_session("openssl", &self.key(), entry, der);
     }
 
     pub fn advance_mins(&self, mins: u64) {
