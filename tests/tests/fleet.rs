@@ -643,10 +643,17 @@ fn sentinel_failover_under_load_fails_no_handshake_and_the_fleet_follows_the_new
             fleet.resumes_across_nodes(Duration::from_secs(10)),
             "{kind}: sessions resume across nodes through Sentinel"
         );
-        let before = SentinelSet::entries(set.replica_port());
+        // The replica catches up with its master asynchronously (its first sync may still be
+        // under way when the first keys are written): wait, bounded, for the fleet's keys.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut before = SentinelSet::entries(set.replica_port());
+        while before.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            before = SentinelSet::entries(set.replica_port());
+        }
         assert!(
             !before.is_empty(),
-            "{kind}: the replica holds the fleet's keys before the failover"
+            "{kind}: the replica holds the fleet's keys before the failover (waited 15 s)"
         );
         let (promoted, window, tally, stats) = fleet.failover_under_load(kind, || {
             set.kill_master();
