@@ -455,7 +455,10 @@ pub struct SessionInfo {
     /// (OpenSSL, GnuTLS) or as the certificate resolver chose it (rustls): among several, the
     /// one the client's name and what it supports selected. `None` on a resumed handshake,
     /// where no certificate is sent, and on clients.
-    pub local_certificate: Option<Vec<u8>>,
+    ///
+    /// Shared rather than owned ([`share_certificate`]): every connection that was sent the
+    /// same certificate holds one copy.
+    pub local_certificate: Option<Arc<[u8]>>,
 }
 
 impl SessionInfo {
@@ -546,6 +549,26 @@ pub fn share_chain<C: AsRef<[u8]>>(chain: &[C]) -> Arc<[Vec<u8>]> {
     new
 }
 
+/// `der` (one certificate) as a [`SessionInfo::local_certificate`] value shared with every
+/// connection that was sent the same certificate.
+///
+/// The last few certificates this process was given (a server's certificates, chosen by SNI
+/// and by what the client supports) are kept; the same bytes again get the kept copy.
+pub fn share_certificate(der: &[u8]) -> Arc<[u8]> {
+    const KEPT: usize = 8;
+    static LAST: Mutex<Vec<Arc<[u8]>>> = Mutex::new(Vec::new());
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(kept) = last.iter().find(|kept| ***kept == *der) {
+        return Arc::clone(kept);
+    }
+    let new: Arc<[u8]> = der.into();
+    if last.len() == KEPT {
+        last.remove(0);
+    }
+    last.push(Arc::clone(&new));
+    new
+}
+
 /// The subject DN of a DER certificate in RFC 4514 form (`CN=client,O=Example`), or `None`
 /// when the bytes are not a certificate.
 pub fn subject_dn(der: &[u8]) -> Option<String> {
@@ -570,6 +593,10 @@ mod tests {
         assert_eq!(&*other, &b[..]);
         assert!(!Arc::ptr_eq(&first, &other));
         assert!(share_chain::<Vec<u8>>(&[]).is_empty());
+        let leaf = share_certificate(b"leaf-a");
+        assert!(Arc::ptr_eq(&leaf, &share_certificate(b"leaf-a")));
+        assert!(!Arc::ptr_eq(&leaf, &share_certificate(b"leaf-b")));
+        assert_eq!(&*share_certificate(b"leaf-b"), b"leaf-b");
         assert!(SessionInfo::new(Side::Client, ProtocolVersion::Tls13)
             .peer_certificates
             .is_empty());

@@ -180,7 +180,7 @@ fn certificates_by_name(kind: BackendKind) {
         for ((name, sigalgs, expected), report) in cases.iter().zip(reports) {
             let report = report.expect("handshake");
             assert!(
-                report.local_certificate == Some(leaf(expected)),
+                report.local_certificate.as_deref() == Some(&leaf(expected)[..]),
                 "{kind} {version}: the server reports another certificate for {name:?} \
                  {sigalgs:?}"
             );

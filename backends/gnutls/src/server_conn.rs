@@ -91,7 +91,9 @@ impl ServerPending {
         library.peer_certificates = s.peer_certificates().into();
         library.sni = s.server_name();
         library.alpn = s.alpn_selected();
-        library.local_certificate = served;
+        library.local_certificate = served
+            .as_deref()
+            .map(tlsresume_core::info::share_certificate);
         // The lifetime in the NewSessionTicket GnuTLS sent (read by the handshake hook).
         let sent = conn
             .ticket_lifetime()

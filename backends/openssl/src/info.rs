@@ -164,7 +164,10 @@ fn session_info(ssl: &SslRef, conn: &Conn) -> SessionInfo {
             let sent = sent_lifetime_hint(ssl, protocol, resumed);
             // The certificate OpenSSL chose for this handshake (SSL_get_certificate).
             if !resumed {
-                info.local_certificate = ssl.certificate().and_then(|c| c.to_der().ok());
+                info.local_certificate = ssl
+                    .certificate()
+                    .and_then(|c| c.to_der().ok())
+                    .map(|der| tlsresume_core::info::share_certificate(&der));
             }
             conn.state().handshake.report(info, Some(sent))
         }

@@ -9,7 +9,7 @@ use rustls::{
     CipherSuite, CommonState, HandshakeKind, ServerConnection, StreamOwned, SupportedCipherSuite,
 };
 use tlsresume_core::contract::ClientHandshake;
-use tlsresume_core::info::{exim_cipher_string, share_chain};
+use tlsresume_core::info::{exim_cipher_string, share_certificate, share_chain};
 use tlsresume_core::{CipherNames, ProtocolVersion, SessionInfo, Side};
 
 use crate::client::ClientIo;
@@ -271,7 +271,8 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
             library.peer_certificates = peer_chain(conn);
             // As the resolver chose it (rustls does not say which certificate it sent).
             if !was_resumed {
-                library.local_certificate = served.and_then(|k| k.cert.first().map(|c| c.to_vec()));
+                library.local_certificate =
+                    served.and_then(|k| k.cert.first().map(|c| share_certificate(c)));
             }
             handshake.report(library, Some(state.lifetime))
         }
