@@ -532,13 +532,21 @@ fn stapled_ocsp_is_reported_to_the_probe() {
     assert!(srv.line().contains(" X=TLS1."));
 }
 
-/// Starts `serve --listen ADDR` with `args` (a fixed address, so a restarted node keeps its
-/// port, which the probe's session cache key includes).
+/// Starts `serve --listen ADDR` with `args` on the address `listen` holds, or, when it holds
+/// none, on a free port (another one when that was taken first) which `listen` then keeps: a
+/// fixed address, so a restarted node keeps its port, which the probe's session cache key
+/// includes.
 #[cfg(feature = "stores")]
-fn start_node(listen: &str, args: &[&str]) -> Server {
-    let mut server = Server::spawn(&[&["--listen", listen, "--timeout", "30"], args].concat());
-    server.addr = listen.to_owned();
-    assert_eq!(server.line(), format!("listening on {listen}"));
+fn start_node(listen: &mut Option<String>, args: &[&str]) -> Server {
+    let args = [&["--timeout", "30"], args].concat();
+    let Some(addr) = listen.as_deref() else {
+        let server = Server::start_on_free_port(&args);
+        *listen = Some(server.addr.clone());
+        return server;
+    };
+    let mut server = Server::spawn(&[&["--listen", addr], args.as_slice()].concat());
+    server.addr = addr.to_owned();
+    assert_eq!(server.line(), format!("listening on {addr}"));
     server
 }
 
@@ -554,7 +562,7 @@ fn restarted_node_resumes_with_fleet_keys(server: &str, client: &str) {
     let kek = kek_file(&dir, "kek", 0o600);
     let cache = dir.join("sessions").display().to_string();
     let url = redis.url();
-    let listen = format!("127.0.0.1:{}", free_port());
+    let mut listen = None;
     let fleet = [
         "--backend",
         server,
@@ -580,7 +588,7 @@ fn restarted_node_resumes_with_fleet_keys(server: &str, client: &str) {
     let case = format!("server {server}, client {client}");
 
     // Node A: a full handshake, a ticket sealed under the fleet's key; then A exits.
-    let a = start_node(&listen, &fleet);
+    let a = start_node(&mut listen, &fleet);
     let r = probe(&a);
     assert_eq!(r.code, Some(0), "{case}, node A: {r:?}");
     assert!(
@@ -595,7 +603,7 @@ fn restarted_node_resumes_with_fleet_keys(server: &str, client: &str) {
     assert_eq!(a.wait_exit(), Some(0), "{case}");
 
     // Node B, a new process on the same address: it knows the key only through Redis.
-    let b = start_node(&listen, &fleet);
+    let b = start_node(&mut listen, &fleet);
     let r = probe(&b);
     assert_eq!(r.code, Some(0), "{case}, node B: {r:?}");
     let first = r.stdout.lines().next().unwrap_or_default();
@@ -615,7 +623,10 @@ fn restarted_node_resumes_with_fleet_keys(server: &str, client: &str) {
     assert_eq!(b.wait_exit(), Some(0), "{case}");
 
     // Control: a node with process-local keys cannot open the fleet's tickets.
-    let c = start_node(&listen, &["--backend", server, "--max-connections", "1"]);
+    let c = start_node(
+        &mut listen,
+        &["--backend", server, "--max-connections", "1"],
+    );
     let r = probe(&c);
     assert_eq!(r.code, Some(0), "{case}, node C: {r:?}");
     assert!(
@@ -760,7 +771,7 @@ fn rediss_ticket_keys_with_a_private_ca() {
     };
     let url = redis.url();
     let cache = dir.join("sessions").display().to_string();
-    let listen = format!("127.0.0.1:{}", free_port());
+    let mut listen = None;
     let fleet = [
         "--backend",
         "openssl",
@@ -774,7 +785,7 @@ fn rediss_ticket_keys_with_a_private_ca() {
         &kek,
     ];
     for (node, resumed) in [("A", false), ("B", true)] {
-        let srv = start_node(&listen, &fleet);
+        let srv = start_node(&mut listen, &fleet);
         let r = run(&[
             "probe",
             &srv.addr,
@@ -1255,18 +1266,25 @@ fn probe_says_the_cache_key_changed_and_which_input() {
 fn probe_says_the_server_refused_the_offered_session() {
     let dir = scratch("refused");
     let cache = dir.join("sessions").display().to_string();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let first = start_node(&listen, &["--backend", "openssl", "--max-connections", "1"]);
+    let mut listen = None;
+    let first = start_node(
+        &mut listen,
+        &["--backend", "openssl", "--max-connections", "1"],
+    );
+    let addr = first.addr.clone();
     let (r, _) = probe_reasons(
-        &listen,
+        &addr,
         &["--backend", "gnutls", "--count", "1", "--cache", &cache],
     );
     assert!(r.stdout.contains(": 0 resumed, 1 full"), "{r:?}");
     assert_eq!(first.wait_exit(), Some(0));
     // A restarted server has new ticket keys: the stored session is offered and refused.
-    let _second = start_node(&listen, &["--backend", "openssl", "--max-connections", "1"]);
+    let _second = start_node(
+        &mut listen,
+        &["--backend", "openssl", "--max-connections", "1"],
+    );
     let (r, reasons) = probe_reasons(
-        &listen,
+        &addr,
         &["--backend", "gnutls", "--count", "1", "--cache", &cache],
     );
     assert!(r.stdout.contains("resumption=0x0F"), "{r:?}");

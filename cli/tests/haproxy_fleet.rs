@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use tlsresume::stores::{Kek, RedisConfig, RedisKeySource, RedisStore};
 use tlsresume::{ClientContext, ClientParams, KeySource, TicketPolicy, UnixTime};
 use tlsresume_compare::haproxy::Haproxy;
-use tlsresume_compare::redis::{free_port, SentinelSet};
+use tlsresume_compare::redis::SentinelSet;
 
 mod common;
 
@@ -148,16 +148,19 @@ fn redis_client(url: &str, kek: &Kek) -> Arc<dyn ClientContext> {
     .expect("client")
 }
 
-/// `serve` listening on `port` as node `n` (its banner says `nodeN.mx.tlsresume.test`).
-fn node(n: usize, port: u16, common: &[&str]) -> Server {
-    let listen = format!("127.0.0.1:{port}");
+/// `serve` as node `n` (its banner says `nodeN.mx.tlsresume.test`) listening on `listen`, or
+/// on a free port (another one when that was taken first) when `None`.
+fn node(n: usize, listen: Option<&str>, common: &[&str]) -> Server {
     let host = format!("node{n}.mx.tlsresume.test");
-    let mut args = vec!["--listen", &listen, "--hostname", &host, "--timeout", "30"];
+    let mut args = vec!["--hostname", &host, "--timeout", "30"];
     args.extend_from_slice(common);
-    let mut server = Server::spawn(&args);
+    let Some(listen) = listen else {
+        return Server::start_on_free_port(&args);
+    };
+    let mut server = Server::spawn(&[&["--listen", listen], args.as_slice()].concat());
     let first = server.line();
     assert_eq!(first, format!("listening on {listen}"), "node {n}");
-    server.addr = listen;
+    server.addr = listen.to_owned();
     server
 }
 
@@ -245,12 +248,7 @@ fn three_nodes_behind_haproxy_ride_out_a_sentinel_failover_and_a_node_restart() 
         "--ticket-rotation",
         &rotation,
     ];
-    let ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
-    let mut nodes: Vec<Server> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, port)| node(i + 1, *port, &common))
-        .collect();
+    let mut nodes: Vec<Server> = (0..NODES).map(|i| node(i + 1, None, &common)).collect();
     let addrs: Vec<SocketAddr> = nodes
         .iter()
         .map(|n| n.addr.parse().expect("node address"))
@@ -363,12 +361,13 @@ fn three_nodes_behind_haproxy_ride_out_a_sentinel_failover_and_a_node_restart() 
         .expect("the node drained");
     let drained = drain_start.elapsed();
     let restarted_at = start.elapsed();
-    {
+    let listen = {
         let old_node = &mut nodes[RESTARTED - 1];
         let _ = old_node.child.kill();
         let _ = old_node.child.wait();
-    }
-    nodes[RESTARTED - 1] = node(RESTARTED, ports[RESTARTED - 1], &common);
+        old_node.addr.clone()
+    };
+    nodes[RESTARTED - 1] = node(RESTARTED, Some(&listen), &common);
     let resumed_slot = UnixTime::now().as_secs() / ROTATION;
     let restarted_addr = addrs[RESTARTED - 1];
     let old_resumed: Vec<_> = old

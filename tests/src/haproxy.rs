@@ -7,13 +7,13 @@
 //! reports itself skipped, except under CI (`CI` set), where it fails.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::redis::{free_port, skipped};
+use crate::redis::{free_port, on_free_port, skipped, spawn_ready};
 
 /// The backend's name in the generated configuration.
 pub const BACKEND: &str = "fleet";
@@ -33,32 +33,25 @@ impl Haproxy {
     /// accepts connections. `None` (the test says it is skipped) when `haproxy` cannot run;
     /// panics under CI in that case.
     pub fn start(nodes: &[SocketAddr]) -> Option<Self> {
-        let skip = |why: String| skipped(why, "haproxy");
-        let front: SocketAddr = match format!("127.0.0.1:{}", free_port()).parse() {
-            Ok(a) => a,
-            Err(e) => return skip(format!("no free port ({e})")),
-        };
-        let admin: SocketAddr = match format!("127.0.0.1:{}", free_port()).parse() {
-            Ok(a) => a,
-            Err(e) => return skip(format!("no free port ({e})")),
-        };
-        let dir = std::env::temp_dir().join(format!(
-            "tlsresume-haproxy-{}-{}",
-            std::process::id(),
-            front.port()
-        ));
-        let config = Self::config(front, admin, nodes);
-        let mut proxy = Self {
-            child: None,
-            dir,
-            front,
-            admin,
-            config,
-        };
-        match proxy.spawn() {
-            Ok(()) => Some(proxy),
-            Err(e) => skip(format!("cannot run haproxy ({e})")),
-        }
+        // Other ports when haproxy exits (one of its ports was taken before it bound it).
+        let started = on_free_port(|port| {
+            let front = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+            let dir = std::env::temp_dir()
+                .join(format!("tlsresume-haproxy-{}-{port}", std::process::id(),));
+            let mut proxy = Self {
+                child: None,
+                dir,
+                front,
+                admin,
+                config: Self::config(front, admin, nodes),
+            };
+            proxy.spawn().map(|()| proxy)
+        });
+        started.map_or_else(
+            |e| skipped(format!("cannot run haproxy ({e})"), "haproxy"),
+            Some,
+        )
     }
 
     /// The configuration: round robin in TCP mode; a connection refused by a server is tried
@@ -98,29 +91,20 @@ impl Haproxy {
         let file = self.dir.join("haproxy.cfg");
         std::fs::write(&file, &self.config)?;
         // -db: stay in the foreground, no daemon; -q: no startup chatter.
-        let child = Command::new("haproxy")
-            .arg("-db")
-            .arg("-q")
-            .arg("-f")
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()?;
+        let (admin, front) = (self.admin, self.front);
+        let child = spawn_ready(
+            Command::new("haproxy")
+                .arg("-db")
+                .arg("-q")
+                .arg("-f")
+                .arg(&file)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit()),
+            front.port(),
+            |_| TcpStream::connect(admin).is_ok() && TcpStream::connect(front).is_ok(),
+        )?;
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(self.admin).is_err() || TcpStream::connect(self.front).is_err() {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                return Err(io::Error::other(format!("haproxy exited: {status}")));
-            }
-            if Instant::now() > deadline {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "haproxy did not listen within 10 s",
-                ));
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
         Ok(())
     }
 

@@ -48,19 +48,13 @@ impl RedisServer {
         }
         let mut server = Self {
             child: None,
-            port: free_port(),
+            port: 0,
             tls,
         };
-        let mut spawned = server.spawn();
-        // A free port can be taken by another process before redis-server binds it: it then
-        // exits, and another free port is tried.
-        for _ in 0..4 {
-            if !matches!(&spawned, Err(e) if e.kind() == io::ErrorKind::AddrInUse) {
-                break;
-            }
-            server.port = free_port();
-            spawned = server.spawn();
-        }
+        let spawned = on_free_port(|port| {
+            server.port = port;
+            server.spawn()
+        });
         match spawned {
             Ok(()) => Some(server),
             Err(e) => {
@@ -118,59 +112,22 @@ impl RedisServer {
         } else {
             cmd.args(["--port", &self.port.to_string()]);
         }
-        let child = cmd
-            .args(["--bind", "127.0.0.1"])
+        cmd.args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        self.child = Some(child);
-        // Ready when it answers PING (inline command, no client library needed).
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if self.ping() {
-                return Ok(());
-            }
-            let exited = self
-                .child
-                .as_mut()
-                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
-            if exited {
-                self.stop();
-                return Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    format!(
-                        "redis-server exited before answering PING (port {} taken?)",
-                        self.port
-                    ),
-                ));
-            }
-            if Instant::now() > deadline {
-                self.stop();
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "redis-server did not answer PING within 30 s",
-                ));
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+            .stderr(Stdio::null());
+        self.child = Some(spawn_ready(&mut cmd, self.port, |pid| self.answers(pid))?);
+        Ok(())
     }
 
-    /// Whether the server answers: PING in clear; for a TLS server, listening is enough (the
-    /// TLS handshake is the test's).
-    fn ping(&self) -> bool {
-        let Ok(mut tcp) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
+    /// Whether the server answers as process `pid` in clear; for a TLS server, listening is
+    /// enough (the TLS handshake is the test's).
+    fn answers(&self, pid: u32) -> bool {
         if self.tls {
-            return true;
+            return TcpStream::connect(("127.0.0.1", self.port)).is_ok();
         }
-        let _ = tcp.set_read_timeout(Some(Duration::from_millis(500)));
-        let mut reply = [0u8; 7];
-        tcp.write_all(b"PING\r\n").is_ok()
-            && tcp.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+        answers_as(self.port, pid)
     }
 }
 
@@ -186,6 +143,77 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or(0)
+}
+
+/// How many free ports [`on_free_port`] tries.
+const PORT_TRIES: usize = 5;
+
+/// Runs `start(port)` on a free loopback port. A free port can be taken by another process
+/// before the child started on it binds it: while `start` fails with
+/// [`io::ErrorKind::AddrInUse`] (as [`spawn_ready`] does when its child exits before it is
+/// ready), another free port is tried, five in all; the last error otherwise.
+pub fn on_free_port<T>(mut start: impl FnMut(u16) -> io::Result<T>) -> io::Result<T> {
+    let mut tries = 1;
+    loop {
+        match start(free_port()) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && tries < PORT_TRIES => tries += 1,
+            done => return done,
+        }
+    }
+}
+
+/// Spawns `command`, a server to listen on `port`, and waits (at most 30 s, returning as soon
+/// as it is) until `ready(pid)` (`pid`: the child's process id, to tell it from another
+/// process that took the port). When the child exits first (its port was taken?) the error is
+/// [`io::ErrorKind::AddrInUse`], for [`on_free_port`] to try another port; after 30 s it is
+/// [`io::ErrorKind::TimedOut`]. The child is killed on either error.
+pub fn spawn_ready(
+    command: &mut Command,
+    port: u16,
+    mut ready: impl FnMut(u32) -> bool,
+) -> io::Result<Child> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut child = command.spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let failed = |mut child: Child, kind, why: String| {
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(io::Error::new(kind, why))
+    };
+    loop {
+        if ready(child.id()) {
+            return Ok(child);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let why =
+                format!("{program} exited ({status}) before it was ready (port {port} taken?)");
+            return failed(child, io::ErrorKind::AddrInUse, why);
+        }
+        if Instant::now() > deadline {
+            let why = format!("{program} was not ready on port {port} within 30 s");
+            return failed(child, io::ErrorKind::TimedOut, why);
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the Redis (or Sentinel) on `port` answers and is process `pid` (`INFO server`),
+/// not another process that took the port first.
+fn answers_as(port: u16, pid: u32) -> bool {
+    let line = format!("process_id:{pid}\r\n");
+    matches!(command(port, &[b"INFO", b"server"]),
+        Ok(Reply::Bulk(Some(info))) if String::from_utf8_lossy(&info).contains(&line))
+}
+
+/// Whether a write on the master on `port` reaches `replicas` of its replicas within 500 ms
+/// (`FLUSHALL`, replicated, then `WAIT` on the same connection): a replica is in sync and its
+/// master streams to it, as a write confirmed with `WAIT` needs. For a set not yet in use.
+fn confirms_writes(port: u16, replicas: usize) -> bool {
+    let wanted = replicas.to_string();
+    matches!(
+        commands(port, &[&[b"FLUSHALL"], &[b"WAIT", wanted.as_bytes(), b"500"]]).as_deref(),
+        Ok([Reply::Simple(_), Reply::Int(n)]) if usize::try_from(*n).is_ok_and(|n| n >= replicas)
+    )
 }
 
 /// A loopback proxy in front of a Redis server that holds every reply for
@@ -311,16 +339,31 @@ impl Reply {
 /// Sends one command to the Redis (or Sentinel) on `127.0.0.1:port` and reads its reply,
 /// within 2 s.
 pub fn command(port: u16, args: &[&[u8]]) -> io::Result<Reply> {
-    let mut tcp = TcpStream::connect(("127.0.0.1", port))?;
+    let mut replies = commands(port, &[args])?;
+    replies
+        .pop()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no reply"))
+}
+
+/// Sends commands one after the other on one connection and reads their replies, each
+/// within 2 s.
+fn commands(port: u16, each: &[&[&[u8]]]) -> io::Result<Vec<Reply>> {
+    let tcp = TcpStream::connect(("127.0.0.1", port))?;
     tcp.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
+    let mut reader = io::BufReader::new(tcp.try_clone()?);
+    let mut tcp = tcp;
+    let mut replies = Vec::with_capacity(each.len());
+    for args in each {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in *args {
+            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            out.extend_from_slice(arg);
+            out.extend_from_slice(b"\r\n");
+        }
+        tcp.write_all(&out)?;
+        replies.push(read_reply(&mut reader)?);
     }
-    tcp.write_all(&out)?;
-    read_reply(&mut io::BufReader::new(tcp))
+    Ok(replies)
 }
 
 fn read_reply(r: &mut impl io::BufRead) -> io::Result<Reply> {
@@ -432,9 +475,9 @@ impl SentinelSet {
             name: name.to_owned(),
             dir,
             master: None,
-            master_port: free_port(),
-            replicas: (0..replicas.max(1)).map(|_| (None, free_port())).collect(),
-            sentinels: (0..sentinels.max(1)).map(|_| (None, free_port())).collect(),
+            master_port: 0,
+            replicas: (0..replicas.max(1)).map(|_| (None, 0)).collect(),
+            sentinels: (0..sentinels.max(1)).map(|_| (None, 0)).collect(),
         };
         match set.spawn_all() {
             Ok(()) => Some(set),
@@ -444,28 +487,36 @@ impl SentinelSet {
         }
     }
 
-    /// A server whose files (a replica's received RDB) go to a directory of its own.
-    fn server(&self, port: u16, extra: &[&str]) -> io::Result<Child> {
-        let dir = self.dir.join(port.to_string());
-        std::fs::create_dir_all(&dir)?;
-        Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(&dir)
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+    /// A server on a free port whose files (a replica's received RDB) go to a directory of
+    /// its own, once it answers PING; another port when it exits first.
+    fn server(&self, extra: &[&str]) -> io::Result<(Child, u16)> {
+        on_free_port(|port| {
+            let dir = self.dir.join(port.to_string());
+            std::fs::create_dir_all(&dir)?;
+            let child = spawn_ready(
+                Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                    .arg("--dir")
+                    .arg(&dir)
+                    .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                    .args(extra)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+                port,
+                |pid| answers_as(port, pid),
+            )?;
+            Ok((child, port))
+        })
     }
 
     fn spawn_all(&mut self) -> io::Result<()> {
-        self.master = Some(self.server(self.master_port, &[])?);
-        let master = self.master_port.to_string();
+        let (child, port) = self.server(&[])?;
+        (self.master, self.master_port) = (Some(child), port);
+        let master = port.to_string();
         for i in 0..self.replicas.len() {
-            let child = self.server(self.replicas[i].1, &["--replicaof", "127.0.0.1", &master])?;
-            self.replicas[i].0 = Some(child);
+            let (child, port) = self.server(&["--replicaof", "127.0.0.1", &master])?;
+            self.replicas[i] = (Some(child), port);
         }
         let quorum = self.sentinels.len() / 2 + 1;
         // With one Sentinel, a failover that did not finish is tried again after twice the
@@ -476,33 +527,43 @@ impl SentinelSet {
             10000
         };
         for i in 0..self.sentinels.len() {
-            let port = self.sentinels[i].1;
-            let conf = self.dir.join(format!("sentinel-{port}.conf"));
-            std::fs::write(
-                &conf,
-                format!(
-                    "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {dir}\n\
-                     sentinel monitor {name} 127.0.0.1 {master} {quorum}\n\
-                     sentinel down-after-milliseconds {name} 1000\n\
-                     sentinel failover-timeout {name} {failover_timeout}\n",
-                    dir = self.dir.display(),
-                    name = self.name,
-                ),
-            )?;
-            self.sentinels[i].0 = Some(
-                Command::new("redis-server")
-                    .arg(&conf)
-                    .arg("--sentinel")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()?,
-            );
+            let sentinel = on_free_port(|port| {
+                let conf = self.dir.join(format!("sentinel-{port}.conf"));
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {dir}\n\
+                         sentinel monitor {name} 127.0.0.1 {master} {quorum}\n\
+                         sentinel down-after-milliseconds {name} 1000\n\
+                         sentinel failover-timeout {name} {failover_timeout}\n",
+                        dir = self.dir.display(),
+                        name = self.name,
+                    ),
+                )?;
+                let child = spawn_ready(
+                    Command::new("redis-server")
+                        .arg(&conf)
+                        .arg("--sentinel")
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null()),
+                    port,
+                    |pid| answers_as(port, pid),
+                )?;
+                Ok((Some(child), port))
+            })?;
+            self.sentinels[i] = sentinel;
         }
+        // In sync from the master's side too: a write is acknowledged by every replica, as
+        // the tests' writes confirmed with WAIT need from their first key on.
         wait_until(
             Instant::now() + Duration::from_secs(20),
             "the replicas were not in sync, or the Sentinels did not know them and each other, within 20 s",
-            || self.replicas_in_sync() && self.sentinels_know_all(),
+            || {
+                self.replicas_in_sync()
+                    && confirms_writes(self.master_port, self.replicas.len())
+                    && self.sentinels_know_all()
+            },
         )
     }
 
@@ -697,28 +758,28 @@ impl ClusterSet {
 
     fn spawn_all(&mut self) -> io::Result<()> {
         for _ in 0..CLUSTER_MASTERS * 2 {
-            let port = free_port();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .arg("--dir")
-                .arg(&self.dir)
-                .args(["--cluster-enabled", "yes", "--cluster-config-file"])
-                .arg(format!("nodes-{port}.conf"))
-                .args(["--cluster-node-timeout", "1000"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            self.nodes.push((port, Some(child)));
+            let node = on_free_port(|port| {
+                let child = spawn_ready(
+                    Command::new("redis-server")
+                        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                        .arg("--dir")
+                        .arg(&self.dir)
+                        .args(["--cluster-enabled", "yes", "--cluster-config-file"])
+                        .arg(format!("nodes-{port}.conf"))
+                        .args(["--cluster-node-timeout", "1000"])
+                        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null()),
+                    port,
+                    |pid| answers_as(port, pid),
+                )?;
+                Ok((port, Some(child)))
+            })?;
+            self.nodes.push(node);
         }
         let deadline = Instant::now() + Duration::from_secs(20);
         let ports: Vec<u16> = self.nodes.iter().map(|(p, _)| *p).collect();
-        wait_until(deadline, "the nodes did not answer PING", || {
-            ports
-                .iter()
-                .all(|p| matches!(command(*p, &[b"PING"]), Ok(Reply::Simple(s)) if s == "PONG"))
-        })?;
         // The first three become masters, the others their replicas.
         let mut create = Command::new("redis-cli")
             .arg("--cluster")
@@ -755,7 +816,9 @@ impl ClusterSet {
         )
     }
 
-    /// Whether every live node says the cluster is up and every live replica is in sync.
+    /// Whether every live node says the cluster is up, every live replica is in sync, and a
+    /// write on every master is acknowledged by its replica (as the tests' writes confirmed
+    /// with WAIT need from their first key on). For a cluster not yet in use (`FLUSHALL`).
     fn is_up(&self) -> bool {
         self.live_ports().into_iter().all(|p| {
             let ok = matches!(command(p, &[b"CLUSTER", b"INFO"]),
@@ -763,7 +826,11 @@ impl ClusterSet {
             let synced = match command(p, &[b"INFO", b"replication"]) {
                 Ok(Reply::Bulk(Some(i))) => {
                     let info = String::from_utf8_lossy(&i);
-                    info.contains("role:master") || info.contains("master_link_status:up")
+                    if info.contains("role:master") {
+                        confirms_writes(p, 1)
+                    } else {
+                        info.contains("master_link_status:up")
+                    }
                 }
                 _ => false,
             };

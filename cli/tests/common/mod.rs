@@ -156,6 +156,29 @@ impl Server {
             .expect("a server log line in time")
     }
 
+    /// Starts `serve --listen 127.0.0.1:PORT` with `args` on a free port, fixed (for a node
+    /// started again on the same address), and waits for its `listening on` line; another free
+    /// port when serve exits before it (the port was taken before serve bound it).
+    pub fn start_on_free_port(args: &[&str]) -> Self {
+        let started = tlsresume_compare::redis::on_free_port(|port| {
+            let listen = format!("127.0.0.1:{port}");
+            let mut server = Self::spawn(&[&["--listen", listen.as_str()], args].concat());
+            match server.lines.recv_timeout(LINE_WAIT) {
+                Ok(line) => {
+                    assert_eq!(line, format!("listening on {listen}"));
+                    server.addr = listen;
+                    Ok(server)
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("serve exited before listening on {listen}"),
+                )),
+                Err(e) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, e)),
+            }
+        });
+        started.expect("serve listening on a free port")
+    }
+
     /// Waits for the server to exit by itself (after --max-connections); its status code.
     pub fn wait_exit(mut self) -> Option<i32> {
         let deadline = Instant::now() + LIMIT;
