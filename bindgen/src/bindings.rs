@@ -223,6 +223,28 @@ pub type gnutls_certificate_type_t = ::core::ffi::c_uint;
 pub const GNUTLS_X509_FMT_DER: gnutls_x509_crt_fmt_t = 0;
 pub const GNUTLS_X509_FMT_PEM: gnutls_x509_crt_fmt_t = 1;
 pub type gnutls_x509_crt_fmt_t = ::core::ffi::c_uint;
+pub const GNUTLS_GROUP_INVALID: gnutls_group_t = 0;
+pub const GNUTLS_GROUP_SECP192R1: gnutls_group_t = 5;
+pub const GNUTLS_GROUP_SECP224R1: gnutls_group_t = 1;
+pub const GNUTLS_GROUP_SECP256R1: gnutls_group_t = 2;
+pub const GNUTLS_GROUP_SECP384R1: gnutls_group_t = 3;
+pub const GNUTLS_GROUP_SECP521R1: gnutls_group_t = 4;
+pub const GNUTLS_GROUP_X25519: gnutls_group_t = 6;
+pub const GNUTLS_GROUP_X448: gnutls_group_t = 20;
+pub const GNUTLS_GROUP_GC256A: gnutls_group_t = 16;
+pub const GNUTLS_GROUP_GC256B: gnutls_group_t = 17;
+pub const GNUTLS_GROUP_GC256C: gnutls_group_t = 18;
+pub const GNUTLS_GROUP_GC256D: gnutls_group_t = 19;
+pub const GNUTLS_GROUP_GC512A: gnutls_group_t = 13;
+pub const GNUTLS_GROUP_GC512B: gnutls_group_t = 14;
+pub const GNUTLS_GROUP_GC512C: gnutls_group_t = 15;
+pub const GNUTLS_GROUP_FFDHE2048: gnutls_group_t = 256;
+pub const GNUTLS_GROUP_FFDHE3072: gnutls_group_t = 257;
+pub const GNUTLS_GROUP_FFDHE4096: gnutls_group_t = 258;
+pub const GNUTLS_GROUP_FFDHE8192: gnutls_group_t = 259;
+pub const GNUTLS_GROUP_FFDHE6144: gnutls_group_t = 260;
+pub const GNUTLS_GROUP_MAX: gnutls_group_t = 260;
+pub type gnutls_group_t = ::core::ffi::c_uint;
 pub const GNUTLS_SEC_PARAM_UNKNOWN: gnutls_sec_param_t = 0;
 pub const GNUTLS_SEC_PARAM_INSECURE: gnutls_sec_param_t = 5;
 pub const GNUTLS_SEC_PARAM_EXPORT: gnutls_sec_param_t = 10;
@@ -236,6 +258,11 @@ pub const GNUTLS_SEC_PARAM_ULTRA: gnutls_sec_param_t = 45;
 pub const GNUTLS_SEC_PARAM_FUTURE: gnutls_sec_param_t = 50;
 pub const GNUTLS_SEC_PARAM_MAX: gnutls_sec_param_t = 50;
 pub type gnutls_sec_param_t = ::core::ffi::c_uint;
+pub const GNUTLS_CTYPE_CLIENT: gnutls_ctype_target_t = 0;
+pub const GNUTLS_CTYPE_SERVER: gnutls_ctype_target_t = 1;
+pub const GNUTLS_CTYPE_OURS: gnutls_ctype_target_t = 2;
+pub const GNUTLS_CTYPE_PEERS: gnutls_ctype_target_t = 3;
+pub type gnutls_ctype_target_t = ::core::ffi::c_uint;
 pub type gnutls_transport_ptr_t = *mut ::core::ffi::c_void;
 #[repr(C)]
 #[derive(Debug)]
@@ -280,7 +307,25 @@ unsafe extern "C" {
     ) -> ::core::ffi::c_int;
 }
 unsafe extern "C" {
+    pub fn gnutls_group_get(session: gnutls_session_t) -> gnutls_group_t;
+}
+unsafe extern "C" {
     pub fn gnutls_cipher_get(session: gnutls_session_t) -> gnutls_cipher_algorithm_t;
+}
+unsafe extern "C" {
+    pub fn gnutls_kx_get(session: gnutls_session_t) -> gnutls_kx_algorithm_t;
+}
+unsafe extern "C" {
+    pub fn gnutls_mac_get(session: gnutls_session_t) -> gnutls_mac_algorithm_t;
+}
+unsafe extern "C" {
+    pub fn gnutls_certificate_type_get2(
+        session: gnutls_session_t,
+        target: gnutls_ctype_target_t,
+    ) -> gnutls_certificate_type_t;
+}
+unsafe extern "C" {
+    pub fn gnutls_sign_algorithm_get(session: gnutls_session_t) -> ::core::ffi::c_int;
 }
 unsafe extern "C" {
     pub fn gnutls_cipher_get_name(
@@ -621,6 +666,9 @@ unsafe extern "C" {
 }
 unsafe extern "C" {
     pub fn gnutls_session_get_ptr(session: gnutls_session_t) -> *mut ::core::ffi::c_void;
+}
+unsafe extern "C" {
+    pub fn gnutls_dh_get_prime_bits(session: gnutls_session_t) -> ::core::ffi::c_int;
 }
 unsafe extern "C" {
     pub fn gnutls_certificate_server_set_request(

@@ -1,6 +1,6 @@
 //! Settings → GnuTLS configuration: priority strings, credentials.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use zeroize::Zeroizing;
 
@@ -10,7 +10,7 @@ use tlsresume_core::{
 
 use crate::ffi::Credentials;
 use crate::ffi::SessionRef;
-use crate::ffi::SuiteParts;
+use crate::ffi::{SuiteInputs, SuiteParts};
 use tlsresume_core::identities::IdentityTable;
 use tlsresume_core::info::{exim_cipher_from_gnutls_desc, exim_cipher_string};
 use tlsresume_core::settings::ciphers::{CipherList, CipherSuite};
@@ -238,7 +238,48 @@ pub(crate) fn client_credentials(settings: &ClientSettings) -> Result<Arc<Creden
 /// `native` is `gnutls_session_get_desc`; `iana` is `gnutls_ciphersuite_get`; `exim` is Exim's
 /// transformation of the description (the known issue: it differs between full and resumed
 /// handshakes) or, with `iana_names` (hardened), `<version>:<IANA name>:<bits>`.
+///
+/// Formatting the description is most of the cost, and a process negotiates few distinct
+/// suites: the names are kept per [`SuiteInputs`] (read with GnuTLS's getters) in a small
+/// process-wide table, computed on a miss only.
 pub(crate) fn cipher_names(session: &SessionRef, iana_names: bool) -> CipherNames {
+    let key = (session.suite_inputs(), iana_names);
+    let cached = lock_names().and_then(|names| {
+        names
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+    });
+    if let Some(names) = cached {
+        // Tests run debug builds: a key that misses an input of the names fails them here.
+        debug_assert_eq!(names, cipher_names_uncached(session, iana_names));
+        return names;
+    }
+    let names = cipher_names_uncached(session, iana_names);
+    // An unfinished handshake has no description: nothing to keep.
+    if !names.native.is_empty() {
+        if let Some(mut table) = lock_names() {
+            if table.len() < NAMES_KEPT && !table.iter().any(|(k, _)| *k == key) {
+                table.push((key, names.clone()));
+            }
+        }
+    }
+    names
+}
+
+/// How many distinct (suite inputs, naming) pairs [`cipher_names`] keeps; beyond, it computes.
+const NAMES_KEPT: usize = 64;
+
+type NamesTable = Vec<((SuiteInputs, bool), CipherNames)>;
+
+static NAMES: Mutex<NamesTable> = Mutex::new(Vec::new());
+
+/// The table, or `None` when a thread panicked holding it (then names are computed).
+fn lock_names() -> Option<MutexGuard<'static, NamesTable>> {
+    NAMES.lock().ok()
+}
+
+fn cipher_names_uncached(session: &SessionRef, iana_names: bool) -> CipherNames {
     let native = session.description();
     let iana = session.ciphersuite().unwrap_or_default();
     let bits = session.cipher_bits();

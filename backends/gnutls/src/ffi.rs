@@ -570,6 +570,36 @@ impl SessionRef {
         )
     }
 
+    /// Everything [`description`](Self::description), [`ciphersuite`](Self::ciphersuite) and
+    /// [`cipher_bits`](Self::cipher_bits) depend on, read with GnuTLS's getters: no
+    /// formatting, no allocation.
+    pub fn suite_inputs(&self) -> SuiteInputs {
+        let raw = self.as_ptr();
+        // SAFETY: getters on a live session; `gnutls_ciphersuite_get` returns a pointer into
+        // GnuTLS's static suite table (or NULL), only its address is kept.
+        unsafe {
+            let group = sys::gnutls_group_get(raw);
+            SuiteInputs {
+                version: sys::gnutls_protocol_get_version(raw),
+                kx: sys::gnutls_kx_get(raw),
+                group,
+                // The description names a custom DH group by its size.
+                dh_bits: if group == 0 {
+                    sys::gnutls_dh_get_prime_bits(raw)
+                } else {
+                    0
+                },
+                sign: sys::gnutls_sign_algorithm_get(raw),
+                cipher: sys::gnutls_cipher_get(raw),
+                mac: sys::gnutls_mac_get(raw),
+                client_type: sys::gnutls_certificate_type_get2(raw, sys::GNUTLS_CTYPE_CLIENT),
+                server_type: sys::gnutls_certificate_type_get2(raw, sys::GNUTLS_CTYPE_SERVER),
+                resumed: sys::gnutls_session_is_resumed(raw) != 0,
+                suite: sys::gnutls_ciphersuite_get(raw) as usize,
+            }
+        }
+    }
+
     /// The cipher's key size in bits (`gnutls_cipher_get_key_size(gnutls_cipher_get()) * 8`).
     pub fn cipher_bits(&self) -> u32 {
         // SAFETY: getters on a live session / a pure function of the algorithm number.
@@ -1088,4 +1118,23 @@ pub fn certificate_has_name(der: &[u8], name: &str) -> bool {
     // SAFETY: initialised above, freed once.
     unsafe { sys::gnutls_x509_crt_deinit(cert) };
     matches
+}
+
+/// The inputs of `gnutls_session_get_desc` (protocol version, key exchange, group or custom
+/// DH size, signature algorithm, cipher, MAC, certificate types, whether resumed) and the
+/// negotiated suite's entry (`gnutls_ciphersuite_get`): sessions with equal inputs have equal
+/// descriptions, suite names and key sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SuiteInputs {
+    version: sys::gnutls_protocol_t,
+    kx: sys::gnutls_kx_algorithm_t,
+    group: sys::gnutls_group_t,
+    dh_bits: c_int,
+    sign: c_int,
+    cipher: sys::gnutls_cipher_algorithm_t,
+    mac: sys::gnutls_mac_algorithm_t,
+    client_type: sys::gnutls_certificate_type_t,
+    server_type: sys::gnutls_certificate_type_t,
+    resumed: bool,
+    suite: usize,
 }

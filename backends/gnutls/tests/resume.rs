@@ -222,3 +222,74 @@ fn servers_sharing_the_master_secret_resume_each_others_tickets_others_do_not() 
         assert!(s.resumption.contains(Resumption::SERVER_TICKET));
     }
 }
+
+/// The names are kept per negotiated suite (see `cipher_names`): debug builds recompute them on
+/// every hit and panic on a difference, so running each case twice, in an order where full,
+/// resumed, TLS 1.2/1.3, both ciphers and both namings follow one another, fails on a key that
+/// misses one of their inputs. The strings are GnuTLS 3.7.9's.
+#[test]
+fn kept_cipher_names_equal_fresh_ones_across_versions_resumption_and_ciphers() {
+    let _g = serial();
+    let cases = [
+        (
+            ProtocolVersion::Tls12,
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            "(TLS1.2)-(ECDHE-SECP256R1)-(RSA-SHA256)-(AES-128-GCM)",
+            "(TLS1.2)-(ECDHE-SECP256R1)-(AES-128-GCM)",
+        ),
+        (
+            ProtocolVersion::Tls12,
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+            "(TLS1.2)-(ECDHE-SECP256R1)-(RSA-SHA256)-(CHACHA20-POLY1305)",
+            "(TLS1.2)-(ECDHE-SECP256R1)-(CHACHA20-POLY1305)",
+        ),
+        (
+            ProtocolVersion::Tls13,
+            "TLS_AES_128_GCM_SHA256",
+            "(TLS1.3)-(ECDHE-SECP256R1)-(RSA-PSS-RSAE-SHA256)-(AES-128-GCM)",
+            "(TLS1.3)--(AES-128-GCM)",
+        ),
+        (
+            ProtocolVersion::Tls13,
+            "TLS_CHACHA20_POLY1305_SHA256",
+            "(TLS1.3)-(ECDHE-SECP256R1)-(RSA-PSS-RSAE-SHA256)-(CHACHA20-POLY1305)",
+            "(TLS1.3)--(CHACHA20-POLY1305)",
+        ),
+    ];
+    for round in 0..2 {
+        for (version, suite, full, resumed) in cases {
+            for policy in [
+                ResumptionPolicy::exim_compatible(),
+                ResumptionPolicy::hardened(),
+            ] {
+                let hardened = policy.known_issues().iana_cipher_names;
+                let mut pair = Pair::new("server-rsa", Versions::only(version), policy);
+                let list: settings::ciphers::CipherList = suite.parse().expect("suite");
+                pair.server.ciphers = Some(list.clone());
+                pair.client.ciphers = Some(list);
+                let label = format!("round {round}, {suite}, hardened {hardened}");
+                let (c, s) = pair
+                    .connect()
+                    .unwrap_or_else(|e| panic!("{label}: full: {e}"));
+                let (rc, rs) = pair
+                    .connect()
+                    .unwrap_or_else(|e| panic!("{label}: resumed: {e}"));
+                assert!(!c.resumed && rc.resumed && rs.resumed, "{label}");
+                for (info, native) in [(&c, full), (&s, full), (&rc, resumed), (&rs, resumed)] {
+                    assert_eq!(info.cipher.native, native, "{label}");
+                    assert_eq!(info.cipher.iana, suite, "{label}");
+                    let exim = if hardened {
+                        info::exim_cipher_string(version, suite, info.cipher.bits)
+                    } else {
+                        info::exim_cipher_from_gnutls_desc(native, info.cipher.bits)
+                    };
+                    assert_eq!(info.cipher.exim, exim, "{label}");
+                }
+                assert_eq!(
+                    c.cipher.bits,
+                    if suite.contains("AES_128") { 128 } else { 256 }
+                );
+            }
+        }
+    }
+}
