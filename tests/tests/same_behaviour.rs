@@ -95,40 +95,6 @@ fn connect_with(
     Ok(info)
 }
 
-/// A server of `kind` answering `connections` connections, whose thread gives back each
-/// connection's report or handshake error.
-fn serve_reporting(
-    kind: BackendKind,
-    settings: ServerSettings,
-    connections: usize,
-) -> (
-    SocketAddr,
-    thread::JoinHandle<Vec<Result<SessionInfo, Error>>>,
-) {
-    let server = backends::server(kind, settings).expect("server");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let thread = thread::spawn(move || {
-        let mut reports = Vec::new();
-        for tcp in listener.incoming().take(connections).flatten() {
-            let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
-            let (Ok(peer), Ok(local)) = (tcp.peer_addr(), tcp.local_addr()) else {
-                continue;
-            };
-            let params = tlsresume_core::ServerParams::new(peer, local);
-            reports.push(server.accept(Box::new(tcp), &params).map(|mut tls| {
-                let _ = tls.write_all(b"hi");
-                let mut buf = [0u8; 2];
-                let _ = tls.read_exact(&mut buf);
-                let _ = tls.shutdown();
-                tls.info()
-            }));
-        }
-        reports
-    });
-    (addr, thread)
-}
-
 /// A server that asks loopback clients for a certificate from the test CA: `required` (Exim's
 /// `tls_verify_hosts`) or only tried (`tls_try_verify_hosts`).
 fn asking_server(pki: &Pki, required: bool, version: ProtocolVersion) -> ServerSettings {
@@ -153,7 +119,7 @@ fn no_client_certificate_kinds(
     identity: Option<Identity>,
 ) -> (ErrorKind, ErrorKind) {
     let pki = pki();
-    let (addr, reports) = serve_reporting(server, asking_server(&pki, true, version), 1);
+    let (addr, reports) = common::serve_reporting(server, asking_server(&pki, true, version), 1);
     let mut settings = client_settings(&pki);
     settings.identity = identity;
     let client_side = kind_of(connect(client, &settings, addr), "no client certificate");
@@ -177,7 +143,7 @@ fn client_certificate_reports(
     let pki = pki();
     let mut settings = asking_server(&pki, required, version);
     settings.resumption = policy;
-    let (addr, reports) = serve_reporting(server, settings, 2);
+    let (addr, reports) = common::serve_reporting(server, settings, 2);
     let mut client_settings = client_settings(&pki);
     client_settings.identity = identity;
     let context = backends::client(client, client_settings).expect("client");

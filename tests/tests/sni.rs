@@ -6,12 +6,11 @@
 //! signature algorithms and offers any session it holds, which the backends' own clients never
 //! do across names) and the backend's own client.
 
-#[allow(dead_code)] // this suite uses the turn only
+#[allow(dead_code)] // this suite uses the turn and the reporting server only
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::thread;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use ::openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
@@ -19,7 +18,7 @@ use common::gnutls_turn;
 use tlsresume::backends;
 use tlsresume_core::identities::ServerIdentity;
 use tlsresume_core::{
-    BackendKind, ClientParams, ClientSettings, Error, Identity, ProtocolVersion, RejectReason,
+    BackendKind, ClientParams, ClientSettings, Identity, ProtocolVersion, RejectReason,
     ServerSettings, SessionInfo, VerifyMode,
 };
 
@@ -46,40 +45,6 @@ fn settings() -> ServerSettings {
         .add_identity(ServerIdentity::new(identity("sni-wild")).expect("wild"))
         .build()
         .expect("settings")
-}
-
-/// A server of `kind` answering `connections` connections; its thread gives back each
-/// connection's report or handshake error.
-fn serve(
-    kind: BackendKind,
-    settings: ServerSettings,
-    connections: usize,
-) -> (
-    SocketAddr,
-    thread::JoinHandle<Vec<Result<SessionInfo, Error>>>,
-) {
-    let server = backends::server(kind, settings).expect("server");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let thread = thread::spawn(move || {
-        let mut reports = Vec::new();
-        for tcp in listener.incoming().take(connections).flatten() {
-            let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
-            let (Ok(peer), Ok(local)) = (tcp.peer_addr(), tcp.local_addr()) else {
-                continue;
-            };
-            let params = tlsresume_core::ServerParams::new(peer, local);
-            reports.push(server.accept(Box::new(tcp), &params).map(|mut tls| {
-                let _ = tls.write_all(b"hi");
-                let mut buf = [0u8; 2];
-                let _ = tls.read_exact(&mut buf);
-                let _ = tls.shutdown();
-                tls.info()
-            }));
-        }
-        reports
-    });
-    (addr, thread)
 }
 
 /// What the OpenSSL client saw of one connection.
@@ -168,7 +133,7 @@ fn certificates_by_name(kind: BackendKind) {
         ),
     ];
     for version in [ProtocolVersion::Tls13, ProtocolVersion::Tls12] {
-        let (addr, server) = serve(kind, settings(), cases.len());
+        let (addr, server) = common::serve_reporting(kind, settings(), cases.len());
         for (name, sigalgs, expected) in cases {
             let seen = openssl_client(addr, name, version, sigalgs, None);
             assert!(
@@ -192,7 +157,7 @@ fn certificates_by_name(kind: BackendKind) {
 /// other name's certificate and a new ticket) under another, or with no name.
 fn no_resumption_across_names(kind: BackendKind) {
     for version in [ProtocolVersion::Tls13, ProtocolVersion::Tls12] {
-        let (addr, server) = serve(kind, settings(), 5);
+        let (addr, server) = common::serve_reporting(kind, settings(), 5);
         let a = Some("a.sni.tlsresume.test");
         let first = openssl_client(addr, a, version, None, None);
         assert!(!first.resumed);
@@ -247,7 +212,7 @@ fn no_resumption_across_names(kind: BackendKind) {
 /// The backend's own client: it verifies the name it connects to, which only the chosen
 /// certificate carries, and resumes under that name.
 fn own_client_gets_the_named_certificate(kind: BackendKind) {
-    let (addr, server) = serve(kind, settings(), 3);
+    let (addr, server) = common::serve_reporting(kind, settings(), 3);
     let roots = tlsresume_core::certificates_from_pem_file(format!("{PKI}/ca.pem").as_ref())
         .expect("roots");
     let client = backends::client(kind, ClientSettings::new(roots.clone())).expect("client");
@@ -274,7 +239,7 @@ fn own_client_gets_the_named_certificate(kind: BackendKind) {
     assert!(infos[1].resumed, "{kind}: the same name resumes");
     assert!(infos[2].peer_certificates.first() == Some(&leaf("sni-wild")));
     // Trying verification, a name the certificates do not cover still gets the default.
-    let (addr, server) = serve(kind, settings(), 1);
+    let (addr, server) = common::serve_reporting(kind, settings(), 1);
     let mut trying = ClientSettings::new(roots);
     trying.verify = VerifyMode::Try;
     let client = backends::client(kind, trying).expect("client");

@@ -94,3 +94,38 @@ pub fn corrupt_ehlo_entry_on_disk(
     bytes[at] ^= 0x20;
     std::fs::write(file, &bytes).expect("write");
 }
+
+/// A server of `kind` answering `connections` connections, whose thread gives back each
+/// connection's report or handshake error.
+#[allow(dead_code)] // the same-behaviour and SNI suites'
+pub fn serve_reporting(
+    kind: tlsresume_core::BackendKind,
+    settings: tlsresume_core::ServerSettings,
+    connections: usize,
+) -> (
+    SocketAddr,
+    std::thread::JoinHandle<Vec<Result<SessionInfo, tlsresume_core::Error>>>,
+) {
+    let server = tlsresume::backends::server(kind, settings).expect("server");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let thread = std::thread::spawn(move || {
+        let mut reports = Vec::new();
+        for tcp in listener.incoming().take(connections).flatten() {
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+            let (Ok(peer), Ok(local)) = (tcp.peer_addr(), tcp.local_addr()) else {
+                continue;
+            };
+            let params = tlsresume_core::ServerParams::new(peer, local);
+            reports.push(server.accept(Box::new(tcp), &params).map(|mut tls| {
+                let _ = tls.write_all(b"hi");
+                let mut buf = [0u8; 2];
+                let _ = tls.read_exact(&mut buf);
+                let _ = tls.shutdown();
+                tls.info()
+            }));
+        }
+        reports
+    });
+    (addr, thread)
+}
