@@ -74,6 +74,7 @@ pub const FUNCTIONS: &[&str] = &[
     "gnutls_session_set_ptr",
     "gnutls_session_set_verify_cert",
     "gnutls_session_ticket_enable_server",
+    "gnutls_session_ticket_send",
     "gnutls_sign_algorithm_get",
     "gnutls_strerror",
     "gnutls_transport_set_errno",

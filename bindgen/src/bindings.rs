@@ -418,6 +418,13 @@ unsafe extern "C" {
     ) -> ::core::ffi::c_int;
 }
 unsafe extern "C" {
+    pub fn gnutls_session_ticket_send(
+        session: gnutls_session_t,
+        nr: ::core::ffi::c_uint,
+        flags: ::core::ffi::c_uint,
+    ) -> ::core::ffi::c_int;
+}
+unsafe extern "C" {
     pub fn gnutls_alpn_get_selected_protocol(
         session: gnutls_session_t,
         protocol: *mut gnutls_datum_t,

@@ -39,6 +39,18 @@ impl BackendKind {
         }
     }
 
+    /// How many TLS 1.3 tickets this library's server sends after a full handshake when
+    /// [`ServerSettings::tls13_tickets`](crate::ServerSettings::tls13_tickets) is not set: one
+    /// on OpenSSL and rustls (tlsresume's choice since its start: a mail client keeps one
+    /// session per destination), two on GnuTLS (the count it sends by itself, as Exim over
+    /// GnuTLS and `gnutls-serv` do).
+    pub fn default_tls13_tickets(self) -> u32 {
+        match self {
+            Self::Gnutls => 2,
+            Self::Openssl | Self::Rustls => 1,
+        }
+    }
+
     /// The code stored in cache entries.
     pub fn code(self) -> u8 {
         match self {

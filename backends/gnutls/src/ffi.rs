@@ -382,11 +382,22 @@ pub enum End {
 impl Session {
     /// A new session (`gnutls_init`).
     pub fn new(end: End) -> Result<Self, GnutlsError> {
-        init()?;
         let flags = match end {
             End::Client => sys::GNUTLS_CLIENT,
             End::Server => sys::GNUTLS_SERVER,
         };
+        Self::with_flags(flags)
+    }
+
+    /// A new server session that sends TLS 1.3 tickets only when asked to
+    /// ([`Connection::send_tickets`]): `gnutls_init` with `GNUTLS_NO_AUTO_SEND_TICKET`
+    /// (without it GnuTLS sends two after every TLS 1.3 handshake, full or resumed).
+    pub fn server_sending_tickets_on_request() -> Result<Self, GnutlsError> {
+        Self::with_flags(sys::GNUTLS_SERVER | sys::GNUTLS_NO_AUTO_SEND_TICKET)
+    }
+
+    fn with_flags(flags: sys::gnutls_init_flags_t) -> Result<Self, GnutlsError> {
+        init()?;
         let mut raw = ptr::null_mut();
         // SAFETY: `raw` is a valid out-pointer; on success it owns a new session.
         cvt(unsafe { sys::gnutls_init(&mut raw, flags) })?;
@@ -980,6 +991,22 @@ impl<S> Connection<S> {
                         None => return Err(err),
                     }
                 }
+            }
+        }
+    }
+
+    /// `gnutls_session_ticket_send(session, count, 0)`: a server sends `count` TLS 1.3
+    /// NewSessionTickets after its handshake. "Would block" means call it again (GnuTLS picks
+    /// up where it stopped); other non-fatal codes are retried here.
+    pub fn send_tickets(&mut self, count: u32) -> io::Result<()> {
+        loop {
+            // SAFETY: the session and all state it points at are alive (owned by `self`); the
+            // call writes through our push function only.
+            let ret = unsafe { sys::gnutls_session_ticket_send(self.session.as_ptr(), count, 0) };
+            match self.after_call(ret as isize) {
+                Ok(_) => return Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
             }
         }
     }

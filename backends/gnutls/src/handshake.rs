@@ -7,7 +7,7 @@
 
 use std::io::{self, Read, Write};
 
-use tlsresume_core::{Error, Handshaking};
+use tlsresume_core::{Error, Handshaking, ProtocolVersion};
 
 use crate::client_conn::{ClientPending, Finished};
 use crate::error::from_io;
@@ -30,6 +30,8 @@ enum Pending {
 pub struct Handshake<S> {
     conn: Connection<S>,
     pending: Pending,
+    /// GnuTLS finished the handshake; what is left is sending the server's TLS 1.3 tickets.
+    done: bool,
 }
 
 impl<S: Read + Write> Handshake<S> {
@@ -37,6 +39,7 @@ impl<S: Read + Write> Handshake<S> {
         Self {
             conn,
             pending: Pending::Client(Box::new(pending)),
+            done: false,
         }
     }
 
@@ -44,12 +47,22 @@ impl<S: Read + Write> Handshake<S> {
         Self {
             conn,
             pending: Pending::Server(pending),
+            done: false,
         }
     }
 
     /// Drives the handshake until it is done or the transport would block.
     pub fn resume(mut self) -> Result<Handshaking<Self, Stream<S>>, Error> {
-        match self.conn.handshake() {
+        let step = if self.done {
+            Ok(())
+        } else {
+            self.conn.handshake()
+        };
+        let step = step.and_then(|()| {
+            self.done = true;
+            self.send_tickets()
+        });
+        match step {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 return Ok(Handshaking::WouldBlock(self))
@@ -83,6 +96,23 @@ impl<S: Read + Write> Handshake<S> {
             Pending::Server(pending) => pending.finish(self.conn),
         };
         Ok(Handshaking::Done(Stream::new(conn, info, saver, clock)))
+    }
+
+    /// A server that sends its TLS 1.3 tickets itself (another count than GnuTLS's own) sends
+    /// them now, before the stream is handed over: `gnutls_session_ticket_send`, TLS 1.3 only.
+    fn send_tickets(&mut self) -> io::Result<()> {
+        let Pending::Server(pending) = &mut self.pending else {
+            return Ok(());
+        };
+        let Some(count) = pending.tickets_on_request else {
+            return Ok(());
+        };
+        if self.conn.session().protocol() != ProtocolVersion::Tls13 {
+            return Ok(());
+        }
+        self.conn.send_tickets(count)?;
+        pending.tickets_on_request = None;
+        Ok(())
     }
 
     /// The transport.

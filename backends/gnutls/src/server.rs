@@ -70,7 +70,15 @@ impl Server {
         transport: S,
         start: ServerStart,
     ) -> Result<Handshake<S>, Error> {
-        let mut session = Session::new(End::Server)?;
+        // GnuTLS sends two TLS 1.3 tickets by itself; another count is sent on request after
+        // the handshake (by `Handshake::resume`), to clients given tickets only.
+        let count = self.settings.tls13_tickets_for(BACKEND);
+        let automatic = count == BACKEND.default_tls13_tickets();
+        let mut session = if automatic {
+            Session::new(End::Server)?
+        } else {
+            Session::server_sending_tickets_on_request()?
+        };
         session.set_priority(&self.priority)?;
         session.set_alpn(&self.settings.alpn)?;
         let lifetime = tickets::expiration_secs(&self.settings);
@@ -115,6 +123,7 @@ impl Server {
                     .first()
                     .and_then(|e| e.identity().chain().first().cloned()),
                 iana_names: self.settings.resumption.known_issues().iana_cipher_names,
+                tickets_on_request: (!automatic && start.may_issue && count > 0).then_some(count),
                 clock: self.clock.clone(),
             },
         ))

@@ -23,6 +23,8 @@ pub(crate) struct ServerPending {
     /// The leaf of the first identity, the one the staple is for.
     pub(crate) primary: Option<Vec<u8>>,
     pub(crate) iana_names: bool,
+    /// TLS 1.3 tickets to send once the handshake is done, when GnuTLS does not send its own.
+    pub(crate) tickets_on_request: Option<u32>,
     pub(crate) clock: Arc<ClockClaim>,
 }
 

@@ -112,7 +112,10 @@ impl Server {
             });
         }
         if start.may_issue {
-            ssl.set_num_tickets(1)
+            // TLS 1.3 tickets after a full handshake (`SSL_set_num_tickets`); after a resumed
+            // one OpenSSL sends one ticket when the ticket callback renews the presented one.
+            let count = self.settings.tls13_tickets_for(BACKEND);
+            ssl.set_num_tickets(usize::try_from(count).unwrap_or(usize::MAX))
                 .map_err(|e| error::stack("num_tickets", e))?;
         } else {
             ssl.set_num_tickets(0)

@@ -161,7 +161,9 @@ impl Configs {
         config.alpn_protocols = settings.alpn.clone();
         let mut without = config.clone();
         without.send_tls13_tickets = 0;
-        config.send_tls13_tickets = 1;
+        // After every TLS 1.3 handshake, full or resumed (rustls sends the same number).
+        config.send_tls13_tickets =
+            usize::try_from(settings.tls13_tickets_for(crate::BACKEND)).unwrap_or(usize::MAX);
         Ok(Self {
             auth,
             with_tickets: Arc::new(config),

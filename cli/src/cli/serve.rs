@@ -245,6 +245,11 @@ pub struct ServeArgs {
     /// are per rotation slot).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub ticket_rotation: Option<u64>,
+    /// TLS 1.3 tickets sent to a client given tickets after a full handshake (0 to 8; default:
+    /// the backend's own, 1 on OpenSSL and rustls, 2 on GnuTLS). After a resumed handshake
+    /// rustls and GnuTLS send as many again, OpenSSL one when it renews the ticket.
+    #[arg(long, value_name = "N")]
+    pub tls13_tickets: Option<u32>,
     /// Prefix of the Redis keys written by --ticket-keys (to share one Redis between fleets).
     #[cfg(feature = "stores")]
     #[arg(long, value_name = "PREFIX", default_value = "tlsresume:")]
@@ -356,6 +361,7 @@ fn settings(args: &ServeArgs) -> Result<(ServerSettings, tlsresume::BackendKind)
         None => kind.default_ticket_policy(),
         Some(secs) => ticket_policy(kind, secs)?,
     });
+    settings.tls13_tickets = args.tls13_tickets;
     settings.resumption = super::policy(&args.policy)?.policy();
     if let Some(list) = &args.resumption_hosts {
         let hosts: HostList = list

@@ -128,6 +128,15 @@ pub struct ServerSettings {
     /// Ticket key and lifetime rules; `None` (the default) is the backend's own library's
     /// flavour ([`BackendKind::default_ticket_policy`]).
     pub ticket_policy: Option<TicketPolicy>,
+    /// How many TLS 1.3 tickets (NewSessionTicket messages) a client given tickets receives
+    /// after a full TLS 1.3 handshake, at most [`MAX_TLS13_TICKETS`]; `None` (the default):
+    /// the backend's own number ([`BackendKind::default_tls13_tickets`]: 1 on OpenSSL and
+    /// rustls, 2 on GnuTLS). 0: none (TLS 1.2 tickets are not affected). After a resumed
+    /// handshake the libraries differ, measured: rustls and GnuTLS send the same number again;
+    /// OpenSSL sends one ticket when the ticket presented is renewed
+    /// ([`TicketPolicy`]'s `renew_after`), none otherwise. Clients the policy gives no tickets
+    /// get none whatever this says.
+    pub tls13_tickets: Option<u32>,
     /// Which clients get tickets; known-issue treatment.
     pub resumption: ResumptionPolicy,
     /// The clock every time decision uses.
@@ -163,6 +172,7 @@ impl ServerSettings {
             identities: Vec::new(),
             ocsp_response: None,
             ticket_policy: None,
+            tls13_tickets: None,
             resumption: ResumptionPolicy::default(),
             clock: Arc::new(SystemClock),
             key_source: Arc::new(ProcessKeySource::new()),
@@ -218,6 +228,13 @@ impl ServerSettings {
             .unwrap_or_else(|| backend.default_ticket_policy())
     }
 
+    /// The number of TLS 1.3 tickets a server of `backend` sends after a full handshake: the one
+    /// set, or the backend's own.
+    pub fn tls13_tickets_for(&self, backend: BackendKind) -> u32 {
+        self.tls13_tickets
+            .unwrap_or_else(|| backend.default_tls13_tickets())
+    }
+
     /// Checks every field, and that `backend` can carry the settings out; the error names the
     /// field and says what would do instead.
     ///
@@ -261,6 +278,7 @@ impl ServerSettings {
         if let Some(policy) = &self.ticket_policy {
             policy.validate()?;
         }
+        check_tls13_tickets(self.tls13_tickets)?;
         if self.asks_client_certificates() && self.client_roots.is_empty() {
             return Err(Error::setting(
                 "client_roots",
@@ -344,6 +362,13 @@ impl ServerSettingsBuilder {
     /// The cipher suites accepted, in preference order (Exim's `tls_require_ciphers`).
     pub fn ciphers(mut self, ciphers: CipherList) -> Self {
         self.0.ciphers = Some(ciphers);
+        self
+    }
+
+    /// The number of TLS 1.3 tickets sent after a full handshake instead of the backend's own
+    /// (see [`ServerSettings::tls13_tickets`]).
+    pub fn tls13_tickets(mut self, count: u32) -> Self {
+        self.0.tls13_tickets = Some(count);
         self
     }
 
@@ -490,6 +515,27 @@ fn check_certificates(field: &'static str, what: &str, certs: &[Vec<u8>]) -> Res
         }
     }
     Ok(())
+}
+
+/// The most TLS 1.3 tickets a server sends after one handshake. No library here has a lower
+/// limit (OpenSSL's `SSL_set_num_tickets`, GnuTLS's `gnutls_session_ticket_send` and rustls's
+/// `send_tls13_tickets` take any count); more than a client keeps is only bytes on the wire and
+/// work for the server: a rustls client keeps 8 per server name, OpenSSL's and GnuTLS's keep
+/// the last, and an MTA's cache keeps one per destination.
+pub const MAX_TLS13_TICKETS: u32 = 8;
+
+fn check_tls13_tickets(count: Option<u32>) -> Result<(), Error> {
+    match count {
+        Some(n) if n > MAX_TLS13_TICKETS => Err(Error::setting(
+            "tls13_tickets",
+            format!(
+                "{n} TLS 1.3 tickets per handshake: at most {MAX_TLS13_TICKETS} (no client keeps \
+                 more: rustls keeps 8 per server name, OpenSSL and GnuTLS the last); 0 sends \
+                 none; unset, the backend's own number"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn check_versions(versions: Versions) -> Result<(), Error> {
