@@ -9,6 +9,9 @@
 //! is a normal one. Nothing is ever lost or refused because of Fast Open, and
 //! [`FastOpenReport::get`] says which happened, from the kernel's `TCP_INFO`.
 //!
+//! `AsyncFastOpenStream` (feature `tokio`) is the same on tokio: the same decisions
+//! (one code for both), the waiting left to the runtime.
+//!
 //! For TLS-on-connect, give the stream to the TLS library as its transport: its first write
 //! is the ClientHello, which then goes in the SYN. The SMTP client uses it for its early
 //! flight ([`crate::ClientConfig::hosts_try_fastopen`]).
@@ -24,19 +27,68 @@ use core::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use tlsresume_core::deadline::{deadline_passed, idle_timeout};
 
 use crate::ffi;
+
+#[cfg(feature = "tokio")]
+mod on_tokio;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use on_tokio::AsyncFastOpenStream;
 
 /// Where the kernel keeps the Fast Open setting.
 pub const SYSCTL_PATH: &str = "/proc/sys/net/ipv4/tcp_fastopen";
 
-/// The file in the temporary directory whose lock processes take turns by to set
-/// [`SYSCTL_PATH`] ([`KernelSetting::set_for_now`]).
-pub const SYSCTL_LOCK_FILE: &str = "tlsresume-tcp_fastopen.lock";
+/// The file whose lock processes take turns by to set [`SYSCTL_PATH`]
+/// ([`KernelSetting::set_for_now`]), in this user's [`lock_dir`].
+pub const SYSCTL_LOCK_FILE: &str = "tcp_fastopen.lock";
+
+/// This user's private directory for the lock of [`KernelSetting::set_for_now`]:
+/// `tlsresume-UID` (the effective user id) in the temporary directory, made with mode 0700
+/// when missing. Refused (an error naming it) unless it is a directory, not a link, owned by
+/// this user, that no other user may enter: another user can neither hold this user's lock
+/// nor give it a file of theirs.
+pub fn lock_dir() -> io::Result<PathBuf> {
+    let uid = ffi::effective_uid();
+    let dir = std::env::temp_dir().join(format!("tlsresume-{uid}"));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot make {}: {e}", dir.display()),
+            ))
+        }
+    }
+    private_dir(&dir, uid)?;
+    Ok(dir)
+}
+
+/// Whether `dir` is a directory, not a link, owned by `uid`, that no other user may enter.
+fn private_dir(dir: &std::path::Path, uid: u32) -> io::Result<()> {
+    let meta = std::fs::symlink_metadata(dir)?;
+    let mode = meta.mode() & 0o7777;
+    if meta.is_dir() && meta.uid() == uid && mode & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "{} is not this user's private directory (uid {uid}): it is owned by uid {} with mode {mode:o}{}; remove it",
+            dir.display(),
+            meta.uid(),
+            if meta.is_dir() { "" } else { ", not a directory" },
+        ),
+    ))
+}
 
 /// The kernel's `net.ipv4.tcp_fastopen` in this network namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,10 +120,13 @@ impl KernelSetting {
     }
 
     /// Sets it until the returned value is dropped, which writes back the value read now (for
-    /// tests and measurements). One at a time on the machine: a second call, in this process or
-    /// another one (test binaries run side by side), waits until the first one's value is
-    /// dropped. Processes take turns by a lock on [`SYSCTL_LOCK_FILE`] in the temporary
-    /// directory; where that file cannot be opened, only this process's calls take turns.
+    /// tests and measurements). One at a time: a second call, in this process or another one
+    /// of the same user (test binaries run side by side), waits until the first one's value
+    /// is dropped. Processes take turns by a lock on [`SYSCTL_LOCK_FILE`] in the user's
+    /// [`lock_dir`], so another user's processes can neither block nor break the turns (the
+    /// setting is root's to write, or in a network namespace of its own, its owner's). An
+    /// error when that directory cannot be made or is not the user's own, as when the
+    /// setting cannot be read or written.
     pub fn set_for_now(self) -> io::Result<ScopedSetting> {
         static TURN: Mutex<()> = Mutex::new(());
         let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
@@ -85,18 +140,17 @@ impl KernelSetting {
         })
     }
 
-    /// The lock file, locked by this process (waiting for another one to unlock it); `None`
-    /// when it cannot be opened.
-    fn machine_turn() -> io::Result<Option<std::fs::File>> {
-        let path = std::env::temp_dir().join(SYSCTL_LOCK_FILE);
+    /// The lock file, locked by this process (waiting for another one to unlock it).
+    fn machine_turn() -> io::Result<std::fs::File> {
+        let path = lock_dir()?.join(SYSCTL_LOCK_FILE);
         let file = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
+            .mode(0o600)
             .open(&path)
-            .or_else(|_| std::fs::File::open(&path));
-        let Ok(file) = file else { return Ok(None) };
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         ffi::lock_exclusive(file.as_fd())?;
-        Ok(Some(file))
+        Ok(file)
     }
 
     /// What this setting forbids, in words; `None` when it allows both sides.
@@ -120,7 +174,7 @@ impl KernelSetting {
 pub struct ScopedSetting {
     before: KernelSetting,
     // Dropped after the value is written back: the lock file, then this process's turn.
-    _machine_turn: Option<std::fs::File>,
+    _machine_turn: std::fs::File,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -257,6 +311,19 @@ pub(crate) struct ConnectError {
     pub(crate) source: io::Error,
 }
 
+impl ConnectError {
+    /// `source` as a connect error to `peer`, of the same kind. A timeout, whichever way
+    /// the front waited (the socket's own timeout, the connect's, or a timer), says that the
+    /// TCP connect deadline passed.
+    pub(crate) fn wrap(peer: SocketAddr, source: io::Error) -> io::Error {
+        let source = match idle_timeout(&source, "connect") {
+            Some(_) => deadline_passed("TCP connect"),
+            None => source,
+        };
+        io::Error::new(source.kind(), ConnectError { peer, source })
+    }
+}
+
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.peer, self.source)
@@ -266,6 +333,157 @@ impl fmt::Display for ConnectError {
 impl std::error::Error for ConnectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.source)
+    }
+}
+
+/// What the connect left to its caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Opened {
+    /// The kernel connects with `sent` of the first bytes (in the SYN; 0 when none went):
+    /// the rest follow once the connection is up.
+    Connecting {
+        /// How many of the first bytes the kernel took.
+        sent: usize,
+    },
+    /// No Fast Open (not asked for, or refused): the caller connects the normal way, its own
+    /// way (blocking, or on its runtime), then writes.
+    ConnectNormally,
+}
+
+/// A client's Fast Open on one socket, without the waiting: the decisions both fronts
+/// ([`FastOpenStream`] and, on tokio, `AsyncFastOpenStream`) take alike — the connect with
+/// the first bytes, the fallback when the kernel refuses and why, the errors that are the
+/// connect's, and what the kernel says became of it once the server has answered. The
+/// socket calls it makes never wait (`MSG_DONTWAIT`); the fronts do the waiting.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    peer: SocketAddr,
+    try_fast_open: bool,
+    opening: Opening,
+    report: FastOpenReport,
+}
+
+impl Attempt {
+    pub(crate) fn new(peer: SocketAddr, try_fast_open: bool) -> Self {
+        Self {
+            peer,
+            try_fast_open,
+            opening: Opening::Not,
+            report: FastOpenReport::default(),
+        }
+    }
+
+    /// A socket of the right family for the peer, not yet connected.
+    pub(crate) fn socket(&self) -> io::Result<Socket> {
+        Socket::new(
+            Domain::for_address(self.peer),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )
+    }
+
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub(crate) fn report(&self) -> FastOpenReport {
+        self.report.clone()
+    }
+
+    /// Whether nothing was written or read yet: the first write or read connects.
+    pub(crate) fn unopened(&self) -> bool {
+        matches!(self.opening, Opening::Not)
+    }
+
+    /// Connects `sock` with `first` handed to the kernel (`sendto` with `MSG_FASTOPEN`), or
+    /// says to connect normally (Fast Open not asked for, or refused: the reason is kept for
+    /// the report). An error is the connect's ([`ConnectError`]).
+    pub(crate) fn open(&mut self, sock: SockRef<'_>, first: &[u8]) -> io::Result<Opened> {
+        let refusal = if !self.try_fast_open {
+            None
+        } else if let Some(flags) = ffi::FASTOPEN_SEND_FLAGS {
+            match sock.send_to_with_flags(first, &self.peer.into(), flags) {
+                Ok(in_syn) => {
+                    self.opening = Opening::Fast {
+                        in_syn,
+                        asked: first.len(),
+                    };
+                    return Ok(Opened::Connecting { sent: in_syn });
+                }
+                // The SYN went without data: no cookie yet (it asks for one), or nothing to send.
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                    self.opening = Opening::Fast {
+                        in_syn: 0,
+                        asked: first.len(),
+                    };
+                    return Ok(Opened::Connecting { sent: 0 });
+                }
+                Err(e) if refused_by_kernel(&e) => Some(match KernelSetting::read() {
+                    Ok(setting) if !setting.allows_client() => {
+                        Refusal::KernelSetting(Some(setting.0))
+                    }
+                    Ok(_) => Refusal::Unsupported(e.to_string()),
+                    Err(_) => Refusal::KernelSetting(None),
+                }),
+                Err(e) => return Err(ConnectError::wrap(self.peer, e)),
+            }
+        } else {
+            Some(Refusal::Unsupported(
+                "TCP Fast Open is not available on this system".into(),
+            ))
+        };
+        self.opening = Opening::Normal(refusal);
+        Ok(Opened::ConnectNormally)
+    }
+
+    /// An error of a read or write on `sock` before the server sent anything: a connect
+    /// error when the handshake had not ended (a reset answering the SYN, or no answer in
+    /// time).
+    pub(crate) fn early_error(&self, sock: SockRef<'_>, e: io::Error) -> io::Error {
+        if self.report.get().is_some() || e.get_ref().is_some_and(|i| i.is::<ConnectError>()) {
+            return e;
+        }
+        if e.kind() == io::ErrorKind::ConnectionRefused || self.connecting(sock) {
+            return ConnectError::wrap(self.peer, e);
+        }
+        e
+    }
+
+    /// Whether the kernel still waits for the server's SYN-ACK on `sock`.
+    pub(crate) fn connecting(&self, sock: SockRef<'_>) -> bool {
+        ffi::tcp_info(sock.as_fd()).is_ok_and(|i| i.state == ffi::TCP_SYN_SENT)
+    }
+
+    /// After a read of `n` bytes on `sock`: the first bytes from the server mean the
+    /// connection is up, and the outcome is noted.
+    pub(crate) fn read(&self, sock: SockRef<'_>, n: usize) {
+        if n > 0 && self.report.get().is_none() {
+            self.judge(sock);
+        }
+    }
+
+    /// Notes the outcome once the connection is up (the server has sent bytes), from the
+    /// kernel's `TCP_INFO` on `sock`.
+    pub(crate) fn judge(&self, sock: SockRef<'_>) {
+        let outcome = match &self.opening {
+            Opening::Not => return,
+            Opening::Normal(None) => FastOpen::NotTried,
+            Opening::Normal(Some(why)) => FastOpen::Refused(why.clone()),
+            Opening::Fast { in_syn, asked } => match ffi::tcp_info(sock.as_fd()) {
+                Ok(info) if info.options & ffi::TCPI_OPT_SYN_DATA != 0 => {
+                    FastOpen::SynData { bytes: *in_syn }
+                }
+                Ok(info) => match info.fastopen_client_fail {
+                    1 => FastOpen::NoCookie,
+                    2 => FastOpen::Refused(Refusal::DataNotAcked),
+                    3 => FastOpen::Refused(Refusal::SynRetransmitted),
+                    _ if *asked == 0 => FastOpen::NoData,
+                    _ => FastOpen::Refused(Refusal::Unknown),
+                },
+                Err(e) => FastOpen::Refused(Refusal::Unsupported(format!("TCP_INFO: {e}"))),
+            },
+        };
+        self.report.set(outcome);
     }
 }
 
@@ -290,11 +508,8 @@ impl std::error::Error for ConnectError {
 #[derive(Debug)]
 pub struct FastOpenStream {
     tcp: TcpStream,
-    peer: SocketAddr,
     timeout: Duration,
-    try_fast_open: bool,
-    opening: Opening,
-    report: FastOpenReport,
+    attempt: Attempt,
 }
 
 impl FastOpenStream {
@@ -302,29 +517,26 @@ impl FastOpenStream {
     /// the connect and each read and write.
     pub fn new(peer: SocketAddr, timeout: Duration, try_fast_open: bool) -> io::Result<Self> {
         let timeout = timeout.max(Duration::from_millis(1));
-        let socket = Socket::new(Domain::for_address(peer), Type::STREAM, Some(Protocol::TCP))?;
-        let tcp: TcpStream = socket.into();
+        let attempt = Attempt::new(peer, try_fast_open);
+        let tcp: TcpStream = attempt.socket()?.into();
         tcp.set_read_timeout(Some(timeout))?;
         tcp.set_write_timeout(Some(timeout))?;
         tcp.set_nodelay(true)?;
         Ok(Self {
             tcp,
-            peer,
             timeout,
-            try_fast_open,
-            opening: Opening::Not,
-            report: FastOpenReport::default(),
+            attempt,
         })
     }
 
     /// Where the outcome appears once the server has sent its first bytes.
     pub fn report(&self) -> FastOpenReport {
-        self.report.clone()
+        self.attempt.report()
     }
 
     /// The server's address.
     pub fn peer(&self) -> SocketAddr {
-        self.peer
+        self.attempt.peer()
     }
 
     /// The TCP stream underneath (not connected if nothing was written or read yet).
@@ -335,105 +547,28 @@ impl FastOpenStream {
     /// The TCP stream underneath, for a TLS library that wants a `TcpStream` after STARTTLS.
     /// The outcome still appears in [`report`](Self::report) if it was known; a stream given
     /// away before its first read leaves it unknown.
-    pub fn into_tcp(mut self) -> TcpStream {
-        self.judge();
+    pub fn into_tcp(self) -> TcpStream {
+        self.attempt.judge(SockRef::from(&self.tcp));
         self.tcp
     }
 
     /// Connects, handing `first` to the kernel with the connect; returns how many of its bytes
     /// are sent already (in the SYN).
     fn open(&mut self, first: &[u8]) -> io::Result<usize> {
-        let wrap = |source: io::Error| {
-            io::Error::new(
-                source.kind(),
-                ConnectError {
-                    peer: self.peer,
-                    source,
-                },
-            )
-        };
-        let refusal = if !self.try_fast_open {
-            None
-        } else if let Some(flags) = ffi::FASTOPEN_SEND_FLAGS {
-            let sock = SockRef::from(&self.tcp);
-            match sock.send_to_with_flags(first, &self.peer.into(), flags) {
-                Ok(in_syn) => {
-                    self.opening = Opening::Fast {
-                        in_syn,
-                        asked: first.len(),
-                    };
-                    return Ok(in_syn);
-                }
-                // The SYN went without data: no cookie yet (it asks for one), or nothing to send.
-                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
-                    self.opening = Opening::Fast {
-                        in_syn: 0,
-                        asked: first.len(),
-                    };
-                    return Ok(0);
-                }
-                Err(e) if refused_by_kernel(&e) => Some(match KernelSetting::read() {
-                    Ok(setting) if !setting.allows_client() => {
-                        Refusal::KernelSetting(Some(setting.0))
-                    }
-                    Ok(_) => Refusal::Unsupported(e.to_string()),
-                    Err(_) => Refusal::KernelSetting(None),
-                }),
-                Err(e) => return Err(wrap(e)),
+        match self.attempt.open(SockRef::from(&self.tcp), first)? {
+            Opened::Connecting { sent } => Ok(sent),
+            Opened::ConnectNormally => {
+                let peer = self.attempt.peer();
+                SockRef::from(&self.tcp)
+                    .connect_timeout(&peer.into(), self.timeout)
+                    .map_err(|e| ConnectError::wrap(peer, e))?;
+                Ok(0)
             }
-        } else {
-            Some(Refusal::Unsupported(
-                "TCP Fast Open is not available on this system".into(),
-            ))
-        };
-        SockRef::from(&self.tcp)
-            .connect_timeout(&self.peer.into(), self.timeout)
-            .map_err(wrap)?;
-        self.opening = Opening::Normal(refusal);
-        Ok(0)
+        }
     }
 
-    /// An error of a read or write before the server sent anything: a connect error when the
-    /// handshake had not ended (a reset answering the SYN, or no answer in time).
     fn early_error(&self, e: io::Error) -> io::Error {
-        if self.report.get().is_some() || e.get_ref().is_some_and(|i| i.is::<ConnectError>()) {
-            return e;
-        }
-        let connecting = e.kind() == io::ErrorKind::ConnectionRefused
-            || ffi::tcp_info(self.tcp.as_fd()).is_ok_and(|i| i.state == ffi::TCP_SYN_SENT);
-        if !connecting {
-            return e;
-        }
-        io::Error::new(
-            e.kind(),
-            ConnectError {
-                peer: self.peer,
-                source: e,
-            },
-        )
-    }
-
-    /// Notes the outcome once the connection is up (the server has sent bytes).
-    fn judge(&mut self) {
-        let outcome = match &self.opening {
-            Opening::Not => return,
-            Opening::Normal(None) => FastOpen::NotTried,
-            Opening::Normal(Some(why)) => FastOpen::Refused(why.clone()),
-            Opening::Fast { in_syn, asked } => match ffi::tcp_info(self.tcp.as_fd()) {
-                Ok(info) if info.options & ffi::TCPI_OPT_SYN_DATA != 0 => {
-                    FastOpen::SynData { bytes: *in_syn }
-                }
-                Ok(info) => match info.fastopen_client_fail {
-                    1 => FastOpen::NoCookie,
-                    2 => FastOpen::Refused(Refusal::DataNotAcked),
-                    3 => FastOpen::Refused(Refusal::SynRetransmitted),
-                    _ if *asked == 0 => FastOpen::NoData,
-                    _ => FastOpen::Refused(Refusal::Unknown),
-                },
-                Err(e) => FastOpen::Refused(Refusal::Unsupported(format!("TCP_INFO: {e}"))),
-            },
-        };
-        self.report.set(outcome);
+        self.attempt.early_error(SockRef::from(&self.tcp), e)
     }
 }
 
@@ -447,20 +582,18 @@ fn refused_by_kernel(e: &io::Error) -> bool {
 
 impl Read for FastOpenStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if matches!(self.opening, Opening::Not) {
+        if self.attempt.unopened() {
             self.open(&[])?;
         }
         let n = (&self.tcp).read(buf).map_err(|e| self.early_error(e))?;
-        if n > 0 && self.report.get().is_none() {
-            self.judge();
-        }
+        self.attempt.read(SockRef::from(&self.tcp), n);
         Ok(n)
     }
 }
 
 impl Write for FastOpenStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if matches!(self.opening, Opening::Not) {
+        if self.attempt.unopened() {
             let sent = self.open(buf)?;
             if sent > 0 {
                 return Ok(sent);
@@ -472,7 +605,7 @@ impl Write for FastOpenStream {
     /// The first write hands every buffer to the connect at once (a TLS library writes its
     /// ClientHello in pieces).
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        if matches!(self.opening, Opening::Not) {
+        if self.attempt.unopened() {
             let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
             return self.write(&all);
         }
@@ -571,6 +704,47 @@ mod tests {
             "{refused}"
         );
         assert_eq!(FastOpen::SynData { bytes: 20 }.to_string(), "syn-data");
+    }
+
+    #[test]
+    fn the_lock_is_in_a_directory_of_this_user_alone() {
+        let uid = ffi::effective_uid();
+        let dir = lock_dir().expect("lock directory");
+        assert!(
+            dir.ends_with(format!("tlsresume-{uid}")),
+            "{}",
+            dir.display()
+        );
+        // One holder at a time, whatever the process: a second open file cannot lock it.
+        let held = KernelSetting::machine_turn().expect("lock");
+        let other = std::fs::File::open(dir.join(SYSCTL_LOCK_FILE)).expect("open");
+        let e = ffi::try_lock_exclusive(other.as_fd()).expect_err("held");
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+        drop(held);
+        ffi::try_lock_exclusive(other.as_fd()).expect("free once dropped");
+        // A directory others may enter, or a link, is not taken for this user's.
+        let shared = std::env::temp_dir().join(format!("tlsresume-test-{}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&shared)
+            .expect("mkdir");
+        std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let e = private_dir(&shared, uid).expect_err("mode 755");
+        assert!(e.to_string().contains("mode 755"), "{e}");
+        std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .expect("chmod");
+        assert!(private_dir(&shared, uid).is_ok());
+        assert!(
+            private_dir(&shared, uid.wrapping_add(1)).is_err(),
+            "another user's"
+        );
+        let link = shared.with_extension("link");
+        std::os::unix::fs::symlink(&shared, &link).expect("symlink");
+        let e = private_dir(&link, uid).expect_err("a link");
+        assert!(e.to_string().contains("not a directory"), "{e}");
+        let _ = std::fs::remove_file(&link);
+        let _ = std::fs::remove_dir(&shared);
     }
 
     #[test]

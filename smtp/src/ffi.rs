@@ -1,7 +1,8 @@
 //! The socket calls TCP Fast Open needs that no safe crate offers: `TCP_INFO` (what the kernel
 //! says a connection did), `TCP_FASTOPEN` on a listener, and `flock` for processes that take
 //! turns at the kernel's setting. Linux only; elsewhere each call
-//! says it is not supported.
+//! says it is not supported. And the effective user id, whose private directory holds that
+//! lock.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -103,6 +104,12 @@ pub(crate) fn set_tcp_fastopen(_fd: BorrowedFd<'_>, _queue: u32) -> io::Result<(
     Err(io::ErrorKind::Unsupported.into())
 }
 
+/// The process's effective user id (the owner of the files it makes).
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: `geteuid` takes nothing, cannot fail and touches no memory of ours.
+    unsafe { libc::geteuid() }
+}
+
 /// Blocks until this process holds the exclusive `flock` on `fd`'s file (released when the
 /// file is closed), so that processes take turns.
 pub(crate) fn lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -116,6 +123,16 @@ pub(crate) fn lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
             return Err(e);
         }
     }
+}
+
+/// Takes the exclusive `flock` on `fd`'s file if nobody holds it (`WouldBlock` otherwise).
+#[cfg(test)]
+pub(crate) fn try_lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: `fd` is an open descriptor borrowed for the call; `flock` reads no memory.
+    if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(());
+    }
+    Err(io::Error::last_os_error())
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -67,9 +67,10 @@
 //! ## TCP Fast Open
 //!
 //! Towards a server matching [`ClientConfig::hosts_try_fastopen`] (default none),
-//! [`Client::connect`] hands the early flight to the kernel with the connect, so that with a
-//! Fast Open cookie from an earlier connection it travels in the SYN; without one the SYN asks
-//! for a cookie. [`Delivery::fast_open`] says what happened. See [`fastopen`].
+//! [`Client::connect`] (and the tokio client's, with the same code deciding) hands the early
+//! flight to the kernel with the connect, so that with a Fast Open cookie from an earlier
+//! connection it travels in the SYN; without one the SYN asks for a cookie.
+//! [`Delivery::fast_open`] says what happened. See [`fastopen`].
 
 // Only `ffi` (the socket calls of TCP Fast Open) may use `unsafe`.
 #![deny(unsafe_code)]

@@ -171,8 +171,14 @@ pub enum ReplyError {
 
 impl ReplyError {
     /// A failed read: the socket's own timeout (the OS's "Resource temporarily unavailable")
-    /// says that the idle read timeout passed; any other error is kept as it is.
+    /// says that the idle read timeout passed; any other error, the connect's among them
+    /// (a connection made by its first write or read), is kept as it is.
     pub(crate) fn read(e: io::Error) -> Self {
+        if e.get_ref()
+            .is_some_and(|i| i.is::<crate::fastopen::ConnectError>())
+        {
+            return ReplyError::Io(e);
+        }
         ReplyError::Io(tlsresume_core::deadline::idle_timeout(&e, "read").unwrap_or(e))
     }
 

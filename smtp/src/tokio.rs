@@ -17,6 +17,7 @@ use crate::client::{only, Checked, ClientConfig, Delivery, Message, NoTls, Start
 use crate::dialogue::{Dialogue, Pause, Step};
 use crate::error::{ErrorClass, SendError, Stage};
 use crate::extensions::Dsn;
+use crate::fastopen::{AsyncFastOpenStream, FastOpen};
 use crate::server::{ServerSession, Stop};
 use crate::session::{ClientSession, Opened};
 
@@ -147,9 +148,11 @@ impl std::fmt::Debug for StreamedMessage<'_> {
 ///
 /// Each read is bounded by the deadline of the reply awaited ([`ClientConfig::deadlines`])
 /// and by [`ClientConfig::timeout`] (the idle limit of one read or write), the TLS handshake
-/// by [`ClientConfig::timeout`], on tokio's timer (a runtime with it enabled). TCP Fast Open
-/// ([`ClientConfig::hosts_try_fastopen`]) is not tried: connections are normal ones
-/// ([`Delivery::fast_open`] is [`FastOpen::NotTried`](crate::FastOpen::NotTried)).
+/// by [`ClientConfig::timeout`], on tokio's timer (a runtime with it enabled). Towards a
+/// server in [`ClientConfig::hosts_try_fastopen`] the connection is made by the first flight,
+/// through TCP Fast Open as on the blocking client ([`AsyncFastOpenStream`]): in the SYN when
+/// the kernel holds a cookie for the server, with the same fallbacks and the same
+/// [`Delivery::fast_open`].
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
@@ -235,6 +238,22 @@ impl Client {
         let Some(checked) = Checked::new(messages) else {
             return Ok(Checked::refusals(messages));
         };
+        let at = (started, source);
+        if self.config.hosts_try_fastopen.matches(peer.ip(), peer_name) {
+            let stream = AsyncFastOpenStream::new(peer, self.config.timeout, true)
+                .map_err(|e| SendError::io(Stage::Connect, &e))?;
+            let report = stream.report();
+            let over = (stream, AsyncFastOpenStream::into_tcp as Transport<_, _>);
+            let sent = self
+                .run(peer, peer_name, over, Start::Clear, tls, &checked.valid, at)
+                .await?;
+            let mut sent = checked.merge(sent);
+            let fast_open = report.get().unwrap_or(FastOpen::NotTried);
+            for d in sent.iter_mut().flatten() {
+                d.fast_open = fast_open.clone();
+            }
+            return Ok(sent);
+        }
         let stream = match tokio::time::timeout(self.config.timeout, TcpStream::connect(peer)).await
         {
             Ok(Ok(stream)) => stream,
@@ -254,17 +273,9 @@ impl Client {
         stream
             .set_nodelay(true)
             .map_err(|e| SendError::io(Stage::Connect, &e))?;
-        let at = (started, source);
+        let over = (stream, Ok as Transport<_, _>);
         let sent = self
-            .run(
-                peer,
-                peer_name,
-                stream,
-                Start::Clear,
-                tls,
-                &checked.valid,
-                at,
-            )
+            .run(peer, peer_name, over, Start::Clear, tls, &checked.valid, at)
             .await?;
         Ok(checked.merge(sent))
     }
@@ -308,18 +319,21 @@ impl Client {
             return Ok(Checked::refusals(messages));
         };
         let at = (Instant::now(), None);
+        let over = (stream, Ok as Transport<_, _>);
         let sent = self
-            .run(peer, peer_name, stream, start, tls, &checked.valid, at)
+            .run(peer, peer_name, over, start, tls, &checked.valid, at)
             .await?;
         Ok(checked.merge(sent))
     }
 
+    /// Runs the dialogue over `stream`; for STARTTLS, `transport` gives the stream the TLS
+    /// library takes (the TCP stream under a Fast Open one).
     #[allow(clippy::too_many_arguments)]
-    async fn run<S, U>(
+    async fn run<S, T, U>(
         &self,
         peer: SocketAddr,
         peer_name: Option<&str>,
-        stream: S,
+        (stream, transport): (S, Transport<S, T>),
         start: Start,
         tls: Option<&U>,
         messages: &[Message],
@@ -327,7 +341,7 @@ impl Client {
     ) -> Result<Vec<Result<Delivery, SendError>>, SendError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
-        U: AsyncStartTls<S>,
+        U: AsyncStartTls<T>,
     {
         let (size, mut reader) = match source {
             Some((reader, size)) => (Some(size), Some(reader)),
@@ -349,6 +363,13 @@ impl Client {
         let (Pause::StartTls, Some(upgrade)) = (paused, starttls) else {
             return d.finish(None);
         };
+        let plain = match transport(plain) {
+            Ok(plain) => plain,
+            Err(e) => {
+                d.upgraded(Err(SendError::io(Stage::StartTls, &e)));
+                return d.finish(None);
+            }
+        };
         let upgraded = {
             let context = d.upgrade_context();
             tokio::time::timeout(idle, upgrade.upgrade(plain, &context)).await
@@ -368,6 +389,9 @@ impl Client {
         }
     }
 }
+
+/// What the TLS library takes for STARTTLS, from the stream the dialogue ran over.
+type Transport<S, T> = fn(S) -> io::Result<T>;
 
 /// A streamed message's content and its declared size.
 type Source<'r> = (&'r mut (dyn AsyncRead + Unpin + Send), Option<u64>);

@@ -131,7 +131,8 @@ impl TestServer {
         Self::start_on(listener, config)
     }
 
-    fn start_on(listener: TcpListener, config: ServerConfig) -> Self {
+    /// The same on a listener the caller made.
+    pub fn start_on(listener: TcpListener, config: ServerConfig) -> Self {
         let addr = listener.local_addr().expect("addr");
         let records = Arc::new(Mutex::new(Vec::new()));
         let messages = Arc::new(Mutex::new(Vec::new()));
