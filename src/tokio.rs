@@ -671,11 +671,17 @@ impl<C: AsyncClient> TlsConnector<C> {
                 deferred.clone().map(|d| d as Arc<dyn SessionStore>),
             )?;
             let inner = drive(handshake).await?;
-            let writes = deferred.map(|d| Writes { deferred: d, store });
+            let writes = deferred.map(|d| {
+                Box::new(Writes {
+                    deferred: d,
+                    store,
+                    pending,
+                })
+            });
             if let Some(w) = &writes {
                 w.flush_now().await;
             }
-            Ok(TlsStream::new(inner, writes, Some(pending)))
+            Ok(TlsStream::new(inner, writes))
         })
     }
 }
@@ -855,16 +861,18 @@ impl<S: AsyncServer> TlsAcceptor<S> {
             }
             let handshake = server.start_async(SyncIo::new(io), &params)?;
             let inner = drive(handshake).await?;
-            Ok(TlsStream::new(inner, None, None))
+            Ok(TlsStream::new(inner, None))
         })
     }
 }
 
-/// A connection's collected session writes and the store they go to.
+/// A connection's collected session writes, the store they go to, and its connector's list
+/// of writes under way (boxed in the stream: only a store that blocks has them).
 #[derive(Debug)]
 struct Writes {
     deferred: Arc<DeferredStore>,
     store: Arc<dyn SessionStore>,
+    pending: Pending,
 }
 
 impl Writes {
@@ -886,18 +894,16 @@ impl Writes {
     }
 
     /// Starts writing what was collected, on a blocking task.
-    fn flush_later(&self, pending: Option<&Pending>) {
+    fn flush_later(&self) {
         if !self.deferred.has_ops() {
             return;
         }
         match ::tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 let write = handle.spawn_blocking(self.task());
-                if let Some(pending) = pending {
-                    let mut pending = lock(pending);
-                    pending.retain(|w| !w.is_finished());
-                    pending.push(write);
-                }
+                let mut pending = lock(&self.pending);
+                pending.retain(|w| !w.is_finished());
+                pending.push(write);
             }
             // Polled outside a runtime: nothing to keep from blocking.
             Err(_) => (self.task())(),
@@ -915,8 +921,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// [`Erased`] when it was chosen at run time.
 pub struct TlsStream<IO, S = Erased<IO>> {
     inner: S,
-    writes: Option<Writes>,
-    pending: Option<Pending>,
+    writes: Option<Box<Writes>>,
     shutdown_sent: bool,
     _io: PhantomData<fn() -> IO>,
 }
@@ -930,11 +935,10 @@ impl<IO, S: fmt::Debug> fmt::Debug for TlsStream<IO, S> {
 }
 
 impl<IO: AsyncIo, S: AsyncConnection<IO>> TlsStream<IO, S> {
-    fn new(inner: S, writes: Option<Writes>, pending: Option<Pending>) -> Self {
+    fn new(inner: S, writes: Option<Box<Writes>>) -> Self {
         Self {
             inner,
             writes,
-            pending,
             shutdown_sent: false,
             _io: PhantomData,
         }
@@ -966,7 +970,7 @@ impl<IO: AsyncIo, S: AsyncConnection<IO>> TlsStream<IO, S> {
     /// are carried out first.
     pub fn into_inner(mut self) -> IO {
         if let Some(writes) = &self.writes {
-            writes.flush_later(self.pending.as_ref());
+            writes.flush_later();
         }
         match self.inner.adapter_mut().io.take() {
             Some(io) => io,
@@ -1000,7 +1004,7 @@ impl<IO: AsyncIo, S: AsyncConnection<IO> + Unpin> AsyncRead for TlsStream<IO, S>
         let result = this.with_waker(cx, |s| s.read(buf.initialize_unfilled()));
         // A session that arrived with this read (TLS 1.3) goes to the store off the runtime.
         if let Some(writes) = &this.writes {
-            writes.flush_later(this.pending.as_ref());
+            writes.flush_later();
         }
         match result {
             Poll::Ready(Ok(n)) => {

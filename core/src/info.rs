@@ -1,6 +1,7 @@
 //! What a handshake produced: [`SessionInfo`] and its parts, the same for every backend.
 
 use core::fmt;
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -60,17 +61,23 @@ impl fmt::Display for ProtocolVersion {
 }
 
 /// A negotiated cipher suite under its three names.
+///
+/// The names come from a small fixed set (a suite's names depend on the suite alone, on
+/// rustls and OpenSSL), so they are `Cow<'static, str>`: a backend hands out names it keeps
+/// for the process (rustls's per-suite table, OpenSSL's own cipher names) without a copy per
+/// connection, and owns only what it formats. Read them as `&str` (`&*names.native`,
+/// `names.native.as_ref()`); compare with `==` against a `&str` or a `String`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CipherNames {
     /// The library's own name (`ECDHE-RSA-AES256-GCM-SHA384` for OpenSSL, GnuTLS's session
     /// description, rustls's suite name).
-    pub native: String,
+    pub native: Cow<'static, str>,
     /// The string Exim puts in `$tls_{in,out}_cipher` and the `X=` log element for this
     /// library, e.g. `TLS1.3:TLS_AES_256_GCM_SHA384:256`. Differs between full and resumed
     /// handshakes on GnuTLS (the known issue).
-    pub exim: String,
+    pub exim: Cow<'static, str>,
     /// The IANA name (`TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`), stable on every backend.
-    pub iana: String,
+    pub iana: Cow<'static, str>,
     /// The cipher's key size in bits.
     pub bits: u32,
 }
@@ -509,7 +516,7 @@ impl SessionInfo {
         if self.resumed {
             format!("{}*", self.cipher.exim)
         } else {
-            self.cipher.exim.clone()
+            self.cipher.exim.to_string()
         }
     }
 }

@@ -56,7 +56,7 @@ fn handshake_on(
             let result = server
                 .accept(Box::new(tcp), &ServerParams::new(peer, local))
                 .map(|mut tls| {
-                    let iana = tls.info().cipher.iana.clone();
+                    let iana = tls.info().cipher.iana.to_string();
                     let _ = tls.write_all(b"hi");
                     let _ = tls.flush();
                     let mut buf = [0u8; 2];
@@ -75,7 +75,7 @@ fn handshake_on(
                 tls.read_exact(&mut buf)?;
                 tls.write_all(b"ok")?;
                 let info = tls.info();
-                let seen = (info.cipher.iana.clone(), info.resumed);
+                let seen = (info.cipher.iana.to_string(), info.resumed);
                 let _ = tls.shutdown();
                 Ok(seen)
             });

@@ -289,9 +289,9 @@ fn cipher_names_uncached(session: &SessionRef, iana_names: bool) -> CipherNames 
         exim_cipher_from_gnutls_desc(&native, bits)
     };
     CipherNames {
-        native,
-        exim,
-        iana,
+        native: native.into(),
+        exim: exim.into(),
+        iana: iana.into(),
         bits,
     }
 }

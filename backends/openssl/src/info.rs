@@ -20,10 +20,11 @@ fn cipher_names(ssl: &SslRef, protocol: ProtocolVersion) -> CipherNames {
     match ssl.current_cipher() {
         Some(c) => {
             let bits = u32::try_from(c.bits().secret).unwrap_or(0);
+            // OpenSSL's names are its own static strings: borrowed, not copied.
             CipherNames {
-                native: c.name().to_owned(),
-                exim: exim_cipher_string(protocol, c.name(), bits),
-                iana: c.standard_name().unwrap_or_default().to_owned(),
+                native: c.name().into(),
+                exim: exim_cipher_string(protocol, c.name(), bits).into(),
+                iana: c.standard_name().unwrap_or_default().into(),
                 bits,
             }
         }

@@ -233,33 +233,39 @@ impl Client {
             dane_plan: handshake.dane().clone(),
             ..VerifyRecord::default()
         }));
-        let handshake = Arc::new(Mutex::new(handshake));
         let wire = Arc::new(Mutex::new(WireRecord::default()));
-        // Per connection: the bridge to the core cache for this connection's offer, reached by
-        // the client's one configuration (as the verifier is the client's one).
-        let (config, bridge) = if may_resume {
-            let bridge = Arc::new(Bridge {
-                handshake: handshake.clone(),
+        // Per connection, in one allocation: the lifecycle and the bridge to the core cache for
+        // this connection's offer, reached by the client's one configuration (as the verifier
+        // is the client's one) when the connection may resume.
+        let during = may_resume.then(|| {
+            Box::new(During {
                 offered: taken,
-                sessions: self.sessions.clone(),
-                client: self.id,
-                verify: Some(verify.clone()),
-                wire: Some(wire.clone()),
-                resumed: false,
-            });
-            (self.resuming.clone(), Some(bridge))
+                verify: verify.clone(),
+                wire: wire.clone(),
+            })
+        });
+        let bridge = Arc::new(Bridge {
+            handshake: Mutex::new(handshake),
+            sessions: self.sessions.clone(),
+            client: self.id,
+            during,
+            resumed: false,
+            resuming: may_resume,
+        });
+        let config = if may_resume {
+            self.resuming.clone()
         } else {
-            (self.plain.clone(), None)
+            self.plain.clone()
         };
         let name = ServerName::try_from(server_name.clone())
             .map_err(|e| Error::Config(format!("server name '{server_name}': {e}")))?;
-        let conn = bridged(bridge.as_ref(), || ClientConnection::new(config, name)).map_err(tls)?;
+        let conn = bridged(Some(&bridge), || ClientConnection::new(config, name)).map_err(tls)?;
         Ok(Handshake::client(
             ClientIo {
                 stream: Box::new(StreamOwned::new(conn, Tap::new(transport, wire))),
-                bridge,
+                bridge: Some(bridge),
             },
-            ClientParts { handshake, verify },
+            ClientParts { verify },
         ))
     }
 }
@@ -271,7 +277,8 @@ thread_local! {
 }
 
 /// Runs `step` (a call into one client connection: its creation, a handshake step, a read or a
-/// write) with the client's session store reaching that connection's `bridge`.
+/// write) with the client's session store reaching that connection's `bridge` (when it may
+/// resume: otherwise its configuration has no session store).
 ///
 /// rustls calls the session store from `ClientConnection::new` (the offer), from handshake
 /// steps (sessions received) and from reads after the handshake (TLS 1.3 tickets), always on
@@ -280,8 +287,8 @@ thread_local! {
 /// bytes).
 pub(crate) fn bridged<T>(bridge: Option<&Arc<Bridge>>, step: impl FnOnce() -> T) -> T {
     match bridge {
-        Some(bridge) => crate::verify::scoped(&BRIDGE, bridge, step),
-        None => step(),
+        Some(bridge) if bridge.resuming => crate::verify::scoped(&BRIDGE, bridge, step),
+        _ => step(),
     }
 }
 
@@ -334,10 +341,12 @@ impl ClientSessionStore for CurrentBridge {
     }
 }
 
-/// A client connection's rustls stream with its bridge: every read and write runs
+/// A client connection's rustls stream with its record: every read and write runs
 /// [`bridged`], so a TLS 1.3 ticket read after the handshake reaches the connection's bridge.
 pub(crate) struct ClientIo<S: Read + Write> {
     pub(crate) stream: Box<StreamOwned<ClientConnection, Tap<S>>>,
+    /// The connection's lifecycle and bridge: always there while the handshake runs; after it,
+    /// only when the connection still needs it ([`ClientIo::release`]).
     pub(crate) bridge: Option<Arc<Bridge>>,
 }
 
@@ -347,10 +356,25 @@ impl<S: Read + Write> ClientIo<S> {
     pub(crate) fn handshake_done(&mut self, resumed: bool) {
         self.stream.sock.stop();
         if let Some(bridge) = self.bridge.as_mut().and_then(Arc::get_mut) {
-            bridge.verify = None;
-            bridge.wire = None;
-            bridge.offered = None;
+            bridge.during = None;
             bridge.resumed = resumed;
+        }
+    }
+
+    /// The connection's lifecycle, while it is kept.
+    pub(crate) fn handshake(&self) -> Option<std::sync::MutexGuard<'_, ClientHandshake>> {
+        self.bridge.as_ref().map(|bridge| lock(&bridge.handshake))
+    }
+
+    /// Drops the lifecycle once the report is made, when nothing can change it any more (no
+    /// session is stored on this connection, and no later refusal becomes a certificate
+    /// failure: [`ClientHandshake::needed_after_handshake`]).
+    pub(crate) fn release(&mut self) {
+        if self
+            .handshake()
+            .is_some_and(|hs| !hs.needed_after_handshake())
+        {
+            self.bridge = None;
         }
     }
 }
@@ -374,25 +398,42 @@ impl<S: Read + Write> Write for ClientIo<S> {
     }
 }
 
-/// One connection's rustls session store: hands rustls the offered session and gives the
-/// sessions rustls receives to the connection's [`ClientHandshake`] to store.
+/// One client connection's record: its [`ClientHandshake`] and, when it may resume, its rustls
+/// session store, which hands rustls the offered session and gives the sessions rustls
+/// receives to the handshake to store. One allocation per connection, kept for its life when
+/// a ticket may still arrive.
 #[derive(Debug)]
 pub(crate) struct Bridge {
-    handshake: Arc<Mutex<ClientHandshake>>,
-    /// The session offered, taken out of the table for this handshake.
-    offered: Option<Taken>,
+    pub(crate) handshake: Mutex<ClientHandshake>,
     sessions: Arc<Mutex<InProcess>>,
     /// The client's id, named in the handles stored.
     client: u64,
-    /// What the verifier saw, until the handshake is over.
-    verify: Option<Arc<Mutex<VerifyRecord>>>,
-    /// What the wire tap read, until the handshake is over.
-    wire: Option<Arc<Mutex<WireRecord>>>,
-    /// Whether the handshake resumed, once it is over (and `verify` released).
+    /// What only the handshake needs (released when it is over); `None` from the start on a
+    /// connection that does not resume.
+    during: Option<Box<During>>,
+    /// Whether the handshake resumed, once it is over (and `during` released).
     resumed: bool,
+    /// Whether the connection may resume: the client's session store reaches this bridge.
+    resuming: bool,
+}
+
+/// What a resuming connection's bridge needs while its handshake runs.
+#[derive(Debug)]
+struct During {
+    /// The session offered, taken out of the table for this handshake.
+    offered: Option<Taken>,
+    /// What the verifier saw.
+    verify: Arc<Mutex<VerifyRecord>>,
+    /// What the wire tap read.
+    wire: Arc<Mutex<WireRecord>>,
 }
 
 impl Bridge {
+    /// The session offered on this handshake.
+    fn offered(&self) -> Option<&Taken> {
+        self.during.as_ref()?.offered.as_ref()
+    }
+
     fn sessions(&self) -> std::sync::MutexGuard<'_, InProcess> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -401,8 +442,8 @@ impl Bridge {
     fn save(&self, slot: Slot, protocol: ProtocolVersion, lifetime_hint: Option<Duration>) {
         let mut handshake = lock(&self.handshake);
         // The verifier runs on full handshakes only.
-        let resumed = match &self.verify {
-            Some(verify) => record_into(verify, &mut handshake),
+        let resumed = match &self.during {
+            Some(during) => record_into(&during.verify, &mut handshake),
             None => self.resumed,
         };
         let key = handshake.offer().key;
@@ -440,11 +481,11 @@ impl Bridge {
         // and after a full handshake that refused it): that is no new session. What the server
         // sent is read off the wire (`wire`).
         let sent = self
-            .wire
+            .during
             .as_ref()
-            .and_then(|wire| wire.lock().unwrap_or_else(|p| p.into_inner()).ticket.take());
+            .and_then(|during| lock(&during.wire).ticket.take());
         let new_ticket = sent.filter(|t| !t.ticket.is_empty());
-        if self.offered.is_some() && new_ticket.is_none() {
+        if self.offered().is_some() && new_ticket.is_none() {
             return;
         }
         // 0 ("unspecified", RFC 5077, or no ticket at all) keeps the renewed session's lifetime
@@ -456,7 +497,7 @@ impl Bridge {
     }
 
     fn tls12_session(&self, _server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
-        match self.offered.as_ref()? {
+        match self.offered()? {
             Taken::Tls12(value) => Some(value.clone()),
             Taken::Tls13(_) => None,
         }
@@ -477,8 +518,8 @@ impl Bridge {
         &self,
         _server_name: &ServerName<'static>,
     ) -> Option<Tls13ClientSessionValue> {
-        match self.offered.as_ref()? {
-            Taken::Tls13(value) => value.lock().unwrap_or_else(|p| p.into_inner()).take(),
+        match self.offered()? {
+            Taken::Tls13(value) => lock(value).take(),
             Taken::Tls12(_) => None,
         }
     }

@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::ops::DerefMut;
 
 use rustls::{ConnectionCommon, ServerConnection, SideData, StreamOwned};
-use tlsresume_core::contract::ClientHandshake;
 use tlsresume_core::{Error, Handshaking};
 
 use crate::client::ClientIo;
@@ -22,10 +21,8 @@ use crate::error::handshake;
 use crate::info::{lock, ServerState, Stream};
 use crate::verify::{record_into, VerifyRecord};
 
-/// What a client handshake carries to its stream.
+/// What a client handshake carries to its stream (its lifecycle is in the stream's bridge).
 pub(crate) struct ClientParts {
-    /// The connection's resumption lifecycle (shared with its session store bridge).
-    pub(crate) handshake: Arc<Mutex<ClientHandshake>>,
     /// What the verifier sees while this connection's handshake steps run.
     pub(crate) verify: Arc<Mutex<VerifyRecord>>,
 }
@@ -119,12 +116,15 @@ impl<S: Read + Write> Handshake<S> {
                 crate::client::bridged(bridge.as_ref(), || {
                     crate::verify::recording(&parts.verify, || drive(&mut **stream))
                 })
-                .map_err(|e| {
-                    let mut hs = parts.handshake.lock().unwrap_or_else(|p| p.into_inner());
-                    if lock(&parts.verify).asked_without_certificate {
-                        hs.asked_without_certificate();
+                .map_err(|e| match bridge.as_ref() {
+                    Some(bridge) => {
+                        let mut hs = lock(&bridge.handshake);
+                        if lock(&parts.verify).asked_without_certificate {
+                            hs.asked_without_certificate();
+                        }
+                        hs.library_failed(e)
                     }
-                    hs.library_failed(e)
+                    None => e,
                 })?
             }
             Side::Server { stream, state } => {
@@ -156,15 +156,13 @@ impl<S: Read + Write> Handshake<S> {
                 Stream::server(stream, state)
             }
             Side::Client { mut stream, parts } => {
-                let ClientParts { handshake, verify } = parts;
                 let resumed = crate::info::resumed(&stream.stream.conn);
                 stream.handshake_done(resumed);
-                {
-                    let mut hs = handshake.lock().unwrap_or_else(|p| p.into_inner());
-                    record_into(&verify, &mut hs);
+                if let Some(mut hs) = stream.handshake() {
+                    record_into(&parts.verify, &mut hs);
                     hs.finish(resumed)?;
                 }
-                Stream::client(stream, handshake)
+                Stream::client(stream)
             }
         }))
     }

@@ -1,14 +1,13 @@
 //! `SessionInfo` from a rustls connection, and `Stream`, the connection that reports it.
 
 use core::fmt;
+use std::borrow::Cow;
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use rustls::{
     CipherSuite, CommonState, HandshakeKind, ServerConnection, StreamOwned, SupportedCipherSuite,
 };
-use tlsresume_core::contract::ClientHandshake;
 use tlsresume_core::info::{exim_cipher_string, share_certificate, share_chain};
 use tlsresume_core::{CipherNames, ProtocolVersion, SessionInfo, Side};
 
@@ -31,9 +30,10 @@ pub(crate) fn protocol(conn: &CommonState) -> ProtocolVersion {
 /// handshakes.
 ///
 /// The names depend on the suite alone (a suite belongs to one TLS version), so they are made
-/// once per process for every suite of the provider and cloned from that table: building them
-/// per connection (three strings, a search-and-replace, a `format!`) cost ~2 700 instructions of
-/// a ~178 000-instruction resumed TLS 1.2 handshake.
+/// once per process for every suite of the provider and lent from that table (`&'static str`,
+/// no copy per connection): building them per connection (three strings, a search-and-replace,
+/// a `format!`) cost ~2 700 instructions of a ~178 000-instruction resumed TLS 1.2 handshake,
+/// and owning copies ~110 bytes per connection.
 pub(crate) fn cipher(conn: &CommonState) -> CipherNames {
     let Some(suite) = conn.negotiated_cipher_suite() else {
         return CipherNames::default();
@@ -47,7 +47,12 @@ pub(crate) fn cipher(conn: &CommonState) -> CipherNames {
             .collect()
     });
     match table.iter().find(|(code, _)| *code == suite.suite()) {
-        Some((_, names)) => names.clone(),
+        Some((_, names)) => CipherNames {
+            native: Cow::Borrowed(&names.native),
+            exim: Cow::Borrowed(&names.exim),
+            iana: Cow::Borrowed(&names.iana),
+            bits: names.bits,
+        },
         None => names(&suite),
     }
 }
@@ -61,9 +66,9 @@ fn names(suite: &SupportedCipherSuite) -> CipherNames {
         SupportedCipherSuite::Tls12(_) => ProtocolVersion::Tls12,
     };
     CipherNames {
-        exim: exim_cipher_string(version, &iana, bits),
-        native,
-        iana,
+        exim: exim_cipher_string(version, &iana, bits).into(),
+        native: native.into(),
+        iana: iana.into(),
         bits,
     }
 }
@@ -92,14 +97,11 @@ pub(crate) struct ServerState {
     pub(crate) record: Arc<Mutex<TicketRecord>>,
     /// The client-certificate verifier the connection ran under, when it asked for one.
     pub(crate) client_verifier: Option<Arc<crate::client_auth::ClientVerifier>>,
-    pub(crate) stapling: bool,
-    pub(crate) lifetime: Duration,
 }
 
 enum Inner<S: Read + Write> {
     Client {
         stream: ClientIo<S>,
-        handshake: Arc<Mutex<ClientHandshake>>,
     },
     Server {
         stream: Box<StreamOwned<ServerConnection, S>>,
@@ -122,9 +124,12 @@ pub struct Stream<S: Read + Write> {
 }
 
 impl<S: Read + Write> Stream<S> {
-    pub(crate) fn client(stream: ClientIo<S>, handshake: Arc<Mutex<ClientHandshake>>) -> Self {
-        let inner = Inner::Client { stream, handshake };
+    pub(crate) fn client(stream: ClientIo<S>) -> Self {
+        let mut inner = Inner::Client { stream };
         let info = session_info(&inner);
+        if let Inner::Client { stream } = &mut inner {
+            stream.release();
+        }
         Self { inner, info }
     }
 
@@ -201,7 +206,10 @@ impl<S: Read + Write> Stream<S> {
     /// certificate after a TLS 1.3 handshake).
     pub(crate) fn io_failed(&self, error: io::Error) -> io::Error {
         match &self.inner {
-            Inner::Client { handshake, .. } => lock(handshake).io_failed(error),
+            Inner::Client { stream } => match stream.handshake() {
+                Some(hs) => hs.io_failed(error),
+                None => error,
+            },
             Inner::Server { .. } => error,
         }
     }
@@ -209,11 +217,10 @@ impl<S: Read + Write> Stream<S> {
     /// Picks up a session stored on a read (a TLS 1.3 ticket).
     pub(crate) fn after_read(&mut self) {
         let changed = match &self.inner {
-            Inner::Client { handshake, .. } => {
-                let hs = lock(handshake);
+            Inner::Client { stream } => stream.handshake().is_some_and(|hs| {
                 hs.bits() != self.info.resumption
                     || hs.ticket_lifetime() != self.info.ticket_lifetime
-            }
+            }),
             Inner::Server { state, .. } => !self
                 .info
                 .resumption
@@ -238,27 +245,35 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
     match inner {
-        Inner::Client { stream, handshake } => {
+        Inner::Client { stream } => {
             let conn = &stream.stream.conn;
             let mut library = SessionInfo::new(Side::Client, protocol(conn));
             library.cipher = cipher(conn);
             library.peer_certificates = peer_chain(conn);
             library.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
-            lock(handshake).report(library)
+            match stream.handshake() {
+                Some(hs) => hs.report(library),
+                None => library,
+            }
         }
         Inner::Server { stream, state } => {
             let conn = &stream.conn;
             let was_resumed = resumed(conn);
             // Finished (and counted) when the handshake ended; a copy for this report.
-            let (mut handshake, served) = {
+            let (mut handshake, served, stapling, lifetime) = {
                 let record = lock(&state.record);
-                (record.handshake.clone(), record.served.clone())
+                (
+                    record.handshake.clone(),
+                    record.served.clone(),
+                    record.stapling,
+                    record.lifetime,
+                )
             };
             // Inferred from the configuration: rustls tells neither whether the client asked for
             // a status nor whether it stapled; it staples the configured response on full
             // handshakes only.
             // With several certificates, only the first carries the staple.
-            if state.stapling && served.as_ref().is_none_or(|k| k.ocsp.is_some()) {
+            if stapling && served.as_ref().is_none_or(|k| k.ocsp.is_some()) {
                 handshake.status_requested();
                 if !was_resumed {
                     handshake.staple_sent();
@@ -274,7 +289,7 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
                 library.local_certificate =
                     served.and_then(|k| k.cert.first().map(|c| share_certificate(c)));
             }
-            handshake.report(library, Some(state.lifetime))
+            handshake.report(library, Some(lifetime))
         }
     }
 }

@@ -74,6 +74,8 @@ impl Server {
             decision: None,
             // One certificate: it is the one sent (the resolver says so again when it runs).
             served: self.keys.only(),
+            stapling: self.settings.ocsp_response.is_some(),
+            lifetime: self.lifetime,
         }));
         let configs = self
             .configs
@@ -115,8 +117,6 @@ impl Server {
             Box::new(StreamOwned::new(conn, transport)),
             ServerState {
                 record,
-                stapling: self.settings.ocsp_response.is_some(),
-                lifetime: self.lifetime,
                 client_verifier: configs.verifier.clone(),
             },
         ))

@@ -18,6 +18,11 @@ pub(crate) struct TicketRecord {
     pub(crate) decision: Option<Decision>,
     /// The certificate the resolver chose.
     pub(crate) served: Option<Arc<rustls::sign::CertifiedKey>>,
+    /// Whether the server staples an OCSP response (kept here rather than in the stream, which
+    /// a client stream's size follows).
+    pub(crate) stapling: bool,
+    /// The tickets' lifetime, as reported.
+    pub(crate) lifetime: std::time::Duration,
 }
 
 /// The server's ticketer: the core sealer, recording each call in its connection's record.

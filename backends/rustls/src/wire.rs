@@ -20,11 +20,14 @@ use tlsresume_core::wire::{parse_tls12_ticket, ClearHandshake, HANDSHAKE_NEW_SES
 /// A TLS 1.2 NewSessionTicket as the server sent it.
 pub(crate) type SentTicket = tlsresume_core::wire::Tls12Ticket;
 
-/// What the reader found, shared with the session-store bridge.
+/// What the reader found, shared with the session-store bridge, and the reader itself (kept
+/// here, not in the tap, so that the connection holds nothing of it once the handshake is
+/// over).
 #[derive(Debug, Default)]
 pub(crate) struct WireRecord {
     /// The last NewSessionTicket received in clear on this connection.
     pub(crate) ticket: Option<SentTicket>,
+    reader: Reader,
 }
 
 /// The clear handshake messages of the incoming direction, watched for a NewSessionTicket.
@@ -34,21 +37,20 @@ struct Reader {
     done: bool,
 }
 
-impl Reader {
-    fn feed(&mut self, bytes: &[u8], out: &Mutex<WireRecord>) {
-        self.clear.feed(bytes, |kind, body| {
+impl WireRecord {
+    fn feed(&mut self, bytes: &[u8]) {
+        let Self { ticket, reader } = self;
+        reader.clear.feed(bytes, |kind, body| {
             if kind == HANDSHAKE_NEW_SESSION_TICKET {
-                if let Some(ticket) = parse_tls12_ticket(body) {
-                    out.lock().unwrap_or_else(|p| p.into_inner()).ticket = Some(ticket);
+                if let Some(sent) = parse_tls12_ticket(body) {
+                    *ticket = Some(sent);
                 }
             }
         });
-        self.done = self.clear.is_done();
-    }
-
-    fn stop(&mut self) {
-        self.clear.stop();
-        self.done = true;
+        reader.done = reader.clear.is_done();
+        if reader.done {
+            reader.clear.stop();
+        }
     }
 }
 
@@ -56,8 +58,8 @@ impl Reader {
 #[derive(Debug)]
 pub(crate) struct Tap<S> {
     inner: S,
-    reader: Reader,
-    /// Released when the handshake is over (nothing more is read in clear).
+    /// The reader and what it found; released when the handshake is over (nothing more is
+    /// read in clear) or the reader is done.
     record: Option<Arc<Mutex<WireRecord>>>,
 }
 
@@ -65,14 +67,12 @@ impl<S> Tap<S> {
     pub(crate) fn new(inner: S, record: Arc<Mutex<WireRecord>>) -> Self {
         Self {
             inner,
-            reader: Reader::default(),
             record: Some(record),
         }
     }
 
     /// Stops looking (the handshake is over: nothing more is sent in clear).
     pub(crate) fn stop(&mut self) {
-        self.reader.stop();
         self.record = None;
     }
 
@@ -88,8 +88,14 @@ impl<S> Tap<S> {
 impl<S: Read> Read for Tap<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if let (false, Some(record)) = (self.reader.done, &self.record) {
-            self.reader.feed(&buf[..n], record);
+        if let Some(record) = &self.record {
+            let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
+            record.feed(&buf[..n]);
+            if record.reader.done {
+                // What it found stays with the bridge's reference.
+                drop(record);
+                self.record = None;
+            }
         }
         Ok(n)
     }
@@ -148,12 +154,11 @@ mod tests {
         wire.extend(record(CONTENT_CHANGE_CIPHER_SPEC, &[1]));
         // After the CCS: never parsed, even if it looks like a ticket.
         wire.extend(record(CONTENT_HANDSHAKE, &nst(1, b"later")));
-        let out = Mutex::new(WireRecord::default());
-        let mut reader = Reader::default();
+        let mut out = WireRecord::default();
         for chunk in wire.chunks(3) {
-            reader.feed(chunk, &out);
+            out.feed(chunk);
         }
-        let got = out.lock().expect("lock").ticket.clone();
+        let got = out.ticket.clone();
         assert_eq!(
             got,
             Some(SentTicket {
@@ -161,48 +166,38 @@ mod tests {
                 ticket: b"ticket-bytes".to_vec()
             })
         );
-        assert!(reader.done);
+        assert!(out.reader.done);
     }
 
     #[test]
     fn garbage_is_ignored_and_bounded() {
-        let out = Mutex::new(WireRecord::default());
-        let mut reader = Reader::default();
-        reader.feed(
-            &[
-                CONTENT_HANDSHAKE,
-                3,
-                3,
-                0,
-                3,
-                HANDSHAKE_NEW_SESSION_TICKET,
-                0,
-                0,
-            ],
-            &out,
-        );
-        reader.feed(
-            &record(
-                CONTENT_HANDSHAKE,
-                &[HANDSHAKE_NEW_SESSION_TICKET, 0, 0, 2, 0, 0],
-            ),
-            &out,
-        );
-        assert_eq!(out.lock().expect("lock").ticket, None);
+        let mut out = WireRecord::default();
+        out.feed(&[
+            CONTENT_HANDSHAKE,
+            3,
+            3,
+            0,
+            3,
+            HANDSHAKE_NEW_SESSION_TICKET,
+            0,
+            0,
+        ]);
+        out.feed(&record(
+            CONTENT_HANDSHAKE,
+            &[HANDSHAKE_NEW_SESSION_TICKET, 0, 0, 2, 0, 0],
+        ));
+        assert_eq!(out.ticket, None);
         // A message that claims 16 MB never completes: the reader gives up past the bound.
-        let mut big = Reader::default();
-        big.feed(
-            &record(
-                CONTENT_HANDSHAKE,
-                &[HANDSHAKE_NEW_SESSION_TICKET, 0xff, 0xff, 0xff],
-            ),
-            &out,
-        );
+        let mut big = WireRecord::default();
+        big.feed(&record(
+            CONTENT_HANDSHAKE,
+            &[HANDSHAKE_NEW_SESSION_TICKET, 0xff, 0xff, 0xff],
+        ));
         for _ in 0..20 {
-            big.feed(&record(CONTENT_HANDSHAKE, &[0u8; 4096]), &out);
+            big.feed(&record(CONTENT_HANDSHAKE, &[0u8; 4096]));
         }
-        assert!(big.done);
-        assert_eq!(out.lock().expect("lock").ticket, None);
+        assert!(big.reader.done);
+        assert_eq!(big.ticket, None);
         assert!(parse_tls12_ticket(&[0, 0, 0, 1, 0, 5, 1]).is_none());
     }
 }

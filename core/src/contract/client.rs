@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{connection_settings, ClientContract, ClientOffer, NoOffer};
+use super::{offer_from, ClientContract, ClientOffer, NoOffer};
 use crate::cache::store::SessionStore;
 use crate::dane::{DaneAuthority, DaneCheck, DanePlan};
 use crate::error::{Error, TlsError, TlsFailure};
@@ -68,22 +68,28 @@ pub struct ReceivedSession<'a> {
 /// under each policy, when OCSP fails the connection and with which [`ErrorKind`], what is
 /// stored and sealed under which key: all of it is here, so no backend can skip a step.
 ///
+/// A connection holds it for its whole life (a TLS 1.3 server may send a ticket at any time),
+/// so it is kept small: what only a DANE connection or an enabled span needs is boxed and
+/// absent otherwise, and the offered entry's session bytes are released by
+/// [`finish`](Self::finish) (its verdicts stay: a ticket on a resumed connection carries them).
+///
 /// [`ErrorKind`]: crate::ErrorKind
 #[derive(Debug)]
 pub struct ClientHandshake {
     settings: Arc<ClientSettings>,
+    /// The connection's session store in place of the settings' (the async layer's
+    /// [`DeferredStore`](crate::cache::deferred::DeferredStore)): the settings stay shared.
+    store: Option<Arc<dyn SessionStore>>,
     backend: BackendKind,
     offer: ClientOffer,
     session_key: SessionKey,
-    server_name: String,
+    server_name: Box<str>,
     seen_verification: Option<Verification>,
-    /// What the connection's TLSA records ask (RFC 7672).
-    dane: DanePlan,
-    /// What the library's DANE check said: `Some(None)` when it checked and no record
-    /// matched; `None` when it did not check (a resumed handshake).
-    seen_dane: Option<Option<DaneAuthority>>,
+    /// What the connection's TLSA records ask (RFC 7672) and what the library's DANE check
+    /// said; `None`: no DANE ([`DanePlan::Off`]) and no check seen.
+    dane: Option<Box<DaneState>>,
     seen_ocsp: Option<OcspStatus>,
-    ocsp_detail: Option<String>,
+    ocsp_detail: Option<Box<str>>,
     /// The library failed the handshake because of the OCSP requirement (OpenSSL's status
     /// callback): its error is reported as an OCSP failure.
     ocsp_refused: Option<OcspStatus>,
@@ -92,9 +98,22 @@ pub struct ClientHandshake {
     resumed: bool,
     bits: Resumption,
     ticket_lifetime: Option<Duration>,
-    /// The connection's span (`tls_client`), parent of its events.
-    span: tracing::Span,
+    /// The connection's span (`tls_client`), parent of its events: `None` when disabled, and
+    /// once the handshake is over.
+    span: Option<Box<tracing::Span>>,
 }
+
+/// A connection's DANE plan and what the library's check said.
+#[derive(Debug)]
+struct DaneState {
+    plan: DanePlan,
+    /// `Some(None)` when the library checked and no record matched; `None` when it did not
+    /// check (a resumed handshake).
+    seen: Option<Option<DaneAuthority>>,
+}
+
+/// The plan of a connection without DANE.
+static DANE_OFF: DanePlan = DanePlan::Off;
 
 impl ClientHandshake {
     /// The decisions before the handshake: the cache key, whether the policy resumes with this
@@ -110,9 +129,9 @@ impl ClientHandshake {
         params: &ClientParams,
         library_filters_expiry: bool,
     ) -> Self {
-        let settings = connection_settings(settings, store);
-        let mut offer = settings.offer(backend, params, library_filters_expiry);
-        let session_key = settings.store.session_key();
+        let in_force = store.as_deref().unwrap_or(settings.store.as_ref());
+        let mut offer = offer_from(settings, in_force, backend, params, library_filters_expiry);
+        let session_key = in_force.session_key();
         // An entry whose verdict, expiry or any other field is not what its session was sealed
         // with (rewritten by a writer of the store without the key) is not offered, before
         // any backend's shortcut for a session it keeps decoded; it stays in the store.
@@ -131,19 +150,25 @@ impl ClientHandshake {
             peer = %params.peer,
             server = %params.server_name,
         );
+        let dane = DanePlan::new(
+            params.dane.as_deref(),
+            &params.server_name,
+            &params.dane_names,
+        );
         Self {
-            settings,
+            settings: Arc::clone(settings),
+            store,
             backend,
             offer,
             session_key,
-            server_name: params.server_name.clone(),
+            server_name: params.server_name.as_str().into(),
             seen_verification: None,
-            dane: DanePlan::new(
-                params.dane.as_deref(),
-                &params.server_name,
-                &params.dane_names,
-            ),
-            seen_dane: None,
+            dane: (dane != DanePlan::Off).then(|| {
+                Box::new(DaneState {
+                    plan: dane,
+                    seen: None,
+                })
+            }),
             seen_ocsp: None,
             ocsp_detail: None,
             ocsp_refused: None,
@@ -151,11 +176,13 @@ impl ClientHandshake {
             resumed: false,
             bits,
             ticket_lifetime: None,
-            span,
+            span: (!span.is_none()).then(|| Box::new(span)),
         }
     }
 
-    /// The settings this connection runs with.
+    /// The settings this connection runs with (shared with the client's other connections:
+    /// a session store the connection was started with in their store's place is not in
+    /// them, see [`start`](Self::start)).
     pub fn settings(&self) -> &Arc<ClientSettings> {
         &self.settings
     }
@@ -171,13 +198,23 @@ impl ClientHandshake {
         self.offer.may_resume
     }
 
+    /// Whether the connection needs this record once the handshake is over and its report
+    /// made: it stores the sessions (TLS 1.3 tickets) the server may send at any time, or it
+    /// turns a later refusal into a certificate failure ([`io_failed`](Self::io_failed)).
+    /// When `false`, nothing after the handshake changes what it reports or does, and a
+    /// backend may drop it.
+    pub fn needed_after_handshake(&self) -> bool {
+        self.offer.may_resume || self.asked_without_certificate
+    }
+
     /// The server name the connection is made to.
     pub fn server_name(&self) -> &str {
         &self.server_name
     }
 
     /// The offered entry's bytes as the store holds them (sealed): for a backend that keeps
-    /// decoded sessions and compares bytes before opening again.
+    /// decoded sessions and compares bytes before opening again. Empty once the handshake is
+    /// over ([`finish`](Self::finish)).
     pub fn stored_session(&self) -> Option<&[u8]> {
         self.offer.entry.as_ref().map(|e| e.session.as_slice())
     }
@@ -221,19 +258,31 @@ impl ClientHandshake {
     /// library must not fail the handshake itself: [`finish`](Self::finish) does, with the
     /// error that says no record matched).
     pub fn dane(&self) -> &DanePlan {
-        &self.dane
+        self.dane.as_ref().map_or(&DANE_OFF, |dane| &dane.plan)
+    }
+
+    /// What the library's DANE check said (see [`saw_dane`](Self::saw_dane)).
+    fn seen_dane(&self) -> Option<&Option<DaneAuthority>> {
+        self.dane.as_ref().and_then(|dane| dane.seen.as_ref())
     }
 
     /// The records to check by DANE, when the plan is to ([`dane`](Self::dane)).
     pub fn dane_check(&self) -> Option<&DaneCheck> {
-        self.dane.check()
+        self.dane().check()
     }
 
     /// What the library's DANE check said on this handshake: the matching record and its
     /// depth, or `None` when it checked and none matched (not called when the library did not
     /// check, as on a resumed handshake).
     pub fn saw_dane(&mut self, authority: Option<DaneAuthority>) {
-        self.seen_dane = Some(authority);
+        self.dane
+            .get_or_insert_with(|| {
+                Box::new(DaneState {
+                    plan: DanePlan::Off,
+                    seen: None,
+                })
+            })
+            .seen = Some(authority);
     }
 
     /// What the library's certificate check said on this handshake (not called when the
@@ -246,7 +295,7 @@ impl ClientHandshake {
     /// rejected, where the backend knows).
     pub fn saw_ocsp(&mut self, status: OcspStatus, detail: Option<String>) {
         self.seen_ocsp = Some(status);
-        self.ocsp_detail = detail;
+        self.ocsp_detail = detail.map(String::into_boxed_str);
     }
 
     /// For a library that judges the staple inside the handshake (OpenSSL's status callback):
@@ -335,7 +384,7 @@ impl ClientHandshake {
                 }
                 tracing::debug!(
                     target: telemetry::TARGET,
-                    parent: &self.span,
+                    parent: self.span(),
                     resumed,
                     resumption = self.bits.bits(),
                     no_offer = self.offer.no_offer.map(NoOffer::name),
@@ -344,7 +393,18 @@ impl ClientHandshake {
             }
             Err(e) => self.failed(e),
         }
+        // What only the handshake needed: the span, and the offered session's bytes (its
+        // verdicts stay, for the tickets of a resumed connection).
+        self.span = None;
+        if let Some(entry) = &mut self.offer.entry {
+            entry.session = Vec::new();
+        }
         decided
+    }
+
+    /// The connection's span, or none.
+    fn span(&self) -> Option<tracing::Id> {
+        self.span.as_deref().and_then(tracing::Span::id)
     }
 
     /// A failed handshake: counted and told, with why no session was offered.
@@ -355,7 +415,7 @@ impl ClientHandshake {
         }
         tracing::info!(
             target: telemetry::TARGET,
-            parent: &self.span,
+            parent: self.span(),
             kind = error.kind().name(),
             error = %error,
             "client handshake failed"
@@ -367,11 +427,11 @@ impl ClientHandshake {
         if resumed {
             self.bits |= Resumption::USED;
         }
-        if let Some(check) = self.dane.check() {
+        if let Some(check) = self.dane().check() {
             self.decide_dane(check, resumed)?;
         } else if self.seen_verification == Some(Verification::Failed)
             && self.settings.verify == VerifyMode::Require
-            && self.dane == DanePlan::Off
+            && *self.dane() == DanePlan::Off
         {
             return Err(Error::tls_failure(
                 self.backend.name(),
@@ -384,7 +444,7 @@ impl ClientHandshake {
             return Err(Error::tls_failure(
                 self.backend.name(),
                 TlsFailure::Ocsp,
-                match &self.ocsp_detail {
+                match self.ocsp_detail.as_deref() {
                     Some(why) => format!(
                         "OCSP is required and the status is {ocsp}: {why} (resumed: {resumed})"
                     ),
@@ -402,7 +462,7 @@ impl ClientHandshake {
     /// the library checked again and found no match. A resumed handshake the library did not
     /// check goes on, reported per policy ([`verified_by`](Self::verified_by)).
     fn decide_dane(&self, check: &DaneCheck, resumed: bool) -> Result<(), Error> {
-        match &self.seen_dane {
+        match self.seen_dane() {
             Some(Some(_)) => Ok(()),
             None if resumed => Ok(()),
             _ => Err(Error::tls_failure(
@@ -425,8 +485,8 @@ impl ClientHandshake {
     /// otherwise (what the libraries report: see `docs/differences.md`). Without DANE: PKIX
     /// when the reported verification is "verified".
     pub fn verified_by(&self) -> VerifiedBy {
-        match &self.dane {
-            DanePlan::Verify(_) => match (&self.seen_dane, &self.offer.entry) {
+        match self.dane() {
+            DanePlan::Verify(_) => match (self.seen_dane(), &self.offer.entry) {
                 (Some(Some(authority)), _) => VerifiedBy::Dane(authority.clone()),
                 (None, Some(entry))
                     if self.resumed
@@ -458,11 +518,11 @@ impl ClientHandshake {
     /// The verification reported: what the library saw, or on a resumed handshake under a
     /// policy that carries it, the stored result.
     pub fn verification(&self) -> Verification {
-        match &self.dane {
+        match self.dane() {
             DanePlan::Off => {}
             DanePlan::Unauthenticated => return Verification::NotChecked,
             DanePlan::Verify(_) => {
-                return match (&self.seen_dane, self.verified_by()) {
+                return match (self.seen_dane(), self.verified_by()) {
                     (_, VerifiedBy::Dane(_)) => Verification::Verified,
                     (Some(None), _) => Verification::Failed,
                     _ => Verification::NotChecked,
@@ -508,8 +568,8 @@ impl ClientHandshake {
             return None;
         }
         // A full handshake DANE did not authenticate leaves nothing to resume.
-        let dane = self.seen_dane.clone().flatten();
-        if self.dane.check().is_some() && !received.resumed && dane.is_none() {
+        let dane = self.seen_dane().cloned().flatten();
+        if self.dane().check().is_some() && !received.resumed && dane.is_none() {
             return None;
         }
         let mut entry = super::entry_for(
@@ -535,7 +595,11 @@ impl ClientHandshake {
             received.data,
         );
         entry.session = sealed.clone();
-        match self.settings.store.put(&self.offer.key, entry) {
+        let store = self
+            .store
+            .as_deref()
+            .unwrap_or(self.settings.store.as_ref());
+        match store.put(&self.offer.key, entry) {
             Ok(()) => {
                 self.bits |= Resumption::SERVER_TICKET;
                 self.ticket_lifetime = received.lifetime_hint;
@@ -568,8 +632,8 @@ impl ClientHandshake {
         library.verification = self.verification();
         library.verified_by = self.verified_by();
         library.ocsp = self.ocsp();
-        library.ocsp_detail = self.ocsp_detail.clone();
-        library.sni = Some(self.server_name.clone());
+        library.ocsp_detail = self.ocsp_detail.as_deref().map(str::to_owned);
+        library.sni = Some(self.server_name.to_string());
         library.ticket_lifetime = self.ticket_lifetime;
         library.no_offer = self.offer.no_offer;
         library

@@ -159,70 +159,13 @@ impl ClientContract for ClientSettings {
         params: &ClientParams,
         library_filters_expiry: bool,
     ) -> ClientOffer {
-        let key = self.cache_key(backend, params);
-        let mut offer = ClientOffer {
-            key,
-            may_resume: false,
-            entry: None,
-            no_offer: Some(NoOffer::NotAllowed),
-            bits: Resumption::SUPPORTED,
-        };
-        if !self.resumption.client_may_resume(
-            params.peer.ip(),
-            Some(&params.server_name),
-            params.peer.port(),
-        ) {
-            return offer;
-        }
-        offer.may_resume = true;
-        offer.bits |= Resumption::CLIENT_REQUESTED;
-        let entry = match self.store.get(&key) {
-            Ok(Some(entry)) => entry,
-            Ok(None) => {
-                offer.no_offer = Some(NoOffer::Missing);
-                return offer;
-            }
-            Err(StoreError::Corrupt(_)) => {
-                offer.no_offer = Some(NoOffer::CorruptEntry);
-                return offer;
-            }
-            Err(_) => {
-                offer.no_offer = Some(NoOffer::StoreFailed);
-                return offer;
-            }
-        };
-        let issues = self.resumption.known_issues();
-        let refusal = if entry.backend != backend {
-            Some(NoOffer::OtherBackend)
-        } else if (library_filters_expiry || issues.client_expiry_filter)
-            && entry.is_expired(self.clock.now())
-        {
-            Some(NoOffer::Expired)
-        } else if self.ocsp == OcspMode::Require
-            && issues.avoid_resumption_when_ocsp_required
-            && entry.ocsp != OcspStatus::Verified
-        {
-            Some(NoOffer::OcspRequired)
-        } else if issues.carry_verification
-            && entry.dane.is_none()
-            && DanePlan::new(
-                params.dane.as_deref(),
-                &params.server_name,
-                &params.dane_names,
-            )
-            .check()
-            .is_some()
-        {
-            Some(NoOffer::DaneUnverified)
-        } else {
-            None
-        };
-        if refusal.is_none() {
-            offer.bits |= Resumption::CLIENT_SUGGESTED;
-            offer.entry = Some(entry);
-        }
-        offer.no_offer = refusal;
-        offer
+        offer_from(
+            self,
+            self.store.as_ref(),
+            backend,
+            params,
+            library_filters_expiry,
+        )
     }
 
     fn reported_verification(
@@ -256,6 +199,81 @@ impl ClientContract for ClientSettings {
             OcspMode::Request | OcspMode::Require => OcspStatus::NoResponse,
         }
     }
+}
+
+/// [`ClientContract::offer`] looking the session up in `store` (the settings' own, or the
+/// connection's in its place).
+pub(crate) fn offer_from(
+    settings: &ClientSettings,
+    store: &dyn SessionStore,
+    backend: BackendKind,
+    params: &ClientParams,
+    library_filters_expiry: bool,
+) -> ClientOffer {
+    let key = settings.cache_key(backend, params);
+    let mut offer = ClientOffer {
+        key,
+        may_resume: false,
+        entry: None,
+        no_offer: Some(NoOffer::NotAllowed),
+        bits: Resumption::SUPPORTED,
+    };
+    if !settings.resumption.client_may_resume(
+        params.peer.ip(),
+        Some(&params.server_name),
+        params.peer.port(),
+    ) {
+        return offer;
+    }
+    offer.may_resume = true;
+    offer.bits |= Resumption::CLIENT_REQUESTED;
+    let entry = match store.get(&key) {
+        Ok(Some(entry)) => entry,
+        Ok(None) => {
+            offer.no_offer = Some(NoOffer::Missing);
+            return offer;
+        }
+        Err(StoreError::Corrupt(_)) => {
+            offer.no_offer = Some(NoOffer::CorruptEntry);
+            return offer;
+        }
+        Err(_) => {
+            offer.no_offer = Some(NoOffer::StoreFailed);
+            return offer;
+        }
+    };
+    let issues = settings.resumption.known_issues();
+    let refusal = if entry.backend != backend {
+        Some(NoOffer::OtherBackend)
+    } else if (library_filters_expiry || issues.client_expiry_filter)
+        && entry.is_expired(settings.clock.now())
+    {
+        Some(NoOffer::Expired)
+    } else if settings.ocsp == OcspMode::Require
+        && issues.avoid_resumption_when_ocsp_required
+        && entry.ocsp != OcspStatus::Verified
+    {
+        Some(NoOffer::OcspRequired)
+    } else if issues.carry_verification
+        && entry.dane.is_none()
+        && DanePlan::new(
+            params.dane.as_deref(),
+            &params.server_name,
+            &params.dane_names,
+        )
+        .check()
+        .is_some()
+    {
+        Some(NoOffer::DaneUnverified)
+    } else {
+        None
+    };
+    if refusal.is_none() {
+        offer.bits |= Resumption::CLIENT_SUGGESTED;
+        offer.entry = Some(entry);
+    }
+    offer.no_offer = refusal;
+    offer
 }
 
 /// The cache entry to store for a session (or a new ticket) received on a connection.
