@@ -358,6 +358,66 @@ fn openssl_sends_one_ticket_after_a_renewing_resumption() {
     }
 }
 
+/// The tickets go out before the server's first write: a client that waits for them before it
+/// writes, to a server that reads first (an HTTP server; tlsfuzzer's `test-tls13-count-tickets`
+/// against `serve --http`), gets them, GnuTLS's tickets sent on request included.
+#[test]
+fn tickets_come_before_the_client_writes() {
+    let _turn = common::gnutls_turn();
+    let pki = Pki::committed().expect("PKI");
+    for kind in backends::available() {
+        let server = server(kind, &pki, Some(2));
+        let client = OpensslClient::new(&pki);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let received = thread::scope(|scope| {
+            scope.spawn(|| {
+                let Ok((tcp, _)) = listener.accept() else {
+                    return;
+                };
+                let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+                let (Ok(peer), Ok(local)) = (tcp.peer_addr(), tcp.local_addr()) else {
+                    return;
+                };
+                let params = tlsresume_core::ServerParams::new(peer, local);
+                if let Ok(mut tls) = server.accept(Box::new(tcp), &params) {
+                    // The server reads first, as an HTTP server does.
+                    let mut buf = [0u8; 2];
+                    let _ = tls.read_exact(&mut buf);
+                    let _ = tls.write_all(b"hi");
+                    let _ = tls.flush();
+                    let _ = tls.shutdown();
+                }
+            });
+            client.count.store(0, Ordering::SeqCst);
+            let mut ssl = Ssl::new(&client.ctx).expect("SSL");
+            ssl.set_hostname(NAME).expect("SNI");
+            ssl.param_mut().set_host(NAME).expect("host");
+            let tcp = TcpStream::connect(addr).expect("connect");
+            tcp.set_read_timeout(Some(Duration::from_millis(50)))
+                .expect("timeout");
+            let mut tls = ssl.connect(tcp).expect("handshake");
+            // Reads (nothing comes but the tickets) until both tickets are in, for 5 s at most.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            let mut buf = [0u8; 2];
+            while client.count.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+                let _ = tls.ssl_read(&mut buf);
+            }
+            let received = client.count.load(Ordering::SeqCst);
+            let _ = tls.write_all(b"ok");
+            let _ = tls
+                .get_ref()
+                .set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = tls.read_exact(&mut buf);
+            received
+        });
+        assert_eq!(
+            received, 2,
+            "{kind}: tickets before the client's first write"
+        );
+    }
+}
+
 #[test]
 fn a_count_over_the_bound_is_refused_on_every_backend() {
     let _turn = common::gnutls_turn();
