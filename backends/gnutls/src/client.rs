@@ -14,6 +14,7 @@ use crate::client_conn::ClientPending;
 use crate::config;
 use crate::ffi::{Connection, Credentials, End, Session};
 use crate::handshake::Handshake;
+use crate::sessions::KnownSessions;
 
 /// A GnuTLS client context.
 ///
@@ -23,6 +24,7 @@ pub struct Client {
     clock: Arc<ClockClaim>,
     credentials: Arc<Credentials>,
     priority: String,
+    sessions: Arc<KnownSessions>,
 }
 
 impl fmt::Debug for Client {
@@ -47,6 +49,7 @@ impl Client {
             clock,
             credentials,
             priority,
+            sessions: Arc::default(),
         })
     }
 
@@ -70,10 +73,31 @@ impl Client {
         // CLIENT_SUGGESTED only when GnuTLS took the stored session (as Exim sets it after
         // `gnutls_session_set_data` succeeds); one that does not open under the store's key is
         // never given to GnuTLS, and one GnuTLS refuses gives a full handshake, never an error.
-        let refused = handshake
-            .session_to_offer()
-            .is_some_and(|data| session.set_session_data(data).is_err());
+        // The store's bytes this client sealed or opened last under this cache key are not
+        // opened again (`sessions`): their data tag was made or checked then.
+        let key = handshake.offer().key;
+        let known = handshake
+            .stored_session()
+            .and_then(|stored| Some(&stored[self.sessions.known(&key, stored)?..]));
+        let refused = match known {
+            Some(data) => session.set_session_data(data).is_err(),
+            None => {
+                let stored = handshake.stored_session().map(<[u8]>::to_vec);
+                match (handshake.session_to_offer(), stored) {
+                    (Some(data), Some(stored)) => {
+                        let refused = session.set_session_data(data).is_err();
+                        if !refused {
+                            let start = stored.len().saturating_sub(data.len());
+                            self.sessions.keep(&key, stored, start);
+                        }
+                        refused
+                    }
+                    _ => false,
+                }
+            }
+        };
         if refused {
+            self.sessions.forget(&key);
             handshake.withdraw(NoOffer::LibraryRefused);
         }
         let mut conn = Connection::new(session, self.credentials.clone(), transport)?;
@@ -83,6 +107,7 @@ impl Client {
             ClientPending {
                 handshake,
                 clock: self.clock.clone(),
+                sessions: self.sessions.clone(),
             },
         ))
     }

@@ -103,6 +103,7 @@ mod info;
 mod names;
 mod server;
 mod server_conn;
+mod sessions;
 mod tickets;
 
 use tlsresume_core::BackendKind;

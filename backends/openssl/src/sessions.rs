@@ -19,11 +19,9 @@
 //! largest cost is verifying the stored chain again, `gnutls_certificate_verify_peers3`, which
 //! keeping its session data would not skip). See `docs/performance.md`.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
-
 use openssl::error::ErrorStack;
 use openssl::ssl::{SslSession, SslSessionRef};
+use tlsresume_core::cache::kept::KeptPerKey;
 use tlsresume_core::CacheKey;
 use zeroize::Zeroizing;
 
@@ -42,38 +40,35 @@ struct Decoded {
 }
 
 /// The decoded sessions of one client.
-#[derive(Default)]
+#[derive(Debug)]
 pub(crate) struct DecodedSessions {
-    slots: Mutex<HashMap<CacheKey, Decoded>>,
+    slots: KeptPerKey<Decoded>,
     /// How many times DER was decoded.
     #[cfg(test)]
     decodes: std::sync::atomic::AtomicUsize,
 }
 
-impl std::fmt::Debug for DecodedSessions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DecodedSessions")
-            .field("kept", &self.slots().len())
-            .finish()
+impl Default for DecodedSessions {
+    fn default() -> Self {
+        Self {
+            slots: KeptPerKey::new(CAPACITY),
+            #[cfg(test)]
+            decodes: std::sync::atomic::AtomicUsize::new(0),
+        }
     }
 }
 
 impl DecodedSessions {
-    fn slots(&self) -> MutexGuard<'_, HashMap<CacheKey, Decoded>> {
-        // The map is consistent after any panic (every change is one insert or remove).
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// A session for one connection whose store entry under `key` holds `stored`: a copy of the
     /// one kept when the bytes are the same (they were sealed or opened under the store's key
     /// when kept), else `None`, and the caller opens and [`decode`](Self::decode)s them.
     pub(crate) fn kept(&self, key: &CacheKey, stored: &[u8]) -> Option<SslSession> {
-        let slots = self.slots();
-        let kept = slots.get(key)?;
         // A copy libssl cannot make (out of memory) falls back to decoding.
-        (kept.stored.as_slice() == stored)
-            .then(|| ffi::session_dup(&kept.session).ok())
-            .flatten()
+        self.slots.with(key, |kept| {
+            (kept.stored.as_slice() == stored)
+                .then(|| ffi::session_dup(&kept.session).ok())
+                .flatten()
+        })
     }
 
     /// Decodes `der` (opened from the store's bytes `stored`) and keeps the session under `key`.
@@ -98,15 +93,8 @@ impl DecodedSessions {
             self.forget(key);
             return;
         };
-        let mut slots = self.slots();
-        if slots.len() >= CAPACITY && !slots.contains_key(key) {
-            // Any one: the map's order is arbitrary, and a miss costs one decode.
-            if let Some(other) = slots.keys().next().copied() {
-                slots.remove(&other);
-            }
-        }
-        slots.insert(
-            *key,
+        self.slots.keep(
+            key,
             Decoded {
                 stored: Zeroizing::new(stored),
                 session: copy,
@@ -116,13 +104,13 @@ impl DecodedSessions {
 
     /// Drops what is kept under `key` (its entry was refused or removed).
     pub(crate) fn forget(&self, key: &CacheKey) {
-        self.slots().remove(key);
+        self.slots.forget(key);
     }
 
     /// How many sessions are kept.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.slots().len()
+        self.slots.len()
     }
 
     /// How many times DER was decoded.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use ring::digest;
 
 pub mod deferred;
+pub mod kept;
 pub mod store;
 
 use crate::clock::UnixTime;

@@ -226,10 +226,12 @@ impl ClientHandshake {
     pub fn session_to_offer(&mut self) -> Option<&[u8]> {
         let entry = self.offer.entry.as_ref()?;
         // Where the library's bytes start, when the entry opens (checked once: the tag covers
-        // every byte of a session that may be kilobytes long).
+        // every byte of a session that may be kilobytes long). The entry's other fields were
+        // checked against their tag in `start`, before the entry became the offer (and the
+        // offer's entry is never replaced), so only the data tag is checked here.
         let start = self
             .session_key
-            .open_session(self.backend.name(), &self.offer.key, entry)
+            .open_session_data(self.backend.name(), &self.offer.key, entry)
             .map(|data| entry.session.len() - data.len());
         match start {
             Some(start) => self

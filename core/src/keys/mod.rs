@@ -234,10 +234,25 @@ impl SessionKey {
         key: &CacheKey,
         entry: &'a CacheEntry,
     ) -> Option<&'a [u8]> {
+        self.open_session_data(backend, key, entry)
+            .filter(|_| self.entry_fields_sealed(entry))
+    }
+
+    /// [`open_session`](Self::open_session) for an entry whose other fields
+    /// [`entry_fields_sealed`](Self::entry_fields_sealed) has already accepted: only the data
+    /// tag is checked here. The client's lifecycle checks the entry tag once, when it takes
+    /// the entry from the store, and opens the session with this, so the entry tag is not
+    /// computed twice per handshake; both tags are still checked before the session's bytes
+    /// reach a library.
+    pub(crate) fn open_session_data<'a>(
+        &self,
+        backend: &str,
+        key: &CacheKey,
+        entry: &'a CacheEntry,
+    ) -> Option<&'a [u8]> {
         let (data_tag, _, data) = split_sealed(&entry.session)?;
         let expected = self.data_tag(backend, key, data);
-        (same_secret(expected.as_ref(), data_tag) && self.entry_fields_sealed(entry))
-            .then_some(data)
+        same_secret(expected.as_ref(), data_tag).then_some(data)
     }
 
     /// Whether `entry`'s fields other than the session are those its session field was sealed
