@@ -1,6 +1,13 @@
 //! `extern "C"` trampolines handed to GnuTLS: transport push/pull, handshake hooks and the
-//! time function. Every body runs inside `catch_unwind`; a panic is stashed and re-raised
-//! once GnuTLS has returned (transport, hooks) or turned into a neutral value (time).
+//! time function. Every body runs entirely inside `catch_unwind` (the user pointer is
+//! dereferenced inside too), so no panic unwinds into GnuTLS:
+//!
+//! - a panic of the caller's transport (its `read`/`write`) is kept with the connection and
+//!   re-raised once GnuTLS has returned, as the other backends' streams let it through;
+//! - a panic anywhere else in a callback (this crate's glue and hooks) fails the GnuTLS call
+//!   (the handshake is refused) and is reported, once GnuTLS has returned, as the library's
+//!   error ([`CallbackPanicked`], an [`Error::Tls`](tlsresume_core::Error::Tls));
+//! - a panicking clock gives the system time.
 
 #![allow(unsafe_code)]
 
@@ -49,10 +56,70 @@ pub(crate) struct HookState {
     pub(crate) tickets_received: Cell<u32>,
     /// The lifetime (first four bytes of the message body) of the newest ticket seen.
     pub(crate) ticket_lifetime: Cell<Option<u32>>,
-    /// A panic caught in a hook.
-    pub(crate) panic: Cell<Option<Box<dyn Any + Send>>>,
     /// Server: the certificates to choose from by the client's name, and the ticket master.
     pub(crate) names: Option<crate::names::NameChoice>,
+}
+
+/// A panic caught in a callback outside the caller's transport: which callback, and the
+/// panic's message. GnuTLS calls its callbacks on the thread that called it, so the panic waits
+/// on that thread until the call returns ([`take_caught`]).
+#[derive(Debug)]
+pub(crate) struct CallbackPanicked {
+    callback: &'static str,
+    message: String,
+}
+
+impl std::fmt::Display for CallbackPanicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a panic in the GnuTLS {} callback ({}): the call was failed",
+            self.callback, self.message
+        )
+    }
+}
+
+impl std::error::Error for CallbackPanicked {}
+
+thread_local! {
+    /// The first panic caught in a callback since the last GnuTLS call returned.
+    static CAUGHT: Cell<Option<(&'static str, Box<dyn Any + Send>)>> = const { Cell::new(None) };
+}
+
+/// Runs a callback's whole body; a panic becomes `on_panic` (the value that fails GnuTLS's
+/// call) and is kept for [`take_caught`].
+fn guarded<T>(callback: &'static str, on_panic: T, body: impl FnOnce() -> T) -> T {
+    // AssertUnwindSafe: after a panic GnuTLS's call is failed and the connection reports an
+    // error; nothing the body touched is trusted again.
+    catch_unwind(AssertUnwindSafe(|| {
+        #[cfg(test)]
+        tests::maybe_panic(callback);
+        body()
+    }))
+    .unwrap_or_else(|panic| {
+        let _ = CAUGHT.try_with(|slot| {
+            // Keep the first; a later one is forgotten rather than dropped here.
+            match slot.take() {
+                None => slot.set(Some((callback, panic))),
+                Some(first) => {
+                    slot.set(Some(first));
+                    std::mem::forget(panic);
+                }
+            }
+        });
+        on_panic
+    })
+}
+
+/// The panic a callback caught during the GnuTLS call that just returned, if any.
+pub(crate) fn take_caught() -> Option<CallbackPanicked> {
+    let (callback, panic) = CAUGHT.try_with(Cell::take).ok().flatten()?;
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    Some(CallbackPanicked { callback, message })
 }
 
 fn errno_for(err: &io::Error) -> c_int {
@@ -87,13 +154,15 @@ pub(crate) unsafe extern "C" fn raw_push<S: Write>(
     data: *const c_void,
     len: usize,
 ) -> isize {
-    // SAFETY: GnuTLS passes back the pointer we set, to a `TransportState<S>` (this function is
-    // registered for the same `S`) that outlives the session; no other reference to it exists
-    // while GnuTLS runs.
-    let state = unsafe { &mut *ptr.cast::<TransportState<S>>() };
-    // SAFETY: GnuTLS hands a buffer readable for `len` bytes for the duration of the call.
-    let buf = unsafe { slice_from_raw(data.cast::<u8>(), len) };
-    transfer(state, "write", |transport| transport.write(buf))
+    guarded("push", -1, || {
+        // SAFETY: GnuTLS passes back the pointer we set, to a `TransportState<S>` (this
+        // function is registered for the same `S`) that outlives the session; no other
+        // reference to it exists while GnuTLS runs.
+        let state = unsafe { &mut *ptr.cast::<TransportState<S>>() };
+        // SAFETY: GnuTLS hands a buffer readable for `len` bytes for the duration of the call.
+        let buf = unsafe { slice_from_raw(data.cast::<u8>(), len) };
+        transfer(state, "write", |transport| transport.write(buf))
+    })
 }
 
 /// One transport call of a push or pull function, inside `catch_unwind`: the bytes moved, or
@@ -127,10 +196,17 @@ pub(crate) unsafe extern "C" fn raw_pull<S: Read>(
     data: *mut c_void,
     len: usize,
 ) -> isize {
-    // SAFETY: as in `raw_push`.
-    let state = unsafe { &mut *ptr.cast::<TransportState<S>>() };
-    // SAFETY: GnuTLS hands a buffer writable for `len` bytes for the duration of the call.
-    let buf = unsafe { slice_from_raw_mut(data.cast::<u8>(), len) };
+    guarded("pull", -1, || {
+        // SAFETY: as in `raw_push`.
+        let state = unsafe { &mut *ptr.cast::<TransportState<S>>() };
+        // SAFETY: GnuTLS hands a buffer writable for `len` bytes for the duration of the call.
+        let buf = unsafe { slice_from_raw_mut(data.cast::<u8>(), len) };
+        pull(state, buf)
+    })
+}
+
+/// A read for GnuTLS, within the handshake's byte budget while there is one.
+fn pull<S: Read>(state: &mut TransportState<S>, buf: &mut [u8]) -> isize {
     let Some(budget) = state.handshake_budget else {
         return transfer(state, "read", |transport| transport.read(buf));
     };
@@ -165,17 +241,18 @@ pub(crate) unsafe extern "C" fn raw_ticket_hook(
     incoming: c_uint,
     msg: *const sys::gnutls_datum_t,
 ) -> c_int {
-    // SAFETY: the user pointer is the `HookState` boxed in the `Connection` that owns this
-    // session, set before the hook was registered and alive until after `gnutls_deinit`.
-    let state = unsafe { &*sys::gnutls_session_get_ptr(session).cast::<HookState>() };
-    // SAFETY: GnuTLS passes NULL or a datum, and the bytes it points at, valid for the duration
-    // of the call.
-    let body = unsafe { msg.as_ref().map(|d| datum_slice(d)) }.unwrap_or(&[]);
-    // AssertUnwindSafe: only `Cell`s are written, each with a complete value.
-    let result = catch_unwind(AssertUnwindSafe(|| {
+    // 0 even after a panic: GnuTLS 3.7.9 crashes (double free, SIGSEGV) when this hook fails
+    // the call around a NewSessionTicket; the panic fails the call once GnuTLS has returned.
+    guarded("ticket hook", 0, || {
         if htype != sys::GNUTLS_HANDSHAKE_NEW_SESSION_TICKET {
-            return;
+            return 0;
         }
+        // SAFETY: the user pointer is the `HookState` boxed in the `Connection` that owns this
+        // session, set before the hook was registered and alive until after `gnutls_deinit`.
+        let state = unsafe { &*sys::gnutls_session_get_ptr(session).cast::<HookState>() };
+        // SAFETY: GnuTLS passes NULL or a datum, and the bytes it points at, valid for the
+        // duration of the call.
+        let body = unsafe { msg.as_ref().map(|d| datum_slice(d)) }.unwrap_or(&[]);
         if incoming != 0 {
             state.tickets_received.set(state.tickets_received.get() + 1);
         } else {
@@ -186,11 +263,8 @@ pub(crate) unsafe extern "C" fn raw_ticket_hook(
                 .ticket_lifetime
                 .set(Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]])));
         }
-    }));
-    if let Err(panic) = result {
-        state.panic.set(Some(panic));
-    }
-    0
+        0
+    })
 }
 
 /// `gnutls_handshake_post_client_hello_func`: after the ClientHello's name, before its ticket
@@ -200,35 +274,28 @@ pub(crate) unsafe extern "C" fn raw_ticket_hook(
 /// # Safety
 /// `session` must carry a `HookState` as its user pointer.
 pub(crate) unsafe extern "C" fn raw_post_client_hello(session: sys::gnutls_session_t) -> c_int {
-    // SAFETY: the user pointer is the `HookState` boxed in the `Connection` that owns this
-    // session, set before the callback was registered and alive until after `gnutls_deinit`.
-    let state = unsafe { &*sys::gnutls_session_get_ptr(session).cast::<HookState>() };
-    let Some(choice) = &state.names else {
-        return 0;
-    };
-    // SAFETY: GnuTLS passes the live session it is handshaking, used only for this call.
-    let session_ref = unsafe { &mut *crate::ffi::SessionRef::from_ptr_mut(session) };
-    // AssertUnwindSafe: reads the choice, sets the session's credentials and ticket key.
-    match catch_unwind(AssertUnwindSafe(|| {
-        crate::names::choose(choice, session_ref)
-    })) {
-        Ok(Some(set)) => {
-            let Some(credentials) = choice.credentials.get(set) else {
-                return 0;
-            };
-            // SAFETY: the credentials are held by the `NameChoice` in this `HookState`, which
-            // outlives the session (freed after `gnutls_deinit`).
-            match unsafe { crate::ffi::set_certificate_credentials(session, credentials) } {
-                Ok(()) => 0,
-                Err(e) => e.code(),
-            }
+    guarded("post-client-hello", sys::GNUTLS_E_INTERNAL_ERROR, || {
+        // SAFETY: the user pointer is the `HookState` boxed in the `Connection` that owns this
+        // session, set before the callback was registered and alive until after `gnutls_deinit`.
+        let state = unsafe { &*sys::gnutls_session_get_ptr(session).cast::<HookState>() };
+        let Some(choice) = &state.names else {
+            return 0;
+        };
+        // SAFETY: GnuTLS passes the live session it is handshaking, used only for this call.
+        let session_ref = unsafe { &mut *crate::ffi::SessionRef::from_ptr_mut(session) };
+        let Some(set) = crate::names::choose(choice, session_ref) else {
+            return 0;
+        };
+        let Some(credentials) = choice.credentials.get(set) else {
+            return 0;
+        };
+        // SAFETY: the credentials are held by the `NameChoice` in this `HookState`, which
+        // outlives the session (freed after `gnutls_deinit`).
+        match unsafe { crate::ffi::set_certificate_credentials(session, credentials) } {
+            Ok(()) => 0,
+            Err(e) => e.code(),
         }
-        Ok(None) => 0,
-        Err(panic) => {
-            state.panic.set(Some(panic));
-            sys::GNUTLS_E_CERTIFICATE_ERROR
-        }
-    }
+    })
 }
 
 /// The clock GnuTLS reads, process-wide, and how many live GnuTLS objects use it.
@@ -307,14 +374,17 @@ fn now_micros() -> u64 {
 /// # Safety
 /// `ts` must be NULL or writable, as GnuTLS guarantees.
 pub(crate) unsafe extern "C" fn raw_gettime(ts: *mut libc::timespec) {
-    // AssertUnwindSafe: reads only; a panicking clock yields the system time.
-    let micros = catch_unwind(AssertUnwindSafe(now_micros))
-        .unwrap_or_else(|_| tlsresume_core::UnixTime::now().as_micros());
-    // SAFETY: `ts` is NULL or points to a `timespec` GnuTLS wants filled in.
-    if let Some(out) = unsafe { ts.as_mut() } {
-        out.tv_sec = libc::time_t::try_from(micros / 1_000_000).unwrap_or(libc::time_t::MAX);
-        out.tv_nsec = libc::c_long::try_from((micros % 1_000_000) * 1000).unwrap_or(0);
-    }
+    // AssertUnwindSafe: reads only; a panicking clock yields the system time, and a panic
+    // after that leaves `ts` as it was.
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let micros = catch_unwind(AssertUnwindSafe(now_micros))
+            .unwrap_or_else(|_| tlsresume_core::UnixTime::now().as_micros());
+        // SAFETY: `ts` is NULL or points to a `timespec` GnuTLS wants filled in.
+        if let Some(out) = unsafe { ts.as_mut() } {
+            out.tv_sec = libc::time_t::try_from(micros / 1_000_000).unwrap_or(libc::time_t::MAX);
+            out.tv_nsec = libc::c_long::try_from((micros % 1_000_000) * 1000).unwrap_or(0);
+        }
+    }));
 }
 
 fn now_secs() -> i64 {
@@ -335,18 +405,22 @@ fn now_secs() -> i64 {
 /// # Safety
 /// `t` must be NULL or writable, as GnuTLS guarantees.
 pub(crate) unsafe extern "C" fn raw_time(t: *mut sys::time_t) -> sys::time_t {
-    // AssertUnwindSafe: reads only; a panicking clock yields the system time.
-    let now = catch_unwind(AssertUnwindSafe(now_secs)).unwrap_or_else(|_| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
-    }) as sys::time_t;
-    // SAFETY: `t` is NULL or points to a `time_t` GnuTLS wants filled in.
-    if let Some(out) = unsafe { t.as_mut() } {
-        *out = now;
-    }
-    now
+    // AssertUnwindSafe: reads only; a panicking clock yields the system time, and a panic
+    // after that gives 0 (the epoch: anything GnuTLS dates then looks expired, never fresh).
+    catch_unwind(AssertUnwindSafe(|| {
+        let now = catch_unwind(AssertUnwindSafe(now_secs)).unwrap_or_else(|_| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)
+        }) as sys::time_t;
+        // SAFETY: `t` is NULL or points to a `time_t` GnuTLS wants filled in.
+        if let Some(out) = unsafe { t.as_mut() } {
+            *out = now;
+        }
+        now
+    }))
+    .unwrap_or(0)
 }
 
 /// A slice from a C pointer and length; `(NULL, _)` and `(_, 0)` are empty.
@@ -438,4 +512,138 @@ pub(crate) fn install_time_hooks() {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    //! A panic made to happen inside each callback, over real handshakes on loopback: the
+    //! process lives, the call GnuTLS was making fails, and the connection reports the library's
+    //! error (a refused handshake), never the panic.
+
+    use std::cell::Cell;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::path::PathBuf;
+    use std::thread;
+    use std::time::Duration;
+
+    use tlsresume_core::*;
+
+    use crate::{Client, Server};
+
+    thread_local! {
+        /// The callback that panics on this thread (set by the tests only).
+        static PANIC_IN: Cell<Option<&'static str>> = const { Cell::new(None) };
+    }
+
+    /// Panics when this thread's test asked for a panic in `callback`.
+    pub(super) fn maybe_panic(callback: &'static str) {
+        if PANIC_IN.with(Cell::get) == Some(callback) {
+            panic!("made to panic in the {callback} callback (test)");
+        }
+    }
+
+    fn pki(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/pki")
+            .join(name)
+    }
+
+    /// One connection, TLS 1.3 (the client's read brings a ticket), with `server_panic` and
+    /// `client_panic` set on each side's thread; (client, server) results.
+    fn connect(
+        server_panic: Option<&'static str>,
+        client_panic: Option<&'static str>,
+    ) -> (Result<(), Error>, Result<(), Error>) {
+        let identity = Identity::from_pem_files(&pki("server-ecdsa.pem"), &pki("server-ecdsa.key"))
+            .expect("identity");
+        let mut ss = ServerSettings::new(identity);
+        ss.versions = Versions::only(ProtocolVersion::Tls13);
+        let server = Server::new(ss).expect("server");
+        let mut cs = ClientSettings::new(certificates_from_pem_file(&pki("ca.pem")).expect("ca"));
+        cs.versions = Versions::only(ProtocolVersion::Tls13);
+        let client = Client::new(cs).expect("client");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        thread::scope(|scope| {
+            let served = scope.spawn(|| -> Result<(), Error> {
+                PANIC_IN.with(|p| p.set(server_panic));
+                let (tcp, peer) = listener.accept().map_err(Error::Io)?;
+                tcp.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                let mut stream = server.accept(Box::new(tcp), &ServerParams::new(peer, addr))?;
+                let mut buf = [0u8; 4];
+                stream.read_exact(&mut buf).map_err(Error::Io)?;
+                stream.write_all(b"pong").map_err(Error::Io)?;
+                let _ = stream.shutdown();
+                Ok(())
+            });
+            PANIC_IN.with(|p| p.set(client_panic));
+            let connected = (|| -> Result<(), Error> {
+                let tcp = TcpStream::connect(addr).map_err(Error::Io)?;
+                tcp.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                let mut stream =
+                    client.connect(Box::new(tcp), &ClientParams::new("mx.tlsresume.test", addr))?;
+                stream.write_all(b"ping").map_err(Error::Io)?;
+                let mut buf = [0u8; 4];
+                stream.read_exact(&mut buf).map_err(Error::from_io)?;
+                Ok(())
+            })();
+            PANIC_IN.with(|p| p.set(None));
+            let served = served.join().expect("the server's thread does not panic");
+            (connected, served)
+        })
+    }
+
+    /// The handshake was refused with the library's error naming the panic.
+    fn panicked_in(result: &Result<(), Error>, callback: &str) -> bool {
+        matches!(result, Err(e @ Error::Tls(_)) if names_panic(e, callback))
+    }
+
+    fn names_panic(error: &Error, callback: &str) -> bool {
+        error
+            .to_string()
+            .contains(&format!("a panic in the GnuTLS {callback} callback"))
+    }
+
+    #[test]
+    fn without_a_panic_the_connection_works() {
+        let (c, s) = connect(None, None);
+        assert!(c.is_ok() && s.is_ok(), "{c:?} {s:?}");
+    }
+
+    #[test]
+    fn a_panic_in_the_post_client_hello_callback_refuses_the_handshake() {
+        let (c, s) = connect(Some("post-client-hello"), None);
+        assert!(panicked_in(&s, "post-client-hello"), "{s:?}");
+        // The client is told (an alert), not left waiting.
+        assert!(c.is_err(), "{c:?}");
+    }
+
+    #[test]
+    fn a_panic_in_the_glue_of_push_or_pull_fails_the_handshake() {
+        for callback in ["push", "pull"] {
+            let (c, s) = connect(None, Some(callback));
+            assert!(panicked_in(&c, callback), "{callback}: {c:?}");
+            assert!(s.is_err(), "{callback}: {s:?}");
+            let (c, s) = connect(Some(callback), None);
+            assert!(panicked_in(&s, callback), "{callback}: {s:?}");
+            assert!(c.is_err(), "{callback}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn a_panic_in_the_ticket_hook_is_the_connections_error() {
+        // The server's hook runs when it sends its ticket (in the handshake); the client's when
+        // the ticket arrives (its first read).
+        let (c, s) = connect(Some("ticket hook"), None);
+        assert!(panicked_in(&s, "ticket hook"), "{s:?}");
+        assert!(c.is_err(), "{c:?}");
+        // After the handshake, the read fails with the error GnuTLS's read gave (as a panic
+        // in a libssl callback during SSL_read does on OpenSSL).
+        let (c, _) = connect(None, Some("ticket hook"));
+        assert!(
+            matches!(&c, Err(e @ Error::Io(_)) if names_panic(e, "ticket hook")),
+            "{c:?}"
+        );
+    }
 }

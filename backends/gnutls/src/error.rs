@@ -4,6 +4,7 @@ use std::io;
 
 use tlsresume_core::{Error, TlsError, TlsFailure};
 
+use crate::callbacks::CallbackPanicked;
 use crate::ffi::GnutlsError;
 
 /// The backend name in error messages.
@@ -23,8 +24,9 @@ impl From<GnutlsError> for Error {
     }
 }
 
-/// An I/O error from a GnuTLS call: a GnuTLS code becomes [`Error::Tls`], a transport error
-/// stays [`Error::Io`].
+/// An I/O error from a GnuTLS call: a GnuTLS code, or a panic caught in one of this crate's
+/// callbacks (which failed the call), becomes [`Error::Tls`]; a transport error stays
+/// [`Error::Io`].
 ///
 /// The transport blocking past its timeout (`GNUTLS_E_AGAIN` from our push/pull) and the peer
 /// closing without close_notify (`GNUTLS_E_PREMATURE_TERMINATION`) are I/O, as they are on the
@@ -35,6 +37,16 @@ pub(crate) fn from_io(err: io::Error) -> Error {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::UnexpectedEof
     ) {
         return Error::Io(err);
+    }
+    if let Some(panicked) = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<CallbackPanicked>())
+    {
+        return Error::Tls(TlsError::new(
+            NAME,
+            TlsFailure::Protocol,
+            panicked.to_string(),
+        ));
     }
     match err.get_ref().and_then(|e| e.downcast_ref::<GnutlsError>()) {
         Some(code) => Error::from(*code),

@@ -926,13 +926,18 @@ impl<S> Connection<S> {
         self.hooks().ticket_lifetime.get()
     }
 
-    /// Re-raises a panic caught in a callback; turns a transport error into the I/O error.
+    /// Re-raises a panic of the caller's transport; turns a panic caught in any other
+    /// callback into an error ([`callbacks::CallbackPanicked`]) and a transport error into the
+    /// I/O error.
     fn after_call(&mut self, ret: isize) -> io::Result<isize> {
+        let caught = callbacks::take_caught();
         if let Some(panic) = self.state_mut().panic.take() {
             resume_unwind(panic);
         }
-        if let Some(panic) = self.hooks().panic.take() {
-            resume_unwind(panic);
+        if let Some(caught) = caught {
+            self.state_mut().error = None;
+            self.state_mut().would_block = false;
+            return Err(io::Error::other(caught));
         }
         let would_block = std::mem::take(&mut self.state_mut().would_block);
         if ret >= 0 {
@@ -968,10 +973,17 @@ impl<S> Connection<S> {
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Err(err),
                 Err(err) => {
-                    let code = err
-                        .get_ref()
+                    let inner = err.get_ref();
+                    let code = inner
                         .and_then(|e| e.downcast_ref::<GnutlsError>())
-                        .copied();
+                        .copied()
+                        .or_else(|| {
+                            // A callback panicked: the call it failed is fatal whatever GnuTLS
+                            // made of it; the peer is told of an internal error.
+                            inner
+                                .and_then(|e| e.downcast_ref::<callbacks::CallbackPanicked>())
+                                .map(|_| GnutlsError::from_code(sys::GNUTLS_E_INTERNAL_ERROR))
+                        });
                     match code {
                         Some(code) if !code.is_fatal() => continue,
                         Some(code) => {
@@ -986,6 +998,8 @@ impl<S> Connection<S> {
                                 );
                             }
                             let _ = self.state_mut().error.take();
+                            // A panic while sending the alert is not this error's.
+                            let _ = callbacks::take_caught();
                             return Err(err);
                         }
                         None => return Err(err),
