@@ -102,12 +102,21 @@ pub enum Notice {
         /// Which key.
         key: String,
     },
+    /// A rotation fell due before the key source had the new slot's key (its fetch ahead of
+    /// the boundary failed or was late): the key ring goes on sealing with the current key,
+    /// tickets other nodes seal with the new one get a full handshake (refusal reason
+    /// `key_not_fetched`), and the key is fetched in the background, never inside a handshake.
+    /// Once per slot.
+    TicketKeyNotFetched {
+        /// Which key (`ticket key for the slot starting at SECONDS`).
+        key: String,
+    },
 }
 
 impl Notice {
     /// The notice's name, for logs and metrics: `writes_failing`, `writes_work_again`,
     /// `unreadable_entry_left`, `unreachable`, `reachable`, `stand_in_key`,
-    /// `fleet_key_again`.
+    /// `fleet_key_again`, `ticket_key_not_fetched`.
     pub fn name(&self) -> &'static str {
         match self {
             Notice::WritesFailing { .. } => "writes_failing",
@@ -117,6 +126,7 @@ impl Notice {
             Notice::Reachable { .. } => "reachable",
             Notice::StandInKey { .. } => "stand_in_key",
             Notice::FleetKeyAgain { .. } => "fleet_key_again",
+            Notice::TicketKeyNotFetched { .. } => "ticket_key_not_fetched",
         }
     }
 
@@ -156,6 +166,10 @@ impl fmt::Display for Notice {
                 "{key} is process-local ({why}); tickets sealed with it resume on this node only until the fleet's is back"
             ),
             Notice::FleetKeyAgain { key } => write!(f, "{key} is the fleet's again"),
+            Notice::TicketKeyNotFetched { key } => write!(
+                f,
+                "{key} was not fetched before its rotation; the current key seals meanwhile and tickets sealed with the new one get a full handshake until the fetch in the background brings it"
+            ),
         }
     }
 }

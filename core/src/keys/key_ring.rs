@@ -1,6 +1,7 @@
 //! The ticket lifecycle: which key seals a new ticket, and what becomes of a presented one.
 
 use core::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, TryLockError};
 use std::time::Duration;
 
@@ -40,6 +41,11 @@ pub enum RejectReason {
     TicketExpired,
     /// No key with the ticket's name (another server's, or garbage).
     UnknownKey,
+    /// No key with the ticket's name while this server's rotation waits for its key source
+    /// (the new slot's key was not fetched ahead): another node of the fleet may seal with
+    /// that key already. A full handshake at once rather than a wait on the network inside the
+    /// TLS library's callback; the key is being fetched in the background meanwhile.
+    KeyNotFetched,
     /// The session was issued under another server name (SNI) than the client sent now
     /// (RFC 8446 4.6.1): said by the backends that see the session before deciding (OpenSSL);
     /// GnuTLS and rustls refuse such a ticket too, without saying why.
@@ -48,12 +54,13 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// A stable one-word name for JSON and metrics: `key_expired`, `ticket_expired`,
-    /// `unknown_key`.
+    /// `unknown_key`, `key_not_fetched`, `server_name`.
     pub fn name(self) -> &'static str {
         match self {
             RejectReason::KeyExpired => "key_expired",
             RejectReason::TicketExpired => "ticket_expired",
             RejectReason::UnknownKey => "unknown_key",
+            RejectReason::KeyNotFetched => "key_not_fetched",
             RejectReason::ServerName => "server_name",
         }
     }
@@ -65,6 +72,7 @@ impl fmt::Display for RejectReason {
             RejectReason::KeyExpired => "ticket key expired",
             RejectReason::TicketExpired => "ticket expired",
             RejectReason::UnknownKey => "unknown ticket key",
+            RejectReason::KeyNotFetched => "ticket key of the new rotation not fetched yet",
             RejectReason::ServerName => "issued under another server name",
         })
     }
@@ -117,12 +125,27 @@ pub trait TicketLifecycle: fmt::Debug + Send + Sync {
 
 /// A ring of ticket keys following a [`TicketPolicy`]: the standard [`TicketLifecycle`].
 ///
-/// Keys rotate lazily: the first call at or after a rotation time makes the next key. Lookups
-/// take a read lock only; the write lock is taken once per rotation, after the key source has
-/// answered: while one caller waits for a slow source (a shared store), the others go on with
-/// the current key (they wait only when there is no usable key at all). When the key source fails
-/// at a rotation, the ring keeps sealing with the key it has (tickets then live a little past
-/// the rotation) and tries again on the next call, as rustls's `TicketRotator` does.
+/// Keys rotate lazily: the first call at or after a rotation time installs the next key.
+/// Lookups take a read lock only; the write lock is taken once per rotation.
+///
+/// The ticket calls ([`encrypting_key`](TicketLifecycle::encrypting_key),
+/// [`find_key`](TicketLifecycle::find_key)) run inside the TLS libraries' callbacks, so while
+/// the ring holds a key that still decrypts they never wait on the key source: they rotate with
+/// what the source can give at once ([`KeySource::key_now`]). A source shared by a fleet
+/// (Redis) has the next slot's key already, because the ring asks it to fetch that key in the
+/// background shortly before each rotation ([`KeySource::fetch_ahead`], [`fetch_lead`](Self::fetch_lead)
+/// ahead of the boundary); a ticket another node sealed with the new slot's key then opens here
+/// from the first moment of the slot. When the source has no answer yet, the ring goes on
+/// sealing with the key it has (tickets then live a little past the rotation), asks for the
+/// key in the background, says so once ([`Notice::TicketKeyNotFetched`](crate::notice::Notice::TicketKeyNotFetched)),
+/// and a ticket with a name it does not hold gets a full handshake at once
+/// ([`RejectReason::KeyNotFetched`]). Only a ring with no usable key at all (at start, or after
+/// an outage longer than a key's life) asks the source and waits for it: one caller asks, the
+/// others wait for that answer; a server asks first, off its handshakes
+/// ([`rotate_if_due`](Self::rotate_if_due)), and a node started mid-rotation then also reads
+/// the earlier slots' keys ([`KeySource::earlier_key`]). When the key source fails at a
+/// rotation, the ring keeps sealing with the key it has and tries again on a later call, as
+/// rustls's `TicketRotator` does.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -147,6 +170,11 @@ pub struct KeyRing {
     /// Held by the one caller asking the source for a rotation (outside `state`'s lock, so
     /// lookups go on meanwhile).
     asking: Mutex<()>,
+    /// The start (seconds) of the slot whose key was last asked for ahead of its rotation, so
+    /// each slot is asked for once.
+    fetched_ahead: AtomicU64,
+    /// The start (seconds) of the slot last reported not fetched in time (a notice a slot).
+    reported_late: AtomicU64,
 }
 
 #[derive(Default)]
@@ -165,14 +193,24 @@ impl KeyRing {
             source,
             state: RwLock::new(Ring::default()),
             asking: Mutex::new(()),
+            fetched_ahead: AtomicU64::new(0),
+            reported_late: AtomicU64::new(0),
         }
+    }
+
+    /// How long before a rotation the ring asks a [slot-aligned](KeySource::slot_aligned)
+    /// source to fetch the next slot's key ([`KeySource::fetch_ahead`]): a quarter of the
+    /// rotation period, at most a minute (time enough for a shared store's timeouts, and for a
+    /// Sentinel or Cluster failover's retries, before the boundary).
+    pub fn fetch_lead(&self) -> Duration {
+        (self.policy.rotation() / 4).min(Duration::from_secs(60))
     }
 
     /// The names of the keys that decrypt tickets at `now`, current first (for diagnostics and
     /// timelines).
     pub fn key_names(&self, now: UnixTime) -> Vec<KeyName> {
         // A failed maintenance leaves the ring as it was; list what is there.
-        let _ = self.maintain(now);
+        let _ = self.maintain_at_once(now);
         self.read()
             .keys
             .iter()
@@ -181,19 +219,104 @@ impl KeyRing {
             .collect()
     }
 
-    /// Whether the next ticket call at `now` would ask the key source for a key (a rotation
-    /// is due). An async server checks this before a handshake and then calls
-    /// [`rotate_if_due`](Self::rotate_if_due) on a blocking-task thread, so a key source that
-    /// blocks (Redis) is not asked from inside the TLS library's ticket callbacks.
+    /// Whether the next ticket call at `now` would wait for the key source: the ring holds no
+    /// key that still decrypts (at start; after an outage longer than a key's life) or, on the
+    /// periodic schedule, a period or a stand-in master secret is due. A rotation of the
+    /// rolling schedule with a usable key held never waits (see the type's description). A
+    /// server checks this before a handshake and then calls [`rotate_if_due`](Self::rotate_if_due)
+    /// off its handshakes (the async server on a blocking-task thread).
     pub fn rotation_due(&self, now: UnixTime) -> bool {
-        self.due(&self.read(), now)
+        let ring = self.read();
+        match self.policy.schedule() {
+            KeySchedule::Rolling => !Self::usable(&ring, now),
+            KeySchedule::Periodic => self.due(&ring, now),
+        }
     }
 
-    /// Rotates the ring if a rotation is due at `now` (this may call the key source, which
-    /// may block). Fails only when there is no usable key at all; the ticket callbacks then
-    /// give no ticket, as they would have.
+    /// Rotates the ring if a rotation is due at `now`, asking the key source and waiting for
+    /// its answer (which may block on a shared store). Fails only when there is no usable key
+    /// at all; the ticket callbacks then give no ticket, as they would have.
     pub fn rotate_if_due(&self, now: UnixTime) -> Result<(), KeyError> {
         self.maintain(now)
+    }
+
+    /// Whether the ring holds a key that still decrypts at `now`.
+    fn usable(ring: &Ring, now: UnixTime) -> bool {
+        ring.keys.first().is_some_and(|k| k.expires_at() > now)
+    }
+
+    /// The start of the rotation slot of a rolling key taking over at `now`: the slot's start
+    /// for a slot-aligned source, `now` itself otherwise.
+    fn rolling_start(&self, now: UnixTime) -> UnixTime {
+        if self.source.slot_aligned() {
+            let rotation = self.policy.rotation().as_secs().max(1);
+            UnixTime::from_secs(now.as_secs() / rotation * rotation)
+        } else {
+            now
+        }
+    }
+
+    /// What the ticket calls do (inside TLS callbacks): rotates if due without waiting on the
+    /// key source while a usable key is held, and asks a slot-aligned source to fetch the next
+    /// slot's key once the rotation is [`fetch_lead`](Self::fetch_lead) away. `Ok(true)`: a
+    /// rotation is due whose key the source does not have yet (the current key goes on
+    /// sealing; the key is being fetched).
+    fn maintain_at_once(&self, now: UnixTime) -> Result<bool, KeyError> {
+        if matches!(self.policy.schedule(), KeySchedule::Periodic) {
+            // Periods are derived from the master secret the source holds.
+            return self.maintain(now).map(|()| false);
+        }
+        let (due, usable, rotate_at) = {
+            let ring = self.read();
+            (
+                self.due(&ring, now),
+                Self::usable(&ring, now),
+                ring.keys.first().map(|k| k.rotate_at()),
+            )
+        };
+        if !usable {
+            // Nothing to seal or open with: only the source can help, so wait for it.
+            return self.maintain(now).map(|()| false);
+        }
+        if !due {
+            if let Some(rotate_at) = rotate_at {
+                self.fetch_ahead_near(rotate_at, now);
+            }
+            return Ok(false);
+        }
+        let created = self.rolling_start(now);
+        match self.source.key_now(created) {
+            Some(asked) => self
+                .install_rolling(asked, created, now, Vec::new(), false)
+                .map(|()| false),
+            None => {
+                self.source.fetch_ahead(created);
+                self.report_late(created);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Asks a slot-aligned source to fetch the key of the slot starting at `rotate_at` once
+    /// `now` is within [`fetch_lead`](Self::fetch_lead) of it (once per slot).
+    fn fetch_ahead_near(&self, rotate_at: UnixTime, now: UnixTime) {
+        if !self.source.slot_aligned() || now + self.fetch_lead() < rotate_at {
+            return;
+        }
+        let slot = rotate_at.as_secs();
+        if self.fetched_ahead.swap(slot, Ordering::Relaxed) != slot {
+            self.source.fetch_ahead(rotate_at);
+        }
+    }
+
+    /// Says once per slot that its key was not there at its rotation.
+    fn report_late(&self, created: UnixTime) {
+        let slot = created.as_secs();
+        if self.reported_late.swap(slot, Ordering::Relaxed) != slot {
+            crate::notice::emit(crate::notice::Notice::TicketKeyNotFetched {
+                key: format!("ticket key for the slot starting at {}", created.as_secs()),
+            });
+        }
     }
 
     /// The rotation period number of the periodic schedule at `now`: `floor(now / rotation)`.
@@ -266,12 +389,7 @@ impl KeyRing {
     /// Asks the source for the slot's key, then installs it (the ring's lock is taken only
     /// for that). Called by the one caller holding `asking`.
     fn rotate_rolling(&self, now: UnixTime) -> Result<(), KeyError> {
-        let created = if self.source.slot_aligned() {
-            let rotation = self.policy.rotation().as_secs().max(1);
-            UnixTime::from_secs(now.as_secs() / rotation * rotation)
-        } else {
-            now
-        };
+        let created = self.rolling_start(now);
         let asked = self.source.new_key(created);
         // A ring starting (a node started or restarted mid-rotation) takes the keys of the
         // slots before from a shared source, so that the fleet's tickets sealed with them
@@ -282,7 +400,28 @@ impl KeyRing {
         } else {
             Vec::new()
         };
+        self.install_rolling(asked, created, now, earlier, true)
+    }
+
+    /// Installs what the source answered for the slot starting at `created` (with the earlier
+    /// slots' keys of a ring that was empty), unless another caller did meanwhile. `waited`:
+    /// the answer came from [`KeySource::new_key`]; a stand-in handed out again is then asked
+    /// about after the source's delay, while one handed out again by
+    /// [`KeySource::key_now`] (whose fetch in the background is under way) is asked about on
+    /// the next call.
+    fn install_rolling(
+        &self,
+        asked: Result<KeyMaterial, KeyError>,
+        created: UnixTime,
+        now: UnixTime,
+        earlier: Vec<Arc<TicketKey>>,
+        waited: bool,
+    ) -> Result<(), KeyError> {
         let mut ring = self.write();
+        if !self.due(&ring, now) {
+            // Installed by another caller meanwhile.
+            return Ok(());
+        }
         match asked {
             Ok(material) => {
                 let retry_at = self.source.retry_after(&material.name).map(|d| now + d);
@@ -307,7 +446,9 @@ impl KeyRing {
                 match stand_in {
                     // Still the same stand-in: keep it, ask again later.
                     Some(current) if current.name() == key.name() => {
-                        current.set_retry_at(retry_at);
+                        if waited {
+                            current.set_retry_at(retry_at);
+                        }
                         return Ok(());
                     }
                     // The fleet's key replaces the stand-in for sealing; the stand-in still
@@ -482,7 +623,7 @@ impl TicketLifecycle for KeyRing {
     }
 
     fn encrypting_key(&self, now: UnixTime) -> Result<Arc<TicketKey>, KeyError> {
-        self.maintain(now)?;
+        self.maintain_at_once(now)?;
         self.read()
             .keys
             .first()
@@ -496,24 +637,21 @@ impl TicketLifecycle for KeyRing {
         now: UnixTime,
     ) -> Result<(Arc<TicketKey>, bool), RejectReason> {
         // With no key at all nothing decrypts; the name is then unknown.
-        let _ = self.maintain(now);
-        let named = || {
-            self.read()
-                .keys
-                .iter()
-                .find(|k| k.name() == key_name)
-                .cloned()
+        let waiting = self.maintain_at_once(now).unwrap_or(false);
+        let found = self
+            .read()
+            .keys
+            .iter()
+            .find(|k| k.name() == key_name)
+            .cloned();
+        let key = match found {
+            Some(key) => key,
+            // The rotation waits for the new slot's key, which another node of the fleet may
+            // seal with already: a full handshake now (the key is being fetched in the
+            // background), never a wait on the network inside the TLS library's callback.
+            None if waiting => return Err(RejectReason::KeyNotFetched),
+            None => return Err(RejectReason::UnknownKey),
         };
-        let mut found = named();
-        if found.is_none() && self.due(&self.read(), now) {
-            // A rotation is under way in another handshake, which asks the source for the
-            // new slot's key; another node of the fleet may seal with it already. Wait for it
-            // (bounded by the source's own timeouts) rather than send this client to a full
-            // handshake.
-            drop(self.asking.lock().unwrap_or_else(|p| p.into_inner()));
-            found = named();
-        }
-        let key = found.ok_or(RejectReason::UnknownKey)?;
         if now >= key.expires_at() {
             return Err(RejectReason::KeyExpired);
         }
@@ -730,19 +868,27 @@ mod tests {
             asked,
             "not asked before the retry"
         );
-        // Still cut off: the same stand-in, asked again later.
+        // Still cut off: the same stand-in. The source answered at once (`key_now`), so the
+        // ring asks again on each call from now on, until the fleet's key is there.
         let again = ring.encrypting_key(at(HOUR + 61)).expect("key");
         assert_eq!(again.name(), stand_in.name());
         assert_eq!(source.asked.load(Ordering::SeqCst), asked + 1);
-        assert_eq!(again.retry_at(), Some(at(HOUR + 121)));
+        assert_eq!(again.retry_at(), Some(at(HOUR + 60)));
+        ring.encrypting_key(at(HOUR + 62)).expect("key");
+        assert_eq!(source.asked.load(Ordering::SeqCst), asked + 2);
+        // Asked through `rotate_if_due` (an answer waited for): asked again after the delay.
+        ring.rotate_if_due(at(HOUR + 63)).expect("rotation");
+        assert_eq!(again.retry_at(), Some(at(HOUR + 123)));
+        ring.encrypting_key(at(HOUR + 64)).expect("key");
+        assert_eq!(source.asked.load(Ordering::SeqCst), asked + 3);
         // Reachable again: the next retry brings the fleet's key for the same slot.
         source.reachable.store(true, Ordering::SeqCst);
-        let shared = ring.encrypting_key(at(HOUR + 122)).expect("key");
+        let shared = ring.encrypting_key(at(HOUR + 123)).expect("key");
         assert_ne!(shared.name(), stand_in.name());
         assert_eq!(shared.created(), at(HOUR), "the same slot's key");
         assert_eq!(shared.retry_at(), None);
         // The stand-in still opens what it sealed, and the previous slot's key is kept.
-        let names = ring.key_names(at(HOUR + 122));
+        let names = ring.key_names(at(HOUR + 123));
         assert_eq!(names[0], *shared.name());
         assert!(names.contains(stand_in.name()), "{names:?}");
         assert!(names.contains(before.name()), "{names:?}");
@@ -835,6 +981,10 @@ mod tests {
             fn master_secret(&self) -> Result<MasterSecret, KeyError> {
                 self.inner.master_secret()
             }
+            /// Its keys are had only by waiting.
+            fn key_now(&self, _: UnixTime) -> Option<Result<KeyMaterial, KeyError>> {
+                None
+            }
         }
         let (entered_tx, entered) = mpsc::channel();
         let (release, release_rx) = mpsc::channel();
@@ -846,10 +996,12 @@ mod tests {
         });
         let ring = Arc::new(KeyRing::new(TicketPolicy::OPENSSL, source.clone()));
         let first = *ring.encrypting_key(at(0)).expect("key").name();
-        // The rotation is due; one caller asks the (now slow) source...
+        // The rotation is due; the server asks the (now slow) source off its handshakes...
         let r = ring.clone();
-        let asking =
-            std::thread::spawn(move || *r.encrypting_key(at(HOUR + 1)).expect("key").name());
+        let asking = std::thread::spawn(move || {
+            r.rotate_if_due(at(HOUR + 1)).expect("rotation");
+            *r.encrypting_key(at(HOUR + 1)).expect("key").name()
+        });
         entered.recv().expect("the source was asked");
         // ...and meanwhile another seals and opens with the current key instead of waiting.
         let (done_tx, done) = mpsc::channel();
@@ -968,78 +1120,181 @@ mod tests {
         assert_eq!(alone.key_names(now).len(), 1);
     }
 
+    /// A fleet's source as the Redis one works: one key per slot in a shared store (`store`);
+    /// what this node fetched is held in memory (`held`) and handed out at once; fetches asked
+    /// for in the background are queued (`asked`) and done when the test says
+    /// ([`Ahead::fetch`]), as the source's own thread would.
+    #[derive(Debug, Default)]
+    struct Ahead {
+        store: Arc<Mutex<std::collections::BTreeMap<u64, KeyMaterial>>>,
+        held: Mutex<std::collections::BTreeMap<u64, KeyMaterial>>,
+        asked: Mutex<Vec<u64>>,
+        waited: AtomicUsize,
+    }
+
+    impl Ahead {
+        fn sharing(store: &Arc<Mutex<std::collections::BTreeMap<u64, KeyMaterial>>>) -> Self {
+            Self {
+                store: store.clone(),
+                ..Self::default()
+            }
+        }
+
+        /// The shared store's key for the slot starting at `start` (made by the first asker).
+        fn shared(&self, start: u64) -> KeyMaterial {
+            let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+            store
+                .entry(start)
+                .or_insert_with(|| {
+                    ProcessKeySource::new()
+                        .new_key(UnixTime::from_secs(start))
+                        .expect("key")
+                })
+                .clone()
+        }
+
+        /// Does the fetches asked for so far.
+        fn fetch(&self) {
+            let asked = std::mem::take(&mut *self.asked.lock().unwrap_or_else(|p| p.into_inner()));
+            for start in asked {
+                let key = self.shared(start);
+                self.held
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(start, key);
+            }
+        }
+
+        fn asked(&self) -> Vec<u64> {
+            self.asked.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        }
+    }
+
+    impl KeySource for Ahead {
+        fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError> {
+            self.waited.fetch_add(1, Ordering::SeqCst);
+            let key = self.shared(created.as_secs());
+            self.held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(created.as_secs(), key.clone());
+            Ok(key)
+        }
+        fn master_secret(&self) -> Result<MasterSecret, KeyError> {
+            Err(KeyError::Source("rolling only".into()))
+        }
+        fn slot_aligned(&self) -> bool {
+            true
+        }
+        fn key_now(&self, created: UnixTime) -> Option<Result<KeyMaterial, KeyError>> {
+            let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            held.get(&created.as_secs()).cloned().map(Ok)
+        }
+        fn fetch_ahead(&self, created: UnixTime) {
+            let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+            if !asked.contains(&created.as_secs()) {
+                asked.push(created.as_secs());
+            }
+        }
+    }
+
     #[test]
-    fn a_ticket_of_the_new_slot_waits_for_the_rotation_under_way_instead_of_failing() {
-        /// One key per slot, shared; `gate` set: the next call waits for a release.
-        #[derive(Debug, Default)]
-        struct Gated {
-            slots: Mutex<std::collections::BTreeMap<u64, KeyMaterial>>,
-            gate: Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
-        }
-        impl KeySource for Gated {
-            fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError> {
-                if let Some((entered, release)) =
-                    self.gate.lock().unwrap_or_else(|p| p.into_inner()).take()
-                {
-                    let _ = entered.send(());
-                    let _ = release.recv();
-                }
-                let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-                let key = match slots.get(&created.as_secs()) {
-                    Some(key) => key.clone(),
-                    None => ProcessKeySource::new().new_key(created)?,
-                };
-                slots.insert(created.as_secs(), key.clone());
-                Ok(key)
-            }
-            fn master_secret(&self) -> Result<MasterSecret, KeyError> {
-                Err(KeyError::Source("rolling only".into()))
-            }
-            fn slot_aligned(&self) -> bool {
-                true
-            }
-        }
-        use std::sync::mpsc;
-        let source = Arc::new(Gated::default());
+    fn the_next_slot_key_is_fetched_ahead_and_a_ticket_call_never_waits_for_the_source() {
+        let store = Arc::default();
+        let (source_a, source_b) = (
+            Arc::new(Ahead::sharing(&store)),
+            Arc::new(Ahead::sharing(&store)),
+        );
+        let a = KeyRing::new(TicketPolicy::OPENSSL, source_a.clone());
+        let b = KeyRing::new(TicketPolicy::OPENSSL, source_b.clone());
         let slot = UnixTime::from_secs(T0 / HOUR * HOUR);
-        let (a, b) = (
-            KeyRing::new(TicketPolicy::OPENSSL, source.clone()),
-            Arc::new(KeyRing::new(TicketPolicy::OPENSSL, source.clone())),
-        );
-        a.encrypting_key(slot).expect("key");
-        b.encrypting_key(slot).expect("key");
-        // Node a rotates first and seals with the new slot's key.
         let next = slot + Duration::from_secs(HOUR);
-        let sealed = *a.encrypting_key(next).expect("key").name();
-        // Node b's rotation is slow (its source is waiting)...
-        let (entered_tx, entered) = mpsc::channel();
-        let (release, release_rx) = mpsc::channel();
-        *source.gate.lock().unwrap_or_else(|p| p.into_inner()) = Some((entered_tx, release_rx));
-        let rotating = b.clone();
-        let rotation = std::thread::spawn(move || rotating.encrypting_key(next).map(|_| ()));
-        entered.recv().expect("the source was asked");
-        // ...and a client presents node a's new ticket meanwhile: it waits, then resumes.
-        let (done_tx, done) = mpsc::channel();
-        let looking = b.clone();
-        std::thread::spawn(move || {
-            let _ = done_tx.send(looking.find_key(&sealed, next).map(|(k, _)| *k.name()));
-        });
+        let lead = a.fetch_lead();
+        assert_eq!(
+            lead,
+            Duration::from_secs(60),
+            "a quarter of an hour, at most a minute"
+        );
+        // Started: nothing usable yet, so each ring waits for its source once.
+        assert!(a.rotation_due(slot) && b.rotation_due(slot));
+        a.rotate_if_due(slot).expect("rotation");
+        let first = *a.encrypting_key(slot).expect("key").name();
+        assert_eq!(*b.encrypting_key(slot).expect("key").name(), first);
         assert!(
-            done.recv_timeout(Duration::from_millis(200)).is_err(),
-            "the lookup waits for the rotation"
+            !a.rotation_due(next),
+            "a rotation with a usable key never waits"
         );
-        release.send(()).expect("release");
+        // Not yet within the lead: nothing asked ahead.
+        let before_lead = next - lead - Duration::from_secs(1);
+        a.encrypting_key(before_lead).expect("key");
+        b.find_key(&first, before_lead).expect("current key");
+        assert!(source_a.asked().is_empty() && source_b.asked().is_empty());
+        // Within it: each ring asks its source once for the next slot's key.
+        for ring in [&a, &b] {
+            ring.encrypting_key(next - lead).expect("key");
+            ring.find_key(&first, next - lead + Duration::from_secs(1))
+                .expect("current key");
+        }
+        assert_eq!(source_a.asked(), vec![next.as_secs()]);
+        assert_eq!(source_b.asked(), vec![next.as_secs()]);
+        // Node a's fetch is done in time; node b's is not (its store did not answer).
+        source_a.fetch();
+        // At the boundary node a rotates from what it holds and seals with the new key...
+        let sealed = *a.encrypting_key(next).expect("key").name();
+        assert_ne!(sealed, first);
+        // ...and node b, asked to open that ticket, answers at once: a full handshake with its
+        // reason, its current key sealing meanwhile, the fetch asked for again.
         assert_eq!(
-            done.recv_timeout(Duration::from_secs(10))
-                .expect("answered"),
-            Ok(sealed)
+            b.find_key(&sealed, next).map(|_| ()),
+            Err(RejectReason::KeyNotFetched)
         );
-        rotation.join().expect("rotation").expect("rotated");
-        // A name no key has is still refused at once when no rotation is due.
+        assert_eq!(*b.encrypting_key(next).expect("key").name(), first);
+        assert!(
+            b.find_key(&first, next).is_ok(),
+            "the current key still opens"
+        );
+        assert_eq!(source_b.asked(), vec![next.as_secs()]);
+        // The fetch arrives: the next ticket call rotates, and node a's ticket opens.
+        source_b.fetch();
+        let (found, _) = b
+            .find_key(&sealed, next + Duration::from_secs(1))
+            .expect("opens");
+        assert_eq!(*found.name(), sealed);
         assert_eq!(
-            b.find_key(&KeyName([7; 16]), next).map(|_| ()),
+            *b.encrypting_key(next + Duration::from_secs(1))
+                .expect("key")
+                .name(),
+            sealed
+        );
+        // Node a's ring holds the fetched key: a ticket of the new slot, and one of the slot
+        // before, open there with no wait either.
+        assert!(a.find_key(&sealed, next).is_ok() && a.find_key(&first, next).is_ok());
+        // A name no node has is refused at once, with the ordinary reason, when no rotation
+        // waits.
+        assert_eq!(
+            b.find_key(&KeyName([7; 16]), next + Duration::from_secs(2))
+                .map(|_| ()),
             Err(RejectReason::UnknownKey)
         );
+        // Neither source was asked anything that waits since the start.
+        assert_eq!(source_a.waited.load(Ordering::SeqCst), 1);
+        assert_eq!(source_b.waited.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_ring_without_a_usable_key_still_waits_for_its_source_and_reads_earlier_slots() {
+        // Two hours on (past the key's life) with nothing fetched: no key decrypts, so the
+        // ring must wait for the source rather than seal with none.
+        let store = Arc::default();
+        let source = Arc::new(Ahead::sharing(&store));
+        let ring = KeyRing::new(TicketPolicy::OPENSSL, source.clone());
+        let slot = UnixTime::from_secs(T0 / HOUR * HOUR);
+        ring.encrypting_key(slot).expect("key");
+        let later = slot + Duration::from_secs(2 * HOUR + 1);
+        assert!(ring.rotation_due(later));
+        let key = ring.encrypting_key(later).expect("key");
+        assert_eq!(key.created(), slot + Duration::from_secs(2 * HOUR));
+        assert_eq!(source.waited.load(Ordering::SeqCst), 2);
     }
 
     #[test]

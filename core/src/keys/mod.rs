@@ -508,6 +508,32 @@ pub trait KeySource: fmt::Debug + Send + Sync {
     fn earlier_key(&self, _created: UnixTime) -> Option<KeyMaterial> {
         None
     }
+
+    /// The key of the rotation slot starting at `created` if the source can hand it out at
+    /// once, without waiting on anything (a shared store): `Some` with what
+    /// [`new_key`](Self::new_key) would give, `None` when only the network could tell. A
+    /// [`KeyRing`](crate::keys::key_ring::KeyRing) that holds a usable key rotates with this
+    /// alone, from inside the TLS libraries' ticket callbacks, so no handshake waits on the
+    /// source (on an async server, no runtime thread does); when it gets `None` it goes on
+    /// sealing with the key it has and calls [`fetch_ahead`](Self::fetch_ahead). A source whose
+    /// keys are held ([`fetch_ahead`](Self::fetch_ahead) did its work) answers from memory; a
+    /// stand-in it still holds for the slot is a valid answer (the ring asks about it again, as
+    /// for [`retry_after`](Self::retry_after)).
+    ///
+    /// The default calls [`new_key`](Self::new_key): right for a source that never waits (the
+    /// [`ProcessKeySource`]). A source whose `new_key` may block must override it.
+    fn key_now(&self, created: UnixTime) -> Option<Result<KeyMaterial, KeyError>> {
+        Some(self.new_key(created))
+    }
+
+    /// Starts getting the key of the rotation slot starting at `created` in the background
+    /// (a thread or task the source owns), and returns at once, so that a later
+    /// [`key_now`](Self::key_now) has it. A [`KeyRing`](crate::keys::key_ring::KeyRing) over a
+    /// [slot-aligned](Self::slot_aligned) source calls it shortly before each rotation (see
+    /// [`KeyRing::fetch_lead`](crate::keys::key_ring::KeyRing::fetch_lead)) and whenever
+    /// `key_now` had no answer. Calls for a slot already being fetched should cost nothing.
+    /// The default does nothing (a source that never waits has nothing to fetch).
+    fn fetch_ahead(&self, _created: UnixTime) {}
 }
 
 /// Random keys made in this process from the system's CSPRNG. Nothing is ever written out.
