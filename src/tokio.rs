@@ -82,14 +82,17 @@
 //!   those writes first, so it sees them exactly as a blocking client would. A
 //!   [`MemoryStore`](crate::MemoryStore) does not block and is used directly.
 //! - **Ticket keys.** The servers ask their [`KeyRing`](crate::keys::key_ring::KeyRing) for keys inside the
-//!   ticket callbacks; the ring asks its [`KeySource`](crate::KeySource) only when a rotation
-//!   is due. Before each handshake the acceptor checks
-//!   [`KeyRing::rotation_due`](crate::keys::key_ring::KeyRing::rotation_due) and, if so, rotates on a
-//!   `spawn_blocking` thread, so a Redis key source is not asked from a callback (the only
-//!   window left is a rotation falling due during the handshake itself, milliseconds on a real
-//!   clock). GnuTLS derives its keys from a master secret fetched when the server is made:
-//!   make a GnuTLS server (or any server over a Redis key source) before the runtime, or in
-//!   `spawn_blocking`.
+//!   ticket callbacks; while the ring holds a usable key it never waits there on its
+//!   [`KeySource`](crate::KeySource): it rotates with the key the source fetched ahead of the
+//!   boundary in a thread of its own ([`KeySource::key_now`](crate::KeySource::key_now),
+//!   [`KeySource::fetch_ahead`](crate::KeySource::fetch_ahead)), and a ticket sealed with a key
+//!   it does not hold yet gets a full handshake at once. Only a ring with no usable key (the
+//!   first handshake; after an outage longer than a key's life) must wait: before each
+//!   handshake the acceptor checks
+//!   [`KeyRing::rotation_due`](crate::keys::key_ring::KeyRing::rotation_due) and, if so, asks on a
+//!   `spawn_blocking` thread. GnuTLS derives its keys from a master secret fetched when the
+//!   server is made: make a GnuTLS server (or any server over a Redis key source) before the
+//!   runtime, or in `spawn_blocking`.
 //!
 //! A session write that fails after the handshake (the store's disk or Redis failed) loses the
 //! session, as in the blocking API, but the connection has already reported `SERVER_TICKET`

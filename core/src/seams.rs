@@ -131,9 +131,11 @@ pub trait ServerContext: Send + Sync + fmt::Debug {
     /// inside the library's callbacks.
     fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)>;
 
-    /// Whether the next handshake would ask the key source first (which may block): a
-    /// rotation of the [`ticket_key_ring`](Self::ticket_key_ring) due, or a master secret
-    /// that was a stand-in to be asked about again (GnuTLS). An async server checks this
+    /// Whether the next handshake would have to wait for the key source (which may block):
+    /// the [`ticket_key_ring`](Self::ticket_key_ring) holds no usable key
+    /// ([`KeyRing::rotation_due`](crate::keys::key_ring::KeyRing::rotation_due); a rotation with
+    /// a usable key held never waits), or a master secret that was a stand-in is to be asked
+    /// about again (GnuTLS). An async server checks this
     /// before a handshake and then calls [`refresh_ticket_keys`](Self::refresh_ticket_keys)
     /// on a blocking-task thread.
     fn ticket_keys_due(&self) -> bool;

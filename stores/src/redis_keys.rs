@@ -1,9 +1,9 @@
 //! Ticket keys shared by a fleet of servers through Redis.
 
 use core::fmt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use redis::RedisError;
@@ -27,10 +27,15 @@ use crate::link::{confirm_on_replica, Conn, Link, RedisConfig};
 ///   expiry); every node derives the same per-period keys from it.
 /// - Keys are sealed with AES-256-GCM under the [`Kek`] and bound to their Redis key name;
 ///   Redis never holds them in clear.
-/// - Keys are cached in the process: [`KeyRing`](tlsresume_core::keys::key_ring::KeyRing) asks only at
-///   rotation, [`master_secret`](KeySource::master_secret) goes to Redis once, so no
-///   handshake waits for Redis except the one that triggers a rotation (bounded by the
-///   configured timeouts).
+/// - Keys are cached in the process and **no handshake waits for Redis** once the node holds
+///   a key: a [`KeyRing`](tlsresume_core::keys::key_ring::KeyRing) asks
+///   ([`KeySource::fetch_ahead`]) shortly before each rotation for the next slot's key, which
+///   a thread of this source fetches (or makes) in the background, and rotates at the
+///   boundary with the key held ([`KeySource::key_now`]), from memory. A slot whose key is not
+///   held at its rotation (Redis did not answer in time) is fetched in the background too,
+///   the ring sealing with its current key meanwhile. Only a node with no usable key (at
+///   start, or after an outage longer than a key's life) waits for Redis, bounded by the
+///   configured timeouts; [`master_secret`](KeySource::master_secret) goes to Redis once.
 /// - **Redis unreachable**: keys already held keep serving; a slot with no held key gets a
 ///   process-local key (tickets then resume on this node only) and the master secret falls
 ///   back to a process-local one, never an error. The process-local key is a stand-in
@@ -49,6 +54,14 @@ use crate::link::{confirm_on_replica, Conn, Link, RedisConfig};
 /// Needs Redis 6.2 or later. Run it with persistence (`appendonly yes`) so that a restart does
 /// not make nodes that held no key create new ones.
 pub struct RedisKeySource {
+    shared: Arc<Source>,
+    /// The background fetcher's queue (slot numbers), started on first use; its thread ends
+    /// when the source is dropped.
+    fetcher: Mutex<Option<mpsc::Sender<u64>>>,
+}
+
+/// The source's state, shared with its background fetcher.
+struct Source {
     link: Link,
     kek: Kek,
     rotation_secs: u64,
@@ -60,6 +73,9 @@ pub struct RedisKeySource {
     local_keys: AtomicU64,
     unconfirmed: AtomicU64,
     confirmed: AtomicU64,
+    fetched_ahead: AtomicU64,
+    /// Slots queued for (or being fetched by) the background fetcher.
+    fetching: Mutex<BTreeSet<u64>>,
 }
 
 #[derive(Default)]
@@ -87,6 +103,9 @@ pub struct KeySourceStats {
     pub unconfirmed: u64,
     /// Keys this node wrote to a master with replicas that a replica acknowledged in time.
     pub confirmed: u64,
+    /// Slots whose fleet key the background fetcher brought before a ticket call needed it
+    /// ([`KeySource::fetch_ahead`]).
+    pub fetched_ahead: u64,
 }
 
 impl RedisKeySource {
@@ -95,7 +114,7 @@ impl RedisKeySource {
     pub fn new(config: RedisConfig, kek: Kek, policy: &TicketPolicy) -> Result<Self, KeyError> {
         let link = Link::new(config).map_err(|e| KeyError::Source(format!("redis: {e}")))?;
         let rotation = policy.rotation().max(Duration::from_secs(1));
-        Ok(Self {
+        let source = Source {
             link,
             kek,
             rotation_secs: rotation.as_secs().max(1),
@@ -110,38 +129,102 @@ impl RedisKeySource {
             local_keys: AtomicU64::new(0),
             unconfirmed: AtomicU64::new(0),
             confirmed: AtomicU64::new(0),
+            fetched_ahead: AtomicU64::new(0),
+            fetching: Mutex::new(BTreeSet::new()),
+        };
+        Ok(Self {
+            shared: Arc::new(source),
+            fetcher: Mutex::new(None),
         })
     }
 
     /// The rotation slot of `t`: `floor(t / rotation)`.
     pub fn slot_at(&self, t: UnixTime) -> u64 {
-        t.as_secs() / self.rotation_secs
+        self.shared.slot_at(t)
     }
 
     /// The Redis key the wrapped ticket key of `slot` is stored under.
     pub fn redis_key_for_slot(&self, slot: u64) -> String {
-        self.link
-            .key_set(&format!("stek:{}:{slot}", self.rotation_secs))
+        self.shared.redis_key_for_slot(slot)
     }
 
     /// The Redis key the wrapped master secret is stored under.
     pub fn redis_master_key(&self) -> String {
-        self.link.key_set("master")
+        self.shared.redis_master_key()
     }
 
     /// The configuration in use.
     pub fn config(&self) -> &RedisConfig {
-        self.link.config()
+        self.shared.link.config()
     }
 
     /// What has been handed out so far.
     pub fn stats(&self) -> KeySourceStats {
+        let s = &self.shared;
         KeySourceStats {
-            shared: self.shared.load(Ordering::Relaxed),
-            local: self.local_keys.load(Ordering::Relaxed),
-            unconfirmed: self.unconfirmed.load(Ordering::Relaxed),
-            confirmed: self.confirmed.load(Ordering::Relaxed),
+            shared: s.shared.load(Ordering::Relaxed),
+            local: s.local_keys.load(Ordering::Relaxed),
+            unconfirmed: s.unconfirmed.load(Ordering::Relaxed),
+            confirmed: s.confirmed.load(Ordering::Relaxed),
+            fetched_ahead: s.fetched_ahead.load(Ordering::Relaxed),
         }
+    }
+
+    /// Queues `slot` for the background fetcher (started on first use) unless it is queued
+    /// already; never waits.
+    fn queue_fetch(&self, slot: u64) {
+        if !self.shared.fetching().insert(slot) {
+            return;
+        }
+        let mut fetcher = self.fetcher.lock().unwrap_or_else(|p| p.into_inner());
+        if fetcher.is_none() {
+            let (tx, rx) = mpsc::channel::<u64>();
+            let source = Arc::clone(&self.shared);
+            let started = std::thread::Builder::new()
+                .name("tlsresume-ticket-keys".into())
+                .spawn(move || {
+                    // Ends when the source is dropped (the sender with it).
+                    while let Ok(slot) = rx.recv() {
+                        let start = UnixTime::from_secs(slot.saturating_mul(source.rotation_secs));
+                        // Fetched (or made) and held, or a stand-in held: either way what
+                        // `key_now` hands out next.
+                        if source.new_key(start).is_ok() && source.held().slots.contains_key(&slot) {
+                            source.fetched_ahead.fetch_add(1, Ordering::Relaxed);
+                        }
+                        source.fetching().remove(&slot);
+                    }
+                });
+            if started.is_ok() {
+                *fetcher = Some(tx);
+            }
+        }
+        let sent = fetcher.as_ref().is_some_and(|tx| tx.send(slot).is_ok());
+        if !sent {
+            // No thread to fetch it: the ring goes on with the key it holds, and a ring with
+            // none waits for `new_key`.
+            *fetcher = None;
+            self.shared.fetching().remove(&slot);
+        }
+    }
+}
+
+impl Source {
+    /// The rotation slot of `t`: `floor(t / rotation)`.
+    fn slot_at(&self, t: UnixTime) -> u64 {
+        t.as_secs() / self.rotation_secs
+    }
+
+    fn redis_key_for_slot(&self, slot: u64) -> String {
+        self.link
+            .key_set(&format!("stek:{}:{slot}", self.rotation_secs))
+    }
+
+    fn redis_master_key(&self) -> String {
+        self.link.key_set("master")
+    }
+
+    fn fetching(&self) -> MutexGuard<'_, BTreeSet<u64>> {
+        self.fetching.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn held(&self) -> MutexGuard<'_, Held> {
@@ -337,6 +420,74 @@ fn material_from(plain: &[u8]) -> Option<KeyMaterial> {
 
 impl KeySource for RedisKeySource {
     fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError> {
+        self.shared.new_key(created)
+    }
+
+    /// Keys belong to rotation slots, so every node's ring rotates at the same boundaries.
+    fn slot_aligned(&self) -> bool {
+        true
+    }
+
+    /// A process-local stand-in (Redis could not give the slot's key) is asked about again
+    /// after [`RedisConfig::retry_after`], so a node rejoins the fleet's key within its slot
+    /// once Redis answers, not at the next rotation.
+    fn retry_after(&self, key: &KeyName) -> Option<Duration> {
+        self.shared
+            .held()
+            .stand_ins
+            .values()
+            .any(|k| &k.name == key)
+            .then(|| self.shared.link.config().retry_delay())
+    }
+
+    /// The fleet's key of an earlier slot, read from Redis (never made): a node started
+    /// mid-rotation opens the tickets the fleet sealed with it. `None` when Redis does not
+    /// answer, holds no key for the slot, or holds one that does not open with the KEK.
+    fn earlier_key(&self, created: UnixTime) -> Option<KeyMaterial> {
+        self.shared.earlier_key(created)
+    }
+
+    /// The slot's key as held in memory (fetched ahead, or at an earlier rotation), never
+    /// from Redis. Not held: the slot is queued for the background fetcher, and the stand-in
+    /// this node made for the slot (Redis did not answer) is handed out if there is one,
+    /// `None` otherwise.
+    fn key_now(&self, created: UnixTime) -> Option<Result<KeyMaterial, KeyError>> {
+        let slot = self.shared.slot_at(created);
+        let stand_in = {
+            let held = self.shared.held();
+            if let Some(key) = held.slots.get(&slot) {
+                self.shared.shared.fetch_add(1, Ordering::Relaxed);
+                return Some(Ok(key.clone()));
+            }
+            held.stand_ins.get(&slot).cloned()
+        };
+        self.queue_fetch(slot);
+        stand_in.map(Ok)
+    }
+
+    /// Queues the slot for this source's fetcher thread (started on first use; one fetch at a
+    /// time, a slot queued once): it fetches (or makes) the slot's key and the next one's,
+    /// as [`new_key`](KeySource::new_key) does, waiting on Redis there instead of in a
+    /// handshake.
+    fn fetch_ahead(&self, created: UnixTime) {
+        self.queue_fetch(self.shared.slot_at(created));
+    }
+
+    fn master_secret(&self) -> Result<MasterSecret, KeyError> {
+        self.shared.master_secret()
+    }
+
+    /// A process-local master secret (Redis could not give the fleet's) is asked about again
+    /// after [`RedisConfig::retry_after`], so a node started during an outage takes the fleet's
+    /// master once Redis answers instead of keeping its own for good.
+    fn master_retry_after(&self, master: &MasterSecret) -> Option<Duration> {
+        (self.shared.held().master.as_ref() != Some(master))
+            .then(|| self.shared.link.config().retry_delay())
+    }
+}
+
+impl Source {
+    fn new_key(&self, created: UnixTime) -> Result<KeyMaterial, KeyError> {
         let slot = self.slot_at(created);
         let (known, known_next, master) = {
             let held = self.held();
@@ -392,25 +543,6 @@ impl KeySource for RedisKeySource {
         }
     }
 
-    /// Keys belong to rotation slots, so every node's ring rotates at the same boundaries.
-    fn slot_aligned(&self) -> bool {
-        true
-    }
-
-    /// A process-local stand-in (Redis could not give the slot's key) is asked about again
-    /// after [`RedisConfig::retry_after`], so a node rejoins the fleet's key within its slot
-    /// once Redis answers, not at the next rotation.
-    fn retry_after(&self, key: &KeyName) -> Option<Duration> {
-        self.held()
-            .stand_ins
-            .values()
-            .any(|k| &k.name == key)
-            .then(|| self.link.config().retry_delay())
-    }
-
-    /// The fleet's key of an earlier slot, read from Redis (never made): a node started
-    /// mid-rotation opens the tickets the fleet sealed with it. `None` when Redis does not
-    /// answer, holds no key for the slot, or holds one that does not open with the KEK.
     fn earlier_key(&self, created: UnixTime) -> Option<KeyMaterial> {
         let slot = self.slot_at(created);
         if let Some(key) = self.held().slots.get(&slot) {
@@ -458,20 +590,14 @@ impl KeySource for RedisKeySource {
         self.local.master_secret()
     }
 
-    /// A process-local master secret (Redis could not give the fleet's) is asked about again
-    /// after [`RedisConfig::retry_after`], so a node started during an outage takes the fleet's
-    /// master once Redis answers instead of keeping its own for good.
-    fn master_retry_after(&self, master: &MasterSecret) -> Option<Duration> {
-        (self.held().master.as_ref() != Some(master)).then(|| self.link.config().retry_delay())
-    }
 }
 
 impl fmt::Debug for RedisKeySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let held = self.held();
+        let held = self.shared.held();
         f.debug_struct("RedisKeySource")
-            .field("redis", &self.link)
-            .field("rotation_secs", &self.rotation_secs)
+            .field("redis", &self.shared.link)
+            .field("rotation_secs", &self.shared.rotation_secs)
             .field("held_slots", &held.slots.keys().collect::<Vec<_>>())
             .field("master_held", &held.master.is_some())
             .field("stats", &self.stats())
