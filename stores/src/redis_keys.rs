@@ -188,7 +188,8 @@ impl RedisKeySource {
                         let start = UnixTime::from_secs(slot.saturating_mul(source.rotation_secs));
                         // Fetched (or made) and held, or a stand-in held: either way what
                         // `key_now` hands out next.
-                        if source.new_key(start).is_ok() && source.held().slots.contains_key(&slot) {
+                        if source.new_key(start).is_ok() && source.held().slots.contains_key(&slot)
+                        {
                             source.fetched_ahead.fetch_add(1, Ordering::Relaxed);
                         }
                         source.fetching().remove(&slot);
@@ -589,7 +590,6 @@ impl Source {
         }
         self.local.master_secret()
     }
-
 }
 
 impl fmt::Debug for RedisKeySource {

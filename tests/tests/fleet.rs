@@ -46,10 +46,21 @@ const TIMEOUT: Duration = Duration::from_millis(200);
 /// How long a Redis link fails at once after a failure before it tries again (wall clock).
 const RETRY: Duration = Duration::from_millis(600);
 
+/// The Redis I/O timeout of the failover tests: a new key waits for a replica's
+/// acknowledgement (`WAIT`) half of it, which 100 ms (half of [`TIMEOUT`]) did not always give
+/// on a loaded machine. Connections still time out after [`TIMEOUT`] (a killed master refuses
+/// them at once anyway).
+const FAILOVER_IO_TIMEOUT: Duration = Duration::from_secs(1);
+
 fn config(url: &str) -> RedisConfig {
+    config_with(url, TIMEOUT)
+}
+
+/// [`config`] with the I/O timeout `io`.
+fn config_with(url: &str, io: Duration) -> RedisConfig {
     RedisConfig::new(url)
         .connect_timeout(TIMEOUT)
-        .io_timeout(TIMEOUT)
+        .io_timeout(io)
         .retry_after(RETRY)
 }
 
@@ -131,13 +142,24 @@ struct Fleet {
 impl Fleet {
     /// Two nodes of `kind` and a client of `kind`, all on Redis at `url`, on one virtual clock.
     fn new(kind: BackendKind, versions: Versions, url: &str, pki: &Pki) -> Self {
+        Self::with_io_timeout(kind, versions, url, pki, TIMEOUT)
+    }
+
+    /// [`Fleet::new`] with the Redis I/O timeout `io` for the nodes and the client's store.
+    fn with_io_timeout(
+        kind: BackendKind,
+        versions: Versions,
+        url: &str,
+        pki: &Pki,
+        io: Duration,
+    ) -> Self {
         let clock = ManualClock::new(start());
         let policy = kind.default_ticket_policy();
         let mut sources = Vec::new();
         let mut nodes = Vec::new();
         for _ in 0..2 {
             let source = Arc::new(
-                RedisKeySource::new(config(url), Kek::from_bytes([0x4b; 32]), &policy)
+                RedisKeySource::new(config_with(url, io), Kek::from_bytes([0x4b; 32]), &policy)
                     .expect("source"),
             );
             let mut settings = ServerSettings::new(pki.server.clone());
@@ -149,7 +171,7 @@ impl Fleet {
             ));
             sources.push(source);
         }
-        let store = Arc::new(RedisStore::new(config(url)).expect("store"));
+        let store = Arc::new(RedisStore::new(config_with(url, io)).expect("store"));
         let client = client_on(kind, versions, store.clone(), &clock, pki);
         Self {
             clock,
@@ -618,6 +640,93 @@ fn a_slow_redis_bounds_the_handshake_wait_and_fails_none() {
     }
 }
 
+/// A rotation falling due while Redis does not answer (every reply held far past the Redis
+/// timeouts, as from a paused server): no handshake waits for it. The nodes rotate at the
+/// boundary with the next slot's key they hold (fetched ahead), so the client's sessions made
+/// before the boundary and the tickets sealed after it resume across nodes, Redis silent; at
+/// the next boundary, whose key neither node could fetch, the nodes go on with the keys they
+/// hold and fetch in the background. Every handshake takes well under the I/O timeout (2 s
+/// here), which the key ring used to wait for inside the TLS library's ticket callback (one
+/// handshake a node at each rotation; on the async server, a runtime thread). The client
+/// keeps its sessions in memory, so only the servers could wait on Redis.
+#[test]
+fn a_rotation_while_redis_does_not_answer_makes_no_handshake_wait() {
+    let _turn = gnutls_turn();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let link = SlowLink::start(redis.port()).expect("proxy");
+    let pki = Pki::committed().expect("PKI");
+    let io = Duration::from_secs(2);
+    let bound = io / 2;
+    for kind in backends::available() {
+        link.set_delay(Duration::ZERO);
+        let fleet = Fleet::with_io_timeout(kind, Versions::ALL, &link.url(), &pki, io);
+        let store = Arc::new(tlsresume_core::MemoryStore::default());
+        let client = client_on(kind, Versions::ALL, store, &fleet.clock, &pki);
+        // Sessions of both nodes in the client's store.
+        let warm: Vec<_> = (0..4)
+            .map(|_| dialogue(client.as_ref(), fleet.addr))
+            .collect();
+        assert!(
+            warm.iter().skip(1).all(|r| matches!(r, Ok(true))),
+            "{kind}: resumes across nodes with Redis answering: {warm:?}"
+        );
+        // Redis stops answering; the next slot begins.
+        link.set_delay(Duration::from_secs(30));
+        let rotation = kind.default_ticket_policy().rotation();
+        let mut slowest = Duration::ZERO;
+        let mut at_boundary = Vec::new();
+        fleet.clock.advance(rotation + Duration::from_secs(1));
+        for _ in 0..12 {
+            let started = Instant::now();
+            let outcome = dialogue(client.as_ref(), fleet.addr);
+            slowest = slowest.max(started.elapsed());
+            at_boundary.push(outcome);
+        }
+        // And the one after it, whose key no node holds.
+        fleet.clock.advance(rotation);
+        let mut unfetched = Vec::new();
+        for _ in 0..12 {
+            let started = Instant::now();
+            let outcome = dialogue(client.as_ref(), fleet.addr);
+            slowest = slowest.max(started.elapsed());
+            unfetched.push(outcome);
+        }
+        let refusals: Vec<_> = fleet._nodes.iter().map(Node::refusals).collect();
+        eprintln!(
+            "{kind}: Redis silent; slowest handshake {slowest:?} (I/O timeout {io:?}); resumed at the boundary {}/12, at the next (key not fetched) {}/12; tickets refused by the nodes {refusals:?}",
+            at_boundary.iter().filter(|r| matches!(r, Ok(true))).count(),
+            unfetched.iter().filter(|r| matches!(r, Ok(true))).count(),
+        );
+        assert!(
+            slowest < bound,
+            "{kind}: a handshake waited {slowest:?} with Redis silent (bound {bound:?})"
+        );
+        // A session older than the ticket lifetime (GnuTLS rotates every 6 h, its tickets
+        // live 2 h) is not resumed: the first connection then makes the client a new one.
+        let policy = kind.default_ticket_policy();
+        let stale = usize::from(rotation >= policy.lifetime());
+        assert!(
+            at_boundary.iter().skip(stale).all(|r| matches!(r, Ok(true))),
+            "{kind}: every connection at the boundary resumed, across nodes, Redis silent: {at_boundary:?}"
+        );
+        assert!(
+            unfetched.iter().all(Result::is_ok),
+            "{kind}: no handshake failed at a boundary whose key was not fetched: {unfetched:?}"
+        );
+        // Redis answers again: once the links try again (real-time back-off) and the
+        // stand-ins' delay has passed on the virtual clock, the fleet is whole again.
+        link.set_delay(Duration::ZERO);
+        thread::sleep(RETRY + RETRY / 2);
+        fleet.clock.advance(2 * RETRY);
+        assert!(
+            fleet.resumes_across_nodes(Duration::from_secs(10)),
+            "{kind}: resumption across nodes recovers once Redis answers"
+        );
+    }
+}
+
 /// Keys and sessions through Sentinel (`redis+sentinel://`): a master with one replica is
 /// killed (SIGKILL) under client load; no handshake fails, the Sentinel promotes the replica,
 /// and both nodes and the client's store follow it: sessions resume across nodes again (≥ 99 %
@@ -638,7 +747,8 @@ fn sentinel_failover_under_load_fails_no_handshake_and_the_fleet_follows_the_new
         let Some(mut set) = SentinelSet::start(&format!("keys{}", kind.code())) else {
             return;
         };
-        let fleet = Fleet::new(kind, Versions::ALL, &set.url(), &pki);
+        let fleet =
+            Fleet::with_io_timeout(kind, Versions::ALL, &set.url(), &pki, FAILOVER_IO_TIMEOUT);
         assert!(
             fleet.resumes_across_nodes(Duration::from_secs(10)),
             "{kind}: sessions resume across nodes through Sentinel"
@@ -744,7 +854,7 @@ fn cluster_shares_keys_and_sessions_and_a_killed_master_is_replaced_under_load()
             return;
         };
         let url = cluster.url();
-        let fleet = Fleet::new(kind, Versions::ALL, &url, &pki);
+        let fleet = Fleet::with_io_timeout(kind, Versions::ALL, &url, &pki, FAILOVER_IO_TIMEOUT);
         assert!(
             fleet.resumes_across_nodes(Duration::from_secs(10)),
             "{kind}: sessions resume across nodes through the cluster"
@@ -752,7 +862,7 @@ fn cluster_shares_keys_and_sessions_and_a_killed_master_is_replaced_under_load()
         // Two clients of the fleet sharing sessions through the cluster.
         let shared = || {
             Arc::new(
-                RedisStore::new(config(&url))
+                RedisStore::new(config_with(&url, FAILOVER_IO_TIMEOUT))
                     .expect("store")
                     .with_fleet_session_key(&kek)
                     .expect("the fleet's session key from the cluster"),
