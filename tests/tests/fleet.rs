@@ -292,9 +292,9 @@ impl Fleet {
             recovered,
             "{kind}: cross-node resumption through the new master"
         );
-        // The next rotation slot (GnuTLS: period) starts after the failover: its key comes
-        // from the new master, one for both nodes.
-        self.clock.advance(kind.default_ticket_policy().rotation());
+        // Rotation goes on after the failover: the slot after next (GnuTLS: period) has its
+        // key from the new master, fetched ahead of its boundary, one for both nodes.
+        self.rotate_fetching_ahead(kind);
         assert!(
             self.resumes_across_nodes(Duration::from_secs(10)),
             "{kind}: rotation continues after the failover, one key for the fleet"
@@ -311,6 +311,48 @@ impl Fleet {
             "{kind}: the keys written before the kill were confirmed on a replica (WAIT): {stats:?}"
         );
         (failed, window, tally, stats)
+    }
+}
+
+impl Fleet {
+    /// Takes the virtual clock across the next-but-one rotation boundary as a running fleet
+    /// gets there: first into the fetch lead before it ([`KeyRing::fetch_lead`]), where the
+    /// nodes' ticket calls ask their sources for the coming slot's key (rolling schedule: each
+    /// source's fetcher thread fetches or makes it in Redis, and the test waits for both,
+    /// 10 s at most), then past the boundary, where the nodes rotate with the key they hold.
+    ///
+    /// [`KeyRing::fetch_lead`]: tlsresume_core::keys::key_ring::KeyRing::fetch_lead
+    fn rotate_fetching_ahead(&self, kind: BackendKind) {
+        let policy = kind.default_ticket_policy();
+        let rotation = policy.rotation();
+        let lead = (rotation / 4).min(Duration::from_secs(60));
+        let now = tlsresume_core::Clock::now(&self.clock);
+        let boundary =
+            UnixTime::from_secs((now.as_secs() / rotation.as_secs() + 2) * rotation.as_secs());
+        let fetched = |s: &Arc<RedisKeySource>| s.stats().fetched_ahead;
+        let before: Vec<u64> = self.sources.iter().map(fetched).collect();
+        self.clock.set(boundary - lead / 2);
+        for _ in 0..4 {
+            let _ = self.connect();
+        }
+        if kind != BackendKind::Gnutls {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let done = || {
+                self.sources
+                    .iter()
+                    .zip(&before)
+                    .all(|(s, b)| fetched(s) > *b)
+            };
+            while !done() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
+            assert!(
+                done(),
+                "{kind}: each node fetched the coming slot's key ahead of its boundary: {:?}",
+                self.sources.iter().map(|s| s.stats()).collect::<Vec<_>>()
+            );
+        }
+        self.clock.set(boundary + Duration::from_secs(1));
     }
 }
 
