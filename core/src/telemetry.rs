@@ -11,7 +11,7 @@
 //! | `tlsresume_sessions_stored_total` | `backend` | sessions a client stored |
 //! | `tlsresume_tickets_issued_total` | `backend` | tickets a server sealed |
 //! | `tlsresume_tickets_refused_total` | `backend`, `reason` ([`RejectReason::name`]) | presented tickets a server refused (OpenSSL, rustls) |
-//! | `tlsresume_store_notices_total` | `notice` ([`Notice::name`]) | what stores and key sources met without failing a handshake: writes failing and working again, corrupt entries removed, Redis out of reach and back, stand-in ticket keys and the fleet's back ([`crate::notice`]) |
+//! | `tlsresume_store_notices_total` | `notice` ([`Notice::name`]) | what stores and key sources met without failing a handshake: writes failing and working again, corrupt entries removed, Redis out of reach and back, stand-in ticket keys and the fleet's back, a new slot's ticket key not fetched by its rotation ([`crate::notice`]) |
 //!
 //! Spans: `tls_client` (`backend`, `peer`, `server`) and `tls_server` (`backend`, `peer`), at
 //! debug level; the events in them: the end of each handshake (resumed or not, the bits, why no
