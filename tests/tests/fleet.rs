@@ -153,11 +153,24 @@ impl Fleet {
         pki: &Pki,
         io: Duration,
     ) -> Self {
+        Self::with_node_urls(kind, versions, [url, url], url, pki, io)
+    }
+
+    /// [`Fleet::with_io_timeout`] with each node's key source on its own URL (the same Redis
+    /// reached directly or through a proxy) and the client's store on `store_url`.
+    fn with_node_urls(
+        kind: BackendKind,
+        versions: Versions,
+        node_urls: [&str; 2],
+        store_url: &str,
+        pki: &Pki,
+        io: Duration,
+    ) -> Self {
         let clock = ManualClock::new(start());
         let policy = kind.default_ticket_policy();
         let mut sources = Vec::new();
         let mut nodes = Vec::new();
-        for _ in 0..2 {
+        for url in node_urls {
             let source = Arc::new(
                 RedisKeySource::new(config_with(url, io), Kek::from_bytes([0x4b; 32]), &policy)
                     .expect("source"),
@@ -171,7 +184,7 @@ impl Fleet {
             ));
             sources.push(source);
         }
-        let store = Arc::new(RedisStore::new(config_with(url, io)).expect("store"));
+        let store = Arc::new(RedisStore::new(config_with(store_url, io)).expect("store"));
         let client = client_on(kind, versions, store.clone(), &clock, pki);
         Self {
             clock,
@@ -682,14 +695,17 @@ fn a_slow_redis_bounds_the_handshake_wait_and_fails_none() {
     }
 }
 
-/// A rotation falling due while Redis does not answer (every reply held far past the Redis
-/// timeouts, as from a paused server): no handshake waits for it. The nodes rotate at the
-/// boundary with the next slot's key they hold (fetched ahead), so the client's sessions made
-/// before the boundary and the tickets sealed after it resume across nodes, Redis silent; at
-/// the next boundary, whose key neither node could fetch, the nodes go on with the keys they
-/// hold and fetch in the background. Every handshake takes well under the I/O timeout (2 s
-/// here), which the key ring used to wait for inside the TLS library's ticket callback (one
-/// handshake a node at each rotation; on the async server, a runtime thread). The client
+/// A rotation falling due while Redis does not answer a node (every reply held far past the
+/// Redis timeouts, as from a paused server): no handshake waits for it. Node a reaches Redis
+/// directly, node b through a proxy that goes silent. At the first boundary both nodes rotate
+/// with the next slot's key they hold (fetched ahead), so the client's sessions made before it
+/// and the tickets sealed after it resume across nodes, b's Redis silent. At the next boundary,
+/// whose key no node held, node a fetches it at once in the background and seals with it, while
+/// node b cannot: b goes on with the key it holds, and a ticket of a's new key, a name b does
+/// not hold while its rotation waits, gets a full handshake at once (reason `key_not_fetched`,
+/// OpenSSL and rustls; GnuTLS derives its keys from the master secret it holds). Every
+/// handshake takes well under the I/O timeout (2 s here), which the key ring used to wait for
+/// inside the TLS library's ticket callback (on the async server, a runtime thread). The client
 /// keeps its sessions in memory, so only the servers could wait on Redis.
 #[test]
 fn a_rotation_while_redis_does_not_answer_makes_no_handshake_wait() {
@@ -703,41 +719,65 @@ fn a_rotation_while_redis_does_not_answer_makes_no_handshake_wait() {
     let bound = io / 2;
     for kind in backends::available() {
         link.set_delay(Duration::ZERO);
-        let fleet = Fleet::with_io_timeout(kind, Versions::ALL, &link.url(), &pki, io);
+        let fleet = Fleet::with_node_urls(
+            kind,
+            Versions::ALL,
+            [&redis.url(), &link.url()],
+            &redis.url(),
+            &pki,
+            io,
+        );
         let store = Arc::new(tlsresume_core::MemoryStore::default());
         let client = client_on(kind, Versions::ALL, store, &fleet.clock, &pki);
+        let connect = |outcomes: &mut Vec<Result<bool, String>>, slowest: &mut Duration| {
+            let started = Instant::now();
+            outcomes.push(dialogue(client.as_ref(), fleet.addr));
+            *slowest = (*slowest).max(started.elapsed());
+        };
         // Sessions of both nodes in the client's store.
-        let warm: Vec<_> = (0..4)
-            .map(|_| dialogue(client.as_ref(), fleet.addr))
-            .collect();
+        let mut warm = Vec::new();
+        let mut slowest = Duration::ZERO;
+        for _ in 0..4 {
+            connect(&mut warm, &mut slowest);
+        }
         assert!(
             warm.iter().skip(1).all(|r| matches!(r, Ok(true))),
             "{kind}: resumes across nodes with Redis answering: {warm:?}"
         );
-        // Redis stops answering; the next slot begins.
+        // Node b's Redis stops answering; the next slot begins.
         link.set_delay(Duration::from_secs(30));
-        let rotation = kind.default_ticket_policy().rotation();
+        let policy = kind.default_ticket_policy();
+        let rotation = policy.rotation();
+        fleet.clock.advance(rotation + Duration::from_secs(1));
         let mut slowest = Duration::ZERO;
         let mut at_boundary = Vec::new();
-        fleet.clock.advance(rotation + Duration::from_secs(1));
         for _ in 0..12 {
-            let started = Instant::now();
-            let outcome = dialogue(client.as_ref(), fleet.addr);
-            slowest = slowest.max(started.elapsed());
-            at_boundary.push(outcome);
+            connect(&mut at_boundary, &mut slowest);
         }
-        // And the one after it, whose key no node holds.
+        // The next slot, whose key neither node holds: a fetches it (from a Redis that
+        // answers), b asks for it in vain.
+        let fetched = |n: usize| fleet.sources[n].stats().fetched_ahead;
+        let before = fetched(0);
         fleet.clock.advance(rotation);
         let mut unfetched = Vec::new();
-        for _ in 0..12 {
-            let started = Instant::now();
-            let outcome = dialogue(client.as_ref(), fleet.addr);
-            slowest = slowest.max(started.elapsed());
-            unfetched.push(outcome);
+        connect(&mut unfetched, &mut slowest);
+        connect(&mut unfetched, &mut slowest);
+        let rolling = kind != BackendKind::Gnutls;
+        if rolling {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while fetched(0) == before && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+            assert!(fetched(0) > before, "{kind}: node a fetched the slot's key");
+        }
+        let refused_before = fleet._nodes[1].refusals();
+        for _ in 0..10 {
+            connect(&mut unfetched, &mut slowest);
         }
         let refusals: Vec<_> = fleet._nodes.iter().map(Node::refusals).collect();
+        let not_fetched = |r: &BTreeMap<&'static str, usize>| r.get("key_not_fetched").copied();
         eprintln!(
-            "{kind}: Redis silent; slowest handshake {slowest:?} (I/O timeout {io:?}); resumed at the boundary {}/12, at the next (key not fetched) {}/12; tickets refused by the nodes {refusals:?}",
+            "{kind}: node b's Redis silent; slowest handshake {slowest:?} (I/O timeout {io:?}); resumed at the boundary {}/12, at the next (a fetched its key, b not) {}/12; tickets refused by the nodes {refusals:?}",
             at_boundary.iter().filter(|r| matches!(r, Ok(true))).count(),
             unfetched.iter().filter(|r| matches!(r, Ok(true))).count(),
         );
@@ -747,7 +787,6 @@ fn a_rotation_while_redis_does_not_answer_makes_no_handshake_wait() {
         );
         // A session older than the ticket lifetime (GnuTLS rotates every 6 h, its tickets
         // live 2 h) is not resumed: the first connection then makes the client a new one.
-        let policy = kind.default_ticket_policy();
         let stale = usize::from(rotation >= policy.lifetime());
         assert!(
             at_boundary.iter().skip(stale).all(|r| matches!(r, Ok(true))),
@@ -757,8 +796,29 @@ fn a_rotation_while_redis_does_not_answer_makes_no_handshake_wait() {
             unfetched.iter().all(Result::is_ok),
             "{kind}: no handshake failed at a boundary whose key was not fetched: {unfetched:?}"
         );
-        // Redis answers again: once the links try again (real-time back-off) and the
-        // stand-ins' delay has passed on the virtual clock, the fleet is whole again.
+        if rolling {
+            assert!(
+                not_fetched(&refusals[1]).unwrap_or(0) > not_fetched(&refused_before).unwrap_or(0),
+                "{kind}: node b refused node a's new ticket at once, saying why: {refusals:?}"
+            );
+        }
+        if rolling {
+            // Node b's fetch gives up after the I/O timeout and leaves a stand-in for the
+            // slot, which b's next handshakes take up (asked about again after its delay).
+            let deadline = Instant::now() + io + Duration::from_secs(3);
+            while fleet.sources[1].stats().local == 0 && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
+            assert_eq!(
+                fleet.sources[1].stats().local,
+                1,
+                "{kind}: node b's stand-in"
+            );
+            let _ = fleet.connect();
+            let _ = fleet.connect();
+        }
+        // Redis answers again: once the link tries again (real-time back-off) and the
+        // stand-in's delay has passed on the virtual clock, the fleet is whole again.
         link.set_delay(Duration::ZERO);
         thread::sleep(RETRY + RETRY / 2);
         fleet.clock.advance(2 * RETRY);
