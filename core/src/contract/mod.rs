@@ -666,4 +666,81 @@ mod tests {
             Verification::NotChecked
         );
     }
+
+    /// A store given for one connection takes its lookups and its sessions, and the settings
+    /// stay the client's own (no copy per connection, which would live as long as it).
+    #[test]
+    fn a_connection_store_is_used_beside_the_shared_settings() {
+        let (s, _, store) = settings(crate::ResumptionPolicy::exim_compatible());
+        let s = Arc::new(s);
+        let own = Arc::new(MemoryStore::new(10));
+        let start = || {
+            ClientHandshake::start(
+                &s,
+                Some(own.clone() as Arc<dyn SessionStore>),
+                BackendKind::Openssl,
+                &params(),
+                true,
+            )
+        };
+        let mut first = start();
+        first.saw_verification(Verification::Verified);
+        first.finish(false).expect("finish");
+        let received = |resumed, data| ReceivedSession {
+            resumed,
+            protocol: ProtocolVersion::Tls13,
+            lifetime_hint: None,
+            data,
+        };
+        assert!(first.store_session(received(false, b"first")).is_some());
+        assert_eq!((own.len(), store.len()), (1, 0));
+        let mut hs = start();
+        assert!(Arc::ptr_eq(hs.settings(), &s));
+        assert!(
+            hs.offer().entry.is_some(),
+            "looked up in the connection's store"
+        );
+        assert_eq!(hs.session_to_offer(), Some(&b"first"[..]));
+        hs.finish(true).expect("finish");
+        assert!(
+            hs.stored_session().is_some_and(<[u8]>::is_empty),
+            "the offered session's bytes are released when the handshake is over"
+        );
+        assert!(
+            hs.needed_after_handshake(),
+            "a resuming connection stores later tickets"
+        );
+        assert!(hs.store_session(received(true, b"next")).is_some());
+        assert_eq!(own.len(), 1);
+        assert_eq!(store.len(), 0, "nothing goes to the settings' store");
+        let kept = own
+            .get(&hs.offer().key)
+            .expect("get")
+            .expect("the ticket's entry");
+        assert_eq!(
+            kept.verification,
+            Verification::Verified,
+            "a resumed connection's ticket carries the verdict of the session it resumed"
+        );
+    }
+
+    /// A connection whose policy does not resume needs nothing of its lifecycle after the
+    /// handshake, unless a later refusal must become a certificate failure; and the record a
+    /// connection keeps for its whole life stays small.
+    #[test]
+    fn what_a_connection_keeps_after_its_handshake() {
+        let (mut s, _, _) = settings(crate::ResumptionPolicy::exim_compatible());
+        s.resumption = s
+            .resumption
+            .clone()
+            .with_client_hosts(crate::HostList::none());
+        let s = Arc::new(s);
+        let mut hs = ClientHandshake::start(&s, None, BackendKind::Rustls, &params(), true);
+        hs.finish(false).expect("finish");
+        assert!(!hs.needed_after_handshake());
+        hs.asked_without_certificate();
+        assert!(hs.needed_after_handshake());
+        let size = std::mem::size_of::<ClientHandshake>();
+        assert!(size <= 256, "ClientHandshake is {size} bytes");
+    }
 }
