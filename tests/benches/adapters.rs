@@ -6,12 +6,13 @@
 //! ```text
 //! adapters paired [FILTER]                                     # cargo bench … --bench adapters -- --bench [FILTER]
 //! adapters count <backend> <tls12|tls13> <full|resumed> <way> <N>
-//! adapters idle <server|client> <backend> <tls12|tls13> <full|resumed> <async|adapter> <N>
+//! adapters idle <server|client> <backend> <tls12|tls13> <full|resumed> <async|typed|adapter> <N>
 //! ```
 //!
 //! Ways: `blocking` (tlsresume's blocking API), `raw` (the library driven directly, blocking),
-//! `async` (`tlsresume::tokio`'s `TlsAcceptor`/`TlsConnector`), `adapter` (tokio-rustls, or
-//! tokio-openssl; none for GnuTLS). ECDSA certificate throughout.
+//! `async` (`tlsresume::tokio`'s `TlsAcceptor`/`TlsConnector` over a backend chosen at run
+//! time), `typed` (the same over the backend's own type, rustls only: nothing erased),
+//! `adapter` (tokio-rustls, or tokio-openssl; none for GnuTLS). ECDSA certificate throughout.
 //!
 //! - **paired**: handshakes per second on one runtime thread (a current-thread runtime) and on
 //!   two (a multi-thread runtime of two workers). One handshake is a fresh `UnixStream` pair,
@@ -67,9 +68,9 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 
 const USAGE: &str = "adapters paired [FILTER]\n\
                      adapters count <openssl|gnutls|rustls> <tls12|tls13> <full|resumed> \
-                     <blocking|raw|async|adapter> <N>\n\
+                     <blocking|raw|async|typed|adapter> <N>\n\
                      adapters idle <server|client> <openssl|gnutls|rustls> <tls12|tls13> \
-                     <full|resumed> <async|adapter> <N>";
+                     <full|resumed> <async|typed|adapter> <N>";
 
 /// How a case is driven.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -78,8 +79,10 @@ enum Way {
     Blocking,
     /// The library driven directly, blocking (the handshake bench's raw rig).
     Raw,
-    /// `tlsresume::tokio`.
+    /// `tlsresume::tokio`, the backend chosen at run time.
     Async,
+    /// `tlsresume::tokio` over the backend's own type (rustls).
+    Typed,
     /// tokio-rustls or tokio-openssl.
     Adapter,
 }
@@ -90,6 +93,7 @@ impl Way {
             "blocking" => Way::Blocking,
             "raw" => Way::Raw,
             "async" => Way::Async,
+            "typed" => Way::Typed,
             "adapter" => Way::Adapter,
             _ => return None,
         })
@@ -100,6 +104,7 @@ impl Way {
             Way::Blocking => "blocking",
             Way::Raw => "raw",
             Way::Async => "async",
+            Way::Typed => "typed",
             Way::Adapter => "adapter",
         }
     }
@@ -109,13 +114,14 @@ impl Way {
             (Way::Blocking, _) => "blocking",
             (Way::Raw, _) => "raw",
             (Way::Async, _) => "async",
+            (Way::Typed, _) => "typed",
             (Way::Adapter, BackendKind::Rustls) => "tokio-rustls",
             (Way::Adapter, _) => "tokio-openssl",
         }
     }
 
     fn is_async(self) -> bool {
-        matches!(self, Way::Async | Way::Adapter)
+        matches!(self, Way::Async | Way::Typed | Way::Adapter)
     }
 }
 
@@ -125,6 +131,11 @@ fn ways(backend: BackendKind) -> &'static [Way] {
         BackendKind::Gnutls => &[Way::Blocking, Way::Raw, Way::Async],
         _ => &[Way::Blocking, Way::Raw, Way::Async, Way::Adapter],
     }
+}
+
+/// Whether `way` can be measured on `backend`: its ways, and `typed` on rustls.
+fn measured(backend: BackendKind, way: Way) -> bool {
+    ways(backend).contains(&way) || (way == Way::Typed && backend == BackendKind::Rustls)
 }
 
 fn case(backend: BackendKind, tls: ProtocolVersion, mode: Mode) -> Case {
@@ -155,6 +166,7 @@ type Held = Box<dyn AsyncRead + Send + Unpin>;
 /// The server end of an async way.
 enum Acceptor {
     Tlsresume(TlsAcceptor),
+    TlsresumeRustls(TlsAcceptor<tlsresume::rustls::Server>),
     Rustls(tokio_rustls::TlsAcceptor),
     Openssl(SslContext),
 }
@@ -162,6 +174,7 @@ enum Acceptor {
 /// The client end of an async way.
 enum Connector {
     Tlsresume(TlsConnector),
+    TlsresumeRustls(TlsConnector<tlsresume::rustls::Client>),
     Rustls(tokio_rustls::TlsConnector),
     Openssl(SslContext, common::SavedSession),
 }
@@ -178,6 +191,16 @@ fn async_ends(c: Case, way: Way, pki: &Pki) -> (Arc<Acceptor>, Arc<Connector>) {
                 Connector::Tlsresume(TlsConnector::new(client)),
             )
         }
+        (Way::Typed, BackendKind::Rustls) => (
+            Acceptor::TlsresumeRustls(TlsAcceptor::from(
+                tlsresume::rustls::Server::new(common::tlsresume_server_settings(c, pki))
+                    .expect("tlsresume server"),
+            )),
+            Connector::TlsresumeRustls(TlsConnector::from(
+                tlsresume::rustls::Client::new(common::tlsresume_client_settings(c, pki))
+                    .expect("tlsresume client"),
+            )),
+        ),
         (Way::Adapter, BackendKind::Rustls) => (
             Acceptor::Rustls(common::rustls_server_config(c, pki).into()),
             Connector::Rustls(common::rustls_client_config(c, pki).into()),
@@ -203,6 +226,17 @@ impl Acceptor {
                 tls.write_all(b"x").await?;
                 tls.flush().await?;
                 Box::new(tls)
+            }
+            // Boxed: the typed stream lives in this future while it runs, and every way's task
+            // would otherwise be sized for it.
+            Acceptor::TlsresumeRustls(a) => {
+                Box::pin(async move {
+                    let mut tls = a.accept(&common::server_params(), io).await?;
+                    tls.write_all(b"x").await?;
+                    tls.flush().await?;
+                    Res::<Held>::Ok(Box::new(tls))
+                })
+                .await?
             }
             Acceptor::Rustls(a) => {
                 let mut tls = a.accept(io).await?;
@@ -230,6 +264,16 @@ impl Connector {
                 let mut tls = c.connect(&common::client_params(), io).await?;
                 tls.read_exact(&mut byte).await?;
                 (tls.info().resumed, Box::new(tls))
+            }
+            // Boxed, as the acceptor's.
+            Connector::TlsresumeRustls(c) => {
+                Box::pin(async move {
+                    let mut byte = [0u8; 1];
+                    let mut tls = c.connect(&common::client_params(), io).await?;
+                    tls.read_exact(&mut byte).await?;
+                    Res::<(bool, Held)>::Ok((tls.info().resumed, Box::new(tls)))
+                })
+                .await?
             }
             Connector::Rustls(c) => {
                 let name = ServerName::try_from(SERVER_NAME)?;
@@ -909,7 +953,7 @@ fn main() -> ExitCode {
         }
         Some("count") => match &words[1..] {
             [b, t, m, w, n] => match (parse_case(b, t, m), Way::parse(w), n.parse()) {
-                (Some(c), Some(w), Ok(n)) if ways(c.backend).contains(&w) => {
+                (Some(c), Some(w), Ok(n)) if measured(c.backend, w) => {
                     count(c, w, n);
                     Ok(())
                 }
@@ -918,7 +962,7 @@ fn main() -> ExitCode {
             _ => Err(USAGE.into()),
         },
         Some("idle") => match idle_args(&words[1..]) {
-            Some((a, None)) if ways(a.case.backend).contains(&a.way) => {
+            Some((a, None)) if measured(a.case.backend, a.way) => {
                 #[cfg(feature = "dhat-heap")]
                 let _profiler = dhat::Profiler::new_heap();
                 idle(&a)
