@@ -556,6 +556,97 @@ fn key_sources_are_asked_off_the_runtime_on_every_backend() {
     }
 }
 
+/// The tokio server over a Redis key source whose Redis stops answering (every reply held 30 s,
+/// I/O timeout 2 s), on a current-thread runtime, where the server's and the client's tasks
+/// share the one thread: a ticket-key rotation falling due (the next slot's key held, fetched
+/// ahead), and then one whose key could not be fetched, block nothing. Every handshake
+/// finishes in a fraction of the timeout, and sessions keep resuming across the boundary. With
+/// the key fetched inside the ticket callback (or before the handshake on a blocking thread,
+/// which the handshake awaited), the first handshake after the boundary took the timeout.
+#[test]
+fn a_rotation_with_redis_silent_blocks_no_runtime_thread_on_every_backend() {
+    use tlsresume_compare::redis::{RedisServer, SlowLink};
+    use tlsresume_stores::{Kek, RedisConfig, RedisKeySource};
+    let _turn = gnutls_turn();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let link = SlowLink::start(redis.port()).expect("proxy");
+    let pki = Pki::committed().expect("committed test PKI");
+    let io = Duration::from_secs(2);
+    for kind in backends::available() {
+        link.set_delay(Duration::ZERO);
+        let policy = kind.default_ticket_policy();
+        // A slot boundary ahead of the real time (Redis expires keys on its own clock).
+        let period = 21_600;
+        let now = UnixTime::now().as_secs();
+        let clock = ManualClock::new(UnixTime::from_secs(now - now % period + period));
+        let config = RedisConfig::new(link.url())
+            .connect_timeout(Duration::from_millis(200))
+            .io_timeout(io);
+        let source = Arc::new(
+            RedisKeySource::new(config, Kek::from_bytes([0x4b; 32]), &policy).expect("source"),
+        );
+        let mut ss = ServerSettings::new(pki.server.clone());
+        ss.clock = Arc::new(clock.clone());
+        ss.key_source = source;
+        let mut cs = ClientSettings::new(pki.roots.clone());
+        cs.clock = Arc::new(clock.clone());
+        cs.store = Arc::new(MemoryStore::default());
+        let server = backends::server(kind, ss).expect("server");
+        let connector = TlsConnector::new(backends::client(kind, cs).expect("client"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let failures = Arc::new(AtomicUsize::new(0));
+        let (slowest, resumed) = rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let peer = listener.local_addr().expect("addr");
+            tokio::spawn(serve(listener, TlsAcceptor::new(server), failures.clone()));
+            for step in 0..2 {
+                client_once(&connector, peer, NAME)
+                    .await
+                    .unwrap_or_else(|e| panic!("{kind}: connection {step}: {e}"));
+            }
+            link.set_delay(Duration::from_secs(30));
+            let mut slowest = Duration::ZERO;
+            let mut resumed = Vec::new();
+            for _ in 0..2 {
+                clock.advance(policy.rotation() + Duration::from_secs(1));
+                for step in 0..4 {
+                    let started = Instant::now();
+                    let (again, _) = client_once(&connector, peer, NAME)
+                        .await
+                        .unwrap_or_else(|e| panic!("{kind}: connection {step}: {e}"));
+                    slowest = slowest.max(started.elapsed());
+                    resumed.push(again);
+                }
+            }
+            (slowest, resumed)
+        });
+        eprintln!("{kind}: Redis silent across two rotations: slowest handshake {slowest:?} (I/O timeout {io:?}); resumed {resumed:?}");
+        assert_eq!(
+            failures.load(Ordering::SeqCst),
+            0,
+            "{kind}: server failures"
+        );
+        assert!(
+            slowest < io / 2,
+            "{kind}: a handshake took {slowest:?} with Redis silent: something waited for it"
+        );
+        // A session older than the ticket lifetime (GnuTLS rotates every 6 h, its tickets
+        // live 2 h) is not resumed: the first connection after each step then makes a new one.
+        let stale = policy.rotation() >= policy.lifetime();
+        for (i, again) in resumed.iter().enumerate() {
+            assert!(
+                *again || (stale && i % 4 == 0),
+                "{kind}: connection {i} across the rotations resumed: {resumed:?}"
+            );
+        }
+    }
+}
+
 /// The async API by type: `TlsConnector::from(Client)` / `TlsAcceptor::from(Server)` of one
 /// backend, whose streams are that backend's (`connection()` gives its `Stream` and its escape
 /// hatch), nothing erased; the second connection resumes; `into_inner` gives the socket back,
