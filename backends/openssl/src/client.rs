@@ -15,6 +15,7 @@ use tlsresume_core::contract::ClientHandshake;
 use tlsresume_core::dane::DanePlan;
 use tlsresume_core::{ClientSettings, Error, NoOffer, OcspMode};
 
+use crate::certs::PeerChains;
 use crate::client_conn::{client_conn, client_index, ClientConn, ClientState, Roots};
 use crate::config;
 use crate::error;
@@ -31,6 +32,7 @@ pub struct Client {
     pub(crate) settings: Arc<ClientSettings>,
     roots: Arc<Roots>,
     sessions: Arc<DecodedSessions>,
+    chains: Arc<PeerChains>,
     alpn: Vec<u8>,
 }
 
@@ -58,7 +60,9 @@ impl Client {
             config::set_ciphers(&mut ctx, list, versions)?;
         }
         match &settings.identity {
-            Some(identity) => config::load_identity(&mut ctx, identity)?,
+            Some(identity) => {
+                config::load_identity(&mut ctx, identity)?;
+            }
             None => ffi::set_client_cert_cb(&mut ctx, crate::callbacks::raw_client_cert),
         }
         let (store, certs) = config::roots(&settings.roots)?;
@@ -90,6 +94,7 @@ impl Client {
             settings: Arc::new(settings),
             roots: Arc::new(Roots { store, certs }),
             sessions: Arc::default(),
+            chains: Arc::default(),
             alpn,
         })
     }
@@ -146,6 +151,7 @@ impl Client {
             settings: Arc::clone(&settings),
             roots: Arc::clone(&self.roots),
             sessions: Arc::clone(&self.sessions),
+            chains: Arc::clone(&self.chains),
             state: Mutex::new(ClientState {
                 handshake,
                 offered_ticket,

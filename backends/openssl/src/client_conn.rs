@@ -19,6 +19,7 @@ use tlsresume_core::{
     ClientSettings, Error, OcspStatus, ProtocolVersion, Verification, VerifyMode,
 };
 
+use crate::certs::PeerChains;
 use crate::config::protocol_of;
 use crate::ffi;
 use crate::sessions::DecodedSessions;
@@ -49,6 +50,8 @@ pub(crate) struct ClientConn {
     pub(crate) settings: Arc<ClientSettings>,
     pub(crate) roots: Arc<Roots>,
     pub(crate) sessions: Arc<DecodedSessions>,
+    /// The peer chains this client was sent lately (reported without encoding them again).
+    pub(crate) chains: Arc<PeerChains>,
     pub(crate) state: Mutex<ClientState>,
     /// TLSA records decide (verify by DANE, or not at all): the verify callback records
     /// nothing and fails nothing; the handshake decides after it.

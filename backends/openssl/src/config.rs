@@ -150,8 +150,11 @@ fn private_key(identity: &Identity) -> Result<PKey<Private>, Error> {
 }
 
 /// Loads the certificate chain and key; a key that does not match the certificate is an
-/// [`Error::Config`].
-pub(crate) fn load_identity(ctx: &mut SslContextBuilder, identity: &Identity) -> Result<(), Error> {
+/// [`Error::Config`]. Gives back the leaf, the object the context holds.
+pub(crate) fn load_identity(
+    ctx: &mut SslContextBuilder,
+    identity: &Identity,
+) -> Result<X509, Error> {
     let mut chain = identity.chain().iter().enumerate().map(|(i, der)| {
         X509::from_der(der).map_err(|e| {
             Error::Config(format!(
@@ -177,7 +180,8 @@ pub(crate) fn load_identity(ctx: &mut SslContextBuilder, identity: &Identity) ->
         Error::Config(format!(
             "the private key does not match the certificate ({e})"
         ))
-    })
+    })?;
+    Ok(leaf)
 }
 
 /// Asks clients for certificates that chain to `roots` (checked against a store of their own,

@@ -151,6 +151,11 @@ extern "C" {
         mcert: *mut *mut X509,
         mspki: *mut *mut EVP_PKEY,
     ) -> c_int;
+    /// X509_ALGOR_cmp(3).
+    fn X509_ALGOR_cmp(
+        a: *const openssl_sys::X509_ALGOR,
+        b: *const openssl_sys::X509_ALGOR,
+    ) -> c_int;
     /// SSL_get0_dane_tlsa(3).
     fn SSL_get0_dane_tlsa(
         ssl: *mut SSL,
@@ -639,4 +644,30 @@ pub(crate) fn ctx_add1_chain_cert(
         )
     };
     cvt(c_int::try_from(r).unwrap_or(0)).map(|_| ())
+}
+
+/// Whether two parsed certificates have the same DER, byte for byte, without encoding either:
+/// the same object, or `X509_cmp(3)` equal (the SHA-1 of the whole certificate, cached when
+/// libssl checked it, and the received encoding of the `tbsCertificate`) with the same
+/// signature algorithm (`X509_ALGOR_cmp(3)`) and signature bits: the three parts of the
+/// certificate's `SEQUENCE`.
+pub(crate) fn same_certificate(a: &openssl::x509::X509Ref, b: &openssl::x509::X509Ref) -> bool {
+    if a.as_ptr() == b.as_ptr() {
+        return true;
+    }
+    if a != b {
+        return false;
+    }
+    let (sig_a, sig_b) = (a.signature(), b.signature());
+    if sig_a.as_slice() != sig_b.as_slice() {
+        return false;
+    }
+    // SAFETY: both algorithms are borrowed from live certificates for the call; X509_ALGOR_cmp
+    // only reads them.
+    unsafe {
+        X509_ALGOR_cmp(
+            a.signature_algorithm().as_ptr(),
+            b.signature_algorithm().as_ptr(),
+        ) == 0
+    }
 }

@@ -1,11 +1,13 @@
 //! [`SessionInfo`] from OpenSSL, and the [`Stream`] that reports it.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openssl::ssl::{NameType, SslRef, SslStream};
+use foreign_types::ForeignTypeRef;
+use openssl::ssl::{NameType, SslCipherRef, SslRef, SslStream};
 use tlsresume_core::info::exim_cipher_string;
 use tlsresume_core::{CipherNames, ProtocolVersion, SessionInfo, Side};
 
@@ -16,35 +18,40 @@ use crate::tickets::ServerConn;
 
 /// The cipher under its three names: OpenSSL's (`ECDHE-RSA-AES256-GCM-SHA384`), IANA's
 /// (`TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`), and Exim's `<version>:<name>:<bits>`.
+/// OpenSSL's names are its own static strings: borrowed, not copied. Exim's is made once per
+/// suite and version (libssl's ciphers are static objects: found by address) and kept for the
+/// life of the process, so no handshake formats or copies a name.
 fn cipher_names(ssl: &SslRef, protocol: ProtocolVersion) -> CipherNames {
-    match ssl.current_cipher() {
-        Some(c) => {
-            let bits = u32::try_from(c.bits().secret).unwrap_or(0);
-            // OpenSSL's names are its own static strings: borrowed, not copied.
-            CipherNames {
-                native: c.name().into(),
-                exim: exim_cipher_string(protocol, c.name(), bits).into(),
-                iana: c.standard_name().unwrap_or_default().into(),
-                bits,
-            }
-        }
-        None => CipherNames::default(),
+    let Some(c) = ssl.current_cipher() else {
+        return CipherNames::default();
+    };
+    let bits = u32::try_from(c.bits().secret).unwrap_or(0);
+    CipherNames {
+        native: c.name().into(),
+        exim: exim_name(c, protocol, bits),
+        iana: c.standard_name().unwrap_or_default().into(),
+        bits,
     }
 }
 
-/// The peer's chain, leaf first, DER. On a server OpenSSL's chain leaves out the client's own
-/// certificate (`SSL_get_peer_cert_chain(3)`): it is put first.
-fn peer_chain(ssl: &SslRef) -> Vec<Vec<u8>> {
-    let mut certs: Vec<Vec<u8>> = ssl
-        .peer_cert_chain()
-        .map(|chain| chain.iter().filter_map(|c| c.to_der().ok()).collect())
-        .unwrap_or_default();
-    if let Some(leaf) = ssl.peer_certificate().and_then(|c| c.to_der().ok()) {
-        if certs.first() != Some(&leaf) {
-            certs.insert(0, leaf);
-        }
+/// Exim's name of a suite under a version, made once: a bounded set (every suite of both
+/// versions is ~60 in OpenSSL 3); past the bound, made for the call.
+fn exim_name(c: &SslCipherRef, protocol: ProtocolVersion, bits: u32) -> Cow<'static, str> {
+    const KEEP: usize = 128;
+    type Kept = Vec<(usize, ProtocolVersion, &'static str)>;
+    static KEPT: Mutex<Kept> = Mutex::new(Vec::new());
+    let at = c.as_ptr() as usize;
+    let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, _, name)) = kept.iter().find(|(a, p, _)| *a == at && *p == protocol) {
+        return Cow::Borrowed(name);
     }
-    certs
+    let name = exim_cipher_string(protocol, c.name(), bits);
+    if kept.len() == KEEP {
+        return Cow::Owned(name);
+    }
+    let name: &'static str = Box::leak(name.into_boxed_str());
+    kept.push((at, protocol, name));
+    Cow::Borrowed(name)
 }
 
 /// Which side a stream is, with its shared state.
@@ -158,20 +165,20 @@ fn session_info(ssl: &SslRef, conn: &Conn) -> SessionInfo {
     info.cipher = cipher_names(ssl, protocol);
     info.sni = ssl.servername(NameType::HOST_NAME).map(str::to_owned);
     info.alpn = ssl.selected_alpn_protocol().map(<[u8]>::to_vec);
-    info.peer_certificates = peer_chain(ssl).into();
     match conn {
         Conn::Server(conn) => {
+            info.peer_certificates = crate::certs::peer_chain(ssl);
             let resumed = ssl.session_reused();
             let sent = sent_lifetime_hint(ssl, protocol, resumed);
             // The certificate OpenSSL chose for this handshake (SSL_get_certificate).
             if !resumed {
-                info.local_certificate = ssl
-                    .certificate()
-                    .and_then(|c| c.to_der().ok())
-                    .map(|der| tlsresume_core::info::share_certificate(&der));
+                info.local_certificate = ssl.certificate().and_then(|c| conn.leaves.der_of(c));
             }
             conn.state().handshake.report(info, Some(sent))
         }
-        Conn::Client(conn) => conn.state().handshake.report(info),
+        Conn::Client(conn) => {
+            info.peer_certificates = conn.chains.chain_of(ssl);
+            conn.state().handshake.report(info)
+        }
     }
 }

@@ -70,6 +70,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod callbacks;
+mod certs;
 mod client;
 mod client_conn;
 mod config;

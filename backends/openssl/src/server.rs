@@ -18,6 +18,7 @@ use tlsresume_core::keys::key_ring::KeyRing;
 use tlsresume_core::{ClientAuth, Error, Identity, ServerSettings, Verification};
 
 use crate::callbacks;
+use crate::certs::LocalLeaves;
 use crate::config;
 use crate::error;
 use crate::ffi;
@@ -34,6 +35,8 @@ pub struct Server {
     pub(crate) ring: Arc<KeyRing>,
     /// With several certificates, the leaf the OCSP staple is for (the first identity's).
     staple_leaf: Option<Arc<Vec<u8>>>,
+    /// Every context's leaves, to report the one sent without encoding it.
+    leaves: Arc<LocalLeaves>,
 }
 
 impl fmt::Debug for Server {
@@ -56,10 +59,13 @@ impl Server {
         let table = Arc::new(settings.identity_table()?);
         // One context per set of identities a client's name can select; the connection starts
         // on the default set's and the client hello callback switches it.
+        let mut leaves = LocalLeaves::default();
         let others = (1..table.sets().len())
-            .map(|set| Ok(context(&settings, table.set(set).map(|e| e.identity()))?.build()))
+            .map(|set| {
+                Ok(context(&settings, table.set(set).map(|e| e.identity()), &mut leaves)?.build())
+            })
             .collect::<Result<Vec<_>, Error>>()?;
-        let mut ctx = context(&settings, table.set(0).map(|e| e.identity()))?;
+        let mut ctx = context(&settings, table.set(0).map(|e| e.identity()), &mut leaves)?;
         let choice = Arc::clone(&table);
         ctx.set_client_hello_callback(move |ssl, _alert| {
             // AssertUnwindSafe: reads the immutable table and contexts, writes the connection
@@ -76,6 +82,7 @@ impl Server {
             settings: Arc::new(settings),
             ring,
             staple_leaf,
+            leaves: Arc::new(leaves),
         })
     }
 
@@ -94,6 +101,7 @@ impl Server {
             may_issue: start.may_issue,
             ocsp_response: self.settings.ocsp_response.clone().map(Arc::new),
             staple_leaf: self.staple_leaf.clone(),
+            leaves: Arc::clone(&self.leaves),
             state: Mutex::new(ServerState {
                 handshake: ServerHandshake::new(BACKEND, start),
             }),
@@ -132,12 +140,16 @@ impl Server {
 fn context<'a>(
     settings: &ServerSettings,
     identities: impl Iterator<Item = &'a Identity>,
+    leaves: &mut LocalLeaves,
 ) -> Result<SslContextBuilder, Error> {
     let policy = settings.ticket_policy_for(BACKEND);
     let mut ctx = SslContext::builder(SslMethod::tls_server())
         .map_err(|e| error::config("SSL context", e))?;
     for identity in identities {
-        config::load_identity(&mut ctx, identity)?;
+        let leaf = config::load_identity(&mut ctx, identity)?;
+        if let Some(der) = identity.chain().first() {
+            leaves.add(leaf, der);
+        }
     }
     let versions = settings.versions_in_force()?;
     config::set_versions(&mut ctx, versions)?;
@@ -188,6 +200,10 @@ fn client_hello(
     let name = ffi::client_hello_ext(ssl, 0).and_then(|body| host_name_from_extension(&body));
     if let Some(conn) = server_conn(ssl) {
         conn.state().handshake.server_name_seen(name.as_deref());
+    }
+    // With one set of identities there is nothing to switch to.
+    if others.is_empty() {
+        return Ok(ClientHelloResponse::SUCCESS);
     }
     let set = table.select(name.as_deref());
     if let Some(ctx) = set.checked_sub(1).and_then(|i| others.get(i)) {

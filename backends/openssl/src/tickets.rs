@@ -17,6 +17,7 @@ use tlsresume_core::keys::key_ring::{KeyRing, TicketLifecycle};
 use tlsresume_core::keys::{KeyName, TicketKey};
 use tlsresume_core::{ProtocolVersion, RejectReason, SharedClock, UnixTime};
 
+use crate::certs::LocalLeaves;
 use crate::ffi::ticket_return;
 
 /// What the server side of one connection has seen, shared with the callbacks: the core's
@@ -36,6 +37,8 @@ pub(crate) struct ServerConn {
     pub(crate) ocsp_response: Option<Arc<Vec<u8>>>,
     /// With several certificates, the leaf the staple is for.
     pub(crate) staple_leaf: Option<Arc<Vec<u8>>>,
+    /// The server's own leaves, with their DER (reported without encoding them again).
+    pub(crate) leaves: Arc<LocalLeaves>,
     pub(crate) state: Mutex<ServerState>,
 }
 
