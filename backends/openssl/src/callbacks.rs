@@ -14,7 +14,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use libc::{c_int, c_uchar, c_void, size_t};
-use openssl_sys::{EVP_CIPHER_CTX, EVP_MAC_CTX, SSL, SSL_SESSION};
+use openssl_sys::{EVP_CIPHER_CTX, EVP_MAC_CTX, SSL, SSL_SESSION, X509_STORE_CTX};
 
 use crate::client_conn::client_conn;
 use crate::config::protocol_of;
@@ -41,6 +41,31 @@ pub(crate) extern "C" fn raw_client_cert(
         }
     }));
     0
+}
+
+/// The client's verify callback (SSL_CTX_set_verify(3)), set once on the context: OpenSSL calls
+/// it for each certificate of the server's chain; the connection's state records what it sees
+/// and decides ([`crate::client_conn::ClientConn::verify`]). The connection is found through
+/// the store context's SSL and this backend's own ex_data slot: no lock. (The `openssl` crate's
+/// per-connection `set_verify_callback` boxes a closure for every connection and finds it, on
+/// every certificate, through a process-wide mutex that every thread's handshakes share.)
+/// Anything missing, or a panic, fails verification.
+pub(crate) extern "C" fn raw_client_verify(
+    preverify_ok: c_int,
+    x509_ctx: *mut X509_STORE_CTX,
+) -> c_int {
+    // AssertUnwindSafe: as in `raw_ticket_key_evp_cb`.
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: libssl passes the live store context of the verification it is running.
+        let Some(ssl) = (unsafe { ffi::store_ctx_ssl(x509_ctx) }) else {
+            return 0;
+        };
+        match client_conn(ssl) {
+            Some(conn) => c_int::from(conn.verify(preverify_ok == 1)),
+            None => 0,
+        }
+    }))
+    .unwrap_or(0)
 }
 
 /// The ticket key callback (SSL_CTX_set_tlsext_ticket_key_evp_cb(3)).

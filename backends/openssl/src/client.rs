@@ -7,7 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 use openssl::ssl::{
-    Ssl, SslContext, SslMethod, SslRef, SslSession, SslSessionCacheMode, SslVerifyMode, StatusType,
+    Ssl, SslContext, SslMethod, SslRef, SslSession, SslSessionCacheMode, StatusType,
 };
 use std::io::{Read, Write};
 
@@ -70,6 +70,8 @@ impl Client {
         let (ctx_store, _) = config::roots(&settings.roots)?;
         ctx.set_cert_store(ctx_store);
         ctx.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL);
+        // Every connection verifies the server; the connection's state records and decides.
+        ffi::set_verify_peer_cb(&mut ctx, crate::callbacks::raw_client_verify);
         ffi::ctx_dane_enable(&mut ctx).map_err(|e| error::config("DANE", e))?;
         ctx.set_new_session_callback(|ssl: &mut SslRef, session: SslSession| {
             // AssertUnwindSafe: the connection state is plain data behind a mutex whose
@@ -197,11 +199,6 @@ impl Client {
                 }
             }
         }
-        let verifier = Arc::clone(&conn);
-        ssl.set_verify_callback(SslVerifyMode::PEER, move |ok, _ctx| {
-            // AssertUnwindSafe: as for the context callbacks; a panic fails verification.
-            catch_unwind(AssertUnwindSafe(|| verifier.verify(ok))).unwrap_or(false)
-        });
         if settings.ocsp != OcspMode::Off {
             ssl.set_status_type(StatusType::OCSP)
                 .map_err(|e| error::stack("OCSP status request", e))?;

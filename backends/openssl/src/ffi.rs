@@ -671,3 +671,43 @@ pub(crate) fn same_certificate(a: &openssl::x509::X509Ref, b: &openssl::x509::X5
         ) == 0
     }
 }
+
+/// The client verify callback type of `SSL_CTX_set_verify(3)`.
+pub(crate) type VerifyCb =
+    extern "C" fn(preverify_ok: c_int, x509_ctx: *mut openssl_sys::X509_STORE_CTX) -> c_int;
+
+/// `SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, cb)`: every connection of the context checks the
+/// peer's certificate and calls `cb` (the backend's `callbacks::raw_client_verify`) for each
+/// certificate of its chain.
+pub(crate) fn set_verify_peer_cb(ctx: &mut SslContextBuilder, cb: VerifyCb) {
+    // SAFETY: valid SSL_CTX owned by the builder; the callback has the exact signature libssl
+    // declares and needs no argument.
+    unsafe { openssl_sys::SSL_CTX_set_verify(ctx.as_ptr(), openssl_sys::SSL_VERIFY_PEER, Some(cb)) }
+}
+
+/// The connection a certificate verification runs for: the SSL libssl put in the store
+/// context's ex_data (`SSL_get_ex_data_X509_STORE_CTX_idx(3)`).
+///
+/// # Safety
+///
+/// `x509_ctx` must be NULL or the store context libssl passed to a verify callback; the SSL
+/// returned lives as long as that verification.
+pub(crate) unsafe fn store_ctx_ssl<'a>(
+    x509_ctx: *mut openssl_sys::X509_STORE_CTX,
+) -> Option<&'a mut SslRef> {
+    if x509_ctx.is_null() {
+        return None;
+    }
+    // SAFETY: a plain query of libssl's index (created once, under its own run-once).
+    let index = unsafe { openssl_sys::SSL_get_ex_data_X509_STORE_CTX_idx() };
+    if index < 0 {
+        return None;
+    }
+    // SAFETY: `x509_ctx` is live (caller); the slot holds the SSL or NULL.
+    let ssl = unsafe { openssl_sys::X509_STORE_CTX_get_ex_data(x509_ctx, index) }.cast::<SSL>();
+    if ssl.is_null() {
+        return None;
+    }
+    // SAFETY: a live SSL for the length of the verification (caller).
+    Some(unsafe { ssl_ref(ssl) })
+}

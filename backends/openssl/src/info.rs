@@ -1,13 +1,11 @@
 //! [`SessionInfo`] from OpenSSL, and the [`Stream`] that reports it.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use foreign_types::ForeignTypeRef;
-use openssl::ssl::{NameType, SslCipherRef, SslRef, SslStream};
+use openssl::ssl::{NameType, SslRef, SslStream};
 use tlsresume_core::info::exim_cipher_string;
 use tlsresume_core::{CipherNames, ProtocolVersion, SessionInfo, Side};
 
@@ -18,40 +16,20 @@ use crate::tickets::ServerConn;
 
 /// The cipher under its three names: OpenSSL's (`ECDHE-RSA-AES256-GCM-SHA384`), IANA's
 /// (`TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`), and Exim's `<version>:<name>:<bits>`.
-/// OpenSSL's names are its own static strings: borrowed, not copied. Exim's is made once per
-/// suite and version (libssl's ciphers are static objects: found by address) and kept for the
-/// life of the process, so no handshake formats or copies a name.
 fn cipher_names(ssl: &SslRef, protocol: ProtocolVersion) -> CipherNames {
-    let Some(c) = ssl.current_cipher() else {
-        return CipherNames::default();
-    };
-    let bits = u32::try_from(c.bits().secret).unwrap_or(0);
-    CipherNames {
-        native: c.name().into(),
-        exim: exim_name(c, protocol, bits),
-        iana: c.standard_name().unwrap_or_default().into(),
-        bits,
+    match ssl.current_cipher() {
+        Some(c) => {
+            let bits = u32::try_from(c.bits().secret).unwrap_or(0);
+            // OpenSSL's names are its own static strings: borrowed, not copied.
+            CipherNames {
+                native: c.name().into(),
+                exim: exim_cipher_string(protocol, c.name(), bits).into(),
+                iana: c.standard_name().unwrap_or_default().into(),
+                bits,
+            }
+        }
+        None => CipherNames::default(),
     }
-}
-
-/// Exim's name of a suite under a version, made once: a bounded set (every suite of both
-/// versions is ~60 in OpenSSL 3); past the bound, made for the call.
-fn exim_name(c: &SslCipherRef, protocol: ProtocolVersion, bits: u32) -> Cow<'static, str> {
-    const KEEP: usize = 128;
-    type Kept = Vec<(usize, ProtocolVersion, &'static str)>;
-    static KEPT: Mutex<Kept> = Mutex::new(Vec::new());
-    let at = c.as_ptr() as usize;
-    let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, _, name)) = kept.iter().find(|(a, p, _)| *a == at && *p == protocol) {
-        return Cow::Borrowed(name);
-    }
-    let name = exim_cipher_string(protocol, c.name(), bits);
-    if kept.len() == KEEP {
-        return Cow::Owned(name);
-    }
-    let name: &'static str = Box::leak(name.into_boxed_str());
-    kept.push((at, protocol, name));
-    Cow::Borrowed(name)
 }
 
 /// Which side a stream is, with its shared state.
