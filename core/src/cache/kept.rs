@@ -2,22 +2,25 @@
 //! stored session it wrote or opened last under that key (the OpenSSL client's decoded
 //! session, the GnuTLS client's checked seal), so that a resumption from the same stored
 //! bytes skips work it did already. Bounded: one value per cache key, at most a capacity.
+//! Keyed by something other than a cache key where that is what names the work saved (the
+//! session key's entry tags it made or checked).
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
 
 use super::CacheKey;
 
 /// Values kept per cache key, at most `capacity` of them; past it, one is dropped for each new
 /// key (any one: a value not kept costs the work it saves once). Shared by the connections of
-/// one client.
-pub struct KeptPerKey<T> {
-    slots: Mutex<HashMap<CacheKey, T>>,
+/// one client. `K`: what names a value (a cache key unless said otherwise).
+pub struct KeptPerKey<T, K = CacheKey> {
+    slots: Mutex<HashMap<K, T>>,
     capacity: usize,
 }
 
-impl<T> fmt::Debug for KeptPerKey<T> {
+impl<T, K: Hash + Eq + Copy> fmt::Debug for KeptPerKey<T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeptPerKey")
             .field("kept", &self.len())
@@ -26,7 +29,7 @@ impl<T> fmt::Debug for KeptPerKey<T> {
     }
 }
 
-impl<T> KeptPerKey<T> {
+impl<T, K: Hash + Eq + Copy> KeptPerKey<T, K> {
     /// Nothing kept yet; at most `capacity` values (at least one).
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -35,18 +38,18 @@ impl<T> KeptPerKey<T> {
         }
     }
 
-    fn slots(&self) -> MutexGuard<'_, HashMap<CacheKey, T>> {
+    fn slots(&self) -> MutexGuard<'_, HashMap<K, T>> {
         // The map is consistent after any panic (every change is one insert or remove).
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// `f` of the value kept under `key`, if any (called with the map locked: keep it short).
-    pub fn with<R>(&self, key: &CacheKey, f: impl FnOnce(&T) -> Option<R>) -> Option<R> {
+    pub fn with<R>(&self, key: &K, f: impl FnOnce(&T) -> Option<R>) -> Option<R> {
         self.slots().get(key).and_then(f)
     }
 
     /// Keeps `value` under `key`, replacing what was kept there.
-    pub fn keep(&self, key: &CacheKey, value: T) {
+    pub fn keep(&self, key: &K, value: T) {
         let mut slots = self.slots();
         if slots.len() >= self.capacity && !slots.contains_key(key) {
             if let Some(other) = slots.keys().next().copied() {
@@ -57,7 +60,7 @@ impl<T> KeptPerKey<T> {
     }
 
     /// Drops what is kept under `key`.
-    pub fn forget(&self, key: &CacheKey) {
+    pub fn forget(&self, key: &K) {
         self.slots().remove(key);
     }
 

@@ -18,7 +18,6 @@
 //! these.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::store::{SessionStore, StoreError};
@@ -378,23 +377,6 @@ impl ServerContract for ServerSettings {
             peer: params.peer,
             client_auth: self.client_auth_for(params.peer.ip(), params.peer_name.as_deref()),
             carry_verification: self.resumption.known_issues().carry_verification,
-        }
-    }
-}
-
-/// The settings one client connection runs with: `settings` itself, or a copy with `store` in
-/// place of the session store (the async layer's [`DeferredStore`](crate::cache::deferred::DeferredStore)).
-/// Every decision is then taken by the same code over the connection's store.
-pub fn connection_settings(
-    settings: &Arc<ClientSettings>,
-    store: Option<Arc<dyn SessionStore>>,
-) -> Arc<ClientSettings> {
-    match store {
-        None => Arc::clone(settings),
-        Some(store) => {
-            let mut own = ClientSettings::clone(settings);
-            own.store = store;
-            Arc::new(own)
         }
     }
 }
