@@ -11,7 +11,7 @@
 //!
 //! Ways: `blocking` (tlsresume's blocking API), `raw` (the library driven directly, blocking),
 //! `async` (`tlsresume::tokio`'s `TlsAcceptor`/`TlsConnector` over a backend chosen at run
-//! time), `typed` (the same over the backend's own type, rustls only: nothing erased),
+//! time), `typed` (the same over the backend's own type, rustls and OpenSSL: nothing erased),
 //! `adapter` (tokio-rustls, or tokio-openssl; none for GnuTLS). ECDSA certificate throughout.
 //!
 //! - **paired**: handshakes per second on one runtime thread (a current-thread runtime) and on
@@ -133,9 +133,9 @@ fn ways(backend: BackendKind) -> &'static [Way] {
     }
 }
 
-/// Whether `way` can be measured on `backend`: its ways, and `typed` on rustls.
+/// Whether `way` can be measured on `backend`: its ways, and `typed` on rustls and OpenSSL.
 fn measured(backend: BackendKind, way: Way) -> bool {
-    ways(backend).contains(&way) || (way == Way::Typed && backend == BackendKind::Rustls)
+    ways(backend).contains(&way) || (way == Way::Typed && backend != BackendKind::Gnutls)
 }
 
 fn case(backend: BackendKind, tls: ProtocolVersion, mode: Mode) -> Case {
@@ -167,6 +167,7 @@ type Held = Box<dyn AsyncRead + Send + Unpin>;
 enum Acceptor {
     Tlsresume(TlsAcceptor),
     TlsresumeRustls(TlsAcceptor<tlsresume::rustls::Server>),
+    TlsresumeOpenssl(TlsAcceptor<tlsresume::openssl::Server>),
     Rustls(tokio_rustls::TlsAcceptor),
     Openssl(SslContext),
 }
@@ -175,6 +176,7 @@ enum Acceptor {
 enum Connector {
     Tlsresume(TlsConnector),
     TlsresumeRustls(TlsConnector<tlsresume::rustls::Client>),
+    TlsresumeOpenssl(TlsConnector<tlsresume::openssl::Client>),
     Rustls(tokio_rustls::TlsConnector),
     Openssl(SslContext, common::SavedSession),
 }
@@ -191,6 +193,16 @@ fn async_ends(c: Case, way: Way, pki: &Pki) -> (Arc<Acceptor>, Arc<Connector>) {
                 Connector::Tlsresume(TlsConnector::new(client)),
             )
         }
+        (Way::Typed, BackendKind::Openssl) => (
+            Acceptor::TlsresumeOpenssl(TlsAcceptor::from(
+                tlsresume::openssl::Server::new(common::tlsresume_server_settings(c, pki))
+                    .expect("tlsresume server"),
+            )),
+            Connector::TlsresumeOpenssl(TlsConnector::from(
+                tlsresume::openssl::Client::new(common::tlsresume_client_settings(c, pki))
+                    .expect("tlsresume client"),
+            )),
+        ),
         (Way::Typed, BackendKind::Rustls) => (
             Acceptor::TlsresumeRustls(TlsAcceptor::from(
                 tlsresume::rustls::Server::new(common::tlsresume_server_settings(c, pki))
@@ -238,6 +250,15 @@ impl Acceptor {
                 })
                 .await?
             }
+            Acceptor::TlsresumeOpenssl(a) => {
+                Box::pin(async move {
+                    let mut tls = a.accept(&common::server_params(), io).await?;
+                    tls.write_all(b"x").await?;
+                    tls.flush().await?;
+                    Res::<Held>::Ok(Box::new(tls))
+                })
+                .await?
+            }
             Acceptor::Rustls(a) => {
                 let mut tls = a.accept(io).await?;
                 tls.write_all(b"x").await?;
@@ -267,6 +288,15 @@ impl Connector {
             }
             // Boxed, as the acceptor's.
             Connector::TlsresumeRustls(c) => {
+                Box::pin(async move {
+                    let mut byte = [0u8; 1];
+                    let mut tls = c.connect(&common::client_params(), io).await?;
+                    tls.read_exact(&mut byte).await?;
+                    Res::<(bool, Held)>::Ok((tls.info().resumed, Box::new(tls)))
+                })
+                .await?
+            }
+            Connector::TlsresumeOpenssl(c) => {
                 Box::pin(async move {
                     let mut byte = [0u8; 1];
                     let mut tls = c.connect(&common::client_params(), io).await?;
