@@ -1,24 +1,32 @@
-//! The `extern "C"` trampolines libssl calls for the server's tickets and the client's
-//! certificate request.
+//! The `extern "C"` callbacks libssl calls during a handshake: the server's tickets, OCSP
+//! staple and client certificate check; the client's certificate request, server check, OCSP
+//! status and new sessions.
 //!
 //! Each body runs inside `catch_unwind`: a panic never crosses into C; it becomes the return
 //! value that fails the handshake cleanly (`-1` from the key callback, `0` from the generate
 //! callback, `SSL_TICKET_RETURN_ABORT` from the decrypt callback). The state comes from the
 //! SSL's ex_data ([`crate::tickets::server_conn`]); an SSL without it is refused the same way.
 //!
-//! The other callbacks (verification, OCSP status, new session, ALPN) go through the `openssl`
-//! crate's safe setters; their closures catch panics themselves.
+//! Each is one plain function set once on the context (or, for the server's client
+//! certificate check, on the connection) that finds the connection through this backend's own
+//! ex_data slot: nothing is boxed per connection and no process-wide lock is taken, as the
+//! `openssl` crate's closure setters do (its ex_data index map behind a mutex). The client
+//! hello and ALPN callbacks still go through the `openssl` crate's safe setters; their
+//! closures catch panics themselves.
 
 #![allow(unsafe_code)]
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use foreign_types::ForeignTypeRef;
 use libc::{c_int, c_uchar, c_void, size_t};
+use openssl::ssl::SslSessionRef;
 use openssl_sys::{EVP_CIPHER_CTX, EVP_MAC_CTX, SSL, SSL_SESSION, X509_STORE_CTX};
 
 use crate::client_conn::client_conn;
 use crate::config::protocol_of;
-use crate::ffi::{self, ticket_return, ticket_status};
+use crate::ffi::{self, ticket_return, ticket_status, tlsext_err};
+use crate::server::{staple, verify_client};
 use crate::tickets::server_conn;
 
 /// The client certificate callback (SSL_CTX_set_client_cert_cb(3)): OpenSSL calls it when the
@@ -62,6 +70,89 @@ pub(crate) extern "C" fn raw_client_verify(
         };
         match client_conn(ssl) {
             Some(conn) => c_int::from(conn.verify(preverify_ok == 1)),
+            None => 0,
+        }
+    }))
+    .unwrap_or(0)
+}
+
+/// The client's new-session callback (SSL_CTX_sess_set_new_cb(3)): the connection's state
+/// stores the session as its policy says ([`crate::client_conn::ClientConn::save`]). Returns
+/// 0: libssl keeps its reference (what is kept is the backend's own copy). A panic stores
+/// nothing.
+pub(crate) extern "C" fn raw_new_session(ssl: *mut SSL, session: *mut SSL_SESSION) -> c_int {
+    // AssertUnwindSafe: as in `raw_ticket_key_evp_cb`.
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if ssl.is_null() || session.is_null() {
+            return;
+        }
+        // SAFETY: libssl passes the live SSL of the handshake it is running.
+        let ssl_ref = unsafe { ffi::ssl_ref(ssl) };
+        // SAFETY: libssl passes a live session it holds a reference to for this call.
+        let session_ref = unsafe { SslSessionRef::from_ptr(session) };
+        if let Some(conn) = client_conn(ssl_ref) {
+            conn.save(ssl_ref, session_ref);
+        }
+    }));
+    0
+}
+
+/// The client's OCSP status callback (SSL_CTX_set_tlsext_status_cb(3)): the connection's
+/// state records the server's status and decides ([`crate::client_conn::ClientConn::status`]).
+/// Returns 1 to go on, 0 to fail the handshake; anything missing, or a panic, fails it.
+pub(crate) extern "C" fn raw_client_status(ssl: *mut SSL, _arg: *mut c_void) -> c_int {
+    // AssertUnwindSafe: as in `raw_ticket_key_evp_cb`.
+    catch_unwind(AssertUnwindSafe(|| {
+        if ssl.is_null() {
+            return 0;
+        }
+        // SAFETY: libssl passes the live SSL of the handshake it is running.
+        let ssl_ref = unsafe { ffi::ssl_ref(ssl) };
+        c_int::from(client_conn(ssl_ref).is_some_and(|conn| conn.status(ssl_ref)))
+    }))
+    .unwrap_or(0)
+}
+
+/// The server's OCSP status callback (SSL_CTX_set_tlsext_status_cb(3)): staples the
+/// configured response ([`crate::server::staple`]). A staple set is `SSL_TLSEXT_ERR_OK`, none
+/// (or a panic) `SSL_TLSEXT_ERR_NOACK`; an error setting it, its errors put back on libssl's
+/// stack, fails the handshake.
+pub(crate) extern "C" fn raw_server_status(ssl: *mut SSL, _arg: *mut c_void) -> c_int {
+    // AssertUnwindSafe: as in `raw_ticket_key_evp_cb`.
+    catch_unwind(AssertUnwindSafe(|| {
+        if ssl.is_null() {
+            return tlsext_err::NOACK;
+        }
+        // SAFETY: libssl passes the live SSL of the handshake it is running.
+        let ssl_ref = unsafe { ffi::ssl_ref(ssl) };
+        match staple(ssl_ref) {
+            Ok(true) => tlsext_err::OK,
+            Ok(false) => tlsext_err::NOACK,
+            Err(e) => {
+                e.put();
+                tlsext_err::ALERT_FATAL
+            }
+        }
+    }))
+    .unwrap_or(tlsext_err::NOACK)
+}
+
+/// The server's verify callback for a client's certificate (SSL_set_verify(3), set on a
+/// connection that asks for one): records what OpenSSL's check says and decides
+/// ([`crate::server::verify_client`]). The connection is found through the store context's
+/// SSL and this backend's own ex_data slot. Anything missing, or a panic, fails verification.
+pub(crate) extern "C" fn raw_server_verify(
+    preverify_ok: c_int,
+    x509_ctx: *mut X509_STORE_CTX,
+) -> c_int {
+    // AssertUnwindSafe: as in `raw_ticket_key_evp_cb`.
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: libssl passes the live store context of the verification it is running.
+        let Some(ssl) = (unsafe { ffi::store_ctx_ssl(x509_ctx) }) else {
+            return 0;
+        };
+        match server_conn(ssl) {
+            Some(conn) => c_int::from(verify_client(&conn, preverify_ok == 1)),
             None => 0,
         }
     }))

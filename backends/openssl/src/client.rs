@@ -3,12 +3,9 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
-use openssl::ssl::{
-    Ssl, SslContext, SslMethod, SslRef, SslSession, SslSessionCacheMode, StatusType,
-};
+use openssl::ssl::{Ssl, SslContext, SslMethod, SslSessionCacheMode, StatusType};
 use std::io::{Read, Write};
 
 use tlsresume_core::contract::ClientHandshake;
@@ -16,7 +13,7 @@ use tlsresume_core::dane::DanePlan;
 use tlsresume_core::{ClientSettings, Error, NoOffer, OcspMode};
 
 use crate::certs::PeerChains;
-use crate::client_conn::{client_conn, client_index, ClientConn, ClientState, Roots};
+use crate::client_conn::{client_index, ClientConn, ClientState, Roots};
 use crate::config;
 use crate::error;
 use crate::ffi;
@@ -73,23 +70,10 @@ impl Client {
         // Every connection verifies the server; the connection's state records and decides.
         ffi::set_verify_peer_cb(&mut ctx, crate::callbacks::raw_client_verify);
         ffi::ctx_dane_enable(&mut ctx).map_err(|e| error::config("DANE", e))?;
-        ctx.set_new_session_callback(|ssl: &mut SslRef, session: SslSession| {
-            // AssertUnwindSafe: the connection state is plain data behind a mutex whose
-            // poisoning its readers tolerate; nothing else is reused after a panic.
-            let _ = catch_unwind(AssertUnwindSafe(|| {
-                if let Some(conn) = client_conn(ssl) {
-                    conn.save(ssl, &session);
-                }
-            }));
-        });
-        ctx.set_status_callback(|ssl: &mut SslRef| {
-            // AssertUnwindSafe: as above; a panic fails the handshake.
-            Ok(catch_unwind(AssertUnwindSafe(|| {
-                client_conn(ssl).is_some_and(|conn| conn.status(ssl))
-            }))
-            .unwrap_or(false))
-        })
-        .map_err(|e| error::config("OCSP status callback", e))?;
+        // New sessions and the server's OCSP status go to the connection's state.
+        ffi::set_new_session_cb(&mut ctx, crate::callbacks::raw_new_session);
+        ffi::set_status_cb(&mut ctx, crate::callbacks::raw_client_status)
+            .map_err(|e| error::config("OCSP status callback", e))?;
         let alpn = config::alpn_wire(&settings.alpn)?;
         Ok(Self {
             ctx: ctx.build(),

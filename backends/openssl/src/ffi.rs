@@ -711,3 +711,47 @@ pub(crate) unsafe fn store_ctx_ssl<'a>(
     // SAFETY: a live SSL for the length of the verification (caller).
     Some(unsafe { ssl_ref(ssl) })
 }
+
+/// `SSL_set_verify(ssl, mode, cb)`: this connection checks the peer's certificate as `mode`
+/// says (`SSL_VERIFY_*` bits) and calls `cb` (the backend's `callbacks::raw_server_verify`)
+/// for each certificate of its chain. A plain function: nothing is boxed for the connection.
+pub(crate) fn set_verify_cb(ssl: &mut SslRef, mode: c_int, cb: VerifyCb) {
+    // SAFETY: valid SSL owned by the caller; the callback has the exact signature libssl
+    // declares and needs no argument.
+    unsafe { openssl_sys::SSL_set_verify(ssl.as_ptr(), mode, Some(cb)) }
+}
+
+/// The new-session callback type of `SSL_CTX_sess_set_new_cb(3)`.
+pub(crate) type NewSessionCb =
+    unsafe extern "C" fn(ssl: *mut SSL, session: *mut SSL_SESSION) -> c_int;
+
+/// `SSL_CTX_sess_set_new_cb(3)`: `cb` (the backend's `callbacks::raw_new_session`) receives
+/// every session the context's connections establish.
+pub(crate) fn set_new_session_cb(ctx: &mut SslContextBuilder, cb: NewSessionCb) {
+    // SAFETY: valid SSL_CTX owned by the builder; the callback has the exact signature libssl
+    // declares.
+    unsafe { openssl_sys::SSL_CTX_sess_set_new_cb(ctx.as_ptr(), Some(cb)) }
+}
+
+/// The status callback type of `SSL_CTX_set_tlsext_status_cb(3)`.
+pub(crate) type StatusCb = unsafe extern "C" fn(ssl: *mut SSL, arg: *mut c_void) -> c_int;
+
+/// `SSL_CTX_set_tlsext_status_cb(3)`: `cb` (the backend's `callbacks::raw_client_status` or
+/// `callbacks::raw_server_status`) handles the OCSP status of the context's connections; no
+/// callback argument is passed.
+pub(crate) fn set_status_cb(ctx: &mut SslContextBuilder, cb: StatusCb) -> Result<(), ErrorStack> {
+    // SAFETY: valid SSL_CTX owned by the builder; the callback has the exact signature libssl
+    // declares and never reads its (NULL) argument.
+    let r = unsafe { openssl_sys::SSL_CTX_set_tlsext_status_cb(ctx.as_ptr(), Some(cb)) };
+    cvt(c_int::from(r > 0)).map(|_| ())
+}
+
+/// `SSL_TLSEXT_ERR_*`: what a server status callback returns.
+pub(crate) mod tlsext_err {
+    /// The staple is set.
+    pub(crate) const OK: libc::c_int = openssl_sys::SSL_TLSEXT_ERR_OK;
+    /// No staple.
+    pub(crate) const NOACK: libc::c_int = openssl_sys::SSL_TLSEXT_ERR_NOACK;
+    /// A fatal alert: the handshake fails.
+    pub(crate) const ALERT_FATAL: libc::c_int = openssl_sys::SSL_TLSEXT_ERR_ALERT_FATAL;
+}

@@ -113,11 +113,7 @@ impl Server {
             ClientAuth::Require => Some(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT),
         };
         if let Some(mode) = verify {
-            let verifier = Arc::clone(&conn);
-            ssl.set_verify_callback(mode, move |ok, _ctx| {
-                // AssertUnwindSafe: as for the status callback; a panic fails verification.
-                catch_unwind(AssertUnwindSafe(|| verify_client(&verifier, ok))).unwrap_or(false)
-            });
+            ffi::set_verify_cb(&mut ssl, mode.bits(), callbacks::raw_server_verify);
         }
         if start.may_issue {
             // TLS 1.3 tickets after a full handshake (`SSL_set_num_tickets`); after a resumed
@@ -170,12 +166,8 @@ fn context<'a>(
         callbacks::raw_decrypt_ticket,
     )
     .map_err(|e| error::config("session ticket callbacks", e))?;
-    ctx.set_status_callback(|ssl: &mut SslRef| {
-        // AssertUnwindSafe: the connection state is plain data behind a mutex whose
-        // poisoning its readers tolerate. A panic means no staple.
-        catch_unwind(AssertUnwindSafe(|| staple(ssl))).unwrap_or(Ok(false))
-    })
-    .map_err(|e| error::config("OCSP status callback", e))?;
+    ffi::set_status_cb(&mut ctx, callbacks::raw_server_status)
+        .map_err(|e| error::config("OCSP status callback", e))?;
     if !settings.alpn.is_empty() {
         let protocols = settings.alpn.clone();
         ctx.set_alpn_select_callback(move |_ssl, client| {
@@ -215,7 +207,7 @@ fn client_hello(
 /// The verify callback for a client's certificate, called for each certificate of its chain
 /// on a full handshake (never on a resumed one: the known issue): records what OpenSSL's
 /// check says, and fails the handshake when the client must verify.
-fn verify_client(conn: &ServerConn, preverify_ok: bool) -> bool {
+pub(crate) fn verify_client(conn: &ServerConn, preverify_ok: bool) -> bool {
     let seen = if preverify_ok {
         Verification::Verified
     } else {
@@ -243,7 +235,7 @@ pub(crate) fn kept_client_certificate(ssl: &SslRef) -> Option<Verification> {
 /// The server's status callback: OpenSSL calls it when the client asked for a status and
 /// staples what it sets. OpenSSL 3 does not call it on a resumed handshake (measured), so a
 /// resumed OpenSSL server reports "not requested" — the library's own view, reported as is.
-fn staple(ssl: &mut SslRef) -> Result<bool, openssl::error::ErrorStack> {
+pub(crate) fn staple(ssl: &mut SslRef) -> Result<bool, openssl::error::ErrorStack> {
     let Some(conn) = server_conn(ssl) else {
         return Ok(false);
     };
