@@ -233,7 +233,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncIo for T {}
 /// type, or one chosen at run time ([`Erased`]).
 pub trait AsyncConnection<IO>: Read + Write {
     /// What the handshake (and any tickets since) produced.
-    fn info(&self) -> SessionInfo;
+    fn info(&self) -> &SessionInfo;
 
     /// Sends close_notify.
     fn shutdown(&mut self) -> io::Result<()>;
@@ -249,8 +249,8 @@ impl<T, IO> AsyncConnection<IO> for T
 where
     T: TlsConnection<Transport = SyncIo<IO>>,
 {
-    fn info(&self) -> SessionInfo {
-        TlsConnection::info(self).clone()
+    fn info(&self) -> &SessionInfo {
+        TlsConnection::info(self)
     }
 
     fn shutdown(&mut self) -> io::Result<()> {
@@ -368,8 +368,8 @@ impl<IO> Write for Erased<IO> {
 }
 
 impl<IO: AsyncIo> AsyncConnection<IO> for Erased<IO> {
-    fn info(&self) -> SessionInfo {
-        self.stream.info()
+    fn info(&self) -> &SessionInfo {
+        self.stream.session_info()
     }
 
     fn shutdown(&mut self) -> io::Result<()> {
@@ -947,8 +947,10 @@ impl<IO: AsyncIo, S: AsyncConnection<IO>> TlsStream<IO, S> {
         }
     }
 
-    /// What the handshake (and any tickets since) produced.
-    pub fn info(&self) -> SessionInfo {
+    /// What the handshake (and any tickets since) produced, borrowed as the blocking
+    /// `Stream::info` is (nothing is copied on a handshake's path; `.clone()` it to keep it
+    /// past the connection).
+    pub fn info(&self) -> &SessionInfo {
         self.inner.info()
     }
 
@@ -1147,6 +1149,6 @@ impl<IO: AsyncIo> tlsresume_smtp::tokio::AsyncStartTls<IO> for SmtpStartTls {
     }
 
     fn session_info(stream: &TlsStream<IO>) -> Option<SessionInfo> {
-        Some(stream.info())
+        Some(stream.info().clone())
     }
 }

@@ -72,8 +72,15 @@ fn downcast_mut<'a, T: 'static>(transport: &'a mut (dyn Transport + 'static)) ->
 /// # Ok(()) }
 /// ```
 pub trait TlsStream: Read + Write + Send + fmt::Debug {
-    /// What the handshake (and any tickets since) produced.
-    fn info(&self) -> SessionInfo;
+    /// What the handshake (and any tickets since) produced, borrowed (nothing copied: the
+    /// async layer's `info` is this).
+    fn session_info(&self) -> &SessionInfo;
+
+    /// What the handshake (and any tickets since) produced: a copy of
+    /// [`session_info`](Self::session_info), for a caller that keeps it.
+    fn info(&self) -> SessionInfo {
+        self.session_info().clone()
+    }
 
     /// Sends close_notify.
     fn shutdown(&mut self) -> io::Result<()>;

@@ -701,7 +701,7 @@ fn serve_one_async(
         smtp_tokio::flush(&mut session, &mut tls)
             .await
             .map_err(io)?;
-        let info = tls.info();
+        let info = tls.info().clone();
         let _ = tls.shutdown().await;
         Ok(info)
     })
@@ -798,7 +798,7 @@ fn client_one_async(
             .await
             .map_err(|_| "client: timed out".to_owned())?
             .map_err(|e| e.to_string())?;
-        let info = tls.info();
+        let info = tls.info().clone();
         let _ = tls.shutdown().await;
         Ok(info)
     })

@@ -204,7 +204,7 @@ async fn client_once(
     tokio::task::yield_now().await;
     tls.write_all(b"bye\n").await.map_err(|e| e.to_string())?;
     tls.flush().await.map_err(|e| e.to_string())?;
-    let info = tls.get_ref().info();
+    let info = tls.get_ref().info().clone();
     let _ = tls.shutdown().await;
     Ok((info.resumed, info.resumption))
 }

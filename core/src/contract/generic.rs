@@ -159,8 +159,8 @@ where
     T: TlsConnection + Send + fmt::Debug,
     T::Transport: Transport,
 {
-    fn info(&self) -> SessionInfo {
-        TlsConnection::info(self).clone()
+    fn session_info(&self) -> &SessionInfo {
+        TlsConnection::info(self)
     }
 
     fn shutdown(&mut self) -> io::Result<()> {
@@ -196,6 +196,56 @@ where
     }
 }
 
+/// A handshake boxed once for its whole connection: [`MidHandshake::resume`] moves the
+/// backend's handshake out of the slot and, when the transport would block, back into the same
+/// box (boxing the handshake itself would make a new box on every `WouldBlock`).
+struct Slot<H>(Option<H>);
+
+impl<H: fmt::Debug> fmt::Debug for Slot<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(handshake) => handshake.fmt(f),
+            None => f.write_str("Slot(resuming)"),
+        }
+    }
+}
+
+impl<H> Slot<H> {
+    /// The handshake in the slot (there but while `resume` runs, which holds the box).
+    fn handshake_mut(&mut self) -> &mut H {
+        match &mut self.0 {
+            Some(handshake) => handshake,
+            None => unreachable!("the slot is empty only inside resume, which owns it"),
+        }
+    }
+}
+
+impl<H> MidHandshake for Slot<H>
+where
+    H: TlsHandshake + Send + fmt::Debug + 'static,
+    H::Transport: Transport,
+    H::Connection: TlsStream + 'static,
+{
+    fn resume(
+        mut self: Box<Self>,
+    ) -> Result<Handshaking<Box<dyn MidHandshake>, Box<dyn TlsStream>>, Error> {
+        let Some(handshake) = self.0.take() else {
+            unreachable!("the slot is empty only inside resume, which owns it")
+        };
+        Ok(match TlsHandshake::resume(handshake)? {
+            Handshaking::Done(stream) => Handshaking::Done(Box::new(stream)),
+            Handshaking::WouldBlock(h) => {
+                self.0 = Some(h);
+                Handshaking::WouldBlock(self)
+            }
+        })
+    }
+
+    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
+        TlsHandshake::get_mut(self.handshake_mut())
+    }
+}
+
 impl<C> ClientContext for C
 where
     C: TlsClient,
@@ -212,7 +262,9 @@ where
         params: &ClientParams,
         store: Option<Arc<dyn SessionStore>>,
     ) -> Result<Box<dyn MidHandshake>, Error> {
-        Ok(Box::new(self.start_with_store(transport, params, store)?))
+        Ok(Box::new(Slot(Some(
+            self.start_with_store(transport, params, store)?,
+        ))))
     }
 
     fn client_settings(&self) -> &ClientSettings {
@@ -235,7 +287,9 @@ where
         transport: Box<dyn Transport>,
         params: &ServerParams,
     ) -> Result<Box<dyn MidHandshake>, Error> {
-        Ok(Box::new(TlsServer::start_accept(self, transport, params)?))
+        Ok(Box::new(Slot(Some(TlsServer::start_accept(
+            self, transport, params,
+        )?))))
     }
 
     fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)> {

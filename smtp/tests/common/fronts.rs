@@ -223,7 +223,7 @@ impl Sender {
                     .connect(&params, tokio_stream(tcp))
                     .await
                     .expect("handshake");
-                let info = stream.info();
+                let info = stream.info().clone();
                 let d = self
                     .tokio
                     .send(peer, None, stream, Start::TlsOnConnect, none, message)

@@ -295,7 +295,7 @@ async fn established(
     if shared.http {
         let (result, requests) = http(&shared, &mut tls, peer).await;
         return log(Record {
-            info: Some(tls.info()),
+            info: Some(tls.info().clone()),
             problem: result.err().map(|e| said(&e)),
             requests: Some(requests),
             ..Record::default()
@@ -307,7 +307,7 @@ async fn established(
     let ended = smtp_tokio::drive(&mut session, &mut tls).await;
     // Logged before QUIT is answered, so a client's next connection comes after this line.
     log(Record {
-        info: Some(tls.info()),
+        info: Some(tls.info().clone()),
         problem: stopped_why(&ended),
         ..Record::of_session(&mut session)
     });
@@ -326,7 +326,7 @@ async fn http(shared: &Shared, tls: &mut Tls, peer: SocketAddr) -> (io::Result<(
     let mut buf = vec![0u8; 4096];
     let result = loop {
         let read = within(shared.timeout, tls.read(&mut buf)).await;
-        session.received(read.map(|n| &buf[..n]), &|| tls.info());
+        session.received(read.map(|n| &buf[..n]), &|| tls.info().clone());
         let out = session.take_output();
         if !out.is_empty() {
             let written = async {
