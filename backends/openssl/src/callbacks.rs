@@ -20,7 +20,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use foreign_types::ForeignTypeRef;
 use libc::{c_int, c_uchar, c_void, size_t};
-use openssl::ssl::SslSessionRef;
+use openssl::ssl::{SslRef, SslSessionRef};
 use openssl_sys::{EVP_CIPHER_CTX, EVP_MAC_CTX, SSL, SSL_SESSION, X509_STORE_CTX};
 
 use crate::client_conn::client_conn;
@@ -62,16 +62,25 @@ pub(crate) extern "C" fn raw_client_verify(
     preverify_ok: c_int,
     x509_ctx: *mut X509_STORE_CTX,
 ) -> c_int {
+    verify_with(x509_ctx, |ssl| {
+        client_conn(ssl).map(|conn| conn.verify(preverify_ok == 1))
+    })
+}
+
+/// The body of both verify callbacks: the connection's SSL from the store context, then
+/// `decide` (`None`: not one of this backend's connections). Anything missing, `None` or a
+/// panic fails verification (0).
+fn verify_with(
+    x509_ctx: *mut X509_STORE_CTX,
+    decide: impl FnOnce(&SslRef) -> Option<bool>,
+) -> c_int {
     // AssertUnwindSafe: as in `raw_ticket_key_evp_cb`.
     catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: libssl passes the live store context of the verification it is running.
         let Some(ssl) = (unsafe { ffi::store_ctx_ssl(x509_ctx) }) else {
             return 0;
         };
-        match client_conn(ssl) {
-            Some(conn) => c_int::from(conn.verify(preverify_ok == 1)),
-            None => 0,
-        }
+        decide(ssl).map_or(0, c_int::from)
     }))
     .unwrap_or(0)
 }
@@ -145,18 +154,9 @@ pub(crate) extern "C" fn raw_server_verify(
     preverify_ok: c_int,
     x509_ctx: *mut X509_STORE_CTX,
 ) -> c_int {
-    // AssertUnwindSafe: as in `raw_ticket_key_evp_cb`.
-    catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: libssl passes the live store context of the verification it is running.
-        let Some(ssl) = (unsafe { ffi::store_ctx_ssl(x509_ctx) }) else {
-            return 0;
-        };
-        match server_conn(ssl) {
-            Some(conn) => c_int::from(verify_client(&conn, preverify_ok == 1)),
-            None => 0,
-        }
-    }))
-    .unwrap_or(0)
+    verify_with(x509_ctx, |ssl| {
+        server_conn(ssl).map(|conn| verify_client(&conn, preverify_ok == 1))
+    })
 }
 
 /// The ticket key callback (SSL_CTX_set_tlsext_ticket_key_evp_cb(3)).
