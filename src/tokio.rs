@@ -101,7 +101,8 @@
 //! # Per-connection state
 //!
 //! Each connection's state travels with its handshake and stream, never in a thread-local, so
-//! a task may move between worker threads at any await point. On rustls that means a
+//! a task may move between worker threads at any await point (only the task's waker is lent
+//! through one, for the length of one synchronous call into the backend). On rustls that means a
 //! configuration per connection for servers (its own ticketer) and a verifier per connection
 //! for clients, except that a connection offering a stored session runs under the verifier
 //! kept with that session (rustls resumes a session under no other), pointed at this
@@ -130,10 +131,43 @@ use tlsresume_core::{
 
 /// The synchronous transport the backends run over: the tokio I/O object, polled with the
 /// waker of the task that drives the connection; "not ready" is `WouldBlock`.
+///
+/// The waker is not kept here: the call a task's poll makes into the backend runs inside
+/// [`with_task`], which lends the task's waker to every `SyncIo` polled during that call through
+/// a thread-local and takes it back when the call returns (so reaching it costs no look-up of
+/// the transport through the backend's stream, and no connection holds a waker while idle).
 pub struct SyncIo<IO> {
     /// Taken only by [`TlsStream::into_inner`], which consumes the stream.
     io: Option<IO>,
-    waker: Option<Waker>,
+}
+
+::std::thread_local! {
+    /// The waker of the task whose poll is running a backend call on this thread, lent by
+    /// [`with_task`] for that call only (never across an await point).
+    static TASK_WAKER: ::std::cell::Cell<Option<Waker>> = const { ::std::cell::Cell::new(None) };
+}
+
+/// Gives the waker back to the thread-local on drop, unwinding included.
+struct Lent(Option<Waker>);
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        // A thread being torn down has no thread-local left: nothing to give back to.
+        let _ = TASK_WAKER.try_with(|w| w.set(previous));
+    }
+}
+
+/// Runs `call` (one synchronous call into a backend) with `cx`'s waker lent to the [`SyncIo`]s
+/// it polls; the waker lent before (a TLS stream whose I/O object is another one) is restored
+/// afterwards.
+fn with_task<T>(cx: &Context<'_>, call: impl FnOnce() -> T) -> T {
+    let previous = TASK_WAKER
+        .try_with(|w| w.replace(Some(cx.waker().clone())))
+        .ok()
+        .flatten();
+    let _restore = Lent(previous);
+    call()
 }
 
 impl<IO> fmt::Debug for SyncIo<IO> {
@@ -144,10 +178,7 @@ impl<IO> fmt::Debug for SyncIo<IO> {
 
 impl<IO> SyncIo<IO> {
     fn new(io: IO) -> Self {
-        Self {
-            io: Some(io),
-            waker: None,
-        }
+        Self { io: Some(io) }
     }
 
     /// The I/O object (there until `into_inner` consumes the stream around it).
@@ -165,21 +196,6 @@ impl<IO> SyncIo<IO> {
         }
     }
 
-    fn set_waker(&mut self, cx: &Context<'_>) {
-        match &self.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => self.waker = Some(cx.waker().clone()),
-        }
-    }
-
-    /// Drops the waker once a call is over: the I/O object registered its own copy when it
-    /// was not ready, and a waker kept here would keep its task's memory alive for as long as
-    /// the connection (measured: ~2.9 kB per idle connection whose handshake ran in a task
-    /// that had ended; tokio-rustls keeps none).
-    fn clear_waker(&mut self) {
-        self.waker = None;
-    }
-
     fn poll<T>(
         &mut self,
         f: impl FnOnce(Pin<&mut IO>, &mut Context<'_>) -> Poll<io::Result<T>>,
@@ -190,8 +206,11 @@ impl<IO> SyncIo<IO> {
         let Some(io) = &mut self.io else {
             return Err(io::ErrorKind::WouldBlock.into());
         };
-        // Outside a poll (a backend writing as its stream is dropped): tried, and nobody woken.
-        let mut cx = Context::from_waker(self.waker.as_ref().unwrap_or(Waker::noop()));
+        // The waker lent by the task's poll, taken for this call (an I/O object that is itself
+        // a TLS stream lends its own) and given back after. Outside a poll (a backend writing as
+        // its stream is dropped) there is none: tried, and nobody woken.
+        let lent = Lent(TASK_WAKER.try_with(|w| w.take()).ok().flatten());
+        let mut cx = Context::from_waker(lent.0.as_ref().unwrap_or(Waker::noop()));
         match f(Pin::new(io), &mut cx) {
             Poll::Ready(result) => result,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
@@ -392,19 +411,14 @@ where
 {
     let mut pending = Some(handshake);
     std::future::poll_fn(move |cx| {
-        let Some(mut handshake) = pending.take() else {
+        let Some(handshake) = pending.take() else {
             return Poll::Ready(Err(Error::Config(
                 "the handshake was polled after it ended".into(),
             )));
         };
-        handshake.adapter().set_waker(cx);
-        match handshake.resume() {
-            Ok(Handshaking::Done(mut stream)) => {
-                stream.adapter_mut().clear_waker();
-                Poll::Ready(Ok(stream))
-            }
-            Ok(Handshaking::WouldBlock(mut handshake)) => {
-                handshake.adapter().clear_waker();
+        match with_task(cx, || handshake.resume()) {
+            Ok(Handshaking::Done(stream)) => Poll::Ready(Ok(stream)),
+            Ok(Handshaking::WouldBlock(handshake)) => {
                 pending = Some(handshake);
                 Poll::Pending
             }
@@ -989,9 +1003,7 @@ impl<IO: AsyncIo, S: AsyncConnection<IO>> TlsStream<IO, S> {
         cx: &Context<'_>,
         f: impl FnOnce(&mut S) -> io::Result<T>,
     ) -> Poll<io::Result<T>> {
-        self.inner.adapter_mut().set_waker(cx);
-        let result = f(&mut self.inner);
-        self.inner.adapter_mut().clear_waker();
+        let result = with_task(cx, || f(&mut self.inner));
         match result {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
             other => Poll::Ready(other),
@@ -1064,8 +1076,7 @@ mod tests {
             io::IoSlice::new(b"third"),
         ];
         let written = std::future::poll_fn(|cx| {
-            io.set_waker(cx);
-            match io.write_vectored(&bufs) {
+            match with_task(cx, || io.write_vectored(&bufs)) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
                 other => Poll::Ready(other),
             }

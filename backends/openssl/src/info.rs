@@ -20,10 +20,12 @@ fn cipher_names(ssl: &SslRef, protocol: ProtocolVersion) -> CipherNames {
     match ssl.current_cipher() {
         Some(c) => {
             let bits = u32::try_from(c.bits().secret).unwrap_or(0);
-            // OpenSSL's names are its own static strings: borrowed, not copied.
+            // OpenSSL's names are its own static strings: borrowed, not copied (and read once:
+            // each read checks the C string's UTF-8 again).
+            let name = c.name();
             CipherNames {
-                native: c.name().into(),
-                exim: exim_cipher_string(protocol, c.name(), bits).into(),
+                native: name.into(),
+                exim: exim_cipher_string(protocol, name, bits).into(),
                 iana: c.standard_name().unwrap_or_default().into(),
                 bits,
             }
