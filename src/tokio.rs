@@ -1075,11 +1075,9 @@ mod tests {
             io::IoSlice::new(b"second "),
             io::IoSlice::new(b"third"),
         ];
-        let written = std::future::poll_fn(|cx| {
-            match with_task(cx, || io.write_vectored(&bufs)) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
-                other => Poll::Ready(other),
-            }
+        let written = std::future::poll_fn(|cx| match with_task(cx, || io.write_vectored(&bufs)) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+            other => Poll::Ready(other),
         })
         .await
         .expect("write");

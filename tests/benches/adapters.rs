@@ -25,7 +25,9 @@
 //!   median and quartiles, by wall clock and by the process's CPU time. On a shared machine,
 //!   `WAYS=async,adapter ROUNDS=400 BLOCK_MS=10` measures only this crate against the
 //!   adapter, alternating (AB, BA, …) in many short rounds, so each round's ratio is of two
-//!   adjacent blocks under the same load.
+//!   adjacent blocks under the same load. `ASYNC_END=server` (or `client`) keeps only that end
+//!   of this crate in the `async` way, the other end being the adapter's, to tell which end a
+//!   difference comes from (applies to `count` as well).
 //! - **count**: N handshakes one after the other (async ways on one current-thread runtime
 //!   holding both ends; blocking ways with the server on a thread), for instruction counts
 //!   under callgrind (`scripts/callgrind-adapters` takes the difference of two N).
@@ -182,6 +184,7 @@ enum Connector {
 }
 
 fn async_ends(c: Case, way: Way, pki: &Pki) -> (Arc<Acceptor>, Arc<Connector>) {
+    let case = c;
     let (a, c) = match (way, c.backend) {
         (Way::Async, kind) => {
             let server = backends::server(kind, common::tlsresume_server_settings(c, pki))
@@ -226,7 +229,13 @@ fn async_ends(c: Case, way: Way, pki: &Pki) -> (Arc<Acceptor>, Arc<Connector>) {
         }
         _ => panic!("no async {} for {}", way.name(c.backend), c.backend),
     };
-    (Arc::new(a), Arc::new(c))
+    // `ASYNC_END`: one end of this crate against the other end of the adapter (none for GnuTLS).
+    let mixed = way == Way::Async && case.backend != BackendKind::Gnutls;
+    match (mixed, std::env::var("ASYNC_END").as_deref()) {
+        (true, Ok("server")) => (Arc::new(a), async_ends(case, Way::Adapter, pki).1),
+        (true, Ok("client")) => (async_ends(case, Way::Adapter, pki).0, Arc::new(c)),
+        _ => (Arc::new(a), Arc::new(c)),
+    }
 }
 
 impl Acceptor {
