@@ -20,6 +20,7 @@
 //! The names of an identity are the certificate's subjectAltName dNSNames unless given
 //! explicitly ([`ServerIdentity::with_names`]); the subject's CN is never used.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::error::Error;
@@ -95,7 +96,7 @@ impl ServerIdentity {
     }
 
     fn from_parts(identity: Identity, names: Vec<String>) -> Self {
-        let mut names: Vec<String> = names.iter().map(|n| normalise(n)).collect();
+        let mut names: Vec<String> = names.iter().map(|n| normalise(n).into_owned()).collect();
         names.dedup();
         Self {
             identity,
@@ -120,9 +121,15 @@ impl ServerIdentity {
     }
 }
 
-/// A name as compared: lower case, without a trailing dot.
-pub fn normalise(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
+/// A name as compared: lower case, without a trailing dot. A name already in that form (what
+/// clients send, as a rule) is given back borrowed, without a copy.
+pub fn normalise(name: &str) -> Cow<'_, str> {
+    let trimmed = name.trim_end_matches('.');
+    if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(trimmed.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(trimmed)
+    }
 }
 
 /// The dNSNames of a DER certificate's subjectAltName; `None` when the bytes are not a
@@ -150,8 +157,9 @@ pub fn certificate_dns_names(der: &[u8]) -> Option<Vec<String>> {
 
 /// The host name in the body of a ClientHello's `server_name` extension (RFC 6066 3), for
 /// libraries that give the extension's bytes only; `None` when there is none or the body is
-/// malformed (the library then answers as it does for a malformed extension).
-pub fn host_name_from_extension(body: &[u8]) -> Option<String> {
+/// malformed (the library then answers as it does for a malformed extension). The name is
+/// borrowed from `body`.
+pub fn host_name_from_extension(body: &[u8]) -> Option<&str> {
     let (len, mut list) = body.split_first_chunk::<2>()?;
     if usize::from(u16::from_be_bytes(*len)) != list.len() {
         return None;
@@ -165,7 +173,7 @@ pub fn host_name_from_extension(body: &[u8]) -> Option<String> {
         let (name, rest) = rest.split_at(len);
         if kind == 0 {
             let name = std::str::from_utf8(name).ok()?;
-            return (!name.is_empty() && name.is_ascii()).then(|| name.to_owned());
+            return (!name.is_empty() && name.is_ascii()).then_some(name);
         }
         list = rest;
     }
@@ -263,7 +271,7 @@ impl IdentityTable {
         let Some(name) = server_name.map(normalise) else {
             return 0;
         };
-        if let Some(&set) = self.exact.get(&name) {
+        if let Some(&set) = self.exact.get(name.as_ref()) {
             return set;
         }
         match name.split_once('.') {
@@ -313,9 +321,28 @@ mod tests {
     }
 
     #[test]
+    fn a_normal_name_is_not_copied() {
+        assert!(matches!(
+            normalise("a.example.org"),
+            Cow::Borrowed("a.example.org")
+        ));
+        assert!(matches!(
+            normalise("a.example.org.."),
+            Cow::Borrowed("a.example.org")
+        ));
+        assert_eq!(normalise("A.Example.Org."), "a.example.org");
+        assert!(matches!(normalise("A.example"), Cow::Owned(_)));
+        assert_eq!(
+            normalise("Ä.example"),
+            "Ä.example",
+            "ASCII only, as compared"
+        );
+    }
+
+    #[test]
     fn host_name_is_read_from_the_extension_body() {
         let body = [0, 8, 0, 0, 5, b'a', b'.', b'o', b'r', b'g'];
-        assert_eq!(host_name_from_extension(&body).as_deref(), Some("a.org"));
+        assert_eq!(host_name_from_extension(&body), Some("a.org"));
         assert_eq!(host_name_from_extension(&body[..9]), None);
         assert_eq!(host_name_from_extension(&[0, 3, 0, 0, 9]), None);
         assert_eq!(host_name_from_extension(&[]), None);

@@ -52,6 +52,41 @@ struct Keys {
     handshakes: Vec<Vec<metrics::Key>>,
     sessions_stored: Vec<metrics::Key>,
     tickets_issued: Vec<metrics::Key>,
+    /// `tlsresume_sessions_not_offered_total`: `[reason][backend]`, the reasons in
+    /// [`NO_OFFERS`]'s order (a client's full handshake with nothing stored counts one).
+    not_offered: Vec<Vec<metrics::Key>>,
+}
+
+/// Every reason a client offers no stored session, in [`no_offer_index`]'s order.
+const NO_OFFERS: [NoOffer; 11] = [
+    NoOffer::CorruptEntry,
+    NoOffer::Expired,
+    NoOffer::Missing,
+    NoOffer::NotAllowed,
+    NoOffer::OcspRequired,
+    NoOffer::StoreFailed,
+    NoOffer::OtherBackend,
+    NoOffer::LibraryRefused,
+    NoOffer::OtherKey,
+    NoOffer::NotHeld,
+    NoOffer::DaneUnverified,
+];
+
+/// The reason's place in [`NO_OFFERS`] (a reason added to [`NoOffer`] must be added here).
+fn no_offer_index(reason: NoOffer) -> usize {
+    match reason {
+        NoOffer::CorruptEntry => 0,
+        NoOffer::Expired => 1,
+        NoOffer::Missing => 2,
+        NoOffer::NotAllowed => 3,
+        NoOffer::OcspRequired => 4,
+        NoOffer::StoreFailed => 5,
+        NoOffer::OtherBackend => 6,
+        NoOffer::LibraryRefused => 7,
+        NoOffer::OtherKey => 8,
+        NoOffer::NotHeld => 9,
+        NoOffer::DaneUnverified => 10,
+    }
 }
 
 fn keys() -> &'static Keys {
@@ -89,6 +124,15 @@ fn keys() -> &'static Keys {
             .collect(),
             sessions_stored: per_backend("tlsresume_sessions_stored_total", &[]),
             tickets_issued: per_backend("tlsresume_tickets_issued_total", &[]),
+            not_offered: NO_OFFERS
+                .iter()
+                .map(|reason| {
+                    per_backend(
+                        "tlsresume_sessions_not_offered_total",
+                        &[("reason", reason.name())],
+                    )
+                })
+                .collect(),
         }
     })
 }
@@ -135,10 +179,13 @@ fn failed(role: &'static str, backend: BackendKind, kind: ErrorKind) {
 
 /// A client handshake offered no stored session.
 pub(crate) fn not_offered(backend: BackendKind, reason: NoOffer) {
-    count(
-        "tlsresume_sessions_not_offered_total",
-        &[("backend", backend.name()), ("reason", reason.name())],
-    );
+    if let Some(key) = keys()
+        .not_offered
+        .get(no_offer_index(reason))
+        .and_then(|keys| keys.get(index(backend)))
+    {
+        add(key);
+    }
 }
 
 /// A client stored a session.
@@ -178,6 +225,26 @@ pub(crate) fn notice(notice: &Notice) -> bool {
         Level::Info => {
             tracing::info!(target: TARGET, notice = notice.name(), "{notice}");
             tracing::enabled!(target: TARGET, tracing::Level::INFO)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_its_own_not_offered_key() {
+        for (i, reason) in NO_OFFERS.iter().enumerate() {
+            assert_eq!(no_offer_index(*reason), i, "{reason:?}");
+            for backend in BackendKind::ALL {
+                let key = &keys().not_offered[i][index(backend)];
+                let labels: Vec<_> = key.labels().map(|l| (l.key(), l.value())).collect();
+                assert_eq!(
+                    labels,
+                    [("backend", backend.name()), ("reason", reason.name())]
+                );
+            }
         }
     }
 }

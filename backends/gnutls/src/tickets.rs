@@ -10,7 +10,6 @@
 //! derive the same keys. The measured acceptance rules are in the crate's README and
 //! [`crate`] docs.
 
-use std::borrow::Cow;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
@@ -68,11 +67,7 @@ impl BoundMasters {
 
     /// Runs `f` with the master bound to `name` (as compared: [`normalise`]d).
     pub(crate) fn with_bound<R>(&self, name: &str, f: impl FnOnce(&[u8; 64]) -> R) -> R {
-        let name = if name.ends_with('.') || name.bytes().any(|b| b.is_ascii_uppercase()) {
-            Cow::Owned(normalise(name))
-        } else {
-            Cow::Borrowed(name)
-        };
+        let name = normalise(name);
         {
             let by_name = self.by_name.read().unwrap_or_else(|p| p.into_inner());
             if let Some((_, bound)) = by_name.iter().find(|(n, _)| *n == name) {

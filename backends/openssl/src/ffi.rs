@@ -613,18 +613,27 @@ pub(crate) unsafe fn ssl_ref<'a>(ssl: *mut SSL) -> &'a mut SslRef {
     unsafe { SslRef::from_ptr_mut(ssl) }
 }
 
-/// The body of extension `ext_type` in the ClientHello being processed; only meaningful inside
-/// the client hello callback (SSL_client_hello_get0_ext(3)).
-pub(crate) fn client_hello_ext(ssl: &SslRef, ext_type: c_uint) -> Option<Vec<u8>> {
+/// `f` of the body of extension `ext_type` in the ClientHello being processed (`None` when the
+/// client sent none); only meaningful inside the client hello callback
+/// (SSL_client_hello_get0_ext(3)). The body is lent, not copied: it lives in libssl's buffer.
+pub(crate) fn with_client_hello_ext<T>(
+    ssl: &SslRef,
+    ext_type: c_uint,
+    f: impl FnOnce(Option<&[u8]>) -> T,
+) -> T {
     let mut data: *const c_uchar = ptr::null();
     let mut len: size_t = 0;
     // SAFETY: `ssl` is a live SSL; libssl writes a pointer into its own ClientHello buffer and
-    // its length, both valid until the callback returns, and the bytes are copied at once.
+    // its length, both valid until the callback returns, which outlives this call.
     let found = unsafe {
         openssl_sys::SSL_client_hello_get0_ext(ssl.as_ptr(), ext_type, &mut data, &mut len)
     };
-    // SAFETY: on success `data` points at `len` readable bytes (or is NULL with 0).
-    (found == 1).then(|| unsafe { from_raw_parts(data, len) }.to_vec())
+    if found != 1 || data.is_null() {
+        return f(None);
+    }
+    // SAFETY: on success `data` points at `len` readable bytes in libssl's ClientHello buffer,
+    // which nothing changes while `ssl` is borrowed here; the slice does not escape `f`.
+    f(Some(unsafe { from_raw_parts(data, len) }))
 }
 
 /// Adds `cert` to the chain of the certificate last loaded into the context

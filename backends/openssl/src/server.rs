@@ -189,15 +189,17 @@ fn client_hello(
     table: &IdentityTable,
     others: &[SslContext],
 ) -> Result<ClientHelloResponse, ErrorStack> {
-    let name = ffi::client_hello_ext(ssl, 0).and_then(|body| host_name_from_extension(&body));
-    if let Some(conn) = server_conn(ssl) {
-        conn.state().handshake.server_name_seen(name.as_deref());
-    }
-    // With one set of identities there is nothing to switch to.
-    if others.is_empty() {
+    let set = ffi::with_client_hello_ext(ssl, 0, |body| {
+        let name = body.and_then(host_name_from_extension);
+        if let Some(conn) = server_conn(ssl) {
+            conn.state().handshake.server_name_seen(name);
+        }
+        // With one set of identities there is nothing to switch to.
+        (!others.is_empty()).then(|| table.select(name))
+    });
+    let Some(set) = set else {
         return Ok(ClientHelloResponse::SUCCESS);
-    }
-    let set = table.select(name.as_deref());
+    };
     if let Some(ctx) = set.checked_sub(1).and_then(|i| others.get(i)) {
         ssl.set_ssl_context(ctx)?;
     }

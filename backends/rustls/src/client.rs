@@ -68,10 +68,11 @@ enum Slot {
     Tls13(Option<Tls13ClientSessionValue>),
 }
 
-/// The session a connection offers, taken out of the table before its handshake starts.
+/// The session a connection offers, taken out of the table before its handshake starts, and
+/// handed to rustls (moved, not copied) when it asks for it, once per handshake.
 #[derive(Debug)]
 enum Taken {
-    Tls12(Tls12ClientSessionValue),
+    Tls12(Mutex<Option<Tls12ClientSessionValue>>),
     Tls13(Mutex<Option<Tls13ClientSessionValue>>),
 }
 
@@ -104,7 +105,7 @@ impl InProcess {
     /// (single use), a TLS 1.2 session is copied. `None` when there is none or it was used.
     fn take(&mut self, handle: u64) -> Option<Taken> {
         match self.slots.get_mut(&handle)? {
-            Slot::Tls12(value) => Some(Taken::Tls12(value.clone())),
+            Slot::Tls12(value) => Some(Taken::Tls12(Mutex::new(Some(value.clone())))),
             Slot::Tls13(value) => Some(Taken::Tls13(Mutex::new(Some(value.take()?)))),
         }
     }
@@ -208,7 +209,10 @@ impl Client {
         transport: S,
         mut handshake: ClientHandshake,
     ) -> Result<Handshake<S>, Error> {
-        let server_name = handshake.server_name().to_owned();
+        // The name rustls keeps for the connection: the one copy of it made here.
+        let name = ServerName::try_from(handshake.server_name().to_owned()).map_err(|e| {
+            Error::Config(format!("server name '{}': {e}", handshake.server_name()))
+        })?;
         let key = handshake.offer().key;
         let ours = handshake
             .stored_session()
@@ -257,8 +261,6 @@ impl Client {
         } else {
             self.plain.clone()
         };
-        let name = ServerName::try_from(server_name.clone())
-            .map_err(|e| Error::Config(format!("server name '{server_name}': {e}")))?;
         let conn = bridged(Some(&bridge), || ClientConnection::new(config, name)).map_err(tls)?;
         Ok(Handshake::client(
             ClientIo {
@@ -498,7 +500,7 @@ impl Bridge {
 
     fn tls12_session(&self, _server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
         match self.offered()? {
-            Taken::Tls12(value) => Some(value.clone()),
+            Taken::Tls12(value) => lock(value).take(),
             Taken::Tls13(_) => None,
         }
     }

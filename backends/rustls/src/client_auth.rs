@@ -30,6 +30,16 @@ pub(crate) fn recording<T>(record: &Arc<Mutex<TicketRecord>>, step: impl FnOnce(
     scoped(&CURRENT, record, step)
 }
 
+/// `f` of the record of the server connection being stepped ([`recording`]); `None` outside a
+/// step (rustls calls the configuration's ticketer, certificate resolver and verifier only
+/// from inside one).
+pub(crate) fn with_current<T>(f: impl FnOnce(&mut TicketRecord) -> T) -> Option<T> {
+    CURRENT
+        .try_with(|current| current.borrow().as_ref().map(|record| f(&mut lock(record))))
+        .ok()
+        .flatten()
+}
+
 /// The server's verifier of client certificates, for one [`ClientAuth`](tlsresume_core::ClientAuth)
 /// mode: `require` fails the handshake without a certificate that verifies.
 #[derive(Debug)]
@@ -119,12 +129,10 @@ impl ClientCertVerifier for ClientVerifier {
         let result = self
             .inner
             .verify_client_cert(end_entity, intermediates, now);
-        let _ = CURRENT.try_with(|current| {
-            if let Some(record) = current.borrow().as_ref() {
-                lock(record)
-                    .handshake
-                    .client_certificate_seen(verdict(result.is_ok()));
-            }
+        with_current(|record| {
+            record
+                .handshake
+                .client_certificate_seen(verdict(result.is_ok()))
         });
         match result {
             Err(_) if !self.require => Ok(ClientCertVerified::assertion()),

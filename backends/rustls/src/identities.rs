@@ -2,7 +2,7 @@
 //! [`IdentityTable`]: the set the client's name selects, then within it the first key that can
 //! sign with a scheme the client offers.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -10,8 +10,6 @@ use tlsresume_core::identities::IdentityTable;
 use tlsresume_core::{Error, ServerSettings};
 
 use crate::config::{chain_and_key, provider};
-use crate::info::lock;
-use crate::tickets::TicketRecord;
 
 /// Every identity of a server as rustls keys, by set (set 0: the default).
 #[derive(Debug)]
@@ -59,12 +57,14 @@ impl Keys {
     }
 }
 
-/// The certificate resolver of one connection: chooses, and records the name the client sent
-/// and the certificate chosen in the connection's record.
+/// The certificate resolver of a server configuration: chooses, and, when `records`, records
+/// the name the client sent and the certificate chosen in the record of the connection being
+/// stepped ([`with_current`](crate::client_auth::with_current)): one resolver serves every
+/// connection of the configuration.
 #[derive(Debug)]
 pub(crate) struct Resolver {
     pub(crate) keys: Arc<Keys>,
-    pub(crate) record: Option<Arc<Mutex<TicketRecord>>>,
+    pub(crate) records: bool,
 }
 
 impl ResolvesServerCert for Resolver {
@@ -77,10 +77,11 @@ impl ResolvesServerCert for Resolver {
             .find(|k| k.key.choose_scheme(schemes).is_some())
             .or_else(|| set.first())
             .cloned();
-        if let Some(record) = &self.record {
-            let mut record = lock(record);
-            record.handshake.server_name_seen(name);
-            record.served = chosen.clone();
+        if self.records {
+            crate::client_auth::with_current(|record| {
+                record.handshake.server_name_seen(name);
+                record.served = chosen.clone();
+            });
         }
         chosen
     }

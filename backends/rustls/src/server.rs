@@ -34,7 +34,6 @@ pub struct Server {
     configs: Vec<Configs>,
     pub(crate) ring: Arc<KeyRing>,
     keys: Arc<Keys>,
-    sealer: TicketSealer,
     lifetime: Duration,
 }
 
@@ -45,19 +44,27 @@ impl Server {
         settings.check_for(crate::BACKEND)?;
         let policy = settings.ticket_policy_for(crate::BACKEND);
         let keys = Arc::new(Keys::new(&settings)?);
-        let mut configs = vec![Configs::new(&settings, &keys, ClientAuth::Off)?];
-        if settings.asks_client_certificates() {
-            configs.push(Configs::new(&settings, &keys, ClientAuth::Try)?);
-            configs.push(Configs::new(&settings, &keys, ClientAuth::Require)?);
-        }
         let ring = Arc::new(KeyRing::new(policy, settings.key_source.clone()));
-        let sealer = TicketSealer::new(ring.clone());
+        let ticketer = Arc::new(Ticketer {
+            sealer: TicketSealer::new(ring.clone()),
+            clock: settings.clock.clone(),
+            lifetime_secs: u32::try_from(policy.lifetime().as_secs()).unwrap_or(u32::MAX),
+        });
+        let mut configs = vec![Configs::new(&settings, &keys, ClientAuth::Off, &ticketer)?];
+        if settings.asks_client_certificates() {
+            configs.push(Configs::new(&settings, &keys, ClientAuth::Try, &ticketer)?);
+            configs.push(Configs::new(
+                &settings,
+                &keys,
+                ClientAuth::Require,
+                &ticketer,
+            )?);
+        }
         Ok(Self {
             settings,
             configs,
             ring,
             keys,
-            sealer,
             lifetime: policy.lifetime(),
         })
     }
@@ -87,28 +94,10 @@ impl Server {
                     start.client_auth.name()
                 ))
             })?;
+        // The configurations are shared: their ticketer and certificate resolver reach this
+        // connection's record through `recording`, around each handshake step.
         let config = if start.may_issue {
-            let mut config = ServerConfig::clone(&configs.with_tickets);
-            config.ticketer = Arc::new(Ticketer {
-                sealer: self.sealer.clone(),
-                clock: self.settings.clock.clone(),
-                lifetime_secs: u32::try_from(self.lifetime.as_secs()).unwrap_or(u32::MAX),
-                record: record.clone(),
-            });
-            // The name the client sent, for the tickets, and the certificate chosen.
-            config.cert_resolver = Arc::new(Resolver {
-                keys: Arc::clone(&self.keys),
-                record: Some(record.clone()),
-            });
-            Arc::new(config)
-        } else if self.keys.several() {
-            // The certificate chosen, reported.
-            let mut config = ServerConfig::clone(&configs.without_tickets);
-            config.cert_resolver = Arc::new(Resolver {
-                keys: Arc::clone(&self.keys),
-                record: Some(record.clone()),
-            });
-            Arc::new(config)
+            configs.with_tickets.clone()
         } else {
             configs.without_tickets.clone()
         };
@@ -123,8 +112,7 @@ impl Server {
     }
 }
 
-/// The configurations of one client-certificate mode: with tickets (cloned per connection,
-/// with its own ticketer) and without.
+/// The configurations of one client-certificate mode: with tickets and without.
 #[derive(Debug)]
 struct Configs {
     auth: ClientAuth,
@@ -134,7 +122,12 @@ struct Configs {
 }
 
 impl Configs {
-    fn new(settings: &ServerSettings, keys: &Arc<Keys>, auth: ClientAuth) -> Result<Self, Error> {
+    fn new(
+        settings: &ServerSettings,
+        keys: &Arc<Keys>,
+        auth: ClientAuth,
+        ticketer: &Arc<Ticketer>,
+    ) -> Result<Self, Error> {
         let builder = ServerConfig::builder_with_details(
             provider_for(settings.ciphers.as_ref())?,
             Arc::new(ClockTime(settings.clock.clone())),
@@ -153,17 +146,25 @@ impl Configs {
             Some(v) => builder.with_client_cert_verifier(v.clone()),
             None => builder.with_no_client_auth(),
         };
+        // A connection that gets tickets records the name the client sent (its tickets are
+        // bound to it) and the certificate chosen; one that does not, the certificate chosen
+        // when there is a choice.
         let mut config = builder.with_cert_resolver(Arc::new(Resolver {
             keys: Arc::clone(keys),
-            record: None,
+            records: true,
         }));
         config.session_storage = Arc::new(NoServerSessionStorage {});
         config.alpn_protocols = settings.alpn.clone();
         let mut without = config.clone();
         without.send_tls13_tickets = 0;
+        without.cert_resolver = Arc::new(Resolver {
+            keys: Arc::clone(keys),
+            records: keys.several(),
+        });
         // After every TLS 1.3 handshake, full or resumed (rustls sends the same number).
         config.send_tls13_tickets =
             usize::try_from(settings.tls13_tickets_for(crate::BACKEND)).unwrap_or(usize::MAX);
+        config.ticketer = ticketer.clone();
         Ok(Self {
             auth,
             with_tickets: Arc::new(config),

@@ -1,7 +1,7 @@
 //! Ticket-key glue: a rustls `ProducesTickets` over the core key ring and sealer, recording the
 //! resumption bits of the connection it serves.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rustls::server::ProducesTickets;
 use tlsresume_core::contract::ServerHandshake;
@@ -27,16 +27,17 @@ pub(crate) struct TicketRecord {
 
 /// The server's ticketer: the core sealer, recording each call in its connection's record.
 ///
-/// rustls asks the configuration's ticketer, not the connection, for tickets, so each
-/// connection runs under a configuration of its own (a clone of the server's, sharing
-/// everything but this ticketer): the record travels with the connection, whichever thread or
-/// task drives it.
+/// rustls asks the configuration's ticketer, not the connection, for tickets, and only from
+/// inside a handshake step; every step of a server handshake runs with its connection's record
+/// set on the thread running it ([`recording`](crate::client_auth::recording)), so one
+/// ticketer in one configuration serves every connection, whichever thread or task drives it
+/// (a configuration per connection would cost a copy of the server's and three allocations
+/// per handshake). Outside a step (never, as rustls calls it) it seals and opens nothing.
 #[derive(Debug)]
 pub(crate) struct Ticketer {
     pub(crate) sealer: TicketSealer,
     pub(crate) clock: SharedClock,
     pub(crate) lifetime_secs: u32,
-    pub(crate) record: Arc<Mutex<TicketRecord>>,
 }
 
 /// The start of rustls 0.23's encoded server session value, as rustls reads it back: an SNI
@@ -113,19 +114,15 @@ impl ProducesTickets for Ticketer {
     }
 
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
-        self.encrypt_for(&mut self.lock(), plain)
+        crate::client_auth::with_current(|record| self.encrypt_for(record, plain)).flatten()
     }
 
     fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        self.decrypt_for(&mut self.lock(), cipher)
+        crate::client_auth::with_current(|record| self.decrypt_for(record, cipher)).flatten()
     }
 }
 
 impl Ticketer {
-    fn lock(&self) -> std::sync::MutexGuard<'_, TicketRecord> {
-        self.record.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn encrypt_for(&self, record: &mut TicketRecord, plain: &[u8]) -> Option<Vec<u8>> {
         // TLS 1.2: a resumption whose key is not yet due for renewal keeps its ticket, as
         // OpenSSL's ticket callback does without return value 2. rustls then sends an empty

@@ -155,11 +155,49 @@ impl CacheKeyBuilder {
     /// ten thousand; any other input is hashed and remembered in place of the least recently
     /// used one.
     pub fn build(&self) -> CacheKey {
+        self.inputs().key()
+    }
+
+    /// The inputs, borrowed.
+    fn inputs(&self) -> KeyInputs<'_> {
+        KeyInputs {
+            peer: self.peer,
+            local: self.local,
+            sni: self.sni.as_deref(),
+            lb_name: &self.lb_name,
+            options: &self.options,
+            ciphers: &self.ciphers,
+            dane: self.dane.as_deref(),
+            alpn: &self.alpn,
+        }
+    }
+}
+
+/// The inputs of a [`CacheKey`], borrowed from wherever the caller holds them: a client's
+/// connection makes its key from its settings and parameters without copying them into a
+/// [`CacheKeyBuilder`] (the per-thread memo copies them only when it remembers a new set).
+/// The same inputs give the same key as the builder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KeyInputs<'a> {
+    /// The server's address (compared first: the field that differs most often).
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: Option<IpAddr>,
+    pub(crate) sni: Option<&'a str>,
+    pub(crate) lb_name: &'a str,
+    pub(crate) options: &'a str,
+    pub(crate) ciphers: &'a str,
+    pub(crate) dane: Option<&'a [u8]>,
+    pub(crate) alpn: &'a [Vec<u8>],
+}
+
+impl KeyInputs<'_> {
+    /// The key (see [`CacheKeyBuilder::build`]).
+    pub(crate) fn key(&self) -> CacheKey {
         MEMO.try_with(|memo| {
             let Ok(mut memo) = memo.try_borrow_mut() else {
                 return self.digest();
             };
-            if let Some(i) = memo.iter().position(|(inputs, _)| inputs == self) {
+            if let Some(i) = memo.iter().position(|(inputs, _)| inputs.inputs() == *self) {
                 let key = memo[i].1;
                 // Most recently used last.
                 let hit = memo.remove(i);
@@ -170,10 +208,24 @@ impl CacheKeyBuilder {
             if memo.len() >= MEMO_ENTRIES {
                 memo.remove(0);
             }
-            memo.push((self.clone(), key));
+            memo.push((self.to_builder(), key));
             key
         })
         .unwrap_or_else(|_| self.digest())
+    }
+
+    /// The inputs, owned.
+    fn to_builder(self) -> CacheKeyBuilder {
+        CacheKeyBuilder {
+            lb_name: Cow::Owned(self.lb_name.to_owned()),
+            dane: self.dane.map(<[u8]>::to_vec),
+            peer: self.peer,
+            local: self.local,
+            options: Cow::Owned(self.options.to_owned()),
+            ciphers: Cow::Owned(self.ciphers.to_owned()),
+            sni: self.sni.map(str::to_owned),
+            alpn: self.alpn.to_vec(),
+        }
     }
 
     /// SHA-256 over the inputs, each length-prefixed and tagged.
@@ -186,7 +238,7 @@ impl CacheKeyBuilder {
         };
         field(b'v', b"tlsresume cache key 1");
         field(b'l', self.lb_name.as_bytes());
-        if let Some(dane) = &self.dane {
+        if let Some(dane) = self.dane {
             field(b'd', dane);
         }
         field(b'p', self.peer.to_string().as_bytes());
@@ -195,10 +247,10 @@ impl CacheKeyBuilder {
         }
         field(b'o', self.options.as_bytes());
         field(b'c', self.ciphers.as_bytes());
-        if let Some(sni) = &self.sni {
+        if let Some(sni) = self.sni {
             field(b'n', sni.as_bytes());
         }
-        for protocol in &self.alpn {
+        for protocol in self.alpn {
             field(b'a', protocol);
         }
         let mut out = [0u8; 32];
@@ -554,8 +606,8 @@ mod tests {
             .collect();
         for _ in 0..3 {
             for b in &builders {
-                assert_eq!(b.build(), b.digest());
-                assert_eq!(b.build(), b.digest());
+                assert_eq!(b.build(), b.inputs().digest());
+                assert_eq!(b.build(), b.inputs().digest());
             }
         }
         let keys: std::collections::BTreeSet<CacheKey> =

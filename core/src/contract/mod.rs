@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::cache::store::{SessionStore, StoreError};
-use crate::cache::{CacheEntry, CacheKey};
+use crate::cache::{CacheEntry, CacheKey, KeyInputs, NEVER_LB};
 use crate::dane::{DaneAuthority, DanePlan};
 pub use crate::info::NoOffer;
 use crate::info::{OcspStatus, ProtocolVersion, Verification};
@@ -133,23 +133,23 @@ fn key_options(backend: BackendKind, versions: Versions) -> Cow<'static, str> {
 
 impl ClientContract for ClientSettings {
     fn cache_key(&self, backend: BackendKind, params: &ClientParams) -> CacheKey {
-        let mut builder = CacheKey::builder(params.peer)
-            .options(key_options(backend, self.versions))
-            .sni(params.server_name.clone())
-            .alpn(&self.alpn);
-        if let Some(ciphers) = &self.ciphers {
-            builder = builder.ciphers(ciphers.to_string());
+        // The inputs borrowed from the settings and parameters (what `CacheKey::builder` would
+        // be given, without copying them: a connection to a server seen before allocates
+        // nothing here).
+        let options = key_options(backend, self.versions);
+        let ciphers = self.ciphers.as_ref().map(ToString::to_string);
+        let dane = crate::dane::key_input(params.dane.as_deref(), &params.dane_names);
+        KeyInputs {
+            peer: params.peer,
+            local: params.local,
+            sni: Some(&params.server_name),
+            lb_name: params.lb_name.as_deref().unwrap_or(NEVER_LB),
+            options: &options,
+            ciphers: ciphers.as_deref().unwrap_or(""),
+            dane: dane.as_deref(),
+            alpn: &self.alpn,
         }
-        if let Some(lb) = &params.lb_name {
-            builder = builder.lb_name(lb.clone());
-        }
-        if let Some(dane) = crate::dane::key_input(params.dane.as_deref(), &params.dane_names) {
-            builder = builder.dane(dane);
-        }
-        if let Some(local) = params.local {
-            builder = builder.local(local);
-        }
-        builder.build()
+        .key()
     }
 
     fn offer(
@@ -422,6 +422,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A connection's key, made from its settings and parameters without a builder, is the
+    /// key the public builder gives for the same inputs (stored keys stay valid).
+    #[test]
+    fn a_connections_key_is_the_builders() {
+        use crate::dane::TlsaRecord;
+        let (mut s, _, _) = settings(crate::ResumptionPolicy::exim_compatible());
+        s.alpn = vec![b"smtp".to_vec(), b"h2".to_vec()];
+        s.ciphers = "TLS_AES_256_GCM_SHA384".parse().ok();
+        let mut p = params();
+        p.local = Some(std::net::IpAddr::from([192, 0, 2, 9]));
+        p.dane = Some(vec![TlsaRecord::new(3, 1, 1, vec![7; 32])]);
+        p.dane_names = vec!["MX.example".into()];
+        for round in 0..2 {
+            let expected = CacheKey::builder(p.peer)
+                .options(key_options(BackendKind::Rustls, s.versions))
+                .sni(p.server_name.clone())
+                .alpn(&s.alpn)
+                .ciphers("TLS_AES_256_GCM_SHA384")
+                .lb_name(
+                    p.lb_name
+                        .clone()
+                        .unwrap_or_else(|| crate::cache::NEVER_LB.into()),
+                )
+                .dane(crate::dane::key_input(p.dane.as_deref(), &p.dane_names).expect("dane"))
+                .local(p.local.expect("local"))
+                .build();
+            assert_eq!(
+                s.cache_key(BackendKind::Rustls, &p),
+                expected,
+                "round {round}"
+            );
+            p.lb_name = None;
+        }
+        let bare = params();
+        let (plain, _, _) = settings(crate::ResumptionPolicy::exim_compatible());
+        assert_eq!(
+            plain.cache_key(BackendKind::Openssl, &bare),
+            CacheKey::builder(bare.peer)
+                .options("openssl;771-772")
+                .sni("mx.example")
+                .lb_name("mx1")
+                .build()
+        );
     }
 
     fn params() -> ClientParams {

@@ -80,7 +80,7 @@ impl ServerHandshake {
     /// what a session issued on this connection is bound to, and what a resumed session must
     /// have been issued under.
     pub fn server_name_seen(&mut self, name: Option<&str>) {
-        self.server_name = name.map(crate::identities::normalise);
+        self.server_name = name.map(|name| crate::identities::normalise(name).into_owned());
     }
 
     /// The server name a session issued on this connection is bound to (lower case, no
@@ -96,7 +96,7 @@ impl ServerHandshake {
     /// a failure. For backends whose library does not check the name itself (OpenSSL).
     pub fn may_resume_under(&mut self, issued: Option<&str>) -> bool {
         let issued = issued.map(crate::identities::normalise);
-        if issued == self.server_name {
+        if issued.as_deref() == self.server_name.as_deref() {
             true
         } else {
             self.ticket_refused(RejectReason::ServerName);

@@ -284,21 +284,23 @@ impl SessionKey {
         let Some((data_tag, entry_tag, _)) = split_sealed(&entry.session) else {
             return false;
         };
-        let input = entry_tag_input(data_tag, entry);
         let Ok(tag) = <[u8; SESSION_TAG_LEN]>::try_from(entry_tag) else {
             return false;
         };
-        let known = self.0.entry_tags.with(&tag, |made_over| {
-            Some(made_over.as_slice() == input.as_slice())
-        });
-        if known == Some(true) {
-            return true;
-        }
-        let sealed = same_secret(self.entry_tag(&input).as_ref(), entry_tag);
-        if sealed {
-            self.remember_entry_tag(entry_tag, input);
-        }
-        sealed
+        with_entry_tag_input(data_tag, entry, |input| {
+            let known = self
+                .0
+                .entry_tags
+                .with(&tag, |made_over| Some(made_over.as_slice() == input));
+            if known == Some(true) {
+                return true;
+            }
+            let sealed = same_secret(self.entry_tag(input).as_ref(), entry_tag);
+            if sealed {
+                self.remember_entry_tag(entry_tag, input.to_vec());
+            }
+            sealed
+        })
     }
 
     /// Remembers that `tag` is this key's entry tag over `input`.
@@ -340,9 +342,36 @@ impl SessionKey {
 /// `entry` but the session.
 fn entry_tag_input(data_tag: &[u8], entry: &CacheEntry) -> Vec<u8> {
     let mut input = Vec::with_capacity(SESSION_TAG_LEN + 64);
-    input.extend_from_slice(data_tag);
-    entry.encode_fields(&mut input);
+    fill_entry_tag_input(&mut input, data_tag, entry);
     input
+}
+
+/// Writes the entry tag's input ([`entry_tag_input`]) into `input`, replacing what it held.
+fn fill_entry_tag_input(input: &mut Vec<u8>, data_tag: &[u8], entry: &CacheEntry) {
+    input.clear();
+    input.extend_from_slice(data_tag);
+    entry.encode_fields(input);
+}
+
+/// `f` of the entry tag's input ([`entry_tag_input`]), written into a buffer this thread
+/// keeps for it: checking an entry a client offers allocates nothing (the input is copied only
+/// when it is remembered).
+fn with_entry_tag_input<T>(data_tag: &[u8], entry: &CacheEntry, f: impl Fn(&[u8]) -> T) -> T {
+    thread_local! {
+        static INPUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let kept = INPUT
+        .try_with(|input| {
+            let mut input = input.try_borrow_mut().ok()?;
+            fill_entry_tag_input(&mut input, data_tag, entry);
+            Some(f(&input))
+        })
+        .ok()
+        .flatten();
+    match kept {
+        Some(result) => result,
+        None => f(&entry_tag_input(data_tag, entry)),
+    }
 }
 
 /// The data tag, the entry tag and the data of a `TRS3` session field.

@@ -115,20 +115,26 @@ impl TicketSealer {
                 })?;
         let aead_key = key.aead_key().ok_or(OpenError::Malformed)?;
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| OpenError::Malformed)?;
-        // Decrypted in place: the buffer holds the session's secrets once opened.
+        // Decrypted in place: the buffer holds the session's secrets once opened, and becomes
+        // the opened state (the issue time before it and the tag after it cut off, in place:
+        // one allocation per ticket, cleared when dropped, spare capacity included).
         let mut body = Zeroizing::new(sealed.to_vec());
-        let plain = aead_key
+        let plain_len = aead_key
             .open_in_place(nonce, Aad::from(key_name.as_bytes()), &mut body)
-            .map_err(|_| OpenError::Malformed)?;
-        let (time, state) = plain.split_at(TIME_LEN);
-        let issued = UnixTime::from_micros(u64::from_be_bytes(
-            time.try_into().map_err(|_| OpenError::Malformed)?,
-        ));
+            .map_err(|_| OpenError::Malformed)?
+            .len();
+        let time = body
+            .get(..TIME_LEN)
+            .and_then(|time| <[u8; TIME_LEN]>::try_from(time).ok())
+            .ok_or(OpenError::Malformed)?;
+        let issued = UnixTime::from_micros(u64::from_be_bytes(time));
         self.lifecycle
             .check_age(issued, now)
             .map_err(OpenError::Rejected)?;
+        body.truncate(plain_len);
+        body.drain(..TIME_LEN);
         Ok(Opened {
-            state: Zeroizing::new(state.to_vec()),
+            state: body,
             issued,
             decision: if renew {
                 Decision::ResumeAndRenew
