@@ -32,45 +32,66 @@ pub struct ClearHandshake {
 impl ClearHandshake {
     /// Takes the next bytes the server sent and calls `on_message(type, body)` for each
     /// complete handshake message, until the server's ChangeCipherSpec.
+    ///
+    /// Whole records and messages are read where they are; only a record or message cut off at
+    /// the end of `bytes` is kept for the next call (a server's flight read in one piece, the
+    /// rule, is read without a copy or an allocation).
     pub fn feed(&mut self, bytes: &[u8], mut on_message: impl FnMut(u8, &[u8])) {
         if self.done {
             return;
         }
-        self.records.extend_from_slice(bytes);
-        while let Some(header) = self.records.get(..5) {
-            let kind = header[0];
-            let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
-            let Some(body) = self.records.get(5..5 + len) else {
-                break;
-            };
-            match kind {
-                CONTENT_HANDSHAKE => {
-                    self.messages.extend_from_slice(body);
-                    self.messages_ready(&mut on_message);
-                }
-                CONTENT_CHANGE_CIPHER_SPEC => {
-                    self.stop();
-                    return;
-                }
-                _ => {}
+        if self.records.is_empty() {
+            let used = self.read_records(bytes, &mut on_message);
+            if !self.done {
+                self.records.extend_from_slice(&bytes[used..]);
             }
-            self.records.drain(..5 + len);
+        } else {
+            let mut records = std::mem::take(&mut self.records);
+            records.extend_from_slice(bytes);
+            let used = self.read_records(&records, &mut on_message);
+            if !self.done {
+                records.drain(..used);
+                self.records = records;
+            }
         }
-        if self.records.len() + self.messages.len() > MAX_BUFFERED {
+        if !self.done && self.records.len() + self.messages.len() > MAX_BUFFERED {
             self.stop();
         }
     }
 
-    fn messages_ready(&mut self, on_message: &mut impl FnMut(u8, &[u8])) {
-        while let Some(header) = self.messages.get(..4) {
+    /// Reads the whole records at the start of `records`, up to the server's ChangeCipherSpec
+    /// (which stops reading); the bytes they take.
+    fn read_records(&mut self, records: &[u8], on_message: &mut impl FnMut(u8, &[u8])) -> usize {
+        let mut at = 0;
+        while let Some(header) = records.get(at..at + 5) {
             let kind = header[0];
-            let len =
-                usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
-            let Some(body) = self.messages.get(4..4 + len) else {
-                return;
+            let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+            let Some(body) = records.get(at + 5..at + 5 + len) else {
+                break;
             };
-            on_message(kind, body);
-            self.messages.drain(..4 + len);
+            match kind {
+                CONTENT_HANDSHAKE => self.handshake_bytes(body, on_message),
+                CONTENT_CHANGE_CIPHER_SPEC => {
+                    self.stop();
+                    return at;
+                }
+                _ => {}
+            }
+            at += 5 + len;
+        }
+        at
+    }
+
+    /// The body of a handshake record: the messages it completes, and what it leaves of the
+    /// next one kept.
+    fn handshake_bytes(&mut self, body: &[u8], on_message: &mut impl FnMut(u8, &[u8])) {
+        if self.messages.is_empty() {
+            let used = read_messages(body, on_message);
+            self.messages.extend_from_slice(&body[used..]);
+        } else {
+            self.messages.extend_from_slice(body);
+            let used = read_messages(&self.messages, on_message);
+            self.messages.drain(..used);
         }
     }
 
@@ -85,6 +106,23 @@ impl ClearHandshake {
     pub fn is_done(&self) -> bool {
         self.done
     }
+}
+
+/// Calls `on_message` for each whole handshake message at the start of `messages`; the bytes
+/// they take.
+fn read_messages(messages: &[u8], on_message: &mut impl FnMut(u8, &[u8])) -> usize {
+    let mut at = 0;
+    while let Some(header) = messages.get(at..at + 4) {
+        let kind = header[0];
+        let len =
+            usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
+        let Some(body) = messages.get(at + 4..at + 4 + len) else {
+            break;
+        };
+        on_message(kind, body);
+        at += 4 + len;
+    }
+    at
 }
 
 /// A TLS 1.2 NewSessionTicket as the server sent it.
@@ -227,6 +265,58 @@ mod tests {
                 [(HANDSHAKE_NEW_SESSION_TICKET, Some(ticket))],
                 "{cut}"
             );
+        }
+    }
+
+    /// A flight of records (a message spanning two records, two messages in one, an alert
+    /// record between, then the ChangeCipherSpec and what follows it encrypted), fed in three
+    /// pieces cut anywhere: the same messages as fed whole, and nothing after the
+    /// ChangeCipherSpec.
+    #[test]
+    fn a_flight_cut_anywhere_gives_the_same_messages() {
+        let message = |kind: u8, body: &[u8]| {
+            let len = u32::try_from(body.len()).expect("len").to_be_bytes();
+            let mut m = vec![kind, len[1], len[2], len[3]];
+            m.extend_from_slice(body);
+            m
+        };
+        let record = |kind: u8, body: &[u8]| {
+            let len = u16::try_from(body.len()).expect("len").to_be_bytes();
+            let mut r = vec![kind, 3, 3, len[0], len[1]];
+            r.extend_from_slice(body);
+            r
+        };
+        let hello = message(HANDSHAKE_SERVER_HELLO, &[5; 40]);
+        let mut two = message(11, &[1, 2, 3]);
+        two.extend(message(
+            HANDSHAKE_NEW_SESSION_TICKET,
+            &[0, 0, 0, 9, 0, 1, 7],
+        ));
+        let mut flight = record(CONTENT_HANDSHAKE, &hello[..10]);
+        flight.extend(record(CONTENT_HANDSHAKE, &hello[10..]));
+        flight.extend(record(21, &[1, 0]));
+        flight.extend(record(CONTENT_HANDSHAKE, &two));
+        flight.extend(record(CONTENT_CHANGE_CIPHER_SPEC, &[1]));
+        flight.extend(record(CONTENT_HANDSHAKE, &message(20, &[0; 12])));
+        let read = |parts: &[&[u8]]| {
+            let mut seen = Vec::new();
+            let mut clear = ClearHandshake::default();
+            for part in parts {
+                clear.feed(part, |kind, body| seen.push((kind, body.to_vec())));
+            }
+            (seen, clear.is_done())
+        };
+        let whole = read(&[&flight]);
+        assert_eq!(
+            whole.0.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            [HANDSHAKE_SERVER_HELLO, 11, HANDSHAKE_NEW_SESSION_TICKET]
+        );
+        assert!(whole.1, "stopped at the ChangeCipherSpec");
+        for a in 0..=flight.len() {
+            for b in a..=flight.len() {
+                let parts = [&flight[..a], &flight[a..b], &flight[b..]];
+                assert_eq!(read(&parts), whole, "cut at {a} and {b}");
+            }
         }
     }
 }

@@ -243,9 +243,10 @@ pub(crate) extern "C" fn raw_generate_ticket(ssl: *mut SSL, _arg: *mut c_void) -
         };
         let protocol = protocol_of(ssl_ref);
         let resumed = ssl_ref.session_reused();
-        // SAFETY: `ssl` is valid for this callback.
-        let existing = unsafe { ffi::current_ticket_appdata(ssl) };
-        let data = conn.ticket_appdata(protocol, resumed, existing);
+        let data = conn.ticket_appdata(protocol, resumed, || {
+            // SAFETY: `ssl` is valid for this callback, which runs this closure.
+            unsafe { ffi::current_ticket_appdata(ssl) }
+        });
         // SAFETY: `ssl` is valid for this callback.
         c_int::from(unsafe { ffi::set_ticket_appdata(ssl, &data) })
     }))

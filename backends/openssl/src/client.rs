@@ -93,7 +93,6 @@ impl Client {
         mut handshake: ClientHandshake,
     ) -> Result<Handshake<S>, Error> {
         let index = client_index().ok_or_else(|| error::tls("no SSL ex_data index"))?;
-        let server_name = handshake.server_name().to_owned();
         let settings = Arc::clone(handshake.settings());
         let mut ssl = Ssl::new(&self.ctx).map_err(|e| error::stack("SSL", e))?;
 
@@ -132,25 +131,11 @@ impl Client {
             ffi::set_no_ticket(&mut ssl);
         }
 
-        let dane = handshake.dane().clone();
-        let conn = Arc::new(ClientConn {
-            settings: Arc::clone(&settings),
-            roots: Arc::clone(&self.roots),
-            sessions: Arc::clone(&self.sessions),
-            chains: Arc::clone(&self.chains),
-            state: Mutex::new(ClientState {
-                handshake,
-                offered_ticket,
-                verify_failed: false,
-                dane_seen: false,
-            }),
-            dane: !matches!(dane, DanePlan::Off),
-        });
-        ssl.set_ex_data(index, Arc::clone(&conn));
-
         // SNI and the name checked against the certificate: by DANE (libssl's own, with the
         // base domain and reference names), or by PKIX.
-        if let DanePlan::Verify(check) = &dane {
+        let server_name = handshake.server_name();
+        let dane = handshake.dane();
+        if let DanePlan::Verify(check) = dane {
             let records: Vec<(u8, u8, u8, &[u8])> = check
                 .records
                 .iter()
@@ -165,8 +150,8 @@ impl Client {
                 .collect();
             ffi::dane_enable(&mut ssl, &check.names, &records)
                 .map_err(|e| error::stack("DANE TLSA records", e))?;
-        } else if dane == DanePlan::Unauthenticated {
-            ssl.set_hostname(&server_name)
+        } else if *dane == DanePlan::Unauthenticated {
+            ssl.set_hostname(server_name)
                 .map_err(|e| error::stack("SNI", e))?;
         } else {
             match server_name.parse::<IpAddr>() {
@@ -175,14 +160,30 @@ impl Client {
                     .set_ip(ip)
                     .map_err(|e| error::stack("peer IP", e))?,
                 Err(_) => {
-                    ssl.set_hostname(&server_name)
+                    ssl.set_hostname(server_name)
                         .map_err(|e| error::stack("SNI", e))?;
                     ssl.param_mut()
-                        .set_host(&server_name)
+                        .set_host(server_name)
                         .map_err(|e| error::stack("peer name", e))?;
                 }
             }
         }
+        let dane = !matches!(handshake.dane(), DanePlan::Off);
+        let conn = Arc::new(ClientConn {
+            settings: Arc::clone(&settings),
+            roots: Arc::clone(&self.roots),
+            sessions: Arc::clone(&self.sessions),
+            chains: Arc::clone(&self.chains),
+            state: Mutex::new(ClientState {
+                handshake,
+                offered_ticket,
+                verify_failed: false,
+                dane_seen: false,
+            }),
+            dane,
+        });
+        ssl.set_ex_data(index, Arc::clone(&conn));
+
         if settings.ocsp != OcspMode::Off {
             ssl.set_status_type(StatusType::OCSP)
                 .map_err(|e| error::stack("OCSP status request", e))?;

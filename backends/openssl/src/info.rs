@@ -143,10 +143,10 @@ fn session_info(ssl: &SslRef, conn: &Conn) -> SessionInfo {
         protocol,
     );
     info.cipher = cipher_names(ssl, protocol);
-    info.sni = ssl.servername(NameType::HOST_NAME).map(str::to_owned);
     info.alpn = ssl.selected_alpn_protocol().map(<[u8]>::to_vec);
     match conn {
         Conn::Server(conn) => {
+            info.sni = ssl.servername(NameType::HOST_NAME).map(str::to_owned);
             info.peer_certificates = crate::certs::peer_chain(ssl);
             let resumed = ssl.session_reused();
             let sent = sent_lifetime_hint(ssl, protocol, resumed);
@@ -157,6 +157,7 @@ fn session_info(ssl: &SslRef, conn: &Conn) -> SessionInfo {
             conn.state().handshake.report(info, Some(sent))
         }
         Conn::Client(conn) => {
+            // The SNI sent is the lifecycle's to report (`ClientHandshake::report`).
             info.peer_certificates = conn.chains.chain_of(ssl);
             conn.state().handshake.report(info)
         }

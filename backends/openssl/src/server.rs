@@ -35,6 +35,8 @@ pub struct Server {
     pub(crate) ring: Arc<KeyRing>,
     /// With several certificates, the leaf the OCSP staple is for (the first identity's).
     staple_leaf: Option<Arc<Vec<u8>>>,
+    /// The OCSP response stapled, shared by every connection (not copied per handshake).
+    ocsp_response: Option<Arc<Vec<u8>>>,
     /// Every context's leaves, to report the one sent without encoding it.
     leaves: Arc<LocalLeaves>,
 }
@@ -77,11 +79,13 @@ impl Server {
         let staple_leaf = (!settings.identities.is_empty())
             .then(|| settings.identity.chain().first().cloned().map(Arc::new))
             .flatten();
+        let ocsp_response = settings.ocsp_response.clone().map(Arc::new);
         Ok(Self {
             ctx: ctx.build(),
             settings: Arc::new(settings),
             ring,
             staple_leaf,
+            ocsp_response,
             leaves: Arc::new(leaves),
         })
     }
@@ -99,7 +103,7 @@ impl Server {
             ring: Arc::clone(&self.ring),
             clock: Arc::clone(&self.settings.clock),
             may_issue: start.may_issue,
-            ocsp_response: self.settings.ocsp_response.clone().map(Arc::new),
+            ocsp_response: self.ocsp_response.clone(),
             staple_leaf: self.staple_leaf.clone(),
             leaves: Arc::clone(&self.leaves),
             state: Mutex::new(ServerState {

@@ -128,16 +128,16 @@ impl ServerConn {
     /// The app data for a ticket about to be sealed: the issue time and the server name.
     ///
     /// OpenSSL resets a session's time when it issues a TLS 1.3 ticket, but a TLS 1.2 ticket
-    /// renewed on a resumed handshake keeps the resumed session's time; `existing` is the
-    /// resumed session's app data in that case, kept as it is.
+    /// renewed on a resumed handshake keeps the resumed session's time; `existing` gives the
+    /// resumed session's app data in that case (asked for only then), kept as it is.
     pub(crate) fn ticket_appdata(
         &self,
         protocol: Option<ProtocolVersion>,
         resumed: bool,
-        existing: Option<Vec<u8>>,
+        existing: impl FnOnce() -> Option<Vec<u8>>,
     ) -> Vec<u8> {
         if protocol == Some(ProtocolVersion::Tls12) && resumed {
-            if let Some(existing) = existing.filter(|d| decode_appdata(d).is_some()) {
+            if let Some(existing) = existing().filter(|d| decode_appdata(d).is_some()) {
                 return existing;
             }
         }

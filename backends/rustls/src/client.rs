@@ -111,11 +111,16 @@ impl InProcess {
     }
 }
 
+/// The length of a handle's bytes.
+const HANDLE_LEN: usize = HANDLE_PREFIX.len() + 16;
+
 /// The session bytes stored for an in-process value: the prefix, the client's id, the handle.
-fn encode_handle(client: u64, handle: u64) -> Vec<u8> {
-    let mut out = HANDLE_PREFIX.to_vec();
-    out.extend_from_slice(&client.to_be_bytes());
-    out.extend_from_slice(&handle.to_be_bytes());
+fn encode_handle(client: u64, handle: u64) -> [u8; HANDLE_LEN] {
+    let mut out = [0u8; HANDLE_LEN];
+    let (prefix, ids) = out.split_at_mut(HANDLE_PREFIX.len());
+    prefix.copy_from_slice(HANDLE_PREFIX);
+    ids[..8].copy_from_slice(&client.to_be_bytes());
+    ids[8..].copy_from_slice(&handle.to_be_bytes());
     out
 }
 
@@ -233,26 +238,24 @@ impl Client {
             handshake.withdraw(NoOffer::NotHeld);
         }
         let may_resume = handshake.may_resume();
-        let verify = Arc::new(Mutex::new(VerifyRecord {
-            dane_plan: handshake.dane().clone(),
-            ..VerifyRecord::default()
-        }));
-        let wire = Arc::new(Mutex::new(WireRecord::default()));
-        // Per connection, in one allocation: the lifecycle and the bridge to the core cache for
-        // this connection's offer, reached by the client's one configuration (as the verifier
-        // is the client's one) when the connection may resume.
-        let during = may_resume.then(|| {
-            Box::new(During {
-                offered: taken,
-                verify: verify.clone(),
-                wire: wire.clone(),
-            })
+        // Per connection, in one allocation: what its handshake records while it runs (the
+        // verifier's and the wire tap's findings) and, when it may resume, the session offered,
+        // reached by the bridge.
+        let during = Arc::new(During {
+            offered: taken,
+            verify: Mutex::new(VerifyRecord {
+                dane_plan: handshake.dane().clone(),
+                ..VerifyRecord::default()
+            }),
+            wire: Mutex::new(WireRecord::default()),
         });
+        // The lifecycle and the bridge to the core cache, reached by the client's one
+        // configuration (as the verifier is the client's one) when the connection may resume.
         let bridge = Arc::new(Bridge {
             handshake: Mutex::new(handshake),
             sessions: self.sessions.clone(),
             client: self.id,
-            during,
+            during: may_resume.then(|| Arc::clone(&during)),
             resumed: false,
             resuming: may_resume,
         });
@@ -264,10 +267,13 @@ impl Client {
         let conn = bridged(Some(&bridge), || ClientConnection::new(config, name)).map_err(tls)?;
         Ok(Handshake::client(
             ClientIo {
-                stream: Box::new(StreamOwned::new(conn, Tap::new(transport, wire))),
+                stream: Box::new(StreamOwned::new(
+                    conn,
+                    Tap::new(transport, Arc::clone(&during)),
+                )),
                 bridge: Some(bridge),
             },
-            ClientParts { verify },
+            ClientParts { during },
         ))
     }
 }
@@ -412,22 +418,25 @@ pub(crate) struct Bridge {
     client: u64,
     /// What only the handshake needs (released when it is over); `None` from the start on a
     /// connection that does not resume.
-    during: Option<Box<During>>,
+    during: Option<Arc<During>>,
     /// Whether the handshake resumed, once it is over (and `during` released).
     resumed: bool,
     /// Whether the connection may resume: the client's session store reaches this bridge.
     resuming: bool,
 }
 
-/// What a resuming connection's bridge needs while its handshake runs.
+/// What a client connection needs while its handshake runs, in one allocation shared by the
+/// bridge (when the connection may resume), the verifier's record of the step being run
+/// ([`recording`](crate::verify::recording)) and the wire tap; all of them let go of it when
+/// the handshake is over.
 #[derive(Debug)]
-struct During {
+pub(crate) struct During {
     /// The session offered, taken out of the table for this handshake.
     offered: Option<Taken>,
     /// What the verifier saw.
-    verify: Arc<Mutex<VerifyRecord>>,
+    pub(crate) verify: Mutex<VerifyRecord>,
     /// What the wire tap read.
-    wire: Arc<Mutex<WireRecord>>,
+    pub(crate) wire: Mutex<WireRecord>,
 }
 
 impl Bridge {
@@ -464,9 +473,12 @@ impl Bridge {
 
 impl Bridge {
     fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
-        self.sessions()
-            .kx_hints
-            .insert(server_name.to_str().into_owned(), group);
+        let name = server_name.to_str();
+        let mut sessions = self.sessions();
+        // Told again after every handshake: a hint already held is not copied again.
+        if sessions.kx_hints.get(name.as_ref()) != Some(&group) {
+            sessions.kx_hints.insert(name.into_owned(), group);
+        }
     }
 
     fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {

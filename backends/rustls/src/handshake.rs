@@ -9,7 +9,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use std::ops::DerefMut;
 
@@ -17,14 +17,15 @@ use rustls::{ConnectionCommon, ServerConnection, SideData, StreamOwned};
 use tlsresume_core::{Error, Handshaking};
 
 use crate::client::ClientIo;
+use crate::client::During;
 use crate::error::handshake;
 use crate::info::{lock, ServerState, Stream};
-use crate::verify::{record_into, VerifyRecord};
+use crate::verify::record_into;
 
 /// What a client handshake carries to its stream (its lifecycle is in the stream's bridge).
 pub(crate) struct ClientParts {
-    /// What the verifier sees while this connection's handshake steps run.
-    pub(crate) verify: Arc<Mutex<VerifyRecord>>,
+    /// What the verifier (and the wire tap) see while this connection's handshake steps run.
+    pub(crate) during: Arc<During>,
 }
 
 /// The rustls connection is boxed here and in the stream: it is over a kilobyte, and a
@@ -114,12 +115,12 @@ impl<S: Read + Write> Handshake<S> {
             Side::Client { stream, parts } => {
                 let ClientIo { stream, bridge } = stream;
                 crate::client::bridged(bridge.as_ref(), || {
-                    crate::verify::recording(&parts.verify, || drive(&mut **stream))
+                    crate::verify::recording(&parts.during, || drive(&mut **stream))
                 })
                 .map_err(|e| match bridge.as_ref() {
                     Some(bridge) => {
                         let mut hs = lock(&bridge.handshake);
-                        if lock(&parts.verify).asked_without_certificate {
+                        if lock(&parts.during.verify).asked_without_certificate {
                             hs.asked_without_certificate();
                         }
                         hs.library_failed(e)
@@ -159,7 +160,7 @@ impl<S: Read + Write> Handshake<S> {
                 let resumed = crate::info::resumed(&stream.stream.conn);
                 stream.handshake_done(resumed);
                 if let Some(mut hs) = stream.handshake() {
-                    record_into(&parts.verify, &mut hs);
+                    record_into(&parts.during.verify, &mut hs);
                     hs.finish(resumed)?;
                 }
                 Stream::client(stream)

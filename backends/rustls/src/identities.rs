@@ -71,12 +71,18 @@ impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = hello.server_name();
         let set = self.keys.sets.get(self.keys.table.select(name))?;
-        let schemes = hello.signature_schemes();
-        let chosen = set
-            .iter()
-            .find(|k| k.key.choose_scheme(schemes).is_some())
-            .or_else(|| set.first())
-            .cloned();
+        // Asking a key whether it can sign makes a signer (an allocation): with one key in the
+        // set, it is the one chosen either way.
+        let chosen = match set.as_slice() {
+            [only] => Some(only.clone()),
+            _ => {
+                let schemes = hello.signature_schemes();
+                set.iter()
+                    .find(|k| k.key.choose_scheme(schemes).is_some())
+                    .or_else(|| set.first())
+                    .cloned()
+            }
+        };
         if self.records {
             crate::client_auth::with_current(|record| {
                 record.handshake.server_name_seen(name);

@@ -12,6 +12,8 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tlsresume_core::contract::ClientHandshake;
+
+use crate::client::During;
 use tlsresume_core::dane::DanePlan;
 use tlsresume_core::{DaneAuthority, OcspStatus, Verification, VerifyMode};
 
@@ -55,7 +57,7 @@ pub(crate) fn record_into(verify: &Mutex<VerifyRecord>, handshake: &mut ClientHa
 thread_local! {
     /// The record of the client connection whose handshake this thread is driving now: set by
     /// [`recording`] around each step of rustls's state machine, and only for its length.
-    static CURRENT: RefCell<Option<Arc<Mutex<VerifyRecord>>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Arc<During>>> = const { RefCell::new(None) };
 }
 
 /// Runs `step` (one synchronous step of a client handshake: rustls's `complete_io`) with the
@@ -67,7 +69,7 @@ thread_local! {
 /// from inside `complete_io`, on the thread running the step, so the record of the connection
 /// being stepped is set for the step's length: an async handshake that moves between threads
 /// sets it again on each step, and no step of one connection runs inside another's.
-pub(crate) fn recording<T>(record: &Arc<Mutex<VerifyRecord>>, step: impl FnOnce() -> T) -> T {
+pub(crate) fn recording<T>(record: &Arc<During>, step: impl FnOnce() -> T) -> T {
     scoped(&CURRENT, record, step)
 }
 
@@ -110,6 +112,7 @@ impl rustls::client::ResolvesClientCert for NoClientCert {
         let _ = CURRENT.try_with(|current| {
             if let Some(record) = current.borrow().as_ref() {
                 record
+                    .verify
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .asked_without_certificate = true;
@@ -164,7 +167,7 @@ impl RecordingVerifier {
         };
         let _ = CURRENT.try_with(|current| {
             if let Some(record) = current.borrow().as_ref() {
-                let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
+                let mut record = record.verify.lock().unwrap_or_else(|p| p.into_inner());
                 record.ocsp = Some(ocsp);
                 record.ocsp_detail = ocsp_detail;
                 record.verification = Some(verification);
@@ -187,7 +190,7 @@ impl ServerCertVerifier for RecordingVerifier {
         let plan = CURRENT
             .try_with(|current| {
                 current.borrow().as_ref().map(|record| {
-                    let record = record.lock().unwrap_or_else(|p| p.into_inner());
+                    let record = record.verify.lock().unwrap_or_else(|p| p.into_inner());
                     record.dane_plan.clone()
                 })
             })
@@ -226,7 +229,7 @@ impl ServerCertVerifier for RecordingVerifier {
                 "the verifier ran outside a recorded handshake step"
             );
             if let Some(record) = current.borrow().as_ref() {
-                let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
+                let mut record = record.verify.lock().unwrap_or_else(|p| p.into_inner());
                 record.ocsp = Some(ocsp);
                 record.ocsp_detail = ocsp_detail;
                 record.verification = Some(verification);

@@ -13,8 +13,9 @@
 //! the bytes always pass through to rustls unchanged.
 
 use std::io::{self, Read, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use crate::client::During;
 use tlsresume_core::wire::{parse_tls12_ticket, ClearHandshake, HANDSHAKE_NEW_SESSION_TICKET};
 
 /// A TLS 1.2 NewSessionTicket as the server sent it.
@@ -60,11 +61,11 @@ pub(crate) struct Tap<S> {
     inner: S,
     /// The reader and what it found; released when the handshake is over (nothing more is
     /// read in clear) or the reader is done.
-    record: Option<Arc<Mutex<WireRecord>>>,
+    record: Option<Arc<During>>,
 }
 
 impl<S> Tap<S> {
-    pub(crate) fn new(inner: S, record: Arc<Mutex<WireRecord>>) -> Self {
+    pub(crate) fn new(inner: S, record: Arc<During>) -> Self {
         Self {
             inner,
             record: Some(record),
@@ -89,7 +90,7 @@ impl<S: Read> Read for Tap<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if let Some(record) = &self.record {
-            let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
+            let mut record = record.wire.lock().unwrap_or_else(|p| p.into_inner());
             record.feed(&buf[..n]);
             if record.reader.done {
                 // What it found stays with the bridge's reference.

@@ -78,21 +78,21 @@ impl TicketSealer {
         let aead_key = key
             .aead_key()
             .ok_or_else(|| KeyError::Source("bad ticket cipher key".into()))?;
+        // Sealed in place, in the one buffer the ticket is returned in.
         let mut out = Vec::with_capacity(state.len() + SEAL_OVERHEAD);
         out.extend_from_slice(key.name().as_bytes());
         out.extend_from_slice(&nonce);
         let body_start = out.len();
         out.extend_from_slice(&now.as_micros().to_be_bytes());
         out.extend_from_slice(state);
-        let mut body = out.split_off(body_start);
-        aead_key
-            .seal_in_place_append_tag(
+        let tag = aead_key
+            .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(key.name().as_bytes()),
-                &mut body,
+                out.get_mut(body_start..).unwrap_or_default(),
             )
             .map_err(|_| KeyError::Source("ticket sealing failed".into()))?;
-        out.extend_from_slice(&body);
+        out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
 
