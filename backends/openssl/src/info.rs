@@ -115,8 +115,20 @@ impl<S: Read + Write> Stream<S> {
                 (st.handshake.bits(), st.handshake.ticket_lifetime())
             }
         };
-        if bits != self.info.resumption || lifetime != self.info.ticket_lifetime {
-            self.info = session_info(self.inner.ssl(), &self.conn);
+        if bits == self.info.resumption && lifetime == self.info.ticket_lifetime {
+            return;
+        }
+        match &self.conn {
+            // Only the lifecycle's part changes once the handshake is over: the library's
+            // (version, cipher, chain, ALPN) is kept as it was reported.
+            Conn::Client(conn) => {
+                let library = std::mem::replace(
+                    &mut self.info,
+                    SessionInfo::new(Side::Client, ProtocolVersion::Other(0)),
+                );
+                self.info = conn.state().handshake.report(library);
+            }
+            Conn::Server(_) => self.info = session_info(self.inner.ssl(), &self.conn),
         }
     }
 }

@@ -216,18 +216,32 @@ impl<S: Read + Write> Stream<S> {
 
     /// Picks up a session stored on a read (a TLS 1.3 ticket).
     pub(crate) fn after_read(&mut self) {
-        let changed = match &self.inner {
-            Inner::Client { stream } => stream.handshake().is_some_and(|hs| {
-                hs.bits() != self.info.resumption
+        match &self.inner {
+            Inner::Client { stream } => {
+                let Some(hs) = stream.handshake() else {
+                    return;
+                };
+                if hs.bits() != self.info.resumption
                     || hs.ticket_lifetime() != self.info.ticket_lifetime
-            }),
-            Inner::Server { state, .. } => !self
-                .info
-                .resumption
-                .contains(lock(&state.record).handshake.bits()),
-        };
-        if changed {
-            self.info = session_info(&self.inner);
+                {
+                    // Only the lifecycle's part changes once the handshake is over: the
+                    // library's (version, cipher, chain, ALPN) is kept as it was reported.
+                    let library = std::mem::replace(
+                        &mut self.info,
+                        SessionInfo::new(Side::Client, ProtocolVersion::Other(0)),
+                    );
+                    self.info = hs.report(library);
+                }
+            }
+            Inner::Server { state, .. } => {
+                if !self
+                    .info
+                    .resumption
+                    .contains(lock(&state.record).handshake.bits())
+                {
+                    self.info = session_info(&self.inner);
+                }
+            }
         }
     }
 }

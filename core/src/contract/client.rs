@@ -635,7 +635,9 @@ impl ClientHandshake {
         library.verified_by = self.verified_by();
         library.ocsp = self.ocsp();
         library.ocsp_detail = self.ocsp_detail.as_deref().map(str::to_owned);
-        library.sni = Some(String::from(&*self.server_name));
+        if library.sni.as_deref() != Some(&*self.server_name) {
+            library.sni = Some(String::from(&*self.server_name));
+        }
         library.ticket_lifetime = self.ticket_lifetime;
         library.no_offer = self.offer.no_offer;
         library

@@ -147,7 +147,7 @@ struct SessionKeyInner {
     /// 7 600 instructions, as much as the rest of a resumed rustls TLS 1.2 client handshake
     /// adds). The tag is a function of its input under this key, so the answer is the same
     /// as computing it: an entry with any field rewritten has another input and is checked.
-    entry_tags: KeptPerKey<Vec<u8>, [u8; SESSION_TAG_LEN]>,
+    entry_tags: KeptPerKey<TagInput, [u8; SESSION_TAG_LEN]>,
 }
 
 /// How many entry tags a session key remembers (one per stored session it sealed or checked
@@ -227,9 +227,11 @@ impl SessionKey {
         data: &[u8],
     ) -> Vec<u8> {
         let data_tag = self.data_tag(backend, key, data);
-        let input = entry_tag_input(data_tag.as_ref(), entry);
-        let entry_tag = self.entry_tag(&input);
-        self.remember_entry_tag(entry_tag.as_ref(), input);
+        let entry_tag = with_entry_tag_input(data_tag.as_ref(), entry, |input| {
+            let entry_tag = self.entry_tag(input);
+            self.remember_entry_tag(entry_tag.as_ref(), input);
+            entry_tag
+        });
         let mut out = Vec::with_capacity(SESSION_MAGIC.len() + 2 * SESSION_TAG_LEN + data.len());
         out.extend_from_slice(SESSION_MAGIC);
         out.extend_from_slice(data_tag.as_ref());
@@ -297,16 +299,16 @@ impl SessionKey {
             }
             let sealed = same_secret(self.entry_tag(input).as_ref(), entry_tag);
             if sealed {
-                self.remember_entry_tag(entry_tag, input.to_vec());
+                self.remember_entry_tag(entry_tag, input);
             }
             sealed
         })
     }
 
     /// Remembers that `tag` is this key's entry tag over `input`.
-    fn remember_entry_tag(&self, tag: &[u8], input: Vec<u8>) {
+    fn remember_entry_tag(&self, tag: &[u8], input: &[u8]) {
         if let Ok(tag) = <[u8; SESSION_TAG_LEN]>::try_from(tag) {
-            self.0.entry_tags.keep(&tag, input);
+            self.0.entry_tags.keep(&tag, TagInput::new(input));
         }
     }
 
@@ -371,6 +373,40 @@ fn with_entry_tag_input<T>(data_tag: &[u8], entry: &CacheEntry, f: impl Fn(&[u8]
     match kept {
         Some(result) => result,
         None => f(&entry_tag_input(data_tag, entry)),
+    }
+}
+
+/// An entry tag's input as a session key remembers it: in place when it fits (an entry
+/// without a DANE authority takes 50 bytes), so remembering one allocates nothing; on the heap
+/// otherwise.
+enum TagInput {
+    Inline {
+        len: u8,
+        bytes: [u8; TAG_INPUT_INLINE],
+    },
+    Heap(Box<[u8]>),
+}
+
+/// The longest entry tag input kept in place.
+const TAG_INPUT_INLINE: usize = 64;
+
+impl TagInput {
+    fn new(input: &[u8]) -> Self {
+        match u8::try_from(input.len()) {
+            Ok(len) if input.len() <= TAG_INPUT_INLINE => {
+                let mut bytes = [0u8; TAG_INPUT_INLINE];
+                bytes[..input.len()].copy_from_slice(input);
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Heap(input.into()),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Heap(bytes) => bytes,
+        }
     }
 }
 
