@@ -29,6 +29,27 @@ use crate::ffi::{self, ticket_return, ticket_status, tlsext_err};
 use crate::server::{staple, verify_client};
 use crate::tickets::server_conn;
 
+/// The free function of an [`ArcIndex`](ffi::ArcIndex) slot (CRYPTO_get_ex_new_index(3)):
+/// libssl calls it when it frees an SSL, with the SSL's value in the slot (null when it has
+/// none), and the reference the SSL held is given back.
+pub(crate) unsafe extern "C" fn free_arc<T>(
+    _parent: *mut c_void,
+    ptr: *mut c_void,
+    _ad: *mut openssl_sys::CRYPTO_EX_DATA,
+    _index: c_int,
+    _argl: libc::c_long,
+    _argp: *mut c_void,
+) {
+    // AssertUnwindSafe: nothing is used after a panic (the value is dropped or leaked).
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if !ptr.is_null() {
+            // SAFETY: a value in an `ArcIndex<T>` slot is a pointer from `Arc::into_raw` whose
+            // reference the SSL held; libssl calls this once per SSL, as it frees it.
+            drop(unsafe { std::sync::Arc::from_raw(ptr.cast::<T>().cast_const()) });
+        }
+    }));
+}
+
 /// The client certificate callback (SSL_CTX_set_client_cert_cb(3)): OpenSSL calls it when the
 /// server asks for a certificate and the client has none set. It records that the server asked
 /// and returns 0: no certificate is sent.

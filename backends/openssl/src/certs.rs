@@ -76,20 +76,24 @@ impl PeerChains {
     /// The peer's chain, leaf first, DER: a kept copy when the same certificates were sent
     /// before, else encoded (and kept).
     pub(crate) fn chain_of(&self, ssl: &SslRef) -> Arc<[Vec<u8>]> {
-        let certs = peer_certs(ssl);
-        if certs.is_empty() {
-            return Arc::from(Vec::new());
+        let leaf = ssl.peer_certificate();
+        let refs = peer_cert_refs(leaf.as_deref(), ssl.peer_cert_chain());
+        let count = refs.clone().count();
+        if count == 0 {
+            return no_chain();
         }
+        // Compared where OpenSSL holds them: a chain kept already is found without a copy.
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(found) = kept.iter().find(|k| {
-            k.certs.len() == certs.len()
+            k.certs.len() == count
                 && k.certs
                     .iter()
-                    .zip(&certs)
+                    .zip(refs.clone())
                     .all(|(a, b)| ffi::same_certificate(a, b))
         }) {
             return Arc::clone(&found.der);
         }
+        let certs: Vec<X509> = refs.map(X509Ref::to_owned).collect();
         let der: Arc<[Vec<u8>]> = encode(&certs).into();
         // A certificate that did not encode is left out of the report: such a chain is not
         // kept, so the next connection tries again.
@@ -108,7 +112,16 @@ impl PeerChains {
 
 /// The peer's chain, leaf first, DER, encoded now (a server's view of its clients).
 pub(crate) fn peer_chain(ssl: &SslRef) -> Arc<[Vec<u8>]> {
-    encode(&peer_certs(ssl)).into()
+    let der = encode(&peer_certs(ssl));
+    if der.is_empty() {
+        return no_chain();
+    }
+    der.into()
+}
+
+/// The empty chain every connection without a peer certificate shares (no allocation).
+fn no_chain() -> Arc<[Vec<u8>]> {
+    tlsresume_core::info::share_chain::<Vec<u8>>(&[])
 }
 
 fn encode(certs: &[X509]) -> Vec<Vec<u8>> {
@@ -119,19 +132,25 @@ fn encode(certs: &[X509]) -> Vec<Vec<u8>> {
 /// own certificate (`SSL_get_peer_cert_chain(3)`): it is put first. On a client the chain
 /// already starts with it.
 fn peer_certs(ssl: &SslRef) -> Vec<X509> {
-    let mut certs: Vec<X509> = ssl
-        .peer_cert_chain()
-        .map(|chain| chain.iter().map(X509Ref::to_owned).collect())
-        .unwrap_or_default();
-    if let Some(leaf) = ssl.peer_certificate() {
-        if !certs
-            .first()
-            .is_some_and(|first| ffi::same_certificate(first, &leaf))
-        {
-            certs.insert(0, leaf);
-        }
-    }
-    certs
+    let leaf = ssl.peer_certificate();
+    peer_cert_refs(leaf.as_deref(), ssl.peer_cert_chain())
+        .map(X509Ref::to_owned)
+        .collect()
+}
+
+/// [`peer_certs`] borrowed: `leaf` (`SSL_get_peer_certificate`) first unless `chain` starts
+/// with it, then `chain`.
+fn peer_cert_refs<'a>(
+    leaf: Option<&'a X509Ref>,
+    chain: Option<&'a openssl::stack::StackRef<X509>>,
+) -> impl Iterator<Item = &'a X509Ref> + Clone {
+    let first = chain.and_then(|chain| chain.iter().next());
+    let missing_leaf =
+        leaf.filter(|leaf| !first.is_some_and(|first| ffi::same_certificate(first, leaf)));
+    let len = chain.map_or(0, |chain| chain.len());
+    missing_leaf
+        .into_iter()
+        .chain((0..len).filter_map(move |i| chain.and_then(|chain| chain.get(i))))
 }
 
 #[cfg(test)]

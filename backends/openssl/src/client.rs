@@ -182,7 +182,7 @@ impl Client {
             }),
             dane,
         });
-        ssl.set_ex_data(index, Arc::clone(&conn));
+        index.set(&mut ssl, Arc::clone(&conn));
 
         if settings.ocsp != OcspMode::Off {
             ssl.set_status_type(StatusType::OCSP)

@@ -6,10 +6,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use openssl::ex_data::Index;
+use crate::ffi::ArcIndex;
 use openssl::hash::MessageDigest;
 use openssl::ocsp::{OcspCertId, OcspCertStatus, OcspFlag, OcspResponse, OcspResponseStatus};
-use openssl::ssl::{Ssl, SslRef, SslSessionRef, SslStream};
+use openssl::ssl::{SslRef, SslSessionRef, SslStream};
 use openssl::stack::StackRef;
 use openssl::x509::store::X509Store;
 use openssl::x509::{X509Ref, X509VerifyResult, X509};
@@ -192,13 +192,13 @@ fn check_ocsp(der: &[u8], chain: &StackRef<X509>, roots: &Roots) -> OcspStatus {
 }
 
 /// The ex_data slot holding each client connection's [`ClientConn`].
-pub(crate) fn client_index() -> Option<Index<Ssl, Arc<ClientConn>>> {
-    static INDEX: OnceLock<Option<Index<Ssl, Arc<ClientConn>>>> = OnceLock::new();
-    *INDEX.get_or_init(|| Ssl::new_ex_index().ok())
+pub(crate) fn client_index() -> Option<ArcIndex<ClientConn>> {
+    static INDEX: OnceLock<Option<ArcIndex<ClientConn>>> = OnceLock::new();
+    *INDEX.get_or_init(ArcIndex::new)
 }
 
 pub(crate) fn client_conn(ssl: &SslRef) -> Option<Arc<ClientConn>> {
-    ssl.ex_data(client_index()?).cloned()
+    client_index()?.get(ssl)
 }
 
 /// After the handshake: the connection's [`ClientHandshake`] decides (USED, what is reported,

@@ -636,6 +636,84 @@ pub(crate) fn with_client_hello_ext<T>(
     f(Some(unsafe { from_raw_parts(data, len) }))
 }
 
+/// An SSL ex_data slot holding an `Arc<T>` as the pointer `Arc::into_raw` gives, its
+/// reference given back by [`free_arc`](crate::callbacks::free_arc) when libssl frees the SSL.
+/// (The `openssl` crate's `Index` boxes every value it stores: an allocation per connection for
+/// what is already a pointer.)
+pub(crate) struct ArcIndex<T> {
+    index: c_int,
+    _value: std::marker::PhantomData<fn() -> std::sync::Arc<T>>,
+}
+
+impl<T> Clone for ArcIndex<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for ArcIndex<T> {}
+
+impl<T: Send + Sync + 'static> ArcIndex<T> {
+    /// A new slot; `None` when libssl has none to give.
+    pub(crate) fn new() -> Option<Self> {
+        // SAFETY: registers `free_arc::<T>` as the slot's free function, which libssl calls with
+        // each SSL's value in this slot (null when none was set) when it frees the SSL; no new
+        // or dup function (no SSL of this backend is duplicated).
+        let index = unsafe {
+            openssl_sys::SSL_get_ex_new_index(
+                0,
+                ptr::null_mut(),
+                None,
+                None,
+                Some(crate::callbacks::free_arc::<T>),
+            )
+        };
+        (index >= 0).then_some(Self {
+            index,
+            _value: std::marker::PhantomData,
+        })
+    }
+
+    /// Stores `value` in `ssl`'s slot, releasing a value stored there before.
+    pub(crate) fn set(self, ssl: &mut SslRef, value: std::sync::Arc<T>) {
+        let old = self.raw(ssl);
+        let raw = std::sync::Arc::into_raw(value);
+        // SAFETY: `ssl` is a live SSL and `self.index` a slot of SSLs; libssl keeps the pointer
+        // until the SSL is freed, when `free_arc::<T>` gives its reference back.
+        let stored = unsafe {
+            openssl_sys::SSL_set_ex_data(ssl.as_ptr(), self.index, raw.cast_mut().cast())
+        };
+        let released = if stored == 1 { old } else { raw };
+        if !released.is_null() {
+            // SAFETY: `released` came from `Arc::into_raw` (here, or when it was stored) and the
+            // SSL no longer holds it: its reference is given back once.
+            drop(unsafe { std::sync::Arc::from_raw(released) });
+        }
+    }
+
+    /// `ssl`'s value, if one was stored: another reference to it.
+    pub(crate) fn get(self, ssl: &SslRef) -> Option<std::sync::Arc<T>> {
+        let raw = self.raw(ssl);
+        if raw.is_null() {
+            return None;
+        }
+        // SAFETY: a value in this slot is a pointer from `Arc::into_raw` whose reference the SSL
+        // holds until it is freed, which cannot happen while `ssl` is borrowed here; the count
+        // is raised first, so the reference made for the caller is its own.
+        unsafe {
+            std::sync::Arc::increment_strong_count(raw);
+            Some(std::sync::Arc::from_raw(raw))
+        }
+    }
+
+    fn raw(self, ssl: &SslRef) -> *const T {
+        // SAFETY: `ssl` is a live SSL; reading a slot changes nothing.
+        unsafe { openssl_sys::SSL_get_ex_data(ssl.as_ptr(), self.index) }
+            .cast::<T>()
+            .cast_const()
+    }
+}
+
 /// Adds `cert` to the chain of the certificate last loaded into the context
 /// (SSL_CTX_add1_chain_cert(3)): each certificate of a context keeps its own chain.
 pub(crate) fn ctx_add1_chain_cert(

@@ -110,7 +110,7 @@ impl Server {
                 handshake: ServerHandshake::new(BACKEND, start),
             }),
         });
-        ssl.set_ex_data(index, Arc::clone(&conn));
+        index.set(&mut ssl, Arc::clone(&conn));
         let verify = match start.client_auth {
             ClientAuth::Off => None,
             ClientAuth::Try => Some(SslVerifyMode::PEER),

@@ -10,8 +10,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use openssl::ex_data::Index;
-use openssl::ssl::{Ssl, SslRef};
+use crate::ffi::ArcIndex;
+use openssl::ssl::SslRef;
 use tlsresume_core::contract::ServerHandshake;
 use tlsresume_core::keys::key_ring::{KeyRing, TicketLifecycle};
 use tlsresume_core::keys::{KeyName, TicketKey};
@@ -184,14 +184,14 @@ impl ServerConn {
 }
 
 /// The ex_data slot holding each server connection's [`ServerConn`].
-pub(crate) fn server_index() -> Option<Index<Ssl, Arc<ServerConn>>> {
-    static INDEX: OnceLock<Option<Index<Ssl, Arc<ServerConn>>>> = OnceLock::new();
-    *INDEX.get_or_init(|| Ssl::new_ex_index().ok())
+pub(crate) fn server_index() -> Option<ArcIndex<ServerConn>> {
+    static INDEX: OnceLock<Option<ArcIndex<ServerConn>>> = OnceLock::new();
+    *INDEX.get_or_init(ArcIndex::new)
 }
 
 /// The connection state of a server SSL, if it is one of ours.
 pub(crate) fn server_conn(ssl: &SslRef) -> Option<Arc<ServerConn>> {
-    ssl.ex_data(server_index()?).cloned()
+    server_index()?.get(ssl)
 }
 
 #[cfg(test)]
