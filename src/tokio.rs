@@ -133,7 +133,7 @@ use tlsresume_core::{
 /// waker of the task that drives the connection; "not ready" is `WouldBlock`.
 ///
 /// The waker is not kept here: the call a task's poll makes into the backend runs inside
-/// [`with_task`], which lends the task's waker to every `SyncIo` polled during that call through
+/// `with_task`, which lends the task's waker to every `SyncIo` polled during that call through
 /// a thread-local and takes it back when the call returns (so reaching it costs no look-up of
 /// the transport through the backend's stream, and no connection holds a waker while idle).
 pub struct SyncIo<IO> {
@@ -143,7 +143,7 @@ pub struct SyncIo<IO> {
 
 ::std::thread_local! {
     /// The waker of the task whose poll is running a backend call on this thread, lent by
-    /// [`with_task`] for that call only (never across an await point).
+    /// `with_task` for that call only (never across an await point).
     static TASK_WAKER: ::std::cell::Cell<Option<Waker>> = const { ::std::cell::Cell::new(None) };
 }
 
