@@ -10,22 +10,26 @@ use tlsresume_core::{Error, TlsError, TlsFailure};
 pub(crate) const NAME: &str = "openssl";
 
 /// A TLS error with our backend name.
+#[cold]
 pub(crate) fn tls(message: impl Into<String>) -> Error {
     Error::tls(NAME, message)
 }
 
 /// An error stack from a configuration call, with what was being done.
+#[cold]
 pub(crate) fn config(what: &str, stack: ErrorStack) -> Error {
     Error::Config(format!("{what}: {stack}"))
 }
 
 /// An error stack from a connection-time call.
+#[cold]
 pub(crate) fn stack(what: &str, stack: ErrorStack) -> Error {
     tls(format!("{what}: {stack}"))
 }
 
 /// A handshake failure: an I/O error stays [`Error::Io`]; a TLS failure says why, with the
 /// certificate verification result when that is what failed.
+#[cold]
 pub(crate) fn handshake<S>(err: HandshakeError<S>) -> Error {
     match err {
         HandshakeError::SetupFailure(s) => stack("handshake setup", s),
@@ -85,6 +89,7 @@ fn peer_closed(err: &ssl::Error) -> bool {
 }
 
 /// An [`ssl::Error`] from a handshake or I/O call.
+#[cold]
 pub(crate) fn from_ssl(what: &str, err: ssl::Error, extra: &str) -> Error {
     if err.code() == ssl::ErrorCode::SYSCALL || err.code() == ssl::ErrorCode::ZERO_RETURN {
         if let Some(io) = err.io_error() {

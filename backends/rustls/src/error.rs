@@ -15,6 +15,7 @@ fn failure_of(err: &RustlsError) -> TlsFailure {
 }
 
 /// A rustls error, named for the backend.
+#[cold]
 pub(crate) fn tls(err: RustlsError) -> Error {
     let failure = failure_of(&err);
     Error::Tls(TlsError::new(NAME, failure, err.to_string()).with_source(err))
@@ -22,6 +23,7 @@ pub(crate) fn tls(err: RustlsError) -> Error {
 
 /// An I/O error during the handshake: a TLS failure (rustls wraps its errors in I/O errors of
 /// kind `InvalidData`) or a transport failure, which stays [`Error::Io`] (timeouts included).
+#[cold]
 pub(crate) fn handshake(err: std::io::Error) -> Error {
     let tls_err = err
         .get_ref()
@@ -39,6 +41,7 @@ pub(crate) fn handshake(err: std::io::Error) -> Error {
 
 /// rustls panicked inside a handshake step (a rustls bug met on a peer's bytes): the connection
 /// is dropped and the handshake fails, the process goes on.
+#[cold]
 pub(crate) fn panicked(payload: &(dyn std::any::Any + Send)) -> Error {
     let what = payload
         .downcast_ref::<&str>()
