@@ -780,18 +780,26 @@ pub type Accept<IO, S = DynServer> = Handshake<TlsStream<IO, ServerStreamOf<S, I
 /// `Server` by type (`TlsAcceptor::from(server)`) or one chosen at run time
 /// (`TlsAcceptor::new(backends::server(kind, …)?)`).
 pub struct TlsAcceptor<S = DynServer> {
-    server: Arc<S>,
+    served: Arc<Served<S>>,
     handshake_timeout: Option<Duration>,
-    /// Held while a ticket-key refresh runs, shared by the clones.
-    refreshing: Arc<::tokio::sync::Mutex<()>>,
+}
+
+/// The server and its refresh lock, shared by an acceptor's clones and its handshakes (one
+/// `Arc` to count per handshake).
+struct Served<S> {
+    server: S,
+    /// Held while a ticket-key refresh runs.
+    refreshing: ::tokio::sync::Mutex<()>,
 }
 
 impl<S> TlsAcceptor<S> {
-    fn over(server: Arc<S>) -> Self {
+    fn over(server: S) -> Self {
         Self {
-            server,
+            served: Arc::new(Served {
+                server,
+                refreshing: ::tokio::sync::Mutex::new(()),
+            }),
             handshake_timeout: None,
-            refreshing: Arc::default(),
         }
     }
 }
@@ -799,9 +807,8 @@ impl<S> TlsAcceptor<S> {
 impl<S> Clone for TlsAcceptor<S> {
     fn clone(&self) -> Self {
         Self {
-            server: Arc::clone(&self.server),
+            served: Arc::clone(&self.served),
             handshake_timeout: self.handshake_timeout,
-            refreshing: Arc::clone(&self.refreshing),
         }
     }
 }
@@ -809,7 +816,7 @@ impl<S> Clone for TlsAcceptor<S> {
 impl<S: fmt::Debug> fmt::Debug for TlsAcceptor<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsAcceptor")
-            .field("server", &self.server)
+            .field("server", &self.served.server)
             .field("handshake_timeout", &self.handshake_timeout)
             .finish()
     }
@@ -819,18 +826,18 @@ impl TlsAcceptor<DynServer> {
     /// An acceptor over a server chosen at run time ([`crate::backends::server`], or any
     /// backend's `Server` in an `Arc`).
     pub fn new(server: Arc<dyn ServerContext>) -> Self {
-        Self::over(Arc::new(DynServer(server)))
+        Self::over(DynServer(server))
     }
 
     /// The server underneath.
     pub fn server(&self) -> &Arc<dyn ServerContext> {
-        &self.server.0
+        &self.served.server.0
     }
 }
 
 impl<S: TlsServer> From<S> for TlsAcceptor<S> {
     fn from(server: S) -> Self {
-        Self::over(Arc::new(server))
+        Self::over(server)
     }
 }
 
@@ -861,22 +868,22 @@ impl<S: AsyncServer> TlsAcceptor<S> {
         S::Handshake<IO>: Send + 'static,
         ServerStreamOf<S, IO>: Send + 'static,
     {
-        let server = Arc::clone(&self.server);
-        let refreshing = Arc::clone(&self.refreshing);
+        let served = Arc::clone(&self.served);
         let params = params.clone();
         Handshake::within(self.handshake_timeout, async move {
-            if server.ticket_keys_due() {
-                let _one = refreshing.lock().await;
+            if served.server.ticket_keys_due() {
+                let _one = served.refreshing.lock().await;
                 // Made by the refresh this handshake waited for, or still due.
-                if server.ticket_keys_due() {
+                if served.server.ticket_keys_due() {
                     // A failure leaves the keys as they were: the callbacks then answer as
                     // they would have (no ticket), so it is not an error here.
-                    let refresh = Arc::clone(&server);
+                    let refresh = Arc::clone(&served);
                     let _ =
-                        ::tokio::task::spawn_blocking(move || refresh.refresh_ticket_keys()).await;
+                        ::tokio::task::spawn_blocking(move || refresh.server.refresh_ticket_keys())
+                            .await;
                 }
             }
-            let handshake = server.start_async(SyncIo::new(io), &params)?;
+            let handshake = served.server.start_async(SyncIo::new(io), &params)?;
             let inner = drive(handshake).await?;
             Ok(TlsStream::new(inner, None))
         })

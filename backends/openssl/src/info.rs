@@ -164,7 +164,8 @@ fn session_info(ssl: &SslRef, conn: &Conn) -> SessionInfo {
             let sent = sent_lifetime_hint(ssl, protocol, resumed);
             // The certificate OpenSSL chose for this handshake (SSL_get_certificate).
             if !resumed {
-                info.local_certificate = ssl.certificate().and_then(|c| conn.leaves.der_of(c));
+                info.local_certificate =
+                    ssl.certificate().and_then(|c| conn.shared.leaves.der_of(c));
             }
             conn.state().handshake.report(info, Some(sent))
         }

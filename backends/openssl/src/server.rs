@@ -23,7 +23,7 @@ use crate::config;
 use crate::error;
 use crate::ffi;
 use crate::handshake::Handshake;
-use crate::tickets::{server_conn, server_index, ServerConn, ServerState};
+use crate::tickets::{server_conn, server_index, ServerConn, ServerShared, ServerState};
 use crate::BACKEND;
 
 /// An OpenSSL server configuration: identity, versions, ALPN, the OCSP staple, and ticket keys
@@ -33,12 +33,9 @@ pub struct Server {
     ctx: SslContext,
     pub(crate) settings: Arc<ServerSettings>,
     pub(crate) ring: Arc<KeyRing>,
-    /// With several certificates, the leaf the OCSP staple is for (the first identity's).
-    staple_leaf: Option<Arc<Vec<u8>>>,
-    /// The OCSP response stapled, shared by every connection (not copied per handshake).
-    ocsp_response: Option<Arc<Vec<u8>>>,
-    /// Every context's leaves, to report the one sent without encoding it.
-    leaves: Arc<LocalLeaves>,
+    /// What every connection's callbacks read, behind one `Arc` (one count to raise per
+    /// connection, not one per part: the connections of every thread share it).
+    shared: Arc<ServerShared>,
 }
 
 impl fmt::Debug for Server {
@@ -77,16 +74,21 @@ impl Server {
         });
         let ring = Arc::new(KeyRing::new(policy, Arc::clone(&settings.key_source)));
         let staple_leaf = (!settings.identities.is_empty())
-            .then(|| settings.identity.chain().first().cloned().map(Arc::new))
+            .then(|| settings.identity.chain().first().cloned())
             .flatten();
-        let ocsp_response = settings.ocsp_response.clone().map(Arc::new);
+        let ocsp_response = settings.ocsp_response.clone();
+        let shared = Arc::new(ServerShared {
+            ring: Arc::clone(&ring),
+            clock: Arc::clone(&settings.clock),
+            staple_leaf,
+            ocsp_response,
+            leaves,
+        });
         Ok(Self {
             ctx: ctx.build(),
             settings: Arc::new(settings),
             ring,
-            staple_leaf,
-            ocsp_response,
-            leaves: Arc::new(leaves),
+            shared,
         })
     }
 
@@ -100,12 +102,8 @@ impl Server {
         let index = server_index().ok_or_else(|| error::tls("no SSL ex_data index"))?;
         let mut ssl = Ssl::new(&self.ctx).map_err(|e| error::stack("SSL", e))?;
         let conn = Arc::new(ServerConn {
-            ring: Arc::clone(&self.ring),
-            clock: Arc::clone(&self.settings.clock),
+            shared: Arc::clone(&self.shared),
             may_issue: start.may_issue,
-            ocsp_response: self.ocsp_response.clone(),
-            staple_leaf: self.staple_leaf.clone(),
-            leaves: Arc::clone(&self.leaves),
             state: Mutex::new(ServerState {
                 handshake: ServerHandshake::new(BACKEND, start),
             }),
@@ -247,12 +245,12 @@ pub(crate) fn staple(ssl: &mut SslRef) -> Result<bool, openssl::error::ErrorStac
     };
     conn.state().handshake.status_requested();
     // With several certificates, the staple is the first one's: none for the others.
-    let other = conn.staple_leaf.as_ref().is_some_and(|leaf| {
+    let other = conn.shared.staple_leaf.as_ref().is_some_and(|leaf| {
         ssl.certificate()
             .and_then(|c| c.to_der().ok())
             .is_none_or(|der| der != **leaf)
     });
-    match &conn.ocsp_response {
+    match &conn.shared.ocsp_response {
         Some(_) if other => Ok(false),
         Some(der) => {
             ssl.set_ocsp_status(der)?;

@@ -31,15 +31,24 @@ pub(crate) struct ServerState {
 /// decision, and the state the callbacks write.
 #[derive(Debug)]
 pub(crate) struct ServerConn {
+    /// The server's part, the same for every connection.
+    pub(crate) shared: Arc<ServerShared>,
+    pub(crate) may_issue: bool,
+    pub(crate) state: Mutex<ServerState>,
+}
+
+/// What a server's connections share: the key ring and clock for the callbacks, the OCSP
+/// staple, and the server's own leaves.
+#[derive(Debug)]
+pub(crate) struct ServerShared {
     pub(crate) ring: Arc<KeyRing>,
     pub(crate) clock: SharedClock,
-    pub(crate) may_issue: bool,
-    pub(crate) ocsp_response: Option<Arc<Vec<u8>>>,
-    /// With several certificates, the leaf the staple is for.
-    pub(crate) staple_leaf: Option<Arc<Vec<u8>>>,
+    /// The OCSP response stapled.
+    pub(crate) ocsp_response: Option<Vec<u8>>,
+    /// With several certificates, the leaf the staple is for (the first identity's).
+    pub(crate) staple_leaf: Option<Vec<u8>>,
     /// The server's own leaves, with their DER (reported without encoding them again).
-    pub(crate) leaves: Arc<LocalLeaves>,
-    pub(crate) state: Mutex<ServerState>,
+    pub(crate) leaves: LocalLeaves,
 }
 
 /// The magic of the app data a ticket carried before server names were bound: `TR` +
@@ -104,7 +113,10 @@ impl ServerConn {
         if !self.may_issue {
             return None;
         }
-        self.ring.encrypting_key(self.clock.now()).ok()
+        self.shared
+            .ring
+            .encrypting_key(self.shared.clock.now())
+            .ok()
     }
 
     /// Ticket decryption: sets CLIENT_SUGGESTED and returns the named key and whether to renew,
@@ -116,7 +128,11 @@ impl ServerConn {
             self.refused(RejectReason::UnknownKey);
             return None;
         }
-        match self.ring.find_key(&KeyName(name), self.clock.now()) {
+        match self
+            .shared
+            .ring
+            .find_key(&KeyName(name), self.shared.clock.now())
+        {
             Ok(found) => Some(found),
             Err(reason) => {
                 self.refused(reason);
@@ -141,7 +157,10 @@ impl ServerConn {
                 return existing;
             }
         }
-        encode_appdata(self.clock.now(), self.state().handshake.server_name())
+        encode_appdata(
+            self.shared.clock.now(),
+            self.state().handshake.server_name(),
+        )
     }
 
     /// The decrypt callback's answer for a ticket whose key was found (`decrypted`), with the
@@ -164,7 +183,11 @@ impl ServerConn {
             self.refused(RejectReason::UnknownKey);
             return ticket_return::IGNORE_RENEW;
         };
-        match self.ring.check_age(data.issued, self.clock.now()) {
+        match self
+            .shared
+            .ring
+            .check_age(data.issued, self.shared.clock.now())
+        {
             Err(reason) => {
                 self.refused(reason);
                 ticket_return::IGNORE_RENEW
