@@ -291,11 +291,9 @@ pub trait AsyncHandshake<IO>: Sized {
     /// The connection a finished handshake gives.
     type Stream: AsyncConnection<IO>;
 
-    /// Drives the handshake as far as the I/O object allows.
+    /// Drives the handshake as far as the I/O object allows (the task's waker reaches the
+    /// adapter through `with_task`, so the handshake is never asked for its transport).
     fn resume(self) -> Result<Handshaking<Self, Self::Stream>, Error>;
-
-    /// The adapter over the I/O object.
-    fn adapter(&mut self) -> &mut SyncIo<IO>;
 }
 
 impl<H, IO> AsyncHandshake<IO> for H
@@ -307,16 +305,13 @@ where
     fn resume(self) -> Result<Handshaking<Self, Self::Stream>, Error> {
         TlsHandshake::resume(self)
     }
-
-    fn adapter(&mut self) -> &mut SyncIo<IO> {
-        TlsHandshake::get_mut(self)
-    }
 }
 
 /// The adapter under a connection chosen at run time. Every transport handed to a run-time
-/// backend here is a `SyncIo<IO>` (the type is fixed by the [`Erased`] / [`ErasedHandshake`]
-/// around it), so its absence is a bug, not an input: the one place the async layer looks a
-/// transport up by type is this, and only for a backend chosen at run time.
+/// backend here is a `SyncIo<IO>` (the type is fixed by the [`Erased`] around it), so its
+/// absence is a bug, not an input: the one place the async layer looks a transport up by type
+/// is this, and only for a backend chosen at run time, and only for `TlsStream::get_ref`,
+/// `get_mut`, `poll_shutdown` and `into_inner` (not on reads and writes).
 fn expect_sync<T>(found: Option<T>) -> T {
     found.expect("the transport of an async connection is its SyncIo")
 }
@@ -349,10 +344,6 @@ impl<IO: AsyncIo> AsyncHandshake<IO> for ErasedHandshake<IO> {
                 _io: PhantomData,
             }),
         })
-    }
-
-    fn adapter(&mut self) -> &mut SyncIo<IO> {
-        expect_sync(self.mid.transport_mut::<SyncIo<IO>>())
     }
 }
 

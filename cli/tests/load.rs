@@ -158,6 +158,34 @@ fn open_sockets(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
+/// Waits (a minute at most) until the server process holds `n` open sockets; how many it holds.
+#[cfg(target_os = "linux")]
+fn wait_for_sockets(pid: u32, n: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while open_sockets(pid) < n && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    open_sockets(pid)
+}
+
+/// `serve` on `backend` with the test ECDSA identity and `extra`; every client here is one
+/// address (loopback), so no per-address limit below the global.
+fn serve_ecdsa(backend: &str, extra: &[&str]) -> Serve {
+    let (ecdsa, key) = (pki("server-ecdsa.pem"), pki("server-ecdsa.key"));
+    let mut args = vec![
+        "--backend",
+        backend,
+        "--cert",
+        &ecdsa,
+        "--key",
+        &key,
+        "--max-per-address",
+        "20000",
+    ];
+    args.extend_from_slice(extra);
+    Serve::start(&args)
+}
+
 /// The server process's threads (ids from `/proc`).
 #[cfg(target_os = "linux")]
 fn thread_ids(pid: u32) -> std::collections::BTreeSet<u32> {
@@ -269,22 +297,9 @@ fn load_async(backend: &str) {
 }
 
 fn load_with(backend: &str, extra: &[&str], clients: usize, per_client: usize, idle: usize) {
-    let (ecdsa, key) = (pki("server-ecdsa.pem"), pki("server-ecdsa.key"));
-    let mut args = vec![
-        "--backend",
-        backend,
-        "--cert",
-        &ecdsa,
-        "--key",
-        &key,
-        "--timeout",
-        "60",
-        // Every client here is one address (loopback): no per-address limit below the global.
-        "--max-per-address",
-        "20000",
-    ];
+    let mut args = vec!["--timeout", "60"];
     args.extend_from_slice(extra);
-    let srv = Serve::start(&args);
+    let srv = serve_ecdsa(backend, &args);
     let on_tokio = extra.contains(&"--async");
     // Connections that never send a byte, held open the whole time.
     let held: Vec<TcpStream> = (0..idle)
@@ -294,10 +309,7 @@ fn load_with(backend: &str, extra: &[&str], clients: usize, per_client: usize, i
     #[cfg(target_os = "linux")]
     if on_tokio {
         // Every idle connection is accepted (a task each) before the threads are counted.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while open_sockets(pid) < idle && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_sockets(pid, idle);
         let (sockets, threads) = (open_sockets(pid), thread_ids(pid).len());
         println!("{backend} --async: {sockets} sockets open on {threads} threads");
         assert!(
@@ -625,35 +637,25 @@ fn serve_async_http_keep_alive_connections_between_requests_hold_no_thread() {
 fn serve_async_silent_connections_cost_a_small_task_each() {
     const HELD: usize = 2_000;
     rlimit::increase_nofile_limit(u64::MAX).expect("descriptor limit");
-    let (ecdsa, key) = (pki("server-ecdsa.pem"), pki("server-ecdsa.key"));
     for backend in ["openssl", "gnutls", "rustls"] {
-        let srv = Serve::start(&[
-            "--backend",
+        let srv = serve_ecdsa(
             backend,
-            "--cert",
-            &ecdsa,
-            "--key",
-            &key,
-            "--async",
-            "--max-concurrent",
-            "20000",
-            "--max-per-address",
-            "20000",
-            "--handshake-timeout",
-            "600",
-        ]);
+            &[
+                "--async",
+                "--max-concurrent",
+                "20000",
+                "--handshake-timeout",
+                "600",
+            ],
+        );
         let pid = srv.child.id();
         let hold = |held: &mut Vec<TcpStream>, n: usize| {
             while held.len() < n {
                 held.push(TcpStream::connect(srv.addr).expect("idle connection"));
             }
             // Every connection accepted (a task each, waiting for its first byte).
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while open_sockets(pid) < n && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(20));
-            }
             assert!(
-                open_sockets(pid) >= n,
+                wait_for_sockets(pid, n) >= n,
                 "{backend}: not every connection accepted"
             );
             rss_kb(pid).expect("server RSS")

@@ -54,8 +54,11 @@ use cpu_time::ProcessTime;
 use openssl::ssl::{Ssl, SslContext};
 use rustls::pki_types::ServerName;
 use tlsresume::backends;
-use tlsresume::tokio::{TlsAcceptor, TlsConnector};
+use tlsresume::tokio::{
+    AsyncClient, AsyncServer, ServerStreamOf, StreamOf, TlsAcceptor, TlsConnector,
+};
 use tlsresume_compare::Pki;
+use tlsresume_core::contract::Backend;
 use tlsresume_core::{BackendKind, ProtocolVersion};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::runtime::Runtime;
@@ -196,26 +199,17 @@ fn async_ends(c: Case, way: Way, pki: &Pki) -> (Arc<Acceptor>, Arc<Connector>) {
                 Connector::Tlsresume(TlsConnector::new(client)),
             )
         }
-        (Way::Typed, BackendKind::Openssl) => (
-            Acceptor::TlsresumeOpenssl(TlsAcceptor::from(
-                tlsresume::openssl::Server::new(common::tlsresume_server_settings(c, pki))
-                    .expect("tlsresume server"),
-            )),
-            Connector::TlsresumeOpenssl(TlsConnector::from(
-                tlsresume::openssl::Client::new(common::tlsresume_client_settings(c, pki))
-                    .expect("tlsresume client"),
-            )),
-        ),
-        (Way::Typed, BackendKind::Rustls) => (
-            Acceptor::TlsresumeRustls(TlsAcceptor::from(
-                tlsresume::rustls::Server::new(common::tlsresume_server_settings(c, pki))
-                    .expect("tlsresume server"),
-            )),
-            Connector::TlsresumeRustls(TlsConnector::from(
-                tlsresume::rustls::Client::new(common::tlsresume_client_settings(c, pki))
-                    .expect("tlsresume client"),
-            )),
-        ),
+        (Way::Typed, BackendKind::Openssl) => {
+            let (a, c) = typed_ends::<tlsresume::openssl::Openssl>(c, pki);
+            (
+                Acceptor::TlsresumeOpenssl(a),
+                Connector::TlsresumeOpenssl(c),
+            )
+        }
+        (Way::Typed, BackendKind::Rustls) => {
+            let (a, c) = typed_ends::<tlsresume::rustls::Rustls>(c, pki);
+            (Acceptor::TlsresumeRustls(a), Connector::TlsresumeRustls(c))
+        }
         (Way::Adapter, BackendKind::Rustls) => (
             Acceptor::Rustls(common::rustls_server_config(c, pki).into()),
             Connector::Rustls(common::rustls_client_config(c, pki).into()),
@@ -242,32 +236,11 @@ impl Acceptor {
     /// Accepts, writes one byte; the connection, to hold or drop.
     async fn accept<IO: Io>(&self, io: IO) -> Res<Held> {
         Ok(match self {
-            Acceptor::Tlsresume(a) => {
-                let mut tls = a.accept(&common::server_params(), io).await?;
-                tls.write_all(b"x").await?;
-                tls.flush().await?;
-                Box::new(tls)
-            }
+            Acceptor::Tlsresume(a) => tlsresume_accept(a, io).await?,
             // Boxed: the typed stream lives in this future while it runs, and every way's task
             // would otherwise be sized for it.
-            Acceptor::TlsresumeRustls(a) => {
-                Box::pin(async move {
-                    let mut tls = a.accept(&common::server_params(), io).await?;
-                    tls.write_all(b"x").await?;
-                    tls.flush().await?;
-                    Res::<Held>::Ok(Box::new(tls))
-                })
-                .await?
-            }
-            Acceptor::TlsresumeOpenssl(a) => {
-                Box::pin(async move {
-                    let mut tls = a.accept(&common::server_params(), io).await?;
-                    tls.write_all(b"x").await?;
-                    tls.flush().await?;
-                    Res::<Held>::Ok(Box::new(tls))
-                })
-                .await?
-            }
+            Acceptor::TlsresumeRustls(a) => Box::pin(tlsresume_accept(a, io)).await?,
+            Acceptor::TlsresumeOpenssl(a) => Box::pin(tlsresume_accept(a, io)).await?,
             Acceptor::Rustls(a) => {
                 let mut tls = a.accept(io).await?;
                 tls.write_all(b"x").await?;
@@ -290,30 +263,10 @@ impl Connector {
     async fn connect<IO: Io>(&self, io: IO) -> Res<(bool, Held)> {
         let mut byte = [0u8; 1];
         Ok(match self {
-            Connector::Tlsresume(c) => {
-                let mut tls = c.connect(&common::client_params(), io).await?;
-                tls.read_exact(&mut byte).await?;
-                (tls.info().resumed, Box::new(tls))
-            }
+            Connector::Tlsresume(c) => tlsresume_connect(c, io).await?,
             // Boxed, as the acceptor's.
-            Connector::TlsresumeRustls(c) => {
-                Box::pin(async move {
-                    let mut byte = [0u8; 1];
-                    let mut tls = c.connect(&common::client_params(), io).await?;
-                    tls.read_exact(&mut byte).await?;
-                    Res::<(bool, Held)>::Ok((tls.info().resumed, Box::new(tls)))
-                })
-                .await?
-            }
-            Connector::TlsresumeOpenssl(c) => {
-                Box::pin(async move {
-                    let mut byte = [0u8; 1];
-                    let mut tls = c.connect(&common::client_params(), io).await?;
-                    tls.read_exact(&mut byte).await?;
-                    Res::<(bool, Held)>::Ok((tls.info().resumed, Box::new(tls)))
-                })
-                .await?
-            }
+            Connector::TlsresumeRustls(c) => Box::pin(tlsresume_connect(c, io)).await?,
+            Connector::TlsresumeOpenssl(c) => Box::pin(tlsresume_connect(c, io)).await?,
             Connector::Rustls(c) => {
                 let name = ServerName::try_from(SERVER_NAME)?;
                 let mut tls = c.connect(name, io).await?;
@@ -331,6 +284,48 @@ impl Connector {
             }
         })
     }
+}
+
+/// The typed way's ends: this crate's acceptor and connector over backend `B`'s own types.
+fn typed_ends<B: Backend>(c: Case, pki: &Pki) -> (TlsAcceptor<B::Server>, TlsConnector<B::Client>) {
+    (
+        TlsAcceptor::from(
+            B::server(common::tlsresume_server_settings(c, pki)).expect("tlsresume server"),
+        ),
+        TlsConnector::from(
+            B::client(common::tlsresume_client_settings(c, pki)).expect("tlsresume client"),
+        ),
+    )
+}
+
+/// This crate's acceptor, over a backend chosen at run time or by type: accepts, writes one
+/// byte; the connection.
+async fn tlsresume_accept<S, IO>(a: &TlsAcceptor<S>, io: IO) -> Res<Held>
+where
+    S: AsyncServer,
+    IO: Io,
+    S::Handshake<IO>: Send + 'static,
+    ServerStreamOf<S, IO>: Send + Unpin + 'static,
+{
+    let mut tls = a.accept(&common::server_params(), io).await?;
+    tls.write_all(b"x").await?;
+    tls.flush().await?;
+    Ok(Box::new(tls))
+}
+
+/// This crate's connector, likewise: connects, reads the server's byte; whether it resumed,
+/// and the connection.
+async fn tlsresume_connect<C, IO>(c: &TlsConnector<C>, io: IO) -> Res<(bool, Held)>
+where
+    C: AsyncClient,
+    IO: Io,
+    C::Handshake<IO>: Send + 'static,
+    StreamOf<C, IO>: Send + Unpin + 'static,
+{
+    let mut byte = [0u8; 1];
+    let mut tls = c.connect(&common::client_params(), io).await?;
+    tls.read_exact(&mut byte).await?;
+    Ok((tls.info().resumed, Box::new(tls)))
 }
 
 /// One async handshake over a fresh pair, the server end on a spawned task.

@@ -12,6 +12,7 @@ pub(crate) const NAME: &str = "gnutls";
 
 impl From<GnutlsError> for Error {
     /// GnuTLS's own message (`gnutls_strerror`) and code.
+    #[cold]
     fn from(err: GnutlsError) -> Self {
         let failure = match err.code() {
             GnutlsError::FATAL_ALERT_RECEIVED => TlsFailure::Alert,
@@ -31,6 +32,7 @@ impl From<GnutlsError> for Error {
 /// The transport blocking past its timeout (`GNUTLS_E_AGAIN` from our push/pull) and the peer
 /// closing without close_notify (`GNUTLS_E_PREMATURE_TERMINATION`) are I/O, as they are on the
 /// other backends.
+#[cold]
 pub(crate) fn from_io(err: io::Error) -> Error {
     if matches!(
         err.kind(),
