@@ -1,8 +1,8 @@
 //! The ticket lifecycle: which key seals a new ticket, and what becomes of a presented one.
 
 use core::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, TryLockError};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard, TryLockError};
 use std::time::Duration;
 
 use ring::digest;
@@ -175,6 +175,83 @@ pub struct KeyRing {
     fetched_ahead: AtomicU64,
     /// The start (seconds) of the slot last reported not fetched in time (a notice a slot).
     reported_late: AtomicU64,
+    /// When [`rotation_due`](Self::rotation_due) answers no, kept up to date by every change of
+    /// `state`: a server asks before every handshake, and a read lock (a count every thread
+    /// writes) taken for that on every handshake moved one cache line between the threads.
+    quiet: QuietWindow,
+}
+
+/// The times at which [`KeyRing::rotation_due`] answers no: from `from` (included) to `until`
+/// (excluded), in microseconds, as a sequence lock over atomics. The one writer is whoever
+/// holds the ring's write lock ([`RingWriter`]); readers write nothing.
+#[derive(Default)]
+struct QuietWindow {
+    /// Odd while a change is being written; raised by two per change.
+    version: AtomicU64,
+    from: AtomicU64,
+    until: AtomicU64,
+}
+
+impl QuietWindow {
+    /// Publishes `[from, until)`. Only with the ring's write lock held.
+    fn publish(&self, from: u64, until: u64) {
+        if self.from.load(Ordering::Relaxed) == from && self.until.load(Ordering::Relaxed) == until
+        {
+            return;
+        }
+        let version = self.version.load(Ordering::Relaxed);
+        self.version
+            .store(version.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.from.store(from, Ordering::Relaxed);
+        self.until.store(until, Ordering::Relaxed);
+        self.version
+            .store(version.wrapping_add(2), Ordering::Release);
+    }
+
+    /// Whether `now` is within the window, read consistently. `false` also while a change is
+    /// being written (the caller then asks under the lock).
+    fn holds(&self, now: UnixTime) -> bool {
+        let version = self.version.load(Ordering::Acquire);
+        if version % 2 == 1 {
+            return false;
+        }
+        let from = self.from.load(Ordering::Relaxed);
+        let until = self.until.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        if self.version.load(Ordering::Relaxed) != version {
+            return false;
+        }
+        (from..until).contains(&now.as_micros())
+    }
+}
+
+/// The ring's write lock; publishes the ring's [`QuietWindow`] when let go, so that every
+/// change of the ring (keys, period, a key's retry time) is seen by the check without lock.
+struct RingWriter<'a> {
+    ring: &'a KeyRing,
+    guard: RwLockWriteGuard<'a, Ring>,
+}
+
+impl std::ops::Deref for RingWriter<'_> {
+    type Target = Ring;
+
+    fn deref(&self) -> &Ring {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for RingWriter<'_> {
+    fn deref_mut(&mut self) -> &mut Ring {
+        &mut self.guard
+    }
+}
+
+impl Drop for RingWriter<'_> {
+    fn drop(&mut self) {
+        let (from, until) = self.ring.quiet_window(&self.guard);
+        self.ring.quiet.publish(from, until);
+    }
 }
 
 #[derive(Default)]
@@ -195,6 +272,8 @@ impl KeyRing {
             asking: Mutex::new(()),
             fetched_ahead: AtomicU64::new(0),
             reported_late: AtomicU64::new(0),
+            // Empty: due until the first key is installed.
+            quiet: QuietWindow::default(),
         }
     }
 
@@ -225,7 +304,19 @@ impl KeyRing {
     /// rolling schedule with a usable key held never waits (see the type's description). A
     /// server checks this before a handshake and then calls [`rotate_if_due`](Self::rotate_if_due)
     /// off its handshakes (the async server on a blocking-task thread).
+    ///
+    /// Asked before every handshake, it writes nothing shared: it reads the times at which the
+    /// answer is no, which every change of the ring publishes, and takes the ring's lock only
+    /// when `now` is outside them (a rotation due, or a change being written).
     pub fn rotation_due(&self, now: UnixTime) -> bool {
+        if self.quiet.holds(now) {
+            return false;
+        }
+        self.rotation_due_locked(now)
+    }
+
+    /// [`rotation_due`](Self::rotation_due) asked of the ring under its lock.
+    fn rotation_due_locked(&self, now: UnixTime) -> bool {
         let ring = self.read();
         match self.policy.schedule() {
             KeySchedule::Rolling => !Self::usable(&ring, now),
@@ -238,6 +329,37 @@ impl KeyRing {
     /// at all; the ticket callbacks then give no ticket, as they would have.
     pub fn rotate_if_due(&self, now: UnixTime) -> Result<(), KeyError> {
         self.maintain(now)
+    }
+
+    /// The times (microseconds, `[from, until)`) at which [`rotation_due_locked`](Self::rotation_due_locked)
+    /// answers no for `ring`: empty when it answers yes at any time.
+    fn quiet_window(&self, ring: &Ring) -> (u64, u64) {
+        match self.policy.schedule() {
+            // Not due while the first key still decrypts.
+            KeySchedule::Rolling => ring
+                .keys
+                .first()
+                .map_or((0, 0), |k| (0, k.expires_at().as_micros())),
+            // Not due within the period held (`period_at` counts whole seconds), before a
+            // stand-in master secret's retry time.
+            KeySchedule::Periodic => {
+                let Some(period) = ring.period else {
+                    return (0, 0);
+                };
+                let rotation = u128::from(self.policy.rotation().as_secs().max(1)) * 1_000_000;
+                let micros = |p: u128| u64::try_from(p * rotation).ok();
+                let Some(from) = micros(u128::from(period)) else {
+                    return (0, 0);
+                };
+                // At the very end of time the window stops short of it (a check then asks
+                // under the lock).
+                let mut until = micros(u128::from(period) + 1).unwrap_or(u64::MAX);
+                if let Some(retry) = ring.keys.first().and_then(|k| k.retry_at()) {
+                    until = until.min(retry.as_micros());
+                }
+                (from, until)
+            }
+        }
     }
 
     /// Whether the ring holds a key that still decrypts at `now`.
@@ -331,10 +453,14 @@ impl KeyRing {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Ring> {
-        self.state
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn write(&self) -> RingWriter<'_> {
+        RingWriter {
+            ring: self,
+            guard: self
+                .state
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        }
     }
 
     fn due(&self, ring: &Ring, now: UnixTime) -> bool {
@@ -772,7 +898,11 @@ mod tests {
             }
         }
         fn master_secret(&self) -> Result<MasterSecret, KeyError> {
-            self.inner.master_secret()
+            if self.fail.load(Ordering::SeqCst) {
+                Err(KeyError::Source("down".into()))
+            } else {
+                self.inner.master_secret()
+            }
         }
     }
 
@@ -1279,6 +1409,138 @@ mod tests {
         // Neither source was asked anything that waits since the start.
         assert_eq!(source_a.waited.load(Ordering::SeqCst), 1);
         assert_eq!(source_b.waited.load(Ordering::SeqCst), 1);
+    }
+
+    /// The check without lock answers as the ring does under its lock, at every time that
+    /// matters to the ring as it stands (each key's times and the period's bounds, a
+    /// microsecond either side), after every step: no key yet, keys made, rotations, stand-ins
+    /// asked about again, a source that fails, keys expired with nothing rotated yet, the
+    /// clock set back a period.
+    #[test]
+    fn the_check_without_lock_agrees_with_the_locked_one() {
+        fn agrees(ring: &KeyRing, now: UnixTime, step: &str) {
+            let mut times = vec![UnixTime::EPOCH, now, UnixTime::from_micros(u64::MAX)];
+            for key in &ring.read().keys {
+                times.extend([key.created(), key.rotate_at(), key.expires_at()]);
+                times.extend(key.retry_at());
+            }
+            let rotation = ring.policy.rotation().as_secs().max(1);
+            let period = ring.period_at(now);
+            for p in [period.saturating_sub(1), period, period + 1, period + 2] {
+                times.push(UnixTime::from_secs(p * rotation));
+            }
+            let mut quiet_somewhere = false;
+            for time in times {
+                for t in [
+                    time.as_micros().saturating_sub(1),
+                    time.as_micros(),
+                    time.as_micros().saturating_add(1),
+                ] {
+                    let t = UnixTime::from_micros(t);
+                    let locked = ring.rotation_due_locked(t);
+                    assert_eq!(ring.quiet.holds(t), !locked, "{step}: at {t:?}");
+                    assert_eq!(ring.rotation_due(t), locked, "{step}: at {t:?}");
+                    quiet_somewhere |= !locked;
+                }
+            }
+            // The window is not merely empty (the check would then always take the lock).
+            if !ring.read().keys.is_empty() && !ring.rotation_due_locked(now) {
+                assert!(quiet_somewhere, "{step}");
+            }
+        }
+
+        // Rolling, a source that fails for a while.
+        let source = Arc::new(FlakySource {
+            inner: ProcessKeySource::new(),
+            fail: AtomicBool::new(false),
+        });
+        let ring = KeyRing::new(TicketPolicy::OPENSSL, source.clone());
+        agrees(&ring, at(0), "rolling, no key yet");
+        ring.encrypting_key(at(0)).expect("key");
+        agrees(&ring, at(0), "rolling, first key");
+        ring.encrypting_key(at(HOUR)).expect("key");
+        agrees(&ring, at(HOUR), "rolling, rotated");
+        source.fail.store(true, Ordering::SeqCst);
+        ring.encrypting_key(at(2 * HOUR + MIN)).expect("key");
+        agrees(
+            &ring,
+            at(2 * HOUR + MIN),
+            "rolling, source down at a rotation",
+        );
+        assert!(ring.rotate_if_due(at(5 * HOUR)).is_err());
+        agrees(
+            &ring,
+            at(5 * HOUR),
+            "rolling, every key expired, source down",
+        );
+        source.fail.store(false, Ordering::SeqCst);
+        ring.rotate_if_due(at(5 * HOUR)).expect("rotation");
+        assert!(!ring.rotation_due(at(5 * HOUR)));
+        agrees(&ring, at(5 * HOUR), "rolling, source back");
+
+        // Rolling, a fleet source cut off: stand-ins asked about again.
+        let fleet = Arc::new(Fleet {
+            reachable: AtomicBool::new(true),
+            ..Fleet::default()
+        });
+        let ring = KeyRing::new(TicketPolicy::OPENSSL, fleet.clone());
+        let slot = UnixTime::from_secs(T0 / HOUR * HOUR);
+        let in_slot = |secs: u64| slot + Duration::from_secs(secs);
+        ring.encrypting_key(in_slot(0)).expect("key");
+        fleet.reachable.store(false, Ordering::SeqCst);
+        ring.encrypting_key(in_slot(HOUR)).expect("key");
+        agrees(&ring, in_slot(HOUR), "rolling, stand-in");
+        ring.rotate_if_due(in_slot(HOUR + 61)).expect("rotation");
+        agrees(&ring, in_slot(HOUR + 61), "rolling, stand-in asked again");
+        fleet.reachable.store(true, Ordering::SeqCst);
+        ring.encrypting_key(in_slot(HOUR + 130)).expect("key");
+        agrees(&ring, in_slot(HOUR + 130), "rolling, fleet key");
+
+        // Periodic, a stand-in master, then the fleet's; the clock set back.
+        let fleet = Arc::new(Fleet::default());
+        let ring = KeyRing::new(TicketPolicy::GNUTLS, fleet.clone());
+        let period = TicketPolicy::GNUTLS.rotation().as_secs();
+        let start = UnixTime::from_secs(T0 / period * period);
+        let in_period = |secs: u64| start + Duration::from_secs(secs);
+        agrees(&ring, in_period(10), "periodic, no key yet");
+        ring.encrypting_key(in_period(10)).expect("key");
+        assert!(
+            ring.rotation_due(in_period(70)),
+            "the stand-in is due at its retry"
+        );
+        agrees(&ring, in_period(10), "periodic, stand-in master");
+        ring.rotate_if_due(in_period(71)).expect("rotation");
+        agrees(&ring, in_period(71), "periodic, stand-in asked again");
+        fleet.reachable.store(true, Ordering::SeqCst);
+        ring.rotate_if_due(in_period(140)).expect("rotation");
+        agrees(&ring, in_period(140), "periodic, fleet master");
+        ring.rotate_if_due(in_period(period + 5)).expect("rotation");
+        agrees(&ring, in_period(period + 5), "periodic, next period");
+        assert!(
+            ring.rotation_due(in_period(5)),
+            "a period before the one held"
+        );
+        ring.rotate_if_due(in_period(5)).expect("rotation");
+        agrees(&ring, in_period(5), "periodic, clock set back");
+
+        // Periodic, a master source that fails.
+        let source = Arc::new(FlakySource {
+            inner: ProcessKeySource::new(),
+            fail: AtomicBool::new(true),
+        });
+        let ring = KeyRing::new(TicketPolicy::GNUTLS, source.clone());
+        assert!(ring.rotate_if_due(in_period(10)).is_err());
+        agrees(&ring, in_period(10), "periodic, source down from the start");
+        source.fail.store(false, Ordering::SeqCst);
+        ring.rotate_if_due(in_period(10)).expect("rotation");
+        agrees(&ring, in_period(10), "periodic, source up");
+        source.fail.store(true, Ordering::SeqCst);
+        assert!(ring.rotate_if_due(in_period(period + 10)).is_err());
+        agrees(
+            &ring,
+            in_period(period + 10),
+            "periodic, source down at a period",
+        );
     }
 
     #[test]
