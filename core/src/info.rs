@@ -2,7 +2,7 @@
 
 use core::fmt;
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::dane::DaneAuthority;
@@ -498,8 +498,9 @@ pub struct SessionInfo {
     /// one the client's name and what it supports selected. `None` on a resumed handshake,
     /// where no certificate is sent, and on clients.
     ///
-    /// Shared rather than owned ([`share_certificate`]): every connection that was sent the
-    /// same certificate holds one copy.
+    /// Shared rather than owned: every connection that was sent the same certificate holds one
+    /// copy, the one the server made of each certificate it was configured with (or, for a
+    /// certificate it does not know, [`share_certificate`]'s).
     pub local_certificate: Option<Arc<[u8]>>,
 }
 
@@ -556,10 +557,28 @@ impl SessionInfo {
     }
 }
 
-/// The empty chain, shared (an empty `Arc<[_]>` made per connection would still allocate).
+/// The empty chain.
+///
+/// An empty `Arc<[_]>` made per connection would still allocate, and one empty chain shared by
+/// the whole process would have every report raise and drop one count that every thread
+/// writes: each thread hands out its own (a thread ending gives a new one to those it has
+/// left, and a report dropped on another thread lowers the count of the thread that made it).
 fn no_chain() -> Arc<[Vec<u8>]> {
-    static EMPTY: OnceLock<Arc<[Vec<u8>]>> = OnceLock::new();
-    Arc::clone(EMPTY.get_or_init(|| Vec::new().into()))
+    thread_local! {
+        static EMPTY: Arc<[Vec<u8>]> = Arc::from(Vec::new());
+    }
+    EMPTY
+        .try_with(Arc::clone)
+        .unwrap_or_else(|_| Arc::from(Vec::new()))
+}
+
+/// Whether `kept` holds the same certificates as `chain`, byte for byte.
+fn same_chain<C: AsRef<[u8]>>(kept: &[Vec<u8>], chain: &[C]) -> bool {
+    kept.len() == chain.len()
+        && kept
+            .iter()
+            .zip(chain)
+            .all(|(kept, new)| kept.as_slice() == new.as_ref())
 }
 
 /// `chain` (leaf first, DER) as a [`SessionInfo::peer_certificates`] value shared with every
@@ -570,19 +589,44 @@ fn no_chain() -> Arc<[Vec<u8>]> {
 /// client talking to one server, or a server whose clients share a certificate, then holds one
 /// chain however many connections are open, as the TLS library itself holds its own per
 /// connection.
+///
+/// Each thread also remembers the chain it was handed last (the process's copy, not one of its
+/// own): the same chain again on that thread is found without taking the process-wide lock,
+/// which every handshake of every thread would otherwise write.
 pub fn share_chain<C: AsRef<[u8]>>(chain: &[C]) -> Arc<[Vec<u8>]> {
-    static LAST: Mutex<Option<Arc<[Vec<u8>]>>> = Mutex::new(None);
+    thread_local! {
+        static THREAD_LAST: std::cell::RefCell<Option<Arc<[Vec<u8>]>>> =
+            const { std::cell::RefCell::new(None) };
+    }
     if chain.is_empty() {
         return no_chain();
     }
+    let found = THREAD_LAST.try_with(|last| {
+        last.try_borrow().ok().and_then(|last| {
+            last.as_ref()
+                .filter(|kept| same_chain(kept, chain))
+                .map(Arc::clone)
+        })
+    });
+    if let Ok(Some(kept)) = found {
+        return kept;
+    }
+    let shared = share_chain_process_wide(chain);
+    // A thread ending (or a call from inside a borrow, which cannot happen) keeps nothing.
+    let _ = THREAD_LAST.try_with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            *last = Some(Arc::clone(&shared));
+        }
+    });
+    shared
+}
+
+/// [`share_chain`] through the chain the whole process kept last.
+fn share_chain_process_wide<C: AsRef<[u8]>>(chain: &[C]) -> Arc<[Vec<u8>]> {
+    static LAST: Mutex<Option<Arc<[Vec<u8>]>>> = Mutex::new(None);
     let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(kept) = last.as_ref() {
-        if kept.len() == chain.len()
-            && kept
-                .iter()
-                .zip(chain)
-                .all(|(kept, new)| kept.as_slice() == new.as_ref())
-        {
+        if same_chain(kept, chain) {
             return Arc::clone(kept);
         }
     }
@@ -623,6 +667,10 @@ pub fn subject_dn(der: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// Held by the tests that share chains: the chain the process keeps is theirs alone while
+    /// one runs.
+    static SHARING: Mutex<()> = Mutex::new(());
+
     #[test]
     fn exim_cipher_string_is_what_format_gives() {
         for version in [
@@ -642,10 +690,11 @@ mod tests {
 
     #[test]
     fn equal_chains_share_one_copy_and_others_do_not() {
+        let _one = SHARING.lock().unwrap_or_else(|p| p.into_inner());
         let a = [b"leaf-a".to_vec(), b"intermediate".to_vec()];
         let b = [b"leaf-b".to_vec(), b"intermediate".to_vec()];
         let first = share_chain(&a);
-        // No other test of this crate calls `share_chain`: nothing replaces the kept chain.
+        // The other tests that share chains wait for this one: nothing replaces the kept chain.
         assert!(Arc::ptr_eq(&first, &share_chain(&a)));
         assert_eq!(&*first, &a[..]);
         let other = share_chain(&b);
@@ -659,6 +708,54 @@ mod tests {
         assert!(SessionInfo::new(Side::Client, ProtocolVersion::Tls13)
             .peer_certificates
             .is_empty());
+    }
+
+    /// A chain found through the thread's own memory is still the process's one copy: another
+    /// thread given the same chain gets that copy, and a thread that was given another chain
+    /// meanwhile does not hand out a stale one.
+    #[test]
+    fn threads_share_the_process_copy_of_a_chain() {
+        let _one = SHARING.lock().unwrap_or_else(|p| p.into_inner());
+        let c = [b"leaf-c".to_vec(), b"ca-c".to_vec()];
+        let d = [b"leaf-d".to_vec()];
+        let here = share_chain(&c);
+        let there = std::thread::spawn(move || {
+            let there = share_chain(&[b"leaf-c".to_vec(), b"ca-c".to_vec()]);
+            // The same bytes twice on that thread: its own memory, the same copy.
+            assert!(Arc::ptr_eq(
+                &there,
+                &share_chain(&[&b"leaf-c"[..], &b"ca-c"[..]])
+            ));
+            there
+        })
+        .join()
+        .expect("thread");
+        assert!(Arc::ptr_eq(&here, &there));
+        let other = share_chain(&d);
+        assert_eq!(&*other, &d[..]);
+        assert!(!Arc::ptr_eq(&here, &other));
+        assert_eq!(&*share_chain(&c), &c[..]);
+        // A chain differing in one byte of its last certificate is another chain.
+        assert_eq!(&*share_chain(&[&b"leaf-c"[..], &b"ca-C"[..]])[1], b"ca-C");
+    }
+
+    /// Reports on one thread share its empty chain; another thread has its own, so no count
+    /// is written by both.
+    #[test]
+    fn the_empty_chain_is_per_thread() {
+        let a = SessionInfo::new(Side::Server, ProtocolVersion::Tls12).peer_certificates;
+        let b = SessionInfo::new(Side::Client, ProtocolVersion::Tls12).peer_certificates;
+        assert!(a.is_empty());
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(Arc::ptr_eq(&a, &share_chain::<&[u8]>(&[])));
+        let there = std::thread::spawn(|| {
+            SessionInfo::new(Side::Server, ProtocolVersion::Tls12).peer_certificates
+        })
+        .join()
+        .expect("thread");
+        assert!(there.is_empty());
+        assert!(!Arc::ptr_eq(&a, &there));
+        assert_eq!(a, there);
     }
 
     #[test]
