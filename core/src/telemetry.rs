@@ -233,6 +233,52 @@ pub(crate) fn notice(notice: &Notice) -> bool {
 mod tests {
     use super::*;
 
+    /// Every [`NoOffer`], walked through an exhaustive match (not taken from [`NO_OFFERS`]): a
+    /// reason added to the type does not compile here until it is given its place in the walk.
+    fn every_no_offer() -> Vec<NoOffer> {
+        let mut every = vec![NoOffer::CorruptEntry];
+        let mut reason = NoOffer::CorruptEntry;
+        loop {
+            reason = match reason {
+                NoOffer::CorruptEntry => NoOffer::Expired,
+                NoOffer::Expired => NoOffer::Missing,
+                NoOffer::Missing => NoOffer::NotAllowed,
+                NoOffer::NotAllowed => NoOffer::OcspRequired,
+                NoOffer::OcspRequired => NoOffer::StoreFailed,
+                NoOffer::StoreFailed => NoOffer::OtherBackend,
+                NoOffer::OtherBackend => NoOffer::LibraryRefused,
+                NoOffer::LibraryRefused => NoOffer::OtherKey,
+                NoOffer::OtherKey => NoOffer::NotHeld,
+                NoOffer::NotHeld => NoOffer::DaneUnverified,
+                NoOffer::DaneUnverified => break,
+            };
+            every.push(reason);
+        }
+        every
+    }
+
+    #[test]
+    fn no_offers_lists_every_reason_once() {
+        let every = every_no_offer();
+        let names: std::collections::BTreeSet<_> = every.iter().map(|r| r.name()).collect();
+        assert_eq!(names.len(), every.len(), "the walk visits each reason once");
+        for reason in &every {
+            assert!(
+                NO_OFFERS.contains(reason),
+                "{reason:?} missing from NO_OFFERS"
+            );
+        }
+        assert_eq!(
+            NO_OFFERS.len(),
+            every.len(),
+            "NO_OFFERS lists a reason twice"
+        );
+        // The indices are a permutation of NO_OFFERS's places.
+        let mut places: Vec<usize> = every.iter().map(|r| no_offer_index(*r)).collect();
+        places.sort_unstable();
+        assert_eq!(places, (0..NO_OFFERS.len()).collect::<Vec<_>>());
+    }
+
     #[test]
     fn every_reason_has_its_own_not_offered_key() {
         for (i, reason) in NO_OFFERS.iter().enumerate() {
