@@ -622,12 +622,19 @@ impl SessionRef {
     /// `gnutls_certificate_get_ours`: the leaf certificate this end sent on the handshake, DER
     /// (`None` when it sent none, as on a resumed handshake).
     pub fn our_certificate(&self) -> Option<Vec<u8>> {
+        self.with_our_certificate(|der| der.map(<[u8]>::to_vec))
+    }
+
+    /// Runs `f` with what [`our_certificate`](Self::our_certificate) gives, borrowed where
+    /// GnuTLS holds it (no copy).
+    pub fn with_our_certificate<R>(&self, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
         // SAFETY: GnuTLS returns NULL or a pointer to the certificate it holds for the session,
-        // valid while the session is; the bytes are copied at once.
-        let datum = unsafe { sys::gnutls_certificate_get_ours(self.as_ptr()).as_ref() }?;
+        // valid while the session is; the bytes are read only during `f`, within this borrow
+        // of the session.
+        let datum = unsafe { sys::gnutls_certificate_get_ours(self.as_ptr()).as_ref() };
         // SAFETY: a datum GnuTLS filled, as above.
-        let der = unsafe { datum_slice(datum) };
-        (!der.is_empty()).then(|| der.to_vec())
+        let der = datum.map(|datum| unsafe { datum_slice(datum) });
+        f(der.filter(|der| !der.is_empty()))
     }
 
     /// `gnutls_server_name_get` (index 0, DNS).

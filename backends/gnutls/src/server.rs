@@ -15,7 +15,7 @@ use crate::config;
 use crate::ffi::{Connection, Credentials, End, Session};
 use crate::handshake::Handshake;
 use crate::names::NameChoice;
-use crate::server_conn::ServerPending;
+use crate::server_conn::{OwnLeaves, ServerPending};
 use crate::tickets;
 use crate::BACKEND;
 use tlsresume_core::identities::IdentityTable;
@@ -31,6 +31,7 @@ pub struct Server {
     credentials: Arc<Vec<Arc<Credentials>>>,
     master: tickets::MasterKey,
     priority: String,
+    leaves: Arc<OwnLeaves>,
 }
 
 impl fmt::Debug for Server {
@@ -53,6 +54,20 @@ impl Server {
         let credentials = Arc::new(config::server_credentials(&settings, &table)?);
         let priority = config::priority(&settings.versions_in_force()?, settings.ciphers.as_ref())?;
         let master = tickets::MasterKey::fetch(&settings)?;
+        let leaf = |entry: &tlsresume_core::identities::ServerIdentity| {
+            entry
+                .identity()
+                .chain()
+                .first()
+                .map(|der| Arc::<[u8]>::from(der.as_slice()))
+        };
+        let all: Vec<Arc<[u8]>> = table.entries().iter().filter_map(leaf).collect();
+        // The first identity's leaf, when it has one, is the first kept.
+        let primary = table
+            .entries()
+            .first()
+            .and_then(|first| first.identity().chain().first())
+            .and(all.first().cloned());
         Ok(Self {
             settings,
             clock,
@@ -60,6 +75,7 @@ impl Server {
             credentials,
             master,
             priority,
+            leaves: Arc::new(OwnLeaves { primary, all }),
         })
     }
 
@@ -117,11 +133,7 @@ impl Server {
             ServerPending {
                 start,
                 stapling: self.settings.ocsp_response.is_some(),
-                primary: self
-                    .table
-                    .entries()
-                    .first()
-                    .and_then(|e| e.identity().chain().first().cloned()),
+                leaves: Arc::clone(&self.leaves),
                 iana_names: self.settings.resumption.known_issues().iana_cipher_names,
                 tickets_on_request: (!automatic && start.may_issue && count > 0).then_some(count),
                 clock: self.clock.clone(),

@@ -20,12 +20,35 @@ use crate::BACKEND;
 pub(crate) struct ServerPending {
     pub(crate) start: ServerStart,
     pub(crate) stapling: bool,
-    /// The leaf of the first identity, the one the staple is for.
-    pub(crate) primary: Option<Vec<u8>>,
+    /// The server's own leaf certificates, the first identity's (the one the staple is for)
+    /// first.
+    pub(crate) leaves: Arc<OwnLeaves>,
     pub(crate) iana_names: bool,
     /// TLS 1.3 tickets to send once the handshake is done, when GnuTLS does not send its own.
     pub(crate) tickets_on_request: Option<u32>,
     pub(crate) clock: Arc<ClockClaim>,
+}
+
+/// A server's own leaf certificates, DER, one copy each made when the server was built: the
+/// report of a full handshake hands out the copy of the certificate GnuTLS sent, found by its
+/// bytes, with no lock nor allocation per handshake.
+#[derive(Debug, Default)]
+pub(crate) struct OwnLeaves {
+    /// The first identity's leaf, the one the staple is for.
+    pub(crate) primary: Option<Arc<[u8]>>,
+    /// Every identity's leaf, in the order of the identities.
+    pub(crate) all: Vec<Arc<[u8]>>,
+}
+
+impl OwnLeaves {
+    /// The kept copy of `der`, or (for a certificate the server was not configured with,
+    /// which GnuTLS does not send) one shared with the other reports of the process.
+    fn kept(&self, der: &[u8]) -> Arc<[u8]> {
+        match self.all.iter().find(|leaf| ***leaf == *der) {
+            Some(leaf) => Arc::clone(leaf),
+            None => tlsresume_core::info::share_certificate(der),
+        }
+    }
 }
 
 /// What GnuTLS's check of the client's chain says, when the client was asked for one and
@@ -81,10 +104,17 @@ impl ServerPending {
         // "Asked for" is GnuTLS's status-request state; whether a response went out is inferred:
         // GnuTLS 3.7 staples the configured response on full handshakes only and says nothing
         // about it afterwards.
-        let served = (!resumed).then(|| s.our_certificate()).flatten();
+        let served = if resumed {
+            None
+        } else {
+            s.with_our_certificate(|der| der.map(|der| self.leaves.kept(der)))
+        };
         if s.client_requested_ocsp() {
             handshake.status_requested();
-            if self.stapling && served.is_some() && served == self.primary {
+            if self.stapling
+                && served.is_some()
+                && served.as_deref() == self.leaves.primary.as_deref()
+            {
                 handshake.staple_sent();
             }
         }
@@ -93,9 +123,7 @@ impl ServerPending {
         library.peer_certificates = s.peer_certificates().into();
         library.sni = s.server_name();
         library.alpn = s.alpn_selected();
-        library.local_certificate = served
-            .as_deref()
-            .map(tlsresume_core::info::share_certificate);
+        library.local_certificate = served;
         // The lifetime in the NewSessionTicket GnuTLS sent (read by the handshake hook).
         let sent = conn
             .ticket_lifetime()

@@ -10,7 +10,8 @@
 //! derive the same keys. The measured acceptance rules are in the crate's README and
 //! [`crate`] docs.
 
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use tlsresume_core::identities::normalise;
@@ -34,6 +35,10 @@ const BOUND_NAMES: usize = 64;
 /// the fleet's master has replaced it (those clients make a full handshake, once).
 pub(crate) struct MasterKey {
     held: RwLock<Held>,
+    /// `held`'s retry time in microseconds (`u64::MAX` for none), set with it: [`due`](Self::due)
+    /// is asked before every handshake and reads this rather than take the lock, whose count
+    /// every thread would write.
+    quiet_until: AtomicU64,
 }
 
 struct Held {
@@ -109,13 +114,19 @@ impl Held {
 impl MasterKey {
     /// Fetches the master secret (this may block on a shared key source).
     pub(crate) fn fetch(settings: &ServerSettings) -> Result<Self, Error> {
+        let held = Held::ask(settings, settings.clock.now())?;
         Ok(Self {
-            held: RwLock::new(Held::ask(settings, settings.clock.now())?),
+            quiet_until: AtomicU64::new(quiet_until(&held)),
+            held: RwLock::new(held),
         })
     }
 
-    /// Whether the held secret is a stand-in to be asked about again at `now`.
+    /// Whether the held secret is a stand-in to be asked about again at `now`. Before the
+    /// retry time (always, for a final secret) without the lock.
     pub(crate) fn due(&self, now: UnixTime) -> bool {
+        if now.as_micros() < self.quiet_until.load(Ordering::Acquire) {
+            return false;
+        }
         self.read().retry_at.is_some_and(|retry| now >= retry)
     }
 
@@ -124,15 +135,20 @@ impl MasterKey {
     /// secret in place, asked about again later.
     pub(crate) fn refresh(&self, settings: &ServerSettings, now: UnixTime) {
         {
-            let mut held = self.held.write().unwrap_or_else(|p| p.into_inner());
+            let mut held = self.write();
             if held.retry_at.is_none_or(|retry| now < retry) {
                 return;
             }
             // Claimed: no other caller asks until this answer (or the fallback delay).
             held.retry_at = Some(now + STAND_IN_RETRY_ON_ERROR);
+            self.quiet_until
+                .store(quiet_until(&held), Ordering::Release);
         }
         if let Ok(fresh) = Held::ask(settings, now) {
-            *self.held.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+            let mut held = self.write();
+            *held = fresh;
+            self.quiet_until
+                .store(quiet_until(&held), Ordering::Release);
         }
     }
 
@@ -145,6 +161,16 @@ impl MasterKey {
     fn read(&self) -> RwLockReadGuard<'_, Held> {
         self.held.read().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Held> {
+        self.held.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Until when (microseconds, excluded) `held` is not due: its retry time, or the end of time
+/// for a final secret (a check at that very time asks under the lock).
+fn quiet_until(held: &Held) -> u64 {
+    held.retry_at.map_or(u64::MAX, UnixTime::as_micros)
 }
 
 /// The value for `gnutls_db_set_cache_expiration`: the policy's ticket lifetime in seconds

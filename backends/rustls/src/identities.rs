@@ -15,7 +15,28 @@ use crate::config::{chain_and_key, provider};
 #[derive(Debug)]
 pub(crate) struct Keys {
     table: IdentityTable,
-    sets: Vec<Vec<Arc<CertifiedKey>>>,
+    sets: Vec<Vec<Identity>>,
+    /// Only one identity in one set: every connection is sent it, known before the resolver
+    /// runs.
+    only: Option<Served>,
+}
+
+/// One identity: the key rustls signs with, and what a connection it was sent to reports.
+#[derive(Clone, Debug)]
+struct Identity {
+    key: Arc<CertifiedKey>,
+    served: Served,
+}
+
+/// What a connection reports of the identity it was sent: the leaf certificate as this
+/// server keeps it (one copy made when the server was built, shared by every report: no lock
+/// nor search per handshake), and whether the OCSP staple goes with it.
+#[derive(Clone, Debug)]
+pub(crate) struct Served {
+    /// The leaf certificate, DER.
+    pub(crate) leaf: Option<Arc<[u8]>>,
+    /// Whether the configured OCSP response is stapled with this identity.
+    pub(crate) stapled: bool,
 }
 
 impl Keys {
@@ -33,22 +54,30 @@ impl Keys {
             if i == 0 {
                 certified.ocsp = settings.ocsp_response.clone();
             }
-            loaded.push(Arc::new(certified));
+            let served = Served {
+                leaf: certified.cert.first().map(|leaf| Arc::from(leaf.as_ref())),
+                stapled: certified.ocsp.is_some(),
+            };
+            loaded.push(Identity {
+                key: Arc::new(certified),
+                served,
+            });
         }
-        let sets = table
+        let sets: Vec<Vec<Identity>> = table
             .sets()
             .iter()
             .map(|set| set.iter().filter_map(|&i| loaded.get(i).cloned()).collect())
             .collect();
-        Ok(Self { table, sets })
+        let only = match sets.as_slice() {
+            [set] if set.len() == 1 => set.first().map(|identity| identity.served.clone()),
+            _ => None,
+        };
+        Ok(Self { table, sets, only })
     }
 
-    /// The one identity, when there is only one.
-    pub(crate) fn only(&self) -> Option<Arc<CertifiedKey>> {
-        match self.sets.as_slice() {
-            [set] if set.len() == 1 => set.first().cloned(),
-            _ => None,
-        }
+    /// What a connection reports of the one identity, when there is only one.
+    pub(crate) fn only(&self) -> Option<Served> {
+        self.only.clone()
     }
 
     /// Whether there is more than one identity.
@@ -74,21 +103,23 @@ impl ResolvesServerCert for Resolver {
         // Asking a key whether it can sign makes a signer (an allocation): with one key in the
         // set, it is the one chosen either way.
         let chosen = match set.as_slice() {
-            [only] => Some(only.clone()),
+            [only] => Some(only),
             _ => {
                 let schemes = hello.signature_schemes();
                 set.iter()
-                    .find(|k| k.key.choose_scheme(schemes).is_some())
+                    .find(|k| k.key.key.choose_scheme(schemes).is_some())
                     .or_else(|| set.first())
-                    .cloned()
             }
         };
         if self.records {
             crate::client_auth::with_current(|record| {
                 record.handshake.server_name_seen(name);
-                record.served = chosen.clone();
+                // With one identity the record has it from the start.
+                if self.keys.only.is_none() {
+                    record.served = chosen.map(|identity| identity.served.clone());
+                }
             });
         }
-        chosen
+        chosen.map(|identity| Arc::clone(&identity.key))
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rustls::{
     CipherSuite, CommonState, HandshakeKind, ServerConnection, StreamOwned, SupportedCipherSuite,
 };
-use tlsresume_core::info::{exim_cipher_string, share_certificate, share_chain};
+use tlsresume_core::info::{exim_cipher_string, share_chain};
 use tlsresume_core::{CipherNames, ProtocolVersion, SessionInfo, Side};
 
 use crate::client::ClientIo;
@@ -274,11 +274,17 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
             let conn = &stream.conn;
             let was_resumed = resumed(conn);
             // Finished (and counted) when the handshake ended; a copy for this report.
-            let (mut handshake, served, stapling, lifetime) = {
+            let (mut handshake, staples_served, leaf, stapling, lifetime) = {
                 let record = lock(&state.record);
                 (
                     record.handshake.clone(),
-                    record.served.clone(),
+                    record.served.as_ref().is_none_or(|s| s.stapled),
+                    // No certificate is sent on a resumed handshake.
+                    record
+                        .served
+                        .as_ref()
+                        .filter(|_| !was_resumed)
+                        .and_then(|s| s.leaf.clone()),
                     record.stapling,
                     record.lifetime,
                 )
@@ -287,7 +293,7 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
             // a status nor whether it stapled; it staples the configured response on full
             // handshakes only.
             // With several certificates, only the first carries the staple.
-            if stapling && served.as_ref().is_none_or(|k| k.ocsp.is_some()) {
+            if stapling && staples_served {
                 handshake.status_requested();
                 if !was_resumed {
                     handshake.staple_sent();
@@ -298,11 +304,9 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
             library.sni = conn.server_name().map(str::to_owned);
             library.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
             library.peer_certificates = peer_chain(conn);
-            // As the resolver chose it (rustls does not say which certificate it sent).
-            if !was_resumed {
-                library.local_certificate =
-                    served.and_then(|k| k.cert.first().map(|c| share_certificate(c)));
-            }
+            // As the resolver chose it (rustls does not say which certificate it sent): the copy
+            // the server made of it when it was built.
+            library.local_certificate = leaf;
             handshake.report(library, Some(lifetime))
         }
     }

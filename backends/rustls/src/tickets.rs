@@ -1,8 +1,6 @@
 //! Ticket-key glue: a rustls `ProducesTickets` over the core key ring and sealer, recording the
 //! resumption bits of the connection it serves.
 
-use std::sync::Arc;
-
 use rustls::server::ProducesTickets;
 use tlsresume_core::contract::ServerHandshake;
 use tlsresume_core::keys::key_ring::Decision;
@@ -17,7 +15,7 @@ pub(crate) struct TicketRecord {
     /// The decision on the presented ticket, if one opened.
     pub(crate) decision: Option<Decision>,
     /// The certificate the resolver chose.
-    pub(crate) served: Option<Arc<rustls::sign::CertifiedKey>>,
+    pub(crate) served: Option<crate::identities::Served>,
     /// Whether the server staples an OCSP response (kept here rather than in the stream, which
     /// a client stream's size follows).
     pub(crate) stapling: bool,

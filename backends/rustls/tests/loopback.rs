@@ -184,6 +184,24 @@ fn full_then_resumed_tls12() {
     );
     assert_eq!(c2.peer_certificates, c.peer_certificates);
     assert!(!c2.peer_certificates.is_empty());
+    // The server reports the leaf it sent on a full handshake, none on a resumed one; every
+    // full handshake hands out the one copy it made of its certificate.
+    let sent = s
+        .local_certificate
+        .clone()
+        .expect("a full handshake sends a certificate");
+    assert_eq!(
+        Some(&sent[..]),
+        c.peer_certificates.first().map(Vec::as_slice)
+    );
+    assert_eq!(s2.local_certificate, None);
+    h.advance_mins(3 * 60);
+    let (_, s3) = h.connect();
+    assert!(!s3.resumed, "past the ticket's lifetime");
+    let again = s3
+        .local_certificate
+        .expect("a full handshake sends a certificate");
+    assert!(Arc::ptr_eq(&sent, &again));
 }
 
 #[test]
