@@ -122,7 +122,9 @@ pub trait TlsServer: Send + Sync + fmt::Debug + 'static {
     fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)>;
 
     /// Whether the next handshake would ask the key source first (see
-    /// [`ServerContext::ticket_keys_due`]).
+    /// [`ServerContext::ticket_keys_due`]). Asked before every async handshake: a server that
+    /// holds its ring overrides it to read the ring in place (this default raises and drops
+    /// the counts of the ring and the clock, which every thread writes).
     fn ticket_keys_due(&self) -> bool {
         self.ticket_key_ring()
             .is_some_and(|(ring, clock)| ring.rotation_due(clock.now()))
@@ -359,6 +361,17 @@ macro_rules! impl_backend {
                     ::std::sync::Arc::clone(&self.ring),
                     ::std::sync::Arc::clone(&self.settings.clock),
                 ))
+            }
+
+            // Asked before every async handshake: the ring and the clock read where the server
+            // holds them (through `ticket_key_ring`, two counts every thread writes were raised
+            // and dropped per handshake).
+            fn ticket_keys_due(&self) -> bool {
+                self.ring.rotation_due(self.settings.clock.now())
+            }
+
+            fn refresh_ticket_keys(&self) -> Result<(), $crate::Error> {
+                Ok(self.ring.rotate_if_due(self.settings.clock.now())?)
             }
         }
     };
