@@ -13,7 +13,7 @@ use tlsresume_core::dane::DanePlan;
 use tlsresume_core::{ClientSettings, Error, NoOffer, OcspMode};
 
 use crate::certs::PeerChains;
-use crate::client_conn::{client_index, ClientConn, ClientState, Roots};
+use crate::client_conn::{client_index, ClientConn, ClientShared, ClientState, Roots};
 use crate::config;
 use crate::error;
 use crate::ffi;
@@ -27,9 +27,7 @@ use crate::BACKEND;
 pub struct Client {
     ctx: SslContext,
     pub(crate) settings: Arc<ClientSettings>,
-    roots: Arc<Roots>,
-    sessions: Arc<DecodedSessions>,
-    chains: Arc<PeerChains>,
+    pub(crate) shared: Arc<ClientShared>,
     alpn: Vec<u8>,
 }
 
@@ -78,9 +76,11 @@ impl Client {
         Ok(Self {
             ctx: ctx.build(),
             settings: Arc::new(settings),
-            roots: Arc::new(Roots { store, certs }),
-            sessions: Arc::default(),
-            chains: Arc::default(),
+            shared: Arc::new(ClientShared {
+                roots: Roots { store, certs },
+                sessions: DecodedSessions::default(),
+                chains: PeerChains::default(),
+            }),
             alpn,
         })
     }
@@ -103,12 +103,12 @@ impl Client {
         let key = handshake.offer().key;
         let mut session = handshake
             .stored_session()
-            .and_then(|stored| self.sessions.kept(&key, stored));
+            .and_then(|stored| self.shared.sessions.kept(&key, stored));
         if session.is_none() {
             if let Some(stored) = handshake.stored_session().map(<[u8]>::to_vec) {
                 let decoded = handshake
                     .session_to_offer()
-                    .map(|der| self.sessions.decode(&key, &stored, der));
+                    .map(|der| self.shared.sessions.decode(&key, &stored, der));
                 match decoded {
                     Some(Ok(s)) => session = Some(s),
                     Some(Err(_)) => handshake.withdraw(NoOffer::LibraryRefused),
@@ -118,7 +118,7 @@ impl Client {
         }
         if let Some(s) = &session {
             if ffi::set_session(&mut ssl, s).is_err() {
-                self.sessions.forget(&key);
+                self.shared.sessions.forget(&key);
                 handshake.withdraw(NoOffer::LibraryRefused);
                 session = None;
             }
@@ -170,10 +170,8 @@ impl Client {
         }
         let dane = !matches!(handshake.dane(), DanePlan::Off);
         let conn = Arc::new(ClientConn {
-            settings: Arc::clone(&settings),
-            roots: Arc::clone(&self.roots),
-            sessions: Arc::clone(&self.sessions),
-            chains: Arc::clone(&self.chains),
+            settings,
+            shared: Arc::clone(&self.shared),
             state: Mutex::new(ClientState {
                 handshake,
                 offered_ticket,
@@ -184,7 +182,7 @@ impl Client {
         });
         index.set(&mut ssl, Arc::clone(&conn));
 
-        if settings.ocsp != OcspMode::Off {
+        if conn.settings.ocsp != OcspMode::Off {
             ssl.set_status_type(StatusType::OCSP)
                 .map_err(|e| error::stack("OCSP status request", e))?;
         }
@@ -208,7 +206,7 @@ mod tests {
     fn stored_sessions_are_decoded_once() {
         for version in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
             let pair = Setup::new(version).build();
-            let sessions = &pair.client.sessions;
+            let sessions = &pair.client.shared.sessions;
             assert!(!pair.connect().client.resumed, "{version}: full");
             assert_eq!(sessions.len(), 1, "{version}: the stored session is kept");
             for i in 0..3 {

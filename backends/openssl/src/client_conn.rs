@@ -26,6 +26,16 @@ use crate::sessions::DecodedSessions;
 
 /// The trust anchors: a store for chain and OCSP verification, and the certificates for
 /// finding an OCSP issuer.
+/// What every connection of a client shares, behind one `Arc` (one count raised per
+/// connection, rather than one per part: every thread writes them).
+pub(crate) struct ClientShared {
+    pub(crate) roots: Roots,
+    /// The sessions this client stored lately, kept decoded.
+    pub(crate) sessions: DecodedSessions,
+    /// The peer chains this client was sent lately (reported without encoding them again).
+    pub(crate) chains: PeerChains,
+}
+
 pub(crate) struct Roots {
     pub(crate) store: X509Store,
     pub(crate) certs: Vec<X509>,
@@ -48,10 +58,8 @@ pub(crate) struct ClientState {
 /// The client side of one connection.
 pub(crate) struct ClientConn {
     pub(crate) settings: Arc<ClientSettings>,
-    pub(crate) roots: Arc<Roots>,
-    pub(crate) sessions: Arc<DecodedSessions>,
-    /// The peer chains this client was sent lately (reported without encoding them again).
-    pub(crate) chains: Arc<PeerChains>,
+    /// What every connection of the client shares.
+    pub(crate) shared: Arc<ClientShared>,
     pub(crate) state: Mutex<ClientState>,
     /// TLSA records decide (verify by DANE, or not at all): the verify callback records
     /// nothing and fails nothing; the handshake decides after it.
@@ -98,7 +106,7 @@ impl ClientConn {
         let status = match ssl.ocsp_status() {
             None => OcspStatus::NoResponse,
             Some(der) => match ssl.peer_cert_chain() {
-                Some(chain) => check_ocsp(der, chain, &self.roots),
+                Some(chain) => check_ocsp(der, chain, &self.shared.roots),
                 None => OcspStatus::Failed,
             },
         };
@@ -131,7 +139,8 @@ impl ClientConn {
         if let Some(stored) = stored {
             // The next connection to this server finds these bytes in the store: it gets a
             // copy of this session instead of opening and decoding them.
-            self.sessions
+            self.shared
+                .sessions
                 .keep(&st.handshake.offer().key, stored, session);
         }
     }

@@ -171,7 +171,7 @@ fn session_info(ssl: &SslRef, conn: &Conn) -> SessionInfo {
         }
         Conn::Client(conn) => {
             // The SNI sent is the lifecycle's to report (`ClientHandshake::report`).
-            info.peer_certificates = conn.chains.chain_of(ssl);
+            info.peer_certificates = conn.shared.chains.chain_of(ssl);
             conn.state().handshake.report(info)
         }
     }
