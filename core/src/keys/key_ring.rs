@@ -179,6 +179,10 @@ pub struct KeyRing {
     /// `state`: a server asks before every handshake, and a read lock (a count every thread
     /// writes) taken for that on every handshake moved one cache line between the threads.
     quiet: QuietWindow,
+    /// When the ticket calls have nothing to maintain (no rotation due, a usable key, no
+    /// fetch ahead to ask for), kept up to date likewise: each ticket call then takes the
+    /// ring's read lock once, to read its keys, rather than twice.
+    calm: QuietWindow,
 }
 
 /// The times at which [`KeyRing::rotation_due`] answers no: from `from` (included) to `until`
@@ -251,6 +255,8 @@ impl Drop for RingWriter<'_> {
     fn drop(&mut self) {
         let (from, until) = self.ring.quiet_window(&self.guard);
         self.ring.quiet.publish(from, until);
+        let (from, until) = self.ring.calm_window(&self.guard);
+        self.ring.calm.publish(from, until);
     }
 }
 
@@ -274,6 +280,7 @@ impl KeyRing {
             reported_late: AtomicU64::new(0),
             // Empty: due until the first key is installed.
             quiet: QuietWindow::default(),
+            calm: QuietWindow::default(),
         }
     }
 
@@ -362,6 +369,52 @@ impl KeyRing {
         }
     }
 
+    /// The times (microseconds, `[from, until)`) at which [`maintain_at_once`](Self::maintain_at_once)
+    /// has nothing to do for `ring` ([`calm_locked`](Self::calm_locked)).
+    fn calm_window(&self, ring: &Ring) -> (u64, u64) {
+        match self.policy.schedule() {
+            // `maintain`, which asks `due`, the same question as `rotation_due` here.
+            KeySchedule::Periodic => self.quiet_window(ring),
+            KeySchedule::Rolling => {
+                let Some(first) = ring.keys.first() else {
+                    return (0, 0);
+                };
+                let mut until = first
+                    .rotate_at()
+                    .as_micros()
+                    .min(first.expires_at().as_micros());
+                if let Some(retry) = first.retry_at() {
+                    until = until.min(retry.as_micros());
+                }
+                if self.source.slot_aligned() {
+                    // The next slot's key is asked for once `now + fetch_lead` reaches it.
+                    let lead = u64::try_from(self.fetch_lead().as_micros()).unwrap_or(u64::MAX);
+                    until = until.min(first.rotate_at().as_micros().saturating_sub(lead));
+                }
+                (0, until)
+            }
+        }
+    }
+
+    /// Whether [`maintain_at_once`](Self::maintain_at_once) has nothing to do at `now`: no
+    /// rotation due, a key that still decrypts, and (a slot-aligned source) the next rotation
+    /// further than [`fetch_lead`](Self::fetch_lead) away. What [`calm_window`](Self::calm_window)
+    /// is checked against.
+    #[cfg(test)]
+    fn calm_locked(&self, now: UnixTime) -> bool {
+        let ring = self.read();
+        match self.policy.schedule() {
+            KeySchedule::Periodic => !self.due(&ring, now),
+            KeySchedule::Rolling => {
+                !self.due(&ring, now)
+                    && Self::usable(&ring, now)
+                    && ring.keys.first().is_some_and(|k| {
+                        !self.source.slot_aligned() || now + self.fetch_lead() < k.rotate_at()
+                    })
+            }
+        }
+    }
+
     /// Whether the ring holds a key that still decrypts at `now`.
     fn usable(ring: &Ring, now: UnixTime) -> bool {
         ring.keys.first().is_some_and(|k| k.expires_at() > now)
@@ -384,6 +437,9 @@ impl KeyRing {
     /// rotation is due whose key the source does not have yet (the current key goes on
     /// sealing; the key is being fetched).
     fn maintain_at_once(&self, now: UnixTime) -> Result<bool, KeyError> {
+        if self.calm.holds(now) {
+            return Ok(false);
+        }
         if matches!(self.policy.schedule(), KeySchedule::Periodic) {
             // Periods are derived from the master secret the source holds.
             return self.maintain(now).map(|()| false);
@@ -1423,6 +1479,7 @@ mod tests {
             for key in &ring.read().keys {
                 times.extend([key.created(), key.rotate_at(), key.expires_at()]);
                 times.extend(key.retry_at());
+                times.push(key.rotate_at() - ring.fetch_lead());
             }
             let rotation = ring.policy.rotation().as_secs().max(1);
             let period = ring.period_at(now);
@@ -1441,6 +1498,11 @@ mod tests {
                     assert_eq!(ring.quiet.holds(t), !locked, "{step}: at {t:?}");
                     assert_eq!(ring.rotation_due(t), locked, "{step}: at {t:?}");
                     quiet_somewhere |= !locked;
+                    assert_eq!(
+                        ring.calm.holds(t),
+                        ring.calm_locked(t),
+                        "{step}: calm at {t:?}"
+                    );
                 }
             }
             // The window is not merely empty (the check would then always take the lock).
