@@ -649,29 +649,36 @@ impl<C: AsyncClient> TlsConnector<C> {
         StreamOf<C, IO>: Send + 'static,
     {
         let client = Arc::clone(&self.client);
-        let pending = Arc::clone(&self.pending);
+        // Only a store that blocks has its lookup and writes made off the runtime: only then
+        // does a connection need the store and the connector's writes under way (counts every
+        // thread writes, not raised for the others).
+        let pending = client
+            .client_settings()
+            .store
+            .blocks()
+            .then(|| Arc::clone(&self.pending));
         let params = params.clone();
         let limit = self.handshake_timeout;
         Handshake::within(limit, async move {
-            let store = Arc::clone(&client.client_settings().store);
-            let deferred = if store.blocks() {
-                // Sessions stored by earlier connections' reads go in before this lookup.
-                let earlier: Vec<_> = std::mem::take(&mut *lock(&pending));
-                for write in earlier {
-                    let _ = write.await;
+            let deferred = match &pending {
+                Some(pending) => {
+                    // Sessions stored by earlier connections' reads go in before this lookup.
+                    let earlier: Vec<_> = std::mem::take(&mut *lock(pending));
+                    for write in earlier {
+                        let _ = write.await;
+                    }
+                    let key = client
+                        .client_settings()
+                        .cache_key(client.backend(), &params);
+                    let lookup = Arc::clone(&client.client_settings().store);
+                    let deferred = ::tokio::task::spawn_blocking(move || {
+                        DeferredStore::prefetch(lookup.as_ref(), key)
+                    })
+                    .await
+                    .map_err(|e| Error::Io(io::Error::other(format!("session lookup: {e}"))))?;
+                    Some(Arc::new(deferred))
                 }
-                let key = client
-                    .client_settings()
-                    .cache_key(client.backend(), &params);
-                let lookup = Arc::clone(&store);
-                let deferred = ::tokio::task::spawn_blocking(move || {
-                    DeferredStore::prefetch(lookup.as_ref(), key)
-                })
-                .await
-                .map_err(|e| Error::Io(io::Error::other(format!("session lookup: {e}"))))?;
-                Some(Arc::new(deferred))
-            } else {
-                None
+                None => None,
             };
             let handshake = client.start_async(
                 SyncIo::new(io),
@@ -679,10 +686,10 @@ impl<C: AsyncClient> TlsConnector<C> {
                 deferred.clone().map(|d| d as Arc<dyn SessionStore>),
             )?;
             let inner = drive(handshake).await?;
-            let writes = deferred.map(|d| {
+            let writes = deferred.zip(pending).map(|(d, pending)| {
                 Box::new(Writes {
                     deferred: d,
-                    store,
+                    store: Arc::clone(&client.client_settings().store),
                     pending,
                 })
             });
