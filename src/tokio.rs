@@ -141,33 +141,19 @@ pub struct SyncIo<IO> {
     io: Option<IO>,
 }
 
-::std::thread_local! {
+::scoped_tls::scoped_thread_local! {
     /// The waker of the task whose poll is running a backend call on this thread, lent by
-    /// `with_task` for that call only (never across an await point).
-    static TASK_WAKER: ::std::cell::Cell<Option<Waker>> = const { ::std::cell::Cell::new(None) };
-}
-
-/// Gives the waker back to the thread-local on drop, unwinding included.
-struct Lent(Option<Waker>);
-
-impl Drop for Lent {
-    fn drop(&mut self) {
-        let previous = self.0.take();
-        // A thread being torn down has no thread-local left: nothing to give back to.
-        let _ = TASK_WAKER.try_with(|w| w.set(previous));
-    }
+    /// `with_task` for that call only (never across an await point): borrowed, not cloned, as
+    /// tokio-openssl and tokio-rustls lend the task's `Context` (no reference count touched
+    /// per poll).
+    static TASK_WAKER: Waker
 }
 
 /// Runs `call` (one synchronous call into a backend) with `cx`'s waker lent to the [`SyncIo`]s
 /// it polls; the waker lent before (a TLS stream whose I/O object is another one) is restored
-/// afterwards.
+/// afterwards, unwinding included.
 fn with_task<T>(cx: &Context<'_>, call: impl FnOnce() -> T) -> T {
-    let previous = TASK_WAKER
-        .try_with(|w| w.replace(Some(cx.waker().clone())))
-        .ok()
-        .flatten();
-    let _restore = Lent(previous);
-    call()
+    TASK_WAKER.set(cx.waker(), call)
 }
 
 impl<IO> fmt::Debug for SyncIo<IO> {
@@ -206,12 +192,16 @@ impl<IO> SyncIo<IO> {
         let Some(io) = &mut self.io else {
             return Err(io::ErrorKind::WouldBlock.into());
         };
-        // The waker lent by the task's poll, taken for this call (an I/O object that is itself
-        // a TLS stream lends its own) and given back after. Outside a poll (a backend writing as
-        // its stream is dropped) there is none: tried, and nobody woken.
-        let lent = Lent(TASK_WAKER.try_with(|w| w.take()).ok().flatten());
-        let mut cx = Context::from_waker(lent.0.as_ref().unwrap_or(Waker::noop()));
-        match f(Pin::new(io), &mut cx) {
+        // The waker lent by the task's poll. Outside a poll (a backend writing as its stream is
+        // dropped) there is none: tried, and nobody woken. An I/O object that is itself a TLS
+        // stream lends its own for its call (and restores this one after).
+        let run = |waker: &Waker| f(Pin::new(io), &mut Context::from_waker(waker));
+        let polled = if TASK_WAKER.is_set() {
+            TASK_WAKER.with(run)
+        } else {
+            run(Waker::noop())
+        };
+        match polled {
             Poll::Ready(result) => result,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }

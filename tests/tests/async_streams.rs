@@ -929,3 +929,83 @@ fn a_handshake_deadline_without_the_timer_is_a_configuration_error() {
         assert!(err.to_string().contains("enable_time"), "{err}");
     });
 }
+
+/// TLS inside TLS: a second handshake and a line each way over an established connection of
+/// the same backend, both ends on a two-worker runtime. The inner stream's transport is the
+/// outer stream: each lends its task's waker for its own call and the outer one's is restored
+/// after, so a read that must wait for the peer wakes the right task (a lost wake-up is a
+/// hang, cut here by the timeout).
+#[test]
+fn tls_inside_tls_completes_on_every_backend() {
+    let _turn = gnutls_turn();
+    for kind in backends::available() {
+        for tls in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
+            let clock = ManualClock::starting_now();
+            let rig = rig(kind, tls, &clock, Arc::new(MemoryStore::default()));
+            let acceptor = TlsAcceptor::new(rig.server.clone());
+            let connector = TlsConnector::new(rig.client.clone());
+            runtime().block_on(async {
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let peer = listener.local_addr().expect("addr");
+                let server = tokio::spawn(async move {
+                    let (tcp, from) = listener.accept().await.map_err(|e| e.to_string())?;
+                    let local = tcp.local_addr().map_err(|e| e.to_string())?;
+                    let sp = ServerParams::new(from, local);
+                    let outer = acceptor.accept(&sp, tcp).await.map_err(|e| e.to_string())?;
+                    let inner = acceptor
+                        .accept(&sp, outer)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let mut inner = AsyncBufReader::new(inner);
+                    let mut line = String::new();
+                    inner
+                        .read_line(&mut line)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    inner
+                        .write_all(line.to_uppercase().as_bytes())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    inner.flush().await.map_err(|e| e.to_string())?;
+                    let _ = inner.shutdown().await;
+                    Ok::<_, String>(line)
+                });
+                let client = async {
+                    let tcp = TcpStream::connect(peer).await.map_err(|e| e.to_string())?;
+                    let outer = connector
+                        .connect(&params(peer, "outer"), tcp)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    tokio::task::yield_now().await;
+                    let inner = connector
+                        .connect(&params(peer, "inner"), outer)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let mut inner = AsyncBufReader::new(inner);
+                    inner
+                        .write_all(b"inside\n")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    inner.flush().await.map_err(|e| e.to_string())?;
+                    let mut line = String::new();
+                    inner
+                        .read_line(&mut line)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok::<_, String>(line)
+                };
+                let answer = tokio::time::timeout(Duration::from_secs(20), client)
+                    .await
+                    .unwrap_or_else(|_| panic!("{kind} {tls:?}: inner connection hung"))
+                    .unwrap_or_else(|e| panic!("{kind} {tls:?}: client: {e}"));
+                let heard = tokio::time::timeout(Duration::from_secs(20), server)
+                    .await
+                    .unwrap_or_else(|_| panic!("{kind} {tls:?}: inner accept hung"))
+                    .expect("server task")
+                    .unwrap_or_else(|e| panic!("{kind} {tls:?}: server: {e}"));
+                assert_eq!(heard, "inside\n", "{kind} {tls:?}");
+                assert_eq!(answer, "INSIDE\n", "{kind} {tls:?}");
+            });
+        }
+    }
+}
