@@ -35,7 +35,9 @@
 //!   TCP; N connections made (8 at a time for full handshakes, one after the other when
 //!   resuming), each then held by a task waiting on a read, as a server waits for a command;
 //!   then the resident memory of this process per connection (the growth from one connection
-//!   to N + 1, over N), measured before the peer closes. With the
+//!   to N + 1, over N), measured before the peer closes; and the growth from N/2 + 1
+//!   connections to N + 1, over N/2 (the marginal cost of a connection, without what the
+//!   process keeps once, such as memory the allocator holds after the first handshakes). With the
 //!   crate feature `dhat-heap` the live heap per connection is printed as well and
 //!   `dhat-heap.json` is written for dh_view.
 //!
@@ -753,7 +755,7 @@ fn idle(a: &IdleArgs) -> Res<()> {
         "server"
     };
     let mut resumed = 0usize;
-    let (mut base, mut after) = ((0, 0), (0, 0));
+    let (mut base, mut half, mut after) = ((0, 0), 0, (0, 0));
     rt.block_on(async {
         let listener = if a.side == Side::Server {
             Some(Arc::new(
@@ -796,7 +798,10 @@ fn idle(a: &IdleArgs) -> Res<()> {
         };
         hold_many(1, 1, make(true)).await?;
         base = (rss(), heap_bytes());
-        resumed = hold_many(a.n, in_flight(a.case), make(false)).await?;
+        let first = a.n / 2;
+        resumed = hold_many(first, in_flight(a.case), make(false)).await?;
+        half = rss();
+        resumed += hold_many(a.n - first, in_flight(a.case), make(false)).await?;
         after = (rss(), heap_bytes());
         // The peer says how many of its connections resumed (server side: the client knows).
         drop(child.stdin.take());
@@ -807,9 +812,10 @@ fn idle(a: &IdleArgs) -> Res<()> {
         Res::Ok(())
     })?;
     let (rss_after, heap_after) = after;
-    let per = |after: u64, before: u64| after.saturating_sub(before) as f64 / a.n as f64;
+    let per = |after: u64, before: u64, n: usize| after.saturating_sub(before) as f64 / n as f64;
     println!(
-        "idle {} {} {} {}: N={} resumed={} rss/conn={:.0} B heap/conn={}",
+        "idle {} {} {} {}: N={} resumed={} rss/conn={:.0} B rss/conn(second half)={:.0} B \
+         heap/conn={}",
         if a.side == Side::Server {
             "server"
         } else {
@@ -820,9 +826,10 @@ fn idle(a: &IdleArgs) -> Res<()> {
         a.case.backend,
         a.n,
         resumed,
-        per(rss_after, base.0),
+        per(rss_after, base.0, a.n),
+        per(rss_after, half, a.n - a.n / 2),
         if cfg!(feature = "dhat-heap") {
-            format!("{:.0} B", per(heap_after, base.1))
+            format!("{:.0} B", per(heap_after, base.1, a.n))
         } else {
             "-".into()
         }
