@@ -344,10 +344,21 @@ fn set_versions(ctx: &mut SslContextBuilder, v: ProtocolVersion) {
         .expect("max version");
 }
 
+/// With `RAW_RELEASE_BUFFERS=1` in the environment, the raw contexts (the raw rig's and
+/// tokio-openssl's) free a connection's buffers when they are empty, as tlsresume's OpenSSL
+/// backend does (`SSL_MODE_RELEASE_BUFFERS`); by default they keep libssl's default, as a
+/// tokio-openssl user who does not set it has.
+fn release_buffers_if_asked(ctx: &mut openssl::ssl::SslContextBuilder) {
+    if std::env::var_os("RAW_RELEASE_BUFFERS").is_some_and(|v| v == "1") {
+        ctx.set_mode(openssl::ssl::SslMode::RELEASE_BUFFERS);
+    }
+}
+
 /// The raw OpenSSL server context of a case (also driven by tokio-openssl in the adapters
 /// bench).
 pub fn openssl_server_context(case: Case, pki: &Pki) -> SslContext {
     let mut ctx = SslContext::builder(SslMethod::tls_server()).expect("SSL context");
+    release_buffers_if_asked(&mut ctx);
     let mut chain = pki.server.chain().iter();
     let leaf = X509::from_der(chain.next().expect("leaf")).expect("leaf DER");
     ctx.set_certificate(&leaf).expect("certificate");
@@ -383,6 +394,7 @@ pub type SavedSession = Arc<Mutex<Option<Vec<u8>>>>;
 /// (also driven by tokio-openssl in the adapters bench).
 pub fn openssl_client_context(case: Case, pki: &Pki) -> (SslContext, SavedSession) {
     let mut ctx = SslContext::builder(SslMethod::tls_client()).expect("SSL context");
+    release_buffers_if_asked(&mut ctx);
     set_versions(&mut ctx, case.tls);
     let mut store = X509StoreBuilder::new().expect("store");
     for der in &pki.roots {
