@@ -65,7 +65,6 @@ impl Client {
         let (ctx_store, _) = config::roots(&settings.roots)?;
         ctx.set_cert_store(ctx_store);
         ctx.set_session_cache_mode(SslSessionCacheMode::CLIENT | SslSessionCacheMode::NO_INTERNAL);
-        config::release_idle_buffers(&mut ctx);
         // Every connection verifies the server; the connection's state records and decides.
         ffi::set_verify_peer_cb(&mut ctx, crate::callbacks::raw_client_verify);
         ffi::ctx_dane_enable(&mut ctx).map_err(|e| error::config("DANE", e))?;

@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{Ssl, SslContext, SslContextBuilder, SslMethod, SslMode, SslRef, SslVersion};
+use openssl::ssl::{Ssl, SslContext, SslContextBuilder, SslMethod, SslRef, SslVersion};
 use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::X509;
 use tlsresume_core::settings::ciphers::{CipherList, CipherSuite};
@@ -20,17 +20,6 @@ fn ssl_version(v: ProtocolVersion) -> Result<SslVersion, Error> {
             "TLS version {code:#06x} is not supported by this backend (TLS 1.2 and 1.3 are)"
         ))),
     }
-}
-
-/// libssl keeps a connection's read and write buffers (some 17 kB each) for its whole life by
-/// default; with `SSL_MODE_RELEASE_BUFFERS` it frees each one when it is empty, so a connection
-/// waiting for its peer (an SMTP server waiting for the next command, a pooled client
-/// connection) holds neither. Measured on an idle TLS 1.3 server connection of tokio-openssl's
-/// (`scripts/idle-memory`): heap 52.8 kB -> 19.3 kB, resident 33.4 kB -> 20.3 kB, for ~0.1 %
-/// more instructions a handshake (a buffer allocated again for each flight); nginx sets it on
-/// its contexts for the same reason.
-pub(crate) fn release_idle_buffers(ctx: &mut SslContextBuilder) {
-    ctx.set_mode(SslMode::RELEASE_BUFFERS);
 }
 
 /// Limits the context to `versions`.

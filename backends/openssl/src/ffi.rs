@@ -77,6 +77,8 @@ pub(crate) type ClientCertCb = unsafe extern "C" fn(
 ) -> c_int;
 
 extern "C" {
+    /// SSL_free_buffers(3): frees the connection's read and write buffers if they are empty.
+    fn SSL_free_buffers(ssl: *mut openssl_sys::SSL) -> c_int;
     /// SSL_CTX_set_client_cert_cb(3): called when a server asks for a certificate and none is
     /// set on the connection.
     fn SSL_CTX_set_client_cert_cb(ctx: *mut SSL_CTX, cb: Option<ClientCertCb>);
@@ -797,6 +799,33 @@ pub(crate) unsafe fn store_ctx_ssl<'a>(
     }
     // SAFETY: a live SSL for the length of the verification (caller).
     Some(unsafe { ssl_ref(ssl) })
+}
+
+/// For a connection whose handshake is done: libssl frees its read and write buffers (~17 kB
+/// each, kept for the connection's life by default) whenever they are empty from now on
+/// (`SSL_MODE_RELEASE_BUFFERS`), and now if they are (`SSL_free_buffers`), so a connection
+/// waiting for its peer (an SMTP server waiting for the next command, a pooled client
+/// connection) holds neither.
+///
+/// Set after the handshake rather than on the context: during the handshake libssl would
+/// free and allocate a buffer again for every record and flight (measured: +0.17 % of the
+/// instructions of a full handshake), for no memory saved, as the handshake needs them.
+/// After it, a buffer is allocated again when the next record comes or goes, as nginx's
+/// connections (which set the mode on their contexts) do.
+pub(crate) fn release_buffers_when_idle(ssl: &SslRef) {
+    // SAFETY: valid SSL owned by the stream the caller holds; `SSL_CTRL_MODE` only ORs the
+    // bits into the connection's mode, and `SSL_free_buffers` frees only buffers holding no
+    // data (it returns 0 and frees nothing otherwise: a record already read ahead, a write
+    // not yet sent), which libssl allocates again when it next needs them.
+    unsafe {
+        openssl_sys::SSL_ctrl(
+            ssl.as_ptr(),
+            openssl_sys::SSL_CTRL_MODE,
+            openssl_sys::SSL_MODE_RELEASE_BUFFERS,
+            ptr::null_mut(),
+        );
+        SSL_free_buffers(ssl.as_ptr());
+    }
 }
 
 /// `SSL_set_verify(ssl, mode, cb)`: this connection checks the peer's certificate as `mode`

@@ -98,6 +98,7 @@ impl<S: Read + Write> Handshake<S> {
                         state.handshake.finish(resumed);
                     }
                 }
+                crate::ffi::release_buffers_when_idle(stream.ssl());
                 Ok(Handshaking::Done(Stream::new(stream, conn)))
             }
             Err(HandshakeError::WouldBlock(mid)) => Ok(Handshaking::WouldBlock(Self {

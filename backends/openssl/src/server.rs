@@ -158,7 +158,6 @@ fn context<'a>(
         config::client_cas(&mut ctx, &settings.client_roots)?;
     }
     ctx.set_session_cache_mode(SslSessionCacheMode::OFF);
-    config::release_idle_buffers(&mut ctx);
     ffi::set_dh_auto(&mut ctx).map_err(|e| error::config("DH parameters", e))?;
     ffi::set_ctx_timeout(&mut ctx, policy.lifetime().as_secs());
     ffi::set_ticket_key_evp_cb(&mut ctx, callbacks::raw_ticket_key_evp_cb)
