@@ -345,9 +345,10 @@ fn set_versions(ctx: &mut SslContextBuilder, v: ProtocolVersion) {
 }
 
 /// With `RAW_RELEASE_BUFFERS=1` in the environment, the raw contexts (the raw rig's and
-/// tokio-openssl's) free a connection's buffers when they are empty, as tlsresume's OpenSSL
-/// backend does (`SSL_MODE_RELEASE_BUFFERS`); by default they keep libssl's default, as a
-/// tokio-openssl user who does not set it has.
+/// tokio-openssl's) free a connection's buffers when they are empty (`SSL_MODE_RELEASE_BUFFERS`
+/// on the context, as nginx sets it; tlsresume's OpenSSL backend sets it on each connection
+/// once its handshake is done); by default they keep libssl's default, as a tokio-openssl user
+/// who does not set it has.
 fn release_buffers_if_asked(ctx: &mut openssl::ssl::SslContextBuilder) {
     if std::env::var_os("RAW_RELEASE_BUFFERS").is_some_and(|v| v == "1") {
         ctx.set_mode(openssl::ssl::SslMode::RELEASE_BUFFERS);
