@@ -828,6 +828,18 @@ pub(crate) fn release_buffers_when_idle(ssl: &SslRef) {
     }
 }
 
+/// Whether libssl frees this connection's buffers when they are empty
+/// (`SSL_MODE_RELEASE_BUFFERS` in its mode): what [`release_buffers_when_idle`] sets.
+#[cfg(test)]
+pub(crate) fn releases_idle_buffers(ssl: &SslRef) -> bool {
+    // SAFETY: valid SSL owned by the stream the caller holds; `SSL_CTRL_MODE` with no bits
+    // changes nothing and returns the connection's mode.
+    let mode = unsafe {
+        openssl_sys::SSL_ctrl(ssl.as_ptr(), openssl_sys::SSL_CTRL_MODE, 0, ptr::null_mut())
+    };
+    mode & openssl_sys::SSL_MODE_RELEASE_BUFFERS != 0
+}
+
 /// `SSL_set_verify(ssl, mode, cb)`: this connection checks the peer's certificate as `mode`
 /// says (`SSL_VERIFY_*` bits) and calls `cb` (the backend's `callbacks::raw_server_verify`)
 /// for each certificate of its chain. A plain function: nothing is boxed for the connection.
