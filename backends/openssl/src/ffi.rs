@@ -816,7 +816,10 @@ pub(crate) fn release_buffers_when_idle(ssl: &SslRef) {
     // SAFETY: valid SSL owned by the stream the caller holds; `SSL_CTRL_MODE` only ORs the
     // bits into the connection's mode, and `SSL_free_buffers` frees only buffers holding no
     // data (it returns 0 and frees nothing otherwise: a record already read ahead, a write
-    // not yet sent), which libssl allocates again when it next needs them.
+    // not yet sent), which libssl allocates again when it next needs them. Called right after
+    // the handshake, when libssl (without read-ahead, which this backend never sets) has read
+    // no part of the next record: the case of CVE-2024-4741 (a record's header read, its body
+    // not yet, on OpenSSL before 3.0.14, 3.1.6, 3.2.2 and 3.3.1) does not arise.
     unsafe {
         openssl_sys::SSL_ctrl(
             ssl.as_ptr(),
