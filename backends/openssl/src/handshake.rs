@@ -139,13 +139,8 @@ impl<S: Read + Write> Handshake<S> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
-    use std::sync::Arc;
-    use std::thread;
-
     use crate::test_harness::Setup;
-    use tlsresume_core::{ProtocolVersion, ServerParams};
+    use tlsresume_core::ProtocolVersion;
 
     /// Once its handshake is done, each end of a connection (full and resumed, TLS 1.2 and
     /// 1.3) has libssl free its read and write buffers whenever they are empty, so an idle
@@ -155,33 +150,12 @@ mod tests {
         for version in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
             let pair = Setup::new(version).build();
             for round in ["full", "resumed"] {
-                let server = Arc::clone(&pair.server);
-                let listener = pair.listener.try_clone().expect("listener");
-                let served = thread::spawn(move || {
-                    let (tcp, peer) = listener.accept().expect("accept");
-                    let params = ServerParams::new(peer, tcp.local_addr().expect("local"));
-                    let mut stream = server
-                        .accept(Box::new(tcp), &params)
-                        .expect("server handshake");
-                    let released = crate::ffi::releases_idle_buffers(stream.ssl());
-                    stream.write_all(b"hello").expect("hello");
-                    let mut buf = [0u8; 2];
-                    let _ = stream.read_exact(&mut buf);
-                    (released, stream.info().resumed)
-                });
-                let tcp =
-                    TcpStream::connect(pair.listener.local_addr().expect("addr")).expect("connect");
-                let mut stream = pair
-                    .client
-                    .connect(Box::new(tcp), &pair.params())
-                    .expect("client handshake");
-                let released = crate::ffi::releases_idle_buffers(stream.ssl());
-                let mut buf = [0u8; 5];
-                stream.read_exact(&mut buf).expect("hello");
-                stream.write_all(b"ok").expect("ok");
-                let (server_released, resumed) = served.join().expect("server thread");
-                assert_eq!(resumed, round == "resumed", "{version} {round}");
-                assert!(released, "{version} {round}: client");
+                let (server, client) = pair
+                    .try_connect_looking(|stream| crate::ffi::releases_idle_buffers(stream.ssl()));
+                let (info, server_released) = server.expect("server handshake");
+                let (_, client_released) = client.expect("client handshake");
+                assert_eq!(info.resumed, round == "resumed", "{version} {round}");
+                assert!(client_released, "{version} {round}: client");
                 assert!(server_released, "{version} {round}: server");
             }
         }

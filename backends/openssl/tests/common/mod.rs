@@ -13,7 +13,7 @@ use std::time::Duration;
 use tlsresume_core::contract::ClientContract;
 use tlsresume_core::pki::read_file;
 use tlsresume_core::*;
-use tlsresume_openssl::{Client, Server};
+use tlsresume_openssl::{Client, Server, Stream};
 
 pub const MIN: u64 = 60;
 
@@ -171,32 +171,51 @@ impl Pair {
     }
 
     /// The server side of one connection, on a thread: writes "hello", reads the client's "ok"
-    /// (or its going away) and shuts down.
-    fn serve_one(&self) -> thread::JoinHandle<Result<SessionInfo, Error>> {
+    /// (or its going away) and shuts down. `look` is run on the stream once its handshake is
+    /// done.
+    fn serve_one<T: Send + 'static>(
+        &self,
+        look: fn(&Stream<Box<TcpStream>>) -> T,
+    ) -> thread::JoinHandle<Result<(SessionInfo, T), Error>> {
         let server = Arc::clone(&self.server);
         let listener = self.listener.try_clone().expect("clone listener");
-        thread::spawn(move || -> Result<SessionInfo, Error> {
+        thread::spawn(move || -> Result<(SessionInfo, T), Error> {
             let (tcp, peer) = listener.accept()?;
             tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
             let params = ServerParams::new(peer, tcp.local_addr()?);
             let mut stream = server.accept(Box::new(tcp), &params)?;
+            let seen = look(&stream);
             stream.write_all(b"hello")?;
             let mut buf = [0u8; 2];
             let _ = stream.read_exact(&mut buf);
             let info = stream.info().clone();
             let _ = stream.shutdown();
-            Ok(info)
+            Ok((info, seen))
         })
     }
 
     /// One connection: the server writes "hello", the client reads it (TLS 1.3 tickets arrive
     /// then) and answers "ok".
     pub fn try_connect(&self) -> (Result<SessionInfo, Error>, Result<Outcome2, Error>) {
-        let handle = self.serve_one();
-        let client = (|| -> Result<Outcome2, Error> {
+        let (server, client) = self.try_connect_looking(|_| ());
+        (
+            server.map(|(info, ())| info),
+            client.map(|(outcome, ())| outcome),
+        )
+    }
+
+    /// [`try_connect`](Self::try_connect), with `look` run on each end's stream once its
+    /// handshake is done: what it saw on the server and on the client.
+    pub fn try_connect_looking<T: Send + 'static>(
+        &self,
+        look: fn(&Stream<Box<TcpStream>>) -> T,
+    ) -> Looked<T> {
+        let handle = self.serve_one(look);
+        let client = (|| -> Result<(Outcome2, T), Error> {
             let tcp = TcpStream::connect(self.listener.local_addr()?)?;
             tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
             let mut stream = self.client.connect(Box::new(tcp), &self.params())?;
+            let seen = look(&stream);
             let before = stream.info().clone();
             let mut buf = [0u8; 5];
             stream.read_exact(&mut buf)?;
@@ -204,7 +223,7 @@ impl Pair {
             stream.write_all(b"ok")?;
             let after = stream.info().clone();
             let _ = stream.shutdown();
-            Ok(Outcome2 { before, after })
+            Ok((Outcome2 { before, after }, seen))
         })();
         let server = handle.join().expect("server thread");
         (server, client)
@@ -213,7 +232,7 @@ impl Pair {
     /// One connection that the client drops, without a TLS shutdown, once it has read "hello"
     /// (as a client that gives up, or whose peer is gone, does). Returns the client's info.
     pub fn connect_and_drop(&self) -> SessionInfo {
-        let handle = self.serve_one();
+        let handle = self.serve_one(|_| ());
         let tcp = TcpStream::connect(self.listener.local_addr().expect("addr")).expect("connect");
         tcp.set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
@@ -242,6 +261,13 @@ impl Pair {
         }
     }
 }
+
+/// What [`Pair::try_connect_looking`] gives: each end's outcome with what its look saw
+/// (server, client).
+pub type Looked<T> = (
+    Result<(SessionInfo, T), Error>,
+    Result<(Outcome2, T), Error>,
+);
 
 pub struct Outcome2 {
     pub before: SessionInfo,
