@@ -1,11 +1,14 @@
 //! [`SessionInfo`] from OpenSSL, and the [`Stream`] that reports it.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openssl::ssl::{NameType, SslRef, SslStream};
+use foreign_types::ForeignTypeRef;
+use openssl::ssl::{NameType, SslCipherRef, SslRef, SslStream};
 use tlsresume_core::info::exim_cipher_string;
 use tlsresume_core::{CipherNames, ProtocolVersion, SessionInfo, Side};
 
@@ -18,23 +21,99 @@ use crate::tickets::ServerConn;
 /// (`TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`), and Exim's `<version>:<name>:<bits>`.
 fn cipher_names(ssl: &SslRef, protocol: ProtocolVersion) -> CipherNames {
     match ssl.current_cipher() {
-        Some(c) => {
-            let bits = u32::try_from(c.bits().secret).unwrap_or(0);
-            // OpenSSL's names are its own static strings: borrowed, not copied (and read once:
-            // each read checks the C string's UTF-8 again).
-            let name = c.name();
-            CipherNames {
-                native: name.into(),
-                exim: exim_cipher_string(protocol, name, bits).into(),
-                iana: c.standard_name().unwrap_or_default().into(),
-                bits,
+        Some(c) => match known_names(c, protocol) {
+            Some(names) => CipherNames {
+                native: Cow::Borrowed(names.native),
+                exim: Cow::Borrowed(names.exim),
+                iana: Cow::Borrowed(names.iana),
+                bits: names.bits,
+            },
+            None => {
+                let bits = u32::try_from(c.bits().secret).unwrap_or(0);
+                let name = c.name();
+                CipherNames {
+                    native: name.into(),
+                    exim: exim_cipher_string(protocol, name, bits).into(),
+                    iana: c.standard_name().unwrap_or_default().into(),
+                    bits,
+                }
             }
-        }
+        },
         None => CipherNames::default(),
     }
 }
 
-/// Which side a stream is, with its shared state.
+/// A cipher's names as OpenSSL gives them, and the Exim string made from them, for one
+/// protocol version.
+#[derive(Debug)]
+struct Names {
+    native: &'static str,
+    exim: &'static str,
+    iana: &'static str,
+    bits: u32,
+}
+
+/// At most this many (cipher, version) pairs are kept for the process: libssl has fewer than
+/// 200 ciphers, so the limit is not met in practice; past it, names are made per handshake
+/// as owned strings (nothing more is kept).
+const KNOWN_NAMES_LIMIT: usize = 512;
+
+/// The names of cipher `c` under `protocol`, read from OpenSSL once per process: an
+/// `SSL_CIPHER` is an entry of libssl's static tables, never freed or changed, so its address
+/// names it for the life of the process, and its names and key size never change. Made on a
+/// handshake they took ~1 000 instructions and two allocations per connection (UTF-8 checks of
+/// OpenSSL's C strings, the Exim string); found here, a look along this thread's short list.
+/// `None` once the process keeps [`KNOWN_NAMES_LIMIT`] pairs and this one is not among them.
+fn known_names(c: &SslCipherRef, protocol: ProtocolVersion) -> Option<&'static Names> {
+    type Known = Vec<(usize, ProtocolVersion, &'static Names)>;
+    thread_local! {
+        /// What this thread has found so far (a handful of entries: the ciphers it has seen).
+        static SEEN: RefCell<Known> = const { RefCell::new(Vec::new()) };
+    }
+    /// The process's entries, one per (cipher, version), each made once.
+    static KNOWN: Mutex<Known> = Mutex::new(Vec::new());
+
+    let id = c.as_ptr() as usize;
+    let find = |known: &Known| {
+        known
+            .iter()
+            .find(|(i, p, _)| *i == id && *p == protocol)
+            .map(|(_, _, names)| *names)
+    };
+    if let Some(names) = SEEN.with(|seen| find(&seen.borrow())) {
+        return Some(names);
+    }
+    let names = {
+        let mut known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
+        match find(&known) {
+            Some(names) => names,
+            None if known.len() < KNOWN_NAMES_LIMIT => {
+                let names = read_names(c, protocol);
+                known.push((id, protocol, names));
+                names
+            }
+            None => return None,
+        }
+    };
+    // Every entry here is one of the process's, so this list is bounded by the same limit.
+    SEEN.with(|seen| seen.borrow_mut().push((id, protocol, names)));
+    Some(names)
+}
+
+/// Reads `c`'s names from OpenSSL and makes them static (see [`known_names`]: once per
+/// cipher and version for the process).
+fn read_names(c: &SslCipherRef, protocol: ProtocolVersion) -> &'static Names {
+    let bits = u32::try_from(c.bits().secret).unwrap_or(0);
+    let name = c.name();
+    let keep = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    Box::leak(Box::new(Names {
+        native: keep(name.to_owned()),
+        exim: keep(exim_cipher_string(protocol, name, bits)),
+        iana: keep(c.standard_name().unwrap_or_default().to_owned()),
+        bits,
+    }))
+}
+
 #[derive(Debug)]
 pub(crate) enum Conn {
     Server(Arc<ServerConn>),
@@ -173,6 +252,62 @@ fn session_info(ssl: &SslRef, conn: &Conn) -> SessionInfo {
             // The SNI sent is the lifecycle's to report (`ClientHandshake::report`).
             info.peer_certificates = conn.shared.chains.chain_of(ssl);
             conn.state().handshake.report(info)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use crate::test_harness::Setup;
+    use tlsresume_core::info::exim_cipher_string;
+    use tlsresume_core::{CipherNames, ProtocolVersion};
+
+    use super::Stream;
+
+    /// What each end's stream reports for its cipher, and what OpenSSL says of the cipher
+    /// read afresh from the connection.
+    fn reported_and_read<S: std::io::Read + std::io::Write>(
+        stream: &Stream<S>,
+    ) -> (CipherNames, CipherNames, bool) {
+        let reported = stream.info().cipher.clone();
+        let protocol = stream.info().protocol;
+        let c = stream.ssl().current_cipher().expect("a cipher");
+        let bits = u32::try_from(c.bits().secret).expect("bits");
+        let read = CipherNames {
+            native: c.name().to_owned().into(),
+            exim: exim_cipher_string(protocol, c.name(), bits).into(),
+            iana: c.standard_name().expect("an IANA name").to_owned().into(),
+            bits,
+        };
+        let borrowed = [&reported.native, &reported.exim, &reported.iana]
+            .iter()
+            .all(|name| matches!(name, Cow::Borrowed(_)));
+        (reported, read, borrowed)
+    }
+
+    /// The names kept per cipher and version are OpenSSL's for the cipher of the connection,
+    /// on both ends, full and resumed, TLS 1.2 and 1.3, and are lent, not copied, each time.
+    #[test]
+    fn kept_cipher_names_are_the_librarys() {
+        for version in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
+            let pair = Setup::new(version).build();
+            for round in ["full", "resumed"] {
+                let (server, client) = pair.try_connect_looking(reported_and_read);
+                for (end, (reported, read, borrowed)) in [
+                    ("server", server.expect("server handshake").1),
+                    ("client", client.expect("client handshake").1),
+                ] {
+                    assert_eq!(reported, read, "{version} {round} {end}");
+                    assert!(borrowed, "{version} {round} {end}: names copied");
+                    assert!(
+                        reported.exim.starts_with(&format!("{version}:")),
+                        "{version} {round} {end}: {}",
+                        reported.exim
+                    );
+                }
+            }
         }
     }
 }
