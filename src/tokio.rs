@@ -638,17 +638,23 @@ impl<C: AsyncClient> TlsConnector<C> {
         C::Handshake<IO>: Send + 'static,
         StreamOf<C, IO>: Send + 'static,
     {
+        let limit = self.handshake_timeout;
+        // A store that does not block is looked up as the handshake is set up, here, as
+        // tokio-rustls sets its connection up in `connect`: the future holds the handshake
+        // alone (no copy of the parameters, no count of the client raised), and a failure to
+        // set it up is what its first poll returns.
+        if !self.client.client_settings().store.blocks() {
+            let started = self.client.start_async(SyncIo::new(io), params, None);
+            return Handshake::within(limit, async move {
+                let inner = drive(started?).await?;
+                Ok(TlsStream::new(inner, None))
+            });
+        }
         let client = Arc::clone(&self.client);
         // Only a store that blocks has its lookup and writes made off the runtime: only then
-        // does a connection need the store and the connector's writes under way (counts every
-        // thread writes, not raised for the others).
-        let pending = client
-            .client_settings()
-            .store
-            .blocks()
-            .then(|| Arc::clone(&self.pending));
+        // does a connection need the store and the connector's writes under way.
+        let pending = Some(Arc::clone(&self.pending));
         let params = params.clone();
-        let limit = self.handshake_timeout;
         Handshake::within(limit, async move {
             let deferred = match &pending {
                 Some(pending) => {
@@ -856,6 +862,18 @@ impl<S: AsyncServer> TlsAcceptor<S> {
         S::Handshake<IO>: Send + 'static,
         ServerStreamOf<S, IO>: Send + 'static,
     {
+        // With no refresh of the ticket keys due, the handshake is set up here, as tokio-rustls
+        // sets its connection up in `accept`: the future holds the handshake alone (no copy of
+        // the parameters, no count of the server raised), and a failure to set it up is what
+        // its first poll returns. (Keys falling due from here on are met as they would be
+        // during the handshake itself.)
+        if !self.served.server.ticket_keys_due() {
+            let started = self.served.server.start_async(SyncIo::new(io), params);
+            return Handshake::within(self.handshake_timeout, async move {
+                let inner = drive(started?).await?;
+                Ok(TlsStream::new(inner, None))
+            });
+        }
         let served = Arc::clone(&self.served);
         let params = params.clone();
         Handshake::within(self.handshake_timeout, async move {
