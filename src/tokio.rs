@@ -631,8 +631,11 @@ impl<C: AsyncClient> TlsConnector<C> {
     /// Runs the client side of a handshake on `io`, offering a cached session when the policy
     /// allows; the same decisions as the backend's blocking `connect`.
     ///
-    /// The future owns what it needs (`params` is copied), so it can be spawned. Dropped
-    /// half-way, it leaves the session store as it was.
+    /// The handshake is set up as `connect` is called (the session store looked up, the
+    /// library's connection made), as tokio-rustls's `connect` does; over a store that blocks,
+    /// the lookup is made off the runtime when the future is first polled instead. Either way
+    /// the future owns what it needs, so it can be spawned, and a failure to set up is what it
+    /// returns. Dropped half-way, it leaves the session store as it was.
     pub fn connect<IO: AsyncIo>(&self, params: &ClientParams, io: IO) -> Connect<IO, C>
     where
         C::Handshake<IO>: Send + 'static,
@@ -651,48 +654,39 @@ impl<C: AsyncClient> TlsConnector<C> {
             });
         }
         let client = Arc::clone(&self.client);
-        // Only a store that blocks has its lookup and writes made off the runtime: only then
-        // does a connection need the store and the connector's writes under way.
-        let pending = Some(Arc::clone(&self.pending));
+        // A store that blocks has its lookup and writes made off the runtime: the connection
+        // holds the store and the connector's writes under way.
+        let pending = Arc::clone(&self.pending);
         let params = params.clone();
         Handshake::within(limit, async move {
-            let deferred = match &pending {
-                Some(pending) => {
-                    // Sessions stored by earlier connections' reads go in before this lookup.
-                    let earlier: Vec<_> = std::mem::take(&mut *lock(pending));
-                    for write in earlier {
-                        let _ = write.await;
-                    }
-                    let key = client
-                        .client_settings()
-                        .cache_key(client.backend(), &params);
-                    let lookup = Arc::clone(&client.client_settings().store);
-                    let deferred = ::tokio::task::spawn_blocking(move || {
-                        DeferredStore::prefetch(lookup.as_ref(), key)
-                    })
-                    .await
-                    .map_err(|e| Error::Io(io::Error::other(format!("session lookup: {e}"))))?;
-                    Some(Arc::new(deferred))
-                }
-                None => None,
-            };
+            // Sessions stored by earlier connections' reads go in before this lookup.
+            let earlier: Vec<_> = std::mem::take(&mut *lock(&pending));
+            for write in earlier {
+                let _ = write.await;
+            }
+            let key = client
+                .client_settings()
+                .cache_key(client.backend(), &params);
+            let lookup = Arc::clone(&client.client_settings().store);
+            let deferred = ::tokio::task::spawn_blocking(move || {
+                DeferredStore::prefetch(lookup.as_ref(), key)
+            })
+            .await
+            .map_err(|e| Error::Io(io::Error::other(format!("session lookup: {e}"))))?;
+            let deferred = Arc::new(deferred);
             let handshake = client.start_async(
                 SyncIo::new(io),
                 &params,
-                deferred.clone().map(|d| d as Arc<dyn SessionStore>),
+                Some(Arc::clone(&deferred) as Arc<dyn SessionStore>),
             )?;
             let inner = drive(handshake).await?;
-            let writes = deferred.zip(pending).map(|(d, pending)| {
-                Box::new(Writes {
-                    deferred: d,
-                    store: Arc::clone(&client.client_settings().store),
-                    pending,
-                })
+            let writes = Box::new(Writes {
+                deferred,
+                store: Arc::clone(&client.client_settings().store),
+                pending,
             });
-            if let Some(w) = &writes {
-                w.flush_now().await;
-            }
-            Ok(TlsStream::new(inner, writes))
+            writes.flush_now().await;
+            Ok(TlsStream::new(inner, Some(writes)))
         })
     }
 }
@@ -856,7 +850,9 @@ impl<S: AsyncServer> TlsAcceptor<S> {
     /// blocking `accept`. A ticket-key refresh that is due (a rotation, a stand-in master secret
     /// asked about again) is made first, off the runtime: one at a time, the handshakes that
     /// find it due meanwhile wait for that one (on the runtime, not each on a blocking thread
-    /// of its own: a burst of connections when the keys fall due made a thread each).
+    /// of its own: a burst of connections when the keys fall due made a thread each). With none
+    /// due, the handshake is set up as `accept` is called, as tokio-rustls's `accept` does; a
+    /// failure to set up is what the future returns.
     pub fn accept<IO: AsyncIo>(&self, params: &ServerParams, io: IO) -> Accept<IO, S>
     where
         S::Handshake<IO>: Send + 'static,
