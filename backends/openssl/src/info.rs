@@ -100,20 +100,20 @@ fn known_names(c: &SslCipherRef, protocol: ProtocolVersion) -> Option<&'static N
     Some(names)
 }
 
-/// Reads `c`'s names from OpenSSL and makes them static (see [`known_names`]: once per
-/// cipher and version for the process).
+/// Reads `c`'s names from OpenSSL (its own static strings, borrowed) and makes the Exim string
+/// from them, kept for the process (see [`known_names`]: once per cipher and version).
 fn read_names(c: &SslCipherRef, protocol: ProtocolVersion) -> &'static Names {
     let bits = u32::try_from(c.bits().secret).unwrap_or(0);
     let name = c.name();
-    let keep = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     Box::leak(Box::new(Names {
-        native: keep(name.to_owned()),
-        exim: keep(exim_cipher_string(protocol, name, bits)),
-        iana: keep(c.standard_name().unwrap_or_default().to_owned()),
+        native: name,
+        exim: Box::leak(exim_cipher_string(protocol, name, bits).into_boxed_str()),
+        iana: c.standard_name().unwrap_or_default(),
         bits,
     }))
 }
 
+/// Which side a stream is, with its shared state.
 #[derive(Debug)]
 pub(crate) enum Conn {
     Server(Arc<ServerConn>),
