@@ -8,9 +8,11 @@
 
 use std::ffi::CString;
 use std::ptr;
+use std::sync::OnceLock;
 
 use foreign_types::{ForeignType, ForeignTypeRef};
 use libc::{c_char, c_int, c_long, c_uchar, c_uint, c_ulong, c_void, size_t};
+use openssl::cipher::Cipher;
 use openssl::error::ErrorStack;
 use openssl::ssl::{SslCipher, SslContextBuilder, SslRef, SslSession, SslSessionRef};
 use openssl::stack::{Stack, StackRef};
@@ -534,25 +536,15 @@ pub(crate) unsafe fn init_ticket_crypto(
     iv: *mut c_uchar,
     enc: bool,
 ) -> bool {
-    // SAFETY: EVP_aes_256_cbc returns a static cipher; the key is 32 bytes and the IV 16, as
-    // AES-256-CBC needs; `ctx` is valid (caller).
+    let cipher = ticket_cipher();
+    // SAFETY: `cipher` is AES-256-CBC, fetched once and kept for the process (or libcrypto's
+    // static one); the key is 32 bytes and the IV 16, as AES-256-CBC needs; `ctx` is valid
+    // (caller).
     let cipher_ok = unsafe {
         if enc {
-            openssl_sys::EVP_EncryptInit_ex(
-                ctx,
-                openssl_sys::EVP_aes_256_cbc(),
-                ptr::null_mut(),
-                cipher_key.as_ptr(),
-                iv,
-            )
+            openssl_sys::EVP_EncryptInit_ex(ctx, cipher, ptr::null_mut(), cipher_key.as_ptr(), iv)
         } else {
-            openssl_sys::EVP_DecryptInit_ex(
-                ctx,
-                openssl_sys::EVP_aes_256_cbc(),
-                ptr::null_mut(),
-                cipher_key.as_ptr(),
-                iv,
-            )
+            openssl_sys::EVP_DecryptInit_ex(ctx, cipher, ptr::null_mut(), cipher_key.as_ptr(), iv)
         }
     };
     if cipher_ok != 1 {
@@ -574,6 +566,22 @@ pub(crate) unsafe fn init_ticket_crypto(
     };
     // SAFETY: `hctx` is valid (caller); `params` is END-terminated and its buffers are live.
     unsafe { openssl_sys::EVP_MAC_CTX_set_params(hctx, params.as_ptr()) == 1 }
+}
+
+/// The tickets' cipher, AES-256-CBC, fetched from the default provider once for the process.
+/// `EVP_aes_256_cbc()` is a legacy description: each `EVP_EncryptInit_ex` with it looks the
+/// provider's implementation up again in libcrypto's method store (~1 300 instructions a
+/// ticket, measured, and the store's lock, which every thread takes); a fetched cipher is used
+/// as it is. A fetched `EVP_CIPHER` is reference-counted and never changed, so one serves every
+/// thread (as libssl keeps the ciphers it fetches in its `SSL_CTX`). Should the fetch fail, the
+/// legacy description is used, as before.
+fn ticket_cipher() -> *const openssl_sys::EVP_CIPHER {
+    static FETCHED: OnceLock<Option<Cipher>> = OnceLock::new();
+    match FETCHED.get_or_init(|| Cipher::fetch(None, "AES-256-CBC", None).ok()) {
+        Some(cipher) => cipher.as_ptr(),
+        // SAFETY: EVP_aes_256_cbc takes nothing and returns libcrypto's static description.
+        None => unsafe { openssl_sys::EVP_aes_256_cbc() },
+    }
 }
 
 /// Copies a key name into the 16 bytes libssl provides, and random bytes into the IV.
