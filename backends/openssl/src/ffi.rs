@@ -571,9 +571,10 @@ pub(crate) unsafe fn init_ticket_crypto(
 /// The tickets' cipher, AES-256-CBC, fetched from the default provider once for the process.
 /// `EVP_aes_256_cbc()` is a legacy description: each `EVP_EncryptInit_ex` with it looks the
 /// provider's implementation up again in libcrypto's method store (~1 150 instructions a
-/// ticket, measured under callgrind); a fetched cipher is used as it is. A fetched `EVP_CIPHER` is reference-counted and never changed, so one serves every
-/// thread (as libssl keeps the ciphers it fetches in its `SSL_CTX`). Should the fetch fail, the
-/// legacy description is used, as before.
+/// ticket, measured under callgrind); a fetched cipher is used as it is. A fetched
+/// `EVP_CIPHER` is reference-counted and never changed, so one serves every thread (as libssl
+/// keeps the ciphers it fetches in its `SSL_CTX`). Should the fetch fail, the legacy
+/// description is used, as before.
 fn ticket_cipher() -> *const openssl_sys::EVP_CIPHER {
     static FETCHED: OnceLock<Option<Cipher>> = OnceLock::new();
     match FETCHED.get_or_init(|| Cipher::fetch(None, "AES-256-CBC", None).ok()) {
