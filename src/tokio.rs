@@ -648,10 +648,7 @@ impl<C: AsyncClient> TlsConnector<C> {
         // set it up is what its first poll returns.
         if !self.client.client_settings().store.blocks() {
             let started = self.client.start_async(SyncIo::new(io), params, None);
-            return Handshake::within(limit, async move {
-                let inner = drive(started?).await?;
-                Ok(TlsStream::new(inner, None))
-            });
+            return Handshake::within(limit, run(started));
         }
         let client = Arc::clone(&self.client);
         // A store that blocks has its lookup and writes made off the runtime: the connection
@@ -865,10 +862,7 @@ impl<S: AsyncServer> TlsAcceptor<S> {
         // during the handshake itself.)
         if !self.served.server.ticket_keys_due() {
             let started = self.served.server.start_async(SyncIo::new(io), params);
-            return Handshake::within(self.handshake_timeout, async move {
-                let inner = drive(started?).await?;
-                Ok(TlsStream::new(inner, None))
-            });
+            return Handshake::within(self.handshake_timeout, run(started));
         }
         let served = Arc::clone(&self.served);
         let params = params.clone();
@@ -885,11 +879,19 @@ impl<S: AsyncServer> TlsAcceptor<S> {
                             .await;
                 }
             }
-            let handshake = served.server.start_async(SyncIo::new(io), &params)?;
-            let inner = drive(handshake).await?;
-            Ok(TlsStream::new(inner, None))
+            run(served.server.start_async(SyncIo::new(io), &params)).await
         })
     }
+}
+
+/// Drives a handshake set up already (or answers the failure to set it up) to its stream, one
+/// with no session writes to carry: the tail of every `accept`, and of `connect` over a store
+/// that does not block.
+async fn run<IO: AsyncIo, H: AsyncHandshake<IO>>(
+    started: Result<H, Error>,
+) -> Result<TlsStream<IO, H::Stream>, Error> {
+    let inner = drive(started?).await?;
+    Ok(TlsStream::new(inner, None))
 }
 
 /// A connection's collected session writes, the store they go to, and its connector's list

@@ -22,35 +22,25 @@ use crate::tickets::ServerConn;
 fn cipher_names(ssl: &SslRef, protocol: ProtocolVersion) -> CipherNames {
     match ssl.current_cipher() {
         Some(c) => match known_names(c, protocol) {
-            Some(names) => CipherNames {
-                native: Cow::Borrowed(names.native),
-                exim: Cow::Borrowed(names.exim),
-                iana: Cow::Borrowed(names.iana),
-                bits: names.bits,
-            },
-            None => {
-                let bits = u32::try_from(c.bits().secret).unwrap_or(0);
-                let name = c.name();
-                CipherNames {
-                    native: name.into(),
-                    exim: exim_cipher_string(protocol, name, bits).into(),
-                    iana: c.standard_name().unwrap_or_default().into(),
-                    bits,
-                }
-            }
+            // Every name borrowed: a copy of the kept ones allocates nothing.
+            Some(kept) => kept.clone(),
+            None => read_names(c, protocol),
         },
         None => CipherNames::default(),
     }
 }
 
-/// A cipher's names as OpenSSL gives them, and the Exim string made from them, for one
-/// protocol version.
-#[derive(Debug)]
-struct Names {
-    native: &'static str,
-    exim: &'static str,
-    iana: &'static str,
-    bits: u32,
+/// Reads `c`'s names from OpenSSL: its own static strings, borrowed, and the Exim string made
+/// from them.
+fn read_names(c: &SslCipherRef, protocol: ProtocolVersion) -> CipherNames {
+    let bits = u32::try_from(c.bits().secret).unwrap_or(0);
+    let name = c.name();
+    CipherNames {
+        native: name.into(),
+        exim: exim_cipher_string(protocol, name, bits).into(),
+        iana: c.standard_name().unwrap_or_default().into(),
+        bits,
+    }
 }
 
 /// At most this many (cipher, version) pairs are kept for the process: libssl has fewer than
@@ -64,8 +54,8 @@ const KNOWN_NAMES_LIMIT: usize = 512;
 /// handshake they took ~1 000 instructions and two allocations per connection (UTF-8 checks of
 /// OpenSSL's C strings, the Exim string); found here, a look along this thread's short list.
 /// `None` once the process keeps [`KNOWN_NAMES_LIMIT`] pairs and this one is not among them.
-fn known_names(c: &SslCipherRef, protocol: ProtocolVersion) -> Option<&'static Names> {
-    type Known = Vec<(usize, ProtocolVersion, &'static Names)>;
+fn known_names(c: &SslCipherRef, protocol: ProtocolVersion) -> Option<&'static CipherNames> {
+    type Known = Vec<(usize, ProtocolVersion, &'static CipherNames)>;
     thread_local! {
         /// What this thread has found so far (a handful of entries: the ciphers it has seen).
         static SEEN: RefCell<Known> = const { RefCell::new(Vec::new()) };
@@ -88,7 +78,7 @@ fn known_names(c: &SslCipherRef, protocol: ProtocolVersion) -> Option<&'static N
         match find(&known) {
             Some(names) => names,
             None if known.len() < KNOWN_NAMES_LIMIT => {
-                let names = read_names(c, protocol);
+                let names = keep(read_names(c, protocol));
                 known.push((id, protocol, names));
                 names
             }
@@ -100,17 +90,12 @@ fn known_names(c: &SslCipherRef, protocol: ProtocolVersion) -> Option<&'static N
     Some(names)
 }
 
-/// Reads `c`'s names from OpenSSL (its own static strings, borrowed) and makes the Exim string
-/// from them, kept for the process (see [`known_names`]: once per cipher and version).
-fn read_names(c: &SslCipherRef, protocol: ProtocolVersion) -> &'static Names {
-    let bits = u32::try_from(c.bits().secret).unwrap_or(0);
-    let name = c.name();
-    Box::leak(Box::new(Names {
-        native: name,
-        exim: Box::leak(exim_cipher_string(protocol, name, bits).into_boxed_str()),
-        iana: c.standard_name().unwrap_or_default(),
-        bits,
-    }))
+/// `names` kept for the process, the Exim string (the one name OpenSSL does not own) with it.
+fn keep(mut names: CipherNames) -> &'static CipherNames {
+    if let Cow::Owned(exim) = names.exim {
+        names.exim = Cow::Borrowed(Box::leak(exim.into_boxed_str()));
+    }
+    Box::leak(Box::new(names))
 }
 
 /// Which side a stream is, with its shared state.
