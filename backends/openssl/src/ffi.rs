@@ -820,6 +820,9 @@ pub(crate) unsafe fn store_ctx_ssl<'a>(
 /// instructions of a full handshake), for no memory saved, as the handshake needs them.
 /// After it, a buffer is allocated again when the next record comes or goes, as nginx's
 /// connections (which set the mode on their contexts) do.
+///
+/// OpenSSL's backend alone does this: it is a libssl mode, and neither rustls nor GnuTLS has a
+/// setting for it (their memory per idle connection is in docs/performance.md).
 pub(crate) fn release_buffers_when_idle(ssl: &SslRef) {
     // SAFETY: valid SSL owned by the stream the caller holds; `SSL_CTRL_MODE` only ORs the
     // bits into the connection's mode, and `SSL_free_buffers` frees only buffers holding no

@@ -54,6 +54,11 @@ const KNOWN_NAMES_LIMIT: usize = 512;
 /// handshake they took ~1 000 instructions and two allocations per connection (UTF-8 checks of
 /// OpenSSL's C strings, the Exim string); found here, a look along this thread's short list.
 /// `None` once the process keeps [`KNOWN_NAMES_LIMIT`] pairs and this one is not among them.
+///
+/// The other backends keep their names in their own way, as their libraries allow: rustls
+/// lends them from a table per cipher suite, and GnuTLS keeps them by the inputs of its
+/// session description (which differs between full and resumed handshakes, the known issue),
+/// copied per handshake.
 fn known_names(c: &SslCipherRef, protocol: ProtocolVersion) -> Option<&'static CipherNames> {
     type Known = Vec<(usize, ProtocolVersion, &'static CipherNames)>;
     thread_local! {
