@@ -19,7 +19,7 @@ use rustls::client::{
     Tls13ClientSessionValue, WebPkiServerVerifier,
 };
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, NamedGroup, RootCertStore, StreamOwned};
+use rustls::{ClientConfig, ClientConnection, NamedGroup, RootCertStore};
 use tlsresume_core::contract::{ClientHandshake, ReceivedSession};
 use tlsresume_core::{CacheKey, ClientSettings, Error, NoOffer, OcspMode, ProtocolVersion};
 
@@ -27,6 +27,7 @@ use crate::config::{chain_and_key, provider, provider_for, versions, ClockTime};
 use crate::error::tls;
 use crate::handshake::{ClientParts, Handshake};
 use crate::info::lock;
+use crate::io::Tls;
 use crate::verify::{record_into, RecordingVerifier, VerifyRecord};
 use crate::wire::{Tap, WireRecord};
 
@@ -45,6 +46,9 @@ pub struct Client {
     /// Names this client in the handles it stores: random, so no other client or process
     /// takes a handle of this one's for its own.
     id: u64,
+    /// Whether TLS 1.2 may be negotiated: only then does the wire tap look for the
+    /// NewSessionTicket the server sends in clear (a TLS 1.3 one is encrypted).
+    tls12: bool,
 }
 
 /// rustls session values held in this process.
@@ -153,6 +157,7 @@ impl Client {
     /// Builds the client. Fails when no trust anchor parses or the version range is empty.
     pub fn new(settings: ClientSettings) -> Result<Self, Error> {
         settings.check()?;
+        let in_force = settings.versions_in_force()?;
         let mut roots = RootCertStore::empty();
         for (i, der) in settings.roots.iter().enumerate() {
             roots
@@ -177,7 +182,7 @@ impl Client {
             provider_for(settings.ciphers.as_ref())?,
             Arc::new(ClockTime(settings.clock.clone())),
         )
-        .with_protocol_versions(&versions(&settings.versions_in_force()?)?)
+        .with_protocol_versions(&versions(&in_force)?)
         .map_err(tls)?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
@@ -200,6 +205,7 @@ impl Client {
             plain: Arc::new(plain),
             sessions: Arc::new(Mutex::new(InProcess::default())),
             id: client_id(),
+            tls12: in_force.min == ProtocolVersion::Tls12,
         })
     }
 
@@ -267,9 +273,13 @@ impl Client {
         let conn = bridged(Some(&bridge), || ClientConnection::new(config, name)).map_err(tls)?;
         Ok(Handshake::client(
             ClientIo {
-                stream: Box::new(StreamOwned::new(
+                // The tap finds what the bridge stores on a TLS 1.2 connection only.
+                stream: Box::new(Tls::new(
                     conn,
-                    Tap::new(transport, Arc::clone(&during)),
+                    Tap::new(
+                        transport,
+                        (may_resume && self.tls12).then(|| Arc::clone(&during)),
+                    ),
                 )),
                 bridge: Some(bridge),
             },
@@ -352,7 +362,7 @@ impl ClientSessionStore for CurrentBridge {
 /// A client connection's rustls stream with its record: every read and write runs
 /// [`bridged`], so a TLS 1.3 ticket read after the handshake reaches the connection's bridge.
 pub(crate) struct ClientIo<S: Read + Write> {
-    pub(crate) stream: Box<StreamOwned<ClientConnection, Tap<S>>>,
+    pub(crate) stream: Box<Tls<ClientConnection, Tap<S>>>,
     /// The connection's lifecycle and bridge: always there while the handshake runs; after it,
     /// only when the connection still needs it ([`ClientIo::release`]).
     pub(crate) bridge: Option<Arc<Bridge>>,

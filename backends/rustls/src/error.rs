@@ -30,13 +30,17 @@ pub(crate) fn handshake(err: std::io::Error) -> Error {
         .and_then(|inner| inner.downcast_ref::<RustlsError>())
         .cloned();
     match tls_err {
-        Some(tls_err) => {
-            let failure = failure_of(&tls_err);
-            let message = format!("handshake failed: {tls_err}");
-            Error::Tls(TlsError::new(NAME, failure, message).with_source(tls_err))
-        }
+        Some(tls_err) => handshake_failed(tls_err),
         None => Error::Io(err),
     }
+}
+
+/// rustls refused what the peer sent during the handshake (or the peer's alert).
+#[cold]
+pub(crate) fn handshake_failed(err: RustlsError) -> Error {
+    let failure = failure_of(&err);
+    let message = format!("handshake failed: {err}");
+    Error::Tls(TlsError::new(NAME, failure, message).with_source(err))
 }
 
 /// rustls panicked inside a handshake step (a rustls bug met on a peer's bytes): the connection

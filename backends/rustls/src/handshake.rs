@@ -7,19 +7,19 @@
 //! way). The blocking `connect`/`accept` run this very code.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use std::ops::DerefMut;
 
-use rustls::{ConnectionCommon, ServerConnection, SideData, StreamOwned};
+use rustls::{ConnectionCommon, ServerConnection, SideData};
 use tlsresume_core::{Error, Handshaking};
 
 use crate::client::ClientIo;
 use crate::client::During;
-use crate::error::handshake;
 use crate::info::{lock, ServerState, Stream};
+use crate::io::Tls;
 use crate::verify::record_into;
 
 /// What a client handshake carries to its stream (its lifecycle is in the stream's bridge).
@@ -38,7 +38,7 @@ enum Side<S: Read + Write> {
         parts: ClientParts,
     },
     Server {
-        stream: Box<StreamOwned<ServerConnection, S>>,
+        stream: Box<Tls<ServerConnection, S>>,
         state: ServerState,
     },
 }
@@ -63,34 +63,21 @@ impl<S: Read + Write> fmt::Debug for Handshake<S> {
     }
 }
 
-/// Runs `complete_io` until the handshake is over; `Ok(false)` when the transport would block
+/// Runs the handshake's I/O until it is over; `Ok(false)` when the transport would block
 /// first. What rustls queued after the handshake (a TLS 1.3 ticket, the last flight) goes out
 /// with the stream's next read or write if the transport blocked on it.
-fn drive<C, D, S>(stream: &mut StreamOwned<C, S>) -> Result<bool, Error>
+fn drive<C, D, S>(stream: &mut Tls<C, S>) -> Result<bool, Error>
 where
     C: DerefMut<Target = ConnectionCommon<D>>,
     D: SideData,
     S: Read + Write,
 {
-    while stream.conn.is_handshaking() {
-        // A panic of rustls on what a peer sent (one was found by fuzzing, see `tickets.rs`)
-        // fails this handshake, not the caller's thread: the connection is not used again.
-        let step = catch_unwind(AssertUnwindSafe(|| {
-            stream.conn.complete_io(&mut stream.sock)
-        }));
-        let step = match step {
-            Ok(step) => step,
-            Err(payload) => return Err(crate::error::panicked(payload.as_ref())),
-        };
-        match step {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Ok(!stream.conn.is_handshaking());
-            }
-            Err(e) => return Err(handshake(e)),
-        }
+    // A panic of rustls on what a peer sent (one was found by fuzzing, see `tickets.rs`)
+    // fails this handshake, not the caller's thread: the connection is not used again.
+    match catch_unwind(AssertUnwindSafe(|| stream.handshake())) {
+        Ok(done) => done,
+        Err(payload) => Err(crate::error::panicked(payload.as_ref())),
     }
-    Ok(true)
 }
 
 impl<S: Read + Write> Handshake<S> {
@@ -100,10 +87,7 @@ impl<S: Read + Write> Handshake<S> {
         }
     }
 
-    pub(crate) fn server(
-        stream: Box<StreamOwned<ServerConnection, S>>,
-        state: ServerState,
-    ) -> Self {
+    pub(crate) fn server(stream: Box<Tls<ServerConnection, S>>, state: ServerState) -> Self {
         Self {
             side: Side::Server { stream, state },
         }

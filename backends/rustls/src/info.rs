@@ -5,14 +5,13 @@ use std::borrow::Cow;
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use rustls::{
-    CipherSuite, CommonState, HandshakeKind, ServerConnection, StreamOwned, SupportedCipherSuite,
-};
+use rustls::{CipherSuite, CommonState, HandshakeKind, ServerConnection, SupportedCipherSuite};
 use tlsresume_core::info::{exim_cipher_string, share_chain};
 use tlsresume_core::{CipherNames, ProtocolVersion, SessionInfo, Side};
 
 use crate::client::ClientIo;
 use crate::config::provider;
+use crate::io::Tls;
 use crate::tickets::TicketRecord;
 
 /// Whether the handshake resumed a session.
@@ -104,7 +103,7 @@ enum Inner<S: Read + Write> {
         stream: ClientIo<S>,
     },
     Server {
-        stream: Box<StreamOwned<ServerConnection, S>>,
+        stream: Box<Tls<ServerConnection, S>>,
         state: ServerState,
     },
 }
@@ -133,10 +132,7 @@ impl<S: Read + Write> Stream<S> {
         Self { inner, info }
     }
 
-    pub(crate) fn server(
-        stream: Box<StreamOwned<ServerConnection, S>>,
-        state: ServerState,
-    ) -> Self {
+    pub(crate) fn server(stream: Box<Tls<ServerConnection, S>>, state: ServerState) -> Self {
         let inner = Inner::Server { stream, state };
         let info = session_info(&inner);
         Self { inner, info }

@@ -73,6 +73,7 @@ mod error;
 mod handshake;
 mod identities;
 mod info;
+mod io;
 pub mod ocsp;
 mod server;
 mod tickets;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::server::NoServerSessionStorage;
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use rustls::{ServerConfig, ServerConnection};
 use tlsresume_core::contract::ServerStart;
 use tlsresume_core::keys::key_ring::KeyRing;
 use tlsresume_core::keys::seal::TicketSealer;
@@ -18,6 +18,7 @@ use crate::error::tls;
 use crate::handshake::Handshake;
 use crate::identities::{Keys, Resolver};
 use crate::info::ServerState;
+use crate::io::Tls;
 use crate::tickets::{TicketRecord, Ticketer};
 use tlsresume_core::contract::ServerHandshake;
 
@@ -103,7 +104,7 @@ impl Server {
         };
         let conn = ServerConnection::new(config).map_err(tls)?;
         Ok(Handshake::server(
-            Box::new(StreamOwned::new(conn, transport)),
+            Box::new(Tls::new(conn, transport)),
             ServerState {
                 record,
                 client_verifier: configs.verifier.clone(),

@@ -65,11 +65,9 @@ pub(crate) struct Tap<S> {
 }
 
 impl<S> Tap<S> {
-    pub(crate) fn new(inner: S, record: Arc<During>) -> Self {
-        Self {
-            inner,
-            record: Some(record),
-        }
+    /// A tap feeding `record`'s reader; with `None`, a transport passed through.
+    pub(crate) fn new(inner: S, record: Option<Arc<During>>) -> Self {
+        Self { inner, record }
     }
 
     /// Stops looking (the handshake is over: nothing more is sent in clear).
