@@ -177,27 +177,17 @@ impl<S: Read + Write> Stream<S> {
 
     /// Picks up what changed since the handshake (a ticket stored on a read).
     pub(crate) fn after_read(&mut self) {
-        let (bits, lifetime) = match &self.conn {
-            Conn::Server(conn) => (conn.state().handshake.bits(), self.info.ticket_lifetime),
-            Conn::Client(conn) => {
-                let st = conn.state();
-                (st.handshake.bits(), st.handshake.ticket_lifetime())
-            }
-        };
-        if bits == self.info.resumption && lifetime == self.info.ticket_lifetime {
-            return;
-        }
         match &self.conn {
             // Only the lifecycle's part changes once the handshake is over: the library's
             // (version, cipher, chain, ALPN) is kept as it was reported.
             Conn::Client(conn) => {
-                let library = std::mem::replace(
-                    &mut self.info,
-                    SessionInfo::new(Side::Client, ProtocolVersion::Other(0)),
-                );
-                self.info = conn.state().handshake.report(library);
+                conn.state().handshake.refresh_report(&mut self.info);
             }
-            Conn::Server(_) => self.info = session_info(self.inner.ssl(), &self.conn),
+            Conn::Server(conn) => {
+                if conn.state().handshake.bits() != self.info.resumption {
+                    self.info = session_info(self.inner.ssl(), &self.conn);
+                }
+            }
         }
     }
 }

@@ -214,19 +214,10 @@ impl<S: Read + Write> Stream<S> {
     pub(crate) fn after_read(&mut self) {
         match &self.inner {
             Inner::Client { stream } => {
-                let Some(hs) = stream.handshake() else {
-                    return;
-                };
-                if hs.bits() != self.info.resumption
-                    || hs.ticket_lifetime() != self.info.ticket_lifetime
-                {
-                    // Only the lifecycle's part changes once the handshake is over: the
-                    // library's (version, cipher, chain, ALPN) is kept as it was reported.
-                    let library = std::mem::replace(
-                        &mut self.info,
-                        SessionInfo::new(Side::Client, ProtocolVersion::Other(0)),
-                    );
-                    self.info = hs.report(library);
+                // Only the lifecycle's part changes once the handshake is over: the library's
+                // (version, cipher, chain, ALPN) is kept as it was reported.
+                if let Some(hs) = stream.handshake() {
+                    hs.refresh_report(&mut self.info);
                 }
             }
             Inner::Server { state, .. } => {

@@ -624,6 +624,18 @@ impl ClientHandshake {
         self.ticket_lifetime
     }
 
+    /// Brings a report made by [`report`](Self::report) up to date once the handshake is over:
+    /// only what a session stored since changes it (the bits, the newest ticket's lifetime;
+    /// every other decision is made by [`finish`](Self::finish)). Whether anything changed.
+    pub fn refresh_report(&self, info: &mut SessionInfo) -> bool {
+        if info.resumption == self.bits && info.ticket_lifetime == self.ticket_lifetime {
+            return false;
+        }
+        info.resumption = self.bits;
+        info.ticket_lifetime = self.ticket_lifetime;
+        true
+    }
+
     /// The connection's report: `library` carries what the library says (version, cipher,
     /// peer chain, ALPN); the decisions (bits, resumed, verification and OCSP as reported,
     /// the server name sent, the newest ticket's lifetime, why no session was offered) are
