@@ -65,7 +65,7 @@
 //! its `MidHandshakeSslStream` is resumed later (tokio-openssl's approach; the crate itself is
 //! not used because our `SslStream` is made by the backend, with its callbacks and ex_data,
 //! and must stay behind the backend's `Stream`), GnuTLS's pull/push return EAGAIN and
-//! `gnutls_handshake` is called again, rustls's `complete_io` stops and goes on (tokio-rustls
+//! `gnutls_handshake` is called again, rustls's handshake loop stops and goes on (tokio-rustls
 //! drives the state machine the same way; tokio-rustls itself is not used because it owns the
 //! `ClientConnection`, while the backend must keep the connection's session bridge and wire tap
 //! around it). `WouldBlock` is never an error on this path.

@@ -225,11 +225,15 @@ impl Client {
             Error::Config(format!("server name '{}': {e}", handshake.server_name()))
         })?;
         let key = handshake.offer().key;
-        let ours = handshake
-            .stored_session()
-            .and_then(|stored| self.sessions().stored_by_us(&key, stored));
+        // The session this client stored under the key, taken under one lock when the store
+        // still holds exactly the bytes it wrote.
+        let ours = handshake.stored_session().and_then(|stored| {
+            let mut sessions = self.sessions();
+            let handle = sessions.stored_by_us(&key, stored)?;
+            Some(sessions.take(handle))
+        });
         let taken = match ours {
-            Some(handle) => self.sessions().take(handle),
+            Some(taken) => taken,
             None => match handshake.session_to_offer().map(decode_handle) {
                 None => None,
                 Some(Some((client, handle))) if client == self.id => self.sessions().take(handle),
@@ -307,6 +311,22 @@ pub(crate) fn bridged<T>(bridge: Option<&Arc<Bridge>>, step: impl FnOnce() -> T)
     match bridge {
         Some(bridge) if bridge.resuming => crate::verify::scoped(&BRIDGE, bridge, step),
         _ => step(),
+    }
+}
+
+/// Runs one handshake step of a client connection (see [`bridged`]) with the verifier also
+/// recording into `during` ([`recording`](crate::verify::recording)), both set and restored
+/// together.
+pub(crate) fn stepping<T>(
+    bridge: Option<&Arc<Bridge>>,
+    during: &Arc<During>,
+    step: impl FnOnce() -> T,
+) -> T {
+    match bridge {
+        Some(bridge) if bridge.resuming => {
+            crate::verify::scoped_with_record(&BRIDGE, bridge, during, step)
+        }
+        _ => crate::verify::recording(during, step),
     }
 }
 

@@ -1,10 +1,10 @@
 //! [`Handshake`]: a handshake in progress, resumable over a transport that may block.
 //!
-//! rustls is a state machine that does no I/O of its own: `complete_io` writes what it has
-//! queued (`write_tls`), reads what the transport has (`read_tls`) and processes it
-//! (`process_new_packets`); a transport reporting `WouldBlock` stops it with nothing lost, and
-//! the same connection goes on when the transport is ready (tokio-rustls drives it the same
-//! way). The blocking `connect`/`accept` run this very code.
+//! rustls is a state machine that does no I/O of its own: the loop in `io.rs` writes what it
+//! has queued (`write_tls`), reads what the transport has (`read_tls`) and processes it
+//! (`process_new_packets`), as tokio-rustls does; a transport reporting `WouldBlock` stops it
+//! with nothing lost, and the same connection goes on when the transport is ready. The blocking
+//! `connect`/`accept` run this very code.
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -98,19 +98,17 @@ impl<S: Read + Write> Handshake<S> {
         let done = match &mut self.side {
             Side::Client { stream, parts } => {
                 let ClientIo { stream, bridge } = stream;
-                crate::client::bridged(bridge.as_ref(), || {
-                    crate::verify::recording(&parts.during, || drive(&mut **stream))
-                })
-                .map_err(|e| match bridge.as_ref() {
-                    Some(bridge) => {
-                        let mut hs = lock(&bridge.handshake);
-                        if lock(&parts.during.verify).asked_without_certificate {
-                            hs.asked_without_certificate();
+                crate::client::stepping(bridge.as_ref(), &parts.during, || drive(&mut **stream))
+                    .map_err(|e| match bridge.as_ref() {
+                        Some(bridge) => {
+                            let mut hs = lock(&bridge.handshake);
+                            if lock(&parts.during.verify).asked_without_certificate {
+                                hs.asked_without_certificate();
+                            }
+                            hs.library_failed(e)
                         }
-                        hs.library_failed(e)
-                    }
-                    None => e,
-                })?
+                        None => e,
+                    })?
             }
             Side::Server { stream, state } => {
                 crate::client_auth::recording(&state.record, || drive(&mut **stream)).map_err(

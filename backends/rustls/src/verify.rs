@@ -60,41 +60,67 @@ thread_local! {
     static CURRENT: RefCell<Option<Arc<During>>> = const { RefCell::new(None) };
 }
 
-/// Runs `step` (one synchronous step of a client handshake: rustls's `complete_io`) with the
+/// Runs `step` (one synchronous step of a client handshake's I/O, `Tls::handshake`) with the
 /// verifier writing what it sees to `record`.
 ///
 /// rustls only resumes a session under the very verifier (the same `Arc`) that made it
 /// (`compatible_config` compares the pointers), so every connection of a client shares one
 /// verifier, and the verifier cannot hold a connection's record itself. rustls calls it only
-/// from inside `complete_io`, on the thread running the step, so the record of the connection
+/// from inside a handshake step, on the thread running it, so the record of the connection
 /// being stepped is set for the step's length: an async handshake that moves between threads
 /// sets it again on each step, and no step of one connection runs inside another's.
 pub(crate) fn recording<T>(record: &Arc<During>, step: impl FnOnce() -> T) -> T {
     scoped(&CURRENT, record, step)
 }
 
+/// A thread-local "current connection" slot.
+type Slot<R> = std::thread::LocalKey<RefCell<Option<Arc<R>>>>;
+
+/// Puts `value` in `key`'s slot; what it held before.
+fn set<R: 'static>(key: &'static Slot<R>, value: &Arc<R>) -> Option<Arc<R>> {
+    key.try_with(|c| c.replace(Some(Arc::clone(value))))
+        .ok()
+        .flatten()
+}
+
+/// Puts back what `key`'s slot held before [`set`].
+fn put_back<R: 'static>(key: &'static Slot<R>, previous: Option<Arc<R>>) {
+    let _ = key.try_with(|c| *c.borrow_mut() = previous);
+}
+
 /// Runs `step` with `key` (a thread-local "current connection" slot) holding `value`, and
 /// restores what it held before, also when `step` panics.
 pub(crate) fn scoped<R: 'static, T>(
-    key: &'static std::thread::LocalKey<RefCell<Option<Arc<R>>>>,
+    key: &'static Slot<R>,
     value: &Arc<R>,
     step: impl FnOnce() -> T,
 ) -> T {
-    struct Restore<R: 'static>(
-        &'static std::thread::LocalKey<RefCell<Option<Arc<R>>>>,
-        Option<Arc<R>>,
-    );
+    struct Restore<R: 'static>(&'static Slot<R>, Option<Arc<R>>);
     impl<R: 'static> Drop for Restore<R> {
         fn drop(&mut self) {
-            let previous = self.1.take();
-            let _ = self.0.try_with(|c| *c.borrow_mut() = previous);
+            put_back(self.0, self.1.take());
         }
     }
-    let previous = key
-        .try_with(|c| c.replace(Some(Arc::clone(value))))
-        .ok()
-        .flatten();
-    let _restore = Restore(key, previous);
+    let _restore = Restore(key, set(key, value));
+    step()
+}
+
+/// [`scoped`] of `key` holding `value` and of the verifier's record ([`recording`]) holding
+/// `record`, set and restored together: a client handshake's step, which needs both.
+pub(crate) fn scoped_with_record<R: 'static, T>(
+    key: &'static Slot<R>,
+    value: &Arc<R>,
+    record: &Arc<During>,
+    step: impl FnOnce() -> T,
+) -> T {
+    struct Restore<R: 'static>(&'static Slot<R>, Option<Arc<R>>, Option<Arc<During>>);
+    impl<R: 'static> Drop for Restore<R> {
+        fn drop(&mut self) {
+            put_back(self.0, self.1.take());
+            put_back(&CURRENT, self.2.take());
+        }
+    }
+    let _restore = Restore(key, set(key, value), set(&CURRENT, record));
     step()
 }
 

@@ -197,11 +197,17 @@ impl KeyInputs<'_> {
             let Ok(mut memo) = memo.try_borrow_mut() else {
                 return self.digest();
             };
-            if let Some(i) = memo.iter().position(|(inputs, _)| inputs.inputs() == *self) {
+            // Most recently used last, and looked at first: a client connecting to the same
+            // server again finds its key in one comparison and moves nothing.
+            if let Some(i) = memo
+                .iter()
+                .rposition(|(inputs, _)| inputs.inputs() == *self)
+            {
                 let key = memo[i].1;
-                // Most recently used last.
-                let hit = memo.remove(i);
-                memo.push(hit);
+                if i + 1 != memo.len() {
+                    let hit = memo.remove(i);
+                    memo.push(hit);
+                }
                 return key;
             }
             let key = self.digest();
