@@ -18,7 +18,7 @@ use tlsresume_core::CacheKey;
 use zeroize::Zeroizing;
 
 /// How many sessions a client keeps (one per cache key, so per server it talks to); past it,
-/// one is dropped for each new one. A session is a few kilobytes, so this bounds the memory to
+/// the older half is dropped (`KeptPerKey`). A session is a few kilobytes, so this bounds the memory to
 /// under a megabyte.
 pub(crate) const CAPACITY: usize = 256;
 
@@ -101,11 +101,18 @@ mod tests {
     #[test]
     fn at_most_capacity_sessions_are_kept() {
         let sessions = KnownSessions::default();
-        for n in 0..=CAPACITY {
+        let key = |n: usize| {
             let mut k = [0u8; 32];
             k[..8].copy_from_slice(&(n as u64).to_be_bytes());
-            sessions.keep(&CacheKey::from_bytes(k), vec![1, 2, 3], 1);
+            CacheKey::from_bytes(k)
+        };
+        for n in 0..CAPACITY {
+            sessions.keep(&key(n), vec![1, 2, 3], 1);
         }
         assert_eq!(sessions.len(), CAPACITY);
+        // One more: the older half goes, the newest is kept.
+        sessions.keep(&key(CAPACITY), vec![1, 2, 3], 1);
+        assert_eq!(sessions.len(), CAPACITY / 2 + 1);
+        assert_eq!(sessions.known(&key(CAPACITY), &[1, 2, 3]), Some(1));
     }
 }

@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 use crate::ffi;
 
 /// How many sessions a client keeps decoded (one per cache key, so per server it talks to);
-/// past it, one is dropped for each new one. A session holds a few kilobytes (its DER, the
+/// past it, the older half is dropped (`KeptPerKey`). A session holds a few kilobytes (its DER, the
 /// decoded peer certificate), so this bounds the memory to a few megabytes.
 pub(crate) const CAPACITY: usize = 256;
 

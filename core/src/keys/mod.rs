@@ -151,7 +151,7 @@ struct SessionKeyInner {
 }
 
 /// How many entry tags a session key remembers (one per stored session it sealed or checked
-/// last; past it, one is dropped for each new one): about 100 bytes each.
+/// last; past it, the older half is dropped): about 100 bytes each.
 const ENTRY_TAGS_KEPT: usize = 256;
 
 impl PartialEq for SessionKey {
@@ -883,11 +883,21 @@ mod tests {
             assert!(k.entry_fields_sealed(&entry));
             assert_eq!(k.0.entry_tags.len(), 1);
         }
-        // Past the bound, one is dropped for each new one, and entries still check.
+        // Past the bound, the older ones are dropped (never more than the bound), the newest
+        // is remembered, and entries still check.
+        let mut newest = None;
         for n in 0..ENTRY_TAGS_KEPT + 10 {
-            let _ = sealed_entry(&key, "rustls", &here, &n.to_be_bytes());
+            newest = Some(sealed_entry(&key, "rustls", &here, &n.to_be_bytes()));
+            assert!(key.0.entry_tags.len() <= ENTRY_TAGS_KEPT);
         }
-        assert_eq!(key.0.entry_tags.len(), ENTRY_TAGS_KEPT);
+        let newest = newest.expect("sealed");
+        let before = key.0.entry_tags.len();
+        assert!(key.entry_fields_sealed(&newest));
+        assert_eq!(
+            key.0.entry_tags.len(),
+            before,
+            "the newest tag was remembered"
+        );
         assert!(key.entry_fields_sealed(&entry));
         assert!(!key.entry_fields_sealed(&forged));
     }
