@@ -260,41 +260,35 @@ fn session_info<S: Read + Write>(inner: &Inner<S>) -> SessionInfo {
         Inner::Server { stream, state } => {
             let conn = &stream.conn;
             let was_resumed = resumed(conn);
-            // Finished (and counted) when the handshake ended; a copy for this report.
-            let (mut handshake, staples_served, leaf, stapling, lifetime) = {
-                let record = lock(&state.record);
-                (
-                    record.handshake.clone(),
-                    record.served.as_ref().is_none_or(|s| s.stapled),
-                    // No certificate is sent on a resumed handshake.
-                    record
-                        .served
-                        .as_ref()
-                        .filter(|_| !was_resumed)
-                        .and_then(|s| s.leaf.clone()),
-                    record.stapling,
-                    record.lifetime,
-                )
-            };
-            // Inferred from the configuration: rustls tells neither whether the client asked for
-            // a status nor whether it stapled; it staples the configured response on full
-            // handshakes only.
-            // With several certificates, only the first carries the staple.
-            if stapling && staples_served {
-                handshake.status_requested();
-                if !was_resumed {
-                    handshake.staple_sent();
-                }
-            }
             let mut library = SessionInfo::new(Side::Server, protocol(conn));
             library.cipher = cipher(conn);
             library.sni = conn.server_name().map(str::to_owned);
             library.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
             library.peer_certificates = peer_chain(conn);
+            // Finished (and counted) when the handshake ended; reported from the record itself
+            // (what is set on it here only feeds the report, and sets the same again when the
+            // report is made again).
+            let mut record = lock(&state.record);
+            let record = &mut *record;
+            // Inferred from the configuration: rustls tells neither whether the client asked for
+            // a status nor whether it stapled; it staples the configured response on full
+            // handshakes only.
+            // With several certificates, only the first carries the staple.
+            if record.stapling && record.served.as_ref().is_none_or(|s| s.stapled) {
+                record.handshake.status_requested();
+                if !was_resumed {
+                    record.handshake.staple_sent();
+                }
+            }
             // As the resolver chose it (rustls does not say which certificate it sent): the copy
-            // the server made of it when it was built.
-            library.local_certificate = leaf;
-            handshake.report(library, Some(lifetime))
+            // the server made of it when it was built. No certificate is sent on a resumed
+            // handshake.
+            library.local_certificate = record
+                .served
+                .as_ref()
+                .filter(|_| !was_resumed)
+                .and_then(|s| s.leaf.clone());
+            record.handshake.report(library, Some(record.lifetime))
         }
     }
 }
