@@ -74,28 +74,28 @@ pub(crate) fn recording<T>(record: &Arc<During>, step: impl FnOnce() -> T) -> T 
 }
 
 /// A thread-local "current connection" slot.
-type Slot<R> = std::thread::LocalKey<RefCell<Option<Arc<R>>>>;
+type CurrentSlot<R> = std::thread::LocalKey<RefCell<Option<Arc<R>>>>;
 
 /// Puts `value` in `key`'s slot; what it held before.
-fn set<R: 'static>(key: &'static Slot<R>, value: &Arc<R>) -> Option<Arc<R>> {
+fn set<R: 'static>(key: &'static CurrentSlot<R>, value: &Arc<R>) -> Option<Arc<R>> {
     key.try_with(|c| c.replace(Some(Arc::clone(value))))
         .ok()
         .flatten()
 }
 
 /// Puts back what `key`'s slot held before [`set`].
-fn put_back<R: 'static>(key: &'static Slot<R>, previous: Option<Arc<R>>) {
+fn put_back<R: 'static>(key: &'static CurrentSlot<R>, previous: Option<Arc<R>>) {
     let _ = key.try_with(|c| *c.borrow_mut() = previous);
 }
 
 /// Runs `step` with `key` (a thread-local "current connection" slot) holding `value`, and
 /// restores what it held before, also when `step` panics.
 pub(crate) fn scoped<R: 'static, T>(
-    key: &'static Slot<R>,
+    key: &'static CurrentSlot<R>,
     value: &Arc<R>,
     step: impl FnOnce() -> T,
 ) -> T {
-    struct Restore<R: 'static>(&'static Slot<R>, Option<Arc<R>>);
+    struct Restore<R: 'static>(&'static CurrentSlot<R>, Option<Arc<R>>);
     impl<R: 'static> Drop for Restore<R> {
         fn drop(&mut self) {
             put_back(self.0, self.1.take());
@@ -108,12 +108,12 @@ pub(crate) fn scoped<R: 'static, T>(
 /// [`scoped`] of `key` holding `value` and of the verifier's record ([`recording`]) holding
 /// `record`, set and restored together: a client handshake's step, which needs both.
 pub(crate) fn scoped_with_record<R: 'static, T>(
-    key: &'static Slot<R>,
+    key: &'static CurrentSlot<R>,
     value: &Arc<R>,
     record: &Arc<During>,
     step: impl FnOnce() -> T,
 ) -> T {
-    struct Restore<R: 'static>(&'static Slot<R>, Option<Arc<R>>, Option<Arc<During>>);
+    struct Restore<R: 'static>(&'static CurrentSlot<R>, Option<Arc<R>>, Option<Arc<During>>);
     impl<R: 'static> Drop for Restore<R> {
         fn drop(&mut self) {
             put_back(self.0, self.1.take());
