@@ -224,3 +224,142 @@ fn bytes_that_are_not_tls_fail_the_servers_handshake_with_a_protocol_error_and_a
     assert_eq!(got, 7, "no alert record");
     assert_eq!(alert[0], 0x15, "not an alert record: {alert:?}");
 }
+
+/// A small deterministic generator (xorshift), so a failing case can be run again.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// `flight` damaged one way or another: bytes flipped, cut short, doubled, or grown.
+fn damaged(flight: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut bytes = flight.to_vec();
+    match rng.below(4) {
+        0 => {
+            for _ in 0..=rng.below(8) {
+                let at = rng.below(bytes.len());
+                bytes[at] ^= 1 << rng.below(8);
+            }
+        }
+        1 => bytes.truncate(rng.below(bytes.len())),
+        2 => bytes.extend_from_slice(flight),
+        _ => bytes.extend((0..rng.below(300)).map(|_| rng.next() as u8)),
+    }
+    bytes
+}
+
+/// What one side sends first over a fresh pair when the other side answers nothing: the client's
+/// hello, or (with `answer`) the server's flight in answer to `answer`.
+fn first_flight(start: impl FnOnce(TcpStream) -> Handshake<TcpStream>, answer: &[u8]) -> Vec<u8> {
+    let (mut peer, end) = pair();
+    peer.write_all(answer).expect("answer");
+    let hs = start(end);
+    // One step: it writes its flight and stops for want of more.
+    let _held = match hs.resume() {
+        Ok(Handshaking::WouldBlock(hs)) => hs,
+        Ok(Handshaking::Done(_)) => panic!("a handshake ended on one flight"),
+        Err(e) => panic!("first step failed: {e}"),
+    };
+    let mut flight = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match peer.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => flight.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !flight.is_empty() => break,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    flight
+}
+
+/// Feeds `bytes` then the end of the stream to a handshake: it must end in an error (it cannot
+/// finish without its peer), in a bounded number of steps, without a panic escaping.
+fn refuses(hs: Handshake<TcpStream>, mut peer: TcpStream, bytes: &[u8]) -> Error {
+    peer.set_nonblocking(false).expect("blocking");
+    peer.write_all(bytes).expect("write");
+    peer.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    peer.set_nonblocking(true).expect("non-blocking");
+    let mut hs = hs;
+    let mut sink = [0u8; 4096];
+    for _ in 0..10_000 {
+        // What it answers is read and dropped, so its writes never block for good.
+        while matches!(peer.read(&mut sink), Ok(n) if n > 0) {}
+        match hs.resume() {
+            Ok(Handshaking::WouldBlock(again)) => hs = again,
+            Ok(Handshaking::Done(_)) => panic!("a handshake without its peer finished"),
+            Err(e) => return e,
+        }
+    }
+    panic!("no end after 10 000 steps on {} bytes", bytes.len());
+}
+
+/// Client parameters for a connection over `end` (to its peer's address).
+fn client_params(end: &TcpStream) -> ClientParams {
+    ClientParams::new("mx.tlsresume.test", end.peer_addr().expect("addr"))
+}
+
+/// Server parameters for a connection over `end`.
+fn server_params(end: &TcpStream) -> ServerParams {
+    ServerParams::new(
+        end.peer_addr().expect("addr"),
+        end.local_addr().expect("addr"),
+    )
+}
+
+#[test]
+fn damaged_flights_end_each_side_in_an_error_never_a_panic_or_a_hang() {
+    for (version, seed) in [
+        (ProtocolVersion::Tls12, 0x9E37_79B9_7F4A_7C15),
+        (ProtocolVersion::Tls13, 0xD1B5_4A32_D192_ED03),
+    ] {
+        let (client, server) = ends(version);
+        let start_client = |end: TcpStream| {
+            let params = client_params(&end);
+            client.start(end, &params).expect("client start")
+        };
+        let start_server = |end: TcpStream| {
+            let params = server_params(&end);
+            server.start(end, &params).expect("server start")
+        };
+        let hello = first_flight(start_client, &[]);
+        let reply = first_flight(start_server, &hello);
+        assert!(
+            hello.len() > 50 && reply.len() > 50,
+            "{version}: flights recorded"
+        );
+        let mut rng = Rng(seed);
+        let mut kinds = std::collections::BTreeMap::new();
+        for _ in 0..150 {
+            let (peer, end) = pair();
+            let e = refuses(start_server(end), peer, &damaged(&hello, &mut rng));
+            *kinds.entry(format!("server {:?}", e.kind())).or_insert(0) += 1;
+            let (peer, end) = pair();
+            let e = refuses(start_client(end), peer, &damaged(&reply, &mut rng));
+            *kinds.entry(format!("client {:?}", e.kind())).or_insert(0) += 1;
+        }
+        // The damage reached rustls's parser on both sides (refused as a protocol error), and
+        // some flights were cut short (the end of the stream mid-handshake).
+        for side in ["server", "client"] {
+            assert!(
+                kinds.contains_key(&format!("{side} Protocol")),
+                "{version}: {kinds:?}"
+            );
+        }
+        assert!(
+            kinds.keys().any(|k| k.ends_with("Io")),
+            "{version}: {kinds:?}"
+        );
+    }
+}
