@@ -74,8 +74,9 @@ impl TicketSaver {
             }
         }
         self.saved_tickets = conn.tickets_received();
-        let library = std::mem::replace(info, SessionInfo::new(Side::Client, self.protocol));
-        *info = self.handshake.report(library);
+        // The report was made when the handshake finished: what a ticket changes is updated in
+        // place, as on the other backends.
+        self.handshake.refresh_report(info);
     }
 
     /// A failed read or write, given to the client's lifecycle.

@@ -18,8 +18,8 @@ use tlsresume_core::CacheKey;
 use zeroize::Zeroizing;
 
 /// How many sessions a client keeps (one per cache key, so per server it talks to); past it,
-/// the older half is dropped (`KeptPerKey`). A session is a few kilobytes, so this bounds the memory to
-/// under a megabyte.
+/// the older half is dropped (`KeptPerKey`). A session is a few kilobytes, so this bounds the
+/// memory to under a megabyte.
 pub(crate) const CAPACITY: usize = 256;
 
 /// The store's bytes of one session (sealed session data, which holds the session's master

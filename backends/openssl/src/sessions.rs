@@ -28,8 +28,8 @@ use zeroize::Zeroizing;
 use crate::ffi;
 
 /// How many sessions a client keeps decoded (one per cache key, so per server it talks to);
-/// past it, the older half is dropped (`KeptPerKey`). A session holds a few kilobytes (its DER, the
-/// decoded peer certificate), so this bounds the memory to a few megabytes.
+/// past it, the older half is dropped (`KeptPerKey`). A session holds a few kilobytes (its DER,
+/// the decoded peer certificate), so this bounds the memory to a few megabytes.
 pub(crate) const CAPACITY: usize = 256;
 
 /// A decoded session and the store's bytes it came from (sealed DER, which holds its master

@@ -96,6 +96,28 @@ fn would_block<T>(result: io::Result<T>) -> Option<T> {
     }
 }
 
+/// What `r` (non-blocking) gives until its end, or until `enough` of it came when nothing more
+/// is ready now; a test fails rather than waits more than 30 seconds for it.
+fn read_until(r: &mut impl Read, enough: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if enough(&got) {
+                    return got;
+                }
+                assert!(std::time::Instant::now() < deadline, "nothing more in 30 s");
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+}
+
 #[test]
 fn handshakes_step_over_non_blocking_sockets_on_both_versions() {
     for version in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
@@ -162,21 +184,12 @@ fn the_end_of_a_connection_reads_as_the_peer_ended_it() {
             }
         }
         s.shutdown().expect("close_notify");
-        let mut got = Vec::new();
-        let mut buf = [0u8; 64];
-        loop {
-            match c.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => panic!("{version}: {e}"),
-            }
-        }
-        assert_eq!(got, b"221 bye\r\n", "{version}");
+        assert_eq!(read_until(&mut c, |_| false), b"221 bye\r\n", "{version}");
 
         // The socket closed without close_notify: an unexpected end, not a clean 0.
         let (mut c, s, _) = handshake(&client, &server, pair());
         drop(s);
+        let mut buf = [0u8; 64];
         let end = loop {
             match c.read(&mut buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -211,17 +224,8 @@ fn bytes_that_are_not_tls_fail_the_servers_handshake_with_a_protocol_error_and_a
     };
     assert_eq!(error.kind(), ErrorKind::Protocol, "{error}");
     // The alert that says why went out: a TLS alert record.
-    let mut alert = [0u8; 7];
-    let mut got = 0;
-    while got < alert.len() {
-        match c.read(&mut alert[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
-    assert_eq!(got, 7, "no alert record");
+    let alert = read_until(&mut c, |got| got.len() >= 7);
+    assert_eq!(alert.len(), 7, "no alert record");
     assert_eq!(alert[0], 0x15, "not an alert record: {alert:?}");
 }
 
@@ -270,18 +274,7 @@ fn first_flight(start: impl FnOnce(TcpStream) -> Handshake<TcpStream>, answer: &
         Ok(Handshaking::Done(_)) => panic!("a handshake ended on one flight"),
         Err(e) => panic!("first step failed: {e}"),
     };
-    let mut flight = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match peer.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => flight.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !flight.is_empty() => break,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
-    flight
+    read_until(&mut peer, |flight| !flight.is_empty())
 }
 
 /// Feeds `bytes` then the end of the stream to a handshake: it must end in an error (it cannot
