@@ -64,9 +64,10 @@ impl TicketSaver {
                         .map(|secs| Duration::from_secs(u64::from(secs))),
                     data: data.as_slice(),
                 });
-                if let Some(stored) = stored {
+                if let Some(tags) = stored {
                     // The next connection to this server finds these bytes in the store: it
                     // gives GnuTLS the data inside them without checking the seal just made.
+                    let stored = tags.sealed(data.as_slice());
                     let start = stored.len().saturating_sub(data.as_slice().len());
                     self.sessions
                         .keep(&self.handshake.offer().key, stored, start);

@@ -136,12 +136,12 @@ impl ClientConn {
             lifetime_hint: Some(hint),
             data: &der,
         });
-        if let Some(stored) = stored {
+        if let Some(tags) = stored {
             // The next connection to this server finds these bytes in the store: it gets a
             // copy of this session instead of opening and decoding them.
             self.shared
                 .sessions
-                .keep(&st.handshake.offer().key, stored, session);
+                .keep(&st.handshake.offer().key, tags.sealed(&der), session);
         }
     }
 }

@@ -21,6 +21,7 @@ use rustls::client::{
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, NamedGroup, RootCertStore};
 use tlsresume_core::contract::{ClientHandshake, ReceivedSession};
+use tlsresume_core::keys::SealedTags;
 use tlsresume_core::{CacheKey, ClientSettings, Error, NoOffer, OcspMode, ProtocolVersion};
 
 use crate::config::{chain_and_key, provider, provider_for, versions, ClockTime};
@@ -56,10 +57,11 @@ pub struct Client {
 struct InProcess {
     next: u64,
     slots: HashMap<u64, Slot>,
-    /// Each cache key's session: its handle, and the sealed bytes this client stored for it
-    /// (while the store holds exactly those bytes, the handle is taken without opening them
-    /// again, as the OpenSSL client keeps its sessions decoded).
-    by_key: HashMap<CacheKey, (u64, Vec<u8>)>,
+    /// Each cache key's session: its handle, and the tags this client sealed it with (while
+    /// the store holds exactly the bytes it wrote, those tags over the handle's bytes, the
+    /// handle is taken without opening them again, as the OpenSSL client keeps its sessions
+    /// decoded).
+    by_key: HashMap<CacheKey, (u64, SealedTags)>,
     kx_hints: HashMap<String, NamedGroup>,
 }
 
@@ -89,19 +91,19 @@ impl InProcess {
 
     /// Holds `slot` under `handle` (from [`reserve`](Self::reserve)) as `key`'s session,
     /// dropping the one it replaces.
-    fn insert(&mut self, key: CacheKey, handle: u64, slot: Slot, sealed: Vec<u8>) {
-        if let Some((old, _)) = self.by_key.insert(key, (handle, sealed)) {
+    fn insert(&mut self, key: CacheKey, handle: u64, slot: Slot, tags: SealedTags) {
+        if let Some((old, _)) = self.by_key.insert(key, (handle, tags)) {
             self.slots.remove(&old);
         }
         self.slots.insert(handle, slot);
     }
 
-    /// The handle this client stored under `key`, when the store holds exactly the bytes it
-    /// wrote (`stored`).
-    fn stored_by_us(&self, key: &CacheKey, stored: &[u8]) -> Option<u64> {
+    /// The handle client `client` (this table's) stored under `key`, when the store holds
+    /// exactly the bytes it wrote (`stored`).
+    fn stored_by_us(&self, client: u64, key: &CacheKey, stored: &[u8]) -> Option<u64> {
         self.by_key
             .get(key)
-            .filter(|(_, sealed)| sealed.as_slice() == stored)
+            .filter(|(handle, tags)| tags.sealed_over(stored, &encode_handle(client, *handle)))
             .map(|(handle, _)| *handle)
     }
 
@@ -229,7 +231,7 @@ impl Client {
         // still holds exactly the bytes it wrote.
         let ours = handshake.stored_session().and_then(|stored| {
             let mut sessions = self.sessions();
-            let handle = sessions.stored_by_us(&key, stored)?;
+            let handle = sessions.stored_by_us(self.id, &key, stored)?;
             Some(sessions.take(handle))
         });
         let taken = match ours {
@@ -495,8 +497,8 @@ impl Bridge {
             lifetime_hint,
             data: &encode_handle(self.client, handle),
         });
-        if let Some(sealed) = stored {
-            self.sessions().insert(key, handle, slot, sealed);
+        if let Some(tags) = stored {
+            self.sessions().insert(key, handle, slot, tags);
         }
     }
 }

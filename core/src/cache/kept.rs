@@ -11,11 +11,12 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
 
+use super::store::DigestHasher;
 use super::CacheKey;
 
 /// Values kept per cache key, at most `capacity` of them (rounded up to an even number). Shared
-/// by the connections of one client. `K`: what names a value (a cache key unless said
-/// otherwise).
+/// by the connections of one client. `K`: what names a value, a digest nobody chooses the bits
+/// of (a cache key unless said otherwise; an HMAC tag), hashed by folding its bytes.
 ///
 /// Two generations, each at most half the capacity: a value is kept in the newer one; when it
 /// is full, the older generation is dropped and the newer becomes the older. A lookup finds a
@@ -29,9 +30,10 @@ pub struct KeptPerKey<T, K = CacheKey> {
     generation: usize,
 }
 
+/// Hashed as digests ([`DigestHasher`]): what names a value is a cache key or an HMAC tag.
 struct Generations<K, T> {
-    newer: HashMap<K, T>,
-    older: HashMap<K, T>,
+    newer: HashMap<K, T, DigestHasher>,
+    older: HashMap<K, T, DigestHasher>,
 }
 
 impl<T, K: Hash + Eq + Copy> fmt::Debug for KeptPerKey<T, K> {
@@ -48,8 +50,8 @@ impl<T, K: Hash + Eq + Copy> KeptPerKey<T, K> {
     pub fn new(capacity: usize) -> Self {
         Self {
             slots: Mutex::new(Generations {
-                newer: HashMap::new(),
-                older: HashMap::new(),
+                newer: HashMap::default(),
+                older: HashMap::default(),
             }),
             generation: capacity.div_ceil(2).max(1),
         }

@@ -9,7 +9,7 @@ use crate::cache::store::SessionStore;
 use crate::dane::{DaneAuthority, DaneCheck, DanePlan};
 use crate::error::{Error, TlsError, TlsFailure};
 use crate::info::{OcspStatus, ProtocolVersion, SessionInfo, Verification, VerifiedBy};
-use crate::keys::SessionKey;
+use crate::keys::{SealedTags, SessionKey};
 use crate::kind::BackendKind;
 use crate::model::resumption::Resumption;
 use crate::settings::params::ClientParams;
@@ -554,9 +554,11 @@ impl ClientHandshake {
 
     /// Stores a session the library handed over, sealed under the store's key, and sets
     /// `SERVER_TICKET`. Nothing is stored when the policy does not resume with this server, or
-    /// when the OCSP requirement failed on this connection. Returns the sealed bytes stored; a
-    /// store failure loses the session, never the connection.
-    pub fn store_session(&mut self, received: ReceivedSession<'_>) -> Option<Vec<u8>> {
+    /// when the OCSP requirement failed on this connection. Returns the tags the session was
+    /// sealed with: with `received.data`, they are the bytes stored ([`SealedTags::sealed_over`]
+    /// tells whether the store still holds them). A store failure loses the session, never the
+    /// connection.
+    pub fn store_session(&mut self, received: ReceivedSession<'_>) -> Option<SealedTags> {
         if !self.offer.may_resume {
             return None;
         }
@@ -596,7 +598,8 @@ impl ClientHandshake {
             &entry,
             received.data,
         );
-        entry.session = sealed.clone();
+        let tags = SealedTags::of(&sealed)?;
+        entry.session = sealed;
         let store = self
             .store
             .as_deref()
@@ -606,7 +609,7 @@ impl ClientHandshake {
                 self.bits |= Resumption::SERVER_TICKET;
                 self.ticket_lifetime = received.lifetime_hint;
                 telemetry::session_stored(self.backend);
-                Some(sealed)
+                Some(tags)
             }
             // A store failure loses the session, never the connection; the store says so
             // (its notices).

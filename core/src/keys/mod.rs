@@ -410,6 +410,50 @@ impl TagInput {
     }
 }
 
+/// The two tags a stored session was sealed with ([`SessionKey::seal_session`]): with the
+/// library's bytes they sealed, they are exactly the bytes the store was given, so a backend
+/// that keeps its library's session can tell whether the store still holds what it wrote
+/// ([`sealed_over`](Self::sealed_over)) without keeping a copy of those bytes. Not secret (the
+/// store holds them in every entry).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SealedTags([u8; 2 * SESSION_TAG_LEN]);
+
+impl SealedTags {
+    /// The tags of a sealed session field (`None`: not one).
+    pub fn of(sealed: &[u8]) -> Option<Self> {
+        let (data_tag, entry_tag, _) = split_sealed(sealed)?;
+        let mut tags = [0u8; 2 * SESSION_TAG_LEN];
+        tags[..SESSION_TAG_LEN].copy_from_slice(data_tag);
+        tags[SESSION_TAG_LEN..].copy_from_slice(entry_tag);
+        Some(Self(tags))
+    }
+
+    /// Whether `stored` (a store entry's session field) is `data` sealed under these tags:
+    /// byte for byte what was given to the store.
+    pub fn sealed_over(&self, stored: &[u8], data: &[u8]) -> bool {
+        stored.len() == SESSION_MAGIC.len() + self.0.len() + data.len()
+            && stored.strip_prefix(SESSION_MAGIC).is_some_and(|rest| {
+                let (tags, rest) = rest.split_at(self.0.len());
+                tags == self.0 && rest == data
+            })
+    }
+
+    /// The session field `data` sealed under these tags made (what the store was given).
+    pub fn sealed(&self, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SESSION_MAGIC.len() + self.0.len() + data.len());
+        out.extend_from_slice(SESSION_MAGIC);
+        out.extend_from_slice(&self.0);
+        out.extend_from_slice(data);
+        out
+    }
+}
+
+impl fmt::Debug for SealedTags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SealedTags(..)")
+    }
+}
+
 /// The data tag, the entry tag and the data of a `TRS3` session field.
 fn split_sealed(sealed: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     let rest = sealed.strip_prefix(SESSION_MAGIC)?;
