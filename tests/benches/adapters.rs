@@ -552,11 +552,17 @@ impl Rounds {
         }
     }
 
-    /// The ways of `backend` these rounds measure.
+    /// The ways of `backend` these rounds measure (`typed` only when `WAYS` names it).
     fn ways(&self, backend: BackendKind) -> Vec<Way> {
+        let typed = self
+            .only
+            .as_ref()
+            .is_some_and(|only| only.contains(&Way::Typed))
+            && measured(backend, Way::Typed);
         ways(backend)
             .iter()
             .copied()
+            .chain(typed.then_some(Way::Typed))
             .filter(|w| self.only.as_ref().is_none_or(|only| only.contains(w)))
             .collect()
     }
@@ -647,6 +653,7 @@ fn paired(filter: Option<&str>) {
                         hps(Way::Async),
                         hps(Way::Adapter),
                         hps(Way::Blocking),
+                        cpu_ratio(Way::Typed, Way::Adapter),
                     ];
                     eprintln!("{} threads={threads}: {}", name(c), row.join(" | "));
                     rows.insert((c, threads), row);
@@ -661,9 +668,9 @@ fn paired(filter: Option<&str>) {
     println!(
         "| case | runtime threads | async / adapter | async / adapter, per CPU second \
          | async / blocking | adapter / raw blocking | blocking / raw | async h/s | adapter h/s \
-         | blocking h/s |"
+         | blocking h/s | typed / adapter, per CPU second |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for ((c, threads), row) in rows {
         println!("| {} | {threads} | {} |", name(c), row.join(" | "));
     }
