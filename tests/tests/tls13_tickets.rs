@@ -3,7 +3,9 @@
 //! new-session callback and rustls's ticket store (`insert_tls13_ticket`) are each called once
 //! per NewSessionTicket the client receives. Counted after a full handshake and after a
 //! resumed one (offering the last ticket received); the setting's default is each backend's
-//! own count; a count over the bound is refused with `Error::Setting` on every backend.
+//! own count; a count over the bound is refused with `Error::Setting` on every backend. A
+//! server sending tickets without end (the rustls library, 40 a handshake) gets at most
+//! `MAX_SESSIONS_STORED` of them stored per connection by this crate's client on every backend.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -438,6 +440,139 @@ fn a_count_over_the_bound_is_refused_on_every_backend() {
         assert!(
             backends::server(kind, settings).is_ok(),
             "{kind}: the bound itself"
+        );
+    }
+}
+
+/// A store counting the sessions a client of this crate writes, over a memory store.
+#[derive(Debug, Default)]
+struct CountedPuts {
+    inner: tlsresume_core::MemoryStore,
+    puts: AtomicUsize,
+}
+
+impl tlsresume_core::SessionStore for CountedPuts {
+    fn get(
+        &self,
+        key: &tlsresume_core::CacheKey,
+    ) -> Result<Option<tlsresume_core::CacheEntry>, tlsresume_core::StoreError> {
+        self.inner.get(key)
+    }
+
+    fn put(
+        &self,
+        key: &tlsresume_core::CacheKey,
+        entry: tlsresume_core::CacheEntry,
+    ) -> Result<(), tlsresume_core::StoreError> {
+        self.puts.fetch_add(1, Ordering::SeqCst);
+        self.inner.put(key, entry)
+    }
+
+    fn remove(&self, key: &tlsresume_core::CacheKey) -> Result<(), tlsresume_core::StoreError> {
+        self.inner.remove(key)
+    }
+}
+
+/// How many NewSessionTickets the flooding server sends after each handshake.
+const FLOOD: usize = 40;
+
+/// A rustls server (the library alone, nothing of this crate) sending [`FLOOD`] tickets after
+/// each handshake, then "hi"; it reads the client's two bytes. `connections` of them.
+fn flooding_server(pki: &Pki, connections: usize) -> (SocketAddr, thread::JoinHandle<()>) {
+    let chain = pki
+        .server
+        .chain()
+        .iter()
+        .map(|c| CertificateDer::from(c.clone()))
+        .collect();
+    // The key's format (PKCS#8, PKCS#1, SEC 1) read off its DER by rustls's own types.
+    let key = rustls::pki_types::PrivateKeyDer::try_from(pki.server.key_der().to_vec())
+        .expect("the server's key");
+    let mut config =
+        rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13])
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("rustls server certificate");
+    config.ticketer = rustls::crypto::ring::Ticketer::new().expect("ticketer");
+    config.send_tls13_tickets = FLOOD;
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let served = thread::spawn(move || {
+        for _ in 0..connections {
+            let Ok((tcp, _)) = listener.accept() else {
+                return;
+            };
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+            let conn = rustls::ServerConnection::new(Arc::clone(&config)).expect("connection");
+            let mut tls = StreamOwned::new(conn, tcp);
+            let _ = tls.write_all(b"hi");
+            let _ = tls.flush();
+            let mut buf = [0u8; 2];
+            let _ = tls.read_exact(&mut buf);
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    (addr, served)
+}
+
+/// A server may send NewSessionTickets without end (here the rustls library, asked for 40
+/// after each handshake): this crate's client on every backend stores at most
+/// `MAX_SESSIONS_STORED` of them per connection (OpenSSL and rustls hand over each ticket, so
+/// exactly that many; GnuTLS hands over what arrived by each read, fewer), sets
+/// `SERVER_TICKET`, keeps the connection, and the next connection resumes with the newest one
+/// stored.
+#[test]
+fn a_client_stores_at_most_its_bound_of_a_servers_tickets_on_every_backend() {
+    use tlsresume_core::contract::MAX_SESSIONS_STORED;
+    let _turn = common::gnutls_turn();
+    let pki = Pki::committed().expect("committed test PKI");
+    for kind in backends::available() {
+        let store = Arc::new(CountedPuts::default());
+        let mut settings = tlsresume_core::ClientSettings::new(pki.roots.clone());
+        settings.versions = Versions::only(tlsresume_core::ProtocolVersion::Tls13);
+        settings.store = store.clone();
+        let client = backends::client(kind, settings).expect("client");
+        let (addr, served) = flooding_server(&pki, 2);
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let tcp = TcpStream::connect(addr).expect("connect");
+            tcp.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            let params = tlsresume_core::ClientParams::new(NAME, addr);
+            let mut tls = client.connect(Box::new(tcp), &params).expect("handshake");
+            let mut buf = [0u8; 2];
+            tls.read_exact(&mut buf)
+                .expect("read: the tickets come before it");
+            assert_eq!(&buf, b"hi", "{kind}");
+            tls.write_all(b"ok").expect("write");
+            tls.flush().expect("flush");
+            let info = tls.info();
+            let _ = tls.shutdown();
+            seen.push((info, store.puts.swap(0, Ordering::SeqCst)));
+        }
+        served.join().expect("server thread");
+        let bound = usize::from(MAX_SESSIONS_STORED);
+        for (i, (info, puts)) in seen.iter().enumerate() {
+            assert!(
+                info.resumption
+                    .contains(tlsresume_core::Resumption::SERVER_TICKET),
+                "{kind} connection {i}: {}",
+                info.resumption
+            );
+            match kind {
+                BackendKind::Gnutls => assert!(
+                    (1..=bound).contains(puts),
+                    "{kind} connection {i}: {puts} sessions stored"
+                ),
+                _ => assert_eq!(*puts, bound, "{kind} connection {i}: sessions stored"),
+            }
+        }
+        assert!(!seen[0].0.resumed, "{kind}: the first connection is full");
+        assert!(
+            seen[1].0.resumed,
+            "{kind}: the newest stored ticket resumes"
         );
     }
 }

@@ -97,6 +97,9 @@ pub struct ClientHandshake {
     asked_without_certificate: bool,
     resumed: bool,
     bits: Resumption,
+    /// Sessions [`store_session`](Self::store_session) sealed on this connection (at most
+    /// [`MAX_SESSIONS_STORED`]).
+    sessions_stored: u8,
     ticket_lifetime: Option<Duration>,
     /// The connection's span (`tls_client`), parent of its events: `None` when disabled, and
     /// once the handshake is over.
@@ -111,6 +114,15 @@ struct DaneState {
     /// check (a resumed handshake).
     seen: Option<Option<DaneAuthority>>,
 }
+
+/// The most sessions one client connection stores ([`ClientHandshake::store_session`]). A
+/// TLS 1.3 server may send a NewSessionTicket at any time, as many as it likes; the store keeps
+/// one per cache key (the newest), so each one past the first few costs a seal and a write for
+/// nothing. Past this many, the connection stores no more (the library still reads them): the
+/// newest one stored stays the one offered next. Servers send one or two after a handshake
+/// (this crate's at most [`MAX_TLS13_TICKETS`](crate::settings::MAX_TLS13_TICKETS), as many
+/// as a rustls client keeps per server).
+pub const MAX_SESSIONS_STORED: u8 = 8;
 
 /// The plan of a connection without DANE.
 static DANE_OFF: DanePlan = DanePlan::Off;
@@ -175,6 +187,7 @@ impl ClientHandshake {
             asked_without_certificate: false,
             resumed: false,
             bits,
+            sessions_stored: 0,
             ticket_lifetime: None,
             span: (!span.is_none()).then(|| Box::new(span)),
         }
@@ -553,13 +566,28 @@ impl ClientHandshake {
     }
 
     /// Stores a session the library handed over, sealed under the store's key, and sets
-    /// `SERVER_TICKET`. Nothing is stored when the policy does not resume with this server, or
-    /// when the OCSP requirement failed on this connection. Returns the tags the session was
+    /// `SERVER_TICKET`. Nothing is stored when the policy does not resume with this server,
+    /// when the OCSP requirement failed on this connection, or once the connection has stored
+    /// [`MAX_SESSIONS_STORED`] (a server sending tickets without end costs no seal or write
+    /// past those; a debug event says so once). Returns the tags the session was
     /// sealed with: with `received.data`, they are the bytes stored ([`SealedTags::sealed_over`]
     /// tells whether the store still holds them). A store failure loses the session, never the
     /// connection.
     pub fn store_session(&mut self, received: ReceivedSession<'_>) -> Option<SealedTags> {
         if !self.offer.may_resume {
+            return None;
+        }
+        if self.sessions_stored >= MAX_SESSIONS_STORED {
+            if self.sessions_stored == MAX_SESSIONS_STORED {
+                // Told once per connection.
+                self.sessions_stored += 1;
+                tracing::debug!(
+                    target: telemetry::TARGET,
+                    backend = self.backend.name(),
+                    server = &*self.server_name,
+                    "the server sent more sessions than a connection stores ({MAX_SESSIONS_STORED}): no more are stored"
+                );
+            }
             return None;
         }
         let seen_ocsp = self
@@ -600,6 +628,8 @@ impl ClientHandshake {
         );
         let tags = SealedTags::of(&sealed)?;
         entry.session = sealed;
+        // Counted whether or not the store takes it: the work is done either way.
+        self.sessions_stored += 1;
         let store = self
             .store
             .as_deref()

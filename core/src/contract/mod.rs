@@ -384,7 +384,7 @@ impl ServerContract for ServerSettings {
 mod client;
 mod generic;
 mod server;
-pub use client::{ClientHandshake, ReceivedSession};
+pub use client::{ClientHandshake, ReceivedSession, MAX_SESSIONS_STORED};
 pub use generic::{Backend, TlsClient, TlsConnection, TlsHandshake, TlsServer};
 pub use server::ServerHandshake;
 
@@ -749,6 +749,41 @@ mod tests {
             Verification::Verified,
             "a resumed connection's ticket carries the verdict of the session it resumed"
         );
+    }
+
+    /// A connection stores at most `MAX_SESSIONS_STORED` sessions: later ones are neither
+    /// sealed nor written, and the newest one stored stays the one offered.
+    #[test]
+    fn a_connection_stores_at_most_its_bound_of_sessions() {
+        let (s, _, store) = settings(crate::ResumptionPolicy::exim_compatible());
+        let s = Arc::new(s);
+        let start = || ClientHandshake::start(&s, None, BackendKind::Rustls, &params(), true);
+        let mut hs = start();
+        hs.saw_verification(Verification::Verified);
+        hs.finish(false).expect("finish");
+        let data: Vec<Vec<u8>> = (0..20)
+            .map(|i| format!("ticket {i}").into_bytes())
+            .collect();
+        let stored: Vec<bool> = data
+            .iter()
+            .map(|d| {
+                hs.store_session(ReceivedSession {
+                    resumed: false,
+                    protocol: ProtocolVersion::Tls13,
+                    lifetime_hint: None,
+                    data: d,
+                })
+                .is_some()
+            })
+            .collect();
+        let bound = usize::from(MAX_SESSIONS_STORED);
+        assert_eq!(bound, 8);
+        assert!(stored[..bound].iter().all(|s| *s));
+        assert!(stored[bound..].iter().all(|s| !*s));
+        assert_eq!(store.len(), 1);
+        assert!(hs.bits().contains(Resumption::SERVER_TICKET));
+        let mut next = start();
+        assert_eq!(next.session_to_offer(), Some(&b"ticket 7"[..]));
     }
 
     /// A connection whose policy does not resume needs nothing of its lifecycle after the
