@@ -25,7 +25,9 @@
 //!   median and quartiles, by wall clock and by the process's CPU time. On a shared machine,
 //!   `WAYS=async,adapter ROUNDS=400 BLOCK_MS=10` measures only this crate against the
 //!   adapter, alternating (AB, BA, …) in many short rounds, so each round's ratio is of two
-//!   adjacent blocks under the same load. `ASYNC_END=server` (or `client`) keeps only that end
+//!   adjacent blocks under the same load; `WAYS=async,typed,adapter` adds the typed way, in
+//!   the table's last column (typed / adapter per CPU second; `typed` is measured in the
+//!   paired rounds only when `WAYS` names it). `ASYNC_END=server` (or `client`) keeps only that end
 //!   of this crate in the `async` way, the other end being the adapter's, to tell which end a
 //!   difference comes from (applies to `count` as well).
 //! - **count**: N handshakes one after the other (async ways on one current-thread runtime

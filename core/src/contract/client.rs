@@ -98,7 +98,7 @@ pub struct ClientHandshake {
     resumed: bool,
     bits: Resumption,
     /// Sessions [`store_session`](Self::store_session) sealed on this connection (at most
-    /// [`MAX_SESSIONS_STORED`]).
+    /// [`MAX_SESSIONS_STORED`]; one more once a later one was refused and the refusal told).
     sessions_stored: u8,
     ticket_lifetime: Option<Duration>,
     /// The connection's span (`tls_client`), parent of its events: `None` when disabled, and

@@ -804,6 +804,36 @@ mod tests {
         entry
     }
 
+    /// The tags of a sealed field give back exactly its bytes with its data, and tell them
+    /// from any other bytes: a byte changed anywhere, one more or one fewer, other data, the
+    /// tags of another seal.
+    #[test]
+    fn sealed_tags_tell_exactly_the_bytes_they_sealed() {
+        let key = SessionKey::from_bytes([7; 32]);
+        let here = CacheKey::from_bytes([1; 32]);
+        let data = b"library session";
+        let sealed = sealed_entry(&key, "rustls", &here, data).session;
+        let tags = SealedTags::of(&sealed).expect("a sealed field");
+        assert_eq!(tags.sealed(data), sealed);
+        assert!(tags.sealed_over(&sealed, data));
+        for i in 0..sealed.len() {
+            let mut changed = sealed.clone();
+            changed[i] ^= 1;
+            assert!(!tags.sealed_over(&changed, data), "byte {i}");
+        }
+        assert!(!tags.sealed_over(&sealed[..sealed.len() - 1], data));
+        assert!(!tags.sealed_over(&[&sealed[..], b"x"].concat(), data));
+        assert!(!tags.sealed_over(&sealed, b"library sessioN"));
+        assert!(!tags.sealed_over(&sealed, b""));
+        assert!(!tags.sealed_over(b"", data));
+        let other = sealed_entry(&key, "rustls", &here, b"another session").session;
+        let other_tags = SealedTags::of(&other).expect("a sealed field");
+        assert_ne!(tags, other_tags);
+        assert!(!other_tags.sealed_over(&sealed, data));
+        assert_eq!(SealedTags::of(b"TRS3 too short"), None);
+        assert_eq!(SealedTags::of(&sealed[4..]), None, "no magic");
+    }
+
     #[test]
     fn sealed_sessions_open_under_their_key_backend_and_cache_key_only() {
         let key = SessionKey::from_bytes([7; 32]);
