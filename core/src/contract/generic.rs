@@ -198,65 +198,31 @@ where
     }
 }
 
-/// A handshake boxed once for its whole connection, and then its connection in the same box:
-/// [`MidHandshake::resume`] moves the backend's handshake out of the slot and puts back into
-/// the same box what it gives, the handshake when the transport would block (boxing the
-/// handshake itself would make a new box on every `WouldBlock`), the connection when it is
-/// done (boxing the connection would make a second box per connection).
-enum Slot<H, C> {
-    /// The handshake, between steps.
-    Running(H),
-    /// Inside [`MidHandshake::resume`], which owns the box.
-    Resuming,
-    /// The connection, handed out as a [`TlsStream`].
-    Done(C),
-}
+/// A handshake boxed once for its whole connection: [`MidHandshake::resume`] moves the
+/// backend's handshake out of the slot and, when the transport would block, back into the same
+/// box (boxing the handshake itself would make a new box on every `WouldBlock`).
+struct Slot<H>(Option<H>);
 
-impl<H: fmt::Debug, C: fmt::Debug> fmt::Debug for Slot<H, C> {
+impl<H: fmt::Debug> fmt::Debug for Slot<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Slot::Running(handshake) => handshake.fmt(f),
-            Slot::Resuming => f.write_str("Slot(resuming)"),
-            Slot::Done(connection) => connection.fmt(f),
+        match &self.0 {
+            Some(handshake) => handshake.fmt(f),
+            None => f.write_str("Slot(resuming)"),
         }
     }
 }
 
-impl<H: TlsHandshake> Slot<H, H::Connection> {
-    /// A box holding `handshake`, for its connection's whole life.
-    fn boxed(handshake: H) -> Box<Self> {
-        Box::new(Slot::Running(handshake))
-    }
-}
-
-impl<H, C> Slot<H, C> {
-    /// The handshake in the slot (there but while `resume` runs, which holds the box, and once
-    /// the slot is handed out as the connection, no longer a handshake).
+impl<H> Slot<H> {
+    /// The handshake in the slot (there but while `resume` runs, which holds the box).
     fn handshake_mut(&mut self) -> &mut H {
-        match self {
-            Slot::Running(handshake) => handshake,
-            _ => unreachable!("the slot is a handshake until resume makes it a connection"),
-        }
-    }
-
-    /// The connection in the slot (there once `resume` handed the slot out as one).
-    fn connection(&self) -> &C {
-        match self {
-            Slot::Done(connection) => connection,
-            _ => unreachable!("the slot is handed out as a connection only once it is one"),
-        }
-    }
-
-    /// The connection in the slot, mutable.
-    fn connection_mut(&mut self) -> &mut C {
-        match self {
-            Slot::Done(connection) => connection,
-            _ => unreachable!("the slot is handed out as a connection only once it is one"),
+        match &mut self.0 {
+            Some(handshake) => handshake,
+            None => unreachable!("the slot is empty only inside resume, which owns it"),
         }
     }
 }
 
-impl<H> MidHandshake for Slot<H, H::Connection>
+impl<H> MidHandshake for Slot<H>
 where
     H: TlsHandshake + Send + fmt::Debug + 'static,
     H::Transport: Transport,
@@ -265,16 +231,13 @@ where
     fn resume(
         mut self: Box<Self>,
     ) -> Result<Handshaking<Box<dyn MidHandshake>, Box<dyn TlsStream>>, Error> {
-        let Slot::Running(handshake) = std::mem::replace(&mut *self, Slot::Resuming) else {
-            unreachable!("the slot is a handshake until resume makes it a connection")
+        let Some(handshake) = self.0.take() else {
+            unreachable!("the slot is empty only inside resume, which owns it")
         };
         Ok(match TlsHandshake::resume(handshake)? {
-            Handshaking::Done(connection) => {
-                *self = Slot::Done(connection);
-                Handshaking::Done(self)
-            }
+            Handshaking::Done(stream) => Handshaking::Done(Box::new(stream)),
             Handshaking::WouldBlock(h) => {
-                *self = Slot::Running(h);
+                self.0 = Some(h);
                 Handshaking::WouldBlock(self)
             }
         })
@@ -282,44 +245,6 @@ where
 
     fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
         TlsHandshake::get_mut(self.handshake_mut())
-    }
-}
-
-impl<H: Send + fmt::Debug, C: TlsStream> TlsStream for Slot<H, C> {
-    fn session_info(&self) -> &SessionInfo {
-        self.connection().session_info()
-    }
-
-    fn info(&self) -> SessionInfo {
-        self.connection().info()
-    }
-
-    fn shutdown(&mut self) -> io::Result<()> {
-        self.connection_mut().shutdown()
-    }
-
-    fn transport_dyn(&self) -> &dyn Transport {
-        self.connection().transport_dyn()
-    }
-
-    fn transport_dyn_mut(&mut self) -> &mut (dyn Transport + 'static) {
-        self.connection_mut().transport_dyn_mut()
-    }
-}
-
-impl<H, C: Read> Read for Slot<H, C> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.connection_mut().read(buf)
-    }
-}
-
-impl<H, C: Write> Write for Slot<H, C> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.connection_mut().write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.connection_mut().flush()
     }
 }
 
@@ -339,9 +264,9 @@ where
         params: &ClientParams,
         store: Option<Arc<dyn SessionStore>>,
     ) -> Result<Box<dyn MidHandshake>, Error> {
-        Ok(Slot::boxed(
+        Ok(Box::new(Slot(Some(
             self.start_with_store(transport, params, store)?,
-        ))
+        ))))
     }
 
     fn client_settings(&self) -> &ClientSettings {
@@ -364,9 +289,9 @@ where
         transport: Box<dyn Transport>,
         params: &ServerParams,
     ) -> Result<Box<dyn MidHandshake>, Error> {
-        Ok(Slot::boxed(TlsServer::start_accept(
+        Ok(Box::new(Slot(Some(TlsServer::start_accept(
             self, transport, params,
-        )?))
+        )?))))
     }
 
     fn ticket_key_ring(&self) -> Option<(Arc<KeyRing>, SharedClock)> {
