@@ -33,7 +33,9 @@ use crate::ffi;
 pub(crate) const CAPACITY: usize = 256;
 
 /// A decoded session and the store's bytes it came from (sealed DER, which holds its master
-/// secret: wiped on drop).
+/// secret: wiped on drop). The bytes themselves, not the seal's tags as the rustls client keeps:
+/// a decoded session has no DER at hand to compare the rest of the store's bytes with (the
+/// rustls client's data is its handle, which it can write again).
 struct Decoded {
     stored: Zeroizing<Vec<u8>>,
     session: SslSession,

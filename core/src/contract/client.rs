@@ -620,14 +620,13 @@ impl ClientHandshake {
             received.lifetime_hint.unwrap_or(Duration::ZERO),
             Vec::new(),
         );
-        let sealed = self.session_key.seal_session(
+        let tags = self.session_key.session_tags(
             self.backend.name(),
             &self.offer.key,
             &entry,
             received.data,
         );
-        let tags = SealedTags::of(&sealed)?;
-        entry.session = sealed;
+        entry.session = tags.sealed(received.data);
         // Counted whether or not the store takes it: the work is done either way.
         self.sessions_stored += 1;
         let store = self

@@ -226,18 +226,25 @@ impl SessionKey {
         entry: &CacheEntry,
         data: &[u8],
     ) -> Vec<u8> {
+        self.session_tags(backend, key, entry, data).sealed(data)
+    }
+
+    /// The tags [`seal_session`](Self::seal_session) seals `data` with (the sealed field is
+    /// [`SealedTags::sealed`] of `data`): for a caller that keeps the tags beside the field.
+    pub(crate) fn session_tags(
+        &self,
+        backend: &str,
+        key: &CacheKey,
+        entry: &CacheEntry,
+        data: &[u8],
+    ) -> SealedTags {
         let data_tag = self.data_tag(backend, key, data);
         let entry_tag = with_entry_tag_input(data_tag.as_ref(), entry, |input| {
             let entry_tag = self.entry_tag(input);
             self.remember_entry_tag(entry_tag.as_ref(), input);
             entry_tag
         });
-        let mut out = Vec::with_capacity(SESSION_MAGIC.len() + 2 * SESSION_TAG_LEN + data.len());
-        out.extend_from_slice(SESSION_MAGIC);
-        out.extend_from_slice(data_tag.as_ref());
-        out.extend_from_slice(entry_tag.as_ref());
-        out.extend_from_slice(data);
-        out
+        SealedTags::new(data_tag.as_ref(), entry_tag.as_ref())
     }
 
     /// The session data inside `entry`'s session field, sealed by
@@ -419,23 +426,27 @@ impl TagInput {
 pub struct SealedTags([u8; 2 * SESSION_TAG_LEN]);
 
 impl SealedTags {
-    /// The tags of a sealed session field (`None`: not one).
-    pub fn of(sealed: &[u8]) -> Option<Self> {
-        let (data_tag, entry_tag, _) = split_sealed(sealed)?;
+    /// The two tags, each [`SESSION_TAG_LEN`] bytes (as [`split_sealed`] gives them).
+    fn new(data_tag: &[u8], entry_tag: &[u8]) -> Self {
         let mut tags = [0u8; 2 * SESSION_TAG_LEN];
         tags[..SESSION_TAG_LEN].copy_from_slice(data_tag);
         tags[SESSION_TAG_LEN..].copy_from_slice(entry_tag);
-        Some(Self(tags))
+        Self(tags)
+    }
+
+    /// The tags of a sealed session field (`None`: not one).
+    pub fn of(sealed: &[u8]) -> Option<Self> {
+        let (data_tag, entry_tag, _) = split_sealed(sealed)?;
+        Some(Self::new(data_tag, entry_tag))
     }
 
     /// Whether `stored` (a store entry's session field) is `data` sealed under these tags:
     /// byte for byte what was given to the store.
     pub fn sealed_over(&self, stored: &[u8], data: &[u8]) -> bool {
-        stored.len() == SESSION_MAGIC.len() + self.0.len() + data.len()
-            && stored.strip_prefix(SESSION_MAGIC).is_some_and(|rest| {
-                let (tags, rest) = rest.split_at(self.0.len());
-                tags == self.0 && rest == data
-            })
+        split_sealed(stored).is_some_and(|(data_tag, entry_tag, rest)| {
+            let (ours_data, ours_entry) = self.0.split_at(SESSION_TAG_LEN);
+            data_tag == ours_data && entry_tag == ours_entry && rest == data
+        })
     }
 
     /// The session field `data` sealed under these tags made (what the store was given).
