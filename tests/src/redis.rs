@@ -668,21 +668,35 @@ impl SentinelSet {
         None
     }
 
-    /// Every key of the server on `port` (database 0) with its value (`GET`).
+    /// Every key of the server on `port` (database 0) with its value (`GET`); empty when the
+    /// server cannot be read (see [`try_entries`](Self::try_entries) for why).
     pub fn entries(port: u16) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let Ok(Reply::Array(keys)) = command(port, &[b"KEYS", b"*"]) else {
-            return Vec::new();
+        Self::try_entries(port).unwrap_or_default()
+    }
+
+    /// As [`entries`](Self::entries), or why the server could not be read: unreachable, a
+    /// reply late, or an error reply (a replica still loading its master's data answers
+    /// `-LOADING`). A key that expires between `KEYS` and its `GET` is left out.
+    pub fn try_entries(port: u16) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let refused = |what: &str, reply: Reply| {
+            io::Error::other(format!("{what} on port {port} answered {reply:?}"))
         };
-        keys.iter()
-            .filter_map(|k| match k {
-                Reply::Bulk(Some(k)) => Some(k.clone()),
-                _ => None,
-            })
-            .filter_map(|k| match command(port, &[b"GET", &k]) {
-                Ok(Reply::Bulk(Some(v))) => Some((k, v)),
-                _ => None,
-            })
-            .collect()
+        let keys = match command(port, &[b"KEYS", b"*"])? {
+            Reply::Array(keys) => keys,
+            other => return Err(refused("KEYS *", other)),
+        };
+        let mut entries = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Reply::Bulk(Some(key)) = key else {
+                return Err(refused("KEYS * (an item)", key));
+            };
+            match command(port, &[b"GET", &key])? {
+                Reply::Bulk(Some(value)) => entries.push((key, value)),
+                Reply::Bulk(None) => {}
+                other => return Err(refused("GET", other)),
+            }
+        }
+        Ok(entries)
     }
 }
 
