@@ -70,7 +70,8 @@ fn connect(client: &dyn tlsresume::ClientContext, addr: SocketAddr) -> Result<bo
 /// `port`.
 fn key_slots(port: u16) -> Vec<u64> {
     let prefix = format!("tlsresume:stek:{ROTATION}:");
-    SentinelSet::entries(port)
+    SentinelSet::entries_within(port, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("the Redis server on port {port} cannot be read: {e}"))
         .iter()
         .filter_map(|(name, _)| {
             String::from_utf8_lossy(name)
@@ -215,7 +216,10 @@ fn serve_nodes_on_sentinel_ride_out_a_master_failover() {
     let source = RedisKeySource::new(RedisConfig::new(url.as_str()), kek, &policy).expect("source");
     let key = source.new_key(UnixTime::now()).expect("the fleet's key");
     assert_eq!(source.stats().local, 0, "the fleet's key came from Redis");
-    for (name, value) in SentinelSet::entries(set.replica_port()) {
+    let port = set.replica_port();
+    let entries = SentinelSet::entries_within(port, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("the Redis server on port {port} cannot be read: {e}"));
+    for (name, value) in entries {
         for secret in [
             &key.name.as_bytes()[..],
             key.secret.cipher_key(),

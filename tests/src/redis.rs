@@ -674,6 +674,21 @@ impl SentinelSet {
         Self::try_entries(port).unwrap_or_default()
     }
 
+    /// [`try_entries`](Self::try_entries), tried again every 100 ms for up to `within` while
+    /// the server cannot be read (a loaded machine answers late; a replica loads); the last
+    /// reason when it never could.
+    pub fn entries_within(port: u16, within: Duration) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let by = Instant::now() + within;
+        loop {
+            match Self::try_entries(port) {
+                Err(_) if Instant::now() < by => {
+                    thread::sleep(Duration::from_millis(100));
+                }
+                read => return read,
+            }
+        }
+    }
+
     /// As [`entries`](Self::entries), or why the server could not be read: unreachable, a
     /// reply late, or an error reply (a replica still loading its master's data answers
     /// `-LOADING`). A key that expires between `KEYS` and its `GET` is left out.

@@ -872,7 +872,11 @@ fn sentinel_failover_under_load_fails_no_handshake_and_the_fleet_follows_the_new
             set.wait_for_promotion(Duration::from_secs(20))
                 .expect("Sentinel promotes the replica within 20 s")
         });
-        let after = SentinelSet::entries(set.replica_port());
+        let port = set.replica_port();
+        let after =
+            SentinelSet::entries_within(port, Duration::from_secs(10)).unwrap_or_else(|e| {
+                panic!("{kind}: the promoted replica (port {port}) cannot be read: {e}")
+            });
         fleet.assert_no_key_in_clear(&after);
         assert_keys_survived(kind, &before, &after);
         eprintln!(
