@@ -177,6 +177,7 @@ impl Client {
                 offered_ticket,
                 verify_failed: false,
                 dane_seen: false,
+                received: None,
             }),
             dane,
         });

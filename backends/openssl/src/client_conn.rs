@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::ffi::ArcIndex;
 use openssl::hash::MessageDigest;
 use openssl::ocsp::{OcspCertId, OcspCertStatus, OcspFlag, OcspResponse, OcspResponseStatus};
-use openssl::ssl::{SslRef, SslSessionRef, SslStream};
+use openssl::ssl::{SslRef, SslSession, SslSessionRef, SslStream};
 use openssl::stack::StackRef;
 use openssl::x509::store::X509Store;
 use openssl::x509::{X509Ref, X509VerifyResult, X509};
@@ -53,6 +53,27 @@ pub(crate) struct ClientState {
     pub(crate) verify_failed: bool,
     /// Whether libssl's DANE verdict was given to the handshake.
     pub(crate) dane_seen: bool,
+    /// The newest session the library handed over during the call into the connection running
+    /// now, stored when the call returns ([`ClientConn::store_received`]).
+    pub(crate) received: Option<Received>,
+}
+
+/// A session the library handed over, not yet stored.
+#[derive(Debug)]
+pub(crate) struct Received {
+    session: HeldSession,
+    resumed: bool,
+    protocol: ProtocolVersion,
+    lifetime_hint: Duration,
+}
+
+/// A session held by reference count (its contents are secret and not shown).
+struct HeldSession(SslSession);
+
+impl fmt::Debug for HeldSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SslSession")
+    }
 }
 
 /// The client side of one connection.
@@ -116,32 +137,53 @@ impl ClientConn {
         ssl.session_reused() || !st.handshake.refuses_full_handshake(status)
     }
 
-    /// Stores a resumable session the library handed over (new-session callback, or a TLS 1.2
-    /// ticket renewed on a resumed handshake).
+    /// Takes a resumable session the library handed over (new-session callback, or a TLS 1.2
+    /// ticket renewed on a resumed handshake), to be stored when the call into the connection
+    /// returns ([`store_received`](Self::store_received)): a newer one handed over during the
+    /// same call replaces it. The store keeps one session per cache key, so of the tickets a
+    /// TLS 1.3 server sends in one flight (two by default in OpenSSL, GnuTLS and rustls) only
+    /// the last would stay: the others are not encoded, sealed and written to be overwritten.
     pub(crate) fn save(&self, ssl: &SslRef, session: &SslSessionRef) {
         let mut st = self.state();
         see_dane(&mut st, ssl);
         if !st.handshake.may_resume() || !ffi::session_is_resumable(session) {
             return;
         }
-        let Ok(der) = session.to_der() else {
-            return;
-        };
-        // The hint as the server sent it; 0 means "unspecified" (RFC 5077; OpenSSL sends it on
-        // TLS 1.2 tickets renewed on resumption).
-        let hint = Duration::from_secs(ffi::ticket_lifetime_hint(session));
-        let stored = st.handshake.store_session(ReceivedSession {
+        st.received = Some(Received {
+            session: HeldSession(session.to_owned()),
             resumed: ssl.session_reused(),
             protocol: protocol_of(ssl).unwrap_or(ProtocolVersion::Other(0)),
-            lifetime_hint: Some(hint),
+            // The hint as the server sent it; 0 means "unspecified" (RFC 5077; OpenSSL sends
+            // it on TLS 1.2 tickets renewed on resumption).
+            lifetime_hint: Duration::from_secs(ffi::ticket_lifetime_hint(session)),
+        });
+    }
+
+    /// Stores the newest session the library handed over during the call into the connection
+    /// that just returned (a handshake step, a read, a shutdown: the calls that read what the
+    /// server sends), if any, before the call's result reaches the caller.
+    pub(crate) fn store_received(&self) {
+        let mut st = self.state();
+        let Some(received) = st.received.take() else {
+            return;
+        };
+        let Ok(der) = received.session.0.to_der() else {
+            return;
+        };
+        let stored = st.handshake.store_session(ReceivedSession {
+            resumed: received.resumed,
+            protocol: received.protocol,
+            lifetime_hint: Some(received.lifetime_hint),
             data: &der,
         });
         if let Some(tags) = stored {
             // The next connection to this server finds these bytes in the store: it gets a
             // copy of this session instead of opening and decoding them.
-            self.shared
-                .sessions
-                .keep(&st.handshake.offer().key, tags.sealed(&der), session);
+            self.shared.sessions.keep(
+                &st.handshake.offer().key,
+                tags.sealed(&der),
+                &received.session.0,
+            );
         }
     }
 }

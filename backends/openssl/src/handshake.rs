@@ -82,10 +82,18 @@ impl<S: Read + Write> Handshake<S> {
             },
             Phase::Mid(mid) => mid.handshake(),
         };
+        if let Conn::Client(client) = &conn {
+            // What this step handed over, stored before anything is reported or decided.
+            client.store_received();
+        }
         match result {
             Ok(stream) => {
                 match &conn {
-                    Conn::Client(client) => finish(client, &stream)?,
+                    Conn::Client(client) => {
+                        finish(client, &stream)?;
+                        // A TLS 1.2 ticket renewed on resumption, read off the session.
+                        client.store_received();
+                    }
                     Conn::Server(server) => {
                         let ssl = stream.ssl();
                         let resumed = ssl.session_reused();

@@ -158,7 +158,10 @@ impl<S: Read + Write> Stream<S> {
 
     /// Sends close_notify.
     pub fn shutdown(&mut self) -> io::Result<()> {
-        self.inner.shutdown().map(|_| ()).map_err(error::to_io)
+        let result = self.inner.shutdown().map(|_| ()).map_err(error::to_io);
+        // A ticket read by the shutdown (the library reads what the server sent first).
+        self.after_read();
+        result
     }
 
     /// The library's stream, which the `Read`/`Write` impls go through.
@@ -181,6 +184,7 @@ impl<S: Read + Write> Stream<S> {
             // Only the lifecycle's part changes once the handshake is over: the library's
             // (version, cipher, chain, ALPN) is kept as it was reported.
             Conn::Client(conn) => {
+                conn.store_received();
                 conn.state().handshake.refresh_report(&mut self.info);
             }
             Conn::Server(conn) => {

@@ -270,6 +270,7 @@ impl Client {
             during: may_resume.then(|| Arc::clone(&during)),
             resumed: false,
             resuming: may_resume,
+            received: Mutex::new(None),
         });
         let config = if may_resume {
             self.resuming.clone()
@@ -309,9 +310,16 @@ thread_local! {
 /// the thread running the call: a per-connection configuration pointing at the bridge would do
 /// the same at the cost of a `ClientConfig` copy held by every connection for its life (~360
 /// bytes).
+///
+/// The newest session received during the call is stored when it returns (see
+/// [`Bridge::store_received`]).
 pub(crate) fn bridged<T>(bridge: Option<&Arc<Bridge>>, step: impl FnOnce() -> T) -> T {
     match bridge {
-        Some(bridge) if bridge.resuming => crate::verify::scoped(&BRIDGE, bridge, step),
+        Some(bridge) if bridge.resuming => {
+            let out = crate::verify::scoped(&BRIDGE, bridge, step);
+            bridge.store_received();
+            out
+        }
         _ => step(),
     }
 }
@@ -326,7 +334,9 @@ pub(crate) fn stepping<T>(
 ) -> T {
     match bridge {
         Some(bridge) if bridge.resuming => {
-            crate::verify::scoped_with_record(&BRIDGE, bridge, during, step)
+            let out = crate::verify::scoped_with_record(&BRIDGE, bridge, during, step);
+            bridge.store_received();
+            out
         }
         _ => crate::verify::recording(during, step),
     }
@@ -455,6 +465,19 @@ pub(crate) struct Bridge {
     resumed: bool,
     /// Whether the connection may resume: the client's session store reaches this bridge.
     resuming: bool,
+    /// The newest session rustls handed over during the call into the connection running now,
+    /// stored when the call returns ([`store_received`](Bridge::store_received)).
+    received: Mutex<Option<Received>>,
+}
+
+/// A session rustls handed over, not yet stored.
+#[derive(Debug)]
+struct Received {
+    slot: Slot,
+    protocol: ProtocolVersion,
+    lifetime_hint: Option<Duration>,
+    /// Whether the handshake that gave it resumed.
+    resumed: bool,
 }
 
 /// What a client connection needs while its handshake runs, in one allocation shared by the
@@ -481,24 +504,43 @@ impl Bridge {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stores a session rustls received, as a core entry pointing at the in-process value.
+    /// Takes a session rustls received, to be stored when the call into the connection that
+    /// received it returns ([`store_received`](Self::store_received)): a newer one received
+    /// during the same call replaces it. The store keeps one session per cache key, so of the
+    /// tickets a TLS 1.3 server sends in one flight (two by default in rustls and OpenSSL) only
+    /// the last would stay: the others are not sealed and written only to be overwritten.
     fn save(&self, slot: Slot, protocol: ProtocolVersion, lifetime_hint: Option<Duration>) {
-        let mut handshake = lock(&self.handshake);
         // The verifier runs on full handshakes only.
         let resumed = match &self.during {
-            Some(during) => record_into(&during.verify, &mut handshake),
+            Some(during) => record_into(&during.verify, &mut lock(&self.handshake)),
             None => self.resumed,
         };
+        *lock(&self.received) = Some(Received {
+            slot,
+            protocol,
+            lifetime_hint,
+            resumed,
+        });
+    }
+
+    /// Stores the newest session received during the call into the connection that just
+    /// returned, if any, as a core entry pointing at the in-process value: before the call's
+    /// result reaches the caller, so nothing the caller saw arrive is left unstored.
+    pub(crate) fn store_received(&self) {
+        let Some(received) = lock(&self.received).take() else {
+            return;
+        };
+        let mut handshake = lock(&self.handshake);
         let key = handshake.offer().key;
         let handle = self.sessions().reserve();
         let stored = handshake.store_session(ReceivedSession {
-            resumed,
-            protocol,
-            lifetime_hint,
+            resumed: received.resumed,
+            protocol: received.protocol,
+            lifetime_hint: received.lifetime_hint,
             data: &encode_handle(self.client, handle),
         });
         if let Some(tags) = stored {
-            self.sessions().insert(key, handle, slot, tags);
+            self.sessions().insert(key, handle, received.slot, tags);
         }
     }
 }
