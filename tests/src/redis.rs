@@ -440,7 +440,7 @@ fn wait_until(deadline: Instant, what: &str, mut ready: impl FnMut() -> bool) ->
 }
 
 /// A Redis master with replicas, watched by Sentinels (quorum: a majority of them; master
-/// down after 1 s), each a child process on a free loopback port, no persistence; all killed
+/// down after 3 s), each a child process on a free loopback port, no persistence; all killed
 /// on drop. [`start`](Self::start) makes the smallest set (one replica, one Sentinel),
 /// [`start_with`](Self::start_with) any other. Needs `redis-server` (Sentinel mode is
 /// `redis-server FILE --sentinel`); without it `start` says the test is skipped, and fails
@@ -526,6 +526,11 @@ impl SentinelSet {
         } else {
             10000
         };
+        // A server is judged down after 3 s without an answer. With 1 s, on a 2-core machine
+        // with both cores busy, the Sentinels failed over a second time, from a live master, in
+        // the middle of a test. A test's own kill is seen 2 s later; the tests measure the
+        // promotion and bound their windows with it.
+        let down_after = 3000;
         for i in 0..self.sentinels.len() {
             let sentinel = on_free_port(|port| {
                 let conf = self.dir.join(format!("sentinel-{port}.conf"));
@@ -534,7 +539,7 @@ impl SentinelSet {
                     format!(
                         "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {dir}\n\
                          sentinel monitor {name} 127.0.0.1 {master} {quorum}\n\
-                         sentinel down-after-milliseconds {name} 1000\n\
+                         sentinel down-after-milliseconds {name} {down_after}\n\
                          sentinel failover-timeout {name} {failover_timeout}\n",
                         dir = self.dir.display(),
                         name = self.name,
