@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use tlsresume::stores::{Kek, RedisConfig, RedisKeySource, RedisStore};
 use tlsresume::{ClientContext, ClientParams, KeySource, TicketPolicy, UnixTime};
 use tlsresume_compare::haproxy::Haproxy;
-use tlsresume_compare::redis::SentinelSet;
+use tlsresume_compare::redis::{retried, SentinelSet};
 
 mod common;
 
@@ -184,20 +184,14 @@ fn key_slots(port: u16) -> std::io::Result<BTreeMap<u64, Vec<u8>>> {
 /// second time, and a demoted server answer `-LOADING` while it takes its new master's data);
 /// the last reason when none could.
 fn master_key_slots(set: &SentinelSet) -> Result<(u16, BTreeMap<u64, Vec<u8>>), String> {
-    let by = Instant::now() + Duration::from_secs(10);
-    loop {
-        let why = match set.current_master() {
-            None => "no Sentinel names a master".to_owned(),
-            Some(port) => match key_slots(port) {
-                Ok(slots) => return Ok((port, slots)),
-                Err(e) => format!("the master on port {port} cannot be read: {e}"),
-            },
-        };
-        if Instant::now() >= by {
-            return Err(why);
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
+    retried(Duration::from_secs(10), || {
+        let port = set
+            .current_master()
+            .ok_or_else(|| "no Sentinel names a master".to_owned())?;
+        key_slots(port)
+            .map(|slots| (port, slots))
+            .map_err(|e| format!("the master on port {port} cannot be read: {e}"))
+    })
 }
 
 /// Watches Redis while the fleet runs: takes the fleet's key of each slot as a node does

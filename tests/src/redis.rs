@@ -400,6 +400,18 @@ fn read_reply(r: &mut impl io::BufRead) -> io::Result<Reply> {
     })
 }
 
+/// `attempt`, made again every 100 ms while it fails, for up to `within`: its first success,
+/// or its last failure.
+pub fn retried<T, E>(within: Duration, mut attempt: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    let by = Instant::now() + within;
+    loop {
+        match attempt() {
+            Err(_) if Instant::now() < by => thread::sleep(Duration::from_millis(100)),
+            done => return done,
+        }
+    }
+}
+
 /// A test whose peer tool cannot run (`why`): says it is skipped and how to install the
 /// Debian `packages`; panics under CI, where every such test must run.
 pub fn skipped<T>(why: String, packages: &str) -> Option<T> {
@@ -683,15 +695,7 @@ impl SentinelSet {
     /// the server cannot be read (a loaded machine answers late; a replica loads); the last
     /// reason when it never could.
     pub fn entries_within(port: u16, within: Duration) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let by = Instant::now() + within;
-        loop {
-            match Self::try_entries(port) {
-                Err(_) if Instant::now() < by => {
-                    thread::sleep(Duration::from_millis(100));
-                }
-                read => return read,
-            }
-        }
+        retried(within, || Self::try_entries(port))
     }
 
     /// As [`entries`](Self::entries), or why the server could not be read: unreachable, a

@@ -522,6 +522,43 @@ fn flooding_server(
     (addr, served)
 }
 
+/// A TLS 1.3 client of this crate on `kind`, over a store counting its writes, makes
+/// `connections` connections to a [`flooding_server`] sending `tickets` after each handshake:
+/// reads its "hi", answers, shuts down. What each connection reported and how many sessions
+/// it wrote to the store.
+fn client_of_a_ticketing_server(
+    pki: &Pki,
+    kind: BackendKind,
+    connections: usize,
+    tickets: usize,
+) -> Vec<(tlsresume_core::SessionInfo, usize)> {
+    let store = Arc::new(CountedPuts::default());
+    let mut settings = tlsresume_core::ClientSettings::new(pki.roots.clone());
+    settings.versions = Versions::only(tlsresume_core::ProtocolVersion::Tls13);
+    settings.store = store.clone();
+    let client = backends::client(kind, settings).expect("client");
+    let (addr, served) = flooding_server(pki, connections, tickets);
+    let mut seen = Vec::new();
+    for _ in 0..connections {
+        let tcp = TcpStream::connect(addr).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let params = tlsresume_core::ClientParams::new(NAME, addr);
+        let mut tls = client.connect(Box::new(tcp), &params).expect("handshake");
+        let mut buf = [0u8; 2];
+        tls.read_exact(&mut buf)
+            .expect("read: the tickets come before it");
+        assert_eq!(&buf, b"hi", "{kind}");
+        tls.write_all(b"ok").expect("write");
+        tls.flush().expect("flush");
+        let info = tls.info();
+        let _ = tls.shutdown();
+        seen.push((info, store.puts.swap(0, Ordering::SeqCst)));
+    }
+    served.join().expect("server thread");
+    seen
+}
+
 /// A server may send NewSessionTickets without end (here the rustls library, asked for 40
 /// after each handshake): this crate's client on every backend stores at most
 /// `MAX_SESSIONS_STORED` of them per connection (it stores the newest each call into the
@@ -535,30 +572,7 @@ fn a_client_stores_at_most_its_bound_of_a_servers_tickets_on_every_backend() {
     let _turn = common::gnutls_turn();
     let pki = Pki::committed().expect("committed test PKI");
     for kind in backends::available() {
-        let store = Arc::new(CountedPuts::default());
-        let mut settings = tlsresume_core::ClientSettings::new(pki.roots.clone());
-        settings.versions = Versions::only(tlsresume_core::ProtocolVersion::Tls13);
-        settings.store = store.clone();
-        let client = backends::client(kind, settings).expect("client");
-        let (addr, served) = flooding_server(&pki, 2, FLOOD);
-        let mut seen = Vec::new();
-        for _ in 0..2 {
-            let tcp = TcpStream::connect(addr).expect("connect");
-            tcp.set_read_timeout(Some(Duration::from_secs(10)))
-                .expect("timeout");
-            let params = tlsresume_core::ClientParams::new(NAME, addr);
-            let mut tls = client.connect(Box::new(tcp), &params).expect("handshake");
-            let mut buf = [0u8; 2];
-            tls.read_exact(&mut buf)
-                .expect("read: the tickets come before it");
-            assert_eq!(&buf, b"hi", "{kind}");
-            tls.write_all(b"ok").expect("write");
-            tls.flush().expect("flush");
-            let info = tls.info();
-            let _ = tls.shutdown();
-            seen.push((info, store.puts.swap(0, Ordering::SeqCst)));
-        }
-        served.join().expect("server thread");
+        let seen = client_of_a_ticketing_server(&pki, kind, 2, FLOOD);
         let bound = usize::from(MAX_SESSIONS_STORED);
         for (i, (info, puts)) in seen.iter().enumerate() {
             assert!(
@@ -591,31 +605,12 @@ fn a_flight_of_two_tickets_is_one_store_write_on_every_backend() {
     let pki = Pki::committed().expect("committed test PKI");
     const CONNECTIONS: usize = 4;
     for kind in backends::available() {
-        let store = Arc::new(CountedPuts::default());
-        let mut settings = tlsresume_core::ClientSettings::new(pki.roots.clone());
-        settings.versions = Versions::only(tlsresume_core::ProtocolVersion::Tls13);
-        settings.store = store.clone();
-        let client = backends::client(kind, settings).expect("client");
-        let (addr, served) = flooding_server(&pki, CONNECTIONS, 2);
+        let seen = client_of_a_ticketing_server(&pki, kind, CONNECTIONS, 2);
         let mut puts = Vec::new();
-        for i in 0..CONNECTIONS {
-            let tcp = TcpStream::connect(addr).expect("connect");
-            tcp.set_read_timeout(Some(Duration::from_secs(10)))
-                .expect("timeout");
-            let params = tlsresume_core::ClientParams::new(NAME, addr);
-            let mut tls = client.connect(Box::new(tcp), &params).expect("handshake");
-            let mut buf = [0u8; 2];
-            tls.read_exact(&mut buf)
-                .expect("read: the tickets come before it");
-            assert_eq!(&buf, b"hi", "{kind}");
-            tls.write_all(b"ok").expect("write");
-            tls.flush().expect("flush");
-            let info = tls.info();
-            let _ = tls.shutdown();
+        for (i, (info, stored)) in seen.into_iter().enumerate() {
             assert_eq!(info.resumed, i > 0, "{kind} connection {i}: resumed");
-            puts.push(store.puts.swap(0, Ordering::SeqCst));
+            puts.push(stored);
         }
-        served.join().expect("server thread");
         let written: usize = puts.iter().sum();
         // One write per call that brought tickets: both came in one flight, so (on loopback)
         // in one read nearly always; never more than one per ticket.

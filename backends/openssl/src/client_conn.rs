@@ -163,7 +163,11 @@ impl ClientConn {
     /// that just returned (a handshake step, a read, a shutdown: the calls that read what the
     /// server sends), if any, before the call's result reaches the caller.
     pub(crate) fn store_received(&self) {
-        let mut st = self.state();
+        self.store_received_in(&mut self.state());
+    }
+
+    /// [`store_received`](Self::store_received) under the state's lock the caller holds.
+    pub(crate) fn store_received_in(&self, st: &mut ClientState) {
         let Some(received) = st.received.take() else {
             return;
         };

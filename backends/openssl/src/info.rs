@@ -183,9 +183,11 @@ impl<S: Read + Write> Stream<S> {
         match &self.conn {
             // Only the lifecycle's part changes once the handshake is over: the library's
             // (version, cipher, chain, ALPN) is kept as it was reported.
+            // One lock on every read: the session a read brought is stored, then reported.
             Conn::Client(conn) => {
-                conn.store_received();
-                conn.state().handshake.refresh_report(&mut self.info);
+                let mut st = conn.state();
+                conn.store_received_in(&mut st);
+                st.handshake.refresh_report(&mut self.info);
             }
             Conn::Server(conn) => {
                 if conn.state().handshake.bits() != self.info.resumption {
