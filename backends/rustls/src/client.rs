@@ -89,11 +89,14 @@ impl InProcess {
         self.next
     }
 
-    /// Holds `slot` under `handle` (from [`reserve`](Self::reserve)) as `key`'s session,
+    /// Holds `slot` under `handle` (from [`reserve`](Self::reserve), or the key's own handle again)
+    /// as `key`'s session,
     /// dropping the one it replaces.
     fn insert(&mut self, key: CacheKey, handle: u64, slot: Slot, tags: SealedTags) {
         if let Some((old, _)) = self.by_key.insert(key, (handle, tags)) {
-            self.slots.remove(&old);
+            if old != handle {
+                self.slots.remove(&old);
+            }
         }
         self.slots.insert(handle, slot);
     }
@@ -232,16 +235,18 @@ impl Client {
         let ours = handshake.stored_session().and_then(|stored| {
             let mut sessions = self.sessions();
             let handle = sessions.stored_by_us(self.id, &key, stored)?;
-            Some(sessions.take(handle))
+            Some((handle, sessions.take(handle)))
         });
-        let taken = match ours {
-            Some(taken) => taken,
+        let (offered_handle, taken) = match ours {
+            Some((handle, taken)) => (Some(handle), taken),
             None => match handshake.session_to_offer().map(decode_handle) {
-                None => None,
-                Some(Some((client, handle))) if client == self.id => self.sessions().take(handle),
+                None => (None, None),
+                Some(Some((client, handle))) if client == self.id => {
+                    (Some(handle), self.sessions().take(handle))
+                }
                 // Sealed under the store's key but not a handle of this client's: another
                 // client's or another process's.
-                Some(_) => None,
+                Some(_) => (None, None),
             },
         };
         if handshake.offer().entry.is_some() && taken.is_none() {
@@ -249,6 +254,7 @@ impl Client {
             // TLS 1.3 ticket already used): nothing to offer.
             handshake.withdraw(NoOffer::NotHeld);
         }
+        let offered_handle = offered_handle.filter(|_| taken.is_some());
         let may_resume = handshake.may_resume();
         // Per connection, in one allocation: what its handshake records while it runs (the
         // verifier's and the wire tap's findings) and, when it may resume, the session offered,
@@ -271,6 +277,7 @@ impl Client {
             resumed: false,
             resuming: may_resume,
             received: Mutex::new(None),
+            offered_handle,
         });
         let config = if may_resume {
             self.resuming.clone()
@@ -468,6 +475,11 @@ pub(crate) struct Bridge {
     /// The newest session rustls handed over during the call into the connection running now,
     /// stored when the call returns ([`store_received`](Bridge::store_received)).
     received: Mutex<Option<Received>>,
+    /// The handle of the session this connection offered (one of this client's): a session
+    /// received on the resumed connection goes under it again, so that the store's entry,
+    /// which names it, stays true (and is not written again while it is young:
+    /// [`ClientHandshake::store_session`]).
+    offered_handle: Option<u64>,
 }
 
 /// A session rustls handed over, not yet stored.
@@ -532,7 +544,21 @@ impl Bridge {
         };
         let mut handshake = lock(&self.handshake);
         let key = handshake.offer().key;
-        let handle = self.sessions().reserve();
+        let handle = {
+            let mut sessions = self.sessions();
+            // The offered handle, while the table still names it as the key's: otherwise a
+            // newer session (another connection's) took the key meanwhile, and this one is
+            // stored as new.
+            match self.offered_handle {
+                Some(offered)
+                    if received.resumed
+                        && sessions.by_key.get(&key).map(|(h, _)| *h) == Some(offered) =>
+                {
+                    offered
+                }
+                _ => sessions.reserve(),
+            }
+        };
         let stored = handshake.store_session(ReceivedSession {
             resumed: received.resumed,
             protocol: received.protocol,

@@ -124,6 +124,17 @@ struct DaneState {
 /// as a rustls client keeps per server).
 pub const MAX_SESSIONS_STORED: u8 = 8;
 
+/// The longest sealed session field a resumed connection keeps after its handshake (see
+/// [`ClientHandshake::store_session`]): one holding a handle to a session its backend keeps in
+/// process (the rustls client's, 102 bytes sealed), not a library's serialised session (the
+/// OpenSSL and GnuTLS clients', hundreds of bytes to kilobytes, released as before).
+const KEPT_OFFER_LEN: usize = 128;
+
+/// How much of a stored entry's lifetime may pass before a resumed connection that received
+/// a session with the bytes the entry already holds writes it again: an eighth (15 minutes of
+/// the default 2 hours). See [`ClientHandshake::store_session`].
+const REWRITE_AFTER_FRACTION: u32 = 8;
+
 /// The plan of a connection without DANE.
 static DANE_OFF: DanePlan = DanePlan::Off;
 
@@ -227,7 +238,8 @@ impl ClientHandshake {
 
     /// The offered entry's bytes as the store holds them (sealed): for a backend that keeps
     /// decoded sessions and compares bytes before opening again. Empty once the handshake is
-    /// over ([`finish`](Self::finish)).
+    /// over ([`finish`](Self::finish)), but for a resumed connection's offer as short as a
+    /// handle's.
     pub fn stored_session(&self) -> Option<&[u8]> {
         self.offer.entry.as_ref().map(|e| e.session.as_slice())
     }
@@ -409,10 +421,14 @@ impl ClientHandshake {
             Err(e) => self.failed(e),
         }
         // What only the handshake needed: the span, and the offered session's bytes (its
-        // verdicts stay, for the tickets of a resumed connection).
+        // verdicts stay, for the tickets of a resumed connection). A resumed connection keeps
+        // bytes as short as a handle's: a session received on it with the same bytes is then
+        // known to be stored already (`store_session`).
         self.span = None;
         if let Some(entry) = &mut self.offer.entry {
-            entry.session = Vec::new();
+            if !(resumed && decided.is_ok() && entry.session.len() <= KEPT_OFFER_LEN) {
+                entry.session = Vec::new();
+            }
         }
         decided
     }
@@ -573,6 +589,16 @@ impl ClientHandshake {
     /// sealed with: with `received.data`, they are the bytes stored ([`SealedTags::sealed_over`]
     /// tells whether the store still holds them). A store failure loses the session, never the
     /// connection.
+    ///
+    /// **Stored in place.** A backend whose library cannot serialise its sessions (rustls)
+    /// stores a handle to the value it keeps in process, and hands over a session received on
+    /// a resumed connection under the handle it offered. When those are the bytes the offered
+    /// entry already holds, with the same version and lifetime, the entry is not written again
+    /// while less than an eighth of its lifetime has passed since it was (15 minutes of the
+    /// default 2 hours): the backend's in-process value is the new session, the store already
+    /// says everything the entry would, and the write (a round trip, with Redis) is saved.
+    /// The tags returned are the entry's. The entry then expires on its first write's clock:
+    /// after at most 15 minutes of its 2 hours, a resumed connection writes it again.
     pub fn store_session(&mut self, received: ReceivedSession<'_>) -> Option<SealedTags> {
         if !self.offer.may_resume {
             return None;
@@ -603,6 +629,13 @@ impl ClientHandshake {
         let dane = self.seen_dane().cloned().flatten();
         if self.dane().check().is_some() && !received.resumed && dane.is_none() {
             return None;
+        }
+        if let Some(tags) = self.stored_in_place(&received) {
+            self.sessions_stored += 1;
+            self.bits |= Resumption::SERVER_TICKET;
+            self.ticket_lifetime = received.lifetime_hint;
+            telemetry::session_stored(self.backend);
+            return Some(tags);
         }
         let mut entry = super::entry_for(
             &self.settings,
@@ -644,6 +677,32 @@ impl ClientHandshake {
             // (its notices).
             Err(_) => None,
         }
+    }
+
+    /// The tags of the offered entry, when `received` is a session of this resumed connection
+    /// that the entry already holds, as it would be written now, and the entry is young enough
+    /// not to be written again (see [`store_session`](Self::store_session)).
+    fn stored_in_place(&self, received: &ReceivedSession<'_>) -> Option<SealedTags> {
+        if !received.resumed {
+            return None;
+        }
+        let offered = self.offer.entry.as_ref()?;
+        let (tags, data) = SealedTags::split(&offered.session)?;
+        let lifetime = super::lifetime_for(
+            &self.offer,
+            true,
+            received.lifetime_hint.unwrap_or(Duration::ZERO),
+        );
+        let age = self
+            .settings
+            .clock
+            .now()
+            .saturating_since(offered.stored_at);
+        (data == received.data
+            && offered.protocol == received.protocol.wire()
+            && offered.lifetime_hint == lifetime
+            && age < offered.lifetime_hint / REWRITE_AFTER_FRACTION)
+            .then_some(tags)
     }
 
     /// The bits so far.

@@ -275,6 +275,21 @@ pub(crate) fn offer_from(
     offer
 }
 
+/// The lifetime an entry is stored with: the hint the server sent; when it sent none (zero,
+/// or the library does not tell), the lifetime of the entry a resumed connection renews, or
+/// [`DEFAULT_LIFETIME_HINT`] for a new one.
+pub(crate) fn lifetime_for(
+    offer: &ClientOffer,
+    resumed: bool,
+    lifetime_hint: Duration,
+) -> Duration {
+    match (&offer.entry, resumed) {
+        (_, _) if !lifetime_hint.is_zero() => lifetime_hint,
+        (Some(entry), true) if !entry.lifetime_hint.is_zero() => entry.lifetime_hint,
+        _ => DEFAULT_LIFETIME_HINT,
+    }
+}
+
 /// The cache entry to store for a session (or a new ticket) received on a connection.
 ///
 /// On a resumed connection the verification and OCSP status of the original handshake are
@@ -296,11 +311,7 @@ pub(crate) fn entry_for(
     lifetime_hint: Duration,
     session: Vec<u8>,
 ) -> CacheEntry {
-    let lifetime_hint = match (&offer.entry, resumed) {
-        (_, _) if !lifetime_hint.is_zero() => lifetime_hint,
-        (Some(entry), true) if !entry.lifetime_hint.is_zero() => entry.lifetime_hint,
-        _ => DEFAULT_LIFETIME_HINT,
-    };
+    let lifetime_hint = lifetime_for(offer, resumed, lifetime_hint);
     let (verification, verify_override, ocsp, dane) = match (&offer.entry, resumed) {
         (Some(entry), true) => (
             entry.verification,
@@ -392,7 +403,7 @@ pub use server::ServerHandshake;
 mod tests {
     use super::*;
     use crate::cache::store::{MemoryStore, SessionStore};
-    use crate::clock::{ManualClock, UnixTime};
+    use crate::clock::{Clock, ManualClock, UnixTime};
     use std::sync::Arc;
 
     fn settings(
@@ -719,7 +730,11 @@ mod tests {
             lifetime_hint: None,
             data,
         };
-        assert!(first.store_session(received(false, b"first")).is_some());
+        // As long as a library's serialised session, not a handle's.
+        let first_session = [7u8; 300];
+        assert!(first
+            .store_session(received(false, &first_session))
+            .is_some());
         assert_eq!((own.len(), store.len()), (1, 0));
         let mut hs = start();
         assert!(Arc::ptr_eq(hs.settings(), &s));
@@ -727,7 +742,7 @@ mod tests {
             hs.offer().entry.is_some(),
             "looked up in the connection's store"
         );
-        assert_eq!(hs.session_to_offer(), Some(&b"first"[..]));
+        assert_eq!(hs.session_to_offer(), Some(&first_session[..]));
         hs.finish(true).expect("finish");
         assert!(
             hs.stored_session().is_some_and(<[u8]>::is_empty),
@@ -748,6 +763,112 @@ mod tests {
             kept.verification,
             Verification::Verified,
             "a resumed connection's ticket carries the verdict of the session it resumed"
+        );
+    }
+
+    /// A session received on a resumed connection with the bytes its entry already holds (a
+    /// backend's handle to a session it keeps in process) is stored in place: the entry is not
+    /// written again while it is younger than an eighth of its lifetime, and is written once it
+    /// is older. Other bytes, another lifetime, a full handshake: written. Bytes as long as a
+    /// library's session are not kept past the handshake, so those are written every time.
+    #[test]
+    fn a_session_its_entry_already_holds_is_written_again_only_once_the_entry_ages() {
+        let (s, clock, store) = settings(crate::ResumptionPolicy::exim_compatible());
+        let s = Arc::new(s);
+        let start = || ClientHandshake::start(&s, None, BackendKind::Rustls, &params(), true);
+        fn received(
+            resumed: bool,
+            data: &[u8],
+            lifetime_hint: Option<Duration>,
+        ) -> ReceivedSession<'_> {
+            ReceivedSession {
+                resumed,
+                protocol: ProtocolVersion::Tls13,
+                lifetime_hint,
+                data,
+            }
+        }
+        let key = start().offer().key;
+        let written_at = || store.get(&key).expect("get").expect("entry").stored_at;
+        // A resumed connection that offered `data` and receives `again`.
+        let resumed = |data: &[u8], again: &[u8], lifetime_hint| {
+            let mut hs = start();
+            assert_eq!(hs.session_to_offer(), Some(data));
+            hs.finish(true).expect("finish");
+            let tags = hs.store_session(received(true, again, lifetime_hint));
+            assert!(tags.is_some(), "stored");
+            assert!(hs.bits().contains(Resumption::SERVER_TICKET));
+            tags
+        };
+        let handle = &b"handle 1"[..];
+        let mut full = start();
+        full.saw_verification(Verification::Verified);
+        full.finish(false).expect("finish");
+        let tags = full.store_session(received(false, handle, None));
+        let t0 = written_at();
+
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(resumed(handle, handle, None), tags, "the entry's own tags");
+        assert_eq!(written_at(), t0, "not written again a minute later");
+        clock.advance(Duration::from_secs(13 * 60));
+        assert_eq!(resumed(handle, handle, None), tags);
+        assert_eq!(written_at(), t0, "nor 14 minutes later");
+
+        // The lifetime the server gave changed: written.
+        let tags = resumed(handle, handle, Some(Duration::from_secs(3600)));
+        assert_eq!(written_at(), clock.now(), "another lifetime is written");
+        let t1 = clock.now();
+        clock.advance(Duration::from_secs(60));
+        // No lifetime told: a renewal keeps the entry's (the hour), so nothing changed.
+        assert_eq!(resumed(handle, handle, None), tags);
+        assert_eq!(written_at(), t1);
+
+        // Other bytes (and the 2 hours again): written.
+        clock.advance(Duration::from_secs(60));
+        let handle_2 = &b"handle 2"[..];
+        assert_ne!(resumed(handle, handle_2, Some(DEFAULT_LIFETIME_HINT)), tags);
+        assert_eq!(written_at(), clock.now(), "other bytes are written");
+        let t2 = clock.now();
+        assert!(t2 > t1);
+
+        // An eighth of the entry's 2 hours (15 minutes) after the write: written again.
+        clock.advance(Duration::from_secs(14 * 60));
+        let tags = resumed(handle_2, handle_2, None);
+        assert_eq!(written_at(), t2);
+        clock.advance(Duration::from_secs(60));
+        assert_ne!(resumed(handle_2, handle_2, None), tags);
+        assert_eq!(
+            written_at(),
+            clock.now(),
+            "written once the entry is 15 minutes old"
+        );
+
+        // A full handshake receiving the same bytes: written.
+        clock.advance(Duration::from_secs(60));
+        let mut hs = start();
+        assert_eq!(hs.session_to_offer(), Some(handle_2));
+        hs.saw_verification(Verification::Verified);
+        hs.finish(false).expect("finish");
+        assert!(hs.store_session(received(false, handle_2, None)).is_some());
+        assert_eq!(
+            written_at(),
+            clock.now(),
+            "a full handshake's session is written"
+        );
+
+        // A library's session (longer than a handle): written on every resumption.
+        let session = [9u8; 300];
+        clock.advance(Duration::from_secs(60));
+        let mut hs = start();
+        hs.saw_verification(Verification::Verified);
+        hs.finish(false).expect("finish");
+        assert!(hs.store_session(received(false, &session, None)).is_some());
+        clock.advance(Duration::from_secs(60));
+        resumed(&session, &session, None);
+        assert_eq!(
+            written_at(),
+            clock.now(),
+            "a library's session is written again"
         );
     }
 

@@ -436,8 +436,14 @@ impl SealedTags {
 
     /// The tags of a sealed session field (`None`: not one).
     pub fn of(sealed: &[u8]) -> Option<Self> {
-        let (data_tag, entry_tag, _) = split_sealed(sealed)?;
-        Some(Self::new(data_tag, entry_tag))
+        Self::split(sealed).map(|(tags, _)| tags)
+    }
+
+    /// The tags of a sealed session field and the data they sealed (`None`: not one). The
+    /// data is not checked against the tags.
+    pub fn split(sealed: &[u8]) -> Option<(Self, &[u8])> {
+        let (data_tag, entry_tag, data) = split_sealed(sealed)?;
+        Some((Self::new(data_tag, entry_tag), data))
     }
 
     /// Whether `stored` (a store entry's session field) is `data` sealed under these tags:

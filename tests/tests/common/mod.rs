@@ -129,3 +129,62 @@ pub fn serve_reporting(
     });
     (addr, thread)
 }
+
+/// A store counting the sessions a client of this crate writes, over a memory store.
+#[allow(dead_code)] // the store-write tests'
+#[derive(Debug, Default)]
+pub struct CountedPuts {
+    inner: tlsresume_core::MemoryStore,
+    puts: std::sync::atomic::AtomicUsize,
+    /// The key of the last write.
+    last: Mutex<Option<tlsresume_core::CacheKey>>,
+}
+
+#[allow(dead_code)] // the store-write tests'
+impl CountedPuts {
+    /// The writes counted since the last call.
+    pub fn take(&self) -> usize {
+        self.puts.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The entry under the key last written, as the store holds it.
+    pub fn last_entry(&self) -> Option<tlsresume_core::CacheEntry> {
+        use tlsresume_core::SessionStore;
+        let key = (*self.last.lock().unwrap_or_else(|p| p.into_inner()))?;
+        self.inner.get(&key).ok().flatten()
+    }
+}
+
+impl tlsresume_core::SessionStore for CountedPuts {
+    fn get(
+        &self,
+        key: &tlsresume_core::CacheKey,
+    ) -> Result<Option<tlsresume_core::CacheEntry>, tlsresume_core::StoreError> {
+        self.inner.get(key)
+    }
+
+    fn put(
+        &self,
+        key: &tlsresume_core::CacheKey,
+        entry: tlsresume_core::CacheEntry,
+    ) -> Result<(), tlsresume_core::StoreError> {
+        self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(*key);
+        self.inner.put(key, entry)
+    }
+
+    fn remove(&self, key: &tlsresume_core::CacheKey) -> Result<(), tlsresume_core::StoreError> {
+        self.inner.remove(key)
+    }
+}
+
+/// Whether a client on `kind` writes nothing for the session a connection received, when the
+/// connection `resumed` and its entry was written moments ago: the rustls client's entry
+/// holds a handle to the session it keeps in process, which a resumed connection's new session
+/// goes under again, so the entry already says what a write would (the core's
+/// `ClientHandshake::store_session`, "stored in place"); the OpenSSL and GnuTLS clients' entries
+/// hold their library's session, which each new ticket changes.
+#[allow(dead_code)] // the store-write tests'
+pub fn writes_in_place(kind: tlsresume_core::BackendKind, resumed: bool) -> bool {
+    resumed && kind == tlsresume_core::BackendKind::Rustls
+}
