@@ -131,9 +131,31 @@ impl fmt::Debug for MasterSecret {
 /// it beside its file, with the file's permissions). An entry that does not open under the
 /// reader's key is skipped, never removed: it is another writer's.
 ///
-/// Cloning is cheap (the key is shared): every connection takes the store's key.
+/// Cloning is cheap (the key is shared): every connection takes the store's key. This
+/// process's key ([`SessionKey::process`], the in-memory store's) is a static one, and its
+/// clones copy a reference: connections on many threads do not all count references to it.
 #[derive(Clone)]
-pub struct SessionKey(std::sync::Arc<SessionKeyInner>);
+pub struct SessionKey(KeyRef);
+
+/// Where a [`SessionKey`]'s secret lives.
+#[derive(Clone)]
+enum KeyRef {
+    /// This process's key, made once and never dropped.
+    Process(&'static SessionKeyInner),
+    /// A key made from bytes, shared by its clones.
+    Shared(std::sync::Arc<SessionKeyInner>),
+}
+
+impl std::ops::Deref for KeyRef {
+    type Target = SessionKeyInner;
+
+    fn deref(&self) -> &SessionKeyInner {
+        match self {
+            Self::Process(inner) => inner,
+            Self::Shared(inner) => inner,
+        }
+    }
+}
 
 /// The secret bytes, cleared on drop, and the HMAC key made from them once (ring's HMAC key
 /// holds the hashed pads, which ring cannot clear; made once per key rather than per stored
@@ -148,6 +170,28 @@ struct SessionKeyInner {
     /// adds). The tag is a function of its input under this key, so the answer is the same
     /// as computing it: an entry with any field rewritten has another input and is checked.
     entry_tags: KeptPerKey<TagInput, [u8; SESSION_TAG_LEN]>,
+}
+
+/// 32 bytes from the system's random generator.
+fn random_bytes() -> Result<[u8; 32], KeyError> {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| KeyError::Source("the system random generator failed".into()))?;
+    Ok(bytes)
+}
+
+impl SessionKeyInner {
+    /// A key's inside from 32 secret bytes (the input is cleared).
+    fn new(mut bytes: [u8; 32]) -> Self {
+        let inner = Self {
+            bytes: zeroize::Zeroizing::new(bytes),
+            hmac: std::sync::OnceLock::new(),
+            entry_tags: KeptPerKey::new(ENTRY_TAGS_KEPT),
+        };
+        bytes.zeroize();
+        inner
+    }
 }
 
 /// How many entry tags a session key remembers (one per stored session it sealed or checked
@@ -170,39 +214,31 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 
 impl SessionKey {
     /// A key from 32 secret bytes (the input is cleared).
-    pub fn from_bytes(mut bytes: [u8; 32]) -> Self {
-        let key = Self(std::sync::Arc::new(SessionKeyInner {
-            bytes: zeroize::Zeroizing::new(bytes),
-            hmac: std::sync::OnceLock::new(),
-            entry_tags: KeptPerKey::new(ENTRY_TAGS_KEPT),
-        }));
-        bytes.zeroize();
-        key
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(KeyRef::Shared(std::sync::Arc::new(SessionKeyInner::new(
+            bytes,
+        ))))
     }
 
     /// A fresh random key.
     pub fn random() -> Result<Self, KeyError> {
-        let mut bytes = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut bytes)
-            .map_err(|_| KeyError::Source("the system random generator failed".into()))?;
-        Ok(Self::from_bytes(bytes))
+        random_bytes().map(Self::from_bytes)
     }
 
-    /// This process's key: random, made on first use, the same for every caller.
+    /// This process's key: random, made on first use, the same for every caller (a static
+    /// one: its clones copy a reference).
     pub fn process() -> Self {
-        static KEY: std::sync::OnceLock<SessionKey> = std::sync::OnceLock::new();
-        KEY.get_or_init(|| {
+        static KEY: std::sync::OnceLock<SessionKeyInner> = std::sync::OnceLock::new();
+        Self(KeyRef::Process(KEY.get_or_init(|| {
             // A failing system RNG leaves a key derived from the time:
             // weaker, but the integrity check still stops accidental damage.
-            Self::random().unwrap_or_else(|_| {
+            SessionKeyInner::new(random_bytes().unwrap_or_else(|_| {
                 let seed = crate::clock::UnixTime::now().as_micros();
                 let mut bytes = [0u8; 32];
                 bytes[..8].copy_from_slice(&seed.to_be_bytes());
-                Self::from_bytes(bytes)
-            })
-        })
-        .clone()
+                bytes
+            }))
+        })))
     }
 
     /// The secret bytes.
@@ -819,6 +855,28 @@ mod tests {
         entry.verification = crate::Verification::Failed;
         entry.session = key.seal_session(backend, place, &entry, data);
         entry
+    }
+
+    /// This process's key is one key for every caller, shared without a reference count (its
+    /// clones point at the one static key): what one call seals, another call's key opens,
+    /// and a key made from other bytes does not.
+    #[test]
+    fn the_process_key_is_one_static_key() {
+        let (a, b) = (SessionKey::process(), SessionKey::process());
+        assert!(
+            matches!((&a.0, &b.0), (KeyRef::Process(x), KeyRef::Process(y)) if std::ptr::eq(*x, *y))
+        );
+        assert!(a == b);
+        let place = CacheKey::builder(std::net::SocketAddr::from(([192, 0, 2, 7], 25))).build();
+        let entry = sealed_entry(&a, "rustls", &place, b"session");
+        assert_eq!(
+            b.open_session("rustls", &place, &entry),
+            Some(&b"session"[..])
+        );
+        let other = SessionKey::from_bytes([1; 32]);
+        assert!(matches!(other.0, KeyRef::Shared(_)));
+        assert!(other != a);
+        assert_eq!(other.open_session("rustls", &place, &entry), None);
     }
 
     /// The tags of a sealed field give back exactly its bytes with its data, and tell them
