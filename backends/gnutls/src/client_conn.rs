@@ -57,6 +57,7 @@ impl TicketSaver {
                 // The lifetime the NewSessionTicket carried (read by the handshake hook); when
                 // the hook saw none, "unspecified".
                 let stored = self.handshake.store_session(ReceivedSession {
+                    stored_as: None,
                     resumed: self.handshake.resumed(),
                     protocol: self.protocol,
                     lifetime_hint: conn

@@ -175,6 +175,7 @@ impl ClientConn {
             return;
         };
         let stored = st.handshake.store_session(ReceivedSession {
+            stored_as: None,
             resumed: received.resumed,
             protocol: received.protocol,
             lifetime_hint: Some(received.lifetime_hint),

@@ -235,18 +235,16 @@ impl Client {
         let ours = handshake.stored_session().and_then(|stored| {
             let mut sessions = self.sessions();
             let handle = sessions.stored_by_us(self.id, &key, stored)?;
-            Some((handle, sessions.take(handle)))
+            Some(sessions.take(handle))
         });
-        let (offered_handle, taken) = match ours {
-            Some((handle, taken)) => (Some(handle), taken),
+        let taken = match ours {
+            Some(taken) => taken,
             None => match handshake.session_to_offer().map(decode_handle) {
-                None => (None, None),
-                Some(Some((client, handle))) if client == self.id => {
-                    (Some(handle), self.sessions().take(handle))
-                }
+                None => None,
+                Some(Some((client, handle))) if client == self.id => self.sessions().take(handle),
                 // Sealed under the store's key but not a handle of this client's: another
                 // client's or another process's.
-                Some(_) => (None, None),
+                Some(_) => None,
             },
         };
         if handshake.offer().entry.is_some() && taken.is_none() {
@@ -254,7 +252,6 @@ impl Client {
             // TLS 1.3 ticket already used): nothing to offer.
             handshake.withdraw(NoOffer::NotHeld);
         }
-        let offered_handle = offered_handle.filter(|_| taken.is_some());
         let may_resume = handshake.may_resume();
         // Per connection, in one allocation: what its handshake records while it runs (the
         // verifier's and the wire tap's findings) and, when it may resume, the session offered,
@@ -276,8 +273,6 @@ impl Client {
             during: may_resume.then(|| Arc::clone(&during)),
             resumed: false,
             resuming: may_resume,
-            received: Mutex::new(None),
-            offered_handle,
         });
         let config = if may_resume {
             self.resuming.clone()
@@ -306,6 +301,76 @@ thread_local! {
     /// The bridge of the client connection this thread is stepping now: set by [`bridged`]
     /// around each call into the connection, and only for its length.
     static BRIDGE: RefCell<Option<Arc<Bridge>>> = const { RefCell::new(None) };
+
+    /// The newest session rustls handed over during the call into a client connection running
+    /// on this thread now ([`Bridge::save`]), stored when the call returns: here rather than in
+    /// the connection, which would carry room for one (some 170 bytes) for its whole life.
+    static RECEIVED: RefCell<Option<Received>> = const { RefCell::new(None) };
+}
+
+/// One call's view of [`RECEIVED`]: made before the call ([`begin`](Pending::begin)), it
+/// holds aside what an enclosing call into another connection (a stream over a stream) has
+/// received so far; [`end`](Pending::end) gives what this call received and puts the
+/// enclosing call's back. On unwind the enclosing call's is put back and this call's dropped,
+/// so nothing reaches another connection's store. Nothing is moved when nothing was received
+/// (a call's usual case): a session is some 170 bytes.
+struct Pending {
+    enclosing: Option<Box<Received>>,
+    ended: bool,
+}
+
+impl Pending {
+    fn begin() -> Self {
+        Self {
+            enclosing: take_received().map(Box::new),
+            ended: false,
+        }
+    }
+
+    fn end(mut self) -> Option<Received> {
+        self.ended = true;
+        let ours = take_received();
+        if let Some(enclosing) = self.enclosing.take() {
+            put_received(*enclosing);
+        }
+        ours
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.ended {
+            let _dropped = take_received();
+            if let Some(enclosing) = self.enclosing.take() {
+                put_received(*enclosing);
+            }
+        }
+    }
+}
+
+/// Takes what [`RECEIVED`] holds, looking before moving anything.
+fn take_received() -> Option<Received> {
+    RECEIVED
+        .try_with(|received| {
+            let mut held = received.try_borrow_mut().ok()?;
+            if held.is_some() {
+                held.take()
+            } else {
+                None
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+/// Puts `value` in [`RECEIVED`], in place of what it held (nothing once the thread's locals
+/// are gone).
+fn put_received(value: Received) {
+    let _ = RECEIVED.try_with(|received| {
+        if let Ok(mut held) = received.try_borrow_mut() {
+            *held = Some(value);
+        }
+    });
 }
 
 /// Runs `step` (a call into one client connection: its creation, a handshake step, a read or a
@@ -319,12 +384,16 @@ thread_local! {
 /// bytes).
 ///
 /// The newest session received during the call is stored when it returns (see
-/// [`Bridge::store_received`]).
+/// [`Bridge::store_received`]); until then it waits in this thread's [`RECEIVED`], where the
+/// call's [`Pending`] keeps an enclosing call's apart.
 pub(crate) fn bridged<T>(bridge: Option<&Arc<Bridge>>, step: impl FnOnce() -> T) -> T {
     match bridge {
         Some(bridge) if bridge.resuming => {
+            let pending = Pending::begin();
             let out = crate::verify::scoped(&BRIDGE, bridge, step);
-            bridge.store_received();
+            if let Some(received) = pending.end() {
+                bridge.store_received(received);
+            }
             out
         }
         _ => step(),
@@ -341,8 +410,11 @@ pub(crate) fn stepping<T>(
 ) -> T {
     match bridge {
         Some(bridge) if bridge.resuming => {
+            let pending = Pending::begin();
             let out = crate::verify::scoped_with_record(&BRIDGE, bridge, during, step);
-            bridge.store_received();
+            if let Some(received) = pending.end() {
+                bridge.store_received(received);
+            }
             out
         }
         _ => crate::verify::recording(during, step),
@@ -472,19 +544,11 @@ pub(crate) struct Bridge {
     resumed: bool,
     /// Whether the connection may resume: the client's session store reaches this bridge.
     resuming: bool,
-    /// The newest session rustls handed over during the call into the connection running now,
-    /// stored when the call returns ([`store_received`](Bridge::store_received)).
-    received: Mutex<Option<Received>>,
-    /// The handle of the session this connection offered (one of this client's): a session
-    /// received on the resumed connection goes under it again, so that the store's entry,
-    /// which names it, stays true (and is not written again while it is young:
-    /// [`ClientHandshake::store_session`]).
-    offered_handle: Option<u64>,
 }
 
 /// A session rustls handed over, not yet stored.
 #[derive(Debug)]
-struct Received {
+pub(crate) struct Received {
     slot: Slot,
     protocol: ProtocolVersion,
     lifetime_hint: Option<Duration>,
@@ -527,7 +591,7 @@ impl Bridge {
             Some(during) => record_into(&during.verify, &mut lock(&self.handshake)),
             None => self.resumed,
         };
-        *lock(&self.received) = Some(Received {
+        put_received(Received {
             slot,
             protocol,
             lifetime_hint,
@@ -536,27 +600,24 @@ impl Bridge {
     }
 
     /// Stores the newest session received during the call into the connection that just
-    /// returned, if any, as a core entry pointing at the in-process value: before the call's
-    /// result reaches the caller, so nothing the caller saw arrive is left unstored.
-    pub(crate) fn store_received(&self) {
-        let Some(received) = lock(&self.received).take() else {
-            return;
-        };
+    /// returned (from its [`Pending`]), as a core entry pointing at the in-process
+    /// value: before the call's result reaches the caller, so nothing the caller saw arrive is
+    /// left unstored.
+    ///
+    /// A resumed connection's session goes under the handle this client's table names for the
+    /// key, with the tags that entry was sealed with: when those are the offered entry's, the
+    /// store already says what a write would, and the core writes nothing while the entry is
+    /// young ([`ClientHandshake::store_session`], "stored in place"). Otherwise (a full
+    /// handshake, or the table names a newer session than the one offered) the session is
+    /// written as new.
+    pub(crate) fn store_received(&self, received: Received) {
         let mut handshake = lock(&self.handshake);
         let key = handshake.offer().key;
-        let handle = {
+        let (handle, stored_as) = {
             let mut sessions = self.sessions();
-            // The offered handle, while the table still names it as the key's: otherwise a
-            // newer session (another connection's) took the key meanwhile, and this one is
-            // stored as new.
-            match self.offered_handle {
-                Some(offered)
-                    if received.resumed
-                        && sessions.by_key.get(&key).map(|(h, _)| *h) == Some(offered) =>
-                {
-                    offered
-                }
-                _ => sessions.reserve(),
+            match sessions.by_key.get(&key) {
+                Some((handle, tags)) if received.resumed => (*handle, Some(*tags)),
+                _ => (sessions.reserve(), None),
             }
         };
         let stored = handshake.store_session(ReceivedSession {
@@ -564,6 +625,7 @@ impl Bridge {
             protocol: received.protocol,
             lifetime_hint: received.lifetime_hint,
             data: &encode_handle(self.client, handle),
+            stored_as,
         });
         if let Some(tags) = stored {
             self.sessions().insert(key, handle, received.slot, tags);
@@ -642,6 +704,30 @@ impl Bridge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A call into one connection made inside a call into another (a stream over a stream)
+    /// keeps the sessions each received apart, and a call that unwinds drops what it received
+    /// and leaves the enclosing call's in place.
+    #[test]
+    fn a_call_inside_another_keeps_the_sessions_they_received_apart() {
+        let received = |secs| Received {
+            slot: Slot::Tls13(None),
+            protocol: ProtocolVersion::Tls13,
+            lifetime_hint: Some(Duration::from_secs(secs)),
+            resumed: false,
+        };
+        let hint = |r: Option<Received>| r.and_then(|r| r.lifetime_hint);
+        let outer = Pending::begin();
+        put_received(received(1));
+        let inner = Pending::begin();
+        put_received(received(2));
+        assert_eq!(hint(inner.end()), Some(Duration::from_secs(2)));
+        let unwound = Pending::begin();
+        put_received(received(3));
+        drop(unwound);
+        assert_eq!(hint(outer.end()), Some(Duration::from_secs(1)));
+        assert!(take_received().is_none(), "nothing left behind");
+    }
 
     #[test]
     fn handles_roundtrip_and_reject_garbage() {

@@ -53,6 +53,13 @@ pub struct ReceivedSession<'a> {
     /// The library's serialised session (or, for a library that cannot serialise, a handle the
     /// backend resolves), sealed by the handshake before it is stored.
     pub data: &'a [u8],
+    /// For a backend that stores handles (rustls): the tags the store's entry for this
+    /// connection's key was sealed with ([`ClientHandshake::store_session`] returned them),
+    /// when `data` is the handle that entry already holds (a resumed connection's session goes
+    /// under it again). When they are the offered entry's, the entry is not written again
+    /// while it is young ("stored in place", see `store_session`). `None` otherwise: the
+    /// OpenSSL and GnuTLS clients' sessions are new bytes each time.
+    pub stored_as: Option<SealedTags>,
 }
 
 /// One client connection's resumption lifecycle: every decision, in the order a handshake
@@ -101,6 +108,12 @@ pub struct ClientHandshake {
     /// [`MAX_SESSIONS_STORED`]; one more once a later one was refused and the refusal told).
     sessions_stored: u8,
     ticket_lifetime: Option<Duration>,
+    /// The first eight bytes of the offered entry's entry tag, kept by
+    /// [`finish`](Self::finish) on a resumed connection (0: none): a session the backend hands
+    /// over as already stored under these tags is the offered entry's ("stored in place",
+    /// [`store_session`](Self::store_session)), without the entry's bytes kept for the
+    /// connection's life.
+    offered_tag: u64,
     /// The connection's span (`tls_client`), parent of its events: `None` when disabled, and
     /// once the handshake is over.
     span: Option<Box<tracing::Span>>,
@@ -123,12 +136,6 @@ struct DaneState {
 /// (this crate's at most [`MAX_TLS13_TICKETS`](crate::settings::MAX_TLS13_TICKETS), as many
 /// as a rustls client keeps per server).
 pub const MAX_SESSIONS_STORED: u8 = 8;
-
-/// The longest sealed session field a resumed connection keeps after its handshake (see
-/// [`ClientHandshake::store_session`]): one holding a handle to a session its backend keeps in
-/// process (the rustls client's, 102 bytes sealed), not a library's serialised session (the
-/// OpenSSL and GnuTLS clients', hundreds of bytes to kilobytes, released as before).
-const KEPT_OFFER_LEN: usize = 128;
 
 /// How much of a stored entry's lifetime may pass before a resumed connection that received
 /// a session with the bytes the entry already holds writes it again: an eighth (15 minutes of
@@ -200,6 +207,7 @@ impl ClientHandshake {
             bits,
             sessions_stored: 0,
             ticket_lifetime: None,
+            offered_tag: 0,
             span: (!span.is_none()).then(|| Box::new(span)),
         }
     }
@@ -238,8 +246,7 @@ impl ClientHandshake {
 
     /// The offered entry's bytes as the store holds them (sealed): for a backend that keeps
     /// decoded sessions and compares bytes before opening again. Empty once the handshake is
-    /// over ([`finish`](Self::finish)), but for a resumed connection's offer as short as a
-    /// handle's.
+    /// over ([`finish`](Self::finish)).
     pub fn stored_session(&self) -> Option<&[u8]> {
         self.offer.entry.as_ref().map(|e| e.session.as_slice())
     }
@@ -421,14 +428,14 @@ impl ClientHandshake {
             Err(e) => self.failed(e),
         }
         // What only the handshake needed: the span, and the offered session's bytes (its
-        // verdicts stay, for the tickets of a resumed connection). A resumed connection keeps
-        // bytes as short as a handle's: a session received on it with the same bytes is then
-        // known to be stored already (`store_session`).
+        // verdicts stay, for the tickets of a resumed connection; of its tags, what tells a
+        // session stored in place, `store_session`).
         self.span = None;
         if let Some(entry) = &mut self.offer.entry {
-            if !(resumed && decided.is_ok() && entry.session.len() <= KEPT_OFFER_LEN) {
-                entry.session = Vec::new();
+            if resumed && decided.is_ok() {
+                self.offered_tag = SealedTags::of(&entry.session).map_or(0, |t| t.entry_prefix());
             }
+            entry.session = Vec::new();
         }
         decided
     }
@@ -592,13 +599,15 @@ impl ClientHandshake {
     ///
     /// **Stored in place.** A backend whose library cannot serialise its sessions (rustls)
     /// stores a handle to the value it keeps in process, and hands over a session received on
-    /// a resumed connection under the handle it offered. When those are the bytes the offered
-    /// entry already holds, with the same version and lifetime, the entry is not written again
-    /// while less than an eighth of its lifetime has passed since it was (15 minutes of the
-    /// default 2 hours): the backend's in-process value is the new session, the store already
-    /// says everything the entry would, and the write (a round trip, with Redis) is saved.
-    /// The tags returned are the entry's. The entry then expires on its first write's clock:
-    /// after at most 15 minutes of its 2 hours, a resumed connection writes it again.
+    /// a resumed connection under the handle the store's entry already names, with that
+    /// entry's tags ([`ReceivedSession::stored_as`]). When those are the offered entry's, and
+    /// the version and lifetime are the same, the entry is not written again while less than
+    /// an eighth of its lifetime has passed since it was (15 minutes of the default 2 hours):
+    /// the backend's in-process value is the new session, the store already says everything
+    /// the entry would (a resumed connection's verdicts are the offered entry's), and the write
+    /// (a round trip, with Redis) is saved. The tags returned are the entry's. The entry then
+    /// expires on its first write's clock: after at most 15 minutes of its 2 hours, a resumed
+    /// connection writes it again.
     pub fn store_session(&mut self, received: ReceivedSession<'_>) -> Option<SealedTags> {
         if !self.offer.may_resume {
             return None;
@@ -683,11 +692,11 @@ impl ClientHandshake {
     /// that the entry already holds, as it would be written now, and the entry is young enough
     /// not to be written again (see [`store_session`](Self::store_session)).
     fn stored_in_place(&self, received: &ReceivedSession<'_>) -> Option<SealedTags> {
-        if !received.resumed {
+        let tags = received.stored_as.filter(|_| received.resumed)?;
+        let offered = self.offer.entry.as_ref()?;
+        if self.offered_tag == 0 || tags.entry_prefix() != self.offered_tag {
             return None;
         }
-        let offered = self.offer.entry.as_ref()?;
-        let (tags, data) = SealedTags::split(&offered.session)?;
         let lifetime = super::lifetime_for(
             &self.offer,
             true,
@@ -698,8 +707,7 @@ impl ClientHandshake {
             .clock
             .now()
             .saturating_since(offered.stored_at);
-        (data == received.data
-            && offered.protocol == received.protocol.wire()
+        (offered.protocol == received.protocol.wire()
             && offered.lifetime_hint == lifetime
             && age < offered.lifetime_hint / REWRITE_AFTER_FRACTION)
             .then_some(tags)

@@ -729,12 +729,9 @@ mod tests {
             protocol: ProtocolVersion::Tls13,
             lifetime_hint: None,
             data,
+            stored_as: None,
         };
-        // As long as a library's serialised session, not a handle's.
-        let first_session = [7u8; 300];
-        assert!(first
-            .store_session(received(false, &first_session))
-            .is_some());
+        assert!(first.store_session(received(false, b"first")).is_some());
         assert_eq!((own.len(), store.len()), (1, 0));
         let mut hs = start();
         assert!(Arc::ptr_eq(hs.settings(), &s));
@@ -742,7 +739,7 @@ mod tests {
             hs.offer().entry.is_some(),
             "looked up in the connection's store"
         );
-        assert_eq!(hs.session_to_offer(), Some(&first_session[..]));
+        assert_eq!(hs.session_to_offer(), Some(&b"first"[..]));
         hs.finish(true).expect("finish");
         assert!(
             hs.stored_session().is_some_and(<[u8]>::is_empty),
@@ -766,109 +763,116 @@ mod tests {
         );
     }
 
-    /// A session received on a resumed connection with the bytes its entry already holds (a
-    /// backend's handle to a session it keeps in process) is stored in place: the entry is not
-    /// written again while it is younger than an eighth of its lifetime, and is written once it
-    /// is older. Other bytes, another lifetime, a full handshake: written. Bytes as long as a
-    /// library's session are not kept past the handshake, so those are written every time.
+    /// A session a backend hands over as already stored under the offered entry's tags (the
+    /// rustls client's handle, under which a resumed connection's session goes again) is
+    /// stored in place: the entry is not written again while it is younger than an eighth of
+    /// its lifetime, and is written once it is older. Another lifetime, tags other than the
+    /// offered entry's, no tags at all (the OpenSSL and GnuTLS clients' new bytes), a full
+    /// handshake: written.
     #[test]
-    fn a_session_its_entry_already_holds_is_written_again_only_once_the_entry_ages() {
+    fn a_session_stored_under_the_offered_entry_is_written_again_only_once_it_ages() {
         let (s, clock, store) = settings(crate::ResumptionPolicy::exim_compatible());
         let s = Arc::new(s);
         let start = || ClientHandshake::start(&s, None, BackendKind::Rustls, &params(), true);
         fn received(
             resumed: bool,
-            data: &[u8],
             lifetime_hint: Option<Duration>,
-        ) -> ReceivedSession<'_> {
+            stored_as: Option<crate::keys::SealedTags>,
+        ) -> ReceivedSession<'static> {
             ReceivedSession {
                 resumed,
                 protocol: ProtocolVersion::Tls13,
                 lifetime_hint,
-                data,
+                data: b"handle 1",
+                stored_as,
             }
         }
         let key = start().offer().key;
         let written_at = || store.get(&key).expect("get").expect("entry").stored_at;
-        // A resumed connection that offered `data` and receives `again`.
-        let resumed = |data: &[u8], again: &[u8], lifetime_hint| {
+        // A resumed connection that hands over `received` (its session offered and taken).
+        let resumed = |received: ReceivedSession<'static>| {
             let mut hs = start();
-            assert_eq!(hs.session_to_offer(), Some(data));
+            assert_eq!(hs.session_to_offer(), Some(&b"handle 1"[..]));
             hs.finish(true).expect("finish");
-            let tags = hs.store_session(received(true, again, lifetime_hint));
-            assert!(tags.is_some(), "stored");
+            let tags = hs.store_session(received);
             assert!(hs.bits().contains(Resumption::SERVER_TICKET));
-            tags
+            tags.expect("stored")
         };
-        let handle = &b"handle 1"[..];
         let mut full = start();
         full.saw_verification(Verification::Verified);
         full.finish(false).expect("finish");
-        let tags = full.store_session(received(false, handle, None));
+        let tags = full
+            .store_session(received(false, None, None))
+            .expect("stored");
         let t0 = written_at();
 
         clock.advance(Duration::from_secs(60));
-        assert_eq!(resumed(handle, handle, None), tags, "the entry's own tags");
+        assert_eq!(
+            resumed(received(true, None, Some(tags))),
+            tags,
+            "the entry's own tags"
+        );
         assert_eq!(written_at(), t0, "not written again a minute later");
         clock.advance(Duration::from_secs(13 * 60));
-        assert_eq!(resumed(handle, handle, None), tags);
+        assert_eq!(resumed(received(true, None, Some(tags))), tags);
         assert_eq!(written_at(), t0, "nor 14 minutes later");
 
         // The lifetime the server gave changed: written.
-        let tags = resumed(handle, handle, Some(Duration::from_secs(3600)));
+        let hour = Some(Duration::from_secs(3600));
+        let tags_1 = resumed(received(true, hour, Some(tags)));
+        assert_ne!(tags_1, tags);
         assert_eq!(written_at(), clock.now(), "another lifetime is written");
         let t1 = clock.now();
         clock.advance(Duration::from_secs(60));
         // No lifetime told: a renewal keeps the entry's (the hour), so nothing changed.
-        assert_eq!(resumed(handle, handle, None), tags);
+        assert_eq!(resumed(received(true, None, Some(tags_1))), tags_1);
         assert_eq!(written_at(), t1);
 
-        // Other bytes (and the 2 hours again): written.
+        // Tags that are not the offered entry's (an older write's): written.
         clock.advance(Duration::from_secs(60));
-        let handle_2 = &b"handle 2"[..];
-        assert_ne!(resumed(handle, handle_2, Some(DEFAULT_LIFETIME_HINT)), tags);
-        assert_eq!(written_at(), clock.now(), "other bytes are written");
-        let t2 = clock.now();
-        assert!(t2 > t1);
+        let two_hours = Some(DEFAULT_LIFETIME_HINT);
+        let tags_2 = resumed(received(true, two_hours, Some(tags)));
+        assert_eq!(
+            written_at(),
+            clock.now(),
+            "another entry's tags are written over"
+        );
+        // No tags: written (what the OpenSSL and GnuTLS clients hand over).
+        clock.advance(Duration::from_secs(60));
+        let tags_3 = resumed(received(true, None, None));
+        assert_ne!(tags_3, tags_2);
+        assert_eq!(
+            written_at(),
+            clock.now(),
+            "a session without tags is written"
+        );
+        let t3 = clock.now();
 
         // An eighth of the entry's 2 hours (15 minutes) after the write: written again.
         clock.advance(Duration::from_secs(14 * 60));
-        let tags = resumed(handle_2, handle_2, None);
-        assert_eq!(written_at(), t2);
+        assert_eq!(resumed(received(true, None, Some(tags_3))), tags_3);
+        assert_eq!(written_at(), t3);
         clock.advance(Duration::from_secs(60));
-        assert_ne!(resumed(handle_2, handle_2, None), tags);
+        let tags_4 = resumed(received(true, None, Some(tags_3)));
+        assert_ne!(tags_4, tags_3);
         assert_eq!(
             written_at(),
             clock.now(),
             "written once the entry is 15 minutes old"
         );
 
-        // A full handshake receiving the same bytes: written.
+        // A full handshake handing over the entry's own tags: written.
         clock.advance(Duration::from_secs(60));
         let mut hs = start();
-        assert_eq!(hs.session_to_offer(), Some(handle_2));
         hs.saw_verification(Verification::Verified);
         hs.finish(false).expect("finish");
-        assert!(hs.store_session(received(false, handle_2, None)).is_some());
+        assert!(hs
+            .store_session(received(false, None, Some(tags_4)))
+            .is_some());
         assert_eq!(
             written_at(),
             clock.now(),
             "a full handshake's session is written"
-        );
-
-        // A library's session (longer than a handle): written on every resumption.
-        let session = [9u8; 300];
-        clock.advance(Duration::from_secs(60));
-        let mut hs = start();
-        hs.saw_verification(Verification::Verified);
-        hs.finish(false).expect("finish");
-        assert!(hs.store_session(received(false, &session, None)).is_some());
-        clock.advance(Duration::from_secs(60));
-        resumed(&session, &session, None);
-        assert_eq!(
-            written_at(),
-            clock.now(),
-            "a library's session is written again"
         );
     }
 
@@ -893,6 +897,7 @@ mod tests {
                     protocol: ProtocolVersion::Tls13,
                     lifetime_hint: None,
                     data: d,
+                    stored_as: None,
                 })
                 .is_some()
             })

@@ -472,14 +472,16 @@ impl SealedTags {
 
     /// The tags of a sealed session field (`None`: not one).
     pub fn of(sealed: &[u8]) -> Option<Self> {
-        Self::split(sealed).map(|(tags, _)| tags)
+        let (data_tag, entry_tag, _) = split_sealed(sealed)?;
+        Some(Self::new(data_tag, entry_tag))
     }
 
-    /// The tags of a sealed session field and the data they sealed (`None`: not one). The
-    /// data is not checked against the tags.
-    pub fn split(sealed: &[u8]) -> Option<(Self, &[u8])> {
-        let (data_tag, entry_tag, data) = split_sealed(sealed)?;
-        Some((Self::new(data_tag, entry_tag), data))
+    /// The first eight bytes of the entry tag: enough to tell one entry's tags from another's
+    /// (an HMAC's bytes), for a record that keeps no more.
+    pub fn entry_prefix(&self) -> u64 {
+        let mut prefix = [0u8; 8];
+        prefix.copy_from_slice(&self.0[SESSION_TAG_LEN..SESSION_TAG_LEN + 8]);
+        u64::from_be_bytes(prefix)
     }
 
     /// Whether `stored` (a store entry's session field) is `data` sealed under these tags:
