@@ -89,9 +89,8 @@ impl InProcess {
         self.next
     }
 
-    /// Holds `slot` under `handle` (from [`reserve`](Self::reserve), or the key's own handle again)
-    /// as `key`'s session,
-    /// dropping the one it replaces.
+    /// Holds `slot` under `handle` (from [`reserve`](Self::reserve), or the key's own handle
+    /// again) as `key`'s session, dropping the one it replaces.
     fn insert(&mut self, key: CacheKey, handle: u64, slot: Slot, tags: SealedTags) {
         if let Some((old, _)) = self.by_key.insert(key, (handle, tags)) {
             if old != handle {

@@ -137,8 +137,8 @@ struct DaneState {
 /// as a rustls client keeps per server).
 pub const MAX_SESSIONS_STORED: u8 = 8;
 
-/// How much of a stored entry's lifetime may pass before a resumed connection that received
-/// a session with the bytes the entry already holds writes it again: an eighth (15 minutes of
+/// How much of a stored entry's lifetime may pass before a resumed connection whose session
+/// the backend hands over under the entry's own tags writes it again: an eighth (15 minutes of
 /// the default 2 hours). See [`ClientHandshake::store_session`].
 const REWRITE_AFTER_FRACTION: u32 = 8;
 
@@ -689,8 +689,8 @@ impl ClientHandshake {
     }
 
     /// The tags of the offered entry, when `received` is a session of this resumed connection
-    /// that the entry already holds, as it would be written now, and the entry is young enough
-    /// not to be written again (see [`store_session`](Self::store_session)).
+    /// handed over under them, the entry already says what a write would, and it is young
+    /// enough not to be written again (see [`store_session`](Self::store_session)).
     fn stored_in_place(&self, received: &ReceivedSession<'_>) -> Option<SealedTags> {
         let tags = received.stored_as.filter(|_| received.resumed)?;
         let offered = self.offer.entry.as_ref()?;
