@@ -1,6 +1,7 @@
 //! The server and client ends of the one-exchange dialogue the fault and fleet tests run over
 //! loopback TCP: the server writes "hi", the client reads it (a TLS 1.3 ticket arrives with it)
-//! and answers "ok".
+//! and answers "ok"; and a session store that counts a client's writes, for the tests of when
+//! a client writes.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
