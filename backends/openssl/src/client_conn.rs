@@ -54,7 +54,10 @@ pub(crate) struct ClientState {
     /// Whether libssl's DANE verdict was given to the handshake.
     pub(crate) dane_seen: bool,
     /// The newest session the library handed over during the call into the connection running
-    /// now, stored when the call returns ([`ClientConn::store_received`]).
+    /// now, stored when the call returns ([`ClientConn::store_received`]). Here, in the state
+    /// the call locks anyway, where the rustls client keeps its in a thread-local: an OpenSSL
+    /// session is held by reference, so the room kept for one is a few dozen bytes, not the
+    /// 170 of a rustls session value.
     pub(crate) received: Option<Received>,
 }
 

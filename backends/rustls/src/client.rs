@@ -326,23 +326,21 @@ impl Pending {
         }
     }
 
+    /// What this call received (the enclosing call's is put back when `self` drops).
     fn end(mut self) -> Option<Received> {
         self.ended = true;
-        let ours = take_received();
-        if let Some(enclosing) = self.enclosing.take() {
-            put_received(*enclosing);
-        }
-        ours
+        take_received()
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
         if !self.ended {
+            // Unwinding: what this call received is dropped, not left for another.
             let _dropped = take_received();
-            if let Some(enclosing) = self.enclosing.take() {
-                put_received(*enclosing);
-            }
+        }
+        if let Some(enclosing) = self.enclosing.take() {
+            put_received(*enclosing);
         }
     }
 }
