@@ -694,7 +694,13 @@ impl ClientHandshake {
     fn stored_in_place(&self, received: &ReceivedSession<'_>) -> Option<SealedTags> {
         let tags = received.stored_as.filter(|_| received.resumed)?;
         let offered = self.offer.entry.as_ref()?;
-        if self.offered_tag == 0 || tags.entry_prefix() != self.offered_tag {
+        // Kept by `finish`; a session handed over inside the handshake (a TLS 1.2 ticket comes
+        // in the resumed handshake's own flight) meets the entry's bytes still there.
+        let offered_tag = match self.offered_tag {
+            0 => SealedTags::of(&offered.session).map_or(0, |t| t.entry_prefix()),
+            kept => kept,
+        };
+        if offered_tag == 0 || tags.entry_prefix() != offered_tag {
             return None;
         }
         let lifetime = super::lifetime_for(

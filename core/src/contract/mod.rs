@@ -860,6 +860,21 @@ mod tests {
             clock.now(),
             "written once the entry is 15 minutes old"
         );
+        let t4 = clock.now();
+
+        // Handed over inside the resumed handshake, before it is over (a TLS 1.2 ticket
+        // comes in the server's resuming flight): the same decision.
+        clock.advance(Duration::from_secs(60));
+        let mut hs = start();
+        assert_eq!(hs.session_to_offer(), Some(&b"handle 1"[..]));
+        assert_eq!(
+            hs.store_session(received(true, None, Some(tags_4))),
+            Some(tags_4),
+            "stored in place inside the handshake"
+        );
+        hs.finish(true).expect("finish");
+        assert!(hs.bits().contains(Resumption::SERVER_TICKET));
+        assert_eq!(written_at(), t4, "not written inside the handshake either");
 
         // A full handshake handing over the entry's own tags: written.
         clock.advance(Duration::from_secs(60));
