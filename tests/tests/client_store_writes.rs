@@ -12,13 +12,13 @@
 //!   handed over before the handshake is over. The servers of this crate renew by their own
 //!   rules (OpenSSL's not before an hour) and send the rustls client none here.
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-#[allow(dead_code)] // `answer`, `dialogue_info`, `gnutls_turn`, the counting store
+#[allow(dead_code)]
+// the dialogue's ends, `gnutls_turn`, the counting store, the rustls library's server
 mod common;
 
 use tlsresume::backends;
@@ -51,38 +51,6 @@ enum Peer {
     RawRustls12,
 }
 
-/// A server of the rustls library alone: TLS 1.2, the ring provider's ticketer.
-fn raw_rustls_tls12(pki: &Pki) -> Arc<rustls::ServerConfig> {
-    let chain = pki
-        .server
-        .chain()
-        .iter()
-        .map(|c| rustls::pki_types::CertificateDer::from(c.clone()))
-        .collect();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(pki.server.key_der().to_vec())
-        .expect("the server's key");
-    let mut config =
-        rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS12])
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .expect("rustls server certificate");
-    config.ticketer = rustls::crypto::ring::Ticketer::new().expect("ticketer");
-    Arc::new(config)
-}
-
-/// What [`common::answer`] does, over the rustls library alone.
-fn answer_raw(config: &Arc<rustls::ServerConfig>, tcp: TcpStream) {
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
-    let conn = rustls::ServerConnection::new(Arc::clone(config)).expect("connection");
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let _ = tls.write_all(b"hi");
-    let _ = tls.flush();
-    let mut buf = [0u8; 2];
-    let _ = tls.read_exact(&mut buf);
-    tls.conn.send_close_notify();
-    let _ = tls.flush();
-}
-
 /// A client on `kind` speaking only `version` connecting to `peer`, once at each of `minutes`
 /// (from the start of the client's virtual clock, which a server of this crate shares).
 fn connections(
@@ -105,8 +73,8 @@ fn connections(
             })
         }
         Peer::RawRustls12 => {
-            let config = raw_rustls_tls12(pki);
-            Box::new(move |tcp| answer_raw(&config, tcp))
+            let config = Arc::new(common::rustls_library_server(pki, &rustls::version::TLS12));
+            Box::new(move |tcp| common::answer_rustls_library(&config, tcp))
         }
     };
     let store = Arc::new(common::CountedPuts::default());
@@ -219,7 +187,8 @@ fn a_tls12_ticket_renewed_in_the_resuming_flight_is_written_only_when_it_must() 
     let _turn = common::gnutls_turn();
     let pki = Pki::committed().expect("committed test PKI");
     // The lifetime its tickets say, as the library gives it (12 h in rustls 0.23).
-    let lifetime = Duration::from_secs(u64::from(raw_rustls_tls12(&pki).ticketer.lifetime()));
+    let config = common::rustls_library_server(&pki, &rustls::version::TLS12);
+    let lifetime = Duration::from_secs(u64::from(config.ticketer.lifetime()));
     let minutes = minutes_for(lifetime);
     for kind in backends::available() {
         let steps = connections(

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::thread;
 
+#[allow(dead_code)] // the ticket tests' server of the rustls library alone is not used here
 mod common;
 
 use common::{answer, dialogue, gnutls_turn};

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[allow(dead_code)] // the ticket tests' server of the rustls library alone is not used here
 mod common;
 
 use common::{answer, dialogue, dialogue_info, gnutls_turn};

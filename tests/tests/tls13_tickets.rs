@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use std::io::{Read, Write};
 
-#[allow(dead_code)] // only `answer` and `gnutls_turn` are used here
+#[allow(dead_code)] // `answer`, `gnutls_turn`, the counting store and the rustls library's server
 mod common;
 
 use openssl::ssl::{Ssl, SslContext, SslMethod, SslSessionCacheMode, SslVerifyMode, SslVersion};
@@ -455,21 +455,7 @@ fn flooding_server(
     connections: usize,
     tickets: usize,
 ) -> (SocketAddr, thread::JoinHandle<()>) {
-    let chain = pki
-        .server
-        .chain()
-        .iter()
-        .map(|c| CertificateDer::from(c.clone()))
-        .collect();
-    // The key's format (PKCS#8, PKCS#1, SEC 1) read off its DER by rustls's own types.
-    let key = rustls::pki_types::PrivateKeyDer::try_from(pki.server.key_der().to_vec())
-        .expect("the server's key");
-    let mut config =
-        rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13])
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .expect("rustls server certificate");
-    config.ticketer = rustls::crypto::ring::Ticketer::new().expect("ticketer");
+    let mut config = common::rustls_library_server(pki, &rustls::version::TLS13);
     config.send_tls13_tickets = tickets;
     let config = Arc::new(config);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -479,15 +465,7 @@ fn flooding_server(
             let Ok((tcp, _)) = listener.accept() else {
                 return;
             };
-            let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
-            let conn = rustls::ServerConnection::new(Arc::clone(&config)).expect("connection");
-            let mut tls = StreamOwned::new(conn, tcp);
-            let _ = tls.write_all(b"hi");
-            let _ = tls.flush();
-            let mut buf = [0u8; 2];
-            let _ = tls.read_exact(&mut buf);
-            tls.conn.send_close_notify();
-            let _ = tls.flush();
+            common::answer_rustls_library(&config, tcp);
         }
     });
     (addr, served)

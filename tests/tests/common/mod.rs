@@ -1,11 +1,11 @@
 //! The server and client ends of the one-exchange dialogue the fault and fleet tests run over
 //! loopback TCP: the server writes "hi", the client reads it (a TLS 1.3 ticket arrives with it)
-//! and answers "ok"; and a session store that counts a client's writes, for the tests of when
-//! a client writes.
+//! and answers "ok" (over a server of this crate, or of the rustls library alone); and a
+//! session store that counts a client's writes, for the tests of when a client writes.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tlsresume_core::{ClientContext, ClientParams, ServerContext, ServerParams, SessionInfo};
@@ -34,6 +34,43 @@ pub fn answer(server: &dyn ServerContext, tcp: TcpStream) -> Option<SessionInfo>
     let info = tls.info();
     let _ = tls.shutdown();
     Some(info)
+}
+
+/// A server of the rustls library alone (nothing of this crate) speaking only `version`, with
+/// the PKI's server certificate and the ring provider's ticketer.
+pub fn rustls_library_server(
+    pki: &tlsresume_compare::Pki,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> rustls::ServerConfig {
+    let chain = pki
+        .server
+        .chain()
+        .iter()
+        .map(|c| rustls::pki_types::CertificateDer::from(c.clone()))
+        .collect();
+    // The key's format (PKCS#8, PKCS#1, SEC 1) read off its DER by rustls's own types.
+    let key = rustls::pki_types::PrivateKeyDer::try_from(pki.server.key_der().to_vec())
+        .expect("the server's key");
+    let mut config = rustls::ServerConfig::builder_with_protocol_versions(&[version])
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("rustls server certificate");
+    config.ticketer = rustls::crypto::ring::Ticketer::new().expect("ticketer");
+    config
+}
+
+/// [`answer`] over a server of the rustls library alone: writes "hi" (after what the library
+/// sends after the handshake, tickets in TLS 1.3), reads two bytes, closes.
+pub fn answer_rustls_library(config: &Arc<rustls::ServerConfig>, tcp: TcpStream) {
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    let conn = rustls::ServerConnection::new(Arc::clone(config)).expect("connection");
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let _ = tls.write_all(b"hi");
+    let _ = tls.flush();
+    let mut buf = [0u8; 2];
+    let _ = tls.read_exact(&mut buf);
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
 }
 
 /// The client end: whether it resumed, or why the handshake or the exchange failed.
