@@ -80,6 +80,34 @@ where
     }
 }
 
+/// A client handshake step the library failed: what the lifecycle makes of it (out of line,
+/// as no handshake that succeeds comes here).
+#[cold]
+#[inline(never)]
+fn client_failed(bridge: Option<&Arc<crate::client::Bridge>>, during: &During, e: Error) -> Error {
+    match bridge {
+        Some(bridge) => {
+            let mut hs = lock(&bridge.handshake);
+            if lock(&during.verify).asked_without_certificate {
+                hs.asked_without_certificate();
+            }
+            hs.library_failed(e)
+        }
+        None => e,
+    }
+}
+
+/// A server handshake step the library failed: what the lifecycle makes of it.
+#[cold]
+#[inline(never)]
+fn server_failed(state: &ServerState, e: Error) -> Error {
+    let mut record = lock(&state.record);
+    if crate::client_auth::no_certificate(&e) {
+        record.handshake.client_certificate_missing();
+    }
+    record.handshake.library_failed(e)
+}
+
 impl<S: Read + Write> Handshake<S> {
     pub(crate) fn client(stream: ClientIo<S>, parts: ClientParts) -> Self {
         Self {
@@ -99,27 +127,11 @@ impl<S: Read + Write> Handshake<S> {
             Side::Client { stream, parts } => {
                 let ClientIo { stream, bridge } = stream;
                 crate::client::stepping(bridge.as_ref(), &parts.during, || drive(&mut **stream))
-                    .map_err(|e| match bridge.as_ref() {
-                        Some(bridge) => {
-                            let mut hs = lock(&bridge.handshake);
-                            if lock(&parts.during.verify).asked_without_certificate {
-                                hs.asked_without_certificate();
-                            }
-                            hs.library_failed(e)
-                        }
-                        None => e,
-                    })?
+                    .map_err(|e| client_failed(bridge.as_ref(), &parts.during, e))?
             }
             Side::Server { stream, state } => {
-                crate::client_auth::recording(&state.record, || drive(&mut **stream)).map_err(
-                    |e| {
-                        let mut record = lock(&state.record);
-                        if crate::client_auth::no_certificate(&e) {
-                            record.handshake.client_certificate_missing();
-                        }
-                        record.handshake.library_failed(e)
-                    },
-                )?
+                crate::client_auth::recording(&state.record, || drive(&mut **stream))
+                    .map_err(|e| server_failed(state, e))?
             }
         };
         if !done {

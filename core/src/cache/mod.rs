@@ -210,14 +210,22 @@ impl KeyInputs<'_> {
                 }
                 return key;
             }
-            let key = self.digest();
-            if memo.len() >= MEMO_ENTRIES {
-                memo.remove(0);
-            }
-            memo.push((self.to_builder(), key));
-            key
+            self.remember(&mut memo)
         })
         .unwrap_or_else(|_| self.digest())
+    }
+
+    /// Hashes inputs not in the memo and remembers them in place of the least recently used:
+    /// out of line, as a connection to a server seen before does not come here.
+    #[cold]
+    #[inline(never)]
+    fn remember(&self, memo: &mut Vec<(CacheKeyBuilder, CacheKey)>) -> CacheKey {
+        let key = self.digest();
+        if memo.len() >= MEMO_ENTRIES {
+            memo.remove(0);
+        }
+        memo.push((self.to_builder(), key));
+        key
     }
 
     /// The inputs, owned.
@@ -235,6 +243,7 @@ impl KeyInputs<'_> {
     }
 
     /// SHA-256 over the inputs, each length-prefixed and tagged.
+    #[inline(never)]
     fn digest(&self) -> CacheKey {
         let mut ctx = digest::Context::new(&digest::SHA256);
         let mut field = |tag: u8, bytes: &[u8]| {

@@ -145,6 +145,20 @@ const REWRITE_AFTER_FRACTION: u32 = 8;
 /// The plan of a connection without DANE.
 static DANE_OFF: DanePlan = DanePlan::Off;
 
+/// A client connection's span (`tls_client`), when a subscriber takes it: out of line, as
+/// [`ClientHandshake::tell_done`] is.
+#[inline(never)]
+fn client_span(backend: BackendKind, params: &ClientParams) -> Option<Box<tracing::Span>> {
+    let span = tracing::debug_span!(
+        target: telemetry::TARGET,
+        "tls_client",
+        backend = backend.name(),
+        peer = %params.peer,
+        server = %params.server_name,
+    );
+    (!span.is_none()).then(|| Box::new(span))
+}
+
 impl ClientHandshake {
     /// The decisions before the handshake: the cache key, whether the policy resumes with this
     /// server, and the stored session to offer (if any).
@@ -173,13 +187,7 @@ impl ClientHandshake {
             offer.withdraw(NoOffer::OtherKey);
         }
         let bits = offer.bits;
-        let span = tracing::debug_span!(
-            target: telemetry::TARGET,
-            "tls_client",
-            backend = backend.name(),
-            peer = %params.peer,
-            server = %params.server_name,
-        );
+        let span = client_span(backend, params);
         let dane = DanePlan::new(
             params.dane.as_deref(),
             &params.server_name,
@@ -208,7 +216,7 @@ impl ClientHandshake {
             sessions_stored: 0,
             ticket_lifetime: None,
             offered_tag: 0,
-            span: (!span.is_none()).then(|| Box::new(span)),
+            span,
         }
     }
 
@@ -416,14 +424,7 @@ impl ClientHandshake {
                 if let Some(reason) = self.offer.no_offer {
                     telemetry::not_offered(self.backend, reason);
                 }
-                tracing::debug!(
-                    target: telemetry::TARGET,
-                    parent: self.span(),
-                    resumed,
-                    resumption = self.bits.bits(),
-                    no_offer = self.offer.no_offer.map(NoOffer::name),
-                    "client handshake done"
-                );
+                self.tell_done(resumed);
             }
             Err(e) => self.failed(e),
         }
@@ -440,12 +441,28 @@ impl ClientHandshake {
         decided
     }
 
+    /// The event of a handshake done (out of line: the event's code, whether or not a
+    /// subscriber takes it, is not laid out in the lifecycle's own).
+    #[inline(never)]
+    fn tell_done(&self, resumed: bool) {
+        tracing::debug!(
+            target: telemetry::TARGET,
+            parent: self.span(),
+            resumed,
+            resumption = self.bits.bits(),
+            no_offer = self.offer.no_offer.map(NoOffer::name),
+            "client handshake done"
+        );
+    }
+
     /// The connection's span, or none.
     fn span(&self) -> Option<tracing::Id> {
         self.span.as_deref().and_then(tracing::Span::id)
     }
 
     /// A failed handshake: counted and told, with why no session was offered.
+    #[cold]
+    #[inline(never)]
     fn failed(&self, error: &Error) {
         telemetry::client_failed(self.backend, error.kind());
         if let Some(reason) = self.offer.no_offer {
