@@ -493,12 +493,15 @@ impl<S: Read + Write> ClientIo<S> {
     }
 
     /// Drops the lifecycle once the report is made, when nothing can change it any more (no
-    /// session is stored on this connection, and no later refusal becomes a certificate
-    /// failure: [`ClientHandshake::needed_after_handshake`]).
+    /// session is stored on this connection any more, TLS 1.2's having come inside the
+    /// handshake, and no later refusal becomes a certificate failure:
+    /// [`ClientHandshake::needed_after_handshake`]). The connection's calls then go straight
+    /// to rustls.
     pub(crate) fn release(&mut self) {
+        let protocol = crate::info::protocol(&self.stream.conn);
         if self
             .handshake()
-            .is_some_and(|hs| !hs.needed_after_handshake())
+            .is_some_and(|hs| !hs.needed_after_handshake(protocol))
         {
             self.bridge = None;
         }

@@ -238,13 +238,15 @@ impl ClientHandshake {
         self.offer.may_resume
     }
 
-    /// Whether the connection needs this record once the handshake is over and its report
-    /// made: it stores the sessions (TLS 1.3 tickets) the server may send at any time, or it
-    /// turns a later refusal into a certificate failure ([`io_failed`](Self::io_failed)).
-    /// When `false`, nothing after the handshake changes what it reports or does, and a
-    /// backend may drop it.
-    pub fn needed_after_handshake(&self) -> bool {
-        self.offer.may_resume || self.asked_without_certificate
+    /// Whether the connection needs this record once the handshake over `protocol` is over
+    /// and its report made: it stores the sessions the server may send at any time (TLS 1.3
+    /// tickets; a TLS 1.2 ticket comes inside the handshake, and none after it), or it turns a
+    /// later refusal into a certificate failure ([`io_failed`](Self::io_failed)). When
+    /// `false`, nothing after the handshake changes what it reports or does, and a backend may
+    /// drop it.
+    pub fn needed_after_handshake(&self, protocol: ProtocolVersion) -> bool {
+        (self.offer.may_resume && protocol != ProtocolVersion::Tls12)
+            || self.asked_without_certificate
     }
 
     /// The server name the connection is made to.

@@ -746,8 +746,12 @@ mod tests {
             "the offered session's bytes are released when the handshake is over"
         );
         assert!(
-            hs.needed_after_handshake(),
+            hs.needed_after_handshake(ProtocolVersion::Tls13),
             "a resuming connection stores later tickets"
+        );
+        assert!(
+            !hs.needed_after_handshake(ProtocolVersion::Tls12),
+            "but none come after a TLS 1.2 handshake"
         );
         assert!(hs.store_session(received(true, b"next")).is_some());
         assert_eq!(own.len(), 1);
@@ -940,9 +944,13 @@ mod tests {
         let s = Arc::new(s);
         let mut hs = ClientHandshake::start(&s, None, BackendKind::Rustls, &params(), true);
         hs.finish(false).expect("finish");
-        assert!(!hs.needed_after_handshake());
+        for protocol in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
+            assert!(!hs.needed_after_handshake(protocol));
+        }
         hs.asked_without_certificate();
-        assert!(hs.needed_after_handshake());
+        for protocol in [ProtocolVersion::Tls12, ProtocolVersion::Tls13] {
+            assert!(hs.needed_after_handshake(protocol), "{protocol:?}");
+        }
         let size = std::mem::size_of::<ClientHandshake>();
         assert!(size <= 256, "ClientHandshake is {size} bytes");
     }
