@@ -472,8 +472,8 @@ pub struct SessionInfo {
     /// the library keeps it in the session.
     ///
     /// Shared rather than owned: a backend may hand the connections that received the same
-    /// chain one copy ([`share_chain`]), so thousands of connections to one server (or from
-    /// one client) do not each hold it. Read it as a slice (`first()`, `iter()`, `len()`);
+    /// chain one copy per thread ([`share_chain`]), so thousands of connections to one server
+    /// (or from one client) do not each hold it. Read it as a slice (`first()`, `iter()`, `len()`);
     /// build one from a `Vec<Vec<u8>>` with `.into()`.
     pub peer_certificates: Arc<[Vec<u8>]>,
     /// The server name the client sent.
@@ -582,17 +582,16 @@ fn same_chain<C: AsRef<[u8]>>(kept: &[Vec<u8>], chain: &[C]) -> bool {
 }
 
 /// `chain` (leaf first, DER) as a [`SessionInfo::peer_certificates`] value shared with every
-/// connection that received the same chain.
+/// connection made on this thread that received the same chain.
 ///
-/// The chain this process was given last is kept; a connection given the same bytes gets that
+/// Each thread keeps the chain it was given last; a connection given the same bytes gets that
 /// copy (a comparison of the bytes, no allocation), any other chain becomes the one kept. A
 /// client talking to one server, or a server whose clients share a certificate, then holds one
-/// chain however many connections are open, as the TLS library itself holds its own per
-/// connection.
-///
-/// Each thread also remembers the chain it was handed last (the process's copy, not one of its
-/// own): the same chain again on that thread is found without taking the process-wide lock,
-/// which every handshake of every thread would otherwise write.
+/// chain per thread however many connections are open, as the TLS library itself holds its
+/// own per connection. Per thread, not per process: the copy's reference count is written by
+/// every connection that takes it and every one that drops it, and a count shared by every
+/// thread would be written by all of them, handshake after handshake (as the empty chain is
+/// per thread).
 pub fn share_chain<C: AsRef<[u8]>>(chain: &[C]) -> Arc<[Vec<u8>]> {
     thread_local! {
         static THREAD_LAST: std::cell::RefCell<Option<Arc<[Vec<u8>]>>> =
@@ -611,27 +610,13 @@ pub fn share_chain<C: AsRef<[u8]>>(chain: &[C]) -> Arc<[Vec<u8>]> {
     if let Ok(Some(kept)) = found {
         return kept;
     }
-    let shared = share_chain_process_wide(chain);
+    let new: Arc<[Vec<u8>]> = chain.iter().map(|c| c.as_ref().to_vec()).collect();
     // A thread ending (or a call from inside a borrow, which cannot happen) keeps nothing.
     let _ = THREAD_LAST.try_with(|last| {
         if let Ok(mut last) = last.try_borrow_mut() {
-            *last = Some(Arc::clone(&shared));
+            *last = Some(Arc::clone(&new));
         }
     });
-    shared
-}
-
-/// [`share_chain`] through the chain the whole process kept last.
-fn share_chain_process_wide<C: AsRef<[u8]>>(chain: &[C]) -> Arc<[Vec<u8>]> {
-    static LAST: Mutex<Option<Arc<[Vec<u8>]>>> = Mutex::new(None);
-    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(kept) = last.as_ref() {
-        if same_chain(kept, chain) {
-            return Arc::clone(kept);
-        }
-    }
-    let new: Arc<[Vec<u8>]> = chain.iter().map(|c| c.as_ref().to_vec()).collect();
-    *last = Some(Arc::clone(&new));
     new
 }
 
@@ -710,15 +695,19 @@ mod tests {
             .is_empty());
     }
 
-    /// A chain found through the thread's own memory is still the process's one copy: another
-    /// thread given the same chain gets that copy, and a thread that was given another chain
-    /// meanwhile does not hand out a stale one.
+    /// Each thread keeps its own copy of a chain: the same bytes again on one thread give its
+    /// copy, another thread makes its own (no count written by both), and a thread that was
+    /// given another chain meanwhile does not hand out a stale one.
     #[test]
-    fn threads_share_the_process_copy_of_a_chain() {
+    fn each_thread_keeps_its_own_copy_of_a_chain() {
         let _one = SHARING.lock().unwrap_or_else(|p| p.into_inner());
         let c = [b"leaf-c".to_vec(), b"ca-c".to_vec()];
         let d = [b"leaf-d".to_vec()];
         let here = share_chain(&c);
+        assert!(Arc::ptr_eq(
+            &here,
+            &share_chain(&[&b"leaf-c"[..], &b"ca-c"[..]])
+        ));
         let there = std::thread::spawn(move || {
             let there = share_chain(&[b"leaf-c".to_vec(), b"ca-c".to_vec()]);
             // The same bytes twice on that thread: its own memory, the same copy.
@@ -730,7 +719,8 @@ mod tests {
         })
         .join()
         .expect("thread");
-        assert!(Arc::ptr_eq(&here, &there));
+        assert!(!Arc::ptr_eq(&here, &there), "another thread's own copy");
+        assert_eq!(here, there);
         let other = share_chain(&d);
         assert_eq!(&*other, &d[..]);
         assert!(!Arc::ptr_eq(&here, &other));
