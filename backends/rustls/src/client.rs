@@ -296,78 +296,40 @@ impl Client {
     }
 }
 
-thread_local! {
-    /// The bridge of the client connection this thread is stepping now: set by [`bridged`]
-    /// around each call into the connection, and only for its length.
-    static BRIDGE: RefCell<Option<Arc<Bridge>>> = const { RefCell::new(None) };
-
-    /// The newest session rustls handed over during the call into a client connection running
-    /// on this thread now ([`Bridge::save`]), stored when the call returns: here rather than in
-    /// the connection, which would carry room for one (some 170 bytes) for its whole life.
-    static RECEIVED: RefCell<Option<Received>> = const { RefCell::new(None) };
+scoped_tls::scoped_thread_local! {
+    /// The bridge of the client connection this thread is stepping now: lent by [`bridged`]
+    /// around each call into the connection, and only for its length (a reference: no count
+    /// of the bridge is written per call).
+    static BRIDGE: Bridge
 }
 
-/// One call's view of [`RECEIVED`]: made before the call ([`begin`](Pending::begin)), it
-/// holds aside what an enclosing call into another connection (a stream over a stream) has
-/// received so far; [`end`](Pending::end) gives what this call received and puts the
-/// enclosing call's back. On unwind the enclosing call's is put back and this call's dropped,
-/// so nothing reaches another connection's store. Nothing is moved when nothing was received
-/// (a call's usual case): a session is some 170 bytes.
-struct Pending {
-    enclosing: Option<Box<Received>>,
-    ended: bool,
+scoped_tls::scoped_thread_local! {
+    /// Where the newest session rustls hands over during a call into a client connection
+    /// ([`Bridge::save`]) waits until the call returns, to be stored then: a slot on the
+    /// stack of the call ([`receiving`]), lent for its length, rather than room in the
+    /// connection, which would carry one (some 170 bytes) for its whole life. A call into
+    /// another connection made inside it (a stream over a stream) lends its own slot, so the
+    /// sessions they receive stay apart; a call that unwinds drops what it received.
+    static RECEIVED: RefCell<Option<Received>>
 }
 
-impl Pending {
-    fn begin() -> Self {
-        Self {
-            enclosing: take_received().map(Box::new),
-            ended: false,
-        }
-    }
-
-    /// What this call received (the enclosing call's is put back when `self` drops).
-    fn end(mut self) -> Option<Received> {
-        self.ended = true;
-        take_received()
-    }
+/// Runs `step` with a slot of its own for what it receives ([`RECEIVED`]); what was put there.
+fn receiving<T>(step: impl FnOnce() -> T) -> (T, Option<Received>) {
+    let slot = RefCell::new(None);
+    let out = RECEIVED.set(&slot, step);
+    (out, slot.into_inner())
 }
 
-impl Drop for Pending {
-    fn drop(&mut self) {
-        if !self.ended {
-            // Unwinding: what this call received is dropped, not left for another.
-            let _dropped = take_received();
-        }
-        if let Some(enclosing) = self.enclosing.take() {
-            put_received(*enclosing);
-        }
-    }
-}
-
-/// Takes what [`RECEIVED`] holds, looking before moving anything.
-fn take_received() -> Option<Received> {
-    RECEIVED
-        .try_with(|received| {
-            let mut held = received.try_borrow_mut().ok()?;
-            if held.is_some() {
-                held.take()
-            } else {
-                None
-            }
-        })
-        .ok()
-        .flatten()
-}
-
-/// Puts `value` in [`RECEIVED`], in place of what it held (nothing once the thread's locals
-/// are gone).
+/// Puts `value` in the slot of the call running now, in place of what it held (nothing
+/// outside a call, as rustls hands sessions over only inside one).
 fn put_received(value: Received) {
-    let _ = RECEIVED.try_with(|received| {
-        if let Ok(mut held) = received.try_borrow_mut() {
-            *held = Some(value);
-        }
-    });
+    if RECEIVED.is_set() {
+        RECEIVED.with(|slot| {
+            if let Ok(mut held) = slot.try_borrow_mut() {
+                *held = Some(value);
+            }
+        });
+    }
 }
 
 /// Runs `step` (a call into one client connection: its creation, a handshake step, a read or a
@@ -381,14 +343,12 @@ fn put_received(value: Received) {
 /// bytes).
 ///
 /// The newest session received during the call is stored when it returns (see
-/// [`Bridge::store_received`]); until then it waits in this thread's [`RECEIVED`], where the
-/// call's [`Pending`] keeps an enclosing call's apart.
+/// [`Bridge::store_received`]); until then it waits in the call's own slot ([`RECEIVED`]).
 pub(crate) fn bridged<T>(bridge: Option<&Arc<Bridge>>, step: impl FnOnce() -> T) -> T {
     match bridge {
         Some(bridge) if bridge.resuming => {
-            let pending = Pending::begin();
-            let out = crate::verify::scoped(&BRIDGE, bridge, step);
-            if let Some(received) = pending.end() {
+            let (out, received) = receiving(|| BRIDGE.set(bridge, step));
+            if let Some(received) = received {
                 bridge.store_received(received);
             }
             out
@@ -398,8 +358,8 @@ pub(crate) fn bridged<T>(bridge: Option<&Arc<Bridge>>, step: impl FnOnce() -> T)
 }
 
 /// Runs one handshake step of a client connection (see [`bridged`]) with the verifier also
-/// recording into `during` ([`recording`](crate::verify::recording)), both set and restored
-/// together.
+/// recording into `during` ([`recording`](crate::verify::recording)): both lent for the step,
+/// what was lent before back after it.
 pub(crate) fn stepping<T>(
     bridge: Option<&Arc<Bridge>>,
     during: &Arc<During>,
@@ -407,9 +367,9 @@ pub(crate) fn stepping<T>(
 ) -> T {
     match bridge {
         Some(bridge) if bridge.resuming => {
-            let pending = Pending::begin();
-            let out = crate::verify::scoped_with_record(&BRIDGE, bridge, during, step);
-            if let Some(received) = pending.end() {
+            let (out, received) =
+                receiving(|| BRIDGE.set(bridge, || crate::verify::recording(during, step)));
+            if let Some(received) = received {
                 bridge.store_received(received);
             }
             out
@@ -425,10 +385,7 @@ struct CurrentBridge;
 
 impl CurrentBridge {
     fn with<T>(&self, f: impl FnOnce(&Bridge) -> T) -> Option<T> {
-        BRIDGE
-            .try_with(|current| current.borrow().as_deref().map(f))
-            .ok()
-            .flatten()
+        BRIDGE.is_set().then(|| BRIDGE.with(f))
     }
 }
 
@@ -600,7 +557,7 @@ impl Bridge {
     }
 
     /// Stores the newest session received during the call into the connection that just
-    /// returned (from its [`Pending`]), as a core entry pointing at the in-process
+    /// returned (from its slot, [`RECEIVED`]), as a core entry pointing at the in-process
     /// value: before the call's result reaches the caller, so nothing the caller saw arrive is
     /// left unstored.
     ///
@@ -717,16 +674,22 @@ mod tests {
             resumed: false,
         };
         let hint = |r: Option<Received>| r.and_then(|r| r.lifetime_hint);
-        let outer = Pending::begin();
-        put_received(received(1));
-        let inner = Pending::begin();
-        put_received(received(2));
-        assert_eq!(hint(inner.end()), Some(Duration::from_secs(2)));
-        let unwound = Pending::begin();
-        put_received(received(3));
-        drop(unwound);
-        assert_eq!(hint(outer.end()), Some(Duration::from_secs(1)));
-        assert!(take_received().is_none(), "nothing left behind");
+        let (inner, outer) = receiving(|| {
+            put_received(received(1));
+            let ((), inner) = receiving(|| put_received(received(2)));
+            let unwound = std::panic::catch_unwind(|| {
+                receiving(|| {
+                    put_received(received(3));
+                    panic!("a call that unwinds");
+                })
+            });
+            assert!(unwound.is_err());
+            inner
+        });
+        assert_eq!(hint(inner), Some(Duration::from_secs(2)));
+        assert_eq!(hint(outer), Some(Duration::from_secs(1)));
+        put_received(received(4));
+        assert!(!RECEIVED.is_set(), "outside a call, nothing is kept");
     }
 
     #[test]

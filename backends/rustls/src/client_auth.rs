@@ -2,7 +2,6 @@
 //! saw in the connection's record, letting a failure through for hosts that are only asked
 //! (`ClientAuth::Try`), and checking the chain rustls keeps in a resumed session.
 
-use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -15,19 +14,18 @@ use tlsresume_core::{Error, SharedClock, Verification};
 use crate::config::provider;
 use crate::info::lock;
 use crate::tickets::TicketRecord;
-use crate::verify::scoped;
 
-thread_local! {
+scoped_tls::scoped_thread_local! {
     /// The record of the server connection whose handshake this thread is driving now (see
-    /// [`recording`]).
-    static CURRENT: RefCell<Option<Arc<Mutex<TicketRecord>>>> = const { RefCell::new(None) };
+    /// [`recording`]): a reference, lent for the step.
+    static CURRENT: Mutex<TicketRecord>
 }
 
 /// Runs `step` (one synchronous step of a server handshake) with the verifier writing what it
 /// sees to `record`: the verifier belongs to the configuration, shared by every connection,
 /// and rustls calls it only from inside the step (as on the client, `verify::recording`).
-pub(crate) fn recording<T>(record: &Arc<Mutex<TicketRecord>>, step: impl FnOnce() -> T) -> T {
-    scoped(&CURRENT, record, step)
+pub(crate) fn recording<T>(record: &Mutex<TicketRecord>, step: impl FnOnce() -> T) -> T {
+    CURRENT.set(record, step)
 }
 
 /// `f` of the record of the server connection being stepped ([`recording`]); `None` outside a
@@ -35,9 +33,8 @@ pub(crate) fn recording<T>(record: &Arc<Mutex<TicketRecord>>, step: impl FnOnce(
 /// from inside one).
 pub(crate) fn with_current<T>(f: impl FnOnce(&mut TicketRecord) -> T) -> Option<T> {
     CURRENT
-        .try_with(|current| current.borrow().as_ref().map(|record| f(&mut lock(record))))
-        .ok()
-        .flatten()
+        .is_set()
+        .then(|| CURRENT.with(|record| f(&mut lock(record))))
 }
 
 /// The server's verifier of client certificates, for one [`ClientAuth`](tlsresume_core::ClientAuth)

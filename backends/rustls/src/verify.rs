@@ -4,7 +4,6 @@
 //! rustls has no OCSP verification of its own; the staple it hands the verifier is checked by
 //! the `ocsp` module.
 
-use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -54,10 +53,11 @@ pub(crate) fn record_into(verify: &Mutex<VerifyRecord>, handshake: &mut ClientHa
     record.verification.is_none()
 }
 
-thread_local! {
-    /// The record of the client connection whose handshake this thread is driving now: set by
-    /// [`recording`] around each step of rustls's state machine, and only for its length.
-    static CURRENT: RefCell<Option<Arc<During>>> = const { RefCell::new(None) };
+scoped_tls::scoped_thread_local! {
+    /// The record of the client connection whose handshake this thread is driving now: lent
+    /// by [`recording`] around each step of rustls's state machine, and only for its length
+    /// (a reference: no count of the record is written per step).
+    static CURRENT: During
 }
 
 /// Runs `step` (one synchronous step of a client handshake's I/O, `Tls::handshake`) with the
@@ -67,61 +67,19 @@ thread_local! {
 /// (`compatible_config` compares the pointers), so every connection of a client shares one
 /// verifier, and the verifier cannot hold a connection's record itself. rustls calls it only
 /// from inside a handshake step, on the thread running it, so the record of the connection
-/// being stepped is set for the step's length: an async handshake that moves between threads
-/// sets it again on each step, and no step of one connection runs inside another's.
-pub(crate) fn recording<T>(record: &Arc<During>, step: impl FnOnce() -> T) -> T {
-    scoped(&CURRENT, record, step)
+/// being stepped is lent for the step's length (and what was lent before is back after it,
+/// unwinding included): an async handshake that moves between threads lends it again on each
+/// step, and no step of one connection runs inside another's.
+pub(crate) fn recording<T>(record: &During, step: impl FnOnce() -> T) -> T {
+    CURRENT.set(record, step)
 }
 
-/// A thread-local "current connection" slot.
-type CurrentSlot<R> = std::thread::LocalKey<RefCell<Option<Arc<R>>>>;
-
-/// Puts `value` in `key`'s slot; what it held before.
-fn set<R: 'static>(key: &'static CurrentSlot<R>, value: &Arc<R>) -> Option<Arc<R>> {
-    key.try_with(|c| c.replace(Some(Arc::clone(value))))
-        .ok()
-        .flatten()
-}
-
-/// Puts back what `key`'s slot held before [`set`].
-fn put_back<R: 'static>(key: &'static CurrentSlot<R>, previous: Option<Arc<R>>) {
-    let _ = key.try_with(|c| *c.borrow_mut() = previous);
-}
-
-/// Runs `step` with `key` (a thread-local "current connection" slot) holding `value`, and
-/// restores what it held before, also when `step` panics.
-pub(crate) fn scoped<R: 'static, T>(
-    key: &'static CurrentSlot<R>,
-    value: &Arc<R>,
-    step: impl FnOnce() -> T,
-) -> T {
-    struct Restore<R: 'static>(&'static CurrentSlot<R>, Option<Arc<R>>);
-    impl<R: 'static> Drop for Restore<R> {
-        fn drop(&mut self) {
-            put_back(self.0, self.1.take());
-        }
-    }
-    let _restore = Restore(key, set(key, value));
-    step()
-}
-
-/// [`scoped`] of `key` holding `value` and of the verifier's record ([`recording`]) holding
-/// `record`, set and restored together: a client handshake's step, which needs both.
-pub(crate) fn scoped_with_record<R: 'static, T>(
-    key: &'static CurrentSlot<R>,
-    value: &Arc<R>,
-    record: &Arc<During>,
-    step: impl FnOnce() -> T,
-) -> T {
-    struct Restore<R: 'static>(&'static CurrentSlot<R>, Option<Arc<R>>, Option<Arc<During>>);
-    impl<R: 'static> Drop for Restore<R> {
-        fn drop(&mut self) {
-            put_back(self.0, self.1.take());
-            put_back(&CURRENT, self.2.take());
-        }
-    }
-    let _restore = Restore(key, set(key, value), set(&CURRENT, record));
-    step()
+/// `f` of the verifier's record of the connection being stepped ([`recording`]); `None`
+/// outside a step.
+fn with_current<T>(f: impl FnOnce(&Mutex<VerifyRecord>) -> T) -> Option<T> {
+    CURRENT
+        .is_set()
+        .then(|| CURRENT.with(|during| f(&during.verify)))
 }
 
 /// The certificate resolver of a client that has no certificate: rustls calls it when the
@@ -135,14 +93,11 @@ impl rustls::client::ResolvesClientCert for NoClientCert {
         _root_hint_subjects: &[&[u8]],
         _sigschemes: &[SignatureScheme],
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        let _ = CURRENT.try_with(|current| {
-            if let Some(record) = current.borrow().as_ref() {
-                record
-                    .verify
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .asked_without_certificate = true;
-            }
+        with_current(|record| {
+            record
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .asked_without_certificate = true;
         });
         None
     }
@@ -191,14 +146,12 @@ impl RecordingVerifier {
         } else {
             (OcspStatus::NotVerified, None)
         };
-        let _ = CURRENT.try_with(|current| {
-            if let Some(record) = current.borrow().as_ref() {
-                let mut record = record.verify.lock().unwrap_or_else(|p| p.into_inner());
-                record.ocsp = Some(ocsp);
-                record.ocsp_detail = ocsp_detail;
-                record.verification = Some(verification);
-                record.dane = dane;
-            }
+        with_current(|record| {
+            let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
+            record.ocsp = Some(ocsp);
+            record.ocsp_detail = ocsp_detail;
+            record.verification = Some(verification);
+            record.dane = dane;
         });
         ServerCertVerified::assertion()
     }
@@ -213,16 +166,11 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let plan = CURRENT
-            .try_with(|current| {
-                current.borrow().as_ref().map(|record| {
-                    let record = record.verify.lock().unwrap_or_else(|p| p.into_inner());
-                    record.dane_plan.clone()
-                })
-            })
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let plan = with_current(|record| {
+            let record = record.lock().unwrap_or_else(|p| p.into_inner());
+            record.dane_plan.clone()
+        })
+        .unwrap_or_default();
         if plan != DanePlan::Off {
             return Ok(self.by_dane(&plan, end_entity, intermediates, ocsp_response, now));
         }
@@ -249,17 +197,15 @@ impl ServerCertVerifier for RecordingVerifier {
         } else {
             Verification::Failed
         };
-        let _ = CURRENT.try_with(|current| {
-            debug_assert!(
-                current.borrow().is_some(),
-                "the verifier ran outside a recorded handshake step"
-            );
-            if let Some(record) = current.borrow().as_ref() {
-                let mut record = record.verify.lock().unwrap_or_else(|p| p.into_inner());
-                record.ocsp = Some(ocsp);
-                record.ocsp_detail = ocsp_detail;
-                record.verification = Some(verification);
-            }
+        debug_assert!(
+            CURRENT.is_set(),
+            "the verifier ran outside a recorded handshake step"
+        );
+        with_current(|record| {
+            let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
+            record.ocsp = Some(ocsp);
+            record.ocsp_detail = ocsp_detail;
+            record.verification = Some(verification);
         });
         match result {
             Ok(ok) => Ok(ok),
