@@ -55,9 +55,9 @@ pub(crate) struct ClientState {
     pub(crate) dane_seen: bool,
     /// The newest session the library handed over during the call into the connection running
     /// now, stored when the call returns ([`ClientConn::store_received`]). Here, in the state
-    /// the call locks anyway, where the rustls client keeps its in a thread-local: an OpenSSL
-    /// session is held by reference, so the room kept for one is a few dozen bytes, not the
-    /// 170 of a rustls session value.
+    /// the call locks anyway, where the rustls client keeps its in a slot on the call's stack
+    /// lent to the thread: an OpenSSL session is held by reference, so the room kept for one
+    /// is a few dozen bytes, not the 170 of a rustls session value.
     pub(crate) received: Option<Received>,
 }
 

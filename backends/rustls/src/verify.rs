@@ -13,6 +13,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tlsresume_core::contract::ClientHandshake;
 
 use crate::client::During;
+use crate::info::lock;
 use tlsresume_core::dane::DanePlan;
 use tlsresume_core::{DaneAuthority, OcspStatus, Verification, VerifyMode};
 
@@ -37,7 +38,7 @@ pub(crate) struct VerifyRecord {
 /// Gives what the verifier saw on this connection to its handshake; whether the handshake was
 /// resumed (the verifier was not called).
 pub(crate) fn record_into(verify: &Mutex<VerifyRecord>, handshake: &mut ClientHandshake) -> bool {
-    let record = verify.lock().unwrap_or_else(|p| p.into_inner());
+    let record = lock(verify);
     if let Some(verification) = record.verification {
         handshake.saw_verification(verification);
     }
@@ -94,10 +95,7 @@ impl rustls::client::ResolvesClientCert for NoClientCert {
         _sigschemes: &[SignatureScheme],
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
         with_current(|record| {
-            record
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .asked_without_certificate = true;
+            lock(record).asked_without_certificate = true;
         });
         None
     }
@@ -147,7 +145,7 @@ impl RecordingVerifier {
             (OcspStatus::NotVerified, None)
         };
         with_current(|record| {
-            let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
+            let mut record = lock(record);
             record.ocsp = Some(ocsp);
             record.ocsp_detail = ocsp_detail;
             record.verification = Some(verification);
@@ -167,7 +165,7 @@ impl ServerCertVerifier for RecordingVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let plan = with_current(|record| {
-            let record = record.lock().unwrap_or_else(|p| p.into_inner());
+            let record = lock(record);
             record.dane_plan.clone()
         })
         .unwrap_or_default();
@@ -202,7 +200,7 @@ impl ServerCertVerifier for RecordingVerifier {
             "the verifier ran outside a recorded handshake step"
         );
         with_current(|record| {
-            let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
+            let mut record = lock(record);
             record.ocsp = Some(ocsp);
             record.ocsp_detail = ocsp_detail;
             record.verification = Some(verification);

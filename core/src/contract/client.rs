@@ -434,10 +434,10 @@ impl ClientHandshake {
         // verdicts stay, for the tickets of a resumed connection; of its tags, what tells a
         // session stored in place, `store_session`).
         self.span = None;
+        if resumed && decided.is_ok() {
+            self.offered_tag = self.offered_prefix();
+        }
         if let Some(entry) = &mut self.offer.entry {
-            if resumed && decided.is_ok() {
-                self.offered_tag = SealedTags::of(&entry.session).map_or(0, |t| t.entry_prefix());
-            }
             entry.session = Vec::new();
         }
         decided
@@ -455,6 +455,16 @@ impl ClientHandshake {
             no_offer = self.offer.no_offer.map(NoOffer::name),
             "client handshake done"
         );
+    }
+
+    /// The first eight bytes of the offered entry's tag (0 when there is none): as `finish`
+    /// kept them, or read off the entry's bytes while the handshake runs (a TLS 1.2 ticket
+    /// comes in the resumed handshake's own flight, before `finish`).
+    fn offered_prefix(&self) -> u64 {
+        match (self.offered_tag, &self.offer.entry) {
+            (0, Some(entry)) => SealedTags::of(&entry.session).map_or(0, |t| t.entry_prefix()),
+            (kept, _) => kept,
+        }
     }
 
     /// The connection's span, or none.
@@ -713,12 +723,7 @@ impl ClientHandshake {
     fn stored_in_place(&self, received: &ReceivedSession<'_>) -> Option<SealedTags> {
         let tags = received.stored_as.filter(|_| received.resumed)?;
         let offered = self.offer.entry.as_ref()?;
-        // Kept by `finish`; a session handed over inside the handshake (a TLS 1.2 ticket comes
-        // in the resumed handshake's own flight) meets the entry's bytes still there.
-        let offered_tag = match self.offered_tag {
-            0 => SealedTags::of(&offered.session).map_or(0, |t| t.entry_prefix()),
-            kept => kept,
-        };
+        let offered_tag = self.offered_prefix();
         if offered_tag == 0 || tags.entry_prefix() != offered_tag {
             return None;
         }
