@@ -101,6 +101,36 @@ pub trait TicketLifecycle: fmt::Debug + Send + Sync {
         now: UnixTime,
     ) -> Result<(Arc<TicketKey>, bool), RejectReason>;
 
+    /// Runs `use_key` on the key that seals a ticket issued at `now`, as
+    /// [`encrypting_key`](Self::encrypting_key) finds it, without taking a reference of it:
+    /// what a sealer runs per ticket. The default calls `encrypting_key`; [`KeyRing`] lends the
+    /// key under its read lock (no reference count, which every thread sealing tickets would
+    /// write, is taken and dropped per ticket), so `use_key` must not call into the lifecycle.
+    fn with_encrypting_key(
+        &self,
+        now: UnixTime,
+        use_key: &mut dyn FnMut(&TicketKey),
+    ) -> Result<(), KeyError> {
+        let key = self.encrypting_key(now)?;
+        use_key(&key);
+        Ok(())
+    }
+
+    /// Runs `use_key` on the key named `key_name` and whether a ticket under it is to be
+    /// renewed, as [`find_key`](Self::find_key) finds them, without taking a reference of the
+    /// key: what an opener runs per ticket. The default calls `find_key`; [`KeyRing`] lends the
+    /// key under its read lock, so `use_key` must not call into the lifecycle.
+    fn with_key(
+        &self,
+        key_name: &KeyName,
+        now: UnixTime,
+        use_key: &mut dyn FnMut(&TicketKey, bool),
+    ) -> Result<(), RejectReason> {
+        let (key, renew) = self.find_key(key_name, now)?;
+        use_key(&key, renew);
+        Ok(())
+    }
+
     /// Whether a ticket issued at `issued` is still within the ticket lifetime at `now`.
     fn check_age(&self, issued: UnixTime, now: UnixTime) -> Result<(), RejectReason> {
         if now.saturating_since(issued) >= self.policy().lifetime() {
@@ -806,11 +836,7 @@ impl TicketLifecycle for KeyRing {
 
     fn encrypting_key(&self, now: UnixTime) -> Result<Arc<TicketKey>, KeyError> {
         self.maintain_at_once(now)?;
-        self.read()
-            .keys
-            .first()
-            .cloned()
-            .ok_or_else(|| KeyError::Source("no ticket key available".into()))
+        self.read().keys.first().cloned().ok_or_else(no_key)
     }
 
     fn find_key(
@@ -818,15 +844,52 @@ impl TicketLifecycle for KeyRing {
         key_name: &KeyName,
         now: UnixTime,
     ) -> Result<(Arc<TicketKey>, bool), RejectReason> {
-        // With no key at all nothing decrypts; the name is then unknown.
         let waiting = self.maintain_at_once(now).unwrap_or(false);
-        let found = self
-            .read()
-            .keys
-            .iter()
-            .find(|k| k.name() == key_name)
-            .cloned();
-        let key = match found {
+        let ring = self.read();
+        Self::lookup(&ring, key_name, now, waiting).map(|(key, renew)| (Arc::clone(key), renew))
+    }
+
+    fn with_encrypting_key(
+        &self,
+        now: UnixTime,
+        use_key: &mut dyn FnMut(&TicketKey),
+    ) -> Result<(), KeyError> {
+        self.maintain_at_once(now)?;
+        let ring = self.read();
+        use_key(ring.keys.first().ok_or_else(no_key)?);
+        Ok(())
+    }
+
+    fn with_key(
+        &self,
+        key_name: &KeyName,
+        now: UnixTime,
+        use_key: &mut dyn FnMut(&TicketKey, bool),
+    ) -> Result<(), RejectReason> {
+        let waiting = self.maintain_at_once(now).unwrap_or(false);
+        let ring = self.read();
+        let (key, renew) = Self::lookup(&ring, key_name, now, waiting)?;
+        use_key(key, renew);
+        Ok(())
+    }
+}
+
+/// A ring with no key: nothing seals.
+fn no_key() -> KeyError {
+    KeyError::Source("no ticket key available".into())
+}
+
+impl KeyRing {
+    /// The key named `key_name` in `ring` if it still decrypts at `now`, and whether a ticket
+    /// under it is to be renewed. `waiting`: the ring waits for the new slot's key.
+    fn lookup<'r>(
+        ring: &'r Ring,
+        key_name: &KeyName,
+        now: UnixTime,
+        waiting: bool,
+    ) -> Result<(&'r Arc<TicketKey>, bool), RejectReason> {
+        // With no key at all nothing decrypts; the name is then unknown.
+        let key = match ring.keys.iter().find(|k| k.name() == key_name) {
             Some(key) => key,
             // The rotation waits for the new slot's key, which another node of the fleet may
             // seal with already: a full handshake now (the key is being fetched in the
@@ -883,6 +946,80 @@ mod tests {
 
     fn openssl_ring() -> KeyRing {
         KeyRing::new(TicketPolicy::OPENSSL, Arc::new(ProcessKeySource::new()))
+    }
+
+    #[test]
+    fn a_lent_key_is_the_key_found() {
+        // with_key and with_encrypting_key lend what find_key and encrypting_key return, with
+        // the same renewal flag and the same refusals, across a rotation and past expiry.
+        let ring = openssl_ring();
+        let first = *ring.encrypting_key(at(0)).expect("key").name();
+        let unknown = KeyName([0x5a; 16]);
+        for secs in [0, 10 * MIN, 61 * MIN, 119 * MIN, 2 * HOUR, 3 * HOUR] {
+            let now = at(secs);
+            let mut sealing = None;
+            ring.with_encrypting_key(now, &mut |key| sealing = Some(*key.name()))
+                .expect("a key seals");
+            assert_eq!(
+                sealing,
+                Some(*ring.encrypting_key(now).expect("key").name()),
+                "at {secs} s"
+            );
+            for name in [first, unknown] {
+                let mut lent = None;
+                let result = ring.with_key(&name, now, &mut |key, renew| {
+                    lent = Some((*key.name(), renew));
+                });
+                let found = ring
+                    .find_key(&name, now)
+                    .map(|(key, renew)| (*key.name(), renew));
+                assert_eq!(result.map(|()| lent), found.map(Some), "at {secs} s");
+            }
+        }
+    }
+
+    /// A lifecycle of its own: the ring's decisions through the required methods only, so the
+    /// sealer goes through the trait's own `with_key` and `with_encrypting_key`.
+    #[derive(Debug)]
+    struct OwnLifecycle(KeyRing);
+
+    impl TicketLifecycle for OwnLifecycle {
+        fn policy(&self) -> &TicketPolicy {
+            self.0.policy()
+        }
+        fn encrypting_key(&self, now: UnixTime) -> Result<Arc<TicketKey>, KeyError> {
+            self.0.encrypting_key(now)
+        }
+        fn find_key(
+            &self,
+            key_name: &KeyName,
+            now: UnixTime,
+        ) -> Result<(Arc<TicketKey>, bool), RejectReason> {
+            self.0.find_key(key_name, now)
+        }
+    }
+
+    #[test]
+    fn a_lifecycle_with_only_the_required_methods_seals_and_opens() {
+        use crate::keys::seal::{OpenError, TicketSealer};
+        let sealer = TicketSealer::new(Arc::new(OwnLifecycle(openssl_ring())));
+        let ticket = sealer.seal(b"state", at(0)).expect("sealed");
+        let opened = sealer.open(&ticket, at(10 * MIN)).expect("opens");
+        assert_eq!(&opened.state[..], b"state");
+        assert_eq!(opened.decision, Decision::Resume);
+        assert_eq!(
+            sealer.open(&ticket, at(61 * MIN)).expect("opens").decision,
+            Decision::ResumeAndRenew
+        );
+        // Past the key's life the ring no longer holds it: a name it does not know.
+        assert_eq!(
+            sealer.open(&ticket, at(3 * HOUR)).err(),
+            Some(OpenError::Malformed)
+        );
+        assert_eq!(
+            sealer.open(&ticket[1..], at(10 * MIN)).err(),
+            Some(OpenError::Malformed)
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::clock::UnixTime;
 use crate::keys::key_ring::{Decision, RejectReason, TicketLifecycle};
-use crate::keys::{KeyError, KeyName};
+use crate::keys::{KeyError, KeyName, TicketKey};
 
 const NAME_LEN: usize = 16;
 const TIME_LEN: usize = 8;
@@ -70,30 +70,16 @@ impl TicketSealer {
 
     /// Seals `state` into a ticket issued at `now`.
     pub fn seal(&self, state: &[u8], now: UnixTime) -> Result<Vec<u8>, KeyError> {
-        let key = self.lifecycle.encrypting_key(now)?;
         let mut nonce = [0u8; NONCE_LEN];
         self.rng
             .fill(&mut nonce)
             .map_err(|_| KeyError::Source("the system random generator failed".into()))?;
-        let aead_key = key
-            .aead_key()
-            .ok_or_else(|| KeyError::Source("bad ticket cipher key".into()))?;
-        // Sealed in place, in the one buffer the ticket is returned in.
-        let mut out = Vec::with_capacity(state.len() + SEAL_OVERHEAD);
-        out.extend_from_slice(key.name().as_bytes());
-        out.extend_from_slice(&nonce);
-        let body_start = out.len();
-        out.extend_from_slice(&now.as_micros().to_be_bytes());
-        out.extend_from_slice(state);
-        let tag = aead_key
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(key.name().as_bytes()),
-                out.get_mut(body_start..).unwrap_or_default(),
-            )
-            .map_err(|_| KeyError::Source("ticket sealing failed".into()))?;
-        out.extend_from_slice(tag.as_ref());
-        Ok(out)
+        let mut sealed = Err(KeyError::Source("ticket sealing failed".into()));
+        // The key is lent for the sealing (no reference of it taken per ticket).
+        self.lifecycle.with_encrypting_key(now, &mut |key| {
+            sealed = seal_under(key, nonce, state, now);
+        })?;
+        sealed
     }
 
     /// Opens a ticket presented at `now`. Any input is safe: garbage, truncation or tampering
@@ -105,34 +91,23 @@ impl TicketSealer {
         let (name, rest) = ticket.split_at(NAME_LEN);
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
         let key_name = KeyName::from_slice(name).ok_or(OpenError::Malformed)?;
-        let (key, renew) =
-            self.lifecycle
-                .find_key(&key_name, now)
-                .map_err(|reason| match reason {
-                    // An unknown name is indistinguishable from garbage.
-                    RejectReason::UnknownKey => OpenError::Malformed,
-                    other => OpenError::Rejected(other),
-                })?;
-        let aead_key = key.aead_key().ok_or(OpenError::Malformed)?;
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| OpenError::Malformed)?;
-        // Decrypted in place: the buffer holds the session's secrets once opened, and becomes
-        // the opened state (the issue time before it and the tag after it cut off, in place:
-        // one allocation per ticket, cleared when dropped, spare capacity included).
-        let mut body = Zeroizing::new(sealed.to_vec());
-        let plain_len = aead_key
-            .open_in_place(nonce, Aad::from(key_name.as_bytes()), &mut body)
-            .map_err(|_| OpenError::Malformed)?
-            .len();
-        let time = body
-            .get(..TIME_LEN)
-            .and_then(|time| <[u8; TIME_LEN]>::try_from(time).ok())
-            .ok_or(OpenError::Malformed)?;
-        let issued = UnixTime::from_micros(u64::from_be_bytes(time));
+        let mut opened = Err(OpenError::Malformed);
+        let mut renew = false;
+        // The key is lent for the opening (no reference of it taken per ticket).
+        self.lifecycle
+            .with_key(&key_name, now, &mut |key, renewing| {
+                renew = renewing;
+                opened = open_under(key, nonce, sealed);
+            })
+            .map_err(|reason| match reason {
+                // An unknown name is indistinguishable from garbage.
+                RejectReason::UnknownKey => OpenError::Malformed,
+                other => OpenError::Rejected(other),
+            })?;
+        let (body, issued) = opened?;
         self.lifecycle
             .check_age(issued, now)
             .map_err(OpenError::Rejected)?;
-        body.truncate(plain_len);
-        body.drain(..TIME_LEN);
         Ok(Opened {
             state: body,
             issued,
@@ -144,6 +119,60 @@ impl TicketSealer {
             key_name,
         })
     }
+}
+
+/// `now ‖ state` sealed under `key` with `nonce`: the whole ticket.
+fn seal_under(
+    key: &TicketKey,
+    nonce: [u8; NONCE_LEN],
+    state: &[u8],
+    now: UnixTime,
+) -> Result<Vec<u8>, KeyError> {
+    let aead_key = key
+        .aead_key()
+        .ok_or_else(|| KeyError::Source("bad ticket cipher key".into()))?;
+    // Sealed in place, in the one buffer the ticket is returned in.
+    let mut out = Vec::with_capacity(state.len() + SEAL_OVERHEAD);
+    out.extend_from_slice(key.name().as_bytes());
+    out.extend_from_slice(&nonce);
+    let body_start = out.len();
+    out.extend_from_slice(&now.as_micros().to_be_bytes());
+    out.extend_from_slice(state);
+    let tag = aead_key
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(key.name().as_bytes()),
+            out.get_mut(body_start..).unwrap_or_default(),
+        )
+        .map_err(|_| KeyError::Source("ticket sealing failed".into()))?;
+    out.extend_from_slice(tag.as_ref());
+    Ok(out)
+}
+
+/// The state sealed under `key` (the issue time cut off) and its issue time.
+fn open_under(
+    key: &TicketKey,
+    nonce: &[u8],
+    sealed: &[u8],
+) -> Result<(Zeroizing<Vec<u8>>, UnixTime), OpenError> {
+    let aead_key = key.aead_key().ok_or(OpenError::Malformed)?;
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| OpenError::Malformed)?;
+    // Decrypted in place: the buffer holds the session's secrets once opened, and becomes
+    // the opened state (the issue time before it and the tag after it cut off, in place:
+    // one allocation per ticket, cleared when dropped, spare capacity included).
+    let mut body = Zeroizing::new(sealed.to_vec());
+    let plain_len = aead_key
+        .open_in_place(nonce, Aad::from(key.name().as_bytes()), &mut body)
+        .map_err(|_| OpenError::Malformed)?
+        .len();
+    let time = body
+        .get(..TIME_LEN)
+        .and_then(|time| <[u8; TIME_LEN]>::try_from(time).ok())
+        .ok_or(OpenError::Malformed)?;
+    let issued = UnixTime::from_micros(u64::from_be_bytes(time));
+    body.truncate(plain_len);
+    body.drain(..TIME_LEN);
+    Ok((body, issued))
 }
 
 #[cfg(test)]
