@@ -45,7 +45,10 @@ pub(crate) struct Roots {
 /// [`ClientHandshake`], which decides, and what only OpenSSL's shape needs.
 #[derive(Debug)]
 pub(crate) struct ClientState {
-    /// The connection's resumption lifecycle.
+    /// The connection's resumption lifecycle. Kept for the connection's life whatever the
+    /// version: it is part of the one block the library's ex_data holds for the connection,
+    /// so letting go of it after a TLS 1.2 handshake (as the rustls client does, see
+    /// [`ClientHandshake::needed_after_handshake`]) would not free that block.
     pub(crate) handshake: ClientHandshake,
     /// The ticket of the offered session (to spot a TLS 1.2 renewal).
     pub(crate) offered_ticket: Vec<u8>,
