@@ -28,6 +28,7 @@ use crate::config::protocol_of;
 use crate::ffi::{self, ticket_return, ticket_status, tlsext_err};
 use crate::server::{staple, verify_client};
 use crate::tickets::server_conn;
+use tlsresume_core::keys::TicketKey;
 
 /// The free function of an [`ArcIndex`](ffi::ArcIndex) slot (CRYPTO_get_ex_new_index(3)):
 /// libssl calls it when it frees an SSL, with the SSL's value in the slot (null when it has
@@ -205,45 +206,47 @@ pub(crate) extern "C" fn raw_ticket_key_evp_cb(
         let Some(conn) = server_conn(ssl_ref) else {
             return -1;
         };
-        if enc == 1 {
-            let Some(key) = conn.encrypting_key() else {
-                return 0;
-            };
+        // The ticket's cipher and MAC contexts keyed with `key`'s secrets, for sealing or
+        // opening.
+        let init = |key: &TicketKey, sealing: bool| {
             let secret = key.secret();
-            // SAFETY: libssl provides 16 bytes of key name and an IV buffer of
-            // EVP_MAX_IV_LENGTH (16) bytes.
-            if !unsafe { ffi::write_name_and_iv(key_name, key.name().as_bytes(), iv) } {
-                return -1;
+            // SAFETY: the contexts are the ones libssl handed to this callback; `iv` holds the
+            // ticket's 16-byte IV (written just before when sealing, the ticket's when
+            // opening).
+            unsafe {
+                ffi::init_ticket_crypto(
+                    ctx,
+                    hctx,
+                    secret.cipher_key(),
+                    secret.mac_key(),
+                    iv,
+                    sealing,
+                )
             }
-            // SAFETY: the contexts are the ones libssl handed to this callback; `iv` holds
-            // the 16 bytes just written.
-            if unsafe {
-                ffi::init_ticket_crypto(ctx, hctx, secret.cipher_key(), secret.mac_key(), iv, true)
-            } {
-                1
-            } else {
-                -1
-            }
+        };
+        if enc == 1 {
+            conn.with_encrypting_key(|key| {
+                // SAFETY: libssl provides 16 bytes of key name and an IV buffer of
+                // EVP_MAX_IV_LENGTH (16) bytes.
+                if !unsafe { ffi::write_name_and_iv(key_name, key.name().as_bytes(), iv) } {
+                    return -1;
+                }
+                if init(key, true) {
+                    1
+                } else {
+                    -1
+                }
+            })
+            .unwrap_or(0)
         } else {
             // SAFETY: libssl passes the ticket's 16-byte key name.
             let name = unsafe { ffi::read_name(key_name) };
-            let Some((key, renew)) = conn.decrypting_key(name) else {
-                return 0;
-            };
-            let secret = key.secret();
-            // SAFETY: the contexts are the ones libssl handed to this callback; `iv` points
-            // at the ticket's 16-byte IV.
-            if unsafe {
-                ffi::init_ticket_crypto(ctx, hctx, secret.cipher_key(), secret.mac_key(), iv, false)
-            } {
-                if renew {
-                    2
-                } else {
-                    1
-                }
-            } else {
-                0
-            }
+            conn.with_decrypting_key(name, |key, renew| match (init(key, false), renew) {
+                (false, _) => 0,
+                (true, true) => 2,
+                (true, false) => 1,
+            })
+            .unwrap_or(0)
         }
     }))
     .unwrap_or(-1)

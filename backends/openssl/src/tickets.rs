@@ -106,34 +106,47 @@ impl ServerConn {
         self.state().handshake.ticket_refused(reason);
     }
 
-    /// Ticket encryption: sets CLIENT_REQUESTED and returns the key to seal with, or `None`
-    /// (no ticket) when the key source has nothing.
-    pub(crate) fn encrypting_key(&self) -> Option<Arc<TicketKey>> {
+    /// Ticket encryption: sets CLIENT_REQUESTED and runs `seal` on the key to seal with, lent
+    /// by the key ring for the call (no reference of it taken per ticket, as the rustls
+    /// backend's sealer); `None` (no ticket) when the key source has nothing.
+    pub(crate) fn with_encrypting_key<T>(&self, seal: impl FnOnce(&TicketKey) -> T) -> Option<T> {
         self.state().handshake.ticket_sealed();
         if !self.may_issue {
             return None;
         }
+        let mut seal = Some(seal);
+        let mut out = None;
         self.shared
             .ring
-            .encrypting_key(self.shared.clock.now())
-            .ok()
+            .with_encrypting_key(self.shared.clock.now(), &mut |key| {
+                out = seal.take().map(|seal| seal(key));
+            })
+            .ok()?;
+        out
     }
 
-    /// Ticket decryption: sets CLIENT_SUGGESTED and returns the named key and whether to renew,
-    /// or `None` (a full handshake) for an unknown or expired key or a client not allowed to
-    /// resume.
-    pub(crate) fn decrypting_key(&self, name: [u8; 16]) -> Option<(Arc<TicketKey>, bool)> {
+    /// Ticket decryption: sets CLIENT_SUGGESTED and runs `open` on the named key (lent, as
+    /// above) and whether to renew; `None` (a full handshake) for an unknown or expired key or
+    /// a client not allowed to resume.
+    pub(crate) fn with_decrypting_key<T>(
+        &self,
+        name: [u8; 16],
+        open: impl FnOnce(&TicketKey, bool) -> T,
+    ) -> Option<T> {
         self.state().handshake.ticket_presented();
         if !self.may_issue {
             self.refused(RejectReason::UnknownKey);
             return None;
         }
-        match self
-            .shared
-            .ring
-            .find_key(&KeyName(name), self.shared.clock.now())
-        {
-            Ok(found) => Some(found),
+        let mut open = Some(open);
+        let mut out = None;
+        let found = self.shared.ring.with_key(
+            &KeyName(name),
+            self.shared.clock.now(),
+            &mut |key, renew| out = open.take().map(|open| open(key, renew)),
+        );
+        match found {
+            Ok(()) => out,
             Err(reason) => {
                 self.refused(reason);
                 None

@@ -365,17 +365,7 @@ pub(crate) fn stepping<T>(
     during: &Arc<During>,
     step: impl FnOnce() -> T,
 ) -> T {
-    match bridge {
-        Some(bridge) if bridge.resuming => {
-            let (out, received) =
-                receiving(|| BRIDGE.set(bridge, || crate::verify::recording(during, step)));
-            if let Some(received) = received {
-                bridge.store_received(received);
-            }
-            out
-        }
-        _ => crate::verify::recording(during, step),
-    }
+    bridged(bridge, || crate::verify::recording(during, step))
 }
 
 /// The session store of the client's configuration: the bridge of the connection being

@@ -835,8 +835,7 @@ impl TicketLifecycle for KeyRing {
     }
 
     fn encrypting_key(&self, now: UnixTime) -> Result<Arc<TicketKey>, KeyError> {
-        self.maintain_at_once(now)?;
-        self.read().keys.first().cloned().ok_or_else(no_key)
+        self.current(now, Arc::clone)
     }
 
     fn find_key(
@@ -844,9 +843,7 @@ impl TicketLifecycle for KeyRing {
         key_name: &KeyName,
         now: UnixTime,
     ) -> Result<(Arc<TicketKey>, bool), RejectReason> {
-        let waiting = self.maintain_at_once(now).unwrap_or(false);
-        let ring = self.read();
-        Self::lookup(&ring, key_name, now, waiting).map(|(key, renew)| (Arc::clone(key), renew))
+        self.named(key_name, now, |key, renew| (Arc::clone(key), renew))
     }
 
     fn with_encrypting_key(
@@ -854,10 +851,7 @@ impl TicketLifecycle for KeyRing {
         now: UnixTime,
         use_key: &mut dyn FnMut(&TicketKey),
     ) -> Result<(), KeyError> {
-        self.maintain_at_once(now)?;
-        let ring = self.read();
-        use_key(ring.keys.first().ok_or_else(no_key)?);
-        Ok(())
+        self.current(now, |key| use_key(key))
     }
 
     fn with_key(
@@ -866,29 +860,38 @@ impl TicketLifecycle for KeyRing {
         now: UnixTime,
         use_key: &mut dyn FnMut(&TicketKey, bool),
     ) -> Result<(), RejectReason> {
-        let waiting = self.maintain_at_once(now).unwrap_or(false);
-        let ring = self.read();
-        let (key, renew) = Self::lookup(&ring, key_name, now, waiting)?;
-        use_key(key, renew);
-        Ok(())
+        self.named(key_name, now, |key, renew| use_key(key, renew))
     }
 }
 
-/// A ring with no key: nothing seals.
-fn no_key() -> KeyError {
-    KeyError::Source("no ticket key available".into())
-}
-
 impl KeyRing {
-    /// The key named `key_name` in `ring` if it still decrypts at `now`, and whether a ticket
-    /// under it is to be renewed. `waiting`: the ring waits for the new slot's key.
-    fn lookup<'r>(
-        ring: &'r Ring,
+    /// `f` of the key that seals a ticket issued at `now` (rotating keys first if due), under
+    /// the read lock.
+    fn current<T>(
+        &self,
+        now: UnixTime,
+        f: impl FnOnce(&Arc<TicketKey>) -> T,
+    ) -> Result<T, KeyError> {
+        self.maintain_at_once(now)?;
+        let ring = self.read();
+        let key = ring
+            .keys
+            .first()
+            .ok_or_else(|| KeyError::Source("no ticket key available".into()))?;
+        Ok(f(key))
+    }
+
+    /// `f` of the key named `key_name`, if it still decrypts tickets at `now`, and whether a
+    /// ticket under it is to be renewed, under the read lock.
+    fn named<T>(
+        &self,
         key_name: &KeyName,
         now: UnixTime,
-        waiting: bool,
-    ) -> Result<(&'r Arc<TicketKey>, bool), RejectReason> {
+        f: impl FnOnce(&Arc<TicketKey>, bool) -> T,
+    ) -> Result<T, RejectReason> {
         // With no key at all nothing decrypts; the name is then unknown.
+        let waiting = self.maintain_at_once(now).unwrap_or(false);
+        let ring = self.read();
         let key = match ring.keys.iter().find(|k| k.name() == key_name) {
             Some(key) => key,
             // The rotation waits for the new slot's key, which another node of the fleet may
@@ -901,7 +904,7 @@ impl KeyRing {
             return Err(RejectReason::KeyExpired);
         }
         let renew = key.renew_at().is_some_and(|at| now >= at);
-        Ok((key, renew))
+        Ok(f(key, renew))
     }
 }
 
