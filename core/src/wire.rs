@@ -137,16 +137,26 @@ pub struct Tls12Ticket {
 /// `struct { uint32 ticket_lifetime_hint; opaque ticket<0..2^16-1>; }` (RFC 5077 §3.3);
 /// `None` unless the body is exactly that.
 pub fn parse_tls12_ticket(body: &[u8]) -> Option<Tls12Ticket> {
+    let (lifetime_hint, ticket) = read_tls12_ticket(body)?;
+    Some(Tls12Ticket {
+        lifetime_hint,
+        ticket: ticket.to_vec(),
+    })
+}
+
+/// What [`parse_tls12_ticket`] reads, without copying the ticket: the lifetime hint (seconds)
+/// and the ticket where it lies in `body`.
+pub fn read_tls12_ticket(body: &[u8]) -> Option<(u32, &[u8])> {
     let hint = body.get(..4)?;
     let len = usize::from(u16::from_be_bytes([*body.get(4)?, *body.get(5)?]));
     let ticket = body.get(6..6 + len)?;
     if body.len() != 6 + len {
         return None;
     }
-    Some(Tls12Ticket {
-        lifetime_hint: u32::from_be_bytes([hint[0], hint[1], hint[2], hint[3]]),
-        ticket: ticket.to_vec(),
-    })
+    Some((
+        u32::from_be_bytes([hint[0], hint[1], hint[2], hint[3]]),
+        ticket,
+    ))
 }
 
 /// What a ServerHello says of resumption.

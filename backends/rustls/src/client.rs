@@ -607,7 +607,7 @@ impl Bridge {
             .during
             .as_ref()
             .and_then(|during| lock(&during.wire).ticket.take());
-        let new_ticket = sent.filter(|t| !t.ticket.is_empty());
+        let new_ticket = sent.filter(|t| t.new);
         if self.offered().is_some() && new_ticket.is_none() {
             return;
         }

@@ -16,10 +16,18 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use crate::client::During;
-use tlsresume_core::wire::{parse_tls12_ticket, ClearHandshake, HANDSHAKE_NEW_SESSION_TICKET};
+use tlsresume_core::wire::{read_tls12_ticket, ClearHandshake, HANDSHAKE_NEW_SESSION_TICKET};
 
-/// A TLS 1.2 NewSessionTicket as the server sent it.
-pub(crate) type SentTicket = tlsresume_core::wire::Tls12Ticket;
+/// What a TLS 1.2 NewSessionTicket the server sent says: its lifetime hint, and whether it
+/// carries a ticket (an empty one keeps the client's, RFC 5077 §3.3). The ticket itself is not
+/// copied: rustls holds it in the session it saves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SentTicket {
+    /// `ticket_lifetime_hint`, seconds (0: unspecified).
+    pub(crate) lifetime_hint: u32,
+    /// Whether the ticket is not empty: a new one.
+    pub(crate) new: bool,
+}
 
 /// What the reader found, shared with the session-store bridge, and the reader itself (kept
 /// here, not in the tap, so that the connection holds nothing of it once the handshake is
@@ -43,8 +51,11 @@ impl WireRecord {
         let Self { ticket, reader } = self;
         reader.clear.feed(bytes, |kind, body| {
             if kind == HANDSHAKE_NEW_SESSION_TICKET {
-                if let Some(sent) = parse_tls12_ticket(body) {
-                    *ticket = Some(sent);
+                if let Some((lifetime_hint, sent)) = read_tls12_ticket(body) {
+                    *ticket = Some(SentTicket {
+                        lifetime_hint,
+                        new: !sent.is_empty(),
+                    });
                 }
             }
         });
@@ -157,15 +168,29 @@ mod tests {
         for chunk in wire.chunks(3) {
             out.feed(chunk);
         }
-        let got = out.ticket.clone();
         assert_eq!(
-            got,
+            out.ticket,
             Some(SentTicket {
                 lifetime_hint: 7200,
-                ticket: b"ticket-bytes".to_vec()
+                new: true
             })
         );
         assert!(out.reader.done);
+    }
+
+    /// An empty ticket (the server keeps the client's, RFC 5077 §3.3) is no new one, and its
+    /// hint is still the one sent.
+    #[test]
+    fn an_empty_ticket_is_read_as_none_sent() {
+        let mut out = WireRecord::default();
+        out.feed(&record(CONTENT_HANDSHAKE, &nst(300, b"")));
+        assert_eq!(
+            out.ticket,
+            Some(SentTicket {
+                lifetime_hint: 300,
+                new: false
+            })
+        );
     }
 
     #[test]
@@ -197,6 +222,6 @@ mod tests {
         }
         assert!(big.reader.done);
         assert_eq!(big.ticket, None);
-        assert!(parse_tls12_ticket(&[0, 0, 0, 1, 0, 5, 1]).is_none());
+        assert!(read_tls12_ticket(&[0, 0, 0, 1, 0, 5, 1]).is_none());
     }
 }
