@@ -23,7 +23,7 @@ use crate::sessions::KnownSessions;
 pub(crate) struct Finished<S> {
     pub(crate) conn: Connection<S>,
     pub(crate) info: SessionInfo,
-    pub(crate) saver: Option<TicketSaver>,
+    pub(crate) saver: Option<Box<TicketSaver>>,
     pub(crate) clock: Arc<ClockClaim>,
 }
 
@@ -201,10 +201,18 @@ impl ClientPending {
             sessions,
         };
         saver.save(&conn, &mut info);
+        // Kept for the connection's life only while something after the handshake can change
+        // what it reports or does: a TLS 1.3 ticket (sets the ticket bit even on a connection
+        // that does not resume, as Exim's GnuTLS client does, so kept whatever the policy), or
+        // a later refusal to turn into a certificate failure. A TLS 1.2 ticket came inside the
+        // handshake: the lifecycle goes now, as the rustls client's does. Boxed, so that a
+        // stream without it does not carry its room.
+        let keep =
+            protocol == ProtocolVersion::Tls13 || saver.handshake.needed_after_handshake(protocol);
         Ok(Finished {
             conn,
             info,
-            saver: Some(saver),
+            saver: keep.then(|| Box::new(saver)),
             clock,
         })
     }

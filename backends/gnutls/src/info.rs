@@ -17,7 +17,7 @@ use crate::ffi::Connection;
 pub struct Stream<S> {
     conn: Connection<S>,
     info: SessionInfo,
-    saver: Option<TicketSaver>,
+    saver: Option<Box<TicketSaver>>,
     _clock: Arc<ClockClaim>,
 }
 
@@ -25,7 +25,7 @@ impl<S: Read + Write> Stream<S> {
     pub(crate) fn new(
         conn: Connection<S>,
         info: SessionInfo,
-        saver: Option<TicketSaver>,
+        saver: Option<Box<TicketSaver>>,
         clock: Arc<ClockClaim>,
     ) -> Self {
         Self {

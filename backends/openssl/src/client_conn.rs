@@ -126,9 +126,10 @@ impl ClientConn {
         preverify_ok || self.settings.verify == VerifyMode::Try
     }
 
-    /// The OCSP status callback: checks the staple; under [`OcspMode::Require`] a full
-    /// handshake without a good staple fails here, as Exim's `hosts_require_ocsp` does (the
-    /// handshake's error is then an OCSP failure).
+    /// The OCSP status callback: checks the staple; under
+    /// [`OcspMode::Require`](tlsresume_core::OcspMode::Require) a full handshake without a good
+    /// staple fails here, as Exim's `hosts_require_ocsp` does (the handshake's error is then an
+    /// OCSP failure).
     pub(crate) fn status(&self, ssl: &SslRef) -> bool {
         let status = match ssl.ocsp_status() {
             None => OcspStatus::NoResponse,
