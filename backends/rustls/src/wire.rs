@@ -181,7 +181,7 @@ mod tests {
     /// An empty ticket (the server keeps the client's, RFC 5077 §3.3) is no new one, and its
     /// hint is still the one sent.
     #[test]
-    fn an_empty_ticket_is_read_as_none_sent() {
+    fn an_empty_ticket_is_no_new_one() {
         let mut out = WireRecord::default();
         out.feed(&record(CONTENT_HANDSHAKE, &nst(300, b"")));
         assert_eq!(
