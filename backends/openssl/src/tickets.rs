@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use crate::ffi::ArcIndex;
 use openssl::ssl::SslRef;
 use tlsresume_core::contract::ServerHandshake;
-use tlsresume_core::keys::key_ring::{KeyRing, TicketLifecycle};
+use tlsresume_core::keys::key_ring::{lend_encrypting_key, lend_key, KeyRing, TicketLifecycle};
 use tlsresume_core::keys::{KeyName, TicketKey};
 use tlsresume_core::{ProtocolVersion, RejectReason, SharedClock, UnixTime};
 
@@ -114,15 +114,7 @@ impl ServerConn {
         if !self.may_issue {
             return None;
         }
-        let mut seal = Some(seal);
-        let mut out = None;
-        self.shared
-            .ring
-            .with_encrypting_key(self.shared.clock.now(), &mut |key| {
-                out = seal.take().map(|seal| seal(key));
-            })
-            .ok()?;
-        out
+        lend_encrypting_key(&*self.shared.ring, self.shared.clock.now(), seal).ok()
     }
 
     /// Ticket decryption: sets CLIENT_SUGGESTED and runs `open` on the named key (lent, as
@@ -138,15 +130,13 @@ impl ServerConn {
             self.refused(RejectReason::UnknownKey);
             return None;
         }
-        let mut open = Some(open);
-        let mut out = None;
-        let found = self.shared.ring.with_key(
+        match lend_key(
+            &*self.shared.ring,
             &KeyName(name),
             self.shared.clock.now(),
-            &mut |key, renew| out = open.take().map(|open| open(key, renew)),
-        );
-        match found {
-            Ok(()) => out,
+            open,
+        ) {
+            Ok(opened) => Some(opened),
             Err(reason) => {
                 self.refused(reason);
                 None

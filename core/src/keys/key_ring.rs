@@ -864,6 +864,43 @@ impl TicketLifecycle for KeyRing {
     }
 }
 
+/// `f` of the key that seals a ticket issued at `now`, lent by
+/// [`TicketLifecycle::with_encrypting_key`] for the call: a closure run once, with what it
+/// returns (the `FnMut` the trait takes, for a caller's `FnOnce`). A lifecycle that answers
+/// without lending a key fails here as one without a key.
+pub fn lend_encrypting_key<L, T>(
+    lifecycle: &L,
+    now: UnixTime,
+    f: impl FnOnce(&TicketKey) -> T,
+) -> Result<T, KeyError>
+where
+    L: TicketLifecycle + ?Sized,
+{
+    let (mut f, mut out) = (Some(f), None);
+    lifecycle.with_encrypting_key(now, &mut |key| out = f.take().map(|f| f(key)))?;
+    out.ok_or_else(|| KeyError::Source("no ticket key available".into()))
+}
+
+/// `f` of the key named `key_name` and whether a ticket under it is to be renewed, lent by
+/// [`TicketLifecycle::with_key`] for the call, with what it returns (as
+/// [`lend_encrypting_key`]). A lifecycle that answers without lending a key fails here as one
+/// that does not know the name.
+pub fn lend_key<L, T>(
+    lifecycle: &L,
+    key_name: &KeyName,
+    now: UnixTime,
+    f: impl FnOnce(&TicketKey, bool) -> T,
+) -> Result<T, RejectReason>
+where
+    L: TicketLifecycle + ?Sized,
+{
+    let (mut f, mut out) = (Some(f), None);
+    lifecycle.with_key(key_name, now, &mut |key, renew| {
+        out = f.take().map(|f| f(key, renew));
+    })?;
+    out.ok_or(RejectReason::UnknownKey)
+}
+
 impl KeyRing {
     /// `f` of the key that seals a ticket issued at `now` (rotating keys first if due), under
     /// the read lock.

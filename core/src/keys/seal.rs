@@ -12,7 +12,9 @@ use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use crate::clock::UnixTime;
-use crate::keys::key_ring::{Decision, RejectReason, TicketLifecycle};
+use crate::keys::key_ring::{
+    lend_encrypting_key, lend_key, Decision, RejectReason, TicketLifecycle,
+};
 use crate::keys::{KeyError, KeyName, TicketKey};
 
 const NAME_LEN: usize = 16;
@@ -74,12 +76,10 @@ impl TicketSealer {
         self.rng
             .fill(&mut nonce)
             .map_err(|_| KeyError::Source("the system random generator failed".into()))?;
-        let mut sealed = Err(KeyError::Source("ticket sealing failed".into()));
         // The key is lent for the sealing (no reference of it taken per ticket).
-        self.lifecycle.with_encrypting_key(now, &mut |key| {
-            sealed = seal_under(key, nonce, state, now);
-        })?;
-        sealed
+        lend_encrypting_key(&*self.lifecycle, now, |key| {
+            seal_under(key, nonce, state, now)
+        })?
     }
 
     /// Opens a ticket presented at `now`. Any input is safe: garbage, truncation or tampering
@@ -91,19 +91,15 @@ impl TicketSealer {
         let (name, rest) = ticket.split_at(NAME_LEN);
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
         let key_name = KeyName::from_slice(name).ok_or(OpenError::Malformed)?;
-        let mut opened = Err(OpenError::Malformed);
-        let mut renew = false;
         // The key is lent for the opening (no reference of it taken per ticket).
-        self.lifecycle
-            .with_key(&key_name, now, &mut |key, renewing| {
-                renew = renewing;
-                opened = open_under(key, nonce, sealed);
-            })
-            .map_err(|reason| match reason {
-                // An unknown name is indistinguishable from garbage.
-                RejectReason::UnknownKey => OpenError::Malformed,
-                other => OpenError::Rejected(other),
-            })?;
+        let (opened, renew) = lend_key(&*self.lifecycle, &key_name, now, |key, renew| {
+            (open_under(key, nonce, sealed), renew)
+        })
+        .map_err(|reason| match reason {
+            // An unknown name is indistinguishable from garbage.
+            RejectReason::UnknownKey => OpenError::Malformed,
+            other => OpenError::Rejected(other),
+        })?;
         let (body, issued) = opened?;
         self.lifecycle
             .check_age(issued, now)
